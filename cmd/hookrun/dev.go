@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookrun/hookrun/pkg/embednats"
+	"github.com/hookrun/hookrun/pkg/secretbox"
+	"github.com/hookrun/hookrun/pkg/service"
+	"github.com/hookrun/hookrun/services/dispatcher"
+	"github.com/hookrun/hookrun/services/executor"
+	"github.com/hookrun/hookrun/services/ingress"
+	"github.com/hookrun/hookrun/services/keys"
+)
+
+type devOptions struct {
+	dataDir        string
+	ingressAddr    string
+	keysAddr       string
+	dispatcherAddr string
+	executorAddr   string
+	natsPort       int
+	noSample       bool
+}
+
+func newDevCmd() *cobra.Command {
+	o := devOptions{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run ingress, dispatcher, executor and keys in one process with an embedded NATS",
+		Long: `Run the whole system in one process: an embedded nats-server (JetStream,
+data in HOOKRUN_DATA_DIR, kept across restarts) and the four services. Dedup
+claims go to Redis when HOOKRUN_REDIS_URL is set, else to NATS KV.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDev(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", service.Env("DATA_DIR", "./.hookrun"), "where NATS data, the secret key and the admin token are kept (HOOKRUN_DATA_DIR)")
+	f.StringVar(&o.ingressAddr, "ingress-addr", service.Env("INGRESS_ADDR", "127.0.0.1:8080"), "ingress listen address (HOOKRUN_INGRESS_ADDR)")
+	f.StringVar(&o.keysAddr, "keys-addr", service.Env("KEYS_ADDR", "127.0.0.1:8081"), "keys API listen address (HOOKRUN_KEYS_ADDR)")
+	f.StringVar(&o.dispatcherAddr, "dispatcher-addr", service.Env("DISPATCHER_ADDR", "127.0.0.1:8082"), "dispatcher health/metrics address (HOOKRUN_DISPATCHER_ADDR)")
+	f.StringVar(&o.executorAddr, "executor-addr", service.Env("EXECUTOR_ADDR", "127.0.0.1:8083"), "executor health/metrics address (HOOKRUN_EXECUTOR_ADDR)")
+	f.IntVar(&o.natsPort, "nats-port", -1, "embedded NATS client port (-1: a free one)")
+	f.BoolVar(&o.noSample, "no-sample", false, "do not create the sample job and webhook")
+	return cmd
+}
+
+// persisted returns the value of env var name, else the content of file in
+// dir, else a new value made by gen and written there (0600).
+func persisted(name, dir, file string, gen func() string) (string, bool, error) {
+	if v := os.Getenv(name); v != "" {
+		return v, false, nil
+	}
+	p := filepath.Join(dir, file)
+	if b, err := os.ReadFile(p); err == nil {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	v := gen()
+	if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
+		return "", false, err
+	}
+	return v, true, nil
+}
+
+func newToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "hra_" + hex.EncodeToString(b)
+}
+
+func runDev(ctx context.Context, o devOptions, out io.Writer) error {
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return err
+	}
+	secretKey, _, err := persisted("HOOKRUN_SECRET_KEY", o.dataDir, "secret.key", secretbox.NewKey)
+	if err != nil {
+		return err
+	}
+	tokens, _, err := persisted("HOOKRUN_ADMIN_TOKENS", o.dataDir, "admin.token", newToken)
+	if err != nil {
+		return err
+	}
+	ns, err := embednats.Start(embednats.Options{Port: o.natsPort, StoreDir: filepath.Join(o.dataDir, "nats")})
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+
+	common, err := service.CommonFromEnv("")
+	if err != nil {
+		return err
+	}
+	common.NATSURL, common.SecretKey = ns.ClientURL(), secretKey
+	log := service.Logger("", common.LogLevel)
+
+	open := func(name, addr string) (*service.Deps, service.Common, error) {
+		c := common
+		c.HTTPAddr = addr
+		d, err := service.Open(ctx, name, c, log.With("service", name))
+		return d, c, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	addrs := map[string]chan net.Addr{"ingress": make(chan net.Addr, 1), "keys": make(chan net.Addr, 1), "dispatcher": make(chan net.Addr, 1), "executor": make(chan net.Addr, 1)}
+	readyFn := func(name string) func(net.Addr) { return func(a net.Addr) { addrs[name] <- a } }
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+
+	// Keys.
+	kd, kc, err := open("keys", o.keysAddr)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, kd.Close)
+	ks := keys.FromDeps(keys.Config{Common: kc, AdminTokens: keys.ParseTokens(tokens)}, kd)
+	g.Go(func() error { return ks.Run(gctx, readyFn("keys")) })
+
+	// Ingress.
+	id, ic, err := open("ingress", o.ingressAddr)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, id.Close)
+	icfg, err := ingress.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	icfg.Common = ic
+	in, err := ingress.FromDeps(ctx, icfg, id)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return in.Run(gctx, readyFn("ingress")) })
+
+	// Dispatcher.
+	dd, dc, err := open("dispatcher", o.dispatcherAddr)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, dd.Close)
+	dcfg, err := dispatcher.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	dcfg.Common = dc
+	disp, err := dispatcher.FromDeps(ctx, dcfg, dd)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return disp.Run(gctx, readyFn("dispatcher")) })
+
+	// Executor.
+	xd, xc, err := open("executor", o.executorAddr)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, xd.Close)
+	xcfg, err := executor.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	xcfg.Common = xc
+	x := executor.FromDeps(xcfg, xd)
+	g.Go(func() error { return x.Run(gctx, readyFn("executor")) })
+
+	got := map[string]string{}
+	for name, ch := range addrs {
+		select {
+		case a := <-ch:
+			got[name] = "http://" + a.String()
+		case <-gctx.Done():
+			return g.Wait()
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("%s did not start in 30s", name)
+		}
+	}
+	token := keys.ParseTokens(tokens)[0]
+	fmt.Fprintf(out, "Hookrun is running (all-in-one).\n\n")
+	fmt.Fprintf(out, "  ingress     %s\n  keys API    %s\n  dispatcher  %s/metrics\n  executor    %s/metrics\n  nats        %s (embedded, data in %s)\n\n",
+		got["ingress"], got["keys"], got["dispatcher"], got["executor"], ns.ClientURL(), o.dataDir)
+	fmt.Fprintf(out, "Admin token: %s\n\n  export HOOKRUN_API_URL=%s HOOKRUN_ADMIN_TOKEN=%s\n\n", token, got["keys"], token)
+	if !o.noSample {
+		path, err := ensureSample(gctx, got["keys"], token)
+		if err != nil {
+			fmt.Fprintf(out, "(could not create the sample job: %v)\n", err)
+		} else {
+			fmt.Fprintf(out, "Trigger the sample job:\n\n  curl -sS -X POST %s%s -H 'Content-Type: application/json' -d '{\"message\": \"hello from curl\"}'\n\n", got["ingress"], path)
+			fmt.Fprintf(out, "then see the run (executionId from the answer):\n\n  curl -sS -H 'Authorization: Bearer %s' %s/v1/runs/<executionId>\n\n", token, got["keys"])
+		}
+	}
+	fmt.Fprintln(out, "Ready. Ctrl-C stops.")
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// ensureSample creates (idempotently) a job that echoes its payload and a
+// secret-URL webhook on it, and returns the webhook's endpoint path.
+func ensureSample(ctx context.Context, api, token string) (string, error) {
+	put := func(path string, body any) (map[string]any, error) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, api+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		if resp.StatusCode >= 300 {
+			return nil, fmt.Errorf("PUT %s: %s %v", path, resp.Status, m["error"])
+		}
+		return m, nil
+	}
+	if _, err := put("/v1/jobs/hello", map[string]any{
+		"apiVersion": "hookrun.dev/v1", "kind": "Job", "metadata": map[string]any{"name": "hello"},
+		"spec": map[string]any{"command": []string{"/bin/sh", "-c", `echo "hello job got: $HOOKRUN_ARG_WEBHOOK_PAYLOAD"`}, "timeout": "1m"},
+	}); err != nil {
+		return "", err
+	}
+	w, err := put("/v1/webhooks/hello", map[string]any{
+		"apiVersion": "hookrun.dev/v1", "kind": "Webhook", "metadata": map[string]any{"name": "hello"},
+		"spec": map[string]any{"job": "hello", "methods": []string{"GET", "POST"}, "auth": map[string]any{"none": map[string]any{}}},
+	})
+	if err != nil {
+		return "", err
+	}
+	st, _ := w["status"].(map[string]any)
+	p, _ := st["endpointPath"].(string)
+	if p == "" {
+		return "", errors.New("no endpointPath in the answer")
+	}
+	return p, nil
+}

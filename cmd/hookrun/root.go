@@ -1,0 +1,42 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+const rootHelp = `hookrun turns webhook calls into job runs.
+
+  hookrun dev                      run everything in one process (embedded NATS)
+  hookrun apply -f FILE|DIR        create or update jobs, secrets, webhooks
+  hookrun get jobs|webhooks|keys|runs [NAME]
+  hookrun send WEBHOOK --data @file
+  hookrun runs watch [RUN]
+
+The API is found in HOOKRUN_API_URL (default http://127.0.0.1:8081), its
+token in HOOKRUN_ADMIN_TOKEN.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the API
+(invalid input, 4xx), 5 API unavailable (5xx or no answer), 6 a run ended
+in another status than succeeded (runs watch, send --wait).`
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "hookrun",
+		Short:         "Hookrun: inbound webhooks to job runs",
+		Long:          rootHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newDevCmd(), newProbeCmd())
+	addClientCommands(root)
+	return root
+}
+
+// addClientCommands is extended by the API client commands.
+var clientCommands []func() *cobra.Command
+
+func addClientCommands(root *cobra.Command) {
+	for _, f := range clientCommands {
+		root.AddCommand(f())
+	}
+}

@@ -1,0 +1,186 @@
+package argtemplate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"text/template"
+)
+
+// MaxValueBytes is the largest rendered argument value. Values become
+// environment variables, which operating systems limit.
+const MaxValueBytes = 64 << 10
+
+// ErrValueTooLarge is returned when an argument renders to more than
+// MaxValueBytes.
+var ErrValueTooLarge = fmt.Errorf("value exceeds %d bytes", MaxValueBytes)
+
+// noValue is what text/template prints for a missing key or a nil.
+const noValue = "<no value>"
+
+// Arg is one job argument as configured.
+type Arg struct {
+	// Name is the argument's name, unique within the job.
+	Name string
+	// Default is used when Value is empty or cannot be resolved; nil
+	// means the argument has no default.
+	Default *string
+	// Value is a text/template rendered against the delivery; "" means
+	// use Default.
+	Value string
+}
+
+// label names the argument in errors the way an operator finds it in YAML.
+func label(i int, a Arg) string { return fmt.Sprintf("args[%d] (%s)", i, a.Name) }
+
+// CheckDefaults reports the first argument that has neither a default nor
+// a value template, so it could never be resolved from a GET delivery.
+func CheckDefaults(args []Arg) error {
+	for i, a := range args {
+		if a.Default == nil && a.Value == "" {
+			return fmt.Errorf("%s: needs a default or a value", label(i, a))
+		}
+	}
+	return nil
+}
+
+// Set is a job's compiled argument templates. It is safe for concurrent
+// use.
+type Set struct {
+	args []compiled
+}
+
+type compiled struct {
+	arg  Arg
+	tmpl *template.Template // nil when Value is empty
+}
+
+// Compile parses every argument's value template. The control plane calls
+// it when a job is applied, so a bad template is refused there; an error
+// names the argument: `args[1] (ref): template: ref:1: ...`.
+func Compile(args []Arg) (*Set, error) {
+	s := &Set{args: make([]compiled, 0, len(args))}
+	seen := make(map[string]bool, len(args))
+	for i, a := range args {
+		if a.Name == "" {
+			return nil, fmt.Errorf("%s: name is empty", label(i, a))
+		}
+		if seen[a.Name] {
+			return nil, fmt.Errorf("%s: duplicate name", label(i, a))
+		}
+		seen[a.Name] = true
+		c := compiled{arg: a}
+		if a.Value != "" {
+			t, err := template.New(a.Name).Option("missingkey=error").Funcs(funcs(nil)).Parse(a.Value)
+			if err == nil {
+				err = validate(t)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", label(i, a), err)
+			}
+			c.tmpl = t
+		}
+		s.args = append(s.args, c)
+	}
+	return s, nil
+}
+
+// Resolve renders every argument against d and returns name → value. It
+// stops at the first argument that cannot be resolved; see the package
+// documentation for when a default is used.
+func (s *Set) Resolve(d Data) (map[string]string, error) {
+	root := d.root()
+	out := make(map[string]string, len(s.args))
+	for _, c := range s.args {
+		v, err := c.resolve(root, d.Header)
+		if err != nil {
+			return nil, fmt.Errorf("arg %q: %w", c.arg.Name, err)
+		}
+		out[c.arg.Name] = v
+	}
+	return out, nil
+}
+
+func (c compiled) resolve(root map[string]any, header map[string]string) (string, error) {
+	if c.tmpl == nil {
+		if c.arg.Default == nil {
+			return "", errors.New("no value template and no default")
+		}
+		return *c.arg.Default, nil
+	}
+	v, strictErr := c.execute(root, header, "error")
+	if strictErr == nil && !strings.Contains(v, noValue) {
+		return v, nil
+	}
+	if errors.Is(strictErr, ErrValueTooLarge) {
+		return "", strictErr
+	}
+	if strictErr != nil {
+		// A missing key the template handles (default, if, with) is fine.
+		v, err := c.execute(root, header, "zero")
+		if errors.Is(err, ErrValueTooLarge) {
+			return "", err
+		}
+		if err == nil && !strings.Contains(v, noValue) {
+			return v, nil
+		}
+	}
+	if c.arg.Default != nil {
+		return *c.arg.Default, nil
+	}
+	reason := "no value"
+	if strictErr != nil {
+		reason = execReason(strictErr)
+	}
+	return "", fmt.Errorf("cannot resolve %s: %s", shorten(c.arg.Value), reason)
+}
+
+// execute renders the template with the given missingkey option. The
+// template is cloned because the header function is bound to this
+// delivery's headers.
+func (c compiled) execute(root map[string]any, header map[string]string, missingkey string) (string, error) {
+	t, err := c.tmpl.Clone()
+	if err != nil {
+		return "", err
+	}
+	t.Option("missingkey=" + missingkey).Funcs(funcs(header))
+	var w limitWriter
+	if err := t.Execute(&w, root); err != nil {
+		return "", err
+	}
+	return w.String(), nil
+}
+
+// execReason strips text/template's location prefix from an execution
+// error, leaving the cause: `map has no entry for key "ref"`.
+func execReason(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, ": executing "); ok {
+		if _, cause, ok := strings.Cut(rest, ">: "); ok {
+			return cause
+		}
+	}
+	return msg
+}
+
+// shorten keeps error messages readable for long templates.
+func shorten(s string) string {
+	const n = 120
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// limitWriter collects output and fails once it passes MaxValueBytes,
+// which stops the template early.
+type limitWriter struct {
+	strings.Builder
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	if w.Len()+len(p) > MaxValueBytes {
+		return 0, ErrValueTooLarge
+	}
+	return w.Builder.Write(p)
+}

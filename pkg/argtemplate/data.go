@@ -1,0 +1,171 @@
+package argtemplate
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// maxDepth is the deepest JSON nesting decoded; a deeper body is kept as
+// text so a hostile sender cannot make decoding and rendering recurse deep.
+const maxDepth = 64
+
+// Data is what an argument template sees. Build it with NewData.
+type Data struct {
+	// Body is the decoded body (see the package documentation); objects
+	// and lists may also be given as map[string]any and []any.
+	Body any
+	// Header maps canonical header names to their first value.
+	Header map[string]string
+	// Query maps query parameters to their first value.
+	Query map[string]string
+	// Method is the HTTP method.
+	Method string
+	// Webhook is the webhook's name.
+	Webhook string
+	// EventID is the delivery's event id.
+	EventID string
+}
+
+// NewData builds the template data of one delivery. The body is decoded
+// as JSON, with numbers kept as json.Number so big integers survive, when
+// it parses; otherwise it is the raw text.
+func NewData(body []byte, contentType string, h http.Header, q url.Values, method, webhook, eventID string) Data {
+	header := make(map[string]string, len(h))
+	for k, vs := range h {
+		ck := http.CanonicalHeaderKey(k)
+		if _, dup := header[ck]; !dup && len(vs) > 0 {
+			header[ck] = vs[0]
+		}
+	}
+	return Data{
+		Body:    decodeBody(body, contentType),
+		Header:  header,
+		Query:   firstValues(q),
+		Method:  method,
+		Webhook: webhook,
+		EventID: eventID,
+	}
+}
+
+// root is the template's dot.
+func (d Data) root() map[string]any {
+	return map[string]any{
+		"body":    wrap(d.Body),
+		"header":  d.Header,
+		"query":   d.Query,
+		"method":  d.Method,
+		"webhook": d.Webhook,
+		"eventId": d.EventID,
+	}
+}
+
+func decodeBody(body []byte, contentType string) any {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return jsonObject{}
+	}
+	if mt, _, _ := strings.Cut(contentType, ";"); strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+		if v, err := url.ParseQuery(string(body)); err == nil {
+			m := make(jsonObject, len(v))
+			for k, s := range firstValues(v) {
+				m[k] = s
+			}
+			return m
+		}
+		return string(body)
+	}
+	if depth(body) > maxDepth || !json.Valid(body) {
+		return string(body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return string(body)
+	}
+	if v == nil {
+		return jsonObject{}
+	}
+	return wrap(v)
+}
+
+func firstValues(q url.Values) map[string]string {
+	m := make(map[string]string, len(q))
+	for k, vs := range q {
+		if len(vs) > 0 {
+			m[k] = vs[0]
+		}
+	}
+	return m
+}
+
+// depth returns the maximum nesting of arrays and objects in data, which
+// need not be valid JSON. Brackets inside strings do not count.
+func depth(data []byte) int {
+	var d, most int
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			d++
+			most = max(most, d)
+		case c == ']' || c == '}':
+			d--
+		}
+	}
+	return most
+}
+
+// jsonObject and jsonList are decoded JSON objects and arrays. They print
+// as JSON: text/template prints a fmt.Stringer with its String method.
+type (
+	jsonObject map[string]any
+	jsonList   []any
+)
+
+func (o jsonObject) String() string { return mustJSON(o) }
+func (l jsonList) String() string   { return mustJSON(l) }
+
+func mustJSON(v any) string {
+	s, err := toJSON(v)
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
+// wrap converts plain decoded JSON (map[string]any, []any, float64) into
+// the types above. Values NewData produced are already converted.
+func wrap(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		o := make(jsonObject, len(v))
+		for k, e := range v {
+			o[k] = wrap(e)
+		}
+		return o
+	case []any:
+		l := make(jsonList, len(v))
+		for i, e := range v {
+			l[i] = wrap(e)
+		}
+		return l
+	case float64:
+		return json.Number(strconv.FormatFloat(v, 'f', -1, 64))
+	}
+	return v
+}

@@ -1,0 +1,69 @@
+// Package argtemplate resolves a job's arguments from a delivery.
+//
+// A job argument has a name, an optional default and an optional value
+// template:
+//
+//	args:
+//	  - {name: topic, default: "AI startups", value: "{{ .body.topic }}"}
+//	  - {name: event, value: '{{ header "X-GitHub-Event" }}'}
+//	  - {name: mode, default: "full"}
+//
+// The value is a Go text/template (https://pkg.go.dev/text/template). The
+// run gets the rendered text, or the default when the template cannot be
+// resolved. Every argument needs a default or a value (CheckDefaults).
+//
+// # Data
+//
+//   - .body: the request body. A JSON body is decoded: objects and arrays
+//     can be walked (.body.repository.name, index .body.commits 0), numbers
+//     keep their exact text (a 20-digit id survives). A body of content type
+//     application/x-www-form-urlencoded is a map of the first value of each
+//     field. An empty body, or a JSON null, is an empty object. Any other
+//     body, including JSON nested deeper than 64 levels, is the raw text.
+//   - .header: header name to first value, keyed by canonical name
+//     ("X-Github-Event"). A name with a dash cannot be written as a field
+//     (.header.X-Foo is not template syntax); use the header function,
+//     which ignores case: {{ header "X-GitHub-Event" }}.
+//   - .query: query parameter to first value ({{ .query.env }}); case-sensitive.
+//   - .method, .webhook, .eventId: the HTTP method, the webhook's name and
+//     the delivery's event id.
+//
+// A field that holds an object or a list renders as JSON ({"a":1}, not Go's
+// map[a:1]). A body key named String must be read with index
+// (index .body "String"): .body.String names the method that renders JSON.
+//
+// # Functions
+//
+// Beside text/template's built-ins (index, len, eq, printf, ...):
+//
+//   - header NAME: the header's first value, any case; no value if absent.
+//   - json V: V as compact JSON: {{ json .body.labels }}.
+//   - default D V: V, unless V is missing, null, "" or an empty list or
+//     object, then D: {{ .body.branch | default "main" }}. It covers a
+//     missing last key; a missing parent (.body.a.b with no "a") still fails.
+//   - lower V, upper V, trim V: V as text, lower-cased, upper-cased, or with
+//     surrounding white space removed.
+//   - join LIST SEP: the list's items as text, separated by SEP; the piped
+//     form .body.tags | join "," works too.
+//   - toString V: V as text, JSON for objects and lists, "" for null.
+//
+// # Limits
+//
+// A value may loop only over delivery data ({{ range .body.commits }}), so
+// its running time is bounded by the body's size: define, template and
+// block are refused, and a number may appear only as an argument to a
+// function that does not return it ({{ index .body.list 0 }},
+// {{ printf "%03d" 7 }}, not {{ range 1000 }}). A rendered value over
+// 64 KiB is an error, default or not.
+//
+// # Resolution
+//
+// A value is rendered with missingkey=error. When that fails, it is
+// rendered again with missing keys as no value, so default and if can
+// handle them. If the result still is not complete (an error, or a part
+// with no value, such as a missing key or a JSON null printed directly),
+// the argument takes its default; without a default, resolution fails with
+// an error that names the argument and the template, which the dispatcher
+// records as the run's failure. An empty rendered value is a value: it
+// does not fall back.
+package argtemplate

@@ -1,0 +1,269 @@
+package argtemplate
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func ptr(s string) *string { return &s }
+
+const pushBody = `{
+  "ref": "refs/heads/main",
+  "id": 12345678901234567890,
+  "draft": null,
+  "empty": "",
+  "repository": {"name": "hookrun", "topics": ["go", "nats"], "owner": {"login": "octo"}},
+  "commits": [{"id": "a1", "message": "Fix it"}, {"id": "b2", "message": "Add <b>"}]
+}`
+
+func pushData() Data {
+	h := http.Header{}
+	h["x-github-event"] = []string{"push"} // as a raw, non-canonical name
+	h.Set("Content-Type", "application/json")
+	return NewData([]byte(pushBody), "application/json", h,
+		url.Values{"env": {"prod", "dev"}}, http.MethodPost, "report-github-push", "evt-1")
+}
+
+// resolveOne compiles a single argument and resolves it against d.
+func resolveOne(t *testing.T, a Arg, d Data) (string, error) {
+	t.Helper()
+	if a.Name == "" {
+		a.Name = "x"
+	}
+	s, err := Compile([]Arg{a})
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	out, err := s.Resolve(d)
+	return out[a.Name], err
+}
+
+func TestResolve_RendersDeliveryValues(t *testing.T) {
+	tests := []struct {
+		name, value, want string
+	}{
+		{"body field", `{{ .body.ref }}`, "refs/heads/main"},
+		{"nested field", `{{ .body.repository.owner.login }}`, "octo"},
+		{"list item", `{{ index .body.repository.topics 1 }}`, "nats"},
+		{"field of list item", `{{ (index .body.commits 0).message }}`, "Fix it"},
+		{"big integer keeps its digits", `{{ .body.id }}`, "12345678901234567890"},
+		{"header func ignores case", `{{ header "X-GitHub-Event" }}`, "push"},
+		{"header map by canonical name", `{{ index .header "X-Github-Event" }}`, "push"},
+		{"query first value", `{{ .query.env }}`, "prod"},
+		{"method webhook eventId", `{{ .method }} {{ .webhook }} {{ .eventId }}`, "POST report-github-push evt-1"},
+		{"text around actions", `branch={{ .body.ref }};`, "branch=refs/heads/main;"},
+		{"range", `{{ range .body.commits }}{{ .id }},{{ end }}`, "a1,b2,"},
+		{"if on missing key", `{{ if .body.action }}yes{{ else }}no{{ end }}`, "no"},
+		{"empty string is a value", `{{ .body.empty }}`, ""},
+		{"plain text", `literal`, "literal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := resolveOne(t, Arg{Value: tt.value, Default: ptr("DEFAULT")}, pushData())
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Resolve = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestResolve_FallsBackToDefault(t *testing.T) {
+	tests := []struct {
+		name, value string
+	}{
+		{"missing key", `{{ .body.topic }}`},
+		{"missing parent", `{{ .body.pull_request.number }}`},
+		{"null value", `{{ .body.draft }}`},
+		{"missing key among text", `topic={{ .body.topic }}`},
+		{"missing header", `{{ header "X-Missing" }}`},
+		{"function error", `{{ join .body.ref "," }}`},
+		{"index out of range", `{{ index .body.commits 9 }}`},
+		{"no value template", ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := resolveOne(t, Arg{Value: tt.value, Default: ptr("AI startups")}, pushData())
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			if got != "AI startups" {
+				t.Errorf("Resolve = %q, want the default", got)
+			}
+		})
+	}
+}
+
+func TestResolve_UnresolvableWithoutDefaultNamesTheArg(t *testing.T) {
+	tests := []struct {
+		name, value, want string
+	}{
+		{"missing key", `{{ .body.topic }}`, `arg "x": cannot resolve {{ .body.topic }}: map has no entry for key "topic"`},
+		{"null value", `{{ .body.draft }}`, `arg "x": cannot resolve {{ .body.draft }}: no value`},
+		{"no value template", ``, `arg "x": no value template and no default`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := resolveOne(t, Arg{Value: tt.value}, pushData())
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("Resolve error = %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestResolve_StopsAtFirstUnresolvableArg(t *testing.T) {
+	s, err := Compile([]Arg{
+		{Name: "ok", Value: "{{ .body.ref }}"},
+		{Name: "ref", Value: "{{ .body.nope }}"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Resolve(pushData())
+	if out != nil || err == nil || !strings.HasPrefix(err.Error(), `arg "ref": `) {
+		t.Fatalf("Resolve = %v, %v; want nil and an error for arg ref", out, err)
+	}
+}
+
+func TestResolve_RendersObjectsAsJSON(t *testing.T) {
+	plain := Data{Body: map[string]any{"a": map[string]any{"b": []any{1.0, "x", nil, 2.5e6}}}}
+	tests := []struct {
+		name  string
+		d     Data
+		value string
+		want  string
+	}{
+		{"object", pushData(), `{{ .body.repository.owner }}`, `{"login":"octo"}`},
+		{"list", pushData(), `{{ .body.repository.topics }}`, `["go","nats"]`},
+		{"no html escaping", pushData(), `{{ index .body.commits 1 }}`, `{"id":"b2","message":"Add <b>"}`},
+		{"plain go maps", plain, `{{ .body }}`, `{"a":{"b":[1,"x",null,2500000]}}`},
+		{"text body", NewData([]byte("hello"), "text/plain", nil, nil, "POST", "w", "e"), `{{ .body }}`, "hello"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := resolveOne(t, Arg{Value: tt.value}, tt.d)
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Resolve = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestResolve_RejectsOversizedValue(t *testing.T) {
+	big := `{"s":"` + strings.Repeat("a", MaxValueBytes+1) + `"}`
+	d := NewData([]byte(big), "application/json", nil, nil, "POST", "w", "e")
+	for _, value := range []string{
+		`{{ .body.s }}`,
+		`{{ if .body.s }}{{ .body.s | upper }}{{ end }}`,
+		`x{{ json .body }}`,
+		`{{ range len .body.s }}x{{ end }}`,
+		`{{ .body.nope | default .body.s }}`,
+	} {
+		t.Run(value, func(t *testing.T) {
+			_, err := resolveOne(t, Arg{Value: value, Default: ptr("small")}, d)
+			if !errors.Is(err, ErrValueTooLarge) {
+				t.Fatalf("Resolve error = %v, want %v", err, ErrValueTooLarge)
+			}
+		})
+	}
+}
+
+func TestResolve_ConcurrentUse(t *testing.T) {
+	s, err := Compile([]Arg{{Name: "event", Value: `{{ header "X-GitHub-Event" }}:{{ .body.ref }}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				out, err := s.Resolve(pushData())
+				if err != nil || out["event"] != "push:refs/heads/main" {
+					t.Errorf("Resolve = %v, %v", out, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestCompile_NamesTheArg(t *testing.T) {
+	tests := []struct {
+		name string
+		args []Arg
+		want string
+	}{
+		{"parse error", []Arg{{Name: "topic", Value: "x"}, {Name: "ref", Value: "{{ .body.ref"}}, "args[1] (ref): template: ref:1: unclosed action"},
+		{"unknown function", []Arg{{Name: "ref", Value: "{{ nope .body }}"}}, `args[0] (ref): template: ref:1: function "nope" not defined`},
+		{"duplicate name", []Arg{{Name: "a", Value: "x"}, {Name: "a", Value: "y"}}, "args[1] (a): duplicate name"},
+		{"empty name", []Arg{{Value: "x"}}, "args[0] (): name is empty"},
+		{"define", []Arg{{Name: "a", Value: `{{ define "t" }}x{{ end }}`}}, "args[0] (a): " + errDefine.Error()},
+		{"template", []Arg{{Name: "a", Value: `{{ template "a" . }}`}}, "args[0] (a): " + errDefine.Error()},
+		{"block", []Arg{{Name: "a", Value: `{{ block "t" . }}x{{ end }}`}}, "args[0] (a): " + errDefine.Error()},
+		{"range over a number", []Arg{{Name: "a", Value: `{{ range 1000000000 }}{{ end }}`}}, "args[0] (a): " + errNumber.Error()},
+		{"number through or", []Arg{{Name: "a", Value: `{{ range or .body.n 1000000000 }}{{ end }}`}}, "args[0] (a): " + errNumber.Error()},
+		{"number in a variable", []Arg{{Name: "a", Value: `{{ $n := 9 }}{{ with .body }}{{ range (($n)) }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNumber.Error()},
+		{"number in parentheses", []Arg{{Name: "a", Value: `{{ if .body }}{{ range (1000) }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNumber.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Compile(tt.args)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("Compile error = %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCompile_AllowsNumbersAsFunctionArguments(t *testing.T) {
+	for _, v := range []string{
+		`{{ index .body.list 0 }}`,
+		`{{ if gt (len .body.list) 2 }}many{{ else }}{{ printf "%03d" 7 }}{{ end }}`,
+		`{{ range $i, $c := .body.commits }}{{ if lt $i 3 }}{{ $c.id }}{{ end }}{{ end }}`,
+		`{{ slice .body.ref 0 4 }}`,
+	} {
+		if _, err := Compile([]Arg{{Name: "a", Value: v}}); err != nil {
+			t.Errorf("Compile(%s): %v", v, err)
+		}
+	}
+}
+
+func TestCheckDefaults(t *testing.T) {
+	tests := []struct {
+		name string
+		args []Arg
+		want string
+	}{
+		{"default only", []Arg{{Name: "a", Default: ptr("")}}, ""},
+		{"value only", []Arg{{Name: "a", Value: "{{ .body.a }}"}}, ""},
+		{"none", nil, ""},
+		{"first offender named", []Arg{{Name: "a", Value: "x"}, {Name: "b"}, {Name: "c"}}, "args[1] (b): needs a default or a value"},
+		{"literal value", []Arg{{Name: "c", Value: " "}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckDefaults(tt.args)
+			if got := errString(err); got != tt.want {
+				t.Errorf("CheckDefaults = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

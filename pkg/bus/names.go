@@ -1,0 +1,128 @@
+// Package bus defines Hookrun's NATS layout once — stream, subject, consumer,
+// bucket and header names — and creates it idempotently at start-up.
+//
+// Nobody else formats a subject string: services call the functions here.
+package bus
+
+import (
+	"strings"
+)
+
+// Stream names.
+const (
+	// StreamDeliveries holds every accepted delivery (limits retention, the
+	// audit log and the replay source).
+	StreamDeliveries = "DELIVERIES"
+	// StreamRuns holds resolved run requests (work-queue retention, one
+	// durable consumer per job).
+	StreamRuns = "RUNS"
+	// StreamStatus holds status events of runs and deliveries; the last
+	// message per subject is the current state.
+	StreamStatus = "STATUS"
+)
+
+// KV bucket names.
+const (
+	BucketJobs          = "hookrun_jobs"
+	BucketWebhooks      = "hookrun_webhooks"
+	BucketKeys          = "hookrun_keys"
+	BucketSecrets       = "hookrun_secrets"
+	BucketWebhookStatus = "hookrun_webhook_status"
+	BucketDedup         = "hookrun_dedup"
+	BucketCancels       = "hookrun_cancels"
+	BucketLeases        = "hookrun_leases"
+)
+
+// Consumer names.
+const (
+	// ConsumerDispatcher is the durable pull consumer all dispatchers share.
+	ConsumerDispatcher = "dispatcher"
+	// ConsumerCallbacks is the durable consumer that delivers callbacks.
+	ConsumerCallbacks = "callbacks"
+)
+
+// Subject prefixes.
+const (
+	prefixDeliveries = "hookrun.deliveries"
+	prefixRuns       = "hookrun.runs"
+	prefixStatus     = "hookrun.status"
+	prefixOutput     = "hookrun.output"
+	prefixCancel     = "hookrun.cancel"
+)
+
+// Message headers.
+const (
+	HeaderMsgID     = "Nats-Msg-Id"
+	HeaderSchema    = "Hookrun-Schema"
+	HeaderDelivery  = "Hookrun-Delivery"
+	HeaderRun       = "Hookrun-Run"
+	HeaderWebhook   = "Hookrun-Webhook"
+	HeaderStatus    = "Hookrun-Status"
+	HeaderNamespace = "Hookrun-Namespace"
+)
+
+// DeliverySubject is the subject of one delivery in DELIVERIES.
+func DeliverySubject(ns, webhook, delivery string) string {
+	return join(prefixDeliveries, ns, webhook, delivery)
+}
+
+// DeliveryByIDFilter matches a delivery by id whatever its namespace and webhook.
+func DeliveryByIDFilter(delivery string) string {
+	return join(prefixDeliveries, "*", "*", delivery)
+}
+
+// RunSubject is the subject of run requests of one job in RUNS.
+func RunSubject(ns, job string) string { return join(prefixRuns, ns, job) }
+
+// StatusSubject is the subject of status events of a run or delivery id.
+func StatusSubject(ns, id string) string { return join(prefixStatus, ns, id) }
+
+// StatusByIDFilter matches the status subject of id in any namespace.
+func StatusByIDFilter(id string) string { return join(prefixStatus, "*", id) }
+
+// StatusAll matches every status subject.
+const StatusAll = prefixStatus + ".>"
+
+// OutputSubject carries live output lines of a run (core NATS, not stored).
+func OutputSubject(run string) string { return join(prefixOutput, run) }
+
+// CancelSubject carries cancel requests for a running run (core NATS).
+func CancelSubject(run string) string { return join(prefixCancel, run) }
+
+// JobConsumer is the durable consumer name of one job on RUNS.
+func JobConsumer(ns, job string) string { return "job_" + ns + "_" + job }
+
+// ConfigKey is the KV key of a namespaced resource.
+func ConfigKey(ns, name string) string { return ns + "." + name }
+
+// SplitConfigKey is the inverse of ConfigKey.
+func SplitConfigKey(key string) (ns, name string, ok bool) {
+	return strings.Cut(key, ".")
+}
+
+func join(parts ...string) string { return strings.Join(parts, ".") }
+
+// SafeToken reports whether s can stand as one subject token: no dots,
+// wildcards, whitespace or control characters, and not empty.
+func SafeToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '.', r == '*', r == '>', r <= ' ', r == 0x7f:
+			return false
+		}
+	}
+	return true
+}
+
+// DeliveryMsgID is the Nats-Msg-Id of a delivery: webhook + event id, so
+// JetStream's duplicate window drops a sender's fast retry. A replay uses
+// its own delivery id instead, so it is never dropped as a duplicate.
+func DeliveryMsgID(ns, webhook, eventID, deliveryID string, replay bool) string {
+	if replay {
+		return deliveryID
+	}
+	return ns + "." + webhook + ":" + eventID
+}

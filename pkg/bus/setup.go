@@ -1,0 +1,166 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options shape the streams and buckets Ensure creates.
+type Options struct {
+	// Replicas is the replica count of every stream and bucket (1, or 3 in a cluster).
+	Replicas int
+	// Retention is how long deliveries and status events are kept (default 7 days).
+	Retention time.Duration
+	// DuplicateWindow is the JetStream duplicate window of DELIVERIES and RUNS (default 2m).
+	DuplicateWindow time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Retention <= 0 {
+		o.Retention = 7 * 24 * time.Hour
+	}
+	if o.DuplicateWindow <= 0 {
+		o.DuplicateWindow = 2 * time.Minute
+	}
+	return o
+}
+
+// StreamConfigs returns the configuration of Hookrun's three streams.
+func StreamConfigs(o Options) []jetstream.StreamConfig {
+	o = o.withDefaults()
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamDeliveries,
+			Description: "Accepted webhook deliveries: audit log and replay source",
+			Subjects:    []string{prefixDeliveries + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			MaxAge:      o.Retention,
+			Duplicates:  o.DuplicateWindow,
+			AllowDirect: true,
+		},
+		{
+			Name:        StreamRuns,
+			Description: "Resolved run requests, one durable consumer per job",
+			Subjects:    []string{prefixRuns + ".>"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			Duplicates:  o.DuplicateWindow,
+		},
+		{
+			Name:        StreamStatus,
+			Description: "Status events of runs and deliveries; last per subject is current",
+			Subjects:    []string{prefixStatus + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			MaxAge:      o.Retention,
+			AllowDirect: true,
+		},
+	}
+}
+
+// BucketConfigs returns the configuration of Hookrun's KV buckets.
+func BucketConfigs(o Options) []jetstream.KeyValueConfig {
+	o = o.withDefaults()
+	cfg := func(name, desc string) jetstream.KeyValueConfig {
+		return jetstream.KeyValueConfig{Bucket: name, Description: desc, Storage: jetstream.FileStorage, Replicas: o.Replicas, History: 1}
+	}
+	dedup := cfg(BucketDedup, "Dedup claims when no Redis is configured (per-key TTL)")
+	dedup.LimitMarkerTTL = time.Minute
+	cancels := cfg(BucketCancels, "Cancel requests for queued runs")
+	cancels.TTL = 24 * time.Hour
+	return []jetstream.KeyValueConfig{
+		cfg(BucketJobs, "Jobs (written by the keys service)"),
+		cfg(BucketWebhooks, "Webhooks and their endpoint ids (written by the keys service)"),
+		cfg(BucketKeys, "API keys, hashed (written by the keys service)"),
+		cfg(BucketSecrets, "Signing secrets, encrypted (written by the keys service)"),
+		cfg(BucketWebhookStatus, "Webhook runtime status: lastError, lastDeliveryAt"),
+		dedup,
+		cancels,
+	}
+}
+
+// Ensure creates or updates every stream and bucket. It is idempotent and
+// safe to call from every service at start-up.
+func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
+	for _, sc := range StreamConfigs(o) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, kc := range BucketConfigs(o) {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// EnsureRetry calls Ensure until it succeeds or ctx ends; services start
+// before NATS is ready in compose and must not crash-loop.
+func EnsureRetry(ctx context.Context, js jetstream.JetStream, o Options) error {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := Ensure(cctx, js, o)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// ConnectOptions configure Connect.
+type ConnectOptions struct {
+	URL      string
+	User     string
+	Password string
+	Name     string
+	// OnState is called with true on (re)connect and false on disconnect.
+	OnState func(connected bool)
+}
+
+// Connect dials NATS and retries forever in the background: a service starts
+// (not ready) when NATS is down and becomes ready when it comes.
+func Connect(o ConnectOptions) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(-1), // publishes fail fast while disconnected instead of buffering
+	}
+	if o.User != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.OnState != nil {
+		opts = append(opts,
+			nats.ConnectHandler(func(*nats.Conn) { o.OnState(true) }),
+			nats.ReconnectHandler(func(*nats.Conn) { o.OnState(true) }),
+			nats.DisconnectErrHandler(func(*nats.Conn, error) { o.OnState(false) }),
+		)
+	}
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
+	}
+	if o.OnState != nil && nc.IsConnected() {
+		o.OnState(true)
+	}
+	return nc, nil
+}

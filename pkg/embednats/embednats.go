@@ -1,0 +1,71 @@
+// Package embednats runs the real nats-server in-process with JetStream, for
+// `hookrun dev` and for tests.
+package embednats
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configure an embedded server.
+type Options struct {
+	// Host and Port to listen on; Port -1 picks a random free port.
+	Host string
+	Port int
+	// StoreDir keeps JetStream data; reuse it to keep data across restarts.
+	StoreDir string
+	// HTTPPort serves nats-server monitoring (0: off, -1: random).
+	HTTPPort int
+	// ServerName names the server (a cluster needs distinct names).
+	ServerName string
+	// Cluster, when set, joins a cluster: ClusterPort and Routes.
+	ClusterName string
+	ClusterPort int
+	Routes      []string
+}
+
+// Start starts a server and waits until it accepts connections.
+func Start(o Options) (*server.Server, error) {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	opts := &server.Options{
+		ServerName: o.ServerName,
+		Host:       o.Host,
+		Port:       o.Port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+		HTTPPort:   o.HTTPPort,
+		HTTPHost:   o.Host,
+		MaxPayload: 8 << 20,
+	}
+	if o.ClusterName != "" {
+		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: o.Host, Port: o.ClusterPort}
+		opts.Routes = server.RoutesFromStr(joinRoutes(o.Routes))
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready after 15s")
+	}
+	return s, nil
+}
+
+func joinRoutes(rs []string) string {
+	out := ""
+	for i, r := range rs {
+		if i > 0 {
+			out += ","
+		}
+		out += r
+	}
+	return out
+}

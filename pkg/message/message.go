@@ -1,0 +1,162 @@
+// Package message defines the versioned messages that travel between
+// Hookrun's services: a Delivery (ingress → DELIVERIES), a RunRequest
+// (dispatcher → RUNS) and a Run status event (→ STATUS).
+//
+// Each message carries its schema name in the "schema" field and in the
+// Hookrun-Schema header; the JSON Schemas live in schemas/ and are embedded.
+// A reader refuses a message whose schema it does not know rather than
+// guessing at its fields.
+package message
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Schema names. A breaking change gets a new version and readers of both.
+const (
+	SchemaDelivery   = "hookrun.delivery.v1"
+	SchemaRunRequest = "hookrun.runrequest.v1"
+	SchemaRun        = "hookrun.run.v1"
+)
+
+// Schemas holds the JSON Schema documents, one per schema name.
+//
+//go:embed schemas/*.json
+var Schemas embed.FS
+
+// Delivery is one accepted HTTP call, as the ingress stored it. Headers and
+// query carry no credential: the ingress strips them before publishing.
+type Delivery struct {
+	Schema      string              `json:"schema"`
+	ID          string              `json:"id"`
+	Namespace   string              `json:"namespace"`
+	Webhook     string              `json:"webhook"`
+	Job         string              `json:"job"`
+	EventID     string              `json:"eventId"`
+	RunID       string              `json:"runId"`
+	Method      string              `json:"method"`
+	ContentType string              `json:"contentType,omitempty"`
+	Body        []byte              `json:"body,omitempty"`
+	Header      map[string][]string `json:"header,omitempty"`
+	Query       map[string][]string `json:"query,omitempty"`
+	Principal   string              `json:"principal"`
+	Profile     string              `json:"profile,omitempty"`
+	ReceivedAt  time.Time           `json:"receivedAt"`
+	SourceIP    string              `json:"sourceIp,omitempty"`
+	ReplayOf    string              `json:"replayOf,omitempty"`
+}
+
+// RunRequest is everything an executor needs to run a job once.
+type RunRequest struct {
+	Schema      string              `json:"schema"`
+	ID          string              `json:"id"`
+	Namespace   string              `json:"namespace"`
+	Job         string              `json:"job"`
+	Webhook     string              `json:"webhook"`
+	DeliveryID  string              `json:"deliveryId"`
+	EventID     string              `json:"eventId"`
+	Args        map[string]string   `json:"args"`
+	Payload     []byte              `json:"payload,omitempty"`
+	ContentType string              `json:"contentType,omitempty"`
+	Header      map[string][]string `json:"header,omitempty"`
+	ReceivedAt  time.Time           `json:"receivedAt"`
+	Source      string              `json:"source,omitempty"`
+	QueuedAt    time.Time           `json:"queuedAt"`
+	Replay      bool                `json:"replay,omitempty"`
+	Callback    *Callback           `json:"callback,omitempty"`
+}
+
+// Callback names where final status events of a run are POSTed.
+type Callback struct {
+	URL       string `json:"url"`
+	SecretRef string `json:"secretRef,omitempty"`
+}
+
+// Run statuses.
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusTimedOut  = "timed_out"
+	StatusCancelled = "cancelled"
+	StatusFiltered  = "filtered"
+	StatusRejected  = "rejected"
+)
+
+// Delivery outcomes (the status of a delivery record).
+const (
+	DeliveryDispatched = "dispatched"
+	DeliveryDuplicate  = "duplicate"
+	DeliveryFiltered   = "filtered"
+	DeliveryRejected   = "rejected"
+)
+
+// Final reports whether status ends a run.
+func Final(status string) bool {
+	switch status {
+	case StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled, StatusFiltered, StatusRejected:
+		return true
+	}
+	return false
+}
+
+// MaxStatusPayload bounds the payload copied into status events; the whole
+// body stays in the delivery.
+const MaxStatusPayload = 64 << 10
+
+// Run is a status event and the API's view of a run (or, with Kind
+// "delivery", of a delivery's outcome). The last event per subject is the
+// current state, so every event carries the whole record.
+type Run struct {
+	Schema     string            `json:"schema"`
+	Kind       string            `json:"kind"`
+	ID         string            `json:"id"`
+	Namespace  string            `json:"namespace"`
+	Webhook    string            `json:"webhook"`
+	Job        string            `json:"job,omitempty"`
+	DeliveryID string            `json:"deliveryId,omitempty"`
+	RunID      string            `json:"runId,omitempty"`
+	Status     string            `json:"status"`
+	Attempt    int               `json:"attempt,omitempty"`
+	ExitCode   *int              `json:"exitCode,omitempty"`
+	QueuedAt   *time.Time        `json:"queuedAt,omitempty"`
+	StartedAt  *time.Time        `json:"startedAt,omitempty"`
+	FinishedAt *time.Time        `json:"finishedAt,omitempty"`
+	Output     string            `json:"output,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Args       map[string]string `json:"args,omitempty"`
+	Replay     bool              `json:"replay,omitempty"`
+
+	WebhookPayload    string    `json:"webhook_payload,omitempty"`
+	WebhookEventID    string    `json:"webhook_event_id,omitempty"`
+	WebhookReceivedAt time.Time `json:"webhook_received_at"`
+	WebhookSource     string    `json:"webhook_source,omitempty"`
+	Callback          *Callback `json:"callback,omitempty"`
+}
+
+// Kinds of status records.
+const (
+	KindRun      = "run"
+	KindDelivery = "delivery"
+)
+
+// Decode unmarshals data into v after checking its schema name.
+func Decode(data []byte, want string, v any) error {
+	var head struct {
+		Schema string `json:"schema"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return fmt.Errorf("decode %s: %w", want, err)
+	}
+	if head.Schema != want {
+		return fmt.Errorf("decode: schema %q, want %q", head.Schema, want)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s: %w", want, err)
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package resource
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// FieldError is a validation error that names the offending field, as the
+// API answers it: "spec.auth.apiKey.in: must be one of header, query, path, body".
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, a ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// ValidName reports whether s is a valid resource name or namespace: DNS
+// label rules, which also make it a safe NATS subject token.
+func ValidName(s string) bool { return len(s) <= 63 && nameRE.MatchString(s) }
+
+// CheckName validates a name for field.
+func CheckName(field, s string) error {
+	if s == "" {
+		return fieldErr(field, "is required")
+	}
+	if !ValidName(s) {
+		return fieldErr(field, "must match [a-z0-9]([a-z0-9-]*[a-z0-9])? and be at most 63 characters")
+	}
+	return nil
+}
+
+func checkType(t TypeMeta, kind string) error {
+	if t.APIVersion != APIVersion {
+		return fieldErr("apiVersion", "must be %s", APIVersion)
+	}
+	if t.Kind != kind {
+		return fieldErr("kind", "must be %s", kind)
+	}
+	return nil
+}
+
+func checkMeta(m *Meta) error {
+	if m.Namespace == "" {
+		m.Namespace = DefaultNamespace
+	}
+	if err := CheckName("metadata.name", m.Name); err != nil {
+		return err
+	}
+	return CheckName("metadata.namespace", m.Namespace)
+}
+
+var envPrefixRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+var argNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// Validate checks a job and fills its defaults.
+func (j *Job) Validate() error {
+	if err := checkType(j.TypeMeta, KindJob); err != nil {
+		return err
+	}
+	if err := checkMeta(&j.Metadata); err != nil {
+		return err
+	}
+	s := &j.Spec
+	switch {
+	case len(s.Command) == 0 && s.HTTP == nil:
+		return fieldErr("spec.command", "a job needs a command or spec.http")
+	case len(s.Command) > 0 && s.HTTP != nil:
+		return fieldErr("spec.http", "a job has either a command or spec.http, not both")
+	case len(s.Command) > 0 && s.Command[0] == "":
+		return fieldErr("spec.command[0]", "must name a program")
+	}
+	if s.HTTP != nil {
+		u, err := url.Parse(s.HTTP.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fieldErr("spec.http.url", "must be an absolute http or https URL")
+		}
+		if s.HTTP.Method == "" {
+			s.HTTP.Method = http.MethodPost
+		}
+		s.HTTP.Method = strings.ToUpper(s.HTTP.Method)
+		if s.HTTP.SecretRef != "" {
+			if err := CheckName("spec.http.secretRef", s.HTTP.SecretRef); err != nil {
+				return err
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i, a := range s.Args {
+		f := fmt.Sprintf("spec.args[%d].name", i)
+		if !argNameRE.MatchString(a.Name) {
+			return fieldErr(f, "must be a letter or _ followed by letters, digits, _ or -")
+		}
+		up := EnvName(a.Name)
+		if seen[up] {
+			return fieldErr(f, "duplicate argument %q", a.Name)
+		}
+		seen[up] = true
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(5 * 60e9)
+	}
+	if s.Timeout < 0 {
+		return fieldErr("spec.timeout", "must be positive")
+	}
+	if s.Concurrency == 0 {
+		s.Concurrency = 4
+	}
+	if s.Concurrency < 0 || s.Concurrency > 10000 {
+		return fieldErr("spec.concurrency", "must be between 1 and 10000")
+	}
+	if s.Retries < 0 || s.Retries > 100 {
+		return fieldErr("spec.retries", "must be between 0 and 100")
+	}
+	if s.RetryBackoff == 0 {
+		s.RetryBackoff = Duration(5e9)
+	}
+	if s.EnvPrefix == "" {
+		s.EnvPrefix = "HOOKRUN"
+	}
+	if !envPrefixRE.MatchString(s.EnvPrefix) {
+		return fieldErr("spec.envPrefix", "must be upper case letters, digits and _")
+	}
+	return nil
+}
+
+// EnvName is the environment variable suffix of an argument name.
+func EnvName(arg string) string {
+	return strings.ToUpper(strings.ReplaceAll(arg, "-", "_"))
+}
+
+// APIKeyIn values.
+var apiKeyIn = []string{"header", "query", "path", "body"}
+
+// Validate checks a webhook and fills its defaults. Checks that need other
+// resources (the job, the secret, the filter) are the keys service's.
+func (w *Webhook) Validate() error {
+	if err := checkType(w.TypeMeta, KindWebhook); err != nil {
+		return err
+	}
+	if err := checkMeta(&w.Metadata); err != nil {
+		return err
+	}
+	s := &w.Spec
+	if err := CheckName("spec.job", s.Job); err != nil {
+		return err
+	}
+	if len(s.Methods) == 0 {
+		s.Methods = []string{http.MethodPost}
+	}
+	for i, m := range s.Methods {
+		m = strings.ToUpper(m)
+		s.Methods[i] = m
+		if m != http.MethodGet && m != http.MethodPost && m != http.MethodPut && m != http.MethodPatch {
+			return fieldErr(fmt.Sprintf("spec.methods[%d]", i), "must be one of GET, POST, PUT, PATCH")
+		}
+	}
+	modes := 0
+	a := &s.Auth
+	if a.None != nil {
+		modes++
+	}
+	if a.APIKey != nil {
+		modes++
+		if a.APIKey.In == "" {
+			a.APIKey.In = "header"
+		}
+		if !contains(apiKeyIn, a.APIKey.In) {
+			return fieldErr("spec.auth.apiKey.in", "must be one of header, query, path, body")
+		}
+		if a.APIKey.Name == "" {
+			a.APIKey.Name = "X-API-KEY"
+			if a.APIKey.In != "header" {
+				a.APIKey.Name = "api_key"
+			}
+		}
+		if strings.ContainsAny(a.APIKey.Name, " \t\r\n/") {
+			return fieldErr("spec.auth.apiKey.name", "must not contain spaces or slashes")
+		}
+	}
+	if a.Signature != nil {
+		modes++
+		if a.Signature.Profile == "" {
+			return fieldErr("spec.auth.signature.profile", "is required")
+		}
+		if err := CheckName("spec.auth.signature.secretRef", a.Signature.SecretRef); err != nil {
+			return err
+		}
+		if a.Signature.Tolerance < 0 {
+			return fieldErr("spec.auth.signature.tolerance", "must be positive")
+		}
+	}
+	if modes == 0 {
+		a.None = &struct{}{}
+	}
+	if modes > 1 {
+		return fieldErr("spec.auth", "choose one of none, apiKey, signature")
+	}
+	if s.DedupWindow < 0 {
+		return fieldErr("spec.dedupWindow", "must be positive")
+	}
+	if s.IdempotencyHeader != "" && a.Signature != nil {
+		return fieldErr("spec.idempotencyHeader", "only for webhooks without a signature profile (the profile names the event id)")
+	}
+	if s.MaxBodyBytes == 0 {
+		s.MaxBodyBytes = 1 << 20
+	}
+	if s.MaxBodyBytes < 0 || s.MaxBodyBytes > 64<<20 {
+		return fieldErr("spec.maxBodyBytes", "must be between 1 and 67108864")
+	}
+	if r := s.RateLimit; r != nil {
+		if r.PerSecond <= 0 {
+			return fieldErr("spec.rateLimit.perSecond", "must be positive")
+		}
+		if r.Burst <= 0 {
+			r.Burst = int(r.PerSecond)
+			if r.Burst < 1 {
+				r.Burst = 1
+			}
+		}
+	}
+	if r := s.Response; r != nil && r.Status != 0 && r.Status != http.StatusOK && r.Status != http.StatusAccepted {
+		return fieldErr("spec.response.status", "must be 200 or 202")
+	}
+	if c := s.Callback; c != nil {
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fieldErr("spec.callback.url", "must be an absolute http or https URL")
+		}
+		if c.SecretRef != "" {
+			if err := CheckName("spec.callback.secretRef", c.SecretRef); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SuccessStatus is the status code of an accepted delivery.
+func (w *Webhook) SuccessStatus() int {
+	if w.Spec.Response != nil && w.Spec.Response.Status != 0 {
+		return w.Spec.Response.Status
+	}
+	return http.StatusAccepted
+}
+
+// Validate checks a secret and fills its defaults.
+func (s *Secret) Validate() error {
+	if err := checkType(s.TypeMeta, KindSecret); err != nil {
+		return err
+	}
+	if err := checkMeta(&s.Metadata); err != nil {
+		return err
+	}
+	if s.Spec.PreviousValidFor < 0 {
+		return fieldErr("spec.previousValidFor", "must be positive")
+	}
+	if s.Spec.PreviousValidFor == 0 {
+		s.Spec.PreviousValidFor = Duration(24 * 3600e9)
+	}
+	if len(s.Spec.Value) > 4096 {
+		return fieldErr("spec.value", "must be at most 4096 bytes")
+	}
+	return nil
+}
+
+// ErrNotFound is returned when a resource does not exist.
+var ErrNotFound = errors.New("not found")
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,188 @@
+// Package runstatus publishes and reads status events in the STATUS stream.
+// The last event on a run's (or delivery's) subject is its current state;
+// every event carries the whole record, so one read answers a query.
+package runstatus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+)
+
+// ErrNotFound is returned for an id with no status event.
+var ErrNotFound = errors.New("no status for this id")
+
+// Publish stores r as the current status of r.ID and waits for the ack.
+func Publish(ctx context.Context, js jetstream.JetStream, r *message.Run) error {
+	r.Schema = message.SchemaRun
+	if r.Kind == "" {
+		r.Kind = message.KindRun
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(bus.StatusSubject(r.Namespace, r.ID))
+	m.Data = data
+	m.Header.Set(bus.HeaderSchema, message.SchemaRun)
+	m.Header.Set(bus.HeaderStatus, r.Status)
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, err)
+	}
+	return nil
+}
+
+// Get returns the current status of a run or delivery id in any namespace.
+func Get(ctx context.Context, js jetstream.JetStream, id string) (*message.Run, error) {
+	if !bus.SafeToken(id) {
+		return nil, ErrNotFound
+	}
+	s, err := js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, bus.StatusByIDFilter(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r message.Run
+	if err := message.Decode(m.Data, message.SchemaRun, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Filter selects runs for List.
+type Filter struct {
+	Namespace string
+	Webhook   string
+	Job       string
+	Status    string
+	Limit     int
+}
+
+// List returns the current state of runs matching f, newest first. It reads
+// the last event of every subject (a DeliverLastPerSubject ordered consumer),
+// which is bounded by the stream's retention.
+func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	subj := bus.StatusAll
+	if f.Namespace != "" {
+		subj = bus.StatusSubject(f.Namespace, ">")
+	}
+	s, err := js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.State.Msgs == 0 {
+		return []message.Run{}, nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subj},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []message.Run
+	for {
+		batch, err := c.FetchNoWait(500)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		var last uint64
+		for m := range batch.Messages() {
+			n++
+			md, _ := m.Metadata()
+			if md != nil {
+				last = md.NumPending
+			}
+			var r message.Run
+			if message.Decode(m.Data(), message.SchemaRun, &r) != nil || r.Kind != message.KindRun {
+				continue
+			}
+			if (f.Webhook == "" || r.Webhook == f.Webhook) && (f.Job == "" || r.Job == f.Job) && (f.Status == "" || r.Status == f.Status) {
+				out = append(out, r)
+			}
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
+			return nil, batch.Error()
+		}
+		if n == 0 || last == 0 {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return when(out[i]).After(when(out[j])) })
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+func when(r message.Run) time.Time {
+	if r.QueuedAt != nil {
+		return *r.QueuedAt
+	}
+	return r.WebhookReceivedAt
+}
+
+// Watch sends every status event of id (from the first) until a final one,
+// then closes the channel. It ends early when ctx ends.
+func Watch(ctx context.Context, js jetstream.JetStream, ns, id string) (<-chan message.Run, error) {
+	s, err := js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.StatusSubject(ns, id)}})
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan message.Run, 16)
+	go func() {
+		defer close(out)
+		it, err := c.Messages()
+		if err != nil {
+			return
+		}
+		go func() { <-ctx.Done(); it.Stop() }()
+		defer it.Stop()
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			var r message.Run
+			if message.Decode(m.Data(), message.SchemaRun, &r) != nil {
+				continue
+			}
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				return
+			}
+			if message.Final(r.Status) {
+				return
+			}
+		}
+	}()
+	return out, nil
+}

@@ -1,0 +1,284 @@
+// Package service holds what every Hookrun service does the same way:
+// configuration from HOOKRUN_* environment variables, JSON logs, the
+// /healthz, /readyz and /metrics endpoints, HTTP server timeouts, and the
+// connection-state metrics.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+)
+
+// Common is the configuration every service reads.
+type Common struct {
+	HTTPAddr     string
+	NATSURL      string
+	NATSUser     string
+	NATSPassword string
+	RedisURL     string
+	LogLevel     string
+	Replicas     int
+	SecretKey    string
+}
+
+// Env returns $HOOKRUN_<name> or def.
+func Env(name, def string) string {
+	if v, ok := os.LookupEnv("HOOKRUN_" + name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// EnvInt returns $HOOKRUN_<name> as an int, or def; a malformed value is an error.
+func EnvInt(name string, def int) (int, error) {
+	v := Env(name, "")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("HOOKRUN_%s=%q: must be a whole number", name, v)
+	}
+	return n, nil
+}
+
+// EnvDuration returns $HOOKRUN_<name> as a duration, or def.
+func EnvDuration(name string, def time.Duration) (time.Duration, error) {
+	v := Env(name, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("HOOKRUN_%s=%q: must be a duration like 30s", name, v)
+	}
+	return d, nil
+}
+
+// CommonFromEnv reads the common configuration with httpAddr as the default listen address.
+func CommonFromEnv(httpAddr string) (Common, error) {
+	r, err := EnvInt("STREAM_REPLICAS", 1)
+	if err != nil {
+		return Common{}, err
+	}
+	if r != 1 && r != 3 && r != 5 {
+		return Common{}, fmt.Errorf("HOOKRUN_STREAM_REPLICAS=%d: must be 1, 3 or 5", r)
+	}
+	return Common{
+		HTTPAddr:     Env("HTTP_ADDR", httpAddr),
+		NATSURL:      Env("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSUser:     Env("NATS_USER", ""),
+		NATSPassword: Env("NATS_PASSWORD", ""),
+		RedisURL:     Env("REDIS_URL", ""),
+		LogLevel:     Env("LOG_LEVEL", "info"),
+		Replicas:     r,
+		SecretKey:    Env("SECRET_KEY", ""),
+	}, nil
+}
+
+// Logger returns a JSON slog logger tagged with the service name.
+func Logger(name, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	if name != "" {
+		log = log.With("service", name)
+	}
+	return log
+}
+
+var (
+	connOnce   sync.Once
+	natsGauge  *prometheus.GaugeVec
+	redisGauge *prometheus.GaugeVec
+	readyGauge *prometheus.GaugeVec
+)
+
+func connMetrics() {
+	connOnce.Do(func() {
+		natsGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "hookrun_nats_connected", Help: "1 when the service is connected to NATS."}, []string{"service"})
+		redisGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "hookrun_redis_connected", Help: "1 when the service's last Redis call succeeded."}, []string{"service"})
+		readyGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "hookrun_ready", Help: "1 when the service's /readyz answers ready."}, []string{"service"})
+	})
+}
+
+// NATSState returns a callback for bus.ConnectOptions.OnState that keeps
+// hookrun_nats_connected{service} current.
+func NATSState(service string) func(bool) {
+	connMetrics()
+	return func(up bool) { natsGauge.WithLabelValues(service).Set(b2f(up)) }
+}
+
+// RedisState sets hookrun_redis_connected{service}.
+func RedisState(service string, up bool) {
+	connMetrics()
+	redisGauge.WithLabelValues(service).Set(b2f(up))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// OpenRedis parses a Redis URL (redis://, rediss://, or
+// redis-sentinel://master@host1,host2) into a UniversalClient.
+func OpenRedis(u string) (redis.UniversalClient, error) {
+	if rest, ok := strings.CutPrefix(u, "redis-sentinel://"); ok {
+		master, hosts, found := strings.Cut(rest, "@")
+		if !found {
+			return nil, errors.New("HOOKRUN_REDIS_URL: redis-sentinel://MASTER@host1:26379,host2:26379")
+		}
+		return redis.NewUniversalClient(&redis.UniversalOptions{MasterName: master, Addrs: strings.Split(hosts, ",")}), nil
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("HOOKRUN_REDIS_URL: %w", err)
+	}
+	return redis.NewClient(opt), nil
+}
+
+// Health gathers readiness checks.
+type Health struct {
+	name   string
+	mu     sync.Mutex
+	checks []check
+}
+
+type check struct {
+	name string
+	f    func(context.Context) error
+}
+
+// NewHealth returns an empty Health for service name.
+func NewHealth(name string) *Health {
+	connMetrics()
+	return &Health{name: name}
+}
+
+// Add registers a readiness check.
+func (h *Health) Add(name string, f func(context.Context) error) {
+	h.mu.Lock()
+	h.checks = append(h.checks, check{name, f})
+	h.mu.Unlock()
+}
+
+// Ready runs every check; the error names the first failing one.
+func (h *Health) Ready(ctx context.Context) error {
+	h.mu.Lock()
+	cs := append([]check(nil), h.checks...)
+	h.mu.Unlock()
+	for _, c := range cs {
+		if err := c.f(ctx); err != nil {
+			readyGauge.WithLabelValues(h.name).Set(0)
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+	}
+	readyGauge.WithLabelValues(h.name).Set(1)
+	return nil
+}
+
+// Mount adds /healthz, /readyz and /metrics to e.
+func (h *Health) Mount(e *echo.Echo) {
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := h.Ready(ctx); err != nil {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+}
+
+// NewEcho returns an Echo with Hookrun's defaults: no banner, recovery.
+func NewEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	return e
+}
+
+// HTTPServer returns an http.Server with the timeouts every service uses.
+func HTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      0, // SSE streams live long; handlers bound their own work
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Serve listens on srv.Addr and serves until ctx ends, then shuts down
+// gracefully within grace. ready, if not nil, gets the bound address.
+func Serve(ctx context.Context, srv *http.Server, grace time.Duration, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+// Healthcheck GETs http://<addr>/readyz and returns the exit code for a
+// container healthcheck: 0 ready, 1 not.
+func Healthcheck(addr string) int {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "not ready:", resp.Status)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,125 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/dedup"
+	"github.com/hookrun/hookrun/pkg/secretbox"
+)
+
+// Deps are the connections a service runs on.
+type Deps struct {
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Redis  redis.UniversalClient // nil when HOOKRUN_REDIS_URL is unset
+	Box    *secretbox.Box        // nil when HOOKRUN_SECRET_KEY is unset
+	Health *Health
+	Log    *slog.Logger
+}
+
+// Open connects to NATS (retrying in the background), ensures the streams
+// and buckets, opens Redis when configured, and registers readiness checks.
+func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, error) {
+	d := &Deps{Log: log, Health: NewHealth(name)}
+	if c.SecretKey != "" {
+		k, err := secretbox.ParseKey(c.SecretKey)
+		if err != nil {
+			return nil, err
+		}
+		if d.Box, err = secretbox.New(k); err != nil {
+			return nil, err
+		}
+	}
+	nc, err := bus.Connect(bus.ConnectOptions{URL: c.NATSURL, User: c.NATSUser, Password: c.NATSPassword, Name: "hookrun-" + name, OnState: NATSState(name)})
+	if err != nil {
+		return nil, err
+	}
+	d.NC = nc
+	if d.JS, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	d.Health.Add("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("not connected")
+		}
+		return nil
+	})
+	if c.RedisURL != "" {
+		if d.Redis, err = OpenRedis(c.RedisURL); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		d.Health.Add("redis", func(ctx context.Context) error {
+			err := d.Redis.Ping(ctx).Err()
+			RedisState(name, err == nil)
+			return err
+		})
+	}
+	log.Info("ensuring streams and buckets", "nats", c.NATSURL, "replicas", c.Replicas)
+	if err := bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas}); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("create streams and buckets: %w", err)
+	}
+	return d, nil
+}
+
+// DedupStore returns the Redis store when Redis is configured, else the
+// NATS KV store with per-key TTL.
+func (d *Deps) DedupStore(ctx context.Context) (dedup.Store, error) {
+	if d.Redis != nil {
+		return dedup.NewRedis(d.Redis), nil
+	}
+	kv, err := d.JS.KeyValue(ctx, bus.BucketDedup)
+	if err != nil {
+		return nil, err
+	}
+	return dedup.NewKV(kv), nil
+}
+
+// Close drains NATS (flushing pending publishes and acks) and closes Redis.
+func (d *Deps) Close() {
+	if d.NC != nil {
+		done := make(chan struct{})
+		d.NC.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := d.NC.Drain(); err != nil {
+			d.NC.Close()
+		} else {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				d.NC.Close()
+			}
+		}
+	}
+	if d.Redis != nil {
+		_ = d.Redis.Close()
+	}
+}
+
+// Main runs a service binary: `NAME healthcheck` probes the service's own
+// /readyz (for container healthchecks); otherwise run is called with a
+// context cancelled on SIGINT/SIGTERM, and an error exits 1.
+func Main(name, defaultAddr string, run func(ctx context.Context) error) {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(Healthcheck(Env("HTTP_ADDR", defaultAddr)))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "hookrun-%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}

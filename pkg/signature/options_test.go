@@ -1,0 +1,61 @@
+package signature
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestWithTolerance_WidensAndNarrowsTheSkewCheck(t *testing.T) {
+	for _, name := range []string{"generic", "stripe", "slack", "standard-webhooks"} {
+		t.Run(name, func(t *testing.T) {
+			base, _ := Lookup(name)
+			secret, _ := base.GenerateSecret()
+			fx := fixtures[name]
+			old := Request{Header: base.Sign(fx.body, secret, fx.eventID, now.Add(-8*time.Minute)), Body: fx.body}
+
+			if _, err := base.Verify(old, []string{secret}, now); !errors.Is(err, ErrTimestampOutOfTolerance) {
+				t.Fatalf("default tolerance: Verify = %v, want ErrTimestampOutOfTolerance", err)
+			}
+			wide := WithTolerance(base, 10*time.Minute)
+			if _, err := wide.Verify(old, []string{secret}, now); err != nil {
+				t.Fatalf("10m tolerance: Verify: %v", err)
+			}
+			recent := Request{Header: base.Sign(fx.body, secret, fx.eventID, now.Add(-time.Minute)), Body: fx.body}
+			narrow := WithTolerance(base, 30*time.Second)
+			if _, err := narrow.Verify(recent, []string{secret}, now); !errors.Is(err, ErrTimestampOutOfTolerance) {
+				t.Fatalf("30s tolerance: Verify = %v, want ErrTimestampOutOfTolerance", err)
+			}
+			if Tolerance(base) != DefaultTolerance || Tolerance(wide) != 10*time.Minute {
+				t.Errorf("Tolerance = %s / %s, want %s / 10m", Tolerance(base), Tolerance(wide), DefaultTolerance)
+			}
+			if wide.Name() != name || wide.DefaultWindow() != base.DefaultWindow() {
+				t.Error("WithTolerance changed more than the tolerance")
+			}
+			if again, _ := Lookup(name); Tolerance(again) != DefaultTolerance {
+				t.Error("WithTolerance changed the registered profile")
+			}
+		})
+	}
+}
+
+func TestWithTolerance_CannotDisableTheSkewCheck(t *testing.T) {
+	p, _ := Lookup("generic")
+	for _, d := range []time.Duration{0, -time.Second} {
+		if got := Tolerance(WithTolerance(p, d)); got != DefaultTolerance {
+			t.Errorf("WithTolerance(%s) gives tolerance %s, want %s", d, got, DefaultTolerance)
+		}
+	}
+}
+
+func TestWithTolerance_LeavesUntimedProfilesUnchanged(t *testing.T) {
+	for _, name := range []string{"github", "shopify", "gitlab"} {
+		p, _ := Lookup(name)
+		if got := WithTolerance(p, time.Hour); got != p {
+			t.Errorf("%s: WithTolerance returned a different profile", name)
+		}
+		if Tolerance(p) != 0 {
+			t.Errorf("%s: Tolerance = %s, want 0", name, Tolerance(p))
+		}
+	}
+}

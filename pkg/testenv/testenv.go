@@ -1,0 +1,156 @@
+// Package testenv gives tests real infrastructure: an embedded nats-server
+// on a random port with a temporary store, and a Redis — from REDIS_URL,
+// else a container when a Docker engine answers and the image is built, else
+// 127.0.0.1:6379. Under CI=true a missing Redis fails the test with what to
+// start; elsewhere the test is skipped.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/embednats"
+)
+
+// NATS is an embedded server for one test.
+type NATS struct {
+	Server   *server.Server
+	URL      string
+	StoreDir string
+	t        testing.TB
+}
+
+// StartNATS starts an embedded JetStream server on a random port, stopped at
+// the end of the test.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := embednats.Start(embednats.Options{Port: -1, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &NATS{Server: s, URL: s.ClientURL(), StoreDir: dir, t: t}
+	t.Cleanup(func() { n.Server.Shutdown(); n.Server.WaitForShutdown() })
+	return n
+}
+
+// Restart stops the server and starts it again on the same port and store.
+func (n *NATS) Restart() {
+	n.t.Helper()
+	n.Stop()
+	n.Start()
+}
+
+// Stop shuts the server down (the store is kept).
+func (n *NATS) Stop() {
+	n.Server.Shutdown()
+	n.Server.WaitForShutdown()
+}
+
+// Start starts a stopped server again on the same port and store.
+func (n *NATS) Start() {
+	n.t.Helper()
+	port := n.Server.Addr().(*net.TCPAddr).Port
+	var s *server.Server
+	var err error
+	for i := 0; i < 50; i++ { // the port may linger briefly
+		if s, err = embednats.Start(embednats.Options{Port: port, StoreDir: n.StoreDir}); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.Server = s
+}
+
+// Connect returns a connection and JetStream context with Hookrun's streams
+// and buckets ensured, closed at the end of the test.
+func (n *NATS) Connect() (*nats.Conn, jetstream.JetStream) {
+	n.t.Helper()
+	nc, err := nats.Connect(n.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bus.Ensure(ctx, js, bus.Options{}); err != nil {
+		n.t.Fatal(err)
+	}
+	return nc, js
+}
+
+var (
+	redisOnce sync.Once
+	redisURL  string
+	redisErr  error
+)
+
+// RedisURL returns the URL of a Redis for tests, following the order in the
+// package comment.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	redisOnce.Do(func() { redisURL, redisErr = findRedis() })
+	if redisErr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no Redis for tests: %v. Start one: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no (or set REDIS_URL)", redisErr)
+		}
+		t.Skipf("no Redis for tests (%v); set REDIS_URL or start redis-server on 127.0.0.1:6379", redisErr)
+	}
+	return redisURL
+}
+
+// Redis returns a client of the test Redis, closed at the end of the test.
+func Redis(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	opt, err := redis.ParseURL(RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func findRedis() (string, error) {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u, ping(u)
+	}
+	if u, err := redisContainer(); err == nil {
+		return u, nil
+	}
+	u := "redis://127.0.0.1:6379/0"
+	if err := ping(u); err != nil {
+		return "", fmt.Errorf("REDIS_URL unset, no Redis container, and 127.0.0.1:6379: %w", err)
+	}
+	return u, nil
+}
+
+func ping(u string) error {
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		return err
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err()
+}

@@ -1,0 +1,127 @@
+// Package webhookstatus records what the system observes about a webhook —
+// the last error that kept a delivery from becoming a run, and the time of
+// the last delivery — in the webhook status bucket, which the keys service
+// merges into the webhook's status. It is runtime state, not configuration,
+// so services other than keys may write it.
+package webhookstatus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+)
+
+// Status is the stored record.
+type Status struct {
+	LastError      string     `json:"lastError,omitempty"`
+	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
+	LastDeliveryAt *time.Time `json:"lastDeliveryAt,omitempty"`
+}
+
+// Writer updates statuses; lastDeliveryAt is written at most once a second
+// per webhook so a busy webhook does not turn every delivery into a KV write.
+type Writer struct {
+	js jetstream.JetStream
+
+	mu       sync.Mutex
+	lastSeen map[string]time.Time
+}
+
+// NewWriter returns a Writer.
+func NewWriter(js jetstream.JetStream) *Writer {
+	return &Writer{js: js, lastSeen: map[string]time.Time{}}
+}
+
+// Get reads a webhook's status (zero when none).
+func Get(ctx context.Context, js jetstream.JetStream, ns, name string) (Status, error) {
+	var s Status
+	kv, err := js.KeyValue(ctx, bus.BucketWebhookStatus)
+	if err != nil {
+		return s, err
+	}
+	e, err := kv.Get(ctx, bus.ConfigKey(ns, name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	err = json.Unmarshal(e.Value(), &s)
+	return s, err
+}
+
+// Error records msg as the webhook's lastError.
+func (w *Writer) Error(ctx context.Context, ns, name, msg string) error {
+	now := time.Now().UTC()
+	return w.update(ctx, ns, name, func(s *Status) { s.LastError, s.LastErrorAt = msg, &now })
+}
+
+// Delivered records a delivery at t (throttled).
+func (w *Writer) Delivered(ctx context.Context, ns, name string, t time.Time) error {
+	key := bus.ConfigKey(ns, name)
+	w.mu.Lock()
+	if last, ok := w.lastSeen[key]; ok && t.Sub(last) < time.Second {
+		w.mu.Unlock()
+		return nil
+	}
+	w.lastSeen[key] = t
+	w.mu.Unlock()
+	t = t.UTC()
+	return w.update(ctx, ns, name, func(s *Status) {
+		if s.LastDeliveryAt == nil || t.After(*s.LastDeliveryAt) {
+			s.LastDeliveryAt = &t
+		}
+	})
+}
+
+// Clear removes a webhook's status (on delete).
+func Clear(ctx context.Context, js jetstream.JetStream, ns, name string) error {
+	kv, err := js.KeyValue(ctx, bus.BucketWebhookStatus)
+	if err != nil {
+		return err
+	}
+	err = kv.Purge(ctx, bus.ConfigKey(ns, name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return err
+}
+
+// update is a compare-and-set loop so concurrent writers do not lose fields.
+func (w *Writer) update(ctx context.Context, ns, name string, f func(*Status)) error {
+	kv, err := w.js.KeyValue(ctx, bus.BucketWebhookStatus)
+	if err != nil {
+		return err
+	}
+	key := bus.ConfigKey(ns, name)
+	for i := 0; i < 5; i++ {
+		var s Status
+		var rev uint64
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			rev = e.Revision()
+			_ = json.Unmarshal(e.Value(), &s)
+		}
+		f(&s)
+		b, _ := json.Marshal(s)
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, b)
+		} else {
+			_, err = kv.Update(ctx, key, b, rev)
+		}
+		if err == nil {
+			return nil
+		}
+	}
+	return errors.New("webhook status: too many concurrent updates")
+}

@@ -1,0 +1,32 @@
+package dispatcher
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	mDeliveries = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookrun_dispatcher_deliveries_total",
+		Help: "Deliveries handled, by webhook and outcome (dispatched, duplicate, filtered, failed, rejected).",
+	}, []string{"webhook", "outcome"})
+	mDedupSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookrun_dispatcher_dedup_duration_seconds",
+		Help:    "Time of one batch of dedup claims.",
+		Buckets: []float64{.0002, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	})
+	mBatchSize = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookrun_dispatcher_batch_size",
+		Help:    "Deliveries per fetched batch.",
+		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200},
+	})
+	mPaused = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "hookrun_dispatcher_paused",
+		Help: "1 while the dispatcher holds off because the dedup store does not answer.",
+	})
+	mAcceptToDispatch = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookrun_dispatcher_accept_to_dispatch_seconds",
+		Help:    "Time from the ingress accepting a delivery to its run request being stored.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+)

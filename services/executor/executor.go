@@ -1,0 +1,151 @@
+// Package executor runs jobs. It consumes run requests from RUNS through
+// one durable consumer per job (MaxAckPending = the job's concurrency, so
+// the limit holds across every executor), runs each under its timeout in its
+// own process group, captures bounded output, and stores status events in
+// STATUS. A run is acked only after its final status is stored, so an
+// executor that dies mid-run hands it back and it runs again as attempt 2.
+package executor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookrun/hookrun/pkg/catalog"
+	"github.com/hookrun/hookrun/pkg/service"
+)
+
+// Config is the executor configuration.
+type Config struct {
+	service.Common
+	// MaxConcurrent caps the runs this instance executes at once.
+	MaxConcurrent int
+	// WorkDir is where per-run working directories are made.
+	WorkDir string
+	// AckWait is how long a run may go without an in-progress ack before
+	// JetStream hands it to another executor.
+	AckWait time.Duration
+	// ShutdownGrace is how long running jobs may finish on shutdown before
+	// they are stopped and handed back.
+	ShutdownGrace time.Duration
+	// KillGrace is the time between SIGTERM and SIGKILL of a run's group.
+	KillGrace time.Duration
+	// MaxOutput bounds the captured output (the tail is kept).
+	MaxOutput int
+}
+
+// ConfigFromEnv reads the executor configuration.
+func ConfigFromEnv() (Config, error) {
+	c, err := service.CommonFromEnv("127.0.0.1:8083")
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{Common: c, WorkDir: service.Env("WORK_DIR", os.TempDir())}
+	if cfg.MaxConcurrent, err = service.EnvInt("EXECUTOR_MAX_CONCURRENT", 32); err != nil {
+		return cfg, err
+	}
+	if cfg.AckWait, err = service.EnvDuration("EXECUTOR_ACK_WAIT", 30*time.Second); err != nil {
+		return cfg, err
+	}
+	if cfg.ShutdownGrace, err = service.EnvDuration("EXECUTOR_SHUTDOWN_GRACE", 20*time.Second); err != nil {
+		return cfg, err
+	}
+	if cfg.KillGrace, err = service.EnvDuration("EXECUTOR_KILL_GRACE", 5*time.Second); err != nil {
+		return cfg, err
+	}
+	if cfg.MaxOutput, err = service.EnvInt("EXECUTOR_MAX_OUTPUT", 64<<10); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Executor is the service.
+type Executor struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cat    *catalog.Catalog
+	health *service.Health
+	slots  chan struct{}
+	client *http.Client
+
+	mu      sync.Mutex
+	running map[string]*activeRun // run id -> run
+}
+
+// New builds an executor.
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog, health *service.Health, log *slog.Logger) *Executor {
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 32
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = 5 * time.Second
+	}
+	if cfg.MaxOutput <= 0 {
+		cfg.MaxOutput = 64 << 10
+	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = os.TempDir()
+	}
+	mCapacity.Set(float64(cfg.MaxConcurrent))
+	x := &Executor{
+		cfg: cfg, log: log, nc: nc, js: js, cat: cat, health: health,
+		slots:   make(chan struct{}, cfg.MaxConcurrent),
+		client:  &http.Client{Timeout: 30 * time.Second},
+		running: map[string]*activeRun{},
+	}
+	health.Add("config", func(context.Context) error {
+		select {
+		case <-cat.Ready():
+			return nil
+		default:
+			return errors.New("configuration not loaded yet")
+		}
+	})
+	return x
+}
+
+// FromDeps builds the executor on opened connections.
+func FromDeps(cfg Config, d *service.Deps) *Executor {
+	return New(cfg, d.NC, d.JS, catalog.New(d.JS, d.Box, d.Log), d.Health, d.Log)
+}
+
+// Run executes runs until ctx ends. Then it stops fetching, lets running
+// jobs finish for ShutdownGrace, stops the rest and hands them back (NAK)
+// so another executor runs them.
+func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return x.cat.Run(gctx) })
+	g.Go(func() error {
+		e := service.NewEcho()
+		e.Use(middleware.Recover())
+		x.health.Mount(e)
+		return service.Serve(gctx, service.HTTPServer(x.cfg.HTTPAddr, e), 5*time.Second, ready)
+	})
+	sub, err := x.nc.Subscribe(cancelWildcard, x.onCancel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	g.Go(func() error { return x.manageJobs(gctx) })
+	g.Go(func() error { return x.deliverCallbacks(gctx) })
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,81 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"text/template"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/argtemplate"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// runHTTP runs an HTTP job: it sends the payload (or the job's body
+// template rendered with the resolved args) to the job's URL, signed when
+// the job names a secret. A non-2xx answer fails the run.
+func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.RunRequest, attempt int) outcome {
+	h := job.Spec.HTTP
+	body := rr.Payload
+	if h.Body != "" {
+		t, err := template.New("body").Option("missingkey=zero").Parse(h.Body)
+		if err != nil {
+			return outcome{status: message.StatusFailed, err: "body template: " + err.Error()}
+		}
+		var b bytes.Buffer
+		data := map[string]any{"args": rr.Args, "payload": string(rr.Payload), "run": rr.ID, "event": rr.EventID}
+		if d := argtemplate.NewData(rr.Payload, rr.ContentType, rr.Header, nil, "", rr.Webhook, rr.EventID); d.Body != nil {
+			data["body"] = d.Body
+		}
+		if err := t.Execute(&b, data); err != nil {
+			return outcome{status: message.StatusFailed, err: "body template: " + err.Error()}
+		}
+		body = b.Bytes()
+	}
+	ctx, cancel := context.WithTimeout(ctx, jobTimeout(job))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, h.Method, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return outcome{status: message.StatusFailed, err: err.Error()}
+	}
+	ct := rr.ContentType
+	if ct == "" || h.Body != "" {
+		ct = "application/json"
+	}
+	req.Header.Set("Content-Type", ct)
+	for k, v := range h.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("X-Hookrun-Run", rr.ID)
+	req.Header.Set("X-Hookrun-Attempt", strconv.Itoa(attempt))
+	secret := ""
+	if h.SecretRef != "" {
+		vals, err := x.cat.SecretValues(rr.Namespace, h.SecretRef, time.Now())
+		if err != nil {
+			return outcome{status: message.StatusFailed, err: "secret " + h.SecretRef + ": " + err.Error()}
+		}
+		secret = vals[0]
+	}
+	Sign(req.Header, body, secret, rr.ID, time.Now())
+	resp, err := x.client.Do(req)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return outcome{status: message.StatusTimedOut, err: "timed out after " + jobTimeout(job).String()}
+		}
+		return outcome{status: message.StatusFailed, err: err.Error()}
+	}
+	defer resp.Body.Close()
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, int64(x.cfg.MaxOutput)))
+	code := resp.StatusCode
+	o := outcome{exitCode: &code, output: string(respBody)}
+	if code < 200 || code > 299 {
+		o.status, o.err = message.StatusFailed, fmt.Sprintf("HTTP %d", code)
+	} else {
+		o.status = message.StatusSucceeded
+	}
+	return o
+}

@@ -1,0 +1,56 @@
+package ingress
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+)
+
+// apiError is one row of the ingress error table in API.md. Handlers return
+// these; writeError is the only place that turns them into responses.
+type apiError struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter int // seconds; 0 = no header
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+// The ingress error table (API.md). Messages never echo a credential nor say
+// whether a key exists for another webhook.
+var (
+	errMissingEventID     = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "missing event id: include the event id header this webhook's profile requires"}
+	errInvalidBody        = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body must be a JSON object carrying the API key field"}
+	errMissingCredentials = &apiError{Status: http.StatusUnauthorized, Code: "missing_credentials", Message: "missing API key"}
+	errInvalidCredentials = &apiError{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: "invalid API key"}
+	errExpiredKey         = &apiError{Status: http.StatusUnauthorized, Code: "expired_key", Message: "the API key has expired"}
+	errSignatureInvalid   = &apiError{Status: http.StatusUnauthorized, Code: "signature_invalid", Message: "signature verification failed"}
+	errTimestampTolerance = &apiError{Status: http.StatusUnauthorized, Code: "timestamp_out_of_tolerance", Message: "the signed timestamp is outside the allowed tolerance"}
+	errKeyNotAllowed      = &apiError{Status: http.StatusForbidden, Code: "key_not_allowed", Message: "this API key is not allowed to trigger this webhook"}
+	errEndpointNotFound   = &apiError{Status: http.StatusNotFound, Code: "endpoint_not_found", Message: "webhook endpoint not found"}
+	errMethodNotAllowed   = &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed for this webhook"}
+	errPayloadTooLarge    = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: "the body exceeds this webhook's size limit"}
+	errUnsupportedMedia   = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "multipart bodies and file uploads are not accepted"}
+	errRateLimited        = &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many deliveries for this webhook; retry later", RetryAfter: 1}
+	errJobNotRunnable     = &apiError{Status: http.StatusInternalServerError, Code: "job_not_runnable", Message: "webhook task creation failed: the webhook's job cannot run (see the webhook's status.lastError)"}
+	errUnavailable        = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the delivery could not be stored; nothing was accepted; retry later", RetryAfter: 5}
+	errInternal           = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+)
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(c echo.Context, e *apiError) error {
+	if e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	var b errorBody
+	b.Error.Code, b.Error.Message = e.Code, e.Message
+	return c.JSON(e.Status, b)
+}

@@ -1,0 +1,44 @@
+package ingress
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// unknownWebhook labels requests to endpoints that match no webhook, so a
+// scan of random ids cannot blow up label cardinality.
+const unknownWebhook = "_unknown"
+
+var (
+	mRequests = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookrun_ingress_requests_total",
+		Help: "Webhook deliveries answered, by webhook (namespace/name) and HTTP status code.",
+	}, []string{"webhook", "code"})
+	mAuthFailures = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookrun_ingress_auth_failures_total",
+		Help: "Deliveries refused by authentication, by webhook and reason (the error code).",
+	}, []string{"webhook", "reason"})
+	mDuplicates = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookrun_ingress_duplicates_total",
+		Help: "Accepted deliveries answered duplicate=true, by webhook.",
+	}, []string{"webhook"})
+	mRequestSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hookrun_ingress_request_duration_seconds",
+		Help:    "Time to answer a delivery, by webhook.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"webhook"})
+	mPublishSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookrun_ingress_publish_duration_seconds",
+		Help:    "Time from publishing a delivery to JetStream's ack.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	mInflight = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "hookrun_ingress_inflight_requests",
+		Help: "Deliveries being handled now.",
+	})
+	mBodyBytes = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookrun_ingress_body_bytes",
+		Help:    "Size of accepted delivery bodies.",
+		Buckets: prometheus.ExponentialBuckets(64, 4, 8),
+	})
+)

@@ -1,0 +1,189 @@
+package keys
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// keyRequest is Jac Cloud's generate-key body, with webhooks/jobs for
+// walkers/nodes.
+type keyRequest struct {
+	Name       string               `json:"name"`
+	Namespace  string               `json:"namespace,omitempty"`
+	Webhooks   []string             `json:"webhooks"`
+	Jobs       []string             `json:"jobs"`
+	Expiration *resource.Expiration `json:"expiration,omitempty"`
+}
+
+// keyCreated is the only answer that carries the key itself.
+type keyCreated struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Key       string     `json:"key"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// keyView lists a key without its secret or hash.
+type keyView struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Namespace string     `json:"namespace,omitempty"`
+	Webhooks  []string   `json:"webhooks"`
+	Jobs      []string   `json:"jobs"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+	Prefix    string     `json:"prefix"`
+	Expired   bool       `json:"expired"`
+}
+
+func (s *Service) keyView(k *resource.APIKey) keyView {
+	return keyView{ID: k.ID, Name: k.Name, Namespace: k.Namespace, Webhooks: nonNil(k.Webhooks), Jobs: nonNil(k.Jobs),
+		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, Prefix: k.Prefix, Expired: k.ExpiresAt != nil && !s.now().Before(*k.ExpiresAt)}
+}
+
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}
+
+func (s *Service) createKey(c echo.Context) error {
+	var r keyRequest
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	if r.Name == "" || len(r.Name) > 128 {
+		return &resource.FieldError{Field: "name", Msg: "is required (at most 128 characters)"}
+	}
+	if r.Namespace != "" && !resource.ValidName(r.Namespace) {
+		return &resource.FieldError{Field: "namespace", Msg: "must match [a-z0-9]([a-z0-9-]*[a-z0-9])?"}
+	}
+	for i, n := range r.Webhooks {
+		if !resource.ValidName(n) {
+			return &resource.FieldError{Field: fmt.Sprintf("webhooks[%d]", i), Msg: "must be a webhook name"}
+		}
+	}
+	for i, n := range r.Jobs {
+		if !resource.ValidName(n) {
+			return &resource.FieldError{Field: fmt.Sprintf("jobs[%d]", i), Msg: "must be a job name"}
+		}
+	}
+	var ttl time.Duration
+	if r.Expiration != nil {
+		var err error
+		if ttl, err = r.Expiration.Duration(); err != nil {
+			return err
+		}
+	}
+	k, key, err := s.newKey(c.Request().Context(), r.Name, r.Namespace, r.Webhooks, r.Jobs, ttl)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, keyCreated{ID: k.ID, Name: k.Name, Key: key, ExpiresAt: k.ExpiresAt})
+}
+
+// newKey stores a new key (its hash) and returns it with the key itself.
+func (s *Service) newKey(ctx context.Context, name, ns string, webhooks, jobs []string, ttl time.Duration) (*resource.APIKey, string, error) {
+	key, id, hash := apikey.New()
+	now := s.now().UTC()
+	k := &resource.APIKey{ID: id, Name: name, Namespace: ns, Webhooks: nonNil(webhooks), Jobs: nonNil(jobs), CreatedAt: now, Prefix: apikey.DisplayPrefix(id), Hash: hash}
+	if ttl > 0 {
+		exp := now.Add(ttl)
+		k.ExpiresAt = &exp
+	}
+	if err := s.apiKeys.put(ctx, id, k, 0); err != nil {
+		return nil, "", err
+	}
+	return k, key, nil
+}
+
+func (s *Service) listKeys(c echo.Context) error {
+	all, err := s.apiKeys.list(c.Request().Context(), "")
+	if err != nil {
+		return err
+	}
+	out := make([]keyView, 0, len(all))
+	for _, k := range all {
+		out = append(out, s.keyView(k))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].CreatedAt.Before(out[b].CreatedAt) })
+	return c.JSON(http.StatusOK, map[string]any{"keys": out})
+}
+
+// extendKey pushes a key's expiry out by {count, interval} from now or from
+// its current expiry, whichever is later (Jac Cloud's extend).
+func (s *Service) extendKey(c echo.Context) error {
+	var e resource.Expiration
+	if err := decode(c, &e); err != nil {
+		return err
+	}
+	d, err := e.Duration()
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return &resource.FieldError{Field: "count", Msg: "must be positive"}
+	}
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	k, rev, found, err := s.apiKeys.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound("API key " + id)
+	}
+	base := s.now().UTC()
+	if k.ExpiresAt != nil && k.ExpiresAt.After(base) {
+		base = *k.ExpiresAt
+	}
+	exp := base.Add(d)
+	k.ExpiresAt = &exp
+	if err := s.apiKeys.put(ctx, id, k, rev); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.keyView(k))
+}
+
+func (s *Service) deleteKeys(c echo.Context) error {
+	var r struct {
+		IDs []string `json:"ids"`
+	}
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	if len(r.IDs) == 0 {
+		return &resource.FieldError{Field: "ids", Msg: "name at least one key id"}
+	}
+	n := 0
+	for _, id := range r.IDs {
+		found, err := s.apiKeys.del(c.Request().Context(), id)
+		if err != nil {
+			return err
+		}
+		if found {
+			n++
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]int{"deleted": n})
+}
+
+func (s *Service) deleteKey(c echo.Context) error {
+	found, err := s.apiKeys.del(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound("API key " + c.Param("id"))
+	}
+	return c.JSON(http.StatusOK, map[string]int{"deleted": 1})
+}

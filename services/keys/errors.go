@@ -1,0 +1,73 @@
+package keys
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// apiError is an error answer of the control plane.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func badRequest(msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: msg}
+}
+
+func notFound(what string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
+}
+
+var (
+	errUnauthorized = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "a valid admin token is required: Authorization: Bearer <token>"}
+	errUnavailable  = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the configuration store is unavailable; retry later"}
+)
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	} `json:"error"`
+}
+
+// httpError is the one place where errors become answers.
+func (s *Service) httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var b errorBody
+	status := http.StatusInternalServerError
+	var ae *apiError
+	var fe *resource.FieldError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+		status, b.Error.Code, b.Error.Message = ae.Status, ae.Code, ae.Message
+	case errors.As(err, &fe):
+		status, b.Error.Code, b.Error.Message, b.Error.Field = http.StatusBadRequest, "invalid_request", fe.Error(), fe.Field
+	case errors.As(err, &he):
+		status = he.Code
+		b.Error.Code = map[int]string{404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 401: "unauthorized"}[he.Code]
+		if b.Error.Code == "" {
+			b.Error.Code = "invalid_request"
+		}
+		if m, ok := he.Message.(string); ok {
+			b.Error.Message = m
+		} else {
+			b.Error.Message = http.StatusText(he.Code)
+		}
+	default:
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+		b.Error.Code, b.Error.Message = "internal", "internal error"
+	}
+	_ = c.JSON(status, b)
+}

@@ -1,0 +1,192 @@
+// Package keys is Hookrun's control plane: the REST API for jobs, webhooks,
+// signing secrets and API keys, and the queries of runs and deliveries. It
+// is the only writer of configuration, which it keeps in NATS KV buckets
+// that the other services watch.
+package keys
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/secretbox"
+	"github.com/hookrun/hookrun/pkg/service"
+)
+
+// Config is the keys service configuration.
+type Config struct {
+	service.Common
+	// AdminTokens are the bearer tokens that may use the API.
+	AdminTokens []string
+}
+
+// ConfigFromEnv reads HOOKRUN_ADMIN_TOKENS (comma-separated) or
+// HOOKRUN_ADMIN_TOKENS_FILE (one per line).
+func ConfigFromEnv() (Config, error) {
+	c, err := service.CommonFromEnv("127.0.0.1:8081")
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{Common: c, AdminTokens: ParseTokens(service.Env("ADMIN_TOKENS", ""))}
+	if f := service.Env("ADMIN_TOKENS_FILE", ""); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.AdminTokens = append(cfg.AdminTokens, ParseTokens(strings.ReplaceAll(string(b), "\n", ","))...)
+	}
+	if len(cfg.AdminTokens) == 0 {
+		return cfg, errors.New("set HOOKRUN_ADMIN_TOKENS (comma-separated bearer tokens) or HOOKRUN_ADMIN_TOKENS_FILE")
+	}
+	if cfg.SecretKey == "" {
+		return cfg, errors.New("set HOOKRUN_SECRET_KEY (32 bytes, base64: openssl rand -base64 32): secrets are encrypted at rest with it")
+	}
+	return cfg, nil
+}
+
+// ParseTokens splits a comma-separated token list, dropping blanks.
+func ParseTokens(s string) []string {
+	var out []string
+	for _, t := range strings.Split(s, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Service is the keys service.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	box    *secretbox.Box
+	health *service.Health
+	echo   *echo.Echo
+	now    func() time.Time
+
+	jobs     kvStore[resource.Job]
+	webhooks kvStore[resource.Webhook]
+	secrets  kvStore[resource.StoredSecret]
+	apiKeys  kvStore[resource.APIKey]
+	tokens   [][32]byte
+}
+
+// New builds the service.
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, box *secretbox.Box, health *service.Health, log *slog.Logger) *Service {
+	s := &Service{
+		cfg: cfg, log: log, nc: nc, js: js, box: box, health: health, now: time.Now,
+		jobs:     kvStore[resource.Job]{js, bus.BucketJobs},
+		webhooks: kvStore[resource.Webhook]{js, bus.BucketWebhooks},
+		secrets:  kvStore[resource.StoredSecret]{js, bus.BucketSecrets},
+		apiKeys:  kvStore[resource.APIKey]{js, bus.BucketKeys},
+	}
+	for _, t := range cfg.AdminTokens {
+		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	e := service.NewEcho()
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("4M"))
+	e.HTTPErrorHandler = s.httpError
+	health.Mount(e)
+	s.routes(e.Group("/v1", s.requireAdmin))
+	s.echo = e
+	return s
+}
+
+// FromDeps builds the service on opened connections.
+func FromDeps(cfg Config, d *service.Deps) *Service {
+	return New(cfg, d.NC, d.JS, d.Box, d.Health, d.Log)
+}
+
+func (s *Service) routes(g *echo.Group) {
+	g.PUT("/jobs/:name", s.putJob)
+	g.GET("/jobs", s.listJobs)
+	g.GET("/jobs/:name", s.getJob)
+	g.DELETE("/jobs/:name", s.deleteJob)
+
+	g.PUT("/secrets/:name", s.putSecret)
+	g.GET("/secrets", s.listSecrets)
+	g.GET("/secrets/:name", s.getSecret)
+	g.DELETE("/secrets/:name", s.deleteSecret)
+	g.POST("/secrets/:name/rotate", s.rotateSecret)
+
+	g.PUT("/webhooks/:name", s.putWebhook)
+	g.GET("/webhooks", s.listWebhooks)
+	g.GET("/webhooks/:name", s.getWebhook)
+	g.DELETE("/webhooks/:name", s.deleteWebhook)
+	g.POST("/webhooks/:name/rotate-endpoint", s.rotateEndpoint)
+
+	g.POST("/keys", s.createKey)
+	g.GET("/keys", s.listKeys)
+	g.PATCH("/keys/:id/extend", s.extendKey)
+	g.DELETE("/keys", s.deleteKeys)
+	g.DELETE("/keys/:id", s.deleteKey)
+
+	g.GET("/runs", s.listRuns)
+	g.GET("/runs/:id", s.getRun)
+	g.GET("/runs/:id/events", s.runEvents)
+	g.POST("/runs/:id/cancel", s.cancelRun)
+	g.GET("/deliveries/:id", s.getDelivery)
+	g.POST("/deliveries/:id/replay", s.replayDelivery)
+}
+
+// requireAdmin checks the bearer token against every admin token in
+// constant time (hashing first so token lengths do not leak either).
+func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			return errUnauthorized
+		}
+		h := sha256.Sum256([]byte(tok))
+		match := 0
+		for _, t := range s.tokens {
+			match |= subtle.ConstantTimeCompare(h[:], t[:])
+		}
+		if match != 1 {
+			return errUnauthorized
+		}
+		return next(c)
+	}
+}
+
+// Run serves until ctx ends.
+func (s *Service) Run(ctx context.Context, ready func(net.Addr)) error {
+	return service.Serve(ctx, service.HTTPServer(s.cfg.HTTPAddr, s.echo), 10*time.Second, ready)
+}
+
+// namespace reads ?namespace=, default "default".
+func namespace(c echo.Context) (string, error) {
+	ns := c.QueryParam("namespace")
+	if ns == "" {
+		return resource.DefaultNamespace, nil
+	}
+	if !resource.ValidName(ns) {
+		return "", badRequest("namespace: must match [a-z0-9]([a-z0-9-]*[a-z0-9])?")
+	}
+	return ns, nil
+}
+
+// pathName reads and validates the :name path parameter.
+func pathName(c echo.Context) (string, error) {
+	n := c.Param("name")
+	if err := resource.CheckName("metadata.name", n); err != nil {
+		return "", err
+	}
+	return n, nil
+}

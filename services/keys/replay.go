@@ -1,0 +1,53 @@
+package keys
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/ident"
+	"github.com/hookrun/hookrun/pkg/message"
+)
+
+// replayDelivery stores a new delivery with the same body and headers as
+// an old one, marked as its replay. The dispatcher lets replays past dedup
+// on purpose, and the run id includes the new delivery id, so a replay is
+// always a new run.
+func (s *Service) replayDelivery(c echo.Context) error {
+	orig, err := s.loadDelivery(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	w, _, found, err := s.webhooks.get(ctx, bus.ConfigKey(orig.Namespace, orig.Webhook))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound("webhook " + orig.Namespace + "/" + orig.Webhook + " of this delivery")
+	}
+	d := *orig
+	d.ID = ident.NewDeliveryID()
+	d.ReplayOf = orig.ID
+	d.ReceivedAt = s.now().UTC()
+	d.RunID = ident.RunID(w.Metadata.UID, d.EventID, d.ID)
+	d.Job = w.Spec.Job
+	data, err := json.Marshal(&d)
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
+	m.Data = data
+	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
+	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, true))); err != nil {
+		return errUnavailable
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{
+		"accepted": true, "replayOf": orig.ID, "deliveryId": d.ID, "eventId": d.EventID,
+		"executionId": d.RunID, "status": message.StatusQueued,
+	})
+}

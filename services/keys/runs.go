@@ -1,0 +1,200 @@
+package keys
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/runstatus"
+)
+
+func (s *Service) getRun(c echo.Context) error {
+	r, err := runstatus.Get(c.Request().Context(), s.js, c.Param("id"))
+	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && r.Kind != message.KindRun) {
+		return notFound("run " + c.Param("id"))
+	}
+	if err != nil {
+		return errUnavailable
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (s *Service) listRuns(c echo.Context) error {
+	f := runstatus.Filter{Webhook: c.QueryParam("webhook"), Job: c.QueryParam("job"), Status: c.QueryParam("status")}
+	if c.QueryParam("namespace") != "" {
+		ns, err := namespace(c)
+		if err != nil {
+			return err
+		}
+		f.Namespace = ns
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return badRequest("limit: must be a number from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	runs, err := runstatus.List(c.Request().Context(), s.js, f)
+	if err != nil {
+		return errUnavailable
+	}
+	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
+}
+
+// runEvents streams a run's status events (and its live output lines) as
+// server-sent events until the run ends.
+func (s *Service) runEvents(c echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	r, err := runstatus.Get(ctx, s.js, id)
+	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && r.Kind != message.KindRun) {
+		return notFound("run " + id)
+	}
+	if err != nil {
+		return errUnavailable
+	}
+	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id)
+	if err != nil {
+		return errUnavailable
+	}
+	lines := make(chan []byte, 256)
+	sub, err := s.nc.Subscribe(bus.OutputSubject(id), func(m *nats.Msg) {
+		select {
+		case lines <- m.Data:
+		default: // a slow reader loses live lines, never the statuses
+		}
+	})
+	if err != nil {
+		return errUnavailable
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	w.Flush()
+	keepAlive := time.NewTicker(15 * time.Second)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
+			w.Flush()
+		case line := <-lines:
+			b, _ := json.Marshal(string(line))
+			fmt.Fprintf(w, "event: output\ndata: %s\n\n", b)
+			w.Flush()
+		case <-keepAlive.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			w.Flush()
+		}
+	}
+}
+
+// cancelRun stops a queued or running run: a mark in the cancels bucket
+// stops a queued run when an executor takes it, a core NATS message stops a
+// running one wherever it runs.
+func (s *Service) cancelRun(c echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	r, err := runstatus.Get(ctx, s.js, id)
+	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && r.Kind != message.KindRun) {
+		return notFound("run " + id)
+	}
+	if err != nil {
+		return errUnavailable
+	}
+	if message.Final(r.Status) {
+		return &apiError{Status: http.StatusConflict, Code: "run_finished", Message: "the run has already ended (" + r.Status + ")"}
+	}
+	kv, err := s.js.KeyValue(ctx, bus.BucketCancels)
+	if err != nil {
+		return errUnavailable
+	}
+	if _, err := kv.Put(ctx, id, []byte(s.now().UTC().Format(time.RFC3339))); err != nil {
+		return errUnavailable
+	}
+	if err := s.nc.Publish(bus.CancelSubject(id), []byte(id)); err != nil {
+		return errUnavailable
+	}
+	if r.Status == message.StatusQueued {
+		now := s.now().UTC()
+		r.Status, r.FinishedAt, r.Error = message.StatusCancelled, &now, "cancelled while queued"
+		if err := runstatus.Publish(ctx, s.js, r); err != nil {
+			return errUnavailable
+		}
+	}
+	return c.JSON(http.StatusAccepted, r)
+}
+
+// deliveryView is a stored delivery with its outcome.
+type deliveryView struct {
+	message.Delivery
+	BodyText string       `json:"bodyText,omitempty"`
+	Outcome  *message.Run `json:"outcome,omitempty"`
+}
+
+func (s *Service) loadDelivery(c echo.Context) (*message.Delivery, error) {
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	if !bus.SafeToken(id) {
+		return nil, notFound("delivery " + id)
+	}
+	st, err := s.js.Stream(ctx, bus.StreamDeliveries)
+	if err != nil {
+		return nil, errUnavailable
+	}
+	m, err := st.GetLastMsgForSubject(ctx, bus.DeliveryByIDFilter(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, notFound("delivery " + id)
+	}
+	if err != nil {
+		return nil, errUnavailable
+	}
+	var d message.Delivery
+	if err := message.Decode(m.Data, message.SchemaDelivery, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func (s *Service) getDelivery(c echo.Context) error {
+	d, err := s.loadDelivery(c)
+	if err != nil {
+		return err
+	}
+	v := deliveryView{Delivery: *d}
+	if json.Valid(d.Body) || isText(d.Body) {
+		v.BodyText = string(d.Body)
+	}
+	if r, err := runstatus.Get(c.Request().Context(), s.js, d.ID); err == nil {
+		v.Outcome = r
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func isText(b []byte) bool {
+	for _, c := range b {
+		if c < 0x09 {
+			return false
+		}
+	}
+	return len(b) > 0
+}

@@ -1,0 +1,206 @@
+package keys
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/ident"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
+)
+
+// secretView is a secret as the API shows it: metadata only, except the
+// generated value, shown once in the answer that generated it.
+type secretView struct {
+	resource.Secret
+	GeneratedValue string `json:"generatedValue,omitempty"`
+}
+
+func view(st *resource.StoredSecret) resource.Secret {
+	sec := st.Secret
+	sec.Spec.Value = ""
+	return sec
+}
+
+// generate makes a secret value in format: a profile's own format
+// (standard-webhooks gives whsec_…), or 32 random bytes in hex.
+func generate(format string) (string, error) {
+	if format != "" && format != "hex" {
+		p, ok := signature.Lookup(format)
+		if !ok {
+			return "", &resource.FieldError{Field: "spec.format", Msg: fmt.Sprintf("must be hex or a signature profile (%v)", signature.Names())}
+		}
+		return p.GenerateSecret()
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// putSecret creates or replaces a secret. A replaced value stays valid for
+// spec.previousValidFor (rotation grace). Without a value, a secret is
+// generated when it does not exist yet and left alone when it does, so
+// re-applying the same YAML never rotates by accident (use /rotate).
+func (s *Service) putSecret(c echo.Context) error {
+	var sec resource.Secret
+	if err := decode(c, &sec); err != nil {
+		return err
+	}
+	if err := placeMeta(c, &sec.Metadata); err != nil {
+		return err
+	}
+	if err := sec.Validate(); err != nil {
+		return err
+	}
+	if sec.Spec.Format != "" {
+		if _, err := generate(sec.Spec.Format); err != nil {
+			return err
+		}
+	}
+	if sec.Spec.Value != "" && sec.Spec.Format != "" && sec.Spec.Format != "hex" {
+		p, _ := signature.Lookup(sec.Spec.Format)
+		if err := signature.ValidateSecret(p, sec.Spec.Value); err != nil {
+			return &resource.FieldError{Field: "spec.value", Msg: "not a valid " + sec.Spec.Format + " secret"}
+		}
+	}
+	return s.storeSecret(c, &sec, false)
+}
+
+func (s *Service) rotateSecret(c echo.Context) error {
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c)
+	if err != nil {
+		return err
+	}
+	st, _, found, err := s.secrets.get(c.Request().Context(), bus.ConfigKey(ns, name))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound(fmt.Sprintf("secret %s/%s", ns, name))
+	}
+	sec := st.Secret
+	sec.Spec.Value = ""
+	return s.storeSecret(c, &sec, true)
+}
+
+func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate bool) error {
+	ctx := c.Request().Context()
+	key := bus.ConfigKey(sec.Metadata.Namespace, sec.Metadata.Name)
+	aad := []byte(key)
+	old, rev, found, err := s.secrets.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	value, generated := sec.Spec.Value, ""
+	if value == "" && (!found || forceRotate) {
+		if value, err = generate(sec.Spec.Format); err != nil {
+			return err
+		}
+		generated = value
+	}
+	st := &resource.StoredSecret{Secret: *sec}
+	st.Secret.Spec.Value = ""
+	result := ResultCreated
+	if found {
+		result = ResultConfigured
+		st.Secret.Metadata.UID, st.Secret.Metadata.CreatedAt = old.Secret.Metadata.UID, old.Secret.Metadata.CreatedAt
+		st.Secret.Metadata.Generation = old.Secret.Metadata.Generation
+		st.Secret.Status = old.Secret.Status
+		cur, err := s.box.Open(old.Current, aad)
+		if err != nil {
+			return err
+		}
+		switch {
+		case value == "" || subtle.ConstantTimeCompare(cur, []byte(value)) == 1:
+			// Same value (or none given): keep the sealed values as they are.
+			st.Current, st.Previous, st.PreviousExpiresAt = old.Current, old.Previous, old.PreviousExpiresAt
+			if sameJSON(old.Secret.Spec, st.Secret.Spec) {
+				return respond(c, ResultUnchanged, secretView{Secret: view(old)})
+			}
+		default:
+			exp := now.Add(sec.Spec.PreviousValidFor.D())
+			st.Current, st.Previous, st.PreviousExpiresAt = s.box.Seal([]byte(value), aad), old.Current, &exp
+			st.Secret.Status.Version++
+			st.Secret.Status.RotatedAt, st.Secret.Status.PreviousExpiresAt = &now, &exp
+		}
+	} else {
+		st.Secret.Metadata.UID, st.Secret.Metadata.CreatedAt = ident.NewUID(), now
+		st.Current = s.box.Seal([]byte(value), aad)
+		st.Secret.Status.Version = 1
+	}
+	st.Secret.Metadata.Generation++
+	st.Secret.Metadata.UpdatedAt = now
+	if err := s.secrets.put(ctx, key, st, rev); err != nil {
+		return err
+	}
+	return respond(c, result, secretView{Secret: view(st), GeneratedValue: generated})
+}
+
+func (s *Service) getSecret(c echo.Context) error {
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c)
+	if err != nil {
+		return err
+	}
+	st, _, found, err := s.secrets.get(c.Request().Context(), bus.ConfigKey(ns, name))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound(fmt.Sprintf("secret %s/%s", ns, name))
+	}
+	return c.JSON(http.StatusOK, view(st))
+}
+
+func (s *Service) listSecrets(c echo.Context) error {
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	all, err := s.secrets.list(c.Request().Context(), nsPrefix(ns))
+	if err != nil {
+		return err
+	}
+	out := make([]resource.Secret, 0, len(all))
+	for _, st := range all {
+		out = append(out, view(st))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Metadata.Name < out[b].Metadata.Name })
+	return c.JSON(http.StatusOK, listResponse[resource.Secret]{Items: out})
+}
+
+func (s *Service) deleteSecret(c echo.Context) error {
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c)
+	if err != nil {
+		return err
+	}
+	found, err := s.secrets.del(c.Request().Context(), bus.ConfigKey(ns, name))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound(fmt.Sprintf("secret %s/%s", ns, name))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"deleted": 1})
+}

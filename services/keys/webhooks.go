@@ -1,0 +1,245 @@
+package keys
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookrun/hookrun/pkg/argtemplate"
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/filter"
+	"github.com/hookrun/hookrun/pkg/ident"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
+	"github.com/hookrun/hookrun/pkg/webhookstatus"
+)
+
+// webhookPut is the answer to a PUT: the webhook, and the API key generated
+// for it (shown only here), as Janus does when API key auth is enabled.
+type webhookPut struct {
+	resource.Webhook
+	GeneratedKey *generatedKey `json:"generatedKey,omitempty"`
+}
+
+type generatedKey struct {
+	ID  string `json:"id"`
+	Key string `json:"key"`
+}
+
+// EndpointPath is the ingress path of an endpoint id.
+func EndpointPath(w *resource.Webhook) string {
+	p := "/v1/hooks/" + w.Status.EndpointID
+	if a := w.Spec.Auth.APIKey; a != nil && a.In == "path" {
+		p += "/{" + a.Name + "}"
+	}
+	return p
+}
+
+func (s *Service) putWebhook(c echo.Context) error {
+	var w resource.Webhook
+	if err := decode(c, &w); err != nil {
+		return err
+	}
+	if err := placeMeta(c, &w.Metadata); err != nil {
+		return err
+	}
+	if err := w.Validate(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := s.checkWebhookRefs(ctx, &w); err != nil {
+		return err
+	}
+	key := bus.ConfigKey(w.Metadata.Namespace, w.Metadata.Name)
+	old, rev, found, err := s.webhooks.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	result := ResultCreated
+	if found {
+		if sameJSON(old.Spec, w.Spec) {
+			return respond(c, ResultUnchanged, webhookPut{Webhook: *s.withStatus(ctx, old)})
+		}
+		w.Metadata.UID, w.Metadata.CreatedAt, w.Metadata.Generation = old.Metadata.UID, old.Metadata.CreatedAt, old.Metadata.Generation
+		w.Status.EndpointID = old.Status.EndpointID
+		result = ResultConfigured
+	} else {
+		w.Metadata.UID, w.Metadata.CreatedAt = ident.NewUID(), now
+		w.Status.EndpointID = ident.NewEndpointID()
+	}
+	w.Metadata.Generation++
+	w.Metadata.UpdatedAt = now
+	w.Status.EndpointPath = EndpointPath(&w)
+	var gen *generatedKey
+	if w.Spec.Auth.APIKey != nil && (!found || old.Spec.Auth.APIKey == nil) {
+		k, key, err := s.newKey(ctx, w.Metadata.Name+"-key", w.Metadata.Namespace, []string{w.Metadata.Name}, nil, 0)
+		if err != nil {
+			return err
+		}
+		gen = &generatedKey{ID: k.ID, Key: key}
+	}
+	if err := s.webhooks.put(ctx, key, &w, rev); err != nil {
+		return err
+	}
+	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen})
+}
+
+// checkWebhookRefs checks what needs other resources: the job exists and
+// all its arguments can be resolved without the caller (Janus: webhooks
+// cannot pass argument values), the filter compiles, the profile and its
+// secret exist.
+func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) error {
+	ns := w.Metadata.Namespace
+	j, _, found, err := s.jobs.get(ctx, bus.ConfigKey(ns, w.Spec.Job))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return &resource.FieldError{Field: "spec.job", Msg: fmt.Sprintf("job %q not found in namespace %q (apply the job first)", w.Spec.Job, ns)}
+	}
+	if err := argtemplate.CheckDefaults(j.Spec.TemplateArgs()); err != nil {
+		return &resource.FieldError{Field: "spec.job", Msg: fmt.Sprintf("job %q cannot be triggered by a webhook: spec.%v", w.Spec.Job, err)}
+	}
+	if w.Spec.Filter != "" {
+		if _, err := filter.Compile(w.Spec.Filter); err != nil {
+			return &resource.FieldError{Field: "spec.filter", Msg: err.Error()}
+		}
+	}
+	for _, ref := range []struct{ field, name string }{
+		{"spec.auth.signature.secretRef", signatureSecret(w)},
+		{"spec.callback.secretRef", callbackSecret(w)},
+	} {
+		if ref.name == "" {
+			continue
+		}
+		_, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, ref.name))
+		if err != nil {
+			return err
+		}
+		if !found {
+			return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q not found in namespace %q", ref.name, ns)}
+		}
+	}
+	if sa := w.Spec.Auth.Signature; sa != nil {
+		if _, ok := signature.Lookup(sa.Profile); !ok {
+			return &resource.FieldError{Field: "spec.auth.signature.profile", Msg: fmt.Sprintf("must be one of %v", signature.Names())}
+		}
+	}
+	return nil
+}
+
+func signatureSecret(w *resource.Webhook) string {
+	if w.Spec.Auth.Signature != nil {
+		return w.Spec.Auth.Signature.SecretRef
+	}
+	return ""
+}
+
+func callbackSecret(w *resource.Webhook) string {
+	if w.Spec.Callback != nil {
+		return w.Spec.Callback.SecretRef
+	}
+	return ""
+}
+
+// withStatus merges the runtime status (lastError, lastDeliveryAt).
+func (s *Service) withStatus(ctx context.Context, w *resource.Webhook) *resource.Webhook {
+	st, err := webhookstatus.Get(ctx, s.js, w.Metadata.Namespace, w.Metadata.Name)
+	if err == nil {
+		w.Status.LastError, w.Status.LastErrorAt, w.Status.LastDeliveryAt = st.LastError, st.LastErrorAt, st.LastDeliveryAt
+	}
+	w.Status.EndpointPath = EndpointPath(w)
+	return w
+}
+
+func (s *Service) getWebhook(c echo.Context) error {
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	w, _, found, err := s.webhooks.get(ctx, bus.ConfigKey(ns, name))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
+	}
+	return c.JSON(http.StatusOK, s.withStatus(ctx, w))
+}
+
+func (s *Service) listWebhooks(c echo.Context) error {
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	all, err := s.webhooks.list(ctx, nsPrefix(ns))
+	if err != nil {
+		return err
+	}
+	out := make([]resource.Webhook, 0, len(all))
+	for _, w := range all {
+		out = append(out, *s.withStatus(ctx, w))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Metadata.Name < out[b].Metadata.Name })
+	return c.JSON(http.StatusOK, listResponse[resource.Webhook]{Items: out})
+}
+
+func (s *Service) deleteWebhook(c echo.Context) error {
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	found, err := s.webhooks.del(ctx, bus.ConfigKey(ns, name))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
+	}
+	_ = webhookstatus.Clear(ctx, s.js, ns, name)
+	return c.JSON(http.StatusOK, map[string]any{"deleted": 1})
+}
+
+// rotateEndpoint gives the webhook a new endpoint id; the old URL answers
+// 404 as soon as the ingresses see the change (a KV watch, well under a second).
+func (s *Service) rotateEndpoint(c echo.Context) error {
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	key := bus.ConfigKey(ns, name)
+	w, rev, found, err := s.webhooks.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
+	}
+	w.Status.EndpointID = ident.NewEndpointID()
+	w.Status.EndpointPath = EndpointPath(w)
+	w.Metadata.UpdatedAt = s.now().UTC()
+	if err := s.webhooks.put(ctx, key, w, rev); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.withStatus(ctx, w))
+}
