@@ -109,7 +109,7 @@ type Stack struct {
 }
 
 // StartStack builds the binaries and starts the four services.
-func StartStack(t testing.TB, natsURL, redisURL string) *Stack {
+func StartStack(t testing.TB, natsURL, redisURL string, extraEnv ...string) *Stack {
 	t.Helper()
 	bin := buildBinaries(t)
 	s := &Stack{t: t, Procs: map[string]*proc{}, Token: "e2e-admin-token", bin: bin}
@@ -123,6 +123,7 @@ func StartStack(t testing.TB, natsURL, redisURL string) *Stack {
 		"PATH=" + os.Getenv("PATH"),
 		"TMPDIR=" + t.TempDir(),
 	}
+	s.env = append(s.env, extraEnv...)
 	for _, name := range []string{"keys", "ingress", "dispatcher", "executor"} {
 		s.Start(name)
 	}

@@ -92,19 +92,80 @@ func BucketConfigs(o Options) []jetstream.KeyValueConfig {
 }
 
 // Ensure creates or updates every stream and bucket. It is idempotent and
-// safe to call from every service at start-up.
+// safe to call from every service at start-up. Existing streams and buckets
+// are only updated when a setting Hookrun manages differs: several services
+// starting together against a cluster must not race on needless updates
+// (concurrent identical creates can stall on a clustered meta leader).
 func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	for _, sc := range StreamConfigs(o) {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := ensureStream(ctx, js, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	for _, kc := range BucketConfigs(o) {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if err := ensureBucket(ctx, js, kc); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
+}
+
+func opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 3*time.Second)
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	cctx, cancel := opCtx(ctx)
+	defer cancel()
+	s, err := js.Stream(cctx, sc.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(cctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // another service created it first
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	cur := s.CachedInfo().Config
+	if cur.Replicas == sc.Replicas && cur.MaxAge == sc.MaxAge && cur.Duplicates == sc.Duplicates && cur.AllowDirect == sc.AllowDirect {
+		return nil
+	}
+	_, err = js.UpdateStream(cctx, sc)
+	return err
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, kc jetstream.KeyValueConfig) error {
+	cctx, cancel := opCtx(ctx)
+	defer cancel()
+	kv, err := js.KeyValue(cctx, kc.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		_, err = js.CreateKeyValue(cctx, kc)
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	st, err := kv.Status(cctx)
+	if err != nil {
+		return err
+	}
+	if st.TTL() == kc.TTL && st.History() == int64(kc.History) && st.LimitMarkerTTL() == kc.LimitMarkerTTL && replicas(st) == kc.Replicas {
+		return nil
+	}
+	_, err = js.UpdateKeyValue(cctx, kc)
+	return err
+}
+
+func replicas(st jetstream.KeyValueStatus) int {
+	if s, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		return s.StreamInfo().Config.Replicas
+	}
+	return 0
 }
 
 // EnsureRetry calls Ensure until it succeeds or ctx ends; services start

@@ -28,6 +28,7 @@ type NATS struct {
 	Server   *server.Server
 	URL      string
 	StoreDir string
+	Port     int
 	t        testing.TB
 }
 
@@ -40,7 +41,7 @@ func StartNATS(t testing.TB) *NATS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &NATS{Server: s, URL: s.ClientURL(), StoreDir: dir, t: t}
+	n := &NATS{Server: s, URL: s.ClientURL(), StoreDir: dir, Port: s.Addr().(*net.TCPAddr).Port, t: t}
 	t.Cleanup(func() { n.Server.Shutdown(); n.Server.WaitForShutdown() })
 	return n
 }
@@ -61,7 +62,7 @@ func (n *NATS) Stop() {
 // Start starts a stopped server again on the same port and store.
 func (n *NATS) Start() {
 	n.t.Helper()
-	port := n.Server.Addr().(*net.TCPAddr).Port
+	port := n.Port
 	var s *server.Server
 	var err error
 	for i := 0; i < 50; i++ { // the port may linger briefly

@@ -1,0 +1,649 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/embednats"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/secretbox"
+)
+
+func init() {
+	clientCommands = append(clientCommands, newBenchCmd, newBenchBaselineCmd)
+}
+
+type benchOptions struct {
+	duration time.Duration
+	warmup   time.Duration
+	conns    int
+	bodySize int
+	rate     float64
+	runs     int
+	redisURL string
+	binDir   string
+}
+
+func newBenchCmd() *cobra.Command {
+	o := benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test the real stack beside bare baselines and print the ratios",
+		Long: `bench starts a nats-server (embedded in this process), the bare baselines (an
+Echo handler answering 202; an Echo handler publishing to a JetStream file
+stream) and the four Hookrun services as separate processes, then measures:
+the ingress at maximum rate (closed loop, signed generic-profile deliveries,
+full authentication, metrics and logging), the dispatcher draining the
+backlog, the ingress latency at half its maximum rate (open loop), runs of a
+trivial command per second against a bare os/exec spawn loop, and accept →
+run started latency at a fixed rate. The service binaries are looked up next
+to this executable (make build puts them in bin/).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBench(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each closed/open-loop phase")
+	f.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each closed-loop phase")
+	f.IntVar(&o.conns, "conns", 64, "connections of the closed-loop phases")
+	f.IntVar(&o.bodySize, "body", 1024, "body size in bytes")
+	f.Float64Var(&o.rate, "rate", 500, "deliveries/s of the accept→run-started phase")
+	f.IntVar(&o.runs, "runs", 3000, "runs of the runs/s phase")
+	f.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for dedup (REDIS_URL)")
+	f.StringVar(&o.binDir, "bin", "", "directory of the hookrun-* binaries (default: next to this executable)")
+	return cmd
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// benchProc is a process under test.
+type benchProc struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+	out  *bytes.Buffer
+	mu   sync.Mutex
+}
+
+func (p *benchProc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.out.Len() < 1<<20 {
+		p.out.Write(b)
+	}
+	return len(b), nil
+}
+
+func (p *benchProc) stop() {
+	if p == nil || p.cmd.Process == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// peakRSS is the process' high-water resident set (VmHWM), in MiB.
+func (p *benchProc) peakRSS() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func pickAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startProc(name, bin string, env []string, args ...string) (*benchProc, error) {
+	p := &benchProc{name: name, out: &bytes.Buffer{}, addr: pickAddr()}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(append(os.Environ(), env...), "HOOKRUN_HTTP_ADDR="+p.addr, "HOOKRUN_LOG_LEVEL=info")
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func waitHTTP(url string, total time.Duration) error {
+	deadline := time.Now().Add(total)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s", url, total)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type benchReport struct {
+	rows   [][3]string
+	ratios [][2]string
+}
+
+func (r *benchReport) add(what, value, note string) { r.rows = append(r.rows, [3]string{what, value, note}) }
+
+func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
+	if o.binDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.binDir = filepath.Dir(exe)
+	}
+	for _, s := range []string{"ingress", "dispatcher", "executor", "keys"} {
+		if _, err := os.Stat(filepath.Join(o.binDir, "hookrun-"+s)); err != nil {
+			return fmt.Errorf("hookrun-%s not found in %s: run `make build` (or pass --bin)", s, o.binDir)
+		}
+	}
+	self, _ := os.Executable()
+	rdb := redis.NewClient(mustRedisOpts(o.redisURL))
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("Redis at %s: %w (start redis-server or set REDIS_URL)", o.redisURL, err)
+	}
+	dir, err := os.MkdirTemp("", "hookrun-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := embednats.Start(embednats.Options{Port: -1, StoreDir: filepath.Join(dir, "nats")})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	rep := &benchReport{}
+	logf := func(format string, a ...any) { fmt.Fprintf(out, "# "+format+"\n", a...) }
+	logf("machine: %d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel())
+
+	// 1. Bare baselines.
+	var bare202, barePub loadResult
+	for _, mode := range []string{"202", "publish"} {
+		p, err := startProc("baseline-"+mode, self, nil, "bench-baseline", "--mode", mode, "--nats", ns.ClientURL(), "--addr", pickAddr())
+		if err != nil {
+			return err
+		}
+		addr, err := waitListening(p)
+		if err != nil {
+			p.stop()
+			return err
+		}
+		logf("bare %s handler: closed loop, %d connections, %s", mode, o.conns, o.duration)
+		r := closedLoop(ctx, o.conns, o.warmup, o.duration, plainDeliveries("http://"+addr+"/v1/hooks/x", o.bodySize))
+		p.stop()
+		if mode == "202" {
+			bare202 = r
+		} else {
+			barePub = r
+		}
+	}
+	rep.add("bare Echo 202: req/s", f0(bare202.PerSecond()), fmt.Sprintf("p50 %s p99 %s", ms(bare202.Pct(.5)), ms(bare202.Pct(.99))))
+	rep.add("bare Echo + JetStream publish: req/s", f0(barePub.PerSecond()), fmt.Sprintf("p50 %s p99 %s", ms(barePub.Pct(.5)), ms(barePub.Pct(.99))))
+
+	// 2. The services.
+	env := []string{
+		"HOOKRUN_NATS_URL=" + ns.ClientURL(), "HOOKRUN_REDIS_URL=" + o.redisURL,
+		"HOOKRUN_SECRET_KEY=" + secretbox.NewKey(), "HOOKRUN_ADMIN_TOKENS=bench-token",
+		"HOOKRUN_EXECUTOR_MAX_CONCURRENT=64", "HOOKRUN_WORK_DIR=" + dir,
+	}
+	procs := map[string]*benchProc{}
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	start := func(name string) error {
+		p, err := startProc(name, filepath.Join(o.binDir, "hookrun-"+name), env)
+		if err != nil {
+			return err
+		}
+		procs[name] = p
+		if err := waitHTTP("http://"+p.addr+"/readyz", 30*time.Second); err != nil {
+			return fmt.Errorf("%w\n%s", err, p.out.String())
+		}
+		return nil
+	}
+	for _, s := range []string{"keys", "ingress"} {
+		if err := start(s); err != nil {
+			return err
+		}
+	}
+	api := "http://" + procs["keys"].addr
+	secret := "bench-secret-0123456789"
+	if err := setupBench(api, secret); err != nil {
+		return err
+	}
+	ingress := "http://" + procs["ingress"].addr
+	loadPath, spawnPath, err := endpointPaths(api)
+	if err != nil {
+		return err
+	}
+	if err := waitAccepted(ingress+loadPath, secret); err != nil {
+		return err
+	}
+
+	// 3. Ingress at maximum (dispatcher and executor not running: the backlog waits in DELIVERIES).
+	logf("ingress: closed loop, %d connections, %s, signed generic deliveries of %d bytes", o.conns, o.duration, o.bodySize)
+	ing := closedLoop(ctx, o.conns, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "load-", o.bodySize))
+	rep.add("ingress: accepted/s", f0(ing.PerSecond()), "codes "+ing.codes())
+	rep.add("ingress latency p50 / p99 / p99.9", fmt.Sprintf("%s / %s / %s", ms(ing.Pct(.5)), ms(ing.Pct(.99)), ms(ing.Pct(.999))), "at maximum rate")
+
+	// 4. Dispatcher draining the backlog.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	backlog, _ := streamMsgs(ctx, js, bus.StreamDeliveries)
+	keysBefore, memBefore := redisKeysMem(ctx, rdb)
+	t0 := time.Now()
+	if err := start("dispatcher"); err != nil {
+		return err
+	}
+	if err := waitDrained(ctx, js, bus.StreamDeliveries, bus.ConsumerDispatcher, 5*time.Minute); err != nil {
+		return err
+	}
+	dispRate := float64(backlog) / time.Since(t0).Seconds()
+	rep.add("dispatcher: deliveries/s (draining the backlog)", f0(dispRate), fmt.Sprintf("%d deliveries, includes start-up", backlog))
+	keysAfter, memAfter := redisKeysMem(ctx, rdb)
+	if dk := keysAfter - keysBefore; dk > 0 {
+		rep.add("Redis memory per dedup key", fmt.Sprintf("%.0f B", float64(memAfter-memBefore)/float64(dk)), fmt.Sprintf("%d keys (used_memory delta)", dk))
+	}
+	purge(ctx, js, bus.StreamRuns)
+
+	// 5. Ingress latency at half its maximum rate, dispatcher running.
+	half := ing.PerSecond() / 2
+	logf("ingress: open loop at %.0f/s (half of the maximum) for %s, dispatcher running", half, o.duration)
+	hl := openLoop(ctx, half, o.duration, signedDeliveries(ingress+loadPath, secret, "half-", o.bodySize))
+	rep.add("ingress latency p50 / p99 at half rate", fmt.Sprintf("%s / %s", ms(hl.Pct(.5)), ms(hl.Pct(.99))), fmt.Sprintf("%.0f/s offered, codes %s", half, hl.codes()))
+	_ = waitDrained(ctx, js, bus.StreamDeliveries, bus.ConsumerDispatcher, 2*time.Minute)
+	purge(ctx, js, bus.StreamRuns)
+
+	// 6. Runs per second: a bare os/exec spawn loop, then the executor on a backlog of trivial runs.
+	logf("bare os/exec spawn loop: %d × /bin/true, 64 at a time", o.runs)
+	spawnRate := spawnLoop(o.runs, 64)
+	rep.add("bare os/exec spawn loop: /bin/true per s", f0(spawnRate), "64 concurrent")
+	logf("executor: %d runs of /bin/true (job concurrency 64)", o.runs)
+	pre := closedLoopN(ctx, 32, o.runs, signedDeliveries(ingress+spawnPath, secret, "spawn-", 256))
+	if pre != o.runs {
+		return fmt.Errorf("only %d of %d spawn deliveries accepted", pre, o.runs)
+	}
+	if err := waitDrained(ctx, js, bus.StreamDeliveries, bus.ConsumerDispatcher, 2*time.Minute); err != nil {
+		return err
+	}
+	finals := countFinals(nc)
+	t1 := time.Now()
+	if err := start("executor"); err != nil {
+		return err
+	}
+	if err := finals.wait(o.runs, 5*time.Minute); err != nil {
+		return err
+	}
+	runRate := float64(o.runs) / time.Since(t1).Seconds()
+	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d runs, includes start-up; statuses %s", o.runs, finals.summary()))
+
+	// 7. Accept → run started at a fixed rate, everything running.
+	logf("end to end: open loop at %.0f/s for %s", o.rate, o.duration)
+	lat := watchStarts(nc)
+	e2e := openLoop(ctx, o.rate, o.duration, signedDeliveries(ingress+spawnPath, secret, "e2e-", 256))
+	time.Sleep(2 * time.Second)
+	starts := lat.stop()
+	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started, ingress codes %s", len(starts), e2e.codes()))
+
+	for _, s := range []string{"ingress", "dispatcher", "executor", "keys"} {
+		rep.add("peak RSS "+s, fmt.Sprintf("%.1f MiB", procs[s].peakRSS()), "VmHWM")
+	}
+	rep.ratios = [][2]string{
+		{"ingress ÷ bare publish (target ≥ 0.90)", fmt.Sprintf("%.2f", ing.PerSecond()/barePub.PerSecond())},
+		{"runs/s ÷ bare spawn (target ≥ 0.80)", fmt.Sprintf("%.2f", runRate/spawnRate)},
+		{"dispatcher ÷ ingress (target ≥ 1.00)", fmt.Sprintf("%.2f", dispRate/ing.PerSecond())},
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| measure | value | notes |")
+	fmt.Fprintln(out, "|---|---|---|")
+	for _, r := range rep.rows {
+		fmt.Fprintf(out, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| ratio | value |")
+	fmt.Fprintln(out, "|---|---|")
+	for _, r := range rep.ratios {
+		fmt.Fprintf(out, "| %s | %s |\n", r[0], r[1])
+	}
+	return nil
+}
+
+func mustRedisOpts(u string) *redis.Options {
+	o, err := redis.ParseURL(u)
+	if err != nil {
+		return &redis.Options{Addr: "127.0.0.1:6379"}
+	}
+	return o
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			if _, v, ok := strings.Cut(l, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return "unknown CPU"
+}
+
+func f0(v float64) string      { return strconv.FormatFloat(v, 'f', 0, 64) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func waitListening(p *benchProc) (string, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		s := p.out.String()
+		p.mu.Unlock()
+		sc := bufio.NewScanner(strings.NewReader(s))
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
+				return a, nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "", errors.New(p.name + " did not start")
+}
+
+func apiPut(api, path string, body any) error {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPut, api+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer bench-token")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("PUT %s: %s %s", path, resp.Status, msg)
+	}
+	return nil
+}
+
+// setupBench makes a generic-signed webhook "load" (its job is never run
+// during the ingress phases) and "spawn" on a /bin/true job.
+func setupBench(api, secret string) error {
+	res := func(kind, name string, spec map[string]any) map[string]any {
+		return map[string]any{"apiVersion": "hookrun.dev/v1", "kind": kind, "metadata": map[string]any{"name": name}, "spec": spec}
+	}
+	steps := []struct {
+		path string
+		body map[string]any
+	}{
+		{"/v1/secrets/bench", res("Secret", "bench", map[string]any{"value": secret})},
+		{"/v1/jobs/sink", res("Job", "sink", map[string]any{"command": []string{"/bin/true"}, "concurrency": 64})},
+		{"/v1/jobs/true", res("Job", "true", map[string]any{"command": []string{"/bin/true"}, "concurrency": 64, "timeout": "30s"})},
+		{"/v1/webhooks/load", res("Webhook", "load", map[string]any{"job": "sink", "auth": map[string]any{"signature": map[string]any{"profile": "generic", "secretRef": "bench"}}})},
+		{"/v1/webhooks/spawn", res("Webhook", "spawn", map[string]any{"job": "true", "auth": map[string]any{"signature": map[string]any{"profile": "generic", "secretRef": "bench"}}})},
+	}
+	for _, s := range steps {
+		if err := apiPut(api, s.path, s.body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func endpointPaths(api string) (load, spawn string, err error) {
+	get := func(name string) (string, error) {
+		req, _ := http.NewRequest(http.MethodGet, api+"/v1/webhooks/"+name, nil)
+		req.Header.Set("Authorization", "Bearer bench-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		var w struct {
+			Status struct{ EndpointPath string } `json:"status"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+			return "", err
+		}
+		return w.Status.EndpointPath, nil
+	}
+	if load, err = get("load"); err != nil {
+		return
+	}
+	spawn, err = get("spawn")
+	return
+}
+
+func waitAccepted(url, secret string) error {
+	mk := signedDeliveries(url, secret, "probe-", 64)
+	c := benchClient(1)
+	for i := int64(0); i < 200; i++ {
+		if code := do(c, mk(i)); code == "202" {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("the ingress never accepted the bench webhook")
+}
+
+func closedLoopN(ctx context.Context, conns, n int, mk requestMaker) int {
+	c := benchClient(conns)
+	var next, ok atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) || ctx.Err() != nil {
+					return
+				}
+				if do(c, mk(i)) == "202" {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return int(ok.Load())
+}
+
+func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+func purge(ctx context.Context, js jetstream.JetStream, name string) {
+	if s, err := js.Stream(ctx, name); err == nil {
+		_ = s.Purge(ctx)
+	}
+}
+
+// waitDrained waits until a consumer has nothing pending or unacked.
+func waitDrained(ctx context.Context, js jetstream.JetStream, stream, consumer string, total time.Duration) error {
+	deadline := time.Now().Add(total)
+	for time.Now().Before(deadline) {
+		c, err := js.Consumer(ctx, stream, consumer)
+		if err == nil {
+			if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s/%s not drained after %s", stream, consumer, total)
+}
+
+func redisKeysMem(ctx context.Context, rdb *redis.Client) (int64, int64) {
+	n, _ := rdb.DBSize(ctx).Result()
+	info, _ := rdb.Info(ctx, "memory").Result()
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "used_memory:"); ok {
+			m, _ := strconv.ParseInt(v, 10, 64)
+			return n, m
+		}
+	}
+	return n, 0
+}
+
+// spawnLoop starts and reaps /bin/true n times, par at a time.
+func spawnLoop(n, par int) float64 {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for w := 0; w < par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				_ = exec.Command("/bin/true").Run()
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(t0).Seconds()
+}
+
+// finalCounter counts final run statuses seen on STATUS subjects.
+type finalCounter struct {
+	sub   *nats.Subscription
+	mu    sync.Mutex
+	seen  map[string]string
+	count atomic.Int64
+}
+
+func countFinals(nc *nats.Conn) *finalCounter {
+	f := &finalCounter{seen: map[string]string{}}
+	f.sub, _ = nc.Subscribe(bus.StatusAll, func(m *nats.Msg) {
+		st := m.Header.Get(bus.HeaderStatus)
+		if !message.Final(st) || !strings.Contains(m.Subject, ".run_") {
+			return
+		}
+		f.mu.Lock()
+		if _, ok := f.seen[m.Subject]; !ok {
+			f.count.Add(1)
+		}
+		f.seen[m.Subject] = st
+		f.mu.Unlock()
+	})
+	return f
+}
+
+func (f *finalCounter) wait(n int, total time.Duration) error {
+	deadline := time.Now().Add(total)
+	for f.count.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d runs finished after %s", f.count.Load(), n, total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = f.sub.Unsubscribe()
+	return nil
+}
+
+func (f *finalCounter) summary() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := map[string]int{}
+	for _, s := range f.seen {
+		c[s]++
+	}
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// startWatcher records accept → run started from "running" status events.
+type startWatcher struct {
+	sub *nats.Subscription
+	mu  sync.Mutex
+	ls  []time.Duration
+}
+
+func watchStarts(nc *nats.Conn) *startWatcher {
+	w := &startWatcher{}
+	w.sub, _ = nc.Subscribe(bus.StatusAll, func(m *nats.Msg) {
+		if m.Header.Get(bus.HeaderStatus) != message.StatusRunning {
+			return
+		}
+		var r message.Run
+		if json.Unmarshal(m.Data, &r) != nil || r.StartedAt == nil {
+			return
+		}
+		w.mu.Lock()
+		w.ls = append(w.ls, r.StartedAt.Sub(r.WebhookReceivedAt))
+		w.mu.Unlock()
+	})
+	return w
+}
+
+func (w *startWatcher) stop() []time.Duration {
+	_ = w.sub.Unsubscribe()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ls
+}

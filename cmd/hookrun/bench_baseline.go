@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+)
+
+// newBenchBaselineCmd runs the bare servers `hookrun bench` compares the
+// ingress with: an Echo handler that answers 202, and one that publishes the
+// body to a JetStream file stream and answers 202 after the ack — the limit
+// of a durable ingress on this stack.
+func newBenchBaselineCmd() *cobra.Command {
+	var addr, natsURL, mode string
+	cmd := &cobra.Command{
+		Use:    "bench-baseline",
+		Short:  "Bare Echo (+JetStream publish) server for benchmarks",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			e := echo.New()
+			e.HideBanner, e.HidePort = true, true
+			switch mode {
+			case "202":
+				e.POST("/v1/hooks/:id", func(c echo.Context) error {
+					_, _ = io.Copy(io.Discard, c.Request().Body)
+					return c.JSON(http.StatusAccepted, map[string]bool{"accepted": true})
+				})
+			case "publish":
+				nc, err := nats.Connect(natsURL)
+				if err != nil {
+					return err
+				}
+				defer nc.Close()
+				js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+				if err != nil {
+					return err
+				}
+				if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage, MaxAge: time.Hour}); err != nil {
+					return err
+				}
+				e.POST("/v1/hooks/:id", func(c echo.Context) error {
+					body, err := io.ReadAll(c.Request().Body)
+					if err != nil {
+						return err
+					}
+					f, err := js.PublishAsync("bench."+c.Param("id"), body)
+					if err != nil {
+						return c.NoContent(http.StatusServiceUnavailable)
+					}
+					select {
+					case <-f.Ok():
+						return c.JSON(http.StatusAccepted, map[string]bool{"accepted": true})
+					case <-f.Err():
+						return c.NoContent(http.StatusServiceUnavailable)
+					case <-time.After(5 * time.Second):
+						return c.NoContent(http.StatusServiceUnavailable)
+					}
+				})
+			default:
+				return fmt.Errorf("--mode must be 202 or publish")
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}
+			go func() { <-ctx.Done(); _ = srv.Close() }()
+			fmt.Println("listening", ln.Addr())
+			if err := srv.Serve(ln); err != http.ErrServerClosed {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
+	cmd.Flags().StringVar(&natsURL, "nats", "", "NATS URL (mode publish)")
+	cmd.Flags().StringVar(&mode, "mode", "publish", "202 or publish")
+	return cmd
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/signature"
+)
+
+// loadResult is what one load phase measured.
+type loadResult struct {
+	Sent      int
+	Accepted  int
+	Codes     map[string]int
+	Latencies []time.Duration
+	Elapsed   time.Duration
+}
+
+func (r loadResult) PerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Accepted) / r.Elapsed.Seconds()
+}
+
+func (r loadResult) Pct(p float64) time.Duration { return percentile(r.Latencies, p) }
+
+func percentile(ls []time.Duration, p float64) time.Duration {
+	if len(ls) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ls...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func (r loadResult) codes() string {
+	var keys []string
+	for k := range r.Codes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s:%d", k, r.Codes[k])
+	}
+	return b.String()
+}
+
+// requestMaker builds the i-th request of a phase.
+type requestMaker func(i int64) *http.Request
+
+// signedDeliveries makes uniquely identified, correctly signed deliveries
+// (generic profile) of bodySize bytes to url.
+func signedDeliveries(url, secret, prefix string, bodySize int) requestMaker {
+	p, _ := signature.Lookup("generic")
+	pad := strings.Repeat("x", max(0, bodySize-64))
+	return func(i int64) *http.Request {
+		id := prefix + strconv.FormatInt(i, 10)
+		body := []byte(`{"id":"` + id + `","kind":"bench","pad":"` + pad + `"}`)
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		for k, v := range p.Sign(body, secret, id, time.Now()) {
+			req.Header[k] = v
+		}
+		req.Header.Set("Content-Type", "application/json")
+		return req
+	}
+}
+
+// plainDeliveries makes unsigned requests of bodySize bytes (for the bare baselines).
+func plainDeliveries(url string, bodySize int) requestMaker {
+	pad := strings.Repeat("x", max(0, bodySize-64))
+	return func(i int64) *http.Request {
+		body := []byte(`{"id":"` + strconv.FormatInt(i, 10) + `","kind":"bench","pad":"` + pad + `"}`)
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return req
+	}
+}
+
+func benchClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns:        conns * 2,
+			MaxIdleConnsPerHost: conns * 2,
+			MaxConnsPerHost:     conns,
+			DisableCompression:  true,
+			IdleConnTimeout:     time.Minute,
+		},
+	}
+}
+
+// recorder collects results from many goroutines.
+type recorder struct {
+	mu    sync.Mutex
+	res   loadResult
+	on    atomic.Bool
+	start time.Time
+}
+
+func (r *recorder) record(code string, d time.Duration) {
+	if !r.on.Load() {
+		return
+	}
+	r.mu.Lock()
+	r.res.Sent++
+	r.res.Codes[code]++
+	if code == "202" || code == "200" {
+		r.res.Accepted++
+		r.res.Latencies = append(r.res.Latencies, d)
+	}
+	r.mu.Unlock()
+}
+
+func do(c *http.Client, req *http.Request) string {
+	resp, err := c.Do(req)
+	if err != nil {
+		return "error"
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return strconv.Itoa(resp.StatusCode)
+}
+
+// closedLoop keeps conns requests in flight for warmup+dur and measures
+// the last dur: the maximum rate the target sustains.
+func closedLoop(ctx context.Context, conns int, warmup, dur time.Duration, mk requestMaker) loadResult {
+	c := benchClient(conns)
+	rec := &recorder{res: loadResult{Codes: map[string]int{}}}
+	ctx, cancel := context.WithTimeout(ctx, warmup+dur)
+	defer cancel()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				req := mk(n.Add(1))
+				t0 := time.Now()
+				code := do(c, req.WithContext(ctx))
+				if ctx.Err() != nil {
+					return
+				}
+				rec.record(code, time.Since(t0))
+			}
+		}()
+	}
+	time.Sleep(warmup)
+	rec.start = time.Now()
+	rec.on.Store(true)
+	wg.Wait()
+	rec.res.Elapsed = time.Since(rec.start)
+	return rec.res
+}
+
+// openLoop sends at a fixed rate for dur, whatever the answers' latency,
+// so queueing shows in the latencies (no coordinated omission).
+func openLoop(ctx context.Context, rate float64, dur time.Duration, mk requestMaker) loadResult {
+	c := benchClient(512)
+	rec := &recorder{res: loadResult{Codes: map[string]int{}}}
+	rec.on.Store(true)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	rec.start = start
+	var wg sync.WaitGroup
+	total := int64(rate * dur.Seconds())
+	for i := int64(0); i < total && ctx.Err() == nil; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func(i int64) {
+			defer wg.Done()
+			req := mk(i)
+			code := do(c, req)
+			rec.record(code, time.Since(due))
+		}(i)
+	}
+	wg.Wait()
+	rec.res.Elapsed = time.Since(start)
+	return rec.res
+}
