@@ -174,7 +174,9 @@ type benchReport struct {
 	ratios [][2]string
 }
 
-func (r *benchReport) add(what, value, note string) { r.rows = append(r.rows, [3]string{what, value, note}) }
+func (r *benchReport) add(what, value, note string) {
+	r.rows = append(r.rows, [3]string{what, value, note})
+}
 
 func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	if o.binDir == "" {
@@ -386,7 +388,7 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
-func f0(v float64) string      { return strconv.FormatFloat(v, 'f', 0, 64) }
+func f0(v float64) string       { return strconv.FormatFloat(v, 'f', 0, 64) }
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func waitListening(p *benchProc) (string, error) {

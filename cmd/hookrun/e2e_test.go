@@ -99,13 +99,13 @@ func (p *proc) Logs() string {
 
 // Stack is the four services as separate processes on one NATS and Redis.
 type Stack struct {
-	t        testing.TB
-	Procs    map[string]*proc
-	Token    string
-	env      []string
-	bin      string
-	Ingress  string
-	Keys     string
+	t       testing.TB
+	Procs   map[string]*proc
+	Token   string
+	env     []string
+	bin     string
+	Ingress string
+	Keys    string
 }
 
 // StartStack builds the binaries and starts the four services.

@@ -1,0 +1,46 @@
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	StopContainers()
+	os.Exit(code)
+}
+
+// TestRedisContainer_Answers proves the container branch of RedisURL: a
+// Redis started by testcontainers-go from the locally built image answers.
+func TestRedisContainer_Answers(t *testing.T) {
+	if !ImageExists(RedisImage) {
+		t.Skipf("no Docker engine or no %s image", RedisImage)
+	}
+	u, err := redisContainer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(u); err != nil {
+		t.Fatalf("container Redis at %s: %v", u, err)
+	}
+}
+
+func TestNATS_RestartKeepsData(t *testing.T) {
+	n := StartNATS(t)
+	_, js := n.Connect()
+	ctx := t.Context()
+	kv, err := js.KeyValue(ctx, "hookrun_jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "default.x", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	n.Restart()
+	_, js = n.Connect()
+	kv, _ = js.KeyValue(ctx, "hookrun_jobs")
+	if e, err := kv.Get(ctx, "default.x"); err != nil || string(e.Value()) != "1" {
+		t.Fatalf("after restart: %v", err)
+	}
+}
