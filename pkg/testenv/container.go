@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"sync"
@@ -56,18 +55,12 @@ func ImageExists(image string) bool {
 	return exec.CommandContext(ctx, "docker", "image", "inspect", image).Run() == nil
 }
 
-// redisContainer starts Redis in a container when the engine answers and
-// the image is built. The container lives as long as the test binary:
-// StopContainers (called from TestMain, or by the last cleanup) removes it.
-func redisContainer() (string, error) {
-	if !ImageExists(RedisImage) {
-		return "", errors.New("no Docker engine or no " + RedisImage + " image (make images)")
-	}
+// redisContainer starts a Redis container for one test and removes it at
+// the test's end. Should the test binary die first, the server stops itself
+// after 20 minutes and AutoRemove deletes the container.
+func redisContainer(t testing.TB) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// The container outlives single tests (one Redis per test binary); should
-	// the binary die before StopContainers, the server stops itself after
-	// 20 minutes and AutoRemove deletes the container.
 	c, err := testcontainers.Run(ctx, RedisImage,
 		testcontainers.WithEntrypoint("timeout", "1200", "redis-server"),
 		testcontainers.WithCmd("--save", "", "--appendonly", "no", "--protected-mode", "no"),
@@ -75,40 +68,18 @@ func redisContainer() (string, error) {
 		testcontainers.WithExposedPorts("6379/tcp"),
 		testcontainers.WithWaitStrategy(wait.ForLog("Ready to accept connections").WithStartupTimeout(30*time.Second)),
 	)
+	testcontainers.CleanupContainer(t, c)
 	if err != nil {
-		if c != nil {
-			_ = testcontainers.TerminateContainer(c)
-		}
 		return "", err
 	}
-	containersMu.Lock()
-	containers = append(containers, c)
-	containersMu.Unlock()
 	p, err := c.MappedPort(ctx, "6379/tcp")
 	if err != nil {
 		return "", err
 	}
 	// Published ports are reached on loopback, never on an address the
 	// engine reports for its host.
-	return "redis://127.0.0.1:" + p.Port() + "/0", nil
-}
-
-var (
-	containersMu sync.Mutex
-	containers   []testcontainers.Container
-)
-
-// StopContainers removes the containers testenv started for the whole test
-// binary. Packages that may use a container Redis call it from TestMain:
-//
-//	func TestMain(m *testing.M) { code := m.Run(); testenv.StopContainers(); os.Exit(code) }
-func StopContainers() {
-	containersMu.Lock()
-	defer containersMu.Unlock()
-	for _, c := range containers {
-		_ = testcontainers.TerminateContainer(c)
-	}
-	containers = nil
+	u := "redis://127.0.0.1:" + p.Port() + "/0"
+	return u, ping(u)
 }
 
 // Container starts image with opts for one test and removes it at the end.

@@ -99,23 +99,47 @@ func (n *NATS) Connect() (*nats.Conn, jetstream.JetStream) {
 }
 
 var (
-	redisOnce sync.Once
-	redisURL  string
-	redisErr  error
+	envOnce  sync.Once
+	envURL   string
+	envErr   error
+	localOne sync.Once
+	localErr error
 )
 
-// RedisURL returns the URL of a Redis for tests, following the order in the
-// package comment.
+// RedisURL returns the URL of a Redis for the test: REDIS_URL when set;
+// else a container of its own, removed when the test ends, when a Docker
+// engine answers and the image is built; else 127.0.0.1:6379. Under
+// CI=true no Redis fails the test with what to start; elsewhere it skips.
 func RedisURL(t testing.TB) string {
 	t.Helper()
-	redisOnce.Do(func() { redisURL, redisErr = findRedis() })
-	if redisErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Redis for tests: %v. Start one: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no (or set REDIS_URL)", redisErr)
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		envOnce.Do(func() { envURL, envErr = u, ping(u) })
+		if envErr != nil {
+			noRedis(t, fmt.Errorf("REDIS_URL=%s: %w", u, envErr))
 		}
-		t.Skipf("no Redis for tests (%v); set REDIS_URL or start redis-server on 127.0.0.1:6379", redisErr)
+		return envURL
 	}
-	return redisURL
+	if ImageExists(RedisImage) {
+		u, err := redisContainer(t)
+		if err == nil {
+			return u
+		}
+		t.Logf("Redis container: %v; trying 127.0.0.1:6379", err)
+	}
+	const local = "redis://127.0.0.1:6379/0"
+	localOne.Do(func() { localErr = ping(local) })
+	if localErr != nil {
+		noRedis(t, fmt.Errorf("REDIS_URL unset, no Redis image for a container, and 127.0.0.1:6379: %w", localErr))
+	}
+	return local
+}
+
+func noRedis(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("no Redis for tests: %v. Start one: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no (or set REDIS_URL)", err)
+	}
+	t.Skipf("no Redis for tests (%v); set REDIS_URL or start redis-server on 127.0.0.1:6379", err)
 }
 
 // Redis returns a client of the test Redis, closed at the end of the test.
@@ -128,20 +152,6 @@ func Redis(t testing.TB) redis.UniversalClient {
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-func findRedis() (string, error) {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u, ping(u)
-	}
-	if u, err := redisContainer(); err == nil {
-		return u, nil
-	}
-	u := "redis://127.0.0.1:6379/0"
-	if err := ping(u); err != nil {
-		return "", fmt.Errorf("REDIS_URL unset, no Redis container, and 127.0.0.1:6379: %w", err)
-	}
-	return u, nil
 }
 
 func ping(u string) error {

@@ -1,23 +1,17 @@
 package testenv
 
 import (
-	"os"
 	"testing"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	StopContainers()
-	os.Exit(code)
-}
-
 // TestRedisContainer_Answers proves the container branch of RedisURL: a
-// Redis started by testcontainers-go from the locally built image answers.
+// Redis started by testcontainers-go from the locally built image answers,
+// and is removed by the test.
 func TestRedisContainer_Answers(t *testing.T) {
 	if !ImageExists(RedisImage) {
 		t.Skipf("no Docker engine or no %s image", RedisImage)
 	}
-	u, err := redisContainer()
+	u, err := redisContainer(t)
 	if err != nil {
 		t.Fatal(err)
 	}
