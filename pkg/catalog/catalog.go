@@ -33,6 +33,7 @@ type Catalog struct {
 	byEndpoint map[string]*resource.Webhook
 	keys       map[string]*resource.APIKey
 	secrets    map[string]*resource.StoredSecret
+	opened     map[string]openedSecret
 	version    uint64
 	listeners  []func()
 
@@ -46,7 +47,7 @@ func New(js jetstream.JetStream, box *secretbox.Box, log *slog.Logger) *Catalog 
 		js: js, box: box, log: log,
 		jobs: map[string]*resource.Job{}, webhooks: map[string]*resource.Webhook{},
 		byEndpoint: map[string]*resource.Webhook{}, keys: map[string]*resource.APIKey{},
-		secrets: map[string]*resource.StoredSecret{}, ready: make(chan struct{}),
+		secrets: map[string]*resource.StoredSecret{}, opened: map[string]openedSecret{}, ready: make(chan struct{}),
 	}
 }
 
@@ -152,6 +153,7 @@ func (c *Catalog) apply(bucket string, e jetstream.KeyValueEntry) {
 		err = put(c.keys, key, e.Value(), del)
 	case bus.BucketSecrets:
 		err = put(c.secrets, key, e.Value(), del)
+		delete(c.opened, key)
 	case bus.BucketWebhooks:
 		if old, ok := c.webhooks[key]; ok {
 			delete(c.byEndpoint, old.Status.EndpointID)
@@ -232,28 +234,62 @@ func (c *Catalog) Key(id string) (*resource.APIKey, bool) {
 // ErrNoSecret is returned when a referenced secret does not exist.
 var ErrNoSecret = errors.New("secret not found")
 
+// openedSecret caches a secret's plaintext, opened once per change rather
+// than on every delivery.
+type openedSecret struct {
+	current, previous string
+	previousUntil     time.Time
+	err               error
+}
+
 // SecretValues returns the plaintext values of a secret valid at now: the
 // current one, then the previous one while its grace period lasts.
 func (c *Catalog) SecretValues(ns, name string, now time.Time) ([]string, error) {
+	key := bus.ConfigKey(ns, name)
 	c.mu.RLock()
-	s, ok := c.secrets[bus.ConfigKey(ns, name)]
+	o, cached := c.opened[key]
 	c.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w: %s/%s", ErrNoSecret, ns, name)
-	}
-	if c.box == nil {
-		return nil, errors.New("catalog: no secret key configured")
-	}
-	aad := []byte(bus.ConfigKey(ns, name))
-	cur, err := c.box.Open(s.Current, aad)
-	if err != nil {
-		return nil, err
-	}
-	out := []string{string(cur)}
-	if len(s.Previous) > 0 && s.PreviousExpiresAt != nil && now.Before(*s.PreviousExpiresAt) {
-		if prev, err := c.box.Open(s.Previous, aad); err == nil {
-			out = append(out, string(prev))
+	if !cached {
+		var err error
+		if o, err = c.open(key); err != nil {
+			return nil, err
 		}
 	}
-	return out, nil
+	if o.err != nil {
+		return nil, o.err
+	}
+	if o.previous != "" && now.Before(o.previousUntil) {
+		return []string{o.current, o.previous}, nil
+	}
+	return []string{o.current}, nil
+}
+
+func (c *Catalog) open(key string) (openedSecret, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o, ok := c.opened[key]; ok {
+		return o, nil
+	}
+	s, ok := c.secrets[key]
+	if !ok {
+		return openedSecret{}, fmt.Errorf("%w: %s", ErrNoSecret, key)
+	}
+	if c.box == nil {
+		return openedSecret{}, errors.New("catalog: no secret key configured (HOOKRUN_SECRET_KEY)")
+	}
+	var o openedSecret
+	aad := []byte(key)
+	cur, err := c.box.Open(s.Current, aad)
+	if err != nil {
+		o.err = err
+	} else {
+		o.current = string(cur)
+	}
+	if len(s.Previous) > 0 && s.PreviousExpiresAt != nil {
+		if prev, err := c.box.Open(s.Previous, aad); err == nil {
+			o.previous, o.previousUntil = string(prev), *s.PreviousExpiresAt
+		}
+	}
+	c.opened[key] = o
+	return o, nil
 }
