@@ -1,11 +1,10 @@
 package ingress
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,15 +15,13 @@ import (
 	"github.com/hookrun/hookrun/pkg/signature"
 )
 
-// credential says where the sender's credential sat, so it can be removed
-// before the delivery is stored.
+// credential says where the sender's credential sat, and what it was, so
+// that it can be removed before the delivery is stored.
 type credential struct {
-	headers []string
-	query   string
+	headers []string // header names that carry it
+	query   string   // query parameter that carries it
+	values  []string // the credential values themselves (key, signing secrets)
 }
-
-// alwaysStripped headers never reach the delivery log or a job.
-var alwaysStripped = []string{"Authorization", "Proxy-Authorization", "Cookie"}
 
 // authenticate verifies the request against the webhook's auth mode and
 // fills the delivery's principal, profile and (for signature profiles)
@@ -37,11 +34,16 @@ func (in *Ingress) authenticate(c echo.Context, w *resource.Webhook, d *message.
 	case a.Signature != nil:
 		return in.authSignature(c, w, d, now)
 	default:
+		// Secret URL (Workjet): the unguessable endpoint id was the credential.
 		d.Principal = "endpoint"
 		return credential{}, nil
 	}
 }
 
+// authAPIKey finds the key where the webhook says it sits, looks it up by
+// its public id and compares its secret part by hash in constant time. The
+// answers go from "no key" to "not this key" to "not any more" to "not
+// here", and only a sender holding a real key learns the last two.
 func (in *Ingress) authAPIKey(c echo.Context, w *resource.Webhook, d *message.Delivery, now time.Time) (credential, error) {
 	ak := w.Spec.Auth.APIKey
 	var presented string
@@ -56,6 +58,9 @@ func (in *Ingress) authAPIKey(c echo.Context, w *resource.Webhook, d *message.De
 	case "path":
 		presented = c.Param("key")
 	case "body":
+		if d.Method == http.MethodGet {
+			break // no body, so no key
+		}
 		key, rest, err := extractBodyKey(d.Body, ak.Name)
 		if err != nil {
 			return cred, err
@@ -65,6 +70,7 @@ func (in *Ingress) authAPIKey(c echo.Context, w *resource.Webhook, d *message.De
 	if presented == "" {
 		return cred, errMissingCredentials
 	}
+	cred.values = []string{presented}
 	id, secret, ok := apikey.Parse(presented)
 	if !ok {
 		return cred, errInvalidCredentials
@@ -100,6 +106,11 @@ func inScope(list []string, name string) bool {
 	return false
 }
 
+// authSignature verifies the webhook's signature profile with the current
+// secret and, during a rotation's grace period, the previous one. A fault
+// in the configuration (unknown profile, missing or unusable secret) is the
+// webhook owner's to fix: 500 job_not_runnable with the detail recorded in
+// status.lastError, never a 401 that would send the sender hunting.
 func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message.Delivery, now time.Time) (credential, error) {
 	sa := w.Spec.Auth.Signature
 	p, ok := signature.Lookup(sa.Profile)
@@ -114,6 +125,7 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 		in.recordError(w, "signing secret "+sa.SecretRef+" unavailable: "+err.Error())
 		return cred, errJobNotRunnable
 	}
+	cred.values = secrets
 	eventID, err := p.Verify(signature.Request{Header: c.Request().Header, Body: d.Body}, secrets, now)
 	switch {
 	case err == nil:
@@ -127,54 +139,80 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 	default:
 		return cred, errSignatureInvalid
 	}
-	if len(eventID) > 256 {
-		return cred, errMissingEventID
-	}
 	d.EventID = eventID
 	d.Principal = "signature:" + sa.Profile
 	d.Profile = sa.Profile
 	return cred, nil
 }
 
-// extractBodyKey takes the top-level string field name out of a JSON object
-// body and returns its value and the body without it. The rest of the body
-// is re-encoded from the parsed object: key order may change, values do not.
-func extractBodyKey(body []byte, name string) (string, []byte, error) {
-	var obj map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&obj); err != nil || obj == nil || dec.More() {
-		return "", nil, errInvalidBody
+// alwaysStripped headers never reach the delivery log or a job, whatever
+// the webhook's auth mode.
+var alwaysStripped = [...]string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+// minScrubLen is the shortest credential value searched for in other
+// headers and query parameters: shorter ones would match innocent values.
+const minScrubLen = 8
+
+// stripCredentials returns the request's headers and query without any
+// credential: the always-stripped headers, the ones the auth mode names,
+// and — in case a sender put its key somewhere else too, or a Referer
+// carries it — any header or parameter whose value holds the presented key
+// or a signing secret. The value slices are shared with the request, which
+// is not modified.
+func stripCredentials(h http.Header, rawQuery string, c echo.Context, cred credential) (map[string][]string, map[string][]string) {
+	hc := make(map[string][]string, len(h))
+	for name, vs := range h {
+		if isCredentialHeader(name, cred.headers) || holdsCredential(vs, cred.values) {
+			continue
+		}
+		hc[name] = vs
 	}
-	raw, ok := obj[name]
-	if !ok {
-		return "", body, nil
+	if rawQuery == "" {
+		return hc, nil
 	}
-	var key string
-	if err := json.Unmarshal(raw, &key); err != nil {
-		return "", nil, errInvalidCredentials
+	var q url.Values
+	if cred.query != "" {
+		q = c.QueryParams() // already parsed to find the key
+	} else {
+		q, _ = url.ParseQuery(rawQuery)
 	}
-	delete(obj, name)
-	rest, err := json.Marshal(obj)
-	if err != nil {
-		return "", nil, errInvalidBody
+	qc := make(map[string][]string, len(q))
+	for name, vs := range q {
+		if name == cred.query || holdsCredential(vs, cred.values) {
+			continue
+		}
+		qc[name] = vs
 	}
-	return key, rest, nil
+	if len(qc) == 0 {
+		qc = nil
+	}
+	return hc, qc
 }
 
-// stripCredentials copies headers and query without any credential.
-func stripCredentials(h http.Header, q url.Values, cred credential) (map[string][]string, map[string][]string) {
-	hc := h.Clone()
+func isCredentialHeader(name string, named []string) bool {
 	for _, n := range alwaysStripped {
-		hc.Del(n)
+		if strings.EqualFold(name, n) {
+			return true
+		}
 	}
-	for _, n := range cred.headers {
-		hc.Del(n)
+	for _, n := range named {
+		if strings.EqualFold(name, n) {
+			return true
+		}
 	}
-	if cred.query != "" {
-		q.Del(cred.query)
+	return false
+}
+
+func holdsCredential(vs, secrets []string) bool {
+	for _, s := range secrets {
+		if len(s) < minScrubLen {
+			continue
+		}
+		for _, v := range vs {
+			if strings.Contains(v, s) {
+				return true
+			}
+		}
 	}
-	if len(q) == 0 {
-		q = nil
-	}
-	return hc, q
+	return false
 }

@@ -1,20 +1,17 @@
 package ingress
 
 import (
-	"context"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/time/rate"
 
 	"github.com/hookrun/hookrun/pkg/bus"
-	"github.com/hookrun/hookrun/pkg/dedup"
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -32,16 +29,24 @@ type accepted struct {
 	Status      string `json:"status"`
 }
 
-// deliver handles POST/GET /v1/hooks/:endpoint[/:key]. The order of checks
-// is the order a sender can fix things in: which endpoint, which method,
-// what body, then who they are.
+// defaultMaxBodyBytes applies when a stored webhook carries no limit (the
+// keys service always fills one in; this guards hand-written config).
+const defaultMaxBodyBytes = 1 << 20
+
+// maxEventIDLen bounds event ids: they travel in a NATS header and name
+// dedup keys, and no provider sends longer ones.
+const maxEventIDLen = 256
+
+// deliver handles any method on /v1/hooks/:endpoint[/:key]. It answers
+// every request, counts it under a bounded webhook label, and leaves the
+// work to handle.
 func (in *Ingress) deliver(c echo.Context) error {
 	start := time.Now()
 	mInflight.Inc()
 	defer mInflight.Dec()
 
 	label := unknownWebhook
-	status, err := in.handle(c, start, &label)
+	status, acc, err := in.handle(c, start, &label)
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
@@ -50,36 +55,63 @@ func (in *Ingress) deliver(c echo.Context) error {
 		}
 		status = ae.Status
 		_ = writeError(c, ae)
+	} else {
+		_ = c.JSON(status, acc)
 	}
-	mRequests.WithLabelValues(label, statusText(status)).Inc()
+	mRequests.WithLabelValues(label, strconv.Itoa(status)).Inc()
 	mRequestSeconds.WithLabelValues(label).Observe(time.Since(start).Seconds())
 	return nil
 }
 
-func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, error) {
+// handle runs the checks in the order a sender can fix things in — which
+// endpoint, which method, what body, who they are — with the cheap refusals
+// (method, media type, declared size, rate) before the body is read, and
+// the job check after authentication so that only an authenticated sender
+// learns that the webhook is misconfigured.
+func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, *accepted, error) {
 	req := c.Request()
+	if !in.configLoaded() {
+		return 0, nil, errNotReady
+	}
 	w, ok := in.cat.WebhookByEndpoint(c.Param("endpoint"))
 	if !ok || w.Spec.Disabled {
-		return 0, errEndpointNotFound
+		return 0, nil, errEndpointNotFound
 	}
 	*label = w.Metadata.Namespace + "/" + w.Metadata.Name
 	if !allowed(w.Spec.Methods, req.Method) {
 		c.Response().Header().Set("Allow", strings.Join(w.Spec.Methods, ", "))
-		return 0, errMethodNotAllowed
+		return 0, nil, errMethodNotAllowed
 	}
-	if c.Param("key") != "" && (w.Spec.Auth.APIKey == nil || w.Spec.Auth.APIKey.In != "path") {
-		return 0, errEndpointNotFound
+	pathKey := w.Spec.Auth.APIKey != nil && w.Spec.Auth.APIKey.In == "path"
+	if c.Param("key") != "" && !pathKey {
+		return 0, nil, errEndpointNotFound
 	}
-	ct := req.Header.Get("Content-Type")
-	if mt, _, _ := mime.ParseMediaType(ct); strings.HasPrefix(mt, "multipart/") {
-		return 0, errUnsupportedMedia
+	// GET triggers the job with its defaults only (Janus): no body is read,
+	// whatever the sender attached.
+	hasBody := req.Method != http.MethodGet
+	limit := w.Spec.MaxBodyBytes
+	if limit <= 0 {
+		limit = defaultMaxBodyBytes
 	}
-	body, err := readBody(req, w.Spec.MaxBodyBytes)
-	if err != nil {
-		return 0, err
+	var ct string
+	if hasBody {
+		ct = req.Header.Get("Content-Type")
+		if isMultipart(ct) {
+			return 0, nil, errUnsupportedMedia
+		}
+		if req.ContentLength > limit {
+			return 0, nil, errPayloadTooLarge
+		}
 	}
-	if !in.allow(w) {
-		return 0, errRateLimited
+	if ok, wait := in.allow(w); !ok {
+		return 0, nil, errRateLimited.retryAfter(wait)
+	}
+	var body []byte
+	if hasBody {
+		var err error
+		if body, err = readBody(req, limit); err != nil {
+			return 0, nil, err
+		}
 	}
 
 	d := &message.Delivery{
@@ -96,53 +128,97 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, er
 	}
 	cred, err := in.authenticate(c, w, d, now)
 	if err != nil {
-		if ae, ok := err.(*apiError); ok && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden) {
+		var ae *apiError
+		if errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden) {
 			mAuthFailures.WithLabelValues(*label, ae.Code).Inc()
 		}
-		return 0, err
+		return 0, nil, err
 	}
-	if _, ok := in.cat.Job(w.Metadata.Namespace, w.Spec.Job); !ok {
-		in.recordError(w, "job "+w.Spec.Job+" not found in namespace "+w.Metadata.Namespace)
-		return 0, errJobNotRunnable
+	if err := in.runnable(w); err != nil {
+		return 0, nil, err
 	}
 	if d.EventID == "" && w.Spec.IdempotencyHeader != "" {
 		d.EventID = req.Header.Get(w.Spec.IdempotencyHeader)
-		if len(d.EventID) > 256 {
-			return 0, errMissingEventID
-		}
 	}
 	if d.EventID == "" {
 		d.EventID = d.ID
+	} else if !validEventID(d.EventID) {
+		return 0, nil, errMalformedEventID
 	}
 	d.RunID = ident.RunID(w.Metadata.UID, d.EventID, "")
-	d.Header, d.Query = stripCredentials(req.Header, req.URL.Query(), cred)
+	d.Header, d.Query = stripCredentials(req.Header, req.URL.RawQuery, c, cred)
 
-	dup, err := in.publish(req.Context(), d)
-	if err != nil {
-		return 0, err
+	ctx := req.Context()
+	// The dedup look-up (a Redis round trip) runs beside the publish (a
+	// JetStream round trip) rather than after it; both end before we answer.
+	var seen chan bool
+	if in.dedup != nil && d.EventID != d.ID {
+		seen = make(chan bool, 1)
+		go func() { seen <- in.seen(ctx, w.Metadata.UID, d.EventID, d.ID) }()
 	}
-	if !dup && d.EventID != d.ID {
-		dup = in.seen(req.Context(), w.Metadata.UID, d)
+	res, err := in.publish(ctx, d)
+	claimed := seen != nil && <-seen
+	if err != nil {
+		return 0, nil, err
+	}
+	deliveryID, dup := d.ID, res.duplicate || claimed
+	if res.duplicate {
+		// Not stored again: point the sender at the delivery that was.
+		if orig, ok := in.originalDeliveryID(ctx, res.seq); ok {
+			deliveryID = orig
+		}
 	}
 	if dup {
 		mDuplicates.WithLabelValues(*label).Inc()
 	}
 	mBodyBytes.Observe(float64(len(body)))
-	status := w.SuccessStatus()
-	return status, c.JSON(status, accepted{
+	return w.SuccessStatus(), &accepted{
 		Accepted: true, Received: true, Duplicate: dup,
-		WebhookID: w.Metadata.Name, DeliveryID: d.ID, EventID: d.EventID,
+		WebhookID: w.Metadata.Name, DeliveryID: deliveryID, EventID: d.EventID,
 		ExecutionID: d.RunID, Status: message.StatusQueued,
-	})
+	}, nil
 }
 
-// readBody reads at most limit bytes; one more means 413. GET has no body.
+// runnable checks what the webhook needs beyond authentication: its job,
+// and names that are safe as subject tokens (the keys service validates
+// them; this guards against hand-written or corrupted configuration, which
+// could otherwise publish under another webhook's subject).
+func (in *Ingress) runnable(w *resource.Webhook) error {
+	if !bus.SafeToken(w.Metadata.Namespace) || !bus.SafeToken(w.Metadata.Name) {
+		in.recordError(w, "webhook name or namespace is not a valid name")
+		return errJobNotRunnable
+	}
+	if _, ok := in.cat.Job(w.Metadata.Namespace, w.Spec.Job); !ok {
+		in.recordError(w, "job "+w.Spec.Job+" not found in namespace "+w.Metadata.Namespace)
+		return errJobNotRunnable
+	}
+	return nil
+}
+
+// isMultipart reports whether a Content-Type is multipart/* (file uploads
+// are refused), case-insensitively and without parsing its parameters.
+func isMultipart(ct string) bool {
+	const prefix = "multipart"
+	ct = strings.TrimLeft(ct, " \t")
+	return len(ct) >= len(prefix) && strings.EqualFold(ct[:len(prefix)], prefix)
+}
+
+// readBody reads at most limit bytes; one more means 413. A declared
+// Content-Length (already checked against limit) is read into a buffer of
+// exactly that size; a chunked body grows up to limit+1.
 func readBody(req *http.Request, limit int64) ([]byte, error) {
-	if req.Method == http.MethodGet || req.Body == nil {
+	if req.Body == nil || req.Body == http.NoBody {
 		return nil, nil
 	}
-	if req.ContentLength > limit {
-		return nil, errPayloadTooLarge
+	if n := req.ContentLength; n >= 0 {
+		if n == 0 {
+			return nil, nil
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(req.Body, b); err != nil {
+			return nil, errUnreadableBody
+		}
+		return b, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
@@ -150,12 +226,27 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, errPayloadTooLarge
 		}
-		return nil, &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body could not be read"}
+		return nil, errUnreadableBody
 	}
 	if int64(len(b)) > limit {
 		return nil, errPayloadTooLarge
 	}
 	return b, nil
+}
+
+// validEventID reports whether an event id can be stored as sent: JSON
+// would silently rewrite invalid UTF-8, so the id that names the dedup key
+// and the run would differ from the stored one.
+func validEventID(s string) bool {
+	if len(s) > maxEventIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x20 || b == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
 }
 
 func allowed(methods []string, m string) bool {
@@ -166,42 +257,3 @@ func allowed(methods []string, m string) bool {
 	}
 	return false
 }
-
-// allow applies the webhook's token bucket (per ingress instance).
-func (in *Ingress) allow(w *resource.Webhook) bool {
-	rl := w.Spec.RateLimit
-	if rl == nil {
-		return true
-	}
-	key := bus.ConfigKey(w.Metadata.Namespace, w.Metadata.Name)
-	v, ok := in.limiters.Load(key)
-	l, _ := v.(*limiter)
-	if !ok || l.perSecond != rl.PerSecond || l.burst != rl.Burst {
-		l = &limiter{perSecond: rl.PerSecond, burst: rl.Burst, l: rate.NewLimiter(rate.Limit(rl.PerSecond), rl.Burst)}
-		in.limiters.Store(key, l)
-	}
-	return l.l.Allow()
-}
-
-// seen is the read-only look-up of the dispatcher's dedup claim: the
-// dispatcher stays the authority; this only makes the answer's duplicate
-// flag right for retries that come after JetStream's duplicate window.
-func (in *Ingress) seen(ctx context.Context, webhookUID string, d *message.Delivery) bool {
-	if in.dedup == nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	owner, found, err := in.dedup.Lookup(ctx, dedup.Key(webhookUID, d.EventID))
-	return err == nil && found && owner != d.ID
-}
-
-func (in *Ingress) recordError(w *resource.Webhook, msg string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := in.status.Error(ctx, w.Metadata.Namespace, w.Metadata.Name, msg); err != nil {
-		in.log.Warn("cannot record webhook lastError", "webhook", w.Metadata.Name, "err", err)
-	}
-}
-
-func statusText(s int) string { return strconv.Itoa(s) }

@@ -22,7 +22,9 @@ func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 // whether a key exists for another webhook.
 var (
 	errMissingEventID     = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "missing event id: include the event id header this webhook's profile requires"}
+	errMalformedEventID   = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "unusable event id: it must be 1 to 256 printable UTF-8 characters"}
 	errInvalidBody        = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body must be a JSON object carrying the API key field"}
+	errUnreadableBody     = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body could not be read"}
 	errMissingCredentials = &apiError{Status: http.StatusUnauthorized, Code: "missing_credentials", Message: "missing API key"}
 	errInvalidCredentials = &apiError{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: "invalid API key"}
 	errExpiredKey         = &apiError{Status: http.StatusUnauthorized, Code: "expired_key", Message: "the API key has expired"}
@@ -36,6 +38,7 @@ var (
 	errRateLimited        = &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many deliveries for this webhook; retry later", RetryAfter: 1}
 	errJobNotRunnable     = &apiError{Status: http.StatusInternalServerError, Code: "job_not_runnable", Message: "webhook task creation failed: the webhook's job cannot run (see the webhook's status.lastError)"}
 	errUnavailable        = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the delivery could not be stored; nothing was accepted; retry later", RetryAfter: 5}
+	errNotReady           = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the ingress is starting and has not loaded its configuration; nothing was accepted; retry later", RetryAfter: 1}
 	errInternal           = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 )
 
@@ -46,6 +49,14 @@ type errorBody struct {
 	} `json:"error"`
 }
 
+// retryAfter returns a copy of e that asks the sender to wait secs seconds.
+func (e *apiError) retryAfter(secs int) *apiError {
+	cp := *e
+	cp.RetryAfter = max(secs, 1)
+	return &cp
+}
+
+// writeError is the only place an apiError becomes a response.
 func writeError(c echo.Context, e *apiError) error {
 	if e.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))

@@ -7,45 +7,24 @@ package ingress
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
 	"github.com/hookrun/hookrun/pkg/catalog"
 	"github.com/hookrun/hookrun/pkg/dedup"
 	"github.com/hookrun/hookrun/pkg/service"
 	"github.com/hookrun/hookrun/pkg/webhookstatus"
 )
-
-// Config is the ingress configuration.
-type Config struct {
-	service.Common
-	// PublishTimeout bounds the wait for JetStream's ack before answering 503.
-	PublishTimeout time.Duration
-	// TrustProxy takes the source IP from X-Forwarded-For / X-Real-IP.
-	TrustProxy bool
-}
-
-// ConfigFromEnv reads the ingress configuration.
-func ConfigFromEnv() (Config, error) {
-	c, err := service.CommonFromEnv("127.0.0.1:8080")
-	if err != nil {
-		return Config{}, err
-	}
-	pt, err := service.EnvDuration("PUBLISH_TIMEOUT", 5*time.Second)
-	if err != nil {
-		return Config{}, err
-	}
-	return Config{Common: c, PublishTimeout: pt, TrustProxy: service.Env("TRUST_PROXY", "") == "true"}, nil
-}
 
 // Ingress is the service. Build it with New and start it with Run.
 type Ingress struct {
@@ -58,17 +37,16 @@ type Ingress struct {
 	health *service.Health
 	echo   *echo.Echo
 
-	limiters sync.Map // webhook key -> *limiter
-}
-
-type limiter struct {
-	perSecond float64
-	burst     int
-	l         *rate.Limiter
+	limiters   sync.Map // config key -> *limiter
+	lastErrors sync.Map // config key -> recordedError
+	deliveries atomic.Pointer[jetstream.Stream]
 }
 
 // New builds the ingress. dd may be nil (no read-only duplicate look-up).
 func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Store, health *service.Health, log *slog.Logger) *Ingress {
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
 	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), health: health}
 	e := service.NewEcho()
 	if cfg.TrustProxy {
@@ -76,19 +54,25 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
-	e.Use(middleware.Recover())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.Error("handler panicked", "err", err, "method", c.Request().Method, "route", c.Path(), "stack", string(stack))
+			return err
+		},
+	}))
 	health.Mount(e)
 	health.Add("config", func(context.Context) error {
-		select {
-		case <-cat.Ready():
-			return nil
-		default:
+		if !in.configLoaded() {
 			return errConfigLoading
 		}
+		return nil
 	})
 	e.Any("/v1/hooks/:endpoint", in.deliver)
 	e.Any("/v1/hooks/:endpoint/:key", in.deliver)
-	e.RouteNotFound("/*", func(c echo.Context) error { return writeError(c, errEndpointNotFound) })
+	e.RouteNotFound("/*", func(c echo.Context) error {
+		mRequests.WithLabelValues(unknownWebhook, "404").Inc()
+		return writeError(c, errEndpointNotFound)
+	})
 	e.HTTPErrorHandler = in.httpError
 	in.echo = e
 	return in
@@ -100,6 +84,18 @@ func (e constError) Error() string { return string(e) }
 
 const errConfigLoading = constError("configuration not loaded yet")
 
+// configLoaded reports whether the catalog holds the initial configuration.
+// Until then an unknown endpoint may only be not loaded yet, so deliveries
+// are answered 503 (retry) rather than 404 (give up).
+func (in *Ingress) configLoaded() bool {
+	select {
+	case <-in.cat.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
 // Handler returns the HTTP handler (for tests and embedding).
 func (in *Ingress) Handler() http.Handler { return in.echo }
 
@@ -109,8 +105,7 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.cat.Run(ctx) })
 	g.Go(func() error {
-		srv := service.HTTPServer(in.cfg.HTTPAddr, in.echo)
-		return service.Serve(ctx, srv, in.cfg.PublishTimeout+5*time.Second, ready)
+		return service.Serve(ctx, in.cfg.server(in.echo), in.cfg.PublishTimeout+5*time.Second, ready)
 	})
 	err := g.Wait()
 	if ctx.Err() != nil {
@@ -124,7 +119,8 @@ func (in *Ingress) httpError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	if he, ok := err.(*echo.HTTPError); ok {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
 		switch he.Code {
 		case http.StatusNotFound:
 			_ = writeError(c, errEndpointNotFound)
@@ -137,7 +133,7 @@ func (in *Ingress) httpError(err error, c echo.Context) {
 			return
 		}
 	}
-	in.log.Error("unhandled error", "err", err, "path", c.Path())
+	in.log.Error("unhandled error", "err", err, "route", c.Path())
 	_ = writeError(c, errInternal)
 }
 

@@ -1,8 +1,11 @@
 package ingress
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,39 +15,88 @@ import (
 	"github.com/hookrun/hookrun/pkg/message"
 )
 
+// published is JetStream's answer to a delivery.
+type published struct {
+	duplicate bool   // the duplicate window already held this webhook + event id
+	seq       uint64 // the stored message (the original one for a duplicate)
+}
+
 // publish stores the delivery in DELIVERIES and waits for the ack. The
 // message id is webhook + event id, so JetStream's duplicate window drops a
 // fast retry and tells us so. Any failure to get an ack in time is
 // errUnavailable: the sender retries, and if the write did land after all,
-// the retry is answered as a duplicate of it.
-func (in *Ingress) publish(ctx context.Context, d *message.Delivery) (duplicate bool, err error) {
-	data, err := json.Marshal(d)
-	if err != nil {
-		return false, err
+// a retry with the same event id is answered as a duplicate of it.
+//
+// Nothing is published while the connection is down: the NATS client would
+// hold the message in its reconnect buffer and store it after the 503 had
+// told the sender it was not accepted. The publish is synchronous (a
+// request bounded by PublishTimeout) so that an ack that never comes leaves
+// nothing pending behind.
+func (in *Ingress) publish(ctx context.Context, d *message.Delivery) (published, error) {
+	if !in.js.Conn().IsConnected() {
+		in.log.Warn("publish refused: not connected to NATS", "delivery", d.ID)
+		return published{}, errUnavailable
 	}
-	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
-	m.Data = data
-	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := json.NewEncoder(buf).Encode(d); err != nil {
+		return published{}, err
+	}
+	m := &nats.Msg{
+		Subject: bus.DeliverySubject(d.Namespace, d.Webhook, d.ID),
+		Data:    buf.Bytes(),
+		Header:  nats.Header{bus.HeaderSchema: []string{message.SchemaDelivery}},
+	}
 	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, d.ReplayOf != "")
+	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout)
+	defer cancel()
 	start := time.Now()
-	f, err := in.js.PublishMsgAsync(m, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamDeliveries))
+	ack, err := in.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamDeliveries))
 	if err != nil {
-		in.log.Warn("publish refused", "delivery", d.ID, "err", err)
-		return false, errUnavailable
+		in.log.Warn("publish failed: answering 503", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "err", err)
+		return published{}, errUnavailable
 	}
-	t := time.NewTimer(in.cfg.PublishTimeout)
-	defer t.Stop()
-	select {
-	case ack := <-f.Ok():
-		mPublishSeconds.Observe(time.Since(start).Seconds())
-		return ack.Duplicate, nil
-	case err := <-f.Err():
-		in.log.Warn("publish failed", "delivery", d.ID, "err", err)
-		return false, errUnavailable
-	case <-t.C:
-		in.log.Warn("publish ack timed out", "delivery", d.ID, "timeout", in.cfg.PublishTimeout)
-		return false, errUnavailable
-	case <-ctx.Done():
-		return false, errUnavailable
+	mPublishSeconds.Observe(time.Since(start).Seconds())
+	return published{duplicate: ack.Duplicate, seq: ack.Sequence}, nil
+}
+
+// originalDeliveryID returns the id of the delivery stored at seq (the one a
+// duplicate repeats), from its subject. It costs a direct get, paid only by
+// duplicates; on any failure the caller keeps the request's own id.
+func (in *Ingress) originalDeliveryID(ctx context.Context, seq uint64) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+	defer cancel()
+	s := in.deliveries.Load()
+	if s == nil {
+		st, err := in.js.Stream(ctx, bus.StreamDeliveries)
+		if err != nil {
+			return "", false
+		}
+		s = &st
+		in.deliveries.Store(s)
 	}
+	msg, err := (*s).GetMsg(ctx, seq)
+	if err != nil {
+		in.log.Debug("cannot read the original of a duplicate", "seq", seq, "err", err)
+		return "", false
+	}
+	i := strings.LastIndexByte(msg.Subject, '.')
+	return msg.Subject[i+1:], i >= 0 && i < len(msg.Subject)-1
+}
+
+// Encoding buffers are reused: a delivery is encoded, published and
+// forgotten within one request (the synchronous publish has copied the bytes
+// out before it returns). Buffers grown by huge bodies are dropped.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBuffer = 256 << 10
+
+func getBuffer() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	bufPool.Put(b)
 }

@@ -1,0 +1,344 @@
+package ingress
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/ident"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
+	"github.com/hookrun/hookrun/pkg/webhookstatus"
+)
+
+// TestAuth_SecretURLAloneAuthenticates is Workjet's model: the endpoint id
+// is the credential, long enough not to be guessed, and a near miss is 404.
+func TestAuth_SecretURLAloneAuthenticates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("assistant", resource.WebhookSpec{})
+
+	id := strings.TrimPrefix(w.Status.EndpointID, "ep_")
+	if bits := len(id) * 5; bits < 128 { // lower-case base32: 5 bits a character
+		t.Fatalf("endpoint id %q carries %d random bits, want ≥ 128", w.Status.EndpointID, bits)
+	}
+	r := e.post(hookPath(w), `{"event":"ticket.created"}`, "Content-Type", "application/json")
+	wantAccepted(t, r, http.StatusAccepted)
+	if d := e.stored(r.Acc.DeliveryID); d.Principal != "endpoint" {
+		t.Fatalf("principal = %q, want endpoint", d.Principal)
+	}
+	nearMiss := w.Status.EndpointID[:len(w.Status.EndpointID)-1] + "a"
+	if nearMiss == w.Status.EndpointID {
+		nearMiss = w.Status.EndpointID[:len(w.Status.EndpointID)-1] + "b"
+	}
+	wantError(t, e.post("/v1/hooks/"+nearMiss, "{}"), 404, "endpoint_not_found")
+}
+
+// TestAuth_AcceptsAPIKeyWhereTheWebhookPutsIt covers Jac Cloud's four
+// placements with default and custom names: the key is taken only from its
+// configured place, and the answers for a missing, wrong or misplaced key.
+func TestAuth_AcceptsAPIKeyWhereTheWebhookPutsIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	key := e.apiKey(nil, nil, nil)
+	id, _, _ := apikey.Parse(key)
+	wrong := apikey.Prefix + id + "_" + strings.Repeat("a", 52)
+
+	type send func(w *resource.Webhook, key string) reply
+	header := func(name string) send {
+		return func(w *resource.Webhook, key string) reply { return e.post(hookPath(w), `{"a":1}`, name, key) }
+	}
+	query := func(name string) send {
+		return func(w *resource.Webhook, key string) reply { return e.post(hookPath(w)+"?"+name+"="+key, `{"a":1}`) }
+	}
+	path := func(w *resource.Webhook, key string) reply { return e.post(hookPath(w, key), `{"a":1}`) }
+	body := func(name string) send {
+		return func(w *resource.Webhook, key string) reply {
+			return e.post(hookPath(w), `{"a":1,"`+name+`":"`+key+`"}`, "Content-Type", "application/json")
+		}
+	}
+	tests := []struct {
+		name      string
+		auth      resource.APIKeyAuth
+		send      send
+		misplaced send // the key somewhere else: must not count
+	}{
+		{"header with the default name X-API-KEY", resource.APIKeyAuth{}, header("X-API-KEY"), query("X-API-KEY")},
+		{"header name matched case-insensitively", resource.APIKeyAuth{In: "header"}, header("x-api-key"), body("X-API-KEY")},
+		{"header with a custom name", resource.APIKeyAuth{In: "header", Name: "test-key"}, header("test-key"), header("X-API-KEY")},
+		{"query with the default name api_key", resource.APIKeyAuth{In: "query"}, query("api_key"), header("api_key")},
+		{"query with a custom name", resource.APIKeyAuth{In: "query", Name: "test_key"}, query("test_key"), query("api_key")},
+		{"path", resource.APIKeyAuth{In: "path"}, path, header("X-API-KEY")},
+		{"body with the default name api_key", resource.APIKeyAuth{In: "body"}, body("api_key"), query("api_key")},
+		{"body with a custom name", resource.APIKeyAuth{In: "body", Name: "test_key"}, body("test_key"), body("api_key")},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			auth := tt.auth
+			w := e.webhook(fmt.Sprintf("keyed-%d", i), resource.WebhookSpec{Auth: resource.Auth{APIKey: &auth}})
+			r := tt.send(w, key)
+			wantAccepted(t, r, http.StatusAccepted)
+			if d := e.stored(r.Acc.DeliveryID); d.Principal != "key:"+id {
+				t.Fatalf("principal = %q, want key:%s", d.Principal, id)
+			}
+			wantError(t, tt.send(w, wrong), 401, "invalid_credentials")
+			wantError(t, tt.send(w, "hk_nosuchid_"+strings.Repeat("b", 52)), 401, "invalid_credentials")
+			wantError(t, tt.misplaced(w, key), 401, "missing_credentials")
+			wantError(t, e.post(hookPath(w), `{"a":1}`), 401, "missing_credentials")
+		})
+	}
+}
+
+// TestAuth_RefusesKeyOutsideItsScopes: Jac Cloud's allowed walkers/nodes
+// are our webhooks/jobs; empty lists mean all.
+func TestAuth_RefusesKeyOutsideItsScopes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	e.job("other-job")
+	a := e.webhook("hook-a", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{}}})
+	b := e.webhook("hook-b", resource.WebhookSpec{Job: "other-job", Auth: resource.Auth{APIKey: &resource.APIKeyAuth{}}})
+
+	onlyA := e.apiKey([]string{"hook-a"}, nil, nil)
+	onlyReport := e.apiKey(nil, []string{"report"}, nil)
+	both := e.apiKey([]string{"hook-a", "hook-b"}, []string{"report", "other-job"}, nil)
+	all := e.apiKey(nil, nil, nil)
+
+	for _, tt := range []struct {
+		key  string
+		w    *resource.Webhook
+		want int
+	}{
+		{onlyA, a, 202}, {onlyA, b, 403},
+		{onlyReport, a, 202}, {onlyReport, b, 403},
+		{both, a, 202}, {both, b, 202},
+		{all, a, 202}, {all, b, 202},
+	} {
+		r := e.post(hookPath(tt.w), "{}", "X-API-KEY", tt.key)
+		if tt.want == 202 {
+			wantAccepted(t, r, 202)
+		} else {
+			wantError(t, r, 403, "key_not_allowed")
+		}
+	}
+}
+
+// TestAuth_KeyErrorsRevealNothing: a wrong secret for a real key id and an
+// unknown id get the same answer, and no answer echoes the key.
+func TestAuth_KeyErrorsRevealNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("hook", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{}}})
+	key := e.apiKey(nil, nil, nil)
+	id, _, _ := apikey.Parse(key)
+	realID := e.post(hookPath(w), "{}", "X-API-KEY", apikey.Prefix+id+"_wrongsecret")
+	unknownID := e.post(hookPath(w), "{}", "X-API-KEY", "hk_unknownid_wrongsecret")
+	wantError(t, realID, 401, "invalid_credentials")
+	if string(realID.Body) != string(unknownID.Body) {
+		t.Fatalf("a real key id answers %s, an unknown one %s", realID.Body, unknownID.Body)
+	}
+	if strings.Contains(string(realID.Body), id) {
+		t.Fatalf("answer echoes the key id: %s", realID.Body)
+	}
+}
+
+// profileBody carries the event ids of the profiles that read them from
+// the body (stripe "id", slack "event_id").
+func profileBody(tag string) []byte {
+	return []byte(`{"id":"evt_` + tag + `","event_id":"Ev` + tag + `","type":"ping","data":{"n":1}}`)
+}
+
+// wantEventID is the event id the ingress must report for a delivery of
+// profileBody(tag) signed with header event id hdrID.
+func wantEventID(profile, tag, hdrID string) string {
+	switch profile {
+	case "stripe":
+		return "evt_" + tag
+	case "slack":
+		return "Ev" + tag
+	}
+	return hdrID
+}
+
+// TestAuth_VerifiesEverySignatureProfileOverHTTP sends, for every profile,
+// deliveries signed as the provider signs them through the real HTTP path:
+// a good signature, a tampered body, a wrong secret, a stale timestamp, a
+// missing event id, and a rotation — the previous secret valid during its
+// grace period and refused after it.
+func TestAuth_VerifiesEverySignatureProfileOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	for _, name := range signature.Names() {
+		t.Run(name, func(t *testing.T) {
+			p, _ := signature.Lookup(name)
+			secret, _ := p.GenerateSecret()
+			other, _ := p.GenerateSecret()
+			ref := name + "-secret"
+			e.secret(ref, secret, "", 0)
+			w := e.webhook(name+"-hook", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: name, SecretRef: ref}}})
+			timed := signature.Tolerance(p) > 0
+			now := time.Now()
+			send := func(body []byte, sigBody []byte, secret, eventID string, at time.Time) reply {
+				return e.do(signed(e.request("POST", hookPath(w), body, "Content-Type", "application/json"), name, sigBody, secret, eventID, at))
+			}
+
+			body := profileBody(name + "-good")
+			r := send(body, body, secret, "evt-good", now)
+			wantAccepted(t, r, 202)
+			if want := wantEventID(name, name+"-good", "evt-good"); r.Acc.EventID != want {
+				t.Fatalf("eventId = %q, want %q", r.Acc.EventID, want)
+			}
+			d := e.stored(r.Acc.DeliveryID)
+			if string(d.Body) != string(body) || d.Principal != "signature:"+name || d.Profile != name {
+				t.Fatalf("stored body %q principal %q profile %q", d.Body, d.Principal, d.Profile)
+			}
+
+			tampered := profileBody(name + "-tampered")
+			if r := send(append(tampered, ' '), tampered, secret, "evt-tampered", now); name == "gitlab" {
+				wantAccepted(t, r, 202) // GitLab sends a shared token, not an HMAC of the body
+			} else {
+				wantError(t, r, 401, "signature_invalid")
+			}
+			wantError(t, send(tampered, tampered, other, "evt-wrong", now), 401, "signature_invalid")
+
+			stale := profileBody(name + "-stale")
+			if r := send(stale, stale, secret, "evt-stale", now.Add(-10*time.Minute)); timed {
+				wantError(t, r, 401, "timestamp_out_of_tolerance")
+			} else {
+				wantAccepted(t, r, 202) // nothing time-bound is signed: dedup is the replay guard
+			}
+			if timed {
+				wantError(t, send(stale, stale, secret, "evt-future", now.Add(10*time.Minute)), 401, "timestamp_out_of_tolerance")
+			}
+
+			switch name {
+			case "slack": // no event id is fine: the delivery gets its own
+				noID := []byte(`{"type":"url_verification"}`)
+				r := send(noID, noID, secret, "", now)
+				wantAccepted(t, r, 202)
+				if r.Acc.EventID != r.Acc.DeliveryID {
+					t.Fatalf("eventId %q, want the delivery id %q", r.Acc.EventID, r.Acc.DeliveryID)
+				}
+			case "stripe":
+				noID := []byte(`{"type":"ping"}`)
+				wantError(t, send(noID, noID, secret, "", now), 400, "missing_event_id")
+			default:
+				wantError(t, send(body, body, secret, "", now), 400, "missing_event_id")
+			}
+
+			// Rotation: the new secret, and the old one while in grace.
+			rotated, _ := p.GenerateSecret()
+			e.secret(ref, rotated, secret, time.Hour)
+			for i, s := range []string{rotated, secret} {
+				b := profileBody(fmt.Sprintf("%s-rot-%d", name, i))
+				wantAccepted(t, send(b, b, s, fmt.Sprintf("evt-rot-%d", i), time.Now()), 202)
+			}
+			e.secret(ref, rotated, secret, -time.Second) // grace over
+			b := profileBody(name + "-after-grace")
+			wantError(t, send(b, b, secret, "evt-after-grace", time.Now()), 401, "signature_invalid")
+			wantAccepted(t, send(b, b, rotated, "evt-after-grace", time.Now()), 202)
+		})
+	}
+}
+
+// TestAuth_AppliesTheWebhooksTolerance: spec.auth.signature.tolerance
+// narrows or widens the profile's skew check.
+func TestAuth_AppliesTheWebhooksTolerance(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	e.secret("s", "replace-me", "", 0)
+	narrow := e.webhook("narrow", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: "s", Tolerance: resource.Duration(30 * time.Second)}}})
+	wide := e.webhook("wide", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: "s", Tolerance: resource.Duration(time.Hour)}}})
+	body := []byte(`{"a":1}`)
+	minuteAgo, tenAgo := time.Now().Add(-time.Minute), time.Now().Add(-10*time.Minute)
+	wantError(t, e.do(signed(e.request("POST", hookPath(narrow), body), "generic", body, "replace-me", "e1", minuteAgo)), 401, "timestamp_out_of_tolerance")
+	wantAccepted(t, e.do(signed(e.request("POST", hookPath(wide), body), "generic", body, "replace-me", "e2", tenAgo)), 202)
+}
+
+// TestAuth_MisconfiguredSignatureIsJobNotRunnable: a missing or unusable
+// secret and an unknown profile are the owner's faults, answered 500 with
+// the detail in status.lastError, not a 401 that blames the sender.
+func TestAuth_MisconfiguredSignatureIsJobNotRunnable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	e.secret("not-whsec", "plain-text-secret", "", 0)
+	for _, tt := range []struct {
+		hook, profile, ref, detail string
+	}{
+		{"no-secret", "generic", "missing-secret", "missing-secret"},
+		{"bad-secret", "standard-webhooks", "not-whsec", "not usable"},
+		{"bad-profile", "carrier-pigeon", "not-whsec", "unknown signature profile"},
+	} {
+		w := e.webhook(tt.hook, resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: tt.profile, SecretRef: tt.ref}}})
+		body := []byte(`{"a":1}`)
+		signAs := tt.profile
+		if _, ok := signature.Lookup(signAs); !ok {
+			signAs = "generic"
+		}
+		r := e.do(signed(e.request("POST", hookPath(w), body), signAs, body, "plain-text-secret", "e1", time.Now()))
+		wantError(t, r, 500, "job_not_runnable")
+		st, err := webhookstatus.Get(context.Background(), e.js, "default", tt.hook)
+		if err != nil || !strings.Contains(st.LastError, tt.detail) {
+			t.Fatalf("%s: lastError %q (%v), want it to mention %q", tt.hook, st.LastError, err, tt.detail)
+		}
+		if strings.Contains(st.LastError, "plain-text-secret") {
+			t.Fatalf("lastError holds the secret: %q", st.LastError)
+		}
+	}
+}
+
+// TestAuth_UsesTheIdempotencyHeaderAsEventID: a webhook without a profile
+// may name an idempotency header; its value is the event id (so a retry is
+// a duplicate of the same run), and without it each delivery is its own.
+func TestAuth_UsesTheIdempotencyHeaderAsEventID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("idem", resource.WebhookSpec{IdempotencyHeader: "Idempotency-Key"})
+
+	first := e.post(hookPath(w), `{"n":1}`, "Idempotency-Key", "order-42")
+	wantAccepted(t, first, 202)
+	if first.Acc.EventID != "order-42" || first.Acc.Duplicate {
+		t.Fatalf("first: eventId %q duplicate %v", first.Acc.EventID, first.Acc.Duplicate)
+	}
+	if want := ident.RunID(w.Metadata.UID, "order-42", ""); first.Acc.ExecutionID != want {
+		t.Fatalf("executionId %q, want %q derived from webhook and event id", first.Acc.ExecutionID, want)
+	}
+	retry := e.post(hookPath(w), `{"n":1}`, "idempotency-key", "order-42")
+	wantAccepted(t, retry, 202)
+	if !retry.Acc.Duplicate || retry.Acc.ExecutionID != first.Acc.ExecutionID {
+		t.Fatalf("retry: duplicate %v executionId %q, want true %q", retry.Acc.Duplicate, retry.Acc.ExecutionID, first.Acc.ExecutionID)
+	}
+
+	a, b := e.post(hookPath(w), `{"n":2}`), e.post(hookPath(w), `{"n":2}`)
+	wantAccepted(t, a, 202)
+	wantAccepted(t, b, 202)
+	if a.Acc.EventID != a.Acc.DeliveryID || b.Acc.Duplicate || a.Acc.ExecutionID == b.Acc.ExecutionID {
+		t.Fatalf("without the header: %s then %s, want two distinct runs", a.Body, b.Body)
+	}
+	wantError(t, e.post(hookPath(w), `{}`, "Idempotency-Key", strings.Repeat("k", 257)), 400, "missing_event_id")
+}
+
+// TestAuth_PathKeyOnlyOnPathWebhooks: /v1/hooks/{endpointId}/{key} exists
+// only for webhooks whose key sits in the path; elsewhere it is 404.
+func TestAuth_PathKeyOnlyOnPathWebhooks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	key := e.apiKey(nil, nil, nil)
+	byPath := e.webhook("by-path", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "path"}}})
+	byHeader := e.webhook("by-header", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{}}})
+	wantAccepted(t, e.post(hookPath(byPath, key), "{}"), 202)
+	wantError(t, e.post(hookPath(byPath), "{}"), 401, "missing_credentials")
+	wantError(t, e.post(hookPath(byHeader, key), "{}"), 404, "endpoint_not_found")
+}

@@ -1,0 +1,154 @@
+package ingress
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// extractBodyKey takes the top-level member name out of a JSON object body
+// (Jac Cloud's "body" key placement) and returns its string value and the
+// body without that member. Everything else is kept byte for byte — member
+// order, spacing, escapes, numbers — so the job sees what the sender sent
+// minus the key. The removal happens in place: rest shares body's memory.
+//
+// A body that is not a JSON object is errInvalidBody. A member that is not
+// a string, or that appears more than once (JSON parsers disagree on which
+// copy wins, so the key checked might not be the one removed), is
+// errInvalidCredentials. A body without the member is returned unchanged
+// with an empty key.
+func extractBodyKey(body []byte, name string) (key string, rest []byte, err error) {
+	if !json.Valid(body) {
+		return "", nil, errInvalidBody
+	}
+	i := skipSpace(body, 0)
+	if body[i] != '{' {
+		return "", nil, errInvalidBody
+	}
+	i++
+	found := false
+	var cutFrom, cutTo int
+	prevEnd := i // end of the previous member, or just after '{'
+	for first := true; ; first = false {
+		i = skipSpace(body, i)
+		if body[i] == '}' {
+			break
+		}
+		if !first {
+			i = skipSpace(body, i+1) // past ','
+		}
+		keyStart := i
+		keyEnd := skipString(body, i)
+		i = skipSpace(body, keyEnd)
+		valStart := skipSpace(body, i+1) // past ':'
+		valEnd := skipValue(body, valStart)
+		if memberIs(body[keyStart:keyEnd], name) {
+			if found || body[valStart] != '"' {
+				return "", nil, errInvalidCredentials
+			}
+			found = true
+			if key, err = jsonString(body[valStart:valEnd]); err != nil {
+				return "", nil, errInvalidCredentials
+			}
+			if first {
+				// Remove `"name": "value",` up to the next member, if any.
+				cutFrom, cutTo = keyStart, skipSpace(body, valEnd)
+				if body[cutTo] == ',' {
+					cutTo = skipSpace(body, cutTo+1)
+				}
+			} else {
+				// Remove `, "name": "value"` after the previous member.
+				cutFrom, cutTo = prevEnd, valEnd
+			}
+		}
+		prevEnd, i = valEnd, valEnd
+	}
+	if !found {
+		return "", body, nil
+	}
+	n := copy(body[cutFrom:], body[cutTo:])
+	return key, body[:cutFrom+n], nil
+}
+
+// The scanners below run only on input json.Valid accepted, so they need
+// not report errors; they still stop at the end of the input.
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just after the string starting at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index just after the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b)
+	default: // number, true, false, null
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return len(b)
+	}
+}
+
+// memberIs reports whether the quoted member name raw equals name once
+// unescaped; names without escapes (nearly all) compare without allocating.
+func memberIs(raw []byte, name string) bool {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner) == name
+	}
+	s, err := jsonString(raw)
+	return err == nil && s == name
+}
+
+// jsonString decodes a quoted JSON string as encoding/json does.
+func jsonString(raw []byte) (string, error) {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}

@@ -1,0 +1,87 @@
+package ingress
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/service"
+)
+
+// Config is the ingress configuration.
+type Config struct {
+	service.Common
+	// PublishTimeout bounds the wait for JetStream's ack before answering 503.
+	PublishTimeout time.Duration
+	// TrustProxy takes the source IP from X-Forwarded-For / X-Real-IP.
+	TrustProxy bool
+
+	// The HTTP server's limits; zero keeps service.HTTPServer's defaults.
+	// ReadHeaderTimeout cuts off senders that dribble their headers
+	// (slowloris), ReadTimeout bounds reading a whole request with its body,
+	// IdleTimeout closes idle keep-alive connections, and MaxHeaderBytes
+	// answers 431 to oversized headers.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+}
+
+// ConfigFromEnv reads the ingress configuration.
+func ConfigFromEnv() (Config, error) {
+	c, err := service.CommonFromEnv("127.0.0.1:8080")
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{Common: c, TrustProxy: service.Env("TRUST_PROXY", "") == "true"}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+		def  time.Duration
+	}{
+		{"PUBLISH_TIMEOUT", &cfg.PublishTimeout, 5 * time.Second},
+		{"READ_HEADER_TIMEOUT", &cfg.ReadHeaderTimeout, 0},
+		{"READ_TIMEOUT", &cfg.ReadTimeout, 0},
+		{"IDLE_TIMEOUT", &cfg.IdleTimeout, 0},
+	} {
+		if *d.dst, err = service.EnvDuration(d.name, d.def); err != nil {
+			return Config{}, err
+		}
+		if *d.dst < 0 {
+			return Config{}, fmt.Errorf("HOOKRUN_%s: must not be negative", d.name)
+		}
+	}
+	if cfg.PublishTimeout == 0 {
+		return Config{}, errors.New("HOOKRUN_PUBLISH_TIMEOUT: must be positive, e.g. 5s")
+	}
+	if cfg.MaxHeaderBytes, err = service.EnvInt("MAX_HEADER_BYTES", 0); err != nil {
+		return Config{}, err
+	}
+	if cfg.MaxHeaderBytes < 0 {
+		return Config{}, errors.New("HOOKRUN_MAX_HEADER_BYTES: must not be negative")
+	}
+	return cfg, nil
+}
+
+// server returns the HTTP server with Hookrun's timeouts and this
+// configuration's overrides. Ingress handlers never stream, so unlike the
+// shared default it also bounds writing: a request may take ReadTimeout to
+// arrive and PublishTimeout to be stored, plus a margin to answer.
+func (cfg Config) server(h http.Handler) *http.Server {
+	srv := service.HTTPServer(cfg.HTTPAddr, h)
+	if cfg.ReadHeaderTimeout > 0 {
+		srv.ReadHeaderTimeout = cfg.ReadHeaderTimeout
+	}
+	if cfg.ReadTimeout > 0 {
+		srv.ReadTimeout = cfg.ReadTimeout
+	}
+	if cfg.IdleTimeout > 0 {
+		srv.IdleTimeout = cfg.IdleTimeout
+	}
+	if cfg.MaxHeaderBytes > 0 {
+		srv.MaxHeaderBytes = cfg.MaxHeaderBytes
+	}
+	srv.WriteTimeout = srv.ReadTimeout + cfg.PublishTimeout + 5*time.Second
+	return srv
+}

@@ -1,0 +1,50 @@
+package ingress
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigFromEnv_ReadsServerLimits: HOOKRUN_* variables set the publish
+// timeout and the server's limits; unset ones keep the shared defaults;
+// nonsense is refused at start-up with the variable's name.
+func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
+	t.Setenv("HOOKRUN_PUBLISH_TIMEOUT", "750ms")
+	t.Setenv("HOOKRUN_READ_HEADER_TIMEOUT", "2s")
+	t.Setenv("HOOKRUN_READ_TIMEOUT", "10s")
+	t.Setenv("HOOKRUN_IDLE_TIMEOUT", "1m")
+	t.Setenv("HOOKRUN_MAX_HEADER_BYTES", "16384")
+	c, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := c.server(http.NotFoundHandler())
+	if c.PublishTimeout != 750*time.Millisecond || srv.ReadHeaderTimeout != 2*time.Second || srv.ReadTimeout != 10*time.Second ||
+		srv.IdleTimeout != time.Minute || srv.MaxHeaderBytes != 16384 || srv.WriteTimeout != 10*time.Second+750*time.Millisecond+5*time.Second {
+		t.Fatalf("config %+v gives server %+v", c, srv)
+	}
+
+	for _, v := range []string{"HOOKRUN_READ_HEADER_TIMEOUT", "HOOKRUN_READ_TIMEOUT", "HOOKRUN_IDLE_TIMEOUT", "HOOKRUN_MAX_HEADER_BYTES"} {
+		t.Setenv(v, "")
+	}
+	c, err = ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv := c.server(http.NotFoundHandler()); srv.ReadHeaderTimeout == 0 || srv.ReadTimeout == 0 || srv.IdleTimeout == 0 || srv.MaxHeaderBytes == 0 {
+		t.Fatalf("defaults lost: %+v", srv)
+	}
+
+	for v, bad := range map[string]string{
+		"HOOKRUN_PUBLISH_TIMEOUT": "0s", "HOOKRUN_READ_TIMEOUT": "-1s", "HOOKRUN_IDLE_TIMEOUT": "soon", "HOOKRUN_MAX_HEADER_BYTES": "-5",
+	} {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv(v, bad)
+			if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), v) {
+				t.Fatalf("%s=%s: %v, want an error naming the variable", v, bad, err)
+			}
+		})
+	}
+}

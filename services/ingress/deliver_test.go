@@ -1,0 +1,225 @@
+package ingress
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/testenv"
+	"github.com/hookrun/hookrun/pkg/webhookstatus"
+)
+
+// chunked wraps b in a reader of unknown length, so the client sends it
+// with Transfer-Encoding: chunked and no Content-Length.
+func chunked(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }
+
+// TestDeliver_GETTriggersWithDefaultsOnly: Janus' GET runs the job with
+// its defaults: nothing of a body is read or stored, whatever is attached.
+func TestDeliver_GETTriggersWithDefaultsOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("get-hook", resource.WebhookSpec{Methods: []string{"GET", "POST"}})
+
+	r := e.do(e.request("GET", hookPath(w)+"?topic=ai", `{"ignored":true}`, "Content-Type", "application/json"))
+	wantAccepted(t, r, 202)
+	d := e.stored(r.Acc.DeliveryID)
+	if d.Method != "GET" || len(d.Body) != 0 || d.ContentType != "" {
+		t.Fatalf("stored %s body %q content type %q, want GET without body", d.Method, d.Body, d.ContentType)
+	}
+	if got := d.Query["topic"]; len(got) != 1 || got[0] != "ai" {
+		t.Fatalf("query %v, want topic=ai kept", d.Query)
+	}
+	// Even a GET that claims a multipart body is just a GET.
+	wantAccepted(t, e.do(e.request("GET", hookPath(w), nil, "Content-Type", "multipart/form-data; boundary=x")), 202)
+}
+
+// TestDeliver_POSTStoresTheRawBody: any content type but multipart; the
+// bytes are stored exactly, with the content type, headers and query.
+func TestDeliver_POSTStoresTheRawBody(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("raw", resource.WebhookSpec{})
+	for _, tt := range []struct {
+		ct   string
+		body []byte
+	}{
+		{"application/json", []byte(`{"b": 2, "a": [1, 2.50, "<&>"]}`)},
+		{"text/plain; charset=utf-8", []byte("line one\nline two\n")},
+		{"application/x-www-form-urlencoded", []byte("a=1&b=%20x")},
+		{"application/octet-stream", []byte{0, 1, 2, 0xff, 0xfe, '\n'}},
+		{"", []byte("no content type")},
+	} {
+		r := e.post(hookPath(w)+"?source=ci&source=cd", tt.body, "Content-Type", tt.ct, "X-Custom", "kept")
+		wantAccepted(t, r, 202)
+		d := e.stored(r.Acc.DeliveryID)
+		if !bytes.Equal(d.Body, tt.body) || d.ContentType != tt.ct || d.Method != "POST" {
+			t.Fatalf("%q: stored %q as %q", tt.ct, d.Body, d.ContentType)
+		}
+		if d.Header["X-Custom"][0] != "kept" || strings.Join(d.Query["source"], ",") != "ci,cd" {
+			t.Fatalf("headers %v query %v", d.Header, d.Query)
+		}
+		if d.SourceIP != "127.0.0.1" || d.ReceivedAt.IsZero() || d.Job != "report" || d.Webhook != "raw" || d.Namespace != "default" {
+			t.Fatalf("stored %+v", d)
+		}
+	}
+}
+
+// TestDeliver_RefusesMethodsNotEnabled: 405 with the webhook's methods in
+// Allow, for every other method.
+func TestDeliver_RefusesMethodsNotEnabled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	postOnly := e.webhook("post-only", resource.WebhookSpec{})
+	getPut := e.webhook("get-put", resource.WebhookSpec{Methods: []string{"GET", "PUT"}})
+	for _, tt := range []struct {
+		w       *resource.Webhook
+		methods []string
+		allow   string
+	}{
+		{postOnly, []string{"GET", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE"}, "POST"},
+		{getPut, []string{"POST", "PATCH", "DELETE"}, "GET, PUT"},
+	} {
+		for _, m := range tt.methods {
+			req := e.request(m, hookPath(tt.w), nil)
+			resp, err := e.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != tt.allow {
+				t.Fatalf("%s %s: %d Allow %q, want 405 Allow %q", m, tt.w.Metadata.Name, resp.StatusCode, resp.Header.Get("Allow"), tt.allow)
+			}
+			if m != "HEAD" {
+				wantError(t, e.do(e.request(m, hookPath(tt.w), nil)), 405, "method_not_allowed")
+			}
+		}
+	}
+	wantAccepted(t, e.do(e.request("PUT", hookPath(getPut), "{}")), 202)
+	if n := len(e.storedFor(postOnly)); n != 0 {
+		t.Fatalf("%d deliveries stored from refused methods", n)
+	}
+}
+
+// TestDeliver_EnforcesTheBodyLimit: exactly the limit is accepted, one byte
+// more is 413, whether the length is declared or the body is chunked, and
+// the default limit is 1 MiB.
+func TestDeliver_EnforcesTheBodyLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	small := e.webhook("small", resource.WebhookSpec{MaxBodyBytes: 1000})
+	def := e.webhook("default-limit", resource.WebhookSpec{})
+	for _, tt := range []struct {
+		w     *resource.Webhook
+		limit int
+	}{{small, 1000}, {def, 1 << 20}} {
+		at, over := bytes.Repeat([]byte("a"), tt.limit), bytes.Repeat([]byte("a"), tt.limit+1)
+		wantAccepted(t, e.post(hookPath(tt.w), at), 202)
+		wantAccepted(t, e.post(hookPath(tt.w), chunked(at)), 202)
+		wantError(t, e.post(hookPath(tt.w), over), 413, "payload_too_large")
+		wantError(t, e.post(hookPath(tt.w), chunked(over)), 413, "payload_too_large")
+	}
+	// A chunked body far over the limit is refused without reading it all.
+	huge := io.LimitReader(zeros{}, 64<<20)
+	start := time.Now()
+	wantError(t, e.post(hookPath(small), huge), 413, "payload_too_large")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("refusing a 64 MiB chunked body took %s", d)
+	}
+	if n := len(e.storedFor(small)); n != 2 {
+		t.Fatalf("%d deliveries stored, want only the 2 at the limit", n)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestDeliver_RefusesMultipart: file uploads (any multipart type, any
+// casing) are 415; every other content type is accepted.
+func TestDeliver_RefusesMultipart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("upload", resource.WebhookSpec{})
+	for _, ct := range []string{"multipart/form-data; boundary=x", "Multipart/Mixed; boundary=x", " multipart/related", "MULTIPART/FORM-DATA", "multipart"} {
+		wantError(t, e.post(hookPath(w), "--x\r\n\r\ndata\r\n--x--\r\n", "Content-Type", ct), 415, "unsupported_media_type")
+	}
+	for _, ct := range []string{"application/json", "application/x-www-form-urlencoded", "text/csv", "image/png", "x/y; multipart=1", "not a media type"} {
+		wantAccepted(t, e.post(hookPath(w), "data", "Content-Type", ct), 202)
+	}
+}
+
+// TestDeliver_RateLimitsWithRetryAfter: over the webhook's token bucket →
+// 429 with a Retry-After that says when a token is back; nothing stored.
+func TestDeliver_RateLimitsWithRetryAfter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	fast := e.webhook("fast", resource.WebhookSpec{RateLimit: &resource.RateLimit{PerSecond: 1, Burst: 2}})
+	slow := e.webhook("slow", resource.WebhookSpec{RateLimit: &resource.RateLimit{PerSecond: 0.1, Burst: 1}})
+
+	wantAccepted(t, e.post(hookPath(fast), "{}"), 202)
+	wantAccepted(t, e.post(hookPath(fast), "{}"), 202)
+	r := e.post(hookPath(fast), "{}")
+	wantError(t, r, 429, "rate_limited")
+	if r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("Retry-After %q, want 1", r.Header.Get("Retry-After"))
+	}
+	wantAccepted(t, e.post(hookPath(slow), "{}"), 202)
+	r = e.post(hookPath(slow), "{}")
+	wantError(t, r, 429, "rate_limited")
+	if n, _ := strconv.Atoi(r.Header.Get("Retry-After")); n < 9 || n > 10 {
+		t.Fatalf("Retry-After %q at 0.1/s, want about 10", r.Header.Get("Retry-After"))
+	}
+	if n := len(e.storedFor(fast)); n != 2 {
+		t.Fatalf("%d deliveries stored, want 2", n)
+	}
+	// A new rate in the configuration replaces the bucket.
+	fast.Spec.RateLimit = &resource.RateLimit{PerSecond: 1000, Burst: 1000}
+	e.putWebhook(*fast)
+	wantAccepted(t, e.post(hookPath(fast), "{}"), 202)
+}
+
+// TestDeliver_JobMissingIsRecordedOnTheWebhook: 500 job_not_runnable with
+// the detail in the webhook status bucket; once the job exists, the same
+// webhook delivers without a restart.
+func TestDeliver_JobMissingIsRecordedOnTheWebhook(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.webhook("needs-job", resource.WebhookSpec{Job: "late-job"})
+	wantError(t, e.post(hookPath(w), "{}"), 500, "job_not_runnable")
+	st, err := webhookstatus.Get(context.Background(), e.js, "default", "needs-job")
+	if err != nil || !strings.Contains(st.LastError, "late-job") || st.LastErrorAt == nil {
+		t.Fatalf("status %+v (%v), want lastError naming late-job", st, err)
+	}
+	if n := len(e.storedFor(w)); n != 0 {
+		t.Fatalf("%d deliveries stored for a webhook without its job", n)
+	}
+	e.job("late-job")
+	testenv.Eventually(t, time.Second, func() error {
+		if r := e.post(hookPath(w), "{}"); r.Status != 202 {
+			return errNotYet
+		}
+		return nil
+	})
+}
+
+// TestDeliver_AnswersWithTheWebhooksSuccessStatus: 202 by default, 200
+// when the webhook chooses it (Janus senders).
+func TestDeliver_AnswersWithTheWebhooksSuccessStatus(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	wantAccepted(t, e.post(hookPath(e.webhook("default-status", resource.WebhookSpec{})), "{}"), http.StatusAccepted)
+	wantAccepted(t, e.post(hookPath(e.webhook("ok-status", resource.WebhookSpec{Response: &resource.Response{Status: 200}})), "{}"), http.StatusOK)
+}

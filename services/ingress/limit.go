@@ -1,0 +1,90 @@
+package ingress
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/dedup"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// limiter is a webhook's token bucket with the settings it was built from,
+// so a configuration change replaces it.
+type limiter struct {
+	perSecond float64
+	burst     int
+	l         *rate.Limiter
+}
+
+// allow applies the webhook's token bucket (per ingress instance). When it
+// refuses, wait is how many whole seconds until a token is back, for
+// Retry-After.
+func (in *Ingress) allow(w *resource.Webhook) (ok bool, wait int) {
+	rl := w.Spec.RateLimit
+	if rl == nil {
+		return true, 0
+	}
+	key := bus.ConfigKey(w.Metadata.Namespace, w.Metadata.Name)
+	v, found := in.limiters.Load(key)
+	l, _ := v.(*limiter)
+	if !found || l.perSecond != rl.PerSecond || l.burst != rl.Burst {
+		l = &limiter{perSecond: rl.PerSecond, burst: rl.Burst, l: rate.NewLimiter(rate.Limit(rl.PerSecond), max(rl.Burst, 1))}
+		in.limiters.Store(key, l)
+	}
+	if l.l.Allow() {
+		return true, 0
+	}
+	missing := 1 - l.l.Tokens()
+	return false, int(math.Ceil(missing / rl.PerSecond))
+}
+
+// seen is the read-only look-up of the dispatcher's dedup claim: the
+// dispatcher stays the authority; this only makes the answer's duplicate
+// flag right for retries that come after JetStream's duplicate window. It
+// never holds up an answer for long: a slow or absent Redis means "not seen".
+func (in *Ingress) seen(ctx context.Context, webhookUID, eventID, deliveryID string) bool {
+	ctx, cancel := context.WithTimeout(ctx, dedupLookupTimeout)
+	defer cancel()
+	owner, found, err := in.dedup.Lookup(ctx, dedup.Key(webhookUID, eventID))
+	return err == nil && found && owner != deliveryID
+}
+
+// dedupLookupTimeout bounds the read-only dedup look-up.
+const dedupLookupTimeout = 50 * time.Millisecond
+
+// recordedError is the last lastError this instance wrote for a webhook.
+type recordedError struct {
+	msg string
+	at  time.Time
+}
+
+// errorRecordInterval is how often the same lastError is rewritten: a
+// misconfigured webhook under load must not turn every request into a KV
+// write.
+const errorRecordInterval = 5 * time.Second
+
+// recordError writes msg as the webhook's status.lastError, where the keys
+// service shows it; the sender only gets the generic job_not_runnable.
+func (in *Ingress) recordError(w *resource.Webhook, msg string) {
+	key := bus.ConfigKey(w.Metadata.Namespace, w.Metadata.Name)
+	now := time.Now()
+	if v, ok := in.lastErrors.Load(key); ok {
+		if r := v.(recordedError); r.msg == msg && now.Sub(r.at) < errorRecordInterval {
+			return
+		}
+	}
+	in.lastErrors.Store(key, recordedError{msg: msg, at: now})
+	in.log.Warn("webhook cannot trigger its job", "webhook", key, "reason", msg)
+	if !in.js.Conn().IsConnected() {
+		return // a KV write now would only hold the answer up; the next interval retries
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := in.status.Error(ctx, w.Metadata.Namespace, w.Metadata.Name, msg); err != nil {
+		in.log.Warn("cannot record webhook lastError", "webhook", key, "err", err)
+	}
+}

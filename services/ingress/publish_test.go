@@ -1,0 +1,304 @@
+package ingress
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/dedup"
+	"github.com/hookrun/hookrun/pkg/ident"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// TestPublish_StoresNoCredentialOfAnyAuthMode sends, for every auth mode
+// and placement, a delivery that also carries Authorization, Cookie and
+// Proxy-Authorization headers and a Referer holding the key; then searches
+// the stored message (raw, its decoded body, headers and query) and the
+// ingress's logs for every credential string and signing secret.
+func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	key := e.apiKey(nil, nil, nil)
+	_, keySecret, _ := apikey.Parse(key)
+	const (
+		bearer = "bearer-token-0123456789"
+		cookie = "session-cookie-0123456789"
+		proxy  = "proxy-credential-0123456789"
+	)
+	extra := []string{"Authorization", "Bearer " + bearer, "Cookie", "sid=" + cookie, "Proxy-Authorization", "Basic " + proxy,
+		"X-Kept", "kept-value"}
+
+	type sent struct {
+		req     *http.Request
+		secrets []string // what must appear nowhere
+		body    string   // the body that must be stored
+	}
+	cases := map[string]func(w *resource.Webhook) sent{}
+	modes := map[string]resource.Auth{}
+
+	modes["secret-url"] = resource.Auth{}
+	cases["secret-url"] = func(w *resource.Webhook) sent {
+		return sent{e.request("POST", hookPath(w)+"?kept=1", `{"a":1}`, extra...), nil, `{"a":1}`}
+	}
+	for _, in := range []string{"header", "query", "path", "body"} {
+		mode := "key-" + in
+		modes[mode] = resource.Auth{APIKey: &resource.APIKeyAuth{In: in, Name: map[string]string{"header": "X-Hook-Key", "query": "hook_key", "body": "hook_key"}[in]}}
+		cases[mode] = func(w *resource.Webhook) sent {
+			hs := append([]string{"Referer", "https://sender.example/hooks?k=" + key}, extra...)
+			path, body := hookPath(w)+"?kept=1", `{"a":1}`
+			switch in {
+			case "header":
+				hs = append(hs, "X-Hook-Key", key)
+			case "query":
+				path += "&hook_key=" + key
+			case "path":
+				path = hookPath(w, key) + "?kept=1"
+			case "body":
+				body = `{"a":1,"hook_key":"` + key + `"}`
+			}
+			want := `{"a":1}`
+			return sent{e.request("POST", path, body, hs...), []string{key, keySecret}, want}
+		}
+	}
+	for _, name := range signature.Names() {
+		p, _ := signature.Lookup(name)
+		secret, _ := p.GenerateSecret()
+		e.secret("sec-"+name, secret, "", 0)
+		mode := "sig-" + name
+		modes[mode] = resource.Auth{Signature: &resource.SignatureAuth{Profile: name, SecretRef: "sec-" + name}}
+		cases[mode] = func(w *resource.Webhook) sent {
+			body := profileBody("cred-" + name)
+			req := signed(e.request("POST", hookPath(w)+"?kept=1", body, extra...), name, body, secret, "evt-cred", time.Now())
+			secrets := []string{secret}
+			for _, h := range p.CredentialHeaders() {
+				if v := req.Header.Get(h); v != "" {
+					secrets = append(secrets, v)
+					if _, sig, ok := strings.Cut(v, "="); ok && len(sig) > 16 {
+						secrets = append(secrets, sig) // the digest without its "sha256=" / "v0=" prefix
+					}
+				}
+			}
+			if name == "standard-webhooks" {
+				raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+				secrets = append(secrets, string(raw))
+			}
+			return sent{req, secrets, string(body)}
+		}
+	}
+
+	for mode, auth := range modes {
+		t.Run(mode, func(t *testing.T) {
+			w := e.webhook(mode, resource.WebhookSpec{Auth: auth})
+			s := cases[mode](w)
+			r := e.do(s.req)
+			wantAccepted(t, r, 202)
+			raw := e.storedMsg(r.Acc.DeliveryID)
+			d := e.stored(r.Acc.DeliveryID)
+			if string(d.Body) != s.body {
+				t.Fatalf("stored body %q, want %q", d.Body, s.body)
+			}
+			if d.Header["X-Kept"] == nil || d.Query["kept"] == nil {
+				t.Fatalf("non-credential header or query lost: %v %v", d.Header, d.Query)
+			}
+			for _, h := range []string{"Authorization", "Cookie", "Proxy-Authorization"} {
+				if d.Header[h] != nil {
+					t.Fatalf("header %s stored", h)
+				}
+			}
+			where := map[string]string{
+				"raw message": string(raw.Data), "message headers": fmt.Sprint(raw.Header),
+				"body": string(d.Body), "headers": fmt.Sprint(d.Header), "query": fmt.Sprint(d.Query),
+				"logs": e.logs.String(),
+			}
+			for _, secret := range append(s.secrets, bearer, cookie, proxy) {
+				for place, text := range where {
+					if secret != "" && strings.Contains(text, secret) {
+						t.Errorf("%s holds credential %q", place, secret)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPublish_StoresWithWebhookAndEventAsMessageID: the message id is what
+// lets JetStream's duplicate window drop fast retries.
+func TestPublish_StoresWithWebhookAndEventAsMessageID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("msgid", resource.WebhookSpec{IdempotencyHeader: "Idempotency-Key"})
+	r := e.post(hookPath(w), "{}", "Idempotency-Key", "evt-9")
+	wantAccepted(t, r, 202)
+	m := e.storedMsg(r.Acc.DeliveryID)
+	if got := m.Header.Get(bus.HeaderMsgID); got != bus.DeliveryMsgID("default", "msgid", "evt-9", r.Acc.DeliveryID, false) {
+		t.Fatalf("Nats-Msg-Id %q", got)
+	}
+	if m.Header.Get(bus.HeaderSchema) != message.SchemaDelivery || m.Subject != bus.DeliverySubject("default", "msgid", r.Acc.DeliveryID) {
+		t.Fatalf("stored on %s with schema %q", m.Subject, m.Header.Get(bus.HeaderSchema))
+	}
+}
+
+// TestPublish_FastRetryIsDuplicateOfTheStoredDelivery: within JetStream's
+// duplicate window a retry is 202 duplicate with the first run's
+// executionId and the stored delivery's id, and is not stored again.
+func TestPublish_FastRetryIsDuplicateOfTheStoredDelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	e.secret("gh", "replace-me", "", 0)
+	w := e.webhook("gh", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}})
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	send := func() reply {
+		return e.do(signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", "gh-retry-1", time.Now()))
+	}
+	first, retry := send(), send()
+	wantAccepted(t, first, 202)
+	wantAccepted(t, retry, 202)
+	if first.Acc.Duplicate || !retry.Acc.Duplicate {
+		t.Fatalf("duplicate flags %v then %v, want false then true", first.Acc.Duplicate, retry.Acc.Duplicate)
+	}
+	if retry.Acc.ExecutionID != first.Acc.ExecutionID || retry.Acc.DeliveryID != first.Acc.DeliveryID || retry.Acc.EventID != "gh-retry-1" {
+		t.Fatalf("retry %s, want the first's executionId and deliveryId %s", retry.Body, first.Body)
+	}
+	if n := len(e.storedFor(w)); n != 1 {
+		t.Fatalf("%d deliveries stored, want 1", n)
+	}
+}
+
+// TestPublish_DedupKeyInRedisMarksDuplicate: after JetStream's window, the
+// dispatcher's claim in Redis (owned by another delivery) makes the answer
+// duplicate, with the same executionId; an unclaimed event does not.
+func TestPublish_DedupKeyInRedisMarksDuplicate(t *testing.T) {
+	t.Parallel()
+	e := newRedisEnv(t)
+	testDedupClaimMarksDuplicate(t, e, dedup.NewRedis(e.redis))
+}
+
+// TestPublish_DedupKeyInNATSKVMarksDuplicate is the same with the NATS KV
+// dedup store that `hookrun dev` uses when there is no Redis.
+func TestPublish_DedupKeyInNATSKVMarksDuplicate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketDedup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testDedupClaimMarksDuplicate(t, e, dedup.NewKV(kv))
+}
+
+// testDedupClaimMarksDuplicate claims an event in store as the dispatcher
+// would, for another delivery, then delivers that event.
+func testDedupClaimMarksDuplicate(t *testing.T, e *env, store dedup.Store) {
+	e.job("report")
+	w := e.webhook("dedup", resource.WebhookSpec{IdempotencyHeader: "Idempotency-Key"})
+	eventID := fmt.Sprintf("evt-%d", time.Now().UnixNano())
+	ctx := context.Background()
+	if res, err := store.Claim(ctx, dedup.Key(w.Metadata.UID, eventID), "dlv_someotherdelivery", time.Minute); err != nil || res != dedup.Claimed {
+		t.Fatalf("claim: %v %v", res, err)
+	}
+
+	r := e.post(hookPath(w), "{}", "Idempotency-Key", eventID)
+	wantAccepted(t, r, 202)
+	if want := ident.RunID(w.Metadata.UID, eventID, ""); !r.Acc.Duplicate || r.Acc.ExecutionID != want {
+		t.Fatalf("answer %s, want duplicate with executionId %s", r.Body, want)
+	}
+	// Stored nonetheless (JetStream had not seen it): the dispatcher records
+	// it as a duplicate; the ingress never decides that alone.
+	if d := e.stored(r.Acc.DeliveryID); d.EventID != eventID {
+		t.Fatalf("stored event id %q", d.EventID)
+	}
+	fresh := e.post(hookPath(w), "{}", "Idempotency-Key", eventID+"-fresh")
+	wantAccepted(t, fresh, 202)
+	if fresh.Acc.Duplicate {
+		t.Fatal("an unclaimed event answered duplicate")
+	}
+}
+
+// TestPublish_NATSOutageAnswers503AndRecovers: with NATS down every
+// delivery is 503 unavailable with Retry-After, answered within the publish
+// timeout; none of them is stored, even once NATS is back; and the ingress
+// accepts again by itself.
+func TestPublish_NATSOutageAnswers503AndRecovers(t *testing.T) {
+	t.Parallel()
+	const timeout = 500 * time.Millisecond
+	e := newEnv(t, func(c *Config) { c.PublishTimeout = timeout })
+	e.job("report")
+	w := e.webhook("outage", resource.WebhookSpec{IdempotencyHeader: "Idempotency-Key"})
+	plain := e.webhook("outage-plain", resource.WebhookSpec{})
+	before := e.post(hookPath(w), "{}", "Idempotency-Key", "before")
+	wantAccepted(t, before, 202)
+
+	e.stopNATS()
+	for i := range 5 {
+		start := time.Now()
+		r := e.post(hookPath(w), "{}", "Idempotency-Key", fmt.Sprintf("during-%d", i))
+		wantError(t, r, 503, "unavailable")
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+		if d := time.Since(start); d > timeout+250*time.Millisecond {
+			t.Fatalf("503 after %s, want within the publish timeout %s", d, timeout)
+		}
+		wantError(t, e.post(hookPath(plain), "{}"), 503, "unavailable")
+	}
+	e.requireReady() // the ingress's own readiness is its configuration; NATS is wire.go's check
+
+	e.nats.Start()
+	var after reply
+	testenv.Eventually(t, 10*time.Second, func() error {
+		after = e.post(hookPath(w), "{}", "Idempotency-Key", "after")
+		if after.Status != 202 {
+			return fmt.Errorf("still %d", after.Status)
+		}
+		return nil
+	})
+	var ids []string
+	for _, d := range e.storedFor(w) {
+		ids = append(ids, d.EventID)
+	}
+	if strings.Join(ids, ",") != "before,after" {
+		t.Fatalf("stored event ids %v, want only before and after: a 503 was half-accepted", ids)
+	}
+	if n := len(e.storedFor(plain)); n != 0 {
+		t.Fatalf("%d deliveries of 503 answers stored", n)
+	}
+}
+
+// TestPublish_NoAckInTimeAnswers503: when JetStream does not ack (here the
+// stream is gone, so nothing answers) the sender gets 503 within the
+// publish timeout and nothing is stored.
+func TestPublish_NoAckInTimeAnswers503(t *testing.T) {
+	t.Parallel()
+	const timeout = 400 * time.Millisecond
+	e := newEnv(t, func(c *Config) { c.PublishTimeout = timeout })
+	e.job("report")
+	w := e.webhook("no-ack", resource.WebhookSpec{})
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, bus.StreamDeliveries); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := e.post(hookPath(w), "{}")
+	wantError(t, r, 503, "unavailable")
+	if d := time.Since(start); d > timeout+250*time.Millisecond {
+		t.Fatalf("503 after %s, want within %s", d, timeout)
+	}
+	if err := bus.Ensure(ctx, e.js, bus.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	wantAccepted(t, e.post(hookPath(w), "{}"), 202)
+	if n := len(e.storedFor(w)); n != 1 {
+		t.Fatalf("%d deliveries stored, want the one accepted", n)
+	}
+}
