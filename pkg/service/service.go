@@ -209,7 +209,16 @@ func (h *Health) Mount(e *echo.Echo) {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
-	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+	// Readiness is evaluated at scrape time too, so hookrun_ready and the
+	// connection gauges are current whether or not anything polls /readyz.
+	metrics := promhttp.Handler()
+	e.GET("/metrics", func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
+		_ = h.Ready(ctx)
+		cancel()
+		metrics.ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
 }
 
 // NewEcho returns an Echo with Hookrun's defaults: no banner, recovery.
