@@ -45,6 +45,7 @@ type benchOptions struct {
 	runs     int
 	redisURL string
 	binDir   string
+	pprofDir string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -74,6 +75,7 @@ to this executable (make build puts them in bin/).`,
 	f.IntVar(&o.runs, "runs", 3000, "runs of the runs/s phase")
 	f.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for dedup (REDIS_URL)")
 	f.StringVar(&o.binDir, "bin", "", "directory of the hookrun-* binaries (default: next to this executable)")
+	f.StringVar(&o.pprofDir, "pprof", "", "write a CPU profile of the ingress during its closed-loop phase to DIR/ingress.pprof")
 	return cmd
 }
 
@@ -240,6 +242,9 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		"HOOKRUN_SECRET_KEY=" + secretbox.NewKey(), "HOOKRUN_ADMIN_TOKENS=bench-token",
 		"HOOKRUN_EXECUTOR_MAX_CONCURRENT=64", "HOOKRUN_WORK_DIR=" + dir,
 	}
+	if o.pprofDir != "" {
+		env = append(env, "HOOKRUN_PPROF=true")
+	}
 	procs := map[string]*benchProc{}
 	defer func() {
 		for _, p := range procs {
@@ -278,7 +283,20 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 
 	// 3. Ingress at maximum (dispatcher and executor not running: the backlog waits in DELIVERIES).
 	logf("ingress: closed loop, %d connections, %s, signed generic deliveries of %d bytes", o.conns, o.duration, o.bodySize)
+	var prof chan error
+	if o.pprofDir != "" {
+		prof = make(chan error, 1)
+		go func() {
+			time.Sleep(o.warmup)
+			prof <- fetchProfile(ingress, o.duration, filepath.Join(o.pprofDir, "ingress.pprof"))
+		}()
+	}
 	ing := closedLoop(ctx, o.conns, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "load-", o.bodySize))
+	if prof != nil {
+		if err := <-prof; err != nil {
+			logf("profile: %v", err)
+		}
+	}
 	rep.add("ingress: accepted/s", f0(ing.PerSecond()), "codes "+ing.codes())
 	rep.add("ingress latency p50 / p99 / p99.9", fmt.Sprintf("%s / %s / %s", ms(ing.Pct(.5)), ms(ing.Pct(.99)), ms(ing.Pct(.999))), "at maximum rate")
 
@@ -648,4 +666,24 @@ func (w *startWatcher) stop() []time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.ls
+}
+
+// fetchProfile saves a CPU profile of a service taken over d.
+func fetchProfile(base string, d time.Duration, path string) error {
+	c := &http.Client{Timeout: d + 10*time.Second}
+	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only with HOOKRUN_PPROF=true
 	"os"
 	"strconv"
 	"strings"
@@ -209,6 +210,10 @@ func (h *Health) Mount(e *echo.Echo) {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
+	if Env("PPROF", "") == "true" {
+		// Opt-in profiling (HOOKRUN_PPROF=true), e.g. for `hookrun bench --pprof`.
+		e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
+	}
 	// Readiness is evaluated at scrape time too, so hookrun_ready and the
 	// connection gauges are current whether or not anything polls /readyz.
 	metrics := promhttp.Handler()

@@ -28,14 +28,16 @@ import (
 
 // Ingress is the service. Build it with New and start it with Run.
 type Ingress struct {
-	cfg    Config
-	log    *slog.Logger
-	js     jetstream.JetStream
-	cat    *catalog.Catalog
-	dedup  dedup.Store
-	status *webhookstatus.Writer
-	health *service.Health
-	echo   *echo.Echo
+	cfg   Config
+	log   *slog.Logger
+	js    jetstream.JetStream
+	cat   *catalog.Catalog
+	dedup dedup.Store
+	// lookups batches the read-only dedup look-ups of concurrent requests.
+	lookups *lookupBatcher
+	status  *webhookstatus.Writer
+	health  *service.Health
+	echo    *echo.Echo
 
 	limiters   sync.Map // config key -> *limiter
 	lastErrors sync.Map // config key -> recordedError
@@ -48,6 +50,9 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 		cfg.PublishTimeout = 5 * time.Second
 	}
 	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), health: health}
+	if dd != nil {
+		in.lookups = newLookupBatcher(dd)
+	}
 	e := service.NewEcho()
 	if cfg.TrustProxy {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader()
@@ -104,6 +109,9 @@ func (in *Ingress) Handler() http.Handler { return in.echo }
 func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.cat.Run(ctx) })
+	if in.lookups != nil {
+		g.Go(func() error { return in.lookups.run(ctx) })
+	}
 	g.Go(func() error {
 		return service.Serve(ctx, in.cfg.server(in.echo), in.cfg.PublishTimeout+5*time.Second, ready)
 	})

@@ -49,7 +49,7 @@ func (in *Ingress) allow(w *resource.Webhook) (ok bool, wait int) {
 func (in *Ingress) seen(ctx context.Context, webhookUID, eventID, deliveryID string) bool {
 	ctx, cancel := context.WithTimeout(ctx, dedupLookupTimeout)
 	defer cancel()
-	owner, found, err := in.dedup.Lookup(ctx, dedup.Key(webhookUID, eventID))
+	owner, found, err := in.lookups.Lookup(ctx, dedup.Key(webhookUID, eventID))
 	return err == nil && found && owner != deliveryID
 }
 

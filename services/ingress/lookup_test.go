@@ -1,0 +1,72 @@
+package ingress
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/dedup"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// countingRedis counts the round trips of a real Redis store.
+type countingRedis struct {
+	*dedup.Redis
+	trips atomic.Int64
+}
+
+func (c *countingRedis) LookupMany(ctx context.Context, keys []string) ([]string, []bool, error) {
+	c.trips.Add(1)
+	return c.Redis.LookupMany(ctx, keys)
+}
+
+func TestLookupBatcher_CoalescesConcurrentLookupsAndAnswersEachRight(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("lb-test-%p-", t)
+	for i := 0; i < 200; i += 2 { // even keys exist, owned by "o<i>"
+		if err := rdb.Set(ctx, fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("o%d", i), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := &countingRedis{Redis: dedup.NewRedis(rdb)}
+	b := newLookupBatcher(store)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = b.run(rctx) }()
+	testenv.Eventually(t, 2*time.Second, func() error {
+		if !b.running.Load() {
+			return fmt.Errorf("batcher not running")
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner, found, err := b.Lookup(ctx, fmt.Sprintf("%s%d", prefix, i))
+			switch {
+			case err != nil:
+				errs <- err
+			case i%2 == 0 && (!found || owner != fmt.Sprintf("o%d", i)):
+				errs <- fmt.Errorf("key %d: %q %v", i, owner, found)
+			case i%2 == 1 && found:
+				errs <- fmt.Errorf("key %d found but absent", i)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := store.trips.Load(); n >= 200 || n == 0 {
+		t.Errorf("%d round trips for 200 concurrent look-ups: not batched", n)
+	}
+	t.Logf("200 look-ups in %d round trips", store.trips.Load())
+}
