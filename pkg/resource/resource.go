@@ -5,9 +5,10 @@ package resource
 
 import (
 	"encoding/json"
-	"fmt"
-	"github.com/hookrun/hookrun/pkg/argtemplate"
+	"reflect"
 	"time"
+
+	"github.com/hookrun/hookrun/pkg/argtemplate"
 )
 
 // APIVersion is the only resource API version.
@@ -48,24 +49,30 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // MarshalJSON writes d as a Go duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// UnmarshalJSON reads a Go duration string ("90s", "72h") or a number of seconds.
+// UnmarshalJSON reads a Go duration string ("90s", "72h") or a number of
+// seconds. A malformed value is a *json.UnmarshalTypeError, which
+// encoding/json completes with the field's path ("spec.timeout"), so the
+// API can name the field.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		var n float64
 		if err2 := json.Unmarshal(b, &n); err2 != nil {
-			return fmt.Errorf("duration must be a string like \"5m\" or seconds")
+			return &json.UnmarshalTypeError{Value: string(b), Type: durationType}
 		}
 		*d = Duration(n * float64(time.Second))
 		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("invalid duration %q", s)
+		return &json.UnmarshalTypeError{Value: "string " + string(b), Type: durationType}
 	}
 	*d = Duration(v)
 	return nil
 }
+
+// durationType is what a malformed Duration reports as its expected type.
+var durationType = reflect.TypeFor[Duration]()
 
 // Job is a command or HTTP call that webhooks trigger.
 type Job struct {
@@ -217,8 +224,6 @@ type SecretStatus struct {
 	Version           int        `json:"version,omitempty"`
 	RotatedAt         *time.Time `json:"rotatedAt,omitempty"`
 	PreviousExpiresAt *time.Time `json:"previousExpiresAt,omitempty"`
-	// Generated is set, once, in the response that generated the value.
-	Generated string `json:"generated,omitempty"`
 }
 
 // StoredSecret is a Secret as kept in KV: values sealed with the secret key.
@@ -240,6 +245,10 @@ type APIKey struct {
 	CreatedAt time.Time  `json:"createdAt"`
 	Prefix    string     `json:"prefix"`
 	Hash      string     `json:"hash,omitempty"`
+	// OwnerWebhook is the config key (<ns>.<name>) of the webhook whose
+	// creation generated this key; deleting that webhook deletes the key, so
+	// a later webhook of the same name does not inherit it.
+	OwnerWebhook string `json:"ownerWebhook,omitempty"`
 }
 
 // Expiration is Jac Cloud's {count, interval}.

@@ -64,8 +64,15 @@ func (s *Service) createKey(c echo.Context) error {
 	if r.Name == "" || len(r.Name) > 128 {
 		return &resource.FieldError{Field: "name", Msg: "is required (at most 128 characters)"}
 	}
-	if r.Namespace != "" && !resource.ValidName(r.Namespace) {
-		return &resource.FieldError{Field: "namespace", Msg: "must match [a-z0-9]([a-z0-9-]*[a-z0-9])?"}
+	if r.Namespace == "" {
+		// ?namespace= scopes the key to one namespace; without either, the
+		// key's webhooks and jobs scopes apply in every namespace.
+		r.Namespace = c.QueryParam("namespace")
+	}
+	if r.Namespace != "" {
+		if err := resource.CheckName("namespace", r.Namespace); err != nil {
+			return err
+		}
 	}
 	for i, n := range r.Webhooks {
 		if !resource.ValidName(n) {
@@ -84,20 +91,30 @@ func (s *Service) createKey(c echo.Context) error {
 			return err
 		}
 	}
-	k, key, err := s.newKey(c.Request().Context(), r.Name, r.Namespace, r.Webhooks, r.Jobs, ttl)
+	k, key, err := s.newKey(c.Request().Context(), keySpec{name: r.Name, namespace: r.Namespace, webhooks: r.Webhooks, jobs: r.Jobs, ttl: ttl})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, keyCreated{ID: k.ID, Name: k.Name, Key: key, ExpiresAt: k.ExpiresAt})
 }
 
-// newKey stores a new key (its hash) and returns it with the key itself.
-func (s *Service) newKey(ctx context.Context, name, ns string, webhooks, jobs []string, ttl time.Duration) (*resource.APIKey, string, error) {
+// keySpec is what a new key is made from.
+type keySpec struct {
+	name, namespace string
+	webhooks, jobs  []string
+	ttl             time.Duration // 0: never expires
+	owner           string        // config key of the webhook that generated it, if any
+}
+
+// newKey stores a new key (only its hash) and returns it with the key
+// itself, which is never stored and so can only be shown now.
+func (s *Service) newKey(ctx context.Context, ks keySpec) (*resource.APIKey, string, error) {
 	key, id, hash := apikey.New()
 	now := s.now().UTC()
-	k := &resource.APIKey{ID: id, Name: name, Namespace: ns, Webhooks: nonNil(webhooks), Jobs: nonNil(jobs), CreatedAt: now, Prefix: apikey.DisplayPrefix(id), Hash: hash}
-	if ttl > 0 {
-		exp := now.Add(ttl)
+	k := &resource.APIKey{ID: id, Name: ks.name, Namespace: ks.namespace, Webhooks: nonNil(ks.webhooks), Jobs: nonNil(ks.jobs),
+		CreatedAt: now, Prefix: apikey.DisplayPrefix(id), Hash: hash, OwnerWebhook: ks.owner}
+	if ks.ttl > 0 {
+		exp := now.Add(ks.ttl)
 		k.ExpiresAt = &exp
 	}
 	if err := s.apiKeys.put(ctx, id, k, 0); err != nil {
@@ -120,7 +137,8 @@ func (s *Service) listKeys(c echo.Context) error {
 }
 
 // extendKey pushes a key's expiry out by {count, interval} from now or from
-// its current expiry, whichever is later (Jac Cloud's extend).
+// its current expiry, whichever is later (Jac Cloud's extend). A key that
+// never expires is left as it is: extending must not shorten a key's life.
 func (s *Service) extendKey(c echo.Context) error {
 	var e resource.Expiration
 	if err := decode(c, &e); err != nil {
@@ -142,8 +160,11 @@ func (s *Service) extendKey(c echo.Context) error {
 	if !found {
 		return notFound("API key " + id)
 	}
+	if k.ExpiresAt == nil {
+		return c.JSON(http.StatusOK, s.keyView(k))
+	}
 	base := s.now().UTC()
-	if k.ExpiresAt != nil && k.ExpiresAt.After(base) {
+	if k.ExpiresAt.After(base) {
 		base = *k.ExpiresAt
 	}
 	exp := base.Add(d)

@@ -9,6 +9,19 @@ import (
 	"github.com/hookrun/hookrun/pkg/resource"
 )
 
+// The control plane's error codes, in one table (API.md's error body,
+// {"error": {"code", "message"}}, plus "field" for validation errors):
+//
+//	400 invalid_request     malformed JSON, or a field that fails validation (named in message and field)
+//	401 unauthorized        no or wrong admin bearer token
+//	404 not_found           no such resource, key, run or delivery
+//	405 method_not_allowed  the route exists, the method does not
+//	409 conflict            the resource changed while the request ran (retry)
+//	409 run_finished        cancel of a run that has already ended
+//	413 payload_too_large   body over 4 MiB
+//	503 unavailable         NATS (KV or JetStream) did not answer
+//	500 internal            anything else (logged, never with a secret)
+
 // apiError is an error answer of the control plane.
 type apiError struct {
 	Status  int
@@ -52,6 +65,9 @@ func (s *Service) httpError(err error, c echo.Context) {
 	switch {
 	case errors.As(err, &ae):
 		status, b.Error.Code, b.Error.Message = ae.Status, ae.Code, ae.Message
+		if status == http.StatusUnauthorized {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hookrun"`)
+		}
 	case errors.As(err, &fe):
 		status, b.Error.Code, b.Error.Message, b.Error.Field = http.StatusBadRequest, "invalid_request", fe.Error(), fe.Field
 	case errors.As(err, &he):

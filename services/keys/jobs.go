@@ -1,9 +1,11 @@
 package keys
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -28,6 +30,9 @@ func (s *Service) putJob(c echo.Context) error {
 		return &resource.FieldError{Field: "spec.args", Msg: err.Error()}
 	}
 	ctx := c.Request().Context()
+	if err := s.checkJobRefs(ctx, &j); err != nil {
+		return err
+	}
 	key := bus.ConfigKey(j.Metadata.Namespace, j.Metadata.Name)
 	old, rev, found, err := s.jobs.get(ctx, key)
 	if err != nil {
@@ -50,6 +55,48 @@ func (s *Service) putJob(c echo.Context) error {
 		return err
 	}
 	return respond(c, result, &j)
+}
+
+// checkJobRefs checks what needs other resources: the HTTP action's secret
+// exists, and, when webhooks already trigger this job, every argument can
+// still be resolved without the caller (Janus: a webhook cannot pass
+// argument values, so each needs a default or a template value).
+func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
+	ns := j.Metadata.Namespace
+	if h := j.Spec.HTTP; h != nil && h.SecretRef != "" {
+		_, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, h.SecretRef))
+		if err != nil {
+			return err
+		}
+		if !found {
+			return &resource.FieldError{Field: "spec.http.secretRef", Msg: fmt.Sprintf("secret %q not found in namespace %q (apply the secret first)", h.SecretRef, ns)}
+		}
+	}
+	if argtemplate.CheckDefaults(j.Spec.TemplateArgs()) == nil {
+		return nil
+	}
+	users, err := s.webhooksOfJob(ctx, ns, j.Metadata.Name)
+	if err != nil || len(users) == 0 {
+		return err
+	}
+	err = argtemplate.CheckDefaults(j.Spec.TemplateArgs())
+	return &resource.FieldError{Field: "spec.args", Msg: fmt.Sprintf("%v; webhook %s triggers this job and a webhook cannot pass argument values", err, strings.Join(users, ", "))}
+}
+
+// webhooksOfJob returns the names of the webhooks in ns that trigger job.
+func (s *Service) webhooksOfJob(ctx context.Context, ns, job string) ([]string, error) {
+	all, err := s.webhooks.list(ctx, nsPrefix(ns))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, w := range all {
+		if w.Spec.Job == job {
+			names = append(names, w.Metadata.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 func (s *Service) getJob(c echo.Context) error {

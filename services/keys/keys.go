@@ -9,8 +9,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -33,8 +35,9 @@ type Config struct {
 	AdminTokens []string
 }
 
-// ConfigFromEnv reads HOOKRUN_ADMIN_TOKENS (comma-separated) or
-// HOOKRUN_ADMIN_TOKENS_FILE (one per line).
+// ConfigFromEnv reads HOOKRUN_ADMIN_TOKENS (comma-separated) and
+// HOOKRUN_ADMIN_TOKENS_FILE (one per line; blank lines and lines starting
+// with # are skipped), so tokens can come from a mounted secret file.
 func ConfigFromEnv() (Config, error) {
 	c, err := service.CommonFromEnv("127.0.0.1:8081")
 	if err != nil {
@@ -44,9 +47,13 @@ func ConfigFromEnv() (Config, error) {
 	if f := service.Env("ADMIN_TOKENS_FILE", ""); f != "" {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return cfg, err
+			return cfg, fmt.Errorf("HOOKRUN_ADMIN_TOKENS_FILE: %w", err)
 		}
-		cfg.AdminTokens = append(cfg.AdminTokens, ParseTokens(strings.ReplaceAll(string(b), "\n", ","))...)
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				cfg.AdminTokens = append(cfg.AdminTokens, ParseTokens(line)...)
+			}
+		}
 	}
 	if len(cfg.AdminTokens) == 0 {
 		return cfg, errors.New("set HOOKRUN_ADMIN_TOKENS (comma-separated bearer tokens) or HOOKRUN_ADMIN_TOKENS_FILE")
@@ -103,7 +110,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, box *secretbox.Box, 
 	e.Use(middleware.BodyLimit("4M"))
 	e.HTTPErrorHandler = s.httpError
 	health.Mount(e)
-	s.routes(e.Group("/v1", s.requireAdmin))
+	s.routes(e.Group("/v1"))
 	s.echo = e
 	return s
 }
@@ -113,7 +120,10 @@ func FromDeps(cfg Config, d *service.Deps) *Service {
 	return New(cfg, d.NC, d.JS, d.Box, d.Health, d.Log)
 }
 
-func (s *Service) routes(g *echo.Group) {
+// routes mounts the API. The admin check is attached per route rather than
+// to the group, so a known path with another method answers 405, not 404.
+func (s *Service) routes(v1 *echo.Group) {
+	g := adminRoutes{v1, s.requireAdmin}
 	g.PUT("/jobs/:name", s.putJob)
 	g.GET("/jobs", s.listJobs)
 	g.GET("/jobs/:name", s.getJob)
@@ -145,12 +155,29 @@ func (s *Service) routes(g *echo.Group) {
 	g.POST("/deliveries/:id/replay", s.replayDelivery)
 }
 
+// Handler returns the HTTP handler of the API (for tests and embedding).
+func (s *Service) Handler() http.Handler { return s.echo }
+
+// adminRoutes registers routes behind the admin check.
+type adminRoutes struct {
+	g     *echo.Group
+	admin echo.MiddlewareFunc
+}
+
+func (r adminRoutes) GET(p string, h echo.HandlerFunc)    { r.g.GET(p, h, r.admin) }
+func (r adminRoutes) PUT(p string, h echo.HandlerFunc)    { r.g.PUT(p, h, r.admin) }
+func (r adminRoutes) POST(p string, h echo.HandlerFunc)   { r.g.POST(p, h, r.admin) }
+func (r adminRoutes) PATCH(p string, h echo.HandlerFunc)  { r.g.PATCH(p, h, r.admin) }
+func (r adminRoutes) DELETE(p string, h echo.HandlerFunc) { r.g.DELETE(p, h, r.admin) }
+
 // requireAdmin checks the bearer token against every admin token in
-// constant time (hashing first so token lengths do not leak either).
+// constant time (hashing first so token lengths do not leak either), and
+// compares against all of them so the position of a match does not leak.
 func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		tok, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
+		scheme, tok, _ := strings.Cut(c.Request().Header.Get("Authorization"), " ")
+		tok = strings.TrimSpace(tok)
+		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			return errUnauthorized
 		}
 		h := sha256.Sum256([]byte(tok))
@@ -176,8 +203,8 @@ func namespace(c echo.Context) (string, error) {
 	if ns == "" {
 		return resource.DefaultNamespace, nil
 	}
-	if !resource.ValidName(ns) {
-		return "", badRequest("namespace: must match [a-z0-9]([a-z0-9-]*[a-z0-9])?")
+	if err := resource.CheckName("namespace", ns); err != nil {
+		return "", err
 	}
 	return ns, nil
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -38,9 +40,15 @@ func decode(c echo.Context, v any) error {
 		case errors.As(err, &se):
 			return badRequest(fmt.Sprintf("the body is not valid JSON (at byte %d)", se.Offset))
 		case errors.As(err, &te):
-			return badRequest(fmt.Sprintf("%s: must be %s", te.Field, te.Type))
+			field := te.Field
+			if field == "" {
+				field = "body"
+			}
+			return &resource.FieldError{Field: field, Msg: "must be " + typeWord(te.Type)}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			return badRequest(strings.TrimPrefix(err.Error(), "json: ") + " (check the spelling against API.md)")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return badRequest("the body is not valid JSON (it ends early)")
 		case errors.Is(err, io.EOF):
 			return badRequest("the body is empty")
 		default:
@@ -53,8 +61,11 @@ func decode(c echo.Context, v any) error {
 	return nil
 }
 
-// placeMeta reconciles the path name and ?namespace= with the metadata.
+// placeMeta reconciles the path name and ?namespace= with the metadata,
+// and drops the fields the service owns (uid, generation, times), so a
+// document read back with `hookrun get -o yaml` applies like the original.
 func placeMeta(c echo.Context, m *resource.Meta) error {
+	m.UID, m.Generation, m.CreatedAt, m.UpdatedAt = "", 0, time.Time{}, time.Time{}
 	name, err := pathName(c)
 	if err != nil {
 		return err
@@ -65,14 +76,40 @@ func placeMeta(c echo.Context, m *resource.Meta) error {
 	if m.Name != name {
 		return &resource.FieldError{Field: "metadata.name", Msg: fmt.Sprintf("%q does not match the name in the path %q", m.Name, name)}
 	}
-	if m.Namespace == "" {
-		ns, err := namespace(c)
-		if err != nil {
-			return err
-		}
+	ns, err := namespace(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case m.Namespace == "":
 		m.Namespace = ns
+	case c.QueryParam("namespace") != "" && m.Namespace != ns:
+		return &resource.FieldError{Field: "metadata.namespace", Msg: fmt.Sprintf("%q does not match ?namespace=%s", m.Namespace, ns)}
 	}
 	return nil
+}
+
+// typeWord says in words what a JSON value of type t looks like.
+func typeWord(t reflect.Type) string {
+	if t == reflect.TypeFor[resource.Duration]() {
+		return `a duration such as "90s", "5m" or "72h", or a number of seconds`
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(typeWord(t.Elem()), "a "), "an ") + "s"
+	case reflect.Pointer:
+		return typeWord(t.Elem())
+	}
+	return "an object"
 }
 
 // respond writes a PUT answer: 201 when created, else 200, with the result header.

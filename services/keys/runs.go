@@ -3,19 +3,26 @@ package keys
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
 )
+
+// runStatuses are the statuses a run can have (API.md).
+var runStatuses = []string{
+	message.StatusQueued, message.StatusRunning, message.StatusSucceeded, message.StatusFailed,
+	message.StatusTimedOut, message.StatusCancelled, message.StatusFiltered, message.StatusRejected,
+}
 
 func (s *Service) getRun(c echo.Context) error {
 	r, err := runstatus.Get(c.Request().Context(), s.js, c.Param("id"))
@@ -30,6 +37,16 @@ func (s *Service) getRun(c echo.Context) error {
 
 func (s *Service) listRuns(c echo.Context) error {
 	f := runstatus.Filter{Webhook: c.QueryParam("webhook"), Job: c.QueryParam("job"), Status: c.QueryParam("status")}
+	for _, q := range []struct{ field, v string }{{"webhook", f.Webhook}, {"job", f.Job}} {
+		if q.v != "" {
+			if err := resource.CheckName(q.field, q.v); err != nil {
+				return err
+			}
+		}
+	}
+	if f.Status != "" && !slices.Contains(runStatuses, f.Status) {
+		return &resource.FieldError{Field: "status", Msg: "must be one of " + strings.Join(runStatuses, ", ")}
+	}
 	if c.QueryParam("namespace") != "" {
 		ns, err := namespace(c)
 		if err != nil {
@@ -40,7 +57,7 @@ func (s *Service) listRuns(c echo.Context) error {
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			return badRequest("limit: must be a number from 1 to 1000")
+			return &resource.FieldError{Field: "limit", Msg: "must be a number from 1 to 1000"}
 		}
 		f.Limit = n
 	}
@@ -49,63 +66,6 @@ func (s *Service) listRuns(c echo.Context) error {
 		return errUnavailable
 	}
 	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
-}
-
-// runEvents streams a run's status events (and its live output lines) as
-// server-sent events until the run ends.
-func (s *Service) runEvents(c echo.Context) error {
-	ctx := c.Request().Context()
-	id := c.Param("id")
-	r, err := runstatus.Get(ctx, s.js, id)
-	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && r.Kind != message.KindRun) {
-		return notFound("run " + id)
-	}
-	if err != nil {
-		return errUnavailable
-	}
-	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id)
-	if err != nil {
-		return errUnavailable
-	}
-	lines := make(chan []byte, 256)
-	sub, err := s.nc.Subscribe(bus.OutputSubject(id), func(m *nats.Msg) {
-		select {
-		case lines <- m.Data:
-		default: // a slow reader loses live lines, never the statuses
-		}
-	})
-	if err != nil {
-		return errUnavailable
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	w := c.Response()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	w.Flush()
-	keepAlive := time.NewTicker(15 * time.Second)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-events:
-			if !ok {
-				return nil
-			}
-			b, _ := json.Marshal(ev)
-			fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
-			w.Flush()
-		case line := <-lines:
-			b, _ := json.Marshal(string(line))
-			fmt.Fprintf(w, "event: output\ndata: %s\n\n", b)
-			w.Flush()
-		case <-keepAlive.C:
-			fmt.Fprint(w, ": keep-alive\n\n")
-			w.Flush()
-		}
-	}
 }
 
 // cancelRun stops a queued or running run: a mark in the cancels bucket

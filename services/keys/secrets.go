@@ -58,6 +58,7 @@ func (s *Service) putSecret(c echo.Context) error {
 	if err := placeMeta(c, &sec.Metadata); err != nil {
 		return err
 	}
+	sec.Status = resource.SecretStatus{} // the service's to fill, never the caller's
 	if err := sec.Validate(); err != nil {
 		return err
 	}
@@ -120,12 +121,11 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 		st.Secret.Metadata.UID, st.Secret.Metadata.CreatedAt = old.Secret.Metadata.UID, old.Secret.Metadata.CreatedAt
 		st.Secret.Metadata.Generation = old.Secret.Metadata.Generation
 		st.Secret.Status = old.Secret.Status
-		cur, err := s.box.Open(old.Current, aad)
-		if err != nil {
-			return err
-		}
+		// A value sealed under another HOOKRUN_SECRET_KEY cannot be opened:
+		// it counts as different, so applying the value again repairs it.
+		cur, openErr := s.box.Open(old.Current, aad)
 		switch {
-		case value == "" || subtle.ConstantTimeCompare(cur, []byte(value)) == 1:
+		case value == "" || (openErr == nil && subtle.ConstantTimeCompare(cur, []byte(value)) == 1):
 			// Same value (or none given): keep the sealed values as they are.
 			st.Current, st.Previous, st.PreviousExpiresAt = old.Current, old.Previous, old.PreviousExpiresAt
 			if sameJSON(old.Secret.Spec, st.Secret.Spec) {
@@ -134,6 +134,9 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 		default:
 			exp := now.Add(sec.Spec.PreviousValidFor.D())
 			st.Current, st.Previous, st.PreviousExpiresAt = s.box.Seal([]byte(value), aad), old.Current, &exp
+			if openErr != nil {
+				st.Previous = nil
+			}
 			st.Secret.Status.Version++
 			st.Secret.Status.RotatedAt, st.Secret.Status.PreviousExpiresAt = &now, &exp
 		}

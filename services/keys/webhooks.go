@@ -46,6 +46,7 @@ func (s *Service) putWebhook(c echo.Context) error {
 	if err := placeMeta(c, &w.Metadata); err != nil {
 		return err
 	}
+	w.Status = resource.WebhookStatus{} // the service's to fill, never the caller's
 	if err := w.Validate(); err != nil {
 		return err
 	}
@@ -76,13 +77,19 @@ func (s *Service) putWebhook(c echo.Context) error {
 	w.Status.EndpointPath = EndpointPath(&w)
 	var gen *generatedKey
 	if w.Spec.Auth.APIKey != nil && (!found || old.Spec.Auth.APIKey == nil) {
-		k, key, err := s.newKey(ctx, w.Metadata.Name+"-key", w.Metadata.Namespace, []string{w.Metadata.Name}, nil, 0)
+		k, secret, err := s.newKey(ctx, keySpec{
+			name: w.Metadata.Name + "-key", namespace: w.Metadata.Namespace,
+			webhooks: []string{w.Metadata.Name}, owner: key,
+		})
 		if err != nil {
 			return err
 		}
-		gen = &generatedKey{ID: k.ID, Key: key}
+		gen = &generatedKey{ID: k.ID, Key: secret}
 	}
 	if err := s.webhooks.put(ctx, key, &w, rev); err != nil {
+		if gen != nil { // nobody has seen this key: do not leave it behind
+			_, _ = s.apiKeys.del(ctx, gen.ID)
+		}
 		return err
 	}
 	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen})
@@ -212,7 +219,27 @@ func (s *Service) deleteWebhook(c echo.Context) error {
 		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
 	}
 	_ = webhookstatus.Clear(ctx, s.js, ns, name)
+	if err := s.deleteOwnedKeys(ctx, bus.ConfigKey(ns, name)); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]any{"deleted": 1})
+}
+
+// deleteOwnedKeys deletes the API keys a webhook's creation generated, so
+// a webhook created later under the same name does not accept them.
+func (s *Service) deleteOwnedKeys(ctx context.Context, owner string) error {
+	all, err := s.apiKeys.list(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, k := range all {
+		if k.OwnerWebhook == owner {
+			if _, err := s.apiKeys.del(ctx, k.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // rotateEndpoint gives the webhook a new endpoint id; the old URL answers

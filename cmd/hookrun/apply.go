@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { clientCommands = append(clientCommands, newApplyCmd) }
+
+// headerResult is the keys service's answer to a PUT: created, configured
+// or unchanged.
+const headerResult = "Hookrun-Result"
+
+func newApplyCmd() *cobra.Command {
+	o := &clientOptions{}
+	var files []string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE|DIR [-f ...]",
+		Short: "Create or update secrets, jobs and webhooks from YAML",
+		Long: `Apply resources from multi-manifestDoc YAML (or JSON) files: every .yaml, .yml
+and .json file of a directory, or stdin with -f -. Resources are applied in
+dependency order — Secrets, then Jobs, then Webhooks — and applying the same
+files again changes nothing. Each resource prints one line:
+
+  job/weekly-report created|configured|unchanged
+
+A webhook also prints its endpoint URL, and, when its creation generated an
+API key, the key (shown only this once). A generated secret value is shown
+only once, too. Errors go to stderr, one line each; the exit code is the
+first error's.`,
+		Example: `  hookrun apply -f examples/janus.yaml
+  hookrun apply -f examples/
+  cat hooks.yaml | hookrun apply -f -`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(files) == 0 {
+				return usageErr("name the manifests with -f FILE|DIR (or -f - for stdin)")
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			ingress, err := o.ingress()
+			if err != nil {
+				return err
+			}
+			docs, err := readManifests(files, cmd.InOrStdin())
+			if err != nil {
+				return failErr(codeRefused, "%v", err)
+			}
+			if len(docs) == 0 {
+				return failErr(codeRefused, "no resources in %v", files)
+			}
+			orderForApply(docs)
+			return applyAll(cmd.Context(), c, ingress, docs, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	addClientFlags(cmd, o)
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file or directory to apply (repeatable; - for stdin)")
+	return cmd
+}
+
+// putAnswer holds what apply prints of a PUT answer.
+type putAnswer struct {
+	Status struct {
+		EndpointPath string `json:"endpointPath"`
+	} `json:"status"`
+	GeneratedKey *struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	} `json:"generatedKey"`
+	GeneratedValue string `json:"generatedValue"`
+}
+
+// applyAll PUTs every document. It goes on after a refused document (so
+// one run reports every mistake) but stops when the API is unavailable.
+func applyAll(ctx context.Context, c *apiClient, ingress string, docs []manifestDoc, out, errOut io.Writer) error {
+	var first error
+	for _, d := range docs {
+		err := applyOne(ctx, c, ingress, d, out)
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		fmt.Fprintf(errOut, "hookrun: %s: %s\n", docLabel(d), oneLine(errMessage(err)))
+		if exitCode(err) == codeUnavailable {
+			break
+		}
+	}
+	if first != nil {
+		return &exitError{code: exitCode(first)} // already reported
+	}
+	return nil
+}
+
+func docLabel(d manifestDoc) string {
+	return lowerKind(d.Kind) + "/" + d.Name
+}
+
+func lowerKind(kind string) string {
+	switch kind {
+	case "Secret":
+		return "secret"
+	case "Job":
+		return "job"
+	case "Webhook":
+		return "webhook"
+	}
+	return kind
+}
+
+func errMessage(err error) string {
+	if ee, ok := err.(*exitError); ok {
+		return ee.msg
+	}
+	return err.Error()
+}
+
+func applyOne(ctx context.Context, c *apiClient, ingress string, d manifestDoc, out io.Writer) error {
+	ns := d.Namespace
+	if ns == "" {
+		ns = c.ns
+	}
+	q := url.Values{"namespace": {ns}}
+	resp, err := c.do(ctx, http.MethodPut, "/v1/"+collectionOf(d.Kind)+"/"+url.PathEscape(d.Name), q, d.JSON)
+	if err != nil {
+		return err
+	}
+	result := resp.Header.Get(headerResult)
+	if result == "" {
+		result = map[int]string{http.StatusCreated: "created"}[resp.Status]
+		if result == "" {
+			result = "configured"
+		}
+	}
+	line := docLabel(d) + " " + result
+	if ns != defaultNamespace {
+		line += " (namespace " + ns + ")"
+	}
+	fmt.Fprintln(out, line)
+	var a putAnswer
+	if err := json.Unmarshal(resp.Body, &a); err != nil {
+		return nil // applied; nothing more to show
+	}
+	if a.Status.EndpointPath != "" {
+		fmt.Fprintf(out, "  endpoint: %s%s\n", ingress, a.Status.EndpointPath)
+	}
+	if k := a.GeneratedKey; k != nil && k.Key != "" {
+		fmt.Fprintf(out, "  generated API key (shown only now): %s\n", k.Key)
+		fmt.Fprintf(out, "  key id: %s\n", k.ID)
+	}
+	if a.GeneratedValue != "" {
+		fmt.Fprintf(out, "  generated secret (shown only now): %s\n", a.GeneratedValue)
+	}
+	return nil
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, as `hookrun --help` documents them.
+const (
+	codeOK          = 0
+	codeError       = 1
+	codeUsage       = 2
+	codeNotFound    = 3
+	codeRefused     = 4
+	codeUnavailable = 5
+	codeRunFailed   = 6
+)
+
+// Defaults of the client flags (each has an environment variable).
+const (
+	defaultAPIURL     = "http://127.0.0.1:8081"
+	defaultIngressURL = "http://127.0.0.1:8080"
+	defaultNamespace  = "default"
+)
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: codeUsage, msg: oneLine(fmt.Sprintf(format, a...))}
+}
+
+func failErr(code int, format string, a ...any) error {
+	return &exitError{code: code, msg: oneLine(fmt.Sprintf(format, a...))}
+}
+
+// oneLine keeps an error message on one line, as scripts read it.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// exitCode returns the exit code err stands for.
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err == nil {
+		return codeOK
+	}
+	return codeError
+}
+
+// usageArgs makes an argument check's error a usage error (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageErr("%v (see %s --help)", err, cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+// clientOptions are the flags every API client command shares.
+type clientOptions struct {
+	apiURL     string
+	token      string
+	namespace  string
+	ingressURL string
+}
+
+// addClientFlags registers the shared flags on a top-level client command
+// (persistent, so its subcommands have them too) and makes flag errors
+// usage errors.
+func addClientFlags(cmd *cobra.Command, o *clientOptions) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&o.apiURL, "api-url", envDefault("HOOKRUN_API_URL", defaultAPIURL), "keys API URL (HOOKRUN_API_URL)")
+	// The token's default is read at run time so that --help never prints it.
+	f.StringVar(&o.token, "token", "", "admin token (default $HOOKRUN_ADMIN_TOKEN)")
+	f.StringVarP(&o.namespace, "namespace", "n", envDefault("HOOKRUN_NAMESPACE", defaultNamespace), "namespace (HOOKRUN_NAMESPACE)")
+	f.StringVar(&o.ingressURL, "ingress", envDefault("HOOKRUN_INGRESS_URL", defaultIngressURL), "ingress URL, for endpoint URLs and send (HOOKRUN_INGRESS_URL)")
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr("%v (see %s --help)", err, c.CommandPath())
+	})
+}
+
+func envDefault(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// client returns an API client for the options, or a usage error that
+// says what to set.
+func (o *clientOptions) client() (*apiClient, error) {
+	tok := o.token
+	if tok == "" {
+		tok = os.Getenv("HOOKRUN_ADMIN_TOKEN")
+	}
+	if tok == "" {
+		return nil, usageErr("no admin token: set HOOKRUN_ADMIN_TOKEN or pass --token (hookrun dev prints one)")
+	}
+	u, err := url.Parse(o.apiURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageErr("--api-url %q: want an http(s) URL such as %s", o.apiURL, defaultAPIURL)
+	}
+	if !validNamespace(o.namespace) {
+		return nil, usageErr("--namespace %q: must match [a-z0-9]([a-z0-9-]*[a-z0-9])?", o.namespace)
+	}
+	return &apiClient{base: strings.TrimRight(o.apiURL, "/"), token: tok, ns: o.namespace, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// ingress returns the ingress base URL.
+func (o *clientOptions) ingress() (string, error) {
+	u, err := url.Parse(o.ingressURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", usageErr("--ingress %q: want an http(s) URL such as %s", o.ingressURL, defaultIngressURL)
+	}
+	return strings.TrimRight(o.ingressURL, "/"), nil
+}
+
+func validNamespace(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// apiClient calls the keys service.
+type apiClient struct {
+	base  string
+	token string
+	ns    string
+	http  *http.Client
+}
+
+// apiResponse is an API answer that was not an error.
+type apiResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// apiErrorBody is the API's error body.
+type apiErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// do calls method path (query added) with body as JSON, and turns an error
+// answer into an exitError: 404 → 3, other 4xx → 4, 5xx or no answer → 5.
+func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body any) (*apiResponse, error) {
+	var r io.Reader
+	if body != nil {
+		switch b := body.(type) {
+		case []byte:
+			r = bytes.NewReader(b)
+		default:
+			j, err := json.Marshal(b)
+			if err != nil {
+				return nil, err
+			}
+			r = bytes.NewReader(j)
+		}
+	}
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
+	if err != nil {
+		return nil, failErr(codeUsage, "%v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, failErr(codeUnavailable, "cannot reach the API at %s: %v", c.base, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, failErr(codeUnavailable, "reading the API's answer: %v", err)
+	}
+	if resp.StatusCode >= 300 {
+		return nil, answerError(resp.StatusCode, resp.Status, b)
+	}
+	return &apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// getJSON GETs path and decodes the answer into out.
+func (c *apiClient) getJSON(ctx context.Context, path string, query url.Values, out any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, query, nil)
+	if err != nil {
+		return err
+	}
+	return decodeAnswer(resp.Body, out)
+}
+
+func decodeAnswer(b []byte, out any) error {
+	if err := json.Unmarshal(b, out); err != nil {
+		return failErr(codeUnavailable, "the API answered something that is not the expected JSON: %v", err)
+	}
+	return nil
+}
+
+// nsQuery is ?namespace= for the client's namespace.
+func (c *apiClient) nsQuery() url.Values { return url.Values{"namespace": {c.ns}} }
+
+// answerError maps an error answer (of the API or the ingress) to an exit code
+// and its message.
+func answerError(status int, statusText string, body []byte) error {
+	var eb apiErrorBody
+	msg := statusText
+	if json.Unmarshal(body, &eb) == nil && eb.Error.Message != "" {
+		msg = eb.Error.Message
+		if eb.Error.Code != "" {
+			msg += " (" + eb.Error.Code + ")"
+		}
+	}
+	switch {
+	case status == http.StatusNotFound:
+		return failErr(codeNotFound, "%s", msg)
+	case status >= 400 && status < 500:
+		return failErr(codeRefused, "%s", msg)
+	default:
+		return failErr(codeUnavailable, "%s", msg)
+	}
+}
+
+// unwrapURLError drops url.Error's "Get "http://…": " prefix, which repeats
+// what the message already says.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// withPrefix prefixes an error's message, keeping its exit code.
+func withPrefix(prefix string, err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.code, msg: prefix + ": " + ee.msg}
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+func init() { clientCommands = append(clientCommands, newGetCmd) }
+
+// getKinds maps what `get` accepts to the collection it reads.
+var getKinds = map[string]string{
+	"job": "jobs", "jobs": "jobs",
+	"webhook": "webhooks", "webhooks": "webhooks",
+	"secret": "secrets", "secrets": "secrets",
+	"key": "keys", "keys": "keys", "apikey": "keys", "apikeys": "keys",
+	"run": "runs", "runs": "runs",
+}
+
+// runFilter are the flags of run lists.
+type runFilter struct {
+	webhook, job, status string
+	limit                int
+}
+
+func (f runFilter) query(ns string) url.Values {
+	q := url.Values{"namespace": {ns}, "limit": {strconv.Itoa(f.limit)}}
+	for k, v := range map[string]string{"webhook": f.webhook, "job": f.job, "status": f.status} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+func addRunFilterFlags(cmd *cobra.Command, f *runFilter, limit int) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.webhook, "webhook", "", "only runs of this webhook")
+	fl.StringVar(&f.job, "job", "", "only runs of this job")
+	fl.StringVar(&f.status, "status", "", "only runs in this status (queued, running, succeeded, failed, timed_out, cancelled, filtered, rejected)")
+	fl.IntVar(&f.limit, "limit", limit, "at most this many runs, newest first (1-1000)")
+}
+
+func newGetCmd() *cobra.Command {
+	o := &clientOptions{}
+	var out string
+	var rf runFilter
+	cmd := &cobra.Command{
+		Use:   "get jobs|webhooks|secrets|keys|runs [NAME]",
+		Short: "List resources, or show one, as a table or as JSON/YAML",
+		Long: `List jobs, webhooks, secrets, API keys or runs of a namespace, or show one
+by name (a key by id or name, a run by id). -o json prints the API's
+objects (a list as a JSON array); -o yaml the same as YAML, which
+"hookrun apply -f" reads back. Secret values and API keys are never shown.`,
+		Example: `  hookrun get webhooks
+  hookrun get webhook report-github-push -o yaml
+  hookrun get runs --webhook report-github-push --status failed
+  hookrun get keys -o json`,
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			coll, ok := getKinds[strings.ToLower(args[0])]
+			if !ok {
+				return usageErr("cannot get %q: choose jobs, webhooks, secrets, keys or runs", args[0])
+			}
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			}
+			g := getter{c: c, o: o, out: cmd.OutOrStdout(), format: out, now: time.Now()}
+			return g.get(cmd.Context(), coll, name, rf)
+		},
+	}
+	addClientFlags(cmd, o)
+	addOutputFlag(cmd, &out, "output format")
+	addRunFilterFlags(cmd, &rf, 20)
+	return cmd
+}
+
+// getter prints resources.
+type getter struct {
+	c      *apiClient
+	o      *clientOptions
+	out    io.Writer
+	format string
+	now    time.Time
+}
+
+func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error {
+	var raws []json.RawMessage
+	single := name != ""
+	switch {
+	case coll == "keys":
+		all, err := listKeys(ctx, g.c)
+		if err != nil {
+			return err
+		}
+		raws = all
+		if single {
+			raws = nil
+			for _, r := range all {
+				var k keyInfo
+				if json.Unmarshal(r, &k) == nil && (k.ID == name || k.Name == name) {
+					raws = append(raws, r)
+				}
+			}
+			if len(raws) == 0 {
+				return failErr(codeNotFound, "API key %s not found", name)
+			}
+			single = len(raws) == 1
+		}
+	case coll == "runs" && single:
+		resp, err := g.c.do(ctx, "GET", "/v1/runs/"+url.PathEscape(name), nil, nil)
+		if err != nil {
+			return err
+		}
+		raws = []json.RawMessage{resp.Body}
+	case coll == "runs":
+		if rf.limit < 1 || rf.limit > 1000 {
+			return usageErr("--limit %d: must be from 1 to 1000", rf.limit)
+		}
+		var l struct {
+			Runs []json.RawMessage `json:"runs"`
+		}
+		if err := g.c.getJSON(ctx, "/v1/runs", rf.query(g.c.ns), &l); err != nil {
+			return err
+		}
+		raws = l.Runs
+	case single:
+		resp, err := g.c.do(ctx, "GET", "/v1/"+coll+"/"+url.PathEscape(name), g.c.nsQuery(), nil)
+		if err != nil {
+			return err
+		}
+		raws = []json.RawMessage{resp.Body}
+	default:
+		var l struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := g.c.getJSON(ctx, "/v1/"+coll, g.c.nsQuery(), &l); err != nil {
+			return err
+		}
+		raws = l.Items
+	}
+	if g.format != outTable {
+		if single {
+			return printRaw(g.out, g.format, raws[0])
+		}
+		if raws == nil {
+			raws = []json.RawMessage{}
+		}
+		b, err := json.Marshal(raws)
+		if err != nil {
+			return err
+		}
+		return printRaw(g.out, g.format, b)
+	}
+	if len(raws) == 0 {
+		fmt.Fprintf(g.out, "No %s in namespace %s.\n", coll, g.c.ns)
+		return nil
+	}
+	return g.table(coll, raws)
+}
+
+func listKeys(ctx context.Context, c *apiClient) ([]json.RawMessage, error) {
+	var l struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := c.getJSON(ctx, "/v1/keys", nil, &l); err != nil {
+		return nil, err
+	}
+	return l.Keys, nil
+}
+
+// keyInfo is an API key as the API lists it (never with its secret).
+type keyInfo struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Namespace string     `json:"namespace"`
+	Webhooks  []string   `json:"webhooks"`
+	Jobs      []string   `json:"jobs"`
+	ExpiresAt *time.Time `json:"expiresAt"`
+	CreatedAt time.Time  `json:"createdAt"`
+	Prefix    string     `json:"prefix"`
+}
+
+func (g getter) table(coll string, raws []json.RawMessage) error {
+	decode := func(r json.RawMessage, v any) error {
+		if err := json.Unmarshal(r, v); err != nil {
+			return failErr(codeUnavailable, "the API answered an unexpected %s: %v", coll, err)
+		}
+		return nil
+	}
+	var t *textTable
+	for _, r := range raws {
+		switch coll {
+		case "jobs":
+			if t == nil {
+				t = newTable(g.out, "NAME", "ACTION", "ARGS", "TIMEOUT", "CONCURRENCY", "UPDATED")
+			}
+			var j resource.Job
+			if err := decode(r, &j); err != nil {
+				return err
+			}
+			t.row(j.Metadata.Name, truncateText(jobAction(j.Spec), 48), argNames(j.Spec.Args), j.Spec.Timeout.D().String(),
+				strconv.Itoa(j.Spec.Concurrency), agoText(&j.Metadata.UpdatedAt, g.now))
+		case "webhooks":
+			if t == nil {
+				t = newTable(g.out, "NAME", "JOB", "AUTH", "METHODS", "ENDPOINT", "LAST DELIVERY", "LAST ERROR")
+			}
+			var w resource.Webhook
+			if err := decode(r, &w); err != nil {
+				return err
+			}
+			t.row(w.Metadata.Name, w.Spec.Job, authSummary(w.Spec.Auth), strings.Join(w.Spec.Methods, ","),
+				endpointURL(g.o, w), agoText(w.Status.LastDeliveryAt, g.now), truncateText(w.Status.LastError, 48))
+		case "secrets":
+			if t == nil {
+				t = newTable(g.out, "NAME", "VERSION", "ROTATED", "PREVIOUS VALID", "CREATED")
+			}
+			var s resource.Secret
+			if err := decode(r, &s); err != nil {
+				return err
+			}
+			prev := ""
+			if s.Status.PreviousExpiresAt != nil {
+				prev = untilText(s.Status.PreviousExpiresAt, g.now)
+			}
+			t.row(s.Metadata.Name, strconv.Itoa(s.Status.Version), agoText(s.Status.RotatedAt, g.now), prev, agoText(&s.Metadata.CreatedAt, g.now))
+		case "keys":
+			if t == nil {
+				t = newTable(g.out, "ID", "NAME", "PREFIX", "NAMESPACE", "WEBHOOKS", "JOBS", "EXPIRES", "CREATED")
+			}
+			var k keyInfo
+			if err := decode(r, &k); err != nil {
+				return err
+			}
+			ns := k.Namespace
+			if ns == "" {
+				ns = "*"
+			}
+			t.row(k.ID, k.Name, k.Prefix, ns, scopeText(k.Webhooks), scopeText(k.Jobs), untilText(k.ExpiresAt, g.now), agoText(&k.CreatedAt, g.now))
+		case "runs":
+			if t == nil {
+				t = newTable(g.out, "ID", "WEBHOOK", "JOB", "STATUS", "EXIT", "QUEUED", "DURATION")
+			}
+			var run message.Run
+			if err := decode(r, &run); err != nil {
+				return err
+			}
+			t.row(run.ID, run.Webhook, run.Job, run.Status, exitText(run.ExitCode), agoText(run.QueuedAt, g.now), runDuration(run))
+		}
+	}
+	t.flush()
+	return nil
+}
+
+func jobAction(s resource.JobSpec) string {
+	if s.HTTP != nil {
+		return "http: " + s.HTTP.Method + " " + s.HTTP.URL
+	}
+	return strings.Join(s.Command, " ")
+}
+
+func argNames(args []resource.Arg) string {
+	names := make([]string, len(args))
+	for i, a := range args {
+		names[i] = a.Name
+	}
+	return strings.Join(names, ",")
+}
+
+// authSummary says how a webhook authenticates its senders.
+func authSummary(a resource.Auth) string {
+	switch {
+	case a.APIKey != nil:
+		return "apiKey (" + a.APIKey.In + " " + a.APIKey.Name + ")"
+	case a.Signature != nil:
+		return "signature (" + a.Signature.Profile + ")"
+	}
+	return "secret URL"
+}
+
+// endpointURL is where senders call a webhook.
+func endpointURL(o *clientOptions, w resource.Webhook) string {
+	if w.Status.EndpointPath == "" {
+		return ""
+	}
+	base, err := o.ingress()
+	if err != nil {
+		base = strings.TrimRight(o.ingressURL, "/")
+	}
+	return base + w.Status.EndpointPath
+}
+
+func exitText(code *int) string {
+	if code == nil {
+		return ""
+	}
+	return strconv.Itoa(*code)
+}
+
+func runDuration(r message.Run) string {
+	if r.StartedAt == nil {
+		return ""
+	}
+	end := time.Now()
+	if r.FinishedAt != nil {
+		end = *r.FinishedAt
+	}
+	return end.Sub(*r.StartedAt).Round(time.Millisecond).String()
+}

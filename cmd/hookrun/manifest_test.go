@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSplitYAML_SplitsAtDocumentMarkers(t *testing.T) {
+	in := "a: 1\n---\nb: 2\n--- # comment\nc: 3\n--- {d: 4}\n...\n---\n\n"
+	docs := splitYAML([]byte(in))
+	var got []string
+	for _, d := range docs {
+		got = append(got, strings.TrimSpace(string(d)))
+	}
+	want := []string{"a: 1", "b: 2", "# comment\nc: 3", "{d: 4}", ""}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("splitYAML = %q, want %q", got, want)
+	}
+	// A "---" inside a block scalar is indented, so it is not a marker.
+	docs = splitYAML([]byte("a: |\n  ---\n  x\n"))
+	if len(docs) != 1 {
+		t.Fatalf("indented --- split the document: %q", docs)
+	}
+}
+
+func TestParseManifest_ReadsResourcesAndRefusesWhatIsNotOne(t *testing.T) {
+	docs, err := parseManifest("m.yaml", []byte(`
+# only a comment
+---
+apiVersion: hookrun.dev/v1
+kind: Job
+metadata: {name: weekly-report, namespace: team-a}
+spec:
+  command: ["/bin/bash", "-c", "echo \"$HOOKRUN_ARG_TOPIC\""]
+  args:
+    - {name: topic, default: "AI startups", value: "{{ .body.topic }}"}
+---
+- {apiVersion: hookrun.dev/v1, kind: Secret, metadata: {name: s1}, spec: {}}
+- {apiVersion: hookrun.dev/v1, kind: Webhook, metadata: {name: w1}, spec: {job: weekly-report}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 3 || docs[0].Kind != "Job" || docs[0].Name != "weekly-report" || docs[0].Namespace != "team-a" ||
+		docs[1].Kind != "Secret" || docs[2].Name != "w1" || docs[0].Source != "m.yaml#2" || docs[2].Source != "m.yaml#3[1]" {
+		t.Fatalf("docs: %+v", docs)
+	}
+	var job struct {
+		Spec struct {
+			Command []string `json:"command"`
+			Args    []struct {
+				Value string `json:"value"`
+			} `json:"args"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(docs[0].JSON, &job); err != nil || job.Spec.Command[2] != `echo "$HOOKRUN_ARG_TOPIC"` || job.Spec.Args[0].Value != "{{ .body.topic }}" {
+		t.Fatalf("YAML to JSON: %s %v", docs[0].JSON, err)
+	}
+
+	for in, msg := range map[string]string{
+		"kind: Cron\nmetadata: {name: x}\n":              `kind "Cron": must be one of Secret, Job, Webhook`,
+		"kind: Job\nspec: {}\n":                          "metadata.name: is required",
+		"kind: Job\nmetadata: {name: a/b}\n":             "metadata.name: must match",
+		"just a string\n":                                "a resource must be a mapping",
+		"kind: Job\nmetadata: {name: [unclosed\n":        "not valid YAML",
+		"kind: Job\nmetadata: {name: x, namespace: a&b}": "metadata.name",
+	} {
+		if _, err := parseManifest("bad.yaml", []byte(in)); err == nil || !strings.Contains(err.Error(), msg) || !strings.HasPrefix(err.Error(), "bad.yaml#1") {
+			t.Errorf("%q: error %v, want one about %q", in, err, msg)
+		}
+	}
+}
+
+func TestOrderForApply_SecretsThenJobsThenWebhooksKeepingFileOrder(t *testing.T) {
+	docs := []manifestDoc{{Kind: "Webhook", Name: "w1"}, {Kind: "Job", Name: "j1"}, {Kind: "Secret", Name: "s1"}, {Kind: "Webhook", Name: "w2"}, {Kind: "Job", Name: "j2"}, {Kind: "Secret", Name: "s2"}}
+	orderForApply(docs)
+	var got []string
+	for _, d := range docs {
+		got = append(got, d.Name)
+	}
+	if strings.Join(got, ",") != "s1,s2,j1,j2,w1,w2" {
+		t.Fatalf("order %v", got)
+	}
+}
+
+func TestReadManifests_ReadsADirectoryAndStdin(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"b.yaml":     "kind: Job\nmetadata: {name: j}\n",
+		"a.yml":      "kind: Secret\nmetadata: {name: s}\n",
+		"c.json":     `{"kind": "Webhook", "metadata": {"name": "w"}}`,
+		"notes.txt":  "not a manifest",
+		"sub/d.yaml": "kind: Job\nmetadata: {name: nested}\n",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	docs, err := readManifests([]string{dir, "-"}, strings.NewReader("kind: Job\nmetadata: {name: from-stdin}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range docs {
+		got = append(got, d.Name)
+	}
+	if strings.Join(got, ",") != "s,j,w,from-stdin" {
+		t.Fatalf("read %v (a directory: its manifests in name order, not subdirectories)", got)
+	}
+	if _, err := readManifests([]string{filepath.Join(dir, "sub", "none.yaml")}, nil); err == nil {
+		t.Fatal("a missing file: want an error")
+	}
+	empty := t.TempDir()
+	if _, err := readManifests([]string{empty}, nil); err == nil || !strings.Contains(err.Error(), "no .yaml") {
+		t.Fatalf("an empty directory: %v", err)
+	}
+}
+
+// FuzzParseManifest checks that no input makes the manifest reader panic,
+// and that what it accepts has a known kind and a name.
+func FuzzParseManifest(f *testing.F) {
+	f.Add([]byte(reportManifest))
+	f.Add([]byte("---\n---\n"))
+	f.Add([]byte("- kind: Job\n  metadata: {name: x}\n"))
+	f.Add([]byte("--- {kind: Secret, metadata: {name: s}}\n...\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		docs, err := parseManifest("fuzz", data)
+		if err != nil {
+			return
+		}
+		for _, d := range docs {
+			if collectionOf(d.Kind) == "" || d.Name == "" || !json.Valid(d.JSON) {
+				t.Fatalf("accepted %+v", d)
+			}
+		}
+	})
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
+)
+
+func init() { clientCommands = append(clientCommands, newSendCmd) }
+
+type sendOptions struct {
+	data        string
+	eventID     string
+	secret      string
+	key         string
+	method      string
+	contentType string
+	headers     []string
+	wait        bool
+	timeout     time.Duration
+	output      string
+}
+
+func newSendCmd() *cobra.Command {
+	o := &clientOptions{}
+	so := &sendOptions{}
+	cmd := &cobra.Command{
+		Use:   "send WEBHOOK",
+		Short: "Send a test delivery to a webhook, signed or keyed as it requires",
+		Long: `Send a delivery to a webhook's endpoint at the ingress, the way its real
+sender would: the webhook is read from the API (endpoint, methods, auth), and
+the request is signed for its signature profile (github, generic, stripe,
+slack, standard-webhooks, shopify, gitlab) or carries the API key where the
+webhook expects it (header, query, path or body).
+
+The API never returns secret values, so pass the signing secret with
+--secret (or HOOKRUN_WEBHOOK_SECRET) and an API key with --key (or
+HOOKRUN_API_KEY). The body is -d JSON, --data @file, or --data @- (stdin).
+
+Exit codes: 0 accepted, 3 endpoint not found, 4 refused (401/403/4xx), 5
+ingress unavailable; with --wait, 6 when the run did not succeed.`,
+		Example: `  hookrun send report-github-push --secret "$GH_SECRET" -d '{"ref":"refs/heads/main"}' --event-id gh-1 --wait
+  hookrun send janus-deploy --key "$KEY" --data @payload.json
+  hookrun send workjet-tickets -d '{"event":"ticket.created"}' -o json`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(so.output); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			ingress, err := o.ingress()
+			if err != nil {
+				return err
+			}
+			return runSend(cmd.Context(), c, ingress, args[0], so, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	addClientFlags(cmd, o)
+	f := cmd.Flags()
+	f.StringVarP(&so.data, "data", "d", "", "body: JSON text, @file, or @- for stdin (default: empty)")
+	f.StringVar(&so.eventID, "event-id", "", "event id (signature profiles: default a random one; others need spec.idempotencyHeader)")
+	f.StringVar(&so.secret, "secret", "", "signing secret of a signed webhook (default $HOOKRUN_WEBHOOK_SECRET)")
+	f.StringVar(&so.key, "key", "", "API key of an api-key webhook (default $HOOKRUN_API_KEY)")
+	f.StringVarP(&so.method, "method", "X", "", "HTTP method (default POST when the webhook allows it)")
+	f.StringVar(&so.contentType, "content-type", "application/json", "Content-Type of a body")
+	f.StringArrayVarP(&so.headers, "header", "H", nil, `extra header "Name: value" (repeatable)`)
+	f.BoolVar(&so.wait, "wait", false, "follow the run until it ends; exit 6 unless it succeeded")
+	f.DurationVar(&so.timeout, "timeout", 2*time.Minute, "with --wait, give up after this long")
+	addOutputFlag(cmd, &so.output, "format of the ingress' answer")
+	return cmd
+}
+
+// ingressAnswer is the ingress' answer to an accepted delivery.
+type ingressAnswer struct {
+	Accepted    bool   `json:"accepted"`
+	Duplicate   bool   `json:"duplicate"`
+	WebhookID   string `json:"webhookId"`
+	DeliveryID  string `json:"deliveryId"`
+	EventID     string `json:"eventId"`
+	ExecutionID string `json:"executionId"`
+	Status      string `json:"status"`
+}
+
+func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOptions, stdin io.Reader, out io.Writer) error {
+	var w resource.Webhook
+	if err := c.getJSON(ctx, "/v1/webhooks/"+url.PathEscape(name), c.nsQuery(), &w); err != nil {
+		return err
+	}
+	if w.Status.EndpointPath == "" {
+		return failErr(codeUnavailable, "webhook %s has no endpoint yet", name)
+	}
+	body, err := readData(so.data, stdin)
+	if err != nil {
+		return err
+	}
+	req, err := buildDelivery(ctx, ingress, &w, body, so, time.Now())
+	if err != nil {
+		return err
+	}
+	status, respBody, err := deliver(ctx, req, !w.Spec.Disabled)
+	if err != nil {
+		return err
+	}
+	if status < 200 || status > 299 {
+		return withPrefix("the ingress refused the delivery", answerError(status, http.StatusText(status), respBody))
+	}
+	var a ingressAnswer
+	if err := json.Unmarshal(respBody, &a); err != nil {
+		return failErr(codeUnavailable, "the ingress answered %d with something that is not JSON", status)
+	}
+	if so.output != outTable {
+		if err := printRaw(out, so.output, respBody); err != nil {
+			return err
+		}
+	} else {
+		line := fmt.Sprintf("accepted: delivery %s, event %s, run %s (%s)", a.DeliveryID, a.EventID, a.ExecutionID, a.Status)
+		if a.Duplicate {
+			line += " — a duplicate of an earlier delivery of this event"
+		}
+		fmt.Fprintln(out, line)
+	}
+	if !so.wait || a.ExecutionID == "" {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, so.timeout)
+	defer cancel()
+	r, err := watchRun(wctx, c, a.ExecutionID, out, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	return runResult(r)
+}
+
+// readData reads --data: text, @file or @- (stdin).
+func readData(data string, stdin io.Reader) ([]byte, error) {
+	switch {
+	case data == "@-":
+		return io.ReadAll(stdin)
+	case strings.HasPrefix(data, "@"):
+		b, err := os.ReadFile(data[1:])
+		if err != nil {
+			return nil, failErr(codeError, "--data %s: %v", data, err)
+		}
+		return b, nil
+	}
+	return []byte(data), nil
+}
+
+// buildDelivery makes the request the webhook's sender would make.
+func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, body []byte, so *sendOptions, now time.Time) (*http.Request, error) {
+	method := strings.ToUpper(so.method)
+	if method == "" {
+		method = http.MethodPost
+		if !slices.Contains(w.Spec.Methods, http.MethodPost) && len(w.Spec.Methods) > 0 {
+			method = w.Spec.Methods[0]
+		}
+	}
+	if method == http.MethodGet && len(body) > 0 {
+		return nil, usageErr("a GET delivery has no body: drop --data or use --method POST")
+	}
+	path := w.Status.EndpointPath
+	query := url.Values{}
+	hdr := http.Header{}
+	a := w.Spec.Auth
+	switch {
+	case a.APIKey != nil:
+		key := so.key
+		if key == "" {
+			key = os.Getenv("HOOKRUN_API_KEY")
+		}
+		if key == "" {
+			return nil, usageErr("webhook %s needs an API key: pass --key or set HOOKRUN_API_KEY", w.Metadata.Name)
+		}
+		switch a.APIKey.In {
+		case "header":
+			hdr.Set(a.APIKey.Name, key)
+		case "query":
+			query.Set(a.APIKey.Name, key)
+		case "path":
+			path = strings.TrimSuffix(path, "/{"+a.APIKey.Name+"}") + "/" + url.PathEscape(key)
+		case "body":
+			var err error
+			if body, err = withBodyKey(body, a.APIKey.Name, key); err != nil {
+				return nil, err
+			}
+		}
+	case a.Signature != nil:
+		secret := so.secret
+		if secret == "" {
+			secret = os.Getenv("HOOKRUN_WEBHOOK_SECRET")
+		}
+		if secret == "" {
+			return nil, usageErr("webhook %s is signed (%s): pass its secret with --secret or HOOKRUN_WEBHOOK_SECRET", w.Metadata.Name, a.Signature.Profile)
+		}
+		p, ok := signature.Lookup(a.Signature.Profile)
+		if !ok {
+			return nil, failErr(codeError, "webhook %s uses signature profile %q, which this hookrun does not know", w.Metadata.Name, a.Signature.Profile)
+		}
+		eventID := so.eventID
+		if eventID == "" {
+			eventID = randomEventID()
+		}
+		for k, vs := range p.Sign(body, secret, eventID, now) {
+			hdr[k] = vs
+		}
+	}
+	if so.eventID != "" && a.Signature == nil {
+		if w.Spec.IdempotencyHeader == "" {
+			return nil, usageErr("webhook %s takes no event id: it has no spec.idempotencyHeader (nor a signature profile)", w.Metadata.Name)
+		}
+		hdr.Set(w.Spec.IdempotencyHeader, so.eventID)
+	}
+	for _, h := range so.headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usageErr("--header %q: want \"Name: value\"", h)
+		}
+		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	u := ingress + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var r io.Reader
+	if method != http.MethodGet {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	if len(body) > 0 && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", so.contentType)
+	}
+	// The body is re-sent on a retry, so remember it.
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return req, nil
+}
+
+// withBodyKey adds the API key as a top-level field of a JSON object body
+// (Jac Cloud's "body" placement).
+func withBodyKey(body []byte, name, key string) ([]byte, error) {
+	obj := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+			return nil, usageErr("the webhook takes its API key in the body, so the body must be a JSON object")
+		}
+	}
+	k, _ := json.Marshal(key)
+	obj[name] = k
+	return json.Marshal(obj)
+}
+
+func randomEventID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "evt_" + hex.EncodeToString(b)
+}
+
+// deliver sends the delivery. A 404 right after the webhook was created or
+// changed usually means the ingress has not seen the change yet (it follows
+// configuration through a watch), so it is retried for a few seconds.
+func deliver(ctx context.Context, req *http.Request, retryNotFound bool) (int, []byte, error) {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		r := req.Clone(ctx)
+		if req.Body != nil {
+			r.Body, _ = req.GetBody()
+		}
+		resp, err := hc.Do(r)
+		if err != nil {
+			return 0, nil, failErr(codeUnavailable, "cannot reach the ingress: %v", unwrapURLError(err))
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !retryNotFound || time.Now().After(deadline) {
+			return resp.StatusCode, b, nil
+		}
+		select {
+		case <-ctx.Done():
+			return resp.StatusCode, b, nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
+)
+
+func testWebhook(auth resource.Auth) *resource.Webhook {
+	w := &resource.Webhook{
+		TypeMeta: resource.TypeMeta{APIVersion: resource.APIVersion, Kind: resource.KindWebhook},
+		Metadata: resource.Meta{Name: "w"},
+		Spec:     resource.WebhookSpec{Job: "j", Auth: auth},
+	}
+	if err := w.Validate(); err != nil {
+		panic(err)
+	}
+	w.Status.EndpointPath = "/v1/hooks/ep_abc"
+	if a := auth.APIKey; a != nil && a.In == "path" {
+		w.Status.EndpointPath += "/{" + a.Name + "}"
+	}
+	return w
+}
+
+// Every signature profile: what send signs, the profile verifies.
+func TestBuildDelivery_SignsForEveryProfile(t *testing.T) {
+	now := time.Now()
+	body := []byte(`{"ref":"refs/heads/main","id":"evt_body","event_id":"evt_body","type":"x"}`)
+	for _, name := range signature.Names() {
+		t.Run(name, func(t *testing.T) {
+			p, _ := signature.Lookup(name)
+			secret, err := p.GenerateSecret()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := testWebhook(resource.Auth{Signature: &resource.SignatureAuth{Profile: name, SecretRef: "s"}})
+			req, err := buildDelivery(context.Background(), "http://ingress", w, body, &sendOptions{secret: secret, eventID: "evt-42", contentType: "application/json"}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.Method != "POST" || req.URL.String() != "http://ingress/v1/hooks/ep_abc" || req.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("request %s %s %v", req.Method, req.URL, req.Header)
+			}
+			sent, _ := io.ReadAll(req.Body)
+			if _, err := p.Verify(signature.Request{Header: req.Header, Body: sent}, []string{secret}, now); err != nil {
+				t.Fatalf("the profile does not verify what send signed: %v (headers %v)", err, req.Header)
+			}
+			if _, err := p.Verify(signature.Request{Header: req.Header, Body: sent}, []string{"another-secret-of-enough-length-000"}, now); err == nil {
+				t.Fatal("verified with the wrong secret")
+			}
+		})
+	}
+}
+
+func TestBuildDelivery_PlacesTheAPIKeyWhereTheWebhookWantsIt(t *testing.T) {
+	const key = "hk_id_secret"
+	cases := []struct {
+		in, name string
+		check    func(t *testing.T, url string, hdr map[string][]string, body string)
+	}{
+		{"header", "X-API-KEY", func(t *testing.T, u string, h map[string][]string, b string) {
+			if h["X-Api-Key"][0] != key {
+				t.Fatalf("header: %v", h)
+			}
+		}},
+		{"header", "test-key", func(t *testing.T, u string, h map[string][]string, b string) {
+			if h["Test-Key"][0] != key {
+				t.Fatalf("header: %v", h)
+			}
+		}},
+		{"query", "test_key", func(t *testing.T, u string, h map[string][]string, b string) {
+			if u != "http://ingress/v1/hooks/ep_abc?test_key="+key {
+				t.Fatalf("url %s", u)
+			}
+		}},
+		{"path", "test_key", func(t *testing.T, u string, h map[string][]string, b string) {
+			if u != "http://ingress/v1/hooks/ep_abc/"+key {
+				t.Fatalf("url %s", u)
+			}
+		}},
+		{"body", "test_key", func(t *testing.T, u string, h map[string][]string, b string) {
+			var m map[string]any
+			if json.Unmarshal([]byte(b), &m) != nil || m["test_key"] != key || m["message"] != "hi" {
+				t.Fatalf("body %s", b)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in+"/"+tc.name, func(t *testing.T) {
+			w := testWebhook(resource.Auth{APIKey: &resource.APIKeyAuth{In: tc.in, Name: tc.name}})
+			req, err := buildDelivery(context.Background(), "http://ingress", w, []byte(`{"message":"hi"}`), &sendOptions{key: key}, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(req.Body)
+			tc.check(t, req.URL.String(), req.Header, string(b))
+		})
+	}
+	// Body placement needs a JSON object.
+	w := testWebhook(resource.Auth{APIKey: &resource.APIKeyAuth{In: "body", Name: "k"}})
+	if _, err := buildDelivery(context.Background(), "http://ingress", w, []byte(`[1]`), &sendOptions{key: key}, time.Now()); exitCode(err) != codeUsage {
+		t.Fatalf("array body with a body key: %v", err)
+	}
+}
+
+func TestBuildDelivery_RefusesWhatCannotBeSent(t *testing.T) {
+	t.Setenv("HOOKRUN_API_KEY", "")
+	t.Setenv("HOOKRUN_WEBHOOK_SECRET", "")
+	none := testWebhook(resource.Auth{})
+	signed := testWebhook(resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "s"}})
+	keyed := testWebhook(resource.Auth{APIKey: &resource.APIKeyAuth{}})
+	getOnly := testWebhook(resource.Auth{})
+	getOnly.Spec.Methods = []string{"GET"}
+	cases := []struct {
+		name string
+		w    *resource.Webhook
+		body string
+		so   sendOptions
+		msg  string
+	}{
+		{"signed without a secret", signed, "{}", sendOptions{}, "--secret"},
+		{"keyed without a key", keyed, "{}", sendOptions{}, "--key"},
+		{"event id without an idempotency header", none, "{}", sendOptions{eventID: "e"}, "spec.idempotencyHeader"},
+		{"GET with a body", none, "{}", sendOptions{method: "get"}, "GET delivery has no body"},
+		{"bad header", none, "", sendOptions{headers: []string{"nocolon"}}, "--header"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := buildDelivery(context.Background(), "http://ingress", tc.w, []byte(tc.body), &tc.so, time.Now())
+			if exitCode(err) != codeUsage || !strings.Contains(errMessage(err), tc.msg) {
+				t.Fatalf("error %v, want a usage error about %q", err, tc.msg)
+			}
+		})
+	}
+	// A GET-only webhook is sent a GET without a body; an idempotency header carries --event-id.
+	req, err := buildDelivery(context.Background(), "http://ingress", getOnly, nil, &sendOptions{}, time.Now())
+	if err != nil || req.Method != "GET" || req.Body != nil {
+		t.Fatalf("GET-only webhook: %v %v", req, err)
+	}
+	none.Spec.IdempotencyHeader = "X-Request-Id"
+	req, err = buildDelivery(context.Background(), "http://ingress", none, []byte("{}"), &sendOptions{eventID: "e-1", headers: []string{"X-Extra: yes"}}, time.Now())
+	if err != nil || req.Header.Get("X-Request-Id") != "e-1" || req.Header.Get("X-Extra") != "yes" {
+		t.Fatalf("idempotency header: %v %v", req.Header, err)
+	}
+	// The secret also comes from HOOKRUN_WEBHOOK_SECRET.
+	t.Setenv("HOOKRUN_WEBHOOK_SECRET", "from-env")
+	if _, err := buildDelivery(context.Background(), "http://ingress", signed, []byte("{}"), &sendOptions{}, time.Now()); err != nil {
+		t.Fatalf("secret from the environment: %v", err)
+	}
+}
+
+func TestReadData_TextFileOrStdin(t *testing.T) {
+	f := writeFile(t, t.TempDir(), "p.json", `{"a":1}`)
+	for in, want := range map[string]string{`{"b":2}`: `{"b":2}`, "@" + f: `{"a":1}`, "@-": "from stdin", "": ""} {
+		got, err := readData(in, strings.NewReader("from stdin"))
+		if err != nil || string(got) != want {
+			t.Errorf("readData(%q) = %q %v, want %q", in, got, err, want)
+		}
+	}
+	if _, err := readData("@/nonexistent/file", nil); err == nil {
+		t.Error("missing file: want an error")
+	}
+}

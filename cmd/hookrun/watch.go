@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookrun/hookrun/pkg/message"
+)
+
+func init() { clientCommands = append(clientCommands, newRunsCmd) }
+
+func newRunsCmd() *cobra.Command {
+	o := &clientOptions{}
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "Follow, list and cancel runs",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usageErr("choose a subcommand: watch, list or cancel (see %s --help)", cmd.CommandPath())
+		},
+	}
+	addClientFlags(cmd, o)
+
+	var timeout, every, startTimeout time.Duration
+	var rf runFilter
+	watch := &cobra.Command{
+		Use:   "watch [RUN]",
+		Short: "Follow a run's status changes and output until it ends, or the newest runs",
+		Long: `With RUN, follow that run (server-sent events from the API): print each
+status change and the job's output lines, and end when the run ends — exit
+0 when it succeeded, 6 when it ended otherwise. A run that does not exist
+yet (a delivery still on its way) is waited for --start-timeout, then exit 3.
+
+Without RUN, poll the newest runs (filtered by --webhook, --job, --status)
+and print a line whenever one appears or changes status, until Ctrl-C or
+--timeout.`,
+		Example: `  hookrun runs watch run_k3x...
+  hookrun runs watch --webhook report-github-push`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			if len(args) == 0 {
+				if every < 100*time.Millisecond {
+					return usageErr("--every %s: must be at least 100ms", every)
+				}
+				return pollRuns(ctx, c, rf, every, cmd.OutOrStdout())
+			}
+			r, err := watchRun(ctx, c, args[0], cmd.OutOrStdout(), startTimeout)
+			if err != nil {
+				return err
+			}
+			return runResult(r)
+		},
+	}
+	watch.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: never); watching a run that has not ended then exits 1")
+	watch.Flags().DurationVar(&every, "every", time.Second, "poll interval without RUN")
+	watch.Flags().DurationVar(&startTimeout, "start-timeout", 5*time.Second, "how long to wait for a run that does not exist yet (its delivery may be on its way)")
+	addRunFilterFlags(watch, &rf, 20)
+
+	var out string
+	var lf runFilter
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the newest runs (the same as get runs)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return getter{c: c, o: o, out: cmd.OutOrStdout(), format: out, now: time.Now()}.get(cmd.Context(), "runs", "", lf)
+		},
+	}
+	addOutputFlag(list, &out, "output format")
+	addRunFilterFlags(list, &lf, 20)
+
+	cancel := &cobra.Command{
+		Use:   "cancel RUN",
+		Short: "Cancel a queued or running run",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.do(cmd.Context(), http.MethodPost, "/v1/runs/"+url.PathEscape(args[0])+"/cancel", nil, nil)
+			if err != nil {
+				return err
+			}
+			var r message.Run
+			_ = json.Unmarshal(resp.Body, &r)
+			fmt.Fprintf(cmd.OutOrStdout(), "run %s: cancel requested (status %s)\n", args[0], r.Status)
+			return nil
+		},
+	}
+	cmd.AddCommand(watch, list, cancel)
+	return cmd
+}
+
+// runResult is the exit of a command that waited for a run: 0 when it
+// succeeded, 6 otherwise.
+func runResult(r *message.Run) error {
+	if r.Status == message.StatusSucceeded {
+		return nil
+	}
+	msg := fmt.Sprintf("run %s ended %s", r.ID, r.Status)
+	if r.ExitCode != nil {
+		msg += fmt.Sprintf(" (exit %d)", *r.ExitCode)
+	}
+	if r.Error != "" {
+		msg += ": " + r.Error
+	}
+	return failErr(codeRunFailed, "%s", msg)
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
+	Name string
+	Data string
+}
+
+// readEvents reads server-sent events from r until it ends, calling f for
+// each; f returning false stops reading.
+func readEvents(r io.Reader, f func(sseEvent) bool) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var ev sseEvent
+	var data []string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "":
+			if len(data) > 0 || ev.Name != "" {
+				ev.Data = strings.Join(data, "\n")
+				if !f(ev) {
+					return nil
+				}
+			}
+			ev, data = sseEvent{}, nil
+		case strings.HasPrefix(line, ":"): // comment (keep-alive)
+		default:
+			field, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch field {
+			case "event":
+				ev.Name = value
+			case "data":
+				data = append(data, value)
+			}
+		}
+	}
+}
+
+// watchRun follows a run's events until it ends and prints its status
+// changes and output. A run not found is retried for appear (it may still
+// be on its way through the dispatcher), then reported as not found.
+func watchRun(ctx context.Context, c *apiClient, id string, out io.Writer, appear time.Duration) (*message.Run, error) {
+	p := &runPrinter{out: out, seen: map[string]bool{}}
+	deadline := time.Now().Add(appear)
+	failures := 0
+	for {
+		final, err := p.follow(ctx, c, id)
+		if final != nil {
+			p.finish(final)
+			return final, nil
+		}
+		if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, failErr(codeError, "run %s has not ended yet (timed out)", id)
+			}
+			return nil, failErr(codeError, "stopped watching run %s", id)
+		}
+		switch exitCode(err) {
+		case codeNotFound:
+			if time.Now().After(deadline) {
+				return nil, err
+			}
+		case codeRefused, codeUsage:
+			return nil, err
+		default: // the stream broke (or ended early): reconnect; events replay from the first
+			if failures++; failures > 5 {
+				if err == nil {
+					err = failErr(codeUnavailable, "the event stream of run %s keeps ending before the run", id)
+				}
+				return nil, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// runPrinter prints a run's events once each, across reconnections.
+type runPrinter struct {
+	out        io.Writer
+	seen       map[string]bool // status+attempt already printed
+	liveOutput bool
+}
+
+// follow reads one event stream; it returns the final status when the run
+// ended, else the reason the stream stopped.
+func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*message.Run, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/runs/"+url.PathEscape(id)+"/events", nil)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "text/event-stream")
+	stream := &http.Client{} // no timeout: the stream lasts as long as the run
+	resp, err := stream.Do(req)
+	if err != nil {
+		return nil, failErr(codeUnavailable, "cannot reach the API at %s: %v", c.base, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, answerError(resp.StatusCode, resp.Status, b)
+	}
+	var final *message.Run
+	err = readEvents(resp.Body, func(ev sseEvent) bool {
+		switch ev.Name {
+		case "status":
+			var r message.Run
+			if json.Unmarshal([]byte(ev.Data), &r) != nil {
+				return true
+			}
+			p.status(&r)
+			if message.Final(r.Status) {
+				final = &r
+				return false
+			}
+		case "output":
+			var line string
+			if json.Unmarshal([]byte(ev.Data), &line) == nil {
+				p.liveOutput = true
+				fmt.Fprintln(p.out, strings.TrimRight(line, "\n"))
+			}
+		}
+		return true
+	})
+	if final != nil {
+		return final, nil
+	}
+	if err != nil && ctx.Err() == nil {
+		return nil, failErr(codeUnavailable, "the event stream of run %s broke: %v", id, err)
+	}
+	return nil, nil
+}
+
+func (p *runPrinter) status(r *message.Run) {
+	key := fmt.Sprintf("%s/%d", r.Status, r.Attempt)
+	if p.seen[key] || message.Final(r.Status) {
+		return // a final status is printed by finish, after the output
+	}
+	p.seen[key] = true
+	line := "run " + r.ID + ": " + r.Status
+	if r.Status == message.StatusRunning && r.Attempt > 0 {
+		line += fmt.Sprintf(" (attempt %d)", r.Attempt)
+	}
+	fmt.Fprintln(p.out, line)
+}
+
+// finish prints the output the live stream did not carry (a run that ended
+// before the watch began) and the final status.
+func (p *runPrinter) finish(r *message.Run) {
+	if !p.liveOutput && r.Output != "" {
+		fmt.Fprint(p.out, r.Output)
+		if !strings.HasSuffix(r.Output, "\n") {
+			fmt.Fprintln(p.out)
+		}
+	}
+	line := "run " + r.ID + ": " + r.Status
+	if r.ExitCode != nil {
+		line += fmt.Sprintf(" (exit %d)", *r.ExitCode)
+	}
+	if d := runDuration(*r); d != "" {
+		line += " in " + d
+	}
+	if r.Error != "" {
+		line += ": " + oneLine(r.Error)
+	}
+	fmt.Fprintln(p.out, line)
+}
+
+// pollRuns prints the newest runs as they appear and change, until ctx ends.
+func pollRuns(ctx context.Context, c *apiClient, rf runFilter, every time.Duration, out io.Writer) error {
+	if rf.limit < 1 || rf.limit > 1000 {
+		return usageErr("--limit %d: must be from 1 to 1000", rf.limit)
+	}
+	last := map[string]string{}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		var l struct {
+			Runs []message.Run `json:"runs"`
+		}
+		err := c.getJSON(ctx, "/v1/runs", rf.query(c.ns), &l)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// Oldest first, so lines read in time order.
+		for i := len(l.Runs) - 1; i >= 0; i-- {
+			r := l.Runs[i]
+			if last[r.ID] == r.Status {
+				continue
+			}
+			last[r.ID] = r.Status
+			line := fmt.Sprintf("%s  webhook/%s  job/%s  %s", r.ID, r.Webhook, r.Job, r.Status)
+			if r.ExitCode != nil {
+				line += fmt.Sprintf(" (exit %d)", *r.ExitCode)
+			}
+			fmt.Fprintln(out, line)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}

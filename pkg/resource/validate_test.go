@@ -1,0 +1,225 @@
+package resource
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func strp(s string) *string { return &s }
+
+func validJob() Job {
+	return Job{
+		TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindJob},
+		Metadata: Meta{Name: "report"},
+		Spec:     JobSpec{Command: []string{"/bin/sh", "-c", "true"}},
+	}
+}
+
+func validWebhook() Webhook {
+	return Webhook{
+		TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindWebhook},
+		Metadata: Meta{Name: "gh"},
+		Spec:     WebhookSpec{Job: "report"},
+	}
+}
+
+// fieldOf returns the field a validation error names ("" when err is not a FieldError).
+func fieldOf(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return ""
+}
+
+func TestValidName_RefusesSubjectSyntax(t *testing.T) {
+	for _, n := range []string{"a.b", "a*", ">", "a>b", "A", "-a", "a-", "a_b", "a b", "", strings.Repeat("a", 64)} {
+		if ValidName(n) {
+			t.Errorf("ValidName(%q) = true", n)
+		}
+	}
+	for _, n := range []string{"a", "report-github-push", "x1", strings.Repeat("a", 63)} {
+		if !ValidName(n) {
+			t.Errorf("ValidName(%q) = false", n)
+		}
+	}
+}
+
+func TestJobValidate_NamesTheField(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(*Job)
+		field string
+	}{
+		{"ok", func(*Job) {}, ""},
+		{"wrong kind", func(j *Job) { j.Kind = "Webhook" }, "kind"},
+		{"wrong api version", func(j *Job) { j.APIVersion = "v1" }, "apiVersion"},
+		{"dotted name", func(j *Job) { j.Metadata.Name = "a.b" }, "metadata.name"},
+		{"wildcard namespace", func(j *Job) { j.Metadata.Namespace = "*" }, "metadata.namespace"},
+		{"no command", func(j *Job) { j.Spec.Command = nil }, "spec.command"},
+		{"command and http", func(j *Job) { j.Spec.HTTP = &HTTPAction{URL: "http://x"} }, "spec.http"},
+		{"empty program", func(j *Job) { j.Spec.Command = []string{""} }, "spec.command[0]"},
+		{"relative http url", func(j *Job) { j.Spec.Command = nil; j.Spec.HTTP = &HTTPAction{URL: "/x"} }, "spec.http.url"},
+		{"bad arg name", func(j *Job) { j.Spec.Args = []Arg{{Name: "1x"}} }, "spec.args[0].name"},
+		{"duplicate arg", func(j *Job) { j.Spec.Args = []Arg{{Name: "a-b"}, {Name: "A_B"}} }, "spec.args[1].name"},
+		{"negative timeout", func(j *Job) { j.Spec.Timeout = -1 }, "spec.timeout"},
+		{"huge concurrency", func(j *Job) { j.Spec.Concurrency = 10001 }, "spec.concurrency"},
+		{"negative retries", func(j *Job) { j.Spec.Retries = -1 }, "spec.retries"},
+		{"lower-case prefix", func(j *Job) { j.Spec.EnvPrefix = "janus" }, "spec.envPrefix"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := validJob()
+			tc.edit(&j)
+			err := j.Validate()
+			if got := fieldOf(err); got != tc.field {
+				t.Fatalf("Validate() = %v (field %q), want field %q", err, got, tc.field)
+			}
+		})
+	}
+}
+
+func TestJobValidate_FillsDefaults(t *testing.T) {
+	j := validJob()
+	if err := j.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := j.Spec
+	if j.Metadata.Namespace != DefaultNamespace || s.Timeout.D() != 5*time.Minute || s.Concurrency != 4 || s.EnvPrefix != "HOOKRUN" || s.RetryBackoff.D() != 5*time.Second {
+		t.Fatalf("defaults not filled: %+v %+v", j.Metadata, s)
+	}
+}
+
+func TestWebhookValidate_NamesTheField(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(*Webhook)
+		field string
+		msg   string
+	}{
+		{"ok", func(*Webhook) {}, "", ""},
+		{"no job", func(w *Webhook) { w.Spec.Job = "" }, "spec.job", "is required"},
+		{"bad method", func(w *Webhook) { w.Spec.Methods = []string{"POST", "DELETE"} }, "spec.methods[1]", ""},
+		{"key in cookie", func(w *Webhook) { w.Spec.Auth.APIKey = &APIKeyAuth{In: "cookie"} },
+			"spec.auth.apiKey.in", "spec.auth.apiKey.in: must be one of header, query, path, body"},
+		{"key name with slash", func(w *Webhook) { w.Spec.Auth.APIKey = &APIKeyAuth{Name: "a/b"} }, "spec.auth.apiKey.name", ""},
+		{"no profile", func(w *Webhook) { w.Spec.Auth.Signature = &SignatureAuth{SecretRef: "s"} }, "spec.auth.signature.profile", ""},
+		{"no secretRef", func(w *Webhook) { w.Spec.Auth.Signature = &SignatureAuth{Profile: "github"} }, "spec.auth.signature.secretRef", ""},
+		{"two modes", func(w *Webhook) {
+			w.Spec.Auth.APIKey = &APIKeyAuth{}
+			w.Spec.Auth.Signature = &SignatureAuth{Profile: "github", SecretRef: "s"}
+		}, "spec.auth", ""},
+		{"idempotency header with profile", func(w *Webhook) {
+			w.Spec.Auth.Signature = &SignatureAuth{Profile: "github", SecretRef: "s"}
+			w.Spec.IdempotencyHeader = "X-Id"
+		}, "spec.idempotencyHeader", ""},
+		{"huge body", func(w *Webhook) { w.Spec.MaxBodyBytes = 1 << 30 }, "spec.maxBodyBytes", ""},
+		{"zero rate", func(w *Webhook) { w.Spec.RateLimit = &RateLimit{} }, "spec.rateLimit.perSecond", ""},
+		{"response 204", func(w *Webhook) { w.Spec.Response = &Response{Status: 204} }, "spec.response.status", ""},
+		{"callback not a URL", func(w *Webhook) { w.Spec.Callback = &Callback{URL: "example.com"} }, "spec.callback.url", ""},
+		{"callback secret dotted", func(w *Webhook) { w.Spec.Callback = &Callback{URL: "https://x", SecretRef: "a.b"} }, "spec.callback.secretRef", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := validWebhook()
+			tc.edit(&w)
+			err := w.Validate()
+			if got := fieldOf(err); got != tc.field {
+				t.Fatalf("Validate() = %v (field %q), want field %q", err, got, tc.field)
+			}
+			if tc.msg != "" && !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Validate() = %q, want it to contain %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+func TestWebhookValidate_FillsAPIKeyDefaults(t *testing.T) {
+	w := validWebhook()
+	w.Spec.Auth.APIKey = &APIKeyAuth{}
+	if err := w.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if a := w.Spec.Auth.APIKey; a.In != "header" || a.Name != "X-API-KEY" {
+		t.Fatalf("apiKey defaults: %+v", a)
+	}
+	w = validWebhook()
+	w.Spec.Auth.APIKey = &APIKeyAuth{In: "query"}
+	if err := w.Validate(); err != nil || w.Spec.Auth.APIKey.Name != "api_key" {
+		t.Fatalf("query key: %v %+v", err, w.Spec.Auth.APIKey)
+	}
+	w = validWebhook()
+	if err := w.Validate(); err != nil || w.Spec.Auth.Mode() != "none" || w.Spec.Methods[0] != "POST" || w.SuccessStatus() != 202 {
+		t.Fatalf("defaults: %v %+v", err, w.Spec)
+	}
+}
+
+func TestSecretValidate(t *testing.T) {
+	s := Secret{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindSecret}, Metadata: Meta{Name: "gh"}}
+	if err := s.Validate(); err != nil || s.Spec.PreviousValidFor.D() != 24*time.Hour {
+		t.Fatalf("default grace: %v %v", err, s.Spec.PreviousValidFor.D())
+	}
+	s.Spec.PreviousValidFor = -1
+	if f := fieldOf(s.Validate()); f != "spec.previousValidFor" {
+		t.Fatalf("negative grace: field %q", f)
+	}
+	s.Spec.PreviousValidFor = 0
+	s.Spec.Value = strings.Repeat("x", 4097)
+	if f := fieldOf(s.Validate()); f != "spec.value" {
+		t.Fatalf("long value: field %q", f)
+	}
+}
+
+func TestDuration_JSON(t *testing.T) {
+	var v struct {
+		Spec struct {
+			Timeout Duration `json:"timeout"`
+		} `json:"spec"`
+	}
+	for in, want := range map[string]time.Duration{`"90s"`: 90 * time.Second, `"72h"`: 72 * time.Hour, `30`: 30 * time.Second} {
+		if err := json.Unmarshal([]byte(`{"spec":{"timeout":`+in+`}}`), &v); err != nil || v.Spec.Timeout.D() != want {
+			t.Errorf("%s: %v %v", in, v.Spec.Timeout.D(), err)
+		}
+	}
+	// A malformed duration is a type error that encoding/json completes with the path.
+	err := json.Unmarshal([]byte(`{"spec":{"timeout":"soon"}}`), &v)
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field != "spec.timeout" {
+		t.Fatalf("malformed duration: %v", err)
+	}
+	b, _ := json.Marshal(Duration(5 * time.Minute))
+	if string(b) != `"5m0s"` {
+		t.Fatalf("marshal: %s", b)
+	}
+}
+
+func TestExpiration_Duration(t *testing.T) {
+	cases := []struct {
+		e     Expiration
+		want  time.Duration
+		field string
+	}{
+		{Expiration{60, "seconds"}, time.Minute, ""},
+		{Expiration{2, "days"}, 48 * time.Hour, ""},
+		{Expiration{0, "hours"}, 0, ""},
+		{Expiration{1, "weeks"}, 0, "expiration.interval"},
+		{Expiration{-1, "days"}, 0, "expiration.count"},
+	}
+	for _, tc := range cases {
+		d, err := tc.e.Duration()
+		if fieldOf(err) != tc.field || (err == nil && d != tc.want) {
+			t.Errorf("%+v: %v %v", tc.e, d, err)
+		}
+	}
+}
+
+func TestJobSpec_TemplateArgs(t *testing.T) {
+	s := JobSpec{Args: []Arg{{Name: "topic", Default: strp("AI"), Value: "{{ .body.topic }}"}}}
+	a := s.TemplateArgs()
+	if len(a) != 1 || a[0].Name != "topic" || *a[0].Default != "AI" || a[0].Value != "{{ .body.topic }}" {
+		t.Fatalf("%+v", a)
+	}
+}

@@ -1,0 +1,125 @@
+package keys
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/bus"
+)
+
+func parseTime(t *testing.T, v any) time.Time {
+	t.Helper()
+	s, _ := v.(string)
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("time %v: %v", v, err)
+	}
+	return tm
+}
+
+// Jac Cloud's key management: generate (name, scopes, expiration), list
+// without secrets, extend, delete one or many.
+func TestAPIKeys_GenerateListExtendDelete(t *testing.T) {
+	a := newTestAPI(t)
+	before := time.Now()
+	ans := a.must(201, "POST", "/v1/keys", map[string]any{
+		"name": "webhook1", "webhooks": []string{"deploy"}, "jobs": []string{},
+		"expiration": map[string]any{"count": 60, "interval": "days"},
+	})
+	m := ans.JSON()
+	id, _ := m["id"].(string)
+	key, _ := m["key"].(string)
+	kid, secret, ok := apikey.Parse(key)
+	if !ok || kid != id || m["name"] != "webhook1" {
+		t.Fatalf("created: %s", ans.Body)
+	}
+	exp := parseTime(t, m["expiresAt"])
+	if d := exp.Sub(before); d < 60*24*time.Hour-time.Minute || d > 60*24*time.Hour+time.Minute {
+		t.Fatalf("expiresAt %v is not 60 days out", exp)
+	}
+
+	// Without expiration a key never expires; empty scopes mean all.
+	m2 := a.must(201, "POST", "/v1/keys", map[string]any{"name": "forever"}).JSON()
+	if m2["expiresAt"] != nil {
+		t.Fatalf("key without expiration: %v", m2)
+	}
+
+	list := a.must(200, "GET", "/v1/keys", nil)
+	if strings.Contains(string(list.Body), secret) || strings.Contains(string(list.Body), `"hash"`) || strings.Contains(string(list.Body), `"key"`) {
+		t.Fatalf("list shows a secret: %s", list.Body)
+	}
+	keys, _ := list.JSON()["keys"].([]any)
+	if len(keys) != 2 || path(keys[0], "id") != id || path(keys[0], "prefix") != "hk_"+id || path(keys[0], "createdAt") == nil ||
+		path(keys[0], "expiresAt") == nil || len(path(keys[0], "webhooks").([]any)) != 1 || path(keys[0], "jobs") == nil {
+		t.Fatalf("list: %s", list.Body)
+	}
+	if !strings.HasPrefix(key, path(keys[0], "prefix").(string)+"_") {
+		t.Fatalf("prefix %v is not the start of the key", path(keys[0], "prefix"))
+	}
+
+	// The bucket holds the hash, never the secret part.
+	raw := rawBucket(t, a, bus.BucketKeys)
+	if strings.Contains(raw, secret) || !strings.Contains(raw, apikey.Hash(secret)) {
+		t.Fatalf("keys bucket: %s", raw)
+	}
+
+	// Extend from the current expiry.
+	ext := a.must(200, "PATCH", "/v1/keys/"+id+"/extend", map[string]any{"count": 1, "interval": "hours"}).JSON()
+	if got := parseTime(t, ext["expiresAt"]); !got.Equal(exp.Add(time.Hour)) {
+		t.Fatalf("extended to %v, want %v", got, exp.Add(time.Hour))
+	}
+	if ext["key"] != nil {
+		t.Fatalf("extend showed the key: %v", ext)
+	}
+	// Extending a key that never expires leaves it so.
+	if e := a.must(200, "PATCH", "/v1/keys/"+m2["id"].(string)+"/extend", map[string]any{"count": 1, "interval": "days"}).JSON(); e["expiresAt"] != nil {
+		t.Fatalf("extend shortened a key that never expired: %v", e)
+	}
+	checkError(t, a.do("PATCH", "/v1/keys/nope/extend", map[string]any{"count": 1, "interval": "days"}), 404, "not_found", "")
+
+	// Delete one, then many (unknown ids are not counted).
+	m3 := a.must(201, "POST", "/v1/keys", map[string]any{"name": "third"}).JSON()
+	if n := a.must(200, "DELETE", "/v1/keys/"+id, nil).JSON()["deleted"]; n != 1.0 {
+		t.Fatalf("deleted %v", n)
+	}
+	checkError(t, a.do("DELETE", "/v1/keys/"+id, nil), 404, "not_found", "")
+	n := a.must(200, "DELETE", "/v1/keys", map[string]any{"ids": []string{m2["id"].(string), m3["id"].(string), "unknown", "a.b"}}).JSON()["deleted"]
+	if n != 2.0 {
+		t.Fatalf("deleted %v, want 2", n)
+	}
+	if keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); len(keys) != 0 {
+		t.Fatalf("keys left: %v", keys)
+	}
+}
+
+func TestAPIKeys_RefuseInvalidInput(t *testing.T) {
+	a := newTestAPI(t)
+	cases := []struct {
+		name string
+		body any
+		msg  string
+	}{
+		{"no name", map[string]any{}, "name: is required"},
+		{"bad interval", map[string]any{"name": "k", "expiration": map[string]any{"count": 1, "interval": "weeks"}}, "expiration.interval: must be one of seconds, minutes, hours, days"},
+		{"negative count", map[string]any{"name": "k", "expiration": map[string]any{"count": -1, "interval": "days"}}, "expiration.count"},
+		{"bad webhook name", map[string]any{"name": "k", "webhooks": []string{"a.b"}}, "webhooks[0]"},
+		{"bad job name", map[string]any{"name": "k", "jobs": []string{"ok", ">"}}, "jobs[1]"},
+		{"bad namespace", map[string]any{"name": "k", "namespace": "A"}, "namespace"},
+		{"walkers is Jac's word", map[string]any{"name": "k", "walkers": []string{"x"}}, `unknown field "walkers"`},
+		{"count as text", map[string]any{"name": "k", "expiration": map[string]any{"count": "60", "interval": "days"}}, "expiration.count: must be a whole number"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkError(t, a.do("POST", "/v1/keys", tc.body), 400, "invalid_request", tc.msg)
+		})
+	}
+	id := a.must(201, "POST", "/v1/keys?namespace=ops", map[string]any{"name": "k"}).JSON()["id"].(string)
+	if keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); path(keys[0], "namespace") != "ops" {
+		t.Fatalf("?namespace= does not scope the key: %v", keys)
+	}
+	checkError(t, a.do("PATCH", "/v1/keys/"+id+"/extend", map[string]any{"count": 0, "interval": "days"}), 400, "invalid_request", "count: must be positive")
+	checkError(t, a.do("PATCH", "/v1/keys/"+id+"/extend", map[string]any{"count": 1, "interval": "fortnights"}), 400, "invalid_request", "interval")
+	checkError(t, a.do("DELETE", "/v1/keys", map[string]any{"ids": []string{}}), 400, "invalid_request", "ids")
+}

@@ -1,0 +1,75 @@
+package keys
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/ident"
+	"github.com/hookrun/hookrun/pkg/message"
+)
+
+// storeDelivery publishes a delivery to DELIVERIES as the ingress would.
+func storeDelivery(t *testing.T, a *testAPI, d message.Delivery) {
+	t.Helper()
+	d.Schema = message.SchemaDelivery
+	data, _ := json.Marshal(d)
+	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
+	m.Data = data
+	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
+	if _, err := a.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, false))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeliveries_GetAndReplay(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	wh := a.must(201, "PUT", "/v1/webhooks/gh", webhookDoc("gh", map[string]any{"job": "report"})).JSON()
+	uid := path(wh, "metadata", "uid").(string)
+
+	orig := message.Delivery{
+		ID: ident.NewDeliveryID(), Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-1",
+		Method: "POST", ContentType: "application/json", Body: []byte(`{"topic":"AI"}`),
+		Header: map[string][]string{"X-Github-Event": {"push"}}, Principal: "endpoint", ReceivedAt: time.Now().UTC(),
+	}
+	orig.RunID = ident.RunID(uid, orig.EventID, "")
+	storeDelivery(t, a, orig)
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: orig.ID, Webhook: "gh", Job: "report", RunID: orig.RunID, Status: message.DeliveryDispatched})
+
+	m := a.must(200, "GET", "/v1/deliveries/"+orig.ID, nil).JSON()
+	if m["id"] != orig.ID || m["eventId"] != "evt-1" || m["runId"] != orig.RunID || m["bodyText"] != `{"topic":"AI"}` || path(m, "outcome", "status") != "dispatched" {
+		t.Fatalf("delivery: %v", m)
+	}
+	checkError(t, a.do("GET", "/v1/deliveries/dlv_nope", nil), 404, "not_found", "delivery dlv_nope")
+	checkError(t, a.do("GET", "/v1/deliveries/a.*", nil), 404, "not_found", "")
+
+	r := a.must(202, "POST", "/v1/deliveries/"+orig.ID+"/replay", nil).JSON()
+	newID, _ := r["deliveryId"].(string)
+	if r["accepted"] != true || r["replayOf"] != orig.ID || newID == "" || newID == orig.ID || r["eventId"] != "evt-1" || r["status"] != "queued" {
+		t.Fatalf("replay: %v", r)
+	}
+	if r["executionId"] == orig.RunID || r["executionId"] != ident.RunID(uid, "evt-1", newID) {
+		t.Fatalf("a replay is a new run: %v (original %s)", r["executionId"], orig.RunID)
+	}
+	rep := a.must(200, "GET", "/v1/deliveries/"+newID, nil).JSON()
+	if rep["replayOf"] != orig.ID || rep["bodyText"] != `{"topic":"AI"}` || path(rep, "header", "X-Github-Event") == nil {
+		t.Fatalf("stored replay: %v", rep)
+	}
+	// Replaying again makes yet another delivery: replays bypass the
+	// stream's duplicate window.
+	r2 := a.must(202, "POST", "/v1/deliveries/"+orig.ID+"/replay", nil).JSON()
+	if r2["deliveryId"] == newID {
+		t.Fatalf("second replay reused the delivery id")
+	}
+	checkError(t, a.do("POST", "/v1/deliveries/dlv_nope/replay", nil), 404, "not_found", "")
+
+	// Once the webhook is gone there is nothing to replay into.
+	a.must(200, "DELETE", "/v1/webhooks/gh", nil)
+	checkError(t, a.do("POST", "/v1/deliveries/"+orig.ID+"/replay", nil), 404, "not_found", "webhook default/gh")
+}

@@ -1,0 +1,122 @@
+package keys
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/runstatus"
+)
+
+// runEvents streams a run as server-sent events until it ends: every
+// status event from the first ("event: status", the whole record), and the
+// job's output lines ("event: output", a JSON string per line).
+//
+// Output lines travel on core NATS, apart from the stored statuses, so a
+// client may join after some were published, and the last ones may still
+// be in flight when the final status arrives. The final record carries the
+// output's tail, so before the final status the stream sends what of it
+// was not sent live: a run that ended before the client came shows its
+// whole output, one followed from its start loses no trailing line. A
+// client that joins a running run sees its output from then on.
+func (s *Service) runEvents(c echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	// Subscribe before reading the run, so no line falls between the two.
+	lines := make(chan []byte, 256)
+	sub, err := s.nc.Subscribe(bus.OutputSubject(id), func(m *nats.Msg) {
+		select {
+		case lines <- m.Data:
+		default: // a slow reader loses live lines, never the statuses
+		}
+	})
+	if err != nil {
+		return errUnavailable
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	r, err := runstatus.Get(ctx, s.js, id)
+	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && r.Kind != message.KindRun) {
+		return notFound("run " + id)
+	}
+	if err != nil {
+		return errUnavailable
+	}
+	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id)
+	if err != nil {
+		return errUnavailable
+	}
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	w.Flush()
+
+	var sent strings.Builder
+	output := func(line string) {
+		sent.WriteString(line)
+		b, _ := json.Marshal(line)
+		fmt.Fprintf(w, "event: output\ndata: %s\n\n", b)
+	}
+	keepAlive := time.NewTicker(15 * time.Second)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			if message.Final(ev.Status) {
+				for drained := false; !drained; {
+					select {
+					case line := <-lines:
+						output(string(line))
+					default:
+						drained = true
+					}
+				}
+				for _, line := range strings.SplitAfter(unsent(ev.Output, sent.String()), "\n") {
+					if line != "" {
+						output(line)
+					}
+				}
+			}
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
+			w.Flush()
+		case line := <-lines:
+			output(string(line))
+			w.Flush()
+		case <-keepAlive.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			w.Flush()
+		}
+	}
+}
+
+// unsent returns the part of a run's output (its tail) that follows what
+// was already sent live: all of it when nothing was, the rest after the
+// sent text when the sent text is found, and nothing when it is not (lines
+// were lost, or the tail no longer holds them).
+func unsent(output, sent string) string {
+	switch {
+	case sent == "":
+		return output
+	case strings.HasPrefix(output, sent):
+		return output[len(sent):]
+	}
+	if i := strings.LastIndex(output, sent); i >= 0 {
+		return output[i+len(sent):]
+	}
+	return ""
+}

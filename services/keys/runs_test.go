@@ -1,0 +1,257 @@
+package keys
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/runstatus"
+)
+
+// publishRun stores a status event as the dispatcher or executor would.
+func publishRun(t *testing.T, a *testAPI, r message.Run) {
+	t.Helper()
+	if r.Namespace == "" {
+		r.Namespace = "default"
+	}
+	if r.QueuedAt == nil {
+		q := time.Now().UTC()
+		r.QueuedAt = &q
+	}
+	if err := runstatus.Publish(context.Background(), a.js, &r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRuns_GetAndListWithFilters(t *testing.T) {
+	a := newTestAPI(t)
+	base := time.Now().UTC().Add(-time.Hour)
+	at := func(m int) *time.Time { x := base.Add(time.Duration(m) * time.Minute); return &x }
+	zero := 0
+	publishRun(t, a, message.Run{ID: "run_a", Webhook: "gh", Job: "report", Status: message.StatusQueued, QueuedAt: at(1)})
+	publishRun(t, a, message.Run{ID: "run_a", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, QueuedAt: at(1), ExitCode: &zero, Output: "done\n",
+		WebhookPayload: `{"topic":"AI"}`, WebhookEventID: "evt-1", WebhookSource: "github"})
+	publishRun(t, a, message.Run{ID: "run_b", Webhook: "gh", Job: "report", Status: message.StatusFailed, QueuedAt: at(2)})
+	publishRun(t, a, message.Run{ID: "run_c", Webhook: "form", Job: "triage", Status: message.StatusRunning, QueuedAt: at(3)})
+	publishRun(t, a, message.Run{ID: "run_d", Namespace: "ops", Webhook: "gh", Job: "report", Status: message.StatusQueued, QueuedAt: at(4)})
+	// A delivery outcome shares the stream but is not a run.
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_x", Webhook: "gh", Status: message.DeliveryDispatched, QueuedAt: at(5)})
+
+	m := a.must(200, "GET", "/v1/runs/run_a", nil).JSON()
+	for k, want := range map[string]any{"id": "run_a", "webhook": "gh", "job": "report", "status": "succeeded", "exitCode": 0.0, "output": "done\n",
+		"webhook_payload": `{"topic":"AI"}`, "webhook_event_id": "evt-1", "webhook_source": "github"} {
+		if m[k] != want {
+			t.Errorf("run field %s = %v, want %v", k, m[k], want)
+		}
+	}
+	if m["queuedAt"] == nil || m["webhook_received_at"] == nil {
+		t.Errorf("run lacks times: %v", m)
+	}
+	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), 404, "not_found", "run run_nope")
+	checkError(t, a.do("GET", "/v1/runs/dlv_x", nil), 404, "not_found", "")
+	checkError(t, a.do("GET", "/v1/runs/a.b", nil), 404, "not_found", "")
+
+	ids := func(q string) string {
+		t.Helper()
+		var out struct {
+			Runs []message.Run `json:"runs"`
+		}
+		if err := json.Unmarshal(a.must(200, "GET", "/v1/runs"+q, nil).Body, &out); err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, r := range out.Runs {
+			s = append(s, r.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	for q, want := range map[string]string{
+		"":                          "run_d,run_c,run_b,run_a",
+		"?webhook=gh":               "run_d,run_b,run_a",
+		"?webhook=gh&namespace=ops": "run_d",
+		"?job=triage":               "run_c",
+		"?status=failed":            "run_b",
+		"?webhook=gh&status=queued": "run_d",
+		"?limit=2":                  "run_d,run_c",
+		"?job=none":                 "",
+	} {
+		if got := ids(q); got != want {
+			t.Errorf("GET /v1/runs%s = %q, want %q", q, got, want)
+		}
+	}
+	for q, msg := range map[string]string{
+		"?limit=0":        "limit: must be a number from 1 to 1000",
+		"?limit=x":        "limit",
+		"?status=done":    "status: must be one of queued, running",
+		"?webhook=a.b":    "webhook: must match",
+		"?job=*":          "job: must match",
+		"?namespace=a>.b": "namespace",
+	} {
+		checkError(t, a.do("GET", "/v1/runs"+q, nil), 400, "invalid_request", msg)
+	}
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct{ name, data string }
+
+// readSSE reads events from an open stream until it ends.
+func readSSE(resp *http.Response, got chan<- sseEvent) {
+	sc := bufio.NewScanner(resp.Body)
+	var ev sseEvent
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			ev.name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			ev.data = strings.TrimPrefix(line, "data: ")
+		case line == "" && ev.name != "":
+			got <- ev
+			ev = sseEvent{}
+		}
+	}
+	close(got)
+}
+
+func TestRuns_EventsStreamStatusesAndOutputUntilTheRunEnds(t *testing.T) {
+	a := newTestAPI(t)
+	publishRun(t, a, message.Run{ID: "run_sse", Webhook: "gh", Job: "report", Status: message.StatusQueued})
+
+	req, _ := http.NewRequest("GET", a.URL+"/v1/runs/run_sse/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	got := make(chan sseEvent, 32)
+	go readSSE(resp, got)
+	next := func() sseEvent {
+		t.Helper()
+		select {
+		case ev, ok := <-got:
+			if !ok {
+				t.Fatal("the stream ended early")
+			}
+			return ev
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event within 5s")
+		}
+		return sseEvent{}
+	}
+	status := func(ev sseEvent) string {
+		var r message.Run
+		if ev.name != "status" || json.Unmarshal([]byte(ev.data), &r) != nil {
+			t.Fatalf("not a status event: %+v", ev)
+		}
+		return r.Status
+	}
+	if s := status(next()); s != "queued" {
+		t.Fatalf("first event %q", s)
+	}
+	publishRun(t, a, message.Run{ID: "run_sse", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
+	if s := status(next()); s != "running" {
+		t.Fatalf("second event %q", s)
+	}
+	// Live output lines arrive as output events. The stream subscribed
+	// before it answered, on this same connection, so one publish is seen.
+	if err := a.nc.Publish(bus.OutputSubject("run_sse"), []byte("line one\n")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(); ev.name != "output" || ev.data != `"line one\n"` {
+		t.Fatalf("want the output line, got %+v", ev)
+	}
+	// The final record's output holds a line the stream did not carry live
+	// (still in flight): it is sent before the final status.
+	publishRun(t, a, message.Run{ID: "run_sse", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Output: "line one\nline two\n"})
+	if ev := next(); ev.name != "output" || ev.data != `"line two\n"` {
+		t.Fatalf("want the trailing line, got %+v", ev)
+	}
+	if s := status(next()); s != "succeeded" {
+		t.Fatalf("final event %q", s)
+	}
+	select {
+	case _, ok := <-got:
+		if ok {
+			t.Fatal("an event after the final status")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not end with the run")
+	}
+
+	// A finished run replays its events and ends at once.
+	resp2, err := http.DefaultClient.Do(req.Clone(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	got2 := make(chan sseEvent, 32)
+	go readSSE(resp2, got2)
+	var seen []string
+	for ev := range got2 {
+		seen = append(seen, ev.name)
+	}
+	// and, having missed the live lines, gets the whole output before the end.
+	if strings.Join(seen, ",") != "status,status,output,output,status" {
+		t.Fatalf("replayed events %v", seen)
+	}
+	checkError(t, a.do("GET", "/v1/runs/run_none/events", nil), 404, "not_found", "")
+}
+
+func TestUnsent_IsTheOutputNotYetSentLive(t *testing.T) {
+	for _, tc := range []struct{ output, sent, want string }{
+		{"a\nb\n", "", "a\nb\n"},
+		{"a\nb\n", "a\n", "b\n"},
+		{"a\nb\n", "a\nb\n", ""},
+		{"[dropped]\nx\ny\n", "x\n", "y\n"},
+		{"a\nb\n", "zzz\n", ""},
+	} {
+		if got := unsent(tc.output, tc.sent); got != tc.want {
+			t.Errorf("unsent(%q, %q) = %q, want %q", tc.output, tc.sent, got, tc.want)
+		}
+	}
+}
+
+func TestRuns_CancelAQueuedRun(t *testing.T) {
+	a := newTestAPI(t)
+	publishRun(t, a, message.Run{ID: "run_q", Webhook: "gh", Job: "report", Status: message.StatusQueued})
+	// An executor listens for cancels of running runs on core NATS.
+	sub, err := a.nc.SubscribeSync(bus.CancelSubject("run_q"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := a.must(202, "POST", "/v1/runs/run_q/cancel", nil).JSON()
+	if m["status"] != "cancelled" {
+		t.Fatalf("cancel: %v", m)
+	}
+	if _, err := sub.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("no cancel message: %v", err)
+	}
+	kv, err := a.js.KeyValue(context.Background(), bus.BucketCancels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(context.Background(), "run_q"); err != nil {
+		t.Fatalf("no cancel mark: %v", err)
+	}
+	if s := a.must(200, "GET", "/v1/runs/run_q", nil).JSON()["status"]; s != "cancelled" {
+		t.Fatalf("status after cancel: %v", s)
+	}
+	checkError(t, a.do("POST", "/v1/runs/run_q/cancel", nil), 409, "run_finished", "cancelled")
+	checkError(t, a.do("POST", "/v1/runs/run_none/cancel", nil), 404, "not_found", "")
+
+	// A running run gets the message; its executor stores the final status.
+	publishRun(t, a, message.Run{ID: "run_r", Webhook: "gh", Job: "report", Status: message.StatusRunning})
+	if s := a.must(202, "POST", "/v1/runs/run_r/cancel", nil).JSON()["status"]; s != "running" {
+		t.Fatalf("cancel of a running run answered %v", s)
+	}
+}

@@ -1,0 +1,170 @@
+package keys
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/catalog"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// rawBucket returns every value in a KV bucket as stored.
+func rawBucket(t *testing.T, a *testAPI, bucket string) string {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := a.js.KeyValue(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for k := range lister.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.WriteString(k + "=" + string(e.Value()) + "\n")
+	}
+	return all.String()
+}
+
+func TestSecrets_NeverReturnedNorLoggedAndEncryptedAtRest(t *testing.T) {
+	a := newTestAPI(t)
+	const value = "plaintext-signing-secret-4b1d"
+	ans := a.must(201, "PUT", "/v1/secrets/gh", secretDoc("gh", map[string]any{"value": value}))
+	if strings.Contains(string(ans.Body), value) || ans.JSON()["generatedValue"] != nil {
+		t.Fatalf("PUT echoed the given value: %s", ans.Body)
+	}
+	if path(ans.JSON(), "status", "version") != 1.0 {
+		t.Fatalf("version: %s", ans.Body)
+	}
+	for _, p := range []string{"/v1/secrets/gh", "/v1/secrets"} {
+		if b := a.must(200, "GET", p, nil).Body; strings.Contains(string(b), value) || strings.Contains(string(b), `"value"`) {
+			t.Fatalf("GET %s returned the value: %s", p, b)
+		}
+	}
+	// Replace it, then read the raw bucket: neither value is there in plaintext.
+	const next = "the-next-signing-secret-77aa"
+	a.must(200, "PUT", "/v1/secrets/gh", secretDoc("gh", map[string]any{"value": next}))
+	raw := rawBucket(t, a, bus.BucketSecrets)
+	if !strings.Contains(raw, "default.gh=") {
+		t.Fatalf("secret not stored: %s", raw)
+	}
+	for _, v := range []string{value, next, hex.EncodeToString([]byte(value))} {
+		if strings.Contains(raw, v) {
+			t.Fatalf("the secrets bucket holds a value in plaintext: %s", raw)
+		}
+	}
+	if logs := a.logs.String(); strings.Contains(logs, value) || strings.Contains(logs, next) {
+		t.Fatalf("a secret reached the logs: %s", logs)
+	}
+	a.must(200, "DELETE", "/v1/secrets/gh", nil)
+	checkError(t, a.do("GET", "/v1/secrets/gh", nil), 404, "not_found", "secret default/gh")
+	checkError(t, a.do("DELETE", "/v1/secrets/gh", nil), 404, "not_found", "")
+}
+
+func TestSecrets_GeneratedInTheProviderFormatAndShownOnce(t *testing.T) {
+	a := newTestAPI(t)
+	cases := []struct {
+		format string
+		check  func(string) bool
+	}{
+		{"", func(v string) bool { _, err := hex.DecodeString(v); return err == nil && len(v) == 64 }},
+		{"hex", func(v string) bool { return len(v) == 64 }},
+		{"standard-webhooks", func(v string) bool { return strings.HasPrefix(v, "whsec_") }},
+		{"github", func(v string) bool { return len(v) >= 32 }},
+	}
+	for i, tc := range cases {
+		name := "gen-" + string(rune('a'+i))
+		ans := a.must(201, "PUT", "/v1/secrets/"+name, secretDoc(name, map[string]any{"format": tc.format}))
+		v, _ := ans.JSON()["generatedValue"].(string)
+		if !tc.check(v) {
+			t.Fatalf("format %q: generated %q", tc.format, v)
+		}
+		// Applying the same document again neither rotates nor shows it.
+		again := a.must(200, "PUT", "/v1/secrets/"+name, secretDoc(name, map[string]any{"format": tc.format}))
+		if again.Result() != ResultUnchanged || again.JSON()["generatedValue"] != nil {
+			t.Fatalf("format %q re-applied: %s %s", tc.format, again.Result(), again.Body)
+		}
+		if strings.Contains(rawBucket(t, a, bus.BucketSecrets), v) {
+			t.Fatal("generated value stored in plaintext")
+		}
+	}
+	// An explicit rotation generates and shows a new value.
+	first := a.must(200, "POST", "/v1/secrets/gen-c/rotate", nil).JSON()
+	if v, _ := first["generatedValue"].(string); !strings.HasPrefix(v, "whsec_") || path(first, "status", "version") != 2.0 {
+		t.Fatalf("rotate: %v", first)
+	}
+	checkError(t, a.do("POST", "/v1/secrets/nope/rotate", nil), 404, "not_found", "")
+}
+
+func TestSecrets_RefuseInvalidInput(t *testing.T) {
+	a := newTestAPI(t)
+	cases := []struct {
+		name string
+		spec map[string]any
+		msg  string
+	}{
+		{"unknown format", map[string]any{"format": "base58"}, "spec.format: must be hex or a signature profile"},
+		{"value not in the profile's format", map[string]any{"format": "standard-webhooks", "value": "not-whsec"}, "spec.value: not a valid standard-webhooks secret"},
+		{"negative grace", map[string]any{"previousValidFor": "-1h"}, "spec.previousValidFor"},
+		{"grace not a duration", map[string]any{"previousValidFor": "a day"}, "spec.previousValidFor: must be a duration"},
+		{"huge value", map[string]any{"value": strings.Repeat("x", 5000)}, "spec.value: must be at most 4096 bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ans := a.do("PUT", "/v1/secrets/s", secretDoc("s", tc.spec))
+			checkError(t, ans, 400, "invalid_request", tc.msg)
+			if v, _ := tc.spec["value"].(string); v != "" && strings.Contains(string(ans.Body), v) {
+				t.Fatalf("the error echoed the value: %s", ans.Body)
+			}
+		})
+	}
+}
+
+// Replacing a secret keeps the previous value valid for previousValidFor,
+// as the ingress sees it through the catalog.
+func TestSecrets_ReplacementKeepsThePreviousValueForItsGrace(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/secrets/rot", secretDoc("rot", map[string]any{"value": "old-value", "previousValidFor": "1h"}))
+	ans := a.must(200, "PUT", "/v1/secrets/rot", secretDoc("rot", map[string]any{"value": "new-value", "previousValidFor": "1h"}))
+	st := path(ans.JSON(), "status")
+	if ans.Result() != ResultConfigured || path(st, "version") != 2.0 || path(st, "rotatedAt") == nil || path(st, "previousExpiresAt") == nil {
+		t.Fatalf("replace: %s %s", ans.Result(), ans.Body)
+	}
+	if r := a.must(200, "PUT", "/v1/secrets/rot", secretDoc("rot", map[string]any{"value": "new-value", "previousValidFor": "1h"})).Result(); r != ResultUnchanged {
+		t.Fatalf("same value again: %q", r)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cat := catalog.New(a.js, a.box, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go func() { _ = cat.Run(ctx) }()
+	<-cat.Ready()
+	now := time.Now()
+	testenv.Eventually(t, 5*time.Second, func() error {
+		vs, err := cat.SecretValues("default", "rot", now)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(vs, []string{"new-value", "old-value"}) {
+			return fmt.Errorf("within the grace: %q", vs)
+		}
+		return nil
+	})
+	vs, _ := cat.SecretValues("default", "rot", now.Add(61*time.Minute))
+	if !slices.Equal(vs, []string{"new-value"}) {
+		t.Fatalf("after the grace: %q", vs)
+	}
+}

@@ -1,0 +1,213 @@
+package keys
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/webhookstatus"
+)
+
+func TestWebhooks_CreateReplaceGetListDelete(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	a.must(201, "PUT", "/v1/secrets/gh-secret", secretDoc("gh-secret", map[string]any{"value": "s3cret-value-for-github"}))
+
+	spec := map[string]any{
+		"job": "report", "methods": []string{"post"},
+		"auth":        map[string]any{"signature": map[string]any{"profile": "github", "secretRef": "gh-secret"}},
+		"dedupWindow": "72h", "filter": `header["X-GitHub-Event"] == "push" && body.ref == "refs/heads/main"`,
+		"rateLimit": map[string]any{"perSecond": 100, "burst": 200}, "response": map[string]any{"status": 202},
+	}
+	ans := a.must(201, "PUT", "/v1/webhooks/report-github-push", webhookDoc("report-github-push", spec))
+	m := ans.JSON()
+	ep, _ := path(m, "status", "endpointPath").(string)
+	if ans.Result() != ResultCreated || !strings.HasPrefix(ep, "/v1/hooks/ep_") || path(m, "spec", "methods") == nil || m["generatedKey"] != nil {
+		t.Fatalf("created: %s %s", ans.Result(), ans.Body)
+	}
+	if got := path(m, "spec", "methods").([]any)[0]; got != "POST" {
+		t.Fatalf("methods not normalised: %v", got)
+	}
+
+	if r := a.must(200, "PUT", "/v1/webhooks/report-github-push", webhookDoc("report-github-push", spec)).Result(); r != ResultUnchanged {
+		t.Fatalf("same webhook again: %q", r)
+	}
+	spec["maxBodyBytes"] = 2048
+	ans = a.must(200, "PUT", "/v1/webhooks/report-github-push", webhookDoc("report-github-push", spec))
+	if ans.Result() != ResultConfigured || path(ans.JSON(), "status", "endpointPath") != ep {
+		t.Fatalf("a changed webhook keeps its endpoint: %s %s", ans.Result(), ans.Body)
+	}
+
+	got := a.must(200, "GET", "/v1/webhooks/report-github-push", nil).JSON()
+	if path(got, "status", "endpointPath") != ep || path(got, "spec", "maxBodyBytes") != 2048.0 || path(got, "spec", "auth", "signature", "profile") != "github" {
+		t.Fatalf("get: %v", got)
+	}
+	a.must(201, "PUT", "/v1/webhooks/plain", webhookDoc("plain", map[string]any{"job": "report"}))
+	items, _ := a.must(200, "GET", "/v1/webhooks", nil).JSON()["items"].([]any)
+	if len(items) != 2 || path(items[0], "metadata", "name") != "plain" || path(items[0], "status", "endpointPath") == nil {
+		t.Fatalf("list: %v", items)
+	}
+	checkError(t, a.do("GET", "/v1/webhooks/plain?namespace=other", nil), 404, "not_found", "webhook other/plain")
+
+	a.must(200, "DELETE", "/v1/webhooks/plain", nil)
+	checkError(t, a.do("GET", "/v1/webhooks/plain", nil), 404, "not_found", "")
+	checkError(t, a.do("DELETE", "/v1/webhooks/plain", nil), 404, "not_found", "")
+}
+
+func TestWebhooks_RefuseInvalidInputNamingTheField(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", map[string]any{"command": []string{"/bin/true"}, "args": []map[string]any{{"name": "topic", "default": "AI", "value": "{{ .body.topic }}"}}}))
+	a.must(201, "PUT", "/v1/jobs/needs-input", jobDoc("needs-input", map[string]any{"command": []string{"/bin/true"}, "args": []map[string]any{{"name": "topic", "default": "x"}, {"name": "target"}}}))
+	a.must(201, "PUT", "/v1/secrets/s", secretDoc("s", nil))
+	cases := []struct {
+		name string
+		spec map[string]any
+		msg  string
+	}{
+		{"key in a cookie", map[string]any{"job": "report", "auth": map[string]any{"apiKey": map[string]any{"in": "cookie"}}},
+			"spec.auth.apiKey.in: must be one of header, query, path, body"},
+		{"no job", map[string]any{"auth": map[string]any{"none": map[string]any{}}}, "spec.job: is required"},
+		{"job missing", map[string]any{"job": "nope"}, `spec.job: job "nope" not found in namespace "default"`},
+		{"job args without defaults (Janus)", map[string]any{"job": "needs-input"}, "args[1] (target): needs a default or a value"},
+		{"unknown profile", map[string]any{"job": "report", "auth": map[string]any{"signature": map[string]any{"profile": "acme", "secretRef": "s"}}}, "spec.auth.signature.profile: must be one of"},
+		{"secret missing", map[string]any{"job": "report", "auth": map[string]any{"signature": map[string]any{"profile": "generic", "secretRef": "nope"}}}, `spec.auth.signature.secretRef: secret "nope" not found`},
+		{"callback secret missing", map[string]any{"job": "report", "callback": map[string]any{"url": "https://example.com/cb", "secretRef": "nope"}}, "spec.callback.secretRef"},
+		{"filter does not compile", map[string]any{"job": "report", "filter": "body.ref ==="}, "spec.filter"},
+		{"two auth modes", map[string]any{"job": "report", "auth": map[string]any{"none": map[string]any{}, "apiKey": map[string]any{}}}, "spec.auth: choose one"},
+		{"bad method", map[string]any{"job": "report", "methods": []string{"DELETE"}}, "spec.methods[0]"},
+		{"bad dedup window", map[string]any{"job": "report", "dedupWindow": "3 days"}, "spec.dedupWindow: must be a duration"},
+		{"response 201", map[string]any{"job": "report", "response": map[string]any{"status": 201}}, "spec.response.status: must be 200 or 202"},
+		{"job name with a dot", map[string]any{"job": "a.b"}, "spec.job: must match"},
+		{"unknown field", map[string]any{"job": "report", "auht": map[string]any{}}, `unknown field "auht"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkError(t, a.do("PUT", "/v1/webhooks/w", webhookDoc("w", tc.spec)), 400, "invalid_request", tc.msg)
+		})
+	}
+	for _, name := range []string{"a.b", "a*", "a%3E"} {
+		checkError(t, a.do("PUT", "/v1/webhooks/"+name, webhookDoc(name, map[string]any{"job": "report"})), 400, "invalid_request", "metadata.name")
+	}
+	// The field is also in the error body, for programs.
+	ans := a.do("PUT", "/v1/webhooks/w", webhookDoc("w", map[string]any{"job": "report", "auth": map[string]any{"apiKey": map[string]any{"in": "cookie"}}}))
+	if f := path(ans.JSON(), "error", "field"); f != "spec.auth.apiKey.in" {
+		t.Fatalf("error.field %v", f)
+	}
+}
+
+// Janus: enabling API-key auth generates a key scoped to the webhook, shown
+// once; re-applying does not make another one.
+func TestWebhooks_APIKeyAuthGeneratesAScopedKeyOnce(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/deploy?namespace=ops", jobDoc("deploy", nil))
+	a.must(201, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
+	doc := webhookDoc("deploy", map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{}}})
+	m := a.must(201, "PUT", "/v1/webhooks/deploy?namespace=ops", doc).JSON()
+	id, _ := path(m, "generatedKey", "id").(string)
+	key, _ := path(m, "generatedKey", "key").(string)
+	kid, _, ok := apikey.Parse(key)
+	if !ok || kid != id || path(m, "spec", "auth", "apiKey", "in") != "header" || path(m, "spec", "auth", "apiKey", "name") != "X-API-KEY" {
+		t.Fatalf("generated key: %s", a.must(200, "GET", "/v1/webhooks/deploy?namespace=ops", nil).Body)
+	}
+	again := a.must(200, "PUT", "/v1/webhooks/deploy?namespace=ops", doc)
+	if again.JSON()["generatedKey"] != nil || strings.Contains(string(again.Body), key) {
+		t.Fatalf("re-apply showed a key again: %s", again.Body)
+	}
+	keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any)
+	if len(keys) != 1 || path(keys[0], "id") != id || path(keys[0], "name") != "deploy-key" || path(keys[0], "namespace") != "ops" {
+		t.Fatalf("keys: %v", keys)
+	}
+	if ws := path(keys[0], "webhooks").([]any); len(ws) != 1 || ws[0] != "deploy" {
+		t.Fatalf("scope: %v", ws)
+	}
+
+	// A key in the path shows where in endpointPath.
+	m = a.must(201, "PUT", "/v1/webhooks/by-path", webhookDoc("by-path", map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{"in": "path", "name": "test_key"}}})).JSON()
+	if ep, _ := path(m, "status", "endpointPath").(string); !strings.HasSuffix(ep, "/{test_key}") {
+		t.Fatalf("endpointPath %q", ep)
+	}
+
+	// Deleting the webhook deletes the key it generated: a new webhook of the
+	// same name must not accept the old key.
+	a.must(200, "DELETE", "/v1/webhooks/deploy?namespace=ops", nil)
+	keys, _ = a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any)
+	for _, k := range keys {
+		if path(k, "id") == id {
+			t.Fatalf("the deleted webhook's key survived: %v", keys)
+		}
+	}
+}
+
+func TestWebhooks_RotateEndpointGivesANewPath(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/j", jobDoc("j", nil))
+	old := path(a.must(201, "PUT", "/v1/webhooks/w", webhookDoc("w", map[string]any{"job": "j"})).JSON(), "status", "endpointPath")
+	m := a.must(200, "POST", "/v1/webhooks/w/rotate-endpoint", nil).JSON()
+	rotated := path(m, "status", "endpointPath")
+	if rotated == old || !strings.HasPrefix(rotated.(string), "/v1/hooks/ep_") {
+		t.Fatalf("rotate: %v -> %v", old, rotated)
+	}
+	if got := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status", "endpointPath"); got != rotated {
+		t.Fatalf("stored %v, want %v", got, rotated)
+	}
+	// Re-applying the same spec keeps the rotated endpoint.
+	if got := path(a.must(200, "PUT", "/v1/webhooks/w", webhookDoc("w", map[string]any{"job": "j"})).JSON(), "status", "endpointPath"); got != rotated {
+		t.Fatalf("re-apply: %v, want %v", got, rotated)
+	}
+	checkError(t, a.do("POST", "/v1/webhooks/nope/rotate-endpoint", nil), 404, "not_found", "webhook default/nope")
+}
+
+// Orloj: the detail of a delivery that could not become a run goes to the
+// webhook's status.lastError.
+func TestWebhooks_StatusShowsLastErrorAndLastDelivery(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/j", jobDoc("j", nil))
+	a.must(201, "PUT", "/v1/webhooks/w", webhookDoc("w", map[string]any{"job": "j"}))
+	if st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status"); path(st, "lastError") != nil || path(st, "lastDeliveryAt") != nil {
+		t.Fatalf("fresh webhook status: %v", st)
+	}
+	ctx := context.Background()
+	wr := webhookstatus.NewWriter(a.js)
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := wr.Delivered(ctx, "default", "w", at); err != nil {
+		t.Fatal(err)
+	}
+	if err := wr.Error(ctx, "default", "w", "job j: spec.args[0] (topic): needs a default"); err != nil {
+		t.Fatal(err)
+	}
+	st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status")
+	if path(st, "lastDeliveryAt") != "2030-01-02T03:04:05Z" || !strings.Contains(path(st, "lastError").(string), "needs a default") || path(st, "lastErrorAt") == nil {
+		t.Fatalf("status: %v", st)
+	}
+	items, _ := a.must(200, "GET", "/v1/webhooks", nil).JSON()["items"].([]any)
+	if path(items[0], "status", "lastError") == nil {
+		t.Fatalf("list without status: %v", items)
+	}
+	// Deleting the webhook clears its status: a new one starts clean.
+	a.must(200, "DELETE", "/v1/webhooks/w", nil)
+	a.must(201, "PUT", "/v1/webhooks/w", webhookDoc("w", map[string]any{"job": "j"}))
+	if st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status"); path(st, "lastError") != nil {
+		t.Fatalf("recreated webhook inherited status: %v", st)
+	}
+}
+
+// A document read back with its status and server fields (hookrun get -o
+// yaml) applies like the original: the caller cannot set them.
+func TestWebhooks_IgnoreStatusAndServerFieldsInTheBody(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/j", jobDoc("j", nil))
+	doc := webhookDoc("w", map[string]any{"job": "j"})
+	doc["metadata"] = map[string]any{"name": "w", "uid": "mine", "generation": 41, "createdAt": "2001-01-01T00:00:00Z"}
+	doc["status"] = map[string]any{"endpointId": "ep_chosen", "endpointPath": "/v1/hooks/ep_chosen", "lastError": "forged"}
+	m := a.must(201, "PUT", "/v1/webhooks/w", doc).JSON()
+	if path(m, "status", "endpointId") == "ep_chosen" || path(m, "status", "lastError") != nil ||
+		path(m, "metadata", "uid") == "mine" || path(m, "metadata", "generation") != 1.0 || path(m, "metadata", "createdAt") == "2001-01-01T00:00:00Z" {
+		t.Fatalf("caller-set fields were kept: %v", m)
+	}
+	back := a.must(200, "GET", "/v1/webhooks/w", nil).JSON()
+	if r := a.must(200, "PUT", "/v1/webhooks/w", back).Result(); r != ResultUnchanged {
+		t.Fatalf("re-applying what GET returned: %q", r)
+	}
+}
