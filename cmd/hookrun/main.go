@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -18,6 +19,9 @@ func main() {
 			os.Exit(ee.code)
 		}
 		fmt.Fprintln(os.Stderr, "hookrun:", err)
+		if strings.HasPrefix(err.Error(), "unknown command") {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }

@@ -8,9 +8,15 @@ const rootHelp = `hookrun turns webhook calls into job runs.
 
   hookrun dev                      run everything in one process (embedded NATS)
   hookrun apply -f FILE|DIR        create or update jobs, secrets, webhooks
-  hookrun get jobs|webhooks|keys|runs [NAME]
-  hookrun send WEBHOOK --data @file
-  hookrun runs watch [RUN]
+  hookrun get jobs|webhooks|secrets|keys|runs [NAME] [-o json|yaml]
+  hookrun describe webhook NAME    spec, endpoint URL, last error, recent runs
+  hookrun delete KIND NAME         remove a job, secret or webhook
+  hookrun rotate-endpoint WEBHOOK  new endpoint id; the old URL answers 404
+  hookrun keys create|list|extend|delete
+  hookrun send WEBHOOK --data @file [--wait]
+  hookrun runs list|watch [RUN]|cancel RUN
+  hookrun replay DELIVERY
+  hookrun bench                    load-test the stack beside bare baselines
 
 The API is found in HOOKRUN_API_URL (default http://127.0.0.1:8081), its
 token in HOOKRUN_ADMIN_TOKEN.
@@ -28,6 +34,8 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newDevCmd(), newProbeCmd())
+	// Usage errors (unknown command or flag) exit 2, as the help promises.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, msg: err.Error()} })
 	addClientCommands(root)
 	return root
 }
