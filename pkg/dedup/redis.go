@@ -26,12 +26,15 @@ func (r *Redis) Claim(ctx context.Context, key, owner string, ttl time.Duration)
 	return res[0], nil
 }
 
-// ClaimBatch pipelines the claims of a batch.
+// ClaimBatch pipelines the claims of a batch: one round trip whatever its
+// size (go-redis splits the pipeline per node on a Cluster).
 func (r *Redis) ClaimBatch(ctx context.Context, reqs []Request) ([]Result, error) {
 	cmds := make([]*redis.StatusCmd, len(reqs))
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, q := range reqs {
-			cmds[i] = p.SetArgs(ctx, q.Key, q.Owner, redis.SetArgs{Mode: "NX", TTL: q.TTL, Get: true})
+			// PX needs a positive value: a window under a millisecond is one.
+			ttl := max(q.TTL, time.Millisecond)
+			cmds[i] = p.SetArgs(ctx, q.Key, q.Owner, redis.SetArgs{Mode: "NX", TTL: ttl, Get: true})
 		}
 		return nil
 	})

@@ -145,6 +145,45 @@ func when(r message.Run) time.Time {
 	return r.WebhookReceivedAt
 }
 
+// History returns every stored status event of a run or delivery id, oldest
+// first. Tests and audits use it to check that a run went through each
+// state once.
+func History(ctx context.Context, js jetstream.JetStream, ns, id string) ([]message.Run, error) {
+	s, err := js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.StatusSubject(ns, id)}})
+	if err != nil {
+		return nil, err
+	}
+	var out []message.Run
+	for {
+		batch, err := c.FetchNoWait(500)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		var pending uint64
+		for m := range batch.Messages() {
+			n++
+			if md, err := m.Metadata(); err == nil {
+				pending = md.NumPending
+			}
+			var r message.Run
+			if message.Decode(m.Data(), message.SchemaRun, &r) == nil {
+				out = append(out, r)
+			}
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
+			return nil, batch.Error()
+		}
+		if n == 0 || pending == 0 {
+			return out, nil
+		}
+	}
+}
+
 // Watch sends every status event of id (from the first) until a final one,
 // then closes the channel. It ends early when ctx ends.
 func Watch(ctx context.Context, js jetstream.JetStream, ns, id string) (<-chan message.Run, error) {

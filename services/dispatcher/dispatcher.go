@@ -62,23 +62,41 @@ func ConfigFromEnv() (Config, error) {
 	return cfg, nil
 }
 
+// Claims is what the dispatcher needs of a dedup store; pkg/dedup's Redis
+// and NATS KV stores both provide it.
+type Claims interface {
+	// ClaimBatch claims each request's key for its owner for its TTL, in
+	// one round trip where the store allows, and says for each whether it
+	// was claimed, continued (already this owner's) or a duplicate.
+	ClaimBatch(ctx context.Context, reqs []dedup.Request) ([]dedup.Result, error)
+	// Ping reports whether the store answers; a paused dispatcher resumes
+	// when it does.
+	Ping(ctx context.Context) error
+}
+
 // Dispatcher is the service.
 type Dispatcher struct {
 	cfg    Config
 	log    *slog.Logger
 	js     jetstream.JetStream
 	cat    *catalog.Catalog
-	store  dedup.Store
+	store  Claims
 	status *webhookstatus.Writer
 	health *service.Health
 	cache  *compiled
 	now    func() time.Time
 
 	paused atomic.Bool
+
+	// Test seams, nil in production: crashAt abandons a batch at a stage of
+	// handleBatch as a crash would; publishFault fails a publish before it
+	// is sent.
+	crashAt      func(stage string) bool
+	publishFault func(subject string) error
 }
 
 // New builds a dispatcher.
-func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, store dedup.Store, health *service.Health, log *slog.Logger) *Dispatcher {
+func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, store Claims, health *service.Health, log *slog.Logger) *Dispatcher {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 100
 	}
@@ -176,22 +194,33 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 			return nil
 		}
 	}
-	// A continuous pull keeps deliveries flowing in; the loop takes whatever
-	// has arrived (up to BatchSize) as one batch, so a lone delivery goes at
-	// once and a burst shares one dedup round trip.
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * d.cfg.BatchSize))
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
 	for ctx.Err() == nil {
 		if d.paused.Load() && !d.probe(ctx) {
 			continue
 		}
+		if err := d.pull(ctx, cons); err != nil {
+			d.log.Warn("pulling deliveries failed, retrying", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+// pull takes batches until ctx ends or the dedup store fails. A continuous
+// pull keeps deliveries flowing in; the loop takes whatever has arrived (up
+// to BatchSize) as one batch, so a lone delivery goes at once and a burst
+// shares one dedup round trip.
+func (d *Dispatcher) pull(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * d.cfg.BatchSize))
+	if err != nil {
+		return err
+	}
+	defer d.handBack(it)
+	for ctx.Err() == nil && !d.paused.Load() {
 		m, err := it.Next(jetstream.NextMaxWait(time.Second))
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
+				return err
 			}
 			continue // a timeout, or a passing fault the iterator recovers from
 		}
@@ -209,6 +238,24 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 		d.handleBatch(context.WithoutCancel(ctx), msgs)
 	}
 	return nil
+}
+
+// handBack stops pulling and NAKs the deliveries already buffered, so that
+// they come back at once on shutdown (to another dispatcher) or after
+// PauseDelay on a pause, instead of waiting out AckWait.
+func (d *Dispatcher) handBack(it jetstream.MessagesContext) {
+	it.Drain()
+	var delay time.Duration
+	if d.paused.Load() {
+		delay = d.cfg.PauseDelay
+	}
+	for {
+		m, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		_ = m.NakWithDelay(delay)
+	}
 }
 
 // probe waits PauseDelay, then checks the dedup store; it clears the pause

@@ -2,17 +2,17 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/argtemplate"
-	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/dedup"
 	"github.com/hookrun/hookrun/pkg/filter"
+	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
@@ -21,28 +21,52 @@ import (
 
 // item is one delivery of a batch on its way to an outcome.
 type item struct {
-	msg     jetstream.Msg
-	d       message.Delivery
-	w       *resource.Webhook
-	job     *resource.Job
-	claim   dedup.Result
-	outcome string
-	err     error // why the outcome is filtered/failed/rejected
-	args    map[string]string
-	skip    bool // already dispatched by an earlier attempt: just ack
-	failed  bool // a publish failed: NAK, it comes back
+	msg         jetstream.Msg
+	d           message.Delivery
+	redelivered bool // JetStream delivered this message before
+	w           *resource.Webhook
+	job         *resource.Job
+	claim       dedup.Result
+	outcome     string
+	err         error // why the outcome is filtered/failed/rejected
+	args        map[string]string
+	// queuedStored: an earlier attempt stored the run's queued status, so
+	// it is not stored again (it could overwrite an executor's newer one).
+	queuedStored bool
+	skip         bool // an earlier attempt dispatched it: only outcome and ack are left
+	failed       bool // a publish failed or the state is unknown: NAK, it comes back
 }
+
+// Points of handleBatch where a test can make the dispatcher "crash": the
+// batch is abandoned there, neither acked nor NAKed, as if the process died.
+const (
+	stageClaimed   = "claimed"
+	stageQueued    = "queued"
+	stagePublished = "published"
+)
 
 // handleBatch takes a batch to its outcomes. The order is the invariant:
 //  1. claim every event id (one pipelined round trip); the claim's owner is
 //     the delivery id, so a redelivery of the same delivery continues;
 //  2. store the "queued" status of runs, then their run requests (RUNS,
-//     Nats-Msg-Id = run id, so a re-publish after a crash is dropped);
+//     Nats-Msg-Id derived from the run and the delivery, so a re-publish
+//     after a crash is dropped);
 //  3. store delivery outcomes; only then ack.
 //
-// A crash anywhere before 3 redelivers the delivery and the claim lets it
-// continue; a dedup store that does not answer NAKs the batch and pauses.
+// A crash anywhere before 3 redelivers the delivery; its claim lets it
+// continue, and resume reads the run's status to do only what is left. A
+// dedup store that does not answer NAKs the batch and pauses.
+//
+// Steps 1 and 2 must end while the batch is surely still this
+// dispatcher's: once AckWait lapses JetStream redelivers it, and two
+// dispatchers working on one delivery at once could store "queued" over an
+// executor's "running". So they run under a deadline of a quarter of
+// AckWait — a delivery waits in the pull buffer behind at most two batches,
+// so it is handled within three quarters of its AckWait — and a batch that
+// misses it (NATS or Redis stalling) is handed back whole.
 func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
+	wctx, cancel := context.WithTimeout(ctx, d.cfg.AckWait/4)
+	defer cancel()
 	items := make([]*item, 0, len(msgs))
 	for _, m := range msgs {
 		it := &item{msg: m}
@@ -51,16 +75,42 @@ func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 			_ = m.Term()
 			continue
 		}
+		if md, err := m.Metadata(); err == nil {
+			it.redelivered = md.NumDelivered > 1
+		}
 		items = append(items, it)
 	}
-	if !d.claim(ctx, items) {
+	if !d.claim(wctx, items) || d.crash(stageClaimed) {
 		return
 	}
+	d.resumeAll(wctx, items)
 	for _, it := range items {
-		d.decide(ctx, it)
+		d.decide(wctx, it)
 	}
-	d.dispatch(ctx, items)
+	d.storeRunStatus(wctx, items)
+	if d.crash(stageQueued) {
+		return
+	}
+	d.publishRuns(wctx, items)
+	if d.crash(stagePublished) {
+		return
+	}
 	d.finish(ctx, items)
+}
+
+// late hands the whole batch back when its deadline has passed.
+func late(ctx context.Context, items []*item) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	for _, it := range items {
+		it.failed = true
+	}
+	return true
+}
+
+func (d *Dispatcher) crash(stage string) bool {
+	return d.crashAt != nil && d.crashAt(stage)
 }
 
 // claim resolves webhooks and claims event ids. It returns false when the
@@ -72,10 +122,16 @@ func (d *Dispatcher) claim(ctx context.Context, items []*item) bool {
 	for _, it := range items {
 		w, ok := d.cat.Webhook(it.d.Namespace, it.d.Webhook)
 		if !ok {
+			if d.catalogMayLag(it) {
+				continue
+			}
 			it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("webhook %s/%s no longer exists", it.d.Namespace, it.d.Webhook)
 			continue
 		}
 		it.w = w
+		if it.d.RunID == "" {
+			it.d.RunID = ident.RunID(w.Metadata.UID, it.d.EventID, it.d.ReplayOf)
+		}
 		if it.d.ReplayOf != "" {
 			it.claim = dedup.Claimed // replays bypass dedup on purpose
 			continue
@@ -92,6 +148,7 @@ func (d *Dispatcher) claim(ctx context.Context, items []*item) bool {
 	cancel()
 	mDedupSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
+		mDedupErrors.Inc()
 		d.log.Error("dedup store failed: pausing and handing the batch back", "err", err, "batch", len(items))
 		d.paused.Store(true)
 		mPaused.Set(1)
@@ -120,23 +177,74 @@ func (d *Dispatcher) window(w *resource.Webhook) time.Duration {
 	return d.cfg.DefaultWindow
 }
 
+// resumeAll resumes the deliveries of a batch that may have been worked on
+// before — their claim was already their own, or JetStream redelivered
+// them — reading their runs' statuses in parallel: after an outage a whole
+// backlog comes back redelivered.
+func (d *Dispatcher) resumeAll(ctx context.Context, items []*item) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, it := range items {
+		if it.outcome != "" || it.failed || it.claim == dedup.Duplicate || (it.claim != dedup.Continued && !it.redelivered) {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			d.resume(ctx, it)
+		}()
+	}
+	wg.Wait()
+}
+
+// resume finds out how far an earlier attempt at this delivery got. The
+// run's status says: nothing stored (start afresh), queued by this
+// delivery (the run request may or may not be in RUNS: publish it again,
+// its message id drops a copy), or further along (only the outcome and the
+// ack are left).
+func (d *Dispatcher) resume(ctx context.Context, it *item) {
+	r, err := runstatus.Get(ctx, d.js, it.d.RunID)
+	switch {
+	case errors.Is(err, runstatus.ErrNotFound):
+		return
+	case err != nil:
+		// Without the status the safe moves are unknown: come back later.
+		d.log.Warn("cannot read the run's status to resume a delivery", "delivery", it.d.ID, "run", it.d.RunID, "err", err)
+		it.failed = true
+		return
+	case r.DeliveryID != it.d.ID:
+		return // an earlier run of the event, from outside the window
+	}
+	switch {
+	case r.Status == message.StatusQueued && r.Attempt == 0:
+		it.queuedStored = true
+		return
+	case r.Status == message.StatusFiltered:
+		it.outcome = message.DeliveryFiltered
+	case r.Status == message.StatusRejected:
+		it.outcome = message.DeliveryRejected
+	case r.Status == message.StatusFailed && r.StartedAt == nil && r.Attempt == 0:
+		it.outcome = outcomeFailed // failed here, before it could run
+	default:
+		it.outcome = message.DeliveryDispatched
+	}
+	if r.Error != "" && it.outcome != message.DeliveryDispatched {
+		it.err = errors.New(r.Error)
+	}
+	it.skip = true
+}
+
 // decide picks the outcome of one claimed delivery: duplicate, filtered,
 // failed (arguments cannot be resolved), rejected (no job) or dispatched.
 func (d *Dispatcher) decide(ctx context.Context, it *item) {
-	if it.outcome != "" {
+	if it.outcome != "" || it.failed {
 		return
 	}
 	if it.claim == dedup.Duplicate {
 		it.outcome = message.DeliveryDuplicate
 		return
-	}
-	if it.claim == dedup.Continued {
-		// An earlier attempt got this far; if its run moved past queued,
-		// the run request is stored and only the ack was lost.
-		if r, err := runstatus.Get(ctx, d.js, it.d.RunID); err == nil && r.Status != message.StatusQueued {
-			it.outcome, it.skip = message.DeliveryDispatched, true
-			return
-		}
 	}
 	w := it.w
 	if p, err := d.cache.filter(w); err != nil {
@@ -145,7 +253,7 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 	} else if p != nil {
 		ok, err := p.Match(ctx, filter.Input{Body: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header, Query: it.d.Query, Method: it.d.Method})
 		if err != nil {
-			it.outcome, it.err = message.DeliveryFiltered, fmt.Errorf("filter: %w", err)
+			it.outcome, it.err = message.DeliveryFiltered, err
 			return
 		}
 		if !ok {
@@ -155,6 +263,9 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 	}
 	job, ok := d.cat.Job(w.Metadata.Namespace, w.Spec.Job)
 	if !ok {
+		if d.catalogMayLag(it) {
+			return
+		}
 		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("job %s not found in namespace %s", w.Spec.Job, w.Metadata.Namespace)
 		return
 	}
@@ -165,191 +276,27 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 		it.args, err = set.Resolve(data)
 	}
 	if err != nil {
-		it.outcome, it.err = outcomeFailed, fmt.Errorf("cannot resolve job arguments: %w", err)
+		it.outcome, it.err = outcomeFailed, fmt.Errorf("cannot resolve the arguments of job %s: %w", job.Metadata.Name, err)
 		return
 	}
 	it.outcome = message.DeliveryDispatched
 }
 
+// catalogGrace is how long after its arrival a delivery whose webhook or
+// job is unknown here is handed back rather than rejected: the ingress
+// knew them, and this dispatcher's configuration watch may be a moment
+// behind (a webhook created just before its first delivery).
+const catalogGrace = 5 * time.Second
+
+// catalogMayLag marks it for another attempt when its configuration may
+// not have reached this dispatcher yet.
+func (d *Dispatcher) catalogMayLag(it *item) bool {
+	if d.now().Sub(it.d.ReceivedAt) >= catalogGrace {
+		return false
+	}
+	it.failed = true
+	return true
+}
+
 // outcomeFailed is a delivery whose run was recorded failed before running.
 const outcomeFailed = "failed"
-
-// dispatch stores run statuses and run requests for the batch.
-func (d *Dispatcher) dispatch(ctx context.Context, items []*item) {
-	now := d.now().UTC()
-	// Phase 1: the run's status (queued, or its terminal status when it will
-	// never run) — stored before the request so that an executor's "running"
-	// can never be overtaken by a late "queued".
-	var futs []pending
-	for _, it := range items {
-		if it.skip || it.w == nil {
-			continue
-		}
-		var st string
-		switch it.outcome {
-		case message.DeliveryDispatched:
-			st = message.StatusQueued
-		case message.DeliveryFiltered:
-			st = message.StatusFiltered
-		case message.DeliveryRejected:
-			st = message.StatusRejected
-		case outcomeFailed:
-			st = message.StatusFailed
-		default:
-			continue
-		}
-		r := d.record(it, st, now)
-		futs = append(futs, d.publishJSON(it, bus.StatusSubject(r.Namespace, r.ID), message.SchemaRun, r, ""))
-	}
-	d.wait(ctx, futs)
-	// Phase 2: run requests.
-	futs = futs[:0]
-	for _, it := range items {
-		if it.outcome != message.DeliveryDispatched || it.skip || it.failed {
-			continue
-		}
-		rr := &message.RunRequest{
-			Schema: message.SchemaRunRequest, ID: it.d.RunID, Namespace: it.d.Namespace, Job: it.job.Metadata.Name,
-			Webhook: it.d.Webhook, DeliveryID: it.d.ID, EventID: it.d.EventID, Args: it.args,
-			Payload: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header,
-			ReceivedAt: it.d.ReceivedAt, Source: source(&it.d), QueuedAt: now, Replay: it.d.ReplayOf != "",
-		}
-		if cb := it.w.Spec.Callback; cb != nil {
-			rr.Callback = &message.Callback{URL: cb.URL, SecretRef: cb.SecretRef}
-		}
-		futs = append(futs, d.publishJSON(it, bus.RunSubject(it.d.Namespace, rr.Job), message.SchemaRunRequest, rr, rr.ID))
-	}
-	d.wait(ctx, futs)
-}
-
-// finish stores delivery outcomes, records webhook status, and acks.
-func (d *Dispatcher) finish(ctx context.Context, items []*item) {
-	now := d.now().UTC()
-	var futs []pending
-	for _, it := range items {
-		if it.failed {
-			continue
-		}
-		rec := &message.Run{
-			Schema: message.SchemaRun, Kind: message.KindDelivery, ID: it.d.ID, Namespace: it.d.Namespace,
-			Webhook: it.d.Webhook, Job: it.d.Job, DeliveryID: it.d.ID, RunID: it.d.RunID, Status: deliveryStatus(it.outcome),
-			WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: source(&it.d), FinishedAt: &now,
-			Replay: it.d.ReplayOf != "",
-		}
-		if it.err != nil {
-			rec.Error = it.err.Error()
-		}
-		futs = append(futs, d.publishJSON(it, bus.StatusSubject(rec.Namespace, rec.ID), message.SchemaRun, rec, ""))
-	}
-	d.wait(ctx, futs)
-	for _, it := range items {
-		label := it.d.Namespace + "/" + it.d.Webhook
-		if it.failed {
-			_ = it.msg.NakWithDelay(time.Second)
-			continue
-		}
-		if err := it.msg.Ack(); err != nil {
-			d.log.Warn("ack failed; the delivery will come back and continue", "delivery", it.d.ID, "err", err)
-		}
-		mDeliveries.WithLabelValues(label, it.outcome).Inc()
-		if it.outcome == message.DeliveryDispatched && !it.skip {
-			mAcceptToDispatch.Observe(now.Sub(it.d.ReceivedAt).Seconds())
-		}
-		if it.err != nil && (it.outcome == message.DeliveryRejected || it.outcome == outcomeFailed) {
-			d.log.Warn("delivery did not become a run", "webhook", label, "delivery", it.d.ID, "run", it.d.RunID, "outcome", it.outcome, "err", it.err)
-			if err := d.status.Error(ctx, it.d.Namespace, it.d.Webhook, it.err.Error()); err != nil {
-				d.log.Warn("cannot record lastError", "webhook", label, "err", err)
-			}
-		}
-		if it.w != nil {
-			_ = d.status.Delivered(ctx, it.d.Namespace, it.d.Webhook, it.d.ReceivedAt)
-		}
-	}
-}
-
-func deliveryStatus(outcome string) string {
-	if outcome == outcomeFailed {
-		return message.DeliveryRejected
-	}
-	return outcome
-}
-
-// record is the run's status record as the dispatcher knows it.
-func (d *Dispatcher) record(it *item, status string, now time.Time) *message.Run {
-	payload := it.d.Body
-	if len(payload) > message.MaxStatusPayload {
-		payload = payload[:message.MaxStatusPayload]
-	}
-	r := &message.Run{
-		Schema: message.SchemaRun, Kind: message.KindRun, ID: it.d.RunID, Namespace: it.d.Namespace,
-		Webhook: it.d.Webhook, Job: it.w.Spec.Job, DeliveryID: it.d.ID, Status: status, QueuedAt: &now,
-		Args: it.args, Replay: it.d.ReplayOf != "",
-		WebhookPayload: string(payload), WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: source(&it.d),
-	}
-	if message.Final(status) {
-		r.FinishedAt = &now
-	}
-	if it.err != nil {
-		r.Error = it.err.Error()
-	}
-	return r
-}
-
-// source is the run's webhook_source: the signature profile that
-// authenticated it, else the auth mode.
-func source(d *message.Delivery) string {
-	if d.Profile != "" {
-		return d.Profile
-	}
-	if len(d.Principal) > 4 && d.Principal[:4] == "key:" {
-		return "apikey"
-	}
-	return "url"
-}
-
-type pending struct {
-	it *item
-	f  jetstream.PubAckFuture
-}
-
-func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID string) pending {
-	data, err := json.Marshal(v)
-	if err != nil {
-		it.failed = true
-		return pending{it: it}
-	}
-	m := nats.NewMsg(subject)
-	m.Data = data
-	m.Header.Set(bus.HeaderSchema, schema)
-	var opts []jetstream.PublishOpt
-	if msgID != "" {
-		opts = append(opts, jetstream.WithMsgID(msgID))
-	}
-	f, err := d.js.PublishMsgAsync(m, opts...)
-	if err != nil {
-		d.log.Warn("publish failed", "subject", subject, "err", err)
-		it.failed = true
-		return pending{it: it}
-	}
-	return pending{it: it, f: f}
-}
-
-// wait collects acks; an item with a failed or unacknowledged publish is
-// marked for NAK (it comes back and continues under its own claim).
-func (d *Dispatcher) wait(ctx context.Context, ps []pending) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for _, p := range ps {
-		if p.f == nil {
-			continue
-		}
-		select {
-		case <-p.f.Ok():
-		case err := <-p.f.Err():
-			d.log.Warn("publish not acknowledged", "delivery", p.it.d.ID, "err", err)
-			p.it.failed = true
-		case <-ctx.Done():
-			p.it.failed = true
-		}
-	}
-}

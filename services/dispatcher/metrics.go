@@ -15,6 +15,14 @@ var (
 		Help:    "Time of one batch of dedup claims.",
 		Buckets: []float64{.0002, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 	})
+	mHandedBack = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrun_dispatcher_deliveries_handed_back_total",
+		Help: "Deliveries NAKed to come again: a publish failed, or their webhook or job is not in this dispatcher's configuration yet.",
+	})
+	mDedupErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrun_dispatcher_dedup_errors_total",
+		Help: "Batches handed back because the dedup store did not answer.",
+	})
 	mBatchSize = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hookrun_dispatcher_batch_size",
 		Help:    "Deliveries per fetched batch.",

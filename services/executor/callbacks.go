@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,12 +16,11 @@ import (
 	"github.com/hookrun/hookrun/pkg/message"
 )
 
-// callbackBackoff is the redelivery schedule of a failing callback.
-var callbackBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour}
-
 // deliverCallbacks POSTs final run statuses to webhooks' callback URLs from
-// a durable consumer on STATUS, so callbacks survive restarts, are retried
-// with backoff, and never hold up a run.
+// a durable consumer on STATUS (shared by every executor), so callbacks
+// survive restarts, are retried with backoff, and never hold up a run. Up
+// to CallbackConcurrency are sent at once, so a slow receiver does not
+// hold up the others.
 func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	var cons jetstream.Consumer
 	for {
@@ -30,11 +31,13 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			Description:   "Signed callbacks of final run statuses",
 			FilterSubject: bus.StatusAll,
 			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       time.Minute,
-			MaxDeliver:    len(callbackBackoff) + 1,
-			BackOff:       nil,
+			AckWait:       x.cfg.CallbackTimeout + 15*time.Second,
+			MaxDeliver:    len(x.cfg.CallbackBackoff) + 1,
 			DeliverPolicy: jetstream.DeliverNewPolicy,
-			MaxAckPending: 1000,
+			// A callback waiting out its backoff (a delayed NAK) stays
+			// pending: the bound must be high enough that one dead
+			// receiver's retries cannot stall every other callback.
+			MaxAckPending: 100_000,
 		})
 		cancel()
 		if err == nil {
@@ -47,15 +50,34 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { x.callback(ctx, m) }, jetstream.PullMaxMessages(64))
+	sem := make(chan struct{}, x.cfg.CallbackConcurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			_ = m.Nak() // shutting down: another executor sends it
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = m.InProgress() // it may have waited for a free sender
+			x.callback(ctx, m)
+		}()
+	}, jetstream.PullMaxMessages(2*x.cfg.CallbackConcurrency))
 	if err != nil {
 		return err
 	}
 	<-ctx.Done()
-	cc.Drain()
+	cc.Stop()
 	return nil
 }
 
+// callback handles one status event: only a run's final status with a
+// callback is sent; everything else is acked at once.
 func (x *Executor) callback(ctx context.Context, m jetstream.Msg) {
 	if st := m.Headers().Get(bus.HeaderStatus); st != "" && !message.Final(st) {
 		_ = m.Ack()
@@ -70,20 +92,23 @@ func (x *Executor) callback(ctx context.Context, m jetstream.Msg) {
 	if md, err := m.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
-	if err := x.postCallback(ctx, &r); err != nil {
-		if attempt > len(callbackBackoff) {
-			mCallbacks.WithLabelValues("failed").Inc()
-			x.log.Warn("callback given up", "run", r.ID, "attempts", attempt, "err", err)
-			_ = m.Term()
-			return
-		}
+	err := x.postCallback(ctx, &r)
+	switch {
+	case err == nil:
+		mCallbacks.WithLabelValues("success").Inc()
+		_ = m.Ack()
+	case ctx.Err() != nil:
+		_ = m.Nak() // interrupted by shutdown: not the receiver's fault
+	case attempt > len(x.cfg.CallbackBackoff):
+		mCallbacks.WithLabelValues("failed").Inc()
+		x.log.Warn("callback given up", "run", r.ID, "attempts", attempt, "err", err)
+		_ = m.Term()
+	default:
 		mCallbacks.WithLabelValues("retry").Inc()
-		x.log.Info("callback failed; retrying", "run", r.ID, "attempt", attempt, "err", err)
-		_ = m.NakWithDelay(callbackBackoff[attempt-1])
-		return
+		delay := x.cfg.CallbackBackoff[attempt-1]
+		x.log.Info("callback failed; retrying", "run", r.ID, "attempt", attempt, "in", delay, "err", err)
+		_ = m.NakWithDelay(delay)
 	}
-	mCallbacks.WithLabelValues("success").Inc()
-	_ = m.Ack()
 }
 
 // CallbackBody is what a callback receiver gets: the run's final status.
@@ -92,6 +117,9 @@ type CallbackBody struct {
 	Run  message.Run `json:"run"`
 }
 
+// postCallback sends r to its callback URL, signed with the callback's
+// secret; the id header (run id and status) lets the receiver drop a
+// repeated delivery.
 func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	cb := r.Callback
 	r.Callback = nil
@@ -107,18 +135,17 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 		}
 		secret = vals[0]
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cb.URL, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	Sign(req.Header, body, secret, r.ID+"."+r.Status, time.Now())
-	resp, err := x.client.Do(req)
+	resp, err := x.callbackClient.Do(req)
 	if err != nil {
 		return err
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("callback answered %d", resp.StatusCode)

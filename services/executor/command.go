@@ -10,11 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
@@ -26,28 +24,41 @@ import (
 // payloads are only in the file named by <PREFIX>_WEBHOOK_PAYLOAD_FILE.
 const maxEnvPayload = 128<<10 - 64
 
+// Files of a run's working directory.
+const (
+	runDirPrefix = "hookrun-run-"
+	payloadName  = ".hookrun-payload"
+)
+
 // runCommand runs a command job in a fresh working directory, in its own
 // process group, with the job input contract as its environment. The
-// timeout sends SIGTERM to the whole group, then SIGKILL after KillGrace.
+// timeout (or a cancel, or the shutdown grace running out) sends SIGTERM to
+// the whole group, then SIGKILL after KillGrace; when the command ends, any
+// process it left in its group is killed and the directory removed.
 func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *message.RunRequest, attempt int, log *slog.Logger) outcome {
-	dir, err := os.MkdirTemp(x.cfg.WorkDir, "hookrun-run-")
+	dir, err := os.MkdirTemp(x.cfg.WorkDir, runDirPrefix)
 	if err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot create working directory: " + err.Error()}
 	}
-	defer os.RemoveAll(dir)
-	payloadFile := filepath.Join(dir, ".hookrun-payload")
+	defer removeRunDir(dir)
+	payloadFile := filepath.Join(dir, payloadName)
 	if err := os.WriteFile(payloadFile, rr.Payload, 0o600); err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot write payload file: " + err.Error()}
 	}
 
+	env := Environment(job, rr, attempt, dir, payloadFile)
 	cmd := exec.Command(job.Spec.Command[0], job.Spec.Command[1:]...)
 	cmd.Dir = dir
-	cmd.Env = Environment(job, rr, attempt, dir, payloadFile)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = env
+	cmd.SysProcAttr = procAttr()
 	out := newTail(x.cfg.MaxOutput, x.nc, bus.OutputSubject(rr.ID))
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = time.Second // a grandchild holding stdout must not hold the run
+	// A process the command left running in the background that still
+	// holds its output must not hold the run: Wait gives up on the output
+	// after this, and the group is killed below.
+	cmd.WaitDelay = time.Second
 
+	writeOwner(dir, markers(env, job)) // before the start, so no process of the run goes unrecorded
 	if err := cmd.Start(); err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot start command: " + err.Error(), output: out.String()}
 	}
@@ -57,26 +68,31 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 
 	timeout := time.NewTimer(jobTimeout(job))
 	defer timeout.Stop()
-	timedOut := false
+	var o outcome
 	var werr error
 	select {
 	case werr = <-waitErr:
 	case <-timeout.C:
-		timedOut = true
+		o.status, o.err = message.StatusTimedOut, "timed out after "+jobTimeout(job).String()
 		werr = x.stopGroup(pgid, waitErr)
 	case <-ctx.Done():
+		o.interrupted = true
 		werr = x.stopGroup(pgid, waitErr)
 	}
 	// Leave nothing behind: whatever the command started in its group goes too.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	out.Flush()
 
-	o := outcome{output: out.String()}
+	if errors.Is(werr, exec.ErrWaitDelay) {
+		werr = nil // the command exited 0; only a leftover process held its output
+	}
+	o.output = out.String()
 	code := exitCode(werr)
 	o.exitCode = &code
 	switch {
-	case timedOut:
-		o.status, o.err = message.StatusTimedOut, "timed out after "+jobTimeout(job).String()
+	case o.status != "":
+	case o.interrupted:
+		o.status, o.err = message.StatusFailed, "stopped"
 	case werr == nil:
 		o.status = message.StatusSucceeded
 	default:
@@ -89,15 +105,19 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 // stopGroup sends SIGTERM to the group, then SIGKILL after KillGrace.
 func (x *Executor) stopGroup(pgid int, waitErr <-chan error) error {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	t := time.NewTimer(x.cfg.KillGrace)
+	defer t.Stop()
 	select {
 	case err := <-waitErr:
 		return err
-	case <-time.After(x.cfg.KillGrace):
+	case <-t.C:
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		return <-waitErr
 	}
 }
 
+// exitCode is the command's exit code; a command killed by a signal gets
+// the shell's 128 + signal number.
 func exitCode(err error) int {
 	if err == nil {
 		return 0
@@ -113,7 +133,9 @@ func exitCode(err error) int {
 }
 
 // Environment is the job input contract (DESIGN.md): only these variables,
-// never the executor's own environment, which holds its credentials.
+// never the executor's own environment, which holds its credentials. The
+// payload is in the environment only when it fits in one variable and has
+// no NUL byte (which no environment can carry); it is always in the file.
 func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, payloadFile string) []string {
 	p := job.Spec.EnvPrefix
 	if p == "" {
@@ -125,7 +147,7 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 		"HOME=" + dir,
 		"LANG=C.UTF-8",
 		p + "_WEBHOOK_PAYLOAD_FILE=" + payloadFile,
-		p + "_WEBHOOK_EVENT_ID=" + rr.EventID,
+		p + "_WEBHOOK_EVENT_ID=" + noNUL(rr.EventID),
 		p + "_WEBHOOK_RECEIVED_AT=" + rr.ReceivedAt.UTC().Format(time.RFC3339Nano),
 		p + "_WEBHOOK_SOURCE=" + rr.Source,
 		p + "_WEBHOOK_HEADERS=" + string(headers),
@@ -135,17 +157,20 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 		p + "_RUN_ID=" + rr.ID,
 		p + "_RUN_ATTEMPT=" + strconv.Itoa(attempt),
 	}
-	if len(rr.Payload) <= maxEnvPayload {
+	if len(rr.Payload) <= maxEnvPayload && bytes.IndexByte(rr.Payload, 0) < 0 {
 		env = append(env, p+"_ARG_WEBHOOK_PAYLOAD="+string(rr.Payload))
 	}
 	for _, a := range job.Spec.Args {
-		env = append(env, p+"_ARG_"+resource.EnvName(a.Name)+"="+rr.Args[a.Name])
+		env = append(env, p+"_ARG_"+resource.EnvName(a.Name)+"="+noNUL(rr.Args[a.Name]))
 	}
 	for k, v := range job.Spec.Env {
 		env = append(env, k+"="+v)
 	}
 	return env
 }
+
+// noNUL drops NUL bytes, which would make the whole environment invalid.
+func noNUL(s string) string { return strings.ReplaceAll(s, "\x00", "") }
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -154,57 +179,18 @@ func envOr(k, def string) string {
 	return def
 }
 
-// tail keeps the last max bytes of output and publishes complete lines to
-// the run's live output subject for `hookrun runs watch`.
-type tail struct {
-	mu      sync.Mutex
-	max     int
-	buf     []byte
-	dropped bool
-	line    bytes.Buffer
-	nc      *nats.Conn
-	subject string
-}
-
-func newTail(max int, nc *nats.Conn, subject string) *tail {
-	return &tail{max: max, nc: nc, subject: subject}
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-		t.dropped = true
+// markers are the environment entries that only this attempt's processes
+// carry; the sweep of a dead executor's runs kills by them.
+func markers(env []string, job *resource.Job) []string {
+	p := job.Spec.EnvPrefix
+	if p == "" {
+		p = "HOOKRUN"
 	}
-	if t.nc != nil {
-		for _, b := range p {
-			t.line.WriteByte(b)
-			if b == '\n' || t.line.Len() >= 4096 {
-				_ = t.nc.Publish(t.subject, t.line.Bytes())
-				t.line.Reset()
-			}
+	var out []string
+	for _, e := range env {
+		if strings.HasPrefix(e, p+"_RUN_ID=") || strings.HasPrefix(e, p+"_RUN_ATTEMPT=") {
+			out = append(out, e)
 		}
 	}
-	return len(p), nil
-}
-
-// Flush publishes a last partial line.
-func (t *tail) Flush() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.nc != nil && t.line.Len() > 0 {
-		_ = t.nc.Publish(t.subject, t.line.Bytes())
-		t.line.Reset()
-	}
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.dropped {
-		return "[…output truncated…]\n" + string(t.buf)
-	}
-	return string(t.buf)
+	return out
 }

@@ -42,7 +42,18 @@ type Config struct {
 	KillGrace time.Duration
 	// MaxOutput bounds the captured output (the tail is kept).
 	MaxOutput int
+	// CallbackBackoff is the delay before each retry of a failing
+	// callback; after the last one the callback is given up.
+	CallbackBackoff []time.Duration
+	// CallbackConcurrency caps the callbacks this instance sends at once.
+	CallbackConcurrency int
+	// CallbackTimeout bounds one callback request.
+	CallbackTimeout time.Duration
 }
+
+// DefaultCallbackBackoff is the retry schedule of a failing callback:
+// about a day in all.
+var DefaultCallbackBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour}
 
 // ConfigFromEnv reads the executor configuration.
 func ConfigFromEnv() (Config, error) {
@@ -66,6 +77,12 @@ func ConfigFromEnv() (Config, error) {
 	if cfg.MaxOutput, err = service.EnvInt("EXECUTOR_MAX_OUTPUT", 64<<10); err != nil {
 		return cfg, err
 	}
+	if cfg.CallbackConcurrency, err = service.EnvInt("CALLBACK_CONCURRENCY", 16); err != nil {
+		return cfg, err
+	}
+	if cfg.CallbackTimeout, err = service.EnvDuration("CALLBACK_TIMEOUT", 15*time.Second); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -78,10 +95,19 @@ type Executor struct {
 	cat    *catalog.Catalog
 	health *service.Health
 	slots  chan struct{}
-	client *http.Client
+	// jobClient sends HTTP jobs; each request is bounded by its job's
+	// timeout through its context, not by a client-wide one.
+	jobClient *http.Client
+	// callbackClient sends callbacks.
+	callbackClient *http.Client
 
 	mu      sync.Mutex
-	running map[string]*activeRun // run id -> run
+	running map[string]context.CancelCauseFunc // run id -> stops the run
+
+	// beforeStart, a test seam (nil in production), is called just before
+	// a run is marked running: a test stalls it there as a stalling NATS
+	// would.
+	beforeStart func(runID string)
 }
 
 // New builds an executor.
@@ -101,12 +127,25 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = os.TempDir()
 	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 20 * time.Second
+	}
+	if len(cfg.CallbackBackoff) == 0 {
+		cfg.CallbackBackoff = DefaultCallbackBackoff
+	}
+	if cfg.CallbackConcurrency <= 0 {
+		cfg.CallbackConcurrency = 16
+	}
+	if cfg.CallbackTimeout <= 0 {
+		cfg.CallbackTimeout = 15 * time.Second
+	}
 	mCapacity.Set(float64(cfg.MaxConcurrent))
 	x := &Executor{
 		cfg: cfg, log: log, nc: nc, js: js, cat: cat, health: health,
-		slots:   make(chan struct{}, cfg.MaxConcurrent),
-		client:  &http.Client{Timeout: 30 * time.Second},
-		running: map[string]*activeRun{},
+		slots:          make(chan struct{}, cfg.MaxConcurrent),
+		jobClient:      &http.Client{},
+		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout},
+		running:        map[string]context.CancelCauseFunc{},
 	}
 	health.Add("config", func(context.Context) error {
 		select {
@@ -128,6 +167,7 @@ func FromDeps(cfg Config, d *service.Deps) *Executor {
 // jobs finish for ShutdownGrace, stops the rest and hands them back (NAK)
 // so another executor runs them.
 func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
+	x.sweep()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return x.cat.Run(gctx) })
 	g.Go(func() error {

@@ -3,6 +3,7 @@ package executor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +37,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		}
 		body = b.Bytes()
 	}
+	runCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, jobTimeout(job))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, h.Method, h.URL, bytes.NewReader(body))
@@ -61,15 +63,23 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		secret = vals[0]
 	}
 	Sign(req.Header, body, secret, rr.ID, time.Now())
-	resp, err := x.client.Do(req)
-	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return outcome{status: message.StatusTimedOut, err: "timed out after " + jobTimeout(job).String()}
-		}
+	resp, err := x.jobClient.Do(req)
+	if err == nil {
+		defer resp.Body.Close()
+	}
+	var respBody []byte
+	if err == nil {
+		respBody, err = io.ReadAll(io.LimitReader(resp.Body, int64(x.cfg.MaxOutput)))
+	}
+	switch {
+	case err == nil:
+	case runCtx.Err() != nil:
+		return outcome{status: message.StatusFailed, err: "stopped", interrupted: true}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return outcome{status: message.StatusTimedOut, err: "timed out after " + jobTimeout(job).String()}
+	default:
 		return outcome{status: message.StatusFailed, err: err.Error()}
 	}
-	defer resp.Body.Close()
-	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, int64(x.cfg.MaxOutput)))
 	code := resp.StatusCode
 	o := outcome{exitCode: &code, output: string(respBody)}
 	if code < 200 || code > 299 {

@@ -12,17 +12,18 @@ import (
 	"github.com/hookrun/hookrun/pkg/service"
 )
 
-// jobWorkers is the set of fetch loops of one job, restarted when the job's
+// jobWorkers is the set of fetch loops of one job, replaced when the job's
 // concurrency changes.
 type jobWorkers struct {
 	concurrency int
-	cancel      context.CancelFunc
-	done        chan struct{}
+	stop        context.CancelFunc // stops fetching; runs in hand go on
 }
 
-// manageJobs keeps one durable consumer and a set of workers per job in
-// step with the catalog: created when a job appears, updated when its
-// concurrency changes, stopped when it goes.
+// manageJobs keeps one durable consumer and a set of fetch loops per job in
+// step with the catalog: created when a job appears, replaced when its
+// concurrency changes, stopped when it goes. Replacing loops does not stop
+// the runs they hold: those finish, and the consumer's MaxAckPending keeps
+// counting them against the new limit.
 func (x *Executor) manageJobs(ctx context.Context) error {
 	select {
 	case <-x.cat.Ready():
@@ -38,8 +39,11 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 	})
 	workers := map[string]*jobWorkers{}
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	lag := time.NewTicker(5 * time.Second)
 	defer lag.Stop()
+	retry := time.NewTicker(10 * time.Second) // consumers that failed to be created
+	defer retry.Stop()
 	for {
 		want := map[string]*resource.Job{}
 		for _, j := range x.cat.Jobs() {
@@ -47,8 +51,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 		}
 		for name, w := range workers {
 			if j, ok := want[name]; !ok || j.Spec.Concurrency != w.concurrency {
-				w.cancel()
-				<-w.done
+				w.stop()
 				delete(workers, name)
 			}
 		}
@@ -61,27 +64,22 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 				x.log.Warn("cannot create job consumer; will retry", "job", name, "err", err)
 				continue
 			}
-			wctx, cancel := context.WithCancel(ctx)
-			w := &jobWorkers{concurrency: j.Spec.Concurrency, cancel: cancel, done: make(chan struct{})}
-			workers[name] = w
-			var jwg sync.WaitGroup
+			fctx, stop := context.WithCancel(ctx)
+			workers[name] = &jobWorkers{concurrency: j.Spec.Concurrency, stop: stop}
 			for i := 0; i < j.Spec.Concurrency && i < x.cfg.MaxConcurrent; i++ {
-				jwg.Add(1)
-				go func() { defer jwg.Done(); x.fetchLoop(wctx, cons) }()
+				wg.Add(1)
+				go func() { defer wg.Done(); x.fetchLoop(ctx, fctx, cons) }()
 			}
-			wg.Add(1)
-			go func() { defer wg.Done(); jwg.Wait(); close(w.done) }()
 		}
 		select {
 		case <-ctx.Done():
-			wg.Wait()
 			return nil
 		case <-changed:
 		case <-lag.C:
 			for name := range workers {
 				service.ReportConsumerOnce(ctx, x.js, bus.StreamRuns, name)
 			}
-		case <-time.After(10 * time.Second): // retry consumers that failed to create
+		case <-retry.C:
 		}
 	}
 }
@@ -103,28 +101,33 @@ func (x *Executor) ensureConsumer(ctx context.Context, j *resource.Job) (jetstre
 	})
 }
 
-// fetchLoop takes one run at a time while this instance has a free slot.
-func (x *Executor) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
-	for ctx.Err() == nil {
+// fetchLoop takes one run at a time while this instance has a free slot
+// (the per-instance cap). It stops fetching when fetchCtx ends; the run it
+// holds lives under ctx, the executor's, whose end starts the shutdown
+// grace.
+func (x *Executor) fetchLoop(ctx, fetchCtx context.Context, cons jetstream.Consumer) {
+	for fetchCtx.Err() == nil {
 		select {
 		case x.slots <- struct{}{}:
-		case <-ctx.Done():
+		case <-fetchCtx.Done():
 			return
 		}
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			<-x.slots
-			if ctx.Err() == nil {
-				time.Sleep(250 * time.Millisecond)
+			select {
+			case <-fetchCtx.Done():
+			case <-time.After(250 * time.Millisecond):
 			}
 			continue
 		}
-		got := false
 		for m := range batch.Messages() {
-			got = true
+			if fetchCtx.Err() != nil {
+				_ = m.Nak() // fetched as we stopped: hand it back at once
+				continue
+			}
 			x.handle(ctx, m)
 		}
 		<-x.slots
-		_ = got
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -13,12 +14,6 @@ import (
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
 )
-
-// activeRun is a run executing on this instance.
-type activeRun struct {
-	cancel    context.CancelCauseFunc
-	cancelled bool
-}
 
 // Causes a run's context can be cancelled with.
 var (
@@ -32,32 +27,56 @@ type outcome struct {
 	exitCode *int
 	output   string
 	err      string
+	// interrupted: the run was stopped from outside (cancel or shutdown),
+	// not ended by itself or its timeout.
+	interrupted bool
 }
 
 // handle takes one run request from fetch to ack. The ack comes only after
 // the final status is stored: if this process dies first, JetStream
-// redelivers the run (NumDelivered = attempt).
+// redelivers the run, and it runs again as the next attempt.
 func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
+	// The run may start only while the message is surely still ours: until
+	// its AckWait, counted from now, lapses, JetStream hands it to no one
+	// else. Everything before the start is bounded by that, and a run that
+	// cannot start in time (NATS stalling) is handed back, not started: its
+	// redelivery may already be running elsewhere.
+	startBy := time.Now().Add(x.cfg.AckWait * 2 / 3)
+	pctx, pcancel := context.WithDeadline(ctx, startBy)
+	defer pcancel()
 	var rr message.RunRequest
 	if err := message.Decode(m.Data(), message.SchemaRunRequest, &rr); err != nil {
 		x.log.Error("undecodable run request terminated", "subject", m.Subject(), "err", err)
 		_ = m.Term()
 		return
 	}
+	// The run's current status says which attempt this is, and whether
+	// there is anything left to do. Attempts are counted by starts, not by
+	// deliveries: a run handed back unstarted (at shutdown) keeps its
+	// number.
 	attempt := 1
-	if md, err := m.Metadata(); err == nil {
-		attempt = int(md.NumDelivered)
+	cur, err := runstatus.Get(pctx, x.js, rr.ID)
+	switch {
+	case err == nil && cur.DeliveryID == rr.DeliveryID:
+		if message.Final(cur.Status) {
+			// An earlier attempt finished but its ack was lost, or the
+			// run was cancelled while it waited in the queue.
+			x.log.Info("run has already ended; acking", "run", rr.ID, "status", cur.Status)
+			_ = m.Ack()
+			return
+		}
+		attempt = cur.Attempt + 1
+	case err != nil && !errors.Is(err, runstatus.ErrNotFound):
+		// Without the status neither the attempt nor whether the run has
+		// already ended is known: come back later.
+		x.log.Warn("cannot read the run's status; handing the run back", "run", rr.ID, "err", err)
+		handBackBy(m, startBy)
+		return
 	}
 	log := x.log.With("run", rr.ID, "job", rr.Namespace+"/"+rr.Job, "attempt", attempt)
 	label := rr.Namespace + "/" + rr.Job
 	rec := x.record(&rr, attempt)
 
-	if x.cancelRequested(ctx, rr.ID) {
-		now := time.Now().UTC()
-		rec.Status, rec.FinishedAt, rec.Error = message.StatusCancelled, &now, "cancelled before it started"
-		x.finish(ctx, m, rec, label, log)
-		return
-	}
 	job, ok := x.cat.Job(rr.Namespace, rr.Job)
 	if !ok {
 		now := time.Now().UTC()
@@ -66,23 +85,37 @@ func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 
-	start := time.Now().UTC()
-	rec.Status, rec.StartedAt = message.StatusRunning, &start
-	if err := runstatus.Publish(ctx, x.js, rec); err != nil {
-		log.Warn("cannot store running status; handing the run back", "err", err, "cause", context.Cause(ctx))
-		_ = m.NakWithDelay(time.Second)
-		return
-	}
-	mAcceptToStart.WithLabelValues(label).Observe(start.Sub(rr.ReceivedAt).Seconds())
-
+	// Tracked before the cancel mark is read: a cancel either finds the run
+	// tracked here, or its mark (written first by keys) is seen below.
 	runCtx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	ar := &activeRun{cancel: cancel}
-	x.track(rr.ID, ar)
+	x.track(rr.ID, cancel)
 	defer x.untrack(rr.ID)
-	stop := x.keepAlive(ctx, m, cancel)
-	defer stop()
+	if x.cancelRequested(pctx, rr.ID) {
+		now := time.Now().UTC()
+		rec.Status, rec.FinishedAt, rec.Error = message.StatusCancelled, &now, "cancelled before it started"
+		x.finish(ctx, m, rec, label, log)
+		return
+	}
 
+	if x.beforeStart != nil {
+		x.beforeStart(rr.ID)
+	}
+	start := time.Now().UTC()
+	rec.Status, rec.StartedAt = message.StatusRunning, &start
+	err = runstatus.Publish(pctx, x.js, rec)
+	if err == nil && time.Now().After(startBy) {
+		err = errors.New("too late to start: the run may have been handed to another executor")
+	}
+	if err != nil {
+		log.Warn("cannot store running status in time; handing the run back", "err", err)
+		handBackBy(m, startBy)
+		return
+	}
+	_ = m.InProgress() // a full AckWait from here; keepAlive renews it
+	mAcceptToStart.WithLabelValues(label).Observe(start.Sub(rr.ReceivedAt).Seconds())
+
+	stop := x.keepAlive(ctx, m, cancel)
 	mRunning.WithLabelValues(label).Inc()
 	var out outcome
 	if job.Spec.HTTP != nil {
@@ -91,43 +124,60 @@ func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
 		out = x.runCommand(runCtx, job, &rr, attempt, log)
 	}
 	mRunning.WithLabelValues(label).Dec()
+	stop()
 	end := time.Now().UTC()
 
-	switch cause := context.Cause(runCtx); {
-	case errors.Is(cause, errHandBack):
-		log.Info("run stopped by shutdown; handing it back")
-		_ = m.NakWithDelay(time.Second)
-		return
-	case errors.Is(cause, errCancelled):
-		out.status, out.err = message.StatusCancelled, "cancelled"
+	if out.interrupted {
+		switch cause := context.Cause(runCtx); {
+		case errors.Is(cause, errHandBack):
+			log.Info("run stopped by shutdown; handing it back")
+			_ = m.Nak()
+			return
+		case errors.Is(cause, errCancelled):
+			out.status, out.err = message.StatusCancelled, "cancelled while running"
+		}
 	}
 	rec.Status, rec.ExitCode, rec.Output, rec.Error, rec.FinishedAt = out.status, out.exitCode, out.output, out.err, &end
 	mRunSeconds.WithLabelValues(label).Observe(end.Sub(start).Seconds())
 
 	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && attempt <= job.Spec.Retries {
-		delay := backoff(job.Spec.RetryBackoff.D(), attempt)
-		rec.Status, rec.FinishedAt = message.StatusQueued, nil
-		rec.Error = fmt.Sprintf("attempt %d %s (%s); retrying in %s", attempt, out.status, out.err, delay)
-		if err := runstatus.Publish(ctx, x.js, rec); err != nil {
-			log.Warn("cannot store retry status", "err", err)
-		}
-		mRetries.WithLabelValues(label).Inc()
-		_ = m.NakWithDelay(delay)
+		x.retry(ctx, m, job, rec, attempt, out, label, log)
 		return
 	}
 	x.finish(ctx, m, rec, label, log)
 	mAcceptToFinish.WithLabelValues(label).Observe(end.Sub(rr.ReceivedAt).Seconds())
 }
 
+// handBackBy NAKs a run not started, if it is still surely ours. Past
+// startBy JetStream may have redelivered it already, and a late NAK would
+// make it come once more while that delivery runs (the server does not tell
+// deliveries of a message apart on a NAK): then AckWait brings it back.
+func handBackBy(m jetstream.Msg, startBy time.Time) {
+	if time.Now().Before(startBy) {
+		_ = m.NakWithDelay(time.Second)
+	}
+}
+
+// retry stores the run as queued again, with why, and hands it back to
+// JetStream after the backoff; the next attempt may run anywhere.
+func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job, rec *message.Run, attempt int, out outcome, label string, log *slog.Logger) {
+	delay := backoff(job.Spec.RetryBackoff.D(), attempt)
+	rec.Status, rec.FinishedAt = message.StatusQueued, nil
+	rec.Error = fmt.Sprintf("attempt %d %s (%s); retrying in %s", attempt, out.status, out.err, delay)
+	if err := runstatus.Publish(ctx, x.js, rec); err != nil {
+		log.Warn("cannot store retry status", "err", err)
+	}
+	mRetries.WithLabelValues(label).Inc()
+	log.Info("run failed; retrying", "status", out.status, "in", delay)
+	_ = m.NakWithDelay(delay)
+}
+
 // finish stores the final status (retrying while the store is away, with
 // in-progress acks holding the run) and then acks.
-func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run, label string, log interface {
-	Warn(string, ...any)
-	Info(string, ...any)
-}) {
+func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run, label string, log *slog.Logger) {
 	for i := 0; ; i++ {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err := runstatus.Publish(pctx, x.js, rec)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := runstatus.Publish(sctx, x.js, rec)
 		cancel()
 		if err == nil {
 			break
@@ -140,8 +190,11 @@ func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run
 		_ = m.InProgress()
 		time.Sleep(time.Second)
 	}
-	if err := m.DoubleAck(context.WithoutCancel(ctx)); err != nil {
-		log.Warn("ack failed after final status; a redelivery will re-run", "err", err)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := m.DoubleAck(actx); err != nil {
+		// The redelivery finds the final status stored and only acks.
+		log.Warn("ack failed after final status", "err", err)
 	}
 	mRuns.WithLabelValues(label, rec.Status).Inc()
 	log.Info("run finished", "status", rec.Status)
@@ -201,9 +254,9 @@ func (x *Executor) record(rr *message.RunRequest, attempt int) *message.Run {
 	}
 }
 
-func (x *Executor) track(id string, ar *activeRun) {
+func (x *Executor) track(id string, cancel context.CancelCauseFunc) {
 	x.mu.Lock()
-	x.running[id] = ar
+	x.running[id] = cancel
 	x.mu.Unlock()
 }
 

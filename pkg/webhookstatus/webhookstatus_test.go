@@ -1,0 +1,50 @@
+package webhookstatus_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/testenv"
+	"github.com/hookrun/hookrun/pkg/webhookstatus"
+)
+
+func TestWriter_RecordsLastErrorAndDeliveries(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	w := webhookstatus.NewWriter(js)
+
+	if s, err := webhookstatus.Get(ctx, js, "default", "gh"); err != nil || s.LastError != "" || s.LastDeliveryAt != nil {
+		t.Fatalf("status of an untouched webhook = %+v, %v", s, err)
+	}
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	if err := w.Delivered(ctx, "default", "gh", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Error(ctx, "default", "gh", "cannot resolve job arguments"); err != nil {
+		t.Fatal(err)
+	}
+	// Within a second of the last write, a delivery is not written again.
+	if err := w.Delivered(ctx, "default", "gh", t0.Add(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := webhookstatus.Get(ctx, js, "default", "gh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LastError != "cannot resolve job arguments" || s.LastErrorAt == nil || s.LastDeliveryAt == nil || !s.LastDeliveryAt.Equal(t0) {
+		t.Fatalf("status = %+v; want the error and the first delivery time", s)
+	}
+	if err := w.Delivered(ctx, "default", "gh", t0.Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = webhookstatus.Get(ctx, js, "default", "gh"); !s.LastDeliveryAt.Equal(t0.Add(2*time.Second)) || s.LastError == "" {
+		t.Fatalf("status after a later delivery = %+v", s)
+	}
+	if err := webhookstatus.Clear(ctx, js, "default", "gh"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = webhookstatus.Get(ctx, js, "default", "gh"); s.LastError != "" {
+		t.Fatalf("status after Clear = %+v", s)
+	}
+}

@@ -1,0 +1,456 @@
+package dispatcher
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/hookrun/hookrun/pkg/ident"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/runstatus"
+	"github.com/hookrun/hookrun/pkg/testenv"
+	"github.com/hookrun/hookrun/pkg/webhookstatus"
+)
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
+}
+
+var storeKinds = []string{"redis", "kv"}
+
+func TestDispatcher_DuplicateInsideWindowIsRecordedNotRun(t *testing.T) {
+	t.Parallel()
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			w := e.hook("dup-"+kind, nil)
+			e.start(nil)
+			before := deliveriesCount(w, message.DeliveryDuplicate)
+
+			first := e.deliver(w, "evt-1", `{"n":1}`)
+			want(t, "first outcome", e.outcome(first).Status, message.DeliveryDispatched)
+			second := e.deliver(w, "evt-1", `{"n":2}`)
+			dup := e.outcome(second)
+			want(t, "second outcome", dup.Status, message.DeliveryDuplicate)
+			want(t, "duplicate's run id", dup.RunID, first.RunID)
+
+			runs := e.runsPerID()
+			want(t, "run requests", len(runs), 1)
+			want(t, "requests of the run", runs[first.RunID], 1)
+			want(t, "run status", e.run(first.RunID).Status, message.StatusQueued)
+			want(t, "run's delivery", e.run(first.RunID).DeliveryID, first.ID)
+			want(t, "duplicates counted", deliveriesCount(w, message.DeliveryDuplicate)-before, 1.0)
+		})
+	}
+}
+
+func TestDispatcher_DuplicateOutsideWindowRunsAgain(t *testing.T) {
+	t.Parallel()
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			window := 300 * time.Millisecond
+			if kind == "kv" {
+				window = time.Second // JetStream keeps TTLs in seconds
+			}
+			w := e.hook("again-"+kind, func(w *resource.Webhook) { w.Spec.DedupWindow = resource.Duration(window) })
+			e.start(nil)
+
+			first := e.deliver(w, "evt-1", `{}`)
+			want(t, "first outcome", e.outcome(first).Status, message.DeliveryDispatched)
+			if e.redis != nil {
+				if ttl := e.dedupTTL(w, "evt-1"); ttl <= 0 || ttl > window {
+					t.Fatalf("claim TTL = %s, want at most %s", ttl, window)
+				}
+			}
+			// Inside the window: a duplicate.
+			dup := e.deliver(w, "evt-1", `{}`)
+			want(t, "inside the window", e.outcome(dup).Status, message.DeliveryDuplicate)
+
+			// Once the claim has expired, the same event is a new run.
+			testenv.Eventually(t, 10*time.Second, func() error {
+				if owner, found, err := e.store.Lookup(context.Background(), dedupKey(w, "evt-1")); err != nil || found {
+					return errorf("claim still held by %q (%v)", owner, err)
+				}
+				return nil
+			})
+			later := e.deliver(w, "evt-1", `{}`)
+			want(t, "outside the window", e.outcome(later).Status, message.DeliveryDispatched)
+			reqs := e.runRequests()
+			want(t, "run requests", len(reqs), 2)
+			want(t, "second request's delivery", reqs[1].DeliveryID, later.ID)
+			want(t, "run status", e.run(first.RunID).DeliveryID, later.ID)
+		})
+	}
+}
+
+func TestDispatcher_WindowsByProfileAndOverride(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	e.conf.DefaultWindow = 48 * time.Hour
+	sig := func(profile string) func(*resource.Webhook) {
+		return func(w *resource.Webhook) {
+			w.Spec.Auth = resource.Auth{Signature: &resource.SignatureAuth{Profile: profile, SecretRef: "s"}}
+		}
+	}
+	e.cfg.Secret("default", "s", "topsecret", "", 0)
+	cases := []struct {
+		name string
+		mod  func(*resource.Webhook)
+		want time.Duration
+	}{
+		{"secret-url-uses-the-default", nil, 48 * time.Hour},
+		{"generic-profile", sig("generic"), 24 * time.Hour},
+		{"github-profile", sig("github"), 72 * time.Hour},
+		{"override", func(w *resource.Webhook) { sig("github")(w); w.Spec.DedupWindow = resource.Duration(90 * time.Minute) }, 90 * time.Minute},
+	}
+	hooks := map[string]*resource.Webhook{}
+	for _, c := range cases {
+		hooks[c.name] = e.hook(c.name, c.mod)
+	}
+	e.start(nil)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := hooks[c.name]
+			d := e.deliver(w, "evt-"+c.name, `{}`, func(d *message.Delivery) {
+				if w.Spec.Auth.Signature != nil {
+					d.Profile = w.Spec.Auth.Signature.Profile
+				}
+			})
+			want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
+			ttl := e.dedupTTL(w, d.EventID)
+			if ttl > c.want || ttl < c.want-time.Minute {
+				t.Fatalf("PTTL = %s, want about %s", ttl, c.want)
+			}
+			if c.mod != nil && w.Spec.Auth.Signature != nil {
+				want(t, "webhook_source", e.run(d.RunID).WebhookSource, w.Spec.Auth.Signature.Profile)
+			}
+		})
+	}
+}
+
+func TestDispatcher_CrashBetweenClaimAndPublishRunsOnce(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		stage string
+		// executorStarted: an executor took the run before the delivery
+		// came back; its status must not be overwritten by "queued".
+		executorStarted bool
+		// publishFails: the first RUNS publish fails instead of a crash.
+		publishFails bool
+	}{
+		{name: "after-claim", stage: stageClaimed},
+		{name: "after-queued-status", stage: stageQueued},
+		{name: "after-run-request", stage: stagePublished},
+		{name: "after-run-request-executor-started", stage: stagePublished, executorStarted: true},
+		{name: "run-request-publish-fails", publishFails: true},
+	}
+	rc := testenv.Redis(t) // one Redis for the table: keys are per webhook uid
+	for _, kind := range storeKinds {
+		for _, c := range cases {
+			t.Run(kind+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, kind, rc)
+				w := e.hook("crash", nil)
+				crashed := make(chan struct{})
+				first := e.start(func(d *Dispatcher) {
+					if c.publishFails {
+						var failed bool
+						d.publishFault = func(subject string) error {
+							if strings.HasPrefix(subject, "hookrun.runs.") && !failed {
+								failed = true
+								close(crashed)
+								return errorf("injected publish failure")
+							}
+							return nil
+						}
+						return
+					}
+					d.crashAt = func(stage string) bool {
+						if stage != c.stage {
+							return false
+						}
+						select {
+						case <-crashed:
+							return false
+						default:
+							close(crashed)
+							return true
+						}
+					}
+				})
+				d := e.deliver(w, "evt-crash", `{"x":1}`)
+				select {
+				case <-crashed:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the dispatcher never reached the crash point")
+				}
+				if !c.publishFails {
+					first.stop() // the process is gone; the delivery stays unacked
+					if c.executorStarted {
+						r := e.run(d.RunID)
+						now := time.Now().UTC()
+						r.Status, r.Attempt, r.StartedAt = message.StatusRunning, 1, &now
+						if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+							t.Fatal(err)
+						}
+					}
+					e.start(nil) // a restarted dispatcher gets it after AckWait
+				}
+				want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
+				runs := e.runsPerID()
+				want(t, "run ids", len(runs), 1)
+				want(t, "requests of the run", runs[d.RunID], 1)
+				wantStatus := message.StatusQueued
+				if c.executorStarted {
+					wantStatus = message.StatusRunning
+				}
+				want(t, "run status", e.run(d.RunID).Status, wantStatus)
+				h, err := runstatus.History(context.Background(), e.js, "default", d.RunID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if last := h[len(h)-1]; last.Status != wantStatus {
+					t.Fatalf("history ends with %s, want %s", last.Status, wantStatus)
+				}
+			})
+		}
+	}
+}
+
+func TestDispatcher_ConcurrentDuplicatesAcrossDispatchersRunOnce(t *testing.T) {
+	t.Parallel()
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			e.conf.BatchSize = 5 // small batches spread the burst over the dispatchers
+			w := e.hook("burst", nil)
+			var ds []*running
+			for range 3 {
+				ds = append(ds, e.start(nil))
+			}
+			const events, copies = 20, 3
+			var all []message.Delivery
+			for c := range copies {
+				for i := range events {
+					all = append(all, e.deliver(w, "evt-"+string(rune('a'+i)), `{"copy":`+string(rune('0'+c))+`}`))
+				}
+			}
+			outcomes := map[string]int{}
+			for _, d := range all {
+				outcomes[e.outcome(d).Status]++
+			}
+			want(t, "dispatched", outcomes[message.DeliveryDispatched], events)
+			want(t, "duplicates", outcomes[message.DeliveryDuplicate], events*(copies-1))
+			runs := e.runsPerID()
+			want(t, "runs", len(runs), events)
+			for id, n := range runs {
+				want(t, "requests of "+id, n, 1)
+			}
+			_ = ds
+		})
+	}
+}
+
+func TestDispatcher_Filter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("filtered", func(w *resource.Webhook) {
+		w.Spec.Filter = `header["X-GitHub-Event"] == "push" && body.ref == "refs/heads/main" && query.env == "prod" && method == "POST"`
+	})
+	e.start(nil)
+	push := func(d *message.Delivery) {
+		d.Header["X-Github-Event"] = []string{"push"}
+		d.Query = map[string][]string{"env": {"prod"}}
+	}
+	cases := []struct {
+		name, body string
+		mod        func(*message.Delivery)
+		outcome    string
+		errPart    string
+	}{
+		{"true", `{"ref":"refs/heads/main"}`, push, message.DeliveryDispatched, ""},
+		{"false-body", `{"ref":"refs/heads/dev"}`, push, message.DeliveryFiltered, ""},
+		{"false-header", `{"ref":"refs/heads/main"}`, func(d *message.Delivery) { push(d); d.Header["X-Github-Event"] = []string{"issues"} }, message.DeliveryFiltered, ""},
+		{"false-query", `{"ref":"refs/heads/main"}`, func(d *message.Delivery) { push(d); d.Query["env"] = []string{"dev"} }, message.DeliveryFiltered, ""},
+		{"error-is-filtered", `{"zen":"ping"}`, push, message.DeliveryFiltered, "ref"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := e.deliver(w, "evt-"+c.name, c.body, c.mod)
+			out := e.outcome(d)
+			want(t, "outcome", out.Status, c.outcome)
+			r := e.run(d.RunID)
+			if c.outcome == message.DeliveryDispatched {
+				want(t, "run status", r.Status, message.StatusQueued)
+			} else {
+				want(t, "run status", r.Status, message.StatusFiltered)
+			}
+			if c.errPart != "" && (!strings.Contains(out.Error, c.errPart) || !strings.Contains(r.Error, c.errPart)) {
+				t.Fatalf("errors %q / %q should mention %q", out.Error, r.Error, c.errPart)
+			}
+		})
+	}
+	want(t, "run requests", len(e.runRequests()), 1)
+	if s, _ := webhookstatus.Get(context.Background(), e.js, "default", w.Metadata.Name); s.LastError != "" {
+		t.Fatalf("a filtered delivery set lastError %q", s.LastError)
+	}
+}
+
+func TestDispatcher_FilterThatDoesNotCompileRejectsAndSetsLastError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	// The keys service refuses such a filter at apply time; one stored
+	// anyway (an older keys, a hand edit) must not crash or block.
+	w := e.hook("bad-filter", func(w *resource.Webhook) { w.Spec.Filter = `body.ref ==` })
+	e.start(nil)
+	d := e.deliver(w, "evt", `{"ref":"x"}`)
+	want(t, "outcome", e.outcome(d).Status, message.DeliveryRejected)
+	want(t, "run status", e.run(d.RunID).Status, message.StatusRejected)
+	s, err := webhookstatus.Get(context.Background(), e.js, "default", "bad-filter")
+	if err != nil || !strings.Contains(s.LastError, "filter does not compile") {
+		t.Fatalf("lastError = %q, %v", s.LastError, err)
+	}
+	want(t, "run requests", len(e.runRequests()), 0)
+}
+
+func TestDispatcher_TemplatesResolveIntoTheRunRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	def := func(s string) *string { return &s }
+	job := resource.Job{Metadata: resource.Meta{Name: "report"}, Spec: resource.JobSpec{
+		Command: []string{"true"},
+		Args: []resource.Arg{
+			{Name: "topic", Default: def("AI startups"), Value: "{{ .body.topic }}"},
+			{Name: "event", Default: def("manual"), Value: `{{ header "X-GitHub-Event" }}`},
+			{Name: "env", Value: `{{ .query.env | default "staging" }}`},
+			{Name: "mode", Default: def("full")},
+			{Name: "repo", Default: def("none"), Value: "{{ .body.repository.name }}"},
+		},
+	}}
+	w := e.hook("tmpl", func(w *resource.Webhook) {
+		w.Spec.Callback = &resource.Callback{URL: "http://127.0.0.1:1/cb", SecretRef: "cb"}
+	}, job)
+	e.start(nil)
+	d := e.deliver(w, "evt-tmpl", `{"topic":"robots","repository":{"name":"hookrun"}}`, func(d *message.Delivery) {
+		d.Header["X-Github-Event"] = []string{"push"}
+		d.Profile = "github"
+	})
+	want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
+	reqs := e.runRequests()
+	want(t, "run requests", len(reqs), 1)
+	rr := reqs[0]
+	wantArgs := map[string]string{"topic": "robots", "event": "push", "env": "staging", "mode": "full", "repo": "hookrun"}
+	for k, v := range wantArgs {
+		want(t, "arg "+k, rr.Args[k], v)
+	}
+	want(t, "id", rr.ID, d.RunID)
+	want(t, "job", rr.Job, "report")
+	want(t, "delivery", rr.DeliveryID, d.ID)
+	want(t, "event", rr.EventID, "evt-tmpl")
+	want(t, "payload", string(rr.Payload), string(d.Body))
+	want(t, "content type", rr.ContentType, "application/json")
+	want(t, "header", rr.Header["X-Github-Event"][0], "push")
+	want(t, "received at", rr.ReceivedAt.Equal(d.ReceivedAt), true)
+	want(t, "source", rr.Source, "github")
+	want(t, "callback", rr.Callback != nil && rr.Callback.URL == "http://127.0.0.1:1/cb" && rr.Callback.SecretRef == "cb", true)
+	want(t, "queued at", rr.QueuedAt.IsZero(), false)
+	r := e.run(d.RunID)
+	want(t, "status args", r.Args["topic"], "robots")
+	want(t, "webhook_payload", r.WebhookPayload, string(d.Body))
+	want(t, "webhook_event_id", r.WebhookEventID, "evt-tmpl")
+
+	// With no value, the defaults apply.
+	d2 := e.deliver(w, "evt-defaults", `{}`)
+	want(t, "outcome with defaults", e.outcome(d2).Status, message.DeliveryDispatched)
+	want(t, "default arg", e.run(d2.RunID).Args["topic"], "AI startups")
+	want(t, "default repo", e.run(d2.RunID).Args["repo"], "none")
+}
+
+func TestDispatcher_TemplateFailureFailsTheRunAndSetsLastError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	job := resource.Job{Metadata: resource.Meta{Name: "strict"}, Spec: resource.JobSpec{
+		Command: []string{"true"},
+		Args:    []resource.Arg{{Name: "repo", Value: "{{ .body.repository.name }}"}},
+	}}
+	bad := e.hook("strict", func(w *resource.Webhook) {
+		w.Spec.Callback = &resource.Callback{URL: "http://127.0.0.1:1/cb"}
+	}, job)
+	good := e.hook("fine", nil)
+	e.start(nil)
+	failedBefore := deliveriesCount(bad, outcomeFailed)
+
+	d := e.deliver(bad, "evt-bad", `{"zen":"ping"}`)
+	after := e.deliver(good, "evt-good", `{}`) // the stream is not blocked
+	out := e.outcome(d)
+	want(t, "delivery outcome", out.Status, message.DeliveryRejected)
+	r := e.run(d.RunID)
+	want(t, "run status", r.Status, message.StatusFailed)
+	if !strings.Contains(r.Error, `arg "repo"`) || !strings.Contains(r.Error, ".body.repository.name") {
+		t.Fatalf("run error %q should name the argument and its template", r.Error)
+	}
+	want(t, "finished", r.FinishedAt != nil, true)
+	want(t, "callback travels with the failure", r.Callback != nil, true)
+	want(t, "next delivery", e.outcome(after).Status, message.DeliveryDispatched)
+	s, err := webhookstatus.Get(context.Background(), e.js, "default", "strict")
+	if err != nil || !strings.Contains(s.LastError, `arg "repo"`) {
+		t.Fatalf("lastError = %q, %v", s.LastError, err)
+	}
+	want(t, "run requests", len(e.runRequests()), 1)
+	want(t, "failed counted", deliveriesCount(bad, outcomeFailed)-failedBefore, 1.0)
+}
+
+func TestDispatcher_ReplayBypassesDedup(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("replay", nil)
+	e.start(nil)
+	orig := e.deliver(w, "evt-r", `{}`)
+	want(t, "original", e.outcome(orig).Status, message.DeliveryDispatched)
+	replay := e.deliver(w, "evt-r", `{}`, func(d *message.Delivery) {
+		d.ReplayOf = orig.ID
+		d.RunID = ident.RunID(w.Metadata.UID, d.EventID, d.ID) // as keys' replay does
+	})
+	want(t, "replay", e.outcome(replay).Status, message.DeliveryDispatched)
+	runs := e.runsPerID()
+	want(t, "runs", len(runs), 2)
+	r := e.run(replay.RunID)
+	want(t, "replay run marked", r.Replay, true)
+	if replay.RunID == orig.RunID {
+		t.Fatal("a replay must be a new run")
+	}
+}
+
+func TestDispatcher_UnknownWebhookIsRejectedAfterGrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("gone", nil)
+	e.start(nil)
+	ghost := *w
+	ghost.Metadata.Name = "never-existed"
+	d := e.deliver(&ghost, "evt", `{}`, func(d *message.Delivery) { d.ReceivedAt = time.Now().Add(-time.Minute).UTC() })
+	out := e.outcome(d)
+	want(t, "outcome", out.Status, message.DeliveryRejected)
+	want(t, "run status", e.run(d.RunID).Status, message.StatusRejected)
+
+	// A webhook the ingress knew a moment ago: the delivery waits for the
+	// configuration to arrive instead of being rejected.
+	fresh := ghost
+	fresh.Metadata.Name = "just-created"
+	d2 := e.deliver(&fresh, "evt", `{}`)
+	time.Sleep(300 * time.Millisecond)
+	e.hook("just-created", nil)
+	want(t, "late configuration", e.outcome(d2).Status, message.DeliveryDispatched)
+}

@@ -1,0 +1,240 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+)
+
+// runMsgID is the Nats-Msg-Id of a run request. It names the run and the
+// delivery that made it: a re-publish of the same delivery after a crash is
+// dropped by RUNS' duplicate window, while a later delivery of the event
+// (after the dedup window, which may be shorter than RUNS' duplicate
+// window) is a new run and must not be.
+func runMsgID(runID, deliveryID string) string { return runID + ":" + deliveryID }
+
+// storeRunStatus stores each run's status: queued, or its final status
+// when it will never run. It is stored before the run request so that an
+// executor's "running" can never be overtaken by a late "queued".
+func (d *Dispatcher) storeRunStatus(ctx context.Context, items []*item) {
+	if late(ctx, items) {
+		return
+	}
+	now := d.now().UTC()
+	var futs []pending
+	for _, it := range items {
+		if it.skip || it.failed || it.queuedStored {
+			continue
+		}
+		var st string
+		switch it.outcome {
+		case message.DeliveryDispatched:
+			st = message.StatusQueued
+		case message.DeliveryFiltered:
+			st = message.StatusFiltered
+		case message.DeliveryRejected:
+			st = message.StatusRejected
+		case outcomeFailed:
+			st = message.StatusFailed
+		default:
+			continue
+		}
+		r := d.record(it, st, now)
+		futs = append(futs, d.publishJSON(it, bus.StatusSubject(r.Namespace, r.ID), message.SchemaRun, r, ""))
+	}
+	d.wait(ctx, futs)
+}
+
+// publishRuns stores the run requests of the batch in RUNS.
+func (d *Dispatcher) publishRuns(ctx context.Context, items []*item) {
+	if late(ctx, items) {
+		return
+	}
+	now := d.now().UTC()
+	var futs []pending
+	for _, it := range items {
+		if it.outcome != message.DeliveryDispatched || it.skip || it.failed {
+			continue
+		}
+		rr := &message.RunRequest{
+			Schema: message.SchemaRunRequest, ID: it.d.RunID, Namespace: it.d.Namespace, Job: it.job.Metadata.Name,
+			Webhook: it.d.Webhook, DeliveryID: it.d.ID, EventID: it.d.EventID, Args: it.args,
+			Payload: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header,
+			ReceivedAt: it.d.ReceivedAt, Source: source(&it.d), QueuedAt: now, Replay: it.d.ReplayOf != "",
+			Callback: callback(it),
+		}
+		futs = append(futs, d.publishJSON(it, bus.RunSubject(it.d.Namespace, rr.Job), message.SchemaRunRequest, rr, runMsgID(rr.ID, it.d.ID)))
+	}
+	d.wait(ctx, futs)
+}
+
+// finish stores delivery outcomes, records webhook status, and acks. An
+// item whose publishes did not all succeed is NAKed: it comes back and
+// resumes under its own claim.
+func (d *Dispatcher) finish(ctx context.Context, items []*item) {
+	now := d.now().UTC()
+	var futs []pending
+	for _, it := range items {
+		if it.failed {
+			continue
+		}
+		rec := &message.Run{
+			Schema: message.SchemaRun, Kind: message.KindDelivery, ID: it.d.ID, Namespace: it.d.Namespace,
+			Webhook: it.d.Webhook, Job: it.d.Job, DeliveryID: it.d.ID, RunID: it.d.RunID, Status: deliveryStatus(it.outcome),
+			WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: source(&it.d), FinishedAt: &now,
+			Replay: it.d.ReplayOf != "",
+		}
+		if it.err != nil {
+			rec.Error = it.err.Error()
+		}
+		futs = append(futs, d.publishJSON(it, bus.StatusSubject(rec.Namespace, rec.ID), message.SchemaRun, rec, ""))
+	}
+	d.wait(ctx, futs)
+	for _, it := range items {
+		label := it.d.Namespace + "/" + it.d.Webhook
+		if it.failed {
+			_ = it.msg.NakWithDelay(time.Second)
+			mHandedBack.Inc()
+			continue
+		}
+		if err := it.msg.Ack(); err != nil {
+			d.log.Warn("ack failed; the delivery will come back and resume", "delivery", it.d.ID, "err", err)
+		}
+		mDeliveries.WithLabelValues(label, it.outcome).Inc()
+		if it.outcome == message.DeliveryDispatched && !it.skip {
+			mAcceptToDispatch.Observe(now.Sub(it.d.ReceivedAt).Seconds())
+		}
+		if it.err != nil && (it.outcome == message.DeliveryRejected || it.outcome == outcomeFailed) {
+			d.log.Warn("delivery did not become a run", "webhook", label, "delivery", it.d.ID, "run", it.d.RunID, "outcome", it.outcome, "err", it.err)
+			if err := d.status.Error(ctx, it.d.Namespace, it.d.Webhook, it.err.Error()); err != nil {
+				d.log.Warn("cannot record lastError", "webhook", label, "err", err)
+			}
+		}
+		if it.w != nil {
+			_ = d.status.Delivered(ctx, it.d.Namespace, it.d.Webhook, it.d.ReceivedAt)
+		}
+	}
+}
+
+// deliveryStatus is the status of the delivery record: a delivery whose run
+// failed before running did not become a run, so it is rejected.
+func deliveryStatus(outcome string) string {
+	if outcome == outcomeFailed {
+		return message.DeliveryRejected
+	}
+	return outcome
+}
+
+// record is the run's status record as the dispatcher knows it.
+func (d *Dispatcher) record(it *item, status string, now time.Time) *message.Run {
+	payload := it.d.Body
+	if len(payload) > message.MaxStatusPayload {
+		payload = payload[:message.MaxStatusPayload]
+	}
+	job := it.d.Job
+	if it.w != nil {
+		job = it.w.Spec.Job
+	}
+	r := &message.Run{
+		Schema: message.SchemaRun, Kind: message.KindRun, ID: it.d.RunID, Namespace: it.d.Namespace,
+		Webhook: it.d.Webhook, Job: job, DeliveryID: it.d.ID, Status: status, QueuedAt: &now,
+		Args: it.args, Replay: it.d.ReplayOf != "",
+		WebhookPayload: string(payload), WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: source(&it.d),
+	}
+	// The callback travels with the record so that whoever stores the
+	// final status — the executor, keys cancelling a queued run, or this
+	// dispatcher for a run that failed before running — triggers it.
+	// Filtered and rejected deliveries never became runs: no callback.
+	if status == message.StatusQueued || status == message.StatusFailed {
+		r.Callback = callback(it)
+	}
+	if message.Final(status) {
+		r.FinishedAt = &now
+	}
+	if it.err != nil {
+		r.Error = it.err.Error()
+	}
+	return r
+}
+
+func callback(it *item) *message.Callback {
+	if it.w == nil || it.w.Spec.Callback == nil {
+		return nil
+	}
+	return &message.Callback{URL: it.w.Spec.Callback.URL, SecretRef: it.w.Spec.Callback.SecretRef}
+}
+
+// source is the run's webhook_source: the signature profile that
+// authenticated it, else the auth mode.
+func source(d *message.Delivery) string {
+	if d.Profile != "" {
+		return d.Profile
+	}
+	if strings.HasPrefix(d.Principal, "key:") {
+		return "apikey"
+	}
+	return "url"
+}
+
+type pending struct {
+	it *item
+	f  jetstream.PubAckFuture
+}
+
+func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID string) pending {
+	data, err := json.Marshal(v)
+	if err != nil {
+		it.failed = true
+		return pending{it: it}
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(bus.HeaderSchema, schema)
+	if r, ok := v.(*message.Run); ok {
+		m.Header.Set(bus.HeaderStatus, r.Status)
+	}
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	if d.publishFault != nil {
+		if err := d.publishFault(subject); err != nil {
+			it.failed = true
+			return pending{it: it}
+		}
+	}
+	f, err := d.js.PublishMsgAsync(m, opts...)
+	if err != nil {
+		d.log.Warn("publish failed", "subject", subject, "err", err)
+		it.failed = true
+		return pending{it: it}
+	}
+	return pending{it: it, f: f}
+}
+
+// wait collects acks; an item with a failed or unacknowledged publish is
+// marked for NAK (it comes back and resumes under its own claim).
+func (d *Dispatcher) wait(ctx context.Context, ps []pending) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, p := range ps {
+		if p.f == nil {
+			continue
+		}
+		select {
+		case <-p.f.Ok():
+		case err := <-p.f.Err():
+			d.log.Warn("publish not acknowledged", "delivery", p.it.d.ID, "err", err)
+			p.it.failed = true
+		case <-ctx.Done():
+			p.it.failed = true
+		}
+	}
+}

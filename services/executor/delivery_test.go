@@ -1,0 +1,192 @@
+package executor
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// received is one request a test server got.
+type received struct {
+	at     time.Time
+	header http.Header
+	body   []byte
+}
+
+// recorder is an httptest server that answers with the statuses in
+// answers, one per request (the last one repeats), after delay.
+type recorder struct {
+	mu      sync.Mutex
+	reqs    []received
+	answers []int
+	delay   time.Duration
+	srv     *httptest.Server
+}
+
+func newRecorder(t *testing.T, delay time.Duration, answers ...int) *recorder {
+	r := &recorder{answers: answers, delay: delay}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.reqs = append(r.reqs, received{at: time.Now(), header: req.Header.Clone(), body: body})
+		code := r.answers[min(len(r.reqs), len(r.answers))-1]
+		r.mu.Unlock()
+		select {
+		case <-time.After(r.delay):
+		case <-req.Context().Done():
+			return
+		}
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte("answer " + strconv.Itoa(code)))
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *recorder) got() []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.reqs...)
+}
+
+// checkSignature verifies X-Hookrun-Signature as a receiver would.
+func checkSignature(t *testing.T, q received, secret string) {
+	t.Helper()
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(q.body)
+	wantSig := "sha256=" + hex.EncodeToString(m.Sum(nil))
+	if got := q.header.Get(HeaderSignature); !hmac.Equal([]byte(got), []byte(wantSig)) {
+		t.Fatalf("%s = %q, want %q", HeaderSignature, got, wantSig)
+	}
+	ts, err := strconv.ParseInt(q.header.Get(HeaderTimestamp), 10, 64)
+	if err != nil || time.Since(time.Unix(ts, 0)) > time.Minute {
+		t.Fatalf("%s = %q, want a recent unix time", HeaderTimestamp, q.header.Get(HeaderTimestamp))
+	}
+}
+
+func TestExecutor_HTTPJobs(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.cfg.Secret("default", "job-secret", "job-signing-key", "", 0)
+	e.start(nil)
+	cases := []struct {
+		name     string
+		answer   int
+		delay    time.Duration
+		body     string // the job's body template
+		status   string
+		wantBody string
+	}{
+		{name: "2xx-succeeds", answer: 204, status: message.StatusSucceeded, wantBody: `{"topic":"robots"}`},
+		{name: "non-2xx-fails", answer: 502, status: message.StatusFailed, wantBody: `{"topic":"robots"}`},
+		{name: "timeout", answer: 200, delay: 5 * time.Second, status: message.StatusTimedOut, wantBody: `{"topic":"robots"}`},
+		{name: "body-template", answer: 200, body: `{"text":"{{ .args.topic }} from {{ .body.topic }}","run":"{{ .run }}"}`, status: message.StatusSucceeded},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newRecorder(t, c.delay, c.answer)
+			job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-" + c.name}, Spec: resource.JobSpec{
+				HTTP:    &resource.HTTPAction{URL: srv.srv.URL + "/hook", Headers: map[string]string{"X-Team": "infra"}, Body: c.body, SecretRef: "job-secret"},
+				Timeout: resource.Duration(500 * time.Millisecond),
+			}})
+			rr := e.submit(job, `{"topic":"robots"}`, func(rr *message.RunRequest) { rr.Args = map[string]string{"topic": "AI"} })
+			r := e.final(rr, 10*time.Second)
+			want(t, "status", r.Status, c.status)
+			reqs := srv.got()
+			want(t, "requests", len(reqs), 1)
+			q := reqs[0]
+			checkSignature(t, q, "job-signing-key")
+			want(t, "X-Team", q.header.Get("X-Team"), "infra")
+			want(t, "X-Hookrun-Run", q.header.Get("X-Hookrun-Run"), rr.ID)
+			want(t, "X-Hookrun-Attempt", q.header.Get("X-Hookrun-Attempt"), "1")
+			wantBody := c.wantBody
+			if c.body != "" {
+				wantBody = `{"text":"AI from robots","run":"` + rr.ID + `"}`
+			}
+			want(t, "body", string(q.body), wantBody)
+			switch c.status {
+			case message.StatusFailed:
+				want(t, "exit code", *r.ExitCode, c.answer)
+				want(t, "error", r.Error, "HTTP 502")
+				want(t, "output", r.Output, "answer 502")
+			case message.StatusTimedOut:
+				if !strings.Contains(r.Error, "timed out after 500ms") {
+					t.Fatalf("error %q", r.Error)
+				}
+			}
+		})
+	}
+}
+
+func TestExecutor_CallbackSignedAndRetriedWithBackoff(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.cfg.Secret("default", "cb-secret", "callback-signing-key", "", 0)
+	srv := newRecorder(t, 0, 500, 503, 200)
+	e.start(nil)
+	job := e.script("reported", `echo hello`)
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) {
+		rr.Callback = &message.Callback{URL: srv.srv.URL + "/results", SecretRef: "cb-secret"}
+	})
+	r := e.final(rr, 10*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded) // stored before any callback answered
+
+	var reqs []received
+	deadline := time.Now().Add(10 * time.Second)
+	for len(reqs) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		reqs = srv.got()
+	}
+	want(t, "callback attempts", len(reqs), 3)
+	for i, q := range reqs {
+		checkSignature(t, q, "callback-signing-key")
+		want(t, "id header", q.header.Get(HeaderID), rr.ID+"."+message.StatusSucceeded)
+		var body CallbackBody
+		if err := json.Unmarshal(q.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "type", body.Type, "run.succeeded")
+		want(t, "run", body.Run.ID, rr.ID)
+		want(t, "output", body.Run.Output, "hello\n")
+		if i > 0 {
+			gap, backoff := q.at.Sub(reqs[i-1].at), e.conf.CallbackBackoff[i-1]
+			if gap < backoff {
+				t.Fatalf("retry %d after %s, backoff %s", i, gap, backoff)
+			}
+		}
+	}
+	time.Sleep(600 * time.Millisecond)
+	want(t, "requests after success", len(srv.got()), 3)
+}
+
+func TestExecutor_CallbackGivenUpAfterLastBackoff(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	srv := newRecorder(t, 0, 500)
+	e.start(func(c *Config) { c.CallbackBackoff = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond} })
+	job := e.script("unheard", `true`)
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) { rr.Callback = &message.Callback{URL: srv.srv.URL} })
+	want(t, "status", e.final(rr, 10*time.Second).Status, message.StatusSucceeded)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(srv.got()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	want(t, "attempts", len(srv.got()), 3)
+	if srv.got()[0].header.Get(HeaderSignature) != "" {
+		t.Fatal("a callback without a secret cannot be signed")
+	}
+}

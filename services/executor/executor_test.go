@@ -1,0 +1,450 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+func def(s string) *string { return &s }
+
+// parseEnv splits `env -0` output.
+func parseEnv(b []byte) map[string]string {
+	out := map[string]string{}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if k, v, ok := strings.Cut(string(kv), "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Not parallel: it sets the executor's own environment (t.Setenv).
+func TestExecutor_EnvironmentIsTheJobInputContractOnly(t *testing.T) {
+	t.Setenv("HOOKRUN_SECRET_KEY", "executor-secret-key")
+	t.Setenv("HOOKRUN_NATS_PASSWORD", "executor-nats-password")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "executor-aws")
+	e := newXEnv(t)
+	e.start(nil)
+	payload := "{\"topic\":\"robots\",\n\"n\":1}"
+	cases := []struct {
+		prefix string
+		// allowed lists what a job may see beside the contract, all but
+		// what the shell itself adds.
+	}{{"HOOKRUN"}, {"JANUS"}}
+	for _, c := range cases {
+		t.Run(c.prefix, func(t *testing.T) {
+			name := "env-" + strings.ToLower(c.prefix)
+			job := e.script(name, `env -0 > "$OUT/`+name+`.env"; pwd > "$OUT/`+name+`.pwd"; echo "payload: $`+c.prefix+`_ARG_WEBHOOK_PAYLOAD"`, func(j *resource.Job) {
+				j.Spec.EnvPrefix = c.prefix
+				j.Spec.Args = []resource.Arg{{Name: "topic", Value: "{{ .body.topic }}"}, {Name: "dry-run", Default: def("yes")}}
+			})
+			rr := e.submit(job, payload, func(rr *message.RunRequest) {
+				rr.Args = map[string]string{"topic": "robots", "dry-run": "yes"}
+			})
+			r := e.final(rr, 15*time.Second)
+			want(t, "status", r.Status, message.StatusSucceeded)
+			want(t, "exit code", *r.ExitCode, 0)
+			if !strings.Contains(r.Output, "payload: "+payload) {
+				t.Fatalf("output %q should hold the payload from $%s_ARG_WEBHOOK_PAYLOAD", r.Output, c.prefix)
+			}
+			b, err := os.ReadFile(filepath.Join(e.out, name+".env"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := parseEnv(b)
+			p := c.prefix + "_"
+			headers, _ := json.Marshal(rr.Header)
+			wantEnv := map[string]string{
+				p + "ARG_TOPIC":           "robots",
+				p + "ARG_DRY_RUN":         "yes",
+				p + "ARG_WEBHOOK_PAYLOAD": payload,
+				p + "WEBHOOK_EVENT_ID":    rr.EventID,
+				p + "WEBHOOK_RECEIVED_AT": rr.ReceivedAt.UTC().Format(time.RFC3339Nano),
+				p + "WEBHOOK_SOURCE":      "github",
+				p + "WEBHOOK_HEADERS":     string(headers),
+				p + "WEBHOOK_NAME":        "hook",
+				p + "WEBHOOK_DELIVERY_ID": rr.DeliveryID,
+				p + "JOB_NAME":            name,
+				p + "RUN_ID":              rr.ID,
+				p + "RUN_ATTEMPT":         "1",
+				"OUT":                     e.out,
+			}
+			for k, v := range wantEnv {
+				if env[k] != v {
+					t.Errorf("%s = %q, want %q", k, env[k], v)
+				}
+			}
+			file := env[p+"WEBHOOK_PAYLOAD_FILE"]
+			if file == "" || !strings.HasPrefix(file, e.conf.WorkDir) {
+				t.Fatalf("%sWEBHOOK_PAYLOAD_FILE = %q, want a file in the run's directory", p, file)
+			}
+			// Nothing of the executor's own environment but PATH.
+			shell := map[string]bool{"PATH": true, "HOME": true, "LANG": true, "PWD": true, "OLDPWD": true, "SHLVL": true, "_": true, "OUT": true}
+			for k, v := range env {
+				if strings.Contains(v, "executor-") {
+					t.Errorf("the executor's environment leaked: %s=%s", k, v)
+				}
+				if !shell[k] && !strings.HasPrefix(k, p) {
+					t.Errorf("unexpected variable %s", k)
+				}
+			}
+			// A fresh working directory, removed after the run.
+			dir := strings.TrimSpace(mustRead(t, filepath.Join(e.out, name+".pwd")))
+			if filepath.Dir(dir) != e.conf.WorkDir || env["HOME"] != dir || filepath.Dir(file) != dir {
+				t.Fatalf("working directory %q, HOME %q, payload file %q: want one fresh directory in %s", dir, env["HOME"], file, e.conf.WorkDir)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("working directory %s still exists after the run (%v)", dir, err)
+			}
+		})
+	}
+	want(t, "run directories left", len(runDirs(t, e.conf.WorkDir)), 0)
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestExecutor_PayloadOutsideEnvironmentLimitsIsOnlyInTheFile(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("big", `if [ -z "${HOOKRUN_ARG_WEBHOOK_PAYLOAD+x}" ]; then echo "env: absent"; else echo "env: present"; fi
+sha256sum < "$HOOKRUN_WEBHOOK_PAYLOAD_FILE"`)
+	cases := []struct {
+		name    string
+		payload string
+		inEnv   bool
+	}{
+		{"200KiB", strings.Repeat("0123456789abcdef", 200<<10/16), false},
+		{"just-under-128KiB", strings.Repeat("x", maxEnvPayload), true},
+		{"binary-with-NUL", "a\x00b", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rr := e.submit(job, c.payload)
+			r := e.final(rr, 15*time.Second)
+			want(t, "status", r.Status, message.StatusSucceeded)
+			sum := sha256.Sum256([]byte(c.payload))
+			if !strings.Contains(r.Output, hex.EncodeToString(sum[:])) {
+				t.Fatalf("the payload file does not hold the payload: %q", r.Output)
+			}
+			wantEnv := "env: absent"
+			if c.inEnv {
+				wantEnv = "env: present"
+			}
+			if !strings.Contains(r.Output, wantEnv) {
+				t.Fatalf("output %q, want %q", r.Output, wantEnv)
+			}
+		})
+	}
+}
+
+func TestExecutor_TimeoutKillsTheWholeProcessGroup(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	// A background grandchild, and one that ignores SIGTERM so that only
+	// the SIGKILL after KillGrace ends it.
+	job := e.script("slow", `sleep 300 & echo $! > "$OUT/bg.pid"
+sh -c 'trap "" TERM; echo $$ > "$OUT/stubborn.pid"; exec sleep 301' &
+sleep 302`, func(j *resource.Job) { j.Spec.Timeout = resource.Duration(time.Second) })
+	start := time.Now()
+	rr := e.submit(job, "{}")
+	bg, stubborn := e.pidOf("bg.pid"), e.pidOf("stubborn.pid")
+	r := e.final(rr, 15*time.Second)
+	want(t, "status", r.Status, message.StatusTimedOut)
+	if !strings.Contains(r.Error, "timed out after 1s") {
+		t.Fatalf("error %q should say it timed out", r.Error)
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("the run took %s to time out", took)
+	}
+	waitGone(t, bg, "background grandchild")
+	waitGone(t, stubborn, "grandchild ignoring SIGTERM")
+	want(t, "run directories left", len(runDirs(t, e.conf.WorkDir)), 0)
+}
+
+func TestExecutor_LeftoverBackgroundProcessDoesNotFailOrOutliveTheRun(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("daemon", `sleep 300 & echo $! > "$OUT/daemon.pid"; echo started`)
+	rr := e.submit(job, "{}")
+	r := e.final(rr, 15*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	want(t, "output", strings.TrimSpace(r.Output), "started")
+	waitGone(t, e.pidOf("daemon.pid"), "background process")
+}
+
+func TestExecutor_FailedRunKeepsExitCodeAndOutputTail(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.conf.MaxOutput = 1024
+	e.start(nil)
+	job := e.script("chatty", `i=1; while [ $i -le 3000 ]; do echo "line $i"; i=$((i+1)); done; echo "to stderr" >&2; exit 3`)
+	lines := make(chan string, 4096)
+	sub, err := e.nc.Subscribe(bus.OutputSubject("*"), func(m *nats.Msg) { lines <- string(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	rr := e.submit(job, "{}")
+	r := e.final(rr, 15*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	want(t, "exit code", *r.ExitCode, 3)
+	want(t, "error", r.Error, "exit status 3")
+	if !strings.HasPrefix(r.Output, "[…output truncated…]\n") || !strings.HasSuffix(r.Output, "line 3000\nto stderr\n") {
+		t.Fatalf("output should be the marked tail, got %q", r.Output)
+	}
+	if n := len(r.Output) - len("[…output truncated…]\n"); n > 1024 {
+		t.Fatalf("tail of %d bytes, bound 1024", n)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if len(lines) < 3001 {
+			return fmt.Errorf("%d live lines", len(lines))
+		}
+		return nil
+	})
+	want(t, "first live line", <-lines, "line 1\n")
+}
+
+func TestExecutor_ConcurrencyLimitHoldsAcrossExecutors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name        string
+		executors   int
+		perInstance int
+		concurrency int
+		runs        int
+		wantMax     int
+	}{
+		{"job-limit-across-two-executors", 2, 8, 2, 20, 2},
+		{"per-instance-cap", 1, 1, 3, 6, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newXEnv(t)
+			job := e.script("limited", `date +%s%N > "$OUT/$HOOKRUN_RUN_ID.start"; sleep 0.2; date +%s%N > "$OUT/$HOOKRUN_RUN_ID.end"`,
+				func(j *resource.Job) { j.Spec.Concurrency = c.concurrency })
+			var rrs []message.RunRequest
+			for range c.runs {
+				rrs = append(rrs, e.submit(job, "{}"))
+			}
+			for range c.executors {
+				e.start(func(cf *Config) { cf.MaxConcurrent = c.perInstance })
+			}
+			type edge struct {
+				at    int64
+				delta int
+			}
+			var edges []edge
+			for _, rr := range rrs {
+				want(t, "status", e.final(rr, 30*time.Second).Status, message.StatusSucceeded)
+				s, _ := strconv.ParseInt(e.readFile(rr.ID+".start"), 10, 64)
+				en, _ := strconv.ParseInt(e.readFile(rr.ID+".end"), 10, 64)
+				edges = append(edges, edge{s, +1}, edge{en, -1})
+			}
+			sort.Slice(edges, func(i, j int) bool {
+				if edges[i].at != edges[j].at {
+					return edges[i].at < edges[j].at
+				}
+				return edges[i].delta < edges[j].delta // an end before a start at the same instant
+			})
+			cur, peak := 0, 0
+			for _, ed := range edges {
+				cur += ed.delta
+				peak = max(peak, cur)
+			}
+			if peak > c.wantMax {
+				t.Fatalf("%d runs overlapped, limit %d", peak, c.wantMax)
+			}
+			if peak < c.wantMax {
+				t.Logf("peak overlap %d (limit %d)", peak, c.wantMax)
+			}
+		})
+	}
+}
+
+func TestExecutor_RetriesWithBackoff(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	t.Run("succeeds-on-third-attempt", func(t *testing.T) {
+		job := e.script("flaky", `date +%s%N >> "$OUT/flaky.attempts"; [ "$HOOKRUN_RUN_ATTEMPT" -ge 3 ]`, func(j *resource.Job) {
+			j.Spec.Retries, j.Spec.RetryBackoff = 2, resource.Duration(200*time.Millisecond)
+		})
+		rr := e.submit(job, "{}")
+		r := e.final(rr, 15*time.Second)
+		want(t, "status", r.Status, message.StatusSucceeded)
+		want(t, "attempt", r.Attempt, 3)
+		var at []int64
+		for _, l := range strings.Fields(mustRead(t, filepath.Join(e.out, "flaky.attempts"))) {
+			n, _ := strconv.ParseInt(l, 10, 64)
+			at = append(at, n)
+		}
+		want(t, "attempts run", len(at), 3)
+		if gap := time.Duration(at[1] - at[0]); gap < 200*time.Millisecond {
+			t.Fatalf("first retry after %s, backoff 200ms", gap)
+		}
+		if gap := time.Duration(at[2] - at[1]); gap < 400*time.Millisecond {
+			t.Fatalf("second retry after %s, backoff doubled to 400ms", gap)
+		}
+		retries := 0
+		for _, h := range e.history(rr) {
+			if h.Status == message.StatusQueued && h.Attempt > 0 {
+				retries++
+				if !strings.Contains(h.Error, "retrying in") {
+					t.Fatalf("retry status without its reason: %q", h.Error)
+				}
+			}
+		}
+		want(t, "retry statuses", retries, 2)
+		want(t, "final statuses", finals(e.history(rr)), 1)
+	})
+	t.Run("gives-up-after-retries", func(t *testing.T) {
+		job := e.script("broken", `exit 7`, func(j *resource.Job) {
+			j.Spec.Retries, j.Spec.RetryBackoff = 1, resource.Duration(100*time.Millisecond)
+		})
+		rr := e.submit(job, "{}")
+		r := e.final(rr, 15*time.Second)
+		want(t, "status", r.Status, message.StatusFailed)
+		want(t, "attempt", r.Attempt, 2)
+		want(t, "exit code", *r.ExitCode, 7)
+	})
+	t.Run("no-retries-by-default", func(t *testing.T) {
+		job := e.script("once", `echo x >> "$OUT/once.attempts"; exit 1`)
+		rr := e.submit(job, "{}")
+		want(t, "status", e.final(rr, 15*time.Second).Status, message.StatusFailed)
+		time.Sleep(300 * time.Millisecond)
+		want(t, "attempts", strings.Count(mustRead(t, filepath.Join(e.out, "once.attempts")), "x"), 1)
+	})
+}
+
+func TestExecutor_CancelRunningRun(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("long", `sleep 300 & echo $! > "$OUT/long.pid"; wait`)
+	rr := e.submit(job, "{}")
+	e.waitStatus(rr, message.StatusRunning, 1)
+	pid := e.pidOf("long.pid")
+	e.cancelRun(rr, false)
+	r := e.final(rr, 10*time.Second)
+	want(t, "status", r.Status, message.StatusCancelled)
+	waitGone(t, pid, "cancelled run's process")
+	want(t, "final statuses", finals(e.history(rr)), 1)
+}
+
+func TestExecutor_CancelQueuedRunNeverStarts(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// keysStoredStatus: keys found the run queued and stored its
+		// cancelled status itself.
+		keysStoredStatus bool
+	}{{"status-stored-by-keys", true}, {"mark-only", false}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newXEnv(t)
+			job := e.script("queued", `touch "$OUT/ran"`)
+			rr := e.submit(job, "{}")
+			e.cancelRun(rr, c.keysStoredStatus)
+			e.start(nil)
+			r := e.final(rr, 10*time.Second)
+			want(t, "status", r.Status, message.StatusCancelled)
+			// The request leaves RUNS (acked) without running.
+			testenv.Eventually(t, 10*time.Second, func() error {
+				s, err := e.js.Stream(context.Background(), bus.StreamRuns)
+				if err != nil {
+					return err
+				}
+				info, err := s.Info(context.Background())
+				if err != nil {
+					return err
+				}
+				if info.State.Msgs != 0 {
+					return fmt.Errorf("%d run requests still in RUNS", info.State.Msgs)
+				}
+				return nil
+			})
+			if _, err := os.Stat(filepath.Join(e.out, "ran")); err == nil {
+				t.Fatal("a cancelled queued run was started")
+			}
+			want(t, "final statuses", finals(e.history(rr)), 1)
+		})
+	}
+}
+
+func TestExecutor_ShutdownLetsRunsFinishThenHandsThemBack(t *testing.T) {
+	t.Parallel()
+	t.Run("finishes-within-grace", func(t *testing.T) {
+		t.Parallel()
+		e := newXEnv(t)
+		x := e.start(func(c *Config) { c.ShutdownGrace = 5 * time.Second })
+		job := e.script("short", `sleep 0.5; echo done`)
+		rr := e.submit(job, "{}")
+		e.waitStatus(rr, message.StatusRunning, 1)
+		x.stop()
+		r := e.final(rr, time.Second)
+		want(t, "status", r.Status, message.StatusSucceeded)
+		want(t, "attempt", r.Attempt, 1)
+	})
+	t.Run("handed-back-after-grace", func(t *testing.T) {
+		t.Parallel()
+		e := newXEnv(t)
+		x := e.start(func(c *Config) { c.ShutdownGrace = 300 * time.Millisecond })
+		job := e.script("long", `if [ "$HOOKRUN_RUN_ATTEMPT" = 1 ]; then sleep 300; fi; echo "attempt $HOOKRUN_RUN_ATTEMPT"`)
+		rr := e.submit(job, "{}")
+		e.waitStatus(rr, message.StatusRunning, 1)
+		stopped := time.Now()
+		x.stop()
+		if took := time.Since(stopped); took > 3*time.Second {
+			t.Fatalf("shutdown took %s with a 300ms grace", took)
+		}
+		e.start(nil)
+		r := e.final(rr, 10*time.Second)
+		want(t, "status", r.Status, message.StatusSucceeded)
+		want(t, "attempt", r.Attempt, 2)
+		want(t, "final statuses", finals(e.history(rr)), 1)
+	})
+}
+
+func TestExecutor_LongRunKeepsItsClaimWithInProgressAcks(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.conf.AckWait = time.Second
+	e.start(nil)
+	e.start(nil) // would take the run, were it redelivered
+	job := e.script("steady", `echo start >> "$OUT/steady.starts"; sleep 2.5`)
+	rr := e.submit(job, "{}")
+	r := e.final(rr, 10*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	want(t, "attempt", r.Attempt, 1)
+	want(t, "starts", strings.Count(mustRead(t, filepath.Join(e.out, "steady.starts")), "start"), 1)
+}

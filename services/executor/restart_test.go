@@ -1,0 +1,99 @@
+package executor
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// ledger reads "<run id> <attempt>" lines a job appended: run id -> attempts.
+func readLedger(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	seen := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if id, att, ok := strings.Cut(l, " "); ok {
+			seen[id] = append(seen[id], att)
+		}
+	}
+	return seen
+}
+
+func ledgerJob(e *xenv, name string) (*resource.Job, string) {
+	ledger := filepath.Join(e.out, name+".ledger")
+	return e.script(name, `echo "$HOOKRUN_RUN_ID $HOOKRUN_RUN_ATTEMPT" >> "`+ledger+`"`, func(j *resource.Job) { j.Spec.Concurrency = 32 }), ledger
+}
+
+func TestExecutor_NATSRestartUnderLoadRunsEachOnce(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	job, ledger := ledgerJob(e, "ledger")
+	nc, js := e.connect()
+	e.startWith(nc, js, func(c *Config) { c.MaxConcurrent = 32; c.AckWait = 3 * time.Second }, nil)
+	var mu sync.Mutex
+	var rrs []message.RunRequest
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 600 {
+			if rr, err := e.trySubmit(job, "{}"); err == nil {
+				mu.Lock()
+				rrs = append(rrs, rr)
+				mu.Unlock()
+			}
+			time.Sleep(3 * time.Millisecond)
+		}
+	}()
+	time.Sleep(700 * time.Millisecond)
+	e.nats.Stop()
+	time.Sleep(time.Second)
+	e.nats.Start()
+	<-done
+	for _, rr := range rrs {
+		want(t, "status", e.final(rr, 30*time.Second).Status, message.StatusSucceeded)
+	}
+	seen := readLedger(t, ledger)
+	for id, atts := range seen {
+		if len(atts) > 1 {
+			t.Errorf("%s ran %d times: attempts %v", id, len(atts), atts)
+		}
+	}
+	want(t, "runs executed", len(seen), len(rrs))
+}
+
+// A run whose start stalls past its AckWait (NATS stalling between fetch
+// and start) has been handed to another executor meanwhile: the stalled
+// executor must not start it too.
+func TestExecutor_StalledStartIsNotRunTwice(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.conf.AckWait = time.Second
+	job, ledger := ledgerJob(e, "stall")
+	var once sync.Once
+	stalled := make(chan struct{})
+	e.startWith(e.nc, e.js, nil, func(x *Executor) {
+		x.beforeStart = func(string) {
+			once.Do(func() {
+				close(stalled)
+				time.Sleep(2 * e.conf.AckWait)
+			})
+		}
+	})
+	rr := e.submit(job, "{}")
+	<-stalled
+	e.start(nil) // gets the run once its AckWait lapses
+	r := e.final(rr, 10*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	time.Sleep(2 * e.conf.AckWait) // the stalled executor wakes up meanwhile
+	want(t, "executions", len(readLedger(t, ledger)[rr.ID]), 1)
+	want(t, "final statuses", finals(e.history(rr)), 1)
+}

@@ -1,0 +1,95 @@
+package executor
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+)
+
+// maxLine bounds one live output line; a longer one is sent in pieces.
+const maxLine = 4096
+
+// tail keeps the last max bytes of a run's output and publishes complete
+// lines to the run's live output subject for `hookrun runs watch`.
+type tail struct {
+	mu      sync.Mutex
+	max     int
+	buf     []byte // holds up to 2*max bytes; the last max are the tail
+	dropped bool
+	line    bytes.Buffer
+	nc      *nats.Conn
+	subject string
+}
+
+func newTail(max int, nc *nats.Conn, subject string) *tail {
+	return &tail{max: max, nc: nc, subject: subject}
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if t.nc != nil {
+		for len(p) > 0 {
+			i := bytes.IndexByte(p, '\n')
+			chunk := p
+			if i >= 0 {
+				chunk = p[:i+1]
+			}
+			if room := maxLine - t.line.Len(); len(chunk) > room {
+				chunk = chunk[:room]
+			}
+			t.line.Write(chunk)
+			t.keep(chunk)
+			p = p[len(chunk):]
+			if t.line.Len() >= maxLine || chunk[len(chunk)-1] == '\n' {
+				_ = t.nc.Publish(t.subject, t.line.Bytes())
+				t.line.Reset()
+			}
+		}
+		return n, nil
+	}
+	t.keep(p)
+	return n, nil
+}
+
+// keep appends p to the tail; the buffer is compacted only when it reaches
+// twice the bound, so chatty output does not copy the tail on every write.
+func (t *tail) keep(p []byte) {
+	if len(p) > t.max {
+		p = p[len(p)-t.max:]
+		t.dropped = true
+	}
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*t.max {
+		n := copy(t.buf, t.buf[len(t.buf)-t.max:])
+		t.buf = t.buf[:n]
+		t.dropped = true
+	}
+}
+
+// Flush publishes a last partial line.
+func (t *tail) Flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.nc != nil && t.line.Len() > 0 {
+		_ = t.nc.Publish(t.subject, t.line.Bytes())
+		t.line.Reset()
+	}
+}
+
+// String returns the tail, marked when output was dropped.
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf
+	if len(b) > t.max {
+		b = b[len(b)-t.max:]
+		t.dropped = true
+	}
+	if t.dropped {
+		return "[…output truncated…]\n" + string(b)
+	}
+	return string(b)
+}
