@@ -103,6 +103,9 @@ type Executor struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // run id -> stops the run
+	// owned holds the runs a handler here is working on; the channel
+	// closes when it is done.
+	owned map[string]chan struct{}
 
 	// beforeStart, a test seam (nil in production), is called just before
 	// a run is marked running: a test stalls it there as a stalling NATS
@@ -146,6 +149,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 		jobClient:      &http.Client{},
 		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout},
 		running:        map[string]context.CancelCauseFunc{},
+		owned:          map[string]chan struct{}{},
 	}
 	health.Add("config", func(context.Context) error {
 		select {

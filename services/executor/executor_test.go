@@ -16,10 +16,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/catalog"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/service"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
@@ -447,4 +450,60 @@ func TestExecutor_LongRunKeepsItsClaimWithInProgressAcks(t *testing.T) {
 	want(t, "status", r.Status, message.StatusSucceeded)
 	want(t, "attempt", r.Attempt, 1)
 	want(t, "starts", strings.Count(mustRead(t, filepath.Join(e.out, "steady.starts")), "start"), 1)
+}
+
+// A run redelivered while this executor still handles it (its in-progress
+// acks lost, as when its NATS node is cut off from the cluster) is not run
+// a second time beside the first: the redelivery waits, then finds the run
+// ended and only acks.
+func TestExecutor_RedeliveryOfARunStillHandledHereDoesNotRunItTwice(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	job := e.script("once", `echo "$HOOKRUN_RUN_ATTEMPT" >> "$OUT/ledger"; sleep 1`)
+	log := testLogger(t)
+	cat := catalog.New(e.js, e.cfg.Box, log)
+	x := New(e.conf, e.nc, e.js, cat, service.NewHealth("executor"), log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = cat.Run(ctx) }()
+	<-cat.Ready()
+
+	// A consumer whose AckWait is far shorter than the executor's keep-alive
+	// period: the first delivery comes again while it is being handled.
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, bus.StreamRuns, jetstream.ConsumerConfig{
+		Durable: "redelivery-test", FilterSubject: bus.RunSubject(job.Metadata.Namespace, job.Metadata.Name),
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := e.submit(job, "{}")
+	fetch := func() jetstream.Msg {
+		t.Helper()
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range b.Messages() {
+			return m
+		}
+		t.Fatalf("no delivery: %v", b.Error())
+		return nil
+	}
+	first := fetch()
+	done := make(chan struct{})
+	go func() { defer close(done); x.handle(ctx, first) }()
+	e.waitStatus(rr, message.StatusRunning, 1)
+	second := fetch()
+	if md, _ := second.Metadata(); md == nil || md.NumDelivered < 2 {
+		t.Fatalf("second fetch is not a redelivery: %+v", md)
+	}
+	x.handle(ctx, second)
+	<-done
+
+	want(t, "executions (ledger)", e.readFile("ledger"), "1")
+	r := e.final(rr, 5*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	want(t, "attempt", r.Attempt, 1)
+	want(t, "final statuses", finals(e.history(rr)), 1)
 }

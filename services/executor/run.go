@@ -36,6 +36,65 @@ type outcome struct {
 // the final status is stored: if this process dies first, JetStream
 // redelivers the run, and it runs again as the next attempt.
 func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
+	var rr message.RunRequest
+	if err := message.Decode(m.Data(), message.SchemaRunRequest, &rr); err != nil {
+		x.log.Error("undecodable run request terminated", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return
+	}
+	// A redelivery of a run this process is still handling (its acks were
+	// lost on the way, as when its NATS node was cut off) waits for that
+	// handling to end instead of running the job a second time beside it.
+	if !x.waitOwn(ctx, m, rr.ID) {
+		return
+	}
+	defer x.release(rr.ID)
+	x.handleRun(ctx, m, rr)
+}
+
+// waitOwn claims the run for this handler. If another handler in this
+// process holds it, waitOwn keeps this delivery in progress until that one
+// ends, then claims it. It reports false if ctx ended first: the delivery
+// is then left to come back after its AckWait.
+func (x *Executor) waitOwn(ctx context.Context, m jetstream.Msg, id string) bool {
+	for {
+		x.mu.Lock()
+		held, busy := x.owned[id]
+		if !busy {
+			x.owned[id] = make(chan struct{})
+			x.mu.Unlock()
+			return true
+		}
+		x.mu.Unlock()
+		x.log.Info("run redelivered while still handled here; waiting for that handling to end", "run", id)
+		t := time.NewTicker(x.cfg.AckWait / 3)
+		_ = m.InProgress()
+	wait:
+		for {
+			select {
+			case <-held:
+				break wait
+			case <-t.C:
+				_ = m.InProgress()
+			case <-ctx.Done():
+				t.Stop()
+				return false
+			}
+		}
+		t.Stop()
+	}
+}
+
+// release ends this process's claim on a run.
+func (x *Executor) release(id string) {
+	x.mu.Lock()
+	close(x.owned[id])
+	delete(x.owned, id)
+	x.mu.Unlock()
+}
+
+// handleRun handles a decoded run request this process has claimed.
+func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.RunRequest) {
 	// The run may start only while the message is surely still ours: until
 	// its AckWait, counted from now, lapses, JetStream hands it to no one
 	// else. Everything before the start is bounded by that, and a run that
@@ -44,12 +103,6 @@ func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
 	startBy := time.Now().Add(x.cfg.AckWait * 2 / 3)
 	pctx, pcancel := context.WithDeadline(ctx, startBy)
 	defer pcancel()
-	var rr message.RunRequest
-	if err := message.Decode(m.Data(), message.SchemaRunRequest, &rr); err != nil {
-		x.log.Error("undecodable run request terminated", "subject", m.Subject(), "err", err)
-		_ = m.Term()
-		return
-	}
 	// The run's current status says which attempt this is, and whether
 	// there is anything left to do. Attempts are counted by starts, not by
 	// deliveries: a run handed back unstarted (at shutdown) keeps its
