@@ -29,7 +29,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-SECRETS=(HOOKRUN_ADMIN_TOKEN HOOKRUN_SECRET_KEY NATS_PASSWORD REDIS_PASSWORD GRAFANA_ADMIN_PASSWORD)
+SECRETS=(HOOKRUN_ADMIN_TOKEN HOOKRUN_SECRET_KEY NATS_INGRESS_PASSWORD NATS_DISPATCHER_PASSWORD NATS_EXECUTOR_PASSWORD NATS_KEYS_PASSWORD NATS_ADMIN_PASSWORD REDIS_PASSWORD GRAFANA_ADMIN_PASSWORD)
 PROJECT=${COMPOSE_TEST_PROJECT:-hookrun-compose-test}
 EXECUTORS=${COMPOSE_TEST_EXECUTORS:-2}
 HEALTH_TIMEOUT=${COMPOSE_TEST_HEALTH_TIMEOUT:-180}
@@ -413,5 +413,23 @@ while :; do
 	sleep 3
 done
 info "jobs with hookrun_ series: $jobs; all $targets executors scraped"
+
+step "nats: every service worked within its own user's permissions (deploy/nats/users.conf)"
+for n in nats ${CLUSTER:+nats-2 nats-3}; do
+	violations=$(compose logs --no-color "$n" 2>&1 | grep -c 'Violation' || true)
+	if ((violations > 0)); then
+		compose logs --no-color "$n" 2>&1 | grep 'Violation' | head -n 20 >&2
+		die "$n logged $violations permission violations"
+	fi
+done
+conns=
+for n in nats ${CLUSTER:+nats-2 nats-3}; do
+	conns+=" $(compose exec -T "$n" wget -q -O - 'http://127.0.0.1:8222/connz?auth=true' | jq -r '[.connections[].authorized_user] | join(" ")')"
+done
+conns=$(tr ' ' '\n' <<<"$conns" | sort -u | tr '\n' ' ')
+for u in ingress dispatcher executor keys; do
+	[[ " $conns " == *" $u "* ]] || die "no connection as NATS user $u (users connected: $conns)"
+done
+info "no permission violation; connected users:$conns"
 
 PASSED=1

@@ -106,13 +106,28 @@ type Stack struct {
 	bin     string
 	Ingress string
 	Keys    string
+	// natsUsers, when set, gives each service its own NATS user (its name)
+	// and password.
+	natsUsers map[string]string
 }
 
 // StartStack builds the binaries and starts the four services.
 func StartStack(t testing.TB, natsURL, redisURL string, extraEnv ...string) *Stack {
 	t.Helper()
+	return startStack(t, natsURL, nil, redisURL, extraEnv...)
+}
+
+// StartStackOn starts the four services on n, each connected as its own
+// NATS user when n runs the project's configuration (StartSecuredNATS).
+func StartStackOn(t testing.TB, n *testenv.NATS, redisURL string, extraEnv ...string) *Stack {
+	t.Helper()
+	return startStack(t, n.URL, n.Users, redisURL, extraEnv...)
+}
+
+func startStack(t testing.TB, natsURL string, users map[string]string, redisURL string, extraEnv ...string) *Stack {
+	t.Helper()
 	bin := buildBinaries(t)
-	s := &Stack{t: t, Procs: map[string]*proc{}, Token: "e2e-admin-token", bin: bin}
+	s := &Stack{t: t, Procs: map[string]*proc{}, Token: "e2e-admin-token", bin: bin, natsUsers: users}
 	s.env = []string{
 		"HOOKRUN_NATS_URL=" + natsURL,
 		"HOOKRUN_REDIS_URL=" + redisURL,
@@ -143,7 +158,11 @@ func (s *Stack) Start(name string, extraEnv ...string) {
 		addr = old.addr
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "hookrun-"+name))
-	cmd.Env = append(append(append([]string{}, s.env...), "HOOKRUN_HTTP_ADDR="+addr), extraEnv...)
+	cmd.Env = append(append([]string{}, s.env...), "HOOKRUN_HTTP_ADDR="+addr)
+	if pw, ok := s.natsUsers[name]; ok {
+		cmd.Env = append(cmd.Env, "HOOKRUN_NATS_USER="+name, "HOOKRUN_NATS_PASSWORD="+pw)
+	}
+	cmd.Env = append(cmd.Env, extraEnv...)
 	p := &proc{name: name, cmd: cmd, addr: addr, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	cmd.Stdout, cmd.Stderr = lockedWriter{p.mu, p.logs}, lockedWriter{p.mu, p.logs}
 	if err := cmd.Start(); err != nil {
@@ -291,8 +310,15 @@ func TestE2E_DeliveryBecomesRunAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts processes")
 	}
-	n := testenv.StartNATS(t)
-	s := StartStack(t, n.URL, testenv.RedisURL(t))
+	// The project's own NATS configuration: each service connects as its
+	// own user, allowed only its subjects; the whole flow works within them.
+	n := testenv.StartSecuredNATS(t)
+	s := StartStackOn(t, n, testenv.RedisURL(t))
+	t.Cleanup(func() {
+		if v := n.Violations(); len(v) > 0 {
+			t.Errorf("NATS permission violations during the flow:\n%s", strings.Join(v, "\n"))
+		}
+	})
 
 	if code := s.API("PUT", "/v1/jobs/echo", job("echo", "/bin/sh", "-c", `echo "got:$HOOKRUN_ARG_WEBHOOK_PAYLOAD"`), nil); code != 201 {
 		t.Fatalf("PUT job: %d", code)

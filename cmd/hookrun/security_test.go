@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/signature"
@@ -23,8 +22,13 @@ func TestSecurity_NoCredentialInLogsStreamsOrJobs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	n := testenv.StartNATS(t)
-	s := StartStack(t, n.URL, testenv.RedisURL(t))
+	n := testenv.StartSecuredNATS(t)
+	s := StartStackOn(t, n, testenv.RedisURL(t))
+	t.Cleanup(func() {
+		if v := n.Violations(); len(v) > 0 {
+			t.Errorf("NATS permission violations:\n%s", strings.Join(v, "\n"))
+		}
+	})
 
 	const genericSecret = "generic-secret-VALUE-7f3a9c"
 	const githubSecret = "github-secret-VALUE-4b2e8d"
@@ -120,12 +124,7 @@ func TestSecurity_NoCredentialInLogsStreamsOrJobs(t *testing.T) {
 	for name, p := range s.Procs {
 		haystacks = append(haystacks, "log of "+name+":\n"+p.Logs())
 	}
-	nc, err := nats.Connect(n.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := n.Connect()
 	for _, stream := range []string{"DELIVERIES", "RUNS", "STATUS"} {
 		haystacks = append(haystacks, dumpStream(t, js, stream))
 	}

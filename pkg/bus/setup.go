@@ -196,6 +196,9 @@ type ConnectOptions struct {
 	OnState func(connected bool)
 }
 
+// InboxPrefix is the reply inbox prefix of a service connected as user.
+func InboxPrefix(user string) string { return "_INBOX_" + user }
+
 // Connect dials NATS and retries forever in the background: a service starts
 // (not ready) when NATS is down and becomes ready when it comes.
 func Connect(o ConnectOptions) (*nats.Conn, error) {
@@ -207,7 +210,9 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 		nats.ReconnectBufSize(-1), // publishes fail fast while disconnected instead of buffering
 	}
 	if o.User != "" {
-		opts = append(opts, nats.UserInfo(o.User, o.Password))
+		// Replies come to this user's own inbox prefix: the per-service
+		// users of deploy/nats/users.conf may subscribe to theirs only.
+		opts = append(opts, nats.UserInfo(o.User, o.Password), nats.CustomInboxPrefix(InboxPrefix(o.User)))
 	}
 	if o.OnState != nil {
 		opts = append(opts,

@@ -24,6 +24,12 @@ type Options struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string
+	// ConfigFile, when set, is a nats-server configuration file (such as
+	// deploy/nats/single.conf) read first; the fields above override its
+	// listen address, store and monitoring port.
+	ConfigFile string
+	// Logger, when set, receives the server's log (else it logs nothing).
+	Logger server.Logger
 }
 
 // Start starts a server and waits until it accepts connections.
@@ -31,18 +37,18 @@ func Start(o Options) (*server.Server, error) {
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
 	}
-	opts := &server.Options{
-		ServerName: o.ServerName,
-		Host:       o.Host,
-		Port:       o.Port,
-		JetStream:  true,
-		StoreDir:   o.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
-		HTTPPort:   o.HTTPPort,
-		HTTPHost:   o.Host,
-		MaxPayload: 8 << 20,
+	opts := &server.Options{}
+	if o.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(o.ConfigFile); err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
 	}
+	opts.ServerName, opts.Host, opts.Port = o.ServerName, o.Host, o.Port
+	opts.JetStream, opts.StoreDir = true, o.StoreDir
+	opts.NoSigs, opts.NoLog = true, o.Logger == nil
+	opts.HTTPPort, opts.HTTPHost = o.HTTPPort, o.Host
+	opts.MaxPayload = 8 << 20
 	if o.ClusterName != "" {
 		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: o.Host, Port: o.ClusterPort}
 		opts.Routes = server.RoutesFromStr(joinRoutes(o.Routes))
@@ -50,6 +56,9 @@ func Start(o Options) (*server.Server, error) {
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if o.Logger != nil {
+		s.SetLoggerV2(o.Logger, false, false, false)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(15 * time.Second) {

@@ -29,7 +29,13 @@ type NATS struct {
 	URL      string
 	StoreDir string
 	Port     int
-	t        testing.TB
+	// Users holds each user's password when the server runs the project's
+	// own configuration (StartSecuredNATS): ingress, dispatcher, executor,
+	// keys and admin. Empty otherwise: no authentication.
+	Users map[string]string
+	t     testing.TB
+	opts  embednats.Options
+	log   *violationLog
 }
 
 // StartNATS starts an embedded JetStream server on a random port, stopped at
@@ -37,11 +43,22 @@ type NATS struct {
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := embednats.Start(embednats.Options{Port: -1, StoreDir: dir})
+	return startNATS(t, embednats.Options{Port: -1, StoreDir: dir}, nil)
+}
+
+func startNATS(t testing.TB, o embednats.Options, users map[string]string) *NATS {
+	t.Helper()
+	n := &NATS{StoreDir: o.StoreDir, Users: users, t: t, opts: o}
+	if o.ConfigFile != "" {
+		n.log = &violationLog{}
+		n.opts.Logger = n.log
+	}
+	s, err := embednats.Start(n.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &NATS{Server: s, URL: s.ClientURL(), StoreDir: dir, Port: s.Addr().(*net.TCPAddr).Port, t: t}
+	n.Server, n.URL, n.Port = s, s.ClientURL(), s.Addr().(*net.TCPAddr).Port
+	n.opts.Port = n.Port
 	t.Cleanup(func() { n.Server.Shutdown(); n.Server.WaitForShutdown() })
 	return n
 }
@@ -66,7 +83,9 @@ func (n *NATS) Start() {
 	var s *server.Server
 	var err error
 	for i := 0; i < 50; i++ { // the port may linger briefly
-		if s, err = embednats.Start(embednats.Options{Port: port, StoreDir: n.StoreDir}); err == nil {
+		o := n.opts
+		o.Port = port
+		if s, err = embednats.Start(o); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -81,7 +100,11 @@ func (n *NATS) Start() {
 // and buckets ensured, closed at the end of the test.
 func (n *NATS) Connect() (*nats.Conn, jetstream.JetStream) {
 	n.t.Helper()
-	nc, err := nats.Connect(n.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}
+	if pw, ok := n.Users["admin"]; ok {
+		opts = append(opts, nats.UserInfo("admin", pw))
+	}
+	nc, err := nats.Connect(n.URL, opts...)
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// userConn is a connection as one user of deploy/nats/users.conf that
+// records the permission violations the server reports to it.
+type userConn struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	mu   sync.Mutex
+	errs []string
+}
+
+func connectAs(t *testing.T, n *testenv.NATS, user string) *userConn {
+	t.Helper()
+	u := &userConn{}
+	nc, err := nats.Connect(n.URL, nats.UserInfo(user, n.Users[user]), nats.CustomInboxPrefix(bus.InboxPrefix(user)),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			u.mu.Lock()
+			u.errs = append(u.errs, err.Error())
+			u.mu.Unlock()
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	u.nc = nc
+	if u.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func (u *userConn) violations() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.errs...)
+}
+
+// refused waits for the server's permission violation naming subject.
+func (u *userConn) refused(t *testing.T, op, subject string) {
+	t.Helper()
+	testenv.Eventually(t, 3*time.Second, func() error {
+		for _, e := range u.violations() {
+			if strings.Contains(strings.ToLower(e), "permissions violation for "+op) && strings.Contains(e, `"`+subject+`"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s %s not refused; violations so far: %q", op, subject, u.violations())
+	})
+}
+
+// TestNATSUsers_EachServiceRefusedOutsideItsSubjects connects as each
+// service's user of deploy/nats/users.conf: what the service does is
+// allowed, and publishing or subscribing on another service's subjects
+// (another's stream subjects, the configuration buckets, another's durable
+// consumer, stream deletion, another's reply inbox) is refused by the server.
+func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartSecuredNATS(t)
+	n.Connect() // as admin: lays out the streams and buckets
+	ctx := context.Background()
+
+	type want struct {
+		allowed func(js jetstream.JetStream) error // part of the service's own work
+		pub     []string                           // refused publishes
+		sub     []string                           // refused subscriptions
+	}
+	publish := func(subject string) func(js jetstream.JetStream) error {
+		return func(js jetstream.JetStream) error {
+			_, err := js.Publish(ctx, subject, []byte("{}"))
+			return err
+		}
+	}
+	kvPut := func(bucket string) func(js jetstream.JetStream) error {
+		return func(js jetstream.JetStream) error {
+			kv, err := js.KeyValue(ctx, bucket)
+			if err != nil {
+				return err
+			}
+			_, err = kv.Put(ctx, "default.permtest", []byte("{}"))
+			return err
+		}
+	}
+	cases := map[string]want{
+		"ingress": {
+			allowed: publish(bus.DeliverySubject("default", "hook", "dlv_1")),
+			pub: []string{
+				bus.RunSubject("default", "job"), bus.StatusSubject("default", "run_1"), bus.CancelSubject("run_1"),
+				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_secrets.default.evil", "$KV.hookrun_dedup.evil",
+				"$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher", "$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job",
+				"$JS.API.STREAM.DELETE.DELIVERIES", "$JS.API.STREAM.PURGE.STATUS",
+			},
+			sub: []string{bus.CancelSubject("*"), bus.OutputSubject("*"), "_INBOX.>", bus.InboxPrefix("keys") + ".>", bus.StatusAll},
+		},
+		"dispatcher": {
+			allowed: func(js jetstream.JetStream) error {
+				if err := publish(bus.RunSubject("default", "job"))(js); err != nil {
+					return err
+				}
+				return kvPut(bus.BucketDedup)(js)
+			},
+			pub: []string{
+				bus.DeliverySubject("default", "hook", "dlv_1"), bus.CancelSubject("run_1"), bus.OutputSubject("run_1"),
+				"$KV.hookrun_secrets.default.evil", "$KV.hookrun_keys.default.evil", "$KV.hookrun_cancels.run_1",
+				"$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job", "$JS.API.CONSUMER.MSG.NEXT.STATUS.callbacks",
+				"$JS.API.STREAM.DELETE.RUNS", "$JS.API.CONSUMER.DELETE.DELIVERIES.dispatcher",
+			},
+			sub: []string{bus.OutputSubject("*"), bus.InboxPrefix("executor") + ".>", bus.DeliveryByIDFilter("*")},
+		},
+		"executor": {
+			allowed: publish(bus.StatusSubject("default", "run_1")),
+			pub: []string{
+				bus.DeliverySubject("default", "hook", "dlv_1"), bus.RunSubject("default", "job"), bus.CancelSubject("run_1"),
+				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_cancels.run_1", "$KV.hookrun_dedup.evil",
+				"$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher", "$JS.API.STREAM.DELETE.STATUS",
+			},
+			sub: []string{bus.OutputSubject("*"), bus.InboxPrefix("ingress") + ".>", "hookrun.>"},
+		},
+		"keys": {
+			allowed: kvPut(bus.BucketJobs),
+			pub: []string{
+				bus.RunSubject("default", "job"), bus.OutputSubject("run_1"), "$KV.hookrun_dedup.evil",
+				"$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job", "$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher",
+				"$JS.API.CONSUMER.MSG.NEXT.STATUS.callbacks", "$JS.API.CONSUMER.DELETE.STATUS.callbacks",
+				"$JS.API.STREAM.DELETE.DELIVERIES", "$JS.API.STREAM.PURGE.RUNS",
+			},
+			sub: []string{bus.CancelSubject("*"), bus.RunSubject("*", "*"), bus.InboxPrefix("dispatcher") + ".>"},
+		},
+	}
+	for user, w := range cases {
+		t.Run(user, func(t *testing.T) {
+			u := connectAs(t, n, user)
+			// Its own work goes through, replies arriving at its own inbox.
+			if _, err := u.js.AccountInfo(ctx); err != nil {
+				t.Fatalf("account info as %s: %v", user, err)
+			}
+			if err := w.allowed(u.js); err != nil {
+				t.Fatalf("%s's own work refused: %v (violations %q)", user, err, u.violations())
+			}
+			if v := u.violations(); len(v) > 0 {
+				t.Fatalf("%s's own work caused violations: %q", user, v)
+			}
+			for _, subj := range w.pub {
+				if err := u.nc.Publish(subj, []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+				u.refused(t, "publish to", subj)
+			}
+			for _, subj := range w.sub {
+				if _, err := u.nc.SubscribeSync(subj); err != nil {
+					t.Fatal(err)
+				}
+				u.refused(t, "subscription to", subj)
+			}
+			if !u.nc.IsConnected() {
+				t.Fatal("a violation closed the connection")
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		if nc, err := nats.Connect(n.URL, nats.UserInfo("ingress", n.Users["keys"])); err == nil {
+			nc.Close()
+			t.Fatal("ingress with the keys password connected")
+		}
+	})
+}
+
+// TestNATSUsers_ServiceWithAnotherServicesUserCannotWork runs the real
+// stack on the project's NATS configuration, then restarts the dispatcher
+// connected as the ingress user: NATS refuses it the dispatcher's durable
+// consumer, so an accepted delivery waits, unrun. Back on its own user the
+// dispatcher takes the delivery and the job runs: nothing was lost.
+func TestNATSUsers_ServiceWithAnotherServicesUserCannotWork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts processes")
+	}
+	t.Parallel()
+	n := testenv.StartSecuredNATS(t)
+	s := StartStackOn(t, n, testenv.RedisURL(t))
+	if code := s.API("PUT", "/v1/jobs/echo", job("echo", "/bin/sh", "-c", "echo ran"), nil); code != 201 {
+		t.Fatalf("PUT job: %d", code)
+	}
+	var wh struct {
+		Status struct {
+			EndpointPath string `json:"endpointPath"`
+		} `json:"status"`
+	}
+	if code := s.API("PUT", "/v1/webhooks/hook", webhook("hook", "echo", nil), &wh); code != 201 {
+		t.Fatalf("PUT webhook: %d", code)
+	}
+	if v := n.Violations(); len(v) > 0 {
+		t.Fatalf("violations with every service on its own user: %q", v)
+	}
+
+	s.Kill("dispatcher")
+	s.Start("dispatcher", "HOOKRUN_NATS_USER=ingress", "HOOKRUN_NATS_PASSWORD="+n.Users["ingress"])
+	testenv.Eventually(t, 20*time.Second, func() error {
+		for _, v := range n.Violations() {
+			if strings.Contains(v, "$JS.API.CONSUMER.CREATE.DELIVERIES.dispatcher") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no violation on the dispatcher's consumer yet: %q", n.Violations())
+	})
+	var id string
+	testenv.Eventually(t, 10*time.Second, func() error {
+		code, body := s.Deliver(wh.Status.EndpointPath, `{"id":"evt-1"}`, nil)
+		if code != http.StatusAccepted {
+			return fmt.Errorf("delivery: %d %v", code, body)
+		}
+		id, _ = body["executionId"].(string)
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	var r Run
+	code := s.API("GET", "/v1/runs/"+id, nil, &r)
+	if code == http.StatusOK && r.Status != "queued" {
+		t.Fatalf("run %s is %s while the dispatcher has the ingress user", id, r.Status)
+	}
+
+	s.Kill("dispatcher")
+	s.Start("dispatcher")
+	s.WaitRun(id, "succeeded", 30*time.Second)
+}
