@@ -10,7 +10,11 @@ import (
 // LookupMany returns the owners of keys in one round trip (MGET): owners[i]
 // is "" and found[i] false where a key is absent.
 func (r *Redis) LookupMany(ctx context.Context, keys []string) (owners []string, found []bool, err error) {
-	vals, err := r.c.MGet(ctx, keys...).Result()
+	rkeys := make([]string, len(keys))
+	for i, k := range keys {
+		rkeys[i] = RedisKey(k)
+	}
+	vals, err := r.c.MGet(ctx, rkeys...).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, nil, err
 	}

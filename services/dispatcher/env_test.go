@@ -229,7 +229,7 @@ func (e *env) runsPerID() map[string]int {
 // dedupTTL is the remaining time of the event's claim in Redis (PTTL).
 func (e *env) dedupTTL(w *resource.Webhook, eventID string) time.Duration {
 	e.t.Helper()
-	ttl, err := e.redis.PTTL(context.Background(), dedup.Key(w.Metadata.UID, eventID)).Result()
+	ttl, err := e.redis.PTTL(context.Background(), dedup.RedisKey(dedup.Key(w.Metadata.UID, eventID))).Result()
 	if err != nil {
 		e.t.Fatal(err)
 	}

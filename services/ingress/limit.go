@@ -50,7 +50,7 @@ func (in *Ingress) seen(ctx context.Context, webhookUID, eventID, deliveryID str
 	ctx, cancel := context.WithTimeout(ctx, dedupLookupTimeout)
 	defer cancel()
 	owner, found, err := in.lookups.Lookup(ctx, dedup.Key(webhookUID, eventID))
-	return err == nil && found && owner != deliveryID
+	return err == nil && found && !dedup.IsOwner(owner, deliveryID)
 }
 
 // dedupLookupTimeout bounds the read-only dedup look-up.
