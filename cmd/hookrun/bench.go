@@ -75,7 +75,7 @@ to this executable (make build puts them in bin/).`,
 	f.IntVar(&o.runs, "runs", 3000, "runs of the runs/s phase")
 	f.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for dedup (REDIS_URL)")
 	f.StringVar(&o.binDir, "bin", "", "directory of the hookrun-* binaries (default: next to this executable)")
-	f.StringVar(&o.pprofDir, "pprof", "", "write a CPU profile of the ingress during its closed-loop phase to DIR/ingress.pprof")
+	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) and of the executor during the first second of the runs phase (DIR/executor.pprof)")
 	return cmd
 }
 
@@ -349,11 +349,22 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	if err := start("executor"); err != nil {
 		return err
 	}
+	if o.pprofDir != "" {
+		prof = make(chan error, 1)
+		go func() {
+			prof <- fetchProfile("http://"+procs["executor"].addr, time.Second, filepath.Join(o.pprofDir, "executor.pprof"))
+		}()
+	}
 	if err := finals.wait(o.runs, 5*time.Minute); err != nil {
 		return err
 	}
 	runRate := float64(o.runs) / time.Since(t1).Seconds()
-	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d runs, includes start-up; statuses %s", o.runs, finals.summary()))
+	if prof != nil {
+		if err := <-prof; err != nil {
+			logf("profile: %v", err)
+		}
+	}
+	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d runs, includes start-up (first run finished after %s); statuses %s", o.runs, ms(finals.firstAfter(t1)), finals.summary()))
 
 	// 7. Accept → run started at a fixed rate, everything running.
 	logf("end to end: open loop at %.0f/s for %s", o.rate, o.duration)
@@ -594,6 +605,7 @@ type finalCounter struct {
 	sub   *nats.Subscription
 	mu    sync.Mutex
 	seen  map[string]string
+	first time.Time // when the first final status came
 	count atomic.Int64
 }
 
@@ -605,6 +617,9 @@ func countFinals(nc *nats.Conn) *finalCounter {
 			return
 		}
 		f.mu.Lock()
+		if f.first.IsZero() {
+			f.first = time.Now()
+		}
 		if _, ok := f.seen[m.Subject]; !ok {
 			f.count.Add(1)
 		}
@@ -624,6 +639,13 @@ func (f *finalCounter) wait(n int, total time.Duration) error {
 	}
 	_ = f.sub.Unsubscribe()
 	return nil
+}
+
+// firstAfter is how long after t the first final status came.
+func (f *finalCounter) firstAfter(t time.Time) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.first.Sub(t)
 }
 
 func (f *finalCounter) summary() string {

@@ -199,6 +199,12 @@ const (
 	qRunning       = `sum(hookrun_executor_running_runs)`
 	qDeliveryQueue = `max by (stream, consumer) (hookrun_consumer_pending_messages{stream="DELIVERIES"})`
 	qRunQueues     = `max by (consumer) (hookrun_consumer_pending_messages{stream="RUNS",consumer=~"job_default_(ok|fail|slow|needsref)"})`
+	// Every job but the deleted "gone" has a queue; gone's series went with it.
+	qQueued = `max by (job) (hookrun_executor_queued_runs)`
+	// The keys API routes only this test calls: the route template, never
+	// the URL, and the status the error handler wrote.
+	qKeysRequests = `sum by (route, method, code) (hookrun_keys_requests_total{route=~"/v1/jobs/:name|unmatched"})`
+	qKeysTimed    = `sum by (route) (hookrun_keys_request_duration_seconds_count{route=~"/v1/jobs/:name|unmatched"})`
 )
 
 func newTraffic(t *testing.T, s *Stack, js jetstream.JetStream) *traffic {
@@ -208,12 +214,16 @@ func newTraffic(t *testing.T, s *Stack, js jetstream.JetStream) *traffic {
 	tr.add(qDeliveryQueue, "consumer=dispatcher,stream=DELIVERIES", 0)
 	for _, j := range []string{"ok", "fail", "slow", "needsref"} { // executors poll every 5s
 		tr.add(qRunQueues, "consumer=job_default_"+j, 0)
+		tr.add(qQueued, "job=default/"+j, 0)
 	}
 
 	mustPut := func(path string, doc map[string]any, out any) {
 		t.Helper()
 		if code := s.API("PUT", path, doc, out); code != 201 {
 			t.Fatalf("PUT %s: HTTP %d", path, code)
+		}
+		if strings.HasPrefix(path, "/v1/jobs/") {
+			tr.addKeys("PUT", "/v1/jobs/:name", 201)
 		}
 	}
 	okJob := job("ok", "/bin/sh", "-c", "echo ok")
@@ -255,6 +265,7 @@ func newTraffic(t *testing.T, s *Stack, js jetstream.JetStream) *traffic {
 	if code := s.API("DELETE", "/v1/jobs/gone", nil, nil); code != 200 {
 		t.Fatalf("DELETE job gone: HTTP %d", code)
 	}
+	tr.addKeys("DELETE", "/v1/jobs/:name", 200)
 	return tr
 }
 
@@ -293,6 +304,36 @@ func (tr *traffic) round(r int) {
 	tr.sendUntil(500, "orphan", `{}`, nil)
 	tr.expect(404, "", `{}`, nil)
 	tr.lateRetry(ans["deliveryId"].(string))
+
+	tr.keysAPI(200, "/v1/jobs/ok", "/v1/jobs/:name", true)
+	tr.keysAPI(401, "/v1/jobs/ok", "/v1/jobs/:name", false)
+	tr.keysAPI(404, "/v1/jobs/nope", "/v1/jobs/:name", true)
+	tr.keysAPI(404, "/v1/nope", "unmatched", true)
+}
+
+// keysAPI GETs path from the keys API, with the admin token or without,
+// and tallies the answer under the route the keys service labels it with.
+func (tr *traffic) keysAPI(want int, path, route string, token bool) {
+	tr.t.Helper()
+	req, _ := http.NewRequest("GET", tr.s.Keys+path, nil)
+	if token {
+		req.Header.Set("Authorization", "Bearer "+tr.s.Token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		tr.t.Fatalf("GET %s: HTTP %d, want %d", path, resp.StatusCode, want)
+	}
+	tr.addKeys("GET", route, want)
+}
+
+func (tr *traffic) addKeys(method, route string, code int) {
+	tr.add(qKeysRequests, "code="+strconv.Itoa(code)+",method="+method+",route="+route, 1)
+	tr.add(qKeysTimed, "route="+route, 1)
 }
 
 // signed returns generic-profile signature headers.
@@ -835,6 +876,10 @@ func checkPanelLabels(t *testing.T, p *promServer, d dashboard, combo map[string
 		"hookrun-webhook.json/Auth failures by reason":  {"reason", values(qAuthFailures, "reason", of("webhook", drillWebhook))},
 		"hookrun-webhook.json/Dispatcher outcomes":      {"outcome", values(qOutcomes, "outcome", of("webhook", drillWebhook))},
 		"hookrun-job.json/Runs by final status":         {"status", values(qRuns, "status", of("job", drillJob))},
+		// The panel shows every API route; the others this test calls
+		// (GET /v1/runs/:id, PUT of secrets and webhooks) answer 200,
+		// 201 or 404 too.
+		"hookrun-overview.json/Keys API requests by code": {"code", values(qKeysRequests, "code", all)},
 	}
 	for _, pn := range d.Panels {
 		w, ok := want[d.file+"/"+pn.Title]

@@ -50,6 +50,16 @@ func Get(ctx context.Context, js jetstream.JetStream, id string) (*message.Run, 
 	if err != nil {
 		return nil, err
 	}
+	return Last(ctx, s, id)
+}
+
+// Last is Get through a handle of the STATUS stream the caller keeps:
+// opening one costs a stream info request, which a hot path (the executor
+// reads every run's status before starting it) should pay once.
+func Last(ctx context.Context, s jetstream.Stream, id string) (*message.Run, error) {
+	if !bus.SafeToken(id) {
+		return nil, ErrNotFound
+	}
 	m, err := s.GetLastMsgForSubject(ctx, bus.StatusByIDFilter(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, ErrNotFound

@@ -39,19 +39,32 @@ func ReportConsumerLag(ctx context.Context, js jetstream.JetStream, stream, cons
 	}
 }
 
-// ReportConsumerOnce exports one consumer's backlog now.
-func ReportConsumerOnce(ctx context.Context, js jetstream.JetStream, stream, consumer string) {
+// ReportConsumerOnce exports one consumer's backlog now and returns the
+// info it was read from, or nil when the consumer did not answer (its
+// series then keep their last values), so a caller can derive its own
+// gauges without asking JetStream again.
+func ReportConsumerOnce(ctx context.Context, js jetstream.JetStream, stream, consumer string) *jetstream.ConsumerInfo {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	c, err := js.Consumer(cctx, stream, consumer)
 	if err != nil {
-		return
+		return nil
 	}
 	info, err := c.Info(cctx)
 	if err != nil {
-		return
+		return nil
 	}
 	mConsumerPending.WithLabelValues(stream, consumer).Set(float64(info.NumPending))
 	mConsumerAckPending.WithLabelValues(stream, consumer).Set(float64(info.NumAckPending))
 	mConsumerRedelivered.WithLabelValues(stream, consumer).Set(float64(info.NumRedelivered))
+	return info
+}
+
+// ForgetConsumer deletes a consumer's backlog series, for a consumer this
+// process no longer reports (a deleted job's): a gauge left behind would
+// show its last backlog forever.
+func ForgetConsumer(stream, consumer string) {
+	mConsumerPending.DeleteLabelValues(stream, consumer)
+	mConsumerAckPending.DeleteLabelValues(stream, consumer)
+	mConsumerRedelivered.DeleteLabelValues(stream, consumer)
 }

@@ -54,6 +54,13 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		// Most events need no callback (every status of every run and
+		// delivery passes here): they are acked at once, without a sender.
+		r, ok := callbackOf(m)
+		if !ok {
+			_ = m.Ack()
+			return
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -65,7 +72,7 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			_ = m.InProgress() // it may have waited for a free sender
-			x.callback(ctx, m)
+			x.callback(ctx, m, r)
 		}()
 	}, jetstream.PullMaxMessages(2*x.cfg.CallbackConcurrency))
 	if err != nil {
@@ -76,23 +83,27 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	return nil
 }
 
-// callback handles one status event: only a run's final status with a
-// callback is sent; everything else is acked at once.
-func (x *Executor) callback(ctx context.Context, m jetstream.Msg) {
+// callbackOf returns the run of a status event that is to be sent: only a
+// run's final status with a callback is.
+func callbackOf(m jetstream.Msg) (*message.Run, bool) {
 	if st := m.Headers().Get(bus.HeaderStatus); st != "" && !message.Final(st) {
-		_ = m.Ack()
-		return
+		return nil, false
 	}
 	var r message.Run
 	if err := message.Decode(m.Data(), message.SchemaRun, &r); err != nil || r.Kind != message.KindRun || r.Callback == nil || !message.Final(r.Status) {
-		_ = m.Ack()
-		return
+		return nil, false
 	}
+	return &r, true
+}
+
+// callback sends run r's final status (event m) to its callback URL, and
+// acks m, or NAKs it for a retry after the backoff.
+func (x *Executor) callback(ctx context.Context, m jetstream.Msg, r *message.Run) {
 	attempt := 1
 	if md, err := m.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
-	err := x.postCallback(ctx, &r)
+	err := x.postCallback(ctx, r)
 	switch {
 	case err == nil:
 		mCallbacks.WithLabelValues("success").Inc()

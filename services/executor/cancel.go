@@ -35,7 +35,7 @@ func (x *Executor) onCancel(m *nats.Msg) {
 func (x *Executor) cancelRequested(ctx context.Context, id string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	kv, err := x.js.KeyValue(ctx, bus.BucketCancels)
+	kv, err := x.cancelMarks(ctx)
 	if err != nil {
 		return false
 	}

@@ -36,7 +36,9 @@ const (
 // the whole group, then SIGKILL after KillGrace; when the command ends, any
 // process it left in its group is killed and the directory removed.
 func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *message.RunRequest, attempt int, log *slog.Logger) outcome {
-	dir, err := os.MkdirTemp(x.cfg.WorkDir, runDirPrefix)
+	// The directory's name records its owner before the start, so no
+	// process of the run goes unrecorded (see sweep.go).
+	dir, err := makeRunDir(x.cfg.WorkDir, runMarkers(job, rr.ID, attempt))
 	if err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot create working directory: " + err.Error()}
 	}
@@ -58,7 +60,6 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	// after this, and the group is killed below.
 	cmd.WaitDelay = time.Second
 
-	writeOwner(dir, markers(env, job)) // before the start, so no process of the run goes unrecorded
 	if err := cmd.Start(); err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot start command: " + err.Error(), output: out.String()}
 	}
@@ -154,9 +155,8 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 		p + "_WEBHOOK_NAME=" + rr.Webhook,
 		p + "_WEBHOOK_DELIVERY_ID=" + rr.DeliveryID,
 		p + "_JOB_NAME=" + rr.Job,
-		p + "_RUN_ID=" + rr.ID,
-		p + "_RUN_ATTEMPT=" + strconv.Itoa(attempt),
 	}
+	env = append(env, runMarkers(job, rr.ID, attempt)...)
 	if len(rr.Payload) <= maxEnvPayload && bytes.IndexByte(rr.Payload, 0) < 0 {
 		env = append(env, p+"_ARG_WEBHOOK_PAYLOAD="+string(rr.Payload))
 	}
@@ -179,18 +179,13 @@ func envOr(k, def string) string {
 	return def
 }
 
-// markers are the environment entries that only this attempt's processes
-// carry; the sweep of a dead executor's runs kills by them.
-func markers(env []string, job *resource.Job) []string {
+// runMarkers are the environment entries that only this attempt's
+// processes carry (<PREFIX>_RUN_ID and <PREFIX>_RUN_ATTEMPT, in this
+// order); the sweep of a dead executor's runs kills by them.
+func runMarkers(job *resource.Job, runID string, attempt int) []string {
 	p := job.Spec.EnvPrefix
 	if p == "" {
 		p = "HOOKRUN"
 	}
-	var out []string
-	for _, e := range env {
-		if strings.HasPrefix(e, p+"_RUN_ID=") || strings.HasPrefix(e, p+"_RUN_ATTEMPT=") {
-			out = append(out, e)
-		}
-	}
-	return out
+	return []string{p + "_RUN_ID=" + runID, p + "_RUN_ATTEMPT=" + strconv.Itoa(attempt)}
 }

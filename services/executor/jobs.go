@@ -9,17 +9,17 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/resource"
-	"github.com/hookrun/hookrun/pkg/service"
 )
 
-// jobWorkers is the set of fetch loops of one job, replaced when the job's
+// jobWorkers is the fetch loop of one job, replaced when the job's
 // concurrency changes.
 type jobWorkers struct {
 	concurrency int
 	stop        context.CancelFunc // stops fetching; runs in hand go on
+	job         string             // namespace/name, the label of its series
 }
 
-// manageJobs keeps one durable consumer and a set of fetch loops per job in
+// manageJobs keeps one durable consumer and a fetch loop per job in
 // step with the catalog: created when a job appears, replaced when its
 // concurrency changes, stopped when it goes. Replacing loops does not stop
 // the runs they hold: those finish, and the consumer's MaxAckPending keeps
@@ -53,6 +53,9 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			if j, ok := want[name]; !ok || j.Spec.Concurrency != w.concurrency {
 				w.stop()
 				delete(workers, name)
+				if !ok {
+					forgetJob(name, w.job)
+				}
 			}
 		}
 		for name, j := range want {
@@ -65,20 +68,16 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 				continue
 			}
 			fctx, stop := context.WithCancel(ctx)
-			workers[name] = &jobWorkers{concurrency: j.Spec.Concurrency, stop: stop}
-			for i := 0; i < j.Spec.Concurrency && i < x.cfg.MaxConcurrent; i++ {
-				wg.Add(1)
-				go func() { defer wg.Done(); x.fetchLoop(ctx, fctx, cons) }()
-			}
+			workers[name] = &jobWorkers{concurrency: j.Spec.Concurrency, stop: stop, job: j.Metadata.Namespace + "/" + j.Metadata.Name}
+			wg.Add(1)
+			go func() { defer wg.Done(); x.fetchLoop(ctx, fctx, cons, j.Spec.Concurrency) }()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
 		case <-lag.C:
-			for name := range workers {
-				service.ReportConsumerOnce(ctx, x.js, bus.StreamRuns, name)
-			}
+			x.reportBacklog(ctx, workers)
 		case <-retry.C:
 		}
 	}
@@ -101,33 +100,80 @@ func (x *Executor) ensureConsumer(ctx context.Context, j *resource.Job) (jetstre
 	})
 }
 
-// fetchLoop takes one run at a time while this instance has a free slot
-// (the per-instance cap). It stops fetching when fetchCtx ends; the run it
-// holds lives under ctx, the executor's, whose end starts the shutdown
-// grace.
-func (x *Executor) fetchLoop(ctx, fetchCtx context.Context, cons jetstream.Consumer) {
+// idlePoll is how long an idle job's pull request waits for a run.
+const idlePoll = time.Second
+
+// fetchLoop feeds one job's runs to handlers, each on its own goroutine and
+// holding one of this instance's slots (the per-instance cap) until its
+// handling ends. It fetches in one of two ways:
+//
+//   - busy (the last fetch got runs): it takes every free slot, up to the
+//     job's concurrency, and fetches that many runs without waiting;
+//   - idle: one long poll for as many runs as there are free slots,
+//     holding none, so that an idle job never keeps the slots a busy one
+//     needs (runs trickling in come through that one poll). It polls only
+//     while a slot is free; a run that arrives when the instance has filled
+//     up meanwhile is handed back at once, for an executor with room.
+//
+// A fetched run goes to its handler as it arrives, so the start checks in
+// handleRun (startBy) count from its delivery as they did with one fetch per
+// run. The loop stops fetching when fetchCtx ends and returns once the runs
+// it started have ended; those live under ctx, the executor's, whose end
+// starts the shutdown grace.
+func (x *Executor) fetchLoop(ctx, fetchCtx context.Context, cons jetstream.Consumer, concurrency int) {
+	var runs sync.WaitGroup
+	defer runs.Wait()
+	run := func(m jetstream.Msg) { // m holds a slot, given back when it is done
+		runs.Add(1)
+		go func() {
+			defer runs.Done()
+			defer x.releaseSlots(1)
+			x.handle(ctx, m)
+		}()
+	}
+	busy := false
 	for fetchCtx.Err() == nil {
-		select {
-		case x.slots <- struct{}{}:
-		case <-fetchCtx.Done():
-			return
+		var (
+			held  int // slots taken for this fetch
+			batch jetstream.MessageBatch
+			err   error
+		)
+		if busy {
+			if held = x.takeSlots(fetchCtx, concurrency); held == 0 {
+				return
+			}
+			batch, err = cons.FetchNoWait(held)
+		} else {
+			if !x.waitFreeSlot(fetchCtx) {
+				return
+			}
+			batch, err = cons.Fetch(min(x.freeSlots(), concurrency), jetstream.FetchMaxWait(idlePoll))
 		}
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			<-x.slots
+			x.releaseSlots(held)
+			busy = false
 			select {
 			case <-fetchCtx.Done():
 			case <-time.After(250 * time.Millisecond):
 			}
 			continue
 		}
+		got := 0
 		for m := range batch.Messages() {
-			if fetchCtx.Err() != nil {
+			got++
+			switch {
+			case fetchCtx.Err() != nil:
 				_ = m.Nak() // fetched as we stopped: hand it back at once
-				continue
+			case held > 0:
+				held--
+				run(m)
+			case x.takeSlot():
+				run(m)
+			default:
+				_ = m.Nak() // the instance filled up during the poll
 			}
-			x.handle(ctx, m)
 		}
-		<-x.slots
+		x.releaseSlots(held)
+		busy = got > 0
 	}
 }

@@ -1,8 +1,15 @@
 package executor
 
 import (
+	"context"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/service"
 )
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
@@ -20,6 +27,10 @@ var (
 	mRunning = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hookrun_executor_running_runs",
 		Help: "Runs executing now on this executor, by job.",
+	}, []string{"job"})
+	mQueued = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hookrun_executor_queued_runs",
+		Help: "Runs waiting in the job's consumer, not yet handed to any executor (its num_pending), by job.",
 	}, []string{"job"})
 	mCapacity = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "hookrun_executor_capacity_runs",
@@ -44,3 +55,57 @@ var (
 		Help: "Callback deliveries, by outcome (success, retry, failed).",
 	}, []string{"outcome"})
 )
+
+// reportBacklog exports, on the executor's periodic tick, the backlog of
+// every job consumer it fetches from, the job's queued runs derived from
+// it, and the backlog of the callbacks consumer. It also deletes the
+// running series of deleted jobs whose last run has ended.
+func (x *Executor) reportBacklog(ctx context.Context, workers map[string]*jobWorkers) {
+	live := make(map[string]bool, len(workers))
+	for consumer, w := range workers {
+		live[w.job] = true
+		if info := service.ReportConsumerOnce(ctx, x.js, bus.StreamRuns, consumer); info != nil {
+			mQueued.WithLabelValues(w.job).Set(float64(info.NumPending))
+		}
+	}
+	service.ReportConsumerOnce(ctx, x.js, bus.StreamStatus, bus.ConsumerCallbacks)
+	sweepRunning(live)
+}
+
+// forgetJob deletes the series of a deleted job (namespace/name) and of its
+// consumer, so dashboards do not show its last values forever.
+func forgetJob(consumer, job string) {
+	mQueued.DeleteLabelValues(job)
+	service.ForgetConsumer(bus.StreamRuns, consumer)
+	goneJobs.Lock()
+	goneJobs.m[job] = true
+	goneJobs.Unlock()
+	sweepRunning(nil)
+}
+
+// goneJobs are deleted jobs whose running series is still to be deleted.
+// A run in hand goes on after its job is deleted, and deleting the series
+// under it would bring it back at -1 when the run ends; so the series goes
+// once it is back to 0 (at once, or on a later tick).
+var goneJobs = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
+
+// sweepRunning deletes the running series of gone jobs that run nothing
+// now; a job that came back (in live) keeps its series.
+func sweepRunning(live map[string]bool) {
+	goneJobs.Lock()
+	defer goneJobs.Unlock()
+	for job := range goneJobs.m {
+		if live[job] {
+			delete(goneJobs.m, job)
+			continue
+		}
+		var m dto.Metric
+		if err := mRunning.WithLabelValues(job).Write(&m); err == nil && m.GetGauge().GetValue() == 0 {
+			mRunning.DeleteLabelValues(job)
+			delete(goneJobs.m, job)
+		}
+	}
+}

@@ -103,12 +103,23 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	startBy := time.Now().Add(x.cfg.AckWait * 2 / 3)
 	pctx, pcancel := context.WithDeadline(ctx, startBy)
 	defer pcancel()
+	// Tracked before the cancel mark is read: a cancel either finds the run
+	// tracked here, or its mark (written first by keys) is seen below. The
+	// mark is read beside the status: one round trip's wait for both.
+	runCtx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	x.track(rr.ID, cancel)
+	defer x.untrack(rr.ID)
+	var marked bool
+	var markRead sync.WaitGroup
+	markRead.Go(func() { marked = x.cancelRequested(pctx, rr.ID) })
+	defer markRead.Wait()
 	// The run's current status says which attempt this is, and whether
 	// there is anything left to do. Attempts are counted by starts, not by
 	// deliveries: a run handed back unstarted (at shutdown) keeps its
 	// number.
 	attempt := 1
-	cur, err := runstatus.Get(pctx, x.js, rr.ID)
+	cur, err := x.currentStatus(pctx, rr.ID)
 	switch {
 	case err == nil && cur.DeliveryID == rr.DeliveryID:
 		if message.Final(cur.Status) {
@@ -138,13 +149,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 		return
 	}
 
-	// Tracked before the cancel mark is read: a cancel either finds the run
-	// tracked here, or its mark (written first by keys) is seen below.
-	runCtx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	x.track(rr.ID, cancel)
-	defer x.untrack(rr.ID)
-	if x.cancelRequested(pctx, rr.ID) {
+	if markRead.Wait(); marked {
 		now := time.Now().UTC()
 		rec.Status, rec.FinishedAt, rec.Error = message.StatusCancelled, &now, "cancelled before it started"
 		x.finish(ctx, m, rec, label, log)

@@ -5,16 +5,32 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 )
 
-// A run's working directory has an owner record beside it (not in it, so
-// the job's directory holds only its payload): which executor process runs
-// it, and the environment entries that only that attempt's processes carry
-// (its run id and attempt number). An executor that dies (kill -9, OOM)
-// cannot clean up after itself; the next executor to start on the same
+// A run's working directory records its owner: which executor process
+// runs it, and the environment entries that only that attempt's processes
+// carry (its run id and attempt number). An executor that dies (kill -9,
+// OOM) cannot clean up after itself; the next executor to start on the same
 // WorkDir sweeps what it left: kills every process still carrying those
 // entries, removes the directory. The run itself comes back from JetStream
 // as the next attempt, whose processes carry another attempt number.
+//
+// The record is the directory's name,
+//
+//	hookrun-run-<pid>-<start>-<PREFIX>-<runId>-<attempt>-<random>
+//
+// so that making the directory records its owner: a separate file would
+// be one more file made and removed in WorkDir per run, and those cost as
+// much as the rest of the run's file system work together (every
+// concurrent run takes the same directory lock). Where the record does not
+// fit a name (markers not in their exact form, a name too long, no start
+// time), it is a file beside the directory, <dir>.owner (not in it, so the
+// job's directory holds only its payload), as executors always wrote before;
+// the sweep reads both.
 
 const ownerSuffix = ".owner"
 
@@ -24,35 +40,116 @@ type owner struct {
 	Markers []string `json:"markers"`
 }
 
-// writeOwner records this executor as the owner of dir.
-func writeOwner(dir string, markers []string) {
-	b, _ := json.Marshal(owner{PID: os.Getpid(), Start: processStart(os.Getpid()), Markers: markers})
+// maxRunDirName leaves room under the usual 255-byte limit of a name.
+const maxRunDirName = 200
+
+// selfStart is this executor's start time as the OS reports it, read once.
+var selfStart = sync.OnceValue(func() string { return processStart(os.Getpid()) })
+
+// makeRunDir makes a fresh run directory in workDir owned by this executor,
+// for the attempt whose processes carry markers (runMarkers).
+func makeRunDir(workDir string, markers []string) (string, error) {
+	o := owner{PID: os.Getpid(), Start: selfStart(), Markers: markers}
+	if pattern, ok := o.dirPattern(); ok {
+		return os.MkdirTemp(workDir, pattern)
+	}
+	dir, err := os.MkdirTemp(workDir, runDirPrefix)
+	if err != nil {
+		return "", err
+	}
+	b, _ := json.Marshal(o)
 	_ = os.WriteFile(dir+ownerSuffix, b, 0o600)
+	return dir, nil
 }
 
-// removeRunDir removes a run's directory and its owner record.
+// dirPattern is the os.MkdirTemp pattern of a directory named for o, if
+// o can be a name.
+func (o owner) dirPattern() (string, bool) {
+	if !validMarkers(o.Markers) || !digits(o.Start) {
+		return "", false
+	}
+	prefix, id, ok1 := strings.Cut(o.Markers[0], "_RUN_ID=")
+	prefix2, attempt, ok2 := strings.Cut(o.Markers[1], "_RUN_ATTEMPT=")
+	if !ok1 || !ok2 || prefix != prefix2 || !digits(attempt) {
+		return "", false
+	}
+	p := runDirPrefix + strings.Join([]string{strconv.Itoa(o.PID), o.Start, prefix, id, attempt, "*"}, "-")
+	return p, len(p)+10 <= maxRunDirName // the random part is at most 10 digits
+}
+
+// ownerFromName reads the owner of a directory named by dirPattern.
+func ownerFromName(name string) (owner, bool) {
+	rest, ok := strings.CutPrefix(name, runDirPrefix)
+	if !ok {
+		return owner{}, false
+	}
+	f := strings.Split(rest, "-")
+	if len(f) != 6 || !digits(f[1]) || !digits(f[4]) || f[5] == "" {
+		return owner{}, false
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 0 {
+		return owner{}, false
+	}
+	o := owner{PID: pid, Start: f[1], Markers: []string{f[2] + "_RUN_ID=" + f[3], f[2] + "_RUN_ATTEMPT=" + f[4]}}
+	return o, validMarkers(o.Markers)
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// removeRunDir removes a run's directory and its owner record, if that is
+// a file. Most jobs leave only the payload file: then an unlink and an
+// rmdir do, instead of RemoveAll's walk, which takes the lock of WorkDir
+// (shared by every concurrent run) three times.
 func removeRunDir(dir string) {
-	_ = os.RemoveAll(dir)
-	_ = os.Remove(dir + ownerSuffix)
+	_ = os.Remove(filepath.Join(dir, payloadName))
+	if syscall.Rmdir(dir) != nil {
+		_ = os.RemoveAll(dir)
+	}
+	if _, named := ownerFromName(filepath.Base(dir)); !named {
+		_ = os.Remove(dir + ownerSuffix)
+	}
 }
 
 // sweep cleans up after executors that died on this WorkDir.
 func (x *Executor) sweep() {
-	files, _ := filepath.Glob(filepath.Join(x.cfg.WorkDir, runDirPrefix+"*"+ownerSuffix))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
+	entries, _ := os.ReadDir(x.cfg.WorkDir)
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, runDirPrefix) {
 			continue
 		}
 		var o owner
-		if json.Unmarshal(b, &o) != nil || o.PID <= 0 || processAlive(o.PID, o.Start) {
+		dir := filepath.Join(x.cfg.WorkDir, name)
+		switch base, isRecord := strings.CutSuffix(name, ownerSuffix); {
+		case isRecord:
+			b, err := os.ReadFile(dir)
+			if err != nil || json.Unmarshal(b, &o) != nil {
+				continue
+			}
+			dir = filepath.Join(x.cfg.WorkDir, base)
+		case e.IsDir():
+			var ok bool
+			if o, ok = ownerFromName(name); !ok {
+				continue // its record, if any, is the file beside it
+			}
+		default:
+			continue
+		}
+		if o.PID <= 0 || processAlive(o.PID, o.Start) {
 			continue
 		}
 		killed := 0
 		if validMarkers(o.Markers) {
 			killed = killMarked(o.Markers)
 		}
-		dir := f[:len(f)-len(ownerSuffix)]
 		removeRunDir(dir)
 		x.log.Warn("cleaned up a run whose executor died", "dir", dir, "killed", killed)
 	}

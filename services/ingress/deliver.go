@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/dedup"
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -151,16 +152,15 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, *a
 	ctx := req.Context()
 	// The dedup look-up (a Redis round trip) runs beside the publish (a
 	// JetStream round trip) rather than after it; both end before we answer.
-	var seen chan bool
+	var lookup *pendingLookup
 	if in.dedup != nil && d.EventID != d.ID {
-		seen = make(chan bool, 1)
-		go func() { seen <- in.seen(ctx, w.Metadata.UID, d.EventID, d.ID) }()
+		lookup = in.lookups.start(dedup.Key(w.Metadata.UID, d.EventID))
 	}
 	res, err := in.publish(ctx, d)
-	claimed := seen != nil && <-seen
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, err // the look-up's answer, if any comes, is dropped
 	}
+	claimed := lookup != nil && claimedElsewhere(lookup.wait(ctx), d.ID)
 	deliveryID, dup := d.ID, res.duplicate || claimed
 	if res.duplicate {
 		// Not stored again: point the sender at the delivery that was.

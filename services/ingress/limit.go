@@ -42,15 +42,14 @@ func (in *Ingress) allow(w *resource.Webhook) (ok bool, wait int) {
 	return false, int(math.Ceil(missing / rl.PerSecond))
 }
 
-// seen is the read-only look-up of the dispatcher's dedup claim: the
-// dispatcher stays the authority; this only makes the answer's duplicate
-// flag right for retries that come after JetStream's duplicate window. It
-// never holds up an answer for long: a slow or absent Redis means "not seen".
-func (in *Ingress) seen(ctx context.Context, webhookUID, eventID, deliveryID string) bool {
-	ctx, cancel := context.WithTimeout(ctx, dedupLookupTimeout)
-	defer cancel()
-	owner, found, err := in.lookups.Lookup(ctx, dedup.Key(webhookUID, eventID))
-	return err == nil && found && !dedup.IsOwner(owner, deliveryID)
+// claimedElsewhere reads the answer of the read-only look-up of the
+// dispatcher's dedup claim (lookupBatcher.start): the event was claimed by
+// another delivery. The dispatcher stays the authority; this only makes the
+// answer's duplicate flag right for retries that come after JetStream's
+// duplicate window. It never holds up an answer for long: a slow or absent
+// Redis means "not seen".
+func claimedElsewhere(r lookupRes, deliveryID string) bool {
+	return r.err == nil && r.found && !dedup.IsOwner(r.owner, deliveryID)
 }
 
 // dedupLookupTimeout bounds the read-only dedup look-up.

@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -90,28 +91,58 @@ func (b *lookupBatcher) lookup(ctx context.Context, keys []string, waiters []cha
 	}
 }
 
-// Lookup queues a look-up and waits for its batch, at most the look-up
-// timeout: a slow store means "not seen", never a slow answer.
-func (b *lookupBatcher) Lookup(ctx context.Context, key string) (string, bool, error) {
+// pendingLookup is a look-up on its way: queued for a batch, or answered.
+type pendingLookup struct {
+	res      chan lookupRes
+	deadline time.Time
+}
+
+// start queues a look-up of key and returns at once, so that a request goes
+// on (to its publish) while the look-up is on the wire, without a goroutine
+// of its own; wait takes the answer. A full queue answers "not seen" at
+// once, as a slow store does after the look-up timeout.
+func (b *lookupBatcher) start(key string) *pendingLookup {
+	p := &pendingLookup{res: make(chan lookupRes, 1), deadline: time.Now().Add(dedupLookupTimeout)}
 	if !b.running.Load() { // used without Run (e.g. the handler alone in tests)
-		return b.store.Lookup(ctx, key)
+		ctx, cancel := context.WithDeadline(context.Background(), p.deadline)
+		defer cancel()
+		owner, found, err := b.store.Lookup(ctx, key)
+		p.res <- lookupRes{owner: owner, found: found, err: err}
+		return p
 	}
-	res := make(chan lookupRes, 1)
-	t := time.NewTimer(dedupLookupTimeout)
+	select {
+	case b.reqs <- lookupReq{key: key, res: p.res}:
+	default:
+		p.res <- lookupRes{err: errLookupQueueFull}
+	}
+	return p
+}
+
+var errLookupQueueFull = errors.New("dedup look-up queue full")
+
+// wait returns the look-up's answer, or an error once the look-up timeout
+// (counted from start) has passed or ctx has ended: a slow store means "not
+// seen", never a slow answer.
+func (p *pendingLookup) wait(ctx context.Context) lookupRes {
+	select {
+	case r := <-p.res: // the usual case: answered while the publish was on the wire
+		return r
+	default:
+	}
+	t := time.NewTimer(time.Until(p.deadline))
 	defer t.Stop()
 	select {
-	case b.reqs <- lookupReq{key: key, res: res}:
+	case r := <-p.res:
+		return r
 	case <-t.C:
-		return "", false, context.DeadlineExceeded
+		return lookupRes{err: context.DeadlineExceeded}
 	case <-ctx.Done():
-		return "", false, ctx.Err()
+		return lookupRes{err: ctx.Err()}
 	}
-	select {
-	case r := <-res:
-		return r.owner, r.found, r.err
-	case <-t.C:
-		return "", false, context.DeadlineExceeded
-	case <-ctx.Done():
-		return "", false, ctx.Err()
-	}
+}
+
+// Lookup looks key up through the batch and waits for the answer.
+func (b *lookupBatcher) Lookup(ctx context.Context, key string) (string, bool, error) {
+	r := b.start(key).wait(ctx)
+	return r.owner, r.found, r.err
 }

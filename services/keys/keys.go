@@ -106,6 +106,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, box *secretbox.Box, 
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
 	e := service.NewEcho()
+	e.Use(recordRequests) // outermost: counts the status finally written
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit("4M"))
 	e.HTTPErrorHandler = s.httpError

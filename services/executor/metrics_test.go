@@ -1,0 +1,126 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// gauge reads the series name{labels} (exactly those labels) from the
+// default registry, without creating it as WithLabelValues would.
+func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; !ok || v != l.GetValue() {
+					continue series
+				}
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// Runs waiting in a job's consumer show as hookrun_executor_queued_runs, the
+// callbacks consumer's backlog is exported beside the jobs', and a deleted
+// job leaves none of its series behind: its queue and consumer backlog go
+// at once, its running series once the run it had in hand has ended.
+func TestExecutor_JobSeriesFollowTheQueueAndGoWithTheJob(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	const name = "series-gone"
+	jobLabel, consumer := "default/"+name, bus.JobConsumer("default", name)
+	job := e.script(name, `while [ ! -f "$OUT/release" ]; do sleep 0.05; done; echo done`, func(j *resource.Job) {
+		j.Spec.Concurrency = 1
+	})
+	for i := 0; i < 3; i++ {
+		e.submit(job, fmt.Sprintf(`{"n":%d}`, i))
+	}
+
+	byJob := map[string]string{"job": jobLabel}
+	lag := func(stream, consumer string) map[string]string {
+		return map[string]string{"stream": stream, "consumer": consumer}
+	}
+	backlog := []string{"hookrun_consumer_pending_messages", "hookrun_consumer_ack_pending_messages", "hookrun_consumer_redelivered_messages"}
+
+	// One run holds the job's only slot, two wait undelivered. The gauges
+	// are set on the executor's 5 s tick.
+	testenv.Eventually(t, 20*time.Second, func() error {
+		running, _ := gauge(t, "hookrun_executor_running_runs", byJob)
+		queued, okQ := gauge(t, "hookrun_executor_queued_runs", byJob)
+		pending, okP := gauge(t, "hookrun_consumer_pending_messages", lag(bus.StreamRuns, consumer))
+		if running != 1 || !okQ || queued != 2 || !okP || pending != 2 {
+			return fmt.Errorf("running %v, queued %v (%v), consumer pending %v (%v); want 1, 2, 2", running, queued, okQ, pending, okP)
+		}
+		for _, m := range backlog {
+			if _, ok := gauge(t, m, lag(bus.StreamStatus, bus.ConsumerCallbacks)); !ok {
+				return fmt.Errorf("no %s for the callbacks consumer", m)
+			}
+		}
+		return nil
+	})
+
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(context.Background(), bus.ConfigKey("default", name)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if v, ok := gauge(t, "hookrun_executor_queued_runs", byJob); ok {
+			return fmt.Errorf("hookrun_executor_queued_runs of the deleted job is still %v", v)
+		}
+		for _, m := range backlog {
+			if v, ok := gauge(t, m, lag(bus.StreamRuns, consumer)); ok {
+				return fmt.Errorf("%s of the deleted job's consumer is still %v", m, v)
+			}
+		}
+		return nil
+	})
+	// The run in hand goes on, and its series with it: deleting it now
+	// would bring it back at -1 when the run ends.
+	if v, ok := gauge(t, "hookrun_executor_running_runs", byJob); !ok || v != 1 {
+		t.Fatalf("running series of the deleted job while its run goes on: %v (present %v), want 1", v, ok)
+	}
+
+	if err := os.WriteFile(e.out+"/release", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if v, ok := gauge(t, "hookrun_executor_running_runs", byJob); ok {
+			return fmt.Errorf("hookrun_executor_running_runs of the deleted job is still %v", v)
+		}
+		return nil
+	})
+	// Only a tick deletes that series, so a tick has run since the job
+	// went: it did not bring the others back.
+	if v, ok := gauge(t, "hookrun_executor_queued_runs", byJob); ok {
+		t.Errorf("hookrun_executor_queued_runs of the deleted job came back: %v", v)
+	}
+	if v, ok := gauge(t, "hookrun_consumer_pending_messages", lag(bus.StreamRuns, consumer)); ok {
+		t.Errorf("the deleted job's consumer backlog came back: %v", v)
+	}
+}
