@@ -75,7 +75,7 @@ to this executable (make build puts them in bin/).`,
 	f.IntVar(&o.runs, "runs", 3000, "runs of the runs/s phase")
 	f.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for dedup (REDIS_URL)")
 	f.StringVar(&o.binDir, "bin", "", "directory of the hookrun-* binaries (default: next to this executable)")
-	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) and of the executor during the first second of the runs phase (DIR/executor.pprof)")
+	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) of the dispatcher for 2s of draining the backlog (DIR/dispatcher.pprof) and of the executor during the first second of the runs phase (DIR/executor.pprof)")
 	return cmd
 }
 
@@ -313,10 +313,22 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	if err := start("dispatcher"); err != nil {
 		return err
 	}
+	var dprof chan error
+	if o.pprofDir != "" {
+		dprof = make(chan error, 1)
+		go func() {
+			dprof <- fetchProfile("http://"+procs["dispatcher"].addr, 2*time.Second, filepath.Join(o.pprofDir, "dispatcher.pprof"))
+		}()
+	}
 	if err := waitDrained(ctx, js, bus.StreamDeliveries, bus.ConsumerDispatcher, 5*time.Minute); err != nil {
 		return err
 	}
 	dispRate := float64(backlog) / time.Since(t0).Seconds()
+	if dprof != nil {
+		if err := <-dprof; err != nil {
+			logf("profile: %v", err)
+		}
+	}
 	rep.add("dispatcher: deliveries/s (draining the backlog)", f0(dispRate), fmt.Sprintf("%d deliveries, includes start-up", backlog))
 	keysAfter, memAfter := redisKeysMem(ctx, rdb)
 	if dk := keysAfter - keysBefore; dk > 0 {

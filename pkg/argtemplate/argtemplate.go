@@ -85,6 +85,18 @@ func Compile(args []Arg) (*Set, error) {
 	return s, nil
 }
 
+// Templated reports whether any argument has a value template: when none
+// has, Resolve needs no delivery data (the defaults are the values), and a
+// caller can skip building it.
+func (s *Set) Templated() bool {
+	for _, c := range s.args {
+		if c.tmpl != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Resolve renders every argument against d and returns name → value. It
 // stops at the first argument that cannot be resolved; see the package
 // documentation for when a default is used.

@@ -267,3 +267,26 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// A set whose arguments are all plain defaults needs no delivery data:
+// Templated says so, and Resolve gives the defaults from empty data.
+func TestSet_TemplatedOnlyWithAValueTemplate(t *testing.T) {
+	plain, err := Compile([]Arg{{Name: "env", Default: ptr("prod")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Templated() {
+		t.Fatal("a set of defaults reports a template")
+	}
+	out, err := plain.Resolve(Data{})
+	if err != nil || out["env"] != "prod" {
+		t.Fatalf("Resolve(empty) = %v, %v", out, err)
+	}
+	tmpl, err := Compile([]Arg{{Name: "env", Default: ptr("prod")}, {Name: "ref", Value: "{{ .body.ref }}"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tmpl.Templated() {
+		t.Fatal("a set with a value template reports none")
+	}
+}

@@ -144,19 +144,44 @@ const (
 	KindDelivery = "delivery"
 )
 
-// Decode unmarshals data into v after checking its schema name.
+// Decode unmarshals data into v after checking its schema name. The
+// message types are decoded in one pass and their Schema field checked;
+// any other v is checked with a first pass over the schema name.
 func Decode(data []byte, want string, v any) error {
-	var head struct {
-		Schema string `json:"schema"`
+	var got string
+	switch m := v.(type) {
+	case *Delivery:
+		if err := json.Unmarshal(data, m); err != nil {
+			return fmt.Errorf("decode %s: %w", want, err)
+		}
+		got = m.Schema
+	case *RunRequest:
+		if err := json.Unmarshal(data, m); err != nil {
+			return fmt.Errorf("decode %s: %w", want, err)
+		}
+		got = m.Schema
+	case *Run:
+		if err := json.Unmarshal(data, m); err != nil {
+			return fmt.Errorf("decode %s: %w", want, err)
+		}
+		got = m.Schema
+	default:
+		var head struct {
+			Schema string `json:"schema"`
+		}
+		if err := json.Unmarshal(data, &head); err != nil {
+			return fmt.Errorf("decode %s: %w", want, err)
+		}
+		if head.Schema != want {
+			return fmt.Errorf("decode: schema %q, want %q", head.Schema, want)
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			return fmt.Errorf("decode %s: %w", want, err)
+		}
+		return nil
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return fmt.Errorf("decode %s: %w", want, err)
-	}
-	if head.Schema != want {
-		return fmt.Errorf("decode: schema %q, want %q", head.Schema, want)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", want, err)
+	if got != want {
+		return fmt.Errorf("decode: schema %q, want %q", got, want)
 	}
 	return nil
 }

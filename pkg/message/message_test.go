@@ -79,3 +79,29 @@ func contains(xs []string, s string) bool {
 	}
 	return false
 }
+
+// Decode refuses a message of another schema, for each message type and
+// for any other target.
+func TestDecode_RefusesAnotherSchema(t *testing.T) {
+	run := []byte(`{"schema":"` + SchemaRun + `","id":"run_1","status":"queued"}`)
+	if err := Decode(run, SchemaDelivery, &Delivery{}); err == nil {
+		t.Fatal("a run decoded as a delivery")
+	}
+	if err := Decode(run, SchemaRunRequest, &RunRequest{}); err == nil {
+		t.Fatal("a run decoded as a run request")
+	}
+	var r Run
+	if err := Decode(run, SchemaRun, &r); err != nil || r.ID != "run_1" || r.Status != "queued" {
+		t.Fatalf("run: %+v %v", r, err)
+	}
+	var m map[string]any
+	if err := Decode(run, SchemaDelivery, &m); err == nil {
+		t.Fatal("a run decoded into a map as a delivery")
+	}
+	if err := Decode(run, SchemaRun, &m); err != nil || m["id"] != "run_1" {
+		t.Fatalf("map: %v %v", m, err)
+	}
+	if err := Decode([]byte(`{"schema":`), SchemaRun, &r); err == nil {
+		t.Fatal("truncated JSON decoded")
+	}
+}

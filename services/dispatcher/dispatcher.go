@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,9 @@ type Config struct {
 	service.Common
 	// BatchSize is how many deliveries one fetch takes.
 	BatchSize int
+	// Concurrency is how many batches are handled at once: while one waits
+	// for Redis or for JetStream's acks, another is worked on.
+	Concurrency int
 	// AckWait is how long a fetched delivery stays ours before JetStream
 	// redelivers it (to this or another dispatcher).
 	AckWait time.Duration
@@ -48,6 +52,9 @@ func ConfigFromEnv() (Config, error) {
 	}
 	cfg := Config{Common: c}
 	if cfg.BatchSize, err = service.EnvInt("DISPATCH_BATCH", 100); err != nil {
+		return cfg, err
+	}
+	if cfg.Concurrency, err = service.EnvInt("DISPATCH_CONCURRENCY", 2); err != nil {
 		return cfg, err
 	}
 	if cfg.AckWait, err = service.EnvDuration("DISPATCH_ACK_WAIT", 30*time.Second); err != nil {
@@ -102,6 +109,9 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, store Claims,
 	}
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 2
 	}
 	if cfg.PauseDelay <= 0 {
 		cfg.PauseDelay = 2 * time.Second
@@ -209,13 +219,18 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 // pull takes batches until ctx ends or the dedup store fails. A continuous
 // pull keeps deliveries flowing in; the loop takes whatever has arrived (up
 // to BatchSize) as one batch, so a lone delivery goes at once and a burst
-// shares one dedup round trip.
+// shares one dedup round trip. Up to Concurrency batches are handled at
+// once; the same event in two of them is still claimed once (SET NX), and
+// a delivery waits in the buffer behind at most one round of batches.
 func (d *Dispatcher) pull(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * d.cfg.BatchSize))
+	it, err := cons.Messages(jetstream.PullMaxMessages((d.cfg.Concurrency + 1) * d.cfg.BatchSize))
 	if err != nil {
 		return err
 	}
 	defer d.handBack(it)
+	sem := make(chan struct{}, d.cfg.Concurrency)
+	var handling sync.WaitGroup
+	defer handling.Wait() // before handBack: batches in hand are finished
 	for ctx.Err() == nil && !d.paused.Load() {
 		m, err := it.Next(jetstream.NextMaxWait(time.Second))
 		if err != nil {
@@ -235,7 +250,11 @@ func (d *Dispatcher) pull(ctx context.Context, cons jetstream.Consumer) error {
 		mBatchSize.Observe(float64(len(msgs)))
 		// A batch in hand is finished even when ctx ends: its work is
 		// bounded, and finishing beats a redelivery after AckWait.
-		d.handleBatch(context.WithoutCancel(ctx), msgs)
+		sem <- struct{}{}
+		handling.Go(func() {
+			defer func() { <-sem }()
+			d.handleBatch(context.WithoutCancel(ctx), msgs)
+		})
 	}
 	return nil
 }

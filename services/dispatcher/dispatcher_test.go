@@ -454,3 +454,50 @@ func TestDispatcher_UnknownWebhookIsRejectedAfterGrace(t *testing.T) {
 	e.hook("just-created", nil)
 	want(t, "late configuration", e.outcome(d2).Status, message.DeliveryDispatched)
 }
+
+// While one batch waits (here on a publish held up on purpose, as on a
+// slow JetStream ack), the next batch is handled: batches overlap, so the
+// dispatcher's throughput is not one batch's round trips end to end.
+func TestDispatcher_BatchesOverlap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("overlap", nil)
+	slowRun := ident.RunID(w.Metadata.UID, "evt-slow", "")
+	held, release := make(chan struct{}), make(chan struct{})
+	var once bool
+	e.start(func(d *Dispatcher) {
+		d.publishFault = func(subject string) error {
+			if strings.HasSuffix(subject, "."+slowRun) && !once {
+				once = true
+				close(held)
+				select {
+				case <-release:
+				case <-time.After(10 * time.Second):
+				}
+			}
+			return nil
+		}
+	})
+	defer close(release)
+	slow := e.deliver(w, "evt-slow", `{}`)
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow delivery's publish was never reached")
+	}
+	fast := e.deliver(w, "evt-fast", `{}`)
+	start := time.Now()
+	testenv.Eventually(t, 5*time.Second, func() error {
+		_, err := runstatus.Get(context.Background(), e.js, fast.ID)
+		return err
+	})
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("the second batch waited %s for the first", waited)
+	}
+	if r := e.outcome(fast); r.Status != message.DeliveryDispatched {
+		t.Fatalf("fast delivery: %s", r.Status)
+	}
+	if _, err := runstatus.Get(context.Background(), e.js, slow.ID); err == nil {
+		t.Fatal("the held batch finished while held")
+	}
+}

@@ -272,7 +272,10 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 	it.job = job
 	set, err := d.cache.templates(job)
 	if err == nil {
-		data := argtemplate.NewData(it.d.Body, it.d.ContentType, it.d.Header, it.d.Query, it.d.Method, w.Metadata.Name, it.d.EventID)
+		var data argtemplate.Data // defaults only: no need to parse the body
+		if set.Templated() {
+			data = argtemplate.NewData(it.d.Body, it.d.ContentType, it.d.Header, it.d.Query, it.d.Method, w.Metadata.Name, it.d.EventID)
+		}
 		it.args, err = set.Resolve(data)
 	}
 	if err != nil {
