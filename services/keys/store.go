@@ -25,24 +25,22 @@ func (s kvStore[T]) kv(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// get returns the value and its revision; found=false when absent.
+// get returns the value and its revision; found=false when absent. It
+// reads from the bucket's stream leader (bus.LastKV), so what this service
+// has just written is what it reads back, on a replicated bucket too.
 func (s kvStore[T]) get(ctx context.Context, key string) (*T, uint64, bool, error) {
-	kv, err := s.kv(ctx)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	e, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+	e, err := bus.LastKV(ctx, s.js.Conn(), s.bucket, key)
+	if errors.Is(err, bus.ErrKVKeyNotFound) {
 		return nil, 0, false, nil
 	}
 	if err != nil {
 		return nil, 0, false, errUnavailable
 	}
 	v := new(T)
-	if err := json.Unmarshal(e.Value(), v); err != nil {
+	if err := json.Unmarshal(e.Value, v); err != nil {
 		return nil, 0, false, err
 	}
-	return v, e.Revision(), true, nil
+	return v, e.Revision, true, nil
 }
 
 // put writes v: created when rev is 0, else only over revision rev (no

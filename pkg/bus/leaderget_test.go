@@ -1,0 +1,87 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+func TestLastKV_ReadsValuesRevisionsAndDeletions(t *testing.T) {
+	n := testenv.StartNATS(t)
+	nc, js := n.Connect()
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, bus.BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := kv.Put(ctx, "default.a", []byte(`{"v":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := bus.LastKV(ctx, nc, bus.BucketJobs, "default.a")
+	if err != nil || string(e.Value) != `{"v":1}` || e.Revision != rev {
+		t.Fatalf("LastKV = %+v, %v; want the value at revision %d", e, err, rev)
+	}
+	for _, k := range []string{"default.never", "bad key", "a..b", ".a", ""} {
+		if _, err := bus.LastKV(ctx, nc, bus.BucketJobs, k); !errors.Is(err, bus.ErrKVKeyNotFound) {
+			t.Errorf("LastKV(%q) = %v, want not found", k, err)
+		}
+	}
+	if err := kv.Delete(ctx, "default.a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.LastKV(ctx, nc, bus.BucketJobs, "default.a"); !errors.Is(err, bus.ErrKVKeyNotFound) {
+		t.Fatalf("after delete: %v, want not found", err)
+	}
+	if _, err := kv.Put(ctx, "default.b", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, "default.b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.LastKV(ctx, nc, bus.BucketJobs, "default.b"); !errors.Is(err, bus.ErrKVKeyNotFound) {
+		t.Fatalf("after purge: %v, want not found", err)
+	}
+}
+
+// On a bucket with three replicas every value is read back right after
+// its write, through a connection to any node.
+func TestLastKV_ReadsItsOwnWritesOnAReplicatedBucket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testenv.StartCluster(t, 3)
+	c.WaitJetStream()
+	nc, err := nats.Connect(c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := bus.EnsureRetry(ctx, js, bus.Options{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, bus.BucketSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		key := fmt.Sprintf("default.s%d", i)
+		if _, err := kv.Create(ctx, key, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bus.LastKV(ctx, nc, bus.BucketSecrets, key); err != nil {
+			t.Fatalf("write %d not read back: %v", i, err)
+		}
+	}
+}
