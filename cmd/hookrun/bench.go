@@ -27,25 +27,25 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hookrun/hookrun/pkg/bus"
-	"github.com/hookrun/hookrun/pkg/embednats"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/secretbox"
 )
 
 func init() {
-	clientCommands = append(clientCommands, newBenchCmd, newBenchBaselineCmd)
+	clientCommands = append(clientCommands, newBenchCmd, newBenchBaselineCmd, newBenchNATSCmd)
 }
 
 type benchOptions struct {
-	duration time.Duration
-	warmup   time.Duration
-	conns    int
-	bodySize int
-	rate     float64
-	runs     int
-	redisURL string
-	binDir   string
-	pprofDir string
+	duration    time.Duration
+	warmup      time.Duration
+	conns       int
+	bodySize    int
+	rate        float64
+	runs        int
+	redisURL    string
+	binDir      string
+	pprofDir    string
+	ingressOnly bool
 }
 
 func newBenchCmd() *cobra.Command {
@@ -76,6 +76,7 @@ to this executable (make build puts them in bin/).`,
 	f.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for dedup (REDIS_URL)")
 	f.StringVar(&o.binDir, "bin", "", "directory of the hookrun-* binaries (default: next to this executable)")
 	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) of the dispatcher for 2s of draining the backlog (DIR/dispatcher.pprof) and of the executor during the first second of the runs phase (DIR/executor.pprof)")
+	f.BoolVar(&o.ingressOnly, "ingress-only", false, "stop after the ingress phases (baselines, maximum, half rate)")
 	return cmd
 }
 
@@ -118,6 +119,8 @@ func (p *benchProc) stop() {
 		<-done
 	}
 }
+
+func (p *benchProc) pid() int { return p.cmd.Process.Pid }
 
 // peakRSS is the process' high-water resident set (VmHWM), in MiB.
 func (p *benchProc) peakRSS() float64 {
@@ -203,11 +206,15 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := embednats.Start(embednats.Options{Port: -1, StoreDir: filepath.Join(dir, "nats")})
+	np, err := startProc("nats", self, nil, "bench-nats", "--store", filepath.Join(dir, "nats"))
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
+	defer np.stop()
+	natsURL, err := waitListening(np)
+	if err != nil {
+		return err
+	}
 	rep := &benchReport{}
 	logf := func(format string, a ...any) { fmt.Fprintf(out, "# "+format+"\n", a...) }
 	logf("machine: %d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel())
@@ -215,7 +222,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	// 1. Bare baselines.
 	var bare202, barePub loadResult
 	for _, mode := range []string{"202", "publish"} {
-		p, err := startProc("baseline-"+mode, self, nil, "bench-baseline", "--mode", mode, "--nats", ns.ClientURL(), "--addr", pickAddr())
+		p, err := startProc("baseline-"+mode, self, nil, "bench-baseline", "--mode", mode, "--nats", natsURL, "--addr", pickAddr())
 		if err != nil {
 			return err
 		}
@@ -225,7 +232,9 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 			return err
 		}
 		logf("bare %s handler: closed loop, %d connections, %s", mode, o.conns, o.duration)
-		r := closedLoop(ctx, o.conns, o.warmup, o.duration, plainDeliveries("http://"+addr+"/v1/hooks/x", o.bodySize))
+		cpu := newCPUMeter().add("handler", p.pid(), false).add("load generator", os.Getpid(), false).add("nats", np.pid(), false)
+		r := closedLoop(ctx, o.conns, o.warmup, o.duration, plainDeliveries("http://"+addr+"/v1/hooks/x", o.bodySize), cpu)
+		r.CPU = cpu.per(r.Sent)
 		p.stop()
 		if mode == "202" {
 			bare202 = r
@@ -235,10 +244,11 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	}
 	rep.add("bare Echo 202: req/s", f0(bare202.PerSecond()), fmt.Sprintf("p50 %s p99 %s", ms(bare202.Pct(.5)), ms(bare202.Pct(.99))))
 	rep.add("bare Echo + JetStream publish: req/s", f0(barePub.PerSecond()), fmt.Sprintf("p50 %s p99 %s", ms(barePub.Pct(.5)), ms(barePub.Pct(.99))))
+	rep.add("bare Echo + JetStream publish: CPU µs per request", barePub.CPU, "closed loop")
 
 	// 2. The services.
 	env := []string{
-		"HOOKRUN_NATS_URL=" + ns.ClientURL(), "HOOKRUN_REDIS_URL=" + o.redisURL,
+		"HOOKRUN_NATS_URL=" + natsURL, "HOOKRUN_REDIS_URL=" + o.redisURL,
 		"HOOKRUN_SECRET_KEY=" + secretbox.NewKey(), "HOOKRUN_ADMIN_TOKENS=bench-token",
 		"HOOKRUN_EXECUTOR_MAX_CONCURRENT=64", "HOOKRUN_WORK_DIR=" + dir,
 	}
@@ -291,7 +301,10 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 			prof <- fetchProfile(ingress, o.duration, filepath.Join(o.pprofDir, "ingress.pprof"))
 		}()
 	}
-	ing := closedLoop(ctx, o.conns, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "load-", o.bodySize))
+	rpid := redisPID(ctx, rdb)
+	cpu := newCPUMeter().add("ingress", procs["ingress"].pid(), false).add("load generator", os.Getpid(), false).add("nats", np.pid(), false).add("redis", rpid, false)
+	ing := closedLoop(ctx, o.conns, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "load-", o.bodySize), cpu)
+	ing.CPU = cpu.per(ing.Sent)
 	if prof != nil {
 		if err := <-prof; err != nil {
 			logf("profile: %v", err)
@@ -299,9 +312,30 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	}
 	rep.add("ingress: accepted/s", f0(ing.PerSecond()), "codes "+ing.codes())
 	rep.add("ingress latency p50 / p99 / p99.9", fmt.Sprintf("%s / %s / %s", ms(ing.Pct(.5)), ms(ing.Pct(.99)), ms(ing.Pct(.999))), "at maximum rate")
+	rep.add("ingress: CPU µs per request", ing.CPU, "closed loop")
+
+	// 3b. The ingress at half that rate, the same set-up (open loop).
+	half := ing.PerSecond() / 2
+	logf("ingress: open loop at %.0f/s (half of the maximum) for %s after a %s warm-up, dispatcher and executor not running", half, o.duration, o.warmup)
+	hl := openLoop(ctx, half, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "half-", o.bodySize))
+	rep.add("ingress latency p50 / p99 / p99.9 at half rate", fmt.Sprintf("%s / %s / %s", ms(hl.Pct(.5)), ms(hl.Pct(.99)), ms(hl.Pct(.999))), fmt.Sprintf("%.0f/s offered, codes %s, %d sent over 5 ms late", half, hl.codes(), hl.Lagged))
+	// The bare publish handler at the same rate: how much of that latency
+	// this machine and stack cost before Hookrun does anything.
+	if p, err := startProc("baseline-publish", self, nil, "bench-baseline", "--mode", "publish", "--nats", natsURL, "--addr", pickAddr()); err == nil {
+		if addr, err := waitListening(p); err == nil {
+			bl := openLoop(ctx, half, o.warmup, o.duration, plainDeliveries("http://"+addr+"/v1/hooks/x", o.bodySize))
+			rep.add("bare Echo + JetStream publish latency p50 / p99 / p99.9 at that rate", fmt.Sprintf("%s / %s / %s", ms(bl.Pct(.5)), ms(bl.Pct(.99)), ms(bl.Pct(.999))), fmt.Sprintf("%.0f/s offered, codes %s, %d sent over 5 ms late", half, bl.codes(), bl.Lagged))
+		}
+		p.stop()
+	}
+	if o.ingressOnly {
+		rep.ratios = [][2]string{{"ingress ÷ bare publish (target ≥ 0.90)", fmt.Sprintf("%.2f", ing.PerSecond()/barePub.PerSecond())}}
+		rep.print(out)
+		return nil
+	}
 
 	// 4. Dispatcher draining the backlog.
-	nc, err := nats.Connect(ns.ClientURL())
+	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		return err
 	}
@@ -313,6 +347,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	if err := start("dispatcher"); err != nil {
 		return err
 	}
+	cpu = newCPUMeter().add("dispatcher", procs["dispatcher"].pid(), false).add("load generator", os.Getpid(), false).add("nats", np.pid(), false).add("redis", rpid, false).start()
 	var dprof chan error
 	if o.pprofDir != "" {
 		dprof = make(chan error, 1)
@@ -330,24 +365,27 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		}
 	}
 	rep.add("dispatcher: deliveries/s (draining the backlog)", f0(dispRate), fmt.Sprintf("%d deliveries, includes start-up", backlog))
+	rep.add("dispatcher: CPU µs per delivery", cpu.per(int(backlog)), "draining")
 	keysAfter, memAfter := redisKeysMem(ctx, rdb)
 	if dk := keysAfter - keysBefore; dk > 0 {
 		rep.add("Redis memory per dedup key", fmt.Sprintf("%.0f B", float64(memAfter-memBefore)/float64(dk)), fmt.Sprintf("%d keys (used_memory delta)", dk))
 	}
 	purge(ctx, js, bus.StreamRuns)
 
-	// 5. Ingress latency at half its maximum rate, dispatcher running.
-	half := ing.PerSecond() / 2
-	logf("ingress: open loop at %.0f/s (half of the maximum) for %s, dispatcher running", half, o.duration)
-	hl := openLoop(ctx, half, o.duration, signedDeliveries(ingress+loadPath, secret, "half-", o.bodySize))
-	rep.add("ingress latency p50 / p99 at half rate", fmt.Sprintf("%s / %s", ms(hl.Pct(.5)), ms(hl.Pct(.99))), fmt.Sprintf("%.0f/s offered, codes %s", half, hl.codes()))
+	// 5. The same half rate with the dispatcher working beside the ingress
+	// on the same cores (the whole pipeline but the executor).
+	logf("ingress: open loop at %.0f/s for %s after a %s warm-up, dispatcher running", half, o.duration, o.warmup)
+	hd := openLoop(ctx, half, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "halfd-", o.bodySize))
+	rep.add("ingress latency p50 / p99 at half rate, dispatcher running", fmt.Sprintf("%s / %s", ms(hd.Pct(.5)), ms(hd.Pct(.99))), fmt.Sprintf("%.0f/s offered, codes %s", half, hd.codes()))
 	_ = waitDrained(ctx, js, bus.StreamDeliveries, bus.ConsumerDispatcher, 2*time.Minute)
 	purge(ctx, js, bus.StreamRuns)
 
 	// 6. Runs per second: a bare os/exec spawn loop, then the executor on a backlog of trivial runs.
 	logf("bare os/exec spawn loop: %d × /bin/true, 64 at a time", o.runs)
+	cpu = newCPUMeter().add("bench (spawning)", os.Getpid(), true).start()
 	spawnRate := spawnLoop(o.runs, 64)
 	rep.add("bare os/exec spawn loop: /bin/true per s", f0(spawnRate), "64 concurrent")
+	rep.add("bare os/exec spawn loop: CPU µs per run", cpu.per(o.runs), "with /bin/true itself")
 	logf("executor: %d runs of /bin/true (job concurrency 64)", o.runs)
 	pre := closedLoopN(ctx, 32, o.runs, signedDeliveries(ingress+spawnPath, secret, "spawn-", 256))
 	if pre != o.runs {
@@ -361,6 +399,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	if err := start("executor"); err != nil {
 		return err
 	}
+	cpu = newCPUMeter().add("executor", procs["executor"].pid(), true).add("load generator", os.Getpid(), false).add("nats", np.pid(), false).start()
 	if o.pprofDir != "" {
 		prof = make(chan error, 1)
 		go func() {
@@ -377,11 +416,12 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		}
 	}
 	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d runs, includes start-up (first run finished after %s); statuses %s", o.runs, ms(finals.firstAfter(t1)), finals.summary()))
+	rep.add("executor: CPU µs per run", cpu.per(o.runs), "executor with its /bin/true children")
 
 	// 7. Accept → run started at a fixed rate, everything running.
-	logf("end to end: open loop at %.0f/s for %s", o.rate, o.duration)
-	lat := watchStarts(nc)
-	e2e := openLoop(ctx, o.rate, o.duration, signedDeliveries(ingress+spawnPath, secret, "e2e-", 256))
+	logf("end to end: open loop at %.0f/s for %s after a %s warm-up", o.rate, o.duration, o.warmup)
+	lat := watchStarts(nc, time.Now().Add(o.warmup))
+	e2e := openLoop(ctx, o.rate, o.warmup, o.duration, signedDeliveries(ingress+spawnPath, secret, "e2e-", 256))
 	time.Sleep(2 * time.Second)
 	starts := lat.stop()
 	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started, ingress codes %s", len(starts), e2e.codes()))
@@ -394,6 +434,11 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		{"runs/s ÷ bare spawn (target ≥ 0.80)", fmt.Sprintf("%.2f", runRate/spawnRate)},
 		{"dispatcher ÷ ingress (target ≥ 1.00)", fmt.Sprintf("%.2f", dispRate/ing.PerSecond())},
 	}
+	rep.print(out)
+	return nil
+}
+
+func (rep *benchReport) print(out io.Writer) {
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "| measure | value | notes |")
 	fmt.Fprintln(out, "|---|---|---|")
@@ -406,7 +451,6 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	for _, r := range rep.ratios {
 		fmt.Fprintf(out, "| %s | %s |\n", r[0], r[1])
 	}
-	return nil
 }
 
 func mustRedisOpts(u string) *redis.Options {
@@ -678,14 +722,15 @@ type startWatcher struct {
 	ls  []time.Duration
 }
 
-func watchStarts(nc *nats.Conn) *startWatcher {
+// Runs received before since (the warm-up) are not counted.
+func watchStarts(nc *nats.Conn, since time.Time) *startWatcher {
 	w := &startWatcher{}
 	w.sub, _ = nc.Subscribe(bus.StatusAll, func(m *nats.Msg) {
 		if m.Header.Get(bus.HeaderStatus) != message.StatusRunning {
 			return
 		}
 		var r message.Run
-		if json.Unmarshal(m.Data, &r) != nil || r.StartedAt == nil {
+		if json.Unmarshal(m.Data, &r) != nil || r.StartedAt == nil || r.WebhookReceivedAt.Before(since) {
 			return
 		}
 		w.mu.Lock()

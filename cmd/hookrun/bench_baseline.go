@@ -15,7 +15,36 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+
+	"github.com/hookrun/hookrun/pkg/embednats"
 )
+
+// newBenchNATSCmd runs the nats-server of `hookrun bench` in a process of
+// its own, so that its CPU time is told apart from the load generator's and
+// neither delays the other's goroutines.
+func newBenchNATSCmd() *cobra.Command {
+	var store string
+	cmd := &cobra.Command{
+		Use:    "bench-nats",
+		Short:  "nats-server with JetStream for benchmarks",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ns, err := embednats.Start(embednats.Options{Port: -1, StoreDir: store})
+			if err != nil {
+				return err
+			}
+			fmt.Println("listening", ns.ClientURL())
+			<-ctx.Done()
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&store, "store", "", "JetStream store directory")
+	return cmd
+}
 
 // newBenchBaselineCmd runs the bare servers `hookrun bench` compares the
 // ingress with: an Echo handler that answers 202, and one that publishes the

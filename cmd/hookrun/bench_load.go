@@ -23,6 +23,8 @@ type loadResult struct {
 	Codes     map[string]int
 	Latencies []time.Duration
 	Elapsed   time.Duration
+	CPU       string // CPU per request of the processes measured, when measured
+	Lagged    int    // open loop: requests the generator sent over 5 ms late
 }
 
 func (r loadResult) PerSecond() float64 {
@@ -138,7 +140,8 @@ func do(c *http.Client, req *http.Request) string {
 
 // closedLoop keeps conns requests in flight for warmup+dur and measures
 // the last dur: the maximum rate the target sustains.
-func closedLoop(ctx context.Context, conns int, warmup, dur time.Duration, mk requestMaker) loadResult {
+// A cpu meter, when given, is started with the measured part.
+func closedLoop(ctx context.Context, conns int, warmup, dur time.Duration, mk requestMaker, cpu *cpuMeter) loadResult {
 	c := benchClient(conns)
 	rec := &recorder{res: loadResult{Codes: map[string]int{}}}
 	ctx, cancel := context.WithTimeout(ctx, warmup+dur)
@@ -163,6 +166,9 @@ func closedLoop(ctx context.Context, conns int, warmup, dur time.Duration, mk re
 	time.Sleep(warmup)
 	rec.start = time.Now()
 	rec.on.Store(true)
+	if cpu != nil {
+		cpu.start()
+	}
 	wg.Wait()
 	rec.res.Elapsed = time.Since(rec.start)
 	return rec.res
@@ -170,15 +176,18 @@ func closedLoop(ctx context.Context, conns int, warmup, dur time.Duration, mk re
 
 // openLoop sends at a fixed rate for dur, whatever the answers' latency,
 // so queueing shows in the latencies (no coordinated omission).
-func openLoop(ctx context.Context, rate float64, dur time.Duration, mk requestMaker) loadResult {
+// The first warmup's requests (connections being opened) are sent at the
+// same rate but not recorded.
+func openLoop(ctx context.Context, rate float64, warmup, dur time.Duration, mk requestMaker) loadResult {
 	c := benchClient(512)
 	rec := &recorder{res: loadResult{Codes: map[string]int{}}}
 	rec.on.Store(true)
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
-	rec.start = start
+	measured := start.Add(warmup)
 	var wg sync.WaitGroup
-	total := int64(rate * dur.Seconds())
+	var lagged atomic.Int64
+	total := int64(rate * (warmup + dur).Seconds())
 	for i := int64(0); i < total && ctx.Err() == nil; i++ {
 		due := start.Add(time.Duration(i) * interval)
 		if d := time.Until(due); d > 0 {
@@ -188,11 +197,17 @@ func openLoop(ctx context.Context, rate float64, dur time.Duration, mk requestMa
 		go func(i int64) {
 			defer wg.Done()
 			req := mk(i)
+			if lag := time.Since(due); lag > 5*time.Millisecond && !due.Before(measured) {
+				lagged.Add(1)
+			}
 			code := do(c, req)
-			rec.record(code, time.Since(due))
+			if !due.Before(measured) {
+				rec.record(code, time.Since(due))
+			}
 		}(i)
 	}
 	wg.Wait()
-	rec.res.Elapsed = time.Since(start)
+	rec.res.Elapsed = time.Since(measured)
+	rec.res.Lagged = int(lagged.Load())
 	return rec.res
 }

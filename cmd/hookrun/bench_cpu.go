@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports (the kernel ABI fixes it).
+const clockTicks = 100
+
+// procCPU is the CPU time a process has used (user + system), and that of
+// its reaped children when children is set (the executor's jobs).
+func procCPU(pid int, children bool) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 15 {
+		return 0
+	}
+	// f[k] is field k+3: utime 14, stime 15, cutime 16, cstime 17.
+	last := 12
+	if children {
+		last = 14
+	}
+	sum := 0
+	for k := 11; k <= last; k++ {
+		v, _ := strconv.Atoi(f[k])
+		sum += v
+	}
+	return time.Duration(sum) * time.Second / clockTicks
+}
+
+// cpuMeter measures the CPU time named processes use during one phase, to
+// show where the two cores went: the process under test, this process (the
+// load generator and the embedded nats-server) and Redis, when local.
+type cpuMeter struct {
+	names  []string
+	pids   []int
+	kids   []bool
+	before []time.Duration
+}
+
+func newCPUMeter() *cpuMeter { return &cpuMeter{} }
+
+func (m *cpuMeter) add(name string, pid int, children bool) *cpuMeter {
+	m.names = append(m.names, name)
+	m.pids = append(m.pids, pid)
+	m.kids = append(m.kids, children)
+	return m
+}
+
+func (m *cpuMeter) start() *cpuMeter {
+	m.before = make([]time.Duration, len(m.pids))
+	for i, pid := range m.pids {
+		m.before[i] = procCPU(pid, m.kids[i])
+	}
+	return m
+}
+
+// per reports the CPU each process used per n units of work, in ms per
+// 1000 units (= µs per unit), e.g. "ingress 310, bench+nats 420, redis 40".
+func (m *cpuMeter) per(n int) string {
+	if n <= 0 || m.before == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(m.pids))
+	for i, pid := range m.pids {
+		used := procCPU(pid, m.kids[i]) - m.before[i]
+		parts = append(parts, fmt.Sprintf("%s %.0f", m.names[i], float64(used.Microseconds())/float64(n)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// redisPID is the local Redis server's pid, or 0 when it runs elsewhere
+// (its /proc entry is not ours to read).
+func redisPID(ctx context.Context, rdb *redis.Client) int {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "process_id:"); ok {
+			pid, _ := strconv.Atoi(v)
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+				return pid
+			}
+		}
+	}
+	return 0
+}
