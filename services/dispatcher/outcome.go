@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -189,7 +188,7 @@ type pending struct {
 }
 
 func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID string) pending {
-	data, err := json.Marshal(v)
+	data, err := message.Marshal(v)
 	if err != nil {
 		it.failed = true
 		return pending{it: it}

@@ -3,7 +3,6 @@ package ingress
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +38,7 @@ func (in *Ingress) publish(ctx context.Context, d *message.Delivery) (published,
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	if err := json.NewEncoder(buf).Encode(d); err != nil {
+	if err := message.Encode(buf, d); err != nil {
 		return published{}, err
 	}
 	m := &nats.Msg{
