@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,6 +202,22 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("Redis at %s: %w (start redis-server or set REDIS_URL)", o.redisURL, err)
 	}
+	// Memory per dedup key depends on how full the database's hash table
+	// is: keys left by earlier runs (or a rehash they started) would be
+	// counted. Claims go to an empty database when the given one is not.
+	owned := false
+	if n, _ := rdb.DBSize(ctx).Result(); n > 0 {
+		if u, c, ok := emptyRedisDB(ctx, o.redisURL); ok {
+			rdb.Close()
+			o.redisURL, rdb, owned = u, c, true
+		}
+	}
+	defer func() {
+		if owned { // ours alone: emptied again when the bench ends
+			rdb.FlushDB(context.WithoutCancel(ctx))
+		}
+		rdb.Close()
+	}()
 	dir, err := os.MkdirTemp("", "hookrun-bench-")
 	if err != nil {
 		return err
@@ -218,6 +235,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	rep := &benchReport{}
 	logf := func(format string, a ...any) { fmt.Fprintf(out, "# "+format+"\n", a...) }
 	logf("machine: %d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel())
+	logf("redis: database %d (%s)", mustRedisOpts(o.redisURL).DB, redisVersion(ctx, rdb))
 
 	// 1. Bare baselines.
 	var bare202, barePub loadResult
@@ -451,6 +469,35 @@ func (rep *benchReport) print(out io.Writer) {
 	for _, r := range rep.ratios {
 		fmt.Fprintf(out, "| %s | %s |\n", r[0], r[1])
 	}
+}
+
+func redisVersion(ctx context.Context, rdb *redis.Client) string {
+	info, _ := rdb.Info(ctx, "server").Result()
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_version:"); ok {
+			return "Redis " + v
+		}
+	}
+	return "Redis"
+}
+
+// emptyRedisDB finds a database with no keys on the same Redis, 1 to 15.
+func emptyRedisDB(ctx context.Context, base string) (string, *redis.Client, bool) {
+	opts := mustRedisOpts(base)
+	for db := 1; db < 16; db++ {
+		o := *opts
+		o.DB = db
+		c := redis.NewClient(&o)
+		if n, err := c.DBSize(ctx).Result(); err == nil && n == 0 {
+			u, err := url.Parse(base)
+			if err == nil {
+				u.Path = "/" + strconv.Itoa(db)
+				return u.String(), c, true
+			}
+		}
+		c.Close()
+	}
+	return "", nil, false
 }
 
 func mustRedisOpts(u string) *redis.Options {
