@@ -400,10 +400,10 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 
 	// 6. Runs per second: a bare os/exec spawn loop, then the executor on a backlog of trivial runs.
 	logf("bare os/exec spawn loop: %d × /bin/true, 64 at a time", o.runs)
-	cpu = newCPUMeter().add("bench (spawning)", os.Getpid(), true).start()
+	cpu = newCPUMeter().add("bench (spawning)", os.Getpid(), false).add("its /bin/true children", os.Getpid(), true).start()
 	spawnRate := spawnLoop(o.runs, 64)
 	rep.add("bare os/exec spawn loop: /bin/true per s", f0(spawnRate), "64 concurrent")
-	rep.add("bare os/exec spawn loop: CPU µs per run", cpu.per(o.runs), "with /bin/true itself")
+	rep.add("bare os/exec spawn loop: CPU µs per run", cpu.per(o.runs), "")
 	logf("executor: %d runs of /bin/true (job concurrency 64)", o.runs)
 	pre := closedLoopN(ctx, 32, o.runs, signedDeliveries(ingress+spawnPath, secret, "spawn-", 256))
 	if pre != o.runs {
@@ -417,7 +417,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	if err := start("executor"); err != nil {
 		return err
 	}
-	cpu = newCPUMeter().add("executor", procs["executor"].pid(), true).add("load generator", os.Getpid(), false).add("nats", np.pid(), false).start()
+	cpu = newCPUMeter().add("executor", procs["executor"].pid(), false).add("its /bin/true children", procs["executor"].pid(), true).add("load generator", os.Getpid(), false).add("nats", np.pid(), false).start()
 	if o.pprofDir != "" {
 		prof = make(chan error, 1)
 		go func() {
@@ -434,7 +434,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		}
 	}
 	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d runs, includes start-up (first run finished after %s); statuses %s", o.runs, ms(finals.firstAfter(t1)), finals.summary()))
-	rep.add("executor: CPU µs per run", cpu.per(o.runs), "executor with its /bin/true children")
+	rep.add("executor: CPU µs per run", cpu.per(o.runs), "")
 
 	// 7. Accept → run started at a fixed rate, everything running.
 	logf("end to end: open loop at %.0f/s for %s after a %s warm-up", o.rate, o.duration, o.warmup)
@@ -442,7 +442,10 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	e2e := openLoop(ctx, o.rate, o.warmup, o.duration, signedDeliveries(ingress+spawnPath, secret, "e2e-", 256))
 	time.Sleep(2 * time.Second)
 	starts := lat.stop()
-	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started, ingress codes %s", len(starts), e2e.codes()))
+	lat.mu.Lock()
+	stages := fmt.Sprintf("accept → queued p50 / p99 %s / %s, queued → started %s / %s", ms(percentile(lat.queued, .5)), ms(percentile(lat.queued, .99)), ms(percentile(lat.picked, .5)), ms(percentile(lat.picked, .99)))
+	lat.mu.Unlock()
+	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started, ingress codes %s; %s", len(starts), e2e.codes(), stages))
 
 	for _, s := range []string{"ingress", "dispatcher", "executor", "keys"} {
 		rep.add("peak RSS "+s, fmt.Sprintf("%.1f MiB", procs[s].peakRSS()), "VmHWM")
@@ -764,9 +767,11 @@ func (f *finalCounter) summary() string {
 
 // startWatcher records accept → run started from "running" status events.
 type startWatcher struct {
-	sub *nats.Subscription
-	mu  sync.Mutex
-	ls  []time.Duration
+	sub    *nats.Subscription
+	mu     sync.Mutex
+	ls     []time.Duration
+	queued []time.Duration // accept → run queued (ingress, DELIVERIES, dispatcher)
+	picked []time.Duration // queued → started (RUNS, executor)
 }
 
 // Runs received before since (the warm-up) are not counted.
@@ -782,6 +787,10 @@ func watchStarts(nc *nats.Conn, since time.Time) *startWatcher {
 		}
 		w.mu.Lock()
 		w.ls = append(w.ls, r.StartedAt.Sub(r.WebhookReceivedAt))
+		if r.QueuedAt != nil {
+			w.queued = append(w.queued, r.QueuedAt.Sub(r.WebhookReceivedAt))
+			w.picked = append(w.picked, r.StartedAt.Sub(*r.QueuedAt))
+		}
 		w.mu.Unlock()
 	})
 	return w

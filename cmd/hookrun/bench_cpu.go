@@ -15,8 +15,8 @@ import (
 // every Linux architecture Go supports (the kernel ABI fixes it).
 const clockTicks = 100
 
-// procCPU is the CPU time a process has used (user + system), and that of
-// its reaped children when children is set (the executor's jobs).
+// procCPU is the CPU time a process has used (user + system), or with
+// children set, that of its reaped children (the executor's jobs).
 func procCPU(pid int, children bool) time.Duration {
 	if pid <= 0 {
 		return 0
@@ -36,12 +36,12 @@ func procCPU(pid int, children bool) time.Duration {
 		return 0
 	}
 	// f[k] is field k+3: utime 14, stime 15, cutime 16, cstime 17.
-	last := 12
+	first := 11
 	if children {
-		last = 14
+		first = 13
 	}
 	sum := 0
-	for k := 11; k <= last; k++ {
+	for k := first; k <= first+1; k++ {
 		v, _ := strconv.Atoi(f[k])
 		sum += v
 	}

@@ -21,6 +21,9 @@ func TestProcCPU_CountsOwnWorkAndReapedChildren(t *testing.T) {
 	}
 
 	withKids := procCPU(pid, true)
+	if withKids >= own {
+		t.Fatalf("children's time before any child ran is %s: it counts our own %s", withKids, own)
+	}
 	// A child that spins for 300 ms of CPU, reaped before we read again.
 	if err := exec.Command("sh", "-c", `end=$(($(date +%s%N)+300000000)); while [ $(date +%s%N) -lt $end ]; do :; done`).Run(); err != nil {
 		t.Skip("no sh:", err)
