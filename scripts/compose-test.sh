@@ -336,7 +336,7 @@ if [[ -z $NOAPI ]]; then
 
 step "keys API: job hello, secret gh, webhook gh-hello (GitHub profile)"
 api PUT /v1/jobs/hello "$(jq -nc '{apiVersion: "hookrun.dev/v1", kind: "Job", metadata: {name: "hello"},
-	spec: {command: ["/bin/sh", "-c", "echo compose-test-ok; printf %s \"$HOOKRUN_ARG_WEBHOOK_PAYLOAD\""]}}')" >/dev/null
+	spec: {command: ["/bin/sh", "-c", "echo compose-test-ok; printf %s \"$HOOKRUN_ARG_WEBHOOK_PAYLOAD\"; printf \"#!/bin/sh\\necho exec-ok\\n\" > x.sh && chmod +x x.sh && ./x.sh; echo workdir-fs=$(stat -f -c %T .)"]}}')" >/dev/null
 GH_SECRET=$(openssl rand -hex 20)
 api PUT /v1/secrets/gh "$(jq -nc --arg v "$GH_SECRET" '{apiVersion: "hookrun.dev/v1", kind: "Secret", metadata: {name: "gh"}, spec: {value: $v}}')" >/dev/null
 webhook() {
@@ -362,7 +362,11 @@ run=$(api GET "/v1/runs/$RUN")
 jq -e '(.output // "") | contains("compose-test-ok")' <<<"$run" >/dev/null || die "run output lacks the job's echo: $run"
 jq -e '(.output // "") | contains("\"marker\":\"compose-test\"")' <<<"$run" >/dev/null ||
 	die "run output lacks the payload (HOOKRUN_ARG_WEBHOOK_PAYLOAD): $run"
-info "run succeeded; output has the payload"
+jq -e '(.output // "") | contains("exec-ok")' <<<"$run" >/dev/null ||
+	die "the job could not run a script it wrote in its working directory (a noexec mount?): $run"
+jq -e '(.output // "") | contains("workdir-fs=tmpfs")' <<<"$run" >/dev/null ||
+	die "the run's working directory is not on the executor's tmpfs: $run"
+info "run succeeded; output has the payload; its directory is on tmpfs and runs what the job writes there"
 
 step "same delivery again -> duplicate"
 read -r code resp < <(deliver "$HELLO_PATH" "$GH_SECRET" "$DELIVERY" "$BODY")

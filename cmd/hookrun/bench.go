@@ -47,6 +47,7 @@ type benchOptions struct {
 	binDir      string
 	pprofDir    string
 	ingressOnly bool
+	workDir     string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -76,7 +77,8 @@ to this executable (make build puts them in bin/).`,
 	f.IntVar(&o.runs, "runs", 3000, "runs of the runs/s phase")
 	f.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for dedup (REDIS_URL)")
 	f.StringVar(&o.binDir, "bin", "", "directory of the hookrun-* binaries (default: next to this executable)")
-	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) of the dispatcher for 2s of draining the backlog (DIR/dispatcher.pprof) and of the executor during the first second of the runs phase (DIR/executor.pprof)")
+	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) of the dispatcher for 2s of draining the backlog (DIR/dispatcher.pprof) of the executor for the first runs/1500 seconds of the runs phase (DIR/executor.pprof), and of nats-server in the ingress and runs phases (DIR/nats-ingress.pprof, DIR/nats-executor.pprof)")
+	f.StringVar(&o.workDir, "work-dir", "", "the executor's HOOKRUN_WORK_DIR (default: on /dev/shm when it is a tmpfs, as docker-compose.yml puts run directories on a tmpfs; else beside the bench's nats store)")
 	f.BoolVar(&o.ingressOnly, "ingress-only", false, "stop after the ingress phases (baselines, maximum, half rate)")
 	return cmd
 }
@@ -223,7 +225,11 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	np, err := startProc("nats", self, nil, "bench-nats", "--store", filepath.Join(dir, "nats"))
+	natsArgs := []string{"bench-nats", "--store", filepath.Join(dir, "nats")}
+	if o.pprofDir != "" {
+		natsArgs = append(natsArgs, "--pprof", pickAddr())
+	}
+	np, err := startProc("nats", self, nil, natsArgs...)
 	if err != nil {
 		return err
 	}
@@ -231,6 +237,10 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	natsURL, err := waitListening(np)
 	if err != nil {
 		return err
+	}
+	natsPprof := ""
+	if o.pprofDir != "" {
+		natsPprof = "http://" + natsArgs[len(natsArgs)-1]
 	}
 	rep := &benchReport{}
 	logf := func(format string, a ...any) { fmt.Fprintf(out, "# "+format+"\n", a...) }
@@ -264,11 +274,26 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	rep.add("bare Echo + JetStream publish: req/s", f0(barePub.PerSecond()), fmt.Sprintf("p50 %s p99 %s", ms(barePub.Pct(.5)), ms(barePub.Pct(.99))))
 	rep.add("bare Echo + JetStream publish: CPU µs per request", barePub.CPU, "closed loop")
 
+	// Run directories go where docker-compose.yml puts them, on a tmpfs
+	// (/dev/shm here), unless --work-dir says otherwise.
+	workDir := o.workDir
+	if workDir == "" {
+		workDir = filepath.Join(dir, "runs")
+		if fsType("/dev/shm") == "tmpfs" {
+			if d, err := os.MkdirTemp("/dev/shm", "hookrun-bench-runs-"); err == nil {
+				workDir = d
+				defer os.RemoveAll(d)
+			}
+		}
+	}
+	if err := os.MkdirAll(workDir, 0o700); err != nil {
+		return err
+	}
 	// 2. The services.
 	env := []string{
 		"HOOKRUN_NATS_URL=" + natsURL, "HOOKRUN_REDIS_URL=" + o.redisURL,
 		"HOOKRUN_SECRET_KEY=" + secretbox.NewKey(), "HOOKRUN_ADMIN_TOKENS=bench-token",
-		"HOOKRUN_EXECUTOR_MAX_CONCURRENT=64", "HOOKRUN_WORK_DIR=" + dir,
+		"HOOKRUN_EXECUTOR_MAX_CONCURRENT=64", "HOOKRUN_WORK_DIR=" + workDir,
 	}
 	if o.pprofDir != "" {
 		env = append(env, "HOOKRUN_PPROF=true")
@@ -317,6 +342,12 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		go func() {
 			time.Sleep(o.warmup)
 			prof <- fetchProfile(ingress, o.duration, filepath.Join(o.pprofDir, "ingress.pprof"))
+		}()
+		go func() {
+			time.Sleep(o.warmup)
+			if err := fetchProfile(natsPprof, max(time.Second, o.duration-time.Second), filepath.Join(o.pprofDir, "nats-ingress.pprof")); err != nil {
+				logf("profile: %v", err)
+			}
 		}()
 	}
 	rpid := redisPID(ctx, rdb)
@@ -404,7 +435,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	spawnRate := spawnLoop(o.runs, 64)
 	rep.add("bare os/exec spawn loop: /bin/true per s", f0(spawnRate), "64 concurrent")
 	rep.add("bare os/exec spawn loop: CPU µs per run", cpu.per(o.runs), "")
-	logf("executor: %d runs of /bin/true (job concurrency 64)", o.runs)
+	logf("executor: %d runs of /bin/true (job concurrency 64), run directories on %s", o.runs, fsType(workDir))
 	pre := closedLoopN(ctx, 32, o.runs, signedDeliveries(ingress+spawnPath, secret, "spawn-", 256))
 	if pre != o.runs {
 		return fmt.Errorf("only %d of %d spawn deliveries accepted", pre, o.runs)
@@ -421,7 +452,12 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	if o.pprofDir != "" {
 		prof = make(chan error, 1)
 		go func() {
-			prof <- fetchProfile("http://"+procs["executor"].addr, time.Second, filepath.Join(o.pprofDir, "executor.pprof"))
+			prof <- fetchProfile("http://"+procs["executor"].addr, time.Duration(max(1, o.runs/1500))*time.Second, filepath.Join(o.pprofDir, "executor.pprof"))
+		}()
+		go func() {
+			if err := fetchProfile(natsPprof, time.Duration(max(1, o.runs/1500))*time.Second, filepath.Join(o.pprofDir, "nats-executor.pprof")); err != nil {
+				logf("profile: %v", err)
+			}
 		}()
 	}
 	if err := finals.wait(o.runs, 5*time.Minute); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // bench-nats --pprof only: the default mux is served nowhere else
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,7 +24,7 @@ import (
 // its own, so that its CPU time is told apart from the load generator's and
 // neither delays the other's goroutines.
 func newBenchNATSCmd() *cobra.Command {
-	var store string
+	var store, pprofAddr string
 	cmd := &cobra.Command{
 		Use:    "bench-nats",
 		Short:  "nats-server with JetStream for benchmarks",
@@ -36,6 +37,15 @@ func newBenchNATSCmd() *cobra.Command {
 				return err
 			}
 			fmt.Println("listening", ns.ClientURL())
+			if pprofAddr != "" {
+				// CPU profiles of the server for `hookrun bench --pprof`.
+				ln, err := net.Listen("tcp", pprofAddr)
+				if err != nil {
+					return err
+				}
+				fmt.Println("pprof", ln.Addr())
+				go func() { _ = http.Serve(ln, http.DefaultServeMux) }()
+			}
 			<-ctx.Done()
 			ns.Shutdown()
 			ns.WaitForShutdown()
@@ -43,6 +53,7 @@ func newBenchNATSCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&store, "store", "", "JetStream store directory")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address")
 	return cmd
 }
 
