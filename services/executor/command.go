@@ -38,11 +38,11 @@ const (
 func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *message.RunRequest, attempt int, log *slog.Logger) outcome {
 	// The directory's name records its owner before the start, so no
 	// process of the run goes unrecorded (see sweep.go).
-	dir, err := makeRunDir(x.cfg.WorkDir, runMarkers(job, rr.ID, attempt))
+	dir, named, err := makeRunDir(x.cfg.WorkDir, runMarkers(job, rr.ID, attempt))
 	if err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot create working directory: " + err.Error()}
 	}
-	defer removeRunDir(dir)
+	defer removeRunDir(dir, named)
 	payloadFile := filepath.Join(dir, payloadName)
 	if err := os.WriteFile(payloadFile, rr.Payload, 0o600); err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot write payload file: " + err.Error()}

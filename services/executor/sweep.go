@@ -47,19 +47,22 @@ const maxRunDirName = 200
 var selfStart = sync.OnceValue(func() string { return processStart(os.Getpid()) })
 
 // makeRunDir makes a fresh run directory in workDir owned by this executor,
-// for the attempt whose processes carry markers (runMarkers).
-func makeRunDir(workDir string, markers []string) (string, error) {
+// for the attempt whose processes carry markers (runMarkers). named says
+// whether the directory's name is its owner record (else a record file
+// sits beside it).
+func makeRunDir(workDir string, markers []string) (dir string, named bool, err error) {
 	o := owner{PID: os.Getpid(), Start: selfStart(), Markers: markers}
 	if pattern, ok := o.dirPattern(); ok {
-		return os.MkdirTemp(workDir, pattern)
+		dir, err = os.MkdirTemp(workDir, pattern)
+		return dir, true, err
 	}
-	dir, err := os.MkdirTemp(workDir, runDirPrefix)
+	dir, err = os.MkdirTemp(workDir, runDirPrefix)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	b, _ := json.Marshal(o)
 	_ = os.WriteFile(dir+ownerSuffix, b, 0o600)
-	return dir, nil
+	return dir, false, nil
 }
 
 // dirPattern is the os.MkdirTemp pattern of a directory named for o, if
@@ -104,16 +107,17 @@ func digits(s string) bool {
 	return s != ""
 }
 
-// removeRunDir removes a run's directory and its owner record, if that is
-// a file. Most jobs leave only the payload file: then an unlink and an
-// rmdir do, instead of RemoveAll's walk, which takes the lock of WorkDir
-// (shared by every concurrent run) three times.
-func removeRunDir(dir string) {
+// removeRunDir removes a run's directory and, unless its name is its owner
+// record (named), the record file beside it. Most jobs leave only the
+// payload file: then an unlink and an rmdir do, instead of RemoveAll's
+// walk, which takes the lock of WorkDir (shared by every concurrent run)
+// three times.
+func removeRunDir(dir string, named bool) {
 	_ = os.Remove(filepath.Join(dir, payloadName))
 	if syscall.Rmdir(dir) != nil {
 		_ = os.RemoveAll(dir)
 	}
-	if _, named := ownerFromName(filepath.Base(dir)); !named {
+	if !named {
 		_ = os.Remove(dir + ownerSuffix)
 	}
 }
@@ -150,7 +154,8 @@ func (x *Executor) sweep() {
 		if validMarkers(o.Markers) {
 			killed = killMarked(o.Markers)
 		}
-		removeRunDir(dir)
+		_, named := ownerFromName(filepath.Base(dir))
+		removeRunDir(dir, named)
 		x.log.Warn("cleaned up a run whose executor died", "dir", dir, "killed", killed)
 	}
 }
