@@ -154,6 +154,7 @@ func startProc(name, bin string, env []string, args ...string) (*benchProc, erro
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(append(os.Environ(), env...), "HOOKRUN_HTTP_ADDR="+p.addr, "HOOKRUN_LOG_LEVEL=info")
 	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.SysProcAttr = benchChildAttr()
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
