@@ -376,7 +376,7 @@ read -r code resp < <(deliver "$HELLO_PATH" "$GH_SECRET" "$DELIVERY" "$BODY")
 
 step "slow job: kill the executors mid-run, the run still succeeds exactly once"
 api PUT /v1/jobs/slow "$(jq -nc '{apiVersion: "hookrun.dev/v1", kind: "Job", metadata: {name: "slow"},
-	spec: {command: ["/bin/sh", "-c", "sleep 20; echo slow-done"]}}')" >/dev/null
+	spec: {command: ["/bin/sh", "-c", "sleep 20; printf \"#!/bin/sh\\necho exec-ok\\n\" > x.sh && chmod +x x.sh && ./x.sh; echo workdir-fs=$(stat -f -c %T .); echo slow-done"]}}')" >/dev/null
 SLOW_PATH=$(webhook gh-slow slow)
 [[ -n $SLOW_PATH ]] || die "PUT /v1/webhooks/gh-slow answered without status.endpointPath"
 [[ $SLOW_PATH == /* ]] || SLOW_PATH=/v1/hooks/$SLOW_PATH
@@ -400,6 +400,10 @@ runs=$(api GET '/v1/runs?job=slow')
 n=$(jq '.runs | length' <<<"$runs")
 ((n == 1)) || die "job slow has $n runs, expected exactly 1: $runs"
 [[ $(jq -r '.runs[0].status' <<<"$runs") == succeeded ]] || die "the run of job slow is not succeeded: $runs"
+run=$(api GET "/v1/runs/$SLOW_RUN")
+jq -e '(.output // "") | contains("exec-ok") and contains("workdir-fs=tmpfs")' <<<"$run" >/dev/null ||
+	die "after the executors' restart, the run's directory is not an exec tmpfs: $run"
+info "after the restart too, the run's directory is on tmpfs and runs what the job writes there"
 fi # NOAPI
 
 step "prometheus: hookrun_ series from every service"

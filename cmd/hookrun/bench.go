@@ -208,16 +208,25 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	// Memory per dedup key depends on how full the database's hash table
 	// is: keys left by earlier runs (or a rehash they started) would be
 	// counted. Claims go to an empty database when the given one is not.
-	owned := false
+	// A database the bench takes is marked with a token key, so that a
+	// second bench on the same Redis takes another, and is emptied at the
+	// end only if the mark is still ours.
+	var token string
+	redisNote := "the given database, empty at start"
 	if n, _ := rdb.DBSize(ctx).Result(); n > 0 {
-		if u, c, ok := emptyRedisDB(ctx, o.redisURL); ok {
+		if u, c, tok, ok := emptyRedisDB(ctx, o.redisURL); ok {
 			rdb.Close()
-			o.redisURL, rdb, owned = u, c, true
+			o.redisURL, rdb, token = u, c, tok
+			redisNote = "a database empty at start, emptied at the end"
+		} else {
+			redisNote = fmt.Sprintf("the given database, which held %d keys: memory per key is skewed", n)
 		}
 	}
 	defer func() {
-		if owned { // ours alone: emptied again when the bench ends
-			rdb.FlushDB(context.WithoutCancel(ctx))
+		if token != "" {
+			if v, _ := rdb.Get(context.WithoutCancel(ctx), benchRedisMark).Result(); v == token {
+				rdb.FlushDB(context.WithoutCancel(ctx))
+			}
 		}
 		rdb.Close()
 	}()
@@ -246,7 +255,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	rep := &benchReport{}
 	logf := func(format string, a ...any) { fmt.Fprintf(out, "# "+format+"\n", a...) }
 	logf("machine: %d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel())
-	logf("redis: database %d (%s)", mustRedisOpts(o.redisURL).DB, redisVersion(ctx, rdb))
+	logf("redis: database %d, %s (%s)", mustRedisOpts(o.redisURL).DB, redisNote, redisVersion(ctx, rdb))
 
 	// 1. Bare baselines.
 	var bare202, barePub loadResult
@@ -418,7 +427,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	rep.add("dispatcher: CPU µs per delivery", cpu.per(int(backlog)), "draining")
 	keysAfter, memAfter := redisKeysMem(ctx, rdb)
 	if dk := keysAfter - keysBefore; dk > 0 {
-		rep.add("Redis memory per dedup key", fmt.Sprintf("%.0f B", float64(memAfter-memBefore)/float64(dk)), fmt.Sprintf("%d keys (used_memory delta)", dk))
+		rep.add("Redis memory per dedup key", fmt.Sprintf("%.0f B", float64(memAfter-memBefore)/float64(dk)), fmt.Sprintf("%d keys (used_memory delta), %s", dk, redisNote))
 	}
 	purge(ctx, js, bus.StreamRuns)
 
@@ -521,23 +530,52 @@ func redisVersion(ctx context.Context, rdb *redis.Client) string {
 	return "Redis"
 }
 
-// emptyRedisDB finds a database with no keys on the same Redis, 1 to 15.
-func emptyRedisDB(ctx context.Context, base string) (string, *redis.Client, bool) {
+// benchRedisMark is the key that marks a Redis database as taken by a bench.
+const benchRedisMark = "hookrun-bench:taken"
+
+// emptyRedisDB takes a database with no keys on the same Redis, 1 to 15:
+// its URL for the services, a client, and the token of its mark.
+func emptyRedisDB(ctx context.Context, base string) (string, *redis.Client, string, bool) {
 	opts := mustRedisOpts(base)
 	for db := 1; db < 16; db++ {
+		u, ok := redisURLWithDB(base, db)
+		if !ok {
+			return "", nil, "", false
+		}
 		o := *opts
 		o.DB = db
 		c := redis.NewClient(&o)
 		if n, err := c.DBSize(ctx).Result(); err == nil && n == 0 {
-			u, err := url.Parse(base)
-			if err == nil {
-				u.Path = "/" + strconv.Itoa(db)
-				return u.String(), c, true
+			token := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(os.Getpid())
+			// Taken only if still empty: the mark and the check in one step.
+			took, err := c.Eval(ctx, `if redis.call('DBSIZE') == 0 then redis.call('SET', KEYS[1], ARGV[1]) return 1 end return 0`, []string{benchRedisMark}, token).Int()
+			if err == nil && took == 1 {
+				return u, c, token, true
 			}
 		}
 		c.Close()
 	}
-	return "", nil, false
+	return "", nil, "", false
+}
+
+// redisURLWithDB is base with its database set to db, wherever that URL
+// form keeps it (the ?db= parameter, else the path of a redis:// URL).
+func redisURLWithDB(base string, db int) (string, bool) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", false
+	}
+	if q := u.Query(); q.Has("db") || u.Scheme == "unix" {
+		q.Set("db", strconv.Itoa(db))
+		u.RawQuery = q.Encode()
+	} else {
+		u.Path = "/" + strconv.Itoa(db)
+	}
+	o, err := redis.ParseURL(u.String())
+	if err != nil || o.DB != db {
+		return "", false
+	}
+	return u.String(), true
 }
 
 func mustRedisOpts(u string) *redis.Options {

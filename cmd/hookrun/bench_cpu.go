@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,22 +91,32 @@ func (m *cpuMeter) per(n int) string {
 	return strings.Join(parts, ", ")
 }
 
-// redisPID is the local Redis server's pid, or 0 when it runs elsewhere
-// (its /proc entry is not ours to read).
+// redisPID is the pid of the Redis server the bench uses when it runs on
+// this host (a loopback address, a redis-server process of that pid), else
+// 0: a Redis elsewhere or in a container reports a pid of another namespace.
 func redisPID(ctx context.Context, rdb *redis.Client) int {
+	host, _, err := net.SplitHostPort(rdb.Options().Addr)
+	if err != nil || !(host == "localhost" || net.ParseIP(host).IsLoopback()) {
+		return 0
+	}
 	info, err := rdb.Info(ctx, "server").Result()
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "process_id:"); ok {
-			pid, _ := strconv.Atoi(v)
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if pid, _ := strconv.Atoi(v); isRedisServer(pid) {
 				return pid
 			}
 		}
 	}
 	return 0
+}
+
+// isRedisServer reports whether pid is a redis-server process.
+func isRedisServer(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "redis-server")
 }
 
 // fsType names the file system dir is on ("ext4", "tmpfs", …), from the

@@ -110,17 +110,45 @@ func FuzzCodec_MatchesEncodingJSON(f *testing.F) {
 	})
 }
 
-// FuzzDecode_NeverPanics: whatever arrives on a subject, Decode answers
-// with a value or an error.
-func FuzzDecode_NeverPanics(f *testing.F) {
+// FuzzDecode_MatchesEncodingJSON: whatever arrives on a subject, Decode
+// takes what encoding/json takes, to the same value, refuses what it
+// refuses, and never panics.
+func FuzzDecode_MatchesEncodingJSON(f *testing.F) {
 	for _, v := range sampleMessages("x", []byte("{}"), 1) {
 		b, _ := json.Marshal(v)
 		f.Add(b)
 	}
 	f.Add([]byte(`{"schema":"hookrun.delivery.v1","header":{"a":[1]}}`))
+	f.Add([]byte(`{"SCHEMA":"hookrun.run.v1","Kind":"run","exitCode":null,"schema":"hookrun.run.v1"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = Decode(data, SchemaDelivery, &Delivery{})
-		_ = Decode(data, SchemaRunRequest, &RunRequest{})
-		_ = Decode(data, SchemaRun, &Run{})
+		for _, c := range []struct {
+			schema string
+			std    any
+			ours   any
+		}{
+			{SchemaDelivery, &Delivery{}, &Delivery{}},
+			{SchemaRunRequest, &RunRequest{}, &RunRequest{}},
+			{SchemaRun, &Run{}, &Run{}},
+		} {
+			stdErr := json.Unmarshal(data, c.std)
+			err := Decode(data, c.schema, c.ours)
+			if stdErr != nil {
+				if err == nil {
+					t.Fatalf("encoding/json refuses %q (%v), Decode took it", data, stdErr)
+				}
+				continue
+			}
+			var head struct{ Schema string }
+			_ = json.Unmarshal(data, &head) // as Decode's check sees it
+			if err != nil {
+				if head.Schema != c.schema && strings.Contains(err.Error(), "schema") {
+					continue // refused for its schema name, as it should be
+				}
+				t.Fatalf("encoding/json takes %q, Decode refuses it: %v", data, err)
+			}
+			if normalize(c.ours) != normalize(c.std) {
+				t.Fatalf("%q decodes to\n%s\nwith encoding/json to\n%s", data, normalize(c.ours), normalize(c.std))
+			}
+		}
 	})
 }
