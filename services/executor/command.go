@@ -3,7 +3,6 @@ package executor
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +18,9 @@ import (
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 )
+
+// devNull is /dev/null opened once, read-only: every run's stdin.
+var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
 
 // maxEnvPayload is the largest payload passed in an environment variable;
 // Linux refuses a single variable over 128 KiB (MAX_ARG_STRLEN). Larger
@@ -55,6 +58,9 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	cmd.SysProcAttr = procAttr()
 	out := newTail(x.cfg.MaxOutput, x.nc, bus.OutputSubject(rr.ID))
 	cmd.Stdout, cmd.Stderr = out, out
+	if f, err := devNull(); err == nil {
+		cmd.Stdin = f // what os/exec gives a nil Stdin, without opening it per run
+	}
 	// A process the command left running in the background that still
 	// holds its output must not hold the run: Wait gives up on the output
 	// after this, and the group is killed below.
@@ -142,7 +148,7 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 	if p == "" {
 		p = "HOOKRUN"
 	}
-	headers, _ := json.Marshal(rr.Header)
+	headers, _ := message.Marshal(rr.Header) // encoding/json's bytes, cheaper
 	env := []string{
 		"PATH=" + envOr("PATH", "/usr/local/bin:/usr/bin:/bin"),
 		"HOME=" + dir,

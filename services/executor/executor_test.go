@@ -507,3 +507,22 @@ func TestExecutor_RedeliveryOfARunStillHandledHereDoesNotRunItTwice(t *testing.T
 	want(t, "attempt", r.Attempt, 1)
 	want(t, "final statuses", finals(e.history(rr)), 1)
 }
+
+// A job's stdin is /dev/null, read-only, for every run alike: reading it
+// ends at once, writing to it fails, and runs side by side share nothing
+// through it.
+func TestExecutor_StdinIsAnEmptyReadOnlyDevNull(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("stdin", `n=$(cat | wc -c); echo "read $n bytes"; if echo x >&0 2>/dev/null; then echo "stdin writable"; fi; readlink /proc/self/fd/0`)
+	var rrs []message.RunRequest
+	for i := 0; i < 4; i++ {
+		rrs = append(rrs, e.submit(job, "{}"))
+	}
+	for _, rr := range rrs {
+		r := e.final(rr, 15*time.Second)
+		want(t, "status", r.Status, message.StatusSucceeded)
+		want(t, "output", strings.TrimSpace(r.Output), "read 0 bytes\n/dev/null")
+	}
+}
