@@ -181,9 +181,24 @@ func (s *Stack) Start(name string, extraEnv ...string) {
 			}
 		}
 		if s.t.Failed() {
-			s.t.Logf("--- %s logs ---\n%s", name, tail(p.Logs(), 4000))
+			logs := p.Logs()
+			s.t.Logf("--- %s warnings and errors ---\n%s", name, tail(warnings(logs), 12000))
+			s.t.Logf("--- %s logs ---\n%s", name, tail(logs, 4000))
 		}
 	})
+}
+
+// warnings keeps the WARN and ERROR lines of a service's JSON log: what a
+// failed test needs first, however long the run's log grew.
+func warnings(logs string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
 }
 
 func tail(s string, n int) string {
