@@ -156,18 +156,31 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, *a
 	if in.dedup != nil && d.EventID != d.ID {
 		lookup = in.lookups.start(dedup.Key(w.Metadata.UID, d.EventID))
 	}
-	res, err := in.publish(ctx, d)
+	res, err := in.publish(ctx, d, "")
 	if err != nil {
 		return 0, nil, err // the look-up's answer, if any comes, is dropped
 	}
-	claimed := lookup != nil && claimedElsewhere(lookup.wait(ctx), d.ID)
-	deliveryID, dup := d.ID, res.duplicate || claimed
+	deliveryID := d.ID
 	if res.duplicate {
-		// Not stored again: point the sender at the delivery that was.
-		if orig, ok := in.originalDeliveryID(ctx, res.seq); ok {
+		// Not stored again: point the sender at the delivery that was —
+		// once it is confirmed to be there. A clustered JetStream can
+		// answer "duplicate" for the message id of a write that never
+		// committed (its leader lost mid-write): then nothing holds this
+		// event, and a 202 would lose it. Store this delivery under a
+		// message id of its own instead; the dispatcher's dedup still runs
+		// the event once if the first write does turn up.
+		if orig, ok := in.originalDeliveryID(ctx, res.seq, res.msgID); ok {
 			deliveryID = orig
+		} else {
+			in.log.Warn("duplicate not confirmed: storing the delivery again under its own message id", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "seq", res.seq)
+			mUnconfirmedDuplicates.Inc()
+			if res, err = in.publish(ctx, d, "#"+d.ID); err != nil {
+				return 0, nil, err
+			}
 		}
 	}
+	claimed := lookup != nil && claimedElsewhere(lookup.wait(ctx), d.ID)
+	dup := res.duplicate || claimed
 	if dup {
 		mDuplicates.WithLabelValues(*label).Inc()
 	}

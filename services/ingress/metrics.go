@@ -22,6 +22,10 @@ var (
 		Name: "hookrun_ingress_duplicates_total",
 		Help: "Accepted deliveries answered duplicate=true, by webhook.",
 	}, []string{"webhook"})
+	mUnconfirmedDuplicates = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrun_ingress_unconfirmed_duplicates_total",
+		Help: "Publishes JetStream answered as duplicates of a message it does not hold (a clustered write lost mid-way), stored again under their own message id.",
+	})
 	mRequestSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "hookrun_ingress_request_duration_seconds",
 		Help:    "Time to answer a delivery, by webhook.",

@@ -18,6 +18,7 @@ import (
 type published struct {
 	duplicate bool   // the duplicate window already held this webhook + event id
 	seq       uint64 // the stored message (the original one for a duplicate)
+	msgID     string // the message id it was published under
 }
 
 // publish stores the delivery in DELIVERIES and waits for the ack. The
@@ -31,7 +32,10 @@ type published struct {
 // told the sender it was not accepted. The publish is synchronous (a
 // request bounded by PublishTimeout) so that an ack that never comes leaves
 // nothing pending behind.
-func (in *Ingress) publish(ctx context.Context, d *message.Delivery) (published, error) {
+//
+// msgIDSuffix, when set, makes the message id this delivery's own (see
+// confirmDuplicate).
+func (in *Ingress) publish(ctx context.Context, d *message.Delivery, msgIDSuffix string) (published, error) {
 	if !in.js.Conn().IsConnected() {
 		in.log.Warn("publish refused: not connected to NATS", "delivery", d.ID)
 		return published{}, errUnavailable
@@ -46,7 +50,7 @@ func (in *Ingress) publish(ctx context.Context, d *message.Delivery) (published,
 		Data:    buf.Bytes(),
 		Header:  nats.Header{bus.HeaderSchema: []string{message.SchemaDelivery}},
 	}
-	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, d.ReplayOf != "")
+	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, d.ReplayOf != "") + msgIDSuffix
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout)
 	defer cancel()
 	start := time.Now()
@@ -56,13 +60,17 @@ func (in *Ingress) publish(ctx context.Context, d *message.Delivery) (published,
 		return published{}, errUnavailable
 	}
 	mPublishSeconds.Observe(time.Since(start).Seconds())
-	return published{duplicate: ack.Duplicate, seq: ack.Sequence}, nil
+	return published{duplicate: ack.Duplicate, seq: ack.Sequence, msgID: msgID}, nil
 }
 
 // originalDeliveryID returns the id of the delivery stored at seq (the one a
-// duplicate repeats), from its subject. It costs a direct get, paid only by
-// duplicates; on any failure the caller keeps the request's own id.
-func (in *Ingress) originalDeliveryID(ctx context.Context, seq uint64) (string, bool) {
+// duplicate repeats), from its subject, after checking that the message
+// there carries msgID. It costs a direct get, paid only by duplicates; false
+// means the original could not be confirmed.
+func (in *Ingress) originalDeliveryID(ctx context.Context, seq uint64, msgID string) (string, bool) {
+	if seq == 0 {
+		return "", false
+	}
 	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 	defer cancel()
 	s := in.deliveries.Load()
@@ -77,6 +85,9 @@ func (in *Ingress) originalDeliveryID(ctx context.Context, seq uint64) (string, 
 	msg, err := (*s).GetMsg(ctx, seq)
 	if err != nil {
 		in.log.Debug("cannot read the original of a duplicate", "seq", seq, "err", err)
+		return "", false
+	}
+	if msg.Header.Get(jetstream.MsgIDHeader) != msgID {
 		return "", false
 	}
 	i := strings.LastIndexByte(msg.Subject, '.')

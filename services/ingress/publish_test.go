@@ -302,3 +302,53 @@ func TestPublish_NoAckInTimeAnswers503(t *testing.T) {
 		t.Fatalf("%d deliveries stored, want the one accepted", n)
 	}
 }
+
+// TestPublish_DuplicateOfAMessageNotHeldIsStoredAgain: JetStream can answer
+// "duplicate" for a message id whose message it does not hold (in a
+// cluster, the id of a write whose leader was lost before it committed;
+// here, the first write deleted). The ingress must not answer 202 for an
+// event nothing holds: it stores the delivery under its own message id.
+func TestPublish_DuplicateOfAMessageNotHeldIsStoredAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	e.secret("gh", "replace-me", "", 0)
+	w := e.webhook("gh", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}})
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	send := func() reply {
+		return e.do(signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", "gh-lost-1", time.Now()))
+	}
+	first := send()
+	wantAccepted(t, first, 202)
+	// The first write disappears; its message id stays in the duplicate window.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, e.storedMsg(first.Acc.DeliveryID).Sequence); err != nil {
+		t.Fatal(err)
+	}
+	retry := send()
+	wantAccepted(t, retry, 202)
+	if retry.Acc.Duplicate || retry.Acc.DeliveryID == first.Acc.DeliveryID {
+		t.Fatalf("retry %s: a duplicate of a delivery nothing holds", retry.Body)
+	}
+	if got := e.stored(retry.Acc.DeliveryID); got.EventID != "gh-lost-1" || got.RunID != first.Acc.ExecutionID {
+		t.Fatalf("stored again as event %q run %q, want gh-lost-1 and %s", got.EventID, got.RunID, first.Acc.ExecutionID)
+	}
+	// While the lost id stays in the window, each retry is stored under its
+	// own id, all of one run: the dispatcher's claim on the event id runs
+	// it once.
+	again := send()
+	wantAccepted(t, again, 202)
+	if again.Acc.ExecutionID != first.Acc.ExecutionID {
+		t.Fatalf("third send's run %s, want %s", again.Acc.ExecutionID, first.Acc.ExecutionID)
+	}
+	for _, d := range e.storedFor(w) {
+		if d.RunID != first.Acc.ExecutionID {
+			t.Fatalf("stored delivery %s of run %s, want %s", d.ID, d.RunID, first.Acc.ExecutionID)
+		}
+	}
+}
