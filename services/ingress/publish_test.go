@@ -154,14 +154,7 @@ func TestPublish_StoresWithWebhookAndEventAsMessageID(t *testing.T) {
 // executionId and the stored delivery's id, and is not stored again.
 func TestPublish_FastRetryIsDuplicateOfTheStoredDelivery(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.job("report")
-	e.secret("gh", "replace-me", "", 0)
-	w := e.webhook("gh", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}})
-	body := []byte(`{"ref":"refs/heads/main"}`)
-	send := func() reply {
-		return e.do(signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", "gh-retry-1", time.Now()))
-	}
+	e, w, send := githubEvent(t, "gh-retry-1")
 	first, retry := send(), send()
 	wantAccepted(t, first, 202)
 	wantAccepted(t, retry, 202)
@@ -310,14 +303,7 @@ func TestPublish_NoAckInTimeAnswers503(t *testing.T) {
 // event nothing holds: it stores the delivery under its own message id.
 func TestPublish_DuplicateOfAMessageNotHeldIsStoredAgain(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.job("report")
-	e.secret("gh", "replace-me", "", 0)
-	w := e.webhook("gh", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}})
-	body := []byte(`{"ref":"refs/heads/main"}`)
-	send := func() reply {
-		return e.do(signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", "gh-lost-1", time.Now()))
-	}
+	e, w, send := githubEvent(t, "gh-lost-1")
 	first := send()
 	wantAccepted(t, first, 202)
 	// The first write disappears; its message id stays in the duplicate window.
@@ -350,5 +336,18 @@ func TestPublish_DuplicateOfAMessageNotHeldIsStoredAgain(t *testing.T) {
 		if d.RunID != first.Acc.ExecutionID {
 			t.Fatalf("stored delivery %s of run %s, want %s", d.ID, d.RunID, first.Acc.ExecutionID)
 		}
+	}
+}
+
+// githubEvent starts an ingress with a GitHub-signed webhook and returns a
+// sender of one event (the same delivery id every time, like a retry).
+func githubEvent(t *testing.T, eventID string) (*env, *resource.Webhook, func() reply) {
+	e := newEnv(t)
+	e.job("report")
+	e.secret("gh", "replace-me", "", 0)
+	w := e.webhook("gh", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}})
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	return e, w, func() reply {
+		return e.do(signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", eventID, time.Now()))
 	}
 }
