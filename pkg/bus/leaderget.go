@@ -28,8 +28,55 @@ func LastKV(ctx context.Context, nc *nats.Conn, bucket, key string) (*KVEntry, e
 	if !validKVKey(key) {
 		return nil, ErrKVKeyNotFound
 	}
-	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
-	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+	m, err := leaderGet(ctx, nc, "KV_"+bucket, map[string]any{"last_by_subj": "$KV." + bucket + "." + key})
+	if errors.Is(err, errNoMessage) {
+		return nil, ErrKVKeyNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", bucket, err)
+	}
+	if op := m.header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		return nil, ErrKVKeyNotFound
+	}
+	return &KVEntry{Value: m.data, Revision: m.seq}, nil
+}
+
+// MsgIDAt returns the Nats-Msg-Id of the message at seq of stream, read
+// from the stream's leader; found is false when no message is there (never
+// stored, deleted, or consumed from a work queue).
+//
+// A publish answered "duplicate" is checked through here: a clustered
+// JetStream can answer so for the message id of a write that never
+// committed (its leader was lost mid-write, and still held the id when it
+// led again), naming the sequence that write would have had.
+func MsgIDAt(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (msgID string, found bool, err error) {
+	if seq == 0 {
+		return "", false, nil
+	}
+	m, err := leaderGet(ctx, nc, stream, map[string]any{"seq": seq})
+	if errors.Is(err, errNoMessage) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	return m.header.Get(jetstream.MsgIDHeader), true, nil
+}
+
+var errNoMessage = errors.New("no message")
+
+type storedMsg struct {
+	seq    uint64
+	header nats.Header
+	data   []byte
+}
+
+// leaderGet is a STREAM.MSG.GET request, which the stream's leader answers
+// (unlike a direct get, which any replica may answer before it has applied
+// the latest write).
+func leaderGet(ctx context.Context, nc *nats.Conn, stream string, req map[string]any) (*storedMsg, error) {
+	body, _ := json.Marshal(req)
+	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {
 		return nil, err
 	}
@@ -46,25 +93,26 @@ func LastKV(ctx context.Context, nc *nats.Conn, bucket, key string) (*KVEntry, e
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return nil, fmt.Errorf("kv %s: %w", bucket, err)
+		return nil, err
 	}
 	if resp.Error != nil {
 		if resp.Error.ErrCode == int(jetstream.JSErrCodeMessageNotFound) {
-			return nil, ErrKVKeyNotFound
+			return nil, errNoMessage
 		}
-		return nil, fmt.Errorf("kv %s: %s (%d)", bucket, resp.Error.Description, resp.Error.ErrCode)
+		return nil, fmt.Errorf("%s (%d)", resp.Error.Description, resp.Error.ErrCode)
 	}
 	if resp.Message == nil {
-		return nil, fmt.Errorf("kv %s: empty answer", bucket)
+		return nil, errors.New("empty answer")
 	}
+	m := &storedMsg{seq: resp.Message.Seq, data: resp.Message.Data, header: nats.Header{}}
 	if len(resp.Message.Hdrs) > 0 {
-		if h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs); err == nil {
-			if op := h.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
-				return nil, ErrKVKeyNotFound
-			}
+		h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs)
+		if err != nil {
+			return nil, fmt.Errorf("headers of message %d: %w", resp.Message.Seq, err)
 		}
+		m.header = h
 	}
-	return &KVEntry{Value: resp.Message.Data, Revision: resp.Message.Seq}, nil
+	return m, nil
 }
 
 // validKVKey is NATS KV's rule for keys: no empty tokens, only

@@ -85,3 +85,38 @@ func TestLastKV_ReadsItsOwnWritesOnAReplicatedBucket(t *testing.T) {
 		}
 	}
 }
+
+// MsgIDAt names the message id stored at a sequence, and says when nothing
+// is stored there: never written, or deleted.
+func TestMsgIDAt_NamesTheIDAtASequenceOrNothing(t *testing.T) {
+	n := testenv.StartNATS(t)
+	nc, js := n.Connect()
+	ctx := context.Background()
+	m := nats.NewMsg(bus.RunSubject("default", "job"))
+	m.Data = []byte("{}")
+	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID("run-1:d-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, found, err := bus.MsgIDAt(ctx, nc, bus.StreamRuns, ack.Sequence); err != nil || !found || id != "run-1:d-1" {
+		t.Fatalf("MsgIDAt(%d) = %q, %v, %v; want run-1:d-1", ack.Sequence, id, found, err)
+	}
+	for _, seq := range []uint64{0, ack.Sequence + 1} {
+		if id, found, err := bus.MsgIDAt(ctx, nc, bus.StreamRuns, seq); err != nil || found {
+			t.Errorf("MsgIDAt(%d) = %q, %v, %v; want nothing", seq, id, found, err)
+		}
+	}
+	s, err := js.Stream(ctx, bus.StreamRuns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, ack.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	if id, found, err := bus.MsgIDAt(ctx, nc, bus.StreamRuns, ack.Sequence); err != nil || found {
+		t.Fatalf("after delete: %q, %v, %v; want nothing", id, found, err)
+	}
+	if _, _, err := bus.MsgIDAt(ctx, nc, "NO_SUCH_STREAM", 1); err == nil {
+		t.Fatal("MsgIDAt on a missing stream: no error")
+	}
+}

@@ -3,12 +3,14 @@ package dispatcher
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -500,4 +502,80 @@ func TestDispatcher_BatchesOverlap(t *testing.T) {
 	if _, err := runstatus.Get(context.Background(), e.js, slow.ID); err == nil {
 		t.Fatal("the held batch finished while held")
 	}
+}
+
+// TestDispatcher_RunRequestLostBehindItsMessageIDIsStoredAgain: JetStream
+// can answer "duplicate" for a run request's message id when nothing holds
+// it (in a cluster, a write lost with its leader; here, the stored request
+// deleted). A redelivery must not take that answer for a stored request and
+// ack: the run would never run. It stores the request again under the next
+// id of a fixed series, and a later attempt finds that copy rather than
+// adding a second one.
+func TestDispatcher_RunRequestLostBehindItsMessageIDIsStoredAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "kv")
+	w := e.hook("lost", nil)
+	// The first two attempts that store a run request "crash" right after.
+	// (An attempt can end earlier: a dispatcher just started may not have
+	// its configuration yet, and hands the delivery back.)
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, bus.StreamRuns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func() uint64 {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+	var crashes atomic.Int32
+	crashed := make(chan struct{}, 2)
+	seam := func(d *Dispatcher) {
+		var dead atomic.Bool // a crashed dispatcher handles nothing more
+		d.crashAt = func(stage string) bool {
+			if dead.Load() {
+				return true
+			}
+			if stage != stagePublished || stored() == 0 || crashes.Add(1) > 2 {
+				return false
+			}
+			dead.Store(true)
+			crashed <- struct{}{}
+			return true
+		}
+	}
+	before := counterValue(mUnconfirmedDuplicates)
+	first := e.start(seam)
+	d := e.deliver(w, "evt-lost", `{"x":1}`)
+	select {
+	case <-crashed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first attempt never stored its run request")
+	}
+	first.stop()
+	// The stored request disappears; its message id stays in RUNS' window.
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "requests stored by the first attempt", info.State.Msgs, uint64(1))
+	if err := s.DeleteMsg(ctx, info.State.LastSeq); err != nil {
+		t.Fatal(err)
+	}
+	second := e.start(seam)
+	select {
+	case <-crashed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second attempt never stored its run request")
+	}
+	second.stop()
+	want(t, "requests after the second attempt", e.runsPerID()[d.RunID], 1)
+	e.start(seam)
+	want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
+	want(t, "requests of the run", e.runsPerID()[d.RunID], 1)
+	rrs := e.runRequests()
+	want(t, "run request's delivery", rrs[len(rrs)-1].DeliveryID, d.ID)
+	want(t, "unconfirmed duplicates counted", counterValue(mUnconfirmedDuplicates)-before >= 2, true)
 }

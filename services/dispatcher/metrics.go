@@ -15,6 +15,10 @@ var (
 		Help:    "Time of one batch of dedup claims.",
 		Buckets: []float64{.0002, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 	})
+	mUnconfirmedDuplicates = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrun_dispatcher_unconfirmed_duplicates_total",
+		Help: "Run requests JetStream answered as duplicates of a message it does not hold (a write lost with its leader); each is stored again under the next message id.",
+	})
 	mHandedBack = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "hookrun_dispatcher_deliveries_handed_back_total",
 		Help: "Deliveries NAKed to come again: a publish failed, or their webhook or job is not in this dispatcher's configuration yet.",

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -183,8 +184,9 @@ func source(d *message.Delivery) string {
 }
 
 type pending struct {
-	it *item
-	f  jetstream.PubAckFuture
+	it    *item
+	f     jetstream.PubAckFuture
+	msgID string
 }
 
 func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID string) pending {
@@ -215,7 +217,7 @@ func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID 
 		it.failed = true
 		return pending{it: it}
 	}
-	return pending{it: it, f: f}
+	return pending{it: it, f: f, msgID: msgID}
 }
 
 // wait collects acks; an item with a failed or unacknowledged publish is
@@ -228,12 +230,65 @@ func (d *Dispatcher) wait(ctx context.Context, ps []pending) {
 			continue
 		}
 		select {
-		case <-p.f.Ok():
+		case ack := <-p.f.Ok():
+			if ack.Duplicate && p.msgID != "" {
+				d.confirmDuplicate(ctx, p, ack)
+			}
 		case err := <-p.f.Err():
 			d.log.Warn("publish not acknowledged", "delivery", p.it.d.ID, "err", err)
 			p.it.failed = true
 		case <-ctx.Done():
 			p.it.failed = true
+		}
+	}
+}
+
+// runCopies bounds the message ids a run request is stored under: its own,
+// then "#2" .. "#runCopies" (see confirmDuplicate).
+const runCopies = 4
+
+// confirmDuplicate checks a run request that JetStream answered as a
+// duplicate. A clustered JetStream can answer so for the message id of a
+// write that never committed (its leader lost mid-write): then no executor
+// will ever see the run, and acking the delivery loses it. The message at
+// the answer's sequence must carry the id. If it does not, the request is
+// stored under the next id of a fixed series ("#2", "#3", ...) — the same
+// series on every attempt, so a copy stored by an earlier attempt is found
+// again rather than stored twice. A copy of a request that an executor has
+// already consumed finds the run ended and is acked without running. When
+// the check cannot be made, the delivery is handed back.
+func (d *Dispatcher) confirmDuplicate(ctx context.Context, p pending, ack *jetstream.PubAck) {
+	msgID := p.msgID
+	for n := 2; ; n++ {
+		stored, found, err := bus.MsgIDAt(ctx, d.js.Conn(), ack.Stream, ack.Sequence)
+		if err != nil {
+			d.log.Warn("cannot confirm a duplicate run request; handing the delivery back", "delivery", p.it.d.ID, "run", p.it.d.RunID, "msg_id", msgID, "err", err)
+			p.it.failed = true
+			return
+		}
+		if found && stored == msgID {
+			return
+		}
+		mUnconfirmedDuplicates.Inc()
+		if n > runCopies {
+			d.log.Warn("run request duplicates not confirmed under any id; handing the delivery back", "delivery", p.it.d.ID, "run", p.it.d.RunID)
+			p.it.failed = true
+			return
+		}
+		d.log.Warn("duplicate run request not confirmed: storing it under the next message id", "delivery", p.it.d.ID, "run", p.it.d.RunID, "msg_id", msgID, "seq", ack.Sequence)
+		msgID = p.msgID + "#" + strconv.Itoa(n)
+		orig := p.f.Msg()
+		m := &nats.Msg{Subject: orig.Subject, Data: orig.Data, Header: nats.Header{}}
+		for k, v := range orig.Header {
+			m.Header[k] = v
+		}
+		if ack, err = d.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
+			d.log.Warn("publish not acknowledged", "delivery", p.it.d.ID, "err", err)
+			p.it.failed = true
+			return
+		}
+		if !ack.Duplicate {
+			return
 		}
 	}
 }

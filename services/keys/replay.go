@@ -43,8 +43,20 @@ func (s *Service) replayDelivery(c echo.Context) error {
 	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
 	m.Data = data
 	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
-	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, true))); err != nil {
+	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, true)
+	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
+	if err != nil {
 		return errUnavailable
+	}
+	if ack.Duplicate {
+		// The id is this replay's own: a "duplicate" can only repeat a
+		// retried write of it, which must be there. A clustered JetStream
+		// can answer so for a write lost with its leader; then nothing
+		// holds the replay, and the caller is told to try again.
+		if stored, found, err := bus.MsgIDAt(ctx, s.js.Conn(), ack.Stream, ack.Sequence); err != nil || !found || stored != msgID {
+			s.log.Warn("replay answered as a duplicate of a message not held: answering 503", "delivery", d.ID, "replay_of", orig.ID, "err", err)
+			return errUnavailable
+		}
 	}
 	return c.JSON(http.StatusAccepted, map[string]any{
 		"accepted": true, "replayOf": orig.ID, "deliveryId": d.ID, "eventId": d.EventID,
