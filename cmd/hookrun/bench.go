@@ -271,7 +271,10 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		}
 		logf("bare %s handler: closed loop, %d connections, %s", mode, o.conns, o.duration)
 		cpu := newCPUMeter().add("handler", p.pid(), false).add("load generator", os.Getpid(), false).add("nats", np.pid(), false)
-		r := closedLoop(ctx, o.conns, o.warmup, o.duration, plainDeliveries("http://"+addr+"/v1/hooks/x", o.bodySize), cpu)
+		// The same load as the ingress gets, signature headers and all:
+		// the load generator's cost per request is then the same on
+		// both sides of the ratio (the bare handler ignores them).
+		r := closedLoop(ctx, o.conns, o.warmup, o.duration, signedDeliveries("http://"+addr+"/v1/hooks/x", benchSecret, "bare-"+mode+"-", o.bodySize), cpu)
 		r.CPU = cpu.per(r.Sent)
 		p.stop()
 		if mode == "202" {
@@ -331,7 +334,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		}
 	}
 	api := "http://" + procs["keys"].addr
-	secret := "bench-secret-0123456789"
+	secret := benchSecret
 	if err := setupBench(api, secret); err != nil {
 		return err
 	}
@@ -382,7 +385,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	// this machine and stack cost before Hookrun does anything.
 	if p, err := startProc("baseline-publish", self, nil, "bench-baseline", "--mode", "publish", "--nats", natsURL, "--addr", pickAddr()); err == nil {
 		if addr, err := waitListening(p); err == nil {
-			bl := openLoop(ctx, half, o.warmup, o.duration, plainDeliveries("http://"+addr+"/v1/hooks/x", o.bodySize))
+			bl := openLoop(ctx, half, o.warmup, o.duration, signedDeliveries("http://"+addr+"/v1/hooks/x", benchSecret, "bare-half-", o.bodySize))
 			rep.add("bare Echo + JetStream publish latency p50 / p99 / p99.9 at that rate", fmt.Sprintf("%s / %s / %s", ms(bl.Pct(.5)), ms(bl.Pct(.99)), ms(bl.Pct(.999))), fmt.Sprintf("%.0f/s offered, codes %s, %d sent over 5 ms late", half, bl.codes(), bl.Lagged))
 		}
 		p.stop()
@@ -637,6 +640,10 @@ func apiPut(api, path string, body any) error {
 
 // setupBench makes a generic-signed webhook "load" (its job is never run
 // during the ingress phases) and "spawn" on a /bin/true job.
+// benchSecret signs every request the bench sends, the bare baselines'
+// included.
+const benchSecret = "bench-secret-0123456789"
+
 func setupBench(api, secret string) error {
 	res := func(kind, name string, spec map[string]any) map[string]any {
 		return map[string]any{"apiVersion": "hookrun.dev/v1", "kind": kind, "metadata": map[string]any{"name": name}, "spec": spec}

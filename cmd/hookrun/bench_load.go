@@ -82,17 +82,6 @@ func signedDeliveries(url, secret, prefix string, bodySize int) requestMaker {
 	}
 }
 
-// plainDeliveries makes unsigned requests of bodySize bytes (for the bare baselines).
-func plainDeliveries(url string, bodySize int) requestMaker {
-	pad := strings.Repeat("x", max(0, bodySize-64))
-	return func(i int64) *http.Request {
-		body := []byte(`{"id":"` + strconv.FormatInt(i, 10) + `","kind":"bench","pad":"` + pad + `"}`)
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		return req
-	}
-}
-
 func benchClient(conns int) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,

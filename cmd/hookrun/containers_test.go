@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
@@ -65,25 +71,34 @@ func TestContainers_RunSurvivesClusterNodeLoss(t *testing.T) {
 	ep, ledger := chaosSetup(t, s, "0")
 
 	snd := &sender{accepted: map[string]string{}, codes: map[string]int{}}
+	type answer struct {
+		DeliveryID  string `json:"deliveryId"`
+		ExecutionID string `json:"executionId"`
+		Duplicate   bool   `json:"duplicate"`
+	}
+	answers := map[int]answer{}
 	deliver := func(from, n int) {
 		mk := signedDeliveries(s.Ingress+ep, chaosSecret, "evt-", 128)
 		c := benchClient(4)
 		for i := from; i < from+n; i++ {
 			testenv.Eventually(t, 60*time.Second, func() error {
-				code := do(c, mk(int64(i)))
+				resp, err := c.Do(mk(int64(i)))
+				code := "error"
+				var a answer
+				if err == nil {
+					code = strconv.Itoa(resp.StatusCode)
+					_ = json.NewDecoder(resp.Body).Decode(&a)
+					resp.Body.Close()
+				}
 				snd.mu.Lock()
 				snd.codes[code]++
 				snd.mu.Unlock()
 				if code != "202" {
 					return fmt.Errorf("event %d: %s", i, code)
 				}
+				answers[i] = a
 				return nil
 			})
-			// The answer's executionId is derived from the event id: read
-			// it back from a duplicate delivery (same event id).
-			snd.mu.Lock()
-			snd.accepted[fmt.Sprintf("evt-%d", i)] = ""
-			snd.mu.Unlock()
 		}
 	}
 	deliver(0, 20)
@@ -106,13 +121,26 @@ func TestContainers_RunSurvivesClusterNodeLoss(t *testing.T) {
 	}
 
 	// Every event ran exactly once.
-	testenv.Eventually(t, 90*time.Second, func() error {
-		got := readLedger(t, ledger)
-		if len(got) < 60 {
-			return fmt.Errorf("%d of 60 runs executed", len(got))
+	deadline := time.Now().Add(90 * time.Second)
+	for len(readLedger(t, ledger)) < 60 && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+	}
+	if got := readLedger(t, ledger); len(got) < 60 {
+		// Say where each missing run stopped: its delivery's outcome and
+		// the run's status.
+		for i := range 60 {
+			a := answers[i]
+			if _, ok := got[a.ExecutionID]; ok {
+				continue
+			}
+			var d, r json.RawMessage
+			dc := s.API("GET", "/v1/deliveries/"+a.DeliveryID, nil, &d)
+			rc := s.API("GET", "/v1/runs/"+a.ExecutionID, nil, &r)
+			t.Errorf("event %d (answer %+v) never ran: delivery %d %s; run %d %s", i, a, dc, d, rc, r)
+			diagnoseRun(t, urls, a.ExecutionID, fmt.Sprintf("evt-%d", i))
 		}
-		return nil
-	})
+		t.Fatalf("%d of 60 runs executed; ingress answers %v", len(got), snd.codes)
+	}
 	time.Sleep(2 * time.Second)
 	got := readLedger(t, ledger)
 	if len(got) != 60 {
@@ -124,4 +152,78 @@ func TestContainers_RunSurvivesClusterNodeLoss(t *testing.T) {
 		}
 	}
 	t.Logf("60 events through node loss and a partition; ingress answers %v", snd.codes)
+}
+
+// diagnoseRun prints what the cluster holds about a run that never ran: its
+// status history, every delivery of its event and their outcome records, the
+// run requests in RUNS that name it, and the job consumer's state.
+func diagnoseRun(t *testing.T, urls []string, runID, eventID string) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Logf("diagnose: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := runstatus.History(ctx, js, "default", runID)
+	for _, r := range h {
+		t.Logf("  run %s: %s attempt %d delivery %s", runID, r.Status, r.Attempt, r.DeliveryID)
+	}
+	if err != nil {
+		t.Logf("  run history: %v", err)
+	}
+	scan := func(stream string, match func(m *jetstream.RawStreamMsg) bool, show func(m *jetstream.RawStreamMsg)) {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Logf("  %s: %v", stream, err)
+			return
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Logf("  %s info: %v", stream, err)
+			return
+		}
+		t.Logf("  %s state: %+v", stream, info.State)
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+			m, err := s.GetMsg(ctx, seq)
+			if err != nil {
+				continue
+			}
+			if match(m) {
+				show(m)
+			}
+		}
+	}
+	var deliveries []string
+	scan(bus.StreamDeliveries, func(m *jetstream.RawStreamMsg) bool {
+		return strings.Contains(string(m.Data), `"eventId":"`+eventID+`"`)
+	}, func(m *jetstream.RawStreamMsg) {
+		id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+		deliveries = append(deliveries, id)
+		t.Logf("  DELIVERIES seq %d %s msg-id %q", m.Sequence, id, m.Header.Get(jetstream.MsgIDHeader))
+	})
+	for _, id := range deliveries {
+		h, _ := runstatus.History(ctx, js, "default", id)
+		for _, r := range h {
+			t.Logf("  delivery %s outcome: %s run %s error %q", id, r.Status, r.RunID, r.Error)
+		}
+	}
+	scan(bus.StreamRuns, func(m *jetstream.RawStreamMsg) bool {
+		return strings.Contains(string(m.Data), runID)
+	}, func(m *jetstream.RawStreamMsg) {
+		t.Logf("  RUNS seq %d msg-id %q", m.Sequence, m.Header.Get(jetstream.MsgIDHeader))
+	})
+	if c, err := js.Consumer(ctx, bus.StreamRuns, "job_default_ledger"); err == nil {
+		if ci, err := c.Info(ctx); err == nil {
+			t.Logf("  consumer job_default_ledger: delivered %+v ack floor %+v pending %d ack pending %d redelivered %d waiting %d", ci.Delivered, ci.AckFloor, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
+		}
+	}
+	if c, err := js.Consumer(ctx, bus.StreamDeliveries, bus.ConsumerDispatcher); err == nil {
+		if ci, err := c.Info(ctx); err == nil {
+			t.Logf("  consumer dispatcher: delivered %+v ack floor %+v pending %d ack pending %d redelivered %d", ci.Delivered, ci.AckFloor, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
+		}
+	}
 }

@@ -182,6 +182,12 @@ func (s *Stack) Start(name string, extraEnv ...string) {
 		}
 		if s.t.Failed() {
 			logs := p.Logs()
+			if dir := os.Getenv("HOOKRUN_TEST_LOG_DIR"); dir != "" { // the whole log, for a local look
+				f := filepath.Join(dir, strings.ReplaceAll(s.t.Name(), "/", "_")+"-"+name+".log")
+				if err := os.WriteFile(f, []byte(logs), 0o644); err == nil {
+					s.t.Logf("--- %s log written to %s", name, f)
+				}
+			}
 			s.t.Logf("--- %s warnings and errors ---\n%s", name, tail(warnings(logs), 12000))
 			s.t.Logf("--- %s logs ---\n%s", name, tail(logs, 4000))
 		}

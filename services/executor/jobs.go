@@ -54,7 +54,10 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 				w.stop()
 				delete(workers, name)
 				if !ok {
+					x.log.Info("job deleted: its runs are no longer fetched", "job", w.job)
 					forgetJob(name, w.job)
+				} else {
+					x.log.Info("job concurrency changed: fetching anew", "job", w.job, "concurrency", j.Spec.Concurrency)
 				}
 			}
 		}
@@ -67,6 +70,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 				x.log.Warn("cannot create job consumer; will retry", "job", name, "err", err)
 				continue
 			}
+			x.log.Info("fetching runs of job", "job", j.Metadata.Namespace+"/"+j.Metadata.Name, "concurrency", j.Spec.Concurrency)
 			fctx, stop := context.WithCancel(ctx)
 			workers[name] = &jobWorkers{concurrency: j.Spec.Concurrency, stop: stop, job: j.Metadata.Namespace + "/" + j.Metadata.Name}
 			wg.Add(1)
