@@ -50,25 +50,49 @@ func LastKV(ctx context.Context, nc *nats.Conn, bucket, key string) (*KVEntry, e
 // committed (its leader was lost mid-write, and still held the id when it
 // led again), naming the sequence that write would have had.
 func MsgIDAt(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (msgID string, found bool, err error) {
+	_, msgID, found, err = MsgAt(ctx, nc, stream, seq)
+	return msgID, found, err
+}
+
+// MsgAt is MsgIDAt with the message's subject.
+func MsgAt(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (subject, msgID string, found bool, err error) {
 	if seq == 0 {
-		return "", false, nil
+		return "", "", false, nil
 	}
 	m, err := leaderGet(ctx, nc, stream, map[string]any{"seq": seq})
 	if errors.Is(err, errNoMessage) {
-		return "", false, nil
+		return "", "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("stream %s: %w", stream, err)
+		return "", "", false, fmt.Errorf("stream %s: %w", stream, err)
 	}
-	return m.header.Get(jetstream.MsgIDHeader), true, nil
+	return m.subject, m.header.Get(jetstream.MsgIDHeader), true, nil
 }
 
-var errNoMessage = errors.New("no message")
+// LastBySubject returns the data of the last message on subject (which may
+// hold wildcards) in stream, read from the stream's leader, or
+// ErrNoMessage. Reads that decide what to do next go through here: a
+// direct get (the jetstream client's choice on a stream with AllowDirect)
+// may be answered by a replica that has not applied the latest write, and
+// a run would be started again after its final status was stored.
+func LastBySubject(ctx context.Context, nc *nats.Conn, stream, subject string) ([]byte, error) {
+	m, err := leaderGet(ctx, nc, stream, map[string]any{"last_by_subj": subject})
+	if err != nil {
+		return nil, err
+	}
+	return m.data, nil
+}
+
+// ErrNoMessage is LastBySubject's answer when no message matches.
+var ErrNoMessage = errors.New("no message")
+
+var errNoMessage = ErrNoMessage
 
 type storedMsg struct {
-	seq    uint64
-	header nats.Header
-	data   []byte
+	subject string
+	seq     uint64
+	header  nats.Header
+	data    []byte
 }
 
 // leaderGet is a STREAM.MSG.GET request, which the stream's leader answers
@@ -87,9 +111,10 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, req map[string
 			Description string `json:"description"`
 		} `json:"error"`
 		Message *struct {
-			Seq  uint64 `json:"seq"`
-			Hdrs []byte `json:"hdrs"`
-			Data []byte `json:"data"`
+			Subject string `json:"subject"`
+			Seq     uint64 `json:"seq"`
+			Hdrs    []byte `json:"hdrs"`
+			Data    []byte `json:"data"`
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
@@ -104,7 +129,7 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, req map[string
 	if resp.Message == nil {
 		return nil, errors.New("empty answer")
 	}
-	m := &storedMsg{seq: resp.Message.Seq, data: resp.Message.Data, header: nats.Header{}}
+	m := &storedMsg{subject: resp.Message.Subject, seq: resp.Message.Seq, data: resp.Message.Data, header: nats.Header{}}
 	if len(resp.Message.Hdrs) > 0 {
 		h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs)
 		if err != nil {

@@ -41,33 +41,23 @@ func Publish(ctx context.Context, js jetstream.JetStream, r *message.Run) error 
 }
 
 // Get returns the current status of a run or delivery id in any namespace.
+// It reads from the STATUS stream's leader, so a status just stored is seen
+// whichever replica is nearest: the executor decides from it whether a
+// redelivered run has already ended, the dispatcher how far an earlier
+// attempt at a delivery got.
 func Get(ctx context.Context, js jetstream.JetStream, id string) (*message.Run, error) {
 	if !bus.SafeToken(id) {
 		return nil, ErrNotFound
 	}
-	s, err := js.Stream(ctx, bus.StreamStatus)
-	if err != nil {
-		return nil, err
-	}
-	return Last(ctx, s, id)
-}
-
-// Last is Get through a handle of the STATUS stream the caller keeps:
-// opening one costs a stream info request, which a hot path (the executor
-// reads every run's status before starting it) should pay once.
-func Last(ctx context.Context, s jetstream.Stream, id string) (*message.Run, error) {
-	if !bus.SafeToken(id) {
-		return nil, ErrNotFound
-	}
-	m, err := s.GetLastMsgForSubject(ctx, bus.StatusByIDFilter(id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	data, err := bus.LastBySubject(ctx, js.Conn(), bus.StreamStatus, bus.StatusByIDFilter(id))
+	if errors.Is(err, bus.ErrNoMessage) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("status of %s: %w", id, err)
 	}
 	var r message.Run
-	if err := message.Decode(m.Data, message.SchemaRun, &r); err != nil {
+	if err := message.Decode(data, message.SchemaRun, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

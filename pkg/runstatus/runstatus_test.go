@@ -3,9 +3,14 @@ package runstatus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/testenv"
@@ -62,5 +67,61 @@ func TestRunstatus_LastEventIsCurrentAndHistoryKeepsAll(t *testing.T) {
 	}
 	if len(seen) != 3 || seen[2] != message.StatusSucceeded {
 		t.Fatalf("Watch saw %v, want the three events ending at succeeded", seen)
+	}
+}
+
+// TestRunstatus_GetSeesTheLatestStatusThroughAnyNode: on a STATUS stream
+// with three replicas, a status read is the latest stored, through a
+// connection to any node — also to a node that was down while the status
+// changed and is catching up. (The executor decides from this read whether
+// a redelivered run already ended; a stale "running" ran it twice.)
+func TestRunstatus_GetSeesTheLatestStatusThroughAnyNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testenv.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	connect := func(i int) jetstream.JetStream {
+		nc, err := nats.Connect(c.Nodes[i].ClientURL(), nats.MaxReconnects(-1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return js
+	}
+	js := connect(0)
+	if err := bus.EnsureRetry(ctx, js, bus.Options{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	publish := func(id, st string) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			return runstatus.Publish(ctx, js, &message.Run{ID: id, Namespace: "default", Job: "j", Status: st, QueuedAt: &now})
+		})
+	}
+	const n = 300
+	for i := range n {
+		publish(fmt.Sprintf("run_%d", i), message.StatusRunning)
+	}
+	c.Stop(2)
+	for i := range n {
+		publish(fmt.Sprintf("run_%d", i), message.StatusSucceeded)
+	}
+	c.Start(2)
+	back := connect(2)
+	for i := range n {
+		id := fmt.Sprintf("run_%d", i)
+		var got *message.Run
+		testenv.Eventually(t, 30*time.Second, func() error {
+			var err error
+			got, err = runstatus.Get(ctx, back, id)
+			return err // no leader yet, or not connected yet
+		})
+		if got.Status != message.StatusSucceeded {
+			t.Fatalf("read %d through the node that was down: %s, want succeeded", i, got.Status)
+		}
 	}
 }

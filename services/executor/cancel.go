@@ -35,10 +35,8 @@ func (x *Executor) onCancel(m *nats.Msg) {
 func (x *Executor) cancelRequested(ctx context.Context, id string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	kv, err := x.cancelMarks(ctx)
-	if err != nil {
-		return false
-	}
-	_, err = kv.Get(ctx, id)
+	// From the bucket's leader: a replica behind it may not have the mark
+	// keys has just written.
+	_, err := bus.LastKV(ctx, x.js.Conn(), bus.BucketCancels, id)
 	return err == nil
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -41,7 +40,6 @@ type Ingress struct {
 
 	limiters   sync.Map // config key -> *limiter
 	lastErrors sync.Map // config key -> recordedError
-	deliveries atomic.Pointer[jetstream.Stream]
 }
 
 // New builds the ingress. dd may be nil (no read-only duplicate look-up).

@@ -65,33 +65,22 @@ func (in *Ingress) publish(ctx context.Context, d *message.Delivery, msgIDSuffix
 
 // originalDeliveryID returns the id of the delivery stored at seq (the one a
 // duplicate repeats), from its subject, after checking that the message
-// there carries msgID. It costs a direct get, paid only by duplicates; false
-// means the original could not be confirmed.
+// there carries msgID. It costs a read from the stream's leader (a replica
+// behind it might not hold the original yet), paid only by duplicates;
+// false means the original could not be confirmed.
 func (in *Ingress) originalDeliveryID(ctx context.Context, seq uint64, msgID string) (string, bool) {
-	if seq == 0 {
-		return "", false
-	}
 	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 	defer cancel()
-	s := in.deliveries.Load()
-	if s == nil {
-		st, err := in.js.Stream(ctx, bus.StreamDeliveries)
-		if err != nil {
-			return "", false
-		}
-		s = &st
-		in.deliveries.Store(s)
-	}
-	msg, err := (*s).GetMsg(ctx, seq)
+	subject, stored, found, err := bus.MsgAt(ctx, in.js.Conn(), bus.StreamDeliveries, seq)
 	if err != nil {
 		in.log.Debug("cannot read the original of a duplicate", "seq", seq, "err", err)
 		return "", false
 	}
-	if msg.Header.Get(jetstream.MsgIDHeader) != msgID {
+	if !found || stored != msgID {
 		return "", false
 	}
-	i := strings.LastIndexByte(msg.Subject, '.')
-	return msg.Subject[i+1:], i >= 0 && i < len(msg.Subject)-1
+	i := strings.LastIndexByte(subject, '.')
+	return subject[i+1:], i >= 0 && i < len(subject)-1
 }
 
 // Encoding buffers are reused: a delivery is encoded, published and
