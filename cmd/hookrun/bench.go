@@ -55,9 +55,10 @@ func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test the real stack beside bare baselines and print the ratios",
-		Long: `bench starts a nats-server (embedded in this process), the bare baselines (an
-Echo handler answering 202; an Echo handler publishing to a JetStream file
-stream) and the four Hookrun services as separate processes, then measures:
+		Long: `bench starts a nats-server (the embedded server, in a process of its own),
+the bare baselines (an Echo handler answering 202; an Echo handler publishing
+to a JetStream file stream; both get the same signed requests as the
+ingress) and the four Hookrun services as separate processes, then measures:
 the ingress at maximum rate (closed loop, signed generic-profile deliveries,
 full authentication, metrics and logging), the dispatcher draining the
 backlog, the ingress latency at half its maximum rate (open loop), runs of a

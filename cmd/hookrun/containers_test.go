@@ -223,7 +223,14 @@ func diagnoseRun(t *testing.T, urls []string, runID, eventID string) {
 	}
 	if c, err := js.Consumer(ctx, bus.StreamDeliveries, bus.ConsumerDispatcher); err == nil {
 		if ci, err := c.Info(ctx); err == nil {
-			t.Logf("  consumer dispatcher: delivered %+v ack floor %+v pending %d ack pending %d redelivered %d", ci.Delivered, ci.AckFloor, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
+			t.Logf("  consumer dispatcher: delivered %+v ack floor %+v pending %d ack pending %d redelivered %d waiting %d leader %s", ci.Delivered, ci.AckFloor, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, leaderOf(ci))
 		}
 	}
+}
+
+func leaderOf(ci *jetstream.ConsumerInfo) string {
+	if ci.Cluster == nil {
+		return ""
+	}
+	return ci.Cluster.Leader
 }

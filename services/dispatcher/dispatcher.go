@@ -231,14 +231,19 @@ func (d *Dispatcher) pull(ctx context.Context, cons jetstream.Consumer) error {
 	sem := make(chan struct{}, d.cfg.Concurrency)
 	var handling sync.WaitGroup
 	defer handling.Wait() // before handBack: batches in hand are finished
+	last := time.Now()
 	for ctx.Err() == nil && !d.paused.Load() {
 		m, err := it.Next(jetstream.NextMaxWait(time.Second))
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return err
 			}
+			if time.Since(last) >= repullAfterIdle {
+				return nil // a fresh iterator, a fresh pull request
+			}
 			continue // a timeout, or a passing fault the iterator recovers from
 		}
+		last = time.Now()
 		msgs := []jetstream.Msg{m}
 		for len(msgs) < d.cfg.BatchSize {
 			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
@@ -258,6 +263,15 @@ func (d *Dispatcher) pull(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	return nil
 }
+
+// repullAfterIdle is how long a dispatcher waits without a message before
+// it replaces its pull iterator. Around a consumer leader change (a NATS
+// node lost or cut off) the client can be left with no pull request the
+// new leader knows of (nats.go#2063): deliveries pending redelivery then
+// wait for a pull that never comes. Seen in the node-loss container test as
+// two deliveries acked by no one for minutes. An idle replacement costs one
+// pull request.
+const repullAfterIdle = 5 * time.Second
 
 // handBack stops pulling and NAKs the deliveries already buffered, so that
 // they come back at once on shutdown (to another dispatcher) or after
