@@ -2,10 +2,12 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 )
@@ -32,11 +34,21 @@ func (x *Executor) onCancel(m *nats.Msg) {
 }
 
 // cancelRequested reports whether the run was marked cancelled.
-func (x *Executor) cancelRequested(ctx context.Context, id string) bool {
+func (x *Executor) cancelRequested(ctx context.Context, id string, first bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	// From the bucket's leader: a replica behind it may not have the mark
-	// keys has just written.
+	// A mark seen on any replica is a mark. Its absence is checked on the
+	// bucket's leader only for a redelivery (a replica catching up may
+	// not have it yet); on a first delivery the run is tracked before this
+	// read, so a cancel that a lagging replica hides still reaches it
+	// through keys' cancel message.
+	if kv, err := x.cancelMarks(ctx); err == nil {
+		if _, err := kv.Get(ctx, id); err == nil {
+			return true
+		} else if first && errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false
+		}
+	}
 	_, err := bus.LastKV(ctx, x.js.Conn(), bus.BucketCancels, id)
 	return err == nil
 }

@@ -95,6 +95,7 @@ type Executor struct {
 	cat    *catalog.Catalog
 	health *service.Health
 	slots  chan struct{}
+	h      handles
 	// jobClient sends HTTP jobs; each request is bounded by its job's
 	// timeout through its context, not by a client-wide one.
 	jobClient *http.Client

@@ -112,14 +112,15 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	defer x.untrack(rr.ID)
 	var marked bool
 	var markRead sync.WaitGroup
-	markRead.Go(func() { marked = x.cancelRequested(pctx, rr.ID) })
+	first := firstDelivery(m)
+	markRead.Go(func() { marked = x.cancelRequested(pctx, rr.ID, first) })
 	defer markRead.Wait()
 	// The run's current status says which attempt this is, and whether
 	// there is anything left to do. Attempts are counted by starts, not by
 	// deliveries: a run handed back unstarted (at shutdown) keeps its
 	// number.
 	attempt := 1
-	cur, err := x.currentStatus(pctx, rr.ID)
+	cur, err := x.currentStatus(pctx, m, &rr)
 	switch {
 	case err == nil && cur.DeliveryID == rr.DeliveryID:
 		if message.Final(cur.Status) {
