@@ -494,8 +494,9 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	starts := lat.stop()
 	lat.mu.Lock()
 	stages := fmt.Sprintf("accept → queued p50 / p99 %s / %s, queued → started %s / %s", ms(percentile(lat.queued, .5)), ms(percentile(lat.queued, .99)), ms(percentile(lat.picked, .5)), ms(percentile(lat.picked, .99)))
+	restarts := lat.restarts
 	lat.mu.Unlock()
-	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started, ingress codes %s; %s", len(starts), e2e.codes(), stages))
+	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started, %d started again as a later attempt, ingress codes %s; %s", len(starts), restarts, e2e.codes(), stages))
 
 	for _, s := range []string{"ingress", "dispatcher", "executor", "keys"} {
 		rep.add("peak RSS "+s, fmt.Sprintf("%.1f MiB", procs[s].peakRSS()), "VmHWM")
@@ -855,6 +856,9 @@ type startWatcher struct {
 	ls     []time.Duration
 	queued []time.Duration // accept → run queued (ingress, DELIVERIES, dispatcher)
 	picked []time.Duration // queued → started (RUNS, executor)
+	// restarts counts runs started again as a later attempt (handed back
+	// after storing "running", or their executor lost).
+	restarts int
 }
 
 // Runs received before since (the warm-up) are not counted.
@@ -869,6 +873,11 @@ func watchStarts(nc *nats.Conn, since time.Time) *startWatcher {
 			return
 		}
 		w.mu.Lock()
+		if r.Attempt > 1 { // a restart: its latency is not accept → start
+			w.restarts++
+			w.mu.Unlock()
+			return
+		}
 		w.ls = append(w.ls, r.StartedAt.Sub(r.WebhookReceivedAt))
 		if r.QueuedAt != nil {
 			w.queued = append(w.queued, r.QueuedAt.Sub(r.WebhookReceivedAt))
