@@ -29,7 +29,7 @@ func LastKV(ctx context.Context, nc *nats.Conn, bucket, key string) (*KVEntry, e
 		return nil, ErrKVKeyNotFound
 	}
 	m, err := leaderGet(ctx, nc, "KV_"+bucket, map[string]any{"last_by_subj": "$KV." + bucket + "." + key})
-	if errors.Is(err, errNoMessage) {
+	if errors.Is(err, ErrNoMessage) {
 		return nil, ErrKVKeyNotFound
 	}
 	if err != nil {
@@ -60,7 +60,7 @@ func MsgAt(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (subje
 		return "", "", false, nil
 	}
 	m, err := leaderGet(ctx, nc, stream, map[string]any{"seq": seq})
-	if errors.Is(err, errNoMessage) {
+	if errors.Is(err, ErrNoMessage) {
 		return "", "", false, nil
 	}
 	if err != nil {
@@ -85,8 +85,6 @@ func LastBySubject(ctx context.Context, nc *nats.Conn, stream, subject string) (
 
 // ErrNoMessage is LastBySubject's answer when no message matches.
 var ErrNoMessage = errors.New("no message")
-
-var errNoMessage = ErrNoMessage
 
 type storedMsg struct {
 	subject string
@@ -122,7 +120,7 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, req map[string
 	}
 	if resp.Error != nil {
 		if resp.Error.ErrCode == int(jetstream.JSErrCodeMessageNotFound) {
-			return nil, errNoMessage
+			return nil, ErrNoMessage
 		}
 		return nil, fmt.Errorf("%s (%d)", resp.Error.Description, resp.Error.ErrCode)
 	}

@@ -56,11 +56,7 @@ func Get(ctx context.Context, js jetstream.JetStream, id string) (*message.Run, 
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", id, err)
 	}
-	var r message.Run
-	if err := message.Decode(data, message.SchemaRun, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decode(data)
 }
 
 // GetDirect is Get by a direct get through a handle of the STATUS stream
@@ -81,8 +77,12 @@ func GetDirect(ctx context.Context, s jetstream.Stream, id string) (*message.Run
 	if err != nil {
 		return nil, err
 	}
+	return decode(m.Data)
+}
+
+func decode(data []byte) (*message.Run, error) {
 	var r message.Run
-	if err := message.Decode(m.Data, message.SchemaRun, &r); err != nil {
+	if err := message.Decode(data, message.SchemaRun, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
