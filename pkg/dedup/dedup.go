@@ -1,8 +1,8 @@
 // Package dedup records which events of a webhook have already triggered a
 // run, so each event id triggers at most one inside its window.
 //
-// The claim is `SET key owner NX PX window`, where owner is the delivery
-// that claimed it. A redelivery of the same delivery after a crash finds its
+// A claim records key with its owner, the delivery that claimed it, for the
+// webhook's window (see Window). A redelivery of the same delivery after a crash finds its
 // own owner and continues (Continued); a different delivery with the same
 // event id finds another owner (Duplicate). Two stores satisfy the same
 // contract: Redis (production) and NATS KV with per-key TTL (`hookrun dev`
@@ -14,6 +14,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"time"
+
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
 )
 
 // Result is the outcome of a claim.
@@ -47,6 +50,21 @@ type Request struct {
 	TTL   time.Duration
 }
 
+// Window is the dedup window of webhook w: its own, else its signature
+// profile's default, else def (HOOKRUN_DEDUP_WINDOW). The dispatcher claims
+// for it and the ingress looks up with it.
+func Window(w *resource.Webhook, def time.Duration) time.Duration {
+	if w.Spec.DedupWindow > 0 {
+		return w.Spec.DedupWindow.D()
+	}
+	if s := w.Spec.Auth.Signature; s != nil {
+		if p, ok := signature.Lookup(s.Profile); ok {
+			return p.DefaultWindow()
+		}
+	}
+	return def
+}
+
 // Key returns the dedup key of an event of a webhook. The event id is hashed
 // so that key size is bounded whatever the sender sends; 96 bits of SHA-256
 // keep collisions out of reach for any realistic window.
@@ -61,8 +79,8 @@ type Store interface {
 	Claim(ctx context.Context, key, owner string, ttl time.Duration) (Result, error)
 	// ClaimBatch claims many keys in one round trip where the store allows.
 	ClaimBatch(ctx context.Context, reqs []Request) ([]Result, error)
-	// Lookup returns the owner of key, or found=false.
-	Lookup(ctx context.Context, key string) (owner string, found bool, err error)
+	// Lookup returns the owner of key, claimed for window, or found=false.
+	Lookup(ctx context.Context, key string, window time.Duration) (owner string, found bool, err error)
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 }

@@ -31,7 +31,7 @@ func (s *KV) Claim(ctx context.Context, key, owner string, ttl time.Duration) (R
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, fmt.Errorf("dedup claim: %w", err)
 		}
-		prev, found, err := s.Lookup(ctx, key)
+		prev, found, err := s.Lookup(ctx, key, ttl)
 		if err != nil {
 			return 0, err
 		}
@@ -67,8 +67,9 @@ func (s *KV) ClaimBatch(ctx context.Context, reqs []Request) ([]Result, error) {
 	return out, nil
 }
 
-// Lookup returns the owner of key.
-func (s *KV) Lookup(ctx context.Context, key string) (string, bool, error) {
+// Lookup returns the owner of key (whatever its window: a KV key carries
+// its own TTL).
+func (s *KV) Lookup(ctx context.Context, key string, _ time.Duration) (string, bool, error) {
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return "", false, nil

@@ -70,8 +70,8 @@ func TestDispatcher_DuplicateOutsideWindowRunsAgain(t *testing.T) {
 			first := e.deliver(w, "evt-1", `{}`)
 			want(t, "first outcome", e.outcome(first).Status, message.DeliveryDispatched)
 			if e.redis != nil {
-				if ttl := e.dedupTTL(w, "evt-1"); ttl <= 0 || ttl > window {
-					t.Fatalf("claim TTL = %s, want at most %s", ttl, window)
+				if !e.claimedFor(w, "evt-1", window) {
+					t.Fatalf("no claim held for the webhook's window %s", window)
 				}
 			}
 			// Inside the window: a duplicate.
@@ -80,7 +80,7 @@ func TestDispatcher_DuplicateOutsideWindowRunsAgain(t *testing.T) {
 
 			// Once the claim has expired, the same event is a new run.
 			testenv.Eventually(t, 10*time.Second, func() error {
-				if owner, found, err := e.store.Lookup(context.Background(), dedupKey(w, "evt-1")); err != nil || found {
+				if owner, found, err := e.store.Lookup(context.Background(), dedupKey(w, "evt-1"), window); err != nil || found {
 					return errorf("claim still held by %q (%v)", owner, err)
 				}
 				return nil
@@ -129,9 +129,10 @@ func TestDispatcher_WindowsByProfileAndOverride(t *testing.T) {
 				}
 			})
 			want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
-			ttl := e.dedupTTL(w, d.EventID)
-			if ttl > c.want || ttl < c.want-time.Minute {
-				t.Fatalf("PTTL = %s, want about %s", ttl, c.want)
+			for _, o := range cases {
+				if held := e.claimedFor(w, d.EventID, o.want); held != (o.want == c.want) {
+					t.Fatalf("claim held for %s: %v, want it held for %s only", o.want, held, c.want)
+				}
 			}
 			if c.mod != nil && w.Spec.Auth.Signature != nil {
 				want(t, "webhook_source", e.run(d.RunID).WebhookSource, w.Spec.Auth.Signature.Profile)

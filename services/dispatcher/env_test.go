@@ -226,14 +226,15 @@ func (e *env) runsPerID() map[string]int {
 	return out
 }
 
-// dedupTTL is the remaining time of the event's claim in Redis (PTTL).
-func (e *env) dedupTTL(w *resource.Webhook, eventID string) time.Duration {
+// claimedFor reports whether the event's claim is held for window: the
+// store finds a claim only under the window it was made for.
+func (e *env) claimedFor(w *resource.Webhook, eventID string, window time.Duration) bool {
 	e.t.Helper()
-	ttl, err := e.redis.PTTL(context.Background(), dedup.RedisKey(dedup.Key(w.Metadata.UID, eventID))).Result()
+	_, found, err := e.store.Lookup(context.Background(), dedupKey(w, eventID), window)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return ttl
+	return found
 }
 
 // testLogger logs warnings and errors into the test's output, and nothing

@@ -16,7 +16,6 @@ import (
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
-	"github.com/hookrun/hookrun/pkg/signature"
 )
 
 // item is one delivery of a batch on its way to an outcome.
@@ -136,7 +135,7 @@ func (d *Dispatcher) claim(ctx context.Context, items []*item) bool {
 			it.claim = dedup.Claimed // replays bypass dedup on purpose
 			continue
 		}
-		reqs = append(reqs, dedup.Request{Key: dedup.Key(w.Metadata.UID, it.d.EventID), Owner: it.d.ID, TTL: d.window(w)})
+		reqs = append(reqs, dedup.Request{Key: dedup.Key(w.Metadata.UID, it.d.EventID), Owner: it.d.ID, TTL: dedup.Window(w, d.cfg.DefaultWindow)})
 		claimed = append(claimed, it)
 	}
 	if len(reqs) == 0 {
@@ -161,20 +160,6 @@ func (d *Dispatcher) claim(ctx context.Context, items []*item) bool {
 		it.claim = res[i]
 	}
 	return true
-}
-
-// window is the webhook's dedup window: its own, else its profile's default,
-// else the dispatcher's default.
-func (d *Dispatcher) window(w *resource.Webhook) time.Duration {
-	if w.Spec.DedupWindow > 0 {
-		return w.Spec.DedupWindow.D()
-	}
-	if s := w.Spec.Auth.Signature; s != nil {
-		if p, ok := signature.Lookup(s.Profile); ok {
-			return p.DefaultWindow()
-		}
-	}
-	return d.cfg.DefaultWindow
 }
 
 // resumeAll resumes the deliveries of a batch that may have been worked on

@@ -106,7 +106,7 @@ func TestDispatcher_RedisStoppedAndStartedMidStream(t *testing.T) {
 	})
 	time.Sleep(300 * time.Millisecond) // a few pause cycles with Redis still away
 	for _, d := range during {
-		if _, _, err := e.store.Lookup(context.Background(), dedup.Key(w.Metadata.UID, d.EventID)); err == nil {
+		if _, _, err := e.store.Lookup(context.Background(), dedup.Key(w.Metadata.UID, d.EventID), time.Hour); err == nil {
 			t.Fatal("Redis answered while killed")
 		}
 	}

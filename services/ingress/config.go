@@ -16,6 +16,10 @@ type Config struct {
 	PublishTimeout time.Duration
 	// TrustProxy takes the source IP from X-Forwarded-For / X-Real-IP.
 	TrustProxy bool
+	// DefaultWindow is the dedup window of webhooks without a profile or an
+	// explicit dedupWindow (HOOKRUN_DEDUP_WINDOW, as the dispatcher's): a
+	// duplicate is answered as one where the dispatcher's claim is looked for.
+	DefaultWindow time.Duration
 
 	// The HTTP server's limits; zero keeps service.HTTPServer's defaults.
 	// ReadHeaderTimeout cuts off senders that dribble their headers
@@ -44,6 +48,7 @@ func ConfigFromEnv() (Config, error) {
 		{"READ_HEADER_TIMEOUT", &cfg.ReadHeaderTimeout, 0},
 		{"READ_TIMEOUT", &cfg.ReadTimeout, 0},
 		{"IDLE_TIMEOUT", &cfg.IdleTimeout, 0},
+		{"DEDUP_WINDOW", &cfg.DefaultWindow, 24 * time.Hour},
 	} {
 		if *d.dst, err = service.EnvDuration(d.name, d.def); err != nil {
 			return Config{}, err

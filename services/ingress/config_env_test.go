@@ -16,9 +16,13 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	t.Setenv("HOOKRUN_READ_TIMEOUT", "10s")
 	t.Setenv("HOOKRUN_IDLE_TIMEOUT", "1m")
 	t.Setenv("HOOKRUN_MAX_HEADER_BYTES", "16384")
+	t.Setenv("HOOKRUN_DEDUP_WINDOW", "90m")
 	c, err := ConfigFromEnv()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.DefaultWindow != 90*time.Minute {
+		t.Fatalf("dedup window %s, want the 90m of HOOKRUN_DEDUP_WINDOW", c.DefaultWindow)
 	}
 	srv := c.server(http.NotFoundHandler())
 	if c.PublishTimeout != 750*time.Millisecond || srv.ReadHeaderTimeout != 2*time.Second || srv.ReadTimeout != 10*time.Second ||
@@ -26,12 +30,15 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 		t.Fatalf("config %+v gives server %+v", c, srv)
 	}
 
-	for _, v := range []string{"HOOKRUN_READ_HEADER_TIMEOUT", "HOOKRUN_READ_TIMEOUT", "HOOKRUN_IDLE_TIMEOUT", "HOOKRUN_MAX_HEADER_BYTES"} {
+	for _, v := range []string{"HOOKRUN_READ_HEADER_TIMEOUT", "HOOKRUN_READ_TIMEOUT", "HOOKRUN_IDLE_TIMEOUT", "HOOKRUN_MAX_HEADER_BYTES", "HOOKRUN_DEDUP_WINDOW"} {
 		t.Setenv(v, "")
 	}
 	c, err = ConfigFromEnv()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.DefaultWindow != 24*time.Hour {
+		t.Fatalf("default dedup window %s, want 24h", c.DefaultWindow)
 	}
 	if srv := c.server(http.NotFoundHandler()); srv.ReadHeaderTimeout == 0 || srv.ReadTimeout == 0 || srv.IdleTimeout == 0 || srv.MaxHeaderBytes == 0 {
 		t.Fatalf("defaults lost: %+v", srv)

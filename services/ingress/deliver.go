@@ -154,7 +154,7 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, *a
 	// JetStream round trip) rather than after it; both end before we answer.
 	var lookup *pendingLookup
 	if in.dedup != nil && d.EventID != d.ID {
-		lookup = in.lookups.start(dedup.Key(w.Metadata.UID, d.EventID))
+		lookup = in.lookups.start(dedup.Key(w.Metadata.UID, d.EventID), dedup.Window(w, in.cfg.DefaultWindow))
 	}
 	res, err := in.publish(ctx, d, "")
 	if err != nil {

@@ -47,6 +47,9 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
 	}
+	if cfg.DefaultWindow <= 0 {
+		cfg.DefaultWindow = 24 * time.Hour
+	}
 	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), health: health}
 	if dd != nil {
 		in.lookups = newLookupBatcher(dd)

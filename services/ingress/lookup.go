@@ -11,7 +11,7 @@ import (
 
 // manyLooker is a dedup store that can look many keys up in one round trip.
 type manyLooker interface {
-	LookupMany(ctx context.Context, keys []string) ([]string, []bool, error)
+	LookupMany(ctx context.Context, reqs []dedup.Request) ([]string, []bool, error)
 }
 
 // lookupBatcher coalesces the read-only dedup look-ups of concurrent
@@ -27,8 +27,8 @@ type lookupBatcher struct {
 }
 
 type lookupReq struct {
-	key string
-	res chan lookupRes
+	dedup.Request // the key and its window
+	res           chan lookupRes
 }
 
 type lookupRes struct {
@@ -49,20 +49,20 @@ func newLookupBatcher(store dedup.Store) *lookupBatcher {
 func (b *lookupBatcher) run(ctx context.Context) error {
 	b.running.Store(true)
 	defer b.running.Store(false)
-	keys := make([]string, 0, maxLookupBatch)
+	keys := make([]dedup.Request, 0, maxLookupBatch)
 	waiters := make([]chan lookupRes, 0, maxLookupBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case r := <-b.reqs:
-			keys, waiters = append(keys[:0], r.key), append(waiters[:0], r.res)
+			keys, waiters = append(keys[:0], r.Request), append(waiters[:0], r.res)
 		}
 	drain:
 		for len(keys) < maxLookupBatch {
 			select {
 			case r := <-b.reqs:
-				keys, waiters = append(keys, r.key), append(waiters, r.res)
+				keys, waiters = append(keys, r.Request), append(waiters, r.res)
 			default:
 				break drain
 			}
@@ -73,7 +73,7 @@ func (b *lookupBatcher) run(ctx context.Context) error {
 	}
 }
 
-func (b *lookupBatcher) lookup(ctx context.Context, keys []string, waiters []chan lookupRes) {
+func (b *lookupBatcher) lookup(ctx context.Context, keys []dedup.Request, waiters []chan lookupRes) {
 	if b.many != nil {
 		owners, found, err := b.many.LookupMany(ctx, keys)
 		for i, w := range waiters {
@@ -86,7 +86,7 @@ func (b *lookupBatcher) lookup(ctx context.Context, keys []string, waiters []cha
 		return
 	}
 	for i, w := range waiters {
-		owner, found, err := b.store.Lookup(ctx, keys[i])
+		owner, found, err := b.store.Lookup(ctx, keys[i].Key, keys[i].TTL)
 		w <- lookupRes{owner: owner, found: found, err: err}
 	}
 }
@@ -97,21 +97,21 @@ type pendingLookup struct {
 	deadline time.Time
 }
 
-// start queues a look-up of key and returns at once, so that a request goes
+// start queues a look-up of key, claimed for window, and returns at once, so that a request goes
 // on (to its publish) while the look-up is on the wire, without a goroutine
 // of its own; wait takes the answer. A full queue answers "not seen" at
 // once, as a slow store does after the look-up timeout.
-func (b *lookupBatcher) start(key string) *pendingLookup {
+func (b *lookupBatcher) start(key string, window time.Duration) *pendingLookup {
 	p := &pendingLookup{res: make(chan lookupRes, 1), deadline: time.Now().Add(dedupLookupTimeout)}
 	if !b.running.Load() { // used without Run (e.g. the handler alone in tests)
 		ctx, cancel := context.WithDeadline(context.Background(), p.deadline)
 		defer cancel()
-		owner, found, err := b.store.Lookup(ctx, key)
+		owner, found, err := b.store.Lookup(ctx, key, window)
 		p.res <- lookupRes{owner: owner, found: found, err: err}
 		return p
 	}
 	select {
-	case b.reqs <- lookupReq{key: key, res: p.res}:
+	case b.reqs <- lookupReq{Request: dedup.Request{Key: key, TTL: window}, res: p.res}:
 	default:
 		p.res <- lookupRes{err: errLookupQueueFull}
 	}
@@ -139,10 +139,4 @@ func (p *pendingLookup) wait(ctx context.Context) lookupRes {
 	case <-ctx.Done():
 		return lookupRes{err: ctx.Err()}
 	}
-}
-
-// Lookup looks key up through the batch and waits for the answer.
-func (b *lookupBatcher) Lookup(ctx context.Context, key string) (string, bool, error) {
-	r := b.start(key).wait(ctx)
-	return r.owner, r.found, r.err
 }

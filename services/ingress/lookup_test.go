@@ -18,21 +18,29 @@ type countingRedis struct {
 	trips atomic.Int64
 }
 
-func (c *countingRedis) LookupMany(ctx context.Context, keys []string) ([]string, []bool, error) {
+func (c *countingRedis) LookupMany(ctx context.Context, reqs []dedup.Request) ([]string, []bool, error) {
 	c.trips.Add(1)
-	return c.Redis.LookupMany(ctx, keys)
+	return c.Redis.LookupMany(ctx, reqs)
 }
 
 func TestLookupBatcher_CoalescesConcurrentLookupsAndAnswersEachRight(t *testing.T) {
 	rdb := testenv.Redis(t)
-	ctx := context.Background()
-	prefix := fmt.Sprintf("lb-test-%p-", t)
-	for i := 0; i < 200; i += 2 { // even keys exist, owned by "o<i>"
-		if err := rdb.Set(ctx, dedup.RedisKey(fmt.Sprintf("%s%d", prefix, i)), dedup.RedisOwner(fmt.Sprintf("o%d", i)), 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+	for name, s := range map[string]*dedup.Redis{"buckets": dedup.NewRedis(rdb), "plain keys": dedup.NewRedisPlain(rdb)} {
+		t.Run(name, func(t *testing.T) { testLookupBatcher(t, s) })
 	}
-	store := &countingRedis{Redis: dedup.NewRedis(rdb)}
+}
+
+func testLookupBatcher(t *testing.T, s *dedup.Redis) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("lb-test-%d-", time.Now().UnixNano())
+	var claims []dedup.Request
+	for i := 0; i < 200; i += 2 { // even keys are claimed, by "o<i>"
+		claims = append(claims, dedup.Request{Key: fmt.Sprintf("%s%d", prefix, i), Owner: fmt.Sprintf("o%d", i), TTL: time.Hour})
+	}
+	if _, err := s.ClaimBatch(ctx, claims); err != nil {
+		t.Fatal(err)
+	}
+	store := &countingRedis{Redis: s}
 	b := newLookupBatcher(store)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -49,7 +57,8 @@ func TestLookupBatcher_CoalescesConcurrentLookupsAndAnswersEachRight(t *testing.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			owner, found, err := b.Lookup(ctx, fmt.Sprintf("%s%d", prefix, i))
+			r := b.start(fmt.Sprintf("%s%d", prefix, i), time.Hour).wait(ctx)
+			owner, found, err := r.owner, r.found, r.err
 			switch {
 			case err != nil:
 				errs <- err

@@ -171,11 +171,13 @@ func TestPublish_FastRetryIsDuplicateOfTheStoredDelivery(t *testing.T) {
 
 // TestPublish_DedupKeyInRedisMarksDuplicate: after JetStream's window, the
 // dispatcher's claim in Redis (owned by another delivery) makes the answer
-// duplicate, with the same executionId; an unclaimed event does not.
+// duplicate, with the same executionId; an unclaimed event does not. The
+// claim is looked for under the webhook's window, here the configured
+// default (HOOKRUN_DEDUP_WINDOW), as the dispatcher claims it.
 func TestPublish_DedupKeyInRedisMarksDuplicate(t *testing.T) {
 	t.Parallel()
-	e := newRedisEnv(t)
-	testDedupClaimMarksDuplicate(t, e, dedup.NewRedis(e.redis))
+	e := newRedisEnv(t, func(c *Config) { c.DefaultWindow = 90 * time.Minute })
+	testDedupClaimMarksDuplicate(t, e, dedup.NewRedis(e.redis), 90*time.Minute)
 }
 
 // TestPublish_DedupKeyInNATSKVMarksDuplicate is the same with the NATS KV
@@ -187,17 +189,17 @@ func TestPublish_DedupKeyInNATSKVMarksDuplicate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testDedupClaimMarksDuplicate(t, e, dedup.NewKV(kv))
+	testDedupClaimMarksDuplicate(t, e, dedup.NewKV(kv), 24*time.Hour)
 }
 
 // testDedupClaimMarksDuplicate claims an event in store as the dispatcher
 // would, for another delivery, then delivers that event.
-func testDedupClaimMarksDuplicate(t *testing.T, e *env, store dedup.Store) {
+func testDedupClaimMarksDuplicate(t *testing.T, e *env, store dedup.Store, def time.Duration) {
 	e.job("report")
 	w := e.webhook("dedup", resource.WebhookSpec{IdempotencyHeader: "Idempotency-Key"})
 	eventID := fmt.Sprintf("evt-%d", time.Now().UnixNano())
 	ctx := context.Background()
-	if res, err := store.Claim(ctx, dedup.Key(w.Metadata.UID, eventID), "dlv_someotherdelivery", time.Minute); err != nil || res != dedup.Claimed {
+	if res, err := store.Claim(ctx, dedup.Key(w.Metadata.UID, eventID), "dlv_someotherdelivery", dedup.Window(w, def)); err != nil || res != dedup.Claimed {
 		t.Fatalf("claim: %v %v", res, err)
 	}
 
