@@ -90,6 +90,31 @@ func TestStore_ClaimBatchMixesOutcomes(t *testing.T) {
 	}
 }
 
+// A claim holds for the window it was made with, whatever window another
+// delivery of the event is claimed with (a webhook's window edited, or two
+// processes disagreeing on it).
+func TestStore_ClaimHoldsWhateverWindowTheNextClaimUses(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			key := dedup.Key(ident.NewUID(), "evt")
+			for _, st := range []struct {
+				owner  string
+				window time.Duration
+				want   dedup.Result
+			}{
+				{"dlv_a", 24 * time.Hour, dedup.Claimed},
+				{"dlv_b", 72 * time.Hour, dedup.Duplicate},
+				{"dlv_a", time.Hour, dedup.Continued},
+			} {
+				if got, err := s.Claim(ctx, key, st.owner, st.window); err != nil || got != st.want {
+					t.Fatalf("claim by %s for %s = %v %v, want %v", st.owner, st.window, got, err, st.want)
+				}
+			}
+		})
+	}
+}
+
 func TestStore_ClaimExpiresWithItsWindow(t *testing.T) {
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {

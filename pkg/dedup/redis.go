@@ -53,12 +53,12 @@ type Redis struct {
 	c         redis.UniversalClient
 	bucketed  bool
 	minShards int
+	nowMS     func() int64 // tests only: the time the script uses instead of Redis' TIME
 }
 
-// MinBucketShards is the number of hashes a bucket starts with. A bucket
-// whose previous one averaged more than 64 claims per hash gets twice as
-// many (and so on), so a hash stays under Redis' 128-entry listpack limit at
-// any rate; 4096 keeps a first bucket compact up to about 400k claims.
+// MinBucketShards is the least number of hashes a bucket's first level
+// has; a busy bucket adds levels, and the next one starts with as many
+// hashes as the previous one's claims need (see bucketScript).
 const MinBucketShards = 4096
 
 // NewRedis returns a Redis store.
@@ -72,74 +72,142 @@ func NewRedis(c redis.UniversalClient) *Redis {
 func NewRedisPlain(c redis.UniversalClient) *Redis { return &Redis{c: c} }
 
 // bucketScript claims (ARGV[1] "c") or looks up (ARGV[1] "l") keys. ARGV[2]
-// is the minimum shard count; then, per key, its window in ms, its selector
-// (a uint32), its 12-byte field and, for a claim, its owner.
+// is the minimum shard count, ARGV[3] the time in ms ("": Redis' TIME; set
+// by tests only); then, per key, its window in ms, its selector (a uint32),
+// its 12-byte field and, for a claim, its owner.
 //
 // Time is Redis' own (TIME), so every client agrees on the buckets whatever
 // its clock. A window W has buckets of W/2 (w): bucket b holds the claims
-// made in [b·w, (b+1)·w), lives until (b+3)·w, and a key is looked for in
-// the buckets b, b-1 and b-2 of now, so a claim is seen for at least W and
-// at most 1.5·W. Bucket b is "D<W>:<b>", holding its shard count n; shard s
-// is the hash "D<W>:<b>:<s>", the key's shard being selector mod n. The
-// first claim of a bucket fixes n: the previous bucket's n, doubled while its
-// first hashes average over 64 entries, halved (not under the minimum) while
-// under 16.
+// made in [b·w, (b+1)·w) and lives until (b+3)·w; a key is looked for in
+// the buckets b+1 (a clock stepped back), b, b-1 and b-2 of now, so a claim
+// is seen for at least W and at most 1.5·W.
+//
+// Bucket b is "D<W>:<b>", holding its levels: shard counts, oldest first,
+// comma-separated. Shard s of level n is the hash "D<W>:<b>:<n>:<s>", a
+// key's shard being its selector mod n; a key is looked for in every level
+// and claimed in the last. The first claim of a bucket sets its first level
+// from the previous bucket's claims (about 48 per hash, the minimum at
+// least); a hash past 100 entries adds a level 16 times larger, so hashes
+// stay under Redis' 128-entry listpack limit at any rate.
+//
+// The hash "Dw" registers the windows in use, each with the time its last
+// claim expires. A key not found under its own window is looked for under
+// every other registered one: a claim holds for the window it was made
+// with even when the webhook's window has changed since (or two processes
+// disagree on it), as a key with that TTL would.
 var bucketScript = redis.NewScript(`
 local mode, minShards = ARGV[1], tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local known = {}
-local function name(pre, x) return pre .. string.format('%d', x) end
-local function shards(pre, x, w, create)
-  local k = name(pre, x)
-  local n = known[k]
-  if n == nil then
-    local v = redis.call('GET', k)
-    n = v and tonumber(v) or false
-    known[k] = n
-  end
-  if n or not create then return n end
-  n = minShards
-  local p = shards(pre, x - 1, w, false)
-  if p then
-    local sample = math.min(p, 4)
-    local m = 0
-    for s = 0, sample - 1 do m = m + redis.call('HLEN', name(pre, x - 1) .. ':' .. s) end
-    m = m / sample
-    n = p
-    while m > 64 and n < 16777216 do n = n * 2; m = m / 2 end
-    while m < 16 and n > minShards do n = n / 2; m = m * 2 end
-    if n < minShards then n = minShards end
-  end
-  redis.call('SET', k, n, 'PXAT', (x + 3) * w)
-  known[k] = n
-  return n
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local res = {}
-local i = 3
-while i <= #ARGV do
-  local W = tonumber(ARGV[i])
-  local sel, f = tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local w = math.max(1, math.floor(W / 2))
-  local b = math.floor(now / w)
-  local pre = 'D' .. ARGV[i] .. ':'
-  local found = false
-  for x = b, b - 2, -1 do
-    local n = shards(pre, x, w, false)
-    if n then
-      local v = redis.call('HGET', name(pre, x) .. ':' .. string.format('%d', sel % n), f)
-      if v then found = v; break end
+local function fmt(x) return string.format('%d', x) end
+local cache = {}
+local function levels(pre, x)
+  local k = pre .. fmt(x)
+  local l = cache[k]
+  if l == nil then
+    l = false
+    local v = redis.call('GET', k)
+    if v then
+      l = {}
+      for n in string.gmatch(v, '%d+') do l[#l + 1] = tonumber(n) end
+    end
+    cache[k] = l
+  end
+  return l, k
+end
+local function shard(bk, n, sel) return bk .. ':' .. fmt(n) .. ':' .. fmt(sel % n) end
+local function span(W)
+  local w = math.max(1, math.floor(tonumber(W) / 2))
+  return w, math.floor(now / w), 'D' .. W .. ':'
+end
+local function lookupIn(W, sel, f)
+  local w, b, pre = span(W)
+  for x = b + 1, b - 2, -1 do
+    local l, bk = levels(pre, x)
+    if l then
+      for j = #l, 1, -1 do
+        local v = redis.call('HGET', shard(bk, l[j], sel), f)
+        if v then return v end
+      end
     end
   end
+  return false
+end
+local reg
+local function lookup(W, sel, f)
+  local v = lookupIn(W, sel, f)
+  if v then return v end
+  if reg == nil then
+    reg = {}
+    local all = redis.call('HGETALL', 'Dw')
+    for j = 1, #all, 2 do
+      if tonumber(all[j + 1]) > now then
+        reg[#reg + 1] = all[j]
+      elseif mode == 'c' then
+        redis.call('HDEL', 'Dw', all[j])
+      end
+    end
+  end
+  for _, o in ipairs(reg) do
+    if o ~= W then
+      v = lookupIn(o, sel, f)
+      if v then return v end
+    end
+  end
+  return false
+end
+local registered = {}
+local function claim(W, sel, f, o)
+  local w, b, pre = span(W)
+  local expiry = (b + 3) * w
+  if not registered[W] then
+    registered[W] = true
+    redis.call('HSET', 'Dw', W, fmt(expiry))
+  end
+  local l, bk = levels(pre, b)
+  if not l then
+    local n = minShards
+    local p, pk = levels(pre, b - 1)
+    if p then
+      local total = 0
+      for j = 1, #p do
+        local s, m = math.min(p[j], 4), 0
+        for i = 0, s - 1 do m = m + redis.call('HLEN', pk .. ':' .. fmt(p[j]) .. ':' .. fmt(i)) end
+        total = total + p[j] * m / s
+      end
+      while n * 48 < total and n < 16777216 do n = n * 2 end
+    end
+    l = {n}
+    cache[bk] = l
+    redis.call('SET', bk, fmt(n), 'PXAT', expiry)
+  end
+  local n = l[#l]
+  local k = shard(bk, n, sel)
+  redis.call('HSET', k, f, o)
+  local len = redis.call('HLEN', k)
+  if len == 1 then redis.call('PEXPIREAT', k, expiry) end
+  if len > 100 and n < 16777216 then
+    l[#l + 1] = n * 16
+    local parts = {}
+    for j = 1, #l do parts[j] = fmt(l[j]) end
+    redis.call('SET', bk, table.concat(parts, ','), 'PXAT', expiry)
+  end
+end
+local res = {}
+local i = 4
+while i <= #ARGV do
+  local W, sel, f = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local found = lookup(W, sel, f)
   if mode == 'l' then
     res[#res + 1] = found
     i = i + 3
   else
     local o = ARGV[i + 3]
     if not found then
-      local k = name(pre, b) .. ':' .. string.format('%d', sel % shards(pre, b, w, true))
-      redis.call('HSET', k, f, o)
-      if redis.call('HLEN', k) == 1 then redis.call('PEXPIREAT', k, (b + 3) * w) end
+      claim(W, sel, f, o)
       res[#res + 1] = 1
     elseif found == o then
       res[#res + 1] = 2
@@ -151,6 +219,15 @@ while i <= #ARGV do
 end
 return res
 `)
+
+// now is the script's time argument: empty, for Redis' own clock, but in
+// tests.
+func (r *Redis) now() string {
+	if r.nowMS == nil {
+		return ""
+	}
+	return strconv.FormatInt(r.nowMS(), 10)
+}
 
 // bucketArgs appends a key's window, selector and field to args.
 func bucketArgs(args []any, key string, window time.Duration) []any {
@@ -179,7 +256,7 @@ func (r *Redis) ClaimBatch(ctx context.Context, reqs []Request) ([]Result, error
 		return r.claimPlain(ctx, reqs)
 	}
 	args := make([]any, 0, 2+4*len(reqs))
-	args = append(args, "c", r.minShards)
+	args = append(args, "c", r.minShards, r.now())
 	for _, q := range reqs {
 		args = append(bucketArgs(args, q.Key, q.TTL), RedisOwner(q.Owner))
 	}
@@ -243,7 +320,7 @@ func (r *Redis) LookupMany(ctx context.Context, reqs []Request) (owners []string
 	var vals []any
 	if r.bucketed {
 		args := make([]any, 0, 2+3*len(reqs))
-		args = append(args, "l", r.minShards)
+		args = append(args, "l", r.minShards, r.now())
 		for _, q := range reqs {
 			args = bucketArgs(args, q.Key, q.TTL)
 		}
@@ -258,11 +335,11 @@ func (r *Redis) LookupMany(ctx context.Context, reqs []Request) (owners []string
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, nil, fmt.Errorf("dedup lookup: %w", err)
 	}
+	if len(vals) != len(reqs) {
+		return nil, nil, fmt.Errorf("dedup lookup: %d answers to %d keys", len(vals), len(reqs))
+	}
 	owners, found = make([]string, len(reqs)), make([]bool, len(reqs))
 	for i, v := range vals {
-		if i >= len(reqs) {
-			break
-		}
 		switch s := v.(type) {
 		case string:
 			owners[i], found[i] = s, true

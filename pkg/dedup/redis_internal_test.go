@@ -3,6 +3,7 @@ package dedup
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,88 +11,152 @@ import (
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
-// A bucket's shard count follows the previous bucket's claims, up past a
-// busy one and back down to the minimum after a quiet one, and a claim is
-// found in every bucket that still counts, whatever their shard counts, then
-// expires with its bucket.
-func TestBuckets_ShardCountFollowsTheRateAndClaimsHoldAcrossBuckets(t *testing.T) {
-	t.Parallel()
+// bucketEnv is a bucketed store on the test Redis whose script runs on a
+// clock the test sets (ms), for a window no other test uses.
+type bucketEnv struct {
+	t      *testing.T
+	r      *Redis
+	now    int64
+	window time.Duration
+}
+
+func newBucketEnv(t *testing.T, minShards int) *bucketEnv {
 	rdb := testenv.Redis(t)
-	ctx := context.Background()
-	r := &Redis{c: rdb, bucketed: true, minShards: 4}
-	// A window of its own (2 s and some ms): no other test shares its buckets.
-	window := 2*time.Second + time.Duration(time.Now().UnixNano()%1000)*time.Millisecond
-	w := window / 2
-	prefix := fmt.Sprintf("D%d:", window.Milliseconds())
+	e := &bucketEnv{t: t, r: &Redis{c: rdb, bucketed: true, minShards: minShards}}
+	e.r.nowMS = func() int64 { return e.now }
+	// An hour and some ms: a family of buckets of its own. The clock starts
+	// at a bucket's start, now: the keys' expiry times (PXAT) stay in the
+	// future however far the test moves the clock within a few windows.
+	e.window = time.Hour + time.Duration(time.Now().UnixNano()%1_000_000)*time.Millisecond
+	e.now = time.Now().UnixMilli() / e.w() * e.w()
+	prefix := fmt.Sprintf("D%d:", e.window.Milliseconds())
 	t.Cleanup(func() {
-		iter := rdb.Scan(context.Background(), 0, prefix+"*", 100).Iterator()
-		for iter.Next(context.Background()) {
-			rdb.Del(context.Background(), iter.Val())
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
 		}
+		rdb.HDel(ctx, "Dw", fmt.Sprint(e.window.Milliseconds()))
 	})
-	// nextBucket waits for the start of the next bucket by Redis' clock
-	// and returns its number.
-	nextBucket := func() int64 {
-		t.Helper()
-		now, err := rdb.Time(ctx).Result()
-		if err != nil {
-			t.Fatal(err)
+	return e
+}
+
+// w is the bucket width in ms.
+func (e *bucketEnv) w() int64 { return e.window.Milliseconds() / 2 }
+
+// bucket is the current bucket's number.
+func (e *bucketEnv) bucket() int64 { return e.now / e.w() }
+
+// levels is the current bucket's record of its shard counts.
+func (e *bucketEnv) levels() string {
+	v, _ := e.r.c.Get(context.Background(), fmt.Sprintf("D%d:%d", e.window.Milliseconds(), e.bucket())).Result()
+	return v
+}
+
+func (e *bucketEnv) claim(keys []string, owner func(int) string, window time.Duration, want Result) {
+	e.t.Helper()
+	for lo := 0; lo < len(keys); lo += 100 {
+		reqs := make([]Request, 0, 100)
+		for i := lo; i < min(lo+100, len(keys)); i++ {
+			reqs = append(reqs, Request{Key: keys[i], Owner: owner(i), TTL: window})
 		}
-		b := now.UnixMilli() / w.Milliseconds()
-		time.Sleep(time.Duration((b+1)*w.Milliseconds()-now.UnixMilli())*time.Millisecond + 20*time.Millisecond)
-		return b + 1
-	}
-	shards := func(b int64) string {
-		t.Helper()
-		v, _ := rdb.Get(ctx, fmt.Sprintf("%s%d", prefix, b)).Result()
-		return v
-	}
-	claim := func(keys []string, owner func(int) string, want Result) {
-		t.Helper()
-		reqs := make([]Request, len(keys))
-		for i, k := range keys {
-			reqs[i] = Request{Key: k, Owner: owner(i), TTL: window}
-		}
-		res, err := r.ClaimBatch(ctx, reqs)
+		res, err := e.r.ClaimBatch(context.Background(), reqs)
 		if err != nil {
-			t.Fatal(err)
+			e.t.Fatal(err)
 		}
 		for i, got := range res {
 			if got != want {
-				t.Fatalf("claim %d of %d = %v, want %v", i, len(keys), got, want)
+				e.t.Fatalf("claim %d of %d under %s = %v, want %v", lo+i, len(keys), window, got, want)
 			}
 		}
 	}
+}
+
+func keys(prefix string, n int) []string {
 	uid := ident.NewUID()
-	busy := make([]string, 1000)
-	for i := range busy {
-		busy[i] = Key(uid, fmt.Sprint("busy-", i))
+	out := make([]string, n)
+	for i := range out {
+		out[i] = Key(uid, fmt.Sprint(prefix, i))
 	}
-	first := func(i int) string { return fmt.Sprint("dlv-", i) }
-	other := func(i int) string { return fmt.Sprint("other-", i) }
+	return out
+}
 
-	b := nextBucket()
-	claim(busy, first, Claimed)
-	if got := shards(b); got != "4" {
-		t.Fatalf("first bucket has %q shards, want the minimum 4", got)
+func owner(name string) func(int) string {
+	return func(i int) string { return fmt.Sprint(name, "-", i) }
+}
+
+// A busy bucket adds levels so that no hash outgrows Redis' compact
+// encoding; the next bucket starts with as many hashes as that load needs;
+// a claim is found in every bucket that still counts, whatever their
+// levels, and no longer once its bucket is three buckets old.
+func TestBuckets_LevelsFollowTheLoadAndClaimsHoldForTheirWindow(t *testing.T) {
+	t.Parallel()
+	e := newBucketEnv(t, 4)
+	ctx := context.Background()
+	busy := keys("busy-", 1000)
+	first, other := owner("dlv"), owner("other")
+
+	e.claim(busy, first, e.window, Claimed)
+	lv := e.levels()
+	if !strings.HasPrefix(lv, "4,") {
+		t.Fatalf("busy bucket's levels %q, want the minimum 4 and more", lv)
 	}
-
-	b = nextBucket()
-	claim([]string{Key(uid, "quiet-0")}, first, Claimed)
-	// 1000 claims in 4 shards: 250 each, halved twice to 62.5 with 16.
-	if got := shards(b); got != "16" {
-		t.Fatalf("bucket after 1000 claims in 4 shards has %q shards, want 16", got)
+	iter := e.r.c.Scan(ctx, 0, fmt.Sprintf("D%d:%d:*", e.window.Milliseconds(), e.bucket()), 1000).Iterator()
+	for iter.Next(ctx) {
+		if enc, _ := e.r.c.ObjectEncoding(ctx, iter.Val()).Result(); enc != "listpack" {
+			t.Errorf("hash %q is a %s, want a listpack", iter.Val(), enc)
+		}
 	}
-	claim(busy, first, Continued)
-	claim(busy, other, Duplicate)
+	e.claim(busy, first, e.window, Continued)
+	e.claim(busy, other, e.window, Duplicate)
 
-	b = nextBucket()
-	claim([]string{Key(uid, "quiet-1")}, first, Claimed)
-	if got := shards(b); got != "4" {
-		t.Fatalf("bucket after a quiet one has %q shards, want the minimum 4", got)
+	e.now += e.w() // the next bucket
+	e.claim(keys("quiet-", 1), first, e.window, Claimed)
+	switch lv := e.levels(); lv {
+	case "16", "32", "64": // ~1000 claims at ~48 per hash, estimated from 4 hashes per level
+	default:
+		t.Fatalf("bucket after 1000 claims has levels %q, want one level of 16 to 64", lv)
 	}
-	claim(busy, other, Duplicate) // two buckets on: still inside 1.5 windows
+	e.claim(busy, first, e.window, Continued)
+	e.claim(busy, other, e.window, Duplicate)
 
-	nextBucket() // three buckets on: the busy bucket has expired
-	claim(busy, other, Claimed)
+	e.now += 2*e.w() - 1 // the last ms of the busy bucket's life: a window and a half after its start
+	e.claim(busy, other, e.window, Duplicate)
+	e.now++ // three buckets on: no longer looked at
+	e.claim(busy, other, e.window, Claimed)
+}
+
+// A Redis clock stepped back (a failover to a replica behind, an NTP step)
+// still finds claims made in the bucket after its now.
+func TestBuckets_ClockSteppedBackStillFindsNewerClaims(t *testing.T) {
+	t.Parallel()
+	e := newBucketEnv(t, 4)
+	k := keys("step-", 10)
+	e.now += e.w() // bucket b+1
+	e.claim(k, owner("a"), e.window, Claimed)
+	e.now -= 10 // back into bucket b
+	e.claim(k, owner("b"), e.window, Duplicate)
+	e.claim(k, owner("a"), e.window, Continued)
+}
+
+// A claim holds for the window it was made with, whatever window a later
+// delivery of the event is claimed or looked up with (the webhook's window
+// edited, or two processes disagreeing on it), as a key with a TTL would.
+func TestBuckets_ClaimHoldsAcrossAChangedWindow(t *testing.T) {
+	t.Parallel()
+	e := newBucketEnv(t, 4)
+	k := keys("edit-", 10)
+	longer := e.window + 90*time.Minute
+	t.Cleanup(func() { e.r.c.HDel(context.Background(), "Dw", fmt.Sprint(longer.Milliseconds())) })
+	e.claim(k, owner("a"), e.window, Claimed)
+	e.claim(k, owner("b"), longer, Duplicate)
+	e.claim(k, owner("a"), longer, Continued)
+	owners, found, err := e.r.LookupMany(context.Background(), []Request{{Key: k[0], TTL: longer}})
+	if err != nil || !found[0] || !IsOwner(owners[0], "a-0") {
+		t.Fatalf("look-up under the other window: %q %v %v, want a-0", owners, found, err)
+	}
+	// Once the claims under the first window have expired, the event is
+	// claimed anew under the new one.
+	e.now += 3 * e.w()
+	e.claim(k, owner("b"), longer, Claimed)
 }
