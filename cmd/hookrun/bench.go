@@ -78,7 +78,7 @@ to this executable (make build puts them in bin/).`,
 	f.IntVar(&o.runs, "runs", 3000, "runs of the runs/s phase")
 	f.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for dedup (REDIS_URL)")
 	f.StringVar(&o.binDir, "bin", "", "directory of the hookrun-* binaries (default: next to this executable)")
-	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) of the dispatcher for 2s of draining the backlog (DIR/dispatcher.pprof) of the executor for the first runs/1500 seconds of the runs phase (DIR/executor.pprof), and of nats-server in the ingress and runs phases (DIR/nats-ingress.pprof, DIR/nats-executor.pprof)")
+	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) of the dispatcher for 2s of draining the backlog (DIR/dispatcher.pprof) of the executor for the first runs/1500 seconds of the runs phase (DIR/executor.pprof), of nats-server in the ingress and runs phases (DIR/nats-ingress.pprof, DIR/nats-executor.pprof), and an execution trace of the ingress for 3s of its half-rate phase (DIR/ingress-half.trace)")
 	f.StringVar(&o.workDir, "work-dir", "", "the executor's HOOKRUN_WORK_DIR (default: on /dev/shm when it is a tmpfs, as docker-compose.yml puts run directories on a tmpfs; else beside the bench's nats store)")
 	f.BoolVar(&o.ingressOnly, "ingress-only", false, "stop after the ingress phases (baselines, maximum, half rate)")
 	return cmd
@@ -380,7 +380,26 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	// 3b. The ingress at half that rate, the same set-up (open loop).
 	half := ing.PerSecond() / 2
 	logf("ingress: open loop at %.0f/s (half of the maximum) for %s after a %s warm-up, dispatcher and executor not running", half, o.duration, o.warmup)
+	var trace chan error
+	if o.pprofDir != "" {
+		// An execution trace of 3 s after the warm-up: where the half-rate
+		// latency waits (go tool trace -pprof=sched|sync|net|syscall).
+		trace = make(chan error, 1)
+		go func() {
+			select {
+			case <-time.After(o.warmup + time.Second):
+				trace <- fetchPprof("http://"+procs["ingress"].addr, "trace", 3*time.Second, filepath.Join(o.pprofDir, "ingress-half.trace"))
+			case <-ctx.Done():
+				trace <- ctx.Err()
+			}
+		}()
+	}
 	hl := openLoop(ctx, half, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "half-", o.bodySize))
+	if trace != nil {
+		if err := <-trace; err != nil {
+			logf("trace: %v", err)
+		}
+	}
 	rep.add("ingress latency p50 / p99 / p99.9 at half rate", fmt.Sprintf("%s / %s / %s", ms(hl.Pct(.5)), ms(hl.Pct(.99)), ms(hl.Pct(.999))), fmt.Sprintf("%.0f/s offered, codes %s, %d sent over 5 ms late", half, hl.codes(), hl.Lagged))
 	// The bare publish handler at the same rate: how much of that latency
 	// this machine and stack cost before Hookrun does anything.
@@ -898,8 +917,14 @@ func (w *startWatcher) stop() []time.Duration {
 
 // fetchProfile saves a CPU profile of a service taken over d.
 func fetchProfile(base string, d time.Duration, path string) error {
+	return fetchPprof(base, "profile", d, path)
+}
+
+// fetchPprof saves /debug/pprof/<kind> (profile: CPU; trace: execution
+// trace) of d from base to path.
+func fetchPprof(base, kind string, d time.Duration, path string) error {
 	c := &http.Client{Timeout: d + 10*time.Second}
-	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())))
+	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", base, kind, int(d.Seconds())))
 	if err != nil {
 		return err
 	}
