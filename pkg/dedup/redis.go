@@ -165,7 +165,8 @@ local function claim(W, sel, f, o)
   local expiry = (b + 3) * w
   if not registered[W] then
     registered[W] = true
-    redis.call('HSET', 'Dw', W, fmt(expiry))
+    local cur = redis.call('HGET', 'Dw', W)
+    if not cur or tonumber(cur) < expiry then redis.call('HSET', 'Dw', W, fmt(expiry)) end
   end
   local l, bk = levels(pre, b)
   if not l then

@@ -137,6 +137,14 @@ func TestBuckets_ClockSteppedBackStillFindsNewerClaims(t *testing.T) {
 	e.now -= 10 // back into bucket b
 	e.claim(k, owner("b"), e.window, Duplicate)
 	e.claim(k, owner("a"), e.window, Continued)
+	// A claim made on the stepped-back clock must not shorten the window's
+	// registration: the newer claims are still found under another window
+	// until their own bucket expires.
+	e.claim(keys("behind-", 1), owner("a"), e.window, Claimed)
+	other := e.window + time.Minute
+	t.Cleanup(func() { e.r.c.HDel(context.Background(), "Dw", fmt.Sprint(other.Milliseconds())) })
+	e.now = (e.bucket()+3)*e.w() + 5 // the claims of bucket b+1 still count, those of b no longer
+	e.claim(k, owner("b"), other, Duplicate)
 }
 
 // A claim holds for the window it was made with, whatever window a later
