@@ -96,7 +96,7 @@ func NewRedisPlain(c redis.UniversalClient) *Redis { return &Redis{c: c} }
 // with even when the webhook's window has changed since (or two processes
 // disagree on it), as a key with that TTL would.
 var bucketScript = redis.NewScript(`
-local mode, minShards = ARGV[1], tonumber(ARGV[2])
+local mode, minShards = ARGV[1], math.max(1, tonumber(ARGV[2]) or 1)
 local now = tonumber(ARGV[3])
 if not now then
   local t = redis.call('TIME')
@@ -144,7 +144,7 @@ local function lookup(W, sel, f)
     reg = {}
     local all = redis.call('HGETALL', 'Dw')
     for j = 1, #all, 2 do
-      if tonumber(all[j + 1]) > now then
+      if (tonumber(all[j + 1]) or 0) > now then
         reg[#reg + 1] = all[j]
       elseif mode == 'c' then
         redis.call('HDEL', 'Dw', all[j])
@@ -165,8 +165,13 @@ local function claim(W, sel, f, o)
   local expiry = (b + 3) * w
   if not registered[W] then
     registered[W] = true
-    local cur = redis.call('HGET', 'Dw', W)
-    if not cur or tonumber(cur) < expiry then redis.call('HSET', 'Dw', W, fmt(expiry)) end
+    local cur = tonumber(redis.call('HGET', 'Dw', W) or '')
+    if not cur or cur < expiry then redis.call('HSET', 'Dw', W, fmt(expiry)) end
+    if reg then -- already read by this call: later keys of the batch must see W too
+      local known = false
+      for _, o in ipairs(reg) do known = known or o == W end
+      if not known then reg[#reg + 1] = W end
+    end
   end
   local l, bk = levels(pre, b)
   if not l then
@@ -318,6 +323,9 @@ func (r *Redis) Lookup(ctx context.Context, key string, window time.Duration) (s
 // TTL) in one round trip: owners[i] is "" and found[i] false where a key is
 // not claimed.
 func (r *Redis) LookupMany(ctx context.Context, reqs []Request) (owners []string, found []bool, err error) {
+	if len(reqs) == 0 {
+		return nil, nil, nil
+	}
 	var vals []any
 	if r.bucketed {
 		args := make([]any, 0, 2+3*len(reqs))

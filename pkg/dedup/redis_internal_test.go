@@ -168,3 +168,25 @@ func TestBuckets_ClaimHoldsAcrossAChangedWindow(t *testing.T) {
 	e.now += 3 * e.w()
 	e.claim(k, owner("b"), longer, Claimed)
 }
+
+// Two deliveries of one event in one batch under different windows (the
+// webhook's window edited while both were on their way): one claim only,
+// even when the first window was not registered before the batch.
+func TestBuckets_OneBatchTwoWindowsClaimsOnce(t *testing.T) {
+	t.Parallel()
+	e := newBucketEnv(t, 4)
+	other := e.window + time.Minute
+	t.Cleanup(func() { e.r.c.HDel(context.Background(), "Dw", fmt.Sprint(other.Milliseconds())) })
+	k := keys("batch-", 1)[0]
+	res, err := e.r.ClaimBatch(context.Background(), []Request{
+		{Key: k, Owner: "a", TTL: e.window},
+		{Key: k, Owner: "b", TTL: other},
+		{Key: k, Owner: "a", TTL: other},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res) != fmt.Sprint([]Result{Claimed, Duplicate, Continued}) {
+		t.Fatalf("batch = %v, want claimed, duplicate, continued", res)
+	}
+}
