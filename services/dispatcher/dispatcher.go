@@ -220,8 +220,9 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 // pull keeps deliveries flowing in; the loop takes whatever has arrived (up
 // to BatchSize) as one batch, so a lone delivery goes at once and a burst
 // shares one dedup round trip. Up to Concurrency batches are handled at
-// once; the same event in two of them is still claimed once (SET NX), and
-// a delivery waits in the buffer behind at most one round of batches.
+// once; the same event in two of them is still claimed once (the claim is
+// atomic in the store), and a delivery waits in the buffer behind at most
+// one round of batches.
 func (d *Dispatcher) pull(ctx context.Context, cons jetstream.Consumer) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages((d.cfg.Concurrency + 1) * d.cfg.BatchSize))
 	if err != nil {
