@@ -261,7 +261,7 @@ func (r *Redis) ClaimBatch(ctx context.Context, reqs []Request) ([]Result, error
 	if !r.bucketed {
 		return r.claimPlain(ctx, reqs)
 	}
-	args := make([]any, 0, 2+4*len(reqs))
+	args := make([]any, 0, 3+4*len(reqs))
 	args = append(args, "c", r.minShards, r.now())
 	for _, q := range reqs {
 		args = append(bucketArgs(args, q.Key, q.TTL), RedisOwner(q.Owner))
@@ -328,7 +328,7 @@ func (r *Redis) LookupMany(ctx context.Context, reqs []Request) (owners []string
 	}
 	var vals []any
 	if r.bucketed {
-		args := make([]any, 0, 2+3*len(reqs))
+		args := make([]any, 0, 3+3*len(reqs))
 		args = append(args, "l", r.minShards, r.now())
 		for _, q := range reqs {
 			args = bucketArgs(args, q.Key, q.TTL)
