@@ -4,9 +4,9 @@
 // A claim records key with its owner, the delivery that claimed it, for the
 // webhook's window (see Window). A redelivery of the same delivery after a
 // crash finds its own owner and continues (Continued); a different delivery
-// with the same event id finds another owner (Duplicate). Two stores satisfy the same
-// contract: Redis (production) and NATS KV with per-key TTL (`hookrun dev`
-// without Redis).
+// with the same event id finds another owner (Duplicate). Two stores satisfy
+// the same contract: Redis (production) and NATS KV with per-key TTL
+// (`hookrun dev` without Redis).
 package dedup
 
 import (
