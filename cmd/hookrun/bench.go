@@ -141,13 +141,31 @@ func (p *benchProc) peakRSS() float64 {
 	return 0
 }
 
+var (
+	pickedMu sync.Mutex
+	picked   = map[string]bool{}
+)
+
+// pickAddr returns a loopback address that was free a moment ago and was
+// not returned before: the kernel can give one ephemeral port to two
+// listeners opened and closed in a row, and the processes it is for bind
+// it only later.
 func pickAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "127.0.0.1:0"
+	pickedMu.Lock()
+	defer pickedMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "127.0.0.1:0"
+		}
+		a := l.Addr().String()
+		l.Close()
+		if !picked[a] {
+			picked[a] = true
+			return a
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:0"
 }
 
 func startProc(name, bin string, env []string, args ...string) (*benchProc, error) {

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -21,15 +20,6 @@ type Cluster struct {
 	opts  []embednats.Options
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // StartCluster starts n embedded servers forming cluster "hookrun-test".
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
@@ -38,8 +28,8 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	for i := 0; i < n; i++ {
 		o := embednats.Options{
 			ServerName:  fmt.Sprintf("n%d", i+1),
-			Port:        freePort(t),
-			ClusterPort: freePort(t),
+			Port:        FreePort(t),
+			ClusterPort: FreePort(t),
 			ClusterName: "hookrun-test",
 			StoreDir:    t.TempDir(),
 		}
