@@ -70,9 +70,9 @@ name (when the name is unique).`,
 			if exp.count > 0 {
 				body["expiration"] = exp.body()
 			}
-			var q url.Values
-			if !anyNamespace {
-				q = c.nsQuery()
+			q := c.nsQuery()
+			if anyNamespace {
+				body["namespace"] = "*"
 			}
 			resp, err := c.do(cmd.Context(), http.MethodPost, "/v1/keys", q, body)
 			if err != nil {

@@ -251,11 +251,34 @@ type APIKey struct {
 	OwnerWebhook string `json:"ownerWebhook,omitempty"`
 }
 
+// AllNamespaces, as a key's namespace, makes it valid in every namespace:
+// only when asked for by name, never by default.
+const AllNamespaces = "*"
+
+// InNamespace is the namespace the key works in (AllNamespaces: all).
+// Keys are namespaced like every resource: one stored without a namespace
+// (made before keys always recorded one) is a key of the default namespace.
+func (k *APIKey) InNamespace() string {
+	if k.Namespace == "" {
+		return DefaultNamespace
+	}
+	return k.Namespace
+}
+
+// AllowsNamespace reports whether the key is valid in namespace ns.
+func (k *APIKey) AllowsNamespace(ns string) bool {
+	in := k.InNamespace()
+	return in == ns || in == AllNamespaces
+}
+
 // Expiration is Jac Cloud's {count, interval}.
 type Expiration struct {
 	Count    int    `json:"count"`
 	Interval string `json:"interval"`
 }
+
+// MaxExpiration bounds a key's lifetime as one request sets or extends it.
+const MaxExpiration = 100 * 365 * 24 * time.Hour
 
 // Duration converts e to a duration; zero count means no expiry.
 func (e Expiration) Duration() (time.Duration, error) {
@@ -265,6 +288,10 @@ func (e Expiration) Duration() (time.Duration, error) {
 	}
 	if e.Count < 0 {
 		return 0, &FieldError{Field: "expiration.count", Msg: "must not be negative"}
+	}
+	if int64(e.Count) > int64(MaxExpiration/unit) {
+		// Beyond it, count × interval would overflow into "never expires".
+		return 0, &FieldError{Field: "expiration.count", Msg: "must be at most 100 years in all"}
 	}
 	return time.Duration(e.Count) * unit, nil
 }

@@ -104,8 +104,15 @@ func (c *Config) Secret(ns, name, value, previous string, grace time.Duration) {
 // and returns the key as a sender presents it.
 func (c *Config) APIKey(name string, webhooks, jobs []string, expiresAt *time.Time) (key string, stored *resource.APIKey) {
 	c.t.Helper()
+	return c.APIKeyIn("", name, webhooks, jobs, expiresAt)
+}
+
+// APIKeyIn is APIKey stored with namespace ns ("" as keys made before keys
+// always recorded one, resource.AllNamespaces for every namespace).
+func (c *Config) APIKeyIn(ns, name string, webhooks, jobs []string, expiresAt *time.Time) (key string, stored *resource.APIKey) {
+	c.t.Helper()
 	key, id, hash := apikey.New()
-	k := &resource.APIKey{ID: id, Name: name, Webhooks: webhooks, Jobs: jobs, ExpiresAt: expiresAt, CreatedAt: time.Now().UTC(), Prefix: apikey.DisplayPrefix(id), Hash: hash}
+	k := &resource.APIKey{ID: id, Name: name, Namespace: ns, Webhooks: webhooks, Jobs: jobs, ExpiresAt: expiresAt, CreatedAt: time.Now().UTC(), Prefix: apikey.DisplayPrefix(id), Hash: hash}
 	c.put(bus.BucketKeys, id, k)
 	return key, k
 }

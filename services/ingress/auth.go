@@ -86,7 +86,7 @@ func (in *Ingress) authAPIKey(c echo.Context, w *resource.Webhook, d *message.De
 	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
 		return cred, errExpiredKey
 	}
-	if (k.Namespace != "" && k.Namespace != w.Metadata.Namespace) ||
+	if !k.AllowsNamespace(w.Metadata.Namespace) ||
 		!inScope(k.Webhooks, w.Metadata.Name) || !inScope(k.Jobs, w.Spec.Job) {
 		return cred, errKeyNotAllowed
 	}

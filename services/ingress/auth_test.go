@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/signature"
+	"github.com/hookrun/hookrun/pkg/testenv"
 	"github.com/hookrun/hookrun/pkg/webhookstatus"
 )
 
@@ -125,6 +127,51 @@ func TestAuth_RefusesKeyOutsideItsScopes(t *testing.T) {
 			wantAccepted(t, r, 202)
 		} else {
 			wantError(t, r, 403, "key_not_allowed")
+		}
+	}
+}
+
+// A key is valid in its own namespace only: one stored without a namespace
+// (as keys were before they always recorded one) in the default namespace,
+// and only a key made for every namespace ("*") everywhere.
+func TestAuth_KeyWorksOnlyInItsNamespace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "report", Namespace: "other"}, Spec: resource.JobSpec{Command: []string{"/bin/true"}}})
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if _, ok := e.cat.Job("other", "report"); !ok {
+			return errors.New("job other/report not in the catalog yet")
+		}
+		return nil
+	})
+	auth := resource.Auth{APIKey: &resource.APIKeyAuth{}}
+	def := e.webhook("deploy", resource.WebhookSpec{Auth: auth})
+	oth := e.putWebhook(resource.Webhook{Metadata: resource.Meta{Name: "deploy", Namespace: "other"}, Spec: resource.WebhookSpec{Job: "report", Auth: auth}})
+
+	keyIn := func(ns string) string {
+		key, k := e.cfg.APIKeyIn(ns, "k-"+ns, []string{"deploy"}, nil, nil)
+		testenv.Eventually(t, 5*time.Second, func() error {
+			if _, ok := e.cat.Key(k.ID); !ok {
+				return errors.New("key not in the catalog yet")
+			}
+			return nil
+		})
+		return key
+	}
+	legacy, other, all := keyIn(""), keyIn("other"), keyIn(resource.AllNamespaces)
+	for _, tt := range []struct {
+		name, key string
+		w         *resource.Webhook
+		want      int
+	}{
+		{"no namespace, default", legacy, def, 202}, {"no namespace, other", legacy, oth, 403},
+		{"other, default", other, def, 403}, {"other, other", other, oth, 202},
+		{"every namespace, default", all, def, 202}, {"every namespace, other", all, oth, 202},
+	} {
+		r := e.post(hookPath(tt.w), "{}", "X-API-KEY", tt.key)
+		if r.Status != tt.want || tt.want == 403 && r.Err.Code != "key_not_allowed" {
+			t.Errorf("%s: %d %s, want %d", tt.name, r.Status, r.Body, tt.want)
 		}
 	}
 }

@@ -2,9 +2,11 @@ package keys
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -45,7 +47,7 @@ type keyView struct {
 }
 
 func (s *Service) keyView(k *resource.APIKey) keyView {
-	return keyView{ID: k.ID, Name: k.Name, Namespace: k.Namespace, Webhooks: nonNil(k.Webhooks), Jobs: nonNil(k.Jobs),
+	return keyView{ID: k.ID, Name: k.Name, Namespace: k.InNamespace(), Webhooks: nonNil(k.Webhooks), Jobs: nonNil(k.Jobs),
 		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, Prefix: k.Prefix, Expired: k.ExpiresAt != nil && !s.now().Before(*k.ExpiresAt)}
 }
 
@@ -64,12 +66,19 @@ func (s *Service) createKey(c echo.Context) error {
 	if r.Name == "" || len(r.Name) > 128 {
 		return &resource.FieldError{Field: "name", Msg: "is required (at most 128 characters)"}
 	}
-	if r.Namespace == "" {
-		// ?namespace= scopes the key to one namespace; without either, the
-		// key's webhooks and jobs scopes apply in every namespace.
-		r.Namespace = c.QueryParam("namespace")
-	}
-	if r.Namespace != "" {
+	// A key works in one namespace, like every resource: the body's, else
+	// ?namespace=, else the default one. Its webhooks and jobs scopes name
+	// resources of that namespace only. "*" (resource.AllNamespaces), only
+	// when given, makes it valid in every namespace.
+	switch r.Namespace {
+	case "":
+		ns, err := namespace(c)
+		if err != nil {
+			return err
+		}
+		r.Namespace = ns
+	case resource.AllNamespaces:
+	default:
 		if err := resource.CheckName("namespace", r.Namespace); err != nil {
 			return err
 		}
@@ -123,14 +132,24 @@ func (s *Service) newKey(ctx context.Context, ks keySpec) (*resource.APIKey, str
 	return k, key, nil
 }
 
+// Keys are addressed by their ids, unique across namespaces. As for runs,
+// ?namespace= narrows: a list to that namespace's keys, an operation on one
+// key to a key of that namespace (another's is not found); without it,
+// every namespace's keys are listed and found.
 func (s *Service) listKeys(c echo.Context) error {
+	ns, err := namespaceFilter(c)
+	if err != nil {
+		return err
+	}
 	all, err := s.apiKeys.list(c.Request().Context(), "")
 	if err != nil {
 		return err
 	}
 	out := make([]keyView, 0, len(all))
 	for _, k := range all {
-		out = append(out, s.keyView(k))
+		if ns == "" || k.AllowsNamespace(ns) {
+			out = append(out, s.keyView(k))
+		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].CreatedAt.Before(out[b].CreatedAt) })
 	return c.JSON(http.StatusOK, map[string]any{"keys": out})
@@ -145,11 +164,20 @@ func (s *Service) extendKey(c echo.Context) error {
 		return err
 	}
 	d, err := e.Duration()
+	var fe *resource.FieldError
+	if errors.As(err, &fe) {
+		// The extend body is {count, interval} itself, not an "expiration".
+		return &resource.FieldError{Field: strings.TrimPrefix(fe.Field, "expiration."), Msg: fe.Msg}
+	}
 	if err != nil {
 		return err
 	}
 	if d <= 0 {
 		return &resource.FieldError{Field: "count", Msg: "must be positive"}
+	}
+	ns, err := namespaceFilter(c)
+	if err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	id := c.Param("id")
@@ -157,7 +185,7 @@ func (s *Service) extendKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !found {
+	if !found || (ns != "" && !k.AllowsNamespace(ns)) {
 		return notFound("API key " + id)
 	}
 	if k.ExpiresAt == nil {
@@ -185,9 +213,13 @@ func (s *Service) deleteKeys(c echo.Context) error {
 	if len(r.IDs) == 0 {
 		return &resource.FieldError{Field: "ids", Msg: "name at least one key id"}
 	}
+	ns, err := namespaceFilter(c)
+	if err != nil {
+		return err
+	}
 	n := 0
 	for _, id := range r.IDs {
-		found, err := s.apiKeys.del(c.Request().Context(), id)
+		found, err := s.deleteKeyIn(c.Request().Context(), id, ns)
 		if err != nil {
 			return err
 		}
@@ -199,7 +231,11 @@ func (s *Service) deleteKeys(c echo.Context) error {
 }
 
 func (s *Service) deleteKey(c echo.Context) error {
-	found, err := s.apiKeys.del(c.Request().Context(), c.Param("id"))
+	ns, err := namespaceFilter(c)
+	if err != nil {
+		return err
+	}
+	found, err := s.deleteKeyIn(c.Request().Context(), c.Param("id"), ns)
 	if err != nil {
 		return err
 	}
@@ -207,4 +243,15 @@ func (s *Service) deleteKey(c echo.Context) error {
 		return notFound("API key " + c.Param("id"))
 	}
 	return c.JSON(http.StatusOK, map[string]int{"deleted": 1})
+}
+
+// deleteKeyIn deletes key id if it is in namespace ns ("": any).
+func (s *Service) deleteKeyIn(ctx context.Context, id, ns string) (bool, error) {
+	if ns != "" {
+		k, _, found, err := s.apiKeys.get(ctx, id)
+		if err != nil || !found || !k.AllowsNamespace(ns) {
+			return false, err
+		}
+	}
+	return s.apiKeys.del(ctx, id)
 }

@@ -94,6 +94,41 @@ func TestAPIKeys_GenerateListExtendDelete(t *testing.T) {
 	}
 }
 
+// Keys are namespaced like every resource: a key made without a namespace
+// is the default namespace's (never every namespace's, unless asked for with
+// "*"), and ?namespace= narrows the list and the operations by id.
+func TestAPIKeys_AreNamespaced(t *testing.T) {
+	a := newTestAPI(t)
+	def := a.must(201, "POST", "/v1/keys", map[string]any{"name": "d"}).JSON()["id"].(string)
+	ops := a.must(201, "POST", "/v1/keys?namespace=ops", map[string]any{"name": "o"}).JSON()["id"].(string)
+	all := a.must(201, "POST", "/v1/keys", map[string]any{"name": "a", "namespace": "*"}).JSON()["id"].(string)
+
+	ids := func(q string) map[string]string {
+		keys, _ := a.must(200, "GET", "/v1/keys"+q, nil).JSON()["keys"].([]any)
+		out := map[string]string{}
+		for _, k := range keys {
+			out[path(k, "id").(string)], _ = path(k, "namespace").(string)
+		}
+		return out
+	}
+	if got := ids(""); len(got) != 3 || got[def] != "default" || got[ops] != "ops" || got[all] != "*" {
+		t.Fatalf("every key with its namespace: %v", got)
+	}
+	if got := ids("?namespace=ops"); len(got) != 2 || got[ops] == "" || got[all] == "" {
+		t.Fatalf("keys valid in ops: %v", got)
+	}
+	ext := map[string]any{"count": 1, "interval": "days"}
+	checkError(t, a.do("PATCH", "/v1/keys/"+ops+"/extend?namespace=default", ext), 404, "not_found", "")
+	a.must(200, "PATCH", "/v1/keys/"+ops+"/extend?namespace=ops", ext)
+	checkError(t, a.do("DELETE", "/v1/keys/"+def+"?namespace=ops", nil), 404, "not_found", "")
+	if n := a.must(200, "DELETE", "/v1/keys?namespace=ops", map[string]any{"ids": []string{def, ops}}).JSON()["deleted"]; n != 1.0 {
+		t.Fatalf("bulk delete in ops deleted %v keys, want only ops' own", n)
+	}
+	if got := ids(""); len(got) != 2 || got[def] == "" || got[ops] != "" {
+		t.Fatalf("after deleting ops' key: %v", got)
+	}
+}
+
 func TestAPIKeys_RefuseInvalidInput(t *testing.T) {
 	a := newTestAPI(t)
 	cases := []struct {
@@ -109,6 +144,9 @@ func TestAPIKeys_RefuseInvalidInput(t *testing.T) {
 		{"bad namespace", map[string]any{"name": "k", "namespace": "A"}, "namespace"},
 		{"walkers is Jac's word", map[string]any{"name": "k", "walkers": []string{"x"}}, `unknown field "walkers"`},
 		{"count as text", map[string]any{"name": "k", "expiration": map[string]any{"count": "60", "interval": "days"}}, "expiration.count: must be a whole number"},
+		// count × interval past what a duration holds must not wrap into "never expires"
+		{"over 100 years", map[string]any{"name": "k", "expiration": map[string]any{"count": 36501, "interval": "days"}}, "expiration.count: must be at most 100 years"},
+		{"overflowing seconds", map[string]any{"name": "k", "expiration": map[string]any{"count": int64(9223372036854775807), "interval": "seconds"}}, "expiration.count: must be at most 100 years"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,6 +158,19 @@ func TestAPIKeys_RefuseInvalidInput(t *testing.T) {
 		t.Fatalf("?namespace= does not scope the key: %v", keys)
 	}
 	checkError(t, a.do("PATCH", "/v1/keys/"+id+"/extend", map[string]any{"count": 0, "interval": "days"}), 400, "invalid_request", "count: must be positive")
-	checkError(t, a.do("PATCH", "/v1/keys/"+id+"/extend", map[string]any{"count": 1, "interval": "fortnights"}), 400, "invalid_request", "interval")
+	// The extend body is {count, interval}: errors name those fields.
+	for _, tc := range []struct {
+		body map[string]any
+		msg  string
+	}{
+		{map[string]any{"count": 1, "interval": "fortnights"}, "interval: must be one of"},
+		{map[string]any{"count": 200000, "interval": "days"}, "count: must be at most 100 years"},
+	} {
+		r := a.do("PATCH", "/v1/keys/"+id+"/extend", tc.body)
+		checkError(t, r, 400, "invalid_request", tc.msg)
+		if strings.Contains(string(r.Body), "expiration.") {
+			t.Errorf("extend error names a field the body does not have: %s", r.Body)
+		}
+	}
 	checkError(t, a.do("DELETE", "/v1/keys", map[string]any{"ids": []string{}}), 400, "invalid_request", "ids")
 }

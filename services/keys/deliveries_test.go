@@ -48,6 +48,10 @@ func TestDeliveries_GetAndReplay(t *testing.T) {
 	}
 	checkError(t, a.do("GET", "/v1/deliveries/dlv_nope", nil), 404, "not_found", "delivery dlv_nope")
 	checkError(t, a.do("GET", "/v1/deliveries/a.*", nil), 404, "not_found", "")
+	// Delivery ids are unique across namespaces; ?namespace= only narrows.
+	a.must(200, "GET", "/v1/deliveries/"+orig.ID+"?namespace=default", nil)
+	checkError(t, a.do("GET", "/v1/deliveries/"+orig.ID+"?namespace=ops", nil), 404, "not_found", "delivery "+orig.ID)
+	checkError(t, a.do("POST", "/v1/deliveries/"+orig.ID+"/replay?namespace=ops", nil), 404, "not_found", "delivery "+orig.ID)
 
 	r := a.must(202, "POST", "/v1/deliveries/"+orig.ID+"/replay", nil).JSON()
 	newID, _ := r["deliveryId"].(string)

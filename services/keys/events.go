@@ -2,7 +2,6 @@ package keys
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -42,12 +41,9 @@ func (s *Service) runEvents(c echo.Context) error {
 		return errUnavailable
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	r, err := runstatus.Get(ctx, s.js, id)
-	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && r.Kind != message.KindRun) {
-		return notFound("run " + id)
-	}
+	r, err := s.loadRun(c, id)
 	if err != nil {
-		return errUnavailable
+		return err
 	}
 	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id)
 	if err != nil {

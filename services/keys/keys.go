@@ -210,6 +210,15 @@ func namespace(c echo.Context) (string, error) {
 	return ns, nil
 }
 
+// namespaceFilter reads ?namespace= where it only narrows (lists and
+// look-ups by id across namespaces): "" when absent.
+func namespaceFilter(c echo.Context) (string, error) {
+	if c.QueryParam("namespace") == "" {
+		return "", nil
+	}
+	return namespace(c)
+}
+
 // pathName reads and validates the :name path parameter.
 func pathName(c echo.Context) (string, error) {
 	n := c.Param("name")

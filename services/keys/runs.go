@@ -25,14 +25,29 @@ var runStatuses = []string{
 }
 
 func (s *Service) getRun(c echo.Context) error {
-	r, err := runstatus.Get(c.Request().Context(), s.js, c.Param("id"))
-	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && r.Kind != message.KindRun) {
-		return notFound("run " + c.Param("id"))
-	}
+	r, err := s.loadRun(c, c.Param("id"))
 	if err != nil {
-		return errUnavailable
+		return err
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// loadRun reads run id's current record. Run ids are unique across
+// namespaces: ?namespace=, when given, only narrows (a run of another
+// namespace is not found), as it does for lists.
+func (s *Service) loadRun(c echo.Context, id string) (*message.Run, error) {
+	ns, err := namespaceFilter(c)
+	if err != nil {
+		return nil, err
+	}
+	r, err := runstatus.Get(c.Request().Context(), s.js, id)
+	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && (r.Kind != message.KindRun || ns != "" && orDefault(r.Namespace) != ns)) {
+		return nil, notFound("run " + id)
+	}
+	if err != nil {
+		return nil, errUnavailable
+	}
+	return r, nil
 }
 
 func (s *Service) listRuns(c echo.Context) error {
@@ -65,6 +80,9 @@ func (s *Service) listRuns(c echo.Context) error {
 	if err != nil {
 		return errUnavailable
 	}
+	if runs == nil {
+		runs = []message.Run{} // an empty list, not null
+	}
 	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
 }
 
@@ -74,12 +92,9 @@ func (s *Service) listRuns(c echo.Context) error {
 func (s *Service) cancelRun(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
-	r, err := runstatus.Get(ctx, s.js, id)
-	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && r.Kind != message.KindRun) {
-		return notFound("run " + id)
-	}
+	r, err := s.loadRun(c, id)
 	if err != nil {
-		return errUnavailable
+		return err
 	}
 	if message.Final(r.Status) {
 		return &apiError{Status: http.StatusConflict, Code: "run_finished", Message: "the run has already ended (" + r.Status + ")"}
@@ -111,9 +126,21 @@ type deliveryView struct {
 	Outcome  *message.Run `json:"outcome,omitempty"`
 }
 
+func orDefault(ns string) string {
+	if ns == "" {
+		return resource.DefaultNamespace
+	}
+	return ns
+}
+
+// loadDelivery reads delivery :id; ?namespace= narrows as for runs.
 func (s *Service) loadDelivery(c echo.Context) (*message.Delivery, error) {
 	ctx := c.Request().Context()
 	id := c.Param("id")
+	ns, err := namespaceFilter(c)
+	if err != nil {
+		return nil, err
+	}
 	if !bus.SafeToken(id) {
 		return nil, notFound("delivery " + id)
 	}
@@ -131,6 +158,9 @@ func (s *Service) loadDelivery(c echo.Context) (*message.Delivery, error) {
 	var d message.Delivery
 	if err := message.Decode(m.Data, message.SchemaDelivery, &d); err != nil {
 		return nil, err
+	}
+	if ns != "" && orDefault(d.Namespace) != ns {
+		return nil, notFound("delivery " + id)
 	}
 	return &d, nil
 }

@@ -56,6 +56,16 @@ func TestRuns_GetAndListWithFilters(t *testing.T) {
 	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), 404, "not_found", "run run_nope")
 	checkError(t, a.do("GET", "/v1/runs/dlv_x", nil), 404, "not_found", "")
 	checkError(t, a.do("GET", "/v1/runs/a.b", nil), 404, "not_found", "")
+	// Run ids are unique across namespaces; ?namespace= only narrows.
+	a.must(200, "GET", "/v1/runs/run_d", nil)
+	a.must(200, "GET", "/v1/runs/run_d?namespace=ops", nil)
+	checkError(t, a.do("GET", "/v1/runs/run_d?namespace=default", nil), 404, "not_found", "run run_d")
+	checkError(t, a.do("GET", "/v1/runs/run_a?namespace=ops", nil), 404, "not_found", "run run_a")
+	checkError(t, a.do("GET", "/v1/runs/run_d/events?namespace=default", nil), 404, "not_found", "run run_d")
+	checkError(t, a.do("POST", "/v1/runs/run_d/cancel?namespace=default", nil), 404, "not_found", "run run_d")
+	if r := a.must(200, "GET", "/v1/runs?namespace=nobody", nil); !strings.Contains(string(r.Body), `"runs":[]`) {
+		t.Errorf("an empty list is not []: %s", r.Body)
+	}
 
 	ids := func(q string) string {
 		t.Helper()
