@@ -156,6 +156,13 @@ const (
 // Marshal encodes a message as encoding/json.Marshal would.
 func Marshal(v any) ([]byte, error) { return gojson.Marshal(v) }
 
+// MarshalNoHTMLEscape is Marshal without encoding/json's escaping of <, >
+// and & (valid JSON either way): for JSON read by programs, not embedded in
+// HTML, where the escapes would only multiply the size.
+func MarshalNoHTMLEscape(v any) ([]byte, error) {
+	return gojson.MarshalWithOption(v, gojson.DisableHTMLEscape())
+}
+
 // Encode writes a message and a newline to w, as an encoding/json Encoder would.
 func Encode(w io.Writer, v any) error { return gojson.NewEncoder(w).Encode(v) }
 

@@ -31,6 +31,7 @@ const maxEnvPayload = 128<<10 - 64
 const (
 	runDirPrefix = "hookrun-run-"
 	payloadName  = ".hookrun-payload"
+	headersName  = ".hookrun-headers" // only when the headers do not fit a variable
 )
 
 // runCommand runs a command job in a fresh working directory, in its own
@@ -51,7 +52,12 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 		return outcome{status: message.StatusFailed, err: "cannot write payload file: " + err.Error()}
 	}
 
-	env := Environment(job, rr, attempt, dir, payloadFile)
+	env, headers := Environment(job, rr, attempt, dir, payloadFile)
+	if headers != nil {
+		if err := os.WriteFile(filepath.Join(dir, headersName), headers, 0o600); err != nil {
+			return outcome{status: message.StatusFailed, err: "cannot write headers file: " + err.Error()}
+		}
+	}
 	cmd := exec.Command(job.Spec.Command[0], job.Spec.Command[1:]...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -143,13 +149,23 @@ func exitCode(err error) int {
 // never the executor's own environment, which holds its credentials. The
 // payload is in the environment only when it fits in one variable and has
 // no NUL byte (which no environment can carry); it is always in the file.
-func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, payloadFile string) []string {
+// The headers' JSON is in <PREFIX>_WEBHOOK_HEADERS when it fits in one
+// variable; when it does not (a sender can send up to the ingress' header
+// limit), the variable is left out, <PREFIX>_WEBHOOK_HEADERS_FILE names a
+// file in dir, and the bytes for it are returned for the caller to write:
+// too large a variable would make the start itself fail ("argument list too
+// long"), a run failed by what the sender chose to send.
+func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, payloadFile string) (env []string, headersFile []byte) {
 	p := job.Spec.EnvPrefix
 	if p == "" {
 		p = "HOOKRUN"
 	}
-	headers, _ := message.Marshal(rr.Header) // encoding/json's bytes, cheaper
-	env := []string{
+	headers, _ := message.MarshalNoHTMLEscape(rr.Header)
+	headersVar := p + "_WEBHOOK_HEADERS=" + string(headers)
+	if len(headersVar) > maxEnvPayload {
+		headersVar, headersFile = p+"_WEBHOOK_HEADERS_FILE="+filepath.Join(dir, headersName), headers
+	}
+	env = []string{
 		"PATH=" + envOr("PATH", "/usr/local/bin:/usr/bin:/bin"),
 		"HOME=" + dir,
 		"LANG=C.UTF-8",
@@ -157,7 +173,7 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 		p + "_WEBHOOK_EVENT_ID=" + noNUL(rr.EventID),
 		p + "_WEBHOOK_RECEIVED_AT=" + rr.ReceivedAt.UTC().Format(time.RFC3339Nano),
 		p + "_WEBHOOK_SOURCE=" + rr.Source,
-		p + "_WEBHOOK_HEADERS=" + string(headers),
+		headersVar,
 		p + "_WEBHOOK_NAME=" + rr.Webhook,
 		p + "_WEBHOOK_DELIVERY_ID=" + rr.DeliveryID,
 		p + "_JOB_NAME=" + rr.Job,
@@ -172,7 +188,7 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 	for k, v := range job.Spec.Env {
 		env = append(env, k+"="+v)
 	}
-	return env
+	return env, headersFile
 }
 
 // noNUL drops NUL bytes, which would make the whole environment invalid.

@@ -166,6 +166,55 @@ sha256sum < "$HOOKRUN_WEBHOOK_PAYLOAD_FILE"`)
 	}
 }
 
+// Headers are the sender's to choose, up to the ingress' limit: too large
+// for one variable, they go to a file instead of failing the start.
+func TestExecutor_HeadersOutsideEnvironmentLimitsAreInAFile(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("headers", `if [ -n "${HOOKRUN_WEBHOOK_HEADERS+x}" ]; then printf %s "$HOOKRUN_WEBHOOK_HEADERS" > "$OUT/$HOOKRUN_RUN_ID.env"; fi
+if [ -n "${HOOKRUN_WEBHOOK_HEADERS_FILE+x}" ]; then cat "$HOOKRUN_WEBHOOK_HEADERS_FILE" > "$OUT/$HOOKRUN_RUN_ID.file"; fi`)
+	for _, c := range []struct {
+		name  string
+		value string
+		inEnv bool
+	}{
+		// 30,000 '<' fit in a variable as they are; escaped as \u003c
+		// (180,000 bytes) they would not.
+		{"angle-brackets", strings.Repeat("<", 30000), true},
+		// Within the ingress' 64 KiB of headers, bytes that are not UTF-8
+		// become U+FFFD in JSON, three bytes each: past one variable's 128 KiB.
+		{"not-utf8", strings.Repeat("\xff", 60000), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rr := e.submit(job, "{}", func(rr *message.RunRequest) {
+				rr.Header = map[string][]string{"X-Big": {c.value}, "X-Other": {"1"}}
+			})
+			r := e.final(rr, 15*time.Second)
+			want(t, "status", r.Status, message.StatusSucceeded)
+			var got map[string][]string
+			where := rr.ID + ".file"
+			if c.inEnv {
+				where = rr.ID + ".env"
+			}
+			if err := json.Unmarshal([]byte(mustRead(t, filepath.Join(e.out, where))), &got); err != nil {
+				t.Fatalf("headers in %s: %v", where, err)
+			}
+			if got["X-Big"][0] != strings.ToValidUTF8(c.value, "\uFFFD") && got["X-Big"][0] != strings.Repeat("\uFFFD", len(c.value)) || got["X-Other"][0] != "1" {
+				t.Fatalf("headers in %s are not the delivery's", where)
+			}
+			other := rr.ID + ".env"
+			if c.inEnv {
+				other = rr.ID + ".file"
+			}
+			if _, err := os.Stat(filepath.Join(e.out, other)); !os.IsNotExist(err) {
+				t.Fatalf("headers both in the environment and in a file (%v)", err)
+			}
+		})
+	}
+	want(t, "run directories left", len(runDirs(t, e.conf.WorkDir)), 0)
+}
+
 func TestExecutor_TimeoutKillsTheWholeProcessGroup(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
