@@ -388,4 +388,9 @@ func TestAuth_PathKeyOnlyOnPathWebhooks(t *testing.T) {
 	wantAccepted(t, e.post(hookPath(byPath, key), "{}"), 202)
 	wantError(t, e.post(hookPath(byPath), "{}"), 401, "missing_credentials")
 	wantError(t, e.post(hookPath(byHeader, key), "{}"), 404, "endpoint_not_found")
+	// A secret URL is the whole URL: with anything after it, it is another.
+	open := e.webhook("open", resource.WebhookSpec{})
+	wantAccepted(t, e.post(hookPath(open), "{}"), 202)
+	wantError(t, e.post(hookPath(open, "anything"), "{}"), 404, "endpoint_not_found")
+	wantError(t, e.post(hookPath(open)+"/", "{}"), 404, "endpoint_not_found")
 }
