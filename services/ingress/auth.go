@@ -21,6 +21,10 @@ type credential struct {
 	headers []string // header names that carry it
 	query   string   // query parameter that carries it
 	values  []string // the credential values themselves (key, signing secrets)
+	// bodyChanged: the key was taken out of the body, so the request's
+	// Content-Length no longer describes the stored body (and would tell
+	// the removed key's length).
+	bodyChanged bool
 }
 
 // authenticate verifies the request against the webhook's auth mode and
@@ -65,7 +69,7 @@ func (in *Ingress) authAPIKey(c echo.Context, w *resource.Webhook, d *message.De
 		if err != nil {
 			return cred, err
 		}
-		presented, d.Body = key, rest
+		presented, d.Body, cred.bodyChanged = key, rest, true
 	}
 	if presented == "" {
 		return cred, errMissingCredentials
@@ -162,7 +166,8 @@ const minScrubLen = 8
 func stripCredentials(h http.Header, rawQuery string, c echo.Context, cred credential) (map[string][]string, map[string][]string) {
 	hc := make(map[string][]string, len(h))
 	for name, vs := range h {
-		if isCredentialHeader(name, cred.headers) || holdsCredential(vs, cred.values) {
+		if isCredentialHeader(name, cred.headers) || holdsCredential(vs, cred.values) ||
+			cred.bodyChanged && strings.EqualFold(name, "Content-Length") {
 			continue
 		}
 		hc[name] = vs

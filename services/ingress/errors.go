@@ -21,7 +21,7 @@ func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 // The ingress error table (API.md). Messages never echo a credential nor say
 // whether a key exists for another webhook.
 var (
-	errMissingEventID     = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "missing event id: include the event id header this webhook's profile requires"}
+	errMissingEventID     = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "missing event id: this webhook's signature profile requires one (a header such as X-GitHub-Delivery or webhook-id; for Stripe, the event's \"id\" in the body)"}
 	errMalformedEventID   = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "unusable event id: it must be 1 to 256 printable UTF-8 characters"}
 	errInvalidBody        = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body must be a JSON object carrying the API key field"}
 	errUnreadableBody     = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body could not be read"}
