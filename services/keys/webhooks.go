@@ -132,9 +132,32 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 		}
 	}
 	if sa := w.Spec.Auth.Signature; sa != nil {
-		if _, ok := signature.Lookup(sa.Profile); !ok {
+		p, ok := signature.Lookup(sa.Profile)
+		if !ok {
 			return &resource.FieldError{Field: "spec.auth.signature.profile", Msg: fmt.Sprintf("must be one of %v", signature.Names())}
 		}
+		return checkReplayWindow(w, p)
+	}
+	return nil
+}
+
+// checkReplayWindow refuses a dedup window too short for the signature's
+// timestamp tolerance. A signed delivery is accepted from tolerance before
+// its timestamp to tolerance after, so a captured one can be sent again up
+// to twice the tolerance after it was first taken; only the dedup window
+// then stops it from running again.
+func checkReplayWindow(w *resource.Webhook, p signature.Profile) error {
+	tol := signature.Tolerance(signature.WithTolerance(p, w.Spec.Auth.Signature.Tolerance.D()))
+	if tol <= 0 {
+		return nil // no signed timestamp: dedup alone stands against replays
+	}
+	window, field := w.Spec.DedupWindow.D(), "spec.dedupWindow"
+	if window <= 0 {
+		window, field = p.DefaultWindow(), "spec.auth.signature.tolerance"
+	}
+	if window > 0 && window < 2*tol {
+		return &resource.FieldError{Field: field, Msg: fmt.Sprintf(
+			"the dedup window (%s) must be at least twice the timestamp tolerance (%s): else a captured delivery, still within its tolerance, runs again once the window has forgotten it", window, tol)}
 	}
 	return nil
 }

@@ -78,6 +78,10 @@ func TestWebhooks_RefuseInvalidInputNamingTheField(t *testing.T) {
 		{"two auth modes", map[string]any{"job": "report", "auth": map[string]any{"none": map[string]any{}, "apiKey": map[string]any{}}}, "spec.auth: choose one"},
 		{"bad method", map[string]any{"job": "report", "methods": []string{"DELETE"}}, "spec.methods[0]"},
 		{"bad dedup window", map[string]any{"job": "report", "dedupWindow": "3 days"}, "spec.dedupWindow: must be a duration"},
+		// A captured signed delivery stays within its tolerance for twice
+		// the tolerance: a shorter window would let it run again.
+		{"window under twice the tolerance", map[string]any{"job": "report", "dedupWindow": "9m", "auth": map[string]any{"signature": map[string]any{"profile": "generic", "secretRef": "s"}}}, "spec.dedupWindow: the dedup window (9m0s) must be at least twice the timestamp tolerance (5m0s)"},
+		{"tolerance over half the default window", map[string]any{"job": "report", "auth": map[string]any{"signature": map[string]any{"profile": "slack", "secretRef": "s", "tolerance": "31m"}}}, "spec.auth.signature.tolerance: the dedup window (1h0m0s)"},
 		{"response 201", map[string]any{"job": "report", "response": map[string]any{"status": 201}}, "spec.response.status: must be 200 or 202"},
 		{"job name with a dot", map[string]any{"job": "a.b"}, "spec.job: must match"},
 		{"unknown field", map[string]any{"job": "report", "auht": map[string]any{}}, `unknown field "auht"`},
