@@ -6,7 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
+
+	"github.com/hookrun/hookrun/pkg/payload"
 )
 
 // maxDepth is the deepest JSON nesting decoded; a deeper body is kept as
@@ -67,7 +68,9 @@ func decodeBody(body []byte, contentType string) any {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return jsonObject{}
 	}
-	if mt, _, _ := strings.Cut(contentType, ";"); strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+	if doc, ok := payload.FormJSON(body, contentType); ok {
+		body = doc
+	} else if payload.IsForm(contentType) {
 		if v, err := url.ParseQuery(string(body)); err == nil {
 			m := make(jsonObject, len(v))
 			for k, s := range firstValues(v) {

@@ -29,6 +29,8 @@ func TestNewData_DecodesBody(t *testing.T) {
 		{"empty body is an empty object", "", "", `{{ .body }}|{{ .body.a | default "d" }}`, "{}|d"},
 		{"json null is an empty object", "null", "application/json", `{{ .body }}`, "{}"},
 		{"form fields", "a=1&a=2&b=x+y", "application/x-www-form-urlencoded; charset=utf-8", `{{ .body.a }} {{ .body.b }}`, "1 x y"},
+		{"GitHub form payload", "payload=%7B%22repository%22%3A%7B%22name%22%3A%22hookrun%22%7D%7D", "application/x-www-form-urlencoded", `{{ .body.repository.name }}`, "hookrun"},
+		{"JSON sent as a form (curl -d)", `{"topic":"AI"}`, "application/x-www-form-urlencoded", `{{ .body.topic }}`, "AI"},
 		{"64 levels decode", deep(64), "application/json", `{{ printf "%T" .body }}`, "argtemplate.jsonObject"},
 		{"65 levels are text", deep(65), "application/json", `{{ printf "%T" .body }}`, "string"},
 		{"brackets in strings do not count", `{"a":"` + strings.ReplaceAll(deep(70), `"`, `\"`) + `"}`, "application/json", `{{ printf "%T" .body }}`, "argtemplate.jsonObject"},

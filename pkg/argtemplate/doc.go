@@ -18,7 +18,10 @@
 //     can be walked (.body.repository.name, index .body.commits 0), numbers
 //     keep their exact text (a 20-digit id survives). A body of content type
 //     application/x-www-form-urlencoded is a map of the first value of each
-//     field. An empty body, or a JSON null, is an empty object. Any other
+//     field, unless it carries JSON, which is then decoded as a JSON body is
+//     (payload.FormJSON: a JSON object or array sent as a form by curl -d, or
+//     GitHub's form content type, whose only field payload holds the JSON).
+//     An empty body, or a JSON null, is an empty object. Any other
 //     body, including JSON nested deeper than 64 levels, is the raw text.
 //   - .header: header name to first value, keyed by canonical name
 //     ("X-Github-Event"). A name with a dash cannot be written as a field

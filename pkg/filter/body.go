@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
-	"strings"
+
+	"github.com/hookrun/hookrun/pkg/payload"
 )
 
 // maxDepth is the deepest JSON nesting decoded; a deeper body is kept as a
@@ -17,7 +18,9 @@ func decodeBody(body []byte, contentType string) any {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return map[string]any{}
 	}
-	if isForm(contentType) {
+	if doc, ok := payload.FormJSON(body, contentType); ok {
+		body = doc
+	} else if payload.IsForm(contentType) {
 		if v, err := url.ParseQuery(string(body)); err == nil {
 			return firstValues(v)
 		}
@@ -62,10 +65,4 @@ func depth(data []byte) int {
 		}
 	}
 	return most
-}
-
-// isForm reports whether a Content-Type names a URL-encoded form.
-func isForm(contentType string) bool {
-	mt, _, _ := strings.Cut(contentType, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded")
 }

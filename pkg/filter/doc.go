@@ -12,8 +12,10 @@
 //     arrays lists, numbers doubles as in CEL's JSON mapping, so write
 //     body.count > 3 or int(body.count) + 1). A body of content type
 //     application/x-www-form-urlencoded is a map(string, string) of the
-//     first value of each field. An empty body, or a JSON null, is an empty
-//     map. Any other
+//     first value of each field, unless it carries JSON (payload.FormJSON):
+//     a JSON object or array sent as a form (curl -d), or a form whose only
+//     field, payload, is JSON (GitHub's form content type), is decoded as
+//     that JSON. An empty body, or a JSON null, is an empty map. Any other
 //     body, including JSON nested deeper than 64 levels, is the raw body as
 //     a string, so body.contains("ping") works on text payloads.
 //   - header: map(string, string), header name to its first value.

@@ -101,6 +101,9 @@ func TestMatch_DecodesBodyByContent(t *testing.T) {
 		{"json array", `[1,2,3]`, "application/json", `body.size() == 3 && body[0] == 1`},
 		{"json without content type", `{"a":"b"}`, "", `body.a == "b"`},
 		{"form fields", "a=1&a=2&b=x", "application/x-www-form-urlencoded; charset=utf-8", `body.a == "1" && body.b == "x"`},
+		// GitHub's form content type: the JSON is the payload field's value.
+		{"GitHub form payload", "payload=%7B%22ref%22%3A%22refs%2Fheads%2Fmain%22%2C%22n%22%3A2%7D", "application/x-www-form-urlencoded", `body.ref == "refs/heads/main" && body.n == 2`},
+		{"JSON sent as a form (curl -d)", `{"ref":"refs/heads/main"}`, "application/x-www-form-urlencoded", `body.ref == "refs/heads/main"`},
 		{"too deep json is a string", strings.Repeat("[", 65) + strings.Repeat("]", 65), "application/json", `type(body) == string`},
 		{"deep json within the limit", strings.Repeat("[", 64) + strings.Repeat("]", 64), "application/json", `type(body) == list`},
 	}
