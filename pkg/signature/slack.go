@@ -52,6 +52,18 @@ func (p slack) Verify(req Request, secrets []string, now time.Time) (string, err
 	return id, nil
 }
 
+// SlackChallenge returns the challenge of a Slack Events API URL
+// verification request ({"type": "url_verification", "challenge": ...}),
+// which Slack sends, signed, when an app's request URL is set, and which it
+// expects echoed back.
+func SlackChallenge(body []byte) (string, bool) {
+	if t, ok := jsonStringField(body, "type"); !ok || t != "url_verification" {
+		return "", false
+	}
+	ch, ok := jsonStringField(body, "challenge")
+	return ch, ok && ch != ""
+}
+
 // Sign ignores eventID: Slack's event id is the body's "event_id" field.
 func (slack) Sign(body []byte, secret, _ string, now time.Time) http.Header {
 	ts := strconv.FormatInt(now.Unix(), 10)

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -268,12 +269,23 @@ func TestAuth_VerifiesEverySignatureProfileOverHTTP(t *testing.T) {
 
 			switch name {
 			case "slack": // no event id is fine: the delivery gets its own
-				noID := []byte(`{"type":"url_verification"}`)
+				noID := []byte(`{"type":"app_rate_limited"}`)
 				r := send(noID, noID, secret, "", now)
 				wantAccepted(t, r, 202)
 				if r.Acc.EventID != r.Acc.DeliveryID {
 					t.Fatalf("eventId %q, want the delivery id %q", r.Acc.EventID, r.Acc.DeliveryID)
 				}
+				// Slack's URL verification: the challenge echoed, nothing stored.
+				before := e.deliveriesStored()
+				hello := []byte(`{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`)
+				r = send(hello, hello, secret, "", now)
+				if r.Status != 200 || string(bytes.TrimSpace(r.Body)) != `{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}` {
+					t.Fatalf("url_verification: %d %s", r.Status, r.Body)
+				}
+				if after := e.deliveriesStored(); after != before {
+					t.Fatalf("url_verification stored a delivery (%d → %d messages)", before, after)
+				}
+				wantError(t, send(hello, hello, other, "", now), 401, "signature_invalid")
 			case "stripe":
 				noID := []byte(`{"type":"ping"}`)
 				wantError(t, send(noID, noID, secret, "", now), 400, "missing_event_id")

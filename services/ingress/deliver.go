@@ -16,6 +16,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
 )
 
 // accepted is the body of a 2xx answer (API.md, Workjet's and Orloj's fields).
@@ -69,7 +70,7 @@ func (in *Ingress) deliver(c echo.Context) error {
 // (method, media type, declared size, rate) before the body is read, and
 // the job check after authentication so that only an authenticated sender
 // learns that the webhook is misconfigured.
-func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, *accepted, error) {
+func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, any, error) {
 	req := c.Request()
 	if !in.configLoaded() {
 		return 0, nil, errNotReady
@@ -134,6 +135,13 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, *a
 			mAuthFailures.WithLabelValues(*label, ae.Code).Inc()
 		}
 		return 0, nil, err
+	}
+	if sa := w.Spec.Auth.Signature; sa != nil && sa.Profile == "slack" {
+		if ch, ok := signature.SlackChallenge(d.Body); ok {
+			// Slack's URL verification, signed like any event: the URL is
+			// confirmed by echoing the challenge. It is not an event to run.
+			return http.StatusOK, map[string]string{"challenge": ch}, nil
+		}
 	}
 	if err := in.runnable(w); err != nil {
 		return 0, nil, err
