@@ -249,7 +249,16 @@ func HTTPServer(addr string, h http.Handler) *http.Server {
 
 // Serve listens on srv.Addr and serves until ctx ends, then shuts down
 // gracefully within grace. ready, if not nil, gets the bound address.
+//
+// Headers over srv.MaxHeaderBytes are answered 431 with the JSON error body
+// every other error has (net/http's own 431 is plain text): the server reads
+// up to twice the limit, and LimitHeaders answers between the two. Past
+// twice the limit net/http answers, as before, in plain text.
 func Serve(ctx context.Context, srv *http.Server, grace time.Duration, ready func(net.Addr)) error {
+	if limit := srv.MaxHeaderBytes; limit > 0 && srv.Handler != nil {
+		srv.Handler = LimitHeaders(srv.Handler, limit)
+		srv.MaxHeaderBytes = 2 * limit
+	}
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", srv.Addr, err)
@@ -271,6 +280,37 @@ func Serve(ctx context.Context, srv *http.Server, grace time.Duration, ready fun
 	}
 	<-errc
 	return nil
+}
+
+// LimitHeaders answers 431 headers_too_large, as JSON, to a request whose
+// request line and headers take more than limit bytes as sent.
+func LimitHeaders(h http.Handler, limit int) http.Handler {
+	msg := []byte(fmt.Sprintf(`{"error":{"code":"headers_too_large","message":"the request's headers are over %d bytes"}}`+"\n", limit))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headerBytes(r) > limit {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+			_, _ = w.Write(msg)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// headerBytes is the size of r's request line and headers as sent
+// ("Name: value\r\n" each; Host is kept apart from r.Header).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	if r.Host != "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // Healthcheck GETs http://<addr>/readyz and returns the exit code for a
