@@ -93,6 +93,14 @@ func (s *Service) createKey(c echo.Context) error {
 			return &resource.FieldError{Field: fmt.Sprintf("jobs[%d]", i), Msg: "must be a job name"}
 		}
 	}
+	// Names are unique in a namespace (Jac Cloud's "unique name for the
+	// webhook key"): the CLI and people address keys by them. Checked
+	// against the list, so two creates racing can still both win.
+	if taken, err := s.keyNameTaken(c.Request().Context(), r.Namespace, r.Name); err != nil {
+		return err
+	} else if taken {
+		return &apiError{Status: http.StatusConflict, Code: "name_taken", Message: fmt.Sprintf("an API key named %q exists in namespace %q already", r.Name, r.Namespace)}
+	}
 	var ttl time.Duration
 	if r.Expiration != nil {
 		var err error
@@ -105,6 +113,19 @@ func (s *Service) createKey(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, keyCreated{ID: k.ID, Name: k.Name, Key: key, ExpiresAt: k.ExpiresAt})
+}
+
+func (s *Service) keyNameTaken(ctx context.Context, ns, name string) (bool, error) {
+	all, err := s.apiKeys.list(ctx, "")
+	if err != nil {
+		return false, err
+	}
+	for _, k := range all {
+		if k.Name == name && k.InNamespace() == ns {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // keySpec is what a new key is made from.

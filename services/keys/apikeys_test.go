@@ -173,4 +173,9 @@ func TestAPIKeys_RefuseInvalidInput(t *testing.T) {
 		}
 	}
 	checkError(t, a.do("DELETE", "/v1/keys", map[string]any{"ids": []string{}}), 400, "invalid_request", "ids")
+
+	// Jac Cloud: "unique name for the webhook key", within a namespace.
+	a.must(201, "POST", "/v1/keys", map[string]any{"name": "ci"})
+	checkError(t, a.do("POST", "/v1/keys", map[string]any{"name": "ci"}), 409, "name_taken", `an API key named "ci" exists in namespace "default"`)
+	a.must(201, "POST", "/v1/keys?namespace=ops", map[string]any{"name": "ci"})
 }

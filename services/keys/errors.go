@@ -18,6 +18,7 @@ import (
 //	405 method_not_allowed  the route exists, the method does not
 //	409 conflict            the resource changed while the request ran (retry)
 //	409 run_finished        cancel of a run that has already ended
+//	409 name_taken          an API key of that name exists in the namespace
 //	413 payload_too_large   body over 4 MiB
 //	503 unavailable         NATS (KV or JetStream) did not answer
 //	500 internal            anything else (logged, never with a secret)
