@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
@@ -98,7 +100,20 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 	}
 	cases := map[string]want{
 		"ingress": {
-			allowed: publish(bus.DeliverySubject("default", "hook", "dlv_1")),
+			allowed: func(js jetstream.JetStream) error {
+				if err := publish(bus.DeliverySubject("default", "hook", "dlv_1"))(js); err != nil {
+					return err
+				}
+				// A duplicate's answer reads its first run's status.
+				s, err := js.Stream(ctx, bus.StreamStatus)
+				if err != nil {
+					return err
+				}
+				if _, err := runstatus.GetDirect(ctx, s, "run_1"); !errors.Is(err, runstatus.ErrNotFound) {
+					return fmt.Errorf("reading a run's status: %v", err)
+				}
+				return nil
+			},
 			pub: []string{
 				bus.RunSubject("default", "job"), bus.StatusSubject("default", "run_1"), bus.CancelSubject("run_1"),
 				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_secrets.default.evil", "$KV.hookrun_dedup.evil",

@@ -193,10 +193,14 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		mDuplicates.WithLabelValues(*label).Inc()
 	}
 	mBodyBytes.Observe(float64(len(body)))
+	status := message.StatusQueued
+	if dup {
+		status = in.runs.current(ctx, d.RunID)
+	}
 	return w.SuccessStatus(), &accepted{
 		Accepted: true, Received: true, Duplicate: dup,
 		WebhookID: w.Metadata.Name, DeliveryID: deliveryID, EventID: d.EventID,
-		ExecutionID: d.RunID, Status: message.StatusQueued,
+		ExecutionID: d.RunID, Status: status,
 	}, nil
 }
 

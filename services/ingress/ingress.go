@@ -35,6 +35,7 @@ type Ingress struct {
 	// lookups batches the read-only dedup look-ups of concurrent requests.
 	lookups *lookupBatcher
 	status  *webhookstatus.Writer
+	runs    *statusReader // the status of a duplicate's first run
 	health  *service.Health
 	echo    *echo.Echo
 
@@ -50,7 +51,7 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 	if cfg.DefaultWindow <= 0 {
 		cfg.DefaultWindow = 24 * time.Hour
 	}
-	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), health: health}
+	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), runs: &statusReader{js: js}, health: health}
 	if dd != nil {
 		in.lookups = newLookupBatcher(dd)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/signature"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
@@ -166,6 +167,14 @@ func TestPublish_FastRetryIsDuplicateOfTheStoredDelivery(t *testing.T) {
 	}
 	if n := len(e.storedFor(w)); n != 1 {
 		t.Fatalf("%d deliveries stored, want 1", n)
+	}
+	// Once the first run has ended, a duplicate says how it ended.
+	ran := &message.Run{Kind: message.KindRun, ID: first.Acc.ExecutionID, Namespace: "default", Webhook: w.Metadata.Name, Job: "report", Status: message.StatusSucceeded}
+	if err := runstatus.Publish(context.Background(), e.js, ran); err != nil {
+		t.Fatal(err)
+	}
+	if again := send(); !again.Acc.Duplicate || again.Acc.Status != message.StatusSucceeded {
+		t.Fatalf("duplicate after the first run succeeded: %s", again.Body)
 	}
 }
 

@@ -1,0 +1,55 @@
+package ingress
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/runstatus"
+)
+
+// statusReader reads the current status of a duplicate's first run, so
+// that a duplicate is answered as Stripe answers a repeated idempotent
+// request: with what became of the original ("succeeded", "filtered", …),
+// not always "queued". Only duplicates pay the read.
+type statusReader struct {
+	js     jetstream.JetStream
+	mu     sync.Mutex
+	stream jetstream.Stream
+}
+
+// dupStatusTimeout bounds the read; past it the answer says "queued".
+const dupStatusTimeout = 250 * time.Millisecond
+
+// current returns run id's status, or "queued" when it cannot be read in
+// time or is not stored yet (the dispatcher has not handled the original).
+func (r *statusReader) current(ctx context.Context, id string) string {
+	ctx, cancel := context.WithTimeout(ctx, dupStatusTimeout)
+	defer cancel()
+	s, err := r.statusStream(ctx)
+	if err != nil {
+		return message.StatusQueued
+	}
+	run, err := runstatus.GetDirect(ctx, s, id)
+	if err != nil || run.Kind != message.KindRun && run.Kind != "" {
+		return message.StatusQueued
+	}
+	return run.Status
+}
+
+func (r *statusReader) statusStream(ctx context.Context) (jetstream.Stream, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stream == nil {
+		s, err := r.js.Stream(ctx, bus.StreamStatus)
+		if err != nil {
+			return nil, err
+		}
+		r.stream = s
+	}
+	return r.stream, nil
+}
