@@ -97,6 +97,14 @@ func (standardWebhooks) usableSecret(secret string) bool {
 // standardKey decodes a "whsec_<base64>" secret into its key bytes. Like the
 // reference libraries it also takes the base64 without the prefix, and
 // base64 without padding.
+// IsStandardSecret reports whether secret is a Standard Webhooks secret
+// (base64, with or without the "whsec_" prefix), which their libraries can
+// verify signatures with.
+func IsStandardSecret(secret string) bool {
+	_, ok := standardKey(secret)
+	return ok
+}
+
 func standardKey(secret string) ([]byte, bool) {
 	enc := strings.TrimPrefix(secret, swSecretPrefix)
 	key, err := base64.StdEncoding.DecodeString(enc)

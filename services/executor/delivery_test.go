@@ -16,6 +16,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
 )
 
 // received is one request a test server got.
@@ -61,6 +62,10 @@ func (r *recorder) got() []received {
 	return append([]received(nil), r.reqs...)
 }
 
+// cbSecret is a Standard Webhooks secret, as a Secret of that format
+// generates: callbacks signed with it carry both signatures.
+const cbSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
 // checkSignature verifies X-Hookrun-Signature as a receiver would.
 func checkSignature(t *testing.T, q received, secret string) {
 	t.Helper()
@@ -73,6 +78,26 @@ func checkSignature(t *testing.T, q received, secret string) {
 	ts, err := strconv.ParseInt(q.header.Get(HeaderTimestamp), 10, 64)
 	if err != nil || time.Since(time.Unix(ts, 0)) > time.Minute {
 		t.Fatalf("%s = %q, want a recent unix time", HeaderTimestamp, q.header.Get(HeaderTimestamp))
+	}
+	// With a Standard Webhooks secret, also signed as Standard Webhooks,
+	// over id, timestamp and body: a receiver using their libraries
+	// verifies it, and an altered timestamp (a replay made to look fresh)
+	// fails. Other secrets cannot be used by those libraries: no such header.
+	if !signature.IsStandardSecret(secret) {
+		if v := q.header.Get("Webhook-Signature"); v != "" {
+			t.Fatalf("Webhook-Signature %q with a secret Standard Webhooks cannot use", v)
+		}
+		return
+	}
+	sw, _ := signature.Lookup("standard-webhooks")
+	id, err := sw.Verify(signature.Request{Header: q.header, Body: q.body}, []string{secret}, time.Now())
+	if err != nil || id != q.header.Get(HeaderID) {
+		t.Fatalf("Standard Webhooks signature: id %q, %v (headers %v)", id, err, q.header)
+	}
+	replay := q.header.Clone()
+	replay.Set("Webhook-Timestamp", strconv.FormatInt(time.Now().Unix()+1, 10))
+	if _, err := sw.Verify(signature.Request{Header: replay, Body: q.body}, []string{secret}, time.Now()); err == nil {
+		t.Fatal("the Standard Webhooks signature does not cover the timestamp")
 	}
 }
 
@@ -134,7 +159,7 @@ func TestExecutor_HTTPJobs(t *testing.T) {
 func TestExecutor_CallbackSignedAndRetriedWithBackoff(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
-	e.cfg.Secret("default", "cb-secret", "callback-signing-key", "", 0)
+	e.cfg.Secret("default", "cb-secret", cbSecret, "", 0)
 	srv := newRecorder(t, 0, 500, 503, 200)
 	e.start(nil)
 	job := e.script("reported", `echo hello`)
@@ -152,7 +177,7 @@ func TestExecutor_CallbackSignedAndRetriedWithBackoff(t *testing.T) {
 	}
 	want(t, "callback attempts", len(reqs), 3)
 	for i, q := range reqs {
-		checkSignature(t, q, "callback-signing-key")
+		checkSignature(t, q, cbSecret)
 		want(t, "id header", q.header.Get(HeaderID), rr.ID+"."+message.StatusSucceeded)
 		var body CallbackBody
 		if err := json.Unmarshal(q.body, &body); err != nil {
