@@ -109,7 +109,7 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if _, err := runstatus.GetDirect(ctx, s, "run_1"); !errors.Is(err, runstatus.ErrNotFound) {
+				if _, err := runstatus.GetDirect(ctx, s, "run_ingressprobe"); !errors.Is(err, runstatus.ErrNotFound) {
 					return fmt.Errorf("reading a run's status: %v", err)
 				}
 				return nil

@@ -48,6 +48,7 @@ const (
 	prefixStatus     = "hookrun.status"
 	prefixOutput     = "hookrun.output"
 	prefixCancel     = "hookrun.cancel"
+	prefixSnapshot   = "hookrun.snapshot"
 )
 
 // Message headers.
@@ -59,6 +60,9 @@ const (
 	HeaderWebhook   = "Hookrun-Webhook"
 	HeaderStatus    = "Hookrun-Status"
 	HeaderNamespace = "Hookrun-Namespace"
+	// HeaderLine numbers a live output line of a run (1, 2, …); an output
+	// snapshot's HeaderLine is the number of the last line it holds.
+	HeaderLine = "Hookrun-Line"
 )
 
 // DeliverySubject is the subject of one delivery in DELIVERIES.
@@ -85,6 +89,14 @@ const StatusAll = prefixStatus + ".>"
 
 // OutputSubject carries live output lines of a run (core NATS, not stored).
 func OutputSubject(run string) string { return join(prefixOutput, run) }
+
+// OutputSnapshotSubject takes requests for the output a running run has
+// published so far (core NATS request/reply; the executor running it
+// answers, with HeaderLine set to the last line's number).
+func OutputSnapshotSubject(run string) string { return join(prefixSnapshot, run) }
+
+// OutputSnapshotAll matches every run's snapshot subject.
+const OutputSnapshotAll = prefixSnapshot + ".*"
 
 // CancelSubject carries cancel requests for a running run (core NATS).
 func CancelSubject(run string) string { return join(prefixCancel, run) }

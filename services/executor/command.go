@@ -64,6 +64,8 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	cmd.SysProcAttr = procAttr()
 	out := newTail(x.cfg.MaxOutput, x.nc, bus.OutputSubject(rr.ID))
 	cmd.Stdout, cmd.Stderr = out, out
+	x.addOutput(rr.ID, out)
+	defer x.removeOutput(rr.ID)
 	if f, err := devNull(); err == nil {
 		cmd.Stdin = f // what os/exec gives a nil Stdin, without opening it per run
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/catalog"
 	"github.com/hookrun/hookrun/pkg/service"
 )
@@ -107,6 +108,8 @@ type Executor struct {
 	// owned holds the runs a handler here is working on; the channel
 	// closes when it is done.
 	owned map[string]chan struct{}
+	// outputs holds the output of the commands running here (snapshot.go).
+	outputs map[string]*tail
 
 	// beforeStart, a test seam (nil in production), is called just before
 	// a run is marked running: a test stalls it there as a stalling NATS
@@ -151,6 +154,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout},
 		running:        map[string]context.CancelCauseFunc{},
 		owned:          map[string]chan struct{}{},
+		outputs:        map[string]*tail{},
 	}
 	health.Add("config", func(context.Context) error {
 		select {
@@ -186,6 +190,11 @@ func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
 		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	snap, err := x.nc.Subscribe(bus.OutputSnapshotAll, x.onSnapshot)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = snap.Unsubscribe() }()
 	g.Go(func() error { return x.manageJobs(gctx) })
 	g.Go(func() error { return x.deliverCallbacks(gctx) })
 	err = g.Wait()

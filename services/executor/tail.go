@@ -2,9 +2,12 @@ package executor
 
 import (
 	"bytes"
+	"strconv"
 	"sync"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/hookrun/hookrun/pkg/bus"
 )
 
 // maxLine bounds one live output line; a longer one is sent in pieces.
@@ -20,6 +23,7 @@ type tail struct {
 	line    bytes.Buffer
 	nc      *nats.Conn
 	subject string
+	lines   int // lines published so far, the last one's number
 }
 
 func newTail(max int, nc *nats.Conn, subject string) *tail {
@@ -44,8 +48,7 @@ func (t *tail) Write(p []byte) (int, error) {
 			t.keep(chunk)
 			p = p[len(chunk):]
 			if t.line.Len() >= maxLine || chunk[len(chunk)-1] == '\n' {
-				_ = t.nc.Publish(t.subject, t.line.Bytes())
-				t.line.Reset()
+				t.publishLine()
 			}
 		}
 		return n, nil
@@ -74,9 +77,33 @@ func (t *tail) Flush() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.nc != nil && t.line.Len() > 0 {
-		_ = t.nc.Publish(t.subject, t.line.Bytes())
-		t.line.Reset()
+		t.publishLine()
 	}
+}
+
+// publishLine publishes the pending line, numbered, and starts the next.
+func (t *tail) publishLine() {
+	t.lines++
+	m := &nats.Msg{Subject: t.subject, Data: t.line.Bytes(), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}}}
+	_ = t.nc.PublishMsg(m)
+	t.line.Reset()
+}
+
+// Published returns the output published live so far (within the tail's
+// bound, marked when some was dropped) and the last published line's
+// number: what a client that joins a running run has missed.
+func (t *tail) Published() (string, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf[:max(0, len(t.buf)-t.line.Len())] // without the line not yet published
+	dropped := t.dropped
+	if len(b) > t.max {
+		b, dropped = b[len(b)-t.max:], true
+	}
+	if dropped {
+		return "[…output truncated…]\n" + string(b), t.lines
+	}
+	return string(b), t.lines
 }
 
 // String returns the tail, marked when output was dropped.

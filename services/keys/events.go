@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,19 +22,22 @@ import (
 //
 // Output lines travel on core NATS, apart from the stored statuses, so a
 // client may join after some were published, and the last ones may still
-// be in flight when the final status arrives. The final record carries the
-// output's tail, so before the final status the stream sends what of it
-// was not sent live: a run that ended before the client came shows its
-// whole output, one followed from its start loses no trailing line. A
-// client that joins a running run sees its output from then on.
+// be in flight when the final status arrives. A client that joins a running
+// run first gets what it has printed so far, from the executor running it
+// (bus.OutputSnapshotSubject; lines are numbered, so the live lines that
+// snapshot holds are not sent twice). The final record carries the output's
+// tail, so before the final status the stream sends what of it was not sent
+// live: a run that ended before the client came shows its whole output, one
+// followed from its start loses no trailing line.
 func (s *Service) runEvents(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	// Subscribe before reading the run, so no line falls between the two.
-	lines := make(chan []byte, 256)
+	lines := make(chan outputLine, 256)
 	sub, err := s.nc.Subscribe(bus.OutputSubject(id), func(m *nats.Msg) {
+		n, _ := strconv.Atoi(m.Header.Get(bus.HeaderLine))
 		select {
-		case lines <- m.Data:
+		case lines <- outputLine{text: m.Data, n: n}:
 		default: // a slow reader loses live lines, never the statuses
 		}
 	})
@@ -49,6 +53,11 @@ func (s *Service) runEvents(c echo.Context) error {
 	if err != nil {
 		return errUnavailable
 	}
+	var snapshot string
+	var seen int // the live lines the snapshot holds: 1..seen
+	if r.Status == message.StatusRunning {
+		snapshot, seen = s.outputSoFar(id)
+	}
 	w := c.Response()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -61,6 +70,17 @@ func (s *Service) runEvents(c echo.Context) error {
 		sent.WriteString(line)
 		b, _ := json.Marshal(line)
 		fmt.Fprintf(w, "event: output\ndata: %s\n\n", b)
+	}
+	for _, line := range strings.SplitAfter(snapshot, "\n") {
+		if line != "" {
+			output(line)
+		}
+	}
+	w.Flush()
+	live := func(l outputLine) {
+		if l.n == 0 || l.n > seen {
+			output(string(l.text))
+		}
 	}
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
@@ -76,7 +96,7 @@ func (s *Service) runEvents(c echo.Context) error {
 				for drained := false; !drained; {
 					select {
 					case line := <-lines:
-						output(string(line))
+						live(line)
 					default:
 						drained = true
 					}
@@ -91,13 +111,38 @@ func (s *Service) runEvents(c echo.Context) error {
 			fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
 			w.Flush()
 		case line := <-lines:
-			output(string(line))
+			live(line)
 			w.Flush()
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 			w.Flush()
 		}
 	}
+}
+
+// outputLine is a live output line and its number (0: not numbered).
+type outputLine struct {
+	text []byte
+	n    int
+}
+
+// snapshotTimeout bounds the wait for a running run's output so far; an
+// executor that does not answer in time (or one too old to) leaves the
+// client with the live lines from now on.
+const snapshotTimeout = 500 * time.Millisecond
+
+// outputSoFar asks the executor running run id for the output it has
+// published so far, and the number of its last line.
+func (s *Service) outputSoFar(id string) (string, int) {
+	m, err := s.nc.Request(bus.OutputSnapshotSubject(id), nil, snapshotTimeout)
+	if err != nil {
+		return "", 0
+	}
+	n, err := strconv.Atoi(m.Header.Get(bus.HeaderLine))
+	if err != nil {
+		return "", 0
+	}
+	return string(m.Data), n
 }
 
 // unsent returns the part of a run's output (its tail) that follows what

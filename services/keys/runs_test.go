@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
@@ -127,6 +130,68 @@ func readSSE(resp *http.Response, got chan<- sseEvent) {
 		}
 	}
 	close(got)
+}
+
+// A client that joins a running run first gets what it printed so far,
+// from the executor running it, and then the live lines the snapshot did
+// not hold: each line once, in order.
+func TestRuns_EventsOfARunningRunStartWithItsOutputSoFar(t *testing.T) {
+	a := newTestAPI(t)
+	publishRun(t, a, message.Run{ID: "run_join", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
+	// The executor running it: lines 1 and 2 published before the client came.
+	sub, err := a.nc.Subscribe(bus.OutputSnapshotSubject("run_join"), func(m *nats.Msg) {
+		_ = m.RespondMsg(&nats.Msg{Data: []byte("start\nstep 2\n"), Header: nats.Header{bus.HeaderLine: []string{"2"}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	req, _ := http.NewRequest("GET", a.URL+"/v1/runs/run_join/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan sseEvent, 32)
+	go readSSE(resp, got)
+	var outputs []string
+	var events []string
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		select {
+		case ev, ok := <-got:
+			if !ok {
+				done = true
+				break
+			}
+			events = append(events, ev.name)
+			if ev.name == "output" {
+				outputs = append(outputs, ev.data)
+				if len(outputs) == 2 {
+					// Line 2 again (in flight while the snapshot was
+					// taken), then line 3; then the run ends.
+					pub := func(n int, text string) {
+						m := &nats.Msg{Subject: bus.OutputSubject("run_join"), Data: []byte(text), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(n)}}}
+						if err := a.nc.PublishMsg(m); err != nil {
+							t.Error(err)
+						}
+					}
+					pub(2, "step 2\n")
+					pub(3, "end\n")
+				}
+				if len(outputs) == 3 {
+					publishRun(t, a, message.Run{ID: "run_join", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Output: "start\nstep 2\nend\n"})
+				}
+			}
+		case <-deadline:
+			t.Fatalf("stream did not end; events %v outputs %v", events, outputs)
+		}
+	}
+	if want := []string{`"start\n"`, `"step 2\n"`, `"end\n"`}; strings.Join(outputs, ",") != strings.Join(want, ",") {
+		t.Fatalf("output events %v, want %v (events %v)", outputs, want, events)
+	}
 }
 
 func TestRuns_EventsStreamStatusesAndOutputUntilTheRunEnds(t *testing.T) {
