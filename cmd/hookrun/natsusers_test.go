@@ -119,6 +119,8 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_secrets.default.evil", "$KV.hookrun_dedup.evil",
 				"$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher", "$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job",
 				"$JS.API.STREAM.DELETE.DELIVERIES", "$JS.API.STREAM.PURGE.STATUS",
+				// A run's status by subject, yes; a walk through STATUS by sequence, no.
+				"$JS.API.DIRECT.GET.STATUS", "$JS.API.STREAM.MSG.GET.STATUS",
 			},
 			sub: []string{bus.CancelSubject("*"), bus.OutputSubject("*"), "_INBOX.>", bus.InboxPrefix("keys") + ".>", bus.StatusAll},
 		},

@@ -94,17 +94,21 @@ func (standardWebhooks) usableSecret(secret string) bool {
 	return ok
 }
 
-// standardKey decodes a "whsec_<base64>" secret into its key bytes. Like the
-// reference libraries it also takes the base64 without the prefix, and
-// base64 without padding.
 // IsStandardSecret reports whether secret is a Standard Webhooks secret
-// (base64, with or without the "whsec_" prefix), which their libraries can
-// verify signatures with.
+// as their libraries and the standard-webhooks Secret format give it:
+// "whsec_" and base64. (A bare base64 secret verifies too, but so many other
+// secrets are base64 — hex is — that the prefix is what marks one.)
 func IsStandardSecret(secret string) bool {
+	if !strings.HasPrefix(secret, swSecretPrefix) {
+		return false
+	}
 	_, ok := standardKey(secret)
 	return ok
 }
 
+// standardKey decodes a "whsec_<base64>" secret into its key bytes. Like the
+// reference libraries it also takes the base64 without the prefix, and
+// base64 without padding.
 func standardKey(secret string) ([]byte, bool) {
 	enc := strings.TrimPrefix(secret, swSecretPrefix)
 	key, err := base64.StdEncoding.DecodeString(enc)

@@ -43,7 +43,9 @@ func Sign(h http.Header, body []byte, secret, id string, now time.Time) {
 	h.Set(HeaderSignature, "sha256="+hex.EncodeToString(m.Sum(nil)))
 	if signature.IsStandardSecret(secret) {
 		for k, vs := range standardWebhooks.Sign(body, secret, id, now) {
-			h[k] = vs
+			if _, set := h[k]; !set { // an HTTP job's own headers win
+				h[k] = vs
+			}
 		}
 	}
 }

@@ -41,15 +41,22 @@ func (r *statusReader) current(ctx context.Context, id string) string {
 	return run.Status
 }
 
+// statusStream returns the STATUS stream's handle, looked up once it can
+// be. The look-up runs outside the lock: duplicates do not queue behind a
+// slow one.
 func (r *statusReader) statusStream(ctx context.Context) (jetstream.Stream, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stream == nil {
-		s, err := r.js.Stream(ctx, bus.StreamStatus)
-		if err != nil {
-			return nil, err
-		}
-		r.stream = s
+	s := r.stream
+	r.mu.Unlock()
+	if s != nil {
+		return s, nil
 	}
-	return r.stream, nil
+	s, err := r.js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.stream = s
+	r.mu.Unlock()
+	return s, nil
 }

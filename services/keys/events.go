@@ -33,7 +33,7 @@ func (s *Service) runEvents(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	// Subscribe before reading the run, so no line falls between the two.
-	lines := make(chan outputLine, 256)
+	lines := make(chan outputLine, 1024)
 	sub, err := s.nc.Subscribe(bus.OutputSubject(id), func(m *nats.Msg) {
 		n, _ := strconv.Atoi(m.Header.Get(bus.HeaderLine))
 		select {
@@ -55,6 +55,7 @@ func (s *Service) runEvents(c echo.Context) error {
 	}
 	var snapshot string
 	var seen int // the live lines the snapshot holds: 1..seen
+	attempt := r.Attempt
 	if r.Status == message.StatusRunning {
 		snapshot, seen = s.outputSoFar(id)
 	}
@@ -91,6 +92,11 @@ func (s *Service) runEvents(c echo.Context) error {
 		case ev, ok := <-events:
 			if !ok {
 				return nil
+			}
+			if ev.Attempt != attempt {
+				// Another attempt (redelivered, perhaps to another
+				// executor) numbers its lines from 1 again.
+				attempt, seen = ev.Attempt, 0
 			}
 			if message.Final(ev.Status) {
 				for drained := false; !drained; {
@@ -129,7 +135,7 @@ type outputLine struct {
 // snapshotTimeout bounds the wait for a running run's output so far; an
 // executor that does not answer in time (or one too old to) leaves the
 // client with the live lines from now on.
-const snapshotTimeout = 500 * time.Millisecond
+const snapshotTimeout = 250 * time.Millisecond
 
 // outputSoFar asks the executor running run id for the output it has
 // published so far, and the number of its last line.
