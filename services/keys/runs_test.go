@@ -134,7 +134,8 @@ func readSSE(resp *http.Response, got chan<- sseEvent) {
 
 // A client that joins a running run first gets what it printed so far,
 // from the executor running it, and then the live lines the snapshot did
-// not hold: each line once, in order.
+// not hold: each line once, in order; a later attempt's lines, numbered
+// from 1 again, all.
 func TestRuns_EventsOfARunningRunStartWithItsOutputSoFar(t *testing.T) {
 	a := newTestAPI(t)
 	publishRun(t, a, message.Run{ID: "run_join", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
@@ -182,14 +183,24 @@ func TestRuns_EventsOfARunningRunStartWithItsOutputSoFar(t *testing.T) {
 					pub(3, "end\n")
 				}
 				if len(outputs) == 3 {
-					publishRun(t, a, message.Run{ID: "run_join", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Output: "start\nstep 2\nend\n"})
+					// The run is redelivered: attempt 2 numbers its lines from 1.
+					publishRun(t, a, message.Run{ID: "run_join", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 2})
+				}
+				if len(outputs) == 4 {
+					publishRun(t, a, message.Run{ID: "run_join", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 2, Output: "again\n"})
+				}
+			}
+			if ev.name == "status" && strings.Contains(ev.data, `"attempt":2`) && len(outputs) == 3 {
+				m := &nats.Msg{Subject: bus.OutputSubject("run_join"), Data: []byte("again\n"), Header: nats.Header{bus.HeaderLine: []string{"1"}}}
+				if err := a.nc.PublishMsg(m); err != nil {
+					t.Error(err)
 				}
 			}
 		case <-deadline:
 			t.Fatalf("stream did not end; events %v outputs %v", events, outputs)
 		}
 	}
-	if want := []string{`"start\n"`, `"step 2\n"`, `"end\n"`}; strings.Join(outputs, ",") != strings.Join(want, ",") {
+	if want := []string{`"start\n"`, `"step 2\n"`, `"end\n"`, `"again\n"`}; strings.Join(outputs, ",") != strings.Join(want, ",") {
 		t.Fatalf("output events %v, want %v (events %v)", outputs, want, events)
 	}
 }
