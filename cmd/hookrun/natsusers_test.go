@@ -189,6 +189,28 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 			}
 		})
 	}
+	// keys asks the executor running a run for its output so far; the
+	// executor answers to keys' inbox (allow_responses).
+	t.Run("output snapshot, keys to executor", func(t *testing.T) {
+		x, k := connectAs(t, n, "executor"), connectAs(t, n, "keys")
+		sub, err := x.nc.Subscribe(bus.OutputSnapshotAll, func(m *nats.Msg) {
+			_ = m.Respond([]byte("so far\n"))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		if err := x.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := k.nc.Request(bus.OutputSnapshotSubject("run_snap"), nil, 2*time.Second)
+		if err != nil || string(m.Data) != "so far\n" {
+			t.Fatalf("snapshot request: %v %v (violations executor %q keys %q)", m, err, x.violations(), k.violations())
+		}
+		if v := append(x.violations(), k.violations()...); len(v) > 0 {
+			t.Fatalf("violations: %q", v)
+		}
+	})
 	t.Run("wrong password", func(t *testing.T) {
 		if nc, err := nats.Connect(n.URL, nats.UserInfo("ingress", n.Users["keys"])); err == nil {
 			nc.Close()
