@@ -113,7 +113,7 @@ func (s *Service) runEvents(c echo.Context) error {
 					}
 				}
 			}
-			b, _ := json.Marshal(ev)
+			b, _ := json.Marshal(viewOfRun(&ev))
 			fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
 			w.Flush()
 		case line := <-lines:

@@ -29,7 +29,7 @@ func (s *Service) getRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, r)
+	return c.JSON(http.StatusOK, viewOfRun(r))
 }
 
 // loadRun reads run id's current record. Run ids are unique across
@@ -80,10 +80,11 @@ func (s *Service) listRuns(c echo.Context) error {
 	if err != nil {
 		return errUnavailable
 	}
-	if runs == nil {
-		runs = []message.Run{} // an empty list, not null
+	views := make([]runView, len(runs)) // an empty list, not null
+	for i := range runs {
+		views[i] = viewOfRun(&runs[i])
 	}
-	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
+	return c.JSON(http.StatusOK, map[string]any{"runs": views})
 }
 
 // cancelRun stops a queued or running run: a mark in the cancels bucket
@@ -116,7 +117,7 @@ func (s *Service) cancelRun(c echo.Context) error {
 			return errUnavailable
 		}
 	}
-	return c.JSON(http.StatusAccepted, r)
+	return c.JSON(http.StatusAccepted, viewOfRun(r))
 }
 
 // deliveryView is a stored delivery with its outcome.

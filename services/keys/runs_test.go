@@ -59,6 +59,17 @@ func TestRuns_GetAndListWithFilters(t *testing.T) {
 	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), 404, "not_found", "run run_nope")
 	checkError(t, a.do("GET", "/v1/runs/dlv_x", nil), 404, "not_found", "")
 	checkError(t, a.do("GET", "/v1/runs/a.b", nil), 404, "not_found", "")
+	// Every field API.md lists is there, null or empty until the run has it.
+	q := a.must(200, "GET", "/v1/runs/run_d", nil).JSON()
+	for _, k := range []string{"id", "webhook", "job", "status", "attempt", "exitCode", "queuedAt", "startedAt", "finishedAt",
+		"output", "error", "webhook_payload", "webhook_event_id", "webhook_received_at", "webhook_source"} {
+		if _, ok := q[k]; !ok {
+			t.Errorf("a queued run lacks %q: %v", k, q)
+		}
+	}
+	if q["exitCode"] != nil || q["startedAt"] != nil || q["output"] != "" || q["attempt"] != 0.0 {
+		t.Errorf("a queued run's empty fields: %v", q)
+	}
 	// Run ids are unique across namespaces; ?namespace= only narrows.
 	a.must(200, "GET", "/v1/runs/run_d", nil)
 	a.must(200, "GET", "/v1/runs/run_d?namespace=ops", nil)
