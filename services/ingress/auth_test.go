@@ -276,13 +276,13 @@ func TestAuth_VerifiesEverySignatureProfileOverHTTP(t *testing.T) {
 					t.Fatalf("eventId %q, want the delivery id %q", r.Acc.EventID, r.Acc.DeliveryID)
 				}
 				// Slack's URL verification: the challenge echoed, nothing stored.
-				before := e.deliveriesStored()
+				before := e.streamMsgs()
 				hello := []byte(`{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`)
 				r = send(hello, hello, secret, "", now)
 				if r.Status != 200 || string(bytes.TrimSpace(r.Body)) != `{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}` {
 					t.Fatalf("url_verification: %d %s", r.Status, r.Body)
 				}
-				if after := e.deliveriesStored(); after != before {
+				if after := e.streamMsgs(); after != before {
 					t.Fatalf("url_verification stored a delivery (%d → %d messages)", before, after)
 				}
 				wantError(t, send(hello, hello, other, "", now), 401, "signature_invalid")

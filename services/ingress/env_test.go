@@ -312,22 +312,6 @@ func (e *env) post(path string, body any, headers ...string) reply {
 	return e.do(e.request(http.MethodPost, path, body, headers...))
 }
 
-// deliveriesStored is how many messages DELIVERIES holds.
-func (e *env) deliveriesStored() uint64 {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 // storedMsg returns the raw message of a delivery in DELIVERIES.
 func (e *env) storedMsg(deliveryID string) *jetstream.RawStreamMsg {
 	e.t.Helper()
