@@ -98,10 +98,48 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 			return err
 		}
 	}
+	// publishAndReadBack publishes under a message id and reads that id
+	// back from the stream's leader by sequence (STREAM.MSG.GET), as the
+	// services confirm a write JetStream answered as a duplicate.
+	publishAndReadBack := func(js jetstream.JetStream, subject string) error {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		msgID := "permtest-" + subject
+		ack, err := js.Publish(ctx, subject, []byte("{}"), jetstream.WithMsgID(msgID))
+		if err != nil {
+			return err
+		}
+		stored, found, err := bus.MsgIDAt(ctx, js.Conn(), ack.Stream, ack.Sequence)
+		if err != nil || !found || stored != msgID {
+			return fmt.Errorf("reading back %s@%d from the leader: %q %v %v", ack.Stream, ack.Sequence, stored, found, err)
+		}
+		return nil
+	}
+	// statusNotFound reads an absent run's status, from the leader or by
+	// direct get, and wants "not found", not a refusal or a time-out.
+	statusNotFound := func(js jetstream.JetStream, leader bool) error {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		var err error
+		if leader {
+			_, err = runstatus.Get(ctx, js, "run_permprobe")
+		} else {
+			var s jetstream.Stream
+			if s, err = js.Stream(ctx, bus.StreamStatus); err != nil {
+				return err
+			}
+			_, err = runstatus.GetDirect(ctx, s, "run_permprobe")
+		}
+		if !errors.Is(err, runstatus.ErrNotFound) {
+			return fmt.Errorf("reading a run's status (leader %v): %v", leader, err)
+		}
+		return nil
+	}
 	cases := map[string]want{
 		"ingress": {
 			allowed: func(js jetstream.JetStream) error {
-				if err := publish(bus.DeliverySubject("default", "hook", "dlv_1"))(js); err != nil {
+				// A duplicate's original delivery, read from the leader.
+				if err := publishAndReadBack(js, bus.DeliverySubject("default", "hook", "dlv_1")); err != nil {
 					return err
 				}
 				// A duplicate's answer reads its first run's status.
@@ -126,7 +164,13 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 		},
 		"dispatcher": {
 			allowed: func(js jetstream.JetStream) error {
-				if err := publish(bus.RunSubject("default", "job"))(js); err != nil {
+				// A duplicate run request is confirmed by reading RUNS' leader.
+				if err := publishAndReadBack(js, bus.RunSubject("default", "job")); err != nil {
+					return err
+				}
+				// A redelivered delivery resumes from its run's status, read
+				// from STATUS' leader.
+				if err := statusNotFound(js, true); err != nil {
 					return err
 				}
 				return kvPut(bus.BucketDedup)(js)
@@ -140,7 +184,16 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 			sub: []string{bus.OutputSubject("*"), bus.InboxPrefix("executor") + ".>", bus.DeliveryByIDFilter("*")},
 		},
 		"executor": {
-			allowed: publish(bus.StatusSubject("default", "run_1")),
+			allowed: func(js jetstream.JetStream) error {
+				if err := publish(bus.StatusSubject("default", "run_1"))(js); err != nil {
+					return err
+				}
+				// A run's status, by direct get or from the leader.
+				if err := statusNotFound(js, false); err != nil {
+					return err
+				}
+				return statusNotFound(js, true)
+			},
 			pub: []string{
 				bus.DeliverySubject("default", "hook", "dlv_1"), bus.RunSubject("default", "job"), bus.CancelSubject("run_1"),
 				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_cancels.run_1", "$KV.hookrun_dedup.evil",
@@ -149,7 +202,17 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 			sub: []string{bus.OutputSubject("*"), bus.InboxPrefix("ingress") + ".>", "hookrun.>"},
 		},
 		"keys": {
-			allowed: kvPut(bus.BucketJobs),
+			allowed: func(js jetstream.JetStream) error {
+				if err := kvPut(bus.BucketJobs)(js); err != nil {
+					return err
+				}
+				// A replay is confirmed by reading DELIVERIES' leader; a run
+				// is read from STATUS' leader.
+				if err := publishAndReadBack(js, bus.DeliverySubject("default", "hook", "dlv_2")); err != nil {
+					return err
+				}
+				return statusNotFound(js, true)
+			},
 			pub: []string{
 				bus.RunSubject("default", "job"), bus.OutputSubject("run_1"), "$KV.hookrun_dedup.evil",
 				"$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job", "$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher",
