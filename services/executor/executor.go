@@ -115,6 +115,9 @@ type Executor struct {
 	// a run is marked running: a test stalls it there as a stalling NATS
 	// would.
 	beforeStart func(runID string)
+	// statusRetry is the first wait between attempts to store a final
+	// status (1 s when zero; tests shorten it).
+	statusRetry time.Duration
 }
 
 // New builds an executor.

@@ -97,3 +97,33 @@ func TestExecutor_StalledStartIsNotRunTwice(t *testing.T) {
 	want(t, "executions", len(readLedger(t, ledger)[rr.ID]), 1)
 	want(t, "final statuses", finals(e.history(rr)), 1)
 }
+
+// A run that ends while NATS is down keeps its result: the executor
+// retries the final status until NATS is back (however long that takes)
+// rather than handing the run back to be run again.
+func TestExecutor_FinalStatusWaitsOutANATSOutage(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	ledger := filepath.Join(e.out, "outage.ledger")
+	job := e.script("outage", `sleep 1; echo "$HOOKRUN_RUN_ID $HOOKRUN_RUN_ATTEMPT" >> "`+ledger+`"`)
+	nc, js := e.connect()
+	e.startWith(nc, js, func(c *Config) { c.AckWait = 3 * time.Second }, func(x *Executor) {
+		x.statusRetry = 50 * time.Millisecond
+	})
+	rr := e.submit(job, "{}")
+	e.waitStatus(rr, message.StatusRunning, 1)
+	e.nats.Stop()
+	// The job ends after 1 s, with NATS away; the outage outlasts a dozen
+	// tries a second apart.
+	time.Sleep(13 * time.Second)
+	if len(readLedger(t, ledger)[rr.ID]) != 1 {
+		t.Fatal("the job did not run while NATS was down")
+	}
+	e.nats.Start()
+	r := e.final(rr, 30*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	want(t, "attempt", r.Attempt, 1)
+	time.Sleep(2 * 3 * time.Second) // a redelivery, had the run been handed back, would run by now
+	want(t, "executions", len(readLedger(t, ledger)[rr.ID]), 1)
+	want(t, "final statuses", finals(e.history(rr)), 1)
+}

@@ -231,23 +231,45 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 	_ = m.NakWithDelay(delay)
 }
 
-// finish stores the final status (retrying while the store is away, with
-// in-progress acks holding the run) and then acks.
+// finish stores the final status and then acks. The run has happened: its
+// status is retried for as long as NATS or the STATUS stream is away (an
+// outage of any length), with in-progress acks holding the run whenever
+// they get through, so that it is not run again. Only once the executor is
+// shutting down does it give up, after ShutdownGrace, and hand the run back
+// (its redelivery runs it again, as a later attempt).
 func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run, label string, log *slog.Logger) {
-	for i := 0; ; i++ {
+	wait := x.statusRetry
+	if wait <= 0 {
+		wait = time.Second
+	}
+	var giveUp <-chan time.Time
+	for i := 1; ; i++ {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		err := runstatus.Publish(sctx, x.js, rec)
 		cancel()
 		if err == nil {
+			if i > 1 {
+				log.Info("final status stored after retries", "attempts", i)
+			}
 			break
 		}
-		if i == 10 {
-			log.Warn("cannot store final status; handing the run back", "err", err)
+		if i == 1 || i%10 == 0 {
+			log.Warn("cannot store final status; retrying until NATS takes it", "attempts", i, "err", err)
+		}
+		_ = m.InProgress()
+		if giveUp == nil && ctx.Err() != nil {
+			giveUp = time.After(x.cfg.ShutdownGrace)
+		}
+		select {
+		case <-time.After(wait):
+		case <-giveUp:
+			log.Warn("cannot store final status before shutting down; handing the run back", "err", err)
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
-		_ = m.InProgress()
-		time.Sleep(time.Second)
+		// At most a third of AckWait apart, as keepAlive's in-progress
+		// acks, so that NATS back from an outage sees one in time.
+		wait = min(2*wait, 5*time.Second, x.cfg.AckWait/3)
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
