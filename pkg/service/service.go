@@ -71,6 +71,20 @@ func EnvDuration(name string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// EnvBool returns $HOOKRUN_<name> as a boolean (true/false, 1/0, as
+// strconv.ParseBool reads them), or def.
+func EnvBool(name string, def bool) (bool, error) {
+	v := Env(name, "")
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("HOOKRUN_%s=%q: must be true or false", name, v)
+	}
+	return b, nil
+}
+
 // CommonFromEnv reads the common configuration with httpAddr as the default listen address.
 func CommonFromEnv(httpAddr string) (Common, error) {
 	r, err := EnvInt("STREAM_REPLICAS", 1)
@@ -80,13 +94,21 @@ func CommonFromEnv(httpAddr string) (Common, error) {
 	if r != 1 && r != 3 && r != 5 {
 		return Common{}, fmt.Errorf("HOOKRUN_STREAM_REPLICAS=%d: must be 1, 3 or 5", r)
 	}
+	level := Env("LOG_LEVEL", "info")
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return Common{}, fmt.Errorf("HOOKRUN_LOG_LEVEL=%q: must be debug, info, warn or error", level)
+	}
+	if _, err := EnvBool("PPROF", false); err != nil {
+		return Common{}, err
+	}
 	return Common{
 		HTTPAddr:     Env("HTTP_ADDR", httpAddr),
 		NATSURL:      Env("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSUser:     Env("NATS_USER", ""),
 		NATSPassword: Env("NATS_PASSWORD", ""),
 		RedisURL:     Env("REDIS_URL", ""),
-		LogLevel:     Env("LOG_LEVEL", "info"),
+		LogLevel:     level,
 		Replicas:     r,
 		SecretKey:    Env("SECRET_KEY", ""),
 	}, nil
@@ -167,6 +189,9 @@ type Health struct {
 type check struct {
 	name string
 	f    func(context.Context) error
+	// notRequired: the check runs (its gauges stay current) but its
+	// failure does not make the service not ready.
+	notRequired bool
 }
 
 // NewHealth returns an empty Health for service name.
@@ -178,23 +203,55 @@ func NewHealth(name string) *Health {
 // Add registers a readiness check.
 func (h *Health) Add(name string, f func(context.Context) error) {
 	h.mu.Lock()
-	h.checks = append(h.checks, check{name, f})
+	h.checks = append(h.checks, check{name: name, f: f})
 	h.mu.Unlock()
+}
+
+// snapshot returns the checks registered so far.
+func (h *Health) snapshot() []check {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]check(nil), h.checks...)
+}
+
+// NotRequired makes the named checks report-only: they still run, but a
+// failure no longer makes the service not ready (Degraded names it).
+func (h *Health) NotRequired(names ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range h.checks {
+		for _, n := range names {
+			if h.checks[i].name == n {
+				h.checks[i].notRequired = true
+			}
+		}
+	}
 }
 
 // Ready runs every check; the error names the first failing one.
 func (h *Health) Ready(ctx context.Context) error {
-	h.mu.Lock()
-	cs := append([]check(nil), h.checks...)
-	h.mu.Unlock()
-	for _, c := range cs {
-		if err := c.f(ctx); err != nil {
+	_, err := h.status(ctx)
+	return err
+}
+
+// status runs every check: err names the first failing required one,
+// degraded the first failing one that is not required.
+func (h *Health) status(ctx context.Context) (degraded, err error) {
+	for _, c := range h.snapshot() {
+		if cerr := c.f(ctx); cerr != nil {
+			cerr = fmt.Errorf("%s: %w", c.name, cerr)
+			if c.notRequired {
+				if degraded == nil {
+					degraded = cerr
+				}
+				continue
+			}
 			readyGauge.WithLabelValues(h.name).Set(0)
-			return fmt.Errorf("%s: %w", c.name, err)
+			return degraded, cerr
 		}
 	}
 	readyGauge.WithLabelValues(h.name).Set(1)
-	return nil
+	return degraded, nil
 }
 
 // Mount adds /healthz, /readyz and /metrics to e.
@@ -205,12 +262,16 @@ func (h *Health) Mount(e *echo.Echo) {
 	e.GET("/readyz", func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
-		if err := h.Ready(ctx); err != nil {
+		degraded, err := h.status(ctx)
+		if err != nil {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		}
+		if degraded != nil {
+			return c.JSON(http.StatusOK, map[string]string{"status": "ready", "degraded": degraded.Error()})
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
-	if Env("PPROF", "") == "true" {
+	if pprof, _ := EnvBool("PPROF", false); pprof { // checked by CommonFromEnv
 		// Opt-in profiling (HOOKRUN_PPROF=true), e.g. for `hookrun bench --pprof`.
 		e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
 	}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -69,11 +72,68 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 		})
 	}
 	log.Info("ensuring streams and buckets", "nats", c.NATSURL, "replicas", c.Replicas)
-	if err := bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas}); err != nil {
+	ensured := make(chan error, 1)
+	go func() { ensured <- bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas}) }()
+	select {
+	case err = <-ensured:
+	case <-time.After(startingAfter):
+		// NATS is not there yet: answer probes meanwhile (alive, not
+		// ready) rather than refuse connections, which a liveness probe
+		// would take for a dead process.
+		log.Warn("waiting for NATS to create streams and buckets; serving health probes meanwhile", "addr", c.HTTPAddr)
+		stop := serveWhileStarting(c.HTTPAddr, d.Health, log)
+		err = <-ensured
+		stop()
+	}
+	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("create streams and buckets: %w", err)
 	}
 	return d, nil
+}
+
+// startingAfter is how long Open waits for NATS before it serves health
+// probes on the service's address.
+const startingAfter = time.Second
+
+// serveWhileStarting serves, on addr, until stop is called: /healthz (200),
+// /readyz (503, with health's failing check or "starting"), /metrics, and
+// for any other path 503 unavailable with Retry-After, so that a sender
+// retries. stop closes the listener, so the service's own server can take
+// the address.
+func serveWhileStarting(addr string, health *Health, log *slog.Logger) (stop func()) {
+	if addr == "" {
+		return func() {}
+	}
+	h := NewHealth(health.name)
+	h.checks = append(h.checks, health.snapshot()...)
+	h.Add("streams", func(context.Context) error {
+		return errors.New("starting: creating streams and buckets, waiting for NATS")
+	})
+	e := NewEcho()
+	h.Mount(e)
+	e.RouteNotFound("/*", func(c echo.Context) error {
+		c.Response().Header().Set("Retry-After", "5")
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"error": map[string]string{
+			"code": "unavailable", "message": "the service is starting: NATS is not reachable yet; retry later",
+		}})
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Warn("cannot serve health probes while starting", "addr", addr, "err", err)
+		return func() {}
+	}
+	srv := HTTPServer(addr, e)
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(done) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			_ = srv.Close()
+		}
+		<-done
+	}
 }
 
 // DedupStore returns the Redis store when Redis is configured, else the

@@ -1,0 +1,85 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// A service started before NATS answers probes at once: alive, not ready,
+// and a sender gets 503 with Retry-After (not a refused connection). Once
+// NATS is there Open returns and hands the address to the service.
+func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t)
+	n.Stop()
+	addr := testenv.FreeAddr(t)
+	type opened struct {
+		d   *Deps
+		err error
+	}
+	done := make(chan opened, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		d, err := Open(ctx, "probe", Common{HTTPAddr: addr, NATSURL: n.URL, Replicas: 1}, slog.New(slog.DiscardHandler))
+		done <- opened{d, err}
+	}()
+
+	get := func(path string) (int, http.Header, string, error) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, nil, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b), nil
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		code, _, body, err := get("/healthz")
+		if err == nil && code != http.StatusOK {
+			t.Fatalf("/healthz while starting: %d %s", code, body)
+		}
+		return err
+	})
+	code, _, body, err := get("/readyz")
+	if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") {
+		t.Fatalf("/readyz while starting: %d %s %v", code, body, err)
+	}
+	code, hdr, body, err := get("/v1/hooks/anything")
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err != nil || code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || json.Unmarshal([]byte(body), &e) != nil || e.Error.Code != "unavailable" {
+		t.Fatalf("a delivery while starting: %d Retry-After %q %s %v", code, hdr.Get("Retry-After"), body, err)
+	}
+	if code, _, body, _ := get("/metrics"); code != http.StatusOK || !strings.Contains(body, `hookrun_ready{service="probe"} 0`) {
+		t.Fatalf("/metrics while starting: %d, hookrun_ready not 0", code)
+	}
+
+	n.Start()
+	var o opened
+	select {
+	case o = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open did not return once NATS was up")
+	}
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	defer o.d.Close()
+	// The address is free again for the service's own server.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the starting server kept %s: %v", addr, err)
+	}
+	ln.Close()
+}
