@@ -38,7 +38,11 @@ func ConfigFromEnv() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Common: c, TrustProxy: service.Env("TRUST_PROXY", "") == "true"}
+	trust, err := service.EnvBool("TRUST_PROXY", false)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{Common: c, TrustProxy: trust}
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration

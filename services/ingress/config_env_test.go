@@ -17,9 +17,14 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	t.Setenv("HOOKRUN_IDLE_TIMEOUT", "1m")
 	t.Setenv("HOOKRUN_MAX_HEADER_BYTES", "16384")
 	t.Setenv("HOOKRUN_DEDUP_WINDOW", "90m")
+	t.Setenv("HOOKRUN_TRUST_PROXY", "1")
+	t.Setenv("HOOKRUN_LOG_LEVEL", "WARN")
 	c, err := ConfigFromEnv()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !c.TrustProxy || c.LogLevel != "WARN" {
+		t.Fatalf("HOOKRUN_TRUST_PROXY=1 HOOKRUN_LOG_LEVEL=WARN gave trust %v level %q", c.TrustProxy, c.LogLevel)
 	}
 	if c.DefaultWindow != 90*time.Minute {
 		t.Fatalf("dedup window %s, want the 90m of HOOKRUN_DEDUP_WINDOW", c.DefaultWindow)
@@ -46,6 +51,8 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 
 	for v, bad := range map[string]string{
 		"HOOKRUN_PUBLISH_TIMEOUT": "0s", "HOOKRUN_READ_TIMEOUT": "-1s", "HOOKRUN_IDLE_TIMEOUT": "soon", "HOOKRUN_MAX_HEADER_BYTES": "-5",
+		// Typos that would silently leave a setting off (or logging at info).
+		"HOOKRUN_TRUST_PROXY": "yes", "HOOKRUN_PPROF": "on", "HOOKRUN_LOG_LEVEL": "verbose",
 	} {
 		t.Run(v, func(t *testing.T) {
 			t.Setenv(v, bad)

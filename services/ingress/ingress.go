@@ -158,6 +158,11 @@ func FromDeps(ctx context.Context, cfg Config, d *service.Deps) (*Ingress, error
 			return nil, err
 		}
 	}
+	// Redis only gives the duplicate flag of retries past JetStream's
+	// 2-minute window: without it deliveries are still stored and run once
+	// (the dispatcher's claims wait for Redis). So an ingress stays ready
+	// through a Redis outage, and /readyz reports it as degraded.
+	d.Health.NotRequired("redis")
 	if d.Box == nil {
 		d.Log.Warn("HOOKRUN_SECRET_KEY is not set: webhooks with signature profiles will answer job_not_runnable")
 	}
