@@ -177,9 +177,20 @@ func chaosStack(t *testing.T) (*testenv.NATS, *Stack) {
 	if testing.Short() {
 		t.Skip("chaos tests start processes and run for seconds")
 	}
-	n := testenv.StartNATS(t)
-	s := StartStack(t, n.URL, testenv.RedisURL(t), "HOOKRUN_PUBLISH_TIMEOUT=1s", "HOOKRUN_DISPATCH_ACK_WAIT=3s", "HOOKRUN_EXECUTOR_ACK_WAIT=3s")
+	// The project's NATS configuration, with its per-service users: the
+	// recovery paths (redeliveries, resumes, leader reads) must be allowed
+	// under them too, not only the happy path.
+	n := testenv.StartSecuredNATS(t)
+	s := StartStackOn(t, n, testenv.RedisURL(t), "HOOKRUN_PUBLISH_TIMEOUT=1s", "HOOKRUN_DISPATCH_ACK_WAIT=3s", "HOOKRUN_EXECUTOR_ACK_WAIT=3s")
+	t.Cleanup(func() { noViolations(t, n) })
 	return n, s
+}
+
+// noViolations fails the test if NATS refused any service anything.
+func noViolations(t *testing.T, n *testenv.NATS) {
+	if v := n.Violations(); len(v) > 0 {
+		t.Errorf("NATS permission violations: %q", v)
+	}
 }
 
 func TestChaos_DispatcherKilledUnderLoad(t *testing.T) {
@@ -264,8 +275,9 @@ func TestChaos_RedisStoppedAndStarted(t *testing.T) {
 	}
 	rs := startRedis()
 	t.Cleanup(func() { _ = rs.Process.Kill(); _ = rs.Wait() })
-	n := testenv.StartNATS(t)
-	s := StartStack(t, n.URL, "redis://127.0.0.1:"+port+"/0", "HOOKRUN_DISPATCH_PAUSE=500ms")
+	n := testenv.StartSecuredNATS(t)
+	s := StartStackOn(t, n, "redis://127.0.0.1:"+port+"/0", "HOOKRUN_DISPATCH_PAUSE=500ms")
+	t.Cleanup(func() { noViolations(t, n) })
 	ep, ledger := chaosSetup(t, s, "0")
 	snd := &sender{accepted: map[string]string{}, codes: map[string]int{}}
 	const total = 1200
