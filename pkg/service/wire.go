@@ -50,7 +50,7 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 		return nil, err
 	}
 	d.NC = nc
-	if d.JS, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+	if d.JS, err = jetstream.New(nc, jsOptions()...); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -90,6 +90,20 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 		return nil, fmt.Errorf("create streams and buckets: %w", err)
 	}
 	return d, nil
+}
+
+// PublishAsyncTimeout bounds an asynchronous publish: its future fails
+// after it and leaves the client's pending table. Without it, a publish
+// whose ack never comes (a permission violation, a write lost in a leader
+// change) stays pending until a reconnect, and once 4096 have piled up
+// every publish of the service stalls.
+const PublishAsyncTimeout = 10 * time.Second
+
+func jsOptions() []jetstream.JetStreamOpt {
+	return []jetstream.JetStreamOpt{
+		jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(PublishAsyncTimeout),
+	}
 }
 
 // startingAfter is how long Open waits for NATS before it serves health

@@ -83,3 +83,30 @@ func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// An asynchronous publish whose ack never comes (here: NATS refuses the
+// subject, and answers nothing) fails after PublishAsyncTimeout rather than
+// staying pending for ever; 4096 such would stall every later publish.
+func TestOpen_AsyncPublishWithoutAckFails(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartSecuredNATS(t)
+	d, err := Open(context.Background(), "dispatcher", Common{NATSURL: n.URL, NATSUser: "dispatcher", NATSPassword: n.Users["dispatcher"], Replicas: 1}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f, err := d.JS.PublishAsync("hookrun.deliveries.default.hook.dlv_x", []byte("{}")) // not the dispatcher's to publish
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.Ok():
+		t.Fatal("a refused publish was acknowledged")
+	case <-f.Err():
+	case <-time.After(PublishAsyncTimeout + 5*time.Second):
+		t.Fatalf("no answer %s after the publish: it stays pending", PublishAsyncTimeout+5*time.Second)
+	}
+	if p := d.JS.PublishAsyncPending(); p != 0 {
+		t.Fatalf("%d publishes still pending", p)
+	}
+}
