@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -93,10 +94,21 @@ type storedMsg struct {
 	data    []byte
 }
 
+// LeaderGetTimeout bounds a leader read whose context has no deadline.
+const LeaderGetTimeout = 5 * time.Second
+
 // leaderGet is a STREAM.MSG.GET request, which the stream's leader answers
 // (unlike a direct get, which any replica may answer before it has applied
 // the latest write).
 func leaderGet(ctx context.Context, nc *nats.Conn, stream string, req map[string]any) (*storedMsg, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// As the jetstream package bounds its API requests: an answer
+		// that never comes (no leader, a refused subject) is an error,
+		// not a wait as long as the caller's (an HTTP client's) patience.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, LeaderGetTimeout)
+		defer cancel()
+	}
 	body, _ := json.Marshal(req)
 	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {

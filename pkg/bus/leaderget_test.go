@@ -120,3 +120,35 @@ func TestMsgIDAt_NamesTheIDAtASequenceOrNothing(t *testing.T) {
 		t.Fatal("MsgIDAt on a missing stream: no error")
 	}
 }
+
+// A leader read that nobody answers (no leader, or a subject NATS refuses
+// without a word) ends with an error after LeaderGetTimeout even when the
+// caller's context has no deadline (an HTTP request's): no request hangs.
+func TestMsgIDAt_UnansweredReadTimesOut(t *testing.T) {
+	t.Parallel()
+	// NATS refuses the ingress' user this read, and answers nothing.
+	n := testenv.StartSecuredNATS(t)
+	n.Connect()
+	nc, err := nats.Connect(n.URL, nats.UserInfo("ingress", n.Users["ingress"]), nats.CustomInboxPrefix(bus.InboxPrefix("ingress")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, _, err := bus.MsgIDAt(context.Background(), nc, bus.StreamRuns, 1)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("an unanswered read succeeded")
+		}
+		if d := time.Since(start); d < bus.LeaderGetTimeout-time.Second {
+			t.Fatalf("gave up after %s, before LeaderGetTimeout", d)
+		}
+	case <-time.After(bus.LeaderGetTimeout + 5*time.Second):
+		t.Fatal("an unanswered leader read still waits")
+	}
+}
