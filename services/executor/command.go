@@ -46,7 +46,11 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	if err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot create working directory: " + err.Error()}
 	}
-	defer removeRunDir(dir, named)
+	defer func() {
+		if err := removeRunDir(dir, named); err != nil {
+			log.Error("cannot remove the run's directory", "dir", dir, "err", err)
+		}
+	}()
 	payloadFile := filepath.Join(dir, payloadName)
 	if err := os.WriteFile(payloadFile, rr.Payload, 0o600); err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot write payload file: " + err.Error()}

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -111,15 +112,39 @@ func digits(s string) bool {
 // record (named), the record file beside it. Most jobs leave only the
 // payload file: then an unlink and an rmdir do, instead of RemoveAll's
 // walk, which takes the lock of WorkDir (shared by every concurrent run)
-// three times.
-func removeRunDir(dir string, named bool) {
+// three times. Directories the job made read-only (a Go module cache, a
+// `chmod -R a-w`) are made writable again first: the executor does not run
+// as root, and such a directory would otherwise stay, filling WorkDir.
+func removeRunDir(dir string, named bool) error {
 	_ = os.Remove(filepath.Join(dir, payloadName))
+	var err error
 	if syscall.Rmdir(dir) != nil {
-		_ = os.RemoveAll(dir)
+		if err = os.RemoveAll(dir); err != nil {
+			makeDirsWritable(dir)
+			err = os.RemoveAll(dir)
+		}
 	}
 	if !named {
 		_ = os.Remove(dir + ownerSuffix)
 	}
+	return err
+}
+
+// makeDirsWritable gives the owner full access to every directory under
+// dir (symbolic links are not followed), so that their entries can be
+// removed.
+func makeDirsWritable(dir string) {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			_ = os.Chmod(path, 0o700)
+			if err != nil {
+				// Unreadable until now: walk it again, readable.
+				makeDirsWritable(path)
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
 }
 
 // sweep cleans up after executors that died on this WorkDir.
@@ -155,7 +180,10 @@ func (x *Executor) sweep() {
 			killed = killMarked(o.Markers)
 		}
 		_, named := ownerFromName(filepath.Base(dir))
-		removeRunDir(dir, named)
+		if err := removeRunDir(dir, named); err != nil {
+			x.log.Error("cannot remove the run directory of a run whose executor died", "dir", dir, "killed", killed, "err", err)
+			continue
+		}
 		x.log.Warn("cleaned up a run whose executor died", "dir", dir, "killed", killed)
 	}
 }
