@@ -214,8 +214,8 @@ func (w *Webhook) Validate() error {
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = 1 << 20
 	}
-	if s.MaxBodyBytes < 0 || s.MaxBodyBytes > 64<<20 {
-		return fieldErr("spec.maxBodyBytes", "must be between 1 and 67108864")
+	if s.MaxBodyBytes < 0 || s.MaxBodyBytes > MaxBodyBytes {
+		return fieldErr("spec.maxBodyBytes", "must be between 1 and %d (4 MiB: a delivery travels base64-encoded in one NATS message, at most 8 MB)", MaxBodyBytes)
 	}
 	if r := s.RateLimit; r != nil {
 		if r.PerSecond <= 0 {
@@ -284,3 +284,9 @@ func contains(xs []string, s string) bool {
 	}
 	return false
 }
+
+// MaxBodyBytes is the largest body limit a webhook may set: stored as
+// base64 (4/3 of it) with its headers in one NATS message, a delivery must
+// stay under NATS' max_payload (8 MB in deploy/nats), with room left for
+// the run request's arguments.
+const MaxBodyBytes = 4 << 20

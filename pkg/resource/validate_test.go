@@ -117,6 +117,7 @@ func TestWebhookValidate_NamesTheField(t *testing.T) {
 			w.Spec.IdempotencyHeader = "X-Id"
 		}, "spec.idempotencyHeader", ""},
 		{"huge body", func(w *Webhook) { w.Spec.MaxBodyBytes = 1 << 30 }, "spec.maxBodyBytes", ""},
+		{"body over what one NATS message holds", func(w *Webhook) { w.Spec.MaxBodyBytes = MaxBodyBytes + 1 }, "spec.maxBodyBytes", ""},
 		{"zero rate", func(w *Webhook) { w.Spec.RateLimit = &RateLimit{} }, "spec.rateLimit.perSecond", ""},
 		{"response 204", func(w *Webhook) { w.Spec.Response = &Response{Status: 204} }, "spec.response.status", ""},
 		{"callback not a URL", func(w *Webhook) { w.Spec.Callback = &Callback{URL: "example.com"} }, "spec.callback.url", ""},

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -575,4 +576,28 @@ func TestDispatcher_RunRequestLostBehindItsMessageIDIsStoredAgain(t *testing.T) 
 	rrs := e.runRequests()
 	want(t, "run request's delivery", rrs[len(rrs)-1].DeliveryID, d.ID)
 	want(t, "unconfirmed duplicates counted", counterValue(mUnconfirmedDuplicates)-before >= 2, true)
+}
+
+// A delivery whose run request could never fit in one NATS message (a
+// large body plus arguments templated from it) fails its run, with why,
+// instead of being handed back for ever.
+func TestDispatcher_RunRequestOverMaxPayloadFailsTheRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	var args []resource.Arg
+	for i := range 24 {
+		args = append(args, resource.Arg{Name: fmt.Sprintf("a%d", i), Value: "{{ .body.s }}"})
+	}
+	job := resource.Job{Metadata: resource.Meta{Name: "fat"}, Spec: resource.JobSpec{Command: []string{"true"}, Args: args}}
+	w := e.hook("fat", nil, job)
+	e.start(nil)
+	body := fmt.Sprintf(`{"s":%q,"pad":%q}`, strings.Repeat("s", 60<<10), strings.Repeat("p", 5<<20+512<<10))
+	d := e.deliver(w, "evt-fat", body)
+	want(t, "delivery outcome", e.outcome(d).Status, message.DeliveryRejected)
+	r := e.run(d.RunID)
+	want(t, "run status", r.Status, message.StatusFailed)
+	if !strings.Contains(r.Error, "max_payload") {
+		t.Fatalf("run error %q should say the run request is over NATS' max_payload", r.Error)
+	}
+	want(t, "run requests", len(e.runRequests()), 0)
 }

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -267,7 +268,29 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 		it.outcome, it.err = outcomeFailed, fmt.Errorf("cannot resolve the arguments of job %s: %w", job.Metadata.Name, err)
 		return
 	}
+	if size, limit := runRequestSize(it), d.js.Conn().MaxPayload(); limit > 0 && size > limit {
+		// It could never be stored: handing the delivery back would
+		// bring it back for ever.
+		it.outcome, it.err = outcomeFailed, fmt.Errorf("the run request of job %s would take about %d bytes, over NATS' max_payload of %d: lower the webhook's maxBodyBytes or the size of the job's arguments", job.Metadata.Name, size, limit)
+		return
+	}
 	it.outcome = message.DeliveryDispatched
+}
+
+// runRequestSize bounds from above the encoded size of it's run request:
+// the body in base64, every argument and header at JSON's worst escaping
+// (6 bytes, \u00XX, per byte), and the fixed fields.
+func runRequestSize(it *item) int64 {
+	n := int64(base64.StdEncoding.EncodedLen(len(it.d.Body))) + 8<<10
+	for k, v := range it.args {
+		n += 6*int64(len(k)+len(v)) + 8
+	}
+	for k, vs := range it.d.Header {
+		for _, v := range vs {
+			n += 6*int64(len(k)+len(v)) + 8
+		}
+	}
+	return n
 }
 
 // catalogGrace is how long after its arrival a delivery whose webhook or

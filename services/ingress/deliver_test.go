@@ -3,6 +3,7 @@ package ingress
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/testenv"
 	"github.com/hookrun/hookrun/pkg/webhookstatus"
@@ -222,4 +224,27 @@ func TestDeliver_AnswersWithTheWebhooksSuccessStatus(t *testing.T) {
 	e.job("report")
 	wantAccepted(t, e.post(hookPath(e.webhook("default-status", resource.WebhookSpec{})), "{}"), http.StatusAccepted)
 	wantAccepted(t, e.post(hookPath(e.webhook("ok-status", resource.WebhookSpec{Response: &resource.Response{Status: 200}})), "{}"), http.StatusOK)
+}
+
+// A webhook stored with a body limit past what one NATS message holds (an
+// older release allowed 64 MiB; today's cap is resource.MaxBodyBytes): a
+// body within it but too large for NATS is 413, which a sender does not
+// retry, not 503, which it retries for ever.
+func TestDeliver_BodyOverNATSMaxPayloadIs413(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.cfg.Webhook(resource.Webhook{Metadata: resource.Meta{Name: "big"}, Spec: resource.WebhookSpec{Job: "report"}})
+	w.Spec.MaxBodyBytes = 16 << 20 // as stored before the cap, not validated again
+	b, _ := json.Marshal(w)
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketWebhooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), bus.ConfigKey(w.Metadata.Namespace, w.Metadata.Name), b); err != nil {
+		t.Fatal(err)
+	}
+	e.waitWebhook(w)
+	wantError(t, e.post(hookPath(w), bytes.Repeat([]byte("a"), 7<<20)), 413, "payload_too_large")
+	wantAccepted(t, e.post(hookPath(w), bytes.Repeat([]byte("a"), 1<<20)), 202)
 }

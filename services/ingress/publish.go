@@ -3,6 +3,7 @@ package ingress
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,13 @@ func (in *Ingress) publish(ctx context.Context, d *message.Delivery, msgIDSuffix
 	defer cancel()
 	start := time.Now()
 	ack, err := in.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamDeliveries))
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Within the webhook's limit (set before the limit was capped, or
+		// NATS configured smaller) but over what one NATS message holds:
+		// a retry cannot succeed, so not 503.
+		in.log.Warn("delivery over NATS' max_payload: answering 413", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "bytes", len(m.Data), "max_payload", in.js.Conn().MaxPayload())
+		return published{}, errPayloadTooLarge
+	}
 	if err != nil {
 		in.log.Warn("publish failed: answering 503", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "err", err)
 		return published{}, errUnavailable
