@@ -188,6 +188,13 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				if err := publish(bus.StatusSubject("default", "run_1"))(js); err != nil {
 					return err
 				}
+				// A failed run's retry, scheduled in RUNS.
+				m := nats.NewMsg(bus.RetryScheduleSubject("run_permprobe"))
+				m.Header.Set(bus.HeaderSchedule, "@at "+time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
+				m.Header.Set(bus.HeaderScheduleTarget, bus.RunSubject("default", "job"))
+				if _, err := js.PublishMsg(ctx, m); err != nil {
+					return fmt.Errorf("scheduling a retry: %w", err)
+				}
 				// A run's status, by direct get or from the leader.
 				if err := statusNotFound(js, false); err != nil {
 					return err

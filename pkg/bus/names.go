@@ -63,7 +63,22 @@ const (
 	// HeaderLine numbers a live output line of a run (1, 2, …); an output
 	// snapshot's HeaderLine is the number of the last line it holds.
 	HeaderLine = "Hookrun-Line"
+	// HeaderRetryAttempt marks a run request scheduled by the executor for
+	// a retry: the attempt it is for (2, 3, …).
+	HeaderRetryAttempt = "Hookrun-Retry-Attempt"
+	// NATS' message scheduling (nats-server 2.12 or later): a message on a
+	// schedule subject is published to its target subject, in the same
+	// stream, at the given time ("@at <RFC 3339>"), then removed.
+	HeaderSchedule       = "Nats-Schedule"
+	HeaderScheduleTarget = "Nats-Schedule-Target"
 )
+
+// RetryScheduleSubject is the subject in RUNS that holds the scheduled
+// retry of a run until it is due. "_retry" is no namespace name, so no
+// job's consumer (hookrun.runs.<ns>.<job>) sees it.
+func RetryScheduleSubject(runID string) string {
+	return join(prefixRuns, "_retry", runID)
+}
 
 // DeliverySubject is the subject of one delivery in DELIVERIES.
 func DeliverySubject(ns, webhook, delivery string) string {

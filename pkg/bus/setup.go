@@ -56,6 +56,9 @@ func StreamConfigs(o Options) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.Replicas,
 			Duplicates:  o.DuplicateWindow,
+			// Retries wait as scheduled messages, not as unacked ones
+			// that would hold a slot of their job's concurrency.
+			AllowMsgSchedules: true,
 		},
 		{
 			Name:        StreamStatus,
@@ -129,7 +132,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 		return err
 	}
 	cur := s.CachedInfo().Config
-	if cur.Replicas == sc.Replicas && cur.MaxAge == sc.MaxAge && cur.Duplicates == sc.Duplicates && cur.AllowDirect == sc.AllowDirect {
+	if cur.Replicas == sc.Replicas && cur.MaxAge == sc.MaxAge && cur.Duplicates == sc.Duplicates && cur.AllowDirect == sc.AllowDirect &&
+		(cur.AllowMsgSchedules || !sc.AllowMsgSchedules) {
 		return nil
 	}
 	_, err = js.UpdateStream(cctx, sc)

@@ -115,24 +115,27 @@ const MaxStatusPayload = 64 << 10
 // "delivery", of a delivery's outcome). The last event per subject is the
 // current state, so every event carries the whole record.
 type Run struct {
-	Schema     string            `json:"schema"`
-	Kind       string            `json:"kind"`
-	ID         string            `json:"id"`
-	Namespace  string            `json:"namespace"`
-	Webhook    string            `json:"webhook"`
-	Job        string            `json:"job,omitempty"`
-	DeliveryID string            `json:"deliveryId,omitempty"`
-	RunID      string            `json:"runId,omitempty"`
-	Status     string            `json:"status"`
-	Attempt    int               `json:"attempt,omitempty"`
-	ExitCode   *int              `json:"exitCode,omitempty"`
-	QueuedAt   *time.Time        `json:"queuedAt,omitempty"`
-	StartedAt  *time.Time        `json:"startedAt,omitempty"`
-	FinishedAt *time.Time        `json:"finishedAt,omitempty"`
-	Output     string            `json:"output,omitempty"`
-	Error      string            `json:"error,omitempty"`
-	Args       map[string]string `json:"args,omitempty"`
-	Replay     bool              `json:"replay,omitempty"`
+	Schema     string     `json:"schema"`
+	Kind       string     `json:"kind"`
+	ID         string     `json:"id"`
+	Namespace  string     `json:"namespace"`
+	Webhook    string     `json:"webhook"`
+	Job        string     `json:"job,omitempty"`
+	DeliveryID string     `json:"deliveryId,omitempty"`
+	RunID      string     `json:"runId,omitempty"`
+	Status     string     `json:"status"`
+	Attempt    int        `json:"attempt,omitempty"`
+	ExitCode   *int       `json:"exitCode,omitempty"`
+	QueuedAt   *time.Time `json:"queuedAt,omitempty"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// RetryAt is when a queued run's next attempt is due, while it waits
+	// out its retry backoff as a scheduled message.
+	RetryAt *time.Time        `json:"retryAt,omitempty"`
+	Output  string            `json:"output,omitempty"`
+	Error   string            `json:"error,omitempty"`
+	Args    map[string]string `json:"args,omitempty"`
+	Replay  bool              `json:"replay,omitempty"`
 
 	WebhookPayload    string    `json:"webhook_payload,omitempty"`
 	WebhookEventID    string    `json:"webhook_event_id,omitempty"`

@@ -575,3 +575,37 @@ func TestExecutor_StdinIsAnEmptyReadOnlyDevNull(t *testing.T) {
 		want(t, "output", strings.TrimSpace(r.Output), "read 0 bytes\n/dev/null")
 	}
 }
+
+// A failed run waiting out its retry backoff is not running: it must not
+// hold its job's only slot (concurrency 1), so the job's next run goes
+// first. The retry is a message scheduled in RUNS, not an unacked one.
+func TestExecutor_RetryBackoffDoesNotHoldTheJobsSlot(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("serial", `date +%s%N >> "$OUT/serial.$HOOKRUN_WEBHOOK_EVENT_ID"; [ "$HOOKRUN_WEBHOOK_EVENT_ID" != first ] || [ "$HOOKRUN_RUN_ATTEMPT" -ge 2 ]`, func(j *resource.Job) {
+		j.Spec.Concurrency = 1
+		j.Spec.Retries, j.Spec.RetryBackoff = 1, resource.Duration(3*time.Second)
+	})
+	first := e.submit(job, "{}", func(rr *message.RunRequest) { rr.EventID = "first" })
+	e.waitStatus(first, message.StatusQueued, 1) // attempt 1 failed; its retry waits 3 s
+	second := e.submit(job, "{}", func(rr *message.RunRequest) { rr.EventID = "second" })
+	r2 := e.final(second, 15*time.Second)
+	want(t, "second run", r2.Status, message.StatusSucceeded)
+	r1 := e.final(first, 15*time.Second)
+	want(t, "first run", r1.Status, message.StatusSucceeded)
+	want(t, "first run's attempt", r1.Attempt, 2)
+	if !r2.FinishedAt.Before(*r1.StartedAt) {
+		t.Fatalf("the second run finished at %s, after the first run's retry started at %s: the retry held the job's slot", r2.FinishedAt, r1.StartedAt)
+	}
+	var starts []int64
+	for _, l := range strings.Fields(mustRead(t, filepath.Join(e.out, "serial.first"))) {
+		n, _ := strconv.ParseInt(l, 10, 64)
+		starts = append(starts, n)
+	}
+	want(t, "attempts of the first run", len(starts), 2)
+	if gap := time.Duration(starts[1] - starts[0]); gap < 3*time.Second {
+		t.Fatalf("retry after %s, before its 3s backoff", gap)
+	}
+	want(t, "final statuses", finals(e.history(first)), 1)
+}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
@@ -93,6 +96,25 @@ func (x *Executor) release(id string) {
 	x.mu.Unlock()
 }
 
+// staleForRetry tells whether m must not run because a scheduled retry
+// owns the run: m is the run's original request, redelivered after its
+// retry was scheduled; or m is a scheduled copy, on its first delivery,
+// for an attempt that has been made already (the original ran it again
+// after a crash between the scheduling and the retry status).
+func staleForRetry(m jetstream.Msg, cur *message.Run) (bool, string) {
+	retry := retryAttempt(m)
+	if retry == 0 {
+		if cur.Status == message.StatusQueued && cur.RetryAt != nil {
+			return true, "run request redelivered after its retry was scheduled"
+		}
+		return false, ""
+	}
+	if md, err := m.Metadata(); err == nil && md.NumDelivered == 1 && cur.Attempt >= retry {
+		return true, "scheduled retry of an attempt already made"
+	}
+	return false, ""
+}
+
 // handleRun handles a decoded run request this process has claimed.
 func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.RunRequest) {
 	// The run may start only while the message is surely still ours: until
@@ -127,6 +149,11 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 			// An earlier attempt finished but its ack was lost, or the
 			// run was cancelled while it waited in the queue.
 			x.log.Info("run has already ended; acking", "run", rr.ID, "status", cur.Status)
+			_ = m.Ack()
+			return
+		}
+		if stale, why := staleForRetry(m, cur); stale {
+			x.log.Info(why+"; acking", "run", rr.ID, "status", cur.Status, "attempt", cur.Attempt)
 			_ = m.Ack()
 			return
 		}
@@ -217,18 +244,71 @@ func handBackBy(m jetstream.Msg, startBy time.Time) {
 	}
 }
 
-// retry stores the run as queued again, with why, and hands it back to
-// JetStream after the backoff; the next attempt may run anywhere.
+// retry makes the run's next attempt wait out its backoff without holding
+// a slot of its job's concurrency: a copy of the run request is scheduled
+// in RUNS (NATS message scheduling, on the job's subject when due), the
+// run is stored as queued with its retryAt, and this message is acked.
+// The order makes every crash safe: a redelivered original whose status
+// says a retry is scheduled is acked (its copy runs it); one whose status
+// still says running runs again, and its copy, when due, finds the attempt
+// made and is acked (handleRun). Without message scheduling (a
+// nats-server before 2.12) the message is held, as NakWithDelay does.
 func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job, rec *message.Run, attempt int, out outcome, label string, log *slog.Logger) {
 	delay := backoff(job.Spec.RetryBackoff.D(), attempt)
+	at := time.Now().Add(delay).UTC()
 	rec.Status, rec.FinishedAt = message.StatusQueued, nil
 	rec.Error = fmt.Sprintf("attempt %d %s (%s); retrying in %s", attempt, out.status, out.err, delay)
-	if err := runstatus.Publish(ctx, x.js, rec); err != nil {
+	mRetries.WithLabelValues(label).Inc()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	scheduled := x.scheduleRetry(sctx, m, rec.ID, rec.DeliveryID, attempt+1, at, log)
+	if scheduled {
+		rec.RetryAt = &at
+	}
+	if err := runstatus.Publish(sctx, x.js, rec); err != nil {
 		log.Warn("cannot store retry status", "err", err)
 	}
-	mRetries.WithLabelValues(label).Inc()
-	log.Info("run failed; retrying", "status", out.status, "in", delay)
-	_ = m.NakWithDelay(delay)
+	log.Info("run failed; retrying", "status", out.status, "in", delay, "scheduled", scheduled)
+	if !scheduled {
+		_ = m.NakWithDelay(delay)
+		return
+	}
+	if err := m.DoubleAck(sctx); err != nil {
+		// The redelivery finds the retry scheduled and only acks.
+		log.Warn("ack failed after scheduling the retry", "err", err)
+	}
+}
+
+// scheduleRetry stores a copy of m, due at at, for the given attempt. Its
+// message id makes a second scheduling of the same attempt (after a crash)
+// a duplicate.
+func (x *Executor) scheduleRetry(ctx context.Context, m jetstream.Msg, runID, deliveryID string, attempt int, at time.Time, log *slog.Logger) bool {
+	s, err := x.js.Stream(ctx, bus.StreamRuns)
+	if err != nil || !s.CachedInfo().Config.AllowMsgSchedules {
+		if err == nil {
+			log.Warn("RUNS has no message scheduling (nats-server 2.12 or later): the retry holds a slot of its job while it waits")
+		}
+		return false
+	}
+	c := nats.NewMsg(bus.RetryScheduleSubject(runID))
+	c.Data = m.Data()
+	c.Header.Set(bus.HeaderSchema, m.Headers().Get(bus.HeaderSchema))
+	c.Header.Set(bus.HeaderRetryAttempt, strconv.Itoa(attempt))
+	c.Header.Set(bus.HeaderSchedule, "@at "+at.Format(time.RFC3339Nano))
+	c.Header.Set(bus.HeaderScheduleTarget, m.Subject())
+	msgID := runID + ":" + deliveryID + ":retry" + strconv.Itoa(attempt)
+	if _, err := x.js.PublishMsg(ctx, c, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamRuns)); err != nil {
+		log.Warn("cannot schedule the retry; holding the run until it is due", "err", err)
+		return false
+	}
+	return true
+}
+
+// retryAttempt is the attempt a scheduled retry copy is for; 0 for a run
+// request the dispatcher stored.
+func retryAttempt(m jetstream.Msg) int {
+	n, _ := strconv.Atoi(m.Headers().Get(bus.HeaderRetryAttempt))
+	return n
 }
 
 // finish stores the final status and then acks. The run has happened: its
