@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +12,8 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/embednats"
 )
+
+var clusterSeq atomic.Int64
 
 // Cluster is a three-node (or n-node) JetStream cluster of embedded
 // servers on loopback, each with its own store, so that a node can be
@@ -20,17 +24,21 @@ type Cluster struct {
 	opts  []embednats.Options
 }
 
-// StartCluster starts n embedded servers forming cluster "hookrun-test".
+// StartCluster starts n embedded servers forming a cluster of a name of
+// its own. The name keeps clusters of other tests apart: a stopped node's
+// ports are free, and a node of another cluster (another test binary) that
+// takes one would otherwise be accepted as a route of this one.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	var routes []string
+	name := fmt.Sprintf("hookrun-test-%d-%d", os.Getpid(), clusterSeq.Add(1))
 	for i := 0; i < n; i++ {
 		o := embednats.Options{
-			ServerName:  fmt.Sprintf("n%d", i+1),
+			ServerName:  fmt.Sprintf("%s-n%d", name, i+1),
 			Port:        FreePort(t),
 			ClusterPort: FreePort(t),
-			ClusterName: "hookrun-test",
+			ClusterName: name,
 			StoreDir:    t.TempDir(),
 		}
 		c.opts = append(c.opts, o)
