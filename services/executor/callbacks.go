@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,8 +21,8 @@ import (
 // deliverCallbacks POSTs final run statuses to webhooks' callback URLs from
 // a durable consumer on STATUS (shared by every executor), so callbacks
 // survive restarts, are retried with backoff, and never hold up a run. Up
-// to CallbackConcurrency are sent at once, so a slow receiver does not
-// hold up the others.
+// to CallbackConcurrency are sent at once, at most half of them to one
+// receiver host, so a slow receiver does not hold up the others.
 func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	var cons jetstream.Consumer
 	for {
@@ -50,7 +52,15 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
-	sem := make(chan struct{}, x.cfg.CallbackConcurrency)
+	// A callback waits for a slot of its receiver's host, then for a
+	// sender, in a goroutine of its own that keeps the message alive: the
+	// consumer's handler never blocks, so a callback to a healthy receiver
+	// is not queued behind those of a dead one, and a waiting message is
+	// not redelivered (which would count as an attempt). Waiting callbacks
+	// are bounded; past the bound the handler waits (back-pressure).
+	senders := make(chan struct{}, x.cfg.CallbackConcurrency)
+	hosts := &hostLimiter{per: max(1, x.cfg.CallbackConcurrency/2), hosts: map[string]*hostSlots{}}
+	waiting := make(chan struct{}, 64*x.cfg.CallbackConcurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -62,7 +72,7 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			return
 		}
 		select {
-		case sem <- struct{}{}:
+		case waiting <- struct{}{}:
 		case <-ctx.Done():
 			_ = m.Nak() // shutting down: another executor sends it
 			return
@@ -70,8 +80,25 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			_ = m.InProgress() // it may have waited for a free sender
+			defer func() { <-waiting }()
+			stop := holdMsg(m, (x.cfg.CallbackTimeout+15*time.Second)/3)
+			host := callbackHost(r.Callback.URL)
+			if !hosts.acquire(ctx, host) {
+				stop()
+				_ = m.Nak()
+				return
+			}
+			defer hosts.release(host)
+			select {
+			case senders <- struct{}{}:
+			case <-ctx.Done():
+				stop()
+				_ = m.Nak()
+				return
+			}
+			defer func() { <-senders }()
+			stop()
+			_ = m.InProgress() // a whole AckWait for the request from here
 			x.callback(ctx, m, r)
 		}()
 	}, jetstream.PullMaxMessages(2*x.cfg.CallbackConcurrency))
@@ -81,6 +108,80 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	<-ctx.Done()
 	cc.Stop()
 	return nil
+}
+
+// holdMsg sends in-progress acks for m every period until stop is called.
+func holdMsg(m jetstream.Msg, period time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
+}
+
+// callbackHost is the receiver a callback URL names (host and port).
+func callbackHost(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return strings.ToLower(u.Host)
+	}
+	return raw
+}
+
+// hostLimiter bounds the callbacks sent at once to one receiver host, so
+// that a receiver that hangs takes at most that many senders.
+type hostLimiter struct {
+	mu    sync.Mutex
+	per   int
+	hosts map[string]*hostSlots
+}
+
+type hostSlots struct {
+	slots chan struct{}
+	users int // holding or waiting for a slot
+}
+
+func (l *hostLimiter) acquire(ctx context.Context, host string) bool {
+	l.mu.Lock()
+	h := l.hosts[host]
+	if h == nil {
+		h = &hostSlots{slots: make(chan struct{}, l.per)}
+		l.hosts[host] = h
+	}
+	h.users++
+	l.mu.Unlock()
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		l.leave(host, h)
+		return false
+	}
+}
+
+func (l *hostLimiter) release(host string) {
+	l.mu.Lock()
+	h := l.hosts[host]
+	l.mu.Unlock()
+	<-h.slots
+	l.leave(host, h)
+}
+
+func (l *hostLimiter) leave(host string, h *hostSlots) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if h.users--; h.users == 0 {
+		delete(l.hosts, host)
+	}
 }
 
 // callbackOf returns the run of a status event that is to be sent: only a

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/signature"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 // received is one request a test server got.
@@ -213,5 +215,39 @@ func TestExecutor_CallbackGivenUpAfterLastBackoff(t *testing.T) {
 	want(t, "attempts", len(srv.got()), 3)
 	if srv.got()[0].header.Get(HeaderSignature) != "" {
 		t.Fatal("a callback without a secret cannot be signed")
+	}
+}
+
+// A receiver that never answers takes at most half the senders: another
+// receiver's callback goes out at once, not after the hung ones time out.
+func TestExecutor_HangingCallbackReceiverDoesNotHoldUpOthers(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	hung := newRecorder(t, time.Hour, 200)
+	fast := newRecorder(t, 0, 200)
+	e.start(func(c *Config) {
+		c.CallbackConcurrency, c.CallbackTimeout = 2, 3*time.Second
+		c.CallbackBackoff = []time.Duration{time.Minute}
+	})
+	job := e.script("reported", `true`)
+	for range 6 {
+		e.submit(job, "{}", func(rr *message.RunRequest) { rr.Callback = &message.Callback{URL: hung.srv.URL} })
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if len(hung.got()) == 0 {
+			return errors.New("no callback reached the hung receiver yet")
+		}
+		return nil
+	})
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) { rr.Callback = &message.Callback{URL: fast.srv.URL} })
+	r := e.final(rr, 10*time.Second)
+	testenv.Eventually(t, 15*time.Second, func() error {
+		if len(fast.got()) == 0 {
+			return errors.New("no callback at the healthy receiver yet")
+		}
+		return nil
+	})
+	if gap := fast.got()[0].at.Sub(*r.FinishedAt); gap > 1500*time.Millisecond {
+		t.Fatalf("the healthy receiver's callback came %s after its run finished: queued behind the hung receiver's (timeout 3s)", gap)
 	}
 }
