@@ -89,9 +89,11 @@ type Dispatcher struct {
 	cat    *catalog.Catalog
 	store  Claims
 	status *webhookstatus.Writer
-	health *service.Health
-	cache  *compiled
-	now    func() time.Time
+	// statusNotes queues webhook status updates for writeStatuses.
+	statusNotes chan statusNote
+	health      *service.Health
+	cache       *compiled
+	now         func() time.Time
 
 	paused atomic.Bool
 
@@ -119,7 +121,7 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, store Claims,
 	if cfg.DefaultWindow <= 0 {
 		cfg.DefaultWindow = 24 * time.Hour
 	}
-	d := &Dispatcher{cfg: cfg, log: log, js: js, cat: cat, store: store, status: webhookstatus.NewWriter(js), health: health, cache: newCompiled(cat), now: time.Now}
+	d := &Dispatcher{cfg: cfg, log: log, js: js, cat: cat, store: store, status: webhookstatus.NewWriter(js), statusNotes: make(chan statusNote, statusQueue), health: health, cache: newCompiled(cat), now: time.Now}
 	health.Add("dedup", func(ctx context.Context) error {
 		if d.paused.Load() {
 			return errors.New("dedup store unavailable: dispatching paused")
@@ -177,6 +179,7 @@ func (d *Dispatcher) Run(ctx context.Context, ready func(net.Addr)) error {
 		return service.ReportConsumerLag(gctx, d.js, bus.StreamDeliveries, bus.ConsumerDispatcher, 5*time.Second)
 	})
 	g.Go(func() error { return d.consume(gctx) })
+	g.Go(func() error { return d.writeStatuses(gctx) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil

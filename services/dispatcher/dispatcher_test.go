@@ -2,12 +2,15 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -303,7 +306,17 @@ func TestDispatcher_Filter(t *testing.T) {
 		})
 	}
 	want(t, "run requests", len(e.runRequests()), 1)
-	if s, _ := webhookstatus.Get(context.Background(), e.js, "default", w.Metadata.Name); s.LastError != "" {
+	// Written after any lastError of the same batch: once it is there, a
+	// lastError would be too.
+	var s webhookstatus.Status
+	testenv.Eventually(t, 5*time.Second, func() error {
+		s, _ = webhookstatus.Get(context.Background(), e.js, "default", w.Metadata.Name)
+		if s.LastDeliveryAt == nil {
+			return errors.New("lastDeliveryAt not written yet")
+		}
+		return nil
+	})
+	if s.LastError != "" {
 		t.Fatalf("a filtered delivery set lastError %q", s.LastError)
 	}
 }
@@ -318,10 +331,7 @@ func TestDispatcher_FilterThatDoesNotCompileRejectsAndSetsLastError(t *testing.T
 	d := e.deliver(w, "evt", `{"ref":"x"}`)
 	want(t, "outcome", e.outcome(d).Status, message.DeliveryRejected)
 	want(t, "run status", e.run(d.RunID).Status, message.StatusRejected)
-	s, err := webhookstatus.Get(context.Background(), e.js, "default", "bad-filter")
-	if err != nil || !strings.Contains(s.LastError, "filter does not compile") {
-		t.Fatalf("lastError = %q, %v", s.LastError, err)
-	}
+	wantLastError(t, e, "bad-filter", "filter does not compile")
 	want(t, "run requests", len(e.runRequests()), 0)
 }
 
@@ -404,10 +414,7 @@ func TestDispatcher_TemplateFailureFailsTheRunAndSetsLastError(t *testing.T) {
 	want(t, "finished", r.FinishedAt != nil, true)
 	want(t, "callback travels with the failure", r.Callback != nil, true)
 	want(t, "next delivery", e.outcome(after).Status, message.DeliveryDispatched)
-	s, err := webhookstatus.Get(context.Background(), e.js, "default", "strict")
-	if err != nil || !strings.Contains(s.LastError, `arg "repo"`) {
-		t.Fatalf("lastError = %q, %v", s.LastError, err)
-	}
+	wantLastError(t, e, "strict", `arg "repo"`)
 	want(t, "run requests", len(e.runRequests()), 1)
 	want(t, "failed counted", deliveriesCount(bad, outcomeFailed)-failedBefore, 1.0)
 }
@@ -600,4 +607,50 @@ func TestDispatcher_RunRequestOverMaxPayloadFailsTheRun(t *testing.T) {
 		t.Fatalf("run error %q should say the run request is over NATS' max_payload", r.Error)
 	}
 	want(t, "run requests", len(e.runRequests()), 0)
+}
+
+// wantLastError waits for the webhook's lastError to mention part: the
+// dispatcher writes webhook status after the batch, in the background.
+func wantLastError(t *testing.T, e *env, webhook, part string) {
+	t.Helper()
+	testenv.Eventually(t, 5*time.Second, func() error {
+		s, err := webhookstatus.Get(context.Background(), e.js, "default", webhook)
+		if err != nil || !strings.Contains(s.LastError, part) {
+			return fmt.Errorf("lastError = %q, %v", s.LastError, err)
+		}
+		return nil
+	})
+}
+
+// Webhook status (lastError, lastDeliveryAt) is for operators: a status
+// bucket that does not answer (here, writes NATS refuses and never answers,
+// each waiting out its timeout) must not hold up dispatching.
+func TestDispatcher_StalledWebhookStatusDoesNotHoldBatches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	stalled := testenv.StartSecuredNATS(t)
+	stalled.Connect() // lays out the buckets
+	nc, err := nats.Connect(stalled.URL, nats.UserInfo("executor", stalled.Users["executor"]), nats.CustomInboxPrefix(bus.InboxPrefix("executor")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sjs, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := resource.Job{Metadata: resource.Meta{Name: "strict"}, Spec: resource.JobSpec{
+		Command: []string{"true"},
+		Args:    []resource.Arg{{Name: "repo", Value: "{{ .body.repository.name }}"}},
+	}}
+	w := e.hook("strict", nil, job)
+	e.start(func(d *Dispatcher) { d.status = webhookstatus.NewWriter(sjs) })
+	start := time.Now()
+	for i := range 6 {
+		d := e.deliver(w, fmt.Sprintf("evt-%d", i), `{"zen":"ping"}`) // each fails its template: a lastError
+		want(t, "outcome", e.outcome(d).Status, message.DeliveryRejected)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("6 deliveries one after another took %s: batches waited for the webhook status writes", d)
+	}
 }

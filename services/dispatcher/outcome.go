@@ -113,12 +113,52 @@ func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 		}
 		if it.err != nil && (it.outcome == message.DeliveryRejected || it.outcome == outcomeFailed) {
 			d.log.Warn("delivery did not become a run", "webhook", label, "delivery", it.d.ID, "run", it.d.RunID, "outcome", it.outcome, "err", it.err)
-			if err := d.status.Error(ctx, it.d.Namespace, it.d.Webhook, it.err.Error()); err != nil {
-				d.log.Warn("cannot record lastError", "webhook", label, "err", err)
-			}
+			d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, err: it.err.Error()})
 		}
 		if it.w != nil {
-			_ = d.status.Delivered(ctx, it.d.Namespace, it.d.Webhook, it.d.ReceivedAt)
+			d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, delivered: it.d.ReceivedAt})
+		}
+	}
+}
+
+// statusNote is a webhook status update (lastError or lastDeliveryAt).
+type statusNote struct {
+	ns, name  string
+	err       string
+	delivered time.Time
+}
+
+// statusQueue bounds the webhook status updates waiting for writeStatuses.
+const statusQueue = 4096
+
+// noteStatus queues a webhook status update for writeStatuses. The updates
+// are for operators (GET /v1/webhooks/{name}), not needed for any run: a
+// slow status bucket must not hold a batch, so past the queue's bound an
+// update is dropped (logged).
+func (d *Dispatcher) noteStatus(n statusNote) {
+	select {
+	case d.statusNotes <- n:
+	default:
+		d.log.Warn("webhook status updates are behind: dropping one", "webhook", n.ns+"/"+n.name, "lastError", n.err)
+	}
+}
+
+// writeStatuses writes queued webhook status updates, one at a time.
+func (d *Dispatcher) writeStatuses(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case n := <-d.statusNotes:
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if n.err != "" {
+				if err := d.status.Error(wctx, n.ns, n.name, n.err); err != nil {
+					d.log.Warn("cannot record lastError", "webhook", n.ns+"/"+n.name, "err", err)
+				}
+			} else {
+				_ = d.status.Delivered(wctx, n.ns, n.name, n.delivered)
+			}
+			cancel()
 		}
 	}
 }
