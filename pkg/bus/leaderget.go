@@ -171,3 +171,14 @@ func validKVKey(k string) bool {
 	}
 	return true
 }
+
+// RedeliveryBackoff is the delay of a hand-back (NAK) that will not succeed
+// soon: 1 s after a message's first delivery, doubling with each
+// redelivery, at most a minute.
+func RedeliveryBackoff(m jetstream.Msg) time.Duration {
+	n := uint64(1)
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 0 {
+		n = md.NumDelivered
+	}
+	return min(time.Second<<min(n-1, 6), time.Minute)
+}

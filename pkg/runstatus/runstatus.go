@@ -20,6 +20,11 @@ import (
 // ErrNotFound is returned for an id with no status event.
 var ErrNotFound = errors.New("no status for this id")
 
+// ErrUndecodable is a stored status this release cannot read (a newer
+// schema during a rolling upgrade, or a corrupt record): asking again soon
+// gives the same answer.
+var ErrUndecodable = errors.New("undecodable status record")
+
 // Publish stores r as the current status of r.ID and waits for the ack.
 func Publish(ctx context.Context, js jetstream.JetStream, r *message.Run) error {
 	r.Schema = message.SchemaRun
@@ -83,7 +88,7 @@ func GetDirect(ctx context.Context, s jetstream.Stream, id string) (*message.Run
 func decode(data []byte) (*message.Run, error) {
 	var r message.Run
 	if err := message.Decode(data, message.SchemaRun, &r); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
 	return &r, nil
 }

@@ -125,3 +125,23 @@ func TestRunstatus_GetSeesTheLatestStatusThroughAnyNode(t *testing.T) {
 		}
 	}
 }
+
+// A status record that cannot be decoded (a newer schema, a corrupt record)
+// is told apart from a failed read: asking again soon gives the same answer.
+func TestRunstatus_UndecodableRecordIsErrUndecodable(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	m := nats.NewMsg(bus.StatusSubject("default", "run_garbled"))
+	m.Data = []byte(`{"schema":"hookrun.run.v9","status":`)
+	m.Header.Set(bus.HeaderSchema, "hookrun.run.v9")
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runstatus.Get(ctx, js, "run_garbled"); !errors.Is(err, runstatus.ErrUndecodable) {
+		t.Fatalf("Get of a garbled record: %v, want ErrUndecodable", err)
+	}
+	if _, err := runstatus.Get(ctx, js, "run_absent"); errors.Is(err, runstatus.ErrUndecodable) {
+		t.Fatal("a missing record is not an undecodable one")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/argtemplate"
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/dedup"
 	"github.com/hookrun/hookrun/pkg/filter"
 	"github.com/hookrun/hookrun/pkg/ident"
@@ -33,8 +34,9 @@ type item struct {
 	// queuedStored: an earlier attempt stored the run's queued status, so
 	// it is not stored again (it could overwrite an executor's newer one).
 	queuedStored bool
-	skip         bool // an earlier attempt dispatched it: only outcome and ack are left
-	failed       bool // a publish failed or the state is unknown: NAK, it comes back
+	skip         bool          // an earlier attempt dispatched it: only outcome and ack are left
+	failed       bool          // a publish failed or the state is unknown: NAK, it comes back
+	retryIn      time.Duration // when failed, the NAK's delay if not the usual second
 }
 
 // Points of handleBatch where a test can make the dispatcher "crash": the
@@ -195,6 +197,13 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 	switch {
 	case errors.Is(err, runstatus.ErrNotFound):
 		return
+	case errors.Is(err, runstatus.ErrUndecodable):
+		// It reads the same until a release that can read it runs (a
+		// rolling upgrade) or the record is fixed: come back later and
+		// later, not every second.
+		it.retryIn = bus.RedeliveryBackoff(it.msg)
+		d.log.Error("cannot decode the run's status to resume a delivery", "delivery", it.d.ID, "run", it.d.RunID, "in", it.retryIn, "err", err)
+		it.failed = true
 	case err != nil:
 		// Without the status the safe moves are unknown: come back later.
 		d.log.Warn("cannot read the run's status to resume a delivery", "delivery", it.d.ID, "run", it.d.RunID, "err", err)

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"strings"
@@ -100,7 +101,7 @@ func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 	for _, it := range items {
 		label := it.d.Namespace + "/" + it.d.Webhook
 		if it.failed {
-			_ = it.msg.NakWithDelay(time.Second)
+			_ = it.msg.NakWithDelay(cmp.Or(it.retryIn, time.Second))
 			mHandedBack.Inc()
 			continue
 		}

@@ -57,3 +57,14 @@ func TestStaleForRetry_OneMessageRunsEachAttempt(t *testing.T) {
 		})
 	}
 }
+
+// A hand-back that cannot succeed soon (a status record this release
+// cannot decode) backs off with each redelivery instead of coming back
+// every second.
+func TestRedeliveryBackoff_GrowsToAMinute(t *testing.T) {
+	for delivered, want := range map[uint64]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 7: time.Minute, 50: time.Minute} {
+		if got := bus.RedeliveryBackoff(fakeMsg{delivered: delivered}); got != want {
+			t.Errorf("after %d deliveries: %s, want %s", delivered, got, want)
+		}
+	}
+}

@@ -161,6 +161,17 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	case err != nil && !errors.Is(err, runstatus.ErrNotFound):
 		// Without the status neither the attempt nor whether the run has
 		// already ended is known: come back later.
+		if errors.Is(err, runstatus.ErrUndecodable) {
+			// It will read the same until a release that can read it
+			// runs (a rolling upgrade) or someone fixes the record: come
+			// back later and later, not every second.
+			delay := bus.RedeliveryBackoff(m)
+			x.log.Error("cannot decode the run's status; handing the run back", "run", rr.ID, "in", delay, "err", err)
+			if time.Now().Before(startBy) {
+				_ = m.NakWithDelay(delay)
+			}
+			return
+		}
 		x.log.Warn("cannot read the run's status; handing the run back", "run", rr.ID, "err", err)
 		handBackBy(m, startBy)
 		return
