@@ -654,3 +654,42 @@ func TestDispatcher_StalledWebhookStatusDoesNotHoldBatches(t *testing.T) {
 		t.Fatalf("6 deliveries one after another took %s: batches waited for the webhook status writes", d)
 	}
 }
+
+// A redelivered delivery whose run status cannot be decoded (a newer
+// schema during a rolling upgrade) is handed back, later and later; it does
+// not bring the dispatcher down, and other deliveries go on.
+func TestDispatcher_UndecodableStatusOnResumeIsHandedBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("garbled", nil)
+	other := e.hook("fine", nil)
+	var failed atomic.Bool
+	e.start(func(d *Dispatcher) {
+		d.publishFault = func(subject string) error {
+			if strings.HasPrefix(subject, "hookrun.runs.") && failed.CompareAndSwap(false, true) {
+				// The first attempt fails after storing "queued"; then the
+				// run's status becomes unreadable before the redelivery.
+				m := nats.NewMsg(bus.StatusSubject("default", ident.RunID(w.Metadata.UID, "evt-g", "")))
+				m.Data = []byte(`{"schema":"hookrun.run.v9"`)
+				m.Header.Set(bus.HeaderSchema, "hookrun.run.v9")
+				if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+					t.Error(err)
+				}
+				return errorf("injected publish failure")
+			}
+			return nil
+		}
+	})
+	d := e.deliver(w, "evt-g", `{}`)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if !failed.Load() {
+			return errors.New("the first attempt has not failed yet")
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // the redelivery comes after 1 s and resumes
+	want(t, "next delivery", e.outcome(e.deliver(other, "evt-other", `{}`)).Status, message.DeliveryDispatched)
+	if _, err := runstatus.Get(context.Background(), e.js, d.ID); !errors.Is(err, runstatus.ErrNotFound) {
+		t.Fatalf("the garbled delivery got an outcome: %v", err)
+	}
+}

@@ -204,6 +204,7 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		it.retryIn = bus.RedeliveryBackoff(it.msg)
 		d.log.Error("cannot decode the run's status to resume a delivery", "delivery", it.d.ID, "run", it.d.RunID, "in", it.retryIn, "err", err)
 		it.failed = true
+		return
 	case err != nil:
 		// Without the status the safe moves are unknown: come back later.
 		d.log.Warn("cannot read the run's status to resume a delivery", "delivery", it.d.ID, "run", it.d.RunID, "err", err)
