@@ -131,11 +131,16 @@ type Run struct {
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 	// RetryAt is when a queued run's next attempt is due, while it waits
 	// out its retry backoff as a scheduled message.
-	RetryAt *time.Time        `json:"retryAt,omitempty"`
-	Output  string            `json:"output,omitempty"`
-	Error   string            `json:"error,omitempty"`
-	Args    map[string]string `json:"args,omitempty"`
-	Replay  bool              `json:"replay,omitempty"`
+	RetryAt *time.Time `json:"retryAt,omitempty"`
+	// Copy names the run request the executor that wrote this record
+	// ran: 0 the dispatcher's, n the copy scheduled for attempt n. Of two
+	// requests of one run (a copy, and an original redelivered after a
+	// crash), only the one that owns the run runs it.
+	Copy   int               `json:"copy,omitempty"`
+	Output string            `json:"output,omitempty"`
+	Error  string            `json:"error,omitempty"`
+	Args   map[string]string `json:"args,omitempty"`
+	Replay bool              `json:"replay,omitempty"`
 
 	WebhookPayload    string    `json:"webhook_payload,omitempty"`
 	WebhookEventID    string    `json:"webhook_event_id,omitempty"`

@@ -118,6 +118,9 @@ type Executor struct {
 	// statusRetry is the first wait between attempts to store a final
 	// status (1 s when zero; tests shorten it).
 	statusRetry time.Duration
+	// loseRetryAck, a test seam, skips the ack of a run request whose
+	// retry was scheduled, as a lost ack or a crash would.
+	loseRetryAck bool
 }
 
 // New builds an executor.

@@ -609,3 +609,41 @@ func TestExecutor_RetryBackoffDoesNotHoldTheJobsSlot(t *testing.T) {
 	}
 	want(t, "final statuses", finals(e.history(first)), 1)
 }
+
+// The ack of a request whose retry was scheduled is lost: JetStream
+// redelivers the request while the scheduled copy runs the next attempt,
+// on another executor (the executor holding a run defers its own
+// redeliveries). The redelivered request must see that the copy owns the
+// run, not run the attempt after it beside it. Ten runs on two executors:
+// about half the redeliveries land on the other one.
+func TestExecutor_RetryCopyAndRedeliveredOriginalRunOnce(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.conf.AckWait = 2 * time.Second
+	ledger := filepath.Join(e.out, "owned.ledger")
+	job := e.script("owned", `echo "$HOOKRUN_RUN_ID $HOOKRUN_RUN_ATTEMPT" >> "`+ledger+`"; [ "$HOOKRUN_RUN_ATTEMPT" -ge 2 ] && sleep 3`, func(j *resource.Job) {
+		j.Spec.Concurrency = 32
+		j.Spec.Retries, j.Spec.RetryBackoff = 2, resource.Duration(500*time.Millisecond)
+	})
+	for range 2 {
+		nc, js := e.connect()
+		e.startWith(nc, js, nil, func(x *Executor) { x.loseRetryAck = true })
+	}
+	var rrs []message.RunRequest
+	for range 10 {
+		rrs = append(rrs, e.submit(job, "{}"))
+	}
+	for _, rr := range rrs {
+		r := e.final(rr, 30*time.Second)
+		want(t, "status", r.Status, message.StatusSucceeded)
+		want(t, "attempt", r.Attempt, 2)
+	}
+	time.Sleep(3 * time.Second) // a second run of attempt 2 or 3 would have started by now
+	seen := readLedger(t, ledger)
+	for _, rr := range rrs {
+		if atts := seen[rr.ID]; len(atts) != 2 {
+			t.Errorf("%s ran %d times (attempts %v), want attempts 1 and 2", rr.ID, len(atts), atts)
+		}
+		want(t, "final statuses", finals(e.history(rr)), 1)
+	}
+}

@@ -54,8 +54,8 @@ func (x *Executor) cancelMarks(ctx context.Context) (jetstream.KeyValue, error) 
 // after an unconfirmed duplicate.
 func firstDelivery(m jetstream.Msg) bool {
 	md, err := m.Metadata()
-	if err != nil || md.NumDelivered != 1 {
-		return false
+	if err != nil || md.NumDelivered != 1 || retryAttempt(m) > 0 {
+		return false // a retry copy: the run has a history, read the leader
 	}
 	return !strings.Contains(m.Headers().Get(jetstream.MsgIDHeader), "#")
 }

@@ -32,27 +32,32 @@ func (f fakeMsg) Metadata() (*jetstream.MsgMetadata, error) {
 }
 
 // Every crash point of a retry (schedule the copy, store the status, ack
-// the original) leaves exactly one message to run the next attempt.
-func TestStaleForRetry_OneMessageRunsEachAttempt(t *testing.T) {
+// the original) leaves exactly one request that runs the next attempt,
+// whichever of the copy and the redelivered original comes first.
+func TestOwnedElsewhere_OneRequestRunsEachAttempt(t *testing.T) {
 	at := time.Now()
 	retrying := &message.Run{Status: message.StatusQueued, Attempt: 1, RetryAt: &at}
 	for _, tc := range []struct {
 		name  string
-		m     fakeMsg
+		copy  int // 0: the dispatcher's request
 		cur   *message.Run
-		stale bool
+		owned bool
 	}{
-		{"first run", fakeMsg{delivered: 1}, &message.Run{Status: message.StatusQueued}, false},
-		{"original redelivered after the retry status (crash before the ack)", fakeMsg{delivered: 2}, retrying, true},
-		{"original redelivered before the retry status (crash after scheduling): runs attempt 2 now", fakeMsg{delivered: 2}, &message.Run{Status: message.StatusRunning, Attempt: 1}, false},
-		{"original held by a release without scheduling (no retryAt)", fakeMsg{delivered: 2}, &message.Run{Status: message.StatusQueued, Attempt: 1}, false},
-		{"the copy, due", fakeMsg{retry: 2, delivered: 1}, retrying, false},
-		{"the copy after the original ran attempt 2 already", fakeMsg{retry: 2, delivered: 1}, &message.Run{Status: message.StatusRunning, Attempt: 2}, true},
-		{"the copy redelivered: its executor died running attempt 2", fakeMsg{retry: 2, delivered: 2}, &message.Run{Status: message.StatusRunning, Attempt: 2}, false},
+		{"first run", 0, &message.Run{Status: message.StatusQueued}, false},
+		{"original redelivered after the retry status (the ack was lost)", 0, retrying, true},
+		{"the copy, due", 2, retrying, false},
+		{"a copy for another attempt", 3, retrying, true},
+		{"crash after scheduling, before the status: the original runs attempt 2", 0, &message.Run{Status: message.StatusRunning, Attempt: 1}, false},
+		{"then the copy finds the original's attempt 2 running", 2, &message.Run{Status: message.StatusRunning, Attempt: 2}, true},
+		{"the copy came first: it runs attempt 2", 2, retrying, false},
+		{"then the original, redelivered, finds the copy running", 0, &message.Run{Status: message.StatusRunning, Attempt: 2, Copy: 2}, true},
+		{"the copy redelivered: its executor died running attempt 2", 2, &message.Run{Status: message.StatusRunning, Attempt: 2, Copy: 2}, false},
+		{"a copy when no retry is scheduled (scheduling failed after storing it)", 2, &message.Run{Status: message.StatusQueued, Attempt: 1}, true},
+		{"original held by a release without scheduling (no retryAt)", 0, &message.Run{Status: message.StatusQueued, Attempt: 1}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got, why := staleForRetry(tc.m, tc.cur); got != tc.stale {
-				t.Fatalf("stale = %v (%s), want %v", got, why, tc.stale)
+			if got, why := ownedElsewhere(tc.copy, tc.cur); got != tc.owned {
+				t.Fatalf("owned elsewhere = %v (%s), want %v", got, why, tc.owned)
 			}
 		})
 	}

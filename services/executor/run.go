@@ -96,21 +96,34 @@ func (x *Executor) release(id string) {
 	x.mu.Unlock()
 }
 
-// staleForRetry tells whether m must not run because a scheduled retry
-// owns the run: m is the run's original request, redelivered after its
-// retry was scheduled; or m is a scheduled copy, on its first delivery,
-// for an attempt that has been made already (the original ran it again
-// after a crash between the scheduling and the retry status).
-func staleForRetry(m jetstream.Msg, cur *message.Run) (bool, string) {
-	retry := retryAttempt(m)
-	if retry == 0 {
-		if cur.Status == message.StatusQueued && cur.RetryAt != nil {
-			return true, "run request redelivered after its retry was scheduled"
+// ownedElsewhere tells whether the run request m must not run because
+// another request of the same run owns it. A run has the dispatcher's
+// request and, for each retry, a copy scheduled for that attempt; m's copy
+// number is g (0: the dispatcher's). The status says who owns the run:
+//
+//   - queued with retryAt: the copy for the next attempt (cur.Attempt+1);
+//   - queued without it: the dispatcher's request (attempt 0, or a retry
+//     held as an unacked message by a release without scheduling); never
+//     a copy;
+//   - running: the request that wrote it (cur.Copy); if that is m, m's
+//     executor died mid-run and m runs the next attempt.
+//
+// So a copy scheduled just before a crash and the redelivered original
+// never both run an attempt, whichever comes first.
+func ownedElsewhere(g int, cur *message.Run) (bool, string) {
+	switch {
+	case cur.Status == message.StatusQueued && cur.RetryAt != nil:
+		if g != cur.Attempt+1 {
+			return true, "a scheduled retry owns the run"
 		}
-		return false, ""
-	}
-	if md, err := m.Metadata(); err == nil && md.NumDelivered == 1 && cur.Attempt >= retry {
-		return true, "scheduled retry of an attempt already made"
+	case cur.Status == message.StatusQueued:
+		if g != 0 {
+			return true, "a retry copy of a run that is not waiting for it"
+		}
+	default:
+		if g != cur.Copy {
+			return true, "another request of the run is running it"
+		}
 	}
 	return false, ""
 }
@@ -152,8 +165,8 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 			_ = m.Ack()
 			return
 		}
-		if stale, why := staleForRetry(m, cur); stale {
-			x.log.Info(why+"; acking", "run", rr.ID, "status", cur.Status, "attempt", cur.Attempt)
+		if owned, why := ownedElsewhere(retryAttempt(m), cur); owned {
+			x.log.Info(why+"; acking", "run", rr.ID, "status", cur.Status, "attempt", cur.Attempt, "copy", retryAttempt(m))
 			_ = m.Ack()
 			return
 		}
@@ -179,6 +192,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	log := x.log.With("run", rr.ID, "job", rr.Namespace+"/"+rr.Job, "attempt", attempt)
 	label := rr.Namespace + "/" + rr.Job
 	rec := x.record(&rr, attempt)
+	rec.Copy = retryAttempt(m)
 
 	job, ok := x.cat.Job(rr.Namespace, rr.Job)
 	if !ok {
@@ -270,21 +284,30 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 	rec.Status, rec.FinishedAt = message.StatusQueued, nil
 	rec.Error = fmt.Sprintf("attempt %d %s (%s); retrying in %s", attempt, out.status, out.err, delay)
 	mRetries.WithLabelValues(label).Inc()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	scheduled := x.scheduleRetry(sctx, m, rec.ID, rec.DeliveryID, attempt+1, at, log)
+	bg := context.WithoutCancel(ctx)
+	scheduled := x.scheduleRetry(bg, m, rec.ID, rec.DeliveryID, attempt+1, at, log)
 	if scheduled {
 		rec.RetryAt = &at
 	}
-	if err := runstatus.Publish(sctx, x.js, rec); err != nil {
-		log.Warn("cannot store retry status", "err", err)
-	}
+	sctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	err := runstatus.Publish(sctx, x.js, rec)
+	cancel()
 	log.Info("run failed; retrying", "status", out.status, "in", delay, "scheduled", scheduled)
-	if !scheduled {
+	if err != nil || !scheduled {
+		// Without the retry status stored, a copy (if any) does not own
+		// the run: this request, back when the retry is due, runs it.
+		if err != nil {
+			log.Warn("cannot store retry status", "err", err)
+		}
 		_ = m.NakWithDelay(delay)
 		return
 	}
-	if err := m.DoubleAck(sctx); err != nil {
+	if x.loseRetryAck {
+		return // a test's lost ack: JetStream redelivers the request
+	}
+	actx, cancel := context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	if err := m.DoubleAck(actx); err != nil {
 		// The redelivery finds the retry scheduled and only acks.
 		log.Warn("ack failed after scheduling the retry", "err", err)
 	}
@@ -294,6 +317,8 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 // message id makes a second scheduling of the same attempt (after a crash)
 // a duplicate.
 func (x *Executor) scheduleRetry(ctx context.Context, m jetstream.Msg, runID, deliveryID string, attempt int, at time.Time, log *slog.Logger) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	s, err := x.js.Stream(ctx, bus.StreamRuns)
 	if err != nil || !s.CachedInfo().Config.AllowMsgSchedules {
 		if err == nil {
@@ -308,8 +333,12 @@ func (x *Executor) scheduleRetry(ctx context.Context, m jetstream.Msg, runID, de
 	c.Header.Set(bus.HeaderSchedule, "@at "+at.Format(time.RFC3339Nano))
 	c.Header.Set(bus.HeaderScheduleTarget, m.Subject())
 	msgID := runID + ":" + deliveryID + ":retry" + strconv.Itoa(attempt)
-	if _, err := x.js.PublishMsg(ctx, c, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamRuns)); err != nil {
-		log.Warn("cannot schedule the retry; holding the run until it is due", "err", err)
+	ack, err := x.js.PublishMsg(ctx, c, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamRuns))
+	if err != nil || ack.Duplicate {
+		// A copy may exist all the same (a time-out after NATS stored
+		// it, or an earlier scheduling): it will not own the run, whose
+		// status says no retry is scheduled (ownedElsewhere).
+		log.Warn("cannot schedule the retry; holding the run until it is due", "err", err, "duplicate", err == nil)
 		return false
 	}
 	return true
