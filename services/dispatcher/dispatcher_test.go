@@ -693,3 +693,19 @@ func TestDispatcher_UndecodableStatusOnResumeIsHandedBack(t *testing.T) {
 		t.Fatalf("the garbled delivery got an outcome: %v", err)
 	}
 }
+
+// A run request whose size bound is over NATS' limit but whose encoding is
+// not (plain arguments, no escaping to speak of) is dispatched.
+func TestDispatcher_RunRequestNearMaxPayloadIsMeasured(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	job := resource.Job{Metadata: resource.Meta{Name: "near"}, Spec: resource.JobSpec{Command: []string{"true"}, Args: []resource.Arg{
+		{Name: "a", Value: "{{ .body.s }}"}, {Name: "b", Value: "{{ .body.s }}"},
+	}}}
+	w := e.hook("near", nil, job)
+	e.start(nil)
+	body := fmt.Sprintf(`{"s":%q,"pad":%q}`, strings.Repeat("s", 60<<10), strings.Repeat("p", 5<<20+512<<10))
+	d := e.deliver(w, "evt-near", body)
+	want(t, "delivery outcome", e.outcome(d).Status, message.DeliveryDispatched)
+	want(t, "run requests", len(e.runRequests()), 1)
+}

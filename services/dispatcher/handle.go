@@ -278,7 +278,7 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 		it.outcome, it.err = outcomeFailed, fmt.Errorf("cannot resolve the arguments of job %s: %w", job.Metadata.Name, err)
 		return
 	}
-	if size, limit := runRequestSize(it), d.js.Conn().MaxPayload(); limit > 0 && size > limit {
+	if size, limit := runRequestSize(it, d.now(), d.js.Conn().MaxPayload()); limit > 0 && size > limit {
 		// It could never be stored: handing the delivery back would
 		// bring it back for ever.
 		it.outcome, it.err = outcomeFailed, fmt.Errorf("the run request of job %s would take about %d bytes, over NATS' max_payload of %d: lower the webhook's maxBodyBytes or the size of the job's arguments", job.Metadata.Name, size, limit)
@@ -287,10 +287,12 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 	it.outcome = message.DeliveryDispatched
 }
 
-// runRequestSize bounds from above the encoded size of it's run request:
-// the body in base64, every argument and header at JSON's worst escaping
-// (6 bytes, \u00XX, per byte), and the fixed fields.
-func runRequestSize(it *item) int64 {
+// runRequestSize returns NATS' limit and the encoded size of it's run
+// request, or a bound of that size from above when the bound is within the
+// limit: the body in base64, every argument and header at JSON's worst
+// escaping (6 bytes, \u00XX, per byte), and the fixed fields. Only a
+// request whose bound is over the limit is encoded to be measured.
+func runRequestSize(it *item, now time.Time, limit int64) (size, max int64) {
 	n := int64(base64.StdEncoding.EncodedLen(len(it.d.Body))) + 8<<10
 	for k, v := range it.args {
 		n += 6*int64(len(k)+len(v)) + 8
@@ -300,7 +302,14 @@ func runRequestSize(it *item) int64 {
 			n += 6*int64(len(k)+len(v)) + 8
 		}
 	}
-	return n
+	if limit <= 0 || n <= limit {
+		return n, limit
+	}
+	b, err := message.Marshal(runRequest(it, now))
+	if err != nil {
+		return n, limit
+	}
+	return int64(len(b)) + 1<<10, limit // and its headers
 }
 
 // catalogGrace is how long after its arrival a delivery whose webhook or

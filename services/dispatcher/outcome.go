@@ -64,16 +64,21 @@ func (d *Dispatcher) publishRuns(ctx context.Context, items []*item) {
 		if it.outcome != message.DeliveryDispatched || it.skip || it.failed {
 			continue
 		}
-		rr := &message.RunRequest{
-			Schema: message.SchemaRunRequest, ID: it.d.RunID, Namespace: it.d.Namespace, Job: it.job.Metadata.Name,
-			Webhook: it.d.Webhook, DeliveryID: it.d.ID, EventID: it.d.EventID, Args: it.args,
-			Payload: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header,
-			ReceivedAt: it.d.ReceivedAt, Source: source(&it.d), QueuedAt: now, Replay: it.d.ReplayOf != "",
-			Callback: callback(it),
-		}
+		rr := runRequest(it, now)
 		futs = append(futs, d.publishJSON(it, bus.RunSubject(it.d.Namespace, rr.Job), message.SchemaRunRequest, rr, runMsgID(rr.ID, it.d.ID)))
 	}
 	d.wait(ctx, futs)
+}
+
+// runRequest is it's run request, queued at now.
+func runRequest(it *item, now time.Time) *message.RunRequest {
+	return &message.RunRequest{
+		Schema: message.SchemaRunRequest, ID: it.d.RunID, Namespace: it.d.Namespace, Job: it.job.Metadata.Name,
+		Webhook: it.d.Webhook, DeliveryID: it.d.ID, EventID: it.d.EventID, Args: it.args,
+		Payload: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header,
+		ReceivedAt: it.d.ReceivedAt, Source: source(&it.d), QueuedAt: now, Replay: it.d.ReplayOf != "",
+		Callback: callback(it),
+	}
 }
 
 // finish stores delivery outcomes, records webhook status, and acks. An
