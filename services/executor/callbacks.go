@@ -81,6 +81,7 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-waiting }()
+			_ = m.InProgress() // it may have sat in the client's buffer
 			stop := holdMsg(m, (x.cfg.CallbackTimeout+15*time.Second)/3)
 			host := callbackHost(r.Callback.URL)
 			if !hosts.acquire(ctx, host) {

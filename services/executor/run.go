@@ -373,6 +373,14 @@ func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run
 			}
 			break
 		}
+		if errors.Is(err, nats.ErrMaxPayload) && (rec.Args != nil || rec.Output != "" || rec.WebhookPayload != "") {
+			// Too large to be stored, ever: keep what says how the run
+			// ended, drop what made it large.
+			log.Warn("final status over NATS' max_payload: storing it without its arguments, output and payload", "err", err)
+			rec.Args, rec.WebhookPayload = nil, ""
+			rec.Output = "(output dropped: the status was over NATS' max_payload)"
+			continue
+		}
 		if i == 1 || i%10 == 0 {
 			log.Warn("cannot store final status; retrying until NATS takes it", "attempts", i, "err", err)
 		}
