@@ -156,15 +156,16 @@ func (d *Dispatcher) writeStatuses(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case n := <-d.statusNotes:
-			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			// Without a deadline of ours, each KV request is bounded by
+			// the jetstream package's default (5 s); most Delivered calls
+			// are throttled and make none.
 			if n.err != "" {
-				if err := d.status.Error(wctx, n.ns, n.name, n.err); err != nil {
+				if err := d.status.Error(ctx, n.ns, n.name, n.err); err != nil {
 					d.log.Warn("cannot record lastError", "webhook", n.ns+"/"+n.name, "err", err)
 				}
 			} else {
-				_ = d.status.Delivered(wctx, n.ns, n.name, n.delivered)
+				_ = d.status.Delivered(ctx, n.ns, n.name, n.delivered)
 			}
-			cancel()
 		}
 	}
 }
