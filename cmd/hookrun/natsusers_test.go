@@ -176,7 +176,7 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				return kvPut(bus.BucketDedup)(js)
 			},
 			pub: []string{
-				bus.DeliverySubject("default", "hook", "dlv_1"), bus.CancelSubject("run_1"), bus.OutputSubject("run_1"),
+				bus.DeliverySubject("default", "hook", "dlv_1"), bus.CancelSubject("run_1"), bus.OutputSubject("run_1"), bus.RetryScheduleSubject("run_1"),
 				"$KV.hookrun_secrets.default.evil", "$KV.hookrun_keys.default.evil", "$KV.hookrun_cancels.run_1",
 				"$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job", "$JS.API.CONSUMER.MSG.NEXT.STATUS.callbacks",
 				"$JS.API.STREAM.DELETE.RUNS", "$JS.API.CONSUMER.DELETE.DELIVERIES.dispatcher",
@@ -188,12 +188,19 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				if err := publish(bus.StatusSubject("default", "run_1"))(js); err != nil {
 					return err
 				}
-				// A failed run's retry, scheduled in RUNS.
+				// A failed run's retry, scheduled in RETRIES; moved back into
+				// RUNS, through the `retries` consumer, when due.
 				m := nats.NewMsg(bus.RetryScheduleSubject("run_permprobe"))
 				m.Header.Set(bus.HeaderSchedule, "@at "+time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
-				m.Header.Set(bus.HeaderScheduleTarget, bus.RunSubject("default", "job"))
+				m.Header.Set(bus.HeaderScheduleTarget, bus.RetryDueSubject("default", "job"))
 				if _, err := js.PublishMsg(ctx, m); err != nil {
 					return fmt.Errorf("scheduling a retry: %w", err)
+				}
+				if _, err := js.CreateOrUpdateConsumer(ctx, bus.StreamRetries, jetstream.ConsumerConfig{Durable: bus.ConsumerRetries, FilterSubject: bus.RetriesDue, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+					return fmt.Errorf("the retries consumer: %w", err)
+				}
+				if err := publish(bus.RunSubject("default", "job"))(js); err != nil {
+					return fmt.Errorf("moving a due retry into RUNS: %w", err)
 				}
 				// A run's status, by direct get or from the leader.
 				if err := statusNotFound(js, false); err != nil {
@@ -202,7 +209,7 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				return statusNotFound(js, true)
 			},
 			pub: []string{
-				bus.DeliverySubject("default", "hook", "dlv_1"), bus.RunSubject("default", "job"), bus.CancelSubject("run_1"),
+				bus.DeliverySubject("default", "hook", "dlv_1"), bus.CancelSubject("run_1"), bus.RetryDueSubject("default", "job"),
 				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_cancels.run_1", "$KV.hookrun_dedup.evil",
 				"$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher", "$JS.API.STREAM.DELETE.STATUS",
 			},

@@ -19,6 +19,10 @@ const (
 	// StreamStatus holds status events of runs and deliveries; the last
 	// message per subject is the current state.
 	StreamStatus = "STATUS"
+	// StreamRetries holds failed runs' retries until they are due, as
+	// scheduled messages (NATS message scheduling). It is a stream of its
+	// own: scheduling on RUNS made every run's start slower.
+	StreamRetries = "RETRIES"
 )
 
 // KV bucket names.
@@ -39,12 +43,16 @@ const (
 	ConsumerDispatcher = "dispatcher"
 	// ConsumerCallbacks is the durable consumer that delivers callbacks.
 	ConsumerCallbacks = "callbacks"
+	// ConsumerRetries is the durable consumer with which executors move
+	// due retries from RETRIES into RUNS.
+	ConsumerRetries = "retries"
 )
 
 // Subject prefixes.
 const (
 	prefixDeliveries = "hookrun.deliveries"
 	prefixRuns       = "hookrun.runs"
+	prefixRetries    = "hookrun.retries"
 	prefixStatus     = "hookrun.status"
 	prefixOutput     = "hookrun.output"
 	prefixCancel     = "hookrun.cancel"
@@ -73,11 +81,29 @@ const (
 	HeaderScheduleTarget = "Nats-Schedule-Target"
 )
 
-// RetryScheduleSubject is the subject in RUNS that holds the scheduled
-// retry of a run until it is due. "_retry" is no namespace name, so no
-// job's consumer (hookrun.runs.<ns>.<job>) sees it.
+// RetryScheduleSubject is the subject in RETRIES that holds the
+// scheduled retry of a run until it is due.
 func RetryScheduleSubject(runID string) string {
-	return join(prefixRuns, "_retry", runID)
+	return join(prefixRetries, "wait", runID)
+}
+
+// RetryDueSubject is where NATS publishes a retry of a job's run when it
+// is due, in RETRIES; an executor moves it to the job's subject in RUNS.
+func RetryDueSubject(ns, job string) string {
+	return join(prefixRetries, "due", ns, job)
+}
+
+// RetriesDue matches every due retry.
+const RetriesDue = prefixRetries + ".due.>"
+
+// JobOfRetryDue is the namespace and job of a RetryDueSubject.
+func JobOfRetryDue(subject string) (ns, job string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, prefixRetries+".due.")
+	if !ok {
+		return "", "", false
+	}
+	ns, job, ok = strings.Cut(rest, ".")
+	return ns, job, ok && SafeToken(ns) && SafeToken(job)
 }
 
 // DeliverySubject is the subject of one delivery in DELIVERIES.

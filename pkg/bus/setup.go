@@ -56,6 +56,15 @@ func StreamConfigs(o Options) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.Replicas,
 			Duplicates:  o.DuplicateWindow,
+		},
+		{
+			Name:        StreamRetries,
+			Description: "Failed runs' retries, scheduled until due, then moved to RUNS",
+			Subjects:    []string{prefixRetries + ".>"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			Duplicates:  o.DuplicateWindow,
 			// Retries wait as scheduled messages, not as unacked ones
 			// that would hold a slot of their job's concurrency.
 			AllowMsgSchedules: true,

@@ -203,6 +203,7 @@ func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
 	defer func() { _ = snap.Unsubscribe() }()
 	g.Go(func() error { return x.manageJobs(gctx) })
 	g.Go(func() error { return x.deliverCallbacks(gctx) })
+	g.Go(func() error { return x.moveDueRetries(gctx) })
 	err = g.Wait()
 	if ctx.Err() != nil {
 		return nil

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -285,7 +286,7 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 	rec.Error = fmt.Sprintf("attempt %d %s (%s); retrying in %s", attempt, out.status, out.err, delay)
 	mRetries.WithLabelValues(label).Inc()
 	bg := context.WithoutCancel(ctx)
-	scheduled := x.scheduleRetry(bg, m, rec.ID, rec.DeliveryID, attempt+1, at, log)
+	scheduled := x.scheduleRetry(bg, m, rec, attempt+1, at, log)
 	if scheduled {
 		rec.RetryAt = &at
 	}
@@ -313,27 +314,28 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 	}
 }
 
-// scheduleRetry stores a copy of m, due at at, for the given attempt. Its
-// message id makes a second scheduling of the same attempt (after a crash)
-// a duplicate.
-func (x *Executor) scheduleRetry(ctx context.Context, m jetstream.Msg, runID, deliveryID string, attempt int, at time.Time, log *slog.Logger) bool {
+// scheduleRetry stores a copy of m in RETRIES, due at at, for the given
+// attempt; when due, NATS publishes it on the job's due subject there and
+// moveDueRetries puts it back in RUNS. Its message id makes a second
+// scheduling of the same attempt a duplicate.
+func (x *Executor) scheduleRetry(ctx context.Context, m jetstream.Msg, rec *message.Run, attempt int, at time.Time, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := x.js.Stream(ctx, bus.StreamRuns)
+	s, err := x.js.Stream(ctx, bus.StreamRetries)
 	if err != nil || !s.CachedInfo().Config.AllowMsgSchedules {
 		if err == nil {
-			log.Warn("RUNS has no message scheduling (nats-server 2.12 or later): the retry holds a slot of its job while it waits")
+			log.Warn("RETRIES has no message scheduling (nats-server 2.12 or later): the retry holds a slot of its job while it waits")
 		}
 		return false
 	}
-	c := nats.NewMsg(bus.RetryScheduleSubject(runID))
+	c := nats.NewMsg(bus.RetryScheduleSubject(rec.ID))
 	c.Data = m.Data()
 	c.Header.Set(bus.HeaderSchema, m.Headers().Get(bus.HeaderSchema))
 	c.Header.Set(bus.HeaderRetryAttempt, strconv.Itoa(attempt))
 	c.Header.Set(bus.HeaderSchedule, "@at "+at.Format(time.RFC3339Nano))
-	c.Header.Set(bus.HeaderScheduleTarget, m.Subject())
-	msgID := runID + ":" + deliveryID + ":retry" + strconv.Itoa(attempt)
-	ack, err := x.js.PublishMsg(ctx, c, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamRuns))
+	c.Header.Set(bus.HeaderScheduleTarget, bus.RetryDueSubject(rec.Namespace, rec.Job))
+	msgID := retryMsgID(rec.ID, rec.DeliveryID, attempt)
+	ack, err := x.js.PublishMsg(ctx, c, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamRetries))
 	if err != nil || ack.Duplicate {
 		// A copy may exist all the same (a time-out after NATS stored
 		// it, or an earlier scheduling): it will not own the run, whose
@@ -342,6 +344,74 @@ func (x *Executor) scheduleRetry(ctx context.Context, m jetstream.Msg, runID, de
 		return false
 	}
 	return true
+}
+
+// retryMsgID is the message id of the copy of a run's request for attempt.
+func retryMsgID(runID, deliveryID string, attempt int) string {
+	return runID + ":" + deliveryID + ":retry" + strconv.Itoa(attempt)
+}
+
+// moveDueRetries moves due retries from RETRIES into RUNS, on their job's
+// subject (a durable consumer shared by every executor). The copy keeps
+// its headers, and its message id in RUNS drops a second move of the same
+// copy (a crash between the publish and the ack).
+func (x *Executor) moveDueRetries(ctx context.Context) error {
+	var cons jetstream.Consumer
+	for {
+		var err error
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cons, err = x.js.CreateOrUpdateConsumer(cctx, bus.StreamRetries, jetstream.ConsumerConfig{
+			Durable:       bus.ConsumerRetries,
+			Description:   "Due retries, moved into RUNS",
+			FilterSubject: bus.RetriesDue,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       30 * time.Second,
+			MaxAckPending: 10_000,
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		x.log.Warn("cannot create the retries consumer, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		ns, job, ok := bus.JobOfRetryDue(m.Subject())
+		if !ok {
+			x.log.Error("due retry on a subject that names no job: dropped", "subject", m.Subject())
+			_ = m.Term()
+			return
+		}
+		out := nats.NewMsg(bus.RunSubject(ns, job))
+		out.Data = m.Data()
+		for _, h := range []string{bus.HeaderSchema, bus.HeaderRetryAttempt} {
+			out.Header.Set(h, m.Headers().Get(h))
+		}
+		var rr struct {
+			ID         string `json:"id"`
+			DeliveryID string `json:"deliveryId"`
+		}
+		_ = json.Unmarshal(m.Data(), &rr)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		attempt := retryAttempt(m)
+		if _, err := x.js.PublishMsg(pctx, out, jetstream.WithMsgID(retryMsgID(rr.ID, rr.DeliveryID, attempt)), jetstream.WithExpectStream(bus.StreamRuns)); err != nil {
+			x.log.Warn("cannot move a due retry into RUNS; trying again", "run", rr.ID, "attempt", attempt, "err", err)
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
 }
 
 // retryAttempt is the attempt a scheduled retry copy is for; 0 for a run
