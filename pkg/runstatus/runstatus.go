@@ -27,22 +27,45 @@ var ErrUndecodable = errors.New("undecodable status record")
 
 // Publish stores r as the current status of r.ID and waits for the ack.
 func Publish(ctx context.Context, js jetstream.JetStream, r *message.Run) error {
+	_, err := PublishAfter(ctx, js, r, 0)
+	return err
+}
+
+// ErrNotLatest: the run's status is no longer the one the writer stored
+// last (PublishAfter); another writer has moved the run on.
+var ErrNotLatest = errors.New("the run's status has changed since this writer's last")
+
+// PublishAfter stores r as the current status of r.ID only if the last
+// status stored for it is at sequence after (0: whatever it is), and
+// returns the new status' sequence. ErrNotLatest means another status was
+// stored in between.
+func PublishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, after uint64) (uint64, error) {
 	r.Schema = message.SchemaRun
 	if r.Kind == "" {
 		r.Kind = message.KindRun
 	}
 	data, err := message.Marshal(r)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	m := nats.NewMsg(bus.StatusSubject(r.Namespace, r.ID))
 	m.Data = data
 	m.Header.Set(bus.HeaderSchema, message.SchemaRun)
 	m.Header.Set(bus.HeaderStatus, r.Status)
-	if _, err := js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, err)
+	var opts []jetstream.PublishOpt
+	if after > 0 {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(after))
 	}
-	return nil
+	ack, err := js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if after > 0 && errors.As(err, &apiErr) &&
+			(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, ErrNotLatest)
+		}
+		return 0, fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, err)
+	}
+	return ack.Sequence, nil
 }
 
 // Get returns the current status of a run or delivery id in any namespace.

@@ -1,6 +1,8 @@
 package executor
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/runstatus"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 // ledger reads "<run id> <attempt>" lines a job appended: run id -> attempts.
@@ -126,4 +130,40 @@ func TestExecutor_FinalStatusWaitsOutANATSOutage(t *testing.T) {
 	time.Sleep(2 * 3 * time.Second) // a redelivery, had the run been handed back, would run by now
 	want(t, "executions", len(readLedger(t, ledger)[rr.ID]), 1)
 	want(t, "final statuses", finals(e.history(rr)), 1)
+}
+
+// An executor cut off while its run went on (a partition) may come back
+// after another executor took the run over and stored a newer status. Its
+// final status must not overwrite that newer attempt: it is stored only
+// right after its own "running".
+func TestExecutor_FinalStatusDoesNotOverwriteATakeOver(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.conf.AckWait = 20 * time.Second
+	ledger := filepath.Join(e.out, "takeover.ledger")
+	job := e.script("takeover", `sleep 1; echo "$HOOKRUN_RUN_ID $HOOKRUN_RUN_ATTEMPT" >> "`+ledger+`"`)
+	e.start(nil)
+	rr := e.submit(job, "{}")
+	r := e.waitStatus(rr, message.StatusRunning, 1)
+	// Another executor has taken the run over and started attempt 2.
+	now := time.Now().UTC()
+	r.Attempt, r.StartedAt = 2, &now
+	if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if len(readLedger(t, ledger)[rr.ID]) == 0 {
+			return errors.New("attempt 1 has not ended yet")
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // attempt 1's final status would be stored by now
+	cur, err := runstatus.Get(context.Background(), e.js, rr.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Status != message.StatusRunning || cur.Attempt != 2 {
+		t.Fatalf("the run is %s (attempt %d): attempt 1's result overwrote attempt 2", cur.Status, cur.Attempt)
+	}
+	want(t, "final statuses", finals(e.history(rr)), 0)
 }

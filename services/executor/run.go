@@ -215,7 +215,10 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	}
 	start := time.Now().UTC()
 	rec.Status, rec.StartedAt = message.StatusRunning, &start
-	err = runstatus.Publish(pctx, x.js, rec)
+	// The sequence of "running": the final status is stored only after
+	// it, so that this executor, back from a partition during which
+	// another took the run over, cannot overwrite the newer attempt.
+	runningSeq, err := runstatus.PublishAfter(pctx, x.js, rec, 0)
 	if err == nil && time.Now().After(startBy) {
 		err = errors.New("too late to start: the run may have been handed to another executor")
 	}
@@ -253,10 +256,10 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	mRunSeconds.WithLabelValues(label).Observe(end.Sub(start).Seconds())
 
 	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && attempt <= job.Spec.Retries {
-		x.retry(ctx, m, job, rec, attempt, out, label, log)
+		x.retry(ctx, m, job, rec, attempt, out, label, log, runningSeq)
 		return
 	}
-	x.finish(ctx, m, rec, label, log)
+	x.finishAfter(ctx, m, rec, label, log, runningSeq)
 	mAcceptToFinish.WithLabelValues(label).Observe(end.Sub(rr.ReceivedAt).Seconds())
 }
 
@@ -279,7 +282,7 @@ func handBackBy(m jetstream.Msg, startBy time.Time) {
 // still says running runs again, and its copy, when due, finds the attempt
 // made and is acked (handleRun). Without message scheduling (a
 // nats-server before 2.12) the message is held, as NakWithDelay does.
-func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job, rec *message.Run, attempt int, out outcome, label string, log *slog.Logger) {
+func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job, rec *message.Run, attempt int, out outcome, label string, log *slog.Logger, runningSeq uint64) {
 	delay := backoff(job.Spec.RetryBackoff.D(), attempt)
 	at := time.Now().Add(delay).UTC()
 	rec.Status, rec.FinishedAt = message.StatusQueued, nil
@@ -291,9 +294,15 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 		rec.RetryAt = &at
 	}
 	sctx, cancel := context.WithTimeout(bg, 5*time.Second)
-	err := runstatus.Publish(sctx, x.js, rec)
+	_, err := runstatus.PublishAfter(sctx, x.js, rec, runningSeq)
 	cancel()
 	log.Info("run failed; retrying", "status", out.status, "in", delay, "scheduled", scheduled)
+	if errors.Is(err, runstatus.ErrNotLatest) {
+		// Another executor took the run over meanwhile: the message is
+		// its now; a NAK here would bring it back once more.
+		log.Warn("the run was taken over while this attempt ran; leaving it to its new owner")
+		return
+	}
 	if err != nil || !scheduled {
 		// Without the retry status stored, a copy (if any) does not own
 		// the run: this request, back when the retry is due, runs it.
@@ -428,6 +437,15 @@ func retryAttempt(m jetstream.Msg) int {
 // shutting down does it give up, after ShutdownGrace, and hand the run back
 // (its redelivery runs it again, as a later attempt).
 func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run, label string, log *slog.Logger) {
+	x.finishAfter(ctx, m, rec, label, log, 0)
+}
+
+// finishAfter is finish for a run whose "running" is at runningSeq: the
+// final status is stored only if no other status came after it. One that
+// did (another executor took the run over while this one was cut off) wins:
+// this attempt's result is dropped and the message, now the other's, is
+// left alone.
+func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *message.Run, label string, log *slog.Logger, runningSeq uint64) {
 	wait := x.statusRetry
 	if wait <= 0 {
 		wait = time.Second
@@ -435,7 +453,19 @@ func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run
 	var giveUp <-chan time.Time
 	for i := 1; ; i++ {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err := runstatus.Publish(sctx, x.js, rec)
+		_, err := runstatus.PublishAfter(sctx, x.js, rec, runningSeq)
+		if errors.Is(err, runstatus.ErrNotLatest) {
+			// Stored by an earlier try whose ack was lost, or the run
+			// taken over?
+			cur, gerr := runstatus.Get(sctx, x.js, rec.ID)
+			if gerr == nil && cur.Status == rec.Status && cur.Attempt == rec.Attempt && cur.Copy == rec.Copy {
+				err = nil
+			} else if gerr == nil {
+				cancel()
+				log.Warn("the run was taken over while this attempt ran; its result is not stored", "status", rec.Status, "current", cur.Status, "current_attempt", cur.Attempt)
+				return
+			}
+		}
 		cancel()
 		if err == nil {
 			if i > 1 {
