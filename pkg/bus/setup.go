@@ -33,7 +33,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// StreamConfigs returns the configuration of Hookrun's three streams.
+// StreamConfigs returns the configuration of Hookrun's four streams.
 func StreamConfigs(o Options) []jetstream.StreamConfig {
 	o = o.withDefaults()
 	return []jetstream.StreamConfig{

@@ -12,7 +12,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/message"
 )
 
-// fakeMsg is a run request message as far as staleForRetry reads it.
+// fakeMsg is a run request message as far as the retry helpers read it.
 type fakeMsg struct {
 	jetstream.Msg
 	retry     int // 0: the dispatcher's original
