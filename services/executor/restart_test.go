@@ -141,7 +141,7 @@ func TestExecutor_FinalStatusDoesNotOverwriteATakeOver(t *testing.T) {
 	e := newXEnv(t)
 	e.conf.AckWait = 20 * time.Second
 	ledger := filepath.Join(e.out, "takeover.ledger")
-	job := e.script("takeover", `sleep 1; echo "$HOOKRUN_RUN_ID $HOOKRUN_RUN_ATTEMPT" >> "`+ledger+`"`)
+	job := e.script("takeover", `sleep 3; echo "$HOOKRUN_RUN_ID $HOOKRUN_RUN_ATTEMPT" >> "`+ledger+`"`)
 	e.start(nil)
 	rr := e.submit(job, "{}")
 	r := e.waitStatus(rr, message.StatusRunning, 1)
