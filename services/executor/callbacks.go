@@ -24,33 +24,21 @@ import (
 // to CallbackConcurrency are sent at once, at most half of them to one
 // receiver host, so a slow receiver does not hold up the others.
 func (x *Executor) deliverCallbacks(ctx context.Context) error {
-	var cons jetstream.Consumer
-	for {
-		var err error
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err = x.js.CreateOrUpdateConsumer(cctx, bus.StreamStatus, jetstream.ConsumerConfig{
-			Durable:       bus.ConsumerCallbacks,
-			Description:   "Signed callbacks of final run statuses",
-			FilterSubject: bus.StatusAll,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       x.cfg.CallbackTimeout + 15*time.Second,
-			MaxDeliver:    len(x.cfg.CallbackBackoff) + 1,
-			DeliverPolicy: jetstream.DeliverNewPolicy,
-			// A callback waiting out its backoff (a delayed NAK) stays
-			// pending: the bound must be high enough that one dead
-			// receiver's retries cannot stall every other callback.
-			MaxAckPending: 100_000,
-		})
-		cancel()
-		if err == nil {
-			break
-		}
-		x.log.Warn("cannot create callbacks consumer, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+	cons, ok := x.durable(ctx, bus.StreamStatus, jetstream.ConsumerConfig{
+		Durable:       bus.ConsumerCallbacks,
+		Description:   "Signed callbacks of final run statuses",
+		FilterSubject: bus.StatusAll,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       x.cfg.CallbackTimeout + 15*time.Second,
+		MaxDeliver:    len(x.cfg.CallbackBackoff) + 1,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		// A callback waiting out its backoff (a delayed NAK) stays
+		// pending: the bound must be high enough that one dead
+		// receiver's retries cannot stall every other callback.
+		MaxAckPending: 100_000,
+	})
+	if !ok {
+		return nil
 	}
 	// A callback waits for a slot of its receiver's host, then for a
 	// sender, in a goroutine of its own that keeps the message alive: the
@@ -109,6 +97,25 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	<-ctx.Done()
 	cc.Stop()
 	return nil
+}
+
+// durable creates (or updates) a durable consumer, retrying every second
+// while NATS cannot; false once ctx ends first.
+func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, bool) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cons, err := x.js.CreateOrUpdateConsumer(cctx, stream, cfg)
+		cancel()
+		if err == nil {
+			return cons, true
+		}
+		x.log.Warn("cannot create a durable consumer, retrying", "stream", stream, "consumer", cfg.Durable, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // holdMsg sends in-progress acks for m every period until stop is called.

@@ -365,28 +365,16 @@ func retryMsgID(runID, deliveryID string, attempt int) string {
 // its headers, and its message id in RUNS drops a second move of the same
 // copy (a crash between the publish and the ack).
 func (x *Executor) moveDueRetries(ctx context.Context) error {
-	var cons jetstream.Consumer
-	for {
-		var err error
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err = x.js.CreateOrUpdateConsumer(cctx, bus.StreamRetries, jetstream.ConsumerConfig{
-			Durable:       bus.ConsumerRetries,
-			Description:   "Due retries, moved into RUNS",
-			FilterSubject: bus.RetriesDue,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       30 * time.Second,
-			MaxAckPending: 10_000,
-		})
-		cancel()
-		if err == nil {
-			break
-		}
-		x.log.Warn("cannot create the retries consumer, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+	cons, ok := x.durable(ctx, bus.StreamRetries, jetstream.ConsumerConfig{
+		Durable:       bus.ConsumerRetries,
+		Description:   "Due retries, moved into RUNS",
+		FilterSubject: bus.RetriesDue,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 10_000,
+	})
+	if !ok {
+		return nil
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		ns, job, ok := bus.JobOfRetryDue(m.Subject())
