@@ -127,13 +127,19 @@ func (p *benchProc) stop() {
 func (p *benchProc) pid() int { return p.cmd.Process.Pid }
 
 // peakRSS is the process' high-water resident set (VmHWM), in MiB.
-func (p *benchProc) peakRSS() float64 {
+func (p *benchProc) peakRSS() float64 { return p.status("VmHWM:") }
+
+// rss is the process' resident set now (VmRSS), in MiB.
+func (p *benchProc) rss() float64 { return p.status("VmRSS:") }
+
+// status reads a size field of /proc/<pid>/status, in MiB.
+func (p *benchProc) status(field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}
@@ -571,6 +577,18 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	for _, s := range []string{"ingress", "dispatcher", "executor", "keys"} {
 		rep.add("peak RSS "+s, fmt.Sprintf("%.1f MiB", procs[s].peakRSS()), "VmHWM")
 	}
+	// What retention costs: every retained delivery and status event stays
+	// on disk, and each subject (one per delivery in DELIVERIES, one per run
+	// and per delivery in STATUS) in nats-server's memory (OPERATIONS.md,
+	// "Sizing NATS").
+	var held []string
+	for _, name := range []string{bus.StreamDeliveries, bus.StreamStatus} {
+		if st, err := streamState(ctx, js, name); err == nil && st.Msgs > 0 {
+			rep.add(name+" at the end", fmt.Sprintf("%d messages, %.0f B each", st.Msgs, float64(st.Bytes)/float64(st.Msgs)), fmt.Sprintf("%d subjects", st.NumSubjects))
+			held = append(held, fmt.Sprintf("%d subjects in %s", st.NumSubjects, name))
+		}
+	}
+	rep.add("RSS nats-server now / peak", fmt.Sprintf("%.1f / %.1f MiB", np.rss(), np.peakRSS()), "VmRSS / VmHWM, holding "+strings.Join(held, " and "))
 	rep.ratios = [][2]string{
 		{"ingress ÷ bare publish (target ≥ 0.90)", fmt.Sprintf("%.2f", ing.PerSecond()/barePub.PerSecond())},
 		{"runs/s ÷ bare spawn (target ≥ 0.80)", fmt.Sprintf("%.2f", runRate/spawnRate)},
@@ -798,15 +816,20 @@ func closedLoopN(ctx context.Context, conns, n int, mk requestMaker) int {
 }
 
 func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	st, err := streamState(ctx, js, name)
+	return st.Msgs, err
+}
+
+func streamState(ctx context.Context, js jetstream.JetStream, name string) (jetstream.StreamState, error) {
 	s, err := js.Stream(ctx, name)
 	if err != nil {
-		return 0, err
+		return jetstream.StreamState{}, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, err
+		return jetstream.StreamState{}, err
 	}
-	return info.State.Msgs, nil
+	return info.State, nil
 }
 
 func purge(ctx context.Context, js jetstream.JetStream, name string) {

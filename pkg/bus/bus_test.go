@@ -64,3 +64,41 @@ func TestSafeToken_RefusesSubjectSyntax(t *testing.T) {
 		}
 	}
 }
+
+func TestEnsure_RetentionSetsAndUpdatesDeliveriesAndStatus(t *testing.T) {
+	n := testenv.StartNATS(t) // Ensure with the defaults
+	_, js := n.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	maxAge := func(name string) time.Duration {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		return info.Config.MaxAge
+	}
+	for _, name := range []string{bus.StreamDeliveries, bus.StreamStatus} {
+		if got := maxAge(name); got != bus.DefaultRetention {
+			t.Errorf("%s MaxAge %s by default, want %s", name, got, bus.DefaultRetention)
+		}
+	}
+	// An existing deployment changing HOOKRUN_RETENTION: the streams follow.
+	if err := bus.Ensure(ctx, js, bus.Options{Retention: 36 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{bus.StreamDeliveries, bus.StreamStatus} {
+		if got := maxAge(name); got != 36*time.Hour {
+			t.Errorf("%s MaxAge %s after Ensure with 36h", name, got)
+		}
+	}
+	// Work queues keep what is not done yet, whatever the retention.
+	for _, name := range []string{bus.StreamRuns, bus.StreamRetries} {
+		if got := maxAge(name); got != 0 {
+			t.Errorf("%s MaxAge %s, want none", name, got)
+		}
+	}
+}

@@ -10,11 +10,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// DefaultRetention is how long DELIVERIES and STATUS keep messages unless
+// configured otherwise (HOOKRUN_RETENTION).
+const DefaultRetention = 7 * 24 * time.Hour
+
 // Options shape the streams and buckets Ensure creates.
 type Options struct {
 	// Replicas is the replica count of every stream and bucket (1, or 3 in a cluster).
 	Replicas int
-	// Retention is how long deliveries and status events are kept (default 7 days).
+	// Retention is how long deliveries and status events are kept
+	// (DefaultRetention when zero).
 	Retention time.Duration
 	// DuplicateWindow is the JetStream duplicate window of DELIVERIES and RUNS (default 2m).
 	DuplicateWindow time.Duration
@@ -25,7 +30,7 @@ func (o Options) withDefaults() Options {
 		o.Replicas = 1
 	}
 	if o.Retention <= 0 {
-		o.Retention = 7 * 24 * time.Hour
+		o.Retention = DefaultRetention
 	}
 	if o.DuplicateWindow <= 0 {
 		o.DuplicateWindow = 2 * time.Minute

@@ -35,7 +35,15 @@ type Common struct {
 	LogLevel     string
 	Replicas     int
 	SecretKey    string
+	// Retention is how long DELIVERIES and STATUS keep messages
+	// (HOOKRUN_RETENTION; 0: bus' default of 7 days).
+	Retention time.Duration
 }
+
+// MinRetention is the shortest HOOKRUN_RETENTION: deliveries wait in
+// DELIVERIES for a dispatcher, and run statuses must outlive a run's
+// retries, for at least this long.
+const MinRetention = time.Hour
 
 // Env returns $HOOKRUN_<name> or def.
 func Env(name, def string) string {
@@ -102,7 +110,15 @@ func CommonFromEnv(httpAddr string) (Common, error) {
 	if _, err := EnvBool("PPROF", false); err != nil {
 		return Common{}, err
 	}
+	retention, err := EnvDuration("RETENTION", 0)
+	if err != nil {
+		return Common{}, err
+	}
+	if retention != 0 && retention < MinRetention {
+		return Common{}, fmt.Errorf("HOOKRUN_RETENTION=%s: must be at least %s (deliveries wait that long at least for a dispatcher)", retention, MinRetention)
+	}
 	return Common{
+		Retention:    retention,
 		HTTPAddr:     Env("HTTP_ADDR", httpAddr),
 		NATSURL:      Env("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSUser:     Env("NATS_USER", ""),

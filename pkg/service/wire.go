@@ -71,9 +71,15 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 			return err
 		})
 	}
-	log.Info("ensuring streams and buckets", "nats", c.NATSURL, "replicas", c.Replicas)
+	retention := c.Retention
+	if retention == 0 {
+		retention = bus.DefaultRetention
+	}
+	log.Info("ensuring streams and buckets", "nats", c.NATSURL, "replicas", c.Replicas, "retention", retention.String())
 	ensured := make(chan error, 1)
-	go func() { ensured <- bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas}) }()
+	go func() {
+		ensured <- bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas, Retention: retention})
+	}()
 	select {
 	case err = <-ensured:
 	case <-time.After(startingAfter):

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
@@ -108,5 +109,28 @@ func TestOpen_AsyncPublishWithoutAckFails(t *testing.T) {
 	}
 	if p := d.JS.PublishAsyncPending(); p != 0 {
 		t.Fatalf("%d publishes still pending", p)
+	}
+}
+
+// HOOKRUN_RETENTION reaches the streams: a service started with it sets the
+// MaxAge of DELIVERIES and STATUS, also on streams that already exist.
+func TestOpen_AppliesRetention(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t) // streams created with the default retention
+	d, err := Open(context.Background(), "keys", Common{NATSURL: n.URL, Replicas: 1, Retention: 30 * time.Hour}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, name := range []string{bus.StreamDeliveries, bus.StreamStatus} {
+		s, err := d.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.MaxAge; got != 30*time.Hour {
+			t.Errorf("%s MaxAge %s, want 30h", name, got)
+		}
 	}
 }
