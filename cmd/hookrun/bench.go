@@ -527,6 +527,9 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 			logf("profile: %v", err)
 		}
 	}
+	// Its subscription gets every status event: left on, the end-to-end
+	// phase would load nats-server and the bench with a second copy of each.
+	_ = finals.sub.Unsubscribe()
 	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d runs, includes start-up (first run finished after %s); statuses %s", o.runs, ms(finals.firstAfter(t1)), finals.summary()))
 	rep.add("executor: CPU µs per run", cpu.per(o.runs), "")
 
