@@ -527,9 +527,6 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 			logf("profile: %v", err)
 		}
 	}
-	// Its subscription gets every status event: left on, the end-to-end
-	// phase would load nats-server and the bench with a second copy of each.
-	_ = finals.sub.Unsubscribe()
 	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d runs, includes start-up (first run finished after %s); statuses %s", o.runs, ms(finals.firstAfter(t1)), finals.summary()))
 	rep.add("executor: CPU µs per run", cpu.per(o.runs), "")
 
@@ -582,7 +579,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	}
 	// What retention costs: every retained delivery and status event stays
 	// on disk, and each subject (one per delivery in DELIVERIES, one per run
-	// and per delivery in STATUS) in nats-server's memory (OPERATIONS.md,
+	// or duplicate in STATUS) in nats-server's memory (OPERATIONS.md,
 	// "Sizing NATS").
 	var held []string
 	for _, name := range []string{bus.StreamDeliveries, bus.StreamStatus} {

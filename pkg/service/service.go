@@ -40,10 +40,13 @@ type Common struct {
 	Retention time.Duration
 }
 
-// MinRetention is the shortest HOOKRUN_RETENTION: deliveries wait in
-// DELIVERIES for a dispatcher, and run statuses must outlive a run's
-// retries, for at least this long.
-const MinRetention = time.Hour
+// MinRetention is the shortest HOOKRUN_RETENTION: a day, so that a
+// delivery waits that long at least for a dispatcher (one older expires
+// unrun), and a run's final status outlives the callbacks' default retry
+// schedule (about 22.4 h). Runs and retries that outlive their statuses
+// are still bounded (the executor stores the final status anew, a retry
+// copy keeps its attempt).
+const MinRetention = 24 * time.Hour
 
 // Env returns $HOOKRUN_<name> or def.
 func Env(name, def string) string {
@@ -114,8 +117,8 @@ func CommonFromEnv(httpAddr string) (Common, error) {
 	if err != nil {
 		return Common{}, err
 	}
-	if retention != 0 && retention < MinRetention {
-		return Common{}, fmt.Errorf("HOOKRUN_RETENTION=%s: must be at least %s (deliveries wait that long at least for a dispatcher)", retention, MinRetention)
+	if Env("RETENTION", "") != "" && retention < MinRetention {
+		return Common{}, fmt.Errorf("HOOKRUN_RETENTION=%s: must be at least %s (deliveries wait that long at least for a dispatcher; callbacks retry for about 22 h)", retention, MinRetention)
 	}
 	return Common{
 		Retention:    retention,

@@ -14,8 +14,10 @@ func TestCommonFromEnv_Retention(t *testing.T) {
 	}{
 		{"", 0, ""},
 		{"72h", 72 * time.Hour, ""},
-		{"1h", time.Hour, ""},
-		{"59m", 0, "at least 1h0m0s"},
+		{"24h", 24 * time.Hour, ""},
+		{"23h59m", 0, "at least 24h0m0s"},
+		{"1h", 0, "at least"},
+		{"0", 0, "at least"},
 		{"7d", 0, "must be a duration"},
 		{"-1h", 0, "at least"},
 	} {

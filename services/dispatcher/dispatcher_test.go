@@ -54,6 +54,15 @@ func TestDispatcher_DuplicateInsideWindowIsRecordedNotRun(t *testing.T) {
 			want(t, "run status", e.run(first.RunID).Status, message.StatusQueued)
 			want(t, "run's delivery", e.run(first.RunID).DeliveryID, first.ID)
 			want(t, "duplicates counted", deliveriesCount(w, message.DeliveryDuplicate)-before, 1.0)
+			// Only the duplicate has a record of its own: the first
+			// delivery's outcome is its run's record (a STATUS subject
+			// and a message fewer per delivery).
+			if _, err := runstatus.Get(context.Background(), e.js, first.ID); !errors.Is(err, runstatus.ErrNotFound) {
+				t.Errorf("dispatched delivery has an outcome record of its own (%v)", err)
+			}
+			if r, err := runstatus.Get(context.Background(), e.js, second.ID); err != nil || r.Kind != message.KindDelivery {
+				t.Errorf("duplicate's own record: %v, %v", r, err)
+			}
 		})
 	}
 }
@@ -179,18 +188,7 @@ func TestDispatcher_CrashBetweenClaimAndPublishRunsOnce(t *testing.T) {
 						}
 						return
 					}
-					d.crashAt = func(stage string) bool {
-						if stage != c.stage {
-							return false
-						}
-						select {
-						case <-crashed:
-							return false
-						default:
-							close(crashed)
-							return true
-						}
-					}
+					d.crashAt = crashOnceAt(c.stage, crashed)
 				})
 				d := e.deliver(w, "evt-crash", `{"x":1}`)
 				select {
@@ -211,6 +209,7 @@ func TestDispatcher_CrashBetweenClaimAndPublishRunsOnce(t *testing.T) {
 					e.start(nil) // a restarted dispatcher gets it after AckWait
 				}
 				want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
+				e.allAcked() // the restarted dispatcher has been through it
 				runs := e.runsPerID()
 				want(t, "run ids", len(runs), 1)
 				want(t, "requests of the run", runs[d.RunID], 1)
@@ -229,6 +228,39 @@ func TestDispatcher_CrashBetweenClaimAndPublishRunsOnce(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A delivery whose queued status was stored before a crash is dispatched
+// as it was decided, when it comes back, even if its webhook now says
+// otherwise: deciding again (filtered now) would leave the run queued for
+// ever, without a run request.
+func TestDispatcher_ResumedQueuedDeliveryKeepsItsDecision(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("redecide", nil, resource.Job{Metadata: resource.Meta{Name: "redecide-job"}, Spec: resource.JobSpec{
+		Command: []string{"true"}, Args: []resource.Arg{{Name: "ref", Value: "{{ .body.ref }}"}},
+	}})
+	crashed := make(chan struct{})
+	first := e.start(func(d *Dispatcher) {
+		d.crashAt = crashOnceAt(stageQueued, crashed)
+	})
+	d := e.deliver(w, "evt-redecide", `{"ref":"main"}`)
+	select {
+	case <-crashed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dispatcher never stored the queued status")
+	}
+	first.stop()
+	w.Spec.Filter = `body.ref == "never"`
+	e.cfg.Webhook(*w)
+	e.start(nil)
+	e.allAcked()
+	rrs := e.runRequests()
+	if len(rrs) != 1 || rrs[0].DeliveryID != d.ID || rrs[0].Args["ref"] != "main" {
+		t.Fatalf("run requests after the restart: %+v, want one of delivery %s with ref=main", rrs, d.ID)
+	}
+	want(t, "run status", e.run(d.RunID).Status, message.StatusQueued)
+	want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
 }
 
 func TestDispatcher_ConcurrentDuplicatesAcrossDispatchersRunOnce(t *testing.T) {
@@ -495,7 +527,7 @@ func TestDispatcher_BatchesOverlap(t *testing.T) {
 	fast := e.deliver(w, "evt-fast", `{}`)
 	start := time.Now()
 	testenv.Eventually(t, 5*time.Second, func() error {
-		_, err := runstatus.Get(context.Background(), e.js, fast.ID)
+		_, err := runstatus.DeliveryOutcome(context.Background(), e.js, &fast)
 		return err
 	})
 	if waited := time.Since(start); waited > 3*time.Second {
@@ -504,7 +536,7 @@ func TestDispatcher_BatchesOverlap(t *testing.T) {
 	if r := e.outcome(fast); r.Status != message.DeliveryDispatched {
 		t.Fatalf("fast delivery: %s", r.Status)
 	}
-	if _, err := runstatus.Get(context.Background(), e.js, slow.ID); err == nil {
+	if _, err := runstatus.DeliveryOutcome(context.Background(), e.js, &slow); err == nil {
 		t.Fatal("the held batch finished while held")
 	}
 }
@@ -579,10 +611,16 @@ func TestDispatcher_RunRequestLostBehindItsMessageIDIsStoredAgain(t *testing.T) 
 	want(t, "requests after the second attempt", e.runsPerID()[d.RunID], 1)
 	e.start(seam)
 	want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
+	// The third attempt finds its request too behind an unconfirmed id.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := counterValue(mUnconfirmedDuplicates) - before; n < 2 {
+			return fmt.Errorf("%v unconfirmed duplicates counted, want 2 or more", n)
+		}
+		return nil
+	})
 	want(t, "requests of the run", e.runsPerID()[d.RunID], 1)
 	rrs := e.runRequests()
 	want(t, "run request's delivery", rrs[len(rrs)-1].DeliveryID, d.ID)
-	want(t, "unconfirmed duplicates counted", counterValue(mUnconfirmedDuplicates)-before >= 2, true)
 }
 
 // A delivery whose run request could never fit in one NATS message (a
@@ -689,8 +727,24 @@ func TestDispatcher_UndecodableStatusOnResumeIsHandedBack(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second) // the redelivery comes after 1 s and resumes
 	want(t, "next delivery", e.outcome(e.deliver(other, "evt-other", `{}`)).Status, message.DeliveryDispatched)
-	if _, err := runstatus.Get(context.Background(), e.js, d.ID); !errors.Is(err, runstatus.ErrNotFound) {
-		t.Fatalf("the garbled delivery got an outcome: %v", err)
+	// Handed back, not finished: no run request, and not acked.
+	for _, rr := range e.runRequests() {
+		if rr.DeliveryID == d.ID {
+			t.Fatalf("the garbled delivery was dispatched: %+v", rr)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.js.Consumer(ctx, bus.StreamDeliveries, bus.ConsumerDispatcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending+int(info.NumPending) == 0 {
+		t.Fatal("the garbled delivery was acked")
 	}
 }
 

@@ -167,16 +167,70 @@ func (e *env) deliver(w *resource.Webhook, eventID, body string, mod ...func(*me
 	return d
 }
 
-// outcome waits for the delivery's outcome record.
+// outcome waits for the delivery's outcome (runstatus.DeliveryOutcome, as
+// the keys API reads it) and, for a run still queued, for its run request
+// in RUNS: the dispatcher is then done with it but for the ack.
 func (e *env) outcome(d message.Delivery) *message.Run {
 	e.t.Helper()
 	var r *message.Run
 	testenv.Eventually(e.t, 15*time.Second, func() error {
 		var err error
-		r, err = runstatus.Get(context.Background(), e.js, d.ID)
-		return err
+		if r, err = runstatus.DeliveryOutcome(context.Background(), e.js, &d); err != nil {
+			return err
+		}
+		if r.Status != message.DeliveryDispatched {
+			return nil
+		}
+		if run, err := runstatus.Get(context.Background(), e.js, d.RunID); err != nil || runstatus.OutcomeOf(run) != runstatus.OutcomeQueued {
+			return err // the run has moved on: its request was taken
+		}
+		for _, rr := range e.runRequests() {
+			if rr.DeliveryID == d.ID {
+				return nil
+			}
+		}
+		return fmt.Errorf("delivery %s dispatched, its run request not in RUNS yet", d.ID)
 	})
 	return r
+}
+
+// crashOnceAt is a crashAt seam that abandons the first batch reaching
+// stage, and closes crashed when it does.
+func crashOnceAt(stage string, crashed chan struct{}) func(string) bool {
+	return func(s string) bool {
+		if s != stage {
+			return false
+		}
+		select {
+		case <-crashed:
+			return false
+		default:
+			close(crashed)
+			return true
+		}
+	}
+}
+
+// allAcked waits until the dispatchers have acked every delivery stored:
+// for a test with one delivery in flight, the dispatcher is done with it.
+func (e *env) allAcked() {
+	e.t.Helper()
+	testenv.Eventually(e.t, 15*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := e.js.Consumer(ctx, bus.StreamDeliveries, bus.ConsumerDispatcher)
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("%d deliveries not yet delivered, %d not acked", info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
 }
 
 // run returns the run's current status.

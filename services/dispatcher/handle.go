@@ -213,18 +213,26 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 	case r.DeliveryID != it.d.ID:
 		return // an earlier run of the event, from outside the window
 	}
-	switch {
-	case r.Status == message.StatusQueued && r.Attempt == 0:
+	switch o := runstatus.OutcomeOf(r); o {
+	case runstatus.OutcomeQueued:
+		// An earlier attempt dispatched it: finish that, with the
+		// arguments it stored, whatever the filter, the job or its
+		// templates say now. Deciding again could leave the run queued
+		// for ever (a filter changed meanwhile: no run request, yet the
+		// queued status stays). A job deleted since is left to the
+		// executor, which fails the run with why.
 		it.queuedStored = true
+		it.outcome, it.args = message.DeliveryDispatched, r.Args
+		job, ok := d.cat.Job(it.d.Namespace, r.Job)
+		if !ok {
+			job = &resource.Job{Metadata: resource.Meta{Name: r.Job, Namespace: it.d.Namespace}}
+		}
+		it.job = job
 		return
-	case r.Status == message.StatusFiltered:
-		it.outcome = message.DeliveryFiltered
-	case r.Status == message.StatusRejected:
-		it.outcome = message.DeliveryRejected
-	case r.Status == message.StatusFailed && r.StartedAt == nil && r.Attempt == 0:
+	case runstatus.OutcomeFailed:
 		it.outcome = outcomeFailed // failed here, before it could run
 	default:
-		it.outcome = message.DeliveryDispatched
+		it.outcome = o
 	}
 	if r.Error != "" && it.outcome != message.DeliveryDispatched {
 		it.err = errors.New(r.Error)

@@ -81,14 +81,18 @@ func runRequest(it *item, now time.Time) *message.RunRequest {
 	}
 }
 
-// finish stores delivery outcomes, records webhook status, and acks. An
-// item whose publishes did not all succeed is NAKed: it comes back and
-// resumes under its own claim.
+// finish stores the outcome records of duplicates, records webhook
+// status, and acks. An item whose publishes did not all succeed is NAKed:
+// it comes back and resumes under its own claim. Every other outcome is
+// told by the delivery's run record, already stored (runstatus.
+// DeliveryOutcome reads it so): a second record per delivery would cost a
+// publish, a STATUS subject (nats-server memory for as long as it is
+// retained) and a message to every STATUS reader.
 func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 	now := d.now().UTC()
 	var futs []pending
 	for _, it := range items {
-		if it.failed {
+		if it.failed || it.outcome != message.DeliveryDuplicate {
 			continue
 		}
 		rec := &message.Run{

@@ -2,7 +2,9 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
@@ -166,4 +173,72 @@ func TestExecutor_FinalStatusDoesNotOverwriteATakeOver(t *testing.T) {
 		t.Fatalf("the run is %s (attempt %d): attempt 1's result overwrote attempt 2", cur.Status, cur.Attempt)
 	}
 	want(t, "final statuses", finals(e.history(rr)), 0)
+}
+
+// A run that outlives its statuses in STATUS (a job longer than
+// HOOKRUN_RETENTION) still stores its final status, and is acked: not
+// retried for ever against a "running" that is no longer there, holding
+// its job's slot, and run again on the next start.
+func TestExecutor_FinalStatusStoredWhenTheRunsStatusAgedOut(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	job := e.script("aged", `sleep 2`)
+	e.start(nil)
+	rr := e.submit(job, "{}")
+	e.waitStatus(rr, message.StatusRunning, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := e.js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(bus.StatusSubject(rr.Namespace, rr.ID))); err != nil {
+		t.Fatal(err)
+	}
+	r := e.final(rr, 15*time.Second)
+	want(t, "final status", r.Status, message.StatusSucceeded)
+	want(t, "attempt", r.Attempt, 1)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		runs, err := e.js.Stream(ctx, bus.StreamRuns)
+		if err != nil {
+			return err
+		}
+		info, err := runs.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d run requests left in RUNS: not acked", info.State.Msgs)
+		}
+		return nil
+	})
+}
+
+// A retry copy whose run's status has aged out (a backoff longer than
+// HOOKRUN_RETENTION) runs as the attempt it was scheduled for, not as
+// attempt 1 again: the job's retries stay bounded.
+func TestExecutor_RetryCopyWithoutStatusKeepsItsAttempt(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	job := e.script("agedretry", `exit 3`, func(j *resource.Job) { j.Spec.Retries = 2 })
+	e.start(nil)
+	rr := message.RunRequest{
+		Schema: message.SchemaRunRequest, ID: ident.RunID(ident.NewUID(), "evt-aged", ""), Namespace: job.Metadata.Namespace,
+		Job: job.Metadata.Name, Webhook: "hook", DeliveryID: ident.NewDeliveryID(), EventID: "evt-aged",
+		Args: map[string]string{}, Payload: []byte(`{}`), ReceivedAt: time.Now().UTC(), QueuedAt: time.Now().UTC(),
+	}
+	b, _ := json.Marshal(rr)
+	m := nats.NewMsg(bus.RunSubject(rr.Namespace, rr.Job))
+	m.Data = b
+	m.Header.Set(bus.HeaderSchema, message.SchemaRunRequest)
+	m.Header.Set(bus.HeaderRetryAttempt, "3") // the copy for attempt 3; no status left
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	r := e.final(rr, 15*time.Second)
+	want(t, "final status", r.Status, message.StatusFailed)
+	want(t, "attempt", r.Attempt, 3)
+	want(t, "retry scheduled", r.RetryAt == nil, true)
 }

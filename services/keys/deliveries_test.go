@@ -77,3 +77,75 @@ func TestDeliveries_GetAndReplay(t *testing.T) {
 	a.must(200, "DELETE", "/v1/webhooks/gh", nil)
 	checkError(t, a.do("POST", "/v1/deliveries/"+orig.ID+"/replay", nil), 404, "not_found", "webhook default/gh")
 }
+
+// The dispatcher stores no outcome record for a delivery that has a run
+// record of its own: GET /v1/deliveries/{id} tells its outcome from the
+// run's record, as long as that record is the delivery's.
+func TestDeliveries_OutcomeFromTheRunsRecord(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	wh := a.must(201, "PUT", "/v1/webhooks/gh", webhookDoc("gh", map[string]any{"job": "report"})).JSON()
+	uid := path(wh, "metadata", "uid").(string)
+	// deliver stores a delivery of event; its run is the event's, or
+	// runOf's (the same event again, past the stream's duplicate window).
+	deliver := func(event string, runOf ...message.Delivery) message.Delivery {
+		d := message.Delivery{
+			ID: ident.NewDeliveryID(), Namespace: "default", Webhook: "gh", Job: "report", EventID: event,
+			Method: "POST", Body: []byte(`{}`), Principal: "endpoint", ReceivedAt: time.Now().UTC(),
+		}
+		d.RunID = ident.RunID(uid, event, "")
+		if len(runOf) > 0 {
+			d.RunID = runOf[0].RunID
+		}
+		storeDelivery(t, a, d)
+		return d
+	}
+	outcome := func(d message.Delivery) map[string]any {
+		t.Helper()
+		m := a.must(200, "GET", "/v1/deliveries/"+d.ID, nil).JSON()
+		o, _ := m["outcome"].(map[string]any)
+		return o
+	}
+	started := time.Now().UTC()
+	for _, c := range []struct {
+		run       message.Run
+		want, err string
+	}{
+		{message.Run{Status: message.StatusQueued}, "dispatched", ""},
+		{message.Run{Status: message.StatusSucceeded, Attempt: 1, StartedAt: &started}, "dispatched", ""},
+		{message.Run{Status: message.StatusFailed, Attempt: 2, StartedAt: &started, Error: "exit status 1"}, "dispatched", ""},
+		{message.Run{Status: message.StatusCancelled}, "dispatched", ""},
+		{message.Run{Status: message.StatusFiltered}, "filtered", ""},
+		{message.Run{Status: message.StatusRejected, Error: "job gone"}, "rejected", "job gone"},
+		{message.Run{Status: message.StatusFailed, Error: "args: missing ref"}, "rejected", "args: missing ref"}, // failed before it could run
+	} {
+		d := deliver("evt-" + c.run.Status + c.run.Error)
+		if o := outcome(d); o != nil {
+			t.Fatalf("outcome before the dispatcher: %v", o)
+		}
+		r := c.run
+		r.ID, r.Webhook, r.Job, r.DeliveryID = d.RunID, "gh", "report", d.ID
+		publishRun(t, a, r)
+		o := outcome(d)
+		if o["status"] != c.want || o["kind"] != message.KindDelivery || o["id"] != d.ID || o["runId"] != d.RunID || o["webhook_event_id"] != d.EventID || (o["error"] != nil || c.err != "") && o["error"] != c.err {
+			t.Errorf("run %s (attempt %d, error %q): outcome %v, want %s (error %q)", r.Status, r.Attempt, r.Error, o, c.want, c.err)
+		}
+	}
+	// The same event sent again after its dedup window: the run's record
+	// is the later delivery's now, so the first one's outcome is not known.
+	first := deliver("evt-twice")
+	again := deliver("evt-twice-later", first)
+	publishRun(t, a, message.Run{ID: first.RunID, Webhook: "gh", Job: "report", DeliveryID: again.ID, Status: message.StatusQueued})
+	if o := outcome(first); o != nil {
+		t.Errorf("first delivery's outcome from a later delivery's run: %v", o)
+	}
+	if o := outcome(again); o["status"] != "dispatched" {
+		t.Errorf("later delivery's outcome: %v", o)
+	}
+	// A duplicate keeps a record of its own, which wins.
+	dup := deliver("evt-twice-dup", first)
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: dup.ID, Webhook: "gh", RunID: dup.RunID, DeliveryID: dup.ID, Status: message.DeliveryDuplicate})
+	if o := outcome(dup); o["status"] != "duplicate" {
+		t.Errorf("duplicate's outcome: %v", o)
+	}
+}

@@ -175,7 +175,7 @@ func (s *Service) getDelivery(c echo.Context) error {
 	if json.Valid(d.Body) || isText(d.Body) {
 		v.BodyText = string(d.Body)
 	}
-	if r, err := runstatus.Get(c.Request().Context(), s.js, d.ID); err == nil {
+	if r, err := runstatus.DeliveryOutcome(c.Request().Context(), s.js, d); err == nil {
 		v.Outcome = r
 	}
 	return c.JSON(http.StatusOK, v)
