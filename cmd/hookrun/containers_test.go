@@ -18,6 +18,7 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
@@ -155,7 +156,7 @@ func TestContainers_RunSurvivesClusterNodeLoss(t *testing.T) {
 }
 
 // diagnoseRun prints what the cluster holds about a run that never ran: its
-// status history, every delivery of its event and their outcome records, the
+// status history, every delivery of its event and their outcomes, the
 // run requests in RUNS that name it, and the job consumer's state.
 func diagnoseRun(t *testing.T, urls []string, runID, eventID string) {
 	t.Helper()
@@ -197,18 +198,21 @@ func diagnoseRun(t *testing.T, urls []string, runID, eventID string) {
 			}
 		}
 	}
-	var deliveries []string
+	var deliveries []message.Delivery
 	scan(bus.StreamDeliveries, func(m *jetstream.RawStreamMsg) bool {
 		return strings.Contains(string(m.Data), `"eventId":"`+eventID+`"`)
 	}, func(m *jetstream.RawStreamMsg) {
-		id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
-		deliveries = append(deliveries, id)
-		t.Logf("  DELIVERIES seq %d %s msg-id %q", m.Sequence, id, m.Header.Get(jetstream.MsgIDHeader))
+		var d message.Delivery
+		_ = message.Decode(m.Data, message.SchemaDelivery, &d)
+		deliveries = append(deliveries, d)
+		t.Logf("  DELIVERIES seq %d %s msg-id %q", m.Sequence, d.ID, m.Header.Get(jetstream.MsgIDHeader))
 	})
-	for _, id := range deliveries {
-		h, _ := runstatus.History(ctx, js, "default", id)
-		for _, r := range h {
-			t.Logf("  delivery %s outcome: %s run %s error %q", id, r.Status, r.RunID, r.Error)
+	for _, d := range deliveries {
+		// A duplicate's own record, or what its run's record says.
+		if r, err := runstatus.DeliveryOutcome(ctx, js, &d); err == nil {
+			t.Logf("  delivery %s outcome: %s run %s error %q", d.ID, r.Status, r.RunID, r.Error)
+		} else {
+			t.Logf("  delivery %s outcome: %v", d.ID, err)
 		}
 	}
 	scan(bus.StreamRuns, func(m *jetstream.RawStreamMsg) bool {
