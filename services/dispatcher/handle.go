@@ -34,7 +34,7 @@ type item struct {
 	// queuedStored: an earlier attempt stored the run's queued status, so
 	// it is not stored again (it could overwrite an executor's newer one).
 	queuedStored bool
-	skip         bool          // an earlier attempt dispatched it: only outcome and ack are left
+	skip         bool          // an earlier attempt took it further than queued: only the ack is left
 	failed       bool          // a publish failed or the state is unknown: NAK, it comes back
 	retryIn      time.Duration // when failed, the NAK's delay if not the usual second
 }
@@ -53,7 +53,8 @@ const (
 //  2. store the "queued" status of runs, then their run requests (RUNS,
 //     Nats-Msg-Id derived from the run and the delivery, so a re-publish
 //     after a crash is dropped);
-//  3. store delivery outcomes; only then ack.
+//  3. store a duplicate's outcome record (every other delivery's outcome
+//     is its run's record, stored in 2); only then ack.
 //
 // A crash anywhere before 3 redelivers the delivery; its claim lets it
 // continue, and resume reads the run's status to do only what is left. A
@@ -190,8 +191,7 @@ func (d *Dispatcher) resumeAll(ctx context.Context, items []*item) {
 // resume finds out how far an earlier attempt at this delivery got. The
 // run's status says: nothing stored (start afresh), queued by this
 // delivery (the run request may or may not be in RUNS: publish it again,
-// its message id drops a copy), or further along (only the outcome and the
-// ack are left).
+// its message id drops a copy), or further along (only the ack is left).
 func (d *Dispatcher) resume(ctx context.Context, it *item) {
 	r, err := runstatus.Get(ctx, d.js, it.d.RunID)
 	switch {
