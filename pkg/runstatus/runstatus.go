@@ -38,8 +38,20 @@ var ErrNotLatest = errors.New("the run's status has changed since this writer's 
 // PublishAfter stores r as the current status of r.ID only if the last
 // status stored for it is at sequence after (0: whatever it is), and
 // returns the new status' sequence. ErrNotLatest means another status was
-// stored in between.
+// stored in between. When no status of r.ID is left at all (they aged out
+// of STATUS, HOOKRUN_RETENTION, while the writer worked: a run longer than
+// the retention), nothing newer can have been stored, and r is stored.
 func PublishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, after uint64) (uint64, error) {
+	seq, err := publishAfter(ctx, js, r, after)
+	if errors.Is(err, ErrNotLatest) {
+		if _, gerr := Get(ctx, js, r.ID); errors.Is(gerr, ErrNotFound) {
+			return publishAfter(ctx, js, r, 0)
+		}
+	}
+	return seq, err
+}
+
+func publishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, after uint64) (uint64, error) {
 	r.Schema = message.SchemaRun
 	if r.Kind == "" {
 		r.Kind = message.KindRun

@@ -298,13 +298,6 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 	}
 	sctx, cancel := context.WithTimeout(bg, 5*time.Second)
 	_, err := runstatus.PublishAfter(sctx, x.js, rec, runningSeq)
-	if errors.Is(err, runstatus.ErrNotLatest) {
-		if _, gerr := runstatus.Get(sctx, x.js, rec.ID); errors.Is(gerr, runstatus.ErrNotFound) {
-			// Aged out of STATUS while it ran (finishAfter): no
-			// take-over, store it anew.
-			_, err = runstatus.PublishAfter(sctx, x.js, rec, 0)
-		}
-	}
 	cancel()
 	log.Info("run failed; retrying", "status", out.status, "in", delay, "scheduled", scheduled)
 	if errors.Is(err, runstatus.ErrNotLatest) {
@@ -456,15 +449,6 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 			// Stored by an earlier try whose ack was lost, or the run
 			// taken over?
 			cur, gerr := runstatus.Get(sctx, x.js, rec.ID)
-			if errors.Is(gerr, runstatus.ErrNotFound) {
-				// Neither: the run's statuses aged out of STATUS
-				// (HOOKRUN_RETENTION) while it ran. A take-over would
-				// have stored a newer one; store this one as it is.
-				cancel()
-				log.Warn("the run's status aged out of STATUS while it ran (HOOKRUN_RETENTION); storing its final status anew", "status", rec.Status)
-				runningSeq = 0
-				continue
-			}
 			if gerr == nil && cur.Status == rec.Status && cur.Attempt == rec.Attempt && cur.Copy == rec.Copy {
 				err = nil
 			} else if gerr == nil {
