@@ -166,7 +166,7 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 	if p == "" {
 		p = "HOOKRUN"
 	}
-	headers, _ := message.MarshalNoHTMLEscape(rr.Header)
+	headers := headersJSON(rr.Header)
 	headersVar := p + "_WEBHOOK_HEADERS=" + string(headers)
 	if len(headersVar) > maxEnvPayload {
 		headersVar, headersFile = p+"_WEBHOOK_HEADERS_FILE="+filepath.Join(dir, headersName), headers
