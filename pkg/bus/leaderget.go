@@ -77,11 +77,17 @@ func MsgAt(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (subje
 // may be answered by a replica that has not applied the latest write, and
 // a run would be started again after its final status was stored.
 func LastBySubject(ctx context.Context, nc *nats.Conn, stream, subject string) ([]byte, error) {
+	data, _, err := LastBySubjectSeq(ctx, nc, stream, subject)
+	return data, err
+}
+
+// LastBySubjectSeq is LastBySubject with the message's sequence.
+func LastBySubjectSeq(ctx context.Context, nc *nats.Conn, stream, subject string) ([]byte, uint64, error) {
 	m, err := leaderGet(ctx, nc, stream, map[string]any{"last_by_subj": subject})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return m.data, nil
+	return m.data, m.seq, nil
 }
 
 // ErrNoMessage is LastBySubject's answer when no message matches.

@@ -70,14 +70,20 @@ func publishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, a
 	}
 	ack, err := js.PublishMsg(ctx, m, opts...)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if after > 0 && errors.As(err, &apiErr) &&
-			(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if after > 0 && IsNotLatest(err) {
 			return 0, fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, ErrNotLatest)
 		}
 		return 0, fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, err)
 	}
 	return ack.Sequence, nil
+}
+
+// IsNotLatest tells whether err is JetStream refusing a publish whose
+// expected last sequence of the subject was not the last.
+func IsNotLatest(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // Get returns the current status of a run or delivery id in any namespace.
@@ -86,17 +92,24 @@ func publishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, a
 // redelivered run has already ended, the dispatcher how far an earlier
 // attempt at a delivery got.
 func Get(ctx context.Context, js jetstream.JetStream, id string) (*message.Run, error) {
+	r, _, err := GetSeq(ctx, js, id)
+	return r, err
+}
+
+// GetSeq is Get with the status' sequence, for PublishAfter.
+func GetSeq(ctx context.Context, js jetstream.JetStream, id string) (*message.Run, uint64, error) {
 	if !bus.SafeToken(id) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
-	data, err := bus.LastBySubject(ctx, js.Conn(), bus.StreamStatus, bus.StatusByIDFilter(id))
+	data, seq, err := bus.LastBySubjectSeq(ctx, js.Conn(), bus.StreamStatus, bus.StatusByIDFilter(id))
 	if errors.Is(err, bus.ErrNoMessage) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", id, err)
+		return nil, 0, fmt.Errorf("status of %s: %w", id, err)
 	}
-	return decode(data)
+	r, err := decode(data)
+	return r, seq, err
 }
 
 // GetDirect is Get by a direct get through a handle of the STATUS stream
@@ -107,17 +120,24 @@ func Get(ctx context.Context, js jetstream.JetStream, id string) (*message.Run, 
 // for cannot be stale in a harmful way — a final status stays final — and
 // go to Get for anything else.
 func GetDirect(ctx context.Context, s jetstream.Stream, id string) (*message.Run, error) {
+	r, _, err := GetDirectSeq(ctx, s, id)
+	return r, err
+}
+
+// GetDirectSeq is GetDirect with the status' sequence.
+func GetDirectSeq(ctx context.Context, s jetstream.Stream, id string) (*message.Run, uint64, error) {
 	if !bus.SafeToken(id) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	m, err := s.GetLastMsgForSubject(ctx, bus.StatusByIDFilter(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return decode(m.Data)
+	r, err := decode(m.Data)
+	return r, m.Sequence, err
 }
 
 func decode(data []byte) (*message.Run, error) {

@@ -93,7 +93,23 @@ func TestDispatcher_DuplicateOutsideWindowRunsAgain(t *testing.T) {
 				}
 				return nil
 			})
+			// The run id is the event's: while the first delivery's run is
+			// in flight, the later delivery waits for it to end instead of
+			// storing its status over it.
+			r := e.run(first.RunID)
+			now := time.Now().UTC()
+			r.Status, r.Attempt, r.StartedAt = message.StatusRunning, 1, &now
+			if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+				t.Fatal(err)
+			}
 			later := e.deliver(w, "evt-1", `{}`)
+			time.Sleep(2 * time.Second)
+			want(t, "run status while the first runs", e.run(first.RunID).DeliveryID, first.ID)
+			want(t, "run requests while the first runs", len(e.runRequests()), 1)
+			r.Status, r.FinishedAt = message.StatusSucceeded, &now
+			if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+				t.Fatal(err)
+			}
 			want(t, "outside the window", e.outcome(later).Status, message.DeliveryDispatched)
 			reqs := e.runRequests()
 			want(t, "run requests", len(reqs), 2)

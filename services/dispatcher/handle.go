@@ -34,9 +34,19 @@ type item struct {
 	// queuedStored: an earlier attempt stored the run's queued status, so
 	// it is not stored again (it could overwrite an executor's newer one).
 	queuedStored bool
-	skip         bool          // an earlier attempt took it further than queued: only the ack is left
-	failed       bool          // a publish failed or the state is unknown: NAK, it comes back
-	retryIn      time.Duration // when failed, the NAK's delay if not the usual second
+	// statusSeq is the sequence of the run's last status when resume read
+	// one (an earlier delivery's, final), else 0: the run's status is
+	// stored only if it is still the last (0: if the run has none), so a
+	// status never overwrites another delivery's run in flight, nor an
+	// executor's newer one.
+	statusSeq uint64
+	// storedCallback: resume took the run's callback from its stored
+	// record (the webhook may have changed or gone since).
+	storedCallback *message.Callback
+	hasStoredCB    bool
+	skip           bool          // an earlier attempt took it further than queued: only the ack is left
+	failed         bool          // a publish failed or the state is unknown: NAK, it comes back
+	retryIn        time.Duration // when failed, the NAK's delay if not the usual second
 }
 
 // Points of handleBatch where a test can make the dispatcher "crash": the
@@ -128,7 +138,10 @@ func (d *Dispatcher) claim(ctx context.Context, items []*item) bool {
 			if d.catalogMayLag(it) {
 				continue
 			}
-			it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("webhook %s/%s no longer exists", it.d.Namespace, it.d.Webhook)
+			// Rejected in decide, unless resume finds that an earlier
+			// attempt took it further: its run may be queued, running or
+			// done, and a "rejected" stored now would overwrite it.
+			it.claim = dedup.Claimed
 			continue
 		}
 		it.w = w
@@ -193,7 +206,7 @@ func (d *Dispatcher) resumeAll(ctx context.Context, items []*item) {
 // delivery (the run request may or may not be in RUNS: publish it again,
 // its message id drops a copy), or further along (only the ack is left).
 func (d *Dispatcher) resume(ctx context.Context, it *item) {
-	r, err := runstatus.Get(ctx, d.js, it.d.RunID)
+	r, seq, err := runstatus.GetSeq(ctx, d.js, it.d.RunID)
 	switch {
 	case errors.Is(err, runstatus.ErrNotFound):
 		return
@@ -210,8 +223,17 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		d.log.Warn("cannot read the run's status to resume a delivery", "delivery", it.d.ID, "run", it.d.RunID, "err", err)
 		it.failed = true
 		return
+	case r.DeliveryID != it.d.ID && r.Kind == message.KindRun && !message.Final(r.Status):
+		// The run id is the event's: an earlier delivery of it (sent
+		// again after its dedup window) has a run in flight. This one
+		// waits for it to end rather than overwrite its status.
+		it.retryIn = bus.RedeliveryBackoff(it.msg)
+		d.log.Info("an earlier delivery of the event is still running under the run's id: waiting for it to end", "delivery", it.d.ID, "run", it.d.RunID, "status", r.Status, "of", r.DeliveryID, "in", it.retryIn)
+		it.failed = true
+		return
 	case r.DeliveryID != it.d.ID:
-		return // an earlier run of the event, from outside the window
+		it.statusSeq = seq // an earlier run of the event, ended
+		return
 	}
 	switch o := runstatus.OutcomeOf(r); o {
 	case runstatus.OutcomeQueued:
@@ -223,6 +245,7 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		// executor, which fails the run with why.
 		it.queuedStored = true
 		it.outcome, it.args = message.DeliveryDispatched, r.Args
+		it.storedCallback, it.hasStoredCB = r.Callback, true
 		job, ok := d.cat.Job(it.d.Namespace, r.Job)
 		if !ok {
 			job = &resource.Job{Metadata: resource.Meta{Name: r.Job, Namespace: it.d.Namespace}}
@@ -248,6 +271,10 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 	}
 	if it.claim == dedup.Duplicate {
 		it.outcome = message.DeliveryDuplicate
+		return
+	}
+	if it.w == nil {
+		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("webhook %s/%s no longer exists", it.d.Namespace, it.d.Webhook)
 		return
 	}
 	w := it.w

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 )
 
 // runMsgID is the Nats-Msg-Id of a run request. It names the run and the
@@ -48,7 +49,7 @@ func (d *Dispatcher) storeRunStatus(ctx context.Context, items []*item) {
 			continue
 		}
 		r := d.record(it, st, now)
-		futs = append(futs, d.publishJSON(it, bus.StatusSubject(r.Namespace, r.ID), message.SchemaRun, r, ""))
+		futs = append(futs, d.publishJSON(it, bus.StatusSubject(r.Namespace, r.ID), message.SchemaRun, r, "", jetstream.WithExpectLastSequencePerSubject(it.statusSeq)))
 	}
 	d.wait(ctx, futs)
 }
@@ -216,6 +217,9 @@ func (d *Dispatcher) record(it *item, status string, now time.Time) *message.Run
 }
 
 func callback(it *item) *message.Callback {
+	if it.hasStoredCB {
+		return it.storedCallback
+	}
 	if it.w == nil || it.w.Spec.Callback == nil {
 		return nil
 	}
@@ -240,7 +244,7 @@ type pending struct {
 	msgID string
 }
 
-func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID string) pending {
+func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID string, opts ...jetstream.PublishOpt) pending {
 	data, err := message.Marshal(v)
 	if err != nil {
 		it.failed = true
@@ -252,7 +256,6 @@ func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID 
 	if r, ok := v.(*message.Run); ok {
 		m.Header.Set(bus.HeaderStatus, r.Status)
 	}
-	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
@@ -286,7 +289,14 @@ func (d *Dispatcher) wait(ctx context.Context, ps []pending) {
 				d.confirmDuplicate(ctx, p, ack)
 			}
 		case err := <-p.f.Err():
-			d.log.Warn("publish not acknowledged", "delivery", p.it.d.ID, "err", err)
+			if runstatus.IsNotLatest(err) {
+				// Another status of the run came first (an earlier
+				// delivery of the event): resume reads it on the
+				// redelivery.
+				d.log.Info("the run's status changed since it was read: handing the delivery back", "delivery", p.it.d.ID, "run", p.it.d.RunID)
+			} else {
+				d.log.Warn("publish not acknowledged", "delivery", p.it.d.ID, "err", err)
+			}
 			p.it.failed = true
 		case <-ctx.Done():
 			p.it.failed = true

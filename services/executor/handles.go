@@ -69,15 +69,15 @@ func firstDelivery(m jetstream.Msg) bool {
 // queued by this delivery and never started — or a final status, which
 // stays final. That keeps the cheaper direct get (about two thirds of the
 // CPU of a leader read) on the hot path.
-func (x *Executor) currentStatus(ctx context.Context, m jetstream.Msg, rr *message.RunRequest) (*message.Run, error) {
+func (x *Executor) currentStatus(ctx context.Context, m jetstream.Msg, rr *message.RunRequest) (*message.Run, uint64, error) {
 	if firstDelivery(m) {
 		if s, err := x.statusStream(ctx); err == nil {
-			r, err := runstatus.GetDirect(ctx, s, rr.ID)
+			r, seq, err := runstatus.GetDirectSeq(ctx, s, rr.ID)
 			if err == nil && r.DeliveryID == rr.DeliveryID &&
 				(message.Final(r.Status) || r.Status == message.StatusQueued && r.Attempt == 0) {
-				return r, nil
+				return r, seq, nil
 			}
 		}
 	}
-	return runstatus.Get(ctx, x.js, rr.ID)
+	return runstatus.GetSeq(ctx, x.js, rr.ID)
 }

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -17,13 +18,19 @@ type jobWorkers struct {
 	concurrency int
 	stop        context.CancelFunc // stops fetching; runs in hand go on
 	job         string             // namespace/name, the label of its series
+	cons        jetstream.Consumer
+	// draining: the job was deleted. Its runs still queued are fetched
+	// and ended as failed ("no longer exists", in handleRun) until none
+	// is left, rather than left queued for ever.
+	draining bool
 }
 
 // manageJobs keeps one durable consumer and a fetch loop per job in
 // step with the catalog: created when a job appears, replaced when its
-// concurrency changes, stopped when it goes. Replacing loops does not stop
-// the runs they hold: those finish, and the consumer's MaxAckPending keeps
-// counting them against the new limit.
+// concurrency changes, draining when it goes (its queued runs end as failed;
+// the loop stops once the consumer holds none). Replacing loops does not
+// stop the runs they hold: those finish, and the consumer's MaxAckPending
+// keeps counting them against the new limit.
 func (x *Executor) manageJobs(ctx context.Context) error {
 	select {
 	case <-x.cat.Ready():
@@ -50,15 +57,25 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			want[bus.JobConsumer(j.Metadata.Namespace, j.Metadata.Name)] = j
 		}
 		for name, w := range workers {
-			if j, ok := want[name]; !ok || j.Spec.Concurrency != w.concurrency {
+			j, ok := want[name]
+			switch {
+			case w.draining && !ok:
+			case w.draining:
+				x.log.Info("deleted job is back: fetching its runs again", "job", w.job)
 				w.stop()
 				delete(workers, name)
-				if !ok {
-					x.log.Info("job deleted: its runs are no longer fetched", "job", w.job)
-					forgetJob(name, w.job)
-				} else {
-					x.log.Info("job concurrency changed: fetching anew", "job", w.job, "concurrency", j.Spec.Concurrency)
-				}
+			case !ok:
+				x.log.Info("job deleted: its queued runs are ended as failed", "job", w.job)
+				w.stop()
+				fctx, stop := context.WithCancel(ctx)
+				dw := &jobWorkers{concurrency: w.concurrency, stop: stop, job: w.job, cons: w.cons, draining: true}
+				workers[name] = dw
+				wg.Add(1)
+				go func() { defer wg.Done(); x.fetchLoop(ctx, fctx, dw.cons, dw.concurrency) }()
+			case j.Spec.Concurrency != w.concurrency:
+				x.log.Info("job concurrency changed: fetching anew", "job", w.job, "concurrency", j.Spec.Concurrency)
+				w.stop()
+				delete(workers, name)
 			}
 		}
 		for name, j := range want {
@@ -72,7 +89,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			}
 			x.log.Info("fetching runs of job", "job", j.Metadata.Namespace+"/"+j.Metadata.Name, "concurrency", j.Spec.Concurrency)
 			fctx, stop := context.WithCancel(ctx)
-			workers[name] = &jobWorkers{concurrency: j.Spec.Concurrency, stop: stop, job: j.Metadata.Namespace + "/" + j.Metadata.Name}
+			workers[name] = &jobWorkers{concurrency: j.Spec.Concurrency, stop: stop, job: j.Metadata.Namespace + "/" + j.Metadata.Name, cons: cons}
 			wg.Add(1)
 			go func() { defer wg.Done(); x.fetchLoop(ctx, fctx, cons, j.Spec.Concurrency) }()
 		}
@@ -82,6 +99,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 		case <-changed:
 		case <-lag.C:
 			x.reportBacklog(ctx, workers)
+			x.endDrained(ctx, workers)
 		case <-retry.C:
 		}
 	}
@@ -179,5 +197,25 @@ func (x *Executor) fetchLoop(ctx, fetchCtx context.Context, cons jetstream.Consu
 		}
 		x.releaseSlots(held)
 		busy = got > 0
+	}
+}
+
+// endDrained stops the loops of deleted jobs whose consumer holds no run
+// any more (none waiting, none in hand), and forgets their series.
+func (x *Executor) endDrained(ctx context.Context, workers map[string]*jobWorkers) {
+	for name, w := range workers {
+		if !w.draining {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := w.cons.Info(ictx)
+		cancel()
+		if err == nil && (info.NumPending > 0 || info.NumAckPending > 0) || err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		x.log.Info("deleted job drained: its runs are no longer fetched", "job", w.job)
+		w.stop()
+		delete(workers, name)
+		forgetJob(name, w.job)
 	}
 }

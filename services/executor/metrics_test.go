@@ -44,8 +44,9 @@ func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) 
 
 // Runs waiting in a job's consumer show as hookrun_executor_queued_runs, the
 // callbacks consumer's backlog is exported beside the jobs', and a deleted
-// job leaves none of its series behind: its queue and consumer backlog go
-// at once, its running series once the run it had in hand has ended.
+// job leaves none of its series behind once drained: its runs still queued
+// show until they have ended (failed), its running series until the run it
+// had in hand has ended.
 func TestExecutor_JobSeriesFollowTheQueueAndGoWithTheJob(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
@@ -89,7 +90,27 @@ func TestExecutor_JobSeriesFollowTheQueueAndGoWithTheJob(t *testing.T) {
 	if err := kv.Delete(context.Background(), bus.ConfigKey("default", name)); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
+	// While the run in hand goes on, the two queued runs wait for the slot
+	// and still show: the deleted job drains (they end failed), it does
+	// not hide them.
+	time.Sleep(6 * time.Second) // past a tick
+	if v, ok := gauge(t, "hookrun_executor_queued_runs", byJob); !ok || v != 2 {
+		t.Fatalf("queued series of the deleted job while its runs wait: %v (present %v), want 2", v, ok)
+	}
+	// The run in hand goes on, and its series with it: deleting it now
+	// would bring it back at -1 when the run ends.
+	if v, ok := gauge(t, "hookrun_executor_running_runs", byJob); !ok || v != 1 {
+		t.Fatalf("running series of the deleted job while its run goes on: %v (present %v), want 1", v, ok)
+	}
+
+	if err := os.WriteFile(e.out+"/release", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Drained (the queued runs ended as failed), every series goes.
+	testenv.Eventually(t, 25*time.Second, func() error {
+		if v, ok := gauge(t, "hookrun_executor_running_runs", byJob); ok {
+			return fmt.Errorf("hookrun_executor_running_runs of the deleted job is still %v", v)
+		}
 		if v, ok := gauge(t, "hookrun_executor_queued_runs", byJob); ok {
 			return fmt.Errorf("hookrun_executor_queued_runs of the deleted job is still %v", v)
 		}
@@ -100,23 +121,8 @@ func TestExecutor_JobSeriesFollowTheQueueAndGoWithTheJob(t *testing.T) {
 		}
 		return nil
 	})
-	// The run in hand goes on, and its series with it: deleting it now
-	// would bring it back at -1 when the run ends.
-	if v, ok := gauge(t, "hookrun_executor_running_runs", byJob); !ok || v != 1 {
-		t.Fatalf("running series of the deleted job while its run goes on: %v (present %v), want 1", v, ok)
-	}
-
-	if err := os.WriteFile(e.out+"/release", nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 20*time.Second, func() error {
-		if v, ok := gauge(t, "hookrun_executor_running_runs", byJob); ok {
-			return fmt.Errorf("hookrun_executor_running_runs of the deleted job is still %v", v)
-		}
-		return nil
-	})
-	// Only a tick deletes that series, so a tick has run since the job
-	// went: it did not bring the others back.
+	// A tick after that did not bring them back.
+	time.Sleep(6 * time.Second)
 	if v, ok := gauge(t, "hookrun_executor_queued_runs", byJob); ok {
 		t.Errorf("hookrun_executor_queued_runs of the deleted job came back: %v", v)
 	}

@@ -159,7 +159,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	// (aged out of STATUS during a backoff longer than the retention):
 	// attempts stay bounded by the job's retries.
 	attempt := max(1, retryAttempt(m))
-	cur, err := x.currentStatus(pctx, m, &rr)
+	cur, curSeq, err := x.currentStatus(pctx, m, &rr)
 	switch {
 	case err == nil && cur.DeliveryID == rr.DeliveryID:
 		if message.Final(cur.Status) {
@@ -175,6 +175,14 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 			return
 		}
 		attempt = cur.Attempt + 1
+	case err == nil:
+		// The run id is the event's: a later delivery of it (sent again
+		// after its dedup window) stores its "queued" only over a final
+		// status (the dispatcher's expected-sequence check), so this
+		// delivery's run has ended, its ack lost.
+		x.log.Info("the run's status is a later delivery's: this one has ended; acking", "run", rr.ID, "delivery", rr.DeliveryID, "status_of", cur.DeliveryID)
+		_ = m.Ack()
+		return
 	case err != nil && !errors.Is(err, runstatus.ErrNotFound):
 		// Without the status neither the attempt nor whether the run has
 		// already ended is known: come back later.
@@ -209,7 +217,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	if markRead.Wait(); marked {
 		now := time.Now().UTC()
 		rec.Status, rec.FinishedAt, rec.Error = message.StatusCancelled, &now, "cancelled before it started"
-		x.finish(ctx, m, rec, label, log)
+		x.finishAfter(ctx, m, rec, label, log, curSeq)
 		return
 	}
 
@@ -221,7 +229,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	// The sequence of "running": the final status is stored only after
 	// it, so that this executor, back from a partition during which
 	// another took the run over, cannot overwrite the newer attempt.
-	runningSeq, err := runstatus.PublishAfter(pctx, x.js, rec, 0)
+	runningSeq, err := runstatus.PublishAfter(pctx, x.js, rec, curSeq)
 	if err == nil && time.Now().After(startBy) {
 		err = errors.New("too late to start: the run may have been handed to another executor")
 	}
@@ -454,6 +462,12 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 			} else if gerr == nil {
 				cancel()
 				log.Warn("the run was taken over while this attempt ran; its result is not stored", "status", rec.Status, "current", cur.Status, "current_attempt", cur.Attempt)
+				if message.Final(cur.Status) || cur.DeliveryID != rec.DeliveryID {
+					// Ended (keys cancelled it as it started), or the run
+					// id is a later delivery's: nothing is left for any
+					// copy of this message to do.
+					_ = m.Ack()
+				}
 				return
 			}
 		}

@@ -1,0 +1,93 @@
+package dispatcher
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/runstatus"
+)
+
+// A delivery dispatched (queued status and run request stored) whose ack
+// was lost to a crash comes back after its webhook was deleted: its run has
+// meanwhile run and succeeded. The redelivery must only ack it, not store
+// "rejected" over the run's final status.
+func TestDispatcher_WebhookDeletedAfterDispatchKeepsTheRunsStatus(t *testing.T) {
+	e := newEnv(t, "kv")
+	w := e.hook("wdel", nil)
+	crashed := make(chan struct{})
+	first := e.start(func(d *Dispatcher) { d.crashAt = crashOnceAt(stagePublished, crashed) })
+	d := e.deliver(w, "evt-wdel", `{"x":1}`, func(d *message.Delivery) { d.ReceivedAt = time.Now().UTC().Add(-10 * time.Second) })
+	select {
+	case <-crashed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no crash")
+	}
+	first.stop()
+	// An executor ran the run meanwhile.
+	r := e.run(d.RunID)
+	now := time.Now().UTC()
+	r.Status, r.Attempt, r.StartedAt, r.FinishedAt = message.StatusSucceeded, 1, &now, &now
+	if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteWebhook(w)
+	e.start(nil)
+	e.allAcked()
+	got := e.run(d.RunID)
+	want(t, "run status after the redelivery", got.Status, message.StatusSucceeded)
+}
+
+// A delivery whose "queued" was stored before a crash, redelivered after its
+// webhook was deleted, publishes its run request with the callback the run
+// was queued with: the executor that ends the run must still call back.
+func TestDispatcher_ResumedRunKeepsItsCallback(t *testing.T) {
+	e := newEnv(t, "kv")
+	w := e.hook("wcb", func(w *resource.Webhook) {
+		w.Spec.Callback = &resource.Callback{URL: "http://127.0.0.1:1/cb", SecretRef: "cb"}
+	})
+	// The first dispatcher "crashes" at that point every time: it cannot
+	// take the delivery further on a redelivery before it is stopped.
+	crashed := make(chan struct{})
+	var once sync.Once
+	first := e.start(func(d *Dispatcher) {
+		d.crashAt = func(s string) bool {
+			if s == stageQueued {
+				once.Do(func() { close(crashed) })
+				return true
+			}
+			return false
+		}
+	})
+	d := e.deliver(w, "evt-wcb", `{"x":1}`, func(d *message.Delivery) { d.ReceivedAt = time.Now().UTC().Add(-10 * time.Second) })
+	select {
+	case <-crashed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no crash")
+	}
+	first.stop()
+	e.deleteWebhook(w)
+	e.start(nil)
+	e.allAcked()
+	reqs := e.runRequests()
+	want(t, "run requests", len(reqs), 1)
+	want(t, "request's delivery", reqs[0].DeliveryID, d.ID)
+	want(t, "callback", reqs[0].Callback != nil && reqs[0].Callback.URL == "http://127.0.0.1:1/cb" && reqs[0].Callback.SecretRef == "cb", true)
+	want(t, "run status", e.run(d.RunID).Status, message.StatusQueued)
+}
+
+// deleteWebhook removes w from the configuration the dispatcher watches.
+func (e *env) deleteWebhook(w *resource.Webhook) {
+	e.t.Helper()
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketWebhooks)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := kv.Delete(context.Background(), bus.ConfigKey(w.Metadata.Namespace, w.Metadata.Name)); err != nil {
+		e.t.Fatal(err)
+	}
+}

@@ -1,0 +1,102 @@
+package executor
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// Runs still queued in RUNS when their job is deleted must still reach a
+// final state (the dispatcher's resume comment: "A job deleted since is
+// left to the executor, which fails the run with why").
+func TestExecutor_QueuedRunsOfADeletedJobEndFailed(t *testing.T) {
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("deljob", `while [ ! -f "$OUT/release" ]; do sleep 0.05; done`, func(j *resource.Job) { j.Spec.Concurrency = 1 })
+	first := e.submit(job, `{"n":1}`)
+	second := e.submit(job, `{"n":2}`)
+	e.waitStatus(first, message.StatusRunning, 1)
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(context.Background(), bus.ConfigKey("default", "deljob")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := os.WriteFile(e.out+"/release", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.final(first, 10*time.Second)
+	r := e.final(second, 15*time.Second)
+	want(t, "status of the run queued when its job was deleted", r.Status, message.StatusFailed)
+	want(t, "why", strings.Contains(r.Error, "no longer exists"), true)
+}
+
+// keys cancels a run it read as queued (mark, cancel message, "cancelled"
+// status) just as an executor, having read no mark, is about to store
+// "running". The run must end with one final status (one callback).
+func TestExecutor_CancelWhileStartingEndsOnce(t *testing.T) {
+	e := newXEnv(t)
+	srv := newRecorder(t, 0, 200)
+	var once sync.Once
+	var rrp *message.RunRequest
+	ready := make(chan struct{})
+	e.startWith(e.nc, e.js, nil, func(x *Executor) {
+		x.beforeStart = func(id string) {
+			once.Do(func() {
+				<-ready
+				e.cancelRun(*rrp, true)            // keys: queued -> cancelled
+				time.Sleep(300 * time.Millisecond) // the cancel message arrives
+			})
+		}
+	})
+	job := e.script("cancel-race", `sleep 0.2`)
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) {
+		rr.Callback = &message.Callback{URL: srv.srv.URL + "/cb"}
+	})
+	rrp = &rr
+	close(ready)
+	e.final(rr, 10*time.Second)
+	time.Sleep(3 * time.Second) // let the callbacks go out
+	h := e.history(rr)
+	var sts []string
+	for _, r := range h {
+		sts = append(sts, r.Status)
+	}
+	t.Logf("history: %s; callbacks: %d", strings.Join(sts, " -> "), len(srv.got()))
+	want(t, "final statuses", finals(h), 1)
+	want(t, "callbacks", len(srv.got()), 1)
+}
+
+// An event sent again after its (short) dedup window reuses the run id. The
+// dispatcher now waits for the first delivery's run to end before storing
+// the second's "queued"; should a later delivery's status still come over a
+// running one (records of an earlier release), the first delivery's job
+// must not run a second time when its request comes back.
+func TestExecutor_RequestOfAnEarlierDeliveryIsNotRunAgain(t *testing.T) {
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("rerun", `echo "$HOOKRUN_ARG_WEBHOOK_PAYLOAD" >> "$OUT/runs"; while [ ! -f "$OUT/release" ]; do sleep 0.05; done`,
+		func(j *resource.Job) { j.Spec.Concurrency = 1 })
+	d1 := e.submit(job, "d1")
+	e.waitStatus(d1, message.StatusRunning, 1)
+	d2 := e.submit(job, "d2", func(rr *message.RunRequest) { rr.ID = d1.ID })
+	if err := os.WriteFile(e.out+"/release", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(8 * time.Second)
+	b, _ := os.ReadFile(e.out + "/runs")
+	got := strings.Fields(string(b))
+	t.Logf("executions: %v", got)
+	r := e.final(d2, 10*time.Second)
+	t.Logf("final: %s of delivery %s (d1 %s, d2 %s)", r.Status, r.DeliveryID, d1.DeliveryID, d2.DeliveryID)
+	want(t, "executions", strings.Join(got, ","), "d1,d2")
+}
