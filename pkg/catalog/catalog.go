@@ -237,13 +237,18 @@ var ErrNoSecret = errors.New("secret not found")
 // openedSecret caches a secret's plaintext, opened once per change rather
 // than on every delivery.
 type openedSecret struct {
-	current, previous string
-	previousUntil     time.Time
-	err               error
+	current  string
+	previous []openedPrevious // newest first
+	err      error
+}
+
+type openedPrevious struct {
+	value string
+	until time.Time
 }
 
 // SecretValues returns the plaintext values of a secret valid at now: the
-// current one, then the previous one while its grace period lasts.
+// current one, then each replaced one while its own grace period lasts.
 func (c *Catalog) SecretValues(ns, name string, now time.Time) ([]string, error) {
 	key := bus.ConfigKey(ns, name)
 	c.mu.RLock()
@@ -258,10 +263,13 @@ func (c *Catalog) SecretValues(ns, name string, now time.Time) ([]string, error)
 	if o.err != nil {
 		return nil, o.err
 	}
-	if o.previous != "" && now.Before(o.previousUntil) {
-		return []string{o.current, o.previous}, nil
+	vs := []string{o.current}
+	for _, p := range o.previous {
+		if now.Before(p.until) {
+			vs = append(vs, p.value)
+		}
 	}
-	return []string{o.current}, nil
+	return vs, nil
 }
 
 func (c *Catalog) open(key string) (openedSecret, error) {
@@ -285,9 +293,9 @@ func (c *Catalog) open(key string) (openedSecret, error) {
 	} else {
 		o.current = string(cur)
 	}
-	if len(s.Previous) > 0 && s.PreviousExpiresAt != nil {
-		if prev, err := c.box.Open(s.Previous, aad); err == nil {
-			o.previous, o.previousUntil = string(prev), *s.PreviousExpiresAt
+	for _, p := range s.PreviousValues() {
+		if prev, err := c.box.Open(p.Value, aad); err == nil {
+			o.previous = append(o.previous, openedPrevious{string(prev), p.ExpiresAt})
 		}
 	}
 	c.opened[key] = o

@@ -6,6 +6,7 @@ package resource
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/argtemplate"
@@ -228,10 +229,53 @@ type SecretStatus struct {
 
 // StoredSecret is a Secret as kept in KV: values sealed with the secret key.
 type StoredSecret struct {
-	Secret            Secret     `json:"secret"`
-	Current           []byte     `json:"current"`
+	Secret  Secret `json:"secret"`
+	Current []byte `json:"current"`
+	// Previous is the value replaced last, valid until PreviousExpiresAt:
+	// the one previous value records of earlier releases hold, and the one
+	// their readers still find.
 	Previous          []byte     `json:"previous,omitempty"`
 	PreviousExpiresAt *time.Time `json:"previousExpiresAt,omitempty"`
+	// Earlier are values replaced before Previous and still in their own
+	// grace period when it was replaced, newest first.
+	Earlier []PreviousValue `json:"earlier,omitempty"`
+}
+
+// PreviousValue is a replaced, sealed secret value and the end of its grace.
+type PreviousValue struct {
+	Value     []byte    `json:"value"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// MaxPreviousValues bounds how many replaced values a secret keeps: rotating
+// more often than that within a grace period revokes the oldest early.
+const MaxPreviousValues = 5
+
+// PreviousValues returns every replaced value the record holds, newest
+// first, expired ones included.
+func (s *StoredSecret) PreviousValues() []PreviousValue {
+	var out []PreviousValue
+	if len(s.Previous) > 0 && s.PreviousExpiresAt != nil {
+		out = append(out, PreviousValue{Value: s.Previous, ExpiresAt: *s.PreviousExpiresAt})
+	}
+	return append(out, s.Earlier...)
+}
+
+// SetPreviousValues stores vs (newest first, at most MaxPreviousValues
+// kept): the first where every release reads it, the rest in Earlier.
+func (s *StoredSecret) SetPreviousValues(vs []PreviousValue) {
+	s.Previous, s.PreviousExpiresAt, s.Earlier = nil, nil, nil
+	if len(vs) > MaxPreviousValues {
+		vs = vs[:MaxPreviousValues]
+	}
+	if len(vs) == 0 {
+		return
+	}
+	exp := vs[0].ExpiresAt
+	s.Previous, s.PreviousExpiresAt = vs[0].Value, &exp
+	if len(vs) > 1 {
+		s.Earlier = slices.Clone(vs[1:])
+	}
 }
 
 // APIKey is an API key as stored: the secret part only as a hash.
@@ -280,14 +324,16 @@ type Expiration struct {
 // MaxExpiration bounds a key's lifetime as one request sets or extends it.
 const MaxExpiration = 100 * 365 * 24 * time.Hour
 
-// Duration converts e to a duration; zero count means no expiry.
+// Duration converts e to a duration. A key that never expires has no
+// expiration at all: a count of 0 is refused rather than read as "never",
+// which a caller asking for an expiry cannot have meant.
 func (e Expiration) Duration() (time.Duration, error) {
 	unit := map[string]time.Duration{"seconds": time.Second, "minutes": time.Minute, "hours": time.Hour, "days": 24 * time.Hour}[e.Interval]
 	if unit == 0 {
 		return 0, &FieldError{Field: "expiration.interval", Msg: "must be one of seconds, minutes, hours, days"}
 	}
-	if e.Count < 0 {
-		return 0, &FieldError{Field: "expiration.count", Msg: "must not be negative"}
+	if e.Count < 1 {
+		return 0, &FieldError{Field: "expiration.count", Msg: "must be positive"}
 	}
 	if int64(e.Count) > int64(MaxExpiration/unit) {
 		// Beyond it, count × interval would overflow into "never expires".

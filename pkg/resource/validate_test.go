@@ -205,7 +205,7 @@ func TestExpiration_Duration(t *testing.T) {
 	}{
 		{Expiration{60, "seconds"}, time.Minute, ""},
 		{Expiration{2, "days"}, 48 * time.Hour, ""},
-		{Expiration{0, "hours"}, 0, ""},
+		{Expiration{0, "hours"}, 0, "expiration.count"}, // "never" is no expiration, not a zero one
 		{Expiration{1, "weeks"}, 0, "expiration.interval"},
 		{Expiration{-1, "days"}, 0, "expiration.count"},
 	}

@@ -45,6 +45,8 @@
 //	                   key is the base64-decoded part of "whsec_<base64>"
 //	  event id         Webhook-Id (required)
 //	  window           24h
+//	                   Svix's names (Svix-Id, Svix-Timestamp, Svix-Signature)
+//	                   are read when no Webhook-* header is there
 //
 //	shopify
 //	  signature        X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256>

@@ -15,6 +15,9 @@ const (
 	swIDHeader            = "Webhook-Id"
 	swTimestampHeader     = "Webhook-Timestamp"
 	swSignatureHeader     = "Webhook-Signature"
+	svixIDHeader          = "Svix-Id"
+	svixTimestampHeader   = "Svix-Timestamp"
+	svixSignatureHeader   = "Svix-Signature"
 	swSecretPrefix        = "whsec_"
 	swSignatureVersion    = "v1"
 	swSignatureVersionSep = ","
@@ -24,38 +27,61 @@ const (
 // holds space-separated "v1,<base64>" entries over id + "." + timestamp + "."
 // + body, keyed by the base64-decoded part of a "whsec_<base64>" secret.
 // Several entries appear while the sender rotates its secret; entries of
-// other versions (v1a, asymmetric) are ignored.
+// other versions (v1a, asymmetric) are ignored. Svix, and senders built on
+// it (Clerk, Resend), name the same headers svix-id, svix-timestamp and
+// svix-signature; like Svix's libraries, Verify reads those when the
+// webhook-* ones are absent.
 type standardWebhooks struct {
 	skew time.Duration
 }
 
 func (standardWebhooks) Name() string { return standardWebhooksName }
 
+// swHeaders names the three headers of one naming of the scheme.
+type swHeaders struct{ id, timestamp, signature string }
+
+var (
+	webhookHeaders = swHeaders{swIDHeader, swTimestampHeader, swSignatureHeader}
+	svixHeaders    = swHeaders{svixIDHeader, svixTimestampHeader, svixSignatureHeader}
+)
+
+// headersOf picks the naming a request uses: the webhook-* headers unless
+// none of them is there and svix-signature is. The three are never mixed,
+// so a request is verified against one sender's headers only.
+func headersOf(h http.Header) swHeaders {
+	if h.Get(swSignatureHeader) == "" && h.Get(swTimestampHeader) == "" && h.Get(swIDHeader) == "" &&
+		h.Get(svixSignatureHeader) != "" {
+		return svixHeaders
+	}
+	return webhookHeaders
+}
+
 func (p standardWebhooks) Verify(req Request, secrets []string, now time.Time) (string, error) {
-	sigValue := req.Header.Get(swSignatureHeader)
-	ts := req.Header.Get(swTimestampHeader)
+	hs := headersOf(req.Header)
+	sigValue := req.Header.Get(hs.signature)
+	ts := req.Header.Get(hs.timestamp)
 	if sigValue == "" || ts == "" {
-		return "", fmt.Errorf("%w: need headers %s and %s",
-			ErrSignatureMissing, swSignatureHeader, swTimestampHeader)
+		return "", fmt.Errorf("%w: need headers %s and %s (or %s and %s)",
+			ErrSignatureMissing, swSignatureHeader, swTimestampHeader, svixSignatureHeader, svixTimestampHeader)
 	}
 	sigs := parseStandardSignatures(sigValue)
 	if len(sigs) == 0 {
-		return "", fmt.Errorf("%w: header %s has no v1 signature", ErrSignatureInvalid, swSignatureHeader)
+		return "", fmt.Errorf("%w: header %s has no v1 signature", ErrSignatureInvalid, hs.signature)
 	}
 	unix, ok := parseUnix(ts)
 	if !ok {
-		return "", fmt.Errorf("%w: header %s is not unix seconds", ErrSignatureInvalid, swTimestampHeader)
+		return "", fmt.Errorf("%w: header %s is not unix seconds", ErrSignatureInvalid, hs.timestamp)
 	}
 	// The id is part of the signed content; an absent one is signed as "" and
 	// reported as a missing event id once the signature holds.
-	id := req.Header.Get(swIDHeader)
+	id := req.Header.Get(hs.id)
 	if err := verifyHMAC(secrets, standardKey, sigs, []byte(id), dot, []byte(ts), dot, req.Body); err != nil {
 		return "", fmt.Errorf("standard-webhooks: %w", err)
 	}
 	if err := checkSkew(unix, now, p.skew); err != nil {
 		return "", err
 	}
-	return requireEventID(req, swIDHeader)
+	return requireEventID(req, hs.id)
 }
 
 // Sign keys the HMAC as Verify does. A secret that is not "whsec_<base64>"
@@ -80,7 +106,9 @@ func (standardWebhooks) Sign(body []byte, secret, eventID string, now time.Time)
 // after the first attempt, and the signed timestamp bounds older replays.
 func (standardWebhooks) DefaultWindow() time.Duration { return 24 * time.Hour }
 
-func (standardWebhooks) CredentialHeaders() []string { return []string{swSignatureHeader} }
+func (standardWebhooks) CredentialHeaders() []string {
+	return []string{swSignatureHeader, svixSignatureHeader}
+}
 
 // GenerateSecret returns "whsec_" + base64 of 32 random bytes.
 func (standardWebhooks) GenerateSecret() (string, error) { return generateBase64(swSecretPrefix) }

@@ -1,7 +1,9 @@
 package signature
 
 import (
+	"errors"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 )
@@ -53,6 +55,47 @@ func TestStandardWebhooks_AcceptsPublishedVector(t *testing.T) {
 	}
 	if _, err := p.Verify(Request{Header: h, Body: []byte(body)}, []string{secret}, at.Add(6*time.Minute)); err == nil {
 		t.Fatal("Verify six minutes later accepted the vector")
+	}
+}
+
+// TestStandardWebhooks_ReadsSvixHeaders: Svix (and Clerk, Resend) send the
+// same scheme as svix-id, svix-timestamp and svix-signature; they are read
+// when no webhook-* header is there, and never mixed with webhook-* ones.
+func TestStandardWebhooks_ReadsSvixHeaders(t *testing.T) {
+	// The same example, as Svix's documentation gives it.
+	const (
+		secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		msgID  = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+		body   = `{"test": 2432232314}`
+		sig    = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+	)
+	at := time.Unix(1614265330, 0)
+	p, _ := Lookup("standard-webhooks")
+	svix := func() http.Header {
+		h := http.Header{}
+		h.Set("svix-id", msgID)
+		h.Set("svix-timestamp", "1614265330")
+		h.Set("svix-signature", sig)
+		return h
+	}
+	verify := func(h http.Header) (string, error) {
+		return p.Verify(Request{Header: h, Body: []byte(body)}, []string{secret}, at)
+	}
+	if id, err := verify(svix()); err != nil || id != msgID {
+		t.Fatalf("Verify with svix-* headers = (%q, %v), want (%s, nil)", id, err, msgID)
+	}
+	h := svix()
+	h.Set("svix-id", "msg_other")
+	if _, err := verify(h); !errors.Is(err, ErrSignatureInvalid) {
+		t.Fatalf("Verify with a swapped svix-id = %v, want ErrSignatureInvalid", err)
+	}
+	h = svix()
+	h.Set("webhook-timestamp", "1614265330")
+	if _, err := verify(h); !errors.Is(err, ErrSignatureMissing) {
+		t.Fatalf("Verify with svix-* and a webhook-timestamp = %v, want ErrSignatureMissing (names not mixed)", err)
+	}
+	if !slices.Contains(p.CredentialHeaders(), "Svix-Signature") {
+		t.Fatalf("CredentialHeaders %v lack Svix-Signature", p.CredentialHeaders())
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 type credential struct {
 	headers []string // header names that carry it
 	query   string   // query parameter that carries it
-	values  []string // the credential values themselves (key, signing secrets)
+	values  []string // the credential values themselves (endpoint id, key, signing secrets)
 	// bodyChanged: the key was taken out of the body, so the request's
 	// Content-Length no longer describes the stored body (and would tell
 	// the removed key's length).
@@ -31,17 +31,24 @@ type credential struct {
 // fills the delivery's principal, profile and (for signature profiles)
 // event id. With the key in the body, the key field is removed from d.Body.
 func (in *Ingress) authenticate(c echo.Context, w *resource.Webhook, d *message.Delivery, now time.Time) (credential, error) {
+	var cred credential
+	var err error
 	a := w.Spec.Auth
 	switch {
 	case a.APIKey != nil:
-		return in.authAPIKey(c, w, d, now)
+		cred, err = in.authAPIKey(c, w, d, now)
 	case a.Signature != nil:
-		return in.authSignature(c, w, d, now)
+		cred, err = in.authSignature(c, w, d, now)
 	default:
 		// Secret URL (Workjet): the unguessable endpoint id was the credential.
 		d.Principal = "endpoint"
-		return credential{}, nil
 	}
+	// The endpoint id is the whole credential of a secret URL, and the URL
+	// is worth keeping secret in every mode; a proxy's X-Forwarded-Uri or
+	// X-Original-Url, or a Referer, repeats the path, so the id is scrubbed
+	// as the presented key is (a key in the path included: authAPIKey).
+	cred.values = append(cred.values, c.Param("endpoint"))
+	return cred, err
 }
 
 // authAPIKey finds the key where the webhook says it sits, looks it up by
@@ -111,7 +118,7 @@ func inScope(list []string, name string) bool {
 }
 
 // authSignature verifies the webhook's signature profile with the current
-// secret and, during a rotation's grace period, the previous one. A fault
+// secret and the previous ones, each during its own rotation grace. A fault
 // in the configuration (unknown profile, missing or unusable secret) is the
 // webhook owner's to fix: 500 job_not_runnable with the detail recorded in
 // status.lastError, never a 401 that would send the sender hunting.
@@ -160,8 +167,8 @@ const minScrubLen = 8
 // stripCredentials returns the request's headers and query without any
 // credential: the always-stripped headers, the ones the auth mode names,
 // and — in case a sender put its key somewhere else too, or a Referer
-// carries it — any header or parameter whose value holds the presented key
-// or a signing secret. The value slices are shared with the request, which
+// carries it — any header or parameter whose value holds the endpoint id,
+// the presented key or a signing secret. The value slices are shared with the request, which
 // is not modified.
 func stripCredentials(h http.Header, rawQuery string, c echo.Context, cred credential) (map[string][]string, map[string][]string) {
 	hc := make(map[string][]string, len(h))

@@ -3,6 +3,7 @@ package ingress
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/signature"
@@ -405,4 +407,97 @@ func TestAuth_PathKeyOnlyOnPathWebhooks(t *testing.T) {
 	wantAccepted(t, e.post(hookPath(open), "{}"), 202)
 	wantError(t, e.post(hookPath(open, "anything"), "{}"), 404, "endpoint_not_found")
 	wantError(t, e.post(hookPath(open)+"/", "{}"), 404, "endpoint_not_found")
+}
+
+// TestAuth_AcceptsSvixHeaders: Svix, Clerk and Resend sign Standard
+// Webhooks under svix-* header names; such a delivery is accepted, and its
+// signature is not stored.
+func TestAuth_AcceptsSvixHeaders(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	p, _ := signature.Lookup("standard-webhooks")
+	secret, _ := p.GenerateSecret()
+	e.secret("svix-secret", secret, "", 0)
+	w := e.webhook("clerk", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "standard-webhooks", SecretRef: "svix-secret"}}})
+
+	body := []byte(`{"type":"user.created"}`)
+	req := e.request("POST", hookPath(w), body, "Content-Type", "application/json")
+	for name, vs := range p.Sign(body, secret, "msg_svix1", time.Now()) {
+		req.Header["Svix-"+strings.TrimPrefix(name, "Webhook-")] = vs
+	}
+	sig := req.Header.Get("Svix-Signature")
+	if sig == "" || req.Header.Get("Webhook-Signature") != "" {
+		t.Fatalf("request headers %v, want svix-* only", req.Header)
+	}
+	r := e.do(req)
+	wantAccepted(t, r, 202)
+	if r.Acc.EventID != "msg_svix1" {
+		t.Fatalf("eventId = %q, want the svix-id", r.Acc.EventID)
+	}
+	d := e.stored(r.Acc.DeliveryID)
+	if d.Header["Svix-Signature"] != nil || strings.Contains(string(e.storedMsg(r.Acc.DeliveryID).Data), strings.TrimPrefix(sig, "v1,")) {
+		t.Fatalf("stored delivery holds the signature: %v", d.Header)
+	}
+	if d.Header["Svix-Id"] == nil || d.Header["Svix-Timestamp"] == nil {
+		t.Fatalf("svix-id and svix-timestamp not kept: %v", d.Header)
+	}
+}
+
+// TestAuth_AcceptsEveryPreviousSecretUntilItsExpiry: after two quick
+// rotations (v1 → v2 → v3) a sender still signing with v1 is accepted
+// until v1's own grace ends, not refused at the second rotation.
+func TestAuth_AcceptsEveryPreviousSecretUntilItsExpiry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	const ref = "twice-rotated"
+	key := bus.ConfigKey(resource.DefaultNamespace, ref)
+	now := time.Now()
+	v1Until := now.Add(3 * time.Second)
+	// As the keys service stores it after the second rotation.
+	seal := func(v string) []byte { return e.cfg.Box.Seal([]byte(v), []byte(key)) }
+	st := resource.StoredSecret{Secret: resource.Secret{
+		TypeMeta: resource.TypeMeta{APIVersion: resource.APIVersion, Kind: resource.KindSecret},
+		Metadata: resource.Meta{Name: ref, Namespace: resource.DefaultNamespace},
+	}, Current: seal("secret-v3")}
+	st.SetPreviousValues([]resource.PreviousValue{{Value: seal("secret-v2"), ExpiresAt: now.Add(time.Hour)}, {Value: seal("secret-v1"), ExpiresAt: v1Until}})
+	b, _ := json.Marshal(st)
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), key, b); err != nil {
+		t.Fatal(err)
+	}
+	w := e.webhook("rotated-twice", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: ref}}})
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if vs, _ := e.cat.SecretValues(resource.DefaultNamespace, ref, now); len(vs) != 3 {
+			return errors.New("secret not loaded yet")
+		}
+		return nil
+	})
+
+	send := func(secret, id string) reply {
+		body := []byte(`{"n":"` + id + `"}`)
+		return e.do(signed(e.request("POST", hookPath(w), body), "generic", body, secret, id, time.Now()))
+	}
+	for _, v := range []string{"secret-v3", "secret-v2", "secret-v1"} {
+		r := send(v, "evt-"+v)
+		wantAccepted(t, r, 202)
+		if d := e.stored(r.Acc.DeliveryID); strings.Contains(fmt.Sprint(d.Header, d.Query), v) {
+			t.Fatalf("stored delivery holds %s", v)
+		}
+	}
+	// Past v1's expiry it is refused; v2 is still accepted.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if r := send("secret-v1", fmt.Sprint("evt-late-", time.Now().UnixNano())); r.Status != 401 {
+			return fmt.Errorf("v1 after its expiry: %d", r.Status)
+		}
+		return nil
+	})
+	if time.Now().Before(v1Until) {
+		t.Fatal("v1 refused before its expiry")
+	}
+	wantAccepted(t, send("secret-v2", "evt-v2-late"), 202)
 }

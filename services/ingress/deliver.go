@@ -105,7 +105,12 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 			return 0, nil, errPayloadTooLarge
 		}
 	}
-	if ok, wait := in.allow(w); !ok {
+	// The rate limit is checked here and spent only once the sender is
+	// authenticated: anyone who knows the URL of a signed or API-key webhook
+	// could otherwise drain its bucket with junk and have the real sender's
+	// deliveries refused. For a secret-URL webhook the URL is the credential,
+	// so a request that reached it is authenticated and spends the same way.
+	if ok, wait := in.hasToken(w); !ok {
 		return 0, nil, errRateLimited.retryAfter(wait)
 	}
 	var body []byte
@@ -135,6 +140,9 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 			mAuthFailures.WithLabelValues(*label, ae.Code).Inc()
 		}
 		return 0, nil, err
+	}
+	if ok, wait := in.spendToken(w); !ok {
+		return 0, nil, errRateLimited.retryAfter(wait)
 	}
 	if sa := w.Spec.Auth.Signature; sa != nil && sa.Profile == "slack" {
 		if ch, ok := signature.SlackChallenge(d.Body); ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -190,6 +191,33 @@ func TestDeliver_RateLimitsWithRetryAfter(t *testing.T) {
 	fast.Spec.RateLimit = &resource.RateLimit{PerSecond: 1000, Burst: 1000}
 	e.putWebhook(*fast)
 	wantAccepted(t, e.post(hookPath(fast), "{}"), 202)
+}
+
+// TestDeliver_FailedAuthenticationSpendsNoRateToken: requests that fail
+// authentication are refused without spending the webhook's tokens, so
+// someone who only knows the URL cannot starve the real sender (429).
+func TestDeliver_FailedAuthenticationSpendsNoRateToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	e.secret("rl-secret", "rate-limit-secret", "", 0)
+	key := e.apiKey(nil, nil, nil)
+	rl := &resource.RateLimit{PerSecond: 0.01, Burst: 2} // no token comes back during the test
+	sig := e.webhook("rl-signed", resource.WebhookSpec{RateLimit: rl,
+		Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: "rl-secret"}}})
+	keyed := e.webhook("rl-keyed", resource.WebhookSpec{RateLimit: rl, Auth: resource.Auth{APIKey: &resource.APIKeyAuth{}}})
+
+	body := []byte(`{"n":1}`)
+	for i := 0; i < 5; i++ {
+		wantError(t, e.do(signed(e.request("POST", hookPath(sig), body), "generic", body, "wrong-secret", fmt.Sprint("bad-", i), time.Now())), 401, "signature_invalid")
+		wantError(t, e.post(hookPath(keyed), body, "X-API-KEY", "hk_nosuchid_"+strings.Repeat("b", 52)), 401, "invalid_credentials")
+	}
+	for i := 0; i < 2; i++ {
+		wantAccepted(t, e.do(signed(e.request("POST", hookPath(sig), body), "generic", body, "rate-limit-secret", fmt.Sprint("good-", i), time.Now())), 202)
+		wantAccepted(t, e.post(hookPath(keyed), body, "X-API-KEY", key), 202)
+	}
+	// Authenticated deliveries do spend: the bucket is empty now.
+	wantError(t, e.post(hookPath(keyed), body, "X-API-KEY", key), 429, "rate_limited")
 }
 
 // TestDeliver_JobMissingIsRecordedOnTheWebhook: 500 job_not_runnable with

@@ -20,13 +20,12 @@ type limiter struct {
 	l         *rate.Limiter
 }
 
-// allow applies the webhook's token bucket (per ingress instance). When it
-// refuses, wait is how many whole seconds until a token is back, for
-// Retry-After.
-func (in *Ingress) allow(w *resource.Webhook) (ok bool, wait int) {
+// bucket returns the webhook's token bucket (per ingress instance), nil
+// when it has no rate limit.
+func (in *Ingress) bucket(w *resource.Webhook) *limiter {
 	rl := w.Spec.RateLimit
 	if rl == nil {
-		return true, 0
+		return nil
 	}
 	key := bus.ConfigKey(w.Metadata.Namespace, w.Metadata.Name)
 	v, found := in.limiters.Load(key)
@@ -35,11 +34,37 @@ func (in *Ingress) allow(w *resource.Webhook) (ok bool, wait int) {
 		l = &limiter{perSecond: rl.PerSecond, burst: rl.Burst, l: rate.NewLimiter(rate.Limit(rl.PerSecond), max(rl.Burst, 1))}
 		in.limiters.Store(key, l)
 	}
-	if l.l.Allow() {
+	return l
+}
+
+// hasToken reports whether the webhook's bucket holds a token, without
+// spending it: the cheap refusal before the body is read. When it does
+// not, wait is how many whole seconds until one is back, for Retry-After.
+func (in *Ingress) hasToken(w *resource.Webhook) (ok bool, wait int) {
+	l := in.bucket(w)
+	if l == nil {
+		return true, 0
+	}
+	return l.check(l.l.Tokens() >= 1)
+}
+
+// spendToken takes a token from the webhook's bucket; it runs only once
+// the sender is authenticated. It can still refuse: concurrent requests
+// may all have seen the last token.
+func (in *Ingress) spendToken(w *resource.Webhook) (ok bool, wait int) {
+	l := in.bucket(w)
+	if l == nil {
+		return true, 0
+	}
+	return l.check(l.l.Allow())
+}
+
+func (l *limiter) check(ok bool) (bool, int) {
+	if ok {
 		return true, 0
 	}
 	missing := 1 - l.l.Tokens()
-	return false, int(math.Ceil(missing / rl.PerSecond))
+	return false, int(math.Ceil(missing / l.perSecond))
 }
 
 // claimedElsewhere reads the answer of the read-only look-up of the

@@ -132,6 +132,62 @@ func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
 	}
 }
 
+// TestPublish_StoresNoEndpointID: the endpoint id is a secret URL's
+// credential; headers a proxy or browser adds that repeat the path
+// (X-Forwarded-Uri, X-Original-Url, Referer), or a query parameter holding
+// it, are not stored, whatever the auth mode.
+func TestPublish_StoresNoEndpointID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	key := e.apiKey(nil, nil, nil)
+	e.secret("ep-secret", "endpoint-test-secret", "", 0)
+	for _, tt := range []struct {
+		mode string
+		auth resource.Auth
+		sign func(req *http.Request, body []byte) *http.Request
+	}{
+		{"secret-url", resource.Auth{}, func(req *http.Request, _ []byte) *http.Request { return req }},
+		{"key-path", resource.Auth{APIKey: &resource.APIKeyAuth{In: "path"}}, func(req *http.Request, _ []byte) *http.Request { return req }},
+		{"key-header", resource.Auth{APIKey: &resource.APIKeyAuth{}}, func(req *http.Request, _ []byte) *http.Request {
+			req.Header.Set("X-API-KEY", key)
+			return req
+		}},
+		{"sig-generic", resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: "ep-secret"}}, func(req *http.Request, body []byte) *http.Request {
+			return signed(req, "generic", body, "endpoint-test-secret", "evt-ep", time.Now())
+		}},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			w := e.webhook("ep-"+tt.mode, resource.WebhookSpec{Auth: tt.auth})
+			path := hookPath(w)
+			if tt.mode == "key-path" {
+				path = hookPath(w, key)
+			}
+			body := []byte(`{"a":1}`)
+			req := tt.sign(e.request("POST", path+"?kept=1&from=https%3A%2F%2Fproxy.example"+strings.ReplaceAll(path, "/", "%2F"), body,
+				"X-Forwarded-Uri", path, "X-Original-Url", path+"?kept=1", "Referer", "https://sender.example"+path,
+				"X-Kept", "kept-value"), body)
+			r := e.do(req)
+			wantAccepted(t, r, 202)
+			d := e.stored(r.Acc.DeliveryID)
+			for _, h := range []string{"X-Forwarded-Uri", "X-Original-Url", "Referer"} {
+				if d.Header[h] != nil {
+					t.Errorf("header %s stored: %v", h, d.Header[h])
+				}
+			}
+			if d.Query["from"] != nil {
+				t.Errorf("query parameter holding the path stored: %v", d.Query)
+			}
+			if d.Header["X-Kept"] == nil || d.Query["kept"] == nil {
+				t.Fatalf("non-credential header or query lost: %v %v", d.Header, d.Query)
+			}
+			if raw := e.storedMsg(r.Acc.DeliveryID); strings.Contains(string(raw.Data), w.Status.EndpointID) {
+				t.Errorf("stored delivery holds the endpoint id: %s", raw.Data)
+			}
+		})
+	}
+}
+
 // TestPublish_StoresWithWebhookAndEventAsMessageID: the message id is what
 // lets JetStream's duplicate window drop fast retries.
 func TestPublish_StoresWithWebhookAndEventAsMessageID(t *testing.T) {

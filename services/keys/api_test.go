@@ -188,3 +188,15 @@ func path(v any, keys ...string) any {
 	}
 	return v
 }
+
+// TestAPI_UnavailableCarriesRetryAfter: with NATS gone the API answers 503
+// unavailable with Retry-After, as the ingress does.
+func TestAPI_UnavailableCarriesRetryAfter(t *testing.T) {
+	a := newTestAPI(t)
+	a.nc.Close()
+	r := a.do("GET", "/v1/jobs", nil)
+	checkError(t, r, 503, "unavailable", "")
+	if r.Header.Get("Retry-After") != "5" {
+		t.Fatalf("Retry-After %q, want 5", r.Header.Get("Retry-After"))
+	}
+}

@@ -128,11 +128,31 @@ func (s *Service) keyNameTaken(ctx context.Context, ns, name string) (bool, erro
 	return false, nil
 }
 
+// freeKeyName returns base, or base-2, base-3, … when that is taken in
+// namespace ns.
+func (s *Service) freeKeyName(ctx context.Context, ns, base string) (string, error) {
+	all, err := s.apiKeys.list(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	taken := map[string]bool{}
+	for _, k := range all {
+		if k.InNamespace() == ns {
+			taken[k.Name] = true
+		}
+	}
+	name := base
+	for i := 2; taken[name]; i++ {
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+	return name, nil
+}
+
 // keySpec is what a new key is made from.
 type keySpec struct {
 	name, namespace string
 	webhooks, jobs  []string
-	ttl             time.Duration // 0: never expires
+	ttl             time.Duration // 0: never expires (no expiration given)
 	owner           string        // config key of the webhook that generated it, if any
 }
 
@@ -193,9 +213,6 @@ func (s *Service) extendKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if d <= 0 {
-		return &resource.FieldError{Field: "count", Msg: "must be positive"}
-	}
 	ns, err := namespaceFilter(c)
 	if err != nil {
 		return err
@@ -212,11 +229,20 @@ func (s *Service) extendKey(c echo.Context) error {
 	if k.ExpiresAt == nil {
 		return c.JSON(http.StatusOK, s.keyView(k))
 	}
-	base := s.now().UTC()
+	now := s.now().UTC()
+	base := now
 	if k.ExpiresAt.After(base) {
 		base = *k.ExpiresAt
 	}
 	exp := base.Add(d)
+	// Extensions add up, and past year 9999 an expiry cannot be written as
+	// JSON. The total is held to what one request may set; beyond it the
+	// request is refused, not clamped, so nobody gets less than they asked
+	// for without being told.
+	if limit := now.Add(resource.MaxExpiration); exp.After(limit) {
+		return &resource.FieldError{Field: "count", Msg: fmt.Sprintf(
+			"would move the expiry to more than 100 years from now (the key expires at %s)", k.ExpiresAt.Format(time.RFC3339))}
+	}
 	k.ExpiresAt = &exp
 	if err := s.apiKeys.put(ctx, id, k, rev); err != nil {
 		return err

@@ -179,3 +179,41 @@ func TestAPIKeys_RefuseInvalidInput(t *testing.T) {
 	checkError(t, a.do("POST", "/v1/keys", map[string]any{"name": "ci"}), 409, "name_taken", `an API key named "ci" exists in namespace "default"`)
 	a.must(201, "POST", "/v1/keys?namespace=ops", map[string]any{"name": "ci"})
 }
+
+// TestAPIKeys_RefuseZeroExpiration: an expiration of 0 units is refused
+// (400, the field named), not read as "never expires"; a key that never
+// expires is one made without an expiration.
+func TestAPIKeys_RefuseZeroExpiration(t *testing.T) {
+	a := newTestAPI(t)
+	r := a.do("POST", "/v1/keys", map[string]any{"name": "k", "expiration": map[string]any{"count": 0, "interval": "days"}})
+	checkError(t, r, 400, "invalid_request", "expiration.count: must be positive")
+	if f, _ := r.JSON()["error"].(map[string]any)["field"].(string); f != "expiration.count" {
+		t.Fatalf("error field %q, want expiration.count: %s", f, r.Body)
+	}
+	if keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); len(keys) != 0 {
+		t.Fatalf("a refused key was stored: %v", keys)
+	}
+}
+
+// TestAPIKeys_ExtendStopsAtMaxExpiration: extensions add up, but never past
+// 100 years from now (MaxExpiration; beyond year 9999 the expiry could not
+// even be written as JSON): an extend beyond it is a 400 that leaves the
+// expiry alone.
+func TestAPIKeys_ExtendStopsAtMaxExpiration(t *testing.T) {
+	a := newTestAPI(t)
+	m := a.must(201, "POST", "/v1/keys", map[string]any{"name": "long", "expiration": map[string]any{"count": 36000, "interval": "days"}}).JSON()
+	id := m["id"].(string)
+	exp := parseTime(t, m["expiresAt"])
+	ext := map[string]any{"count": 36000, "interval": "days"}
+	for i := 0; i < 100; i++ { // past year 9999 if every one were applied
+		r := a.do("PATCH", "/v1/keys/"+id+"/extend", ext)
+		if r.Code == 200 {
+			t.Fatalf("extend %d moved the expiry to %v, more than 100 years out", i, r.JSON()["expiresAt"])
+		}
+		checkError(t, r, 400, "invalid_request", "count: would move the expiry to more than 100 years from now")
+	}
+	got := a.must(200, "PATCH", "/v1/keys/"+id+"/extend", map[string]any{"count": 100, "interval": "days"}).JSON()
+	if e := parseTime(t, got["expiresAt"]); !e.Equal(exp.Add(100 * 24 * time.Hour)) {
+		t.Fatalf("extend within the limit: expiresAt %v, want %v", e, exp.Add(100*24*time.Hour))
+	}
+}

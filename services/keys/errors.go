@@ -3,6 +3,7 @@ package keys
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,14 +21,15 @@ import (
 //	409 run_finished        cancel of a run that has already ended
 //	409 name_taken          an API key of that name exists in the namespace
 //	413 payload_too_large   body over 4 MiB
-//	503 unavailable         NATS (KV or JetStream) did not answer
+//	503 unavailable         NATS (KV or JetStream) did not answer; Retry-After set
 //	500 internal            anything else (logged, never with a secret)
 
 // apiError is an error answer of the control plane.
 type apiError struct {
-	Status  int
-	Code    string
-	Message string
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter int // seconds; 0 = no header
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -42,7 +44,7 @@ func notFound(what string) *apiError {
 
 var (
 	errUnauthorized = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "a valid admin token is required: Authorization: Bearer <token>"}
-	errUnavailable  = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the configuration store is unavailable; retry later"}
+	errUnavailable  = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the configuration store is unavailable; retry later", RetryAfter: 5}
 )
 
 type errorBody struct {
@@ -68,6 +70,9 @@ func (s *Service) httpError(err error, c echo.Context) {
 		status, b.Error.Code, b.Error.Message = ae.Status, ae.Code, ae.Message
 		if status == http.StatusUnauthorized {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hookrun"`)
+		}
+		if ae.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 		}
 	case errors.As(err, &fe):
 		status, b.Error.Code, b.Error.Message, b.Error.Field = http.StatusBadRequest, "invalid_request", fe.Error(), fe.Field

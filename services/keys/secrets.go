@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -127,15 +128,16 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 		switch {
 		case value == "" || (openErr == nil && subtle.ConstantTimeCompare(cur, []byte(value)) == 1):
 			// Same value (or none given): keep the sealed values as they are.
-			st.Current, st.Previous, st.PreviousExpiresAt = old.Current, old.Previous, old.PreviousExpiresAt
+			st.Current = old.Current
+			st.SetPreviousValues(old.PreviousValues())
 			if sameJSON(old.Secret.Spec, st.Secret.Spec) {
 				return respond(c, ResultUnchanged, secretView{Secret: view(old)})
 			}
 		default:
 			exp := now.Add(sec.Spec.PreviousValidFor.D())
-			st.Current, st.Previous, st.PreviousExpiresAt = s.box.Seal([]byte(value), aad), old.Current, &exp
-			if openErr != nil {
-				st.Previous = nil
+			st.Current = s.box.Seal([]byte(value), aad)
+			if openErr == nil { // else every stored value is sealed under a lost key
+				st.SetPreviousValues(previousAfterRotation(old, now, exp))
 			}
 			st.Secret.Status.Version++
 			st.Secret.Status.RotatedAt, st.Secret.Status.PreviousExpiresAt = &now, &exp
@@ -151,6 +153,23 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 		return err
 	}
 	return respond(c, result, secretView{Secret: view(st), GeneratedValue: generated})
+}
+
+// previousAfterRotation lists the values old's replacement leaves valid:
+// its current value until exp, then its previous ones until their own
+// expiry. None outlasts exp, so a rotation with a short previousValidFor
+// (after a leak) revokes them all.
+func previousAfterRotation(old *resource.StoredSecret, now, exp time.Time) []resource.PreviousValue {
+	out := []resource.PreviousValue{{Value: old.Current, ExpiresAt: exp}}
+	for _, p := range old.PreviousValues() {
+		if p.ExpiresAt.After(exp) {
+			p.ExpiresAt = exp
+		}
+		if p.ExpiresAt.After(now) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (s *Service) getSecret(c echo.Context) error {

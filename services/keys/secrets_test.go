@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -166,5 +167,125 @@ func TestSecrets_ReplacementKeepsThePreviousValueForItsGrace(t *testing.T) {
 	vs, _ := cat.SecretValues("default", "rot", now.Add(61*time.Minute))
 	if !slices.Equal(vs, []string{"new-value"}) {
 		t.Fatalf("after the grace: %q", vs)
+	}
+}
+
+// storedSecret reads a secret's record from the bucket and opens its
+// values: the current one, then every previous one with its expiry.
+func storedSecret(t *testing.T, a *testAPI, name string) (current string, previous []string, expires []time.Time) {
+	t.Helper()
+	key := bus.ConfigKey("default", name)
+	st, _, found, err := a.svc.secrets.get(context.Background(), key)
+	if err != nil || !found {
+		t.Fatalf("secret %s: %v %v", name, found, err)
+	}
+	open := func(sealed []byte) string {
+		v, err := a.box.Open(sealed, []byte(key))
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		return string(v)
+	}
+	for _, p := range st.PreviousValues() {
+		previous, expires = append(previous, open(p.Value)), append(expires, p.ExpiresAt)
+	}
+	return open(st.Current), previous, expires
+}
+
+// TestSecrets_EveryReplacedValueKeepsItsOwnGrace: replacing a secret twice
+// within previousValidFor keeps both replaced values, each until its own
+// expiry; the value replaced last stays where records of earlier releases
+// keep it, so their readers (the catalog) still find it.
+func TestSecrets_EveryReplacedValueKeepsItsOwnGrace(t *testing.T) {
+	a := newTestAPI(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	at := t0
+	a.svc.now = func() time.Time { return at }
+	put := func(value, grace string) answer {
+		return a.must(map[bool]int{true: 201, false: 200}[value == "v1"], "PUT", "/v1/secrets/rot",
+			secretDoc("rot", map[string]any{"value": value, "previousValidFor": grace}))
+	}
+	put("v1", "1h")
+	at = t0.Add(10 * time.Minute)
+	put("v2", "1h")
+	at = t0.Add(20 * time.Minute)
+	ans := put("v3", "1h")
+	if got := parseTime(t, path(ans.JSON(), "status", "previousExpiresAt")); !got.Equal(t0.Add(80 * time.Minute)) {
+		t.Fatalf("status.previousExpiresAt %v, want the last replaced value's", got)
+	}
+	cur, prev, exp := storedSecret(t, a, "rot")
+	if cur != "v3" || !slices.Equal(prev, []string{"v2", "v1"}) ||
+		!exp[0].Equal(t0.Add(80*time.Minute)) || !exp[1].Equal(t0.Add(70*time.Minute)) {
+		t.Fatalf("after two replacements: current %q, previous %q until %v", cur, prev, exp)
+	}
+
+	// The catalog (the ingress' reader) gives every value still in its
+	// grace, newest first; at 75 minutes v1's has ended.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cat := catalog.New(a.js, a.box, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go func() { _ = cat.Run(ctx) }()
+	<-cat.Ready()
+	if vs, err := cat.SecretValues("default", "rot", t0.Add(30*time.Minute)); err != nil || !slices.Equal(vs, []string{"v3", "v2", "v1"}) {
+		t.Fatalf("catalog: %q %v", vs, err)
+	}
+	if vs, err := cat.SecretValues("default", "rot", t0.Add(75*time.Minute)); err != nil || !slices.Equal(vs, []string{"v3", "v2"}) {
+		t.Fatalf("catalog after the first value's grace: %q %v", vs, err)
+	}
+
+	// Expired values are dropped at the next replacement.
+	at = t0.Add(75 * time.Minute)
+	put("v4", "1h")
+	if _, prev, _ := storedSecret(t, a, "rot"); !slices.Equal(prev, []string{"v3", "v2"}) {
+		t.Fatalf("after v1's grace: previous %q", prev)
+	}
+	// A short grace (the leak procedure) cuts every previous value's short.
+	at = t0.Add(76 * time.Minute)
+	put("v5", "1s")
+	_, prev, exp = storedSecret(t, a, "rot")
+	for i := range exp {
+		if exp[i].After(at.Add(time.Second)) {
+			t.Fatalf("after a 1s rotation %q is valid until %v", prev[i], exp[i])
+		}
+	}
+	// At most MaxPreviousValues are kept.
+	for i := 6; i < 14; i++ {
+		at = at.Add(time.Minute)
+		put(fmt.Sprint("v", i), "1h")
+	}
+	if _, prev, _ := storedSecret(t, a, "rot"); !slices.Equal(prev, []string{"v12", "v11", "v10", "v9", "v8"}) {
+		t.Fatalf("after many replacements: previous %q", prev)
+	}
+}
+
+// TestSecrets_ReplacingARecordOfTheCurrentReleaseKeepsItsPreviousValue: a
+// record written before secrets kept several previous values (one previous
+// value, no "earlier") is read as it is and its previous value carried on.
+func TestSecrets_ReplacingARecordOfTheCurrentReleaseKeepsItsPreviousValue(t *testing.T) {
+	a := newTestAPI(t)
+	now := time.Now().UTC()
+	key := bus.ConfigKey("default", "legacy")
+	exp := now.Add(30 * time.Minute).Format(time.RFC3339Nano)
+	seal := func(v string) string {
+		b, _ := json.Marshal(a.box.Seal([]byte(v), []byte(key)))
+		return string(b)
+	}
+	record := `{"secret":{"apiVersion":"hookrun.dev/v1","kind":"Secret","metadata":{"name":"legacy","namespace":"default","uid":"u1","generation":2},` +
+		`"spec":{"previousValidFor":"1h0m0s"},"status":{"version":2,"previousExpiresAt":"` + exp + `"}},` +
+		`"current":` + seal("b") + `,"previous":` + seal("a") + `,"previousExpiresAt":"` + exp + `"}`
+	kv, err := a.js.KeyValue(context.Background(), bus.BucketSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), key, []byte(record)); err != nil {
+		t.Fatal(err)
+	}
+	if cur, prev, _ := storedSecret(t, a, "legacy"); cur != "b" || !slices.Equal(prev, []string{"a"}) {
+		t.Fatalf("legacy record read as current %q, previous %q", cur, prev)
+	}
+	a.must(200, "PUT", "/v1/secrets/legacy", secretDoc("legacy", map[string]any{"value": "c", "previousValidFor": "1h"}))
+	cur, prev, exps := storedSecret(t, a, "legacy")
+	if cur != "c" || !slices.Equal(prev, []string{"b", "a"}) || exps[1].Format(time.RFC3339Nano) != exp {
+		t.Fatalf("after replacing it: current %q, previous %q until %v", cur, prev, exps)
 	}
 }

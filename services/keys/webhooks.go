@@ -77,8 +77,14 @@ func (s *Service) putWebhook(c echo.Context) error {
 	w.Status.EndpointPath = EndpointPath(&w)
 	var gen *generatedKey
 	if w.Spec.Auth.APIKey != nil && (!found || old.Spec.Auth.APIKey == nil) {
+		// Key names are unique in a namespace, as POST /v1/keys enforces; a
+		// key someone made with this name already does not block the webhook.
+		name, err := s.freeKeyName(ctx, w.Metadata.Namespace, w.Metadata.Name+"-key")
+		if err != nil {
+			return err
+		}
 		k, secret, err := s.newKey(ctx, keySpec{
-			name: w.Metadata.Name + "-key", namespace: w.Metadata.Namespace,
+			name: name, namespace: w.Metadata.Namespace,
 			webhooks: []string{w.Metadata.Name}, owner: key,
 		})
 		if err != nil {
@@ -91,6 +97,15 @@ func (s *Service) putWebhook(c echo.Context) error {
 			_, _ = s.apiKeys.del(ctx, gen.ID)
 		}
 		return err
+	}
+	// Leaving API-key auth revokes the keys the webhook generated: they were
+	// made for that mode only, and a later return to it must not revive them.
+	// Deleted after the webhook is stored, so a refused change leaves the
+	// sender's key working.
+	if found && old.Spec.Auth.APIKey != nil && w.Spec.Auth.APIKey == nil {
+		if err := s.deleteOwnedKeys(ctx, key); err != nil {
+			return err
+		}
 	}
 	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen})
 }

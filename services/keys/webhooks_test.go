@@ -144,6 +144,62 @@ func TestWebhooks_APIKeyAuthGeneratesAScopedKeyOnce(t *testing.T) {
 	}
 }
 
+// TestWebhooks_LeavingAPIKeyAuthDeletesItsKey: the key a webhook generated
+// is deleted when the webhook moves to another auth mode; moving back
+// generates a new one under the same name, never a second key of that name.
+func TestWebhooks_LeavingAPIKeyAuthDeletesItsKey(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
+	keyed := webhookDoc("deploy", map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{}}})
+	first, _ := path(a.must(201, "PUT", "/v1/webhooks/deploy", keyed).JSON(), "generatedKey", "id").(string)
+
+	a.must(200, "PUT", "/v1/webhooks/deploy", webhookDoc("deploy", map[string]any{"job": "deploy", "auth": map[string]any{"none": map[string]any{}}}))
+	if keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); len(keys) != 0 {
+		t.Fatalf("keys left after leaving API-key auth: %v", keys)
+	}
+	checkError(t, a.do("PATCH", "/v1/keys/"+first+"/extend", map[string]any{"count": 1, "interval": "days"}), 404, "not_found", "")
+
+	second, _ := path(a.must(200, "PUT", "/v1/webhooks/deploy", keyed).JSON(), "generatedKey", "id").(string)
+	keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any)
+	if second == "" || second == first || len(keys) != 1 || path(keys[0], "id") != second || path(keys[0], "name") != "deploy-key" {
+		t.Fatalf("back to API-key auth: generated %q, keys %v", second, keys)
+	}
+}
+
+// TestWebhooks_GeneratedKeyNamesStayUnique: a generated key never takes the
+// name of an existing key of its namespace (POST /v1/keys refuses those).
+func TestWebhooks_GeneratedKeyNamesStayUnique(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
+	a.must(201, "POST", "/v1/keys", map[string]any{"name": "deploy-key"})
+	a.must(201, "POST", "/v1/keys", map[string]any{"name": "deploy-key-2"})
+	a.must(201, "POST", "/v1/keys?namespace=ops", map[string]any{"name": "other-key"})
+	for _, tt := range []struct{ webhook, ns, want string }{
+		{"deploy", "default", "deploy-key-3"},
+		{"other", "default", "other-key"}, // taken in ops only
+	} {
+		doc := webhookDoc(tt.webhook, map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{}}})
+		id, _ := path(a.must(201, "PUT", "/v1/webhooks/"+tt.webhook, doc).JSON(), "generatedKey", "id").(string)
+		keys, _ := a.must(200, "GET", "/v1/keys?namespace="+tt.ns, nil).JSON()["keys"].([]any)
+		names := map[string]int{}
+		var got string
+		for _, k := range keys {
+			names[path(k, "name").(string)]++
+			if path(k, "id") == id {
+				got = path(k, "name").(string)
+			}
+		}
+		if got != tt.want {
+			t.Errorf("webhook %s generated key %q, want %q (keys %v)", tt.webhook, got, tt.want, names)
+		}
+		for n, c := range names {
+			if c > 1 {
+				t.Errorf("%d keys named %q", c, n)
+			}
+		}
+	}
+}
+
 func TestWebhooks_RotateEndpointGivesANewPath(t *testing.T) {
 	a := newTestAPI(t)
 	a.must(201, "PUT", "/v1/jobs/j", jobDoc("j", nil))
