@@ -238,7 +238,12 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 		handBackBy(m, startBy)
 		return
 	}
-	_ = m.InProgress() // a full AckWait from here; keepAlive renews it
+	// A full AckWait from here, unless the start came soon after the
+	// delivery: keepAlive's first renewal, AckWait/3 from now, then comes
+	// well before the delivery's AckWait lapses.
+	if time.Until(startBy) < x.cfg.AckWait/2 {
+		_ = m.InProgress()
+	}
 	mAcceptToStart.WithLabelValues(label).Observe(start.Sub(rr.ReceivedAt).Seconds())
 
 	stop := x.keepAlive(ctx, m, cancel)
@@ -504,10 +509,10 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 		// acks, so that NATS back from an outage sees one in time.
 		wait = min(2*wait, 5*time.Second, x.cfg.AckWait/3)
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := m.DoubleAck(actx); err != nil {
-		// The redelivery finds the final status stored and only acks.
+	// A plain ack, not a confirmed one: should it be lost, the redelivery
+	// finds the final status stored and only acks, so waiting for the
+	// server's answer would buy nothing but a round trip per run.
+	if err := m.Ack(); err != nil {
 		log.Warn("ack failed after final status", "err", err)
 	}
 	mRuns.WithLabelValues(label, rec.Status).Inc()
