@@ -110,6 +110,9 @@ type Executor struct {
 	owned map[string]chan struct{}
 	// outputs holds the output of the commands running here (snapshot.go).
 	outputs map[string]*tail
+	// drain asks manageJobs to drain the consumer of a deleted job that a
+	// due retry was just moved into: [namespace, job].
+	drain chan [2]string
 
 	// beforeStart, a test seam (nil in production), is called just before
 	// a run is marked running: a test stalls it there as a stalling NATS
@@ -160,6 +163,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout},
 		running:        map[string]context.CancelCauseFunc{},
 		owned:          map[string]chan struct{}{},
+		drain:          make(chan [2]string, 16),
 		outputs:        map[string]*tail{},
 	}
 	health.Add("config", func(context.Context) error {

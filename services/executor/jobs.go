@@ -100,6 +100,24 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 		case <-lag.C:
 			x.reportBacklog(ctx, workers)
 			x.endDrained(ctx, workers)
+		case nj := <-x.drain:
+			name := bus.JobConsumer(nj[0], nj[1])
+			if _, ok := workers[name]; ok || want[name] != nil {
+				break
+			}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			cons, err := x.js.Consumer(cctx, bus.StreamRuns, name)
+			cancel()
+			if err != nil {
+				x.log.Warn("cannot drain the consumer of a deleted job", "consumer", name, "err", err)
+				break
+			}
+			x.log.Info("a retry of a deleted job is due: draining its runs", "consumer", name)
+			fctx, stop := context.WithCancel(ctx)
+			dw := &jobWorkers{concurrency: 1, stop: stop, job: nj[0] + "/" + nj[1], cons: cons, draining: true}
+			workers[name] = dw
+			wg.Add(1)
+			go func() { defer wg.Done(); x.fetchLoop(ctx, fctx, dw.cons, dw.concurrency) }()
 		case <-retry.C:
 		}
 	}

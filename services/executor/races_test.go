@@ -100,3 +100,25 @@ func TestExecutor_RequestOfAnEarlierDeliveryIsNotRunAgain(t *testing.T) {
 	t.Logf("final: %s of delivery %s (d1 %s, d2 %s)", r.Status, r.DeliveryID, d1.DeliveryID, d2.DeliveryID)
 	want(t, "executions", strings.Join(got, ","), "d1,d2")
 }
+
+// A retry that falls due after its job was deleted and its queue drained
+// still ends: moved into RUNS, it is drained too (failed), not left queued.
+func TestExecutor_RetryOfADeletedJobEndsFailed(t *testing.T) {
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("delretry", `exit 3`, func(j *resource.Job) {
+		j.Spec.Retries, j.Spec.RetryBackoff = 1, resource.Duration(8*time.Second)
+	})
+	rr := e.submit(job, `{}`)
+	e.waitStatus(rr, message.StatusQueued, 1) // failed once, its retry scheduled
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(context.Background(), bus.ConfigKey("default", "delretry")); err != nil {
+		t.Fatal(err)
+	}
+	r := e.final(rr, 25*time.Second)
+	want(t, "status of the retry of a deleted job", r.Status, message.StatusFailed)
+	want(t, "why", strings.Contains(r.Error, "no longer exists"), true)
+}
