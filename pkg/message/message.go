@@ -90,6 +90,11 @@ const (
 	StatusRejected  = "rejected"
 )
 
+// CancelledWhileQueued is the error of the cancelled status the keys
+// service stores for a run it cancels before any executor took it: an
+// executor that then takes the run's request counts it.
+const CancelledWhileQueued = "cancelled while queued"
+
 // Delivery outcomes (the status of a delivery record).
 const (
 	DeliveryDispatched = "dispatched"

@@ -2,15 +2,19 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 // Runs still queued in RUNS when their job is deleted must still reach a
@@ -121,4 +125,47 @@ func TestExecutor_RetryOfADeletedJobEndsFailed(t *testing.T) {
 	r := e.final(rr, 25*time.Second)
 	want(t, "status of the retry of a deleted job", r.Status, message.StatusFailed)
 	want(t, "why", strings.Contains(r.Error, "no longer exists"), true)
+}
+
+// A run that keys cancelled while it was queued is counted cancelled in
+// hookrun_executor_runs_total when its request ends, as every other run.
+func TestExecutor_RunCancelledWhileQueuedIsCounted(t *testing.T) {
+	e := newXEnv(t)
+	job := e.script("cancelcount", `true`)
+	rr := e.submit(job, "{}")
+	e.cancelRun(rr, true)
+	e.start(nil)
+	e.final(rr, 10*time.Second)
+	labels := map[string]string{"job": "default/cancelcount", "status": message.StatusCancelled}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if v := counterValue(t, "hookrun_executor_runs_total", labels); v != 1 {
+			return fmt.Errorf("runs_total cancelled = %v", v)
+		}
+		return nil
+	})
+}
+
+// counterValue reads counter name{labels} from the default registry (0 when
+// absent).
+func counterValue(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }

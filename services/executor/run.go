@@ -166,6 +166,11 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 			// An earlier attempt finished but its ack was lost, or the
 			// run was cancelled while it waited in the queue.
 			x.log.Info("run has already ended; acking", "run", rr.ID, "status", cur.Status)
+			if cur.Status == message.StatusCancelled && cur.Error == message.CancelledWhileQueued {
+				// Stored by keys, which runs no job: counted here, where
+				// the run's request ends, as every other run's end is.
+				mRuns.WithLabelValues(rr.Namespace+"/"+rr.Job, message.StatusCancelled).Inc()
+			}
 			_ = m.Ack()
 			return
 		}

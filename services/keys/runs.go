@@ -112,7 +112,7 @@ func (s *Service) cancelRun(c echo.Context) error {
 	}
 	if r.Status == message.StatusQueued {
 		now := s.now().UTC()
-		r.Status, r.FinishedAt, r.Error = message.StatusCancelled, &now, "cancelled while queued"
+		r.Status, r.FinishedAt, r.Error = message.StatusCancelled, &now, message.CancelledWhileQueued
 		if err := runstatus.Publish(ctx, s.js, r); err != nil {
 			return errUnavailable
 		}
