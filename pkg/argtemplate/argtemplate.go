@@ -44,6 +44,18 @@ func CheckDefaults(args []Arg) error {
 	return nil
 }
 
+// CheckGETDefaults reports the first argument without a default: a GET
+// delivery runs its job with argument defaults only (no body to resolve
+// templates against).
+func CheckGETDefaults(args []Arg) error {
+	for i, a := range args {
+		if a.Default == nil {
+			return fmt.Errorf("%s: needs a default, as a GET delivery passes defaults only", label(i, a))
+		}
+	}
+	return nil
+}
+
 // Set is a job's compiled argument templates. It is safe for concurrent
 // use.
 type Set struct {

@@ -3,9 +3,11 @@ package resource
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -104,6 +106,9 @@ func (j *Job) Validate() error {
 		if seen[up] {
 			return fieldErr(f, "duplicate argument %q", a.Name)
 		}
+		if up == "WEBHOOK_PAYLOAD" {
+			return fieldErr(f, "%q is reserved: the POST body is passed as <envPrefix>_ARG_WEBHOOK_PAYLOAD", a.Name)
+		}
 		seen[up] = true
 	}
 	if s.Timeout == 0 {
@@ -129,6 +134,13 @@ func (j *Job) Validate() error {
 	}
 	if !envPrefixRE.MatchString(s.EnvPrefix) {
 		return fieldErr("spec.envPrefix", "must be upper case letters, digits and _")
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		if strings.HasPrefix(k, s.EnvPrefix+"_") {
+			// The job's input contract (the payload, the run id the
+			// executor's sweep finds leftover processes by, ...).
+			return fieldErr("spec.env", "%s: names starting with %s_ are the job's input, set by the executor", k, s.EnvPrefix)
+		}
 	}
 	return nil
 }

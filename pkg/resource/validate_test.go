@@ -69,6 +69,11 @@ func TestJobValidate_NamesTheField(t *testing.T) {
 		{"huge concurrency", func(j *Job) { j.Spec.Concurrency = 10001 }, "spec.concurrency"},
 		{"negative retries", func(j *Job) { j.Spec.Retries = -1 }, "spec.retries"},
 		{"lower-case prefix", func(j *Job) { j.Spec.EnvPrefix = "janus" }, "spec.envPrefix"},
+		{"argument hiding the payload", func(j *Job) { j.Spec.Args = []Arg{{Name: "webhook-payload"}} }, "spec.args[0].name"},
+		{"env setting the input contract", func(j *Job) { j.Spec.Env = map[string]string{"HOOKRUN_RUN_ID": "x"} }, "spec.env"},
+		{"env setting the contract under its prefix", func(j *Job) {
+			j.Spec.EnvPrefix, j.Spec.Env = "JANUS", map[string]string{"PATH": "/opt/bin", "JANUS_WEBHOOK_PAYLOAD_FILE": "/etc/passwd"}
+		}, "spec.env"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -434,6 +434,17 @@ func TestDispatcher_TemplatesResolveIntoTheRunRequest(t *testing.T) {
 	want(t, "outcome with defaults", e.outcome(d2).Status, message.DeliveryDispatched)
 	want(t, "default arg", e.run(d2.RunID).Args["topic"], "AI startups")
 	want(t, "default repo", e.run(d2.RunID).Args["repo"], "none")
+
+	// A GET runs with the defaults only, whatever its query and headers.
+	d3 := e.deliver(w, "evt-get", "", func(d *message.Delivery) {
+		d.Method, d.Query = "GET", map[string][]string{"env": {"prod"}}
+		d.Header["X-Github-Event"] = []string{"push"}
+	})
+	want(t, "outcome of a GET", e.outcome(d3).Status, message.DeliveryDispatched)
+	got := e.run(d3.RunID).Args
+	for k, v := range map[string]string{"topic": "AI startups", "event": "manual", "env": "staging", "mode": "full", "repo": "none"} {
+		want(t, "GET arg "+k, got[k], v)
+	}
 }
 
 func TestDispatcher_TemplateFailureFailsTheRunAndSetsLastError(t *testing.T) {

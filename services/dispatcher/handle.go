@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -303,8 +304,10 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 	it.job = job
 	set, err := d.cache.templates(job)
 	if err == nil {
-		var data argtemplate.Data // defaults only: no need to parse the body
-		if set.Templated() {
+		// Defaults only: no need to parse the body. A GET delivery always
+		// runs with its defaults (API.md; Janus), whatever its query.
+		var data argtemplate.Data
+		if set.Templated() && it.d.Method != http.MethodGet {
 			data = argtemplate.NewData(it.d.Body, it.d.ContentType, it.d.Header, it.d.Query, it.d.Method, w.Metadata.Name, it.d.EventID)
 		}
 		it.args, err = set.Resolve(data)

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,25 +177,32 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 		"PATH=" + envOr("PATH", "/usr/local/bin:/usr/bin:/bin"),
 		"HOME=" + dir,
 		"LANG=C.UTF-8",
-		p + "_WEBHOOK_PAYLOAD_FILE=" + payloadFile,
-		p + "_WEBHOOK_EVENT_ID=" + noNUL(rr.EventID),
-		p + "_WEBHOOK_RECEIVED_AT=" + rr.ReceivedAt.UTC().Format(time.RFC3339Nano),
-		p + "_WEBHOOK_SOURCE=" + rr.Source,
+	}
+	// The job's own variables may replace PATH, HOME and LANG, never the
+	// input contract after them (os/exec keeps the last of duplicates):
+	// the keys service refuses such names, and jobs stored before it did
+	// cannot hide the payload or the run id the sweep finds processes by.
+	for _, k := range slices.Sorted(maps.Keys(job.Spec.Env)) {
+		env = append(env, k+"="+job.Spec.Env[k])
+	}
+	env = append(env,
+		p+"_WEBHOOK_PAYLOAD_FILE="+payloadFile,
+		p+"_WEBHOOK_EVENT_ID="+noNUL(rr.EventID),
+		p+"_WEBHOOK_RECEIVED_AT="+rr.ReceivedAt.UTC().Format(time.RFC3339Nano),
+		p+"_WEBHOOK_SOURCE="+rr.Source,
 		headersVar,
-		p + "_WEBHOOK_NAME=" + rr.Webhook,
-		p + "_WEBHOOK_DELIVERY_ID=" + rr.DeliveryID,
-		p + "_JOB_NAME=" + rr.Job,
-	}
-	env = append(env, runMarkers(job, rr.ID, attempt)...)
-	if len(rr.Payload) <= maxEnvPayload && bytes.IndexByte(rr.Payload, 0) < 0 {
-		env = append(env, p+"_ARG_WEBHOOK_PAYLOAD="+string(rr.Payload))
-	}
+		p+"_WEBHOOK_NAME="+rr.Webhook,
+		p+"_WEBHOOK_DELIVERY_ID="+rr.DeliveryID,
+		p+"_JOB_NAME="+rr.Job,
+	)
 	for _, a := range job.Spec.Args {
 		env = append(env, p+"_ARG_"+resource.EnvName(a.Name)+"="+noNUL(rr.Args[a.Name]))
 	}
-	for k, v := range job.Spec.Env {
-		env = append(env, k+"="+v)
+	if len(rr.Payload) <= maxEnvPayload && bytes.IndexByte(rr.Payload, 0) < 0 {
+		env = append(env, p+"_ARG_WEBHOOK_PAYLOAD="+string(rr.Payload))
 	}
+	// The run markers last: nothing can replace them.
+	env = append(env, runMarkers(job, rr.ID, attempt)...)
 	return env, headersFile
 }
 

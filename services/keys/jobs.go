@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,26 +73,35 @@ func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
 			return &resource.FieldError{Field: "spec.http.secretRef", Msg: fmt.Sprintf("secret %q not found in namespace %q (apply the secret first)", h.SecretRef, ns)}
 		}
 	}
-	if argtemplate.CheckDefaults(j.Spec.TemplateArgs()) == nil {
+	args := j.Spec.TemplateArgs()
+	errAll, errGET := argtemplate.CheckDefaults(args), argtemplate.CheckGETDefaults(args)
+	if errGET == nil {
 		return nil
 	}
-	users, err := s.webhooksOfJob(ctx, ns, j.Metadata.Name)
+	if errAll == nil {
+		users, err := s.webhooksOfJob(ctx, ns, j.Metadata.Name, http.MethodGet)
+		if err != nil || len(users) == 0 {
+			return err
+		}
+		return &resource.FieldError{Field: "spec.args", Msg: fmt.Sprintf("%v; webhook %s triggers this job with GET", errGET, strings.Join(users, ", "))}
+	}
+	users, err := s.webhooksOfJob(ctx, ns, j.Metadata.Name, "")
 	if err != nil || len(users) == 0 {
 		return err
 	}
-	err = argtemplate.CheckDefaults(j.Spec.TemplateArgs())
-	return &resource.FieldError{Field: "spec.args", Msg: fmt.Sprintf("%v; webhook %s triggers this job and a webhook cannot pass argument values", err, strings.Join(users, ", "))}
+	return &resource.FieldError{Field: "spec.args", Msg: fmt.Sprintf("%v; webhook %s triggers this job and a webhook cannot pass argument values", errAll, strings.Join(users, ", "))}
 }
 
-// webhooksOfJob returns the names of the webhooks in ns that trigger job.
-func (s *Service) webhooksOfJob(ctx context.Context, ns, job string) ([]string, error) {
+// webhooksOfJob returns the names of the webhooks in ns that trigger job
+// (with method, when it is not "").
+func (s *Service) webhooksOfJob(ctx context.Context, ns, job, method string) ([]string, error) {
 	all, err := s.webhooks.list(ctx, nsPrefix(ns))
 	if err != nil {
 		return nil, err
 	}
 	var names []string
 	for _, w := range all {
-		if w.Spec.Job == job {
+		if w.Spec.Job == job && (method == "" || slices.Contains(w.Spec.Methods, method)) {
 			names = append(names, w.Metadata.Name)
 		}
 	}

@@ -113,6 +113,10 @@ func TestJobs_RefuseArgsWithoutDefaultsWhileAWebhookTriggersThem(t *testing.T) {
 	checkError(t, a.do("PUT", "/v1/jobs/report", noDefault), 400, "invalid_request", "webhook hook triggers this job")
 	templated := jobDoc("report", map[string]any{"command": []string{"/bin/true"}, "args": []map[string]any{{"name": "topic", "value": "{{ .body.topic }}"}}})
 	a.must(200, "PUT", "/v1/jobs/report", templated)
+	// A webhook that also takes GET needs defaults: a GET passes no body.
+	a.must(200, "PUT", "/v1/jobs/report", withDefault)
+	a.must(201, "PUT", "/v1/webhooks/pinger", webhookDoc("pinger", map[string]any{"job": "report", "methods": []string{"GET"}}))
+	checkError(t, a.do("PUT", "/v1/jobs/report", templated), 400, "invalid_request", "args[0] (topic): needs a default, as a GET delivery passes defaults only; webhook pinger triggers this job with GET")
 
 	// Without webhooks, such a job is fine (it may be run by other means later).
 	a.must(201, "PUT", "/v1/jobs/manual", jobDoc("manual", map[string]any{"command": []string{"/bin/true"}, "args": []map[string]any{{"name": "topic"}}}))

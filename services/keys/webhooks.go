@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 
 	"github.com/labstack/echo/v4"
@@ -125,6 +126,11 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 	}
 	if err := argtemplate.CheckDefaults(j.Spec.TemplateArgs()); err != nil {
 		return &resource.FieldError{Field: "spec.job", Msg: fmt.Sprintf("job %q cannot be triggered by a webhook: spec.%v", w.Spec.Job, err)}
+	}
+	if slices.Contains(w.Spec.Methods, http.MethodGet) {
+		if err := argtemplate.CheckGETDefaults(j.Spec.TemplateArgs()); err != nil {
+			return &resource.FieldError{Field: "spec.methods", Msg: fmt.Sprintf("job %q cannot be triggered by a GET: spec.%v", w.Spec.Job, err)}
+		}
 	}
 	if w.Spec.Filter != "" {
 		if _, err := filter.Compile(w.Spec.Filter); err != nil {

@@ -61,6 +61,7 @@ func TestWebhooks_RefuseInvalidInputNamingTheField(t *testing.T) {
 	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", map[string]any{"command": []string{"/bin/true"}, "args": []map[string]any{{"name": "topic", "default": "AI", "value": "{{ .body.topic }}"}}}))
 	a.must(201, "PUT", "/v1/jobs/needs-input", jobDoc("needs-input", map[string]any{"command": []string{"/bin/true"}, "args": []map[string]any{{"name": "topic", "default": "x"}, {"name": "target"}}}))
 	a.must(201, "PUT", "/v1/secrets/s", secretDoc("s", nil))
+	a.must(201, "PUT", "/v1/jobs/body-only", jobDoc("body-only", map[string]any{"command": []string{"/bin/true"}, "args": []map[string]any{{"name": "topic", "default": "x"}, {"name": "id", "value": "{{ .body.id }}"}}}))
 	cases := []struct {
 		name string
 		spec map[string]any
@@ -77,6 +78,8 @@ func TestWebhooks_RefuseInvalidInputNamingTheField(t *testing.T) {
 		{"filter does not compile", map[string]any{"job": "report", "filter": "body.ref ==="}, "spec.filter"},
 		{"two auth modes", map[string]any{"job": "report", "auth": map[string]any{"none": map[string]any{}, "apiKey": map[string]any{}}}, "spec.auth: choose one"},
 		{"bad method", map[string]any{"job": "report", "methods": []string{"DELETE"}}, "spec.methods[0]"},
+		// A GET runs its job with argument defaults only.
+		{"GET for a job with an argument without default", map[string]any{"job": "body-only", "methods": []string{"GET", "POST"}}, `spec.methods: job "body-only" cannot be triggered by a GET: spec.args[1] (id): needs a default`},
 		{"bad dedup window", map[string]any{"job": "report", "dedupWindow": "3 days"}, "spec.dedupWindow: must be a duration"},
 		// A captured signed delivery stays within its tolerance for twice
 		// the tolerance: a shorter window would let it run again.
