@@ -37,7 +37,8 @@ func newKeysCmd() *cobra.Command {
 model). A key may be scoped to webhooks and jobs (none named: all) and to a
 namespace (-n), and may expire. The key itself is shown only by create; the
 API stores only its hash. Keys are named on the command line by id or by
-name (when the name is unique).`,
+name (when the name is unique); list, extend and delete see only the keys
+valid in -n's namespace (its own and those valid in every namespace).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return usageErr("choose a subcommand: create, list, extend or delete (see %s --help)", cmd.CommandPath())
@@ -139,7 +140,7 @@ name (when the name is unique).`,
 			if err != nil {
 				return err
 			}
-			resp, err := c.do(cmd.Context(), http.MethodPatch, "/v1/keys/"+url.PathEscape(ids[0])+"/extend", nil, ext.body())
+			resp, err := c.do(cmd.Context(), http.MethodPatch, "/v1/keys/"+url.PathEscape(ids[0])+"/extend", c.nsQuery(), ext.body())
 			if err != nil {
 				return err
 			}
@@ -170,9 +171,9 @@ command deletes nothing and exits 3.`,
 			}
 			var resp *apiResponse
 			if len(ids) == 1 {
-				resp, err = c.do(cmd.Context(), http.MethodDelete, "/v1/keys/"+url.PathEscape(ids[0]), nil, nil)
+				resp, err = c.do(cmd.Context(), http.MethodDelete, "/v1/keys/"+url.PathEscape(ids[0]), c.nsQuery(), nil)
 			} else {
-				resp, err = c.do(cmd.Context(), http.MethodDelete, "/v1/keys", nil, map[string]any{"ids": ids})
+				resp, err = c.do(cmd.Context(), http.MethodDelete, "/v1/keys", c.nsQuery(), map[string]any{"ids": ids})
 			}
 			if err != nil {
 				return err

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 
@@ -51,6 +53,12 @@ first error's.`,
 				return err
 			}
 			docs, err := readManifests(files, cmd.InOrStdin())
+			var pathErr *fs.PathError
+			if errors.As(err, &pathErr) {
+				// A file that cannot be read is this machine's error (1),
+				// not input the API refused (4).
+				return failErr(codeError, "%v", err)
+			}
 			if err != nil {
 				return failErr(codeRefused, "%v", err)
 			}
@@ -148,7 +156,7 @@ func applyOne(ctx context.Context, c *apiClient, ingress string, d manifestDoc, 
 	fmt.Fprintln(out, line)
 	var a putAnswer
 	if err := json.Unmarshal(resp.Body, &a); err != nil {
-		return nil // applied; nothing more to show
+		return nil // applied (do checked the answer is JSON); nothing more to show
 	}
 	if a.Status.EndpointPath != "" {
 		fmt.Fprintf(out, "  endpoint: %s%s\n", ingress, a.Status.EndpointPath)

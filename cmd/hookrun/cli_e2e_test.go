@@ -430,7 +430,7 @@ spec: {job: j, auth: {apiKey: {in: cookie}}}
 		{"apply without -f", []string{"apply"}, nil, codeUsage, "-f FILE|DIR"},
 		{"no token", []string{"get", "jobs"}, []string{"HOOKRUN_ADMIN_TOKEN="}, codeUsage, "HOOKRUN_ADMIN_TOKEN"},
 		{"API down", []string{"get", "jobs", "--api-url", "http://127.0.0.1:1"}, nil, codeUnavailable, "cannot reach the API"},
-		{"missing file", []string{"apply", "-f", dir + "/none.yaml"}, nil, codeRefused, "no such file"},
+		{"missing file", []string{"apply", "-f", dir + "/none.yaml"}, nil, codeError, "no such file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

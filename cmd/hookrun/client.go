@@ -204,6 +204,11 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	if resp.StatusCode >= 300 {
 		return nil, answerError(resp.StatusCode, resp.Status, b)
 	}
+	// Every answer of the API is JSON. Anything else (a proxy's page, an
+	// empty body) means the request may not have reached it: not a success.
+	if !json.Valid(b) {
+		return nil, failErr(codeUnavailable, "the API answered %s with something that is not JSON: is --api-url the keys API?", resp.Status)
+	}
 	return &apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 

@@ -201,7 +201,9 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	fmt.Fprintf(out, "Hookrun is running (all-in-one).\n\n")
 	fmt.Fprintf(out, "  ingress     %s\n  keys API    %s\n  dispatcher  %s/metrics\n  executor    %s/metrics\n  nats        %s (embedded, data in %s)\n\n",
 		got["ingress"], got["keys"], got["dispatcher"], got["executor"], ns.ClientURL(), o.dataDir)
-	fmt.Fprintf(out, "Admin token: %s\n\n  export HOOKRUN_API_URL=%s HOOKRUN_ADMIN_TOKEN=%s\n\n", token, got["keys"], token)
+	// The export line carries every URL the CLI needs: with only the API's,
+	// hookrun send would post to the default ingress address, not this one.
+	fmt.Fprintf(out, "Admin token: %s\n\n  export HOOKRUN_API_URL=%s HOOKRUN_INGRESS_URL=%s HOOKRUN_ADMIN_TOKEN=%s\n\n", token, got["keys"], got["ingress"], token)
 	if !o.noSample {
 		path, err := ensureSample(gctx, got["keys"], token)
 		if err != nil {

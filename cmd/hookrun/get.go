@@ -126,7 +126,7 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 			single = len(raws) == 1
 		}
 	case coll == "runs" && single:
-		resp, err := g.c.do(ctx, "GET", "/v1/runs/"+url.PathEscape(name), nil, nil)
+		resp, err := g.c.do(ctx, "GET", "/v1/runs/"+url.PathEscape(name), g.c.nsQuery(), nil)
 		if err != nil {
 			return err
 		}
@@ -177,11 +177,13 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 	return g.table(coll, raws)
 }
 
+// listKeys lists the keys valid in the client's namespace (its own and
+// those valid in every namespace).
 func listKeys(ctx context.Context, c *apiClient) ([]json.RawMessage, error) {
 	var l struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := c.getJSON(ctx, "/v1/keys", nil, &l); err != nil {
+	if err := c.getJSON(ctx, "/v1/keys", c.nsQuery(), &l); err != nil {
 		return nil, err
 	}
 	return l.Keys, nil

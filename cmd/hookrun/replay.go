@@ -33,7 +33,7 @@ that run until it ends (exit 6 unless it succeeded).`,
 			if err != nil {
 				return err
 			}
-			resp, err := c.do(cmd.Context(), http.MethodPost, "/v1/deliveries/"+url.PathEscape(args[0])+"/replay", nil, nil)
+			resp, err := c.do(cmd.Context(), http.MethodPost, "/v1/deliveries/"+url.PathEscape(args[0])+"/replay", c.nsQuery(), nil)
 			if err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ that run until it ends (exit 6 unless it succeeded).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			r, err := watchRun(ctx, c, a.ExecutionID, w, 10*time.Second)
+			r, err := watchRun(ctx, c, a.ExecutionID, progressOut(out, w, cmd.ErrOrStderr()), 10*time.Second)
 			if err != nil {
 				return err
 			}
@@ -67,7 +67,7 @@ that run until it ends (exit 6 unless it succeeded).`,
 		},
 	}
 	addClientFlags(cmd, o)
-	cmd.Flags().BoolVar(&wait, "wait", false, "follow the new run until it ends; exit 6 unless it succeeded")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the new run until it ends (its progress goes to stderr with -o json|yaml); exit 6 unless it succeeded")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "with --wait, give up after this long")
 	addOutputFlag(cmd, &out, "format of the answer")
 	return cmd

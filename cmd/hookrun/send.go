@@ -70,19 +70,19 @@ ingress unavailable; with --wait, 6 when the run did not succeed.`,
 			if err != nil {
 				return err
 			}
-			return runSend(cmd.Context(), c, ingress, args[0], so, cmd.InOrStdin(), cmd.OutOrStdout())
+			return runSend(cmd.Context(), c, ingress, args[0], so, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	addClientFlags(cmd, o)
 	f := cmd.Flags()
 	f.StringVarP(&so.data, "data", "d", "", "body: JSON text, @file, or @- for stdin (default: empty)")
-	f.StringVar(&so.eventID, "event-id", "", "event id (signature profiles: default a random one; others need spec.idempotencyHeader)")
+	f.StringVar(&so.eventID, "event-id", "", `event id (signature profiles: default a random one; stripe: the body's "id", added when it has none; others need spec.idempotencyHeader)`)
 	f.StringVar(&so.secret, "secret", "", "signing secret of a signed webhook (default $HOOKRUN_WEBHOOK_SECRET)")
 	f.StringVar(&so.key, "key", "", "API key of an api-key webhook (default $HOOKRUN_API_KEY)")
 	f.StringVarP(&so.method, "method", "X", "", "HTTP method (default POST when the webhook allows it)")
 	f.StringVar(&so.contentType, "content-type", "application/json", "Content-Type of a body")
 	f.StringArrayVarP(&so.headers, "header", "H", nil, `extra header "Name: value" (repeatable)`)
-	f.BoolVar(&so.wait, "wait", false, "follow the run until it ends; exit 6 unless it succeeded")
+	f.BoolVar(&so.wait, "wait", false, "follow the run until it ends (its progress goes to stderr with -o json|yaml); exit 6 unless it succeeded")
 	f.DurationVar(&so.timeout, "timeout", 2*time.Minute, "with --wait, give up after this long")
 	addOutputFlag(cmd, &so.output, "format of the ingress' answer")
 	return cmd
@@ -99,7 +99,10 @@ type ingressAnswer struct {
 	Status      string `json:"status"`
 }
 
-func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOptions, stdin io.Reader, out io.Writer) error {
+// runSend sends the delivery and prints the ingress' answer to out; with
+// --wait it follows the run, printing its progress to out, or to errOut
+// when out is JSON or YAML (which must stay one document).
+func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOptions, stdin io.Reader, out, errOut io.Writer) error {
 	var w resource.Webhook
 	if err := c.getJSON(ctx, "/v1/webhooks/"+url.PathEscape(name), c.nsQuery(), &w); err != nil {
 		return err
@@ -142,11 +145,21 @@ func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOp
 	}
 	wctx, cancel := context.WithTimeout(ctx, so.timeout)
 	defer cancel()
-	r, err := watchRun(wctx, c, a.ExecutionID, out, 10*time.Second)
+	r, err := watchRun(wctx, c, a.ExecutionID, progressOut(so.output, out, errOut), 10*time.Second)
 	if err != nil {
 		return err
 	}
 	return runResult(r)
+}
+
+// progressOut is where a command that prints format to out writes the
+// progress of a run it waits for: out for a table, else errOut, so that
+// JSON or YAML output stays one document a script can parse.
+func progressOut(format string, out, errOut io.Writer) io.Writer {
+	if format == outTable {
+		return out
+	}
+	return errOut
 }
 
 // readData reads --data: text, @file or @- (stdin).
@@ -218,6 +231,12 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 		if eventID == "" {
 			eventID = randomEventID()
 		}
+		if p.Name() == stripeProfile {
+			var err error
+			if body, err = withStripeEventID(body, eventID); err != nil {
+				return nil, err
+			}
+		}
 		for k, vs := range p.Sign(body, secret, eventID, now) {
 			hdr[k] = vs
 		}
@@ -256,6 +275,40 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 	// The body is re-sent on a retry, so remember it.
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	return req, nil
+}
+
+// stripeProfile is the signature profile whose event id is in the body.
+const stripeProfile = "stripe"
+
+// withStripeEventID gives a Stripe body the event id: Stripe sends no
+// header for it, the ingress reads the event object's top-level "id". A
+// body that has one keeps it; otherwise eventID (--event-id or a random
+// one) is added, at the front, leaving the rest of the body as it was.
+func withStripeEventID(body []byte, eventID string) ([]byte, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		trimmed = []byte("{}")
+	}
+	obj := map[string]json.RawMessage{}
+	if err := json.Unmarshal(trimmed, &obj); err != nil || obj == nil {
+		return nil, usageErr("a Stripe webhook's event id is the body's top-level \"id\", so the body must be a JSON object (a Stripe event)")
+	}
+	if raw, ok := obj["id"]; ok {
+		var id string
+		if json.Unmarshal(raw, &id) != nil || id == "" {
+			return nil, usageErr("the body's \"id\" is a Stripe webhook's event id: it must be a non-empty string")
+		}
+		return body, nil
+	}
+	id, _ := json.Marshal(eventID)
+	field := append([]byte(`"id":`), id...)
+	if len(obj) > 0 {
+		field = append(field, ',')
+	}
+	out := make([]byte, 0, len(trimmed)+len(field))
+	out = append(out, '{')
+	out = append(out, field...)
+	return append(out, trimmed[1:]...), nil
 }
 
 // withBodyKey adds the API key as a top-level field of a JSON object body

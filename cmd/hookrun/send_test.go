@@ -167,3 +167,50 @@ func TestReadData_TextFileOrStdin(t *testing.T) {
 		t.Error("missing file: want an error")
 	}
 }
+
+// Stripe's event id is the body's top-level "id" (no header carries it):
+// send puts --event-id, or a random id, there when the body has none, so
+// the ingress does not answer missing_event_id.
+func TestBuildDelivery_GivesAStripeBodyItsEventID(t *testing.T) {
+	p, _ := signature.Lookup(stripeProfile)
+	secret, err := p.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testWebhook(resource.Auth{Signature: &resource.SignatureAuth{Profile: stripeProfile, SecretRef: "s"}})
+	now := time.Now()
+	cases := []struct {
+		name, body, eventID string
+		wantID, wantBody    string // wantBody "": not checked
+	}{
+		{"id added from --event-id", `{"type":"invoice.paid","data":{"object":{"id":"in_1"}}}`, "evt_42", "evt_42", `{"id":"evt_42","type":"invoice.paid","data":{"object":{"id":"in_1"}}}`},
+		{"empty object", ` {} `, "evt_42", "evt_42", `{"id":"evt_42"}`},
+		{"no body", ``, "evt_42", "evt_42", `{"id":"evt_42"}`},
+		{"the body's id is kept", `{"id":"evt_body","type":"x"}`, "", "evt_body", `{"id":"evt_body","type":"x"}`},
+		{"a random id by default", `{"type":"x"}`, "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := buildDelivery(context.Background(), "http://ingress", w, []byte(tc.body), &sendOptions{secret: secret, eventID: tc.eventID, contentType: "application/json"}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent, _ := io.ReadAll(req.Body)
+			id, err := p.Verify(signature.Request{Header: req.Header, Body: sent}, []string{secret}, now)
+			if err != nil {
+				t.Fatalf("the ingress would refuse %s: %v", sent, err)
+			}
+			if tc.wantID == "" && !strings.HasPrefix(id, "evt_") || tc.wantID != "" && id != tc.wantID {
+				t.Fatalf("event id %q, want %q (body %s)", id, tc.wantID, sent)
+			}
+			if tc.wantBody != "" && string(sent) != tc.wantBody {
+				t.Fatalf("body %s, want %s", sent, tc.wantBody)
+			}
+		})
+	}
+	for _, body := range []string{`[1]`, `"text"`, `null`, `{"id":42}`, `{"id":""}`, `not json`} {
+		if _, err := buildDelivery(context.Background(), "http://ingress", w, []byte(body), &sendOptions{secret: secret, eventID: "evt_1"}, now); exitCode(err) != codeUsage || !strings.Contains(errMessage(err), `"id"`) {
+			t.Errorf("body %s: %v, want a usage error about the event id", body, err)
+		}
+	}
+}

@@ -109,12 +109,14 @@ and print a line whenever one appears or changes status, until Ctrl-C or
 			if err != nil {
 				return err
 			}
-			resp, err := c.do(cmd.Context(), http.MethodPost, "/v1/runs/"+url.PathEscape(args[0])+"/cancel", nil, nil)
+			resp, err := c.do(cmd.Context(), http.MethodPost, "/v1/runs/"+url.PathEscape(args[0])+"/cancel", c.nsQuery(), nil)
 			if err != nil {
 				return err
 			}
 			var r message.Run
-			_ = json.Unmarshal(resp.Body, &r)
+			if err := decodeAnswer(resp.Body, &r); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "run %s: cancel requested (status %s)\n", args[0], r.Status)
 			return nil
 		},
@@ -234,7 +236,7 @@ type runPrinter struct {
 // follow reads one event stream; it returns the final status when the run
 // ended, else the reason the stream stopped.
 func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*message.Run, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/runs/"+url.PathEscape(id)+"/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/runs/"+url.PathEscape(id)+"/events?"+c.nsQuery().Encode(), nil)
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -232,19 +233,33 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 		// users of deploy/nats/users.conf may subscribe to theirs only.
 		opts = append(opts, nats.UserInfo(o.User, o.Password), nats.CustomInboxPrefix(InboxPrefix(o.User)))
 	}
+	// Each report reads the connection's state when it runs, under a lock,
+	// rather than trusting the event that triggered it: the handlers run on
+	// the client's callback goroutine and the report after Connect on this
+	// one, so they may interleave, and the last one must say what is true.
+	var mu sync.Mutex
+	report := func(nc *nats.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		o.OnState(nc.IsConnected())
+	}
 	if o.OnState != nil {
 		opts = append(opts,
-			nats.ConnectHandler(func(*nats.Conn) { o.OnState(true) }),
-			nats.ReconnectHandler(func(*nats.Conn) { o.OnState(true) }),
-			nats.DisconnectErrHandler(func(*nats.Conn, error) { o.OnState(false) }),
+			nats.ConnectHandler(report),
+			nats.ReconnectHandler(report),
+			nats.DisconnectErrHandler(func(nc *nats.Conn, _ error) { report(nc) }),
 		)
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
 	}
-	if o.OnState != nil && nc.IsConnected() {
-		o.OnState(true)
+	// With RetryOnFailedConnect a first connect that fails returns a
+	// connection still trying, and no handler runs until it succeeds: the
+	// state is reported now, so "not connected" exists (and alerts) from
+	// the start.
+	if o.OnState != nil {
+		report(nc)
 	}
 	return nc, nil
 }

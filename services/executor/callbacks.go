@@ -24,6 +24,7 @@ import (
 // to CallbackConcurrency are sent at once, at most half of them to one
 // receiver host, so a slow receiver does not hold up the others.
 func (x *Executor) deliverCallbacks(ctx context.Context) error {
+	initCallbackSeries()
 	cons, ok := x.durable(ctx, bus.StreamStatus, jetstream.ConsumerConfig{
 		Durable:       bus.ConsumerCallbacks,
 		Description:   "Signed callbacks of final run statuses",
@@ -215,16 +216,16 @@ func (x *Executor) callback(ctx context.Context, m jetstream.Msg, r *message.Run
 	err := x.postCallback(ctx, r)
 	switch {
 	case err == nil:
-		mCallbacks.WithLabelValues("success").Inc()
+		mCallbacks.WithLabelValues(callbackSuccess).Inc()
 		_ = m.Ack()
 	case ctx.Err() != nil:
 		_ = m.Nak() // interrupted by shutdown: not the receiver's fault
 	case attempt > len(x.cfg.CallbackBackoff):
-		mCallbacks.WithLabelValues("failed").Inc()
+		mCallbacks.WithLabelValues(callbackFailed).Inc()
 		x.log.Warn("callback given up", "run", r.ID, "attempts", attempt, "err", err)
 		_ = m.Term()
 	default:
-		mCallbacks.WithLabelValues("retry").Inc()
+		mCallbacks.WithLabelValues(callbackRetry).Inc()
 		delay := x.cfg.CallbackBackoff[attempt-1]
 		x.log.Info("callback failed; retrying", "run", r.ID, "attempt", attempt, "in", delay, "err", err)
 		_ = m.NakWithDelay(delay)

@@ -56,6 +56,22 @@ var (
 	}, []string{"outcome"})
 )
 
+// Callback outcomes: the values of hookrun_executor_callbacks_total's label.
+const (
+	callbackSuccess = "success"
+	callbackRetry   = "retry"
+	callbackFailed  = "failed"
+)
+
+// initCallbackSeries creates every callbacks series at 0. A counter series
+// born at 1 has no earlier sample for increase() to grow from, so without
+// this the first callback given up would never fire HookrunCallbacksFailing.
+func initCallbackSeries() {
+	for _, outcome := range []string{callbackSuccess, callbackRetry, callbackFailed} {
+		mCallbacks.WithLabelValues(outcome)
+	}
+}
+
 // reportBacklog exports, on the executor's periodic tick, the backlog of
 // every job consumer it fetches from, the job's queued runs derived from
 // it, and the backlog of the callbacks consumer. It also deletes the

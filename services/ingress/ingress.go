@@ -109,13 +109,15 @@ func (in *Ingress) Handler() http.Handler { return in.echo }
 // Run serves until ctx ends, then stops taking requests and lets in-flight
 // ones finish (each waits at most PublishTimeout for its ack).
 func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return in.cat.Run(ctx) })
+	// The group's context is gctx: a part failing (the port is taken)
+	// cancels it, and only the caller's ctx ending is a clean stop.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return in.cat.Run(gctx) })
 	if in.lookups != nil {
-		g.Go(func() error { return in.lookups.run(ctx) })
+		g.Go(func() error { return in.lookups.run(gctx) })
 	}
 	g.Go(func() error {
-		return service.Serve(ctx, in.cfg.server(in.echo), in.cfg.PublishTimeout+5*time.Second, ready)
+		return service.Serve(gctx, in.cfg.server(in.echo), in.cfg.PublishTimeout+5*time.Second, ready)
 	})
 	err := g.Wait()
 	if ctx.Err() != nil {

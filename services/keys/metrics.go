@@ -27,6 +27,12 @@ var (
 	}, []string{"route"})
 )
 
+// untimedRoutes are streams, not answers: a run's events last as long as
+// the client watches the run, so timing them would pin the answer-time
+// quantiles at the top bucket whenever someone follows a run. They are
+// still counted in hookrun_keys_requests_total.
+var untimedRoutes = map[string]bool{"/v1/runs/:id/events": true}
+
 // knownMethods bounds the method label: any other method counts as "other".
 var knownMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
@@ -55,7 +61,9 @@ func recordRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			method = "other"
 		}
 		mRequests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
-		mRequestSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		if !untimedRoutes[route] {
+			mRequestSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}
 		return nil
 	}
 }

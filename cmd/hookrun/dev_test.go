@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The export line hookrun dev prints is all the CLI needs to reach it: with
+// the ingress on another address than the default, hookrun send with only
+// those variables set reaches this ingress.
+func TestDev_ExportLineSetsEveryURLTheCLINeeds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts hookrun dev in this process")
+	}
+	for _, v := range []string{"HOOKRUN_API_URL", "HOOKRUN_INGRESS_URL", "HOOKRUN_ADMIN_TOKEN", "HOOKRUN_NAMESPACE", "HOOKRUN_ADMIN_TOKENS", "HOOKRUN_SECRET_KEY", "HOOKRUN_REDIS_URL"} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("HOOKRUN_LOG_LEVEL", "warn")
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- runDev(ctx, devOptions{dataDir: t.TempDir(), ingressAddr: "127.0.0.1:0", keysAddr: "127.0.0.1:0",
+			dispatcherAddr: "127.0.0.1:0", executorAddr: "127.0.0.1:0", natsPort: -1}, pw)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("hookrun dev did not stop")
+		}
+	})
+
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	var ingress, export string
+	deadline := time.After(60 * time.Second)
+wait:
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("hookrun dev stopped before it was ready")
+			}
+			f := strings.Fields(l)
+			switch {
+			case len(f) == 2 && f[0] == "ingress":
+				ingress = f[1]
+			case len(f) > 1 && f[0] == "export":
+				export = l
+			case strings.HasPrefix(l, "Ready."):
+				break wait
+			}
+		case <-deadline:
+			t.Fatal("hookrun dev not ready after 60s")
+		}
+	}
+	go func() {
+		for range lines { // keep the pipe flowing
+		}
+	}()
+	if ingress == "" || ingress == defaultIngressURL {
+		t.Fatalf("ingress %q: want one on a random port", ingress)
+	}
+	exported := map[string]string{}
+	for _, kv := range strings.Fields(export)[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		exported[k] = v
+		t.Setenv(k, v)
+	}
+	if exported["HOOKRUN_INGRESS_URL"] != ingress {
+		t.Fatalf("the export line %q does not set HOOKRUN_INGRESS_URL=%s", export, ingress)
+	}
+	// The flags' defaults are read from the environment when the commands
+	// are built: a new root sees the exported variables.
+	r := runCLI("send", "hello", "-d", `{"message":"hi"}`, "--wait", "--timeout", "30s")
+	if r.Code != codeOK || !strings.Contains(r.Stdout, "hello job got") {
+		t.Fatalf("send with only the exported variables: %s", r)
+	}
+}
