@@ -6,8 +6,9 @@
 // secret and any previous one still in its rotation grace; the event id it
 // returns is the dedup key, kept for the profile's DefaultWindow unless the
 // webhook sets its own. Before publishing, the ingress strips
-// CredentialHeaders. The CLI ("hookrun send") and the benchmark use Sign to
-// produce correctly signed deliveries.
+// CredentialHeaders; a delivery that lacks its event id is answered with
+// where the profile reads one (EventIDSource). The CLI ("hookrun send") and
+// the benchmark use Sign to produce correctly signed deliveries.
 //
 // # Profiles
 //

@@ -143,7 +143,7 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 	case errors.Is(err, signature.ErrTimestampOutOfTolerance):
 		return cred, errTimestampTolerance
 	case errors.Is(err, signature.ErrMissingEventID):
-		return cred, errMissingEventID
+		return cred, missingEventID(sa.Profile, p)
 	case errors.Is(err, signature.ErrInvalidSecret):
 		in.recordError(w, "signing secret "+sa.SecretRef+" is not usable with profile "+sa.Profile)
 		return cred, errJobNotRunnable

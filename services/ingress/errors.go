@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/hookrun/hookrun/pkg/signature"
 )
 
 // apiError is one row of the ingress error table in API.md. Handlers return
@@ -21,7 +23,6 @@ func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 // The ingress error table (API.md). Messages never echo a credential nor say
 // whether a key exists for another webhook.
 var (
-	errMissingEventID     = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "missing event id: this webhook's signature profile requires one (a header such as X-GitHub-Delivery or webhook-id; for Stripe, the event's \"id\" in the body)"}
 	errMalformedEventID   = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "unusable event id: it must be 1 to 256 printable UTF-8 characters"}
 	errInvalidBody        = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body must be a JSON object carrying the API key field"}
 	errUnreadableBody     = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body could not be read"}
@@ -41,6 +42,20 @@ var (
 	errNotReady           = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the ingress is starting and has not loaded its configuration; nothing was accepted; retry later", RetryAfter: 1}
 	errInternal           = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 )
+
+// missingEventID is the 400 missing_event_id of a signed delivery without
+// the event id its profile requires. It names where this webhook's own
+// profile reads the id (the X-Event-Id header for generic, X-GitHub-Delivery
+// for github, the body's "id" for stripe...), not every profile's.
+func missingEventID(profile string, p signature.Profile) *apiError {
+	msg := "missing event id: this webhook's " + profile + " profile requires "
+	if src := signature.EventIDSource(p); src != "" {
+		msg += src
+	} else {
+		msg += "one"
+	}
+	return &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: msg}
+}
 
 type errorBody struct {
 	Error struct {

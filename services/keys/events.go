@@ -3,6 +3,7 @@ package keys
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,17 +19,22 @@ import (
 
 // runEvents streams a run as server-sent events until it ends: every
 // status event from the first ("event: status", the whole record), and the
-// job's output lines ("event: output", a JSON string per line).
+// job's output lines ("event: output", a JSON string per line), each
+// attempt's after that attempt's "running" status and before the status
+// that ends it (the retry's "queued", or the final one).
 //
 // Output lines travel on core NATS, apart from the stored statuses, so a
-// client may join after some were published, and the last ones may still
-// be in flight when the final status arrives. A client that joins a running
+// client may join after some were published, the last ones may still be in
+// flight when the status ending their attempt arrives, and a line may come
+// before the replayed statuses reach the attempt that printed it: such a
+// line waits for its attempt's "running". A client that joins a running
 // run first gets what it has printed so far, from the executor running it
 // (bus.OutputSnapshotSubject; lines are numbered, so the live lines that
-// snapshot holds are not sent twice). The final record carries the output's
-// tail, so before the final status the stream sends what of it was not sent
-// live: a run that ended before the client came shows its whole output, one
-// followed from its start loses no trailing line.
+// snapshot holds are not sent twice). The record that ends an attempt
+// carries the output's tail, so before that status the stream sends what
+// of it was not sent live: the attempts that ended before the client came
+// show their whole output, one followed from its start loses no trailing
+// line.
 func (s *Service) runEvents(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
@@ -53,11 +59,16 @@ func (s *Service) runEvents(c echo.Context) error {
 	if err != nil {
 		return errUnavailable
 	}
-	var snapshot string
-	var seen int // the live lines the snapshot holds: 1..seen
-	attempt := r.Attempt
+	st := &runStream{w: c.Response(), liveFrom: liveFrom(r)}
 	if r.Status == message.StatusRunning {
-		snapshot, seen = s.outputSoFar(id)
+		st.snapshot, st.snapshotN = s.outputSoFar(id)
+		// The executor answers with the attempt it runs now: r's, unless
+		// the run moved on meanwhile. Then the record that ended r's
+		// attempt has its output.
+		if cur, err := runstatus.Get(ctx, s.js, id); err != nil || cur.Status != r.Status || cur.Attempt != r.Attempt {
+			st.snapshot, st.snapshotN = "", 0
+		}
+		st.joinedRunning, st.snapshotAttempt = true, r.Attempt
 	}
 	w := c.Response()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -66,23 +77,6 @@ func (s *Service) runEvents(c echo.Context) error {
 	w.WriteHeader(http.StatusOK)
 	w.Flush()
 
-	var sent strings.Builder
-	output := func(line string) {
-		sent.WriteString(line)
-		b, _ := json.Marshal(line)
-		fmt.Fprintf(w, "event: output\ndata: %s\n\n", b)
-	}
-	for _, line := range strings.SplitAfter(snapshot, "\n") {
-		if line != "" {
-			output(line)
-		}
-	}
-	w.Flush()
-	live := func(l outputLine) {
-		if l.n == 0 || l.n > seen {
-			output(string(l.text))
-		}
-	}
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
 	for {
@@ -93,37 +87,184 @@ func (s *Service) runEvents(c echo.Context) error {
 			if !ok {
 				return nil
 			}
-			if ev.Attempt != attempt {
-				// Another attempt (redelivered, perhaps to another
-				// executor) numbers its lines from 1 again.
-				attempt, seen = ev.Attempt, 0
-			}
-			if message.Final(ev.Status) {
-				for drained := false; !drained; {
-					select {
-					case line := <-lines:
-						live(line)
-					default:
-						drained = true
-					}
-				}
-				for _, line := range strings.SplitAfter(unsent(ev.Output, sent.String()), "\n") {
-					if line != "" {
-						output(line)
-					}
-				}
-			}
-			b, _ := json.Marshal(viewOfRun(&ev))
-			fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
+			st.status(&ev, lines)
 			w.Flush()
 		case line := <-lines:
-			live(line)
+			st.line(line)
 			w.Flush()
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 			w.Flush()
 		}
 	}
+}
+
+// liveFrom is the first attempt of run r (as read when the client came)
+// whose output can come live: the one running, or the next one when r is
+// queued. The attempts before it ended before the client came; their
+// output is in the records that ended them.
+func liveFrom(r *message.Run) int {
+	switch {
+	case r.Status == message.StatusRunning:
+		return r.Attempt
+	case r.Status == message.StatusQueued:
+		return r.Attempt + 1
+	default:
+		return math.MaxInt // ended: nothing comes live any more
+	}
+}
+
+// maxPending bounds the live lines held for an attempt whose "running" the
+// stream has not reached.
+const maxPending = 1024
+
+// runStream is one client's event stream. It sends the statuses as they
+// come (the run's history first) and places each output line after the
+// "running" of the attempt that printed it.
+type runStream struct {
+	w        *echo.Response
+	liveFrom int // see liveFrom
+
+	// joinedRunning: the run was running attempt snapshotAttempt when the
+	// client came, and the executor had published snapshot, up to line
+	// snapshotN ("" and 0 when it did not answer).
+	joinedRunning   bool
+	snapshotAttempt int
+	snapshot        string
+	snapshotN       int
+
+	running bool   // a "running" was sent and no status has ended its attempt
+	attempt int    // that attempt
+	seen    int    // the number of its last line sent
+	sent    []byte // its output sent so far
+	done    int    // the last attempt whose output was sent in full
+
+	pending []outputLine // live lines that came before their attempt's "running"
+}
+
+// live reports whether the attempt in progress prints its output live.
+func (st *runStream) live() bool { return st.running && st.attempt >= st.liveFrom }
+
+// status sends status event ev, with the output that goes before it or
+// after it.
+func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
+	switch {
+	case ev.Status == message.StatusRunning:
+		st.writeStatus(ev)
+		if st.running && ev.Attempt == st.attempt {
+			return // the same attempt stored again: its output goes on
+		}
+		st.running, st.attempt, st.seen, st.sent = true, ev.Attempt, 0, st.sent[:0]
+		if !st.live() {
+			return // replayed history: its output comes with the status that ended it
+		}
+		if st.joinedRunning && ev.Attempt == st.snapshotAttempt {
+			st.writeLines(st.snapshot)
+			st.seen, st.snapshot = st.snapshotN, ""
+		}
+		st.flushPending()
+	case endsAttempt(ev):
+		if st.running && ev.Attempt <= st.attempt {
+			// The end of the attempt in progress: the lines still on
+			// their way, then what of its tail was not sent live.
+			if st.live() {
+				for drained := false; !drained; {
+					select {
+					case l := <-lines:
+						st.line(l)
+					default:
+						drained = true
+					}
+				}
+			}
+			st.writeLines(unsent(ev.Output, string(st.sent)))
+			st.done = max(st.done, st.attempt)
+		} else if ev.Attempt > st.done {
+			// An attempt whose start the stream did not see (its
+			// statuses aged out of STATUS): its tail is all there is.
+			st.writeLines(ev.Output)
+			st.done = ev.Attempt
+		}
+		// A later record of an attempt already ended (a queued retry
+		// cancelled) repeats its tail: not sent again.
+		st.running, st.seen, st.sent = false, 0, st.sent[:0]
+		st.writeStatus(ev)
+	default:
+		st.writeStatus(ev)
+	}
+}
+
+// endsAttempt reports whether ev ends an attempt: a final status, or the
+// "queued" of a retry, which carries the failed attempt's number and tail.
+func endsAttempt(ev *message.Run) bool {
+	return message.Final(ev.Status) || ev.Status == message.StatusQueued && ev.Attempt > 0
+}
+
+// line sends a live line, or holds it until its attempt's "running" has
+// been sent.
+func (st *runStream) line(l outputLine) {
+	if !st.live() {
+		if len(st.pending) == maxPending {
+			st.pending = st.pending[1:]
+		}
+		st.pending = append(st.pending, l)
+		return
+	}
+	if l.n == 0 || l.n > st.seen {
+		st.writeOutput(string(l.text))
+		if l.n > 0 {
+			st.seen = l.n
+		}
+	}
+}
+
+// flushPending sends the held lines as the output of the attempt just
+// started. Every attempt numbers its lines from 1. An attempt that started
+// after the client came has all its lines live: the held ones before its
+// line 1 are an earlier attempt's stragglers, whose record had them. The
+// attempt that was running when the client came continues its snapshot; a
+// line numbered no higher than the one before it starts a later attempt's.
+func (st *runStream) flushPending() {
+	p := st.pending
+	st.pending = nil
+	joined := st.joinedRunning && st.attempt == st.snapshotAttempt
+	start := -1
+	for i := len(p) - 1; i >= 0 && start < 0; i-- {
+		switch {
+		case !joined && p[i].n == 1:
+			start = i
+		case joined && i > 0 && p[i].n != 0 && p[i].n <= p[i-1].n:
+			start = i
+		}
+	}
+	if start < 0 && joined {
+		start = 0
+	}
+	for i, l := range p {
+		if i >= start && start >= 0 || l.n == 0 {
+			st.line(l)
+		}
+	}
+}
+
+func (st *runStream) writeStatus(ev *message.Run) {
+	b, _ := json.Marshal(viewOfRun(ev))
+	fmt.Fprintf(st.w, "event: status\ndata: %s\n\n", b)
+}
+
+// writeLines sends text as output events, a line each.
+func (st *runStream) writeLines(text string) {
+	for _, line := range strings.SplitAfter(text, "\n") {
+		if line != "" {
+			st.writeOutput(line)
+		}
+	}
+}
+
+func (st *runStream) writeOutput(line string) {
+	st.sent = append(st.sent, line...)
+	b, _ := json.Marshal(line)
+	fmt.Fprintf(st.w, "event: output\ndata: %s\n\n", b)
 }
 
 // outputLine is a live output line and its number (0: not numbered).

@@ -1,0 +1,211 @@
+package keys
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
+)
+
+// openEvents opens a run's event stream and returns its events as they come.
+func openEvents(t *testing.T, a *testAPI, id string) <-chan sseEvent {
+	t.Helper()
+	req, _ := http.NewRequest("GET", a.URL+"/v1/runs/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		t.Fatalf("events: %d", resp.StatusCode)
+	}
+	got := make(chan sseEvent, 64)
+	go readSSE(resp, got)
+	return got
+}
+
+// collectEvents reads the stream to its end and describes each event:
+// "status queued/0" (status and attempt) or "output <text>".
+func collectEvents(t *testing.T, got <-chan sseEvent) []string {
+	t.Helper()
+	var evs []string
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-got:
+			if !ok {
+				return evs
+			}
+			switch ev.name {
+			case "status":
+				var r message.Run
+				if err := json.Unmarshal([]byte(ev.data), &r); err != nil {
+					t.Fatalf("status event %q: %v", ev.data, err)
+				}
+				evs = append(evs, "status "+r.Status+"/"+strconv.Itoa(r.Attempt))
+			case "output":
+				var line string
+				if err := json.Unmarshal([]byte(ev.data), &line); err != nil {
+					t.Fatalf("output event %q: %v", ev.data, err)
+				}
+				evs = append(evs, "output "+strings.TrimSuffix(line, "\n"))
+			}
+		case <-deadline:
+			t.Fatalf("the stream did not end; events so far:\n%s", strings.Join(evs, "\n"))
+		}
+	}
+}
+
+// publishLine publishes a live output line of run id, numbered as the
+// executor numbers them (from 1 in each attempt).
+func publishLine(t *testing.T, a *testAPI, id string, n int, text string) {
+	t.Helper()
+	m := &nats.Msg{Subject: bus.OutputSubject(id), Data: []byte(text), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(n)}}}
+	if err := a.nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// answerSnapshots plays the executor running run id: it answers a request
+// for the output so far with text, whose last line is numbered n.
+func answerSnapshots(t *testing.T, a *testAPI, id, text string, n int) {
+	t.Helper()
+	sub, err := a.nc.Subscribe(bus.OutputSnapshotSubject(id), func(m *nats.Msg) {
+		_ = m.RespondMsg(&nats.Msg{Data: []byte(text), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(n)}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+}
+
+func wantEvents(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// A client that joins a running run gets the run's statuses so far before
+// any of its output: queued, running, then what it printed (the snapshot,
+// then the live lines), as `hookrun runs watch` shows it.
+func TestRuns_EventsSendTheRunningStatusBeforeItsOutput(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_order"
+	started := time.Now().UTC()
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusQueued})
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1, StartedAt: &started})
+	answerSnapshots(t, a, id, "start 1\n", 1)
+
+	got := openEvents(t, a, id)
+	// The next line comes at once, likely before the stream has replayed
+	// the statuses from STATUS.
+	publishLine(t, a, id, 2, "tick 1\n")
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &started, Output: "start 1\ntick 1\n"})
+
+	wantEvents(t, collectEvents(t, got), []string{
+		"status queued/0",
+		"status running/1",
+		"output start 1",
+		"output tick 1",
+		"status succeeded/1",
+	})
+}
+
+// A run whose attempts fail and are retried: every attempt's status and
+// output, each attempt's output after its "running" and before the status
+// that ends it — the attempt that failed before the client came included
+// (its output is in the retry's "queued" record), the attempt running when
+// it came (its snapshot, then live lines) and the ones after.
+func TestRuns_EventsShowEveryAttemptsOutputAfterItsRunningStatus(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_retries"
+	run := func(status string, attempt int, output string) message.Run {
+		now := time.Now().UTC()
+		r := message.Run{ID: id, Webhook: "gh", Job: "report", Status: status, Attempt: attempt, Output: output}
+		if attempt > 0 {
+			r.StartedAt = &now
+		}
+		if status == message.StatusQueued && attempt > 0 {
+			at := now.Add(time.Second)
+			r.RetryAt, r.Error = &at, "attempt "+strconv.Itoa(attempt)+" failed (exit status 1); retrying in 1s"
+		}
+		if message.Final(status) {
+			code := 1
+			r.FinishedAt, r.ExitCode = &now, &code
+		}
+		return r
+	}
+	publishRun(t, a, run(message.StatusQueued, 0, ""))
+	publishRun(t, a, run(message.StatusRunning, 1, ""))
+	publishRun(t, a, run(message.StatusQueued, 1, "try 1\n"))
+	publishRun(t, a, run(message.StatusRunning, 2, ""))
+	answerSnapshots(t, a, id, "try 2\n", 1)
+
+	got := openEvents(t, a, id)
+	// Attempt 2 goes on, fails and is retried; attempt 3 fails for good.
+	publishLine(t, a, id, 2, "more 2\n")
+	publishRun(t, a, run(message.StatusQueued, 2, "try 2\nmore 2\n"))
+	publishRun(t, a, run(message.StatusRunning, 3, ""))
+	publishLine(t, a, id, 1, "try 3\n")
+	publishRun(t, a, run(message.StatusFailed, 3, "try 3\n"))
+
+	wantEvents(t, collectEvents(t, got), []string{
+		"status queued/0",
+		"status running/1",
+		"output try 1",
+		"status queued/1",
+		"status running/2",
+		"output try 2",
+		"output more 2",
+		"status queued/2",
+		"status running/3",
+		"output try 3",
+		"status failed/3",
+	})
+
+	// Replayed once it has ended: the same, every attempt's output from
+	// the record that ended it.
+	wantEvents(t, collectEvents(t, openEvents(t, a, id)), []string{
+		"status queued/0",
+		"status running/1",
+		"output try 1",
+		"status queued/1",
+		"status running/2",
+		"output try 2",
+		"output more 2",
+		"status queued/2",
+		"status running/3",
+		"output try 3",
+		"status failed/3",
+	})
+}
+
+// A client that comes while a retry waits, and a cancel of that retry:
+// the failed attempt's output once, not again with the "cancelled" record
+// that repeats it.
+func TestRuns_EventsDoNotRepeatAnEndedAttemptsOutput(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_cancelled_retry"
+	now := time.Now().UTC()
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusQueued})
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1, StartedAt: &now})
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusQueued, Attempt: 1, StartedAt: &now, Output: "try 1\n", RetryAt: &now})
+	got := openEvents(t, a, id)
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusCancelled, Attempt: 1, StartedAt: &now, FinishedAt: &now, Output: "try 1\n"})
+	wantEvents(t, collectEvents(t, got), []string{
+		"status queued/0",
+		"status running/1",
+		"output try 1",
+		"status queued/1",
+		"status cancelled/1",
+	})
+}
