@@ -157,6 +157,9 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_secrets.default.evil", "$KV.hookrun_dedup.evil",
 				"$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher", "$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job",
 				"$JS.API.STREAM.DELETE.DELIVERIES", "$JS.API.STREAM.PURGE.STATUS",
+				// Only keys lays out streams: an update could source this
+				// user's messages into the configuration buckets.
+				"$JS.API.STREAM.UPDATE.KV_hookrun_jobs", "$JS.API.STREAM.CREATE.KV_hookrun_jobs", "$JS.API.STREAM.UPDATE.DELIVERIES",
 				// A run's status by subject, yes; a walk through STATUS by sequence, no.
 				"$JS.API.DIRECT.GET.STATUS", "$JS.API.STREAM.MSG.GET.STATUS",
 			},
@@ -180,6 +183,7 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				"$KV.hookrun_secrets.default.evil", "$KV.hookrun_keys.default.evil", "$KV.hookrun_cancels.run_1",
 				"$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job", "$JS.API.CONSUMER.MSG.NEXT.STATUS.callbacks",
 				"$JS.API.STREAM.DELETE.RUNS", "$JS.API.CONSUMER.DELETE.DELIVERIES.dispatcher",
+				"$JS.API.STREAM.UPDATE.KV_hookrun_jobs", "$JS.API.STREAM.UPDATE.RUNS", "$JS.API.STREAM.CREATE.KV_hookrun_webhooks",
 			},
 			sub: []string{bus.OutputSubject("*"), bus.InboxPrefix("executor") + ".>", bus.DeliveryByIDFilter("*")},
 		},
@@ -212,6 +216,7 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				bus.DeliverySubject("default", "hook", "dlv_1"), bus.CancelSubject("run_1"), bus.RetryDueSubject("default", "job"),
 				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_cancels.run_1", "$KV.hookrun_dedup.evil",
 				"$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher", "$JS.API.STREAM.DELETE.STATUS",
+				"$JS.API.STREAM.UPDATE.KV_hookrun_jobs", "$JS.API.STREAM.UPDATE.STATUS", "$JS.API.STREAM.CREATE.KV_hookrun_secrets",
 			},
 			sub: []string{bus.OutputSubject("*"), bus.InboxPrefix("ingress") + ".>", "hookrun.>"},
 		},

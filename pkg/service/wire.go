@@ -32,6 +32,10 @@ type Deps struct {
 	Log    *slog.Logger
 }
 
+// LayoutOwner is the service that creates and updates the streams and
+// buckets (their replicas and retention); the others wait for them.
+const LayoutOwner = "keys"
+
 // Open connects to NATS (retrying in the background), ensures the streams
 // and buckets, opens Redis when configured, and registers readiness checks.
 func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, error) {
@@ -75,11 +79,16 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 	if retention == 0 {
 		retention = bus.DefaultRetention
 	}
-	log.Info("ensuring streams and buckets", "nats", c.NATSURL, "replicas", c.Replicas, "retention", retention.String())
 	ensured := make(chan error, 1)
-	go func() {
-		ensured <- bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas, Retention: retention})
-	}()
+	if name == LayoutOwner {
+		log.Info("ensuring streams and buckets", "nats", c.NATSURL, "replicas", c.Replicas, "retention", retention.String())
+		go func() {
+			ensured <- bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas, Retention: retention})
+		}()
+	} else {
+		log.Info("checking streams and buckets (the keys service creates them)", "nats", c.NATSURL)
+		go func() { ensured <- bus.WaitLayout(ctx, d.JS) }()
+	}
 	select {
 	case err = <-ensured:
 	case <-time.After(startingAfter):

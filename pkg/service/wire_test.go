@@ -67,6 +67,7 @@ func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
 	}
 
 	n.Start()
+	n.Connect() // lays out the streams and buckets, as the keys service would
 	var o opened
 	select {
 	case o = <-done:
@@ -91,6 +92,7 @@ func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
 func TestOpen_AsyncPublishWithoutAckFails(t *testing.T) {
 	t.Parallel()
 	n := testenv.StartSecuredNATS(t)
+	n.Connect() // as admin: lays out the streams and buckets
 	d, err := Open(context.Background(), "dispatcher", Common{NATSURL: n.URL, NATSUser: "dispatcher", NATSPassword: n.Users["dispatcher"], Replicas: 1}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -132,5 +134,58 @@ func TestOpen_AppliesRetention(t *testing.T) {
 		if got := s.CachedInfo().Config.MaxAge; got != 30*time.Hour {
 			t.Errorf("%s MaxAge %s, want 30h", name, got)
 		}
+	}
+}
+
+// Only the keys service lays out the streams and buckets; another service
+// waits for them (deploy/nats/users.conf allows it no stream update), and
+// leaves their settings to keys.
+func TestOpen_OnlyKeysLaysOutStreams(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartSecuredNATS(t) // no streams yet
+	as := func(name string) Common {
+		return Common{NATSURL: n.URL, NATSUser: name, NATSPassword: n.Users[name], Replicas: 1, Retention: 30 * time.Hour}
+	}
+	opened := make(chan error, 1)
+	go func() {
+		d, err := Open(context.Background(), "ingress", as("ingress"), slog.New(slog.DiscardHandler))
+		if err == nil {
+			t.Cleanup(d.Close)
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("the ingress opened before any stream existed: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	k, err := Open(context.Background(), "keys", as("keys"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the ingress still waits after keys laid out the streams")
+	}
+	if v := n.Violations(); len(v) > 0 {
+		t.Fatalf("permission violations: %q", v)
+	}
+	// A later retention is applied by keys only.
+	d, err := Open(context.Background(), "dispatcher", Common{NATSURL: n.URL, NATSUser: "dispatcher", NATSPassword: n.Users["dispatcher"], Replicas: 1, Retention: 40 * time.Hour}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s, err := k.JS.Stream(context.Background(), bus.StreamDeliveries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxAge; got != 30*time.Hour {
+		t.Fatalf("DELIVERIES MaxAge %s after the dispatcher started with 40h, want keys' 30h", got)
 	}
 }

@@ -22,6 +22,7 @@ import (
 func TestReadiness_RedisOutageLeavesTheIngressReady(t *testing.T) {
 	t.Parallel()
 	n := testenv.StartNATS(t)
+	n.Connect() // lays out the streams and buckets, as the keys service would
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := slog.New(slog.DiscardHandler)
