@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -236,9 +237,16 @@ func isMultipart(ct string) bool {
 	return len(ct) >= len(prefix) && strings.EqualFold(ct[:len(prefix)], prefix)
 }
 
+// initialBodyBuffer bounds the buffer a declared Content-Length gets
+// before any of the body has arrived.
+const initialBodyBuffer = 64 << 10
+
 // readBody reads at most limit bytes; one more means 413. A declared
 // Content-Length (already checked against limit) is read into a buffer of
-// exactly that size; a chunked body grows up to limit+1.
+// that size when it is small, else into one that grows as the bytes arrive:
+// the body is read before the sender is authenticated, and a sender that
+// declares megabytes and trickles a few bytes must not pin megabytes per
+// connection. A chunked body grows up to limit+1.
 func readBody(req *http.Request, limit int64) ([]byte, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return nil, nil
@@ -247,11 +255,18 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 		if n == 0 {
 			return nil, nil
 		}
-		b := make([]byte, n)
-		if _, err := io.ReadFull(req.Body, b); err != nil {
+		if n <= initialBodyBuffer {
+			b := make([]byte, n)
+			if _, err := io.ReadFull(req.Body, b); err != nil {
+				return nil, errUnreadableBody
+			}
+			return b, nil
+		}
+		buf := bytes.NewBuffer(make([]byte, 0, initialBodyBuffer))
+		if _, err := io.CopyN(buf, req.Body, n); err != nil {
 			return nil, errUnreadableBody
 		}
-		return b, nil
+		return buf.Bytes(), nil
 	}
 	b, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -275,4 +277,26 @@ func TestDeliver_BodyOverNATSMaxPayloadIs413(t *testing.T) {
 	e.waitWebhook(w)
 	wantError(t, e.post(hookPath(w), bytes.Repeat([]byte("a"), 7<<20)), 413, "payload_too_large")
 	wantAccepted(t, e.post(hookPath(w), bytes.Repeat([]byte("a"), 1<<20)), 202)
+}
+
+// A body declared large but not (yet) sent pins only what has arrived: the
+// ingress reads it before authenticating the sender.
+func TestReadBody_DeclaredLengthIsNotAllocatedUpFront(t *testing.T) {
+	req := httptest.NewRequest("POST", "/v1/hooks/x", strings.NewReader("only a few bytes"))
+	req.ContentLength = 1 << 30
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := readBody(req, 4<<30); err != errUnreadableBody {
+		t.Fatalf("a body shorter than declared: %v, want errUnreadableBody", err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Fatalf("reading 16 bytes of a declared 1 GiB allocated %d MiB", grew>>20)
+	}
+	// A declared length is still read whole.
+	body := strings.Repeat("x", 200<<10)
+	req = httptest.NewRequest("POST", "/v1/hooks/x", strings.NewReader(body))
+	if b, err := readBody(req, 1<<20); err != nil || string(b) != body {
+		t.Fatalf("a 200 KiB body: %d bytes, %v", len(b), err)
+	}
 }
