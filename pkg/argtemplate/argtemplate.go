@@ -97,6 +97,22 @@ func Compile(args []Arg) (*Set, error) {
 	return s, nil
 }
 
+// BodyTemplate parses an HTTP job's body template (spec.http.body) with the
+// functions and limits of argument values: define, template and block
+// refused, loops over delivery data only. text/template escapes nothing, so
+// a value from the delivery goes into a JSON body through json, which
+// quotes and escapes it: {"text": {{ json .body.msg }}}.
+func BodyTemplate(text string) (*template.Template, error) {
+	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(nil)).Parse(text)
+	if err == nil {
+		err = validate(t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 // Templated reports whether any argument has a value template: when none
 // has, Resolve needs no delivery data (the defaults are the values), and a
 // caller can skip building it.

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/hookrun/hookrun/pkg/argtemplate"
 )
 
 // FieldError is a validation error that names the offending field, as the
@@ -93,6 +95,11 @@ func (j *Job) Validate() error {
 		if s.HTTP.SecretRef != "" {
 			if err := CheckName("spec.http.secretRef", s.HTTP.SecretRef); err != nil {
 				return err
+			}
+		}
+		if s.HTTP.Body != "" {
+			if _, err := argtemplate.BodyTemplate(s.HTTP.Body); err != nil {
+				return fieldErr("spec.http.body", "%v", err)
 			}
 		}
 	}

@@ -63,6 +63,14 @@ func TestJobValidate_NamesTheField(t *testing.T) {
 		{"command and http", func(j *Job) { j.Spec.HTTP = &HTTPAction{URL: "http://x"} }, "spec.http"},
 		{"empty program", func(j *Job) { j.Spec.Command = []string{""} }, "spec.command[0]"},
 		{"relative http url", func(j *Job) { j.Spec.Command = nil; j.Spec.HTTP = &HTTPAction{URL: "/x"} }, "spec.http.url"},
+		{"http body template that does not parse", func(j *Job) {
+			j.Spec.Command = nil
+			j.Spec.HTTP = &HTTPAction{URL: "http://x", Body: `{"a": {{ .body.a }`}
+		}, "spec.http.body"},
+		{"http body template with a loop over a number", func(j *Job) {
+			j.Spec.Command = nil
+			j.Spec.HTTP = &HTTPAction{URL: "http://x", Body: `{{ range 1000000000 }}x{{ end }}`}
+		}, "spec.http.body"},
 		{"bad arg name", func(j *Job) { j.Spec.Args = []Arg{{Name: "1x"}} }, "spec.args[0].name"},
 		{"duplicate arg", func(j *Job) { j.Spec.Args = []Arg{{Name: "a-b"}, {Name: "A_B"}} }, "spec.args[1].name"},
 		{"negative timeout", func(j *Job) { j.Spec.Timeout = -1 }, "spec.timeout"},

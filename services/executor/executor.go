@@ -159,8 +159,8 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 	x := &Executor{
 		cfg: cfg, log: log, nc: nc, js: js, cat: cat, health: health,
 		slots:          make(chan struct{}, cfg.MaxConcurrent),
-		jobClient:      &http.Client{},
-		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout},
+		jobClient:      &http.Client{CheckRedirect: sameOriginRedirect},
+		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout, CheckRedirect: noRedirect},
 		running:        map[string]context.CancelCauseFunc{},
 		owned:          map[string]chan struct{}{},
 		drain:          make(chan [2]string, 16),

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"text/template"
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/argtemplate"
@@ -23,7 +22,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	h := job.Spec.HTTP
 	body := rr.Payload
 	if h.Body != "" {
-		t, err := template.New("body").Option("missingkey=zero").Parse(h.Body)
+		t, err := argtemplate.BodyTemplate(h.Body)
 		if err != nil {
 			return outcome{status: message.StatusFailed, err: "body template: " + err.Error()}
 		}
@@ -88,4 +87,22 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		o.status = message.StatusSucceeded
 	}
 	return o
+}
+
+// noRedirect answers a callback's redirect as the result, a failed attempt:
+// a receiver must not be able to point the executor's signed POST at
+// another host (an internal one: the executor's network is not the
+// receiver's).
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// sameOriginRedirect follows an HTTP job's redirects on the job's own host
+// only (http may go to https), at most five: a redirect elsewhere is the
+// job's answer, so the job's headers (credentials among them) and its
+// response (the run's output) never come from another host.
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if len(via) >= 5 || req.URL.Host != first.Host || (req.URL.Scheme != first.Scheme && req.URL.Scheme != "https") {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }

@@ -1,0 +1,84 @@
+package executor
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// redirector answers every request with a 307 to target.
+func redirector(t *testing.T, target string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.Redirect(w, req, target, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// An HTTP job follows a redirect on its own host, never to another one: the
+// job's headers (credentials) and the run's output stay between the job and
+// the host it names. A callback follows none.
+func TestExecutor_RedirectsStayOnTheJobsHost(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.cfg.Secret("default", "cb-secret", cbSecret, "", 0)
+	e.start(nil)
+	elsewhere := newRecorder(t, 0, 200)
+
+	// Same host: followed.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/new", http.StatusTemporaryRedirect) })
+	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("moved here")) })
+	same := httptest.NewServer(mux)
+	t.Cleanup(same.Close)
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-same"}, Spec: resource.JobSpec{HTTP: &resource.HTTPAction{URL: same.URL + "/old"}}})
+	r := e.final(e.submit(job, `{}`), 10*time.Second)
+	want(t, "same-host redirect", r.Status, message.StatusSucceeded)
+	want(t, "output", r.Output, "moved here")
+
+	// Another host: the redirect is the answer.
+	away := redirector(t, elsewhere.srv.URL+"/internal")
+	job = e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-away"}, Spec: resource.JobSpec{HTTP: &resource.HTTPAction{
+		URL: away.URL + "/job", Headers: map[string]string{"X-Api-Key": "internal-token"},
+	}}})
+	r = e.final(e.submit(job, `{}`), 10*time.Second)
+	want(t, "cross-host redirect", r.Status, message.StatusFailed)
+	want(t, "error", r.Error, "HTTP 307")
+
+	// A callback's redirect is a failed attempt, not followed.
+	cb := redirector(t, elsewhere.srv.URL+"/cb")
+	ok := e.script("cb-redirect", `true`)
+	rr := e.submit(ok, "{}", func(rr *message.RunRequest) {
+		rr.Callback = &message.Callback{URL: cb.URL + "/results", SecretRef: "cb-secret"}
+	})
+	e.final(rr, 10*time.Second)
+	time.Sleep(2 * time.Second)
+	want(t, "requests that reached the other host", len(elsewhere.got()), 0)
+}
+
+// A value of the delivery goes into an HTTP job's JSON body through json,
+// which quotes it: a payload cannot add or override fields.
+func TestExecutor_HTTPBodyTemplateJSONQuotesValues(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	srv := newRecorder(t, 0, 200)
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-json"}, Spec: resource.JobSpec{HTTP: &resource.HTTPAction{
+		URL: srv.srv.URL, Body: `{"text":{{ json .body.msg }},"role":"user"}`,
+	}}})
+	hostile := `hi","role":"admin","x":"`
+	payload, _ := json.Marshal(map[string]string{"msg": hostile})
+	r := e.final(e.submit(job, string(payload)), 10*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	var got map[string]string
+	if err := json.Unmarshal(srv.got()[0].body, &got); err != nil {
+		t.Fatalf("body %q: %v", srv.got()[0].body, err)
+	}
+	want(t, "text", got["text"], hostile)
+	want(t, "role", got["role"], "user")
+}
