@@ -54,20 +54,28 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 		}
 	}()
 	payloadFile := filepath.Join(dir, payloadName)
-	if err := os.WriteFile(payloadFile, rr.Payload, 0o600); err != nil {
+	if err := x.writeRunFile(payloadFile, rr.Payload); err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot write payload file: " + err.Error()}
 	}
 
 	env, headers := Environment(job, rr, attempt, dir, payloadFile)
 	if headers != nil {
-		if err := os.WriteFile(filepath.Join(dir, headersName), headers, 0o600); err != nil {
+		if err := x.writeRunFile(filepath.Join(dir, headersName), headers); err != nil {
 			return outcome{status: message.StatusFailed, err: "cannot write headers file: " + err.Error()}
+		}
+	}
+	if u := x.cfg.JobUser; u != nil {
+		if err := os.Chown(dir, int(u.UID), int(u.GID)); err != nil {
+			return outcome{status: message.StatusFailed, err: "cannot give the working directory to the job's user: " + err.Error()}
 		}
 	}
 	cmd := exec.Command(job.Spec.Command[0], job.Spec.Command[1:]...)
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.SysProcAttr = procAttr()
+	if u := x.cfg.JobUser; u != nil {
+		setCredential(cmd.SysProcAttr, u.UID, u.GID)
+	}
 	out := newTail(x.cfg.MaxOutput, x.nc, bus.OutputSubject(rr.ID))
 	cmd.Stdout, cmd.Stderr = out, out
 	x.addOutput(rr.ID, out)
@@ -225,4 +233,16 @@ func runMarkers(job *resource.Job, runID string, attempt int) []string {
 		p = "HOOKRUN"
 	}
 	return []string{p + "_RUN_ID=" + runID, p + "_RUN_ATTEMPT=" + strconv.Itoa(attempt)}
+}
+
+// writeRunFile writes one of the run's input files, owned by the job's
+// user when there is one.
+func (x *Executor) writeRunFile(name string, data []byte) error {
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		return err
+	}
+	if u := x.cfg.JobUser; u != nil {
+		return os.Chown(name, int(u.UID), int(u.GID))
+	}
+	return nil
 }

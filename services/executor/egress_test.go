@@ -32,7 +32,9 @@ func TestExecutor_RedirectsStayOnTheJobsHost(t *testing.T) {
 
 	// Same host: followed.
 	mux := http.NewServeMux()
-	mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/new", http.StatusTemporaryRedirect) })
+	mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/new", http.StatusTemporaryRedirect)
+	})
 	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("moved here")) })
 	same := httptest.NewServer(mux)
 	t.Cleanup(same.Close)

@@ -9,10 +9,13 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +53,31 @@ type Config struct {
 	CallbackConcurrency int
 	// CallbackTimeout bounds one callback request.
 	CallbackTimeout time.Duration
+	// JobUser, when set, is the user (and group) command jobs run as, and
+	// own their run directory: another user than the executor's cannot
+	// read its environment (HOOKRUN_SECRET_KEY, the NATS password) through
+	// /proc/<pid>/environ. The executor must be allowed to switch (root).
+	JobUser *JobUser
+}
+
+// JobUser is a numeric uid and gid.
+type JobUser struct{ UID, GID uint32 }
+
+// ParseJobUser reads "uid" or "uid:gid" (numeric; the gid defaults to the
+// uid).
+func ParseJobUser(s string) (*JobUser, error) {
+	us, gs, hasGID := strings.Cut(s, ":")
+	uid, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("HOOKRUN_JOB_USER %q: want a numeric uid or uid:gid", s)
+	}
+	gid := uid
+	if hasGID {
+		if gid, err = strconv.ParseUint(gs, 10, 32); err != nil {
+			return nil, fmt.Errorf("HOOKRUN_JOB_USER %q: want a numeric uid or uid:gid", s)
+		}
+	}
+	return &JobUser{UID: uint32(uid), GID: uint32(gid)}, nil
 }
 
 // DefaultCallbackBackoff is the retry schedule of a failing callback:
@@ -83,6 +111,11 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if cfg.CallbackTimeout, err = service.EnvDuration("CALLBACK_TIMEOUT", 15*time.Second); err != nil {
 		return cfg, err
+	}
+	if u := service.Env("JOB_USER", ""); u != "" {
+		if cfg.JobUser, err = ParseJobUser(u); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, nil
 }
@@ -186,6 +219,12 @@ func FromDeps(cfg Config, d *service.Deps) *Executor {
 // jobs finish for ShutdownGrace, stops the rest and hands them back (NAK)
 // so another executor runs them.
 func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
+	if err := notDumpable(); err != nil {
+		x.log.Warn("cannot make the process' /proc files root's: jobs running as this user can read its environment", "err", err)
+	}
+	if u := x.cfg.JobUser; u != nil {
+		x.log.Info("command jobs run as another user", "uid", u.UID, "gid", u.GID)
+	}
 	x.sweep()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return x.cat.Run(gctx) })

@@ -8,3 +8,20 @@ import "syscall"
 func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
+
+// setCredential makes the command run as uid:gid, with no supplementary
+// groups.
+func setCredential(a *syscall.SysProcAttr, uid, gid uint32) {
+	a.Credential = &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}
+}
+
+// notDumpable makes this process' /proc files (its environment among them)
+// root's: a job running as the executor's own user cannot read the
+// executor's credentials there. Children are dumpable again after exec.
+func notDumpable() error {
+	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_DUMPABLE, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}

@@ -9,3 +9,8 @@ import "syscall"
 func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// setCredential is Linux only: HOOKRUN_JOB_USER is ignored elsewhere.
+func setCredential(*syscall.SysProcAttr, uint32, uint32) {}
+
+func notDumpable() error { return nil }

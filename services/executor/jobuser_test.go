@@ -1,0 +1,55 @@
+package executor
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/message"
+)
+
+func TestParseJobUser(t *testing.T) {
+	for in, want := range map[string]JobUser{"65534": {65534, 65534}, "1000:100": {1000, 100}} {
+		got, err := ParseJobUser(in)
+		if err != nil || *got != want {
+			t.Errorf("ParseJobUser(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"nobody", "1000:", ":100", "-1", "1:2:3"} {
+		if _, err := ParseJobUser(bad); err == nil {
+			t.Errorf("ParseJobUser(%q) accepted", bad)
+		}
+	}
+}
+
+// A command job run as HOOKRUN_JOB_USER reads its input and writes its
+// working directory, but cannot read the executor's environment (its
+// credentials) through /proc.
+func TestExecutor_JobAsAnotherUserCannotReadTheExecutorsEnvironment(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	e := newXEnv(t)
+	e.conf.JobUser = &JobUser{UID: 65534, GID: 65534}
+	// The job's user must be able to reach its directory: the test's
+	// temporary directories are root's alone.
+	for d := e.conf.WorkDir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start(nil)
+	job := e.script("as-nobody", `id -u; cat "$HOOKRUN_WEBHOOK_PAYLOAD_FILE"; echo; touch ./made-here && echo wrote; `+
+		`if cat /proc/$PPID/environ >/dev/null 2>&1; then echo LEAKED; else echo environ-refused; fi`)
+	r := e.final(e.submit(job, `{"n":1}`), 15*time.Second)
+	if r.Status != message.StatusSucceeded {
+		t.Fatalf("status %s (%s): %q", r.Status, r.Error, r.Output)
+	}
+	for _, s := range []string{"65534\n", `{"n":1}`, "wrote", "environ-refused"} {
+		if !strings.Contains(r.Output, s) {
+			t.Errorf("output %q lacks %q", r.Output, s)
+		}
+	}
+}
