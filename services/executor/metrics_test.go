@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
-// gauge reads the series name{labels} (exactly those labels) from the
+// series reads the series name{labels} (exactly those labels) from the
 // default registry, without creating it as WithLabelValues would.
-func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) {
+func series(t *testing.T, name string, labels map[string]string) (*dto.Metric, bool) {
 	t.Helper()
 	mfs, err := prometheus.DefaultGatherer.Gather()
 	if err != nil {
@@ -36,10 +37,24 @@ func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) 
 					continue series
 				}
 			}
-			return m.GetGauge().GetValue(), true
+			return m, true
 		}
 	}
-	return 0, false
+	return nil, false
+}
+
+// gauge is series' gauge value.
+func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	m, ok := series(t, name, labels)
+	return m.GetGauge().GetValue(), ok
+}
+
+// counter is series' counter value.
+func counter(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	m, ok := series(t, name, labels)
+	return m.GetCounter().GetValue(), ok
 }
 
 // Runs waiting in a job's consumer show as hookrun_executor_queued_runs, the

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -138,34 +136,9 @@ func TestExecutor_RunCancelledWhileQueuedIsCounted(t *testing.T) {
 	e.final(rr, 10*time.Second)
 	labels := map[string]string{"job": "default/cancelcount", "status": message.StatusCancelled}
 	testenv.Eventually(t, 10*time.Second, func() error {
-		if v := counterValue(t, "hookrun_executor_runs_total", labels); v != 1 {
+		if v, _ := counter(t, "hookrun_executor_runs_total", labels); v != 1 {
 			return fmt.Errorf("runs_total cancelled = %v", v)
 		}
 		return nil
 	})
-}
-
-// counterValue reads counter name{labels} from the default registry (0 when
-// absent).
-func counterValue(t *testing.T, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
-					continue series
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
 }
