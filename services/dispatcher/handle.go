@@ -188,7 +188,11 @@ func (d *Dispatcher) resumeAll(ctx context.Context, items []*item) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for _, it := range items {
-		if it.outcome != "" || it.failed || it.claim == dedup.Duplicate || (it.claim != dedup.Continued && !it.redelivered) {
+		// A redelivered duplicate too: its claim may have expired and been
+		// taken by a later delivery of the event after it stored its own
+		// "queued", and that run must still be published, not left queued
+		// (the later delivery waits for it to end).
+		if it.outcome != "" || it.failed || (it.claim != dedup.Continued && !it.redelivered) {
 			continue
 		}
 		sem <- struct{}{}
@@ -208,6 +212,9 @@ func (d *Dispatcher) resumeAll(ctx context.Context, items []*item) {
 // its message id drops a copy), or further along (only the ack is left).
 func (d *Dispatcher) resume(ctx context.Context, it *item) {
 	r, seq, err := runstatus.GetSeq(ctx, d.js, it.d.RunID)
+	if it.claim == dedup.Duplicate && (errors.Is(err, runstatus.ErrNotFound) || err == nil && r.DeliveryID != it.d.ID) {
+		return // a duplicate that never got further than its claim
+	}
 	switch {
 	case errors.Is(err, runstatus.ErrNotFound):
 		return

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,6 +101,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 		case <-lag.C:
 			x.reportBacklog(ctx, workers)
 			x.endDrained(ctx, workers)
+			x.drainOrphans(ctx, workers, want, &wg)
 		case nj := <-x.drain:
 			name := bus.JobConsumer(nj[0], nj[1])
 			if _, ok := workers[name]; ok || want[name] != nil {
@@ -215,6 +217,45 @@ func (x *Executor) fetchLoop(ctx, fetchCtx context.Context, cons jetstream.Consu
 		}
 		x.releaseSlots(held)
 		busy = got > 0
+	}
+}
+
+// drainOrphans starts draining the consumers of jobs that no longer exist
+// and that no loop here fetches, when they hold runs: the job was deleted
+// while no executor watched (or this one restarted mid-drain), or a due
+// retry's drain request was lost. Consumer names are job_<ns>_<job>, and
+// names hold no "_".
+func (x *Executor) drainOrphans(ctx context.Context, workers map[string]*jobWorkers, want map[string]*resource.Job, wg *sync.WaitGroup) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := x.js.Stream(lctx, bus.StreamRuns)
+	if err != nil {
+		return
+	}
+	names := s.ConsumerNames(lctx)
+	for name := range names.Name() {
+		rest, ok := strings.CutPrefix(name, "job_")
+		ns, job, ok2 := strings.Cut(rest, "_")
+		if !ok || !ok2 || workers[name] != nil || want[name] != nil {
+			continue
+		}
+		if _, found := x.cat.Job(ns, job); found {
+			continue // created since want was read: the next pass fetches it
+		}
+		cons, err := s.Consumer(lctx, name)
+		if err != nil {
+			continue
+		}
+		info := cons.CachedInfo()
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			continue
+		}
+		x.log.Info("draining the runs of a deleted job", "job", ns+"/"+job, "queued", info.NumPending)
+		fctx, stop := context.WithCancel(ctx)
+		dw := &jobWorkers{concurrency: 1, stop: stop, job: ns + "/" + job, cons: cons, draining: true}
+		workers[name] = dw
+		wg.Add(1)
+		go func() { defer wg.Done(); x.fetchLoop(ctx, fctx, dw.cons, dw.concurrency) }()
 	}
 }
 

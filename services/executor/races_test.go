@@ -142,3 +142,29 @@ func TestExecutor_RunCancelledWhileQueuedIsCounted(t *testing.T) {
 		return nil
 	})
 }
+
+// A job deleted while no executor ran: the executor that starts later finds
+// its consumer holding runs and drains it (they end failed), rather than
+// leaving them queued for ever.
+func TestExecutor_DeletedJobsQueueIsDrainedByALaterExecutor(t *testing.T) {
+	e := newXEnv(t)
+	first := e.startWith(e.nc, e.js, nil, nil)
+	job := e.script("gone-before", `true`, func(j *resource.Job) { j.Spec.Concurrency = 1 })
+	testenv.Eventually(t, 10*time.Second, func() error { // its consumer exists
+		_, err := e.js.Consumer(context.Background(), bus.StreamRuns, bus.JobConsumer("default", "gone-before"))
+		return err
+	})
+	first.stop()
+	rr := e.submit(job, `{}`)
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(context.Background(), bus.ConfigKey("default", "gone-before")); err != nil {
+		t.Fatal(err)
+	}
+	e.start(nil)
+	r := e.final(rr, 20*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	want(t, "why", strings.Contains(r.Error, "no longer exists"), true)
+}
