@@ -261,8 +261,18 @@ func (st *runStream) writeLines(text string) {
 	}
 }
 
+// maxSentKept bounds what a stream keeps of an attempt's output sent live:
+// it is only matched against the tail an attempt's record stores (the
+// executor's HOOKRUN_EXECUTOR_MAX_OUTPUT, 64 KiB by default), so more than
+// that never matches, and a chatty run must not grow keys by its whole
+// output per watcher.
+const maxSentKept = 1 << 20
+
 func (st *runStream) writeOutput(line string) {
 	st.sent = append(st.sent, line...)
+	if len(st.sent) > 2*maxSentKept {
+		st.sent = append(st.sent[:0], st.sent[len(st.sent)-maxSentKept:]...)
+	}
 	b, _ := json.Marshal(line)
 	fmt.Fprintf(st.w, "event: output\ndata: %s\n\n", b)
 }

@@ -3,11 +3,13 @@ package keys
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -209,3 +211,24 @@ func TestRuns_EventsDoNotRepeatAnEndedAttemptsOutput(t *testing.T) {
 		"status cancelled/1",
 	})
 }
+
+// A watcher keeps a bounded part of the output it was sent, however much a
+// run prints.
+func TestRuns_EventStreamKeepsABoundedPartOfTheSentOutput(t *testing.T) {
+	st := &runStream{w: echo.NewResponse(discardWriter{httptest.NewRecorder()}, echo.New())}
+	line := strings.Repeat("x", 1023) + "\n"
+	for range 5 << 10 { // 5 MiB
+		st.writeOutput(line)
+	}
+	if len(st.sent) > 2*maxSentKept {
+		t.Fatalf("kept %d bytes of 5 MiB sent", len(st.sent))
+	}
+	if !strings.HasSuffix(string(st.sent), line+line) {
+		t.Fatal("the tail of what was sent is not kept")
+	}
+}
+
+// discardWriter is a ResponseWriter that drops the body.
+type discardWriter struct{ *httptest.ResponseRecorder }
+
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
