@@ -143,9 +143,6 @@ type Executor struct {
 	owned map[string]chan struct{}
 	// outputs holds the output of the commands running here (snapshot.go).
 	outputs map[string]*tail
-	// drain asks manageJobs to drain the consumer of a deleted job that a
-	// due retry was just moved into: [namespace, job].
-	drain chan [2]string
 
 	// beforeStart, a test seam (nil in production), is called just before
 	// a run is marked running: a test stalls it there as a stalling NATS
@@ -196,7 +193,6 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout, CheckRedirect: noRedirect},
 		running:        map[string]context.CancelCauseFunc{},
 		owned:          map[string]chan struct{}{},
-		drain:          make(chan [2]string, 16),
 		outputs:        map[string]*tail{},
 	}
 	health.Add("config", func(context.Context) error {

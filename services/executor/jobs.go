@@ -102,24 +102,6 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			x.reportBacklog(ctx, workers)
 			x.endDrained(ctx, workers)
 			x.drainOrphans(ctx, workers, want, &wg)
-		case nj := <-x.drain:
-			name := bus.JobConsumer(nj[0], nj[1])
-			if _, ok := workers[name]; ok || want[name] != nil {
-				break
-			}
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			cons, err := x.js.Consumer(cctx, bus.StreamRuns, name)
-			cancel()
-			if err != nil {
-				x.log.Warn("cannot drain the consumer of a deleted job", "consumer", name, "err", err)
-				break
-			}
-			x.log.Info("a retry of a deleted job is due: draining its runs", "consumer", name)
-			fctx, stop := context.WithCancel(ctx)
-			dw := &jobWorkers{concurrency: 1, stop: stop, job: nj[0] + "/" + nj[1], cons: cons, draining: true}
-			workers[name] = dw
-			wg.Add(1)
-			go func() { defer wg.Done(); x.fetchLoop(ctx, fctx, dw.cons, dw.concurrency) }()
 		case <-retry.C:
 		}
 	}
@@ -222,8 +204,8 @@ func (x *Executor) fetchLoop(ctx, fetchCtx context.Context, cons jetstream.Consu
 
 // drainOrphans starts draining the consumers of jobs that no longer exist
 // and that no loop here fetches, when they hold runs: the job was deleted
-// while no executor watched (or this one restarted mid-drain), or a due
-// retry's drain request was lost. Consumer names are job_<ns>_<job>, and
+// while no executor watched (or this one restarted mid-drain), or a retry
+// that fell due after the drain was moved into RUNS. Consumer names are job_<ns>_<job>, and
 // names hold no "_".
 func (x *Executor) drainOrphans(ctx context.Context, workers map[string]*jobWorkers, want map[string]*resource.Job, wg *sync.WaitGroup) {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)

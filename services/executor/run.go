@@ -423,14 +423,6 @@ func (x *Executor) moveDueRetries(ctx context.Context) error {
 			return
 		}
 		_ = m.Ack()
-		if _, ok := x.cat.Job(ns, job); !ok {
-			// Its job was deleted during the backoff, its queue maybe
-			// drained already: the retry must still end (failed).
-			select {
-			case x.drain <- [2]string{ns, job}:
-			default:
-			}
-		}
 	})
 	if err != nil {
 		return err
