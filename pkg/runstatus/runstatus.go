@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,11 +65,10 @@ func publishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, a
 	m.Data = data
 	m.Header.Set(bus.HeaderSchema, message.SchemaRun)
 	m.Header.Set(bus.HeaderStatus, r.Status)
-	var opts []jetstream.PublishOpt
 	if after > 0 {
-		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(after))
+		m.Header.Set(bus.HeaderExpectedLastSubjSeq, strconv.FormatUint(after, 10))
 	}
-	ack, err := js.PublishMsg(ctx, m, opts...)
+	ack, err := bus.Publish(ctx, js.Conn(), m)
 	if err != nil {
 		if after > 0 && IsNotLatest(err) {
 			return 0, fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, ErrNotLatest)
@@ -229,6 +229,13 @@ func when(r message.Run) time.Time {
 	return r.WebhookReceivedAt
 }
 
+// lastStored tells whether no status of the watched id was stored after m
+// when m was delivered.
+func lastStored(m jetstream.Msg) bool {
+	md, err := m.Metadata()
+	return err != nil || md.NumPending == 0
+}
+
 // History returns every stored status event of a run or delivery id, oldest
 // first. Tests and audits use it to check that a run went through each
 // state once.
@@ -268,9 +275,15 @@ func History(ctx context.Context, js jetstream.JetStream, ns, id string) ([]mess
 	}
 }
 
-// Watch sends every status event of id (from the first) until a final one,
-// then closes the channel. It ends early when ctx ends.
-func Watch(ctx context.Context, js jetstream.JetStream, ns, id string) (<-chan message.Run, error) {
+// Watch sends the status events of id from the first one of delivery
+// fromDelivery ("": from the first stored) until a final one that is the
+// last stored when it is read, then closes the channel. A run id is the
+// event's, so a later delivery of the event (after its dedup window) runs
+// again under the same id, after the earlier run's final status: the
+// earlier runs' statuses are skipped, and a watch that reaches a final
+// status with a later delivery's already stored goes on to the end of that
+// one. It ends early when ctx ends.
+func Watch(ctx context.Context, js jetstream.JetStream, ns, id, fromDelivery string) (<-chan message.Run, error) {
 	s, err := js.Stream(ctx, bus.StreamStatus)
 	if err != nil {
 		return nil, err
@@ -297,12 +310,18 @@ func Watch(ctx context.Context, js jetstream.JetStream, ns, id string) (<-chan m
 			if message.Decode(m.Data(), message.SchemaRun, &r) != nil {
 				continue
 			}
+			if fromDelivery != "" {
+				if r.DeliveryID != fromDelivery {
+					continue
+				}
+				fromDelivery = ""
+			}
 			select {
 			case out <- r:
 			case <-ctx.Done():
 				return
 			}
-			if message.Final(r.Status) {
+			if message.Final(r.Status) && lastStored(m) {
 				return
 			}
 		}

@@ -57,7 +57,7 @@ func TestRunstatus_LastEventIsCurrentAndHistoryKeepsAll(t *testing.T) {
 
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	ch, err := runstatus.Watch(wctx, js, "default", "run_a")
+	ch, err := runstatus.Watch(wctx, js, "default", "run_a", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,5 +147,67 @@ func TestRunstatus_UndecodableRecordIsErrUndecodable(t *testing.T) {
 	}
 	if _, err := runstatus.Get(ctx, js, "run_absent"); errors.Is(err, runstatus.ErrUndecodable) {
 		t.Fatal("a missing record is not an undecodable one")
+	}
+}
+
+// A run id is the event's: an event delivered again after its dedup window
+// runs again under the same id, after the first run's final status. A
+// watch from the second delivery skips the first run's statuses; one from
+// the first goes on past the first run's end when the second's statuses
+// are already stored; both end at the second run's end.
+func TestRunstatus_WatchFollowsTheLastRunOfAReusedID(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	pub := func(delivery, st string) {
+		t.Helper()
+		r := &message.Run{ID: "run_r", DeliveryID: delivery, Namespace: "default", Webhook: "w", Job: "j", Status: st}
+		if err := runstatus.Publish(ctx, js, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("dlv_1", message.StatusQueued)
+	pub("dlv_1", message.StatusSucceeded)
+	pub("dlv_2", message.StatusQueued)
+	pub("dlv_2", message.StatusRunning)
+
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	watch := func(from string, want []string) <-chan message.Run {
+		t.Helper()
+		ch, err := runstatus.Watch(wctx, js, "default", "run_r", from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for len(seen) < len(want) {
+			r, ok := <-ch
+			if !ok {
+				t.Fatalf("watch from %q closed after %v, want %v", from, seen, want)
+			}
+			seen = append(seen, r.DeliveryID+":"+r.Status)
+		}
+		if fmt.Sprint(seen) != fmt.Sprint(want) {
+			t.Fatalf("watch from %q: %v, want %v", from, seen, want)
+		}
+		return ch
+	}
+	second := watch("dlv_2", []string{"dlv_2:queued", "dlv_2:running"})
+	all := watch("", []string{"dlv_1:queued", "dlv_1:succeeded", "dlv_2:queued", "dlv_2:running"})
+	for _, ch := range []<-chan message.Run{second, all} {
+		select {
+		case r, ok := <-ch:
+			t.Fatalf("Watch sent %+v (open %v) while the second run is running", r, ok)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	pub("dlv_2", message.StatusFailed)
+	for _, ch := range []<-chan message.Run{second, all} {
+		r, ok := <-ch
+		if !ok || r.DeliveryID != "dlv_2" || r.Status != message.StatusFailed {
+			t.Fatalf("after the second run's end: %+v, %v", r, ok)
+		}
+		if _, ok := <-ch; ok {
+			t.Fatal("Watch went on after the last run's final status")
+		}
 	}
 }

@@ -173,7 +173,7 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 	if in.dedup != nil && d.EventID != d.ID {
 		lookup = in.lookups.start(dedup.Key(w.Metadata.UID, d.EventID), dedup.Window(w, in.cfg.DefaultWindow))
 	}
-	res, err := in.publish(ctx, d, "")
+	res, err := in.publish(d, "")
 	if err != nil {
 		return 0, nil, err // the look-up's answer, if any comes, is dropped
 	}
@@ -191,7 +191,7 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		} else {
 			in.log.Warn("duplicate not confirmed: storing the delivery again under its own message id", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "seq", res.seq)
 			mUnconfirmedDuplicates.Inc()
-			if res, err = in.publish(ctx, d, "#"+d.ID); err != nil {
+			if res, err = in.publish(d, "#"+d.ID); err != nil {
 				return 0, nil, err
 			}
 		}

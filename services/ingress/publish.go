@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
@@ -32,11 +31,12 @@ type published struct {
 // hold the message in its reconnect buffer and store it after the 503 had
 // told the sender it was not accepted. The publish is synchronous (a
 // request bounded by PublishTimeout) so that an ack that never comes leaves
-// nothing pending behind.
+// nothing pending behind. It is not cut short when the sender hangs up:
+// the delivery may be stored all the same, and its ack is counted.
 //
 // msgIDSuffix, when set, makes the message id this delivery's own (see
 // confirmDuplicate).
-func (in *Ingress) publish(ctx context.Context, d *message.Delivery, msgIDSuffix string) (published, error) {
+func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, error) {
 	if !in.js.Conn().IsConnected() {
 		in.log.Warn("publish refused: not connected to NATS", "delivery", d.ID)
 		return published{}, errUnavailable
@@ -46,16 +46,18 @@ func (in *Ingress) publish(ctx context.Context, d *message.Delivery, msgIDSuffix
 	if err := message.Encode(buf, d); err != nil {
 		return published{}, err
 	}
+	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, d.ReplayOf != "") + msgIDSuffix
 	m := &nats.Msg{
 		Subject: bus.DeliverySubject(d.Namespace, d.Webhook, d.ID),
 		Data:    buf.Bytes(),
-		Header:  nats.Header{bus.HeaderSchema: []string{message.SchemaDelivery}},
+		Header: nats.Header{
+			bus.HeaderSchema:         {message.SchemaDelivery},
+			bus.HeaderMsgID:          {msgID},
+			bus.HeaderExpectedStream: {bus.StreamDeliveries},
+		},
 	}
-	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, d.ReplayOf != "") + msgIDSuffix
-	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout)
-	defer cancel()
 	start := time.Now()
-	ack, err := in.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamDeliveries))
+	ack, err := bus.PublishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Within the webhook's limit (set before the limit was capped, or
 		// NATS configured smaller) but over what one NATS message holds:

@@ -18,7 +18,11 @@ import (
 )
 
 // runEvents streams a run as server-sent events until it ends: every
-// status event from the first ("event: status", the whole record), and the
+// status event from the first of the delivery whose run it is ("event:
+// status", the whole record; the run id is the event's, and an event
+// delivered again after its dedup window runs again under it: the earlier
+// runs' statuses are not sent, a later run that starts before this one's
+// end is followed to its own), and the
 // job's output lines ("event: output", a JSON string per line), each
 // attempt's after that attempt's "running" status and before the status
 // that ends it (the retry's "queued", or the final one).
@@ -55,7 +59,7 @@ func (s *Service) runEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id)
+	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id, r.DeliveryID)
 	if err != nil {
 		return errUnavailable
 	}
@@ -140,6 +144,21 @@ type runStream struct {
 	done    int    // the last attempt whose output was sent in full
 
 	pending []outputLine // live lines that came before their attempt's "running"
+
+	delivery string // the delivery of the statuses sent last
+}
+
+// nextDelivery starts the statuses of a later delivery of the event, which
+// came after the client: its attempts count from 1 again, all of them live.
+func (st *runStream) nextDelivery(ev *message.Run) {
+	if ev.DeliveryID == st.delivery || ev.DeliveryID == "" {
+		return
+	}
+	if st.delivery != "" {
+		st.liveFrom, st.joinedRunning = 0, false
+		st.running, st.attempt, st.seen, st.sent, st.done = false, 0, 0, st.sent[:0], 0
+	}
+	st.delivery = ev.DeliveryID
 }
 
 // live reports whether the attempt in progress prints its output live.
@@ -148,6 +167,7 @@ func (st *runStream) live() bool { return st.running && st.attempt >= st.liveFro
 // status sends status event ev, with the output that goes before it or
 // after it.
 func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
+	st.nextDelivery(ev)
 	switch {
 	case ev.Status == message.StatusRunning:
 		st.writeStatus(ev)

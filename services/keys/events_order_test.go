@@ -232,3 +232,65 @@ func TestRuns_EventStreamKeepsABoundedPartOfTheSentOutput(t *testing.T) {
 type discardWriter struct{ *httptest.ResponseRecorder }
 
 func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// An event delivered again after its dedup window runs again under the
+// same run id. The stream shows the run of the delivery current when the
+// client came, not the earlier run's statuses, and does not end at that
+// earlier run's final status.
+func TestRuns_EventsOfAReusedRunIDShowTheCurrentDeliverysRun(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_reused"
+	now := time.Now().UTC()
+	run := func(delivery, status string, attempt int, output string) message.Run {
+		r := message.Run{ID: id, DeliveryID: delivery, Webhook: "gh", Job: "report", Status: status, Attempt: attempt, Output: output}
+		if attempt > 0 {
+			r.StartedAt = &now
+		}
+		return r
+	}
+	publishRun(t, a, run("dlv_1", message.StatusQueued, 0, ""))
+	publishRun(t, a, run("dlv_1", message.StatusRunning, 1, ""))
+	publishRun(t, a, run("dlv_1", message.StatusSucceeded, 1, "first run\n"))
+	publishRun(t, a, run("dlv_2", message.StatusQueued, 0, ""))
+	publishRun(t, a, run("dlv_2", message.StatusRunning, 1, ""))
+	answerSnapshots(t, a, id, "second run\n", 1)
+
+	got := openEvents(t, a, id)
+	publishLine(t, a, id, 2, "more\n")
+	publishRun(t, a, run("dlv_2", message.StatusFailed, 1, "second run\nmore\n"))
+	wantEvents(t, collectEvents(t, got), []string{
+		"status queued/0",
+		"status running/1",
+		"output second run",
+		"output more",
+		"status failed/1",
+	})
+}
+
+// A later delivery's run that starts before the stream reached the end of
+// the run it shows is followed to its own end, its attempts counted anew:
+// its output comes live, though the client came during an attempt of the
+// earlier run numbered higher.
+func TestRuns_EventsGoOnToALaterDeliverysRun(t *testing.T) {
+	const id = "run_reused_later"
+	now := time.Now().UTC()
+	rec := httptest.NewRecorder()
+	st := &runStream{w: echo.New().NewContext(nil, rec).Response(), liveFrom: 3}
+	lines := make(chan outputLine)
+	for _, r := range []message.Run{
+		{ID: id, DeliveryID: "dlv_1", Status: message.StatusRunning, Attempt: 3, StartedAt: &now},
+		{ID: id, DeliveryID: "dlv_1", Status: message.StatusSucceeded, Attempt: 3, Output: "one\n"},
+		{ID: id, DeliveryID: "dlv_2", Status: message.StatusQueued},
+		{ID: id, DeliveryID: "dlv_2", Status: message.StatusRunning, Attempt: 1, StartedAt: &now},
+	} {
+		st.status(&r, lines)
+	}
+	st.line(outputLine{text: []byte("two\n"), n: 1})
+	if !strings.Contains(rec.Body.String(), "data: \"two\\n\"") {
+		t.Fatalf("the later run's line was not sent live:\n%s", rec.Body.String())
+	}
+	st.status(&message.Run{ID: id, DeliveryID: "dlv_2", Status: message.StatusSucceeded, Attempt: 1, Output: "two\n"}, lines)
+	if n := strings.Count(rec.Body.String(), "data: \"two\\n\""); n != 1 {
+		t.Fatalf("the later run's line sent %d times:\n%s", n, rec.Body.String())
+	}
+}
