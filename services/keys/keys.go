@@ -85,6 +85,9 @@ type Service struct {
 	health *service.Health
 	echo   *echo.Echo
 	now    func() time.Time
+	// beforeCancelStatus, when set (tests), runs between a cancel's read
+	// of a queued run and its store of the "cancelled" status.
+	beforeCancelStatus func()
 
 	jobs     kvStore[resource.Job]
 	webhooks kvStore[resource.Webhook]

@@ -36,18 +36,24 @@ func (s *Service) getRun(c echo.Context) error {
 // namespaces: ?namespace=, when given, only narrows (a run of another
 // namespace is not found), as it does for lists.
 func (s *Service) loadRun(c echo.Context, id string) (*message.Run, error) {
+	r, _, err := s.loadRunSeq(c, id)
+	return r, err
+}
+
+// loadRunSeq is loadRun with the status' sequence in STATUS.
+func (s *Service) loadRunSeq(c echo.Context, id string) (*message.Run, uint64, error) {
 	ns, err := namespaceFilter(c)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	r, err := runstatus.Get(c.Request().Context(), s.js, id)
+	r, seq, err := runstatus.GetSeq(c.Request().Context(), s.js, id)
 	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && (r.Kind != message.KindRun || ns != "" && orDefault(r.Namespace) != ns)) {
-		return nil, notFound("run " + id)
+		return nil, 0, notFound("run " + id)
 	}
 	if err != nil {
-		return nil, errUnavailable
+		return nil, 0, errUnavailable
 	}
-	return r, nil
+	return r, seq, nil
 }
 
 func (s *Service) listRuns(c echo.Context) error {
@@ -89,11 +95,14 @@ func (s *Service) listRuns(c echo.Context) error {
 
 // cancelRun stops a queued or running run: a mark in the cancels bucket
 // stops a queued run when an executor takes it, a core NATS message stops a
-// running one wherever it runs.
+// running one wherever it runs. A queued run is stored "cancelled" here,
+// only over the "queued" read (an expected sequence): an executor that
+// started it in between has it tracked by then, gets the message and
+// stores how it ended, output and exit code included.
 func (s *Service) cancelRun(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
-	r, err := s.loadRun(c, id)
+	r, seq, err := s.loadRunSeq(c, id)
 	if err != nil {
 		return err
 	}
@@ -111,10 +120,23 @@ func (s *Service) cancelRun(c echo.Context) error {
 		return errUnavailable
 	}
 	if r.Status == message.StatusQueued {
+		if s.beforeCancelStatus != nil {
+			s.beforeCancelStatus()
+		}
 		now := s.now().UTC()
-		r.Status, r.FinishedAt, r.Error = message.StatusCancelled, &now, message.CancelledWhileQueued
-		if err := runstatus.Publish(ctx, s.js, r); err != nil {
+		q := *r
+		q.Status, q.FinishedAt, q.Error = message.StatusCancelled, &now, message.CancelledWhileQueued
+		_, err := runstatus.PublishAfter(ctx, s.js, &q, seq)
+		switch {
+		case errors.Is(err, runstatus.ErrNotLatest):
+			// Started (or ended) meanwhile: its executor has the cancel.
+			if cur, gerr := runstatus.Get(ctx, s.js, id); gerr == nil {
+				r = cur
+			}
+		case err != nil:
 			return errUnavailable
+		default:
+			r = &q
 		}
 	}
 	return c.JSON(http.StatusAccepted, viewOfRun(r))

@@ -352,3 +352,21 @@ func TestRuns_CancelAQueuedRun(t *testing.T) {
 		t.Fatalf("cancel of a running run answered %v", s)
 	}
 }
+
+// An executor that starts a queued run while it is being cancelled keeps
+// it: keys stores "cancelled" only over the "queued" it read, and the
+// executor, which has the run tracked by then, stops it and stores how it
+// ended.
+func TestRuns_CancelDoesNotOverwriteARunThatJustStarted(t *testing.T) {
+	a := newTestAPI(t)
+	publishRun(t, a, message.Run{ID: "run_s", DeliveryID: "dlv_s", Webhook: "gh", Job: "report", Status: message.StatusQueued})
+	a.svc.beforeCancelStatus = func() {
+		publishRun(t, a, message.Run{ID: "run_s", DeliveryID: "dlv_s", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
+	}
+	if s := a.must(202, "POST", "/v1/runs/run_s/cancel", nil).JSON()["status"]; s != "running" {
+		t.Fatalf("cancel answered %v, want the run as it is now (running)", s)
+	}
+	if s := a.must(200, "GET", "/v1/runs/run_s", nil).JSON()["status"]; s != "running" {
+		t.Fatalf("status after cancel: %v; keys overwrote the executor's running", s)
+	}
+}
