@@ -273,8 +273,15 @@ func (h *Health) status(ctx context.Context) (degraded, err error) {
 	return degraded, nil
 }
 
-// Mount adds /healthz, /readyz and /metrics to e.
+// Mount adds /healthz, /readyz and /metrics (and /debug/pprof/ when
+// HOOKRUN_PPROF is on) to e.
 func (h *Health) Mount(e *echo.Echo) {
+	h.MountProbes(e)
+	h.MountMetrics(e)
+}
+
+// MountProbes adds /healthz and /readyz to e.
+func (h *Health) MountProbes(e *echo.Echo) {
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -290,6 +297,11 @@ func (h *Health) Mount(e *echo.Echo) {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
+}
+
+// MountMetrics adds /metrics (and /debug/pprof/ when HOOKRUN_PPROF is on)
+// to e.
+func (h *Health) MountMetrics(e *echo.Echo) {
 	if pprof, _ := EnvBool("PPROF", false); pprof { // checked by CommonFromEnv
 		// Opt-in profiling (HOOKRUN_PPROF=true), e.g. for `hookrun bench --pprof`.
 		e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))

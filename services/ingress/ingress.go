@@ -38,6 +38,7 @@ type Ingress struct {
 	runs    *statusReader // the status of a duplicate's first run
 	health  *service.Health
 	echo    *echo.Echo
+	ops     *echo.Echo // the OpsAddr listener's routes, nil without one
 
 	limiters   sync.Map // config key -> *limiter
 	lastErrors sync.Map // config key -> recordedError
@@ -67,7 +68,13 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 			return err
 		},
 	}))
-	health.Mount(e)
+	if cfg.OpsAddr == "" {
+		health.Mount(e)
+	} else {
+		health.MountProbes(e)
+		in.ops = service.NewEcho()
+		health.Mount(in.ops)
+	}
 	health.Add("config", func(context.Context) error {
 		if !in.configLoaded() {
 			return errConfigLoading
@@ -119,6 +126,13 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 	g.Go(func() error {
 		return service.Serve(gctx, in.cfg.server(in.echo), in.cfg.PublishTimeout+5*time.Second, ready)
 	})
+	if in.ops != nil {
+		g.Go(func() error {
+			return service.Serve(gctx, service.HTTPServer(in.cfg.OpsAddr, in.ops), time.Second, func(a net.Addr) {
+				in.log.Info("serving metrics and probes", "addr", a.String())
+			})
+		})
+	}
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil

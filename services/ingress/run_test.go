@@ -2,8 +2,10 @@ package ingress
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +41,63 @@ func TestRun_ReturnsTheListenErrorOfATakenAddress(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run on a taken address did not return")
+	}
+}
+
+// With HOOKRUN_OPS_ADDR the metrics are served there only: the senders'
+// port, which is public, answers /metrics as any unknown path, and keeps
+// the probes a load balancer polls.
+func TestRun_OpsAddrServesTheMetricsApartFromTheSendersPort(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t)
+	_, js := n.Connect()
+	log := slog.New(slog.DiscardHandler)
+	ops := testenv.FreeAddr(t)
+	cfg := Config{Common: service.Common{HTTPAddr: "127.0.0.1:0"}, PublishTimeout: time.Second, OpsAddr: ops}
+	in := New(cfg, js, catalog.New(js, testenv.NewConfig(t, js).Box, log), nil, service.NewHealth("ingress"), log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, func(a net.Addr) { addrs <- a }) }()
+	var public string
+	select {
+	case a := <-addrs:
+		public = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not start")
+	}
+	get := func(url string) (int, string) {
+		t.Helper()
+		var code int
+		var body string
+		testenv.Eventually(t, 5*time.Second, func() error {
+			resp, err := http.Get(url)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			code, body = resp.StatusCode, string(b)
+			return nil
+		})
+		return code, body
+	}
+	if code, body := get("http://" + ops + "/metrics"); code != 200 || !strings.Contains(body, "hookrun_ingress_") {
+		t.Fatalf("ops /metrics = %d %.200s", code, body)
+	}
+	if code, body := get(public + "/metrics"); code != 404 || !strings.Contains(body, "endpoint_not_found") {
+		t.Fatalf("public /metrics = %d %.200s, want the 404 of an unknown path", code, body)
+	}
+	for _, base := range []string{public, "http://" + ops} {
+		if code, _ := get(base + "/healthz"); code != 200 {
+			t.Fatalf("%s/healthz = %d", base, code)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after stop: %v", err)
 	}
 }
