@@ -102,3 +102,21 @@ func TestEnsure_RetentionSetsAndUpdatesDeliveriesAndStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestCancelMark_AppliesToItsDeliveryOnly(t *testing.T) {
+	at := time.Date(2026, 11, 28, 5, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		mark     []byte
+		delivery string
+		want     bool
+	}{
+		{bus.CancelMark("dlv_a", at), "dlv_a", true},
+		{bus.CancelMark("dlv_a", at), "dlv_b", false},
+		{bus.CancelMark("", at), "dlv_b", true},          // no delivery known: any
+		{[]byte(at.Format(time.RFC3339)), "dlv_b", true}, // an older release's mark: any
+	} {
+		if got := bus.CancelMarkApplies(c.mark, c.delivery); got != c.want {
+			t.Errorf("CancelMarkApplies(%q, %q) = %v, want %v", c.mark, c.delivery, got, c.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package bus
 
 import (
 	"strings"
+	"time"
 )
 
 // Stream names.
@@ -178,4 +179,25 @@ func DeliveryMsgID(ns, webhook, eventID, deliveryID string, replay bool) string 
 		return deliveryID
 	}
 	return ns + "." + webhook + ":" + eventID
+}
+
+// CancelMark is the value keys writes under a run id in BucketCancels: the
+// delivery whose run is cancelled, and when. A run id is the event's, so a
+// later delivery of the event (after its dedup window) runs under the same
+// id while the mark of the earlier run's cancel may still be there.
+// Without a delivery id the mark applies to any delivery's run.
+func CancelMark(deliveryID string, at time.Time) []byte {
+	ts := at.UTC().Format(time.RFC3339)
+	if deliveryID == "" {
+		return []byte(ts)
+	}
+	return []byte(deliveryID + " " + ts)
+}
+
+// CancelMarkApplies reports whether a cancel mark is for deliveryID's run.
+// A mark without a delivery (written by a release before marks named one)
+// applies to any.
+func CancelMarkApplies(mark []byte, deliveryID string) bool {
+	d, _, ok := strings.Cut(string(mark), " ")
+	return !ok || d == deliveryID
 }

@@ -33,8 +33,8 @@ func (x *Executor) onCancel(m *nats.Msg) {
 	}
 }
 
-// cancelRequested reports whether the run was marked cancelled.
-func (x *Executor) cancelRequested(ctx context.Context, id string, first bool) bool {
+// cancelRequested reports whether the run of delivery was marked cancelled.
+func (x *Executor) cancelRequested(ctx context.Context, id, delivery string, first bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	// A mark seen on any replica is a mark. Its absence is checked on the
@@ -43,12 +43,14 @@ func (x *Executor) cancelRequested(ctx context.Context, id string, first bool) b
 	// read, so a cancel that a lagging replica hides still reaches it
 	// through keys' cancel message.
 	if kv, err := x.cancelMarks(ctx); err == nil {
-		if _, err := kv.Get(ctx, id); err == nil {
-			return true
+		if e, err := kv.Get(ctx, id); err == nil {
+			if bus.CancelMarkApplies(e.Value(), delivery) {
+				return true
+			}
 		} else if first && errors.Is(err, jetstream.ErrKeyNotFound) {
 			return false
 		}
 	}
-	_, err := bus.LastKV(ctx, x.js.Conn(), bus.BucketCancels, id)
-	return err == nil
+	e, err := bus.LastKV(ctx, x.js.Conn(), bus.BucketCancels, id)
+	return err == nil && bus.CancelMarkApplies(e.Value, delivery)
 }

@@ -253,7 +253,7 @@ func (e *xenv) cancelRun(rr message.RunRequest, storeStatus bool) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := kv.Put(ctx, rr.ID, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+	if _, err := kv.Put(ctx, rr.ID, bus.CancelMark(rr.DeliveryID, time.Now())); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.nc.Publish(bus.CancelSubject(rr.ID), []byte(rr.ID)); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/catalog"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/service"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
@@ -451,6 +452,36 @@ func TestExecutor_CancelQueuedRunNeverStarts(t *testing.T) {
 			want(t, "final statuses", finals(e.history(rr)), 1)
 		})
 	}
+}
+
+// A run id is the event's: a later delivery of a cancelled event (sent
+// again after its dedup window) runs under the same id while the earlier
+// run's cancel mark is still in the bucket. The mark names the delivery it
+// cancelled: the later delivery's run is not cancelled by it.
+func TestExecutor_CancelMarkOfAnEarlierDeliveryDoesNotCancelALaterOne(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	job := e.script("again", `touch "$OUT/ran-$HOOKRUN_WEBHOOK_DELIVERY_ID"`)
+	first := e.submit(job, "{}")
+	e.cancelRun(first, true)
+	e.start(nil)
+	want(t, "first delivery", e.final(first, 10*time.Second).Status, message.StatusCancelled)
+
+	second := e.submit(job, "{}", func(rr *message.RunRequest) { rr.ID, rr.EventID = first.ID, first.EventID })
+	testenv.Eventually(t, 10*time.Second, func() error {
+		r, err := runstatus.Get(context.Background(), e.js, second.ID)
+		if err != nil || r.DeliveryID != second.DeliveryID || !message.Final(r.Status) {
+			return fmt.Errorf("second delivery's run: %+v, %v", r, err)
+		}
+		if r.Status != message.StatusSucceeded {
+			t.Fatalf("second delivery's run ended %s (%s), want succeeded: the earlier cancel applied to it", r.Status, r.Error)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(e.out, "ran-"+second.DeliveryID)); err != nil {
+		t.Fatalf("the second delivery's run did not run: %v", err)
+	}
+
 }
 
 func TestExecutor_ShutdownLetsRunsFinishThenHandsThemBack(t *testing.T) {

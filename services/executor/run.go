@@ -149,7 +149,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	var marked bool
 	var markRead sync.WaitGroup
 	first := firstDelivery(m)
-	markRead.Go(func() { marked = x.cancelRequested(pctx, rr.ID, first) })
+	markRead.Go(func() { marked = x.cancelRequested(pctx, rr.ID, rr.DeliveryID, first) })
 	defer markRead.Wait()
 	// The run's current status says which attempt this is, and whether
 	// there is anything left to do. Attempts are counted by starts, not by

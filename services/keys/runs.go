@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
@@ -113,7 +112,7 @@ func (s *Service) cancelRun(c echo.Context) error {
 	if err != nil {
 		return errUnavailable
 	}
-	if _, err := kv.Put(ctx, id, []byte(s.now().UTC().Format(time.RFC3339))); err != nil {
+	if _, err := kv.Put(ctx, id, bus.CancelMark(r.DeliveryID, s.now())); err != nil {
 		return errUnavailable
 	}
 	if err := s.nc.Publish(bus.CancelSubject(id), []byte(id)); err != nil {
