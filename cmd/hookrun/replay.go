@@ -59,7 +59,7 @@ that run until it ends (exit 6 unless it succeeded).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			r, err := watchRun(ctx, c, a.ExecutionID, progressOut(out, w, cmd.ErrOrStderr()), 10*time.Second)
+			r, err := watchRun(ctx, c, a.ExecutionID, a.DeliveryID, progressOut(out, w, cmd.ErrOrStderr()), 10*time.Second)
 			if err != nil {
 				return err
 			}

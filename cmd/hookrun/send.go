@@ -145,7 +145,7 @@ func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOp
 	}
 	wctx, cancel := context.WithTimeout(ctx, so.timeout)
 	defer cancel()
-	r, err := watchRun(wctx, c, a.ExecutionID, progressOut(so.output, out, errOut), 10*time.Second)
+	r, err := watchRun(wctx, c, a.ExecutionID, a.DeliveryID, progressOut(so.output, out, errOut), 10*time.Second)
 	if err != nil {
 		return err
 	}

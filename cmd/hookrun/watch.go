@@ -68,7 +68,7 @@ and print a line whenever one appears or changes status, until Ctrl-C or
 				}
 				return pollRuns(ctx, c, rf, every, cmd.OutOrStdout())
 			}
-			r, err := watchRun(ctx, c, args[0], cmd.OutOrStdout(), startTimeout)
+			r, err := watchRun(ctx, c, args[0], "", cmd.OutOrStdout(), startTimeout)
 			if err != nil {
 				return err
 			}
@@ -188,8 +188,11 @@ func readEvents(r io.Reader, f func(sseEvent) bool) error {
 // watchRun follows a run's events until it ends and prints its status
 // changes and output. A run not found is retried for appear (it may still
 // be on its way through the dispatcher), then reported as not found.
-func watchRun(ctx context.Context, c *apiClient, id string, out io.Writer, appear time.Duration) (*message.Run, error) {
-	p := &runPrinter{out: out, seen: map[string]bool{}}
+// delivery, when known (a send or a replay), is the delivery whose run to
+// follow: a run id is the event's, and an event sent again after its dedup
+// window runs again under it, after the earlier run's end.
+func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Writer, appear time.Duration) (*message.Run, error) {
+	p := &runPrinter{out: out, seen: map[string]bool{}, delivery: delivery}
 	deadline := time.Now().Add(appear)
 	failures := 0
 	for {
@@ -229,14 +232,19 @@ func watchRun(ctx context.Context, c *apiClient, id string, out io.Writer, appea
 // runPrinter prints a run's events once each, across reconnections.
 type runPrinter struct {
 	out        io.Writer
-	seen       map[string]bool // status+attempt already printed
+	seen       map[string]bool // delivery+status+attempt already printed
 	liveOutput bool
+	delivery   string // the delivery whose run is followed ("": the run id's current)
 }
 
 // follow reads one event stream; it returns the final status when the run
 // ended, else the reason the stream stopped.
 func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*message.Run, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/runs/"+url.PathEscape(id)+"/events?"+c.nsQuery().Encode(), nil)
+	q := c.nsQuery()
+	if p.delivery != "" {
+		q.Set("delivery", p.delivery)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/runs/"+url.PathEscape(id)+"/events?"+q.Encode(), nil)
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
@@ -259,6 +267,9 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 			var r message.Run
 			if json.Unmarshal([]byte(ev.Data), &r) != nil {
 				return true
+			}
+			if p.delivery != "" && r.DeliveryID != "" && r.DeliveryID != p.delivery {
+				return true // another delivery's run under the same id (an older keys service)
 			}
 			p.status(&r)
 			if message.Final(r.Status) {
@@ -284,7 +295,7 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 }
 
 func (p *runPrinter) status(r *message.Run) {
-	key := fmt.Sprintf("%s/%d", r.Status, r.Attempt)
+	key := fmt.Sprintf("%s/%s/%d", r.DeliveryID, r.Status, r.Attempt)
 	if p.seen[key] || message.Final(r.Status) {
 		return // a final status is printed by finish, after the output
 	}
@@ -323,7 +334,7 @@ func pollRuns(ctx context.Context, c *apiClient, rf runFilter, every time.Durati
 	if rf.limit < 1 || rf.limit > 1000 {
 		return usageErr("--limit %d: must be from 1 to 1000", rf.limit)
 	}
-	last := map[string]string{}
+	last := map[string]string{} // run id → delivery and status last printed
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -340,10 +351,10 @@ func pollRuns(ctx context.Context, c *apiClient, rf runFilter, every time.Durati
 		// Oldest first, so lines read in time order.
 		for i := len(l.Runs) - 1; i >= 0; i-- {
 			r := l.Runs[i]
-			if last[r.ID] == r.Status {
+			if last[r.ID] == r.DeliveryID+" "+r.Status {
 				continue
 			}
-			last[r.ID] = r.Status
+			last[r.ID] = r.DeliveryID + " " + r.Status
 			line := fmt.Sprintf("%s  webhook/%s  job/%s  %s", r.ID, r.Webhook, r.Job, r.Status)
 			if r.ExitCode != nil {
 				line += fmt.Sprintf(" (exit %d)", *r.ExitCode)

@@ -68,7 +68,7 @@ data: {"schema":"hookrun.run.v1","kind":"run","id":"run_x","status":"failed","ex
 func TestWatchRun_WaitsForTheRunReconnectsAndPrintsEachEventOnce(t *testing.T) {
 	c, calls := fakeEvents(t, 2, 1, runStream)
 	var out bytes.Buffer
-	r, err := watchRun(context.Background(), c, "run_x", &out, 5*time.Second)
+	r, err := watchRun(context.Background(), c, "run_x", "", &out, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestWatchRun_PrintsTheOutputOfARunThatEndedBeforeTheWatch(t *testing.T) {
 	stream = strings.Replace(stream, `,"error":"exit status 2"`, "", 1)
 	c, _ := fakeEvents(t, 0, 0, stream)
 	var out bytes.Buffer
-	r, err := watchRun(context.Background(), c, "run_x", &out, 0)
+	r, err := watchRun(context.Background(), c, "run_x", "", &out, 0)
 	if err != nil || runResult(r) != nil {
 		t.Fatalf("%v %v", r, err)
 	}
@@ -102,14 +102,52 @@ func TestWatchRun_PrintsTheOutputOfARunThatEndedBeforeTheWatch(t *testing.T) {
 func TestWatchRun_GivesUpOnARunThatNeverAppears(t *testing.T) {
 	c, _ := fakeEvents(t, 1<<30, 0, "")
 	start := time.Now()
-	_, err := watchRun(context.Background(), c, "run_x", &bytes.Buffer{}, 300*time.Millisecond)
+	_, err := watchRun(context.Background(), c, "run_x", "", &bytes.Buffer{}, 300*time.Millisecond)
 	if exitCode(err) != codeNotFound || time.Since(start) > 3*time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	c2, _ := fakeEvents(t, 0, 1<<30, runStream) // a stream that always breaks
-	if _, err := watchRun(ctx, c2, "run_x", &bytes.Buffer{}, time.Second); exitCode(err) == codeOK {
+	if _, err := watchRun(ctx, c2, "run_x", "", &bytes.Buffer{}, time.Second); exitCode(err) == codeOK {
 		t.Fatal("a stream that never ends the run: want an error")
+	}
+}
+
+// A send's --wait follows the delivery it sent: it asks the API for that
+// delivery's run, and takes no other delivery's statuses under the same run
+// id for its own (an earlier run of the event, sent again after its dedup
+// window, ended before it).
+func TestWatchRun_FollowsTheDeliveryItSent(t *testing.T) {
+	var query atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		query.Store(r.URL.RawQuery)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, `event: status
+data: {"schema":"hookrun.run.v1","kind":"run","id":"run_x","deliveryId":"dlv_1","status":"succeeded","output":"old\n"}
+
+event: status
+data: {"schema":"hookrun.run.v1","kind":"run","id":"run_x","deliveryId":"dlv_2","status":"queued"}
+
+event: status
+data: {"schema":"hookrun.run.v1","kind":"run","id":"run_x","deliveryId":"dlv_2","status":"failed","exitCode":3,"output":"new\n"}
+
+`)
+	}))
+	t.Cleanup(srv.Close)
+	c := &apiClient{base: srv.URL, token: "t", ns: "default", http: srv.Client()}
+	var out bytes.Buffer
+	r, err := watchRun(context.Background(), c, "run_x", "dlv_2", &out, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DeliveryID != "dlv_2" || r.Status != "failed" {
+		t.Fatalf("final %+v, want dlv_2's failed run", r)
+	}
+	if q, _ := query.Load().(string); !strings.Contains(q, "delivery=dlv_2") {
+		t.Fatalf("events asked with %q, want delivery=dlv_2", q)
+	}
+	if strings.Contains(out.String(), "old") || !strings.Contains(out.String(), "new") {
+		t.Fatalf("printed:\n%s\nwant the second delivery's run only", out.String())
 	}
 }

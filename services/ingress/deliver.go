@@ -196,7 +196,11 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 			}
 		}
 	}
-	claimed := lookup != nil && claimedElsewhere(lookup.wait(ctx), d.ID)
+	var claim lookupRes
+	if lookup != nil {
+		claim = lookup.wait(ctx)
+	}
+	claimed := claimedElsewhere(claim, d.ID)
 	dup := res.duplicate || claimed
 	if dup {
 		mDuplicates.WithLabelValues(*label).Inc()
@@ -204,7 +208,14 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 	mBodyBytes.Observe(float64(len(body)))
 	status := message.StatusQueued
 	if dup {
-		status = in.runs.current(ctx, d.RunID)
+		// The run id is the event's: its status may still be an earlier
+		// run's (the event sent again after its dedup window, its new
+		// delivery not queued yet). That status is not this duplicate's.
+		// The run is the stored original's, or the claim owner's (of
+		// which the original may itself be a duplicate).
+		status = in.runs.current(ctx, d.RunID, func(dlv string) bool {
+			return dlv == deliveryID || claim.found && dedup.IsOwner(claim.owner, dlv)
+		})
 	}
 	return w.SuccessStatus(), &accepted{
 		Accepted: true, Received: true, Duplicate: dup,

@@ -26,8 +26,10 @@ type statusReader struct {
 const dupStatusTimeout = 250 * time.Millisecond
 
 // current returns run id's status, or "queued" when it cannot be read in
-// time or is not stored yet (the dispatcher has not handled the original).
-func (r *statusReader) current(ctx context.Context, id string) string {
+// time or is not stored yet (the dispatcher has not handled the original),
+// or is a delivery's for which ofOriginal is false (an earlier run under
+// the same id).
+func (r *statusReader) current(ctx context.Context, id string, ofOriginal func(deliveryID string) bool) string {
 	ctx, cancel := context.WithTimeout(ctx, dupStatusTimeout)
 	defer cancel()
 	s, err := r.statusStream(ctx)
@@ -35,7 +37,7 @@ func (r *statusReader) current(ctx context.Context, id string) string {
 		return message.StatusQueued
 	}
 	run, err := runstatus.GetDirect(ctx, s, id)
-	if err != nil || run.Kind != message.KindRun && run.Kind != "" {
+	if err != nil || run.Kind != message.KindRun && run.Kind != "" || run.DeliveryID != "" && !ofOriginal(run.DeliveryID) {
 		return message.StatusQueued
 	}
 	return run.Status

@@ -278,6 +278,23 @@ func testDedupClaimMarksDuplicate(t *testing.T, e *env, store dedup.Store, def t
 	if d := e.stored(r.Acc.DeliveryID); d.EventID != eventID {
 		t.Fatalf("stored event id %q", d.EventID)
 	}
+	// The run id is the event's: while its last status is an earlier
+	// run's (the event sent again after its window, the claiming delivery
+	// not queued yet), a duplicate is "queued", not that run's end; then
+	// it is the claiming delivery's run's status.
+	for _, c := range []struct{ delivery, status, want string }{
+		{"dlv_anearlierdelivery", message.StatusSucceeded, message.StatusQueued},
+		{"dlv_someotherdelivery", message.StatusRunning, message.StatusRunning},
+	} {
+		st := &message.Run{Kind: message.KindRun, ID: r.Acc.ExecutionID, DeliveryID: c.delivery, Namespace: "default", Webhook: w.Metadata.Name, Job: "report", Status: c.status}
+		if err := runstatus.Publish(ctx, e.js, st); err != nil {
+			t.Fatal(err)
+		}
+		again := e.post(hookPath(w), "{}", "Idempotency-Key", eventID)
+		if !again.Acc.Duplicate || again.Acc.Status != c.want {
+			t.Fatalf("duplicate while the run id's last status is %s's %s: %s, want status %s", c.delivery, c.status, again.Body, c.want)
+		}
+	}
 	fresh := e.post(hookPath(w), "{}", "Idempotency-Key", eventID+"-fresh")
 	wantAccepted(t, fresh, 202)
 	if fresh.Acc.Duplicate {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
 )
 
@@ -31,7 +32,10 @@ import (
 // client may join after some were published, the last ones may still be in
 // flight when the status ending their attempt arrives, and a line may come
 // before the replayed statuses reach the attempt that printed it: such a
-// line waits for its attempt's "running". A client that joins a running
+// line waits for its attempt's "running". With ?delivery=<id> the stream
+// is that delivery's run only, from its first status to its end, whether
+// it has started yet or not (`hookrun send --wait` follows the delivery it
+// sent, not an earlier run under the same id). A client that joins a running
 // run first gets what it has printed so far, from the executor running it
 // (bus.OutputSnapshotSubject; lines are numbered, so the live lines that
 // snapshot holds are not sent twice). The record that ends an attempt
@@ -59,17 +63,32 @@ func (s *Service) runEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id, r.DeliveryID)
+	only := c.QueryParam("delivery")
+	if only != "" && !bus.SafeToken(only) {
+		return &resource.FieldError{Field: "delivery", Msg: "must be a delivery id"}
+	}
+	from := r.DeliveryID
+	if only != "" {
+		from = only
+	}
+	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id, from)
 	if err != nil {
 		return errUnavailable
 	}
 	st := &runStream{w: c.Response(), liveFrom: liveFrom(r)}
+	if only != "" && r.DeliveryID != only {
+		// Another delivery's status is the run id's last: the one asked
+		// for has not started yet (or ended before that one came, and
+		// its records say all there is).
+		st.liveFrom = 1
+		r = &message.Run{}
+	}
 	if r.Status == message.StatusRunning {
 		st.snapshot, st.snapshotN = s.outputSoFar(id)
 		// The executor answers with the attempt it runs now: r's, unless
 		// the run moved on meanwhile. Then the record that ended r's
 		// attempt has its output.
-		if cur, err := runstatus.Get(ctx, s.js, id); err != nil || cur.Status != r.Status || cur.Attempt != r.Attempt {
+		if cur, err := runstatus.Get(ctx, s.js, id); err != nil || cur.Status != r.Status || cur.Attempt != r.Attempt || cur.DeliveryID != r.DeliveryID {
 			st.snapshot, st.snapshotN = "", 0
 		}
 		st.joinedRunning, st.snapshotAttempt = true, r.Attempt
@@ -93,6 +112,9 @@ func (s *Service) runEvents(c echo.Context) error {
 			}
 			st.status(&ev, lines)
 			w.Flush()
+			if only != "" && message.Final(ev.Status) {
+				return nil // the run of the delivery asked for has ended
+			}
 		case line := <-lines:
 			st.line(line)
 			w.Flush()

@@ -19,7 +19,12 @@ import (
 // openEvents opens a run's event stream and returns its events as they come.
 func openEvents(t *testing.T, a *testAPI, id string) <-chan sseEvent {
 	t.Helper()
-	req, _ := http.NewRequest("GET", a.URL+"/v1/runs/"+id+"/events", nil)
+	return openEventsAt(t, a, "/v1/runs/"+id+"/events")
+}
+
+func openEventsAt(t *testing.T, a *testAPI, path string) <-chan sseEvent {
+	t.Helper()
+	req, _ := http.NewRequest("GET", a.URL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -293,4 +298,45 @@ func TestRuns_EventsGoOnToALaterDeliverysRun(t *testing.T) {
 	if n := strings.Count(rec.Body.String(), "data: \"two\\n\""); n != 1 {
 		t.Fatalf("the later run's line sent %d times:\n%s", n, rec.Body.String())
 	}
+}
+
+// `hookrun send --wait` follows the delivery it sent: with ?delivery= the
+// stream waits for that delivery's run (here not queued yet: the earlier
+// run under the same id has ended), shows it, and ends with it.
+func TestRuns_EventsOfOneDelivery(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_one_delivery"
+	now := time.Now().UTC()
+	run := func(delivery, status string, attempt int, output string) message.Run {
+		r := message.Run{ID: id, DeliveryID: delivery, Webhook: "gh", Job: "report", Status: status, Attempt: attempt, Output: output}
+		if attempt > 0 {
+			r.StartedAt = &now
+		}
+		return r
+	}
+	publishRun(t, a, run("dlv_1", message.StatusQueued, 0, ""))
+	publishRun(t, a, run("dlv_1", message.StatusRunning, 1, ""))
+	publishRun(t, a, run("dlv_1", message.StatusSucceeded, 1, "first run\n"))
+
+	got := openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_2")
+	time.Sleep(200 * time.Millisecond)
+	publishRun(t, a, run("dlv_2", message.StatusQueued, 0, ""))
+	publishRun(t, a, run("dlv_2", message.StatusRunning, 1, ""))
+	publishRun(t, a, run("dlv_2", message.StatusFailed, 1, "second run\n"))
+	publishRun(t, a, run("dlv_3", message.StatusQueued, 0, ""))
+	wantEvents(t, collectEvents(t, got), []string{
+		"status queued/0",
+		"status running/1",
+		"output second run",
+		"status failed/1",
+	})
+	// The earlier delivery's run, asked for by its delivery: its own
+	// statuses, ending at its end though later ones follow.
+	wantEvents(t, collectEvents(t, openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_1")), []string{
+		"status queued/0",
+		"status running/1",
+		"output first run",
+		"status succeeded/1",
+	})
+	checkError(t, a.do("GET", "/v1/runs/"+id+"/events?delivery=a.b", nil), 400, "invalid_request", "delivery")
 }
