@@ -27,7 +27,12 @@ import (
 
 // Common is the configuration every service reads.
 type Common struct {
-	HTTPAddr     string
+	HTTPAddr string
+	// OpsAddr, when set (HOOKRUN_OPS_ADDR), is a second listener for
+	// /metrics (and /debug/pprof/), which HTTPAddr then does not serve:
+	// the ingress' HTTPAddr is public, and its metrics name every webhook.
+	// Both answer /healthz and /readyz.
+	OpsAddr      string
 	NATSURL      string
 	NATSUser     string
 	NATSPassword string
@@ -123,6 +128,7 @@ func CommonFromEnv(httpAddr string) (Common, error) {
 	return Common{
 		Retention:    retention,
 		HTTPAddr:     Env("HTTP_ADDR", httpAddr),
+		OpsAddr:      Env("OPS_ADDR", ""),
 		NATSURL:      Env("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSUser:     Env("NATS_USER", ""),
 		NATSPassword: Env("NATS_PASSWORD", ""),
@@ -315,6 +321,31 @@ func (h *Health) MountMetrics(e *echo.Echo) {
 		cancel()
 		metrics.ServeHTTP(c.Response(), c.Request())
 		return nil
+	})
+}
+
+// MountOn adds the probes to e, and the metrics too when opsAddr is empty;
+// otherwise it returns the routes of the ops listener (probes and metrics)
+// for ServeOps.
+func (h *Health) MountOn(e *echo.Echo, opsAddr string) (ops *echo.Echo) {
+	if opsAddr == "" {
+		h.Mount(e)
+		return nil
+	}
+	h.MountProbes(e)
+	ops = NewEcho()
+	h.Mount(ops)
+	return ops
+}
+
+// ServeOps serves ops (from MountOn) on addr until ctx ends; with no ops it
+// returns at once.
+func ServeOps(ctx context.Context, addr string, ops *echo.Echo, log *slog.Logger) error {
+	if ops == nil {
+		return nil
+	}
+	return Serve(ctx, HTTPServer(addr, ops), time.Second, func(a net.Addr) {
+		log.Info("serving metrics and probes", "addr", a.String())
 	})
 }
 

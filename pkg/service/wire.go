@@ -96,7 +96,7 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 		// ready) rather than refuse connections, which a liveness probe
 		// would take for a dead process.
 		log.Warn("waiting for NATS to create streams and buckets; serving health probes meanwhile", "addr", c.HTTPAddr)
-		stop := serveWhileStarting(c.HTTPAddr, d.Health, log)
+		stop := serveWhileStarting(c.HTTPAddr, c.OpsAddr, d.Health, log)
 		err = <-ensured
 		stop()
 	}
@@ -126,11 +126,11 @@ func jsOptions() []jetstream.JetStreamOpt {
 const startingAfter = time.Second
 
 // serveWhileStarting serves, on addr, until stop is called: /healthz (200),
-// /readyz (503, with health's failing check or "starting"), /metrics, and
-// for any other path 503 unavailable with Retry-After, so that a sender
-// retries. stop closes the listener, so the service's own server can take
-// the address.
-func serveWhileStarting(addr string, health *Health, log *slog.Logger) (stop func()) {
+// /readyz (503, with health's failing check or "starting"), /metrics (on
+// opsAddr instead when set, with the probes), and for any other path 503
+// unavailable with Retry-After, so that a sender retries. stop closes the
+// listeners, so the service's own servers can take the addresses.
+func serveWhileStarting(addr, opsAddr string, health *Health, log *slog.Logger) (stop func()) {
 	if addr == "" {
 		return func() {}
 	}
@@ -140,19 +140,28 @@ func serveWhileStarting(addr string, health *Health, log *slog.Logger) (stop fun
 		return errors.New("starting: creating streams and buckets, waiting for NATS")
 	})
 	e := NewEcho()
-	h.Mount(e)
+	ops := h.MountOn(e, opsAddr)
 	e.RouteNotFound("/*", func(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "5")
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"error": map[string]string{
 			"code": "unavailable", "message": "the service is starting: NATS is not reachable yet; retry later",
 		}})
 	})
+	stopMain := serveUntilStopped(addr, e, log)
+	stopOps := func() {}
+	if ops != nil {
+		stopOps = serveUntilStopped(opsAddr, ops, log)
+	}
+	return func() { stopMain(); stopOps() }
+}
+
+func serveUntilStopped(addr string, h http.Handler, log *slog.Logger) (stop func()) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Warn("cannot serve health probes while starting", "addr", addr, "err", err)
 		return func() {}
 	}
-	srv := HTTPServer(addr, e)
+	srv := HTTPServer(addr, h)
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(ln); close(done) }()
 	return func() {

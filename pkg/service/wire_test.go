@@ -20,9 +20,22 @@ import (
 // NATS is there Open returns and hands the address to the service.
 func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
 	t.Parallel()
+	t.Run("one-address", func(t *testing.T) { t.Parallel(); testServesProbesWhileWaiting(t, false) })
+	t.Run("ops-address", func(t *testing.T) { t.Parallel(); testServesProbesWhileWaiting(t, true) })
+}
+
+// testServesProbesWhileWaiting: with an ops address (HOOKRUN_OPS_ADDR) the
+// metrics are there while the service starts, as they are after, and not
+// on the service's own address.
+func testServesProbesWhileWaiting(t *testing.T, withOps bool) {
 	n := testenv.StartNATS(t)
 	n.Stop()
 	addr := testenv.FreeAddr(t)
+	metricsAddr, opsAddr := addr, ""
+	if withOps {
+		opsAddr = testenv.FreeAddr(t)
+		metricsAddr = opsAddr
+	}
 	type opened struct {
 		d   *Deps
 		err error
@@ -31,11 +44,11 @@ func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		d, err := Open(ctx, "probe", Common{HTTPAddr: addr, NATSURL: n.URL, Replicas: 1}, slog.New(slog.DiscardHandler))
+		d, err := Open(ctx, "probe", Common{HTTPAddr: addr, OpsAddr: opsAddr, NATSURL: n.URL, Replicas: 1}, slog.New(slog.DiscardHandler))
 		done <- opened{d, err}
 	}()
 
-	get := func(path string) (int, http.Header, string, error) {
+	getAt := func(addr, path string) (int, http.Header, string, error) {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			return 0, nil, "", err
@@ -44,6 +57,7 @@ func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, resp.Header, string(b), nil
 	}
+	get := func(path string) (int, http.Header, string, error) { return getAt(addr, path) }
 	testenv.Eventually(t, 10*time.Second, func() error {
 		code, _, body, err := get("/healthz")
 		if err == nil && code != http.StatusOK {
@@ -62,8 +76,17 @@ func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
 	if err != nil || code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || json.Unmarshal([]byte(body), &e) != nil || e.Error.Code != "unavailable" {
 		t.Fatalf("a delivery while starting: %d Retry-After %q %s %v", code, hdr.Get("Retry-After"), body, err)
 	}
-	if code, _, body, _ := get("/metrics"); code != http.StatusOK || !strings.Contains(body, `hookrun_ready{service="probe"} 0`) {
-		t.Fatalf("/metrics while starting: %d, hookrun_ready not 0", code)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		code, _, body, err := getAt(metricsAddr, "/metrics")
+		if err == nil && (code != http.StatusOK || !strings.Contains(body, `hookrun_ready{service="probe"} 0`)) {
+			t.Fatalf("/metrics while starting: %d, hookrun_ready not 0", code)
+		}
+		return err
+	})
+	if withOps {
+		if code, _, _, _ := get("/metrics"); code == http.StatusOK {
+			t.Fatal("/metrics served on the service's address beside HOOKRUN_OPS_ADDR")
+		}
 	}
 
 	n.Start()
@@ -79,11 +102,16 @@ func TestOpen_ServesProbesWhileWaitingForNATS(t *testing.T) {
 	}
 	defer o.d.Close()
 	// The address is free again for the service's own server.
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("the starting server kept %s: %v", addr, err)
+	for _, a := range []string{addr, opsAddr} {
+		if a == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("the starting server kept %s: %v", a, err)
+		}
+		ln.Close()
 	}
-	ln.Close()
 }
 
 // An asynchronous publish whose ack never comes (here: NATS refuses the

@@ -172,7 +172,8 @@ func (d *Dispatcher) Run(ctx context.Context, ready func(net.Addr)) error {
 	g.Go(func() error {
 		e := service.NewEcho()
 		e.Use(middleware.Recover())
-		d.health.Mount(e)
+		ops := d.health.MountOn(e, d.cfg.OpsAddr)
+		g.Go(func() error { return service.ServeOps(gctx, d.cfg.OpsAddr, ops, d.log) })
 		return service.Serve(gctx, service.HTTPServer(d.cfg.HTTPAddr, e), 5*time.Second, ready)
 	})
 	g.Go(func() error {

@@ -261,7 +261,7 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	Sign(req.Header, body, secret, r.ID+"."+r.Status, time.Now())
+	Sign(req.Header, body, secret, callbackID(r), time.Now())
 	resp, err := x.callbackClient.Do(req)
 	if err != nil {
 		return err
@@ -272,4 +272,16 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 		return fmt.Errorf("callback answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// callbackID is the id a receiver dedups a callback by: one per run, status
+// and delivery. A run id is the event's, and an event sent again after its
+// dedup window runs again under it: without the delivery, both runs'
+// "succeeded" would carry the same id, and a receiver dropping repeated ids
+// would drop the second run's result.
+func callbackID(r *message.Run) string {
+	if r.DeliveryID == "" {
+		return r.ID + "." + r.Status
+	}
+	return r.ID + "." + r.DeliveryID + "." + r.Status
 }

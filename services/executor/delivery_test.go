@@ -180,7 +180,9 @@ func TestExecutor_CallbackSignedAndRetriedWithBackoff(t *testing.T) {
 	want(t, "callback attempts", len(reqs), 3)
 	for i, q := range reqs {
 		checkSignature(t, q, cbSecret)
-		want(t, "id header", q.header.Get(HeaderID), rr.ID+"."+message.StatusSucceeded)
+		// Per run, delivery (a run id is reused by a later delivery of
+		// the event) and status.
+		want(t, "id header", q.header.Get(HeaderID), rr.ID+"."+rr.DeliveryID+"."+message.StatusSucceeded)
 		var body CallbackBody
 		if err := json.Unmarshal(q.body, &body); err != nil {
 			t.Fatal(err)

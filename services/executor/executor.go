@@ -227,7 +227,8 @@ func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
 	g.Go(func() error {
 		e := service.NewEcho()
 		e.Use(middleware.Recover())
-		x.health.Mount(e)
+		ops := x.health.MountOn(e, x.cfg.OpsAddr)
+		g.Go(func() error { return service.ServeOps(gctx, x.cfg.OpsAddr, ops, x.log) })
 		return service.Serve(gctx, service.HTTPServer(x.cfg.HTTPAddr, e), 5*time.Second, ready)
 	})
 	sub, err := x.nc.Subscribe(cancelWildcard, x.onCancel)

@@ -20,11 +20,6 @@ type Config struct {
 	// explicit dedupWindow (HOOKRUN_DEDUP_WINDOW, as the dispatcher's): a
 	// duplicate is answered as one where the dispatcher's claim is looked for.
 	DefaultWindow time.Duration
-	// OpsAddr, when set (HOOKRUN_OPS_ADDR), is a second listener for
-	// /metrics (and /debug/pprof/), which the senders' port then does not
-	// serve: the senders' port is public, the metrics name every webhook.
-	// Both listeners answer /healthz and /readyz.
-	OpsAddr string
 
 	// The HTTP server's limits; zero keeps service.HTTPServer's defaults.
 	// ReadHeaderTimeout cuts off senders that dribble their headers
@@ -47,7 +42,7 @@ func ConfigFromEnv() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Common: c, TrustProxy: trust, OpsAddr: service.Env("OPS_ADDR", "")}
+	cfg := Config{Common: c, TrustProxy: trust}
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration

@@ -68,13 +68,7 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 			return err
 		},
 	}))
-	if cfg.OpsAddr == "" {
-		health.Mount(e)
-	} else {
-		health.MountProbes(e)
-		in.ops = service.NewEcho()
-		health.Mount(in.ops)
-	}
+	in.ops = health.MountOn(e, cfg.OpsAddr)
 	health.Add("config", func(context.Context) error {
 		if !in.configLoaded() {
 			return errConfigLoading
@@ -126,13 +120,7 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 	g.Go(func() error {
 		return service.Serve(gctx, in.cfg.server(in.echo), in.cfg.PublishTimeout+5*time.Second, ready)
 	})
-	if in.ops != nil {
-		g.Go(func() error {
-			return service.Serve(gctx, service.HTTPServer(in.cfg.OpsAddr, in.ops), time.Second, func(a net.Addr) {
-				in.log.Info("serving metrics and probes", "addr", a.String())
-			})
-		})
-	}
+	g.Go(func() error { return service.ServeOps(gctx, in.cfg.OpsAddr, in.ops, in.log) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil

@@ -53,7 +53,7 @@ func TestRun_OpsAddrServesTheMetricsApartFromTheSendersPort(t *testing.T) {
 	_, js := n.Connect()
 	log := slog.New(slog.DiscardHandler)
 	ops := testenv.FreeAddr(t)
-	cfg := Config{Common: service.Common{HTTPAddr: "127.0.0.1:0"}, PublishTimeout: time.Second, OpsAddr: ops}
+	cfg := Config{Common: service.Common{HTTPAddr: "127.0.0.1:0", OpsAddr: ops}, PublishTimeout: time.Second}
 	in := New(cfg, js, catalog.New(js, testenv.NewConfig(t, js).Box, log), nil, service.NewHealth("ingress"), log)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

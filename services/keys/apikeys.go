@@ -30,7 +30,7 @@ type keyCreated struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`
 	Key       string     `json:"key"`
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	ExpiresAt *time.Time `json:"expiresAt"` // null: never expires (API.md lists the field)
 }
 
 // keyView lists a key without its secret or hash.
@@ -40,7 +40,7 @@ type keyView struct {
 	Namespace string     `json:"namespace,omitempty"`
 	Webhooks  []string   `json:"webhooks"`
 	Jobs      []string   `json:"jobs"`
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	ExpiresAt *time.Time `json:"expiresAt"` // null: never expires (API.md lists the field)
 	CreatedAt time.Time  `json:"createdAt"`
 	Prefix    string     `json:"prefix"`
 	Expired   bool       `json:"expired"`

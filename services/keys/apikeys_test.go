@@ -41,12 +41,16 @@ func TestAPIKeys_GenerateListExtendDelete(t *testing.T) {
 	}
 
 	// Without expiration a key never expires; empty scopes mean all.
-	m2 := a.must(201, "POST", "/v1/keys", map[string]any{"name": "forever"}).JSON()
-	if m2["expiresAt"] != nil {
-		t.Fatalf("key without expiration: %v", m2)
+	created := a.must(201, "POST", "/v1/keys", map[string]any{"name": "forever"})
+	m2 := created.JSON()
+	if v, ok := m2["expiresAt"]; !ok || v != nil {
+		t.Fatalf("key without expiration: %v, want expiresAt null (API.md lists the field)", m2)
 	}
 
 	list := a.must(200, "GET", "/v1/keys", nil)
+	if !strings.Contains(string(list.Body), `"expiresAt":null`) {
+		t.Fatalf("listed keys: %s, want the key that never expires with expiresAt null", list.Body)
+	}
 	if strings.Contains(string(list.Body), secret) || strings.Contains(string(list.Body), `"hash"`) || strings.Contains(string(list.Body), `"key"`) {
 		t.Fatalf("list shows a secret: %s", list.Body)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -84,6 +85,7 @@ type Service struct {
 	box    *secretbox.Box
 	health *service.Health
 	echo   *echo.Echo
+	ops    *echo.Echo // the OpsAddr listener's routes, nil without one
 	now    func() time.Time
 	// beforeCancelStatus, when set (tests), runs between a cancel's read
 	// of a queued run and its store of the "cancelled" status.
@@ -113,7 +115,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, box *secretbox.Box, 
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit("4M"))
 	e.HTTPErrorHandler = s.httpError
-	health.Mount(e)
+	s.ops = health.MountOn(e, cfg.OpsAddr)
 	s.routes(e.Group("/v1"))
 	s.echo = e
 	return s
@@ -198,7 +200,16 @@ func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 
 // Run serves until ctx ends.
 func (s *Service) Run(ctx context.Context, ready func(net.Addr)) error {
-	return service.Serve(ctx, service.HTTPServer(s.cfg.HTTPAddr, s.echo), 10*time.Second, ready)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return service.ServeOps(gctx, s.cfg.OpsAddr, s.ops, s.log) })
+	g.Go(func() error {
+		return service.Serve(gctx, service.HTTPServer(s.cfg.HTTPAddr, s.echo), 10*time.Second, ready)
+	})
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // namespace reads ?namespace=, default "default".
