@@ -4,7 +4,7 @@ MODULES = $(shell go list -f '{{.Dir}}/...' -m)
 BIN := bin
 SERVICES := ingress dispatcher executor keys
 
-.PHONY: help run test build lint bench images compose-test chaos fuzz clean
+.PHONY: help run test build lint bench images compose-test fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'

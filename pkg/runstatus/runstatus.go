@@ -301,6 +301,7 @@ func Watch(ctx context.Context, js jetstream.JetStream, ns, id, fromDelivery str
 		}
 		go func() { <-ctx.Done(); it.Stop() }()
 		defer it.Stop()
+		ended := false // the last status sent was final
 		for {
 			m, err := it.Next()
 			if err != nil {
@@ -308,6 +309,9 @@ func Watch(ctx context.Context, js jetstream.JetStream, ns, id, fromDelivery str
 			}
 			var r message.Run
 			if message.Decode(m.Data(), message.SchemaRun, &r) != nil {
+				if ended && lastStored(m) {
+					return // only records this release cannot read came after the end
+				}
 				continue
 			}
 			if fromDelivery != "" {
@@ -321,7 +325,8 @@ func Watch(ctx context.Context, js jetstream.JetStream, ns, id, fromDelivery str
 			case <-ctx.Done():
 				return
 			}
-			if message.Final(r.Status) && lastStored(m) {
+			ended = message.Final(r.Status)
+			if ended && lastStored(m) {
 				return
 			}
 		}

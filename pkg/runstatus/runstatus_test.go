@@ -211,3 +211,32 @@ func TestRunstatus_WatchFollowsTheLastRunOfAReusedID(t *testing.T) {
 		}
 	}
 }
+
+// A final status followed only by records this release cannot read (a
+// newer release's, during a rolling upgrade) still ends the watch.
+func TestRunstatus_WatchEndsAtAFinalStatusFollowedByUnreadableRecords(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	if err := runstatus.Publish(ctx, js, &message.Run{ID: "run_u", DeliveryID: "dlv_u", Namespace: "default", Webhook: "w", Job: "j", Status: message.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(bus.StatusSubject("default", "run_u"))
+	m.Data = []byte(`{"schema":"hookrun.run.v9","status":`)
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ch, err := runstatus.Watch(wctx, js, "default", "run_u", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for r := range ch {
+		seen = append(seen, r.Status)
+	}
+	if wctx.Err() != nil || len(seen) != 1 || seen[0] != message.StatusSucceeded {
+		t.Fatalf("Watch saw %v and ended by %v; want succeeded, then the end", seen, wctx.Err())
+	}
+}
