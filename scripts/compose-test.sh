@@ -336,7 +336,7 @@ if [[ -z $NOAPI ]]; then
 
 step "keys API: job hello, secret gh, webhook gh-hello (GitHub profile)"
 api PUT /v1/jobs/hello "$(jq -nc '{apiVersion: "hookrun.dev/v1", kind: "Job", metadata: {name: "hello"},
-	spec: {command: ["/bin/sh", "-c", "echo compose-test-ok; printf %s \"$HOOKRUN_ARG_WEBHOOK_PAYLOAD\"; printf \"#!/bin/sh\\necho exec-ok\\n\" > x.sh && chmod +x x.sh && ./x.sh; echo workdir-fs=$(stat -f -c %T .)"]}}')" >/dev/null
+	spec: {command: ["/bin/sh", "-c", "echo compose-test-ok; printf %s \"$HOOKRUN_ARG_WEBHOOK_PAYLOAD\"; printf \"#!/bin/sh\\necho exec-ok\\n\" > x.sh && chmod +x x.sh && ./x.sh; echo workdir-fs=$(stat -f -c %T .); echo job-uid=$(id -u); echo secret-visible=$(cat /proc/1/environ /proc/$PPID/environ 2>/dev/null | tr \"\\000\" \"\\n\" | grep -c HOOKRUN_SECRET_KEY)"]}}')" >/dev/null
 GH_SECRET=$(openssl rand -hex 20)
 api PUT /v1/secrets/gh "$(jq -nc --arg v "$GH_SECRET" '{apiVersion: "hookrun.dev/v1", kind: "Secret", metadata: {name: "gh"}, spec: {value: $v}}')" >/dev/null
 webhook() {
@@ -366,7 +366,12 @@ jq -e '(.output // "") | contains("exec-ok")' <<<"$run" >/dev/null ||
 	die "the job could not run a script it wrote in its working directory (a noexec mount?): $run"
 jq -e '(.output // "") | contains("workdir-fs=tmpfs")' <<<"$run" >/dev/null ||
 	die "the run's working directory is not on the executor's tmpfs: $run"
+jq -e '(.output // "") | contains("job-uid=10001")' <<<"$run" >/dev/null ||
+	die "the job did not run as the image's user hookrun (HOOKRUN_JOB_USER): $run"
+jq -e '(.output // "") | contains("secret-visible=0")' <<<"$run" >/dev/null ||
+	die "the job could read the executor's credentials in /proc/1/environ or /proc/\$PPID/environ: $run"
 info "run succeeded; output has the payload; its directory is on tmpfs and runs what the job writes there"
+info "the job ran as hookrun (10001) and could not read the executor's environment"
 
 step "same delivery again -> duplicate"
 read -r code resp < <(deliver "$HELLO_PATH" "$GH_SECRET" "$DELIVERY" "$BODY")

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -103,6 +104,31 @@ func checkSignature(t *testing.T, q received, secret string) {
 	}
 }
 
+// A failed HTTP job's error names the scheme and host it called, never the
+// path or query, where credentials live (an API key in the query, the token
+// in the path of a Slack incoming webhook): the error is in the run's
+// status, which API readers and callback receivers get.
+func TestExecutor_HTTPJobErrorHidesTheURLsPathAndQuery(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the request fails to connect
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-refused"}, Spec: resource.JobSpec{
+		HTTP: &resource.HTTPAction{URL: "http://" + addr + "/services/T000/B000/XSECRETPATH?api_key=QSECRET"},
+	}})
+	rr := e.submit(job, "{}")
+	r := e.final(rr, 10*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	if strings.Contains(r.Error, "SECRET") || !strings.Contains(r.Error, "http://"+addr) {
+		t.Fatalf("error %q: want the host, not the path or query", r.Error)
+	}
+}
+
 func TestExecutor_HTTPJobs(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
@@ -139,6 +165,9 @@ func TestExecutor_HTTPJobs(t *testing.T) {
 			want(t, "X-Team", q.header.Get("X-Team"), "infra")
 			want(t, "X-Hookrun-Run", q.header.Get("X-Hookrun-Run"), rr.ID)
 			want(t, "X-Hookrun-Attempt", q.header.Get("X-Hookrun-Attempt"), "1")
+			// The id receivers dedup by names the delivery: a later
+			// delivery of the event runs again under the same run id.
+			want(t, "X-Hookrun-Id", q.header.Get(HeaderID), rr.ID+"."+rr.DeliveryID)
 			wantBody := c.wantBody
 			if c.body != "" {
 				wantBody = `{"text":"AI from robots","run":"` + rr.ID + `"}`

@@ -647,6 +647,32 @@ func TestExecutor_RetryBackoffDoesNotHoldTheJobsSlot(t *testing.T) {
 // redeliveries). The redelivered request must see that the copy owns the
 // run, not run the attempt after it beside it. Ten runs on two executors:
 // about half the redeliveries land on the other one.
+// A retry copy whose own next retry cannot be scheduled (here the
+// scheduling publish is a duplicate, as after a time-out NATS had stored)
+// holds that retry as an unacked message, and when it comes back it runs
+// the next attempt: the run ends, after every attempt, instead of staying
+// queued with no request left to run it.
+func TestExecutor_RetryCopyWhoseNextRetryCannotBeScheduledStillEnds(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	ledger := filepath.Join(e.out, "held.ledger")
+	job := e.script("held", `echo "$HOOKRUN_RUN_ATTEMPT" >> "`+ledger+`"; exit 1`, func(j *resource.Job) {
+		j.Spec.Retries, j.Spec.RetryBackoff = 3, resource.Duration(200*time.Millisecond)
+	})
+	rr := e.submit(job, "{}")
+	m := nats.NewMsg(bus.RetryScheduleSubject("other-run"))
+	m.Data = []byte("x")
+	if _, err := e.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(retryMsgID(rr.ID, rr.DeliveryID, 3)), jetstream.WithExpectStream(bus.StreamRetries)); err != nil {
+		t.Fatal(err)
+	}
+	r := e.final(rr, 30*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	want(t, "attempt", r.Attempt, 4)
+	want(t, "attempts run", strings.Join(strings.Fields(mustRead(t, ledger)), ","), "1,2,3,4")
+	want(t, "final statuses", finals(e.history(rr)), 1)
+}
+
 func TestExecutor_RetryCopyAndRedeliveredOriginalRunOnce(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -41,7 +42,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, h.Method, h.URL, bytes.NewReader(body))
 	if err != nil {
-		return outcome{status: message.StatusFailed, err: err.Error()}
+		return outcome{status: message.StatusFailed, err: requestError(err)}
 	}
 	ct := rr.ContentType
 	if ct == "" || h.Body != "" {
@@ -61,7 +62,14 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		}
 		secret = vals[0]
 	}
-	Sign(req.Header, body, secret, rr.ID, time.Now())
+	// The id a receiver dedups by: the same for every attempt of this
+	// delivery's run, another for a later delivery of the event (which runs
+	// again under the same run id).
+	id := rr.ID
+	if rr.DeliveryID != "" {
+		id += "." + rr.DeliveryID
+	}
+	Sign(req.Header, body, secret, id, time.Now())
 	resp, err := x.jobClient.Do(req)
 	if err == nil {
 		defer resp.Body.Close()
@@ -77,7 +85,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return outcome{status: message.StatusTimedOut, err: "timed out after " + jobTimeout(job).String()}
 	default:
-		return outcome{status: message.StatusFailed, err: err.Error()}
+		return outcome{status: message.StatusFailed, err: requestError(err)}
 	}
 	code := resp.StatusCode
 	o := outcome{exitCode: &code, output: string(respBody)}
@@ -87,6 +95,23 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		o.status = message.StatusSucceeded
 	}
 	return o
+}
+
+// requestError describes a failed HTTP job request without its URL's path
+// and query, which may hold credentials (an API key in the query, a token
+// in the path as Slack's incoming webhooks have): the error goes into the
+// run's status, which run queries and callback receivers see. Go's own
+// message quotes the whole URL, hiding only a userinfo password.
+func requestError(err error) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err.Error()
+	}
+	where := "the job's URL"
+	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+		where = u.Scheme + "://" + u.Host
+	}
+	return ue.Op + " " + where + ": " + ue.Err.Error()
 }
 
 // noRedirect answers a callback's redirect as the result, a failed attempt:

@@ -54,6 +54,9 @@ func TestOwnedElsewhere_OneRequestRunsEachAttempt(t *testing.T) {
 		{"the copy redelivered: its executor died running attempt 2", 2, &message.Run{Status: message.StatusRunning, Attempt: 2, Copy: 2}, false},
 		{"a copy when no retry is scheduled (scheduling failed after storing it)", 2, &message.Run{Status: message.StatusQueued, Attempt: 1}, true},
 		{"original held by a release without scheduling (no retryAt)", 0, &message.Run{Status: message.StatusQueued, Attempt: 1}, false},
+		{"a copy whose next retry could not be scheduled holds it: back, it runs the attempt", 2, &message.Run{Status: message.StatusQueued, Attempt: 2, Copy: 2}, false},
+		{"another copy while that one holds it", 3, &message.Run{Status: message.StatusQueued, Attempt: 2, Copy: 2}, true},
+		{"the original while that copy holds it", 0, &message.Run{Status: message.StatusQueued, Attempt: 2, Copy: 2}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, why := ownedElsewhere(tc.copy, tc.cur); got != tc.owned {

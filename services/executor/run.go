@@ -103,9 +103,11 @@ func (x *Executor) release(id string) {
 // number is g (0: the dispatcher's). The status says who owns the run:
 //
 //   - queued with retryAt: the copy for the next attempt (cur.Attempt+1);
-//   - queued without it: the dispatcher's request (attempt 0, or a retry
-//     held as an unacked message by a release without scheduling); never
-//     a copy;
+//   - queued without it: the request that stored it (cur.Copy), which
+//     holds the next attempt as an unacked message: the dispatcher's
+//     (attempt 0, or a retry where scheduling is not available), or a copy
+//     whose own next retry could not be scheduled (a publish that timed
+//     out or was a duplicate); never another copy;
 //   - running: the request that wrote it (cur.Copy); if that is m, m's
 //     executor died mid-run and m runs the next attempt.
 //
@@ -118,7 +120,7 @@ func ownedElsewhere(g int, cur *message.Run) (bool, string) {
 			return true, "a scheduled retry owns the run"
 		}
 	case cur.Status == message.StatusQueued:
-		if g != 0 {
+		if g != cur.Copy {
 			return true, "a retry copy of a run that is not waiting for it"
 		}
 	default:
@@ -215,7 +217,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	if !ok {
 		now := time.Now().UTC()
 		rec.Status, rec.FinishedAt, rec.Error = message.StatusFailed, &now, "job "+label+" no longer exists"
-		x.finish(ctx, m, rec, label, log)
+		x.finishAfter(ctx, m, rec, label, log, curSeq)
 		return
 	}
 
