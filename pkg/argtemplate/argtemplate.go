@@ -113,6 +113,38 @@ func BodyTemplate(text string) (*template.Template, error) {
 	return t, nil
 }
 
+// MaxBodyBytes bounds an HTTP job's rendered body: a template ranging over
+// a sender's data must not turn a small delivery into a huge request (or
+// the executor's memory).
+const MaxBodyBytes = 1 << 20
+
+// RenderBody renders an HTTP job's body template (checked at apply with
+// BodyTemplate) against the delivery's data, as argument templates see it
+// (.body, .header, .query, .method, .webhook, .eventId, and the header
+// function), plus extra fields (the run's .args, .payload, .run, .event).
+// The output is bounded by MaxBodyBytes.
+func RenderBody(text string, d Data, extra map[string]any) ([]byte, error) {
+	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(d.Header)).Parse(text)
+	if err == nil {
+		err = validate(t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	root := d.root()
+	for k, v := range extra {
+		root[k] = v
+	}
+	w := limitWriter{max: MaxBodyBytes}
+	if err := t.Execute(&w, root); err != nil {
+		if errors.Is(err, ErrValueTooLarge) {
+			return nil, fmt.Errorf("the body is over %d bytes", MaxBodyBytes)
+		}
+		return nil, errors.New(execReason(err))
+	}
+	return []byte(w.String()), nil
+}
+
 // Templated reports whether any argument has a value template: when none
 // has, Resolve needs no delivery data (the defaults are the values), and a
 // caller can skip building it.
@@ -216,10 +248,15 @@ func shorten(s string) string {
 // which stops the template early.
 type limitWriter struct {
 	strings.Builder
+	max int // 0: MaxValueBytes
 }
 
 func (w *limitWriter) Write(p []byte) (int, error) {
-	if w.Len()+len(p) > MaxValueBytes {
+	max := w.max
+	if max == 0 {
+		max = MaxValueBytes
+	}
+	if w.Len()+len(p) > max {
 		return 0, ErrValueTooLarge
 	}
 	return w.Builder.Write(p)

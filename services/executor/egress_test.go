@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,4 +84,33 @@ func TestExecutor_HTTPBodyTemplateJSONQuotesValues(t *testing.T) {
 	}
 	want(t, "text", got["text"], hostile)
 	want(t, "role", got["role"], "user")
+}
+
+// An HTTP job's body template sees the delivery as argument templates do
+// (.header and the header function included), and its output is bounded:
+// a template ranging over a sender's data cannot make a request, or the
+// executor's memory, as large as it likes.
+func TestExecutor_HTTPBodyTemplateSeesHeadersAndIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	srv := newRecorder(t, 0, 200)
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-hdr"}, Spec: resource.JobSpec{HTTP: &resource.HTTPAction{
+		URL: srv.srv.URL, Body: `{"event":{{ json (header "X-Github-Event") }},"also":{{ json (index .header "X-Github-Event") }},"webhook":{{ json .webhook }}}`,
+	}}})
+	r := e.final(e.submit(job, `{}`), 10*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	want(t, "body", string(srv.got()[0].body), `{"event":"push","also":"push","webhook":"hook"}`)
+
+	big := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-big"}, Spec: resource.JobSpec{HTTP: &resource.HTTPAction{
+		URL: srv.srv.URL, Body: `{{ range .body.xs }}{{ range $.body.xs }}{{ $.body.pad }}{{ end }}{{ end }}`,
+	}}})
+	xs := make([]int, 40)
+	payload, _ := json.Marshal(map[string]any{"xs": xs, "pad": strings.Repeat("p", 1000)})
+	r = e.final(e.submit(big, string(payload)), 10*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	if !strings.Contains(r.Error, "over 1048576 bytes") {
+		t.Fatalf("error %q, want the body bound", r.Error)
+	}
+	want(t, "requests", len(srv.got()), 1)
 }

@@ -23,19 +23,12 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	h := job.Spec.HTTP
 	body := rr.Payload
 	if h.Body != "" {
-		t, err := argtemplate.BodyTemplate(h.Body)
+		d := argtemplate.NewData(rr.Payload, rr.ContentType, rr.Header, nil, "", rr.Webhook, rr.EventID)
+		b, err := argtemplate.RenderBody(h.Body, d, map[string]any{"args": rr.Args, "payload": string(rr.Payload), "run": rr.ID, "event": rr.EventID})
 		if err != nil {
 			return outcome{status: message.StatusFailed, err: "body template: " + err.Error()}
 		}
-		var b bytes.Buffer
-		data := map[string]any{"args": rr.Args, "payload": string(rr.Payload), "run": rr.ID, "event": rr.EventID}
-		if d := argtemplate.NewData(rr.Payload, rr.ContentType, rr.Header, nil, "", rr.Webhook, rr.EventID); d.Body != nil {
-			data["body"] = d.Body
-		}
-		if err := t.Execute(&b, data); err != nil {
-			return outcome{status: message.StatusFailed, err: "body template: " + err.Error()}
-		}
-		body = b.Bytes()
+		body = b
 	}
 	runCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, jobTimeout(job))
