@@ -51,7 +51,13 @@ claims go to Redis when HOOKRUN_REDIS_URL is set, else to NATS KV.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runDev(ctx, o, cmd.OutOrStdout())
+			err := runDev(ctx, o, cmd.OutOrStdout())
+			if errors.Is(err, syscall.EADDRINUSE) {
+				// Another hookrun dev (a forgotten make run) or any other
+				// program holds a port: say how to pick others.
+				err = fmt.Errorf("%w\n(another hookrun dev? stop it; or choose free ports with --ingress-addr, --keys-addr, --dispatcher-addr, --executor-addr, --nats-port or HOOKRUN_INGRESS_ADDR … and another --data-dir)", err)
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -92,6 +98,11 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return err
 	}
+	unlock, err := lockDataDir(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	secretKey, _, err := persisted("HOOKRUN_SECRET_KEY", o.dataDir, "secret.key", secretbox.NewKey)
 	if err != nil {
 		return err
@@ -111,6 +122,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		return err
 	}
 	common.NATSURL, common.SecretKey = ns.ClientURL(), secretKey
+	common.OpsAddr = "" // one address each: the four services would share it
 	log := service.Logger("", common.LogLevel)
 
 	open := func(name, addr string) (*service.Deps, service.Common, error) {

@@ -91,3 +91,26 @@ wait:
 		t.Fatalf("send with only the exported variables: %s", r)
 	}
 }
+
+// A second `hookrun dev` on a data directory in use is refused with what
+// to do, before it starts a NATS of its own on the same store.
+func TestDev_DataDirInUseIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	release, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "in use by another hookrun dev") || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("second lock: %v, want refused naming --data-dir", err)
+	}
+	err = runDev(context.Background(), devOptions{dataDir: dir}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "in use by another hookrun dev") {
+		t.Fatalf("runDev on a locked directory: %v", err)
+	}
+	release()
+	again, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	again()
+}

@@ -79,7 +79,7 @@ func (in *Ingress) authAPIKey(c echo.Context, w *resource.Webhook, d *message.De
 		presented, d.Body, cred.bodyChanged = key, rest, true
 	}
 	if presented == "" {
-		return cred, errMissingCredentials
+		return cred, missingKey(ak)
 	}
 	cred.values = []string{presented}
 	id, secret, ok := apikey.Parse(presented)
@@ -147,6 +147,10 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 	case errors.Is(err, signature.ErrInvalidSecret):
 		in.recordError(w, "signing secret "+sa.SecretRef+" is not usable with profile "+sa.Profile)
 		return cred, errJobNotRunnable
+	case errors.Is(err, signature.ErrSignatureMissing):
+		// Which header the profile reads is no secret (the provider's
+		// documentation names it) and tells a sender what it left out.
+		return cred, errSignatureInvalid.withMessage(errSignatureInvalid.Message + ": " + err.Error())
 	default:
 		return cred, errSignatureInvalid
 	}
@@ -227,4 +231,24 @@ func holdsCredential(vs, secrets []string) bool {
 		}
 	}
 	return false
+}
+
+// missingKey is missing_credentials naming where this webhook takes its
+// key, as Jac Cloud's documentation of the webhook would.
+func missingKey(ak *resource.APIKeyAuth) *apiError {
+	where := ""
+	switch ak.In {
+	case "header":
+		where = "in header " + ak.Name
+	case "query":
+		where = "in query parameter " + ak.Name
+	case "path":
+		where = "in the URL path, after the endpoint (/v1/hooks/<endpoint>/<key>)"
+	case "body":
+		where = "in body field " + ak.Name
+	}
+	if where == "" {
+		return errMissingCredentials
+	}
+	return errMissingCredentials.withMessage(errMissingCredentials.Message + ": expected " + where)
 }

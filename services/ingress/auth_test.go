@@ -72,16 +72,17 @@ func TestAuth_AcceptsAPIKeyWhereTheWebhookPutsIt(t *testing.T) {
 		name      string
 		auth      resource.APIKeyAuth
 		send      send
-		misplaced send // the key somewhere else: must not count
+		misplaced send   // the key somewhere else: must not count
+		where     string // what the missing_credentials message names
 	}{
-		{"header with the default name X-API-KEY", resource.APIKeyAuth{}, header("X-API-KEY"), query("X-API-KEY")},
-		{"header name matched case-insensitively", resource.APIKeyAuth{In: "header"}, header("x-api-key"), body("X-API-KEY")},
-		{"header with a custom name", resource.APIKeyAuth{In: "header", Name: "test-key"}, header("test-key"), header("X-API-KEY")},
-		{"query with the default name api_key", resource.APIKeyAuth{In: "query"}, query("api_key"), header("api_key")},
-		{"query with a custom name", resource.APIKeyAuth{In: "query", Name: "test_key"}, query("test_key"), query("api_key")},
-		{"path", resource.APIKeyAuth{In: "path"}, path, header("X-API-KEY")},
-		{"body with the default name api_key", resource.APIKeyAuth{In: "body"}, body("api_key"), query("api_key")},
-		{"body with a custom name", resource.APIKeyAuth{In: "body", Name: "test_key"}, body("test_key"), body("api_key")},
+		{"header with the default name X-API-KEY", resource.APIKeyAuth{}, header("X-API-KEY"), query("X-API-KEY"), "in header X-API-KEY"},
+		{"header name matched case-insensitively", resource.APIKeyAuth{In: "header"}, header("x-api-key"), body("X-API-KEY"), "in header X-API-KEY"},
+		{"header with a custom name", resource.APIKeyAuth{In: "header", Name: "test-key"}, header("test-key"), header("X-API-KEY"), "in header test-key"},
+		{"query with the default name api_key", resource.APIKeyAuth{In: "query"}, query("api_key"), header("api_key"), "in query parameter api_key"},
+		{"query with a custom name", resource.APIKeyAuth{In: "query", Name: "test_key"}, query("test_key"), query("api_key"), "in query parameter test_key"},
+		{"path", resource.APIKeyAuth{In: "path"}, path, header("X-API-KEY"), "in the URL path"},
+		{"body with the default name api_key", resource.APIKeyAuth{In: "body"}, body("api_key"), query("api_key"), "in body field api_key"},
+		{"body with a custom name", resource.APIKeyAuth{In: "body", Name: "test_key"}, body("test_key"), body("api_key"), "in body field test_key"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,7 +96,11 @@ func TestAuth_AcceptsAPIKeyWhereTheWebhookPutsIt(t *testing.T) {
 			wantError(t, tt.send(w, wrong), 401, "invalid_credentials")
 			wantError(t, tt.send(w, "hk_nosuchid_"+strings.Repeat("b", 52)), 401, "invalid_credentials")
 			wantError(t, tt.misplaced(w, key), 401, "missing_credentials")
-			wantError(t, e.post(hookPath(w), `{"a":1}`), 401, "missing_credentials")
+			missing := e.post(hookPath(w), `{"a":1}`)
+			wantError(t, missing, 401, "missing_credentials")
+			if !strings.Contains(missing.Err.Message, "expected "+tt.where) {
+				t.Fatalf("missing key: %q, want it to say the key is expected %s", missing.Err.Message, tt.where)
+			}
 		})
 	}
 }
@@ -258,6 +263,12 @@ func TestAuth_VerifiesEverySignatureProfileOverHTTP(t *testing.T) {
 				wantError(t, r, 401, "signature_invalid")
 			}
 			wantError(t, send(tampered, tampered, other, "evt-wrong", now), 401, "signature_invalid")
+			// No signature at all: the same code, and a message that says so.
+			unsigned := e.post(hookPath(w), string(body), "Content-Type", "application/json")
+			wantError(t, unsigned, 401, "signature_invalid")
+			if !strings.HasPrefix(unsigned.Err.Message, "signature verification failed: signature missing") {
+				t.Fatalf("unsigned request: %q, want it to say the signature is missing", unsigned.Err.Message)
+			}
 
 			stale := profileBody(name + "-stale")
 			if r := send(stale, stale, secret, "evt-stale", now.Add(-10*time.Minute)); timed {

@@ -37,7 +37,7 @@ var (
 	errPayloadTooLarge    = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: "the body exceeds this webhook's size limit"}
 	errUnsupportedMedia   = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "multipart bodies and file uploads are not accepted"}
 	errRateLimited        = &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many deliveries for this webhook; retry later", RetryAfter: 1}
-	errJobNotRunnable     = &apiError{Status: http.StatusInternalServerError, Code: "job_not_runnable", Message: "webhook task creation failed: the webhook's job cannot run (see the webhook's status.lastError)"}
+	errJobNotRunnable     = &apiError{Status: http.StatusInternalServerError, Code: "job_not_runnable", Message: "webhook task creation failed: the webhook cannot run: its job, or a secret it names, is missing or unusable (see the webhook's status.lastError)"}
 	errUnavailable        = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the delivery could not be stored; nothing was accepted; retry later", RetryAfter: 5}
 	errNotReady           = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the ingress is starting and has not loaded its configuration; nothing was accepted; retry later", RetryAfter: 1}
 	errInternal           = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
@@ -62,6 +62,13 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// withMessage returns a copy of e with another message (same code).
+func (e *apiError) withMessage(msg string) *apiError {
+	cp := *e
+	cp.Message = msg
+	return &cp
 }
 
 // retryAfter returns a copy of e that asks the sender to wait secs seconds.
