@@ -224,6 +224,12 @@ func (x *Executor) drainOrphans(ctx context.Context, workers map[string]*jobWork
 		if _, found := x.cat.Job(ns, job); found {
 			continue // created since want was read: the next pass fetches it
 		}
+		// This executor's catalog may lag behind the executor that made
+		// the consumer of a job just created: ask the bucket's leader
+		// before failing the job's runs as "no longer exists".
+		if _, err := bus.LastKV(lctx, x.js.Conn(), bus.BucketJobs, bus.ConfigKey(ns, job)); !errors.Is(err, bus.ErrKVKeyNotFound) {
+			continue
+		}
 		cons, err := s.Consumer(lctx, name)
 		if err != nil {
 			continue

@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
@@ -167,4 +170,36 @@ func TestExecutor_DeletedJobsQueueIsDrainedByALaterExecutor(t *testing.T) {
 	r := e.final(rr, 20*time.Second)
 	want(t, "status", r.Status, message.StatusFailed)
 	want(t, "why", strings.Contains(r.Error, "no longer exists"), true)
+}
+
+// An executor whose catalog does not hold a job (here: it cannot read the
+// stored record; in production, its watch lags behind the executor that
+// made the job's consumer right after the job was created) asks the
+// bucket's leader before it drains the job's queue: the runs of a job that
+// exists are not failed as "no longer exists".
+func TestExecutor_JobThisCatalogLacksButTheBucketHasIsNotDrained(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	ctx := context.Background()
+	kv, err := e.js.KeyValue(ctx, bus.BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, bus.ConfigKey("default", "fresh"), []byte(`{"not a job the catalog reads`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, bus.StreamRuns, jetstream.ConsumerConfig{
+		Durable: bus.JobConsumer("default", "fresh"), FilterSubject: bus.RunSubject("default", "fresh"), AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	job := &resource.Job{Metadata: resource.Meta{Namespace: "default", Name: "fresh"}}
+	rr := e.submit(job, `{}`)
+	e.start(nil)
+	time.Sleep(6 * time.Second) // past the first 5 s scan of orphaned consumers
+	r, err := runstatus.Get(ctx, e.js, rr.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "status", r.Status, message.StatusQueued)
 }
