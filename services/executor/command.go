@@ -44,7 +44,8 @@ const (
 func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *message.RunRequest, attempt int, log *slog.Logger) outcome {
 	// The directory's name records its owner before the start, so no
 	// process of the run goes unrecorded (see sweep.go).
-	dir, named, err := makeRunDir(x.cfg.WorkDir, runMarkers(job, rr.ID, attempt))
+	markers := runMarkers(job, rr.ID, attempt)
+	dir, named, err := makeRunDir(x.cfg.WorkDir, markers)
 	if err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot create working directory: " + err.Error()}
 	}
@@ -108,8 +109,10 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 		o.interrupted = true
 		werr = x.stopGroup(pgid, waitErr)
 	}
-	// Leave nothing behind: whatever the command started in its group goes too.
+	// Leave nothing behind: whatever the command started in its group goes
+	// too, and what it moved out of its group is found by its markers.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	x.left.add(markers)
 	out.Flush()
 
 	if errors.Is(werr, exec.ErrWaitDelay) {

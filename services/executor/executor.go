@@ -122,6 +122,8 @@ func ConfigFromEnv() (Config, error) {
 
 // Executor is the service.
 type Executor struct {
+	left leftovers // processes ended runs left outside their group
+
 	cfg    Config
 	log    *slog.Logger
 	nc     *nats.Conn
@@ -224,6 +226,12 @@ func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
 	x.sweep()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return x.cat.Run(gctx) })
+	g.Go(func() error {
+		x.left.run(gctx, killLeftovers, func(n int) {
+			x.log.Warn("killed processes that ended runs left outside their process group", "killed", n)
+		})
+		return nil
+	})
 	g.Go(func() error {
 		e := service.NewEcho()
 		e.Use(middleware.Recover())

@@ -704,3 +704,31 @@ func TestExecutor_RetryCopyAndRedeliveredOriginalRunOnce(t *testing.T) {
 		want(t, "final statuses", finals(e.history(rr)), 1)
 	}
 }
+
+// A process a command moved out of its process group (setsid) does not
+// outlive the run: it carries the run's markers, and the executor kills
+// it within a few seconds of the run's end, timed out or not.
+func TestExecutor_ProcessThatLeftItsGroupDoesNotOutliveTheRun(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	for _, c := range []struct {
+		name, script string
+		timeout      time.Duration
+		status       string
+	}{
+		{"escapes-then-exits", `setsid sleep 300 & echo $! > "$OUT/escaped-exits.pid"`, 0, message.StatusSucceeded},
+		{"escapes-then-times-out", `setsid sleep 300 & echo $! > "$OUT/escaped-times-out.pid"; sleep 60`, 500 * time.Millisecond, message.StatusTimedOut},
+	} {
+		job := e.script(c.name, c.script, func(j *resource.Job) {
+			if c.timeout > 0 {
+				j.Spec.Timeout = resource.Duration(c.timeout)
+			}
+		})
+		rr := e.submit(job, "{}")
+		want(t, c.name+" status", e.final(rr, 10*time.Second).Status, c.status)
+		pidFile := map[string]string{"escapes-then-exits": "escaped-exits.pid", "escapes-then-times-out": "escaped-times-out.pid"}[c.name]
+		pid := e.pidOf(pidFile)
+		waitGone(t, pid, c.name+": the process that left its group")
+	}
+}

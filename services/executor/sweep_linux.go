@@ -71,6 +71,60 @@ func killMarked(markers []string) int {
 	return n
 }
 
+// killLeftovers SIGKILLs, in one scan of /proc, the processes whose
+// environment holds both markers of any of runs (id marker, attempt
+// marker), and returns how many.
+func killLeftovers(runs [][2]string) int {
+	ids := make(map[string][]string, len(runs))
+	for _, r := range runs {
+		ids[r[0]] = append(ids[r[0]], r[1])
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	self := os.Getpid()
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil || !bytes.Contains(env, []byte("_RUN_ID=")) {
+			continue
+		}
+		vars := bytes.Split(env, []byte{0})
+		if !markedByAny(vars, ids) {
+			continue
+		}
+		if _, _, err := procStat(pid); err != nil {
+			continue // gone, or a zombie
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// markedByAny tells whether env holds an id marker of ids together with
+// one of that id's attempt markers.
+func markedByAny(env [][]byte, ids map[string][]string) bool {
+	for _, v := range env {
+		attempts, ok := ids[string(v)]
+		if !ok {
+			continue
+		}
+		for _, a := range attempts {
+			if hasAll(env, []string{a}) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func hasAll(env [][]byte, markers []string) bool {
 	for _, m := range markers {
 		found := false
