@@ -21,8 +21,9 @@ const rootHelp = `hookrun turns webhook calls into job runs.
 The API is found in HOOKRUN_API_URL (default http://127.0.0.1:8081), its
 token in HOOKRUN_ADMIN_TOKEN.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused by the API
-(invalid input, 4xx), 5 API unavailable (5xx or no answer), 6 a run ended
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused: invalid input,
+by the API (4xx) or before it (a manifest that is not valid YAML, or holds
+no resource), 5 API unavailable (5xx or no answer), 6 a run ended
 in another status than succeeded (runs watch, send --wait).`
 
 func newRoot() *cobra.Command {

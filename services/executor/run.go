@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -451,6 +452,10 @@ func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run
 	x.finishAfter(ctx, m, rec, label, log, 0)
 }
 
+// maxStrippedError bounds the error kept in a final status stripped to fit
+// NATS' max_payload.
+const maxStrippedError = 4 << 10
+
 // finishAfter is finish for a run whose "running" is at runningSeq: the
 // final status is stored only if no other status came after it. One that
 // did (another executor took the run over while this one was cut off) wins:
@@ -462,6 +467,7 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 		wait = time.Second
 	}
 	var giveUp <-chan time.Time
+	stripped := false
 	for i := 1; ; i++ {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_, err := runstatus.PublishAfter(sctx, x.js, rec, runningSeq)
@@ -490,12 +496,17 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 			}
 			break
 		}
-		if errors.Is(err, nats.ErrMaxPayload) && (rec.Args != nil || rec.Output != "" || rec.WebhookPayload != "") {
+		if errors.Is(err, nats.ErrMaxPayload) && !stripped {
 			// Too large to be stored, ever: keep what says how the run
-			// ended, drop what made it large.
+			// ended, drop what made it large (once: if it is still too
+			// large, it is retried with the waits below, not in a spin).
 			log.Warn("final status over NATS' max_payload: storing it without its arguments, output and payload", "err", err)
 			rec.Args, rec.WebhookPayload = nil, ""
 			rec.Output = "(output dropped: the status was over NATS' max_payload)"
+			if len(rec.Error) > maxStrippedError {
+				rec.Error = strings.ToValidUTF8(rec.Error[:maxStrippedError], "") + "…"
+			}
+			stripped = true
 			continue
 		}
 		if i == 1 || i%10 == 0 {
