@@ -119,9 +119,14 @@ func TestRunstatus_GetSeesTheLatestStatusThroughAnyNode(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("run_%d", i)
 		var got *message.Run
-		testenv.Eventually(t, 30*time.Second, func() error {
+		testenv.Eventually(t, time.Minute, func() error {
+			// Each try bounded: a request sent while the node is still
+			// joining may get no answer at all, and would otherwise wait
+			// out the whole test's context (a loaded machine: make test).
+			gctx, gcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer gcancel()
 			var err error
-			got, err = runstatus.Get(ctx, back, id)
+			got, err = runstatus.Get(gctx, back, id)
 			return err // no leader yet, or not connected yet
 		})
 		if got.Status != message.StatusSucceeded {
