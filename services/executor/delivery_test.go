@@ -282,3 +282,20 @@ func TestExecutor_HangingCallbackReceiverDoesNotHoldUpOthers(t *testing.T) {
 		t.Fatalf("the healthy receiver's callback came %s after its run finished: queued behind the hung receiver's (timeout 3s)", gap)
 	}
 }
+
+// An HTTP job's answer longer than the output bound is kept to its first
+// MaxOutput bytes, marked as cut, as a command's output is.
+func TestExecutor_HTTPJobLongAnswerIsMarkedTruncated(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.conf.MaxOutput = 100
+	e.start(nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(strings.Repeat("a", 150)))
+	}))
+	t.Cleanup(srv.Close)
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-long"}, Spec: resource.JobSpec{HTTP: &resource.HTTPAction{URL: srv.URL}}})
+	r := e.final(e.submit(job, "{}"), 10*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	want(t, "output", r.Output, strings.Repeat("a", 100)+"\n[…response truncated…]\n")
+}

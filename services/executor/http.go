@@ -69,7 +69,12 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	}
 	var respBody []byte
 	if err == nil {
-		respBody, err = io.ReadAll(io.LimitReader(resp.Body, int64(x.cfg.MaxOutput)))
+		// Its first MaxOutput bytes are the run's output, marked when the
+		// answer was longer (as a command's output is).
+		respBody, err = io.ReadAll(io.LimitReader(resp.Body, int64(x.cfg.MaxOutput)+1))
+		if len(respBody) > x.cfg.MaxOutput {
+			respBody = append(respBody[:x.cfg.MaxOutput:x.cfg.MaxOutput], "\n[…response truncated…]\n"...)
+		}
 	}
 	switch {
 	case err == nil:
