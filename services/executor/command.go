@@ -89,6 +89,11 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	// after this, and the group is killed below.
 	cmd.WaitDelay = time.Second
 
+	if ctx.Err() != nil {
+		// Cancelled (or the shutdown came) after the cancel-mark read and
+		// before the start: the command never runs.
+		return outcome{status: message.StatusFailed, err: "stopped", interrupted: true}
+	}
 	if err := cmd.Start(); err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot start command: " + err.Error(), output: out.String()}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,4 +203,35 @@ func TestExecutor_JobThisCatalogLacksButTheBucketHasIsNotDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, "status", r.Status, message.StatusQueued)
+}
+
+// A cancel that reaches the executor after it read no cancel mark, and
+// before the command starts, keeps the command from starting at all: the
+// run ends cancelled, with no exit code, and the job's first line never ran.
+func TestExecutor_CancelJustBeforeTheStartRunsNothing(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	var rrp atomic.Pointer[message.RunRequest]
+	e.startWith(e.nc, e.js, nil, func(x *Executor) {
+		x.beforeStart = func(id string) {
+			if rr := rrp.Load(); rr != nil && rr.ID == id {
+				// Only the cancel message: the mark was read (absent)
+				// before it was written.
+				if err := e.nc.Publish(bus.CancelSubject(id), []byte(id)); err != nil {
+					t.Error(err)
+				}
+				time.Sleep(300 * time.Millisecond) // it arrives
+			}
+		}
+	})
+	job := e.script("cancel-before-start", `touch "$OUT/started"`)
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) { rrp.Store(rr) })
+	r := e.final(rr, 10*time.Second)
+	want(t, "status", r.Status, message.StatusCancelled)
+	if r.ExitCode != nil {
+		t.Fatalf("the command started after its run was cancelled (exit code %d)", *r.ExitCode)
+	}
+	if _, err := os.Stat(e.out + "/started"); err == nil {
+		t.Fatal("the command ran after its run was cancelled")
+	}
 }
