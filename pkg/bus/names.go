@@ -72,6 +72,8 @@ const (
 	// HeaderLine numbers a live output line of a run (1, 2, …); an output
 	// snapshot's HeaderLine is the number of the last line it holds.
 	HeaderLine = "Hookrun-Line"
+	// HeaderAttempt names the attempt a live output line was printed by.
+	HeaderAttempt = "Hookrun-Attempt"
 	// HeaderRetryAttempt marks a run request scheduled by the executor for
 	// a retry: the attempt it is for (2, 3, …).
 	HeaderRetryAttempt = "Hookrun-Retry-Attempt"

@@ -28,7 +28,7 @@ func TestExecutor_EveryAttemptsOutputReachesTheEventStream(t *testing.T) {
 		j.Spec.Retries, j.Spec.RetryBackoff = 2, resource.Duration(100*time.Millisecond)
 	})
 
-	// A watcher's view of the live lines: "<number> <text>".
+	// A watcher's view of the live lines: "<attempt>:<number> <text>".
 	var mu sync.Mutex
 	var lines []string
 	var sub *nats.Subscription
@@ -37,7 +37,7 @@ func TestExecutor_EveryAttemptsOutputReachesTheEventStream(t *testing.T) {
 		sub, err = e.nc.Subscribe(bus.OutputSubject(rr.ID), func(m *nats.Msg) {
 			mu.Lock()
 			defer mu.Unlock()
-			lines = append(lines, m.Header.Get(bus.HeaderLine)+" "+strings.TrimSuffix(string(m.Data), "\n"))
+			lines = append(lines, m.Header.Get(bus.HeaderAttempt)+":"+m.Header.Get(bus.HeaderLine)+" "+strings.TrimSuffix(string(m.Data), "\n"))
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +63,7 @@ func TestExecutor_EveryAttemptsOutputReachesTheEventStream(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(wantHistory, "\n") {
 		t.Fatalf("statuses:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(wantHistory, "\n  "))
 	}
-	wantLines := []string{"1 start 1", "2 tick 1", "1 start 2", "2 tick 2", "1 start 3", "2 tick 3"}
+	wantLines := []string{"1:1 start 1", "1:2 tick 1", "2:1 start 2", "2:2 tick 2", "3:1 start 3", "3:2 tick 3"}
 	testenv.Eventually(t, 5*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()

@@ -24,10 +24,14 @@ type tail struct {
 	nc      *nats.Conn
 	subject string
 	lines   int // lines published so far, the last one's number
+	attempt string
 }
 
-func newTail(max int, nc *nats.Conn, subject string) *tail {
-	return &tail{max: max, nc: nc, subject: subject}
+// newTail keeps the output of a run's attempt; its live lines carry the
+// attempt's number, so a watcher tells a late line of an earlier attempt
+// from the next attempt's.
+func newTail(max int, nc *nats.Conn, subject string, attempt int) *tail {
+	return &tail{max: max, nc: nc, subject: subject, attempt: strconv.Itoa(attempt)}
 }
 
 func (t *tail) Write(p []byte) (int, error) {
@@ -84,7 +88,7 @@ func (t *tail) Flush() {
 // publishLine publishes the pending line, numbered, and starts the next.
 func (t *tail) publishLine() {
 	t.lines++
-	m := &nats.Msg{Subject: t.subject, Data: t.line.Bytes(), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}}}
+	m := &nats.Msg{Subject: t.subject, Data: t.line.Bytes(), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}}}
 	_ = t.nc.PublishMsg(m)
 	t.line.Reset()
 }

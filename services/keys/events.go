@@ -50,8 +50,9 @@ func (s *Service) runEvents(c echo.Context) error {
 	lines := make(chan outputLine, 1024)
 	sub, err := s.nc.Subscribe(bus.OutputSubject(id), func(m *nats.Msg) {
 		n, _ := strconv.Atoi(m.Header.Get(bus.HeaderLine))
+		attempt, _ := strconv.Atoi(m.Header.Get(bus.HeaderAttempt))
 		select {
-		case lines <- outputLine{text: m.Data, n: n}:
+		case lines <- outputLine{text: m.Data, n: n, attempt: attempt}:
 		default: // a slow reader loses live lines, never the statuses
 		}
 	})
@@ -245,11 +246,17 @@ func endsAttempt(ev *message.Run) bool {
 // line sends a live line, or holds it until its attempt's "running" has
 // been sent.
 func (st *runStream) line(l outputLine) {
-	if !st.live() {
-		if len(st.pending) == maxPending {
-			st.pending = st.pending[1:]
+	if l.attempt > 0 {
+		switch {
+		case l.attempt <= st.done, st.running && l.attempt < st.attempt:
+			return // a late line of an attempt that ended: its record had it
+		case !st.running || l.attempt > st.attempt:
+			st.hold(l) // a line of an attempt whose "running" is still to come
+			return
 		}
-		st.pending = append(st.pending, l)
+	}
+	if !st.live() {
+		st.hold(l)
 		return
 	}
 	if l.n == 0 || l.n > st.seen {
@@ -260,15 +267,36 @@ func (st *runStream) line(l outputLine) {
 	}
 }
 
+// hold keeps a live line until its attempt's "running" has been sent.
+func (st *runStream) hold(l outputLine) {
+	if len(st.pending) == maxPending {
+		st.pending = st.pending[1:]
+	}
+	st.pending = append(st.pending, l)
+}
+
 // flushPending sends the held lines as the output of the attempt just
-// started. Every attempt numbers its lines from 1. An attempt that started
+// started. Lines that name their attempt (Hookrun-Attempt) go by it: the
+// attempt's own are sent, a later attempt's held on, an earlier one's
+// dropped. For lines from an executor too old to name it: Every attempt numbers its lines from 1. An attempt that started
 // after the client came has all its lines live: the held ones before its
 // line 1 are an earlier attempt's stragglers, whose record had them. The
 // attempt that was running when the client came continues its snapshot; a
 // line numbered no higher than the one before it starts a later attempt's.
 func (st *runStream) flushPending() {
-	p := st.pending
+	held := st.pending
 	st.pending = nil
+	var p []outputLine // lines that do not name their attempt
+	for _, l := range held {
+		switch {
+		case l.attempt == 0:
+			p = append(p, l)
+		case l.attempt == st.attempt:
+			st.line(l)
+		case l.attempt > st.attempt:
+			st.pending = append(st.pending, l)
+		}
+	}
 	joined := st.joinedRunning && st.attempt == st.snapshotAttempt
 	start := -1
 	for i := len(p) - 1; i >= 0 && start < 0; i-- {
@@ -319,10 +347,12 @@ func (st *runStream) writeOutput(line string) {
 	fmt.Fprintf(st.w, "event: output\ndata: %s\n\n", b)
 }
 
-// outputLine is a live output line and its number (0: not numbered).
+// outputLine is a live output line, its number and its attempt (0: not
+// numbered, or from an executor too old to say).
 type outputLine struct {
-	text []byte
-	n    int
+	text    []byte
+	n       int
+	attempt int
 }
 
 // snapshotTimeout bounds the wait for a running run's output so far; an

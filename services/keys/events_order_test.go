@@ -72,10 +72,14 @@ func collectEvents(t *testing.T, got <-chan sseEvent) []string {
 }
 
 // publishLine publishes a live output line of run id, numbered as the
-// executor numbers them (from 1 in each attempt).
-func publishLine(t *testing.T, a *testAPI, id string, n int, text string) {
+// executor numbers them (from 1 in each attempt), naming its attempt as the
+// executor does (0: as an executor too old to name it).
+func publishLine(t *testing.T, a *testAPI, id string, attempt, n int, text string) {
 	t.Helper()
 	m := &nats.Msg{Subject: bus.OutputSubject(id), Data: []byte(text), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(n)}}}
+	if attempt > 0 {
+		m.Header.Set(bus.HeaderAttempt, strconv.Itoa(attempt))
+	}
 	if err := a.nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +119,7 @@ func TestRuns_EventsSendTheRunningStatusBeforeItsOutput(t *testing.T) {
 	got := openEvents(t, a, id)
 	// The next line comes at once, likely before the stream has replayed
 	// the statuses from STATUS.
-	publishLine(t, a, id, 2, "tick 1\n")
+	publishLine(t, a, id, 0, 2, "tick 1\n")
 	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &started, Output: "start 1\ntick 1\n"})
 
 	wantEvents(t, collectEvents(t, got), []string{
@@ -159,10 +163,10 @@ func TestRuns_EventsShowEveryAttemptsOutputAfterItsRunningStatus(t *testing.T) {
 
 	got := openEvents(t, a, id)
 	// Attempt 2 goes on, fails and is retried; attempt 3 fails for good.
-	publishLine(t, a, id, 2, "more 2\n")
+	publishLine(t, a, id, 2, 2, "more 2\n")
 	publishRun(t, a, run(message.StatusQueued, 2, "try 2\nmore 2\n"))
 	publishRun(t, a, run(message.StatusRunning, 3, ""))
-	publishLine(t, a, id, 1, "try 3\n")
+	publishLine(t, a, id, 3, 1, "try 3\n")
 	publishRun(t, a, run(message.StatusFailed, 3, "try 3\n"))
 
 	wantEvents(t, collectEvents(t, got), []string{
@@ -261,7 +265,7 @@ func TestRuns_EventsOfAReusedRunIDShowTheCurrentDeliverysRun(t *testing.T) {
 	answerSnapshots(t, a, id, "second run\n", 1)
 
 	got := openEvents(t, a, id)
-	publishLine(t, a, id, 2, "more\n")
+	publishLine(t, a, id, 1, 2, "more\n")
 	publishRun(t, a, run("dlv_2", message.StatusFailed, 1, "second run\nmore\n"))
 	wantEvents(t, collectEvents(t, got), []string{
 		"status queued/0",
@@ -339,4 +343,34 @@ func TestRuns_EventsOfOneDelivery(t *testing.T) {
 		"status succeeded/1",
 	})
 	checkError(t, a.do("GET", "/v1/runs/"+id+"/events?delivery=a.b", nil), 400, "invalid_request", "delivery")
+}
+
+// A live line of an attempt that has ended, arriving after the next
+// attempt's "running" (lines and statuses travel apart), is not shown as the
+// next attempt's output: lines name their attempt.
+func TestRuns_EventsDropALateLineOfAnEndedAttempt(t *testing.T) {
+	const id = "run_late_line"
+	now := time.Now().UTC()
+	rec := httptest.NewRecorder()
+	st := &runStream{w: echo.New().NewContext(nil, rec).Response(), liveFrom: 1}
+	lines := make(chan outputLine)
+	for _, r := range []message.Run{
+		{ID: id, Status: message.StatusRunning, Attempt: 2, StartedAt: &now},
+		{ID: id, Status: message.StatusQueued, Attempt: 2, Output: "try 2\nmore 2\n", RetryAt: &now},
+		{ID: id, Status: message.StatusRunning, Attempt: 3, StartedAt: &now},
+	} {
+		st.status(&r, lines)
+	}
+	st.line(outputLine{text: []byte("more 2\n"), n: 2, attempt: 2}) // late
+	st.line(outputLine{text: []byte("try 3\n"), n: 1, attempt: 3})
+	st.status(&message.Run{ID: id, Status: message.StatusFailed, Attempt: 3, Output: "try 3\n"}, lines)
+	var outputs []string
+	for _, ev := range strings.Split(rec.Body.String(), "\n\n") {
+		if o, ok := strings.CutPrefix(ev, "event: output\ndata: "); ok {
+			outputs = append(outputs, o)
+		}
+	}
+	if want := []string{`"try 2\n"`, `"more 2\n"`, `"try 3\n"`}; strings.Join(outputs, " ") != strings.Join(want, " ") {
+		t.Fatalf("outputs %v, want %v", outputs, want)
+	}
 }
