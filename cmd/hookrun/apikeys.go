@@ -84,9 +84,13 @@ valid in -n's namespace (its own and those valid in every namespace).`,
 				Name      string     `json:"name"`
 				Key       string     `json:"key"`
 				ExpiresAt *time.Time `json:"expiresAt"`
+				Warnings  []string   `json:"warnings"`
 			}
 			if err := decodeAnswer(resp.Body, &k); err != nil {
 				return err
+			}
+			for _, warning := range k.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", warning)
 			}
 			w := cmd.OutOrStdout()
 			if out != outTable {

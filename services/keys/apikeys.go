@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/resource"
 )
 
@@ -31,6 +32,9 @@ type keyCreated struct {
 	Name      string     `json:"name"`
 	Key       string     `json:"key"`
 	ExpiresAt *time.Time `json:"expiresAt"` // null: never expires (API.md lists the field)
+	// Warnings name scopes that match nothing yet (a typo, or a webhook
+	// still to be created): the key is made all the same.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // keyView lists a key without its secret or hash.
@@ -112,7 +116,28 @@ func (s *Service) createKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, keyCreated{ID: k.ID, Name: k.Name, Key: key, ExpiresAt: k.ExpiresAt})
+	return c.JSON(http.StatusCreated, keyCreated{ID: k.ID, Name: k.Name, Key: key, ExpiresAt: k.ExpiresAt,
+		Warnings: s.unmatchedScopes(c.Request().Context(), r.Namespace, r.Webhooks, r.Jobs)})
+}
+
+// unmatchedScopes names the webhooks and jobs a key is scoped to that do
+// not exist in its namespace (not checked for a key of every namespace).
+func (s *Service) unmatchedScopes(ctx context.Context, ns string, webhooks, jobs []string) []string {
+	if ns == resource.AllNamespaces {
+		return nil
+	}
+	var out []string
+	for _, w := range webhooks {
+		if _, _, found, err := s.webhooks.get(ctx, bus.ConfigKey(ns, w)); err == nil && !found {
+			out = append(out, fmt.Sprintf("no webhook %q in namespace %q (yet): the key works for it once it exists", w, ns))
+		}
+	}
+	for _, j := range jobs {
+		if _, _, found, err := s.jobs.get(ctx, bus.ConfigKey(ns, j)); err == nil && !found {
+			out = append(out, fmt.Sprintf("no job %q in namespace %q (yet): the key works for its webhooks once it exists", j, ns))
+		}
+	}
+	return out
 }
 
 func (s *Service) keyNameTaken(ctx context.Context, ns, name string) (bool, error) {

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,21 @@ func TestAPIKeys_ExtendStopsAtMaxExpiration(t *testing.T) {
 	got := a.must(200, "PATCH", "/v1/keys/"+id+"/extend", map[string]any{"count": 100, "interval": "days"}).JSON()
 	if e := parseTime(t, got["expiresAt"]); !e.Equal(exp.Add(100 * 24 * time.Hour)) {
 		t.Fatalf("extend within the limit: expiresAt %v, want %v", e, exp.Add(100*24*time.Hour))
+	}
+}
+
+// A key scoped to a webhook or job that does not exist is made (the
+// webhook may come later), with a warning that names it: a typo does not
+// go unnoticed. A scope that matches says nothing.
+func TestAPIKeys_ScopesThatMatchNothingAreWarnedAbout(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", map[string]any{"apiVersion": "hookrun.dev/v1", "kind": "Job", "metadata": map[string]any{"name": "report"}, "spec": map[string]any{"command": []string{"true"}}})
+	m := a.must(201, "POST", "/v1/keys", map[string]any{"name": "typo", "webhooks": []string{"deplyo"}, "jobs": []string{"report"}}).JSON()
+	w, _ := m["warnings"].([]any)
+	if len(w) != 1 || !strings.Contains(fmt.Sprint(w[0]), `no webhook "deplyo"`) {
+		t.Fatalf("warnings %v, want one naming webhook deplyo", m["warnings"])
+	}
+	if m := a.must(201, "POST", "/v1/keys", map[string]any{"name": "fine", "jobs": []string{"report"}}).JSON(); m["warnings"] != nil {
+		t.Fatalf("warnings for scopes that exist: %v", m["warnings"])
 	}
 }
