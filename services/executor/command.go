@@ -98,6 +98,7 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 		return outcome{status: message.StatusFailed, err: "cannot start command: " + err.Error(), output: out.String()}
 	}
 	pgid := cmd.Process.Pid
+	x.left.started(pgid)
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
 
@@ -117,7 +118,7 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	// Leave nothing behind: whatever the command started in its group goes
 	// too, and what it moved out of its group is found by its markers.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	x.left.add(markers)
+	x.left.add(pgid, append(markers, deliveryMarker(job, rr.DeliveryID))...)
 	out.Flush()
 
 	if errors.Is(werr, exec.ErrWaitDelay) {
@@ -241,6 +242,17 @@ func runMarkers(job *resource.Job, runID string, attempt int) []string {
 		p = "HOOKRUN"
 	}
 	return []string{p + "_RUN_ID=" + runID, p + "_RUN_ATTEMPT=" + strconv.Itoa(attempt)}
+}
+
+// deliveryMarker is the environment variable that names the run's
+// delivery: with the run markers, it tells a run's processes from those of
+// a later delivery's run under the same run id.
+func deliveryMarker(job *resource.Job, deliveryID string) string {
+	p := job.Spec.EnvPrefix
+	if p == "" {
+		p = "HOOKRUN"
+	}
+	return p + "_WEBHOOK_DELIVERY_ID=" + deliveryID
 }
 
 // writeRunFile writes one of the run's input files, owned by the job's

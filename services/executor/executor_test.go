@@ -732,3 +732,27 @@ func TestExecutor_ProcessThatLeftItsGroupDoesNotOutliveTheRun(t *testing.T) {
 		waitGone(t, pid, c.name+": the process that left its group")
 	}
 }
+
+// A later delivery of an event runs again under the same run id, as attempt
+// 1 again, often within seconds of the earlier run's end: the search for
+// the earlier run's leftover processes does not take the later run's
+// processes for them (the markers include the delivery).
+func TestExecutor_LeftoverSearchSparesALaterDeliverysRunUnderTheSameID(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("same-id", `sleep 2.5; echo done`)
+	first := e.submit(job, "{}", func(rr *message.RunRequest) {})
+	want(t, "first", e.final(first, 10*time.Second).Status, message.StatusSucceeded)
+	second := e.submit(job, "{}", func(rr *message.RunRequest) { rr.ID, rr.EventID = first.ID, first.EventID })
+	testenv.Eventually(t, 15*time.Second, func() error {
+		r, err := runstatus.Get(context.Background(), e.js, second.ID)
+		if err != nil || r.DeliveryID != second.DeliveryID || !message.Final(r.Status) {
+			return fmt.Errorf("second delivery's run: %+v, %v", r, err)
+		}
+		if r.Status != message.StatusSucceeded {
+			t.Fatalf("second delivery's run ended %s (%s): killed as the first one's leftover?", r.Status, r.Error)
+		}
+		return nil
+	})
+}

@@ -11,13 +11,17 @@ import (
 // group. At a run's end its group is killed, but a process the command
 // moved to a group or session of its own (setsid, a daemon's double fork)
 // would outlive the run, its timeout and its cancel. Such processes still
-// carry the run's markers in their environment (<PREFIX>_RUN_ID and
-// <PREFIX>_RUN_ATTEMPT): one scan of /proc every leftoverScanEvery finds
-// them for every run that ended since, at a cost that does not grow with
-// the runs per second. A run is watched for leftoverWatchFor after its end.
+// carry the run's markers in their environment: <PREFIX>_RUN_ID,
+// <PREFIX>_RUN_ATTEMPT and <PREFIX>_WEBHOOK_DELIVERY_ID (a run id is the
+// event's, and a later delivery of the event runs again under it, as
+// attempt 1 again). One scan of /proc every leftoverScanEvery finds them
+// for every run that ended since, at a cost that does not grow with the
+// runs per second; processes in the group of a run still running here are
+// not read. A run is watched for leftoverWatchFor after its end.
 type leftovers struct {
 	mu    sync.Mutex
-	ended map[string]time.Time // the run's "<id-marker>\x00<attempt-marker>" → when it ended
+	ended map[string]time.Time // the run's markers, joined by NUL → when it ended
+	live  map[int]struct{}     // process groups of the runs running here
 }
 
 const (
@@ -25,21 +29,38 @@ const (
 	leftoverWatchFor  = 10 * time.Second
 )
 
-// add records the markers of a run that has just ended.
-func (l *leftovers) add(markers []string) {
-	if len(markers) != 2 {
-		return
-	}
+// started records the process group of a run that has just started.
+func (l *leftovers) started(pgid int) {
 	l.mu.Lock()
-	if l.ended == nil {
-		l.ended = map[string]time.Time{}
+	if l.live == nil {
+		l.live = map[int]struct{}{}
 	}
-	l.ended[markers[0]+"\x00"+markers[1]] = time.Now()
+	l.live[pgid] = struct{}{}
 	l.mu.Unlock()
 }
 
+// add records the markers of a run that has just ended, whose group is
+// pgid (killed by now).
+func (l *leftovers) add(pgid int, markers ...string) {
+	l.mu.Lock()
+	delete(l.live, pgid)
+	if l.ended == nil {
+		l.ended = map[string]time.Time{}
+	}
+	l.ended[strings.Join(markers, "\x00")] = time.Now()
+	l.mu.Unlock()
+}
+
+// isLive tells whether pgrp is the group of a run running here.
+func (l *leftovers) isLive(pgrp int) bool {
+	l.mu.Lock()
+	_, ok := l.live[pgrp]
+	l.mu.Unlock()
+	return ok
+}
+
 // run scans until ctx ends.
-func (l *leftovers) run(ctx context.Context, kill func(markers [][2]string) int, onKill func(int)) {
+func (l *leftovers) run(ctx context.Context, kill func(runs [][]string, skip func(pgrp int) bool) int, onKill func(int)) {
 	t := time.NewTicker(leftoverScanEvery)
 	defer t.Stop()
 	for {
@@ -48,7 +69,7 @@ func (l *leftovers) run(ctx context.Context, kill func(markers [][2]string) int,
 			return
 		case <-t.C:
 		}
-		var want [][2]string
+		var want [][]string
 		now := time.Now()
 		l.mu.Lock()
 		for k, at := range l.ended {
@@ -56,14 +77,13 @@ func (l *leftovers) run(ctx context.Context, kill func(markers [][2]string) int,
 				delete(l.ended, k)
 				continue
 			}
-			id, attempt, _ := strings.Cut(k, "\x00")
-			want = append(want, [2]string{id, attempt})
+			want = append(want, strings.Split(k, "\x00"))
 		}
 		l.mu.Unlock()
 		if len(want) == 0 {
 			continue
 		}
-		if n := kill(want); n > 0 && onKill != nil {
+		if n := kill(want, l.isLive); n > 0 && onKill != nil {
 			onKill(n)
 		}
 	}

@@ -72,12 +72,17 @@ func killMarked(markers []string) int {
 }
 
 // killLeftovers SIGKILLs, in one scan of /proc, the processes whose
-// environment holds both markers of any of runs (id marker, attempt
-// marker), and returns how many.
-func killLeftovers(runs [][2]string) int {
-	ids := make(map[string][]string, len(runs))
+// environment holds every marker of any of runs (the first marker, the
+// run id's, is looked up; the others are checked), and returns how many.
+// A process whose group skip names (a run still running) is not read: job
+// environments can be large, and only a process that left its group can be
+// a leftover.
+func killLeftovers(runs [][]string, skip func(pgrp int) bool) int {
+	byFirst := make(map[string][][]string, len(runs))
 	for _, r := range runs {
-		ids[r[0]] = append(ids[r[0]], r[1])
+		if len(r) > 0 {
+			byFirst[r[0]] = append(byFirst[r[0]], r[1:])
+		}
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -90,16 +95,16 @@ func killLeftovers(runs [][2]string) int {
 		if err != nil || pid == self {
 			continue
 		}
+		pgrp, _, err := procStat(pid)
+		if err != nil || skip != nil && skip(pgrp) {
+			continue // gone, a zombie, or in a live run's group
+		}
 		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 		if err != nil || !bytes.Contains(env, []byte("_RUN_ID=")) {
 			continue
 		}
-		vars := bytes.Split(env, []byte{0})
-		if !markedByAny(vars, ids) {
+		if !markedByAny(bytes.Split(env, []byte{0}), byFirst) {
 			continue
-		}
-		if _, _, err := procStat(pid); err != nil {
-			continue // gone, or a zombie
 		}
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
 			n++
@@ -108,16 +113,12 @@ func killLeftovers(runs [][2]string) int {
 	return n
 }
 
-// markedByAny tells whether env holds an id marker of ids together with
-// one of that id's attempt markers.
-func markedByAny(env [][]byte, ids map[string][]string) bool {
+// markedByAny tells whether env holds a first marker of byFirst together
+// with all the other markers of one of its runs.
+func markedByAny(env [][]byte, byFirst map[string][][]string) bool {
 	for _, v := range env {
-		attempts, ok := ids[string(v)]
-		if !ok {
-			continue
-		}
-		for _, a := range attempts {
-			if hasAll(env, []string{a}) {
+		for _, rest := range byFirst[string(v)] {
+			if hasAll(env, rest) {
 				return true
 			}
 		}

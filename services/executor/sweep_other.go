@@ -19,4 +19,4 @@ func processAlive(pid int, _ string) bool {
 // executor's runs are left to the service manager.
 func killMarked([]string) int { return 0 }
 
-func killLeftovers([][2]string) int { return 0 }
+func killLeftovers([][]string, func(int) bool) int { return 0 }
