@@ -26,6 +26,8 @@ type fakeAPI struct {
 	webhooks   map[string]string // "namespace/name" → webhook JSON
 	changes    []string          // "extend key_x", "delete key_x", "cancel run_x", "replay dlv_x"
 	stream     string            // the events of every run
+	duplicate  bool              // the ingress answers duplicate
+	eventsAsk  []string          // the query of each events request
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -94,6 +96,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	})
 	mux.HandleFunc("GET /v1/runs/{id}/events", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := f.run(w, r); ok {
+			f.mu.Lock()
+			f.eventsAsk = append(f.eventsAsk, r.URL.RawQuery)
+			f.mu.Unlock()
 			w.Header().Set("Content-Type", "text/event-stream")
 			fmt.Fprint(w, f.stream)
 		}
@@ -124,7 +129,10 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	})
 	mux.HandleFunc("POST /v1/hooks/{endpoint}", func(w http.ResponseWriter, r *http.Request) {
 		f.changed("deliver " + r.PathValue("endpoint"))
-		writeJSON(w, 202, map[string]any{"accepted": true, "deliveryId": "dlv_1", "eventId": "evt_1", "executionId": "run_prod", "status": "queued"})
+		f.mu.Lock()
+		dup := f.duplicate
+		f.mu.Unlock()
+		writeJSON(w, 202, map[string]any{"accepted": true, "duplicate": dup, "deliveryId": "dlv_1", "eventId": "evt_1", "executionId": "run_prod", "status": "queued"})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

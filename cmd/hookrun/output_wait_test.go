@@ -47,3 +47,28 @@ func TestCLI_WaitWithStructuredOutputPrintsOneDocument(t *testing.T) {
 		t.Fatalf("send --wait as a table: %s", r)
 	}
 }
+
+// send --wait follows the run of the delivery it sent; a duplicate's answer
+// may name a delivery that never runs (one the dedup claim told apart, not
+// JetStream), so for a duplicate it follows the run the event has.
+func TestCLI_WaitFollowsTheDeliverySentOrForADuplicateTheRun(t *testing.T) {
+	f := newFakeAPI(t)
+	w := testWebhook(resource.Auth{None: &struct{}{}})
+	w.Metadata.Namespace = "prod"
+	b, _ := json.Marshal(w)
+	f.webhooks["prod/w"] = string(b)
+	for _, dup := range []bool{false, true} {
+		f.mu.Lock()
+		f.duplicate, f.eventsAsk = dup, nil
+		f.mu.Unlock()
+		if r := f.execCLI("send", "w", "-d", `{}`, "--wait", "-n", "prod"); r.Code != codeOK {
+			t.Fatalf("duplicate %v: %s", dup, r)
+		}
+		f.mu.Lock()
+		asked := strings.Join(f.eventsAsk, " ")
+		f.mu.Unlock()
+		if followsDelivery := strings.Contains(asked, "delivery=dlv_1"); followsDelivery == dup {
+			t.Fatalf("duplicate %v: events asked with %q", dup, asked)
+		}
+	}
+}

@@ -145,7 +145,14 @@ func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOp
 	}
 	wctx, cancel := context.WithTimeout(ctx, so.timeout)
 	defer cancel()
-	r, err := watchRun(wctx, c, a.ExecutionID, a.DeliveryID, progressOut(so.output, out, errOut), 10*time.Second)
+	// The run of the delivery sent; for a duplicate, the run the event
+	// already has (its answer may name a delivery that never runs: one the
+	// dedup claim, not JetStream, told apart).
+	delivery := a.DeliveryID
+	if a.Duplicate {
+		delivery = ""
+	}
+	r, err := watchRun(wctx, c, a.ExecutionID, delivery, progressOut(so.output, out, errOut), 10*time.Second)
 	if err != nil {
 		return err
 	}

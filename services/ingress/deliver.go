@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -178,6 +179,11 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		return 0, nil, err // the look-up's answer, if any comes, is dropped
 	}
 	deliveryID := d.ID
+	// What follows the publish is not cut short by a sender that hangs up
+	// either: the delivery is stored, and its answer is worked out as for
+	// any other (a cancelled read would take a duplicate for unconfirmed
+	// and store it again).
+	ctx = context.WithoutCancel(ctx)
 	if res.duplicate {
 		// Not stored again: point the sender at the delivery that was —
 		// once it is confirmed to be there. A clustered JetStream can
