@@ -77,7 +77,7 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	if u := x.cfg.JobUser; u != nil {
 		setCredential(cmd.SysProcAttr, u.UID, u.GID)
 	}
-	out := newTail(x.cfg.MaxOutput, x.nc, bus.OutputSubject(rr.ID), attempt)
+	out := newTail(x.cfg.MaxOutput, x.nc, bus.OutputSubject(rr.ID), attempt, rr.DeliveryID)
 	cmd.Stdout, cmd.Stderr = out, out
 	x.addOutput(rr.ID, out)
 	defer x.removeOutput(rr.ID)

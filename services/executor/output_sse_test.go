@@ -37,6 +37,9 @@ func TestExecutor_EveryAttemptsOutputReachesTheEventStream(t *testing.T) {
 		sub, err = e.nc.Subscribe(bus.OutputSubject(rr.ID), func(m *nats.Msg) {
 			mu.Lock()
 			defer mu.Unlock()
+			if d := m.Header.Get(bus.HeaderDelivery); d != rr.DeliveryID {
+				t.Errorf("line of delivery %q, want %q", d, rr.DeliveryID)
+			}
 			lines = append(lines, m.Header.Get(bus.HeaderAttempt)+":"+m.Header.Get(bus.HeaderLine)+" "+strings.TrimSuffix(string(m.Data), "\n"))
 		})
 		if err != nil {

@@ -24,14 +24,16 @@ type tail struct {
 	nc      *nats.Conn
 	subject string
 	lines   int // lines published so far, the last one's number
-	attempt string
+	attempt  string
+	delivery string
 }
 
 // newTail keeps the output of a run's attempt; its live lines carry the
-// attempt's number, so a watcher tells a late line of an earlier attempt
+// attempt's number and the delivery, so a watcher tells a late line of an
+// earlier attempt (or of another delivery's run under the same run id)
 // from the next attempt's.
-func newTail(max int, nc *nats.Conn, subject string, attempt int) *tail {
-	return &tail{max: max, nc: nc, subject: subject, attempt: strconv.Itoa(attempt)}
+func newTail(max int, nc *nats.Conn, subject string, attempt int, delivery string) *tail {
+	return &tail{max: max, nc: nc, subject: subject, attempt: strconv.Itoa(attempt), delivery: delivery}
 }
 
 func (t *tail) Write(p []byte) (int, error) {
@@ -88,7 +90,7 @@ func (t *tail) Flush() {
 // publishLine publishes the pending line, numbered, and starts the next.
 func (t *tail) publishLine() {
 	t.lines++
-	m := &nats.Msg{Subject: t.subject, Data: t.line.Bytes(), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}}}
+	m := &nats.Msg{Subject: t.subject, Data: t.line.Bytes(), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}, bus.HeaderDelivery: []string{t.delivery}}}
 	_ = t.nc.PublishMsg(m)
 	t.line.Reset()
 }

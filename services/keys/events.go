@@ -52,7 +52,7 @@ func (s *Service) runEvents(c echo.Context) error {
 		n, _ := strconv.Atoi(m.Header.Get(bus.HeaderLine))
 		attempt, _ := strconv.Atoi(m.Header.Get(bus.HeaderAttempt))
 		select {
-		case lines <- outputLine{text: m.Data, n: n, attempt: attempt}:
+		case lines <- outputLine{text: m.Data, n: n, attempt: attempt, delivery: m.Header.Get(bus.HeaderDelivery)}:
 		default: // a slow reader loses live lines, never the statuses
 		}
 	})
@@ -76,7 +76,7 @@ func (s *Service) runEvents(c echo.Context) error {
 	if err != nil {
 		return errUnavailable
 	}
-	st := &runStream{w: c.Response(), liveFrom: liveFrom(r)}
+	st := &runStream{w: c.Response(), liveFrom: liveFrom(r), only: only}
 	if only != "" && r.DeliveryID != only {
 		// Another delivery's status is the run id's last: the one asked
 		// for has not started yet (or ended before that one came, and
@@ -169,6 +169,18 @@ type runStream struct {
 	pending []outputLine // live lines that came before their attempt's "running"
 
 	delivery string // the delivery of the statuses sent last
+	only     string // ?delivery=: the one delivery whose run is shown
+}
+
+// otherDelivery tells whether l names a delivery that is not the one whose
+// run the stream is at (lines of executors before lines named theirs do
+// not say, and go by their attempt alone).
+func (st *runStream) otherDelivery(l outputLine) bool {
+	cur := st.delivery
+	if cur == "" {
+		cur = st.only
+	}
+	return l.delivery != "" && cur != "" && l.delivery != cur
 }
 
 // nextDelivery starts the statuses of a later delivery of the event, which
@@ -246,6 +258,12 @@ func endsAttempt(ev *message.Run) bool {
 // line sends a live line, or holds it until its attempt's "running" has
 // been sent.
 func (st *runStream) line(l outputLine) {
+	if st.otherDelivery(l) {
+		if st.only == "" {
+			st.hold(l) // a later delivery's run, which the stream follows on to
+		}
+		return
+	}
 	if l.attempt > 0 {
 		switch {
 		case l.attempt <= st.done, st.running && l.attempt < st.attempt:
@@ -289,6 +307,10 @@ func (st *runStream) flushPending() {
 	var p []outputLine // lines that do not name their attempt
 	for _, l := range held {
 		switch {
+		case st.otherDelivery(l):
+			if st.only == "" {
+				st.pending = append(st.pending, l)
+			}
 		case l.attempt == 0:
 			p = append(p, l)
 		case l.attempt == st.attempt:
@@ -350,9 +372,10 @@ func (st *runStream) writeOutput(line string) {
 // outputLine is a live output line, its number and its attempt (0: not
 // numbered, or from an executor too old to say).
 type outputLine struct {
-	text    []byte
-	n       int
-	attempt int
+	text     []byte
+	n        int
+	attempt  int
+	delivery string // "" from an executor too old to say
 }
 
 // snapshotTimeout bounds the wait for a running run's output so far; an

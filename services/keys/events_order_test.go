@@ -374,3 +374,26 @@ func TestRuns_EventsDropALateLineOfAnEndedAttempt(t *testing.T) {
 		t.Fatalf("outputs %v, want %v", outputs, want)
 	}
 }
+
+// A stream of one delivery's run (?delivery=) shows that run's output only:
+// live lines of a later delivery's run under the same run id are not its
+// own, though both count attempts from 1.
+func TestRuns_EventsOfOneDeliveryShowNoOtherDeliverysLines(t *testing.T) {
+	const id = "run_two_deliveries"
+	now := time.Now().UTC()
+	rec := httptest.NewRecorder()
+	st := &runStream{w: echo.New().NewContext(nil, rec).Response(), liveFrom: 1, only: "dlv_1"}
+	lines := make(chan outputLine)
+	st.status(&message.Run{ID: id, DeliveryID: "dlv_1", Status: message.StatusRunning, Attempt: 1, StartedAt: &now}, lines)
+	st.line(outputLine{text: []byte("later\n"), n: 1, attempt: 1, delivery: "dlv_2"})
+	st.status(&message.Run{ID: id, DeliveryID: "dlv_1", Status: message.StatusSucceeded, Attempt: 1, Output: "first\n"}, lines)
+	var outputs []string
+	for _, ev := range strings.Split(rec.Body.String(), "\n\n") {
+		if o, ok := strings.CutPrefix(ev, "event: output\ndata: "); ok {
+			outputs = append(outputs, o)
+		}
+	}
+	if want := []string{`"first\n"`}; strings.Join(outputs, " ") != strings.Join(want, " ") {
+		t.Fatalf("outputs %v, want %v", outputs, want)
+	}
+}
