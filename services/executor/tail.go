@@ -16,14 +16,14 @@ const maxLine = 4096
 // tail keeps the last max bytes of a run's output and publishes complete
 // lines to the run's live output subject for `hookrun runs watch`.
 type tail struct {
-	mu      sync.Mutex
-	max     int
-	buf     []byte // holds up to 2*max bytes; the last max are the tail
-	dropped bool
-	line    bytes.Buffer
-	nc      *nats.Conn
-	subject string
-	lines   int // lines published so far, the last one's number
+	mu       sync.Mutex
+	max      int
+	buf      []byte // holds up to 2*max bytes; the last max are the tail
+	dropped  bool
+	line     bytes.Buffer
+	nc       *nats.Conn
+	subject  string
+	lines    int // lines published so far, the last one's number
 	attempt  string
 	delivery string
 }
