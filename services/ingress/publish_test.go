@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -433,5 +434,23 @@ func githubEvent(t *testing.T, eventID string) (*env, *resource.Webhook, func() 
 	body := []byte(`{"ref":"refs/heads/main"}`)
 	return e, w, func() reply {
 		return e.do(signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", eventID, time.Now()))
+	}
+}
+
+// A sender that hangs up on a duplicate (its request's context ends) does
+// not make the ingress take the duplicate for unconfirmed and store it a
+// second time: what follows the publish runs to its end.
+func TestPublish_DuplicateWhoseSenderHungUpIsNotStoredAgain(t *testing.T) {
+	t.Parallel()
+	e, w, send := githubEvent(t, "gh-hangup-1")
+	wantAccepted(t, send(), 202)
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	req := signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", "gh-hangup-1", time.Now())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // gone before the answer
+	rec := httptest.NewRecorder()
+	e.in.Handler().ServeHTTP(rec, req.WithContext(ctx))
+	if n := len(e.storedFor(w)); n != 1 {
+		t.Fatalf("%d deliveries stored, want 1 (answer %d %s)", n, rec.Code, rec.Body)
 	}
 }
