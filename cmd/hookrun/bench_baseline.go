@@ -9,6 +9,8 @@ import (
 	_ "net/http/pprof" // bench-nats --pprof only: the default mux is served nowhere else
 	"os"
 	"os/signal"
+	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,7 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/embednats"
+	"github.com/hookrun/hookrun/pkg/ident"
 )
 
 // newBenchNATSCmd runs the nats-server of `hookrun bench` in a process of
@@ -78,39 +82,15 @@ func newBenchBaselineCmd() *cobra.Command {
 					_, _ = io.Copy(io.Discard, c.Request().Body)
 					return c.JSON(http.StatusAccepted, map[string]bool{"accepted": true})
 				})
-			case "publish":
-				nc, err := nats.Connect(natsURL)
+			case "publish", "publish-features":
+				h, closeNATS, err := barePublishHandler(ctx, natsURL, mode == "publish-features")
 				if err != nil {
 					return err
 				}
-				defer nc.Close()
-				js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-				if err != nil {
-					return err
-				}
-				if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage, MaxAge: time.Hour}); err != nil {
-					return err
-				}
-				e.POST("/v1/hooks/:id", func(c echo.Context) error {
-					body, err := io.ReadAll(c.Request().Body)
-					if err != nil {
-						return err
-					}
-					f, err := js.PublishAsync("bench."+c.Param("id"), body)
-					if err != nil {
-						return c.NoContent(http.StatusServiceUnavailable)
-					}
-					select {
-					case <-f.Ok():
-						return c.JSON(http.StatusAccepted, map[string]bool{"accepted": true})
-					case <-f.Err():
-						return c.NoContent(http.StatusServiceUnavailable)
-					case <-time.After(5 * time.Second):
-						return c.NoContent(http.StatusServiceUnavailable)
-					}
-				})
+				defer closeNATS()
+				e.POST("/v1/hooks/:id", h)
 			default:
-				return fmt.Errorf("--mode must be 202 or publish")
+				return fmt.Errorf("--mode must be 202, publish or publish-features")
 			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -127,6 +107,73 @@ func newBenchBaselineCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
 	cmd.Flags().StringVar(&natsURL, "nats", "", "NATS URL (mode publish)")
-	cmd.Flags().StringVar(&mode, "mode", "publish", "202 or publish")
+	cmd.Flags().StringVar(&mode, "mode", "publish", "202, publish or publish-features")
 	return cmd
+}
+
+// barePublishHandler publishes each request's body to a JetStream file
+// stream and answers 202 after the ack. With features, the publish uses the
+// JetStream features the ingress' publish does, and nothing of the rest of
+// the ingress: a stream configured as DELIVERIES (its duplicate window,
+// direct gets, retention), a subject per request, a message id per request
+// (the request's webhook-id; the subject ends with a delivery id as the
+// ingress makes one) and the ingress' two other headers. The
+// difference between the two baselines is what those features cost
+// nats-server and the client; the difference between the second and the
+// ingress is the ingress' own work.
+func barePublishHandler(ctx context.Context, natsURL string, features bool) (echo.HandlerFunc, func(), error) {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	cfg := jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage, MaxAge: time.Hour}
+	if features {
+		for _, c := range bus.StreamConfigs(bus.Options{}) {
+			if c.Name == bus.StreamDeliveries {
+				c.Name, c.Subjects, c.Description = "BENCHF", []string{"benchf.>"}, ""
+				cfg = c
+			}
+		}
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	var n atomic.Uint64
+	return func(c echo.Context) error {
+		body, err := io.ReadAll(c.Request().Body)
+		if err != nil {
+			return err
+		}
+		m := &nats.Msg{Subject: "bench." + c.Param("id"), Data: body}
+		if features {
+			id := c.Request().Header.Get("webhook-id")
+			if id == "" {
+				id = strconv.FormatUint(n.Add(1), 10)
+			}
+			m.Subject = "benchf." + c.Param("id") + "." + ident.NewDeliveryID()
+			m.Header = nats.Header{
+				bus.HeaderSchema:         {"bench"},
+				bus.HeaderMsgID:          {id},
+				bus.HeaderExpectedStream: {cfg.Name},
+			}
+		}
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			return c.NoContent(http.StatusServiceUnavailable)
+		}
+		select {
+		case <-f.Ok():
+			return c.JSON(http.StatusAccepted, map[string]bool{"accepted": true})
+		case <-f.Err():
+			return c.NoContent(http.StatusServiceUnavailable)
+		case <-time.After(5 * time.Second):
+			return c.NoContent(http.StatusServiceUnavailable)
+		}
+	}, nc.Close, nil
 }

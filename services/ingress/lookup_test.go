@@ -79,3 +79,110 @@ func testLookupBatcher(t *testing.T, s *dedup.Redis) {
 	}
 	t.Logf("200 look-ups in %d round trips", store.trips.Load())
 }
+
+// startBatcher runs a batcher over store with the given linger until the test ends.
+func startBatcher(t *testing.T, store dedup.Store, linger time.Duration) *lookupBatcher {
+	t.Helper()
+	b := newLookupBatcher(store)
+	b.linger = linger
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.Eventually(t, 2*time.Second, func() error {
+		if !b.running.Load() {
+			return fmt.Errorf("batcher not running")
+		}
+		return nil
+	})
+	return b
+}
+
+func TestLookupBatcher_GathersUntilALookupIsWaitedFor(t *testing.T) {
+	rdb := testenv.Redis(t)
+	store := &countingRedis{Redis: dedup.NewRedis(rdb)}
+	prefix := fmt.Sprintf("lb-gather-%d-", time.Now().UnixNano())
+	if _, err := store.ClaimBatch(context.Background(), []dedup.Request{{Key: prefix + "7", Owner: "o7", TTL: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	b := startBatcher(t, store, time.Hour)
+	var ps []*pendingLookup
+	for i := 0; i < 50; i++ {
+		ps = append(ps, b.start(fmt.Sprintf("%s%d", prefix, i), time.Hour))
+	}
+	time.Sleep(30 * time.Millisecond) // their publishes are on the wire
+	if n := store.trips.Load(); n != 0 {
+		t.Fatalf("%d round trips before any look-up was waited for", n)
+	}
+	// One request's publish is done: its wait sends the whole batch.
+	if r := ps[7].wait(context.Background()); r.err != nil || !r.found || !dedup.IsOwner(r.owner, "o7") {
+		t.Fatalf("look-up 7: %+v", r)
+	}
+	for i, p := range ps {
+		if i == 7 {
+			continue
+		}
+		r := p.wait(context.Background())
+		if r.err != nil || r.found {
+			t.Errorf("look-up %d: %+v", i, r)
+		}
+	}
+	if n := store.trips.Load(); n != 1 {
+		t.Errorf("%d round trips for 50 look-ups gathered together, want 1", n)
+	}
+}
+
+func TestLookupBatcher_SendsAfterTheLingerOrWhenFull(t *testing.T) {
+	rdb := testenv.Redis(t)
+	prefix := fmt.Sprintf("lb-linger-%d-", time.Now().UnixNano())
+
+	t.Run("linger", func(t *testing.T) {
+		store := &countingRedis{Redis: dedup.NewRedis(rdb)}
+		b := startBatcher(t, store, 20*time.Millisecond)
+		p := b.start(prefix+"a", time.Hour)
+		testenv.Eventually(t, 2*time.Second, func() error {
+			if store.trips.Load() != 1 || len(p.res) != 1 {
+				return fmt.Errorf("%d round trips, answered %v", store.trips.Load(), len(p.res) == 1)
+			}
+			return nil
+		})
+	})
+	t.Run("full", func(t *testing.T) {
+		store := &countingRedis{Redis: dedup.NewRedis(rdb)}
+		b := startBatcher(t, store, time.Hour)
+		var ps []*pendingLookup
+		for i := 0; i < maxLookupBatch; i++ {
+			ps = append(ps, b.start(fmt.Sprintf("%sf%d", prefix, i), time.Hour))
+		}
+		testenv.Eventually(t, 2*time.Second, func() error {
+			if n := store.trips.Load(); n != 1 {
+				return fmt.Errorf("%d round trips", n)
+			}
+			for i, p := range ps {
+				if len(p.res) != 1 {
+					return fmt.Errorf("look-up %d not answered", i)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+func TestLookupBatcher_LingersHalfTheRecentPublishTime(t *testing.T) {
+	b := newLookupBatcher(nil)
+	if got := b.lingerNow(); got != 0 {
+		t.Errorf("linger before any publish = %v, want 0 (send at once)", got)
+	}
+	for i := 0; i < 200; i++ {
+		b.observePublish(600 * time.Microsecond)
+	}
+	if got := b.lingerNow(); got < 290*time.Microsecond || got > 300*time.Microsecond {
+		t.Errorf("linger after publishes of 600µs = %v, want about 300µs", got)
+	}
+	for i := 0; i < 200; i++ {
+		b.observePublish(time.Second)
+	}
+	if got := b.lingerNow(); got != lookupLinger {
+		t.Errorf("linger after slow publishes = %v, want the bound %v", got, lookupLinger)
+	}
+}

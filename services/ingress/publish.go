@@ -69,7 +69,11 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 		in.log.Warn("publish failed: answering 503", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "err", err)
 		return published{}, errUnavailable
 	}
-	mPublishSeconds.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	mPublishSeconds.Observe(took.Seconds())
+	if in.lookups != nil {
+		in.lookups.observePublish(took)
+	}
 	return published{duplicate: ack.Duplicate, seq: ack.Sequence, msgID: msgID}, nil
 }
 
