@@ -30,6 +30,9 @@ type Options struct {
 	ConfigFile string
 	// Logger, when set, receives the server's log (else it logs nothing).
 	Logger server.Logger
+	// MaxPayload is the server's max_payload in bytes (0: 8 MiB, as
+	// deploy/nats); a test sets a smaller one to reach it cheaply.
+	MaxPayload int32
 }
 
 // Start starts a server and waits until it accepts connections.
@@ -49,6 +52,9 @@ func Start(o Options) (*server.Server, error) {
 	opts.NoSigs, opts.NoLog = true, o.Logger == nil
 	opts.HTTPPort, opts.HTTPHost = o.HTTPPort, o.Host
 	opts.MaxPayload = 8 << 20
+	if o.MaxPayload > 0 {
+		opts.MaxPayload = o.MaxPayload
+	}
 	if o.ClusterName != "" {
 		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: o.Host, Port: o.ClusterPort}
 		opts.Routes = server.RoutesFromStr(joinRoutes(o.Routes))

@@ -46,6 +46,20 @@ func StartNATS(t testing.TB) *NATS {
 	return startNATS(t, embednats.Options{Port: -1, StoreDir: dir}, nil)
 }
 
+// StartNATSWith is StartNATS with the server options o (such as a smaller
+// MaxPayload); a zero Port is a random port and an empty StoreDir a
+// temporary store.
+func StartNATSWith(t testing.TB, o embednats.Options) *NATS {
+	t.Helper()
+	if o.Port == 0 {
+		o.Port = -1
+	}
+	if o.StoreDir == "" {
+		o.StoreDir = t.TempDir()
+	}
+	return startNATS(t, o, nil)
+}
+
 func startNATS(t testing.TB, o embednats.Options, users map[string]string) *NATS {
 	t.Helper()
 	n := &NATS{StoreDir: o.StoreDir, Users: users, t: t, opts: o}

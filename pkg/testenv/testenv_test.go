@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"testing"
+
+	"github.com/hookrun/hookrun/pkg/embednats"
 )
 
 // TestRedisContainer_Answers proves the container branch of RedisURL: a
@@ -36,5 +38,22 @@ func TestNATS_RestartKeepsData(t *testing.T) {
 	kv, _ = js.KeyValue(ctx, "hookrun_jobs")
 	if e, err := kv.Get(ctx, "default.x"); err != nil || string(e.Value()) != "1" {
 		t.Fatalf("after restart: %v", err)
+	}
+}
+
+func TestNATS_StartWithMaxPayload(t *testing.T) {
+	n := StartNATSWith(t, embednats.Options{MaxPayload: 64 << 10})
+	nc, _ := n.Connect()
+	if got := nc.MaxPayload(); got != 64<<10 {
+		t.Fatalf("max_payload = %d, want %d", got, 64<<10)
+	}
+	n.Restart()
+	nc, _ = n.Connect()
+	if got := nc.MaxPayload(); got != 64<<10 {
+		t.Fatalf("max_payload after restart = %d, want %d", got, 64<<10)
+	}
+	nc, _ = StartNATS(t).Connect()
+	if got := nc.MaxPayload(); got != 8<<20 {
+		t.Fatalf("StartNATS max_payload = %d, want 8 MiB", got)
 	}
 }

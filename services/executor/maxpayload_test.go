@@ -1,0 +1,101 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/embednats"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/service"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// A final status over NATS' max_payload can never be stored as it is: the
+// executor stores it once without its arguments, payload and output, so
+// that the run ends with its real status (and exit code), acked, instead
+// of being retried until shutdown and run again by its redelivery.
+func TestExecutor_FinalStatusOverMaxPayloadIsStoredStripped(t *testing.T) {
+	t.Parallel()
+	// The run request and the "running" status (a 1 KiB payload) fit in
+	// 64 KiB; the final status, with the job's 64 KiB tail of output
+	// (MaxOutput), does not.
+	const maxPayload = 64 << 10
+	n := testenv.StartNATSWith(t, embednats.Options{MaxPayload: maxPayload})
+	nc, js := n.Connect()
+	if got := nc.MaxPayload(); got != maxPayload {
+		t.Fatalf("server max_payload = %d, want %d", got, maxPayload)
+	}
+	e := &xenv{t: t, nats: n, nc: nc, js: js, cfg: testenv.NewConfig(t, js), out: t.TempDir()}
+	e.conf = Config{ // newXEnv's
+		Common:          service.Common{HTTPAddr: "127.0.0.1:0"},
+		MaxConcurrent:   8,
+		WorkDir:         t.TempDir(),
+		AckWait:         1500 * time.Millisecond,
+		ShutdownGrace:   5 * time.Second,
+		KillGrace:       300 * time.Millisecond,
+		MaxOutput:       64 << 10,
+		CallbackBackoff: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
+	}
+	if e.conf.MaxOutput < maxPayload {
+		t.Fatalf("MaxOutput %d: the output kept must reach max_payload %d alone", e.conf.MaxOutput, maxPayload)
+	}
+	e.start(nil)
+
+	// 100 KiB of output, then exit 0; each run leaves a line in $OUT/ran.
+	job := e.script("loud", `echo run >> "$OUT/ran"; head -c 102400 /dev/zero | tr '\0' x; echo`, func(j *resource.Job) {
+		j.Spec.Args = []resource.Arg{{Name: "topic", Default: def("none")}}
+	})
+	payload := `{"pad":"` + strings.Repeat("p", 1<<10) + `"}`
+	rr := e.submit(job, payload, func(rr *message.RunRequest) {
+		rr.Args = map[string]string{"topic": "robots"}
+	})
+
+	r := e.final(rr, 10*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	if r.ExitCode == nil {
+		t.Fatal("exit code not stored")
+	}
+	want(t, "exit code", *r.ExitCode, 0)
+	want(t, "attempt", r.Attempt, 1)
+	want(t, "output", r.Output, "(output dropped: the status was over NATS' max_payload)")
+	want(t, "error", r.Error, "")
+	want(t, "args dropped", len(r.Args), 0)
+	want(t, "webhook payload", r.WebhookPayload, "")
+	if r.StartedAt == nil || r.FinishedAt == nil {
+		t.Fatalf("started %v, finished %v: want both kept", r.StartedAt, r.FinishedAt)
+	}
+
+	// Stored once, after "running" (which still had the arguments and the
+	// payload: the stripping, not the record, dropped them).
+	h := e.history(rr)
+	var statuses []string
+	for _, s := range h {
+		statuses = append(statuses, s.Status)
+	}
+	want(t, "statuses", strings.Join(statuses, ","), strings.Join([]string{message.StatusQueued, message.StatusRunning, message.StatusSucceeded}, ","))
+	want(t, "final statuses", finals(h), 1)
+	want(t, "running status's topic", h[1].Args["topic"], "robots")
+	want(t, "running status's payload", h[1].WebhookPayload, payload)
+
+	// Acked: the request leaves RUNS, and the job ran once.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		s, err := e.js.Stream(context.Background(), bus.StreamRuns)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d run requests left in RUNS: not acked", info.State.Msgs)
+		}
+		return nil
+	})
+	want(t, "runs of the job", e.readFile("ran"), "run")
+}
