@@ -19,18 +19,18 @@ type manyLooker interface {
 // requests into one Redis round trip. A request starts its look-up before
 // its publish and needs the answer only after JetStream's ack, so a batch
 // is not sent at once: it gathers until one of its requests waits for its
-// answer (its publish is done), it is full, or half the recent publish time
-// has passed (at most lookupLinger) — sent then, its answer is usually back
-// before the publishes it rides beside, and no request waits for Redis.
-// Under load a batch then holds the look-ups of every request whose publish
-// is on the wire — tens instead of the one or two a batch held when it was
-// sent as soon as the previous one came back, each round trip costing Redis
-// and the ingress about the same CPU whatever its size.
+// answer (its publish is done), it is full, or a quarter of the recent
+// publish time has passed (at most lookupLinger): sent then, its answer is
+// usually back before the publishes it rides beside end. Under load a batch
+// then holds the look-ups of many requests whose publishes are on the wire,
+// instead of the one or two a batch held when it was sent as soon as the
+// previous one came back; a round trip costs Redis and the ingress about
+// the same CPU whatever its size.
 type lookupBatcher struct {
 	store   dedup.Store
 	many    manyLooker
 	running atomic.Bool
-	linger  time.Duration // fixed (tests); 0: half the recent publish time
+	linger  time.Duration // fixed (tests); 0: a quarter of the recent publish time
 	publish atomic.Int64  // the recent publish time (ns), a moving average
 
 	mu      sync.Mutex
@@ -83,7 +83,7 @@ func (b *lookupBatcher) lingerNow() time.Duration {
 	if b.linger > 0 {
 		return b.linger
 	}
-	return min(time.Duration(b.publish.Load()/2), lookupLinger)
+	return min(time.Duration(b.publish.Load()/4), lookupLinger)
 }
 
 func (b *lookupBatcher) kick() {

@@ -168,7 +168,7 @@ func TestLookupBatcher_SendsAfterTheLingerOrWhenFull(t *testing.T) {
 	})
 }
 
-func TestLookupBatcher_LingersHalfTheRecentPublishTime(t *testing.T) {
+func TestLookupBatcher_LingersAQuarterOfTheRecentPublishTime(t *testing.T) {
 	b := newLookupBatcher(nil)
 	if got := b.lingerNow(); got != 0 {
 		t.Errorf("linger before any publish = %v, want 0 (send at once)", got)
@@ -176,8 +176,8 @@ func TestLookupBatcher_LingersHalfTheRecentPublishTime(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		b.observePublish(600 * time.Microsecond)
 	}
-	if got := b.lingerNow(); got < 290*time.Microsecond || got > 300*time.Microsecond {
-		t.Errorf("linger after publishes of 600µs = %v, want about 300µs", got)
+	if got := b.lingerNow(); got < 145*time.Microsecond || got > 150*time.Microsecond {
+		t.Errorf("linger after publishes of 600µs = %v, want about 150µs", got)
 	}
 	for i := 0; i < 200; i++ {
 		b.observePublish(time.Second)
