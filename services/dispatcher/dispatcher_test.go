@@ -395,6 +395,7 @@ func TestDispatcher_TemplatesResolveIntoTheRunRequest(t *testing.T) {
 			{Name: "env", Value: `{{ .query.env | default "staging" }}`},
 			{Name: "mode", Default: def("full")},
 			{Name: "repo", Default: def("none"), Value: "{{ .body.repository.name }}"},
+			{Name: "ev", Default: def("manual-ev"), Value: "{{ .eventId }}"},
 		},
 	}}
 	w := e.hook("tmpl", func(w *resource.Webhook) {
@@ -409,7 +410,7 @@ func TestDispatcher_TemplatesResolveIntoTheRunRequest(t *testing.T) {
 	reqs := e.runRequests()
 	want(t, "run requests", len(reqs), 1)
 	rr := reqs[0]
-	wantArgs := map[string]string{"topic": "robots", "event": "push", "env": "staging", "mode": "full", "repo": "hookrun"}
+	wantArgs := map[string]string{"topic": "robots", "event": "push", "env": "staging", "mode": "full", "repo": "hookrun", "ev": "evt-tmpl"}
 	for k, v := range wantArgs {
 		want(t, "arg "+k, rr.Args[k], v)
 	}
@@ -442,7 +443,8 @@ func TestDispatcher_TemplatesResolveIntoTheRunRequest(t *testing.T) {
 	})
 	want(t, "outcome of a GET", e.outcome(d3).Status, message.DeliveryDispatched)
 	got := e.run(d3.RunID).Args
-	for k, v := range map[string]string{"topic": "AI startups", "event": "manual", "env": "staging", "mode": "full", "repo": "none"} {
+	// Not even a template that reads no request data (the event id).
+	for k, v := range map[string]string{"topic": "AI startups", "event": "manual", "env": "staging", "mode": "full", "repo": "none", "ev": "manual-ev"} {
 		want(t, "GET arg "+k, got[k], v)
 	}
 }

@@ -46,6 +46,9 @@ type item struct {
 	storedCallback *message.Callback
 	hasStoredCB    bool
 	skip           bool          // an earlier attempt took it further than queued: only the ack is left
+	// ownRecord: the outcome goes to a delivery record of its own, not to
+	// the run's status (which is another delivery's run, see resume).
+	ownRecord bool
 	failed         bool          // a publish failed or the state is unknown: NAK, it comes back
 	retryIn        time.Duration // when failed, the NAK's delay if not the usual second
 }
@@ -192,7 +195,9 @@ func (d *Dispatcher) resumeAll(ctx context.Context, items []*item) {
 		// taken by a later delivery of the event after it stored its own
 		// "queued", and that run must still be published, not left queued
 		// (the later delivery waits for it to end).
-		if it.outcome != "" || it.failed || (it.claim != dedup.Continued && !it.redelivered) {
+		// And a delivery whose webhook is gone: it made no claim, so it
+		// may repeat the delivery whose run the run id holds.
+		if it.outcome != "" || it.failed || (it.claim != dedup.Continued && !it.redelivered && it.w != nil) {
 			continue
 		}
 		sem <- struct{}{}
@@ -230,6 +235,12 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		// Without the status the safe moves are unknown: come back later.
 		d.log.Warn("cannot read the run's status to resume a delivery", "delivery", it.d.ID, "run", it.d.RunID, "err", err)
 		it.failed = true
+		return
+	case r.DeliveryID != it.d.ID && it.w == nil:
+		// The webhook is gone, so no dedup claim says whether this
+		// delivery repeats the one whose run this is: its rejection is a
+		// record of its own, and the run's status stays that run's.
+		it.ownRecord = true
 		return
 	case r.DeliveryID != it.d.ID && r.Kind == message.KindRun && !message.Final(r.Status):
 		// The run id is the event's: an earlier delivery of it (sent
@@ -318,6 +329,15 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 			data = argtemplate.NewData(it.d.Body, it.d.ContentType, it.d.Header, it.d.Query, it.d.Method, w.Metadata.Name, it.d.EventID)
 		}
 		it.args, err = set.Resolve(data)
+		if err == nil && it.d.Method == http.MethodGet {
+			// Rendered without data, a template that reads none (the
+			// event id, the method) still gives a value: not the default.
+			for _, a := range job.Spec.Args {
+				if a.Default != nil {
+					it.args[a.Name] = *a.Default
+				}
+			}
+		}
 	}
 	if err != nil {
 		it.outcome, it.err = outcomeFailed, fmt.Errorf("cannot resolve the arguments of job %s: %w", job.Metadata.Name, err)

@@ -32,7 +32,7 @@ func (d *Dispatcher) storeRunStatus(ctx context.Context, items []*item) {
 	now := d.now().UTC()
 	var futs []pending
 	for _, it := range items {
-		if it.skip || it.failed || it.queuedStored {
+		if it.skip || it.failed || it.queuedStored || it.ownRecord {
 			continue
 		}
 		var st string
@@ -82,7 +82,8 @@ func runRequest(it *item, now time.Time) *message.RunRequest {
 	}
 }
 
-// finish stores the outcome records of duplicates, records webhook
+// finish stores the outcome records of duplicates (and of deliveries whose
+// outcome is not their run's, see item.ownRecord), records webhook
 // status, and acks. An item whose publishes did not all succeed is NAKed:
 // it comes back and resumes under its own claim. Every other outcome is
 // told by the delivery's run record, already stored (runstatus.
@@ -93,7 +94,7 @@ func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 	now := d.now().UTC()
 	var futs []pending
 	for _, it := range items {
-		if it.failed || it.outcome != message.DeliveryDuplicate {
+		if it.failed || (it.outcome != message.DeliveryDuplicate && !it.ownRecord) {
 			continue
 		}
 		rec := &message.Run{

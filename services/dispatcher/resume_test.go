@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,36 @@ func TestDispatcher_WebhookDeletedAfterDispatchKeepsTheRunsStatus(t *testing.T) 
 	e.allAcked()
 	got := e.run(d.RunID)
 	want(t, "run status after the redelivery", got.Status, message.StatusSucceeded)
+}
+
+// A sender's retry of an event, still in the backlog when the webhook is
+// deleted, makes no dedup claim (there is no webhook to key it by) and is
+// rejected. It may repeat the delivery whose run the run id holds, which
+// ran: its rejection is a record of its own, and the run keeps its status.
+func TestDispatcher_RejectedRetryOfADeletedWebhookKeepsTheRunsStatus(t *testing.T) {
+	e := newEnv(t, "redis")
+	w := e.hook("wdup", nil)
+	e.start(nil)
+	first := e.deliver(w, "evt-wdup", `{"x":1}`)
+	want(t, "first outcome", e.outcome(first).Status, message.DeliveryDispatched)
+	r := e.run(first.RunID)
+	now := time.Now().UTC()
+	r.Status, r.Attempt, r.StartedAt, r.FinishedAt = message.StatusSucceeded, 1, &now, &now
+	if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteWebhook(w)
+	retry := e.deliver(w, "evt-wdup", `{"x":1}`, func(d *message.Delivery) { d.ReceivedAt = time.Now().UTC().Add(-time.Minute) })
+	out := e.outcome(retry)
+	want(t, "retry's outcome", out.Status, message.DeliveryRejected)
+	want(t, "retry's outcome is its own record", out.Kind == message.KindDelivery && out.ID == retry.ID, true)
+	if !strings.Contains(out.Error, "no longer exists") {
+		t.Errorf("retry's error %q", out.Error)
+	}
+	e.allAcked()
+	got := e.run(first.RunID)
+	want(t, "run status", got.Status, message.StatusSucceeded)
+	want(t, "run's delivery", got.DeliveryID, first.ID)
 }
 
 // A delivery whose "queued" was stored before a crash, redelivered after its
