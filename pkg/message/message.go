@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -115,6 +116,23 @@ func Final(status string) bool {
 // MaxStatusPayload bounds the payload copied into status events; the whole
 // body stays in the delivery.
 const MaxStatusPayload = 64 << 10
+
+// StatusPayload is the webhook_payload of a status event: the body, or its
+// first MaxStatusPayload bytes cut back to the start of a UTF-8 character,
+// so that a multi-byte character cut in two does not end it as U+FFFD.
+func StatusPayload(body []byte) string {
+	if len(body) <= MaxStatusPayload {
+		return string(body)
+	}
+	cut := MaxStatusPayload
+	for i := 0; i < utf8.UTFMax && cut > 0 && !utf8.RuneStart(body[cut]); i++ {
+		cut--
+	}
+	if !utf8.RuneStart(body[cut]) { // not UTF-8 text there: cut anywhere
+		cut = MaxStatusPayload
+	}
+	return string(body[:cut])
+}
 
 // Run is a status event and the API's view of a run (or, with Kind
 // "delivery", of a delivery's outcome). The last event per subject is the

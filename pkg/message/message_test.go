@@ -1,11 +1,13 @@
 package message
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestSchemas_DescribeEveryField pins the JSON Schemas to the Go types: a
@@ -103,5 +105,24 @@ func TestDecode_RefusesAnotherSchema(t *testing.T) {
 	}
 	if err := Decode([]byte(`{"schema":`), SchemaRun, &r); err == nil {
 		t.Fatal("truncated JSON decoded")
+	}
+}
+
+func TestStatusPayload_CutsAtACharacterBoundary(t *testing.T) {
+	small := []byte(`{"a":"é"}`)
+	if got := StatusPayload(small); got != string(small) {
+		t.Errorf("small body changed: %q", got)
+	}
+	// "é" is 2 bytes: one starting at the last byte within the bound is cut
+	// in two at MaxStatusPayload.
+	body := append(bytes.Repeat([]byte("x"), MaxStatusPayload-1), []byte("éxyz")...)
+	got := StatusPayload(body)
+	if len(got) != MaxStatusPayload-1 || !utf8.ValidString(got) {
+		t.Errorf("cut at %d bytes, valid UTF-8 %v; want %d bytes, valid", len(got), utf8.ValidString(got), MaxStatusPayload-1)
+	}
+	// Not text: cut at the bound.
+	bin := bytes.Repeat([]byte{0x80}, MaxStatusPayload+10)
+	if got := StatusPayload(bin); len(got) != MaxStatusPayload {
+		t.Errorf("binary body cut at %d bytes, want %d", len(got), MaxStatusPayload)
 	}
 }

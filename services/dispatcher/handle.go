@@ -45,12 +45,12 @@ type item struct {
 	// record (the webhook may have changed or gone since).
 	storedCallback *message.Callback
 	hasStoredCB    bool
-	skip           bool          // an earlier attempt took it further than queued: only the ack is left
+	skip           bool // an earlier attempt took it further than queued: only the ack is left
 	// ownRecord: the outcome goes to a delivery record of its own, not to
 	// the run's status (which is another delivery's run, see resume).
 	ownRecord bool
-	failed         bool          // a publish failed or the state is unknown: NAK, it comes back
-	retryIn        time.Duration // when failed, the NAK's delay if not the usual second
+	failed    bool          // a publish failed or the state is unknown: NAK, it comes back
+	retryIn   time.Duration // when failed, the NAK's delay if not the usual second
 }
 
 // Points of handleBatch where a test can make the dispatcher "crash": the

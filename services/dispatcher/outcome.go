@@ -187,10 +187,6 @@ func deliveryStatus(outcome string) string {
 
 // record is the run's status record as the dispatcher knows it.
 func (d *Dispatcher) record(it *item, status string, now time.Time) *message.Run {
-	payload := it.d.Body
-	if len(payload) > message.MaxStatusPayload {
-		payload = payload[:message.MaxStatusPayload]
-	}
 	job := it.d.Job
 	if it.w != nil {
 		job = it.w.Spec.Job
@@ -199,7 +195,7 @@ func (d *Dispatcher) record(it *item, status string, now time.Time) *message.Run
 		Schema: message.SchemaRun, Kind: message.KindRun, ID: it.d.RunID, Namespace: it.d.Namespace,
 		Webhook: it.d.Webhook, Job: job, DeliveryID: it.d.ID, Status: status, QueuedAt: &now,
 		Args: it.args, Replay: it.d.ReplayOf != "",
-		WebhookPayload: string(payload), WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: source(&it.d),
+		WebhookPayload: message.StatusPayload(it.d.Body), WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: source(&it.d),
 	}
 	// The callback travels with the record so that whoever stores the
 	// final status — the executor, keys cancelling a queued run, or this

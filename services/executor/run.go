@@ -578,15 +578,11 @@ func backoff(base time.Duration, attempt int) time.Duration {
 }
 
 func (x *Executor) record(rr *message.RunRequest, attempt int) *message.Run {
-	payload := rr.Payload
-	if len(payload) > message.MaxStatusPayload {
-		payload = payload[:message.MaxStatusPayload]
-	}
 	q := rr.QueuedAt
 	return &message.Run{
 		Kind: message.KindRun, ID: rr.ID, Namespace: rr.Namespace, Webhook: rr.Webhook, Job: rr.Job,
 		DeliveryID: rr.DeliveryID, Attempt: attempt, QueuedAt: &q, Args: rr.Args, Replay: rr.Replay,
-		WebhookPayload: string(payload), WebhookEventID: rr.EventID, WebhookReceivedAt: rr.ReceivedAt,
+		WebhookPayload: message.StatusPayload(rr.Payload), WebhookEventID: rr.EventID, WebhookReceivedAt: rr.ReceivedAt,
 		WebhookSource: rr.Source, Callback: rr.Callback,
 	}
 }
