@@ -3,8 +3,10 @@ package argtemplate
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"text/template"
+	"text/template/parse"
 )
 
 // MaxValueBytes is the largest rendered argument value. Values become
@@ -14,9 +16,6 @@ const MaxValueBytes = 64 << 10
 // ErrValueTooLarge is returned when an argument renders to more than
 // MaxValueBytes.
 var ErrValueTooLarge = fmt.Errorf("value exceeds %d bytes", MaxValueBytes)
-
-// noValue is what text/template prints for a missing key or a nil.
-const noValue = "<no value>"
 
 // Arg is one job argument as configured.
 type Arg struct {
@@ -85,11 +84,12 @@ func Compile(args []Arg) (*Set, error) {
 		if a.Value != "" {
 			t, err := template.New(a.Name).Option("missingkey=error").Funcs(funcs(nil)).Parse(a.Value)
 			if err == nil {
-				err = validate(t)
+				err = validateValue(t)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", label(i, a), err)
 			}
+			markPrinted(t.Tree, t.Root)
 			c.tmpl = t
 		}
 		s.args = append(s.args, c)
@@ -99,7 +99,9 @@ func Compile(args []Arg) (*Set, error) {
 
 // BodyTemplate parses an HTTP job's body template (spec.http.body) with the
 // functions and limits of argument values: define, template and block
-// refused, loops over delivery data only. text/template escapes nothing, so
+// refused, loops over delivery data only. Unlike an argument value, it may
+// nest a range over data outside the outer range's element: only its
+// output is bounded (MaxBodyBytes). text/template escapes nothing, so
 // a value from the delivery goes into a JSON body through json, which
 // quotes and escapes it: {"text": {{ json .body.msg }}}.
 func BodyTemplate(text string) (*template.Template, error) {
@@ -180,8 +182,8 @@ func (c compiled) resolve(root map[string]any, header map[string]string) (string
 		}
 		return *c.arg.Default, nil
 	}
-	v, strictErr := c.execute(root, header, "error")
-	if strictErr == nil && !strings.Contains(v, noValue) {
+	v, missing, strictErr := c.execute(root, header, "error")
+	if strictErr == nil && !missing {
 		return v, nil
 	}
 	if errors.Is(strictErr, ErrValueTooLarge) {
@@ -189,11 +191,11 @@ func (c compiled) resolve(root map[string]any, header map[string]string) (string
 	}
 	if strictErr != nil {
 		// A missing key the template handles (default, if, with) is fine.
-		v, err := c.execute(root, header, "zero")
+		v, missing, err := c.execute(root, header, "zero")
 		if errors.Is(err, ErrValueTooLarge) {
 			return "", err
 		}
-		if err == nil && !strings.Contains(v, noValue) {
+		if err == nil && !missing {
 			return v, nil
 		}
 	}
@@ -207,20 +209,67 @@ func (c compiled) resolve(root map[string]any, header map[string]string) (string
 	return "", fmt.Errorf("cannot resolve %s: %s", shorten(c.arg.Value), reason)
 }
 
-// execute renders the template with the given missingkey option. The
-// template is cloned because the header function is bound to this
-// delivery's headers.
-func (c compiled) execute(root map[string]any, header map[string]string, missingkey string) (string, error) {
+// execute renders the template with the given missingkey option, and
+// reports whether it printed a part with no value. The template is cloned
+// because the header function is bound to this delivery's headers, and
+// printedFunc to this rendering.
+func (c compiled) execute(root map[string]any, header map[string]string, missingkey string) (v string, missing bool, err error) {
 	t, err := c.tmpl.Clone()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	t.Option("missingkey=" + missingkey).Funcs(funcs(header))
+	printed := func(val reflect.Value) reflect.Value {
+		// text/template prints an invalid value (a missing key, a nil)
+		// as "<no value>".
+		if !val.IsValid() {
+			missing = true
+		}
+		return val
+	}
+	t.Option("missingkey=" + missingkey).Funcs(funcs(header)).Funcs(template.FuncMap{printedFunc: printed})
 	var w limitWriter
 	if err := t.Execute(&w, root); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return w.String(), nil
+	return w.String(), missing, nil
+}
+
+// printedFunc is the function markPrinted ends printing actions with. It
+// is not among the functions a template is parsed with, so a value
+// template cannot call it.
+const printedFunc = "_printed"
+
+// markPrinted ends the pipeline of every action that prints its value
+// ({{ .body.topic }}, not {{ $x := .body.topic }}) with printedFunc, as if
+// it read {{ .body.topic | _printed }}: the function hands the value on
+// unchanged and tells execute when it has none. This finds a part with no
+// value from the value itself, not by searching the output for the
+// "<no value>" text/template prints for it, which a delivery may hold.
+func markPrinted(tree *parse.Tree, n parse.Node) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			markPrinted(tree, c)
+		}
+	case *parse.ActionNode:
+		if len(n.Pipe.Decl) > 0 {
+			return // assigns, prints nothing
+		}
+		fn := parse.NewIdentifier(printedFunc).SetTree(tree).SetPos(n.Pipe.Position())
+		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: n.Pipe.Position(), Args: []parse.Node{fn}})
+	case *parse.IfNode:
+		markPrinted(tree, n.List)
+		markPrinted(tree, n.ElseList)
+	case *parse.RangeNode:
+		markPrinted(tree, n.List)
+		markPrinted(tree, n.ElseList)
+	case *parse.WithNode:
+		markPrinted(tree, n.List)
+		markPrinted(tree, n.ElseList)
+	}
 }
 
 // execReason strips text/template's location prefix from an execution

@@ -56,12 +56,25 @@ func NewData(body []byte, contentType string, h http.Header, q url.Values, metho
 func (d Data) root() map[string]any {
 	return map[string]any{
 		"body":    wrap(d.Body),
-		"header":  d.Header,
-		"query":   d.Query,
+		"header":  anyValues(d.Header),
+		"query":   anyValues(d.Query),
 		"method":  d.Method,
 		"webhook": d.Webhook,
 		"eventId": d.EventID,
 	}
+}
+
+// anyValues gives a template a map[string]any, never a map[string]string:
+// text/template reads a missing key of a map[string]string as "" when
+// missing keys are zero (the second rendering, see the package
+// documentation), which would pass for a value, while a missing key of a
+// map[string]any has no value, as a missing body key has.
+func anyValues(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 func decodeBody(body []byte, contentType string) any {

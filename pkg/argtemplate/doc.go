@@ -56,8 +56,12 @@
 // its running time is bounded by the body's size: define, template and
 // block are refused, and a number may appear only as an argument to a
 // function that does not return it ({{ index .body.list 0 }},
-// {{ printf "%03d" 7 }}, not {{ range 1000 }}). A rendered value over
-// 64 KiB is an error, default or not.
+// {{ printf "%03d" 7 }}, not {{ range 1000 }}). A range inside a range
+// may loop only over part of the outer range's element
+// ({{ range .body.commits }}{{ range .files }}), not over $, a variable set
+// outside it, header, an index or a number: {{ range $.body.commits }}
+// within {{ range .body.commits }} would walk the list once per commit. A
+// rendered value over 64 KiB is an error, default or not.
 //
 // # Resolution
 //
@@ -67,6 +71,8 @@
 // with no value, such as a missing key or a JSON null printed directly),
 // the argument takes its default; without a default, resolution fails with
 // an error that names the argument and the template, which the dispatcher
-// records as the run's failure. An empty rendered value is a value: it
-// does not fall back.
+// records as the run's failure. A missing query parameter or header
+// (.query.env, .header.Foo) is a missing key too. An empty rendered value
+// is a value: it does not fall back, nor does delivery text that reads
+// "<no value>", which text/template prints for a part with no value.
 package argtemplate

@@ -57,6 +57,7 @@ func TestResolve_RendersDeliveryValues(t *testing.T) {
 		{"method webhook eventId", `{{ .method }} {{ .webhook }} {{ .eventId }}`, "POST report-github-push evt-1"},
 		{"text around actions", `branch={{ .body.ref }};`, "branch=refs/heads/main;"},
 		{"range", `{{ range .body.commits }}{{ .id }},{{ end }}`, "a1,b2,"},
+		{"range in a range", `{{ range .body.commits }}{{ range $k, $v := . }}{{ $k }}={{ $v }};{{ end }}{{ end }}`, "id=a1;message=Fix it;id=b2;message=Add <b>;"},
 		{"if on missing key", `{{ if .body.action }}yes{{ else }}no{{ end }}`, "no"},
 		{"empty string is a value", `{{ .body.empty }}`, ""},
 		{"plain text", `literal`, "literal"},
@@ -83,6 +84,10 @@ func TestResolve_FallsBackToDefault(t *testing.T) {
 		{"null value", `{{ .body.draft }}`},
 		{"missing key among text", `topic={{ .body.topic }}`},
 		{"missing header", `{{ header "X-Missing" }}`},
+		{"missing query parameter", `{{ .query.page }}`},
+		{"missing query parameter among text", `page={{ .query.page }}`},
+		{"missing header field", `{{ .header.Missing }}`},
+		{"missing header by index", `{{ index .header "X-Missing" }}`},
 		{"function error", `{{ join .body.ref "," }}`},
 		{"index out of range", `{{ index .body.commits 9 }}`},
 		{"no value template", ``},
@@ -106,6 +111,8 @@ func TestResolve_UnresolvableWithoutDefaultNamesTheArg(t *testing.T) {
 	}{
 		{"missing key", `{{ .body.topic }}`, `arg "x": cannot resolve {{ .body.topic }}: map has no entry for key "topic"`},
 		{"null value", `{{ .body.draft }}`, `arg "x": cannot resolve {{ .body.draft }}: no value`},
+		{"missing query parameter", `{{ .query.page }}`, `arg "x": cannot resolve {{ .query.page }}: map has no entry for key "page"`},
+		{"missing header field", `{{ .header.Missing }}`, `arg "x": cannot resolve {{ .header.Missing }}: map has no entry for key "Missing"`},
 		{"no value template", ``, `arg "x": no value template and no default`},
 	}
 	for _, tt := range tests {
@@ -113,6 +120,53 @@ func TestResolve_UnresolvableWithoutDefaultNamesTheArg(t *testing.T) {
 			_, err := resolveOne(t, Arg{Value: tt.value}, pushData())
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("Resolve error = %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// The example of the package documentation: a job run without ?env= gets
+// the argument's default, not an empty value.
+func TestResolve_MissingQueryParameterTakesTheDefault(t *testing.T) {
+	d := NewData([]byte(`{}`), "application/json", http.Header{"X-Other": {"1"}}, nil, http.MethodPost, "w", "e")
+	for _, value := range []string{`{{ .query.env }}`, `{{ .header.Env }}`} {
+		got, err := resolveOne(t, Arg{Name: "env", Default: ptr("staging"), Value: value}, d)
+		if err != nil || got != "staging" {
+			t.Errorf("Resolve(%s) = %q, %v; want the default staging", value, got, err)
+		}
+	}
+}
+
+// Text/template prints a missing value as "<no value>", but a delivery may
+// hold that text too: it is a value like any other, while a part that has
+// no value still makes the argument take its default.
+func TestResolve_NoValueTextInDataIsAValue(t *testing.T) {
+	h := http.Header{}
+	h.Set("X-Note", "<no value>")
+	d := NewData([]byte(`{"topic":"see <no value> docs","exact":"<no value>","draft":null}`), "application/json",
+		h, url.Values{"q": {"<no value>"}}, http.MethodPost, "w", "e")
+	tests := []struct {
+		name, value, want string
+	}{
+		{"in a body string", `{{ .body.topic }}`, "see <no value> docs"},
+		{"a whole body string", `{{ .body.exact }}`, "<no value>"},
+		{"in a body printed as JSON", `{{ .body }}`, `{"draft":null,"exact":"<no value>","topic":"see <no value> docs"}`},
+		{"in a header", `{{ header "x-note" }}`, "<no value>"},
+		{"in a query parameter", `{{ .query.q }}`, "<no value>"},
+		{"after a handled missing key", `{{ .body.nope | default .body.exact }}`, "<no value>"},
+		{"in the template text", `<no value>{{ .body.exact }}`, "<no value><no value>"},
+		{"with a missing key beside it", `{{ .body.exact }}{{ .body.nope }}`, "DEFAULT"},
+		{"with a null beside it", `{{ .body.topic }}{{ .body.draft }}`, "DEFAULT"},
+		{"with a missing header beside it", `{{ header "X-Note" }}{{ header "X-Nope" }}`, "DEFAULT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := resolveOne(t, Arg{Value: tt.value, Default: ptr("DEFAULT")}, d)
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Resolve = %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -215,6 +269,19 @@ func TestCompile_NamesTheArg(t *testing.T) {
 		{"number through or", []Arg{{Name: "a", Value: `{{ range or .body.n 1000000000 }}{{ end }}`}}, "args[0] (a): " + errNumber.Error()},
 		{"number in a variable", []Arg{{Name: "a", Value: `{{ $n := 9 }}{{ with .body }}{{ range (($n)) }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNumber.Error()},
 		{"number in parentheses", []Arg{{Name: "a", Value: `{{ if .body }}{{ range (1000) }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNumber.Error()},
+		{"range in a range over $", []Arg{{Name: "a", Value: "x"}, {Name: "b", Value: `{{ range .body.a }}{{ range $.body.a }}{{ end }}{{ end }}`}}, "args[1] (b): " + errNestedRange.Error()},
+		{"range in a range in a range over $", []Arg{{Name: "a", Value: `{{ range .body.a }}{{ range .b }}{{ range $.body.a }}{{ end }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range over a variable set outside", []Arg{{Name: "a", Value: `{{ $all := .body.a }}{{ range .body.a }}{{ range $all }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range over the outer element from an inner range", []Arg{{Name: "a", Value: `{{ range $e := .body.a }}{{ range .b }}{{ range $e.b }}{{ end }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range over the index", []Arg{{Name: "a", Value: `{{ range $i, $e := .body.a }}{{ range $i }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range over a number's dot", []Arg{{Name: "a", Value: `{{ range len .body.a }}{{ range . }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range over a number through default", []Arg{{Name: "a", Value: `{{ range $n := .body.b | default (len .body.a) }}{{ range $n }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range in a with of $", []Arg{{Name: "a", Value: `{{ range .body.a }}{{ with $.body }}{{ range .a }}{{ end }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range in an if, in a range", []Arg{{Name: "a", Value: `{{ range .body.a }}{{ if . }}{{ range $.body.a }}{{ end }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range in a range's else", []Arg{{Name: "a", Value: `{{ range .body.a }}{{ range .b }}{{ else }}{{ range $.body.a }}{{ end }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range over a header's length", []Arg{{Name: "a", Value: `{{ range .body.a }}{{ range len (header "X-Big") }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range over a reassigned variable", []Arg{{Name: "a", Value: `{{ range .body.a }}{{ $e := . }}{{ $e = $.body.a }}{{ range $e }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
+		{"range over a variable redeclared in parentheses", []Arg{{Name: "a", Value: `{{ range .body.a }}{{ $e := . }}{{ print ($e := $.body.a) }}{{ range $e }}{{ end }}{{ end }}`}}, "args[0] (a): " + errNestedRange.Error()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,6 +299,27 @@ func TestCompile_AllowsNumbersAsFunctionArguments(t *testing.T) {
 		`{{ if gt (len .body.list) 2 }}many{{ else }}{{ printf "%03d" 7 }}{{ end }}`,
 		`{{ range $i, $c := .body.commits }}{{ if lt $i 3 }}{{ $c.id }}{{ end }}{{ end }}`,
 		`{{ slice .body.ref 0 4 }}`,
+	} {
+		if _, err := Compile([]Arg{{Name: "a", Value: v}}); err != nil {
+			t.Errorf("Compile(%s): %v", v, err)
+		}
+	}
+}
+
+// A range inside a range may loop over its element: each element is then
+// walked once more, which stays bounded by the body's size.
+func TestCompile_AllowsRangeOverTheOuterElement(t *testing.T) {
+	for _, v := range []string{
+		`{{ range .body.commits }}{{ range .files }}{{ . }}{{ end }}{{ end }}`,
+		`{{ range .body.matrix }}{{ range . }}{{ . }},{{ end }};{{ end }}`,
+		`{{ range $i, $c := .body.commits }}{{ range $c.files }}{{ $i }}{{ $.body.ref }}{{ end }}{{ end }}`,
+		`{{ range .body.a }}{{ with .b }}{{ range . }}{{ end }}{{ end }}{{ end }}`,
+		`{{ range .body.a }}{{ $e := .b }}{{ if $e }}{{ range $e }}{{ end }}{{ end }}{{ end }}`,
+		`{{ range .body.a }}{{ range len .name }}x{{ end }}{{ end }}`,
+		`{{ range .body.a }}{{ range index . "tags" }}{{ end }}{{ range .b | default .c }}{{ end }}{{ end }}`,
+		`{{ range .body.a }}{{ range .b }}{{ range .c }}{{ end }}{{ end }}{{ end }}`,
+		`{{ range .body.a }}{{ end }}{{ range $.body.a }}{{ end }}{{ range len .body.a }}{{ . }}{{ end }}`,
+		`{{ $all := .body.a }}{{ range $all }}{{ range . }}{{ end }}{{ end }}`,
 	} {
 		if _, err := Compile([]Arg{{Name: "a", Value: v}}); err != nil {
 			t.Errorf("Compile(%s): %v", v, err)

@@ -2,6 +2,7 @@ package argtemplate
 
 import (
 	"errors"
+	"maps"
 	"text/template"
 	"text/template/parse"
 )
@@ -89,4 +90,253 @@ func walkCommand(c *parse.CommandNode) error {
 		}
 	}
 	return nil
+}
+
+// errNestedRange refuses a loop that multiplies another:
+// {{ range .body.a }}{{ range $.body.a }}{{ end }}{{ end }} runs len(a)²
+// times.
+var errNestedRange = errors.New("a range inside a range may only loop over part of the outer range's element (. or its fields), not over $, header, a number, an index or a variable set outside it")
+
+// validateValue checks an argument value template: validate, and
+// checkRanges, which BodyTemplate does not apply (yet).
+func validateValue(t *template.Template) error {
+	if err := validate(t); err != nil {
+		return err
+	}
+	return checkRanges(t.Root)
+}
+
+// checkRanges lets a range inside another range loop only over part of the
+// outer range's element: the dot, a variable holding (part of) the element,
+// their fields, and what functions other than header make of them. Each
+// element is then walked once more per level of ranges, so the running
+// time stays bounded by the body's size.
+//
+// A number is no part of an element: {{ range len .body.a }} loops as long
+// as the list, so within it the dot, a number, is no part of an element
+// either; nor is a range's index ($i in {{ range $i, $e := .body.a }}).
+// Delivery data holds no numbers (a JSON number is json.Number, text), so
+// numbers come from len, literals and indexes only. A variable set with =
+// anywhere, or declared within parentheses, is taken to hold anything.
+func checkRanges(root *parse.ListNode) error {
+	s := &rangeScope{vars: map[string]valueInfo{}, unknown: map[string]bool{}}
+	unknownVars(root, false, s.unknown)
+	return s.list(root)
+}
+
+// valueInfo is what checkRanges knows of a value.
+type valueInfo struct {
+	elem int  // the depth of the range whose element it is part of; 0: none
+	num  bool // it may be a number
+}
+
+// rangeScope is the state at a point of the template: how many ranges
+// enclose it, what the dot and the variables declared so far hold.
+type rangeScope struct {
+	depth   int
+	dot     valueInfo
+	vars    map[string]valueInfo
+	unknown map[string]bool // shared: variables taken to hold anything
+}
+
+// child is the scope of a control structure's list: variables declared in
+// it end with it.
+func (s *rangeScope) child() *rangeScope {
+	c := *s
+	c.vars = maps.Clone(s.vars)
+	return &c
+}
+
+func (s *rangeScope) list(l *parse.ListNode) error {
+	if l == nil {
+		return nil
+	}
+	for _, n := range l.Nodes {
+		var err error
+		switch n := n.(type) {
+		case *parse.ActionNode:
+			s.declare(n.Pipe, s.info(n.Pipe))
+		case *parse.IfNode:
+			c := s.child()
+			c.declare(n.Pipe, c.info(n.Pipe))
+			if err = c.child().list(n.List); err == nil {
+				err = c.child().list(n.ElseList)
+			}
+		case *parse.WithNode:
+			c := s.child()
+			v := c.info(n.Pipe)
+			c.declare(n.Pipe, v)
+			in := c.child()
+			in.dot = v
+			if err = in.list(n.List); err == nil {
+				err = c.child().list(n.ElseList)
+			}
+		case *parse.RangeNode:
+			err = s.rangeNode(n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *rangeScope) rangeNode(n *parse.RangeNode) error {
+	if s.depth > 0 && !s.local(n.Pipe) {
+		return errNestedRange
+	}
+	v := s.info(n.Pipe)
+	in := s.child()
+	in.depth++
+	elem := valueInfo{num: v.num} // a number counts up: no element
+	if !v.num {
+		elem.elem = in.depth
+	}
+	in.dot = elem
+	if d := n.Pipe.Decl; !n.Pipe.IsAssign && len(d) > 0 {
+		in.vars[d[len(d)-1].Ident[0]] = elem
+		if len(d) == 2 {
+			in.vars[d[0].Ident[0]] = valueInfo{num: true} // the index or key
+		}
+	}
+	if err := in.list(n.List); err != nil {
+		return err
+	}
+	// In else, the variables hold the pipeline's (empty) value.
+	c := s.child()
+	c.declare(n.Pipe, v)
+	return c.list(n.ElseList)
+}
+
+// declare records the variables a pipeline declares with :=.
+func (s *rangeScope) declare(p *parse.PipeNode, v valueInfo) {
+	if p == nil || p.IsAssign {
+		return
+	}
+	for _, d := range p.Decl {
+		s.vars[d.Ident[0]] = v
+	}
+}
+
+func (s *rangeScope) info(p *parse.PipeNode) valueInfo {
+	v := valueInfo{num: s.num(p)}
+	if s.depth > 0 && s.local(p) {
+		v.elem = s.depth
+	}
+	return v
+}
+
+// local reports whether n is made only of the innermost range's element.
+func (s *rangeScope) local(n parse.Node) bool {
+	switch n := n.(type) {
+	case *parse.DotNode, *parse.FieldNode:
+		return s.depth > 0 && s.dot.elem == s.depth
+	case *parse.VariableNode:
+		v, ok := s.vars[n.Ident[0]]
+		return ok && !s.unknown[n.Ident[0]] && s.depth > 0 && v.elem == s.depth
+	case *parse.ChainNode:
+		return s.local(n.Node)
+	case *parse.PipeNode:
+		if n == nil {
+			return true
+		}
+		for _, c := range n.Cmds {
+			for _, a := range c.Args {
+				if !s.local(a) {
+					return false
+				}
+			}
+		}
+	case *parse.IdentifierNode:
+		return n.Ident != "header" // delivery data beside the element
+	}
+	return true
+}
+
+// num reports whether a pipeline's value may be a number: len's result,
+// or one passed through and, or or default.
+func (s *rangeScope) num(p *parse.PipeNode) bool {
+	return p != nil && len(p.Cmds) > 0 && s.numCmd(p.Cmds, len(p.Cmds)-1)
+}
+
+func (s *rangeScope) numCmd(cmds []*parse.CommandNode, i int) bool {
+	args := cmds[i].Args
+	fn, ok := args[0].(*parse.IdentifierNode)
+	switch {
+	case !ok:
+		return s.numArg(args[0])
+	case fn.Ident == "len":
+		return true
+	case passThrough[fn.Ident]:
+		for _, a := range args[1:] {
+			if s.numArg(a) {
+				return true
+			}
+		}
+		return i > 0 && s.numCmd(cmds, i-1) // the piped value
+	}
+	return false
+}
+
+func (s *rangeScope) numArg(n parse.Node) bool {
+	switch n := n.(type) {
+	case *parse.NumberNode:
+		return true
+	case *parse.DotNode:
+		return s.dot.num
+	case *parse.VariableNode:
+		name := n.Ident[0]
+		if len(n.Ident) > 1 || name == "$" {
+			return false // a field, or the root
+		}
+		v, ok := s.vars[name]
+		return !ok || s.unknown[name] || v.num
+	case *parse.PipeNode:
+		return s.num(n)
+	}
+	return false
+}
+
+// unknownVars collects the variables set with =, and those declared within
+// parentheses, whose scope checkRanges does not follow.
+func unknownVars(n parse.Node, nested bool, out map[string]bool) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			unknownVars(c, false, out)
+		}
+	case *parse.ActionNode:
+		unknownVars(n.Pipe, false, out)
+	case *parse.IfNode:
+		unknownBranch(&n.BranchNode, out)
+	case *parse.RangeNode:
+		unknownBranch(&n.BranchNode, out)
+	case *parse.WithNode:
+		unknownBranch(&n.BranchNode, out)
+	case *parse.PipeNode:
+		if n == nil {
+			return
+		}
+		if nested || n.IsAssign {
+			for _, d := range n.Decl {
+				out[d.Ident[0]] = true
+			}
+		}
+		for _, c := range n.Cmds {
+			for _, a := range c.Args {
+				unknownVars(a, true, out)
+			}
+		}
+	case *parse.ChainNode:
+		unknownVars(n.Node, true, out)
+	}
+}
+
+func unknownBranch(b *parse.BranchNode, out map[string]bool) {
+	unknownVars(b.Pipe, false, out)
+	unknownVars(b.List, false, out)
+	unknownVars(b.ElseList, false, out)
 }
