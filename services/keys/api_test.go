@@ -99,6 +99,13 @@ func (a answer) ErrMessage() string {
 	return s
 }
 
+// ErrField is error.field of an error body ("" when it names none).
+func (a answer) ErrField() string {
+	e, _ := a.JSON()["error"].(map[string]any)
+	s, _ := e["field"].(string)
+	return s
+}
+
 // Result is the Hookrun-Result header of a PUT answer.
 func (a answer) Result() string { return a.Header.Get(HeaderResult) }
 

@@ -238,3 +238,37 @@ func TestAPIKeys_ScopesThatMatchNothingAreWarnedAbout(t *testing.T) {
 		t.Fatalf("warnings for scopes that exist: %v", m["warnings"])
 	}
 }
+
+// A key works in one namespace, named by the body or by ?namespace=: when
+// both name one, they must agree (as for resources), else the key would be
+// made in a namespace the caller did not ask for in the URL.
+func TestAPIKeys_CreateRefusesABodyNamespaceOtherThanTheQuerys(t *testing.T) {
+	a := newTestAPI(t)
+	for _, tc := range []struct{ query, body string }{
+		{"default", "team-b"},
+		{"default", "*"},
+		{"team-b", "default"},
+	} {
+		ans := a.do("POST", "/v1/keys?namespace="+tc.query, map[string]any{"name": "x", "namespace": tc.body})
+		checkError(t, ans, 400, "invalid_request", fmt.Sprintf("namespace: %q does not match ?namespace=%s", tc.body, tc.query))
+		if ans.ErrField() != "namespace" {
+			t.Fatalf("error field %q, want namespace: %s", ans.ErrField(), ans.Body)
+		}
+	}
+	if keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); len(keys) != 0 {
+		t.Fatalf("a refused create made keys: %v", keys)
+	}
+	// The same namespace in both, or in either alone, is fine.
+	a.must(201, "POST", "/v1/keys?namespace=team-b", map[string]any{"name": "x", "namespace": "team-b"})
+	a.must(201, "POST", "/v1/keys?namespace=team-c", map[string]any{"name": "x"})
+	a.must(201, "POST", "/v1/keys", map[string]any{"name": "x", "namespace": "team-d"})
+	a.must(201, "POST", "/v1/keys", map[string]any{"name": "y", "namespace": "*"})
+	got := map[string]bool{}
+	keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any)
+	for _, k := range keys {
+		got[fmt.Sprint(path(k, "namespace"))] = true
+	}
+	if len(keys) != 4 || !got["team-b"] || !got["team-c"] || !got["team-d"] || !got["*"] {
+		t.Fatalf("keys in namespaces %v (%d keys)", got, len(keys))
+	}
+}

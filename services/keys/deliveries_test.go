@@ -149,3 +149,38 @@ func TestDeliveries_OutcomeFromTheRunsRecord(t *testing.T) {
 		t.Errorf("duplicate's outcome: %v", o)
 	}
 }
+
+// The ingress answers 404 for a disabled webhook: it triggers nothing, and
+// neither does a replay of one of its deliveries. Nothing is stored, and
+// the delivery replays again once the webhook is enabled.
+func TestDeliveries_ReplayOfADisabledWebhookIsRefused(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	wh := a.must(201, "PUT", "/v1/webhooks/gh", webhookDoc("gh", map[string]any{"job": "report", "disabled": true})).JSON()
+	uid := path(wh, "metadata", "uid").(string)
+	orig := message.Delivery{
+		ID: ident.NewDeliveryID(), Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-1",
+		Method: "POST", Body: []byte(`{}`), Principal: "endpoint", ReceivedAt: time.Now().UTC(),
+	}
+	orig.RunID = ident.RunID(uid, orig.EventID, "")
+	storeDelivery(t, a, orig)
+	stored := func() uint64 {
+		t.Helper()
+		st, err := a.js.Stream(context.Background(), bus.StreamDeliveries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	before := stored()
+	checkError(t, a.do("POST", "/v1/deliveries/"+orig.ID+"/replay", nil), 409, "webhook_disabled", "webhook default/gh is disabled")
+	if n := stored(); n != before {
+		t.Fatalf("a refused replay stored %d deliveries", n-before)
+	}
+	a.must(200, "PUT", "/v1/webhooks/gh", webhookDoc("gh", map[string]any{"job": "report"}))
+	a.must(202, "POST", "/v1/deliveries/"+orig.ID+"/replay", nil)
+}

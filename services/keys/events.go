@@ -2,6 +2,7 @@ package keys
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -35,7 +36,8 @@ import (
 // line waits for its attempt's "running". With ?delivery=<id> the stream
 // is that delivery's run only, from its first status to its end, whether
 // it has started yet or not (`hookrun send --wait` follows the delivery it
-// sent, not an earlier run under the same id). A client that joins a running
+// sent, not an earlier run under the same id); a delivery that is not one
+// of the run's (unknown, or another run's) is not found. A client that joins a running
 // run first gets what it has printed so far, from the executor running it
 // (bus.OutputSnapshotSubject; lines are numbered, so the live lines that
 // snapshot holds are not sent twice). The record that ends an attempt
@@ -46,6 +48,11 @@ import (
 func (s *Service) runEvents(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
+	if !bus.SafeToken(id) {
+		// Not a run id (nor a subject token to subscribe on): answered as
+		// GET /v1/runs/{id} answers it.
+		return notFound("run " + id)
+	}
 	// Subscribe before reading the run, so no line falls between the two.
 	lines := make(chan outputLine, 1024)
 	sub, err := s.nc.Subscribe(bus.OutputSubject(id), func(m *nats.Msg) {
@@ -67,6 +74,19 @@ func (s *Service) runEvents(c echo.Context) error {
 	only := c.QueryParam("delivery")
 	if only != "" && !bus.SafeToken(only) {
 		return &resource.FieldError{Field: "delivery", Msg: "must be a delivery id"}
+	}
+	if only != "" && only != r.DeliveryID {
+		// Not the delivery of the run's last status: the stream would wait
+		// for its statuses, so it must be one of this run's (a later one
+		// not started yet, or an earlier one). Any other never comes.
+		d, err := s.deliveryByID(ctx, only)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusNotFound || err == nil && d.RunID != id {
+			return notFound("delivery " + only + " of run " + id)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	from := r.DeliveryID
 	if only != "" {

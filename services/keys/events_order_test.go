@@ -1,7 +1,9 @@
 package keys
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -318,6 +320,12 @@ func TestRuns_EventsOfOneDelivery(t *testing.T) {
 		}
 		return r
 	}
+	// The ingress stores each delivery before it answers with its id (the
+	// event ids differ only so that the stream's duplicate window, which the
+	// second delivery of an event has outlived, keeps both).
+	for _, d := range []string{"dlv_1", "dlv_2"} {
+		storeDelivery(t, a, message.Delivery{ID: d, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-" + d, RunID: id, ReceivedAt: now})
+	}
 	publishRun(t, a, run("dlv_1", message.StatusQueued, 0, ""))
 	publishRun(t, a, run("dlv_1", message.StatusRunning, 1, ""))
 	publishRun(t, a, run("dlv_1", message.StatusSucceeded, 1, "first run\n"))
@@ -395,5 +403,63 @@ func TestRuns_EventsOfOneDeliveryShowNoOtherDeliverysLines(t *testing.T) {
 	}
 	if want := []string{`"first\n"`}; strings.Join(outputs, " ") != strings.Join(want, " ") {
 		t.Fatalf("outputs %v, want %v", outputs, want)
+	}
+}
+
+// eventsAnswer opens an event stream and returns the answer's status and,
+// unless it is the stream itself (200, not read: it may never end), its body.
+func eventsAnswer(t *testing.T, a *testAPI, path string) answer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ans := answer{Code: resp.StatusCode, Header: resp.Header}
+	if resp.StatusCode != http.StatusOK {
+		ans.Body, _ = io.ReadAll(resp.Body)
+	}
+	return ans
+}
+
+// ?delivery= names a delivery of the run: a stream for one that does not
+// exist, or is another run's, would wait for statuses that never come. It
+// is not found; a delivery of the run, current or earlier, is streamed.
+func TestRuns_EventsOfADeliveryNotTheRunsAreNotFound(t *testing.T) {
+	a := newTestAPI(t)
+	const id, other = "run_with_deliveries", "run_other"
+	now := time.Now().UTC()
+	for _, d := range []struct{ id, run string }{{"dlv_early", id}, {"dlv_current", id}, {"dlv_others", other}} {
+		storeDelivery(t, a, message.Delivery{ID: d.id, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-" + d.id, RunID: d.run, ReceivedAt: now})
+	}
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_early", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "early\n"})
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_current", Webhook: "gh", Job: "report", Status: message.StatusFailed, Attempt: 1, StartedAt: &now, Output: "current\n"})
+	publishRun(t, a, message.Run{ID: other, DeliveryID: "dlv_others", Webhook: "gh", Job: "report", Status: message.StatusQueued})
+
+	for _, d := range []string{"dlv_nope", "dlv_others"} {
+		checkError(t, eventsAnswer(t, a, "/v1/runs/"+id+"/events?delivery="+d), 404, "not_found", "delivery "+d+" of run "+id)
+	}
+	wantEvents(t, collectEvents(t, openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_early")), []string{"output early", "status succeeded/1"})
+	wantEvents(t, collectEvents(t, openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_current")), []string{"output current", "status failed/1"})
+}
+
+// A run id that is not a subject token is no run: not found, as GET
+// /v1/runs/{id} answers, and never a subscription on a subject made of it
+// (one that fails, answered 503, or "*", every run's output).
+func TestRuns_EventsOfAnIDThatIsNotASubjectTokenAreNotFound(t *testing.T) {
+	a := newTestAPI(t)
+	for _, id := range []string{"a%20b", "a.b", "%2A", "%3E", "a%09b"} {
+		t.Run(id, func(t *testing.T) {
+			checkError(t, a.do("GET", "/v1/runs/"+id, nil), 404, "not_found", "")
+			ans := eventsAnswer(t, a, "/v1/runs/"+id+"/events")
+			checkError(t, ans, 404, "not_found", "")
+			if ans.Header.Get("Retry-After") != "" {
+				t.Fatalf("Retry-After on a 404: %v", ans.Header)
+			}
+		})
 	}
 }

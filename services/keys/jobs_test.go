@@ -1,6 +1,9 @@
 package keys
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -120,4 +123,93 @@ func TestJobs_RefuseArgsWithoutDefaultsWhileAWebhookTriggersThem(t *testing.T) {
 
 	// Without webhooks, such a job is fine (it may be run by other means later).
 	a.must(201, "PUT", "/v1/jobs/manual", jobDoc("manual", map[string]any{"command": []string{"/bin/true"}, "args": []map[string]any{{"name": "topic"}}}))
+}
+
+// encoding/json keeps the last of a key given twice and matches field names
+// whatever their case: a body that says two things, or says one in a way
+// API.md does not, is refused naming the key, for every body the API reads.
+func TestAPI_BodiesRefuseDuplicateAndMiscasedKeys(t *testing.T) {
+	a := newTestAPI(t)
+	const job = `{"apiVersion":"hookrun.dev/v1","kind":"Job","metadata":{"name":"j1"},"spec":`
+	cases := []struct {
+		name, method, path, body string
+		field, msg               string
+	}{
+		{"duplicate in a job spec, cases differing", "PUT", "/v1/jobs/j1", job + `{"Command":["/bin/true"],"command":["/bin/false"]}}`,
+			"spec.Command", `unknown field "Command" (field names are case-sensitive: did you mean "command"?)`},
+		{"duplicate in a job spec", "PUT", "/v1/jobs/j1", job + `{"command":["/bin/true"],"command":["/bin/false"]}}`,
+			"spec.command", `duplicate key "command"`},
+		{"miscased top-level field", "PUT", "/v1/jobs/j1", `{"apiVersion":"hookrun.dev/v1","Kind":"Job","metadata":{"name":"j1"},"spec":{"command":["x"]}}`,
+			"Kind", `unknown field "Kind" (field names are case-sensitive: did you mean "kind"?)`},
+		{"miscased metadata field", "PUT", "/v1/jobs/j1", `{"apiVersion":"hookrun.dev/v1","kind":"Job","metadata":{"NAME":"j1"},"spec":{"command":["x"]}}`,
+			"metadata.NAME", `unknown field "NAME"`},
+		{"duplicate top-level key", "PUT", "/v1/jobs/j1", job + `{"command":["x"]},"spec":{"command":["y"]}}`,
+			"spec", `duplicate key "spec"`},
+		{"duplicate map key", "PUT", "/v1/jobs/j1", job + `{"command":["x"],"env":{"A":"1","A":"2"}}}`,
+			"spec.env.A", `duplicate key "A"`},
+		{"duplicate in a list's object", "PUT", "/v1/jobs/j1", job + `{"command":["x"],"args":[{"name":"a","value":"1"},{"name":"b","name":"c"}]}}`,
+			"spec.args[1].name", `duplicate key "name"`},
+		{"miscased in a list's object", "PUT", "/v1/jobs/j1", job + `{"command":["x"],"args":[{"Name":"a"}]}}`,
+			"spec.args[0].Name", `unknown field "Name"`},
+		{"miscased in a pointer's object", "PUT", "/v1/jobs/j1", job + `{"http":{"URL":"http://127.0.0.1:1/x"}}}`,
+			"spec.http.URL", `unknown field "URL" (field names are case-sensitive: did you mean "url"?)`},
+		{"webhook", "PUT", "/v1/webhooks/w1", `{"apiVersion":"hookrun.dev/v1","kind":"Webhook","metadata":{"name":"w1"},"spec":{"job":"j1","Job":"j2"}}`,
+			"spec.Job", `unknown field "Job"`},
+		{"secret", "PUT", "/v1/secrets/s1", `{"apiVersion":"hookrun.dev/v1","kind":"Secret","metadata":{"name":"s1","name":"s2"},"spec":{}}`,
+			"metadata.name", `duplicate key "name"`},
+		{"key", "POST", "/v1/keys", `{"name":"k","Namespace":"team-b"}`, "Namespace", `unknown field "Namespace"`},
+		{"key expiration", "POST", "/v1/keys", `{"name":"k","expiration":{"count":1,"count":2,"interval":"days"}}`, "expiration.count", `duplicate key "count"`},
+		{"bulk delete", "DELETE", "/v1/keys", `{"ids":["a"],"ids":["b"]}`, "ids", `duplicate key "ids"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ans := a.do(tc.method, tc.path, tc.body)
+			checkError(t, ans, 400, "invalid_request", tc.field+": "+tc.msg)
+			if ans.ErrField() != tc.field {
+				t.Fatalf("error field %q, want %q: %s", ans.ErrField(), tc.field, ans.Body)
+			}
+		})
+	}
+	checkError(t, a.do("GET", "/v1/jobs/j1", nil), 404, "not_found", "")
+	if keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); len(keys) != 0 {
+		t.Fatalf("a refused body made keys: %v", keys)
+	}
+	id := a.must(201, "POST", "/v1/keys", map[string]any{"name": "k"}).JSON()["id"].(string)
+	checkError(t, a.do("PATCH", "/v1/keys/"+id+"/extend", `{"count":1,"interval":"days","Interval":"hours"}`), 400, "invalid_request", `Interval: unknown field "Interval"`)
+
+	// Keys of maps are free-form: "A" and "a" are two keys, and no field.
+	ans := a.must(201, "PUT", "/v1/jobs/j2", job[:len(job)-len(`{"name":"j1"},"spec":`)]+`{"name":"j2"},"spec":{"command":["x"],"env":{"A":"1","a":"2","Command":"3"}}}`)
+	if env := path(ans.JSON(), "spec", "env"); len(env.(map[string]any)) != 3 {
+		t.Fatalf("env %v", env)
+	}
+	// Still malformed JSON is said as before.
+	checkError(t, a.do("PUT", "/v1/jobs/j3", job+`{"command":["x"],"command"`), 400, "invalid_request", "not valid JSON")
+}
+
+// A body over 4 MiB is 413 whether its length is announced or not: sent
+// chunked, the limit is only met while it is read.
+func TestAPI_ChunkedBodyOverTheLimitIsTooLarge(t *testing.T) {
+	a := newTestAPI(t)
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(`{"x":"` + strings.Repeat("x", 5<<20) + `"}`)
+		if chunked {
+			body = io.MultiReader(body) // no length known: sent chunked
+		}
+		req, err := http.NewRequest("PUT", a.URL+"/v1/jobs/big", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if chunked != (req.ContentLength <= 0) {
+			t.Fatalf("chunked=%v but the request's length is %d", chunked, req.ContentLength)
+		}
+		checkError(t, answer{Code: resp.StatusCode, Header: resp.Header, Body: b}, 413, "payload_too_large", "")
+	}
 }

@@ -30,6 +30,12 @@ func (s *Service) replayDelivery(c echo.Context) error {
 	if !found {
 		return notFound("webhook " + orig.Namespace + "/" + orig.Webhook + " of this delivery")
 	}
+	if w.Spec.Disabled {
+		// The ingress answers 404 for a disabled webhook: it triggers
+		// nothing, and a replay must not trigger its job either.
+		return &apiError{Status: http.StatusConflict, Code: "webhook_disabled", Message: "webhook " + orig.Namespace + "/" + orig.Webhook +
+			" is disabled (spec.disabled): its deliveries cannot be replayed until it is enabled again"}
+	}
 	d := *orig
 	d.ID = ident.NewDeliveryID()
 	d.ReplayOf = orig.ID

@@ -25,11 +25,24 @@ const (
 )
 
 // decode reads a JSON body strictly: unknown fields are errors that name
-// the field, so a typo in a resource is caught instead of ignored.
+// the field, so a typo in a resource is caught instead of ignored, and so
+// are a key given twice in one object and a field name in the wrong case
+// (encoding/json would keep the last duplicate and match names whatever
+// their case: see checkKeys).
 func decode(c echo.Context, v any) error {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
+		// A body over the limit without a Content-Length (chunked) is
+		// only caught while read: the same 413 as one announced too long.
+		var he *echo.HTTPError
+		var me *http.MaxBytesError
+		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge || errors.As(err, &me) {
+			return echo.ErrStatusRequestEntityTooLarge
+		}
 		return badRequest("the body could not be read")
+	}
+	if err := checkKeys(body, reflect.TypeOf(v)); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -157,12 +158,24 @@ func orDefault(ns string) string {
 
 // loadDelivery reads delivery :id; ?namespace= narrows as for runs.
 func (s *Service) loadDelivery(c echo.Context) (*message.Delivery, error) {
-	ctx := c.Request().Context()
 	id := c.Param("id")
 	ns, err := namespaceFilter(c)
 	if err != nil {
 		return nil, err
 	}
+	d, err := s.deliveryByID(c.Request().Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if ns != "" && orDefault(d.Namespace) != ns {
+		return nil, notFound("delivery " + id)
+	}
+	return d, nil
+}
+
+// deliveryByID reads delivery id from DELIVERIES, whatever its namespace
+// (delivery ids are unique across namespaces).
+func (s *Service) deliveryByID(ctx context.Context, id string) (*message.Delivery, error) {
 	if !bus.SafeToken(id) {
 		return nil, notFound("delivery " + id)
 	}
@@ -180,9 +193,6 @@ func (s *Service) loadDelivery(c echo.Context) (*message.Delivery, error) {
 	var d message.Delivery
 	if err := message.Decode(m.Data, message.SchemaDelivery, &d); err != nil {
 		return nil, err
-	}
-	if ns != "" && orDefault(d.Namespace) != ns {
-		return nil, notFound("delivery " + id)
 	}
 	return &d, nil
 }
