@@ -39,7 +39,10 @@
 // The expression must have type bool (or dyn, checked when it runs):
 // Compile refuses anything else with "filter must evaluate to a bool".
 // Evaluation is bounded by a cost limit and by the caller's context, so an
-// expensive expression fails instead of holding up the dispatcher.
+// expensive expression fails instead of holding up the dispatcher. The
+// limit grows with the body (CostLimit, CostPerBodyByte): a pass or two
+// over the largest body a webhook takes fits, a comprehension nested in
+// another over a large body does not.
 //
 // When evaluation fails, for example body.ref on a body without "ref",
 // Match returns false and the error. The delivery is then recorded as

@@ -3,11 +3,14 @@ package filter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookrun/hookrun/pkg/resource"
 )
 
 func mustCompile(t *testing.T, expr string) *Program {
@@ -168,6 +171,83 @@ func TestMatch_CostLimitStopsExpensiveExpression(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Match took %v; the cost limit should stop it sooner", d)
+	}
+}
+
+// itemsBody is a JSON object whose items list holds n objects {"n":"y"},
+// about 10 bytes each.
+func itemsBody(n int) []byte {
+	return []byte(`{"items":[` + strings.Repeat(`{"n":"y"},`, n-1) + `{"n":"y"}]}`)
+}
+
+// numbersBody is the densest JSON body of at most size bytes: a list of
+// zeros, 2 bytes an element, so the most elements a pass can go over.
+func numbersBody(size int) []byte {
+	return []byte("[" + strings.Repeat("0,", (size-2)/2) + "0]")
+}
+
+func TestMatch_LinearPassOverLargeBodyFitsCostLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		body []byte
+		expr string
+		want bool
+	}{
+		// About 1.5 MB: over the floor of CostLimit on its own.
+		{"exists over 150,000 items", itemsBody(150_000), `body.items.exists(i, i.n == "x")`, false},
+		{"all over 150,000 items", itemsBody(150_000), `body.items.all(i, i.n == "y")`, true},
+		{"map over 150,000 items", itemsBody(150_000), `body.items.map(i, i.n).size() == 150000`, true},
+		// 2 million elements; the two passes cost about 23 million.
+		{"two passes over the largest body a webhook takes", numbersBody(resource.MaxBodyBytes), `body.all(x, x == 0) && !body.exists(x, x > 0 && x < 10 || x == 20)`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{Body: tt.body, ContentType: "application/json"}
+			got, err := mustCompile(t, tt.expr).Match(context.Background(), in)
+			if err != nil || got != tt.want {
+				t.Fatalf("Match over %d bytes = %v, %v; want %v, nil", len(tt.body), got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMatch_CostLimitStopsNestedComprehensionOverLargeBody(t *testing.T) {
+	in := Input{Body: itemsBody(150_000), ContentType: "application/json"}
+	// 150,000² iterations: stopped at a limit of 13 million, about a
+	// second here (no time bound: the race detector makes it several).
+	p := mustCompile(t, `body.items.exists(i, body.items.exists(j, i.n == j.n + "x"))`)
+	got, err := p.Match(context.Background(), in)
+	if got || err == nil || !strings.Contains(err.Error(), "cost limit exceeded") {
+		t.Fatalf("Match = %v, %v; want false and a cost limit error", got, err)
+	}
+	if want := fmt.Sprintf("limit %d for a body of %d bytes", costLimit(len(in.Body)), len(in.Body)); !strings.Contains(err.Error(), want) {
+		t.Errorf("Match error = %v; want it to name the %s", err, want)
+	}
+}
+
+func TestCostLimit_ScalesWithBody(t *testing.T) {
+	tests := []struct {
+		bytes int
+		want  uint64
+	}{
+		{0, CostLimit},
+		{1, CostLimit},
+		{CostLimit / CostPerBodyByte, CostLimit},
+		{CostLimit/CostPerBodyByte + 1, 2 * CostLimit},
+		{1_500_000, 12 * CostLimit},
+		{resource.MaxBodyBytes, cachedLimits * CostLimit},
+		{2 * resource.MaxBodyBytes, 68 * CostLimit},
+	}
+	for _, tt := range tests {
+		if got := costLimit(tt.bytes); got != tt.want {
+			t.Errorf("costLimit(%d) = %d, want %d", tt.bytes, got, tt.want)
+		}
+	}
+	// A limit past those a Program keeps still evaluates.
+	body := []byte(strings.Repeat("a", 2*resource.MaxBodyBytes))
+	got, err := mustCompile(t, `body.size() > 0`).Match(context.Background(), Input{Body: body, ContentType: "text/plain"})
+	if err != nil || !got {
+		t.Fatalf("Match over a body past the cached limits = %v, %v; want true, nil", got, err)
 	}
 }
 

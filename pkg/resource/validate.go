@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/hookrun/hookrun/pkg/argtemplate"
 )
 
@@ -83,6 +85,12 @@ func (j *Job) Validate() error {
 	case len(s.Command) > 0 && s.Command[0] == "":
 		return fieldErr("spec.command[0]", "must name a program")
 	}
+	for i, a := range s.Command {
+		// exec refuses to start it: no argument can carry a NUL.
+		if strings.IndexByte(a, 0) >= 0 {
+			return fieldErr(fmt.Sprintf("spec.command[%d]", i), "must not contain a NUL byte")
+		}
+	}
 	if s.HTTP != nil {
 		u, err := url.Parse(s.HTTP.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -92,6 +100,20 @@ func (j *Job) Validate() error {
 			s.HTTP.Method = http.MethodPost
 		}
 		s.HTTP.Method = strings.ToUpper(s.HTTP.Method)
+		if !validMethod(s.HTTP.Method) {
+			return fieldErr("spec.http.method", "must be an HTTP method such as POST, PUT or GET (letters, digits and !#$%%&'*+-.^_`|~, no spaces)")
+		}
+		// net/http refuses to send what is not a header field (RFC 9110):
+		// every run would fail.
+		for _, k := range slices.Sorted(maps.Keys(s.HTTP.Headers)) {
+			f := fmt.Sprintf("spec.http.headers[%q]", k)
+			if !httpguts.ValidHeaderFieldName(k) {
+				return fieldErr(f, "must be a header name: letters, digits and !#$%%&'*+-.^_`|~, no spaces or colons")
+			}
+			if !httpguts.ValidHeaderFieldValue(s.HTTP.Headers[k]) {
+				return fieldErr(f, "the value must not contain control characters (CR, LF, NUL, ...)")
+			}
+		}
 		if s.HTTP.SecretRef != "" {
 			if err := CheckName("spec.http.secretRef", s.HTTP.SecretRef); err != nil {
 				return err
@@ -143,6 +165,18 @@ func (j *Job) Validate() error {
 		return fieldErr("spec.envPrefix", "must be upper case letters, digits and _")
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		// The executor passes each as "k=v": exec refuses to start a
+		// command whose environment holds a NUL, and a name with = (or
+		// none) would set another variable than k.
+		f := fmt.Sprintf("spec.env[%q]", k)
+		switch {
+		case k == "":
+			return fieldErr(f, "a variable needs a name")
+		case strings.ContainsAny(k, "=\x00"):
+			return fieldErr(f, "the name must not contain = or a NUL byte")
+		case strings.IndexByte(s.Env[k], 0) >= 0:
+			return fieldErr(f, "the value must not contain a NUL byte")
+		}
 		if strings.HasPrefix(k, s.EnvPrefix+"_") {
 			// The job's input contract (the payload, the run id the
 			// executor's sweep finds leftover processes by, ...).
@@ -150,6 +184,12 @@ func (j *Job) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validMethod reports whether m is an HTTP method net/http sends: a
+// token (RFC 9110), which has no spaces or controls.
+func validMethod(m string) bool {
+	return m != "" && strings.IndexFunc(m, func(r rune) bool { return !httpguts.IsTokenRune(r) }) < 0
 }
 
 // EnvName is the environment variable suffix of an argument name.

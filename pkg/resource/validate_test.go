@@ -95,6 +95,78 @@ func TestJobValidate_NamesTheField(t *testing.T) {
 	}
 }
 
+// TestJobValidate_RefusesJobsThatCannotRun pins what the executor could
+// never run (net/http refuses the request, exec the command) as a
+// validation error naming the entry, instead of a job every run of which fails.
+func TestJobValidate_RefusesJobsThatCannotRun(t *testing.T) {
+	httpJob := func(h HTTPAction) func(*Job) {
+		return func(j *Job) {
+			h.URL = "https://example.com/hook"
+			j.Spec.Command, j.Spec.HTTP = nil, &h
+		}
+	}
+	cases := []struct {
+		name  string
+		edit  func(*Job)
+		field string
+		msg   string
+	}{
+		{"method with a space", httpJob(HTTPAction{Method: "get x"}), "spec.http.method", "must be an HTTP method"},
+		{"method with a newline", httpJob(HTTPAction{Method: "POST\r\nX-A: b"}), "spec.http.method", "must be an HTTP method"},
+		{"method with a slash", httpJob(HTTPAction{Method: "GET/1"}), "spec.http.method", "must be an HTTP method"},
+		{"header name with a space", httpJob(HTTPAction{Headers: map[string]string{"X-Ok": "1", "Bad Header": "x"}}),
+			`spec.http.headers["Bad Header"]`, `spec.http.headers["Bad Header"]: must be a header name`},
+		{"header name with a colon", httpJob(HTTPAction{Headers: map[string]string{"X-A:": "x"}}), `spec.http.headers["X-A:"]`, "must be a header name"},
+		{"empty header name", httpJob(HTTPAction{Headers: map[string]string{"": "x"}}), `spec.http.headers[""]`, "must be a header name"},
+		{"header name with a NUL", httpJob(HTTPAction{Headers: map[string]string{"X-\x00": "x"}}), `spec.http.headers["X-\x00"]`, "must be a header name"},
+		{"header value with CRLF", httpJob(HTTPAction{Headers: map[string]string{"X-A": "1\r\nX-B: 2"}}),
+			`spec.http.headers["X-A"]`, `spec.http.headers["X-A"]: the value must not contain control characters`},
+		{"header value with a NUL", httpJob(HTTPAction{Headers: map[string]string{"X-A": "a\x00b"}}), `spec.http.headers["X-A"]`, "control characters"},
+		{"NUL in an argument", func(j *Job) { j.Spec.Command = []string{"/bin/echo", "a\x00b"} },
+			"spec.command[1]", "spec.command[1]: must not contain a NUL byte"},
+		{"NUL in the program", func(j *Job) { j.Spec.Command = []string{"/bin/true\x00"} }, "spec.command[0]", "NUL"},
+		{"env name with =", func(j *Job) { j.Spec.Env = map[string]string{"A=B": "c"} },
+			`spec.env["A=B"]`, `spec.env["A=B"]: the name must not contain = or a NUL byte`},
+		{"env name starting with =", func(j *Job) { j.Spec.Env = map[string]string{"=A": "c"} }, `spec.env["=A"]`, "must not contain ="},
+		{"empty env name", func(j *Job) { j.Spec.Env = map[string]string{"": "c"} }, `spec.env[""]`, `spec.env[""]: a variable needs a name`},
+		{"NUL in an env name", func(j *Job) { j.Spec.Env = map[string]string{"A\x00": "c"} }, `spec.env["A\x00"]`, "NUL"},
+		{"NUL in an env value", func(j *Job) { j.Spec.Env = map[string]string{"PATH": "/bin", "A": "x\x00y"} },
+			`spec.env["A"]`, `spec.env["A"]: the value must not contain a NUL byte`},
+
+		// What runs stays accepted.
+		{"lower-case method", httpJob(HTTPAction{Method: "patch"}), "", ""},
+		{"extension method", httpJob(HTTPAction{Method: "PURGE"}), "", ""},
+		{"headers of every kind", httpJob(HTTPAction{Headers: map[string]string{
+			"Authorization": "Bearer a.b.c", "x-lower": "", "X-Tab": "a\tb", "X-Unicode": "café", "X_!#$%&'*+-.^`|~": "x",
+		}}), "", ""},
+		{"arguments with spaces and newlines", func(j *Job) { j.Spec.Command = []string{"/bin/sh", "-c", "echo a\necho b", ""} }, "", ""},
+		{"env value with = and newlines", func(j *Job) { j.Spec.Env = map[string]string{"A": "b=c\nd", "lower_case": "", "PATH": "/opt/bin"} }, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := validJob()
+			tc.edit(&j)
+			err := j.Validate()
+			if got := fieldOf(err); got != tc.field {
+				t.Fatalf("Validate() = %v (field %q), want field %q", err, got, tc.field)
+			}
+			if tc.msg != "" && !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Validate() = %q, want it to contain %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+func TestJobValidate_FillsHTTPMethod(t *testing.T) {
+	for in, want := range map[string]string{"": "POST", "put": "PUT", "Delete": "DELETE", "PROPFIND": "PROPFIND"} {
+		j := validJob()
+		j.Spec.Command, j.Spec.HTTP = nil, &HTTPAction{URL: "http://x", Method: in}
+		if err := j.Validate(); err != nil || j.Spec.HTTP.Method != want {
+			t.Errorf("method %q: %v, stored %q; want %q", in, err, j.Spec.HTTP.Method, want)
+		}
+	}
+}
+
 func TestJobValidate_FillsDefaults(t *testing.T) {
 	j := validJob()
 	if err := j.Validate(); err != nil {
