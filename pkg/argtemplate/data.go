@@ -78,6 +78,7 @@ func anyValues(m map[string]string) map[string]any {
 }
 
 func decodeBody(body []byte, contentType string) any {
+	body = payload.TrimBOM(body)
 	if len(bytes.TrimSpace(body)) == 0 {
 		return jsonObject{}
 	}

@@ -378,3 +378,13 @@ func TestSet_TemplatedOnlyWithAValueTemplate(t *testing.T) {
 		t.Fatal("a set with a value template reports none")
 	}
 }
+
+// Some senders (.NET's UTF-8 encoders) start a JSON body with a byte order
+// mark: it is still JSON.
+func TestResolve_JSONAfterAByteOrderMark(t *testing.T) {
+	d := NewData([]byte("\xEF\xBB\xBF"+`{"ref":"refs/heads/main"}`), "application/json", nil, nil, http.MethodPost, "w", "e")
+	got, err := resolveOne(t, Arg{Value: `{{ .body.ref }}`}, d)
+	if err != nil || got != "refs/heads/main" {
+		t.Fatalf("Resolve = %q, %v; want refs/heads/main", got, err)
+	}
+}

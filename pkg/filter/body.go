@@ -15,6 +15,7 @@ const maxDepth = 64
 // decodeBody turns the raw body into the value of the body variable; see
 // the package documentation for the rules.
 func decodeBody(body []byte, contentType string) any {
+	body = payload.TrimBOM(body)
 	if len(bytes.TrimSpace(body)) == 0 {
 		return map[string]any{}
 	}

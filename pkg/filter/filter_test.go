@@ -103,6 +103,7 @@ func TestMatch_DecodesBodyByContent(t *testing.T) {
 		{"json null is an empty map", "null", "application/json", `body.size() == 0`},
 		{"json array", `[1,2,3]`, "application/json", `body.size() == 3 && body[0] == 1`},
 		{"json without content type", `{"a":"b"}`, "", `body.a == "b"`},
+		{"json after a byte order mark (.NET senders)", "\xEF\xBB\xBF{\"a\":\"b\"}", "application/json", `body.a == "b"`},
 		{"form fields", "a=1&a=2&b=x", "application/x-www-form-urlencoded; charset=utf-8", `body.a == "1" && body.b == "x"`},
 		// GitHub's form content type: the JSON is the payload field's value.
 		{"GitHub form payload", "payload=%7B%22ref%22%3A%22refs%2Fheads%2Fmain%22%2C%22n%22%3A2%7D", "application/x-www-form-urlencoded", `body.ref == "refs/heads/main" && body.n == 2`},

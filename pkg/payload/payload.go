@@ -47,3 +47,12 @@ func IsForm(contentType string) bool {
 	}
 	return mt == "application/x-www-form-urlencoded"
 }
+
+// utf8BOM is the byte order mark some senders (.NET's UTF-8 encoders among
+// them) put before a JSON document.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// TrimBOM returns body without a leading UTF-8 byte order mark, so that a
+// JSON document that starts with one is read as JSON (RFC 8259 lets a
+// parser ignore it), not as text.
+func TrimBOM(body []byte) []byte { return bytes.TrimPrefix(body, utf8BOM) }

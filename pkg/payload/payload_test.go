@@ -32,3 +32,16 @@ func TestFormJSON(t *testing.T) {
 		})
 	}
 }
+
+func TestTrimBOM(t *testing.T) {
+	for in, want := range map[string]string{
+		"\xEF\xBB\xBF{\"a\":1}": `{"a":1}`,
+		`{"a":1}`:               `{"a":1}`,
+		"\xEF\xBB":              "\xEF\xBB",
+		"":                      "",
+	} {
+		if got := string(TrimBOM([]byte(in))); got != want {
+			t.Errorf("TrimBOM(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
