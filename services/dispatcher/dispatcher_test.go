@@ -512,6 +512,13 @@ func TestDispatcher_UnknownWebhookIsRejectedAfterGrace(t *testing.T) {
 	out := e.outcome(d)
 	want(t, "outcome", out.Status, message.DeliveryRejected)
 	want(t, "run status", e.run(d.RunID).Status, message.StatusRejected)
+	// No status is written for a webhook that does not exist: one created
+	// later under that name would show this delivery's error.
+	e.allAcked()
+	time.Sleep(300 * time.Millisecond) // webhook status is written after the batch, in the background
+	if s, err := webhookstatus.Get(context.Background(), e.js, "default", "never-existed"); err == nil && s.LastError != "" {
+		t.Errorf("a missing webhook got a lastError: %q", s.LastError)
+	}
 
 	// A webhook the ingress knew a moment ago: the delivery waits for the
 	// configuration to arrive instead of being rejected.

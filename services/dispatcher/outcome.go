@@ -125,7 +125,12 @@ func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 		}
 		if it.err != nil && (it.outcome == message.DeliveryRejected || it.outcome == outcomeFailed) {
 			d.log.Warn("delivery did not become a run", "webhook", label, "delivery", it.d.ID, "run", it.d.RunID, "outcome", it.outcome, "err", it.err)
-			d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, err: it.err.Error()})
+			if it.w != nil {
+				// Not for a deleted webhook: its status was deleted with
+				// it, and a webhook created again under its name would
+				// show the old one's "no longer exists".
+				d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, err: it.err.Error()})
+			}
 		}
 		if it.w != nil {
 			d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, delivered: it.d.ReceivedAt})
