@@ -374,6 +374,12 @@ spec: {job: deploy, methods: [GET, POST], auth: {apiKey: {}}, response: {status:
 		t.Fatalf("keys create for a webhook that does not exist: %s", r)
 	}
 	checkCode(t, d.run("send", "deploy", "--key", other["key"].(string), "-d", `{}`), codeRefused, "key_not_allowed", nil)
+	// A key for every namespace (the CLI sends its -n as well).
+	var everywhere map[string]any
+	d.okJSON(&everywhere, "keys", "create", "everywhere", "--all-namespaces", "-o", "json")
+	if r := d.run("send", "deploy", "--key", fmt.Sprint(everywhere["key"]), "-d", `{}`); r.Code != 0 {
+		t.Fatalf("send with a key for every namespace: %s (created %v)", r, everywhere)
+	}
 
 	out = d.ok("keys", "extend", "ci", "--count", "2", "--interval", "days")
 	if !strings.Contains(out, "key/"+id+" extended") || !strings.Contains(out, "(in 2d)") {

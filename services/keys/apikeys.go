@@ -73,9 +73,11 @@ func (s *Service) createKey(c echo.Context) error {
 	// A key works in one namespace, like every resource: the body's, else
 	// ?namespace=, else the default one. Its webhooks and jobs scopes name
 	// resources of that namespace only. "*" (resource.AllNamespaces), only
-	// when given, makes it valid in every namespace. A body and a query
-	// that both name one must agree, as for resources (placeMeta).
-	if q := c.QueryParam("namespace"); q != "" && r.Namespace != "" && r.Namespace != q {
+	// when given, makes it valid in every namespace (whatever the query:
+	// `hookrun keys create --all-namespaces` sends its -n, "default" unless
+	// set). A body and a query that both name one namespace must agree, as
+	// for resources (placeMeta).
+	if q := c.QueryParam("namespace"); q != "" && r.Namespace != "" && r.Namespace != resource.AllNamespaces && r.Namespace != q {
 		return &resource.FieldError{Field: "namespace", Msg: fmt.Sprintf("%q does not match ?namespace=%s", r.Namespace, q)}
 	}
 	switch r.Namespace {

@@ -31,7 +31,7 @@ import (
 func checkKeys(body []byte, t reflect.Type) error {
 	w := keyWalker{dec: json.NewDecoder(bytes.NewReader(body))}
 	w.dec.UseNumber() // numbers are skipped, never converted
-	if err := w.walk(t, "", 0); err != nil {
+	if err := w.walk(t, 0); err != nil {
 		return nil // malformed: the decoder reports it
 	}
 	if w.bad != nil {
@@ -50,18 +50,23 @@ var errTooDeep = errors.New("nested too deep")
 type keyWalker struct {
 	dec *json.Decoder
 	bad *resource.FieldError // the first key refused; the walk goes on to the end, which may be malformed
+	// path holds the segments of the field path to the value being read
+	// (".spec", ".env", "[2]"), joined only for an error: a path string per
+	// level would cost memory growing with the square of the nesting.
+	path []string
 }
 
-func (w *keyWalker) refuse(field, format string, a ...any) {
+// refuse records the first key refused, at the current path.
+func (w *keyWalker) refuse(format string, a ...any) {
 	if w.bad == nil {
-		w.bad = &resource.FieldError{Field: field, Msg: fmt.Sprintf(format, a...)}
+		w.bad = &resource.FieldError{Field: strings.TrimPrefix(strings.Join(w.path, ""), "."), Msg: fmt.Sprintf(format, a...)}
 	}
 }
 
 // walk reads one JSON value, to be decoded into type t (nil: unknown or
-// free-form), at path (the field path errors name: "spec.env"). It returns
-// only the errors of malformed JSON.
-func (w *keyWalker) walk(t reflect.Type, path string, depth int) error {
+// free-form), at w.path (the field path errors name: "spec.env"). It
+// returns only the errors of malformed JSON.
+func (w *keyWalker) walk(t reflect.Type, depth int) error {
 	if depth > maxWalkDepth {
 		return errTooDeep
 	}
@@ -81,7 +86,10 @@ func (w *keyWalker) walk(t reflect.Type, path string, depth int) error {
 			elem = t.Elem()
 		}
 		for i := 0; w.dec.More(); i++ {
-			if err := w.walk(elem, path+"["+strconv.Itoa(i)+"]", depth+1); err != nil {
+			w.path = append(w.path, "["+strconv.Itoa(i)+"]")
+			err := w.walk(elem, depth+1)
+			w.path = w.path[:len(w.path)-1]
+			if err != nil {
 				return err
 			}
 		}
@@ -103,12 +111,9 @@ func (w *keyWalker) walk(t reflect.Type, path string, depth int) error {
 				return err
 			}
 			key, _ := tok.(string)
-			at := key
-			if path != "" {
-				at = path + "." + key
-			}
+			w.path = append(w.path, "."+key)
 			if seen[key] {
-				w.refuse(at, "duplicate key %q (a key may appear only once in an object)", key)
+				w.refuse("duplicate key %q (a key may appear only once in an object)", key)
 			}
 			seen[key] = true
 			child := elem
@@ -117,14 +122,16 @@ func (w *keyWalker) walk(t reflect.Type, path string, depth int) error {
 				if !exact {
 					for name := range fields {
 						if strings.EqualFold(name, key) {
-							w.refuse(at, "unknown field %q (field names are case-sensitive: did you mean %q?)", key, name)
+							w.refuse("unknown field %q (field names are case-sensitive: did you mean %q?)", key, name)
 							break
 						}
 					}
 				}
 				child = ft // nil for an unknown field, which the decoder refuses
 			}
-			if err := w.walk(child, at, depth+1); err != nil {
+			err = w.walk(child, depth+1)
+			w.path = w.path[:len(w.path)-1]
+			if err != nil {
 				return err
 			}
 		}
