@@ -43,7 +43,12 @@ type xenv struct {
 
 func newXEnv(t *testing.T) *xenv {
 	t.Helper()
-	n := testenv.StartNATS(t)
+	return newXEnvOn(t, testenv.StartNATS(t))
+}
+
+// newXEnvOn is newXEnv on the NATS server n.
+func newXEnvOn(t *testing.T, n *testenv.NATS) *xenv {
+	t.Helper()
 	nc, js := n.Connect()
 	e := &xenv{t: t, nats: n, nc: nc, js: js, cfg: testenv.NewConfig(t, js), out: t.TempDir()}
 	e.conf = Config{

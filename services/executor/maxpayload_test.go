@@ -11,7 +11,6 @@ import (
 	"github.com/hookrun/hookrun/pkg/embednats"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
-	"github.com/hookrun/hookrun/pkg/service"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
@@ -25,21 +24,9 @@ func TestExecutor_FinalStatusOverMaxPayloadIsStoredStripped(t *testing.T) {
 	// 64 KiB; the final status, with the job's 64 KiB tail of output
 	// (MaxOutput), does not.
 	const maxPayload = 64 << 10
-	n := testenv.StartNATSWith(t, embednats.Options{MaxPayload: maxPayload})
-	nc, js := n.Connect()
-	if got := nc.MaxPayload(); got != maxPayload {
+	e := newXEnvOn(t, testenv.StartNATSWith(t, embednats.Options{MaxPayload: maxPayload}))
+	if got := e.nc.MaxPayload(); got != maxPayload {
 		t.Fatalf("server max_payload = %d, want %d", got, maxPayload)
-	}
-	e := &xenv{t: t, nats: n, nc: nc, js: js, cfg: testenv.NewConfig(t, js), out: t.TempDir()}
-	e.conf = Config{ // newXEnv's
-		Common:          service.Common{HTTPAddr: "127.0.0.1:0"},
-		MaxConcurrent:   8,
-		WorkDir:         t.TempDir(),
-		AckWait:         1500 * time.Millisecond,
-		ShutdownGrace:   5 * time.Second,
-		KillGrace:       300 * time.Millisecond,
-		MaxOutput:       64 << 10,
-		CallbackBackoff: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
 	}
 	if e.conf.MaxOutput < maxPayload {
 		t.Fatalf("MaxOutput %d: the output kept must reach max_payload %d alone", e.conf.MaxOutput, maxPayload)
