@@ -60,11 +60,28 @@ func (in *Ingress) deliver(c echo.Context) error {
 		status = ae.Status
 		_ = writeError(c, ae)
 	} else {
-		_ = c.JSON(status, acc)
+		_ = writeJSON(c, status, acc)
 	}
 	mRequests.WithLabelValues(label, strconv.Itoa(status)).Inc()
 	mRequestSeconds.WithLabelValues(label).Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// writeJSON answers v as JSON. The 202's body is encoded by pkg/message's
+// encoder (the bytes encoding/json gives, at a fraction of its reflection:
+// Echo's c.JSON was ~4.5% of the ingress' CPU at its maximum) into a pooled
+// buffer; any other answer goes through Echo.
+func writeJSON(c echo.Context, status int, v any) error {
+	acc, ok := v.(*accepted)
+	if !ok {
+		return c.JSON(status, v)
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := message.Encode(buf, acc); err != nil {
+		return c.JSON(status, v)
+	}
+	return c.JSONBlob(status, buf.Bytes())
 }
 
 // handle runs the checks in the order a sender can fix things in — which

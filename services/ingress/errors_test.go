@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -222,4 +225,24 @@ func TestIngress_RejectsExpiredKey(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The 202's body is encoded by pkg/message's encoder: the same bytes as
+// Echo's c.JSON (encoding/json), HTML escapes and all, for any event id.
+func TestWriteJSON_SameBytesAsEchoJSON(t *testing.T) {
+	e := echo.New()
+	for _, ev := range []string{"evt-1", `a<b>&"c"\d`, "é\u2028日本", ""} {
+		acc := &accepted{Accepted: true, Received: true, Duplicate: ev == "", WebhookID: "gh", DeliveryID: "dlv_1", EventID: ev, ExecutionID: "run_1", Status: "queued"}
+		want := httptest.NewRecorder()
+		if err := e.NewContext(httptest.NewRequest(http.MethodPost, "/", nil), want).JSON(http.StatusAccepted, acc); err != nil {
+			t.Fatal(err)
+		}
+		got := httptest.NewRecorder()
+		if err := writeJSON(e.NewContext(httptest.NewRequest(http.MethodPost, "/", nil), got), http.StatusAccepted, acc); err != nil {
+			t.Fatal(err)
+		}
+		if got.Code != want.Code || got.Body.String() != want.Body.String() || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
+			t.Errorf("event id %q: got %d %q %q, want %d %q %q", ev, got.Code, got.Header().Get("Content-Type"), got.Body, want.Code, want.Header().Get("Content-Type"), want.Body)
+		}
+	}
 }
