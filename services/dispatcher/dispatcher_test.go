@@ -659,6 +659,13 @@ func TestDispatcher_RunRequestLostBehindItsMessageIDIsStoredAgain(t *testing.T) 
 	want(t, "run request's delivery", rrs[len(rrs)-1].DeliveryID, d.ID)
 }
 
+// largeBodyAckWait is the AckWait of the tests that dispatch 5.5 MB
+// bodies: a batch must be handled within a quarter of it, and with the test
+// suites of every module sharing two cores, decoding such a body could take
+// longer than the 250 ms the other tests' AckWait leaves (the claim then
+// timed out, and the batch came back, for the whole test).
+const largeBodyAckWait = 8 * time.Second
+
 // A delivery whose run request could never fit in one NATS message (a
 // large body plus arguments templated from it) fails its run, with why,
 // instead of being handed back for ever.
@@ -671,6 +678,7 @@ func TestDispatcher_RunRequestOverMaxPayloadFailsTheRun(t *testing.T) {
 	}
 	job := resource.Job{Metadata: resource.Meta{Name: "fat"}, Spec: resource.JobSpec{Command: []string{"true"}, Args: args}}
 	w := e.hook("fat", nil, job)
+	e.conf.AckWait = largeBodyAckWait
 	e.start(nil)
 	body := fmt.Sprintf(`{"s":%q,"pad":%q}`, strings.Repeat("s", 60<<10), strings.Repeat("p", 5<<20+512<<10))
 	d := e.deliver(w, "evt-fat", body)
@@ -793,6 +801,7 @@ func TestDispatcher_RunRequestNearMaxPayloadIsMeasured(t *testing.T) {
 		{Name: "a", Value: "{{ .body.s }}"}, {Name: "b", Value: "{{ .body.s }}"},
 	}}}
 	w := e.hook("near", nil, job)
+	e.conf.AckWait = largeBodyAckWait
 	e.start(nil)
 	body := fmt.Sprintf(`{"s":%q,"pad":%q}`, strings.Repeat("s", 60<<10), strings.Repeat("p", 5<<20+512<<10))
 	d := e.deliver(w, "evt-near", body)
