@@ -87,6 +87,13 @@ func (s *Service) runEvents(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		// A duplicate the dispatcher's dedup claim caught (the ingress
+		// answered it as a new delivery) never runs: its own record says
+		// so, and the stream follows the run it repeats, as without
+		// delivery.
+		if rec, err := runstatus.Get(ctx, s.js, only); err == nil && rec.Kind == message.KindDelivery && rec.Status == message.DeliveryDuplicate {
+			only = ""
+		}
 	}
 	from := r.DeliveryID
 	if only != "" {

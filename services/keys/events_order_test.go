@@ -463,3 +463,18 @@ func TestRuns_EventsOfAnIDThatIsNotASubjectTokenAreNotFound(t *testing.T) {
 		})
 	}
 }
+
+// A duplicate that only the dispatcher's dedup claim caught was answered as
+// a new delivery, so a client may follow it by its own id: the stream is
+// the run it repeats, and it ends with that run, not never.
+func TestRuns_EventsOfADuplicateDeliveryFollowTheRun(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_dup"
+	now := time.Now().UTC()
+	for _, d := range []string{"dlv_first", "dlv_dup"} {
+		storeDelivery(t, a, message.Delivery{ID: d, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-" + d, RunID: id, ReceivedAt: now})
+	}
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "first\n"})
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_dup", DeliveryID: "dlv_dup", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDuplicate, FinishedAt: &now})
+	wantEvents(t, collectEvents(t, openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_dup")), []string{"output first", "status succeeded/1"})
+}
