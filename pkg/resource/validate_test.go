@@ -35,6 +35,18 @@ func fieldOf(err error) string {
 	return ""
 }
 
+// wantFieldError checks that err names field (none: err is nil) and, when
+// msg is set, says msg.
+func wantFieldError(t *testing.T, err error, field, msg string) {
+	t.Helper()
+	if got := fieldOf(err); got != field {
+		t.Fatalf("Validate() = %v (field %q), want field %q", err, got, field)
+	}
+	if msg != "" && !strings.Contains(err.Error(), msg) {
+		t.Fatalf("Validate() = %q, want it to contain %q", err, msg)
+	}
+}
+
 func TestValidName_RefusesSubjectSyntax(t *testing.T) {
 	for _, n := range []string{"a.b", "a*", ">", "a>b", "A", "-a", "a-", "a_b", "a b", "", strings.Repeat("a", 64)} {
 		if ValidName(n) {
@@ -147,12 +159,7 @@ func TestJobValidate_RefusesJobsThatCannotRun(t *testing.T) {
 			j := validJob()
 			tc.edit(&j)
 			err := j.Validate()
-			if got := fieldOf(err); got != tc.field {
-				t.Fatalf("Validate() = %v (field %q), want field %q", err, got, tc.field)
-			}
-			if tc.msg != "" && !strings.Contains(err.Error(), tc.msg) {
-				t.Fatalf("Validate() = %q, want it to contain %q", err, tc.msg)
-			}
+			wantFieldError(t, err, tc.field, tc.msg)
 		})
 	}
 }
@@ -213,12 +220,7 @@ func TestWebhookValidate_NamesTheField(t *testing.T) {
 			w := validWebhook()
 			tc.edit(&w)
 			err := w.Validate()
-			if got := fieldOf(err); got != tc.field {
-				t.Fatalf("Validate() = %v (field %q), want field %q", err, got, tc.field)
-			}
-			if tc.msg != "" && !strings.Contains(err.Error(), tc.msg) {
-				t.Fatalf("Validate() = %q, want it to contain %q", err, tc.msg)
-			}
+			wantFieldError(t, err, tc.field, tc.msg)
 		})
 	}
 }

@@ -371,3 +371,23 @@ func want[T comparable](t *testing.T, what string, got, want T) {
 		t.Fatalf("%s = %v, want %v", what, got, want)
 	}
 }
+
+// waitRunsAcked waits until RUNS holds no run request: the executor acked
+// every one it took.
+func (e *xenv) waitRunsAcked() {
+	e.t.Helper()
+	testenv.Eventually(e.t, 10*time.Second, func() error {
+		s, err := e.js.Stream(context.Background(), bus.StreamRuns)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d run requests left in RUNS: not acked", info.State.Msgs)
+		}
+		return nil
+	})
+}

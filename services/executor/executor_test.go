@@ -432,20 +432,8 @@ func TestExecutor_CancelQueuedRunNeverStarts(t *testing.T) {
 			r := e.final(rr, 10*time.Second)
 			want(t, "status", r.Status, message.StatusCancelled)
 			// The request leaves RUNS (acked) without running.
-			testenv.Eventually(t, 10*time.Second, func() error {
-				s, err := e.js.Stream(context.Background(), bus.StreamRuns)
-				if err != nil {
-					return err
-				}
-				info, err := s.Info(context.Background())
-				if err != nil {
-					return err
-				}
-				if info.State.Msgs != 0 {
-					return fmt.Errorf("%d run requests still in RUNS", info.State.Msgs)
-				}
-				return nil
-			})
+			e.waitRunsAcked()
+
 			if _, err := os.Stat(filepath.Join(e.out, "ran")); err == nil {
 				t.Fatal("a cancelled queued run was started")
 			}

@@ -1,13 +1,10 @@
 package executor
 
 import (
-	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/embednats"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -70,19 +67,6 @@ func TestExecutor_FinalStatusOverMaxPayloadIsStoredStripped(t *testing.T) {
 	want(t, "running status's payload", h[1].WebhookPayload, payload)
 
 	// Acked: the request leaves RUNS, and the job ran once.
-	testenv.Eventually(t, 10*time.Second, func() error {
-		s, err := e.js.Stream(context.Background(), bus.StreamRuns)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if info.State.Msgs != 0 {
-			return fmt.Errorf("%d run requests left in RUNS: not acked", info.State.Msgs)
-		}
-		return nil
-	})
+	e.waitRunsAcked()
 	want(t, "runs of the job", e.readFile("ran"), "run")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,20 +197,7 @@ func TestExecutor_FinalStatusStoredWhenTheRunsStatusAgedOut(t *testing.T) {
 	r := e.final(rr, 15*time.Second)
 	want(t, "final status", r.Status, message.StatusSucceeded)
 	want(t, "attempt", r.Attempt, 1)
-	testenv.Eventually(t, 10*time.Second, func() error {
-		runs, err := e.js.Stream(ctx, bus.StreamRuns)
-		if err != nil {
-			return err
-		}
-		info, err := runs.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.State.Msgs != 0 {
-			return fmt.Errorf("%d run requests left in RUNS: not acked", info.State.Msgs)
-		}
-		return nil
-	})
+	e.waitRunsAcked()
 }
 
 // A retry copy whose run's status has aged out (a backoff longer than
