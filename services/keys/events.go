@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,6 +76,8 @@ func (s *Service) runEvents(c echo.Context) error {
 	if only != "" && !bus.SafeToken(only) {
 		return &resource.FieldError{Field: "delivery", Msg: "must be a delivery id"}
 	}
+	var own <-chan message.Run // the record of its own of delivery only, while it may still come
+	var ownRec *message.Run    // that record, stored already
 	if only != "" && only != r.DeliveryID {
 		// Not the delivery of the run's last status: the stream would wait
 		// for its statuses, so it must be one of this run's (a later one
@@ -87,39 +90,36 @@ func (s *Service) runEvents(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		// A duplicate the dispatcher's dedup claim caught (the ingress
-		// answered it as a new delivery) never runs: its own record says
-		// so, and the stream follows the run it repeats, as without
-		// delivery.
-		if rec, err := runstatus.Get(ctx, s.js, only); err == nil && rec.Kind == message.KindDelivery && rec.Status == message.DeliveryDuplicate {
+		// A delivery the dispatcher did not make a run of its own has a
+		// record of its own instead: a duplicate its dedup claim caught
+		// (the ingress answered it as a new delivery), which the stream
+		// follows the run it repeats for, as without delivery; or one
+		// rejected apart from the run (its webhook deleted), which is all
+		// the stream sends. Not stored yet, it is watched for beside the
+		// run's statuses, which the delivery's would be.
+		switch rec, err := runstatus.Get(ctx, s.js, only); {
+		case err == nil && rec.Kind == message.KindDelivery && rec.Status == message.DeliveryDuplicate:
 			only = ""
+		case err == nil && rec.Kind == message.KindDelivery:
+			ownRec = rec
+		case errors.Is(err, runstatus.ErrNotFound):
+			ownCtx, stopOwn := context.WithCancel(ctx)
+			defer stopOwn()
+			if own, err = runstatus.Watch(ownCtx, s.js, d.Namespace, only, ""); err != nil {
+				return errUnavailable
+			}
+		case err != nil:
+			return errUnavailable
 		}
 	}
-	from := r.DeliveryID
-	if only != "" {
-		from = only
-	}
-	events, err := runstatus.Watch(ctx, s.js, r.Namespace, id, from)
-	if err != nil {
-		return errUnavailable
-	}
-	st := &runStream{w: c.Response(), liveFrom: liveFrom(r), only: only}
-	if only != "" && r.DeliveryID != only {
-		// Another delivery's status is the run id's last: the one asked
-		// for has not started yet (or ended before that one came, and
-		// its records say all there is).
-		st.liveFrom = 1
-		r = &message.Run{}
-	}
-	if r.Status == message.StatusRunning {
-		st.snapshot, st.snapshotN = s.outputSoFar(id)
-		// The executor answers with the attempt it runs now: r's, unless
-		// the run moved on meanwhile. Then the record that ended r's
-		// attempt has its output.
-		if cur, err := runstatus.Get(ctx, s.js, id); err != nil || cur.Status != r.Status || cur.Attempt != r.Attempt || cur.DeliveryID != r.DeliveryID {
-			st.snapshot, st.snapshotN = "", 0
+	var events <-chan message.Run
+	var st *runStream
+	var stopEvents context.CancelFunc = func() {}
+	defer func() { stopEvents() }()
+	if ownRec == nil {
+		if events, st, stopEvents, err = s.followRun(ctx, c.Response(), r, only); err != nil {
+			return err
 		}
-		st.joinedRunning, st.snapshotAttempt = true, r.Attempt
 	}
 	w := c.Response()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -127,6 +127,11 @@ func (s *Service) runEvents(c echo.Context) error {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	w.Flush()
+	if ownRec != nil {
+		(&runStream{w: w}).writeStatus(ownRec)
+		w.Flush()
+		return nil
+	}
 
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
@@ -134,6 +139,27 @@ func (s *Service) runEvents(c echo.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case rec, ok := <-own:
+			if !ok || rec.Kind != message.KindDelivery {
+				continue
+			}
+			own = nil
+			if rec.Status != message.DeliveryDuplicate {
+				st.writeStatus(&rec)
+				w.Flush()
+				return nil
+			}
+			// A duplicate: nothing of the delivery was sent (it has no
+			// statuses of the run's), so the stream starts again on the
+			// run it repeats.
+			stopEvents()
+			if r, err = s.loadRun(c, id); err != nil {
+				return nil // the run went (aged out) meanwhile: the stream ends
+			}
+			only = ""
+			if events, st, stopEvents, err = s.followRun(ctx, c.Response(), r, only); err != nil {
+				return nil
+			}
 		case ev, ok := <-events:
 			if !ok {
 				return nil
@@ -151,6 +177,44 @@ func (s *Service) runEvents(c echo.Context) error {
 			w.Flush()
 		}
 	}
+}
+
+// followRun starts following run r (as read when the client came, or when
+// the delivery it asked for turned out a duplicate) for one client: the
+// run's statuses from the first of delivery only (of r's last delivery
+// when ""), and the stream that places them and the output lines. The
+// statuses stop coming when ctx ends or the returned function is called.
+func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Run, only string) (<-chan message.Run, *runStream, context.CancelFunc, error) {
+	id := r.ID
+	from := r.DeliveryID
+	if only != "" {
+		from = only
+	}
+	wctx, stop := context.WithCancel(ctx)
+	events, err := runstatus.Watch(wctx, s.js, r.Namespace, id, from)
+	if err != nil {
+		stop()
+		return nil, nil, nil, errUnavailable
+	}
+	st := &runStream{w: w, liveFrom: liveFrom(r), only: only}
+	if only != "" && r.DeliveryID != only {
+		// Another delivery's status is the run id's last: the one asked
+		// for has not started yet (or ended before that one came, and
+		// its records say all there is).
+		st.liveFrom = 1
+		r = &message.Run{}
+	}
+	if r.Status == message.StatusRunning {
+		st.snapshot, st.snapshotN = s.outputSoFar(id)
+		// The executor answers with the attempt it runs now: r's, unless
+		// the run moved on meanwhile. Then the record that ended r's
+		// attempt has its output.
+		if cur, err := runstatus.Get(ctx, s.js, id); err != nil || cur.Status != r.Status || cur.Attempt != r.Attempt || cur.DeliveryID != r.DeliveryID {
+			st.snapshot, st.snapshotN = "", 0
+		}
+		st.joinedRunning, st.snapshotAttempt = true, r.Attempt
+	}
+	return events, st, stop, nil
 }
 
 // liveFrom is the first attempt of run r (as read when the client came)

@@ -478,3 +478,50 @@ func TestRuns_EventsOfADuplicateDeliveryFollowTheRun(t *testing.T) {
 	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_dup", DeliveryID: "dlv_dup", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDuplicate, FinishedAt: &now})
 	wantEvents(t, collectEvents(t, openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_dup")), []string{"output first", "status succeeded/1"})
 }
+
+// A duplicate whose record the dispatcher stores only after the client
+// came: the stream watches for it beside the run's statuses and then
+// follows the run it repeats (before, it waited until the client left).
+func TestRuns_EventsOfADeliveryFoundDuplicateLaterFollowTheRun(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_dup_later"
+	now := time.Now().UTC()
+	for _, d := range []string{"dlv_first", "dlv_dup"} {
+		storeDelivery(t, a, message.Delivery{ID: d, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-" + d, RunID: id, ReceivedAt: now})
+	}
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1, StartedAt: &now})
+	got := openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_dup")
+	time.Sleep(200 * time.Millisecond) // the stream is waiting for dlv_dup's statuses
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_dup", DeliveryID: "dlv_dup", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDuplicate, FinishedAt: &now})
+	time.Sleep(200 * time.Millisecond)
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "first\n"})
+	wantEvents(t, collectEvents(t, got), []string{"status running/1", "output first", "status succeeded/1"})
+}
+
+// A delivery rejected apart from the run it would repeat (its webhook
+// deleted before the dispatcher came to it) has a record of its own, and
+// that record is all its stream sends, whether stored before the client
+// came or after.
+func TestRuns_EventsOfADeliveryRejectedApartFromTheRunEnd(t *testing.T) {
+	for _, later := range []bool{false, true} {
+		t.Run(map[bool]string{false: "stored before", true: "stored after"}[later], func(t *testing.T) {
+			a := newTestAPI(t)
+			const id = "run_own"
+			now := time.Now().UTC()
+			for _, d := range []string{"dlv_first", "dlv_late"} {
+				storeDelivery(t, a, message.Delivery{ID: d, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-" + d, RunID: id, ReceivedAt: now})
+			}
+			publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "first\n"})
+			own := message.Run{Kind: message.KindDelivery, ID: "dlv_late", DeliveryID: "dlv_late", RunID: id, Webhook: "gh", Job: "report", Status: message.StatusRejected, Error: "webhook gh no longer exists", FinishedAt: &now}
+			if !later {
+				publishRun(t, a, own)
+			}
+			got := openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_late")
+			if later {
+				time.Sleep(200 * time.Millisecond)
+				publishRun(t, a, own)
+			}
+			wantEvents(t, collectEvents(t, got), []string{"status rejected/0"})
+		})
+	}
+}
