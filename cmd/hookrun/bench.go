@@ -40,6 +40,7 @@ type benchOptions struct {
 	duration    time.Duration
 	warmup      time.Duration
 	conns       int
+	rounds      int
 	bodySize    int
 	rate        float64
 	runs        int
@@ -61,7 +62,9 @@ the bare baselines (an Echo handler answering 202; an Echo handler publishing
 to a JetStream file stream; both get the same signed requests as the
 ingress) and the four Hookrun services as separate processes, then measures:
 the ingress at maximum rate (closed loop, signed generic-profile deliveries,
-full authentication, metrics and logging), the dispatcher draining the
+full authentication, metrics and logging; it and the two bare publish
+handlers take turns in --rounds rounds, so that a slow patch of a shared
+machine does not fall on one side of a ratio), the dispatcher draining the
 backlog, the ingress latency at half its maximum rate (open loop), runs of a
 trivial command per second against a bare os/exec spawn loop, and accept →
 run started latency at a fixed rate. The service binaries are looked up next
@@ -73,6 +76,7 @@ to this executable (make build puts them in bin/).`,
 	f := cmd.Flags()
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each closed/open-loop phase")
 	f.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each closed-loop phase")
+	f.IntVar(&o.rounds, "rounds", 3, "rounds the bare publish handlers and the ingress take turns in at maximum rate, each of duration/rounds")
 	f.IntVar(&o.conns, "conns", 64, "connections of the closed-loop phases")
 	f.IntVar(&o.bodySize, "body", 1024, "body size in bytes")
 	f.Float64Var(&o.rate, "rate", 500, "deliveries/s of the accept→run-started phase")
@@ -284,46 +288,6 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	logf("machine: %d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel())
 	logf("redis: database %d, %s (%s)", mustRedisOpts(o.redisURL).DB, redisNote, redisVersion(ctx, rdb))
 
-	// 1. Bare baselines.
-	var bare202, barePub, bareFeat loadResult
-	for _, mode := range []string{"202", "publish", "publish-features"} {
-		if o.runsOnly {
-			break
-		}
-		p, err := startProc("baseline-"+mode, self, nil, "bench-baseline", "--mode", mode, "--nats", natsURL, "--addr", pickAddr())
-		if err != nil {
-			return err
-		}
-		addr, err := waitListening(p)
-		if err != nil {
-			p.stop()
-			return err
-		}
-		logf("bare %s handler: closed loop, %d connections, %s", mode, o.conns, o.duration)
-		cpu := newCPUMeter().add("handler", p.pid(), false).add("load generator", os.Getpid(), false).add("nats", np.pid(), false)
-		// The same load as the ingress gets, signature headers and all:
-		// the load generator's cost per request is then the same on
-		// both sides of the ratio (the bare handler ignores them).
-		r := closedLoop(ctx, o.conns, o.warmup, o.duration, signedDeliveries("http://"+addr+"/v1/hooks/x", benchSecret, "bare-"+mode+"-", o.bodySize), cpu)
-		r.CPU = cpu.per(r.Sent)
-		p.stop()
-		switch mode {
-		case "202":
-			bare202 = r
-		case "publish":
-			barePub = r
-		default:
-			bareFeat = r
-		}
-	}
-	if !o.runsOnly {
-		rep.add("bare Echo 202: req/s", f0(bare202.PerSecond()), fmt.Sprintf("p50 %s p99 %s", ms(bare202.Pct(.5)), ms(bare202.Pct(.99))))
-		rep.add("bare Echo + JetStream publish: req/s", f0(barePub.PerSecond()), fmt.Sprintf("p50 %s p99 %s", ms(barePub.Pct(.5)), ms(barePub.Pct(.99))))
-		rep.add("bare Echo + JetStream publish: CPU µs per request", barePub.CPU, "closed loop")
-		rep.add("bare publish with the ingress' JetStream features: req/s", f0(bareFeat.PerSecond()), fmt.Sprintf("p50 %s p99 %s; a stream configured as DELIVERIES, a subject, message id and headers per request", ms(bareFeat.Pct(.5)), ms(bareFeat.Pct(.99))))
-		rep.add("bare publish with the ingress' JetStream features: CPU µs per request", bareFeat.CPU, "closed loop")
-	}
-
 	// Run directories go where docker-compose.yml puts them, on a tmpfs
 	// (/dev/shm here), unless --work-dir says otherwise.
 	workDir := o.workDir
@@ -391,10 +355,12 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	var (
-		prof     chan error
-		cpu      *cpuMeter
-		ing      loadResult
-		dispRate float64
+		prof                  chan error
+		cpu                   *cpuMeter
+		bare202, barePub      loadResult
+		bareFeat, ing         loadResult
+		pubRounds, featRounds []string // ingress ÷ each bare publish handler, by round
+		dispRate              float64
 	)
 	if o.runsOnly {
 		// The readiness delivery of waitAccepted is not a run of the
@@ -405,31 +371,98 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		_ = waitDrained(ctx, js, bus.StreamDeliveries, bus.ConsumerDispatcher, time.Minute)
 		purge(ctx, js, bus.StreamRuns)
 	} else {
-		// 3. Ingress at maximum (dispatcher and executor not running: the backlog waits in DELIVERIES).
-		logf("ingress: closed loop, %d connections, %s, signed generic deliveries of %d bytes", o.conns, o.duration, o.bodySize)
-		if o.pprofDir != "" {
-			prof = make(chan error, 1)
-			go func() {
-				time.Sleep(o.warmup)
-				prof <- fetchProfile(ingress, o.duration, filepath.Join(o.pprofDir, "ingress.pprof"))
-			}()
-			go func() {
-				time.Sleep(o.warmup)
-				if err := fetchProfile(natsPprof, max(time.Second, o.duration-time.Second), filepath.Join(o.pprofDir, "nats-ingress.pprof")); err != nil {
-					logf("profile: %v", err)
-				}
-			}()
-		}
-		rpid := redisPID(ctx, rdb)
-		cpu = newCPUMeter().add("ingress", procs["ingress"].pid(), false).add("load generator", os.Getpid(), false).add("nats", np.pid(), false).add("redis", rpid, false)
-		ing = closedLoop(ctx, o.conns, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "load-", o.bodySize), cpu)
-		ing.CPU = cpu.per(ing.Sent)
-		if prof != nil {
-			if err := <-prof; err != nil {
-				logf("profile: %v", err)
+		// 1. The closed loops at maximum: the bare baselines and the
+		// ingress (dispatcher and executor not running: the backlog
+		// waits in DELIVERIES). The bare 202 handler, which only sets the
+		// scale, goes first; then the two bare publish handlers and the
+		// ingress take turns, in o.rounds rounds of o.duration/o.rounds
+		// each, so that a slow patch of this shared machine falls on all
+		// three rather than on one (their ratios are over all rounds, and
+		// each round's is shown).
+		rounds := max(1, o.rounds)
+		per := o.duration / time.Duration(rounds)
+		bare := map[string]*benchProc{}
+		defer func() {
+			for _, p := range bare {
+				p.stop()
+			}
+		}()
+		for _, mode := range []string{"202", "publish", "publish-features"} {
+			p, err := startProc("baseline-"+mode, self, nil, "bench-baseline", "--mode", mode, "--nats", natsURL, "--addr", pickAddr())
+			if err != nil {
+				return err
+			}
+			bare[mode] = p
+			if p.addr, err = waitListening(p); err != nil {
+				return err
 			}
 		}
-		rep.add("ingress: accepted/s", f0(ing.PerSecond()), "codes "+ing.codes())
+		bareLoad := func(mode string, round int, warmup, d time.Duration, cpu *cpuMeter) loadResult {
+			// The same load as the ingress gets, signature headers and
+			// all: the load generator's cost per request is then the
+			// same on both sides of the ratio (the bare handler ignores
+			// them). Event ids are unique across rounds: the features
+			// baseline has JetStream's duplicate window.
+			return closedLoop(ctx, o.conns, warmup, d, signedDeliveries("http://"+bare[mode].addr+"/v1/hooks/x", benchSecret, fmt.Sprintf("bare-%s-r%d-", mode, round), o.bodySize), cpu)
+		}
+		meter := func(name string, pid int) *cpuMeter {
+			m := newCPUMeter().add(name, pid, false).add("load generator", os.Getpid(), false).add("nats", np.pid(), false)
+			if name == "ingress" {
+				m.add("redis", redisPID(ctx, rdb), false)
+			}
+			return m
+		}
+		logf("bare 202 handler: closed loop, %d connections, %s", o.conns, o.duration)
+		bare202 = bareLoad("202", 0, o.warmup, o.duration, nil)
+		bare["202"].stop()
+		delete(bare, "202")
+		logf("bare publish handler, bare publish-features handler, ingress: closed loops of %d connections, taking turns in %d rounds of %s (%s warm-up in the first, %s in the others), signed generic deliveries of %d bytes", o.conns, rounds, per, o.warmup, min(o.warmup, time.Second), o.bodySize)
+		cpuPub, cpuFeat, cpu := meter("handler", bare["publish"].pid()), meter("handler", bare["publish-features"].pid()), meter("ingress", procs["ingress"].pid())
+		var pubs, feats, ings []loadResult
+		for round := range rounds {
+			warmup := o.warmup
+			if round > 0 {
+				warmup = min(o.warmup, time.Second)
+			}
+			pubs = append(pubs, bareLoad("publish", round, warmup, per, cpuPub))
+			feats = append(feats, bareLoad("publish-features", round, warmup, per, cpuFeat))
+			if o.pprofDir != "" && round == 0 {
+				prof = make(chan error, 1)
+				go func() {
+					time.Sleep(warmup)
+					prof <- fetchProfile(ingress, per, filepath.Join(o.pprofDir, "ingress.pprof"))
+				}()
+				go func() {
+					time.Sleep(warmup)
+					if err := fetchProfile(natsPprof, max(time.Second, per-time.Second), filepath.Join(o.pprofDir, "nats-ingress.pprof")); err != nil {
+						logf("profile: %v", err)
+					}
+				}()
+			}
+			ings = append(ings, closedLoop(ctx, o.conns, warmup, per, signedDeliveries(ingress+loadPath, secret, fmt.Sprintf("load-r%d-", round), o.bodySize), cpu))
+			if prof != nil {
+				if err := <-prof; err != nil {
+					logf("profile: %v", err)
+				}
+				prof = nil
+			}
+		}
+		for _, p := range bare {
+			p.stop()
+		}
+		barePub, bareFeat, ing = mergeLoads(pubs...), mergeLoads(feats...), mergeLoads(ings...)
+		barePub.CPU, bareFeat.CPU, ing.CPU = cpuPub.per(barePub.Sent), cpuFeat.per(bareFeat.Sent), cpu.per(ing.Sent)
+		for i := range ings {
+			pubRounds = append(pubRounds, fmt.Sprintf("%.2f", ings[i].PerSecond()/pubs[i].PerSecond()))
+			featRounds = append(featRounds, fmt.Sprintf("%.2f", ings[i].PerSecond()/feats[i].PerSecond()))
+		}
+		rpid := redisPID(ctx, rdb)
+		rep.add("bare Echo 202: req/s", f0(bare202.PerSecond()), fmt.Sprintf("p50 %s p99 %s", ms(bare202.Pct(.5)), ms(bare202.Pct(.99))))
+		rep.add("bare Echo + JetStream publish: req/s", f0(barePub.PerSecond()), fmt.Sprintf("p50 %s p99 %s; rounds %s", ms(barePub.Pct(.5)), ms(barePub.Pct(.99)), rates(pubs)))
+		rep.add("bare Echo + JetStream publish: CPU µs per request", barePub.CPU, "closed loop")
+		rep.add("bare publish with the ingress' JetStream features: req/s", f0(bareFeat.PerSecond()), fmt.Sprintf("p50 %s p99 %s; rounds %s; a stream configured as DELIVERIES, a subject, message id and headers per request", ms(bareFeat.Pct(.5)), ms(bareFeat.Pct(.99)), rates(feats)))
+		rep.add("bare publish with the ingress' JetStream features: CPU µs per request", bareFeat.CPU, "closed loop")
+		rep.add("ingress: accepted/s", f0(ing.PerSecond()), fmt.Sprintf("codes %s; rounds %s", ing.codes(), rates(ings)))
 		rep.add("ingress latency p50 / p99 / p99.9", fmt.Sprintf("%s / %s / %s", ms(ing.Pct(.5)), ms(ing.Pct(.99)), ms(ing.Pct(.999))), "at maximum rate")
 		rep.add("ingress: CPU µs per request", ing.CPU, "closed loop")
 
@@ -468,8 +501,8 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		}
 		if o.ingressOnly {
 			rep.ratios = [][2]string{
-				{"ingress ÷ bare publish (target ≥ 0.90)", fmt.Sprintf("%.2f", ing.PerSecond()/barePub.PerSecond())},
-				featuresRatio(ing, bareFeat),
+				pubRatio(ing, barePub, pubRounds),
+				featuresRatio(ing, bareFeat, featRounds),
 			}
 			rep.print(out)
 			return nil
@@ -622,8 +655,8 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	rep.ratios = [][2]string{{"runs/s ÷ bare spawn (target ≥ 0.80)", fmt.Sprintf("%.2f", runRate/spawnRate)}}
 	if !o.runsOnly {
 		rep.ratios = [][2]string{
-			{"ingress ÷ bare publish (target ≥ 0.90)", fmt.Sprintf("%.2f", ing.PerSecond()/barePub.PerSecond())},
-			featuresRatio(ing, bareFeat),
+			pubRatio(ing, barePub, pubRounds),
+			featuresRatio(ing, bareFeat, featRounds),
 			rep.ratios[0],
 			{"dispatcher ÷ ingress (target ≥ 1.00)", fmt.Sprintf("%.2f", dispRate/ing.PerSecond())},
 		}
@@ -636,8 +669,31 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 // uses the same JetStream features (no target: it tells the ingress' own
 // cost apart from what JetStream's duplicate window and per-delivery
 // subjects cost).
-func featuresRatio(ing, bareFeat loadResult) [2]string {
-	return [2]string{"ingress ÷ bare publish with the ingress' JetStream features", fmt.Sprintf("%.2f", ing.PerSecond()/bareFeat.PerSecond())}
+func featuresRatio(ing, bareFeat loadResult, rounds []string) [2]string {
+	return [2]string{"ingress ÷ bare publish with the ingress' JetStream features", ratioOf(ing, bareFeat, rounds)}
+}
+
+// pubRatio is the ratio the issue's first target is about.
+func pubRatio(ing, barePub loadResult, rounds []string) [2]string {
+	return [2]string{"ingress ÷ bare publish (target ≥ 0.90)", ratioOf(ing, barePub, rounds)}
+}
+
+// ratioOf is a's rate over b's, over all rounds, with each round's own.
+func ratioOf(a, b loadResult, rounds []string) string {
+	v := fmt.Sprintf("%.2f", a.PerSecond()/b.PerSecond())
+	if len(rounds) > 1 {
+		v += " (rounds " + strings.Join(rounds, ", ") + ")"
+	}
+	return v
+}
+
+// rates lists each round's accepted/s.
+func rates(rounds []loadResult) string {
+	s := make([]string, len(rounds))
+	for i, r := range rounds {
+		s[i] = f0(r.PerSecond())
+	}
+	return strings.Join(s, ", ")
 }
 
 func (rep *benchReport) print(out io.Writer) {

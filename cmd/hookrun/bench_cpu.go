@@ -50,14 +50,18 @@ func procCPU(pid int, children bool) time.Duration {
 	return time.Duration(sum) * time.Second / clockTicks
 }
 
-// cpuMeter measures the CPU time named processes use during one phase, to
+// cpuMeter measures the CPU time named processes use during a phase, to
 // show where the two cores went: the process under test, this process (the
-// load generator and the embedded nats-server) and Redis, when local.
+// load generator) and the others it is given. A phase measured in rounds,
+// between other phases' rounds, is counted from start to stop in each
+// round, and per adds the rounds up.
 type cpuMeter struct {
-	names  []string
-	pids   []int
-	kids   []bool
-	before []time.Duration
+	names   []string
+	pids    []int
+	kids    []bool
+	before  []time.Duration
+	used    []time.Duration // the rounds stopped so far
+	running bool
 }
 
 func newCPUMeter() *cpuMeter { return &cpuMeter{} }
@@ -69,23 +73,43 @@ func (m *cpuMeter) add(name string, pid int, children bool) *cpuMeter {
 	return m
 }
 
+// start begins a round.
 func (m *cpuMeter) start() *cpuMeter {
+	if m.used == nil {
+		m.used = make([]time.Duration, len(m.pids))
+	}
 	m.before = make([]time.Duration, len(m.pids))
 	for i, pid := range m.pids {
 		m.before[i] = procCPU(pid, m.kids[i])
 	}
+	m.running = true
 	return m
 }
 
+// stop ends the round started last.
+func (m *cpuMeter) stop() {
+	if !m.running {
+		return
+	}
+	for i, pid := range m.pids {
+		m.used[i] += procCPU(pid, m.kids[i]) - m.before[i]
+	}
+	m.running = false
+}
+
 // per reports the CPU each process used per n units of work, in ms per
-// 1000 units (= µs per unit), e.g. "ingress 310, bench+nats 420, redis 40".
+// 1000 units (= µs per unit), e.g. "ingress 310, bench+nats 420, redis 40":
+// the rounds stopped, and the one running up to now.
 func (m *cpuMeter) per(n int) string {
-	if n <= 0 || m.before == nil {
+	if n <= 0 || m.used == nil {
 		return ""
 	}
 	parts := make([]string, 0, len(m.pids))
 	for i, pid := range m.pids {
-		used := procCPU(pid, m.kids[i]) - m.before[i]
+		used := m.used[i]
+		if m.running {
+			used += procCPU(pid, m.kids[i]) - m.before[i]
+		}
 		parts = append(parts, fmt.Sprintf("%s %.0f", m.names[i], float64(used.Microseconds())/float64(n)))
 	}
 	return strings.Join(parts, ", ")

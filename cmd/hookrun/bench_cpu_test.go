@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"syscall"
@@ -56,5 +57,42 @@ func TestProcCPU_CountsOwnWorkAndReapedChildren(t *testing.T) {
 	}
 	if procCPU(-1, false) != 0 || procCPU(1<<30, false) != 0 {
 		t.Fatal("a missing process must count as 0")
+	}
+}
+
+// A phase measured in rounds counts its processes' CPU in its rounds only,
+// not in the other phases' rounds between them.
+func TestCPUMeter_CountsOnlyItsRounds(t *testing.T) {
+	spin := func(d time.Duration) {
+		for start := rusage(t, syscall.RUSAGE_SELF); rusage(t, syscall.RUSAGE_SELF)-start < d; {
+		}
+	}
+	m := newCPUMeter().add("self", os.Getpid(), false)
+	m.start()
+	spin(200 * time.Millisecond)
+	m.stop()
+	spin(400 * time.Millisecond) // another phase's round
+	m.start()
+	spin(200 * time.Millisecond)
+	m.stop()
+	spin(800 * time.Millisecond)
+	// 1000 units: the figure is ms of CPU in the rounds (~400), not the
+	// ~1600 from the first start to now, nor the ~1000 from the last.
+	got := m.per(1000)
+	var v float64
+	if _, err := fmt.Sscanf(got, "self %f", &v); err != nil {
+		t.Fatalf("per: %q: %v", got, err)
+	}
+	if v < 300 || v > 700 {
+		t.Fatalf("CPU in the two rounds of ~200 ms: %s ms, want ~400", got)
+	}
+}
+
+func TestMergeLoads_RateIsOverAllRounds(t *testing.T) {
+	a := loadResult{Sent: 110, Accepted: 100, Codes: map[string]int{"202": 100, "503": 10}, Elapsed: time.Second, Latencies: []time.Duration{time.Millisecond}}
+	b := loadResult{Sent: 300, Accepted: 300, Codes: map[string]int{"202": 300}, Elapsed: 3 * time.Second, Latencies: []time.Duration{2 * time.Millisecond, 3 * time.Millisecond}}
+	m := mergeLoads(a, b)
+	if m.PerSecond() != 100 || m.Sent != 410 || m.Codes["202"] != 400 || m.Codes["503"] != 10 || len(m.Latencies) != 3 {
+		t.Fatalf("merged: %+v (%.1f/s)", m, m.PerSecond())
 	}
 }

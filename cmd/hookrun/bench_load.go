@@ -160,7 +160,28 @@ func closedLoop(ctx context.Context, conns int, warmup, dur time.Duration, mk re
 	}
 	wg.Wait()
 	rec.res.Elapsed = time.Since(rec.start)
+	if cpu != nil {
+		cpu.stop()
+	}
 	return rec.res
+}
+
+// mergeLoads adds up the rounds of a phase measured in rounds: their
+// requests, codes, latencies and measured time (so PerSecond is the
+// rate over all of them).
+func mergeLoads(rounds ...loadResult) loadResult {
+	m := loadResult{Codes: map[string]int{}}
+	for _, r := range rounds {
+		m.Sent += r.Sent
+		m.Accepted += r.Accepted
+		m.Elapsed += r.Elapsed
+		m.Lagged += r.Lagged
+		m.Latencies = append(m.Latencies, r.Latencies...)
+		for k, v := range r.Codes {
+			m.Codes[k] += v
+		}
+	}
+	return m
 }
 
 // openLoop sends at a fixed rate for dur, whatever the answers' latency,
