@@ -72,14 +72,18 @@ claims go to Redis when HOOKRUN_REDIS_URL is set, else to NATS KV.`,
 }
 
 // persisted returns the value of env var name, else the content of file in
-// dir, else a new value made by gen and written there (0600).
+// dir, else a new value made by gen and written there (0600). A file that
+// holds nothing (a first start that stopped between creating it and
+// writing it, as on a full disk) is written anew.
 func persisted(name, dir, file string, gen func() string) (string, bool, error) {
 	if v := os.Getenv(name); v != "" {
 		return v, false, nil
 	}
 	p := filepath.Join(dir, file)
 	if b, err := os.ReadFile(p); err == nil {
-		return strings.TrimSpace(string(b)), false, nil
+		if v := strings.TrimSpace(string(b)); v != "" {
+			return v, false, nil
+		}
 	}
 	v := gen()
 	if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
@@ -110,6 +114,9 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	tokens, _, err := persisted("HOOKRUN_ADMIN_TOKENS", o.dataDir, "admin.token", newToken)
 	if err != nil {
 		return err
+	}
+	if len(keys.ParseTokens(tokens)) == 0 {
+		return fmt.Errorf("no admin token in HOOKRUN_ADMIN_TOKENS (or %s): give one or more, separated by commas, or unset it and remove the file to have one made", filepath.Join(o.dataDir, "admin.token"))
 	}
 	ns, err := embednats.Start(embednats.Options{Port: o.natsPort, StoreDir: filepath.Join(o.dataDir, "nats")})
 	if err != nil {

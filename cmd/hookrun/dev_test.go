@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +115,28 @@ func TestDev_DataDirInUseIsRefused(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 	again()
+}
+
+// An admin.token file that holds nothing (a first start cut short) gets a
+// token made anew; an HOOKRUN_ADMIN_TOKENS that names none is refused with
+// what to do, before anything starts (before, both panicked once the
+// services had started).
+func TestDev_NoAdminTokenIsMadeOrRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, made, err := persisted("HOOKRUN_TEST_UNSET_TOKENS", dir, "admin.token", newToken)
+	if err != nil || !made || !strings.HasPrefix(tok, "hra_") {
+		t.Fatalf("empty admin.token: %q made=%v err=%v, want a new token", tok, made, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "admin.token")); strings.TrimSpace(string(b)) != tok {
+		t.Fatalf("admin.token now holds %q, want %q", b, tok)
+	}
+
+	t.Setenv("HOOKRUN_ADMIN_TOKENS", " , ")
+	err = runDev(context.Background(), devOptions{dataDir: t.TempDir()}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no admin token in HOOKRUN_ADMIN_TOKENS") {
+		t.Fatalf("HOOKRUN_ADMIN_TOKENS naming no token: %v", err)
+	}
 }

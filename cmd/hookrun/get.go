@@ -317,8 +317,12 @@ func exitText(code *int) string {
 	return strconv.Itoa(*code)
 }
 
+// runDuration is how long the run's attempt has run: up to now while it
+// runs. A run queued for a retry keeps its failed attempt's startedAt (and
+// tail) but is not running: no duration, rather than one that grows
+// through the backoff.
 func runDuration(r message.Run) string {
-	if r.StartedAt == nil {
+	if r.StartedAt == nil || r.Status == message.StatusQueued {
 		return ""
 	}
 	end := time.Now()

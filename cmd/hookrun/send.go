@@ -76,7 +76,7 @@ ingress unavailable; with --wait, 6 when the run did not succeed.`,
 	addClientFlags(cmd, o)
 	f := cmd.Flags()
 	f.StringVarP(&so.data, "data", "d", "", "body: JSON text, @file, or @- for stdin (default: empty)")
-	f.StringVar(&so.eventID, "event-id", "", `event id (signature profiles: default a random one; stripe: the body's "id", added when it has none; others need spec.idempotencyHeader)`)
+	f.StringVar(&so.eventID, "event-id", "", `event id (signature profiles: default a random one; stripe: the body's "id", slack: the body's "event_id", added when it has none; others need spec.idempotencyHeader)`)
 	f.StringVar(&so.secret, "secret", "", "signing secret of a signed webhook (default $HOOKRUN_WEBHOOK_SECRET)")
 	f.StringVar(&so.key, "key", "", "API key of an api-key webhook (default $HOOKRUN_API_KEY)")
 	f.StringVarP(&so.method, "method", "X", "", "HTTP method (default POST when the webhook allows it)")
@@ -238,9 +238,12 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 		if eventID == "" {
 			eventID = randomEventID()
 		}
-		if p.Name() == stripeProfile {
+		// Every Stripe event has an id; a Slack body gets one only when
+		// asked: slash commands and interactivity payloads (form-encoded)
+		// have none, and the ingress gives such a delivery its own.
+		if p.Name() == stripeProfile || p.Name() == "slack" && so.eventID != "" {
 			var err error
-			if body, err = withStripeEventID(body, eventID); err != nil {
+			if body, err = withBodyEventID(body, p.Name(), eventID); err != nil {
 				return nil, err
 			}
 		}
@@ -284,31 +287,41 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 	return req, nil
 }
 
-// stripeProfile is the signature profile whose event id is in the body.
+// bodyEventIDs are the signature profiles whose event id is a field of the
+// body (the provider sends no header for it), and that field: Stripe's
+// event object's "id", Slack's Events API "event_id".
+var bodyEventIDs = map[string]struct{ field, what string }{
+	stripeProfile: {"id", "a Stripe event"},
+	"slack":       {"event_id", "a Slack Events API event"},
+}
+
+// stripeProfile is the signature profile whose every delivery has its
+// event id in the body.
 const stripeProfile = "stripe"
 
-// withStripeEventID gives a Stripe body the event id: Stripe sends no
-// header for it, the ingress reads the event object's top-level "id". A
-// body that has one keeps it; otherwise eventID (--event-id or a random
-// one) is added, at the front, leaving the rest of the body as it was.
-func withStripeEventID(body []byte, eventID string) ([]byte, error) {
+// withBodyEventID gives a body the event id of a profile that reads it from
+// the body (bodyEventIDs[profile]). A body that has one keeps it;
+// otherwise eventID (--event-id or a random one) is added, at the front,
+// leaving the rest of the body as it was.
+func withBodyEventID(body []byte, profile, eventID string) ([]byte, error) {
+	f := bodyEventIDs[profile]
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		trimmed = []byte("{}")
 	}
 	obj := map[string]json.RawMessage{}
 	if err := json.Unmarshal(trimmed, &obj); err != nil || obj == nil {
-		return nil, usageErr("a Stripe webhook's event id is the body's top-level \"id\", so the body must be a JSON object (a Stripe event)")
+		return nil, usageErr("a %s webhook's event id is the body's top-level %q, so the body must be a JSON object (%s)", profile, f.field, f.what)
 	}
-	if raw, ok := obj["id"]; ok {
+	if raw, ok := obj[f.field]; ok {
 		var id string
 		if json.Unmarshal(raw, &id) != nil || id == "" {
-			return nil, usageErr("the body's \"id\" is a Stripe webhook's event id: it must be a non-empty string")
+			return nil, usageErr("the body's %q is a %s webhook's event id: it must be a non-empty string", f.field, profile)
 		}
 		return body, nil
 	}
 	id, _ := json.Marshal(eventID)
-	field := append([]byte(`"id":`), id...)
+	field := append([]byte(`"`+f.field+`":`), id...)
 	if len(obj) > 0 {
 		field = append(field, ',')
 	}

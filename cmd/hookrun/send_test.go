@@ -168,6 +168,38 @@ func TestReadData_TextFileOrStdin(t *testing.T) {
 	}
 }
 
+// Slack's event id is the body's "event_id": send --event-id puts it there
+// (before, Slack's Sign dropped it and every send was a new event); without
+// --event-id the body is sent as given (slash commands carry none).
+func TestBuildDelivery_GivesASlackBodyTheEventIDAskedFor(t *testing.T) {
+	p, _ := signature.Lookup("slack")
+	secret, err := p.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testWebhook(resource.Auth{Signature: &resource.SignatureAuth{Profile: "slack", SecretRef: "s"}})
+	now := time.Now()
+	for _, tc := range []struct{ body, eventID, wantID, wantBody string }{
+		{`{"type":"event_callback"}`, "Ev1", "Ev1", `{"event_id":"Ev1","type":"event_callback"}`},
+		{`{"type":"event_callback","event_id":"EvBody"}`, "Ev1", "EvBody", `{"type":"event_callback","event_id":"EvBody"}`},
+		{`{"type":"event_callback"}`, "", "", `{"type":"event_callback"}`},
+		{`command=/deploy&text=prod`, "", "", `command=/deploy&text=prod`},
+	} {
+		req, err := buildDelivery(context.Background(), "http://ingress", w, []byte(tc.body), &sendOptions{secret: secret, eventID: tc.eventID}, now)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		sent, _ := io.ReadAll(req.Body)
+		id, err := p.Verify(signature.Request{Header: req.Header, Body: sent}, []string{secret}, now)
+		if err != nil || id != tc.wantID || string(sent) != tc.wantBody {
+			t.Fatalf("%s with --event-id %q: sent %s, event id %q (err %v), want %s and %q", tc.body, tc.eventID, sent, id, err, tc.wantBody, tc.wantID)
+		}
+	}
+	if _, err := buildDelivery(context.Background(), "http://ingress", w, []byte(`command=/deploy`), &sendOptions{secret: secret, eventID: "Ev1"}, now); exitCode(err) != codeUsage || !strings.Contains(errMessage(err), `"event_id"`) {
+		t.Fatalf("--event-id with a form body: %v, want a usage error about event_id", err)
+	}
+}
+
 // Stripe's event id is the body's top-level "id" (no header carries it):
 // send puts --event-id, or a random id, there when the body has none, so
 // the ingress does not answer missing_event_id.
