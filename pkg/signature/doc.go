@@ -58,7 +58,8 @@
 //	gitlab
 //	  signature        X-Gitlab-Token: <the secret itself> (a shared token, no HMAC)
 //	  signed           nothing
-//	  event id         X-Gitlab-Event-UUID (required)
+//	  event id         Idempotency-Key (GitLab 17.4+: the same across retries
+//	                   and resends), else X-Gitlab-Event-UUID (required)
 //	  window           72h
 //
 // # Security

@@ -23,7 +23,9 @@ func (generic) eventIDSource() string { return "the X-Event-Id header" }
 
 func (github) eventIDSource() string { return "the X-GitHub-Delivery header" }
 
-func (gitlab) eventIDSource() string { return "the X-Gitlab-Event-UUID header" }
+func (gitlab) eventIDSource() string {
+	return "the Idempotency-Key header (GitLab 17.4 and later), else the X-Gitlab-Event-UUID header"
+}
 
 func (shopify) eventIDSource() string { return "the X-Shopify-Webhook-Id header" }
 

@@ -12,6 +12,7 @@ const (
 	gitlabName          = "gitlab"
 	gitlabTokenHeader   = "X-Gitlab-Token"
 	gitlabEventIDHeader = "X-Gitlab-Event-Uuid"
+	gitlabIdemHeader    = "Idempotency-Key"
 )
 
 // gitlab is GitLab's scheme, which is not an HMAC: X-Gitlab-Token carries the
@@ -47,6 +48,14 @@ func (gitlab) Verify(req Request, secrets []string, _ time.Time) (string, error)
 	default:
 		return "", fmt.Errorf("gitlab: %w: header %s does not match", ErrSignatureInvalid, gitlabTokenHeader)
 	}
+	// GitLab (17.4 and later) sends an Idempotency-Key that stays the
+	// same when it retries a delivery or a user resends it from the
+	// hook's "Recent events"; X-Gitlab-Event-UUID is new on each of
+	// these, so it is the event id only where no Idempotency-Key comes
+	// (earlier GitLab).
+	if id := req.Header.Get(gitlabIdemHeader); id != "" {
+		return id, nil
+	}
 	return requireEventID(req, gitlabEventIDHeader)
 }
 
@@ -55,6 +64,7 @@ func (gitlab) Sign(_ []byte, secret, eventID string, _ time.Time) http.Header {
 	h := http.Header{}
 	if eventID != "" {
 		h.Set(gitlabEventIDHeader, eventID)
+		h.Set(gitlabIdemHeader, eventID)
 	}
 	h.Set(gitlabTokenHeader, secret)
 	return h

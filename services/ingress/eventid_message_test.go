@@ -39,7 +39,7 @@ func TestAuth_MissingEventIDNamesTheWebhooksOwnProfile(t *testing.T) {
 			"missing event id: this webhook's shopify profile requires the X-Shopify-Webhook-Id header",
 			[]string{"X-Event-Id", "X-GitHub-Delivery", "webhook-id"}},
 		{"gitlab", `{"a":1}`,
-			"missing event id: this webhook's gitlab profile requires the X-Gitlab-Event-UUID header",
+			"missing event id: this webhook's gitlab profile requires the Idempotency-Key header (GitLab 17.4 and later), else the X-Gitlab-Event-UUID header",
 			[]string{"X-Event-Id", "X-GitHub-Delivery", "webhook-id"}},
 	}
 	for _, tc := range tests {
