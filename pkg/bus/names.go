@@ -173,14 +173,19 @@ func SafeToken(s string) bool {
 	return true
 }
 
-// DeliveryMsgID is the Nats-Msg-Id of a delivery: webhook + event id, so
-// JetStream's duplicate window drops a sender's fast retry. A replay uses
-// its own delivery id instead, so it is never dropped as a duplicate.
-func DeliveryMsgID(ns, webhook, eventID, deliveryID string, replay bool) string {
+// DeliveryMsgID is the Nats-Msg-Id of a delivery: webhook + run id, so
+// JetStream's duplicate window drops a sender's fast retry. The run id is
+// the event's under this webhook's uid (ident.RunID), not the event id
+// itself: a webhook deleted and created again under its name is another
+// webhook, whose first delivery of an event the old one had just taken is
+// not that delivery's duplicate (as its dedup key is not the old one's). A
+// replay uses its own delivery id instead, so it is never dropped as a
+// duplicate.
+func DeliveryMsgID(ns, webhook, runID, deliveryID string, replay bool) string {
 	if replay {
 		return deliveryID
 	}
-	return ns + "." + webhook + ":" + eventID
+	return ns + "." + webhook + ":" + runID
 }
 
 // CancelMark is the value keys writes under a run id in BucketCancels: the

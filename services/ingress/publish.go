@@ -46,7 +46,7 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 	if err := message.Encode(buf, d); err != nil {
 		return published{}, err
 	}
-	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, d.ReplayOf != "") + msgIDSuffix
+	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.RunID, d.ID, d.ReplayOf != "") + msgIDSuffix
 	m := &nats.Msg{
 		Subject: bus.DeliverySubject(d.Namespace, d.Webhook, d.ID),
 		Data:    buf.Bytes(),

@@ -199,7 +199,7 @@ func TestPublish_StoresWithWebhookAndEventAsMessageID(t *testing.T) {
 	r := e.post(hookPath(w), "{}", "Idempotency-Key", "evt-9")
 	wantAccepted(t, r, 202)
 	m := e.storedMsg(r.Acc.DeliveryID)
-	if got := m.Header.Get(bus.HeaderMsgID); got != bus.DeliveryMsgID("default", "msgid", "evt-9", r.Acc.DeliveryID, false) {
+	if got := m.Header.Get(bus.HeaderMsgID); got != bus.DeliveryMsgID("default", "msgid", r.Acc.ExecutionID, r.Acc.DeliveryID, false) {
 		t.Fatalf("Nats-Msg-Id %q", got)
 	}
 	if m.Header.Get(bus.HeaderSchema) != message.SchemaDelivery || m.Subject != bus.DeliverySubject("default", "msgid", r.Acc.DeliveryID) {
@@ -452,5 +452,35 @@ func TestPublish_DuplicateWhoseSenderHungUpIsNotStoredAgain(t *testing.T) {
 	e.in.Handler().ServeHTTP(rec, req.WithContext(ctx))
 	if n := len(e.storedFor(w)); n != 1 {
 		t.Fatalf("%d deliveries stored, want 1 (answer %d %s)", n, rec.Code, rec.Body)
+	}
+}
+
+// A webhook deleted and created again under its name is another webhook:
+// its first delivery of an event the old one took moments ago is stored
+// and runs under its own run id (before, JetStream's duplicate window,
+// keyed by name and event id, answered it as the old delivery's duplicate
+// and nothing ran).
+func TestPublish_RecreatedWebhookIsNotTheOldOnesDuplicate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	old := e.webhook("again", resource.WebhookSpec{IdempotencyHeader: "Idempotency-Key"})
+	first := e.post(hookPath(old), `{"n":1}`, "Idempotency-Key", "evt-1")
+	wantAccepted(t, first, 202)
+	nw := e.webhook("again", resource.WebhookSpec{IdempotencyHeader: "Idempotency-Key"})
+	if nw.Metadata.UID == old.Metadata.UID {
+		t.Fatal("the webhook made again kept its uid")
+	}
+	r := e.post(hookPath(nw), `{"n":1}`, "Idempotency-Key", "evt-1")
+	wantAccepted(t, r, 202)
+	if r.Acc.Duplicate || r.Acc.DeliveryID == first.Acc.DeliveryID || r.Acc.ExecutionID == first.Acc.ExecutionID {
+		t.Fatalf("first delivery to the webhook made again: %s (the old one's: %s)", r.Body, first.Body)
+	}
+	if m := e.storedMsg(r.Acc.DeliveryID); m == nil {
+		t.Fatal("not stored")
+	}
+	// The new webhook's own retry is still a duplicate.
+	if again := e.post(hookPath(nw), `{"n":1}`, "Idempotency-Key", "evt-1"); !again.Acc.Duplicate || again.Acc.DeliveryID != r.Acc.DeliveryID {
+		t.Fatalf("retry to the webhook made again: %s", again.Body)
 	}
 }

@@ -22,7 +22,7 @@ func storeDelivery(t *testing.T, a *testAPI, d message.Delivery) {
 	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
 	m.Data = data
 	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
-	if _, err := a.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, false))); err != nil {
+	if _, err := a.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.RunID, d.ID, true))); err != nil {
 		t.Fatal(err)
 	}
 }

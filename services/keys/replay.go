@@ -49,7 +49,7 @@ func (s *Service) replayDelivery(c echo.Context) error {
 	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
 	m.Data = data
 	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
-	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.EventID, d.ID, true)
+	msgID := bus.DeliveryMsgID(d.Namespace, d.Webhook, d.RunID, d.ID, true)
 	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
 	if err != nil {
 		return errUnavailable
