@@ -22,7 +22,9 @@ func sampleMessages(s string, b []byte, n int) []any {
 			Principal: s, Profile: s, ReceivedAt: at, SourceIP: s, ReplayOf: s},
 		&RunRequest{Schema: SchemaRunRequest, ID: s, Namespace: s, Job: s, Webhook: s, DeliveryID: s, EventID: s,
 			Args: map[string]string{s: s, "k": s}, Payload: b, ContentType: s, Header: map[string][]string{s: {s}},
-			ReceivedAt: at, Source: s, QueuedAt: at.UTC(), Replay: n%2 == 0, Callback: &Callback{URL: s, SecretRef: s}},
+			Method: s, Query: map[string][]string{s: {s, s}, "z": {}}, ReceivedAt: at, Source: s, QueuedAt: at.UTC(),
+			Replay: n%2 == 0, Callback: &Callback{URL: s, SecretRef: s}},
+		&RunRequest{Schema: SchemaRunRequest}, // zero values and omitempty (an older dispatcher's request has no method or query)
 		&Run{Schema: SchemaRun, Kind: KindRun, ID: s, Namespace: s, Webhook: s, Job: s, DeliveryID: s, RunID: s, Status: s,
 			Attempt: n, ExitCode: &code, QueuedAt: &at, StartedAt: &at, Output: s, Error: s, Args: map[string]string{s: s},
 			WebhookPayload: s, WebhookEventID: s, WebhookReceivedAt: at, WebhookSource: s},

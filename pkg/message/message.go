@@ -66,11 +66,17 @@ type RunRequest struct {
 	Payload     []byte              `json:"payload,omitempty"`
 	ContentType string              `json:"contentType,omitempty"`
 	Header      map[string][]string `json:"header,omitempty"`
-	ReceivedAt  time.Time           `json:"receivedAt"`
-	Source      string              `json:"source,omitempty"`
-	QueuedAt    time.Time           `json:"queuedAt"`
-	Replay      bool                `json:"replay,omitempty"`
-	Callback    *Callback           `json:"callback,omitempty"`
+	// Method and Query are the delivery's, for an HTTP job's body template
+	// (.method, .query), as its argument templates saw them; the query has
+	// no credential (see Delivery). A request from a dispatcher older than
+	// them has neither, and its body template sees them empty.
+	Method     string              `json:"method,omitempty"`
+	Query      map[string][]string `json:"query,omitempty"`
+	ReceivedAt time.Time           `json:"receivedAt"`
+	Source     string              `json:"source,omitempty"`
+	QueuedAt   time.Time           `json:"queuedAt"`
+	Replay     bool                `json:"replay,omitempty"`
+	Callback   *Callback           `json:"callback,omitempty"`
 }
 
 // Callback names where final status events of a run are POSTed.

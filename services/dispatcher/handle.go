@@ -362,9 +362,11 @@ func runRequestSize(it *item, now time.Time, limit int64) (size, max int64) {
 	for k, v := range it.args {
 		n += 6*int64(len(k)+len(v)) + 8
 	}
-	for k, vs := range it.d.Header {
-		for _, v := range vs {
-			n += 6*int64(len(k)+len(v)) + 8
+	for _, m := range []map[string][]string{it.d.Header, it.d.Query} {
+		for k, vs := range m {
+			for _, v := range vs {
+				n += 6*int64(len(k)+len(v)) + 8
+			}
 		}
 	}
 	if limit <= 0 || n <= limit {

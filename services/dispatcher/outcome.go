@@ -76,7 +76,7 @@ func runRequest(it *item, now time.Time) *message.RunRequest {
 	return &message.RunRequest{
 		Schema: message.SchemaRunRequest, ID: it.d.RunID, Namespace: it.d.Namespace, Job: it.job.Metadata.Name,
 		Webhook: it.d.Webhook, DeliveryID: it.d.ID, EventID: it.d.EventID, Args: it.args,
-		Payload: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header,
+		Payload: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header, Method: it.d.Method, Query: it.d.Query,
 		ReceivedAt: it.d.ReceivedAt, Source: source(&it.d), QueuedAt: now, Replay: it.d.ReplayOf != "",
 		Callback: callback(it),
 	}

@@ -23,7 +23,9 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	h := job.Spec.HTTP
 	body := rr.Payload
 	if h.Body != "" {
-		d := argtemplate.NewData(rr.Payload, rr.ContentType, rr.Header, nil, "", rr.Webhook, rr.EventID)
+		// The data the dispatcher built the run's arguments from. A request
+		// of an older dispatcher has no method or query: they are empty.
+		d := argtemplate.NewData(rr.Payload, rr.ContentType, rr.Header, rr.Query, rr.Method, rr.Webhook, rr.EventID)
 		b, err := argtemplate.RenderBody(h.Body, d, map[string]any{"args": rr.Args, "payload": string(rr.Payload), "run": rr.ID, "event": rr.EventID})
 		if err != nil {
 			return outcome{status: message.StatusFailed, err: "body template: " + err.Error()}
