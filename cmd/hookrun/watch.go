@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -192,7 +193,7 @@ func readEvents(r io.Reader, f func(sseEvent) bool) error {
 // follow: a run id is the event's, and an event sent again after its dedup
 // window runs again under it, after the earlier run's end.
 func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Writer, appear time.Duration) (*message.Run, error) {
-	p := &runPrinter{out: out, seen: map[string]bool{}, delivery: delivery}
+	p := &runPrinter{out: out, seen: map[string]bool{}, printed: map[string]*attemptOutput{}, delivery: delivery}
 	deadline := time.Now().Add(appear)
 	failures := 0
 	for {
@@ -230,11 +231,24 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 }
 
 // runPrinter prints a run's events once each, across reconnections.
+//
+// A new stream replays the run from its first status: the statuses are
+// known by delivery, status and attempt, and the output by the attempt
+// whose "running" came before it (keys sends an attempt's output after
+// that status and before the one that ends it), which the new stream sends
+// again from its start. So the printer keeps what it printed of each
+// attempt's output, and a stream's output of an attempt is printed only
+// past that.
 type runPrinter struct {
 	out        io.Writer
 	seen       map[string]bool // delivery+status+attempt already printed
 	liveOutput bool
 	delivery   string // the delivery whose run is followed ("": the run id's current)
+
+	printed map[string]*attemptOutput // delivery+attempt → its output printed
+	cur     *outputCursor             // the attempt the stream is at (nil: none yet in this stream)
+	curKey  string                    // its delivery+attempt
+	midLine bool                      // the output printed last did not end its line
 }
 
 // follow reads one event stream; it returns the final status when the run
@@ -261,6 +275,7 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 		return nil, answerError(resp.StatusCode, resp.Status, b)
 	}
 	var final *message.Run
+	p.cur, p.curKey = nil, "" // the stream starts from the run's first status
 	err = readEvents(resp.Body, func(ev sseEvent) bool {
 		switch ev.Name {
 		case "status":
@@ -271,6 +286,9 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 			if p.delivery != "" && r.DeliveryID != "" && r.DeliveryID != p.delivery {
 				return true // another delivery's run under the same id (an older keys service)
 			}
+			if r.Status == message.StatusRunning {
+				p.startAttempt(fmt.Sprintf("%s/%d", r.DeliveryID, r.Attempt))
+			}
 			p.status(&r)
 			if message.Final(r.Status) {
 				final = &r
@@ -280,7 +298,7 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 			var line string
 			if json.Unmarshal([]byte(ev.Data), &line) == nil {
 				p.liveOutput = true
-				fmt.Fprintln(p.out, strings.TrimRight(line, "\n"))
+				p.output(line)
 			}
 		}
 		return true
@@ -300,6 +318,7 @@ func (p *runPrinter) status(r *message.Run) {
 		return // a final status is printed by finish, after the output
 	}
 	p.seen[key] = true
+	p.endLine()
 	line := "run " + r.ID + ": " + r.Status
 	if r.Status == message.StatusRunning && r.Attempt > 0 {
 		line += fmt.Sprintf(" (attempt %d)", r.Attempt)
@@ -310,6 +329,7 @@ func (p *runPrinter) status(r *message.Run) {
 // finish prints the output the live stream did not carry (a run that ended
 // before the watch began) and the final status.
 func (p *runPrinter) finish(r *message.Run) {
+	p.endLine()
 	if !p.liveOutput && r.Output != "" {
 		fmt.Fprint(p.out, r.Output)
 		if !strings.HasSuffix(r.Output, "\n") {
@@ -327,6 +347,128 @@ func (p *runPrinter) finish(r *message.Run) {
 		line += ": " + oneLine(r.Error)
 	}
 	fmt.Fprintln(p.out, line)
+}
+
+// startAttempt places the output the stream sends next as attempt key's
+// (delivery+attempt), from its start. A "running" of the attempt the
+// stream is at already (stored again) does not start it over.
+func (p *runPrinter) startAttempt(key string) {
+	if p.cur != nil && key == p.curKey {
+		return
+	}
+	a := p.printed[key]
+	if a == nil {
+		a = &attemptOutput{}
+		p.printed[key] = a
+	}
+	p.cur, p.curKey = &outputCursor{a: a}, key
+}
+
+// output prints the part of text, the stream's next output, that was not
+// printed yet. The text goes out as it came: the executor sends a long
+// line in pieces, only the last of which ends with its "\n" (keys passes
+// them on as they are), so a piece is not a line of its own. Older
+// executors sent the same pieces, only cut anywhere, a character split
+// between two showing as U+FFFD.
+func (p *runPrinter) output(text string) {
+	if p.cur == nil {
+		p.startAttempt("") // no "running" before it in this stream (a keys service that sends none)
+	}
+	if s := p.cur.next(text); s != "" {
+		fmt.Fprint(p.out, s)
+		p.midLine = !strings.HasSuffix(s, "\n")
+	}
+}
+
+// endLine ends a line of output left open (a piece, or an attempt's output
+// that does not end with "\n") before a line of the printer's own.
+func (p *runPrinter) endLine() {
+	if p.midLine {
+		fmt.Fprintln(p.out)
+		p.midLine = false
+	}
+}
+
+// truncatedMark begins the output of an attempt whose executor kept only
+// its end (the snapshot of a running attempt, the tail in its record).
+const truncatedMark = "[…output truncated…]\n"
+
+// maxPrintedKept bounds what the printer keeps of an attempt's output to
+// match a replay against: more than the executor's tail (64 KiB by
+// default), which is what a replay that is not from the start holds.
+const maxPrintedKept = 1 << 20
+
+// attemptOutput is what was printed of one attempt's output: its length,
+// and its end.
+type attemptOutput struct {
+	n    int
+	text []byte // the last maxPrintedKept bytes at least, or all
+}
+
+func (a *attemptOutput) add(s string) {
+	a.n += len(s)
+	a.text = append(a.text, s...)
+	if len(a.text) > 2*maxPrintedKept {
+		a.text = append(a.text[:0], a.text[len(a.text)-maxPrintedKept:]...)
+	}
+}
+
+// agrees reports whether s, at offset at of the attempt's output, is what
+// was printed there, as far as the text kept holds it.
+func (a *attemptOutput) agrees(s string, at int) bool {
+	base := a.n - len(a.text)
+	lo, hi := max(at, base), min(at+len(s), a.n)
+	return lo >= hi || string(a.text[lo-base:hi-base]) == s[lo-at:hi-at]
+}
+
+// outputCursor is where one stream's output of an attempt stands against
+// what was printed of it. Counting is enough while the stream resends the
+// attempt's output from its start, which it does whether it comes from the
+// record that ended the attempt, from the executor's snapshot or live, and
+// in pieces cut anywhere. An output the executor kept only the end of
+// begins with truncatedMark instead, somewhere within the output, and the
+// same text sent otherwise (lines a slow stream lost) cannot be counted
+// either: the cursor then finds the text in what was printed.
+type outputCursor struct {
+	a  *attemptOutput
+	at int // the offset in the attempt's output of the stream's next byte; -1: not known
+}
+
+// next returns the part of s, the stream's next output of the attempt,
+// past what was printed, and records it as printed.
+func (c *outputCursor) next(s string) string {
+	a := c.a
+	if c.at == 0 && a.n > 0 && s == truncatedMark {
+		c.at = -1
+		return ""
+	}
+	if c.at >= 0 && !a.agrees(s, c.at) {
+		c.at = -1
+	}
+	if c.at < 0 {
+		// The last place is the likeliest: a replay that is not from the
+		// start holds the end of the output.
+		if i := bytes.LastIndex(a.text, []byte(s)); i >= 0 {
+			c.at = a.n - len(a.text) + i
+		} else {
+			c.at = a.n - overlap(a.text, s)
+		}
+	}
+	fresh := s[min(len(s), max(0, a.n-c.at)):]
+	c.at += len(s)
+	a.add(fresh)
+	return fresh
+}
+
+// overlap returns the length of the longest start of s, shorter than s,
+// that text ends with.
+func overlap(text []byte, s string) int {
+	for o := min(len(s)-1, len(text)); o > 0; o-- {
+		if string(text[len(text)-o:]) == s[:o] {
+			return o
+		}
+	}
+	return 0
 }
 
 // pollRuns prints the newest runs as they appear and change, until ctx ends.

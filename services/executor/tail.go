@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -11,6 +12,16 @@ import (
 )
 
 // maxLine bounds one live output line; a longer one is sent in pieces.
+//
+// A line's text keeps its "\n", so only the last piece of a long line ends
+// with one: a piece without it continues on the next (as does the last line
+// of an output that does not end one). Consumers that print the text as it
+// comes (`hookrun runs watch`) show the line whole, and ones that take each
+// message for a line still read it; keys passes the pieces on unchanged.
+// Each piece is a message of its own, numbered like a line, so the snapshot
+// and the line numbers need nothing else. A piece is cut only between two
+// UTF-8 characters: keys sends each as a JSON string, and half a character
+// would reach the client as U+FFFD.
 const maxLine = 4096
 
 // tail keeps the last max bytes of a run's output and publishes complete
@@ -53,14 +64,33 @@ func (t *tail) Write(p []byte) (int, error) {
 			t.line.Write(chunk)
 			t.keep(chunk)
 			p = p[len(chunk):]
-			if t.line.Len() >= maxLine || chunk[len(chunk)-1] == '\n' {
-				t.publishLine()
+			switch {
+			case chunk[len(chunk)-1] == '\n':
+				t.publish(t.line.Len())
+			case t.line.Len() >= maxLine:
+				t.publish(pieceEnd(t.line.Bytes()))
 			}
 		}
 		return n, nil
 	}
 	t.keep(p)
 	return n, nil
+}
+
+// pieceEnd returns where to cut a line that has reached maxLine bytes: at
+// maxLine, or before a character that the first maxLine bytes hold only
+// the start of (the rest of it may still be on its way through the pipe).
+// Bytes that are not UTF-8 are cut anywhere.
+func pieceEnd(line []byte) int {
+	for i := maxLine - 1; i > maxLine-utf8.UTFMax; i-- {
+		if utf8.RuneStart(line[i]) {
+			if utf8.FullRune(line[i:maxLine]) {
+				return maxLine
+			}
+			return i
+		}
+	}
+	return maxLine
 }
 
 // keep appends p to the tail; the buffer is compacted only when it reaches
@@ -83,16 +113,18 @@ func (t *tail) Flush() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.nc != nil && t.line.Len() > 0 {
-		t.publishLine()
+		t.publish(t.line.Len())
 	}
 }
 
-// publishLine publishes the pending line, numbered, and starts the next.
-func (t *tail) publishLine() {
+// publish publishes the pending line's first n bytes, numbered; the rest
+// (the start of a character a piece was not to split) begins the next.
+func (t *tail) publish(n int) {
 	t.lines++
-	m := &nats.Msg{Subject: t.subject, Data: t.line.Bytes(), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}, bus.HeaderDelivery: []string{t.delivery}}}
+	b := t.line.Bytes()
+	m := &nats.Msg{Subject: t.subject, Data: b[:n], Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}, bus.HeaderDelivery: []string{t.delivery}}}
 	_ = t.nc.PublishMsg(m)
-	t.line.Reset()
+	t.line.Truncate(copy(b, b[n:]))
 }
 
 // Published returns the output published live so far (within the tail's
