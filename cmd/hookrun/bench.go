@@ -447,9 +447,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 				prof = nil
 			}
 		}
-		for _, p := range bare {
-			p.stop()
-		}
+		bare["publish-features"].stop() // the bare publish handler goes on, at half rate
 		barePub, bareFeat, ing = mergeLoads(pubs...), mergeLoads(feats...), mergeLoads(ings...)
 		barePub.CPU, bareFeat.CPU, ing.CPU = cpuPub.per(barePub.Sent), cpuFeat.per(bareFeat.Sent), cpu.per(ing.Sent)
 		for i := range ings {
@@ -466,39 +464,46 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		rep.add("ingress latency p50 / p99 / p99.9", fmt.Sprintf("%s / %s / %s", ms(ing.Pct(.5)), ms(ing.Pct(.99)), ms(ing.Pct(.999))), "at maximum rate")
 		rep.add("ingress: CPU µs per request", ing.CPU, "closed loop")
 
-		// 3b. The ingress at half that rate, the same set-up (open loop).
+		// 3b. The ingress at half that rate, the same set-up (open loop),
+		// taking turns with the bare publish handler at the same rate (how
+		// much of that latency this machine and stack cost before Hookrun
+		// does anything), in rounds as at maximum rate: whatever the
+		// maximum left behind (nats-server writing out its blocks, a
+		// slow patch) falls on both.
 		half := ing.PerSecond() / 2
-		logf("ingress: open loop at %.0f/s (half of the maximum) for %s after a %s warm-up, dispatcher and executor not running", half, o.duration, o.warmup)
-		var trace chan error
-		if o.pprofDir != "" {
-			// An execution trace of 3 s after the warm-up: where the half-rate
-			// latency waits (go tool trace -pprof=sched|sync|net|syscall).
-			trace = make(chan error, 1)
-			go func() {
-				select {
-				case <-time.After(o.warmup + time.Second):
-					trace <- fetchPprof("http://"+procs["ingress"].addr, "trace", 3*time.Second, filepath.Join(o.pprofDir, "ingress-half.trace"))
-				case <-ctx.Done():
-					trace <- ctx.Err()
+		logf("ingress and bare publish handler: open loops at %.0f/s (half of the ingress' maximum), taking turns in %d rounds of %s (%s warm-up in the first, %s in the others), dispatcher and executor not running", half, rounds, per, o.warmup, min(o.warmup, time.Second))
+		var hls, bls []loadResult
+		for round := range rounds {
+			warmup := o.warmup
+			if round > 0 {
+				warmup = min(o.warmup, time.Second)
+			}
+			var trace chan error
+			if o.pprofDir != "" && round == 0 {
+				// An execution trace after the warm-up: where the half-rate
+				// latency waits (go tool trace -pprof=sched|sync|net|syscall).
+				trace = make(chan error, 1)
+				go func() {
+					select {
+					case <-time.After(warmup):
+						trace <- fetchPprof("http://"+procs["ingress"].addr, "trace", min(3*time.Second, per), filepath.Join(o.pprofDir, "ingress-half.trace"))
+					case <-ctx.Done():
+						trace <- ctx.Err()
+					}
+				}()
+			}
+			hls = append(hls, openLoop(ctx, half, warmup, per, signedDeliveries(ingress+loadPath, secret, fmt.Sprintf("half-r%d-", round), o.bodySize)))
+			if trace != nil {
+				if err := <-trace; err != nil {
+					logf("trace: %v", err)
 				}
-			}()
-		}
-		hl := openLoop(ctx, half, o.warmup, o.duration, signedDeliveries(ingress+loadPath, secret, "half-", o.bodySize))
-		if trace != nil {
-			if err := <-trace; err != nil {
-				logf("trace: %v", err)
 			}
+			bls = append(bls, openLoop(ctx, half, warmup, per, signedDeliveries("http://"+bare["publish"].addr+"/v1/hooks/x", benchSecret, fmt.Sprintf("bare-half-r%d-", round), o.bodySize)))
 		}
-		rep.add("ingress latency p50 / p99 / p99.9 at half rate", fmt.Sprintf("%s / %s / %s", ms(hl.Pct(.5)), ms(hl.Pct(.99)), ms(hl.Pct(.999))), fmt.Sprintf("%.0f/s offered, codes %s, %d sent over 5 ms late", half, hl.codes(), hl.Lagged))
-		// The bare publish handler at the same rate: how much of that latency
-		// this machine and stack cost before Hookrun does anything.
-		if p, err := startProc("baseline-publish", self, nil, "bench-baseline", "--mode", "publish", "--nats", natsURL, "--addr", pickAddr()); err == nil {
-			if addr, err := waitListening(p); err == nil {
-				bl := openLoop(ctx, half, o.warmup, o.duration, signedDeliveries("http://"+addr+"/v1/hooks/x", benchSecret, "bare-half-", o.bodySize))
-				rep.add("bare Echo + JetStream publish latency p50 / p99 / p99.9 at that rate", fmt.Sprintf("%s / %s / %s", ms(bl.Pct(.5)), ms(bl.Pct(.99)), ms(bl.Pct(.999))), fmt.Sprintf("%.0f/s offered, codes %s, %d sent over 5 ms late", half, bl.codes(), bl.Lagged))
-			}
-			p.stop()
-		}
+		bare["publish"].stop()
+		hl, bl := mergeLoads(hls...), mergeLoads(bls...)
+		rep.add("ingress latency p50 / p99 / p99.9 at half rate", fmt.Sprintf("%s / %s / %s", ms(hl.Pct(.5)), ms(hl.Pct(.99)), ms(hl.Pct(.999))), fmt.Sprintf("%.0f/s offered, codes %s, %d sent over 5 ms late; p99 by round %s", half, hl.codes(), hl.Lagged, p99s(hls)))
+		rep.add("bare Echo + JetStream publish latency p50 / p99 / p99.9 at that rate", fmt.Sprintf("%s / %s / %s", ms(bl.Pct(.5)), ms(bl.Pct(.99)), ms(bl.Pct(.999))), fmt.Sprintf("%.0f/s offered, codes %s, %d sent over 5 ms late; p99 by round %s", half, bl.codes(), bl.Lagged, p99s(bls)))
 		if o.ingressOnly {
 			rep.ratios = [][2]string{
 				pubRatio(ing, barePub, pubRounds),
@@ -685,6 +690,15 @@ func ratioOf(a, b loadResult, rounds []string) string {
 		v += " (rounds " + strings.Join(rounds, ", ") + ")"
 	}
 	return v
+}
+
+// p99s lists each round's p99 latency.
+func p99s(rounds []loadResult) string {
+	s := make([]string, len(rounds))
+	for i, r := range rounds {
+		s[i] = ms(r.Pct(.99))
+	}
+	return strings.Join(s, ", ")
 }
 
 // rates lists each round's accepted/s.
