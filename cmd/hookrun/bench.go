@@ -380,7 +380,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		// three rather than on one (their ratios are over all rounds, and
 		// each round's is shown).
 		rounds := max(1, o.rounds)
-		per := o.duration / time.Duration(rounds)
+		per := (o.duration / time.Duration(rounds)).Round(time.Millisecond)
 		bare := map[string]*benchProc{}
 		defer func() {
 			for _, p := range bare {
