@@ -30,6 +30,15 @@ const (
 // (encoding/json would keep the last duplicate and match names whatever
 // their case: see checkKeys).
 func decode(c echo.Context, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeBytes(body, v)
+}
+
+// readBody reads a request's body, answering as decode does when it cannot.
+func readBody(c echo.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		// A body over the limit without a Content-Length (chunked) is
@@ -37,10 +46,15 @@ func decode(c echo.Context, v any) error {
 		var he *echo.HTTPError
 		var me *http.MaxBytesError
 		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge || errors.As(err, &me) {
-			return echo.ErrStatusRequestEntityTooLarge
+			return nil, echo.ErrStatusRequestEntityTooLarge
 		}
-		return badRequest("the body could not be read")
+		return nil, badRequest("the body could not be read")
 	}
+	return body, nil
+}
+
+// decodeBytes is decode of a body already read.
+func decodeBytes(body []byte, v any) error {
 	if err := checkKeys(body, reflect.TypeOf(v)); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -74,7 +75,7 @@ func (s *Service) putSecret(c echo.Context) error {
 			return &resource.FieldError{Field: "spec.value", Msg: "not a valid " + sec.Spec.Format + " secret"}
 		}
 	}
-	return s.storeSecret(c, &sec, false)
+	return s.storeSecret(c, &sec, false, sec.Spec.PreviousValidFor.D())
 }
 
 func (s *Service) rotateSecret(c echo.Context) error {
@@ -93,12 +94,34 @@ func (s *Service) rotateSecret(c echo.Context) error {
 	if !found {
 		return notFound(fmt.Sprintf("secret %s/%s", ns, name))
 	}
+	// An optional body sets this rotation's grace: {"previousValidFor":
+	// "1s"} after a leak. It is this rotation's only; the spec's stays for
+	// the next. An empty body keeps the spec's.
+	var req struct {
+		PreviousValidFor *resource.Duration `json:"previousValidFor"`
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeBytes(body, &req); err != nil {
+			return err
+		}
+	}
 	sec := st.Secret
 	sec.Spec.Value = ""
-	return s.storeSecret(c, &sec, true)
+	grace := sec.Spec.PreviousValidFor.D()
+	if req.PreviousValidFor != nil {
+		if grace = req.PreviousValidFor.D(); grace < 0 {
+			return &resource.FieldError{Field: "previousValidFor", Msg: "must not be negative"}
+		}
+	}
+	return s.storeSecret(c, &sec, true, grace)
 }
 
-func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate bool) error {
+// storeSecret stores sec; a value it replaces stays valid for grace.
+func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate bool, grace time.Duration) error {
 	ctx := c.Request().Context()
 	key := bus.ConfigKey(sec.Metadata.Namespace, sec.Metadata.Name)
 	aad := []byte(key)
@@ -134,7 +157,7 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 				return respond(c, ResultUnchanged, secretView{Secret: view(old)})
 			}
 		default:
-			exp := now.Add(sec.Spec.PreviousValidFor.D())
+			exp := now.Add(grace)
 			st.Current = s.box.Seal([]byte(value), aad)
 			if openErr == nil { // else every stored value is sealed under a lost key
 				st.SetPreviousValues(previousAfterRotation(old, now, exp))

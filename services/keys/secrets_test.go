@@ -289,3 +289,33 @@ func TestSecrets_ReplacingARecordOfTheCurrentReleaseKeepsItsPreviousValue(t *tes
 		t.Fatalf("after replacing it: current %q, previous %q until %v", cur, prev, exps)
 	}
 }
+
+// POST /v1/secrets/{name}/rotate takes this rotation's grace in its body
+// (after a leak: {"previousValidFor": "1s"}), leaving the spec's for the
+// next rotation; without a body the spec's applies. Before, the body was
+// never read: the old value stayed valid for the spec's 24 h.
+func TestSecrets_RotateTakesItsGraceFromTheBody(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/secrets/leak", secretDoc("leak", map[string]any{"value": "leaked-value"}))
+	before := time.Now()
+	ans := a.must(200, "POST", "/v1/secrets/leak/rotate", map[string]any{"previousValidFor": "1s"})
+	if _, err := time.Parse(time.RFC3339Nano, path(ans.JSON(), "status", "previousExpiresAt").(string)); err != nil {
+		t.Fatalf("rotate: %s", ans.Body)
+	}
+	_, previous, expires := storedSecret(t, a, "leak")
+	if !slices.Equal(previous, []string{"leaked-value"}) || len(expires) != 1 || expires[0].After(before.Add(5*time.Second)) {
+		t.Fatalf("after a rotation with 1s of grace: previous %q until %v", previous, expires)
+	}
+	if g := path(a.must(200, "GET", "/v1/secrets/leak", nil).JSON(), "spec", "previousValidFor"); g != "24h0m0s" && g != "24h" {
+		t.Fatalf("the spec's grace after the rotation: %v, want the 24h default kept", g)
+	}
+	// Without a body: the spec's 24 h.
+	a.must(200, "POST", "/v1/secrets/leak/rotate", nil)
+	_, _, expires = storedSecret(t, a, "leak")
+	if len(expires) == 0 || expires[0].Before(before.Add(23*time.Hour)) {
+		t.Fatalf("a rotation without a body: previous values until %v, want the spec's 24h", expires)
+	}
+	for _, bad := range []any{map[string]any{"previousValidFor": "-1s"}, map[string]any{"previousValidFor": "soon"}, map[string]any{"grace": "1s"}} {
+		a.must(400, "POST", "/v1/secrets/leak/rotate", bad)
+	}
+}
