@@ -332,9 +332,9 @@ func TestDispatcher_Filter(t *testing.T) {
 		errPart    string
 	}{
 		{"true", `{"ref":"refs/heads/main"}`, push, message.DeliveryDispatched, ""},
-		{"false-body", `{"ref":"refs/heads/dev"}`, push, message.DeliveryFiltered, ""},
-		{"false-header", `{"ref":"refs/heads/main"}`, func(d *message.Delivery) { push(d); d.Header["X-Github-Event"] = []string{"issues"} }, message.DeliveryFiltered, ""},
-		{"false-query", `{"ref":"refs/heads/main"}`, func(d *message.Delivery) { push(d); d.Query["env"] = []string{"dev"} }, message.DeliveryFiltered, ""},
+		{"false-body", `{"ref":"refs/heads/dev"}`, push, message.DeliveryFiltered, "filter is false"},
+		{"false-header", `{"ref":"refs/heads/main"}`, func(d *message.Delivery) { push(d); d.Header["X-Github-Event"] = []string{"issues"} }, message.DeliveryFiltered, "filter is false"},
+		{"false-query", `{"ref":"refs/heads/main"}`, func(d *message.Delivery) { push(d); d.Query["env"] = []string{"dev"} }, message.DeliveryFiltered, "filter is false"},
 		{"error-is-filtered", `{"zen":"ping"}`, push, message.DeliveryFiltered, "ref"},
 	}
 	for _, c := range cases {

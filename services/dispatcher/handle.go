@@ -307,7 +307,10 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 			return
 		}
 		if !ok {
-			it.outcome = message.DeliveryFiltered
+			// Said in the record's error too (API.md: filtered "with
+			// error"), so a filtered run tells why, as one whose filter
+			// could not be evaluated does.
+			it.outcome, it.err = message.DeliveryFiltered, errFilterFalse
 			return
 		}
 	}
@@ -378,6 +381,10 @@ func runRequestSize(it *item, now time.Time, limit int64) (size, max int64) {
 	}
 	return int64(len(b)) + 1<<10, limit // and its headers
 }
+
+// errFilterFalse is the error of a delivery its webhook's filter let
+// through as false.
+var errFilterFalse = errors.New("the webhook's filter is false for this delivery")
 
 // catalogGrace is how long after its arrival a delivery whose webhook or
 // job is unknown here is handed back rather than rejected: the ingress
