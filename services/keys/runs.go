@@ -126,6 +126,11 @@ func (s *Service) cancelRun(c echo.Context) error {
 		now := s.now().UTC()
 		q := *r
 		q.Status, q.FinishedAt, q.Error = message.StatusCancelled, &now, message.CancelledWhileQueued
+		// A run waiting for a retry holds its failed attempt's start and
+		// exit code: the run, cancelled, neither runs nor exited (nor
+		// waits for a retry). The attempt's number and output tail stay,
+		// as the record that ended that attempt had them.
+		q.StartedAt, q.ExitCode, q.RetryAt = nil, nil, nil
 		_, err := runstatus.PublishAfter(ctx, s.js, &q, seq)
 		switch {
 		case errors.Is(err, runstatus.ErrNotLatest):

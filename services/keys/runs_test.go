@@ -370,3 +370,24 @@ func TestRuns_CancelDoesNotOverwriteARunThatJustStarted(t *testing.T) {
 		t.Fatalf("status after cancel: %v; keys overwrote the executor's running", s)
 	}
 }
+
+// A run cancelled while it waits for a retry shows no exit code, start or
+// retry time of the attempt that failed (it showed "exit 1" and a duration
+// running up to the cancel); its attempt number and that attempt's output
+// stay.
+func TestRuns_CancelWhileWaitingForARetryClearsTheFailedAttempt(t *testing.T) {
+	a := newTestAPI(t)
+	started := time.Now().UTC().Add(-time.Minute)
+	retryAt := time.Now().UTC().Add(time.Hour)
+	one := 1
+	publishRun(t, a, message.Run{ID: "run_retry", Webhook: "gh", Job: "report", Status: message.StatusQueued, Attempt: 1,
+		StartedAt: &started, ExitCode: &one, RetryAt: &retryAt, Output: "boom\n", Error: "attempt 1 failed (exit status 1); retrying in 1h"})
+	m := a.must(202, "POST", "/v1/runs/run_retry/cancel", nil).JSON()
+	got := a.must(200, "GET", "/v1/runs/run_retry", nil).JSON()
+	for _, r := range []map[string]any{m, got} {
+		if r["status"] != "cancelled" || r["exitCode"] != nil || r["startedAt"] != nil || r["retryAt"] != nil || r["finishedAt"] == nil ||
+			r["attempt"] != 1.0 || r["output"] != "boom\n" || r["error"] != message.CancelledWhileQueued {
+			t.Fatalf("cancelled while waiting for a retry: %v", r)
+		}
+	}
+}
