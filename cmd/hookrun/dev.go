@@ -120,6 +120,12 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	}
 	ns, err := embednats.Start(embednats.Options{Port: o.natsPort, StoreDir: filepath.Join(o.dataDir, "nats")})
 	if err != nil {
+		// A port it cannot take: embednats names the address, this says
+		// which flag moves it.
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = fmt.Errorf("%w (the embedded NATS port: pick another with --nats-port)", err)
+		}
 		return err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()

@@ -4,6 +4,8 @@ package embednats
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -35,7 +37,13 @@ type Options struct {
 	MaxPayload int32
 }
 
-// Start starts a server and waits until it accepts connections.
+// startTimeout bounds how long Start waits for a server to accept
+// connections.
+const startTimeout = 15 * time.Second
+
+// Start starts a server and waits until it accepts connections. A port it
+// cannot take fails it at once, with an error naming the address (for a
+// port in use, errors.Is(err, syscall.EADDRINUSE) holds).
 func Start(o Options) (*server.Server, error) {
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
@@ -63,13 +71,41 @@ func Start(o Options) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
-	if o.Logger != nil {
-		s.SetLoggerV2(o.Logger, false, false, false)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(15 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("embedded nats: not ready after 15s")
+	// Always a logger, even without o.Logger: the server tells of a port
+	// it cannot take only through its logger's Fatalf.
+	log := newStartLog(o.Logger)
+	s.SetLoggerV2(log, false, false, false)
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		s.Start()
+	}()
+	// The server keeps no error to ask for, and ReadyForConnections waits
+	// out its whole timeout after a failed listen: the fatal error is
+	// watched for between short waits.
+	deadline := time.Now().Add(startTimeout)
+	for !s.ReadyForConnections(100 * time.Millisecond) {
+		select {
+		case err := <-log.fatal:
+			// Every fatal error of Start ends it: wait for that, so
+			// that Shutdown does not race what it set up.
+			select {
+			case <-started:
+			case <-time.After(startTimeout):
+			}
+			s.Shutdown()
+			s.WaitForShutdown()
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			addr := o.Host + " (a random port)"
+			if o.Port > 0 {
+				addr = net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+			}
+			return nil, fmt.Errorf("embedded nats: not ready on %s after %s", addr, startTimeout)
+		}
 	}
 	return s, nil
 }

@@ -199,7 +199,10 @@ func OpenRedis(u string) (redis.UniversalClient, error) {
 	}
 	opt, err := redis.ParseURL(u)
 	if err != nil {
-		return nil, fmt.Errorf("HOOKRUN_REDIS_URL: %w", err)
+		return nil, urlError("HOOKRUN_REDIS_URL", u, func(s string) error {
+			_, err := redis.ParseURL(s)
+			return err
+		})
 	}
 	return redis.NewClient(opt), nil
 }

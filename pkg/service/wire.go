@@ -49,9 +49,12 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 			return nil, err
 		}
 	}
+	if err := checkNATSURLs(c.NATSURL); err != nil {
+		return nil, err
+	}
 	nc, err := bus.Connect(bus.ConnectOptions{URL: c.NATSURL, User: c.NATSUser, Password: c.NATSPassword, Name: "hookrun-" + name, OnState: NATSState(name)})
 	if err != nil {
-		return nil, err
+		return nil, natsConnectError(c.NATSURL, err)
 	}
 	d.NC = nc
 	if d.JS, err = jetstream.New(nc, jsOptions()...); err != nil {
@@ -81,12 +84,12 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 	}
 	ensured := make(chan error, 1)
 	if name == LayoutOwner {
-		log.Info("ensuring streams and buckets", "nats", c.NATSURL, "replicas", c.Replicas, "retention", retention.String())
+		log.Info("ensuring streams and buckets", "nats", RedactURLs(c.NATSURL), "replicas", c.Replicas, "retention", retention.String())
 		go func() {
 			ensured <- bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas, Retention: retention})
 		}()
 	} else {
-		log.Info("checking streams and buckets (the keys service creates them)", "nats", c.NATSURL)
+		log.Info("checking streams and buckets (the keys service creates them)", "nats", RedactURLs(c.NATSURL))
 		go func() { ensured <- bus.WaitLayout(ctx, d.JS) }()
 	}
 	select {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -256,15 +257,18 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 		}
 		secret = vals[0]
 	}
+	// The errors of the request name the receiver without the URL's
+	// credentials (a userinfo password, a token in the path or query):
+	// they are logged at every attempt.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cb.URL, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return errors.New(requestError(err, "the callback URL"))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	Sign(req.Header, body, secret, callbackID(r), time.Now())
 	resp, err := x.callbackClient.Do(req)
 	if err != nil {
-		return err
+		return errors.New(requestError(err, "the callback URL"))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

@@ -37,7 +37,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, h.Method, h.URL, bytes.NewReader(body))
 	if err != nil {
-		return outcome{status: message.StatusFailed, err: requestError(err)}
+		return outcome{status: message.StatusFailed, err: requestError(err, "the job's URL")}
 	}
 	ct := rr.ContentType
 	if ct == "" || h.Body != "" {
@@ -85,7 +85,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return outcome{status: message.StatusTimedOut, err: "timed out after " + jobTimeout(job).String()}
 	default:
-		return outcome{status: message.StatusFailed, err: requestError(err)}
+		return outcome{status: message.StatusFailed, err: requestError(err, "the job's URL")}
 	}
 	code := resp.StatusCode
 	o := outcome{exitCode: &code, output: string(respBody)}
@@ -97,21 +97,28 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	return o
 }
 
-// requestError describes a failed HTTP job request without its URL's path
-// and query, which may hold credentials (an API key in the query, a token
-// in the path as Slack's incoming webhooks have): the error goes into the
-// run's status, which run queries and callback receivers see. Go's own
-// message quotes the whole URL, hiding only a userinfo password.
-func requestError(err error) string {
+// requestError describes a failed request, an HTTP job's or a callback's,
+// naming only its URL's scheme, host and port: the userinfo, path and query
+// may hold credentials (a password, an API key in the query, a token in the
+// path as Slack's incoming webhooks have). An HTTP job's error goes into the
+// run's status, which run queries and callback receivers see; a callback's
+// into the executor's log, at every attempt. Go's own message quotes the
+// whole URL, hiding only a userinfo password, and a parse error not even
+// that. what names a URL that does not parse ("the job's URL"); the reason
+// is left out too, as it may quote a piece of the URL (a password with an
+// unescaped '/' is read as a port).
+func requestError(err error, what string) string {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
 		return err.Error()
 	}
-	where := "the job's URL"
-	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
-		where = u.Scheme + "://" + u.Host
+	if ue.Op == "parse" {
+		return "parse " + what + ": malformed URL"
 	}
-	return ue.Op + " " + where + ": " + ue.Err.Error()
+	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+		what = u.Scheme + "://" + u.Host
+	}
+	return ue.Op + " " + what + ": " + ue.Err.Error()
 }
 
 // noRedirect answers a callback's redirect as the result, a failed attempt:

@@ -1,0 +1,156 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+func TestRedactURL_HidesPasswordsAndTokens(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, want string }{
+		{"redis://:s3cr3tPW@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
+		{"rediss://user:s3cr3tPW@redis.example:6380/1", "rediss://user:xxxxx@redis.example:6380/1"},
+		{"redis://:s3cr3tPW@127.0.0.1:notaport/0", "redis://:xxxxx@127.0.0.1:notaport/0"},
+		// A password with characters a parser ends the userinfo at.
+		{"redis://:s3c/r3t?P#W@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
+		{"redis://:s3c@r3tPW@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
+		{"nats://disp:s3cr3tNATS@127.0.0.1:14222", "nats://disp:xxxxx@127.0.0.1:14222"},
+		{"nats://T0KEN@127.0.0.1:4222", "nats://xxxxx@127.0.0.1:4222"},
+		{"T0KEN@127.0.0.1:4222", "xxxxx@127.0.0.1:4222"},
+		// The master's name is no secret, and the hosts have no userinfo.
+		{"redis-sentinel://mymaster@s1:26379,s2:26379", "redis-sentinel://mymaster@s1:26379,s2:26379"},
+		{"redis-sentinel://mymaster:s3cr3tPW@s1:26379,s2:26379", "redis-sentinel://mymaster:xxxxx@s1:26379,s2:26379"},
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"", ""},
+	} {
+		if got := RedactURL(tc.raw); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+func TestRedactURLs_HidesEachOfAList(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, want string }{
+		{"nats://a:pw1@n1:4222,nats://b:pw2@n2:4222,nats://n3:4222", "nats://a:xxxxx@n1:4222,nats://b:xxxxx@n2:4222,nats://n3:4222"},
+		{"nats://T0KEN@n1:4222, nats://T0KEN@n2:4222", "nats://xxxxx@n1:4222, nats://xxxxx@n2:4222"},
+		// A comma in a password does not leave its first half in the clear.
+		{"nats://a:pw,1@n1:4222,nats://n2:4222", "nats://a:xxxxx@n1:4222,nats://n2:4222"},
+	} {
+		if got := RedactURLs(tc.raw); got != tc.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+// A HOOKRUN_REDIS_URL that does not parse is refused at start-up naming the
+// variable and the problem, not the password: Go's parse error quotes the
+// whole URL.
+func TestOpenRedis_MalformedURLErrorHoldsNoPassword(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, problem string }{
+		{"redis://:s3cr3tPW@127.0.0.1:notaport/0", `invalid port ":notaport" after host`},
+		{"rediss://user:s3cr3tPW@127.0.0.1:notaport/0", `invalid port ":notaport" after host`},
+		// Read as a port ":s3c" by url.Parse, whose reason would quote it.
+		{"redis://:s3c/r3tPW@127.0.0.1:6379/0", "malformed user or password"},
+		{"redis://:s3cr3tPW@127.0.0.1:6379/notadb", "invalid database number"},
+		{"redis://:s3cr3tPW@127.0.0.1:6379/0?nosuchoption=1", "unexpected option"},
+	} {
+		_, err := OpenRedis(tc.raw)
+		if err == nil {
+			t.Errorf("OpenRedis(%q) did not fail", tc.raw)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "s3c") {
+			t.Errorf("OpenRedis(%q): the error holds the password: %s", tc.raw, msg)
+		}
+		if !strings.HasPrefix(msg, "HOOKRUN_REDIS_URL=") || !strings.Contains(msg, tc.problem) {
+			t.Errorf("OpenRedis(%q): error %q, want HOOKRUN_REDIS_URL and %q", tc.raw, msg, tc.problem)
+		}
+	}
+}
+
+// A HOOKRUN_NATS_URL that does not parse, or that nats.go refuses, is
+// refused naming the variable, never a password or token of the list.
+func TestOpen_MalformedNATSURLErrorHoldsNoCredentials(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, problem string }{
+		{"nats://disp:s3cr3tNATS@127.0.0.1:notaport", `HOOKRUN_NATS_URL="nats://disp:xxxxx@127.0.0.1:notaport": invalid port ":notaport" after host`},
+		{"nats://s3cr3tTOKEN@127.0.0.1:notaport", `HOOKRUN_NATS_URL="nats://xxxxx@127.0.0.1:notaport": invalid port`},
+		{"nats://n1:4222,nats://disp:s3cr3tNATS@n2:notaport", `HOOKRUN_NATS_URL="nats://n1:4222,nats://disp:xxxxx@n2:notaport": invalid port`},
+		{"nats://disp:s3c/r3tNATS@127.0.0.1:4222", "malformed user or password"},
+		// A password with a comma: nats.go reads "nats://disp:s3c" alone.
+		{"nats://disp:s3c,r3tNATS@127.0.0.1:4222", "malformed user or password"},
+		// URLs that parse but nats.go refuses together.
+		{"nats://disp:s3cr3tNATS@127.0.0.1:4222,ws://disp:s3cr3tNATS@127.0.0.1:8080", "connect to NATS at nats://disp:xxxxx@127.0.0.1:4222,ws://disp:xxxxx@127.0.0.1:8080"},
+	} {
+		_, err := Open(context.Background(), "probe", Common{NATSURL: tc.raw, Replicas: 1}, slog.New(slog.DiscardHandler))
+		if err == nil {
+			t.Errorf("Open with HOOKRUN_NATS_URL=%q did not fail", tc.raw)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "s3c") {
+			t.Errorf("HOOKRUN_NATS_URL=%q: the error holds the password: %s", tc.raw, msg)
+		}
+		if !strings.Contains(msg, tc.problem) {
+			t.Errorf("HOOKRUN_NATS_URL=%q: error %q, want %q", tc.raw, msg, tc.problem)
+		}
+	}
+}
+
+// Every service logs the NATS URL it starts on, with its password or token
+// hidden.
+func TestOpen_LogsNATSURLWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t) // no authentication: it ignores the credentials
+	host := strings.TrimPrefix(n.URL, "nats://")
+	var logs lockedBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	// keys lays out the streams, another service checks them: two lines.
+	for _, tc := range []struct{ name, userinfo, want string }{
+		{"keys", "keys:s3cr3tNATS", "keys:xxxxx"},
+		{"dispatcher", "s3cr3tTOKEN", "xxxxx"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		d, err := Open(ctx, tc.name, Common{NATSURL: "nats://" + tc.userinfo + "@" + host, Replicas: 1}, log.With("service", tc.name))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		if want := `"nats":"nats://` + tc.want + "@" + host + `"`; !strings.Contains(logs.String(), want) {
+			t.Errorf("the log of %s does not hold %s:\n%s", tc.name, want, logs.String())
+		}
+	}
+	if got := logs.String(); strings.Contains(got, "s3cr3t") {
+		t.Errorf("the log holds a NATS password or token:\n%s", got)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
