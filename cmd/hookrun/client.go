@@ -59,11 +59,21 @@ func exitCode(err error) int {
 	return codeError
 }
 
-// usageArgs makes an argument check's error a usage error (exit 2).
+// usageArgs makes an argument check's error a usage error (exit 2), and
+// refuses an empty argument as one too. An empty argument is nearly always
+// a shell variable that is not set (`hookrun get run "$RUN"`); passed on,
+// it would read as no name at all (get would list every run and exit 0) or
+// ask the API for a path it does not serve, and a script would take either
+// answer for one about the name it meant.
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {
 			return usageErr("%v (see %s --help)", err, cmd.CommandPath())
+		}
+		for i, a := range args {
+			if a == "" {
+				return usageErr("argument %d is empty (see %s --help)", i+1, cmd.CommandPath())
+			}
 		}
 		return nil
 	}
@@ -164,7 +174,7 @@ type apiErrorBody struct {
 }
 
 // do calls method path (query added) with body as JSON, and turns an error
-// answer into an exitError: 404 → 3, other 4xx → 4, 5xx or no answer → 5.
+// answer into an exitError (see answerError); no answer is 5.
 func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body any) (*apiResponse, error) {
 	var r io.Reader
 	if body != nil {
@@ -232,7 +242,13 @@ func decodeAnswer(b []byte, out any) error {
 func (c *apiClient) nsQuery() url.Values { return url.Values{"namespace": {c.ns}} }
 
 // answerError maps an error answer (of the API or the ingress) to an exit code
-// and its message.
+// and its message: 404 → 3, other 4xx → 4, and 5 only for a 5xx that means
+// "retry later": 502, 503, 504, or one without the service's own error
+// body (a proxy's page: the service may not have answered at all). A 5xx
+// with the service's error code (500 job_not_runnable, a webhook whose job
+// or secret is missing; 500 internal) is 1: the service answered, and
+// sending again fails the same way until someone fixes the configuration,
+// so scripts that retry on 5 must not retry it.
 func answerError(status int, statusText string, body []byte) error {
 	var eb apiErrorBody
 	msg := statusText
@@ -247,6 +263,10 @@ func answerError(status int, statusText string, body []byte) error {
 		return failErr(codeNotFound, "%s", msg)
 	case status >= 400 && status < 500:
 		return failErr(codeRefused, "%s", msg)
+	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		return failErr(codeUnavailable, "%s", msg)
+	case status >= 500 && eb.Error.Code != "":
+		return failErr(codeError, "%s", msg)
 	default:
 		return failErr(codeUnavailable, "%s", msg)
 	}

@@ -98,11 +98,7 @@ func describeWebhook(ctx context.Context, c *apiClient, o *clientOptions, name s
 		last = w.Status.LastDeliveryAt.Format(time.RFC3339) + " (" + agoText(w.Status.LastDeliveryAt, now) + ")"
 	}
 	field("Last delivery", last)
-	lastErr := w.Status.LastError
-	if lastErr != "" && w.Status.LastErrorAt != nil {
-		lastErr += " (" + agoText(w.Status.LastErrorAt, now) + ")"
-	}
-	field("Last error", lastErr)
+	field("Last error", lastErrorText(w.Status, now, 0))
 	field("Created", w.Metadata.CreatedAt.Format(time.RFC3339))
 	_ = tw.Flush()
 	fmt.Fprintln(out, "Recent runs:")

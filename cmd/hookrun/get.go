@@ -230,7 +230,7 @@ func (g getter) table(coll string, raws []json.RawMessage) error {
 				return err
 			}
 			t.row(w.Metadata.Name, w.Spec.Job, authSummary(w.Spec.Auth), strings.Join(w.Spec.Methods, ","),
-				endpointURL(g.o, w), agoText(w.Status.LastDeliveryAt, g.now), truncateText(w.Status.LastError, 48))
+				endpointURL(g.o, w), agoText(w.Status.LastDeliveryAt, g.now), lastErrorText(w.Status, g.now, 48))
 		case "secrets":
 			if t == nil {
 				t = newTable(g.out, "NAME", "VERSION", "ROTATED", "PREVIOUS VALID", "CREATED")
@@ -308,6 +308,24 @@ func endpointURL(o *clientOptions, w resource.Webhook) string {
 		base = strings.TrimRight(o.ingressURL, "/")
 	}
 	return base + w.Status.EndpointPath
+}
+
+// lastErrorText is a webhook's last error with its age, "… (4m ago)": the
+// error stays in the status after the webhook works again, and without its
+// age one long past reads as the webhook's state now. The error, not the
+// age, is cut to n runes (0: not cut).
+func lastErrorText(s resource.WebhookStatus, now time.Time, n int) string {
+	e := s.LastError
+	if e == "" {
+		return ""
+	}
+	if n > 0 {
+		e = truncateText(e, n)
+	}
+	if s.LastErrorAt != nil {
+		e += " (" + agoText(s.LastErrorAt, now) + ")"
+	}
+	return e
 }
 
 func exitText(code *int) string {

@@ -95,19 +95,33 @@ func untilText(t *time.Time, now time.Time) string {
 	return "in " + shortDur(t.Sub(now))
 }
 
+// shortDurUnits are shortDur's units below days, each used while d,
+// rounded to it, stays under below.
+var shortDurUnits = []struct {
+	unit, below time.Duration
+	suffix      string
+}{
+	{time.Second, time.Minute, "s"},
+	{time.Minute, time.Hour, "m"},
+	{time.Hour, 48 * time.Hour, "h"},
+}
+
+// shortDur is d in its largest unit, rounded to the nearest one: "45s",
+// "3m", "5h", "2d". Rounded, not cut: what is read a moment after it was
+// set (a 72h grace, a key valid for 60 days or 12 hours) would otherwise
+// show a unit short ("in 2d", "in 59d", "in 11h"). A value that rounds up
+// to the next unit shows in that one (59.7s is "1m", not "60s").
 func shortDur(d time.Duration) string {
 	if d < 0 {
 		d = -d
 	}
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
+	for _, u := range shortDurUnits {
+		if r := d.Round(u.unit); r < u.below {
+			return fmt.Sprintf("%d%s", r/u.unit, u.suffix)
+		}
 	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	const day = 24 * time.Hour
+	return fmt.Sprintf("%dd", d.Round(day)/day)
 }
 
 // truncateText shortens s to n runes with an ellipsis.

@@ -21,10 +21,14 @@ const rootHelp = `hookrun turns webhook calls into job runs.
 The API is found in HOOKRUN_API_URL (default http://127.0.0.1:8081), its
 token in HOOKRUN_ADMIN_TOKEN.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused: invalid input,
-by the API (4xx) or before it (a manifest that is not valid YAML, or holds
-no resource), 5 API unavailable (5xx or no answer), 6 a run ended
-in another status than succeeded (runs watch, send --wait).`
+Exit codes: 0 ok, 1 error (also a 500 with the API's or ingress' own error
+code, such as job_not_runnable: sending again fails the same way until the
+configuration is fixed), 2 usage (also an empty argument), 3 not found,
+4 refused: invalid input, by the API (4xx) or before it (a manifest that is
+not valid YAML, or holds no resource), 5 API or ingress unavailable, retry
+later (no answer, 502, 503, 504, or a 5xx without the service's own error,
+such as a proxy's page), 6 a run ended in another status than succeeded
+(runs watch, send --wait).`
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{

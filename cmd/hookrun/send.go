@@ -52,8 +52,10 @@ The API never returns secret values, so pass the signing secret with
 --secret (or HOOKRUN_WEBHOOK_SECRET) and an API key with --key (or
 HOOKRUN_API_KEY). The body is -d JSON, --data @file, or --data @- (stdin).
 
-Exit codes: 0 accepted, 3 endpoint not found, 4 refused (401/403/4xx), 5
-ingress unavailable; with --wait, 6 when the run did not succeed.`,
+Exit codes: 0 accepted, 1 the webhook cannot run (500 job_not_runnable: see its
+status.lastError), 2 usage, 3 endpoint not found, 4 refused (401/403/4xx), 5 ingress
+unavailable (no answer, 502/503/504: retry later); with --wait, 6 when the run did not
+succeed.`,
 		Example: `  hookrun send report-github-push --secret "$GH_SECRET" -d '{"ref":"refs/heads/main"}' --event-id gh-1 --wait
   hookrun send janus-deploy --key "$KEY" --data @payload.json
   hookrun send workjet-tickets -d '{"event":"ticket.created"}' -o json`,
