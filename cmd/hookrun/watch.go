@@ -283,6 +283,17 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 			if json.Unmarshal([]byte(ev.Data), &r) != nil {
 				return true
 			}
+			if p.delivery != "" && r.Kind == message.KindDelivery && r.Status == message.DeliveryDuplicate && r.DeliveryID == p.delivery {
+				// The delivery followed is a duplicate only the
+				// dispatcher's dedup claim caught (the ingress answered
+				// it as new): keys goes on with the run it repeats,
+				// whose statuses are another delivery's. They are this
+				// one's outcome now, here and after a reconnect.
+				p.delivery = ""
+				p.endLine()
+				fmt.Fprintf(p.out, "delivery %s: a duplicate of run %s; following that run\n", r.DeliveryID, id)
+				return true
+			}
 			if p.delivery != "" && r.DeliveryID != "" && r.DeliveryID != p.delivery {
 				return true // another delivery's run under the same id (an older keys service)
 			}

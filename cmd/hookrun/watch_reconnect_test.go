@@ -184,3 +184,27 @@ func TestWatchRun_ReconnectedInALongLineContinuesIt(t *testing.T) {
 		t.Fatalf("printed %d lines, want %d:\n%q", strings.Count(out.String(), "\n"), strings.Count(want, "\n"), out.String())
 	}
 }
+
+// `send --wait` follows the delivery it sent. One that only the
+// dispatcher's dedup claim found a duplicate (the ingress answered it as
+// new) gets its duplicate record first, then the run it repeats, whose
+// statuses are another delivery's: the watch follows that run to its end,
+// on a reconnect too (before, it dropped those statuses and gave up after
+// six reconnects, exit 5).
+func TestWatchRun_ADeliveryFoundDuplicateFollowsTheRunItRepeats(t *testing.T) {
+	dup := "event: status\ndata: {\"schema\":\"hookrun.run.v1\",\"kind\":\"delivery\",\"id\":\"dlv_dup\",\"deliveryId\":\"dlv_dup\",\"runId\":\"run_x\",\"status\":\"duplicate\"}\n\n"
+	c, calls := fakeStreams(t,
+		dup+sseStatus("running", 1)+sseOutput("first\n"),
+		sseStatus("running", 1)+sseOutput("first\n")+sseStatus("succeeded", 1, withOutput("first\n")),
+	)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	final, err := watchRun(ctx, c, "run_x", "dlv_dup", &out, time.Second)
+	if err != nil || final == nil || final.Status != "succeeded" {
+		t.Fatalf("watch: %v %v (%d streams)\n%s", final, err, calls.Load(), out.String())
+	}
+	if got := out.String(); strings.Count(got, "first\n") != 1 || !strings.Contains(got, "delivery dlv_dup: a duplicate of run run_x") {
+		t.Fatalf("printed:\n%s", got)
+	}
+}

@@ -77,7 +77,8 @@ func (s *Service) runEvents(c echo.Context) error {
 		return &resource.FieldError{Field: "delivery", Msg: "must be a delivery id"}
 	}
 	var own <-chan message.Run // the record of its own of delivery only, while it may still come
-	var ownRec *message.Run    // that record, stored already
+	var ownRec *message.Run    // that record, stored already: a final one, all the stream sends
+	var dupRec *message.Run    // that record, a duplicate's: sent first, then the run it repeats
 	if only != "" && only != r.DeliveryID {
 		// Not the delivery of the run's last status: the stream would wait
 		// for its statuses, so it must be one of this run's (a later one
@@ -93,15 +94,21 @@ func (s *Service) runEvents(c echo.Context) error {
 		// A delivery the dispatcher did not make a run of its own has a
 		// record of its own instead: a duplicate its dedup claim caught
 		// (the ingress answered it as a new delivery), which the stream
-		// follows the run it repeats for, as without delivery; or one
-		// rejected apart from the run (its webhook deleted), which is all
-		// the stream sends. Not stored yet, it is watched for beside the
-		// run's statuses, which the delivery's would be.
+		// sends and then follows the run it repeats, as without delivery
+		// (a client that asked for the delivery's statuses learns from it
+		// to take the run's); or one rejected apart from the run (its
+		// webhook deleted), which is all the stream sends. Not stored yet,
+		// it is watched for beside the run's statuses, which the
+		// delivery's would be. Any other record of its own (a dispatcher
+		// before the seventh session stored "dispatched" for every
+		// delivery, kept for the retention) says the delivery did become
+		// a run: its statuses are the run's.
 		switch rec, err := runstatus.Get(ctx, s.js, only); {
 		case err == nil && rec.Kind == message.KindDelivery && rec.Status == message.DeliveryDuplicate:
-			only = ""
-		case err == nil && rec.Kind == message.KindDelivery:
+			only, dupRec = "", rec
+		case err == nil && rec.Kind == message.KindDelivery && message.Final(rec.Status):
 			ownRec = rec
+		case err == nil:
 		case errors.Is(err, runstatus.ErrNotFound):
 			ownCtx, stopOwn := context.WithCancel(ctx)
 			defer stopOwn()
@@ -132,6 +139,10 @@ func (s *Service) runEvents(c echo.Context) error {
 		w.Flush()
 		return nil
 	}
+	if dupRec != nil {
+		st.writeStatus(dupRec)
+		w.Flush()
+	}
 
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
@@ -140,18 +151,22 @@ func (s *Service) runEvents(c echo.Context) error {
 		case <-ctx.Done():
 			return nil
 		case rec, ok := <-own:
-			if !ok || rec.Kind != message.KindDelivery {
+			if !ok {
+				own = nil
 				continue
 			}
+			if rec.Kind != message.KindDelivery || rec.Status != message.DeliveryDuplicate && !message.Final(rec.Status) {
+				continue // not a record that stands for the run (see above)
+			}
 			own = nil
+			st.writeStatus(&rec)
+			w.Flush()
 			if rec.Status != message.DeliveryDuplicate {
-				st.writeStatus(&rec)
-				w.Flush()
 				return nil
 			}
-			// A duplicate: nothing of the delivery was sent (it has no
-			// statuses of the run's), so the stream starts again on the
-			// run it repeats.
+			// A duplicate: nothing of the delivery was sent but that (it
+			// has no statuses of the run's), so the stream starts again
+			// on the run it repeats.
 			stopEvents()
 			if r, err = s.loadRun(c, id); err != nil {
 				return nil // the run went (aged out) meanwhile: the stream ends

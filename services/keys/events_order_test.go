@@ -476,7 +476,7 @@ func TestRuns_EventsOfADuplicateDeliveryFollowTheRun(t *testing.T) {
 	}
 	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "first\n"})
 	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_dup", DeliveryID: "dlv_dup", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDuplicate, FinishedAt: &now})
-	wantEvents(t, collectEvents(t, openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_dup")), []string{"output first", "status succeeded/1"})
+	wantEvents(t, collectEvents(t, openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_dup")), []string{"status duplicate/0", "output first", "status succeeded/1"})
 }
 
 // A duplicate whose record the dispatcher stores only after the client
@@ -495,7 +495,7 @@ func TestRuns_EventsOfADeliveryFoundDuplicateLaterFollowTheRun(t *testing.T) {
 	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_dup", DeliveryID: "dlv_dup", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDuplicate, FinishedAt: &now})
 	time.Sleep(200 * time.Millisecond)
 	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "first\n"})
-	wantEvents(t, collectEvents(t, got), []string{"status running/1", "output first", "status succeeded/1"})
+	wantEvents(t, collectEvents(t, got), []string{"status duplicate/0", "status running/1", "output first", "status succeeded/1"})
 }
 
 // A delivery rejected apart from the run it would repeat (its webhook
@@ -524,4 +524,30 @@ func TestRuns_EventsOfADeliveryRejectedApartFromTheRunEnd(t *testing.T) {
 			wantEvents(t, collectEvents(t, got), []string{"status rejected/0"})
 		})
 	}
+}
+
+// A record of its own that does not stand for the run — the "dispatched"
+// a dispatcher before the seventh session stored for every delivery, kept
+// for the retention — leaves the stream on the run's statuses of that
+// delivery, stored or arriving.
+func TestRuns_EventsOfADeliveryWithAnOldDispatchedRecordFollowItsRun(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_old_record"
+	now := time.Now().UTC()
+	for _, d := range []string{"dlv_old", "dlv_new"} {
+		storeDelivery(t, a, message.Delivery{ID: d, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-" + d, RunID: id, ReceivedAt: now})
+	}
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_old", DeliveryID: "dlv_old", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDispatched})
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_old", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "old\n"})
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_new", Webhook: "gh", Job: "report", Status: message.StatusQueued})
+	wantEvents(t, collectEvents(t, openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_old")), []string{"output old", "status succeeded/1"})
+
+	// Arriving while the stream waits for the delivery's statuses.
+	storeDelivery(t, a, message.Delivery{ID: "dlv_later", Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-later", RunID: id, ReceivedAt: now})
+	got := openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_later")
+	time.Sleep(200 * time.Millisecond)
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_later", DeliveryID: "dlv_later", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDispatched})
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_later", Webhook: "gh", Job: "report", Status: message.StatusQueued})
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_later", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "later\n"})
+	wantEvents(t, collectEvents(t, got), []string{"status queued/0", "output later", "status succeeded/1"})
 }
