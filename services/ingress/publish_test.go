@@ -189,9 +189,10 @@ func TestPublish_StoresNoEndpointID(t *testing.T) {
 	}
 }
 
-// TestPublish_StoresWithWebhookAndEventAsMessageID: the message id is what
-// lets JetStream's duplicate window drop fast retries.
-func TestPublish_StoresWithWebhookAndEventAsMessageID(t *testing.T) {
+// TestPublish_StoresWithWebhookAndRunAsMessageID: the message id is what
+// lets JetStream's duplicate window drop fast retries: the webhook and the
+// run id (the event's under this webhook's uid), not the event id alone.
+func TestPublish_StoresWithWebhookAndRunAsMessageID(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.job("report")
@@ -199,7 +200,7 @@ func TestPublish_StoresWithWebhookAndEventAsMessageID(t *testing.T) {
 	r := e.post(hookPath(w), "{}", "Idempotency-Key", "evt-9")
 	wantAccepted(t, r, 202)
 	m := e.storedMsg(r.Acc.DeliveryID)
-	if got := m.Header.Get(bus.HeaderMsgID); got != bus.DeliveryMsgID("default", "msgid", r.Acc.ExecutionID, r.Acc.DeliveryID, false) {
+	if got := m.Header.Get(bus.HeaderMsgID); got != "default.msgid:"+r.Acc.ExecutionID || !strings.HasPrefix(r.Acc.ExecutionID, "run_") {
 		t.Fatalf("Nats-Msg-Id %q", got)
 	}
 	if m.Header.Get(bus.HeaderSchema) != message.SchemaDelivery || m.Subject != bus.DeliverySubject("default", "msgid", r.Acc.DeliveryID) {
