@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -146,6 +147,7 @@ func runResult(r *message.Run) error {
 type sseEvent struct {
 	Name string
 	Data string
+	ID   string // a live output line's "<attempt>.<n>" ("" for others)
 }
 
 // readEvents reads server-sent events from r until it ends, calling f for
@@ -179,6 +181,8 @@ func readEvents(r io.Reader, f func(sseEvent) bool) error {
 			switch field {
 			case "event":
 				ev.Name = value
+			case "id":
+				ev.ID = value
 			case "data":
 				data = append(data, value)
 			}
@@ -245,10 +249,11 @@ type runPrinter struct {
 	liveOutput bool
 	delivery   string // the delivery whose run is followed ("": the run id's current)
 
-	printed map[string]*attemptOutput // delivery+attempt → its output printed
-	cur     *outputCursor             // the attempt the stream is at (nil: none yet in this stream)
-	curKey  string                    // its delivery+attempt
-	midLine bool                      // the output printed last did not end its line
+	printed    map[string]*attemptOutput // delivery+attempt → its output printed
+	cur        *outputCursor             // the attempt the stream is at (nil: none yet in this stream)
+	curKey     string                    // its delivery+attempt
+	curAttempt int                       // its attempt
+	midLine    bool                      // the output printed last did not end its line
 }
 
 // follow reads one event stream; it returns the final status when the run
@@ -299,6 +304,7 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 			}
 			if r.Status == message.StatusRunning {
 				p.startAttempt(fmt.Sprintf("%s/%d", r.DeliveryID, r.Attempt))
+				p.curAttempt = r.Attempt
 			}
 			p.status(&r)
 			if message.Final(r.Status) {
@@ -309,7 +315,7 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 			var line string
 			if json.Unmarshal([]byte(ev.Data), &line) == nil {
 				p.liveOutput = true
-				p.output(line)
+				p.output(line, ev.ID)
 			}
 		}
 		return true
@@ -381,9 +387,28 @@ func (p *runPrinter) startAttempt(key string) {
 // them on as they are), so a piece is not a line of its own. Older
 // executors sent the same pieces, only cut anywhere, a character split
 // between two showing as U+FFFD.
-func (p *runPrinter) output(text string) {
+//
+// A live line comes numbered (id "<attempt>.<n>", from keys of the
+// eleventh session on): it is printed if no line of that number or a
+// later one was, whatever its text. So lines that repeat earlier text are
+// neither taken for a replay of it nor printed twice, and a stream that
+// got no snapshot of the attempt (the executor did not answer keys in
+// time) loses none of the lines after it.
+func (p *runPrinter) output(text, id string) {
 	if p.cur == nil {
 		p.startAttempt("") // no "running" before it in this stream (a keys service that sends none)
+	}
+	if n, ok := lineNumber(id, p.curAttempt); ok {
+		a := p.cur.a
+		if n <= a.lastLine {
+			return
+		}
+		a.lastLine = n
+		a.add(text)
+		p.cur.at = a.n
+		fmt.Fprint(p.out, text)
+		p.midLine = !strings.HasSuffix(text, "\n")
+		return
 	}
 	if s := p.cur.next(text); s != "" {
 		fmt.Fprint(p.out, s)
@@ -412,8 +437,24 @@ const maxPrintedKept = 1 << 20
 // attemptOutput is what was printed of one attempt's output: its length,
 // and its end.
 type attemptOutput struct {
-	n    int
-	text []byte // the last maxPrintedKept bytes at least, or all
+	n        int
+	text     []byte // the last maxPrintedKept bytes at least, or all
+	lastLine int    // the number of the last numbered live line printed
+}
+
+// lineNumber is the number of a live line from its event id "<attempt>.<n>",
+// if the id has one and names attempt.
+func lineNumber(id string, attempt int) (int, bool) {
+	a, n, ok := strings.Cut(id, ".")
+	if !ok {
+		return 0, false
+	}
+	at, err1 := strconv.Atoi(a)
+	num, err2 := strconv.Atoi(n)
+	if err1 != nil || err2 != nil || num < 1 || at != attempt {
+		return 0, false
+	}
+	return num, true
 }
 
 func (a *attemptOutput) add(s string) {

@@ -208,3 +208,46 @@ func TestWatchRun_ADeliveryFoundDuplicateFollowsTheRunItRepeats(t *testing.T) {
 		t.Fatalf("printed:\n%s", got)
 	}
 }
+
+// sseLive is live output events as keys sends them: each numbered, its id
+// "<attempt>.<n>".
+func sseLive(attempt, from int, texts ...string) string {
+	var b strings.Builder
+	for i, s := range texts {
+		j, _ := json.Marshal(s)
+		fmt.Fprintf(&b, "event: output\nid: %d.%d\ndata: %s\n\n", attempt, from+i, j)
+	}
+	return b.String()
+}
+
+// A reconnect whose stream got no snapshot of the running attempt (the
+// executor did not answer keys in time) has only the live lines after it:
+// numbered, they are printed though their text repeats lines printed
+// before the break (before, taken for a replay of those and left out).
+func TestWatchRun_ReconnectedWithoutASnapshotKeepsRepeatedLines(t *testing.T) {
+	c, _ := fakeStreams(t,
+		sseStatus("running", 1)+sseLive(1, 1, "wait\n", "wait\n", "wait\n"),
+		sseStatus("running", 1)+sseLive(1, 4, "wait\n", "wait\n", "done\n")+sseStatus("succeeded", 1, withOutput("wait\nwait\nwait\nwait\nwait\ndone\n")),
+	)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := watchRun(ctx, c, "run_x", "", &out, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); strings.Count(got, "wait\n") != 5 || strings.Count(got, "done\n") != 1 {
+		t.Fatalf("printed:\n%s", got)
+	}
+	// A numbered line sent again (the same number) is printed once.
+	c, _ = fakeStreams(t,
+		sseStatus("running", 1)+sseLive(1, 1, "a\n", "b\n"),
+		sseStatus("running", 1)+sseLive(1, 2, "b\n", "c\n")+sseStatus("succeeded", 1, withOutput("a\nb\nc\n")),
+	)
+	out.Reset()
+	if _, err := watchRun(ctx, c, "run_x", "", &out, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); strings.Count(got, "b\n") != 1 || !strings.Contains(got, "a\nb\nc\n") {
+		t.Fatalf("printed:\n%s", got)
+	}
+}

@@ -13,12 +13,12 @@ import (
 )
 
 func TestReadEvents_ParsesServerSentEvents(t *testing.T) {
-	in := ": keep-alive\n\nevent: status\ndata: {\"a\":1}\n\nevent: output\ndata: line1\ndata: line2\n\r\ndata: no name\n\n"
+	in := ": keep-alive\n\nevent: status\ndata: {\"a\":1}\n\nevent: output\nid: 1.7\ndata: line1\ndata: line2\n\r\ndata: no name\n\n"
 	var got []sseEvent
 	if err := readEvents(strings.NewReader(in), func(ev sseEvent) bool { got = append(got, ev); return true }); err != nil {
 		t.Fatal(err)
 	}
-	want := []sseEvent{{"status", `{"a":1}`}, {"output", "line1\nline2"}, {"", "no name"}}
+	want := []sseEvent{{"status", `{"a":1}`, ""}, {"output", "line1\nline2", "1.7"}, {"", "no name", ""}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}

@@ -384,7 +384,7 @@ func (st *runStream) line(l outputLine) {
 		return
 	}
 	if l.n == 0 || l.n > st.seen {
-		st.writeOutput(string(l.text))
+		st.writeOutputNumbered(string(l.text), st.attempt, l.n)
 		if l.n > 0 {
 			st.seen = l.n
 		}
@@ -466,12 +466,24 @@ func (st *runStream) writeLines(text string) {
 // output per watcher.
 const maxSentKept = 1 << 20
 
-func (st *runStream) writeOutput(line string) {
+func (st *runStream) writeOutput(line string) { st.writeOutputNumbered(line, 0, 0) }
+
+// writeOutputNumbered sends an output event; a live line's carries its
+// attempt and number as the event's id ("<attempt>.<n>"). A client that
+// reconnects gets the attempt's output so far again, from the executor's
+// snapshot or the record that ended it (text without numbers), and may
+// miss some when the executor does not answer in time: the numbers of the
+// live lines after it tell which it has printed, whatever their text.
+func (st *runStream) writeOutputNumbered(line string, attempt, n int) {
 	st.sent = append(st.sent, line...)
 	if len(st.sent) > 2*maxSentKept {
 		st.sent = append(st.sent[:0], st.sent[len(st.sent)-maxSentKept:]...)
 	}
 	b, _ := json.Marshal(line)
+	if n > 0 && attempt > 0 {
+		fmt.Fprintf(st.w, "event: output\nid: %d.%d\ndata: %s\n\n", attempt, n, b)
+		return
+	}
 	fmt.Fprintf(st.w, "event: output\ndata: %s\n\n", b)
 }
 

@@ -374,11 +374,15 @@ func TestRuns_EventsDropALateLineOfAnEndedAttempt(t *testing.T) {
 	st.status(&message.Run{ID: id, Status: message.StatusFailed, Attempt: 3, Output: "try 3\n"}, lines)
 	var outputs []string
 	for _, ev := range strings.Split(rec.Body.String(), "\n\n") {
-		if o, ok := strings.CutPrefix(ev, "event: output\ndata: "); ok {
-			outputs = append(outputs, o)
+		if o, ok := strings.CutPrefix(ev, "event: output\n"); ok {
+			// A live line's event carries its attempt and number as its id.
+			if id, rest, ok := strings.Cut(o, "\n"); ok && strings.HasPrefix(id, "id: ") {
+				o = strings.TrimPrefix(id, "id: ") + " " + rest
+			}
+			outputs = append(outputs, strings.TrimPrefix(o, "data: "))
 		}
 	}
-	if want := []string{`"try 2\n"`, `"more 2\n"`, `"try 3\n"`}; strings.Join(outputs, " ") != strings.Join(want, " ") {
+	if want := []string{`"try 2\n"`, `"more 2\n"`, `3.1 data: "try 3\n"`}; strings.Join(outputs, " ") != strings.Join(want, " ") {
 		t.Fatalf("outputs %v, want %v", outputs, want)
 	}
 }
