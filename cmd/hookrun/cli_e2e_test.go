@@ -197,7 +197,7 @@ func TestCLI_SendSignsForTheProfileAndWatchReplayFollowTheRuns(t *testing.T) {
 	// runs watch without RUN polls the newest runs and prints changes.
 	watcher := exec.Command(d.bin, "runs", "watch", "--webhook", "report-github-push", "--every", "200ms", "--timeout", "20s")
 	watcher.Env = []string{"HOOKRUN_API_URL=" + d.API, "HOOKRUN_ADMIN_TOKEN=" + d.Token}
-	var wout lockedBuffer
+	var wout testenv.Buffer
 	watcher.Stdout, watcher.Stderr = &wout, &wout
 	if err := watcher.Start(); err != nil {
 		t.Fatal(err)

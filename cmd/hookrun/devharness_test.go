@@ -11,10 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 // devServer is `hookrun dev` started by a test as its own process, on free
@@ -25,25 +26,7 @@ type devServer struct {
 	API     string
 	Ingress string
 	Token   string
-	out     *lockedBuffer
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process' writer and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	out     *testenv.Buffer
 }
 
 // startDev builds hookrun (once per test binary) and starts `hookrun dev`.
@@ -63,7 +46,7 @@ func startDev(t *testing.T) *devServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

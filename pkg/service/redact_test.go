@@ -1,11 +1,9 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -114,7 +112,7 @@ func TestOpen_LogsNATSURLWithoutCredentials(t *testing.T) {
 	t.Parallel()
 	n := testenv.StartNATS(t) // no authentication: it ignores the credentials
 	host := strings.TrimPrefix(n.URL, "nats://")
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	// keys lays out the streams, another service checks them: two lines.
 	for _, tc := range []struct{ name, userinfo, want string }{
@@ -135,22 +133,4 @@ func TestOpen_LogsNATSURLWithoutCredentials(t *testing.T) {
 	if got := logs.String(); strings.Contains(got, "s3cr3t") {
 		t.Errorf("the log holds a NATS password or token:\n%s", got)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

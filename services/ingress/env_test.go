@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +42,7 @@ type env struct {
 	in     *Ingress
 	url    string
 	client *http.Client
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 }
 
 // newEnv starts an ingress; mods adjust its configuration before New.
@@ -54,7 +53,7 @@ func newRedisEnv(t testing.TB, mods ...func(*Config)) *env { return startEnv(t, 
 
 func startEnv(t testing.TB, withRedis bool, mods ...func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &testenv.Buffer{}}
 	e.nats = testenv.StartNATS(t)
 	e.nc, e.js = e.nats.Connect()
 	e.cfg = testenv.NewConfig(t, e.js)
@@ -137,24 +136,6 @@ func (e *env) startNATS() {
 		}
 		return nil
 	})
-}
-
-// syncBuffer collects the ingress's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // job stores a runnable job in the default namespace and waits until the

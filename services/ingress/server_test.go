@@ -21,6 +21,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/service"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 // dial opens a raw connection to the ingress.
@@ -175,7 +176,7 @@ func TestServer_RefusesHugeHeaders(t *testing.T) {
 func TestServer_RecoversFromPanics(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	in := New(Config{PublishTimeout: time.Second}, e.js, e.cat, nil, service.NewHealth("ingress"), slog.New(slog.NewJSONHandler(logs, nil)))
 	in.echo.GET("/test/panic", func(echo.Context) error { panic("boom") })
 	srv := httptest.NewServer(in.Handler())

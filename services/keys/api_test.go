@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -29,26 +28,7 @@ type testAPI struct {
 	js   jetstream.JetStream
 	box  *secretbox.Box
 	svc  *Service
-	logs *syncBuffer
-}
-
-// syncBuffer collects the service's logs, so tests can check that no
-// secret ever reaches them.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testenv.Buffer
 }
 
 func newTestAPI(t *testing.T) *testAPI {
@@ -63,7 +43,7 @@ func newTestAPI(t *testing.T) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc := New(Config{AdminTokens: []string{"other-token", testToken}}, nc, js, box, service.NewHealth("keys"), log)
 	srv := httptest.NewServer(svc.Handler())
