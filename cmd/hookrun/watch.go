@@ -248,6 +248,7 @@ type runPrinter struct {
 	seen       map[string]bool // delivery+status+attempt already printed
 	liveOutput bool
 	delivery   string // the delivery whose run is followed ("": the run id's current)
+	pinNext    bool   // the delivery followed was a duplicate: follow the next run status' delivery
 
 	printed    map[string]*attemptOutput // delivery+attempt → its output printed
 	cur        *outputCursor             // the attempt the stream is at (nil: none yet in this stream)
@@ -294,13 +295,19 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 				// it as new): keys goes on with the run it repeats,
 				// whose statuses are another delivery's. They are this
 				// one's outcome now, here and after a reconnect.
-				p.delivery = ""
+				p.delivery, p.pinNext = "", true
 				p.endLine()
 				fmt.Fprintf(p.out, "delivery %s: a duplicate of run %s; following that run\n", r.DeliveryID, id)
 				return true
 			}
 			if p.delivery != "" && r.DeliveryID != "" && r.DeliveryID != p.delivery {
 				return true // another delivery's run under the same id (an older keys service)
+			}
+			if p.pinNext && r.Kind != message.KindDelivery && r.DeliveryID != "" {
+				// The run the duplicate repeats, as keys found it: a
+				// reconnect asks for its delivery's, not for whatever run
+				// of the event is current by then.
+				p.delivery, p.pinNext = r.DeliveryID, false
 			}
 			if r.Status == message.StatusRunning {
 				p.startAttempt(fmt.Sprintf("%s/%d", r.DeliveryID, r.Attempt))

@@ -44,8 +44,15 @@ func withOutput(s string) string {
 // not reach a final status is one that broke: the watch reconnects.
 func fakeStreams(t *testing.T, streams ...string) (*apiClient, *atomic.Int32) {
 	t.Helper()
+	return fakeStreamsSeeing(t, func(*http.Request) {}, streams...)
+}
+
+// fakeStreamsSeeing is fakeStreams that shows each request to see.
+func fakeStreamsSeeing(t *testing.T, see func(*http.Request), streams ...string) (*apiClient, *atomic.Int32) {
+	t.Helper()
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		see(r)
 		n := int(calls.Add(1))
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprint(w, streams[min(n, len(streams))-1])
@@ -193,7 +200,8 @@ func TestWatchRun_ReconnectedInALongLineContinuesIt(t *testing.T) {
 // six reconnects, exit 5).
 func TestWatchRun_ADeliveryFoundDuplicateFollowsTheRunItRepeats(t *testing.T) {
 	dup := "event: status\ndata: {\"schema\":\"hookrun.run.v1\",\"kind\":\"delivery\",\"id\":\"dlv_dup\",\"deliveryId\":\"dlv_dup\",\"runId\":\"run_x\",\"status\":\"duplicate\"}\n\n"
-	c, calls := fakeStreams(t,
+	var lastQuery atomic.Pointer[string]
+	c, calls := fakeStreamsSeeing(t, func(r *http.Request) { q := r.URL.RawQuery; lastQuery.Store(&q) },
 		dup+sseStatus("running", 1)+sseOutput("first\n"),
 		sseStatus("running", 1)+sseOutput("first\n")+sseStatus("succeeded", 1, withOutput("first\n")),
 	)
@@ -206,6 +214,11 @@ func TestWatchRun_ADeliveryFoundDuplicateFollowsTheRunItRepeats(t *testing.T) {
 	}
 	if got := out.String(); strings.Count(got, "first\n") != 1 || !strings.Contains(got, "delivery dlv_dup: a duplicate of run run_x") {
 		t.Fatalf("printed:\n%s", got)
+	}
+	// The reconnect asked for the delivery of the run the duplicate
+	// repeats (dlv_1 in sseStatus), not for the run id's current run.
+	if q := lastQuery.Load(); q == nil || !strings.Contains(*q, "delivery=dlv_1") {
+		t.Fatalf("reconnected with %v, want ?delivery=dlv_1", q)
 	}
 }
 

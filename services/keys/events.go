@@ -220,12 +220,12 @@ func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Ru
 		r = &message.Run{}
 	}
 	if r.Status == message.StatusRunning {
-		st.snapshot, st.snapshotN = s.outputSoFar(id)
+		st.snapshot, st.snapshotN, st.snapshotOK = s.outputSoFar(id)
 		// The executor answers with the attempt it runs now: r's, unless
 		// the run moved on meanwhile. Then the record that ended r's
 		// attempt has its output.
 		if cur, err := runstatus.Get(ctx, s.js, id); err != nil || cur.Status != r.Status || cur.Attempt != r.Attempt || cur.DeliveryID != r.DeliveryID {
-			st.snapshot, st.snapshotN = "", 0
+			st.snapshot, st.snapshotN, st.snapshotOK = "", 0, false
 		}
 		st.joinedRunning, st.snapshotAttempt = true, r.Attempt
 	}
@@ -260,11 +260,18 @@ type runStream struct {
 
 	// joinedRunning: the run was running attempt snapshotAttempt when the
 	// client came, and the executor had published snapshot, up to line
-	// snapshotN ("" and 0 when it did not answer).
+	// snapshotN ("" and 0 when it did not answer; snapshotOK then false).
 	joinedRunning   bool
 	snapshotAttempt int
 	snapshot        string
 	snapshotN       int
+	snapshotOK      bool
+
+	// fromStart: what was sent of the attempt in progress begins at its
+	// first line (its "running" came live, or the snapshot did), so its
+	// tail can be matched from its start; else it is only the live lines
+	// after the client came.
+	fromStart bool
 
 	running bool   // a "running" was sent and no status has ended its attempt
 	attempt int    // that attempt
@@ -276,6 +283,7 @@ type runStream struct {
 
 	delivery string // the delivery of the statuses sent last
 	only     string // ?delivery=: the one delivery whose run is shown
+	idSet    bool   // the last event sent had an id
 }
 
 // otherDelivery tells whether l names a delivery that is not the one whose
@@ -315,13 +323,13 @@ func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
 		if st.running && ev.Attempt == st.attempt {
 			return // the same attempt stored again: its output goes on
 		}
-		st.running, st.attempt, st.seen, st.sent = true, ev.Attempt, 0, st.sent[:0]
+		st.running, st.attempt, st.seen, st.sent, st.fromStart = true, ev.Attempt, 0, st.sent[:0], true
 		if !st.live() {
 			return // replayed history: its output comes with the status that ended it
 		}
 		if st.joinedRunning && ev.Attempt == st.snapshotAttempt {
 			st.writeLines(st.snapshot)
-			st.seen, st.snapshot = st.snapshotN, ""
+			st.seen, st.snapshot, st.fromStart = st.snapshotN, "", st.snapshotOK
 		}
 		st.flushPending()
 	case endsAttempt(ev):
@@ -338,7 +346,7 @@ func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
 					}
 				}
 			}
-			st.writeLines(unsent(ev.Output, string(st.sent)))
+			st.writeLines(unsent(ev.Output, string(st.sent), st.fromStart))
 			st.done = max(st.done, st.attempt)
 		} else if ev.Attempt > st.done {
 			// An attempt whose start the stream did not see (its
@@ -447,7 +455,18 @@ func (st *runStream) flushPending() {
 
 func (st *runStream) writeStatus(ev *message.Run) {
 	b, _ := json.Marshal(viewOfRun(ev))
-	fmt.Fprintf(st.w, "event: status\ndata: %s\n\n", b)
+	fmt.Fprintf(st.w, "event: status\n%sdata: %s\n\n", st.noID(), b)
+}
+
+// noID is the field that clears the last event id after a numbered line:
+// an SSE client (EventSource) keeps the last id given for every event
+// after it, so an event without a number of its own says so.
+func (st *runStream) noID() string {
+	if !st.idSet {
+		return ""
+	}
+	st.idSet = false
+	return "id:\n"
 }
 
 // writeLines sends text as output events, a line each.
@@ -482,9 +501,10 @@ func (st *runStream) writeOutputNumbered(line string, attempt, n int) {
 	b, _ := json.Marshal(line)
 	if n > 0 && attempt > 0 {
 		fmt.Fprintf(st.w, "event: output\nid: %d.%d\ndata: %s\n\n", attempt, n, b)
+		st.idSet = true
 		return
 	}
-	fmt.Fprintf(st.w, "event: output\ndata: %s\n\n", b)
+	fmt.Fprintf(st.w, "event: output\n%sdata: %s\n\n", st.noID(), b)
 }
 
 // outputLine is a live output line, its number and its attempt (0: not
@@ -503,27 +523,31 @@ const snapshotTimeout = 250 * time.Millisecond
 
 // outputSoFar asks the executor running run id for the output it has
 // published so far, and the number of its last line.
-func (s *Service) outputSoFar(id string) (string, int) {
+func (s *Service) outputSoFar(id string) (string, int, bool) {
 	m, err := s.nc.Request(bus.OutputSnapshotSubject(id), nil, snapshotTimeout)
 	if err != nil {
-		return "", 0
+		return "", 0, false
 	}
 	n, err := strconv.Atoi(m.Header.Get(bus.HeaderLine))
 	if err != nil {
-		return "", 0
+		return "", 0, false
 	}
-	return string(m.Data), n
+	return string(m.Data), n, true
 }
 
 // unsent returns the part of a run's output (its tail) that follows what
 // was already sent live: all of it when nothing was, the rest after the
 // sent text when the sent text is found, and nothing when it is not (lines
-// were lost, or the tail no longer holds them).
-func unsent(output, sent string) string {
+// were lost, or the tail no longer holds them). Sent text that begins at
+// the attempt's first line (fromStart) is looked for at the tail's start
+// first; text that does not (a client that joined a running attempt the
+// executor gave no snapshot of) only at its end: the same text near the
+// start would send the lines between again.
+func unsent(output, sent string, fromStart bool) string {
 	switch {
 	case sent == "":
 		return output
-	case strings.HasPrefix(output, sent):
+	case fromStart && strings.HasPrefix(output, sent):
 		return output[len(sent):]
 	}
 	if i := strings.LastIndex(output, sent); i >= 0 {

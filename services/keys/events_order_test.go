@@ -385,6 +385,11 @@ func TestRuns_EventsDropALateLineOfAnEndedAttempt(t *testing.T) {
 	if want := []string{`"try 2\n"`, `"more 2\n"`, `3.1 data: "try 3\n"`}; strings.Join(outputs, " ") != strings.Join(want, " ") {
 		t.Fatalf("outputs %v, want %v", outputs, want)
 	}
+	// The status after the numbered line clears its id (an EventSource
+	// would give it the line's), and only that one.
+	if body := rec.Body.String(); !strings.HasSuffix(body, "event: status\nid:\ndata: "+body[strings.LastIndex(body, "data: ")+len("data: "):]) || strings.Count(body, "id:\n") != 1 {
+		t.Fatalf("the event after a numbered line does not clear the id:\n%s", body)
+	}
 }
 
 // A stream of one delivery's run (?delivery=) shows that run's output only:
@@ -554,4 +559,22 @@ func TestRuns_EventsOfADeliveryWithAnOldDispatchedRecordFollowItsRun(t *testing.
 	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_later", Webhook: "gh", Job: "report", Status: message.StatusQueued})
 	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_later", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "later\n"})
 	wantEvents(t, collectEvents(t, got), []string{"status queued/0", "output later", "status succeeded/1"})
+}
+
+// A client that joined a running attempt the executor gave no snapshot of
+// has been sent only the live lines after it came: at the attempt's end
+// the tail's start is not taken for them though its text is the same (it
+// sent "c", "a", "b" again, and the CLI printed them twice).
+func TestRuns_EventsJoinedWithoutASnapshotSendNoLineTwice(t *testing.T) {
+	now := time.Now().UTC()
+	rec := httptest.NewRecorder()
+	st := &runStream{w: echo.New().NewContext(nil, rec).Response(), liveFrom: 1, joinedRunning: true, snapshotAttempt: 1}
+	lines := make(chan outputLine)
+	st.status(&message.Run{ID: "run_j", Status: message.StatusRunning, Attempt: 1, StartedAt: &now}, lines)
+	st.line(outputLine{text: []byte("a\n"), n: 4, attempt: 1})
+	st.line(outputLine{text: []byte("b\n"), n: 5, attempt: 1})
+	st.status(&message.Run{ID: "run_j", Status: message.StatusSucceeded, Attempt: 1, Output: "a\nb\nc\na\nb\n"}, lines)
+	if got := strings.Count(rec.Body.String(), "event: output"); got != 2 {
+		t.Fatalf("%d output events, want the 2 live lines:\n%s", got, rec.Body.String())
+	}
 }

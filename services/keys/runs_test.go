@@ -305,15 +305,25 @@ func TestRuns_EventsStreamStatusesAndOutputUntilTheRunEnds(t *testing.T) {
 }
 
 func TestUnsent_IsTheOutputNotYetSentLive(t *testing.T) {
-	for _, tc := range []struct{ output, sent, want string }{
-		{"a\nb\n", "", "a\nb\n"},
-		{"a\nb\n", "a\n", "b\n"},
-		{"a\nb\n", "a\nb\n", ""},
-		{"[dropped]\nx\ny\n", "x\n", "y\n"},
-		{"a\nb\n", "zzz\n", ""},
+	for _, tc := range []struct {
+		output, sent string
+		fromStart    bool
+		want         string
+	}{
+		{"a\nb\n", "", true, "a\nb\n"},
+		{"a\nb\n", "a\n", true, "b\n"},
+		{"a\nb\n", "a\nb\n", true, ""},
+		{"[dropped]\nx\ny\n", "x\n", true, "y\n"},
+		{"a\nb\n", "zzz\n", true, ""},
+		// Sent from the start: the same text later in the tail is not it.
+		{"a\nb\nc\na\nb\n", "a\nb\n", true, "c\na\nb\n"},
+		// Sent only from line 4 on (joined without a snapshot): the same
+		// text at the tail's start is not it (it sent c, a, b again).
+		{"a\nb\nc\na\nb\n", "a\nb\n", false, ""},
+		{"a\nb\nc\na\nb\nd\n", "a\nb\n", false, "d\n"},
 	} {
-		if got := unsent(tc.output, tc.sent); got != tc.want {
-			t.Errorf("unsent(%q, %q) = %q, want %q", tc.output, tc.sent, got, tc.want)
+		if got := unsent(tc.output, tc.sent, tc.fromStart); got != tc.want {
+			t.Errorf("unsent(%q, %q, %v) = %q, want %q", tc.output, tc.sent, tc.fromStart, got, tc.want)
 		}
 	}
 }
