@@ -29,8 +29,8 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/redact"
 	"github.com/hookrun/hookrun/pkg/secretbox"
-	"github.com/hookrun/hookrun/pkg/service"
 )
 
 func init() {
@@ -235,7 +235,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	self, _ := os.Executable()
 	rdb := redis.NewClient(mustRedisOpts(o.redisURL))
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("Redis at %s: %w (start redis-server or set REDIS_URL)", service.RedactURL(o.redisURL), err)
+		return fmt.Errorf("Redis at %s: %w (start redis-server or set REDIS_URL)", redact.URL(o.redisURL), err)
 	}
 	// Memory per dedup key depends on how full the database's hash table
 	// is: keys left by earlier runs (or a rehash they started) would be

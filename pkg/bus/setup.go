@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/redact"
 )
 
 // DefaultRetention is how long DELIVERIES and STATUS keep messages unless
@@ -252,7 +254,7 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redact.URLs(o.URL), err) // its credentials hidden
 	}
 	// With RetryOnFailedConnect a first connect that fails returns a
 	// connection still trying, and no handler runs until it succeeds: the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/dedup"
+	"github.com/hookrun/hookrun/pkg/redact"
 	"github.com/hookrun/hookrun/pkg/secretbox"
 )
 
@@ -54,7 +55,7 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 	}
 	nc, err := bus.Connect(bus.ConnectOptions{URL: c.NATSURL, User: c.NATSUser, Password: c.NATSPassword, Name: "hookrun-" + name, OnState: NATSState(name)})
 	if err != nil {
-		return nil, natsConnectError(c.NATSURL, err)
+		return nil, err
 	}
 	d.NC = nc
 	if d.JS, err = jetstream.New(nc, jsOptions()...); err != nil {
@@ -84,12 +85,12 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 	}
 	ensured := make(chan error, 1)
 	if name == LayoutOwner {
-		log.Info("ensuring streams and buckets", "nats", RedactURLs(c.NATSURL), "replicas", c.Replicas, "retention", retention.String())
+		log.Info("ensuring streams and buckets", "nats", redact.URLs(c.NATSURL), "replicas", c.Replicas, "retention", retention.String())
 		go func() {
 			ensured <- bus.EnsureRetry(ctx, d.JS, bus.Options{Replicas: c.Replicas, Retention: retention})
 		}()
 	} else {
-		log.Info("checking streams and buckets (the keys service creates them)", "nats", RedactURLs(c.NATSURL))
+		log.Info("checking streams and buckets (the keys service creates them)", "nats", redact.URLs(c.NATSURL))
 		go func() { ensured <- bus.WaitLayout(ctx, d.JS) }()
 	}
 	select {

@@ -1,0 +1,42 @@
+package redact
+
+import "testing"
+
+func TestURL_HidesPasswordsAndTokens(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, want string }{
+		{"redis://:s3cr3tPW@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
+		{"rediss://user:s3cr3tPW@redis.example:6380/1", "rediss://user:xxxxx@redis.example:6380/1"},
+		{"redis://:s3cr3tPW@127.0.0.1:notaport/0", "redis://:xxxxx@127.0.0.1:notaport/0"},
+		// A password with characters a parser ends the userinfo at.
+		{"redis://:s3c/r3t?P#W@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
+		{"redis://:s3c@r3tPW@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
+		{"nats://disp:s3cr3tNATS@127.0.0.1:14222", "nats://disp:xxxxx@127.0.0.1:14222"},
+		{"nats://T0KEN@127.0.0.1:4222", "nats://xxxxx@127.0.0.1:4222"},
+		{"T0KEN@127.0.0.1:4222", "xxxxx@127.0.0.1:4222"},
+		// The master's name is no secret, and the hosts have no userinfo.
+		{"redis-sentinel://mymaster@s1:26379,s2:26379", "redis-sentinel://mymaster@s1:26379,s2:26379"},
+		{"redis-sentinel://mymaster:s3cr3tPW@s1:26379,s2:26379", "redis-sentinel://mymaster:xxxxx@s1:26379,s2:26379"},
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"", ""},
+	} {
+		if got := URL(tc.raw); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+func TestURLs_HidesEachOfAList(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, want string }{
+		{"nats://a:pw1@n1:4222,nats://b:pw2@n2:4222,nats://n3:4222", "nats://a:xxxxx@n1:4222,nats://b:xxxxx@n2:4222,nats://n3:4222"},
+		{"nats://T0KEN@n1:4222, nats://T0KEN@n2:4222", "nats://xxxxx@n1:4222, nats://xxxxx@n2:4222"},
+		// A comma in a password does not leave its first half in the clear.
+		{"nats://a:pw,1@n1:4222,nats://n2:4222", "nats://a:xxxxx@n1:4222,nats://n2:4222"},
+	} {
+		if got := URLs(tc.raw); got != tc.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
