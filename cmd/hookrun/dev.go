@@ -136,6 +136,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	}
 	common.NATSURL, common.SecretKey = ns.ClientURL(), secretKey
 	common.OpsAddr = "" // one address each: the four services would share it
+	common.OneProcess = true // each address serves its own service's metrics
 	log := service.Logger("", common.LogLevel)
 
 	open := func(name, addr string) (*service.Deps, service.Common, error) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,7 @@ func TestDev_ExportLineSetsEveryURLTheCLINeeds(t *testing.T) {
 		_, _ = io.Copy(io.Discard, pr)
 	}()
 	var ingress, export string
+	metricsAt := map[string]string{} // service: its /metrics URL
 	deadline := time.After(60 * time.Second)
 wait:
 	for {
@@ -61,6 +63,11 @@ wait:
 			switch {
 			case len(f) == 2 && f[0] == "ingress":
 				ingress = f[1]
+				metricsAt["ingress"] = f[1] + "/metrics"
+			case len(f) == 3 && f[0] == "keys" && f[1] == "API":
+				metricsAt["keys"] = f[2] + "/metrics"
+			case len(f) == 2 && (f[0] == "dispatcher" || f[0] == "executor"):
+				metricsAt[f[0]] = f[1]
 			case len(f) > 1 && f[0] == "export":
 				export = l
 			case strings.HasPrefix(l, "Ready."):
@@ -91,6 +98,51 @@ wait:
 	r := runCLI("send", "hello", "-d", `{"message":"hi"}`, "--wait", "--timeout", "30s")
 	if r.Code != codeOK || !strings.Contains(r.Stdout, "hello job got") {
 		t.Fatalf("send with only the exported variables: %s", r)
+	}
+	checkDevMetricsAreEachServicesOwn(t, metricsAt)
+}
+
+// checkDevMetricsAreEachServicesOwn: the four services of hookrun dev share
+// one process and its metrics registry, yet each address serves only its
+// own service's metrics, so a Prometheus scraping the four as four jobs
+// counts each series once.
+func checkDevMetricsAreEachServicesOwn(t *testing.T, metricsAt map[string]string) {
+	t.Helper()
+	own := map[string]string{ // a family each service has once a delivery ran
+		"ingress": "hookrun_ingress_requests_total", "dispatcher": "hookrun_dispatcher_deliveries_total",
+		"executor": "hookrun_executor_runs_total", "keys": "hookrun_keys_requests_total",
+	}
+	for svc, url := range metricsAt {
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("%s metrics: %v", svc, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		text := string(body)
+		if !strings.Contains(text, own[svc]+"{") {
+			t.Errorf("%s (%s) does not serve its own %s", svc, url, own[svc])
+		}
+		if !strings.Contains(text, `hookrun_ready{service="`+svc+`"} 1`) {
+			t.Errorf("%s does not serve its own hookrun_ready", svc)
+		}
+		for other, family := range own {
+			if other == svc {
+				continue
+			}
+			if strings.Contains(text, "hookrun_"+other+"_") {
+				t.Errorf("%s serves the %s's metrics (%s…)", svc, other, family)
+			}
+			if strings.Contains(text, `service="`+other+`"`) {
+				t.Errorf("%s serves a series of the %s", svc, other)
+			}
+		}
+		if !strings.Contains(text, "go_goroutines ") {
+			t.Errorf("%s does not serve the process' go_goroutines", svc)
+		}
+	}
+	if len(metricsAt) != 4 {
+		t.Errorf("found the metrics addresses of %v in the dev output, want all four", metricsAt)
 	}
 }
 

@@ -43,6 +43,10 @@ type Common struct {
 	// Retention is how long DELIVERIES and STATUS keep messages
 	// (HOOKRUN_RETENTION; 0: bus' default of 7 days).
 	Retention time.Duration
+	// OneProcess is set by `hookrun dev`, which runs the four services in
+	// one process (never from the environment): each service's /metrics
+	// then serves its own metrics only (see ownMetrics).
+	OneProcess bool
 }
 
 // MinRetention is the shortest HOOKRUN_RETENTION: a day, so that a
@@ -212,6 +216,9 @@ type Health struct {
 	name   string
 	mu     sync.Mutex
 	checks []check
+	// ownMetrics: /metrics serves only this service's metrics, the
+	// process being shared with the others (Common.OneProcess).
+	ownMetrics bool
 }
 
 type check struct {
@@ -263,20 +270,26 @@ func (h *Health) Ready(ctx context.Context) error {
 }
 
 // status runs every check: err names the first failing required one,
-// degraded the first failing one that is not required.
+// degraded the first failing one that is not required. Every check runs
+// whatever failed before it, so the gauges checks set (hookrun_redis_
+// connected) are current when another dependency is down.
 func (h *Health) status(ctx context.Context) (degraded, err error) {
 	for _, c := range h.snapshot() {
-		if cerr := c.f(ctx); cerr != nil {
-			cerr = fmt.Errorf("%s: %w", c.name, cerr)
-			if c.notRequired {
-				if degraded == nil {
-					degraded = cerr
-				}
-				continue
-			}
-			readyGauge.WithLabelValues(h.name).Set(0)
-			return degraded, cerr
+		cerr := c.f(ctx)
+		if cerr == nil {
+			continue
 		}
+		cerr = fmt.Errorf("%s: %w", c.name, cerr)
+		switch {
+		case c.notRequired && degraded == nil:
+			degraded = cerr
+		case !c.notRequired && err == nil:
+			err = cerr
+		}
+	}
+	if err != nil {
+		readyGauge.WithLabelValues(h.name).Set(0)
+		return degraded, err
 	}
 	readyGauge.WithLabelValues(h.name).Set(1)
 	return degraded, nil
@@ -318,6 +331,10 @@ func (h *Health) MountMetrics(e *echo.Echo) {
 	// Readiness is evaluated at scrape time too, so hookrun_ready and the
 	// connection gauges are current whether or not anything polls /readyz.
 	metrics := promhttp.Handler()
+	if h.ownMetrics {
+		metrics = promhttp.InstrumentMetricHandler(prometheus.DefaultRegisterer,
+			promhttp.HandlerFor(ownMetrics(prometheus.DefaultGatherer, h.name), promhttp.HandlerOpts{}))
+	}
 	e.GET("/metrics", func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
 		_ = h.Ready(ctx)

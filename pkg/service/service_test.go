@@ -1,9 +1,15 @@
 package service
 
 import (
+	"context"
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestCommonFromEnv_Retention(t *testing.T) {
@@ -33,5 +39,59 @@ func TestCommonFromEnv_Retention(t *testing.T) {
 		case c.Retention != tc.want:
 			t.Errorf("HOOKRUN_RETENTION=%q: Retention %s, want %s", tc.env, c.Retention, tc.want)
 		}
+	}
+}
+
+// Every readiness check runs, whatever failed before it: a check that sets a
+// gauge (hookrun_redis_connected) keeps it current while NATS is down.
+func TestHealth_RunsEveryCheckWhenAnEarlierOneFails(t *testing.T) {
+	h := NewHealth("test-every-check")
+	var redisChecked, optionalChecked bool
+	h.Add("nats", func(context.Context) error { return errors.New("not connected") })
+	h.Add("redis", func(context.Context) error { redisChecked = true; return errors.New("refused") })
+	h.Add("optional", func(context.Context) error { optionalChecked = true; return errors.New("slow") })
+	h.NotRequired("optional")
+	degraded, err := h.status(context.Background())
+	if !redisChecked || !optionalChecked {
+		t.Fatalf("checks after the failing one ran: redis %v, optional %v; want both", redisChecked, optionalChecked)
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "nats:") {
+		t.Errorf("err %v: want the first failing required check, nats", err)
+	}
+	if degraded == nil || !strings.HasPrefix(degraded.Error(), "optional:") {
+		t.Errorf("degraded %v: want the failing check that is not required", degraded)
+	}
+	if v := testutil.ToFloat64(readyGauge.WithLabelValues("test-every-check")); v != 0 {
+		t.Errorf("hookrun_ready %v, want 0", v)
+	}
+}
+
+// With the services in one process, each one's /metrics serves its own
+// families and its own series of the shared ones, and the process' families.
+func TestOwnMetrics_ServesOnlyTheServicesOwn(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for _, n := range []string{"hookrun_ingress_requests_total", "hookrun_dispatcher_deliveries_total", "hookrun_consumer_pending_messages", "go_goroutines"} {
+		reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: n, Help: n}))
+	}
+	ready := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hookrun_ready", Help: "r"}, []string{"service"})
+	reg.MustRegister(ready)
+	ready.WithLabelValues("ingress").Set(1)
+	ready.WithLabelValues("dispatcher").Set(1)
+	mfs, err := ownMetrics(reg, "ingress").Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] = append(got[mf.GetName()], serviceLabel(m))
+		}
+	}
+	want := map[string][]string{
+		"hookrun_ingress_requests_total": {""}, "hookrun_consumer_pending_messages": {""},
+		"go_goroutines": {""}, "hookrun_ready": {"ingress"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the ingress serves %v, want %v", got, want)
 	}
 }

@@ -41,6 +41,7 @@ const LayoutOwner = "keys"
 // and buckets, opens Redis when configured, and registers readiness checks.
 func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, error) {
 	d := &Deps{Log: log, Health: NewHealth(name)}
+	d.Health.ownMetrics = c.OneProcess
 	if c.SecretKey != "" {
 		k, err := secretbox.ParseKey(c.SecretKey)
 		if err != nil {
@@ -139,6 +140,7 @@ func serveWhileStarting(addr, opsAddr string, health *Health, log *slog.Logger) 
 		return func() {}
 	}
 	h := NewHealth(health.name)
+	h.ownMetrics = health.ownMetrics
 	h.checks = append(h.checks, health.snapshot()...)
 	h.Add("streams", func(context.Context) error {
 		return errors.New("starting: creating streams and buckets, waiting for NATS")
