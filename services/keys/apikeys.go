@@ -249,7 +249,7 @@ func (s *Service) extendKey(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	id := c.Param("id")
+	id := keyID(c.Param("id"))
 	k, rev, found, err := s.apiKeys.get(ctx, id)
 	if err != nil {
 		return err
@@ -281,6 +281,20 @@ func (s *Service) extendKey(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.keyView(k))
 }
 
+// keyID is the id of the key ref names: its id, or, as a user who kept only
+// the key (Jac Cloud's list shows keys whole) or the list's prefix sends,
+// the key itself ("hk_<id>_<secret>", its secret part unchecked: the id
+// alone addresses a key here) or its prefix ("hk_<id>").
+func keyID(ref string) string {
+	if id, _, ok := apikey.Parse(ref); ok {
+		return id
+	}
+	if id, ok := strings.CutPrefix(ref, apikey.Prefix); ok && id != "" && !strings.Contains(id, "_") {
+		return id
+	}
+	return ref
+}
+
 func (s *Service) deleteKeys(c echo.Context) error {
 	var r struct {
 		IDs []string `json:"ids"`
@@ -297,7 +311,7 @@ func (s *Service) deleteKeys(c echo.Context) error {
 	}
 	n := 0
 	for _, id := range r.IDs {
-		found, err := s.deleteKeyIn(c.Request().Context(), id, ns)
+		found, err := s.deleteKeyIn(c.Request().Context(), keyID(id), ns)
 		if err != nil {
 			return err
 		}
@@ -313,12 +327,13 @@ func (s *Service) deleteKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	found, err := s.deleteKeyIn(c.Request().Context(), c.Param("id"), ns)
+	id := keyID(c.Param("id"))
+	found, err := s.deleteKeyIn(c.Request().Context(), id, ns)
 	if err != nil {
 		return err
 	}
 	if !found {
-		return notFound("API key " + c.Param("id"))
+		return notFound("API key " + id)
 	}
 	return c.JSON(http.StatusOK, map[string]int{"deleted": 1})
 }

@@ -273,3 +273,39 @@ func TestAPIKeys_CreateRefusesABodyNamespaceOtherThanTheQuerys(t *testing.T) {
 		t.Fatalf("keys in namespaces %v (%d keys)", got, len(keys))
 	}
 }
+
+// A user who kept the key itself (or the list's prefix) may address it by
+// that; a key pasted where an id goes is never echoed whole in a 404.
+func TestAPIKeys_AddressedByTheKeyItselfOrItsPrefix(t *testing.T) {
+	a := newTestAPI(t)
+	keyOf := func(name string) (key, id string) {
+		m := a.must(201, "POST", "/v1/keys", map[string]any{"name": name}).JSON()
+		key, _ = m["key"].(string)
+		id, _ = m["id"].(string)
+		return key, id
+	}
+	k1, _ := keyOf("one")
+	k2, id2 := keyOf("two")
+	k3, _ := keyOf("three")
+	a.must(200, "PATCH", "/v1/keys/"+k1+"/extend", map[string]any{"count": 1, "interval": "hours"})
+	if got := a.must(200, "DELETE", "/v1/keys/"+k1, nil).JSON()["deleted"]; got != float64(1) {
+		t.Fatalf("DELETE by the key itself deleted %v", got)
+	}
+	if got := a.must(200, "DELETE", "/v1/keys", map[string]any{"ids": []string{"hk_" + id2, k3}}).JSON()["deleted"]; got != float64(2) {
+		t.Fatalf("DELETE of the prefix and the key deleted %v, want 2", got)
+	}
+	if left := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); len(left) != 0 {
+		t.Fatalf("keys left: %v", left)
+	}
+	_, secret2, _ := apikey.Parse(k2)
+	for _, p := range []string{"/v1/keys/" + k1, "/v1/runs/" + k2, "/v1/deliveries/" + k2, "/v1/runs/" + k2 + "/events"} {
+		method := "GET"
+		if p == "/v1/keys/"+k1 {
+			method = "DELETE"
+		}
+		ans := a.must(404, method, p, nil)
+		if strings.Contains(string(ans.Body), secret2) || strings.Contains(string(ans.Body), k1) {
+			t.Errorf("%s %s: %s echoes the key", method, p, ans.Body)
+		}
+	}
+}

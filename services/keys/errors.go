@@ -4,9 +4,11 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/hookrun/hookrun/pkg/apikey"
 	"github.com/hookrun/hookrun/pkg/resource"
 )
 
@@ -39,8 +41,18 @@ func badRequest(msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: msg}
 }
 
+// notFound names what was not found, ids from the request and all: an id
+// that has an API key's shape (a key pasted where a run, delivery or key
+// id goes) is shown by its prefix only, as messages never echo a
+// credential (API.md).
 func notFound(what string) *apiError {
-	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
+	words := strings.Split(what, " ")
+	for i, w := range words {
+		if id, _, ok := apikey.Parse(w); ok {
+			words[i] = apikey.DisplayPrefix(id) + "_…"
+		}
+	}
+	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: strings.Join(words, " ") + " not found"}
 }
 
 var (
