@@ -135,7 +135,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		return err
 	}
 	common.NATSURL, common.SecretKey = ns.ClientURL(), secretKey
-	common.OpsAddr = "" // one address each: the four services would share it
+	common.OpsAddr = ""      // one address each: the four services would share it
 	common.OneProcess = true // each address serves its own service's metrics
 	log := service.Logger("", common.LogLevel)
 
