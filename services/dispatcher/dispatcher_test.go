@@ -808,3 +808,36 @@ func TestDispatcher_RunRequestNearMaxPayloadIsMeasured(t *testing.T) {
 	want(t, "delivery outcome", e.outcome(d).Status, message.DeliveryDispatched)
 	want(t, "run requests", len(e.runRequests()), 1)
 }
+
+// A replay is an operator's, not a call from the sender: the webhook's
+// lastDeliveryAt keeps telling when the sender last called.
+func TestDispatcher_ReplayDoesNotMoveLastDeliveryAt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("replayed", nil)
+	e.start(nil)
+	t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	at := func(ts time.Time) func(*message.Delivery) { return func(d *message.Delivery) { d.ReceivedAt = ts } }
+	lastDeliveryAt := func(want time.Time) {
+		t.Helper()
+		testenv.Eventually(t, 5*time.Second, func() error {
+			s, _ := webhookstatus.Get(context.Background(), e.js, "default", w.Metadata.Name)
+			if s.LastDeliveryAt == nil || !s.LastDeliveryAt.Equal(want) {
+				return fmt.Errorf("lastDeliveryAt %v, want %v", s.LastDeliveryAt, want)
+			}
+			return nil
+		})
+	}
+	first := e.deliver(w, "evt-1", `{}`, at(t0))
+	e.outcome(first)
+	lastDeliveryAt(t0)
+	replay := e.deliver(w, "evt-1", `{}`, at(t0.Add(20*time.Second)), func(d *message.Delivery) {
+		d.ReplayOf = first.ID
+		d.RunID = ident.RunID(w.Metadata.UID, "evt-1", d.ID)
+	})
+	e.outcome(replay)
+	// Status updates are written in order: once a later call shows, the
+	// replay's would have been written before it.
+	e.outcome(e.deliver(w, "evt-2", `{}`, at(t0.Add(10*time.Second))))
+	lastDeliveryAt(t0.Add(10 * time.Second))
+}

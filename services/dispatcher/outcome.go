@@ -132,7 +132,9 @@ func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 				d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, err: it.err.Error()})
 			}
 		}
-		if it.w != nil {
+		if it.w != nil && it.d.ReplayOf == "" {
+			// Not for a replay: lastDeliveryAt tells when the sender last
+			// called, and a replay is an operator's.
 			d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, delivered: it.d.ReceivedAt})
 		}
 	}
