@@ -269,6 +269,11 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	defer os.RemoveAll(dir)
 	natsArgs := []string{"bench-nats", "--store", filepath.Join(dir, "nats")}
 	if o.pprofDir != "" {
+		// Made here, not found missing only when the first profile is
+		// written, after the run it was for.
+		if err := os.MkdirAll(o.pprofDir, 0o755); err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
 		natsArgs = append(natsArgs, "--pprof", pickAddr())
 	}
 	np, err := startProc("nats", self, nil, natsArgs...)
