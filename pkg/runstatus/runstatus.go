@@ -158,8 +158,12 @@ type Filter struct {
 }
 
 // List returns the current state of runs matching f, newest first. It reads
-// the last event of every subject (a DeliverLastPerSubject ordered consumer),
-// which is bounded by the stream's retention.
+// the last event of every subject, which is bounded by the stream's
+// retention, through a consumer of its own (DeliverLastPerSubject, no
+// acks) fetched page by page. Not an ordered consumer: nats.go makes each
+// fetch after an ordered consumer's first a new consumer from the last
+// sequence read (DeliverByStartSequence), whose pages hold every event
+// after it, so a run came back once per status, old ones too.
 func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
@@ -179,45 +183,73 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 	if info.State.Msgs == 0 {
 		return []message.Run{}, nil
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subj},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubjects:    []string{subj},
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // removed by the server if we cannot
 	})
 	if err != nil {
 		return nil, err
 	}
-	var out []message.Run
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(dctx, c.CachedInfo().Name)
+	}()
+	// Each subject's last event, once: a safety net keeps the one stored
+	// last should a page ever repeat a subject.
+	type found struct {
+		r   message.Run
+		seq uint64
+	}
+	byID := map[string]found{}
 	for {
 		batch, err := c.FetchNoWait(500)
 		if err != nil {
 			return nil, err
 		}
 		n := 0
-		var last uint64
+		pending := uint64(0)
 		for m := range batch.Messages() {
 			n++
 			md, _ := m.Metadata()
+			var seq uint64
 			if md != nil {
-				last = md.NumPending
+				pending, seq = md.NumPending, md.Sequence.Stream
 			}
 			var r message.Run
 			if message.Decode(m.Data(), message.SchemaRun, &r) != nil || r.Kind != message.KindRun {
 				continue
 			}
-			if (f.Webhook == "" || r.Webhook == f.Webhook) && (f.Job == "" || r.Job == f.Job) && (f.Status == "" || r.Status == f.Status) {
-				out = append(out, r)
+			if prev, ok := byID[r.ID]; !ok || seq > prev.seq {
+				byID[r.ID] = found{r, seq}
 			}
 		}
 		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
 			return nil, batch.Error()
 		}
-		if n == 0 || last == 0 {
+		if n == 0 || pending == 0 {
 			break
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return when(out[i]).After(when(out[j])) })
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
+	var match []found
+	for _, v := range byID {
+		r := v.r
+		if (f.Webhook == "" || r.Webhook == f.Webhook) && (f.Job == "" || r.Job == f.Job) && (f.Status == "" || r.Status == f.Status) {
+			match = append(match, v)
+		}
+	}
+	sort.Slice(match, func(i, j int) bool {
+		if a, b := when(match[i].r), when(match[j].r); !a.Equal(b) {
+			return a.After(b)
+		}
+		return match[i].seq > match[j].seq
+	})
+	out := make([]message.Run, 0, min(len(match), f.Limit))
+	for _, v := range match[:min(len(match), f.Limit)] {
+		out = append(out, v.r)
 	}
 	return out, nil
 }

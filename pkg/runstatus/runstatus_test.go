@@ -2,6 +2,7 @@ package runstatus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -243,5 +244,68 @@ func TestRunstatus_WatchEndsAtAFinalStatusFollowedByUnreadableRecords(t *testing
 	}
 	if wctx.Err() != nil || len(seen) != 1 || seen[0] != message.StatusSucceeded {
 		t.Fatalf("Watch saw %v and ended by %v; want succeeded, then the end", seen, wctx.Err())
+	}
+}
+
+// List gives each run once, in its current state, however many pages the
+// stream's last events take (a page is 500): past the first page it once
+// gave every event stored after that page, earlier statuses too.
+func TestRunstatus_ListGivesEachRunOnceInItsCurrentStatePastTheFirstPage(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	const runs = 700
+	t0 := time.Now().UTC()
+	current := func(i int) string { // even runs have ended, odd ones run
+		if i%2 == 0 {
+			return message.StatusSucceeded
+		}
+		return message.StatusRunning
+	}
+	var futs []jetstream.PubAckFuture
+	for i := range runs {
+		q := t0.Add(time.Duration(i) * time.Millisecond)
+		id := fmt.Sprintf("run_%04d", i)
+		sts := []string{message.StatusQueued, message.StatusRunning}
+		if current(i) != message.StatusRunning {
+			sts = append(sts, current(i))
+		}
+		for _, st := range sts {
+			b, err := json.Marshal(&message.Run{Schema: message.SchemaRun, Kind: message.KindRun, ID: id, Namespace: "default", Webhook: "w", Job: "j", Status: st, QueuedAt: &q})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := js.PublishAsync(bus.StatusSubject("default", id), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			futs = append(futs, f)
+		}
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatal(err)
+		}
+	}
+	all, err := runstatus.List(ctx, js, runstatus.Filter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range all {
+		var i int
+		fmt.Sscanf(r.ID, "run_%d", &i)
+		if seen[r.ID] || r.Status != current(i) {
+			t.Fatalf("List gave %s (%s) again or not in its current state (%d runs listed)", r.ID, r.Status, len(all))
+		}
+		seen[r.ID] = true
+	}
+	if len(all) != runs || all[0].ID != fmt.Sprintf("run_%04d", runs-1) {
+		t.Fatalf("List gave %d runs, the first %s; want %d, newest first", len(all), all[0].ID, runs)
+	}
+	running, err := runstatus.List(ctx, js, runstatus.Filter{Status: message.StatusRunning, Limit: 1000})
+	if err != nil || len(running) != runs/2 {
+		t.Fatalf("List of running runs = %d runs, %v; want %d", len(running), err, runs/2)
 	}
 }
