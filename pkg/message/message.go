@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -202,6 +203,31 @@ func MarshalNoHTMLEscape(v any) ([]byte, error) {
 
 // Encode writes a message and a newline to w, as an encoding/json Encoder would.
 func Encode(w io.Writer, v any) error { return gojson.NewEncoder(w).Encode(v) }
+
+// AnotherVersion reports whether a message whose schema header is got, and
+// which did not decode as want, is another version of want's kind
+// ("hookrun.delivery.v2" for "hookrun.delivery.v1"): one a later release
+// wrote during a rolling upgrade. Such a message was accepted (a sender
+// got 202 for it) and must wait for a reader that can read it, not be
+// terminated as corrupt.
+func AnotherVersion(got, want string) bool {
+	kind, _, ok := strings.Cut(want, ".v")
+	gotKind, _, gotOK := strings.Cut(got, ".v")
+	return ok && gotOK && got != want && gotKind == kind
+}
+
+// SchemaOf is the schema a message names: its schema header, else the
+// "schema" field of its JSON ("" when it has neither).
+func SchemaOf(header string, data []byte) string {
+	if header != "" {
+		return header
+	}
+	var head struct {
+		Schema string `json:"schema"`
+	}
+	_ = json.Unmarshal(data, &head)
+	return head.Schema
+}
 
 // Decode unmarshals data into v after checking its schema name. The
 // message types are decoded in one pass and their Schema field checked;

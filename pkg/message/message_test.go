@@ -126,3 +126,27 @@ func TestStatusPayload_CutsAtACharacterBoundary(t *testing.T) {
 		t.Errorf("binary body cut at %d bytes, want %d", len(got), MaxStatusPayload)
 	}
 }
+
+func TestAnotherVersion_IsTheSameKindInAnotherVersion(t *testing.T) {
+	for _, c := range []struct {
+		got, want string
+		another   bool
+	}{
+		{"hookrun.delivery.v2", SchemaDelivery, true},
+		{SchemaDelivery, SchemaDelivery, false},
+		{"hookrun.run.v1", SchemaDelivery, false},
+		{"", SchemaDelivery, false},
+		{"garbage", SchemaDelivery, false},
+		{"hookrun.runrequest.v3", SchemaRunRequest, true},
+	} {
+		if got := AnotherVersion(c.got, c.want); got != c.another {
+			t.Errorf("AnotherVersion(%q, %q) = %v, want %v", c.got, c.want, got, c.another)
+		}
+	}
+	if got := SchemaOf("", []byte(`{"schema":"hookrun.delivery.v2"}`)); got != "hookrun.delivery.v2" {
+		t.Errorf("SchemaOf without a header = %q", got)
+	}
+	if got := SchemaOf("h", []byte(`{"schema":"b"}`)); got != "h" {
+		t.Errorf("SchemaOf with a header = %q, want the header's", got)
+	}
+}

@@ -841,3 +841,41 @@ func TestDispatcher_ReplayDoesNotMoveLastDeliveryAt(t *testing.T) {
 	e.outcome(e.deliver(w, "evt-2", `{}`, at(t0.Add(10*time.Second))))
 	lastDeliveryAt(t0.Add(10 * time.Second))
 }
+
+// A delivery a later release wrote (another schema version, during a
+// rolling upgrade) was accepted: it is handed back to wait for a dispatcher
+// that reads it, not terminated; bytes that are no delivery at all are.
+func TestDispatcher_DeliveryOfAnotherSchemaVersionWaitsCorruptOneIsTerminated(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("upgrading", nil)
+	e.start(nil)
+	publish := func(schema, data string) {
+		m := nats.NewMsg(bus.DeliverySubject("default", w.Metadata.Name, ident.NewDeliveryID()))
+		m.Data = []byte(data)
+		m.Header.Set(bus.HeaderSchema, schema)
+		if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("hookrun.delivery.v2", `{"schema":"hookrun.delivery.v2","id":["a new shape"]}`)
+	publish(message.SchemaDelivery, `not json`)
+	// A delivery after them is handled, so they were seen.
+	e.outcome(e.deliver(w, "evt-after", `{}`))
+	testenv.Eventually(t, 10*time.Second, func() error {
+		c, err := e.js.Consumer(context.Background(), bus.StreamDeliveries, bus.ConsumerDispatcher)
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		// The v2 delivery waits (pending or handed back); the corrupt one
+		// and the good one are gone.
+		if waiting := info.NumAckPending + int(info.NumPending); waiting != 1 || info.NumRedelivered+info.NumAckPending < 1 {
+			return fmt.Errorf("%d deliveries waiting (ack pending %d, pending %d, redelivered %d), want the v2 one only", waiting, info.NumAckPending, info.NumPending, info.NumRedelivered)
+		}
+		return nil
+	})
+}

@@ -88,6 +88,15 @@ func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		it := &item{msg: m}
 		if err := message.Decode(m.Data(), message.SchemaDelivery, &it.d); err != nil {
+			if schema := message.SchemaOf(m.Headers().Get(bus.HeaderSchema), m.Data()); message.AnotherVersion(schema, message.SchemaDelivery) {
+				// A later release's delivery (a rolling upgrade): it was
+				// accepted, so it waits for a dispatcher that reads it.
+				wait := bus.RedeliveryBackoff(m)
+				d.log.Error("delivery of a schema this dispatcher cannot read handed back: upgrade the dispatchers", "subject", m.Subject(), "schema", schema, "in", wait)
+				_ = m.NakWithDelay(wait)
+				mHandedBack.Inc()
+				continue
+			}
 			d.log.Error("undecodable delivery terminated", "subject", m.Subject(), "err", err)
 			_ = m.Term()
 			continue

@@ -744,3 +744,38 @@ func TestExecutor_LeftoverSearchSparesALaterDeliverysRunUnderTheSameID(t *testin
 		return nil
 	})
 }
+
+// A run request a later release wrote (another schema version, during a
+// rolling upgrade) waits in RUNS for an executor that reads it; bytes that
+// are no run request at all are terminated.
+func TestExecutor_RunRequestOfAnotherSchemaVersionWaitsCorruptOneIsTerminated(t *testing.T) {
+	e := newXEnv(t)
+	job := e.script("upgrading", "true")
+	e.start(nil)
+	for _, m := range []struct{ schema, data string }{
+		{"hookrun.runrequest.v2", `{"schema":"hookrun.runrequest.v2","id":["a new shape"]}`},
+		{message.SchemaRunRequest, `not json`},
+	} {
+		msg := nats.NewMsg(bus.RunSubject(job.Metadata.Namespace, job.Metadata.Name))
+		msg.Data = []byte(m.data)
+		msg.Header.Set(bus.HeaderSchema, m.schema)
+		if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(t, "a later run", e.final(e.submit(job, `{}`), 10*time.Second).Status, message.StatusSucceeded)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		s, err := e.js.Stream(context.Background(), bus.StreamRuns)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 1 {
+			return fmt.Errorf("%d run requests left in RUNS, want the v2 one only", info.State.Msgs)
+		}
+		return nil
+	})
+}

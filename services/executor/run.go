@@ -43,6 +43,15 @@ type outcome struct {
 func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
 	var rr message.RunRequest
 	if err := message.Decode(m.Data(), message.SchemaRunRequest, &rr); err != nil {
+		if schema := message.SchemaOf(m.Headers().Get(bus.HeaderSchema), m.Data()); message.AnotherVersion(schema, message.SchemaRunRequest) {
+			// A later release's run request (a rolling upgrade): the
+			// delivery was accepted, so it waits for an executor that
+			// reads it.
+			wait := bus.RedeliveryBackoff(m)
+			x.log.Error("run request of a schema this executor cannot read handed back: upgrade the executors", "subject", m.Subject(), "schema", schema, "in", wait)
+			_ = m.NakWithDelay(wait)
+			return
+		}
 		x.log.Error("undecodable run request terminated", "subject", m.Subject(), "err", err)
 		_ = m.Term()
 		return
