@@ -48,7 +48,20 @@
 //     surrounding white space removed.
 //   - join LIST SEP: the list's items as text, separated by SEP; the piped
 //     form .body.tags | join "," works too.
-//   - toString V: V as text, JSON for objects and lists, "" for null.
+//   - toString V: V as text, JSON for objects and lists.
+//
+// A missing key or null given to lower, upper, trim, toString, print,
+// printf or println is handed on as no value, not as "" or "<nil>": the
+// argument takes its default, as when it is printed directly, unless
+// default replaces it ({{ .body.branch | lower | default "main" }}).
+// {{ .body.draft | default "" }} renders null as an empty value.
+//
+// eq, ne, lt, le, gt and ge compare a JSON number from the delivery as a
+// number with a number ({{ if gt .body.count 3 }}, {{ eq .body.n 5 }}) or
+// with another JSON number, and as text with a string ({{ eq .body.n "5" }});
+// text/template's own would refuse the first. Values that cannot be
+// compared (a number with a string in lt, a boolean in gt) are an error,
+// so the argument takes its default.
 //
 // # Limits
 //

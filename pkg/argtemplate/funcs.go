@@ -19,11 +19,163 @@ func funcs(header map[string]string) template.FuncMap {
 		"header":   headerFunc(header),
 		"json":     toJSON,
 		"default":  defaultFunc,
-		"lower":    func(v any) string { return strings.ToLower(toString(v)) },
-		"upper":    func(v any) string { return strings.ToUpper(toString(v)) },
-		"trim":     func(v any) string { return strings.TrimSpace(toString(v)) },
+		"lower":    text(strings.ToLower),
+		"upper":    text(strings.ToUpper),
+		"trim":     text(strings.TrimSpace),
 		"join":     join,
-		"toString": toString,
+		"toString": text(func(s string) string { return s }),
+		// The built-ins that print their arguments, so that a missing key
+		// or null passed through them stays no value (see noValue).
+		"print":   printing(fmt.Sprint),
+		"println": printing(fmt.Sprintln),
+		"printf": func(format string, args ...any) any {
+			if noValue(args...) {
+				return nil
+			}
+			return fmt.Sprintf(format, args...)
+		},
+		// The comparisons, so that a JSON number compares as a number.
+		"eq": eq,
+		"ne": func(a, b any) (bool, error) { r, err := eq(a, b); return !r, err },
+		"lt": ordered(func(c int) bool { return c < 0 }),
+		"le": ordered(func(c int) bool { return c <= 0 }),
+		"gt": ordered(func(c int) bool { return c > 0 }),
+		"ge": ordered(func(c int) bool { return c >= 0 }),
+	}
+}
+
+// noValue reports whether any of args is no value (a missing key, read
+// with missingkey=zero, or a JSON null). A function that turns its
+// argument into text hands such a value on as no value, nil, rather than
+// as "" or "<nil>": printed, it still makes the argument take its default
+// (and default still replaces it), as it would printed directly.
+func noValue(args ...any) bool {
+	for _, a := range args {
+		if a == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// text makes a function of one value's text (toString) that hands no
+// value on.
+func text(f func(string) string) func(any) any {
+	return func(v any) any {
+		if v == nil {
+			return nil
+		}
+		return f(toString(v))
+	}
+}
+
+// printing is print or println handing no value on.
+func printing(f func(...any) string) func(...any) any {
+	return func(args ...any) any {
+		if noValue(args...) {
+			return nil
+		}
+		return f(args...)
+	}
+}
+
+var errCompare = errors.New("incompatible types for comparison")
+
+// number is v as a number: a Go number (a number in the template), or a
+// JSON number from the delivery, which text/template's own comparisons
+// see as a string and refuse to compare with 3.
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	case nil, string, bool:
+		return 0, false
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return float64(rv.Int()), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return float64(rv.Uint()), true
+	case reflect.Float32, reflect.Float64:
+		return rv.Float(), true
+	}
+	return 0, false
+}
+
+// compare orders a and b: as numbers when both are (a JSON number
+// included), else as strings (a JSON number compared with a string as its
+// text, as before), or, for eq and ne only, as booleans or nil.
+func compare(a, b any) (c int, orderable bool, err error) {
+	na, aNum := number(a)
+	nb, bNum := number(b)
+	if aNum && bNum {
+		switch {
+		case na < nb:
+			return -1, true, nil
+		case na > nb:
+			return 1, true, nil
+		}
+		return 0, true, nil
+	}
+	sa, aStr := asString(a)
+	sb, bStr := asString(b)
+	if aStr && bStr {
+		return strings.Compare(sa, sb), true, nil
+	}
+	ba, aBool := a.(bool)
+	bb, bBool := b.(bool)
+	if aBool && bBool {
+		if ba == bb {
+			return 0, false, nil
+		}
+		return 1, false, nil
+	}
+	if a == nil || b == nil {
+		if a == nil && b == nil {
+			return 0, false, nil
+		}
+		return 1, false, nil
+	}
+	return 0, false, errCompare
+}
+
+func asString(v any) (string, bool) {
+	switch s := v.(type) {
+	case string:
+		return s, true
+	case json.Number:
+		return s.String(), true
+	}
+	return "", false
+}
+
+// eq is text/template's eq (a equal to any of bs) with compare's numbers.
+func eq(a any, bs ...any) (bool, error) {
+	if len(bs) == 0 {
+		return false, errors.New("eq: missing argument for comparison")
+	}
+	for _, b := range bs {
+		c, _, err := compare(a, b)
+		if err != nil {
+			return false, err
+		}
+		if c == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ordered is lt, le, gt or ge over compare's order.
+func ordered(ok func(int) bool) func(a, b any) (bool, error) {
+	return func(a, b any) (bool, error) {
+		c, orderable, err := compare(a, b)
+		if err == nil && !orderable {
+			err = errCompare
+		}
+		return err == nil && ok(c), err
 	}
 }
 

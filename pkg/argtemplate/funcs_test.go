@@ -26,7 +26,7 @@ func TestFuncs(t *testing.T) {
 		{"join objects as json", `{{ join .body.commits ";" }}`, `{"id":"a1","message":"Fix it"};{"id":"b2","message":"Add <b>"}`},
 		{"toString number", `{{ toString .body.id }}`, "12345678901234567890"},
 		{"toString object", `{{ toString .body.repository.owner }}`, `{"login":"octo"}`},
-		{"toString null", `[{{ toString .body.draft }}]`, "[]"},
+		{"toString null is no value", `[{{ toString .body.draft | default "" }}]`, "[]"},
 		{"builtins still work", `{{ len .body.commits }} {{ printf "%s!" .body.ref }}`, "2 refs/heads/main!"},
 		{"eq on strings", `{{ if eq (header "x-github-event") "push" }}push{{ end }}`, "push"},
 	}
@@ -53,5 +53,71 @@ func TestHeaderFunc_IgnoresCaseOfStoredNames(t *testing.T) {
 	}
 	if got := h("X-Other"); got != nil {
 		t.Errorf("header X-Other = %v, want nil", got)
+	}
+}
+
+// A missing key or null passed through a function that turns it into text
+// is still no value: the argument takes its default (or default replaces
+// it), not "", "<nil>" or "%!s(<nil>)".
+func TestFuncs_NoValueThroughAFunctionTakesTheDefault(t *testing.T) {
+	def := "DEF"
+	for _, value := range []string{
+		`{{ .body.branch | lower }}`, `{{ .body.branch | upper }}`, `{{ trim .body.branch }}`,
+		`{{ .body.branch | toString }}`, `{{ toString .body.draft }}`,
+		`{{ .body.branch | printf "%v" }}`, `{{ printf "%s" .body.branch }}`, `{{ printf "%s-%s" .body.ref .body.draft }}`,
+		`{{ print .body.branch }}`, `{{ println .body.branch }}`,
+		`{{ header "X-None" | lower }}`, `{{ .query.page | trim }}`,
+	} {
+		got, err := resolveOne(t, Arg{Value: value, Default: &def}, pushData())
+		if err != nil || got != def {
+			t.Errorf("%s = %q, %v; want the default %q", value, got, err, def)
+		}
+		if _, err := resolveOne(t, Arg{Value: value}, pushData()); err == nil {
+			t.Errorf("%s without a default resolved; want an error", value)
+		}
+	}
+	for value, want := range map[string]string{
+		`{{ .body.branch | lower | default "main" }}`:            "main",
+		`{{ header "X-None" | upper | default "none" }}`:         "none",
+		`{{ printf "%s!" .body.ref }}`:                           "refs/heads/main!",
+		`{{ if lower .body.branch }}set{{ else }}unset{{ end }}`: "unset",
+	} {
+		got, err := resolveOne(t, Arg{Value: value, Default: &def}, pushData())
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
+		}
+	}
+}
+
+// A JSON number compares as a number with a number in the template (and
+// with another JSON number), as text with a string.
+func TestFuncs_JSONNumbersCompareAsNumbers(t *testing.T) {
+	def := "DEF"
+	d := NewData([]byte(`{"count": 5, "price": 2.50, "same": 5.0, "name": "octo", "ok": true, "none": null}`), "application/json", nil, nil, "POST", "w", "evt")
+	for value, want := range map[string]string{
+		`{{ if gt .body.count 3 }}big{{ else }}small{{ end }}`:   "big",
+		`{{ if lt .body.count 3 }}small{{ else }}big{{ end }}`:   "big",
+		`{{ if eq .body.count 5 }}five{{ end }}`:                 "five",
+		`{{ if eq .body.count .body.same }}same{{ end }}`:        "same",
+		`{{ if ne .body.count 4 }}not4{{ end }}`:                 "not4",
+		`{{ if ge .body.price 2.5 }}ge{{ end }}`:                 "ge",
+		`{{ if le .body.count 5 }}le{{ end }}`:                   "le",
+		`{{ if eq .body.count "5" }}text{{ end }}`:               "text",
+		`{{ if eq .body.name "octo" "cat" }}any{{ end }}`:        "any",
+		`{{ if lt .body.name "z" }}before{{ end }}`:              "before",
+		`{{ if eq .body.ok true }}yes{{ end }}`:                  "yes",
+		`{{ if eq (len .body.name) 4 }}four{{ end }}`:            "four",
+		`{{ if eq .body.none .body.missing }}both-none{{ end }}`: "both-none",
+	} {
+		got, err := resolveOne(t, Arg{Value: value, Default: &def}, d)
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
+		}
+	}
+	// Comparing what cannot be compared is an error: the default.
+	for _, value := range []string{`{{ if lt .body.ok true }}x{{ end }}`, `{{ if gt .body.name 3 }}x{{ end }}`} {
+		if got, err := resolveOne(t, Arg{Value: value, Default: &def}, d); err != nil || got != def {
+			t.Errorf("%s = %q, %v; want the default", value, got, err)
+		}
 	}
 }
