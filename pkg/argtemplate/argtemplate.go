@@ -105,7 +105,7 @@ func Compile(args []Arg) (*Set, error) {
 // a value from the delivery goes into a JSON body through json, which
 // quotes and escapes it: {"text": {{ json .body.msg }}}.
 func BodyTemplate(text string) (*template.Template, error) {
-	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(nil)).Parse(text)
+	t, err := template.New("body").Option("missingkey=zero").Funcs(bodyFuncs(nil)).Parse(text)
 	if err == nil {
 		err = validate(t)
 	}
@@ -126,7 +126,7 @@ const MaxBodyBytes = 1 << 20
 // function), plus extra fields (the run's .args, .payload, .run, .event).
 // The output is bounded by MaxBodyBytes.
 func RenderBody(text string, d Data, extra map[string]any) ([]byte, error) {
-	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(d.Header)).Parse(text)
+	t, err := template.New("body").Option("missingkey=zero").Funcs(bodyFuncs(d.Header)).Parse(text)
 	if err == nil {
 		err = validate(t)
 	}

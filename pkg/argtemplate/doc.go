@@ -50,11 +50,13 @@
 //     form .body.tags | join "," works too.
 //   - toString V: V as text, JSON for objects and lists.
 //
-// A missing key or null given to lower, upper, trim, toString, print,
-// printf or println is handed on as no value, not as "" or "<nil>": the
-// argument takes its default, as when it is printed directly, unless
-// default replaces it ({{ .body.branch | lower | default "main" }}).
-// {{ .body.draft | default "" }} renders null as an empty value.
+// In an argument value, a missing key or null given to lower, upper, trim,
+// toString, print, printf or println is handed on as no value, not as ""
+// or "<nil>": the argument takes its default, as when it is printed
+// directly, unless default replaces it
+// ({{ .body.branch | lower | default "main" }}); {{ .body.draft | default "" }}
+// renders null as an empty value. (An HTTP job's body template, which has
+// no default, renders it as "" there, and toString renders null as "".)
 //
 // eq, ne, lt, le, gt and ge compare a JSON number from the delivery as a
 // number with a number ({{ if gt .body.count 3 }}, {{ eq .body.n 5 }}) or

@@ -44,6 +44,20 @@ func funcs(header map[string]string) template.FuncMap {
 	}
 }
 
+// bodyFuncs is funcs for an HTTP job's body template, which has no
+// default to fall back on and is rendered once, with missing keys as no
+// value: there the text functions turn no value into "" (toString, lower,
+// ...) or print it as fmt does (printf), as they always have.
+func bodyFuncs(header map[string]string) template.FuncMap {
+	m := funcs(header)
+	m["lower"] = func(v any) string { return strings.ToLower(toString(v)) }
+	m["upper"] = func(v any) string { return strings.ToUpper(toString(v)) }
+	m["trim"] = func(v any) string { return strings.TrimSpace(toString(v)) }
+	m["toString"] = toString
+	m["print"], m["println"], m["printf"] = fmt.Sprint, fmt.Sprintln, fmt.Sprintf
+	return m
+}
+
 // noValue reports whether any of args is no value (a missing key, read
 // with missingkey=zero, or a JSON null). A function that turns its
 // argument into text hands such a value on as no value, nil, rather than

@@ -121,3 +121,13 @@ func TestFuncs_JSONNumbersCompareAsNumbers(t *testing.T) {
 		}
 	}
 }
+
+// An HTTP job's body template has no default to fall back on: there the
+// text functions still render a missing key as "", and numbers compare.
+func TestRenderBody_TextFunctionsRenderNoValueAsEmpty(t *testing.T) {
+	d := NewData([]byte(`{"count": 5}`), "application/json", nil, nil, "POST", "w", "evt")
+	got, err := RenderBody(`[{{ .body.branch | lower }}|{{ toString .body.none }}|{{ if gt .body.count 3 }}big{{ end }}]`, d, nil)
+	if err != nil || string(got) != "[||big]" {
+		t.Fatalf("RenderBody = %q, %v; want [||big]", got, err)
+	}
+}
