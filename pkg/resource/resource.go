@@ -216,8 +216,22 @@ type SecretSpec struct {
 	// Format of a generated secret: a signature profile name (e.g.
 	// "standard-webhooks" gives whsec_…) or "hex" (default).
 	Format string `json:"format,omitempty"`
-	// PreviousValidFor keeps the replaced value valid this long (default 24h).
-	PreviousValidFor Duration `json:"previousValidFor,omitempty"`
+	// PreviousValidFor keeps the replaced value valid this long (default
+	// 24h). A pointer, so that an explicit "0s" — no grace at all, what
+	// replacing a leaked value calls for — is told from an absent field.
+	PreviousValidFor *Duration `json:"previousValidFor,omitempty"`
+}
+
+// DefaultPreviousValidFor is the rotation grace of a secret whose spec sets none.
+const DefaultPreviousValidFor = 24 * time.Hour
+
+// Grace is how long a value the secret replaces stays valid:
+// PreviousValidFor, or DefaultPreviousValidFor when it is not set.
+func (s SecretSpec) Grace() time.Duration {
+	if s.PreviousValidFor == nil {
+		return DefaultPreviousValidFor
+	}
+	return s.PreviousValidFor.D()
 }
 
 // SecretStatus is a secret's metadata.

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
+	"unicode"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -143,8 +145,8 @@ func (j *Job) Validate() error {
 	if s.Timeout == 0 {
 		s.Timeout = Duration(5 * 60e9)
 	}
-	if s.Timeout < 0 {
-		return fieldErr("spec.timeout", "must be positive")
+	if s.Timeout.D() < minJobTimeout || s.Timeout.D() > maxJobDuration {
+		return fieldErr("spec.timeout", "must be between 1s and 24h")
 	}
 	if s.Concurrency == 0 {
 		s.Concurrency = 4
@@ -154,6 +156,10 @@ func (j *Job) Validate() error {
 	}
 	if s.Retries < 0 || s.Retries > 100 {
 		return fieldErr("spec.retries", "must be between 0 and 100")
+	}
+	if s.RetryBackoff < 0 || s.RetryBackoff.D() > maxJobDuration {
+		// The executor would wait out the default for a negative one.
+		return fieldErr("spec.retryBackoff", "must be between 0s (0 or absent: the default, 5s) and 24h")
 	}
 	if s.RetryBackoff == 0 {
 		s.RetryBackoff = Duration(5e9)
@@ -185,6 +191,17 @@ func (j *Job) Validate() error {
 	}
 	return nil
 }
+
+// Bounds of a job's durations (the messages refusing a value outside them
+// say "1s" and "24h"). Outside them a value is a typo ("1ns", "1000000h")
+// rather than a choice: a timeout under a second ends a run before most
+// commands have started, and a run or a wait before a retry of over a day
+// outlasts what STATUS is sure to keep of the run (HOOKRUN_RETENTION is at
+// least 24h).
+const (
+	minJobTimeout  = time.Second
+	maxJobDuration = 24 * time.Hour
+)
 
 // validMethod reports whether m is an HTTP method net/http sends: a
 // token (RFC 9110), which has no spaces or controls.
@@ -222,6 +239,11 @@ func (w *Webhook) Validate() error {
 		if m != http.MethodGet && m != http.MethodPost && m != http.MethodPut && m != http.MethodPatch {
 			return fieldErr(fmt.Sprintf("spec.methods[%d]", i), "must be one of GET, POST, PUT, PATCH")
 		}
+		// Methods are matched case-insensitively: "post" after "POST" is
+		// the same method twice, a typo rather than a second one.
+		if slices.Contains(s.Methods[:i], m) {
+			return fieldErr(fmt.Sprintf("spec.methods[%d]", i), "%s is listed twice (methods are case-insensitive)", m)
+		}
 	}
 	modes := 0
 	a := &s.Auth
@@ -242,8 +264,17 @@ func (w *Webhook) Validate() error {
 				a.APIKey.Name = "api_key"
 			}
 		}
-		if strings.ContainsAny(a.APIKey.Name, " \t\r\n/") {
+		// The sender has to be able to send it: a header name is a token
+		// (RFC 9110; net/http and most clients refuse anything else), and
+		// no query parameter or JSON field name a client writes holds a
+		// control character.
+		switch n := a.APIKey.Name; {
+		case a.APIKey.In == "header" && !httpguts.ValidHeaderFieldName(n):
+			return fieldErr("spec.auth.apiKey.name", "must be a header name: letters, digits and !#$%%&'*+-.^_`|~, no spaces or colons")
+		case strings.ContainsAny(n, " \t\r\n/"):
 			return fieldErr("spec.auth.apiKey.name", "must not contain spaces or slashes")
+		case strings.IndexFunc(n, unicode.IsControl) >= 0:
+			return fieldErr("spec.auth.apiKey.name", "must not contain control characters")
 		}
 	}
 	if a.Signature != nil {
@@ -320,11 +351,16 @@ func (s *Secret) Validate() error {
 	if err := checkMeta(&s.Metadata); err != nil {
 		return err
 	}
-	if s.Spec.PreviousValidFor < 0 {
-		return fieldErr("spec.previousValidFor", "must be positive")
-	}
-	if s.Spec.PreviousValidFor == 0 {
-		s.Spec.PreviousValidFor = Duration(24 * 3600e9)
+	switch g := s.Spec.PreviousValidFor; {
+	case g == nil:
+		// Only an absent field means the default: an explicit "0s" is no
+		// grace (a leaked value must stop working at once). Either is
+		// stored as a value, so GET shows it and re-applying what GET
+		// shows changes nothing.
+		d := Duration(DefaultPreviousValidFor)
+		s.Spec.PreviousValidFor = &d
+	case *g < 0:
+		return fieldErr("spec.previousValidFor", "must not be negative (0s: the replaced value stops working at once)")
 	}
 	if len(s.Spec.Value) > 4096 {
 		return fieldErr("spec.value", "must be at most 4096 bytes")

@@ -250,11 +250,12 @@ func TestSecretValidate(t *testing.T) {
 	if err := s.Validate(); err != nil || s.Spec.PreviousValidFor.D() != 24*time.Hour {
 		t.Fatalf("default grace: %v %v", err, s.Spec.PreviousValidFor.D())
 	}
-	s.Spec.PreviousValidFor = -1
+	neg := Duration(-1)
+	s.Spec.PreviousValidFor = &neg
 	if f := fieldOf(s.Validate()); f != "spec.previousValidFor" {
 		t.Fatalf("negative grace: field %q", f)
 	}
-	s.Spec.PreviousValidFor = 0
+	s.Spec.PreviousValidFor = nil
 	s.Spec.Value = strings.Repeat("x", 4097)
 	if f := fieldOf(s.Validate()); f != "spec.value" {
 		t.Fatalf("long value: field %q", f)

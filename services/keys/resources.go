@@ -25,10 +25,10 @@ const (
 )
 
 // decode reads a JSON body strictly: unknown fields are errors that name
-// the field, so a typo in a resource is caught instead of ignored, and so
-// are a key given twice in one object and a field name in the wrong case
-// (encoding/json would keep the last duplicate and match names whatever
-// their case: see checkKeys).
+// the field by its path ("spec.auth.none.x"), so a typo in a resource is
+// caught instead of ignored, and so are a key given twice in one object
+// and a field name in the wrong case (encoding/json would keep the last
+// duplicate and match names whatever their case: see checkKeys).
 func decode(c echo.Context, v any) error {
 	body, err := readBody(c)
 	if err != nil {
@@ -73,6 +73,8 @@ func decodeBytes(body []byte, v any) error {
 			}
 			return &resource.FieldError{Field: field, Msg: "must be " + typeWord(te.Type)}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			// checkKeys refuses these first, with their path; this is
+			// only a guard should the two ever disagree.
 			return badRequest(strings.TrimPrefix(err.Error(), "json: ") + " (check the spelling against API.md)")
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return badRequest("the body is not valid JSON (it ends early)")

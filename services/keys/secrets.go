@@ -2,12 +2,15 @@ package keys
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -75,7 +78,7 @@ func (s *Service) putSecret(c echo.Context) error {
 			return &resource.FieldError{Field: "spec.value", Msg: "not a valid " + sec.Spec.Format + " secret"}
 		}
 	}
-	return s.storeSecret(c, &sec, false, sec.Spec.PreviousValidFor.D())
+	return s.storeSecret(c, &sec, false, sec.Spec.Grace())
 }
 
 func (s *Service) rotateSecret(c echo.Context) error {
@@ -111,7 +114,7 @@ func (s *Service) rotateSecret(c echo.Context) error {
 	}
 	sec := st.Secret
 	sec.Spec.Value = ""
-	grace := sec.Spec.PreviousValidFor.D()
+	grace := sec.Spec.Grace()
 	if req.PreviousValidFor != nil {
 		if grace = req.PreviousValidFor.D(); grace < 0 {
 			return &resource.FieldError{Field: "previousValidFor", Msg: "must not be negative"}
@@ -137,6 +140,18 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 		}
 		generated = value
 	}
+	// A value sealed under another HOOKRUN_SECRET_KEY cannot be opened:
+	// it counts as different, so applying the value again repairs it.
+	var cur []byte
+	var openErr error
+	if found {
+		if cur, openErr = s.box.Open(old.Current, aad); openErr != nil {
+			cur = nil
+		}
+	}
+	if err := s.checkSecretUsable(ctx, sec, value, cur, generated != ""); err != nil {
+		return err
+	}
 	st := &resource.StoredSecret{Secret: *sec}
 	st.Secret.Spec.Value = ""
 	result := ResultCreated
@@ -145,9 +160,6 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 		st.Secret.Metadata.UID, st.Secret.Metadata.CreatedAt = old.Secret.Metadata.UID, old.Secret.Metadata.CreatedAt
 		st.Secret.Metadata.Generation = old.Secret.Metadata.Generation
 		st.Secret.Status = old.Secret.Status
-		// A value sealed under another HOOKRUN_SECRET_KEY cannot be opened:
-		// it counts as different, so applying the value again repairs it.
-		cur, openErr := s.box.Open(old.Current, aad)
 		switch {
 		case value == "" || (openErr == nil && subtle.ConstantTimeCompare(cur, []byte(value)) == 1):
 			// Same value (or none given): keep the sealed values as they are.
@@ -176,6 +188,43 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 		return err
 	}
 	return respond(c, result, secretView{Secret: view(st), GeneratedValue: generated})
+}
+
+// checkSecretUsable refuses a secret that every delivery would then fail
+// with (500 job_not_runnable). value is the new value, given or generated
+// in spec.format; "" keeps stored, the current one (nil when there is none
+// or it is sealed under a lost key: its readers refuse it anyway). A kept
+// value must suit spec.format, which may have changed; a new one must suit
+// every webhook that verifies signatures with the secret.
+func (s *Service) checkSecretUsable(ctx context.Context, sec *resource.Secret, value string, stored []byte, generated bool) error {
+	if value == "" {
+		if f := sec.Spec.Format; stored != nil && f != "" && f != "hex" {
+			if p, ok := signature.Lookup(f); ok && signature.ValidateSecret(p, string(stored)) != nil {
+				return &resource.FieldError{Field: "spec.format", Msg: fmt.Sprintf("the secret's value is not a valid %s secret (give spec.value in that format with it)", f)}
+			}
+		}
+		return nil
+	}
+	hooks, err := s.webhooks.list(ctx, nsPrefix(sec.Metadata.Namespace))
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(hooks, func(a, b *resource.Webhook) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+	for _, w := range hooks {
+		sa := w.Spec.Auth.Signature
+		if sa == nil || sa.SecretRef != sec.Metadata.Name {
+			continue
+		}
+		p, ok := signature.Lookup(sa.Profile)
+		if !ok || signature.ValidateSecret(p, value) == nil {
+			continue
+		}
+		if generated {
+			return &resource.FieldError{Field: "spec.format", Msg: fmt.Sprintf("webhook %q verifies %s signatures with this secret and cannot use a value generated in this format (set spec.format: %s)", w.Metadata.Name, sa.Profile, sa.Profile)}
+		}
+		return &resource.FieldError{Field: "spec.value", Msg: fmt.Sprintf("webhook %q verifies %s signatures with this secret and cannot use this value", w.Metadata.Name, sa.Profile)}
+	}
+	return nil
 }
 
 // previousAfterRotation lists the values old's replacement leaves valid:

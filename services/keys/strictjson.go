@@ -23,7 +23,9 @@ import (
 //   - an object key that names a struct field in another case ("Command"
 //     for "command"), which encoding/json matches case-insensitively. Keys
 //     of maps (env, headers) and of values that decode themselves
-//     (json.Unmarshaler) are free-form and not checked for case.
+//     (json.Unmarshaler) are free-form and not checked for case;
+//   - an object key that names no field of its struct, which the decoder
+//     (DisallowUnknownFields) refuses too, but without saying where it is.
 //
 // Malformed JSON is not its concern: the decoder says what is wrong with it
 // in its own words, so a body that is not one well-formed JSON value (or
@@ -120,14 +122,9 @@ func (w *keyWalker) walk(t reflect.Type, depth int) error {
 			if fields != nil {
 				ft, exact := fields[key]
 				if !exact {
-					for name := range fields {
-						if strings.EqualFold(name, key) {
-							w.refuse("unknown field %q (field names are case-sensitive: did you mean %q?)", key, name)
-							break
-						}
-					}
+					w.refuseUnknown(key, fields)
 				}
-				child = ft // nil for an unknown field, which the decoder refuses
+				child = ft // nil for an unknown field: its value is not checked
 			}
 			err = w.walk(child, depth+1)
 			w.path = w.path[:len(w.path)-1]
@@ -138,6 +135,19 @@ func (w *keyWalker) walk(t reflect.Type, depth int) error {
 	}
 	_, err = w.dec.Token() // the closing ] or }
 	return err
+}
+
+// refuseUnknown refuses key, a field struct type fields has not, at its
+// path: encoding/json's own error names the key only, and
+// "spec.auth.none.x" says where the typo is where "x" does not.
+func (w *keyWalker) refuseUnknown(key string, fields map[string]reflect.Type) {
+	for name := range fields {
+		if strings.EqualFold(name, key) {
+			w.refuse("unknown field %q (field names are case-sensitive: did you mean %q?)", key, name)
+			return
+		}
+	}
+	w.refuse("unknown field %q (check the spelling against API.md)", key)
 }
 
 var (

@@ -137,6 +137,7 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 			return &resource.FieldError{Field: "spec.filter", Msg: err.Error()}
 		}
 	}
+	var signing *resource.StoredSecret
 	for _, ref := range []struct{ field, name string }{
 		{"spec.auth.signature.secretRef", signatureSecret(w)},
 		{"spec.callback.secretRef", callbackSecret(w)},
@@ -144,12 +145,15 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 		if ref.name == "" {
 			continue
 		}
-		_, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, ref.name))
+		st, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, ref.name))
 		if err != nil {
 			return err
 		}
 		if !found {
 			return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q not found in namespace %q", ref.name, ns)}
+		}
+		if ref.field == "spec.auth.signature.secretRef" {
+			signing = st
 		}
 	}
 	if sa := w.Spec.Auth.Signature; sa != nil {
@@ -157,7 +161,26 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 		if !ok {
 			return &resource.FieldError{Field: "spec.auth.signature.profile", Msg: fmt.Sprintf("must be one of %v", signature.Names())}
 		}
+		if err := s.checkSigningSecret(ns, sa, p, signing); err != nil {
+			return err
+		}
 		return checkReplayWindow(w, p)
+	}
+	return nil
+}
+
+// checkSigningSecret refuses a secret the profile cannot sign with (a
+// Standard Webhooks secret is base64): the ingress would answer every
+// delivery 500 job_not_runnable. Only the current value is checked: it is
+// the one senders are moving to.
+func (s *Service) checkSigningSecret(ns string, sa *resource.SignatureAuth, p signature.Profile, st *resource.StoredSecret) error {
+	const field = "spec.auth.signature.secretRef"
+	v, err := s.box.Open(st.Current, []byte(bus.ConfigKey(ns, sa.SecretRef)))
+	if err != nil {
+		return &resource.FieldError{Field: field, Msg: fmt.Sprintf("secret %q cannot be opened with this service's HOOKRUN_SECRET_KEY (apply its value again)", sa.SecretRef)}
+	}
+	if signature.ValidateSecret(p, string(v)) != nil {
+		return &resource.FieldError{Field: field, Msg: fmt.Sprintf("secret %q is not a valid %s secret (give it a value in that format)", sa.SecretRef, sa.Profile)}
 	}
 	return nil
 }
