@@ -376,6 +376,13 @@ func want[T comparable](t *testing.T, what string, got, want T) {
 // every one it took.
 func (e *xenv) waitRunsAcked() {
 	e.t.Helper()
+	e.waitRunsLeft(0, "not acked")
+}
+
+// waitRunsLeft waits until RUNS holds n run requests; why says what more
+// would mean.
+func (e *xenv) waitRunsLeft(n uint64, why string) {
+	e.t.Helper()
 	testenv.Eventually(e.t, 10*time.Second, func() error {
 		s, err := e.js.Stream(context.Background(), bus.StreamRuns)
 		if err != nil {
@@ -385,8 +392,8 @@ func (e *xenv) waitRunsAcked() {
 		if err != nil {
 			return err
 		}
-		if info.State.Msgs != 0 {
-			return fmt.Errorf("%d run requests left in RUNS: not acked", info.State.Msgs)
+		if info.State.Msgs != n {
+			return fmt.Errorf("%d run requests left in RUNS, want %d: %s", info.State.Msgs, n, why)
 		}
 		return nil
 	})

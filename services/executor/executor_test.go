@@ -764,18 +764,5 @@ func TestExecutor_RunRequestOfAnotherSchemaVersionWaitsCorruptOneIsTerminated(t 
 		}
 	}
 	want(t, "a later run", e.final(e.submit(job, `{}`), 10*time.Second).Status, message.StatusSucceeded)
-	testenv.Eventually(t, 10*time.Second, func() error {
-		s, err := e.js.Stream(context.Background(), bus.StreamRuns)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if info.State.Msgs != 1 {
-			return fmt.Errorf("%d run requests left in RUNS, want the v2 one only", info.State.Msgs)
-		}
-		return nil
-	})
+	e.waitRunsLeft(1, "the v2 one only waits")
 }
