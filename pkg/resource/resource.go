@@ -102,6 +102,11 @@ type JobSpec struct {
 	EnvPrefix string `json:"envPrefix,omitempty"`
 	// Env adds fixed environment variables.
 	Env map[string]string `json:"env,omitempty"`
+	// SecretEnv adds environment variables whose values are secrets':
+	// variable name → secret name. The executor reads the secret's current
+	// value when the run starts; the job spec holds only the name, so a
+	// token the job needs is sealed at rest and never shown by the API.
+	SecretEnv map[string]string `json:"secretEnv,omitempty"`
 }
 
 // HTTPAction is an HTTP job: POST the payload (or Body rendered) to URL.
@@ -111,6 +116,17 @@ type HTTPAction struct {
 	Headers   map[string]string `json:"headers,omitempty"`
 	Body      string            `json:"body,omitempty"`
 	SecretRef string            `json:"secretRef,omitempty"`
+	// SecretHeaders adds headers whose values are secrets' (an
+	// Authorization for the receiving service): header name → the secret
+	// and a text put before its value ("Bearer ").
+	SecretHeaders map[string]SecretHeader `json:"secretHeaders,omitempty"`
+}
+
+// SecretHeader is a header value taken from a secret when the request is
+// sent: Prefix followed by the secret's current value.
+type SecretHeader struct {
+	SecretRef string `json:"secretRef"`
+	Prefix    string `json:"prefix,omitempty"`
 }
 
 // Arg is one job argument: Value is a template over the delivery, Default

@@ -116,8 +116,29 @@ func (j *Job) Validate() error {
 				return fieldErr(f, "the value must not contain control characters (CR, LF, NUL, ...)")
 			}
 		}
+		if u.User != nil {
+			if _, hasPassword := u.User.Password(); hasPassword {
+				// Stored in clear and shown by every GET of the job.
+				return fieldErr("spec.http.url", "must not hold a password: send credentials with spec.http.secretHeaders (Authorization: Basic …) from a secret")
+			}
+		}
 		if s.HTTP.SecretRef != "" {
 			if err := CheckName("spec.http.secretRef", s.HTTP.SecretRef); err != nil {
+				return err
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(s.HTTP.SecretHeaders)) {
+			f := fmt.Sprintf("spec.http.secretHeaders[%q]", k)
+			h := s.HTTP.SecretHeaders[k]
+			switch {
+			case !httpguts.ValidHeaderFieldName(k):
+				return fieldErr(f, "must be a header name: letters, digits and !#$%%&'*+-.^_`|~, no spaces or colons")
+			case !httpguts.ValidHeaderFieldValue(h.Prefix):
+				return fieldErr(f+".prefix", "must not contain control characters (CR, LF, NUL, ...)")
+			case hasHeader(s.HTTP.Headers, k):
+				return fieldErr(f, "is also in spec.http.headers: name it once")
+			}
+			if err := CheckName(f+".secretRef", h.SecretRef); err != nil {
 				return err
 			}
 		}
@@ -146,7 +167,7 @@ func (j *Job) Validate() error {
 		s.Timeout = Duration(5 * 60e9)
 	}
 	if s.Timeout.D() < minJobTimeout || s.Timeout.D() > maxJobDuration {
-		return fieldErr("spec.timeout", "must be between 1s and 24h")
+		return fieldErr("spec.timeout", "must be between 100ms and 24h")
 	}
 	if s.Concurrency == 0 {
 		s.Concurrency = 4
@@ -189,17 +210,47 @@ func (j *Job) Validate() error {
 			return fieldErr("spec.env", "%s: names starting with %s_ are the job's input, set by the executor", k, s.EnvPrefix)
 		}
 	}
+	for _, k := range slices.Sorted(maps.Keys(s.SecretEnv)) {
+		f := fmt.Sprintf("spec.secretEnv[%q]", k)
+		switch {
+		case s.HTTP != nil:
+			return fieldErr("spec.secretEnv", "an HTTP job has no environment: use spec.http.secretHeaders")
+		case k == "":
+			return fieldErr(f, "a variable needs a name")
+		case strings.ContainsAny(k, "=\x00"):
+			return fieldErr(f, "the name must not contain = or a NUL byte")
+		case strings.HasPrefix(k, s.EnvPrefix+"_"):
+			return fieldErr("spec.secretEnv", "%s: names starting with %s_ are the job's input, set by the executor", k, s.EnvPrefix)
+		}
+		if _, ok := s.Env[k]; ok {
+			return fieldErr(f, "is also in spec.env: name it once")
+		}
+		if err := CheckName(f, s.SecretEnv[k]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
+// hasHeader reports whether h names header k, in any case.
+func hasHeader(h map[string]string, k string) bool {
+	for name := range h {
+		if strings.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // Bounds of a job's durations (the messages refusing a value outside them
-// say "1s" and "24h"). Outside them a value is a typo ("1ns", "1000000h")
-// rather than a choice: a timeout under a second ends a run before most
-// commands have started, and a run or a wait before a retry of over a day
+// say "100ms" and "24h"). Outside them a value is a typo ("1ns",
+// "1000000h") rather than a choice: a timeout under a tenth of a second
+// ends a run before most commands have started (an HTTP job to a nearby
+// service may well want half a second), and a run or a wait before a retry of over a day
 // outlasts what STATUS is sure to keep of the run (HOOKRUN_RETENTION is at
 // least 24h).
 const (
-	minJobTimeout  = time.Second
+	minJobTimeout  = 100 * time.Millisecond
 	maxJobDuration = 24 * time.Hour
 )
 

@@ -67,13 +67,13 @@ func TestJobValidate_BoundsTimeoutAndRetryBackoff(t *testing.T) {
 		{"backoff of a century", func(j *Job) { j.Spec.RetryBackoff = d("1000000h") }, "spec.retryBackoff"},
 		{"backoff over a day", func(j *Job) { j.Spec.RetryBackoff = d("24h1s") }, "spec.retryBackoff"},
 		{"timeout of a nanosecond", func(j *Job) { j.Spec.Timeout = d("1ns") }, "spec.timeout"},
-		{"timeout under a second", func(j *Job) { j.Spec.Timeout = d("999ms") }, "spec.timeout"},
+		{"timeout under a tenth of a second", func(j *Job) { j.Spec.Timeout = d("99ms") }, "spec.timeout"},
 		{"timeout over a day", func(j *Job) { j.Spec.Timeout = d("25h") }, "spec.timeout"},
 		{"negative timeout", func(j *Job) { j.Spec.Timeout = d("-1m") }, "spec.timeout"},
 
 		{"short backoff", func(j *Job) { j.Spec.RetryBackoff = d("100ms") }, ""},
 		{"backoff of a day", func(j *Job) { j.Spec.RetryBackoff = d("24h") }, ""},
-		{"timeout of a second", func(j *Job) { j.Spec.Timeout = d("1s") }, ""},
+		{"timeout of a tenth of a second", func(j *Job) { j.Spec.Timeout = d("100ms") }, ""},
 		{"timeout of a day", func(j *Job) { j.Spec.Timeout = d("24h") }, ""},
 	}
 	for _, tc := range cases {

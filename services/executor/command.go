@@ -42,6 +42,17 @@ const (
 // the whole group, then SIGKILL after KillGrace; when the command ends, any
 // process it left in its group is killed and the directory removed.
 func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *message.RunRequest, attempt int, log *slog.Logger) outcome {
+	secretEnv := make(map[string]string, len(job.Spec.SecretEnv))
+	for _, k := range slices.Sorted(maps.Keys(job.Spec.SecretEnv)) {
+		v, err := x.secretValue(rr.Namespace, job.Spec.SecretEnv[k])
+		if err != nil {
+			return outcome{status: message.StatusFailed, err: "spec.secretEnv[" + k + "]: " + err.Error()}
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return outcome{status: message.StatusFailed, err: "spec.secretEnv[" + k + "]: secret " + job.Spec.SecretEnv[k] + " holds a NUL byte, which no environment variable can"}
+		}
+		secretEnv[k] = v
+	}
 	// The directory's name records its owner before the start, so no
 	// process of the run goes unrecorded (see sweep.go).
 	markers := runMarkers(job, rr.ID, attempt)
@@ -59,7 +70,7 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 		return outcome{status: message.StatusFailed, err: "cannot write payload file: " + err.Error()}
 	}
 
-	env, headers := Environment(job, rr, attempt, dir, payloadFile)
+	env, headers := Environment(job, rr, attempt, dir, payloadFile, secretEnv)
 	if headers != nil {
 		if err := x.writeRunFile(filepath.Join(dir, headersName), headers); err != nil {
 			return outcome{status: message.StatusFailed, err: "cannot write headers file: " + err.Error()}
@@ -180,7 +191,10 @@ func exitCode(err error) int {
 // file in dir, and the bytes for it are returned for the caller to write:
 // too large a variable would make the start itself fail ("argument list too
 // long"), a run failed by what the sender chose to send.
-func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, payloadFile string) (env []string, headersFile []byte) {
+//
+// secretEnv holds the values of the job's spec.secretEnv, read when the run
+// starts; they go where the job's own variables go.
+func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, payloadFile string, secretEnv map[string]string) (env []string, headersFile []byte) {
 	p := job.Spec.EnvPrefix
 	if p == "" {
 		p = "HOOKRUN"
@@ -201,6 +215,9 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 	// cannot hide the payload or the run id the sweep finds processes by.
 	for _, k := range slices.Sorted(maps.Keys(job.Spec.Env)) {
 		env = append(env, k+"="+job.Spec.Env[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(secretEnv)) {
+		env = append(env, k+"="+secretEnv[k])
 	}
 	env = append(env,
 		p+"_WEBHOOK_PAYLOAD_FILE="+payloadFile,

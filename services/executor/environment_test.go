@@ -31,7 +31,7 @@ func TestEnvironment_JobVariablesNeverReplaceTheContract(t *testing.T) {
 		Env:       map[string]string{"PATH": "/opt/tools/bin", "JANUS_RUN_ID": "fake", "JANUS_WEBHOOK_PAYLOAD_FILE": "/etc/passwd"},
 	}}
 	rr := &message.RunRequest{ID: "run_real", Payload: []byte("PAY"), Args: map[string]string{"webhook_payload": def}}
-	env, _ := Environment(job, rr, 2, "/work/run", "/work/run/payload")
+	env, _ := Environment(job, rr, 2, "/work/run", "/work/run/payload", nil)
 	for key, want := range map[string]string{
 		"PATH":                       "/opt/tools/bin",
 		"JANUS_RUN_ID":               "run_real",

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/hookrun/hookrun/pkg/argtemplate"
 	"github.com/hookrun/hookrun/pkg/message"
@@ -47,15 +51,27 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	for k, v := range h.Headers {
 		req.Header.Set(k, v)
 	}
+	for _, k := range slices.Sorted(maps.Keys(h.SecretHeaders)) {
+		sh := h.SecretHeaders[k]
+		v, err := x.secretValue(rr.Namespace, sh.SecretRef)
+		if err != nil {
+			return outcome{status: message.StatusFailed, err: "spec.http.secretHeaders[" + k + "]: " + err.Error()}
+		}
+		if !httpguts.ValidHeaderFieldValue(sh.Prefix + v) {
+			// Not quoted: it is a credential.
+			return outcome{status: message.StatusFailed, err: "spec.http.secretHeaders[" + k + "]: secret " + sh.SecretRef + " holds a character no header value can (CR, LF, NUL, ...)"}
+		}
+		req.Header.Set(k, sh.Prefix+v)
+	}
 	req.Header.Set("X-Hookrun-Run", rr.ID)
 	req.Header.Set("X-Hookrun-Attempt", strconv.Itoa(attempt))
 	secret := ""
 	if h.SecretRef != "" {
-		vals, err := x.cat.SecretValues(rr.Namespace, h.SecretRef, time.Now())
+		v, err := x.secretValue(rr.Namespace, h.SecretRef)
 		if err != nil {
-			return outcome{status: message.StatusFailed, err: "secret " + h.SecretRef + ": " + err.Error()}
+			return outcome{status: message.StatusFailed, err: err.Error()}
 		}
-		secret = vals[0]
+		secret = v
 	}
 	// The id a receiver dedups by: the same for every attempt of this
 	// delivery's run, another for a later delivery of the event (which runs
@@ -95,6 +111,16 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		o.status = message.StatusSucceeded
 	}
 	return o
+}
+
+// secretValue is the current value of secret name in namespace ns; its
+// error names the secret, never a value.
+func (x *Executor) secretValue(ns, name string) (string, error) {
+	vals, err := x.cat.SecretValues(ns, name, time.Now())
+	if err != nil {
+		return "", fmt.Errorf("secret %s: %w", name, err)
+	}
+	return vals[0], nil
 }
 
 // requestError describes a failed request, an HTTP job's or a callback's,

@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -64,13 +65,13 @@ func (s *Service) putJob(c echo.Context) error {
 // argument values, so each needs a default or a template value).
 func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
 	ns := j.Metadata.Namespace
-	if h := j.Spec.HTTP; h != nil && h.SecretRef != "" {
-		_, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, h.SecretRef))
+	for _, ref := range jobSecretRefs(j) {
+		_, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, ref.name))
 		if err != nil {
 			return err
 		}
 		if !found {
-			return &resource.FieldError{Field: "spec.http.secretRef", Msg: fmt.Sprintf("secret %q not found in namespace %q (apply the secret first)", h.SecretRef, ns)}
+			return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q not found in namespace %q (apply the secret first)", ref.name, ns)}
 		}
 	}
 	args := j.Spec.TemplateArgs()
@@ -90,6 +91,27 @@ func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
 		return err
 	}
 	return &resource.FieldError{Field: "spec.args", Msg: fmt.Sprintf("%v; webhook %s triggers this job and a webhook cannot pass argument values", errAll, strings.Join(users, ", "))}
+}
+
+// secretRef is a secret a job names, and where.
+type secretRef struct{ field, name string }
+
+// jobSecretRefs lists the secrets job j names, in a fixed order: the HTTP
+// action's signing secret, its secret headers, its secret variables.
+func jobSecretRefs(j *resource.Job) []secretRef {
+	var refs []secretRef
+	if h := j.Spec.HTTP; h != nil {
+		if h.SecretRef != "" {
+			refs = append(refs, secretRef{"spec.http.secretRef", h.SecretRef})
+		}
+		for _, k := range slices.Sorted(maps.Keys(h.SecretHeaders)) {
+			refs = append(refs, secretRef{fmt.Sprintf("spec.http.secretHeaders[%q].secretRef", k), h.SecretHeaders[k].SecretRef})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(j.Spec.SecretEnv)) {
+		refs = append(refs, secretRef{fmt.Sprintf("spec.secretEnv[%q]", k), j.Spec.SecretEnv[k]})
+	}
+	return refs
 }
 
 // webhooksOfJob returns the names of the webhooks in ns that trigger job

@@ -1,0 +1,54 @@
+package executor
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
+)
+
+// A job's credentials come from secrets when the run starts: a command
+// job's spec.secretEnv variables, an HTTP job's spec.http.secretHeaders
+// (with their prefix). A secret that is not there fails the run, naming
+// the secret, never a value.
+func TestExecutor_SecretEnvAndSecretHeadersCarryTheSecretsValues(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.cfg.Secret("default", "deploy-token", "tok-3f9a", "", 0)
+	e.cfg.Secret("default", "api-token", "api-77c1", "", 0)
+	e.start(nil)
+
+	cmd := e.script("secret-env", `echo "$DEPLOY_TOKEN" > "$OUT/secret-env"`, func(j *resource.Job) {
+		j.Spec.SecretEnv = map[string]string{"DEPLOY_TOKEN": "deploy-token"}
+	})
+	want(t, "command status", e.final(e.submit(cmd, `{}`), 10*time.Second).Status, message.StatusSucceeded)
+	want(t, "DEPLOY_TOKEN", e.readFile("secret-env"), "tok-3f9a")
+
+	srv := newRecorder(t, 0, 204)
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "secret-headers"}, Spec: resource.JobSpec{
+		HTTP: &resource.HTTPAction{URL: srv.srv.URL + "/hook", SecretHeaders: map[string]resource.SecretHeader{
+			"Authorization": {SecretRef: "api-token", Prefix: "Bearer "},
+			"X-Api-Key":     {SecretRef: "api-token"},
+		}},
+	}})
+	want(t, "HTTP status", e.final(e.submit(job, `{}`), 10*time.Second).Status, message.StatusSucceeded)
+	reqs := srv.got()
+	want(t, "requests", len(reqs), 1)
+	want(t, "Authorization", reqs[0].header.Get("Authorization"), "Bearer api-77c1")
+	want(t, "X-Api-Key", reqs[0].header.Get("X-Api-Key"), "api-77c1")
+
+	for _, j := range []*resource.Job{
+		e.script("secret-env-missing", "true", func(j *resource.Job) { j.Spec.SecretEnv = map[string]string{"TOKEN": "gone"} }),
+		e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "secret-header-missing"}, Spec: resource.JobSpec{
+			HTTP: &resource.HTTPAction{URL: srv.srv.URL + "/hook", SecretHeaders: map[string]resource.SecretHeader{"Authorization": {SecretRef: "gone"}}},
+		}}),
+	} {
+		r := e.final(e.submit(j, `{}`), 10*time.Second)
+		if r.Status != message.StatusFailed || !strings.Contains(r.Error, "secret gone") {
+			t.Errorf("%s with a missing secret: %s %q, want failed naming the secret", j.Metadata.Name, r.Status, r.Error)
+		}
+	}
+	want(t, "requests after the missing secret", len(srv.got()), 1)
+}

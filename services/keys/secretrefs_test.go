@@ -1,0 +1,50 @@
+package keys
+
+import (
+	"strings"
+	"testing"
+)
+
+// A job's credentials are secrets it names (spec.secretEnv,
+// spec.http.secretHeaders), which must exist; the job holds and shows the
+// names only. A password in an HTTP job's URL, stored in clear and shown by
+// every GET, is refused.
+func TestJobs_SecretReferencesMustExistAndHoldNoValue(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/secrets/api-token", secretDoc("api-token", map[string]any{"value": "tok-a9f3e1"}))
+	httpJob := func(http map[string]any) map[string]any {
+		return map[string]any{"http": http}
+	}
+	ok := jobDoc("caller", httpJob(map[string]any{"url": "https://ci.example.com/hook",
+		"secretHeaders": map[string]any{"Authorization": map[string]any{"secretRef": "api-token", "prefix": "Bearer "}}}))
+	a.must(201, "PUT", "/v1/jobs/caller", ok)
+	got := a.must(200, "GET", "/v1/jobs/caller", nil)
+	if strings.Contains(string(got.Body), "tok-a9f3e1") || !strings.Contains(string(got.Body), `"secretRef":"api-token"`) {
+		t.Fatalf("GET of the job: %s; want the secret's name, not its value", got.Body)
+	}
+	a.must(201, "PUT", "/v1/jobs/deployer", jobDoc("deployer", map[string]any{"command": []string{"deploy"}, "secretEnv": map[string]any{"DEPLOY_TOKEN": "api-token"}}))
+
+	cases := []struct {
+		name  string
+		spec  map[string]any
+		field string
+	}{
+		{"secret header of a missing secret", httpJob(map[string]any{"url": "https://x.example.com", "secretHeaders": map[string]any{"Authorization": map[string]any{"secretRef": "gone"}}}), `spec.http.secretHeaders["Authorization"].secretRef`},
+		{"secret variable of a missing secret", map[string]any{"command": []string{"x"}, "secretEnv": map[string]any{"TOKEN": "gone"}}, `spec.secretEnv["TOKEN"]`},
+		{"password in the URL", httpJob(map[string]any{"url": "https://user:hunter2@x.example.com/hook"}), "spec.http.url"},
+		{"secret header also a header", httpJob(map[string]any{"url": "https://x.example.com", "headers": map[string]any{"authorization": "x"}, "secretHeaders": map[string]any{"Authorization": map[string]any{"secretRef": "api-token"}}}), `spec.http.secretHeaders["Authorization"]`},
+		{"secret header name with a colon", httpJob(map[string]any{"url": "https://x.example.com", "secretHeaders": map[string]any{"X:Bad": map[string]any{"secretRef": "api-token"}}}), `spec.http.secretHeaders["X:Bad"]`},
+		{"secret header prefix with a newline", httpJob(map[string]any{"url": "https://x.example.com", "secretHeaders": map[string]any{"Authorization": map[string]any{"secretRef": "api-token", "prefix": "Bearer\n"}}}), `spec.http.secretHeaders["Authorization"].prefix`},
+		{"secret variable also a variable", map[string]any{"command": []string{"x"}, "env": map[string]any{"TOKEN": "x"}, "secretEnv": map[string]any{"TOKEN": "api-token"}}, `spec.secretEnv["TOKEN"]`},
+		{"secret variable of the input contract", map[string]any{"command": []string{"x"}, "secretEnv": map[string]any{"HOOKRUN_RUN_ID": "api-token"}}, "spec.secretEnv"},
+		{"secret variable of an HTTP job", map[string]any{"http": map[string]any{"url": "https://x.example.com"}, "secretEnv": map[string]any{"TOKEN": "api-token"}}, "spec.secretEnv"},
+		{"secret variable naming no secret", map[string]any{"command": []string{"x"}, "secretEnv": map[string]any{"TOKEN": "Not A Name"}}, `spec.secretEnv["TOKEN"]`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkFieldError(t, a.do("PUT", "/v1/jobs/j", jobDoc("j", tc.spec)), tc.field, tc.field)
+		})
+	}
+	// A user name alone (no password) is not a credential.
+	a.must(201, "PUT", "/v1/jobs/userinfo", jobDoc("userinfo", httpJob(map[string]any{"url": "https://deploy@x.example.com/hook"})))
+}
