@@ -105,7 +105,7 @@ func Compile(args []Arg) (*Set, error) {
 // a value from the delivery goes into a JSON body through json, which
 // quotes and escapes it: {"text": {{ json .body.msg }}}.
 func BodyTemplate(text string) (*template.Template, error) {
-	t, err := template.New("body").Option("missingkey=zero").Funcs(bodyFuncs(nil)).Parse(text)
+	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(nil)).Parse(text)
 	if err == nil {
 		err = validate(t)
 	}
@@ -126,7 +126,7 @@ const MaxBodyBytes = 1 << 20
 // function), plus extra fields (the run's .args, .payload, .run, .event).
 // The output is bounded by MaxBodyBytes.
 func RenderBody(text string, d Data, extra map[string]any) ([]byte, error) {
-	t, err := template.New("body").Option("missingkey=zero").Funcs(bodyFuncs(d.Header)).Parse(text)
+	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(d.Header)).Parse(text)
 	if err == nil {
 		err = validate(t)
 	}
@@ -226,7 +226,7 @@ func (c compiled) execute(root map[string]any, header map[string]string, missing
 		}
 		return val
 	}
-	t.Option("missingkey=" + missingkey).Funcs(funcs(header)).Funcs(template.FuncMap{printedFunc: printed})
+	t.Option("missingkey=" + missingkey).Funcs(funcs(header)).Funcs(noValueVariants()).Funcs(template.FuncMap{printedFunc: printed})
 	var w limitWriter
 	if err := t.Execute(&w, root); err != nil {
 		return "", false, err
@@ -257,6 +257,14 @@ func markPrinted(tree *parse.Tree, n parse.Node) {
 	case *parse.ActionNode:
 		if len(n.Pipe.Decl) > 0 {
 			return // assigns, prints nothing
+		}
+		// A text function whose result is printed ({{ .body.x | lower }})
+		// hands a missing key or null on as no value (see noValueFuncs);
+		// anywhere else ({{ if eq (lower .body.x) "" }}) it gives "" as
+		// always.
+		last := n.Pipe.Cmds[len(n.Pipe.Cmds)-1]
+		if id, ok := last.Args[0].(*parse.IdentifierNode); ok && noValueFuncs[id.Ident] {
+			id.Ident = noValuePrefix + id.Ident
 		}
 		fn := parse.NewIdentifier(printedFunc).SetTree(tree).SetPos(n.Pipe.Position())
 		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: n.Pipe.Position(), Args: []parse.Node{fn}})

@@ -50,20 +50,24 @@
 //     form .body.tags | join "," works too.
 //   - toString V: V as text, JSON for objects and lists.
 //
-// In an argument value, a missing key or null given to lower, upper, trim,
-// toString, print, printf or println is handed on as no value, not as ""
-// or "<nil>": the argument takes its default, as when it is printed
-// directly, unless default replaces it
-// ({{ .body.branch | lower | default "main" }}); {{ .body.draft | default "" }}
-// renders null as an empty value. (An HTTP job's body template, which has
-// no default, renders it as "" there, and toString renders null as "".)
+// Where an argument value prints the result of lower, upper, trim,
+// toString, print, printf or println ({{ .body.branch | lower }},
+// {{ printf "%s" .body.x }}), a missing key or null given to it is handed
+// on as no value, not as "" or "<nil>": the argument takes its default, as
+// when the key is printed directly. Anywhere else (an argument to another
+// function, a condition) they give "" for it as they always have, so
+// {{ .body.branch | lower | default "main" }} and
+// {{ if eq (trim .body.x) "" }} read as expected. An HTTP job's body
+// template, which has no default, prints "" there.
 //
 // eq, ne, lt, le, gt and ge compare a JSON number from the delivery as a
-// number with a number ({{ if gt .body.count 3 }}, {{ eq .body.n 5 }}) or
-// with another JSON number, and as text with a string ({{ eq .body.n "5" }});
-// text/template's own would refuse the first. Values that cannot be
-// compared (a number with a string in lt, a boolean in gt) are an error,
-// so the argument takes its default.
+// number, exactly (ids past 2^53 included), with a number in the template
+// ({{ if gt .body.count 3 }}, {{ eq .body.n 5 }}) or with another JSON
+// number (9 is less than 10), and as text with a string
+// ({{ eq .body.n "5" }}). text/template's own refused the first (an error:
+// the argument took its default) and compared the second as text. Values
+// that cannot be compared (a Go number with a string, a boolean in gt) are
+// an error naming both types, so the argument takes its default.
 //
 // # Limits
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -19,21 +20,11 @@ func funcs(header map[string]string) template.FuncMap {
 		"header":   headerFunc(header),
 		"json":     toJSON,
 		"default":  defaultFunc,
-		"lower":    text(strings.ToLower),
-		"upper":    text(strings.ToUpper),
-		"trim":     text(strings.TrimSpace),
+		"lower":    func(v any) string { return strings.ToLower(toString(v)) },
+		"upper":    func(v any) string { return strings.ToUpper(toString(v)) },
+		"trim":     func(v any) string { return strings.TrimSpace(toString(v)) },
 		"join":     join,
-		"toString": text(func(s string) string { return s }),
-		// The built-ins that print their arguments, so that a missing key
-		// or null passed through them stays no value (see noValue).
-		"print":   printing(fmt.Sprint),
-		"println": printing(fmt.Sprintln),
-		"printf": func(format string, args ...any) any {
-			if noValue(args...) {
-				return nil
-			}
-			return fmt.Sprintf(format, args...)
-		},
+		"toString": toString,
 		// The comparisons, so that a JSON number compares as a number.
 		"eq": eq,
 		"ne": func(a, b any) (bool, error) { r, err := eq(a, b); return !r, err },
@@ -44,18 +35,38 @@ func funcs(header map[string]string) template.FuncMap {
 	}
 }
 
-// bodyFuncs is funcs for an HTTP job's body template, which has no
-// default to fall back on and is rendered once, with missing keys as no
-// value: there the text functions turn no value into "" (toString, lower,
-// ...) or print it as fmt does (printf), as they always have.
-func bodyFuncs(header map[string]string) template.FuncMap {
-	m := funcs(header)
-	m["lower"] = func(v any) string { return strings.ToLower(toString(v)) }
-	m["upper"] = func(v any) string { return strings.ToUpper(toString(v)) }
-	m["trim"] = func(v any) string { return strings.TrimSpace(toString(v)) }
-	m["toString"] = toString
-	m["print"], m["println"], m["printf"] = fmt.Sprint, fmt.Sprintln, fmt.Sprintf
-	return m
+// noValueFuncs are the functions that turn a value into text. Where an
+// argument value prints their result, a missing key or null given to them
+// stays no value, so the argument takes its default as when the key is
+// printed directly ({{ .body.branch | lower }}, {{ printf "%s" .body.x }}),
+// not "" or "<nil>". markPrinted names them noValuePrefix+name there.
+// Anywhere else (an argument to another function, a condition) they give
+// "" (fmt's text for printf) for such a value, as they always have, so
+// {{ if eq (trim .body.x) "" }} and {{ .body.x | lower | default "d" }}
+// read as before. Body templates, which have no default, never use them.
+var noValueFuncs = map[string]bool{"lower": true, "upper": true, "trim": true, "toString": true, "print": true, "println": true, "printf": true}
+
+// noValuePrefix starts the names of noValueFuncs' variants. They are not
+// among the functions a template is parsed with (execute adds them, as it
+// adds printedFunc), so a value cannot call them itself.
+const noValuePrefix = "_nv_"
+
+// noValueVariants are noValueFuncs' variants, under their names.
+func noValueVariants() template.FuncMap {
+	return template.FuncMap{
+		noValuePrefix + "lower":    text(strings.ToLower),
+		noValuePrefix + "upper":    text(strings.ToUpper),
+		noValuePrefix + "trim":     text(strings.TrimSpace),
+		noValuePrefix + "toString": text(func(s string) string { return s }),
+		noValuePrefix + "print":    printing(fmt.Sprint),
+		noValuePrefix + "println":  printing(fmt.Sprintln),
+		noValuePrefix + "printf": func(format string, args ...any) any {
+			if noValue(args...) {
+				return nil
+			}
+			return fmt.Sprintf(format, args...)
+		},
+	}
 }
 
 // noValue reports whether any of args is no value (a missing key, read
@@ -95,43 +106,39 @@ func printing(f func(...any) string) func(...any) any {
 
 var errCompare = errors.New("incompatible types for comparison")
 
-// number is v as a number: a Go number (a number in the template), or a
-// JSON number from the delivery, which text/template's own comparisons
-// see as a string and refuse to compare with 3.
-func number(v any) (float64, bool) {
+// number is v as an exact number: a Go number (a number in the template),
+// or a JSON number from the delivery, which text/template's own
+// comparisons see as a string and refuse to compare with 3. Exact, not a
+// float64: ids past 2^53 (GitHub's, snowflakes) differ in their last
+// digits.
+func number(v any) (*big.Rat, bool) {
 	switch n := v.(type) {
 	case json.Number:
-		f, err := n.Float64()
-		return f, err == nil
+		return new(big.Rat).SetString(string(n))
 	case nil, string, bool:
-		return 0, false
+		return nil, false
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return float64(rv.Int()), true
+		return new(big.Rat).SetInt64(rv.Int()), true
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return float64(rv.Uint()), true
+		return new(big.Rat).SetUint64(rv.Uint()), true
 	case reflect.Float32, reflect.Float64:
-		return rv.Float(), true
+		r, ok := new(big.Rat).SetString(strconv.FormatFloat(rv.Float(), 'g', -1, 64))
+		return r, ok
 	}
-	return 0, false
+	return nil, false
 }
 
 // compare orders a and b: as numbers when both are (a JSON number
 // included), else as strings (a JSON number compared with a string as its
-// text, as before), or, for eq and ne only, as booleans or nil.
+// text), or, for eq and ne only, as booleans or nil.
 func compare(a, b any) (c int, orderable bool, err error) {
 	na, aNum := number(a)
 	nb, bNum := number(b)
 	if aNum && bNum {
-		switch {
-		case na < nb:
-			return -1, true, nil
-		case na > nb:
-			return 1, true, nil
-		}
-		return 0, true, nil
+		return na.Cmp(nb), true, nil
 	}
 	sa, aStr := asString(a)
 	sb, bStr := asString(b)
@@ -152,8 +159,11 @@ func compare(a, b any) (c int, orderable bool, err error) {
 		}
 		return 1, false, nil
 	}
-	return 0, false, errCompare
+	return 0, false, fmt.Errorf("%w: %s and %s", errCompare, typeName(a), typeName(b))
 }
+
+// typeName names v's type as text/template's own comparison errors do.
+func typeName(v any) string { return fmt.Sprintf("%T", v) }
 
 func asString(v any) (string, bool) {
 	switch s := v.(type) {
@@ -187,7 +197,7 @@ func ordered(ok func(int) bool) func(a, b any) (bool, error) {
 	return func(a, b any) (bool, error) {
 		c, orderable, err := compare(a, b)
 		if err == nil && !orderable {
-			err = errCompare
+			err = fmt.Errorf("%w: %s and %s", errCompare, typeName(a), typeName(b))
 		}
 		return err == nil && ok(c), err
 	}

@@ -81,6 +81,12 @@ func TestFuncs_NoValueThroughAFunctionTakesTheDefault(t *testing.T) {
 		`{{ header "X-None" | upper | default "none" }}`:         "none",
 		`{{ printf "%s!" .body.ref }}`:                           "refs/heads/main!",
 		`{{ if lower .body.branch }}set{{ else }}unset{{ end }}`: "unset",
+		// Not printed, a text function gives "" for no value, as always.
+		`{{ if eq (trim .body.missing) "" }}empty{{ else }}set{{ end }}`:   "empty",
+		`{{ if ne (toString .body.draft) "" }}set{{ else }}empty{{ end }}`: "empty",
+		`{{ len (toString .body.draft) }}`:                                 "0",
+		`{{ join .body.repository.topics (lower .body.missing) }}`:         "gonats",
+		`{{ printf "%s" (lower .body.missing) }}`:                          "",
 	} {
 		got, err := resolveOne(t, Arg{Value: value, Default: &def}, pushData())
 		if err != nil || got != want {
@@ -110,6 +116,20 @@ func TestFuncs_JSONNumbersCompareAsNumbers(t *testing.T) {
 		`{{ if eq .body.none .body.missing }}both-none{{ end }}`: "both-none",
 	} {
 		got, err := resolveOne(t, Arg{Value: value, Default: &def}, d)
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
+		}
+	}
+	// Exactly: ids past 2^53 differ in their last digits. Two JSON
+	// numbers compare as numbers (text/template compared them as text).
+	big := NewData([]byte(`{"id": 12345678901234567890, "id2": 12345678901234567891, "sid": 9007199254740993, "nine": 9, "ten": 10}`), "application/json", nil, nil, "POST", "w", "evt")
+	for value, want := range map[string]string{
+		`{{ if eq .body.id .body.id2 }}same{{ else }}differ{{ end }}`:         "differ",
+		`{{ if eq .body.sid 9007199254740992 }}same{{ else }}differ{{ end }}`: "differ",
+		`{{ if lt .body.id .body.id2 }}less{{ end }}`:                         "less",
+		`{{ if lt .body.nine .body.ten }}less{{ end }}`:                       "less",
+	} {
+		got, err := resolveOne(t, Arg{Value: value, Default: &def}, big)
 		if err != nil || got != want {
 			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
 		}
