@@ -91,7 +91,7 @@ func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 			if schema := message.SchemaOf(m.Headers().Get(bus.HeaderSchema), m.Data()); message.AnotherVersion(schema, message.SchemaDelivery) {
 				// A later release's delivery (a rolling upgrade): it was
 				// accepted, so it waits for a dispatcher that reads it.
-				wait := bus.RedeliveryBackoff(m)
+				wait := min(bus.RedeliveryBackoff(m), maxSchemaWait)
 				d.log.Error("delivery of a schema this dispatcher cannot read handed back: upgrade the dispatchers", "subject", m.Subject(), "schema", schema, "in", wait)
 				_ = m.NakWithDelay(wait)
 				mHandedBack.Inc()
@@ -413,3 +413,8 @@ func (d *Dispatcher) catalogMayLag(it *item) bool {
 
 // outcomeFailed is a delivery whose run was recorded failed before running.
 const outcomeFailed = "failed"
+
+// maxSchemaWait bounds the delay before a message of another schema
+// version comes back: while it waits it holds one of its consumer's
+// MaxAckPending slots (for a run request, one of its job's concurrency).
+const maxSchemaWait = 5 * time.Second

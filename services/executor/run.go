@@ -47,7 +47,7 @@ func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
 			// A later release's run request (a rolling upgrade): the
 			// delivery was accepted, so it waits for an executor that
 			// reads it.
-			wait := bus.RedeliveryBackoff(m)
+			wait := min(bus.RedeliveryBackoff(m), maxSchemaWait)
 			x.log.Error("run request of a schema this executor cannot read handed back: upgrade the executors", "subject", m.Subject(), "schema", schema, "in", wait)
 			_ = m.NakWithDelay(wait)
 			return
@@ -615,3 +615,8 @@ func jobTimeout(j *resource.Job) time.Duration {
 	}
 	return j.Spec.Timeout.D()
 }
+
+// maxSchemaWait bounds the delay before a message of another schema
+// version comes back: while it waits it holds one of its consumer's
+// MaxAckPending slots (for a run request, one of its job's concurrency).
+const maxSchemaWait = 5 * time.Second
