@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 )
 
@@ -183,27 +186,35 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 	if info.State.Msgs == 0 {
 		return []message.Run{}, nil
 	}
+	// Named here, so that it can be deleted even when its creation timed
+	// out on our side after the server made it; the server removes it
+	// after a minute unused if we cannot.
+	name := ident.Random("list-", 10)
+	del := func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(dctx, name)
+	}
 	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Name:              name,
 		FilterSubjects:    []string{subj},
 		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
 		MemoryStorage:     true,
-		InactiveThreshold: time.Minute, // removed by the server if we cannot
+		InactiveThreshold: time.Minute,
 	})
+	defer del()
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = s.DeleteConsumer(dctx, c.CachedInfo().Name)
-	}()
 	// Each subject's last event, once: a safety net keeps the one stored
-	// last should a page ever repeat a subject.
+	// last should a page ever repeat a subject. Only the runs that match
+	// are kept, and of the others their sequence.
 	type found struct {
 		r   message.Run
 		seq uint64
 	}
+	lastSeq := map[string]uint64{}
 	byID := map[string]found{}
 	for {
 		batch, err := c.FetchNoWait(500)
@@ -223,8 +234,14 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 			if message.Decode(m.Data(), message.SchemaRun, &r) != nil || r.Kind != message.KindRun {
 				continue
 			}
-			if prev, ok := byID[r.ID]; !ok || seq > prev.seq {
+			if prev, ok := lastSeq[r.ID]; ok && seq <= prev {
+				continue
+			}
+			lastSeq[r.ID] = seq
+			if (f.Webhook == "" || r.Webhook == f.Webhook) && (f.Job == "" || r.Job == f.Job) && (f.Status == "" || r.Status == f.Status) {
 				byID[r.ID] = found{r, seq}
+			} else {
+				delete(byID, r.ID)
 			}
 		}
 		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
@@ -234,13 +251,7 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 			break
 		}
 	}
-	var match []found
-	for _, v := range byID {
-		r := v.r
-		if (f.Webhook == "" || r.Webhook == f.Webhook) && (f.Job == "" || r.Job == f.Job) && (f.Status == "" || r.Status == f.Status) {
-			match = append(match, v)
-		}
-	}
+	match := slices.Collect(maps.Values(byID))
 	sort.Slice(match, func(i, j int) bool {
 		if a, b := when(match[i].r), when(match[j].r); !a.Equal(b) {
 			return a.After(b)

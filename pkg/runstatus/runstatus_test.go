@@ -308,4 +308,24 @@ func TestRunstatus_ListGivesEachRunOnceInItsCurrentStatePastTheFirstPage(t *test
 	if err != nil || len(running) != runs/2 {
 		t.Fatalf("List of running runs = %d runs, %v; want %d", len(running), err, runs/2)
 	}
+	// A List cut short by its context leaves no consumer behind either.
+	for _, d := range []time.Duration{time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond} {
+		short, cancel := context.WithTimeout(ctx, d)
+		_, _ = runstatus.List(short, js, runstatus.Filter{Limit: 1000})
+		cancel()
+	}
+	s, err := js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Consumers != 0 {
+			return fmt.Errorf("%d consumers left on STATUS after List", info.State.Consumers)
+		}
+		return nil
+	})
 }

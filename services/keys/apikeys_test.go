@@ -298,7 +298,7 @@ func TestAPIKeys_AddressedByTheKeyItselfOrItsPrefix(t *testing.T) {
 		t.Fatalf("keys left: %v", left)
 	}
 	_, secret2, _ := apikey.Parse(k2)
-	for _, p := range []string{"/v1/keys/" + k1, "/v1/runs/" + k2, "/v1/deliveries/" + k2, "/v1/runs/" + k2 + "/events"} {
+	for _, p := range []string{"/v1/keys/" + k1, "/v1/runs/" + k2, "/v1/deliveries/" + k2, "/v1/runs/" + k2 + "/events", "/v1/runs/%09" + k2, "/v1/runs/%22" + k2} {
 		method := "GET"
 		if p == "/v1/keys/"+k1 {
 			method = "DELETE"

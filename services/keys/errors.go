@@ -48,8 +48,12 @@ func badRequest(msg string) *apiError {
 func notFound(what string) *apiError {
 	words := strings.Split(what, " ")
 	for i, w := range words {
-		if id, _, ok := apikey.Parse(w); ok {
-			words[i] = apikey.DisplayPrefix(id) + "_…"
+		// Wherever in the word it starts: an id may begin with a tab or a
+		// quote it was sent with (%09hk_…).
+		if at := strings.Index(w, apikey.Prefix); at >= 0 {
+			if id, _, ok := apikey.Parse(w[at:]); ok {
+				words[i] = w[:at] + apikey.DisplayPrefix(id) + "_…"
+			}
 		}
 	}
 	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: strings.Join(words, " ") + " not found"}
