@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -352,6 +353,18 @@ func (w *Webhook) Validate() error {
 	if s.IdempotencyHeader != "" && a.Signature != nil {
 		return fieldErr("spec.idempotencyHeader", "only for webhooks without a signature profile (the profile names the event id)")
 	}
+	if h := s.IdempotencyHeader; h != "" {
+		// The event id is stored, answered and given to the job: never a
+		// credential.
+		for _, cred := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+			if strings.EqualFold(h, cred) {
+				return fieldErr("spec.idempotencyHeader", "must not be %s: the event id is stored and shown with every run", cred)
+			}
+		}
+		if k := a.APIKey; k != nil && (k.In == "header" || k.In == "") && strings.EqualFold(h, cmp.Or(k.Name, "X-API-KEY")) {
+			return fieldErr("spec.idempotencyHeader", "must not be the API key's header: the event id is stored and shown with every run")
+		}
+	}
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = 1 << 20
 	}
@@ -376,6 +389,13 @@ func (w *Webhook) Validate() error {
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fieldErr("spec.callback.url", "must be an absolute http or https URL")
+		}
+		if u.User != nil {
+			if _, hasPassword := u.User.Password(); hasPassword {
+				// Stored in clear, shown by every GET of the webhook and
+				// copied into each run's record.
+				return fieldErr("spec.callback.url", "must not hold a password: let the receiver verify the callback's signature (spec.callback.secretRef) instead")
+			}
 		}
 		if c.SecretRef != "" {
 			if err := CheckName("spec.callback.secretRef", c.SecretRef); err != nil {

@@ -174,12 +174,22 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		return 0, nil, err
 	}
 	if d.EventID == "" && w.Spec.IdempotencyHeader != "" {
+		if isCredentialHeader(w.Spec.IdempotencyHeader, cred.headers) {
+			// Stored before the keys service refused such a header.
+			return 0, nil, errCredentialEventID
+		}
 		d.EventID = req.Header.Get(w.Spec.IdempotencyHeader)
 	}
-	if d.EventID == "" {
+	switch {
+	case d.EventID == "":
 		d.EventID = d.ID
-	} else if !validEventID(d.EventID) {
+	case !validEventID(d.EventID):
 		return 0, nil, errMalformedEventID
+	case holdsCredential([]string{d.EventID}, cred.values):
+		// The event id is stored with the delivery and its runs, answered
+		// and given to the job: a sender that puts its key or token there
+		// (GitLab's Idempotency-Key, say) would have it everywhere.
+		return 0, nil, errCredentialEventID
 	}
 	d.RunID = ident.RunID(w.Metadata.UID, d.EventID, "")
 	d.Header, d.Query = stripCredentials(req.Header, req.URL.RawQuery, c, cred)

@@ -24,6 +24,7 @@ func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 // whether a key exists for another webhook.
 var (
 	errMalformedEventID   = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "unusable event id: it must be 1 to 256 printable UTF-8 characters"}
+	errCredentialEventID  = &apiError{Status: http.StatusBadRequest, Code: "missing_event_id", Message: "unusable event id: it holds this webhook's credential (the event id is stored and shown with every run); send another"}
 	errInvalidBody        = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body must be a JSON object carrying the API key field"}
 	errUnreadableBody     = &apiError{Status: http.StatusBadRequest, Code: "invalid_body", Message: "the body could not be read"}
 	errMissingCredentials = &apiError{Status: http.StatusUnauthorized, Code: "missing_credentials", Message: "missing API key"}

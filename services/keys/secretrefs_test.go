@@ -48,3 +48,28 @@ func TestJobs_SecretReferencesMustExistAndHoldNoValue(t *testing.T) {
 	// A user name alone (no password) is not a credential.
 	a.must(201, "PUT", "/v1/jobs/userinfo", jobDoc("userinfo", httpJob(map[string]any{"url": "https://deploy@x.example.com/hook"})))
 }
+
+// What a webhook stores and copies into each run holds no credential: its
+// idempotency header is not a credential header, its callback URL no
+// password.
+func TestWebhooks_RefuseCredentialsWhereTheyWouldBeStoredOrShown(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	cases := []struct {
+		name  string
+		spec  map[string]any
+		field string
+	}{
+		{"idempotency header Authorization", map[string]any{"job": "report", "idempotencyHeader": "authorization"}, "spec.idempotencyHeader"},
+		{"idempotency header Cookie", map[string]any{"job": "report", "idempotencyHeader": "Cookie"}, "spec.idempotencyHeader"},
+		{"idempotency header the API key's", map[string]any{"job": "report", "idempotencyHeader": "x-api-key", "auth": map[string]any{"apiKey": map[string]any{}}}, "spec.idempotencyHeader"},
+		{"idempotency header a named API key header", map[string]any{"job": "report", "idempotencyHeader": "X-Token", "auth": map[string]any{"apiKey": map[string]any{"in": "header", "name": "x-token"}}}, "spec.idempotencyHeader"},
+		{"callback URL with a password", map[string]any{"job": "report", "callback": map[string]any{"url": "https://user:hunter2@cb.example.com/hook"}}, "spec.callback.url"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkFieldError(t, a.do("PUT", "/v1/webhooks/w", webhookDoc("w", tc.spec)), tc.field, tc.field)
+		})
+	}
+	a.must(201, "PUT", "/v1/webhooks/ok", webhookDoc("ok", map[string]any{"job": "report", "idempotencyHeader": "X-Request-Id", "auth": map[string]any{"apiKey": map[string]any{}}}))
+}
