@@ -89,6 +89,7 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 		setCredential(cmd.SysProcAttr, u.UID, u.GID)
 	}
 	out := newTail(x.cfg.MaxOutput, x.nc, bus.OutputSubject(rr.ID), attempt, rr.DeliveryID)
+	out.secrets = maskable(slices.Collect(maps.Values(secretEnv))...)
 	cmd.Stdout, cmd.Stderr = out, out
 	x.addOutput(rr.ID, out)
 	defer x.removeOutput(rr.ID)

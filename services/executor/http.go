@@ -51,6 +51,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	for k, v := range h.Headers {
 		req.Header.Set(k, v)
 	}
+	var secrets []string // masked in the answer kept as output
 	for _, k := range slices.Sorted(maps.Keys(h.SecretHeaders)) {
 		sh := h.SecretHeaders[k]
 		v, err := x.secretValue(rr.Namespace, sh.SecretRef)
@@ -62,6 +63,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 			return outcome{status: message.StatusFailed, err: "spec.http.secretHeaders[" + k + "]: secret " + sh.SecretRef + " holds a character no header value can (CR, LF, NUL, ...)"}
 		}
 		req.Header.Set(k, sh.Prefix+v)
+		secrets = append(secrets, v)
 	}
 	req.Header.Set("X-Hookrun-Run", rr.ID)
 	req.Header.Set("X-Hookrun-Attempt", strconv.Itoa(attempt))
@@ -104,7 +106,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		return outcome{status: message.StatusFailed, err: requestError(err, "the job's URL")}
 	}
 	code := resp.StatusCode
-	o := outcome{exitCode: &code, output: string(respBody)}
+	o := outcome{exitCode: &code, output: string(mask(respBody, maskable(secrets...)))}
 	if code < 200 || code > 299 {
 		o.status, o.err = message.StatusFailed, fmt.Sprintf("HTTP %d", code)
 	} else {

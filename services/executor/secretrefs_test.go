@@ -1,12 +1,16 @@
 package executor
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 // A job's credentials come from secrets when the run starts: a command
@@ -51,4 +55,58 @@ func TestExecutor_SecretEnvAndSecretHeadersCarryTheSecretsValues(t *testing.T) {
 		}
 	}
 	want(t, "requests after the missing secret", len(srv.got()), 1)
+}
+
+// A job's secret values are masked in what it outputs (an echoed
+// environment, a receiver's answer quoting the request), live lines,
+// snapshot and stored output alike.
+func TestExecutor_SecretValuesAreMaskedInOutput(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.cfg.Secret("default", "deploy-token", "tok-3f9a-77b2", "", 0)
+	e.cfg.Secret("default", "api-token", "api-77c1-0e4d", "", 0)
+	e.start(nil)
+	cmd := e.script("echo-secret", `echo "token=$DEPLOY_TOKEN"; echo "short=ab"`, func(j *resource.Job) {
+		j.Spec.SecretEnv = map[string]string{"DEPLOY_TOKEN": "deploy-token"}
+	})
+	r := e.final(e.submit(cmd, `{}`), 10*time.Second)
+	want(t, "command output", r.Output, "token=***\nshort=ab\n")
+
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprintf(w, "you sent %s", req.Header.Get("Authorization"))
+	}))
+	t.Cleanup(echo.Close)
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "echo-header"}, Spec: resource.JobSpec{
+		HTTP: &resource.HTTPAction{URL: echo.URL, SecretHeaders: map[string]resource.SecretHeader{"Authorization": {SecretRef: "api-token", Prefix: "Bearer "}}},
+	}})
+	r = e.final(e.submit(job, `{}`), 10*time.Second)
+	want(t, "HTTP output", r.Output, "you sent Bearer ***")
+}
+
+func TestMask_ReplacesEachLineOfEachSecretLongestFirst(t *testing.T) {
+	secrets := maskable("abcdef-123456", "abcdef", "-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA\n-----END KEY-----", "ab")
+	got := string(mask([]byte("x abcdef-123456 y abcdef z ab MIIEpAIBAAKCAQEA"), secrets))
+	if got != "x *** y *** z ab ***" {
+		t.Fatalf("mask = %q", got)
+	}
+}
+
+func TestTail_MasksSecretsInLiveLinesAndTheTail(t *testing.T) {
+	n := testenv.StartNATS(t)
+	nc, _ := n.Connect()
+	sub, err := nc.SubscribeSync("out.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := newTail(1024, nc, "out.test", 1, "dlv")
+	tl.secrets = maskable("s3cret-value")
+	fmt.Fprint(tl, "a s3cret-value b\n")
+	m, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "live line", string(m.Data), "a *** b\n")
+	snap, _ := tl.Published()
+	want(t, "snapshot", snap, "a *** b\n")
+	want(t, "tail", tl.String(), "a *** b\n")
 }

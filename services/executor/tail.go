@@ -2,7 +2,9 @@ package executor
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -37,6 +39,7 @@ type tail struct {
 	lines    int // lines published so far, the last one's number
 	attempt  string
 	delivery string
+	secrets  []string // masked wherever output leaves the executor (see maskable)
 }
 
 // newTail keeps the output of a run's attempt; its live lines carry the
@@ -122,7 +125,7 @@ func (t *tail) Flush() {
 func (t *tail) publish(n int) {
 	t.lines++
 	b := t.line.Bytes()
-	m := &nats.Msg{Subject: t.subject, Data: b[:n], Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}, bus.HeaderDelivery: []string{t.delivery}}}
+	m := &nats.Msg{Subject: t.subject, Data: mask(b[:n], t.secrets), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}, bus.HeaderDelivery: []string{t.delivery}}}
 	_ = t.nc.PublishMsg(m)
 	t.line.Truncate(copy(b, b[n:]))
 }
@@ -139,9 +142,9 @@ func (t *tail) Published() (string, int) {
 		b, dropped = b[len(b)-t.max:], true
 	}
 	if dropped {
-		return "[…output truncated…]\n" + string(b), t.lines
+		return "[…output truncated…]\n" + string(mask(b, t.secrets)), t.lines
 	}
-	return string(b), t.lines
+	return string(mask(b, t.secrets)), t.lines
 }
 
 // String returns the tail, marked when output was dropped.
@@ -154,7 +157,44 @@ func (t *tail) String() string {
 		t.dropped = true
 	}
 	if t.dropped {
-		return "[…output truncated…]\n" + string(b)
+		return "[…output truncated…]\n" + string(mask(b, t.secrets))
 	}
-	return string(b)
+	return string(mask(b, t.secrets))
+}
+
+// masked stands for a secret's value in output.
+const masked = "***"
+
+// minMasked is the shortest piece of a secret masked: shorter ones would
+// match innocent output.
+const minMasked = 6
+
+// maskable is what of secret values is masked in output: each line of
+// each value of at least minMasked bytes (output is masked line by line,
+// so a multi-line value, a PEM key, is masked line by line too), longest
+// first, so that a value containing another is masked whole.
+func maskable(values ...string) []string {
+	var out []string
+	for _, v := range values {
+		for _, line := range strings.Split(v, "\n") {
+			if line = strings.TrimSuffix(line, "\r"); len(line) >= minMasked && !slices.Contains(out, line) {
+				out = append(out, line)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+// mask replaces every secret in b with masked. Like CI systems, it keeps a
+// job from showing its credentials in its output by accident (an echoed
+// environment, a receiver's error page quoting the request): a job set on
+// showing one can still encode it.
+func mask(b []byte, secrets []string) []byte {
+	for _, s := range secrets {
+		if bytes.Contains(b, []byte(s)) {
+			b = bytes.ReplaceAll(b, []byte(s), []byte(masked))
+		}
+	}
+	return b
 }
