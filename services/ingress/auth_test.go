@@ -494,7 +494,7 @@ func TestAuth_AcceptsEveryPreviousSecretUntilItsExpiry(t *testing.T) {
 		return e.do(signed(e.request("POST", hookPath(w), body), "generic", body, secret, id, time.Now()))
 	}
 	for _, v := range []string{"secret-v3", "secret-v2", "secret-v1"} {
-		r := send(v, "evt-"+v)
+		r := send(v, "evt-"+strings.TrimPrefix(v, "secret-")) // an event id holding the secret is refused
 		wantAccepted(t, r, 202)
 		if d := e.stored(r.Acc.DeliveryID); strings.Contains(fmt.Sprint(d.Header, d.Query), v) {
 			t.Fatalf("stored delivery holds %s", v)
