@@ -258,14 +258,7 @@ func markPrinted(tree *parse.Tree, n parse.Node) {
 		if len(n.Pipe.Decl) > 0 {
 			return // assigns, prints nothing
 		}
-		// A text function whose result is printed ({{ .body.x | lower }})
-		// hands a missing key or null on as no value (see noValueFuncs);
-		// anywhere else ({{ if eq (lower .body.x) "" }}) it gives "" as
-		// always.
-		last := n.Pipe.Cmds[len(n.Pipe.Cmds)-1]
-		if id, ok := last.Args[0].(*parse.IdentifierNode); ok && noValueFuncs[id.Ident] {
-			id.Ident = noValuePrefix + id.Ident
-		}
+		markNoValue(n.Pipe)
 		fn := parse.NewIdentifier(printedFunc).SetTree(tree).SetPos(n.Pipe.Position())
 		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: n.Pipe.Position(), Args: []parse.Node{fn}})
 	case *parse.IfNode:
@@ -277,6 +270,32 @@ func markPrinted(tree *parse.Tree, n parse.Node) {
 	case *parse.WithNode:
 		markPrinted(tree, n.List)
 		markPrinted(tree, n.ElseList)
+	}
+}
+
+// markNoValue makes the text functions whose result pipe prints hand a
+// missing key or null on as no value (see noValueFuncs): the last command,
+// and each one before it whose result goes straight into such a function
+// ({{ .body.x | trim | lower }}, {{ printf "%s" .body.x | upper }}), and
+// the same within a parenthesised pipeline printed whole
+// ({{ (lower .body.x) }}). Anywhere else ({{ if eq (lower .body.x) "" }},
+// {{ .body.x | lower | default "d" }}, a variable) they give "" as always.
+func markNoValue(pipe *parse.PipeNode) {
+	for i := len(pipe.Cmds) - 1; i >= 0; i-- {
+		switch a := pipe.Cmds[i].Args[0].(type) {
+		case *parse.IdentifierNode:
+			if !noValueFuncs[a.Ident] {
+				return
+			}
+			a.Ident = noValuePrefix + a.Ident
+		case *parse.PipeNode:
+			if len(pipe.Cmds[i].Args) == 1 && len(a.Decl) == 0 && i == len(pipe.Cmds)-1 {
+				markNoValue(a) // {{ (lower .body.x) }}: printed as it is
+			}
+			return
+		default:
+			return
+		}
 	}
 }
 

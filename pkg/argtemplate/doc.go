@@ -52,16 +52,20 @@
 //
 // Where an argument value prints the result of lower, upper, trim,
 // toString, print, printf or println ({{ .body.branch | lower }},
-// {{ printf "%s" .body.x }}), a missing key or null given to it is handed
-// on as no value, not as "" or "<nil>": the argument takes its default, as
-// when the key is printed directly. Anywhere else (an argument to another
-// function, a condition) they give "" for it as they always have, so
+// {{ printf "%s" .body.x }}, {{ .body.x | trim | upper }},
+// {{ (lower .body.x) }}), a missing key or null given to it is handed on as
+// no value, not as "" or "<nil>": the argument takes its default, as when
+// the key is printed directly. Anywhere else (an argument to another
+// function, a condition, a variable: {{ $v := lower .body.x }}{{ $v }}
+// prints "") they give "" for it as they always have, so
 // {{ .body.branch | lower | default "main" }} and
 // {{ if eq (trim .body.x) "" }} read as expected. An HTTP job's body
 // template, which has no default, prints "" there.
 //
 // eq, ne, lt, le, gt and ge compare a JSON number from the delivery as a
-// number, exactly (ids past 2^53 included), with a number in the template
+// number, exactly (ids past 2^53 included; a number of over 64 characters
+// as the nearest float64, and one beyond float64's range is no number),
+// with a number in the template
 // ({{ if gt .body.count 3 }}, {{ eq .body.n 5 }}) or with another JSON
 // number (9 is less than 10), and as text with a string
 // ({{ eq .body.n "5" }}). text/template's own refused the first (an error:

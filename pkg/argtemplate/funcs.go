@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"net/http"
 	"reflect"
@@ -114,7 +115,7 @@ var errCompare = errors.New("incompatible types for comparison")
 func number(v any) (*big.Rat, bool) {
 	switch n := v.(type) {
 	case json.Number:
-		return new(big.Rat).SetString(string(n))
+		return jsonNumber(string(n))
 	case nil, string, bool:
 		return nil, false
 	}
@@ -125,10 +126,48 @@ func number(v any) (*big.Rat, bool) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		return new(big.Rat).SetUint64(rv.Uint()), true
 	case reflect.Float32, reflect.Float64:
-		r, ok := new(big.Rat).SetString(strconv.FormatFloat(rv.Float(), 'g', -1, 64))
-		return r, ok
+		return floatRat(rv.Float())
 	}
 	return nil, false
+}
+
+// maxExactDigits bounds the JSON numbers compared exactly: big.Rat's
+// parsing grows with the square of the digits, and a sender could post a
+// megabyte of them to a field a template compares (seconds of a
+// dispatcher's CPU). Longer ones compare as float64s, as do exponents
+// beyond maxExactExp.
+const (
+	maxExactDigits = 64
+	maxExactExp    = 400
+)
+
+// jsonNumber is a JSON number as a Rat: exactly when short, else as the
+// nearest float64 (infinite ones are not numbers).
+func jsonNumber(n string) (*big.Rat, bool) {
+	if i, err := strconv.ParseInt(n, 10, 64); err == nil {
+		return new(big.Rat).SetInt64(i), true
+	}
+	if len(n) <= maxExactDigits {
+		if _, exp, ok := strings.Cut(strings.ToLower(n), "e"); !ok || len(strings.TrimLeft(exp, "+-0")) <= 3 {
+			if e, _ := strconv.Atoi(exp); !ok || e <= maxExactExp && e >= -maxExactExp {
+				return new(big.Rat).SetString(n)
+			}
+		}
+	}
+	f, err := strconv.ParseFloat(n, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return nil, false
+	}
+	return floatRat(f)
+}
+
+// floatRat is f as the Rat of its shortest decimal form, so that 0.1 in
+// a template equals 0.1 in a delivery.
+func floatRat(f float64) (*big.Rat, bool) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return nil, false
+	}
+	return new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
 }
 
 // compare orders a and b: as numbers when both are (a JSON number

@@ -1,7 +1,9 @@
 package argtemplate
 
 import (
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestFuncs(t *testing.T) {
@@ -134,6 +136,17 @@ func TestFuncs_JSONNumbersCompareAsNumbers(t *testing.T) {
 			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
 		}
 	}
+	// A float in the template equals the same decimal in the delivery.
+	dec := NewData([]byte(`{"price": 0.1, "huge": 1e500}`), "application/json", nil, nil, "POST", "w", "evt")
+	for value, want := range map[string]string{
+		`{{ if eq .body.price 0.1 }}tenth{{ end }}`:         "tenth",
+		`{{ if gt .body.huge 3 }}big{{ else }}not{{ end }}`: "DEF", // past float64: not a number
+	} {
+		got, err := resolveOne(t, Arg{Value: value, Default: &def}, dec)
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
+		}
+	}
 	// Comparing what cannot be compared is an error: the default.
 	for _, value := range []string{`{{ if lt .body.ok true }}x{{ end }}`, `{{ if gt .body.name 3 }}x{{ end }}`} {
 		if got, err := resolveOne(t, Arg{Value: value, Default: &def}, d); err != nil || got != def {
@@ -149,5 +162,44 @@ func TestRenderBody_TextFunctionsRenderNoValueAsEmpty(t *testing.T) {
 	got, err := RenderBody(`[{{ .body.branch | lower }}|{{ toString .body.none }}|{{ if gt .body.count 3 }}big{{ end }}]`, d, nil)
 	if err != nil || string(got) != "[||big]" {
 		t.Fatalf("RenderBody = %q, %v; want [||big]", got, err)
+	}
+}
+
+// A sender's huge number costs a comparison little: a long one is
+// compared as a float64, not parsed exactly (which grows with the square of
+// its digits); one past float64's range is no number (the default).
+func TestFuncs_HugeNumbersCompareCheaply(t *testing.T) {
+	def := "DEF"
+	for digits, want := range map[string]string{
+		"1" + strings.Repeat("0", 100): "big",
+		strings.Repeat("7", 1<<20):     "DEF",
+	} {
+		d := NewData([]byte(`{"count": `+digits+`}`), "application/json", nil, nil, "POST", "w", "evt")
+		start := time.Now()
+		got, err := resolveOne(t, Arg{Value: `{{ if gt .body.count 3 }}big{{ end }}`, Default: &def}, d)
+		if took := time.Since(start); err != nil || got != want || took > 500*time.Millisecond {
+			t.Errorf("%d digits: %q, %v in %v; want %q, quickly (it took seconds when parsed exactly)", len(digits), got, err, took, want)
+		}
+	}
+}
+
+// Every text function whose result is printed, however reached, hands no
+// value on; a variable gives "" (documented).
+func TestFuncs_NoValueThroughPipelinesAndParentheses(t *testing.T) {
+	def := "DEF"
+	for value, want := range map[string]string{
+		`{{ printf "%s" .body.x | upper }}`:      "DEF",
+		`{{ .body.x | trim | lower }}`:           "DEF",
+		`{{ (lower .body.x) }}`:                  "DEF",
+		`{{ (.body.x | lower) }}`:                "DEF",
+		`{{ .body.draft | toString | upper }}`:   "DEF",
+		`{{ $v := lower .body.x }}[{{ $v }}]`:    "[]",
+		`{{ .body.ref | trim | upper }}`:         "REFS/HEADS/MAIN",
+		`{{ (printf "%s!" .body.ref) | lower }}`: "refs/heads/main!",
+	} {
+		got, err := resolveOne(t, Arg{Value: value, Default: &def}, pushData())
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
+		}
 	}
 }
