@@ -139,6 +139,11 @@ func (j *Job) Validate() error {
 			case hasHeader(s.HTTP.Headers, k):
 				return fieldErr(f, "is also in spec.http.headers: name it once")
 			}
+			for other := range s.HTTP.SecretHeaders {
+				if other != k && strings.EqualFold(other, k) {
+					return fieldErr(f, "is named twice (header names ignore case): name it once")
+				}
+			}
 			if err := CheckName(f+".secretRef", h.SecretRef); err != nil {
 				return err
 			}

@@ -309,7 +309,8 @@ func TestRunstatus_ListGivesEachRunOnceInItsCurrentStatePastTheFirstPage(t *test
 		t.Fatalf("List of running runs = %d runs, %v; want %d", len(running), err, runs/2)
 	}
 	// A List cut short by its context leaves no consumer behind either.
-	for _, d := range []time.Duration{time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond} {
+	for i := range 40 { // deadlines across the consumer's creation
+		d := time.Duration(i+1) * 500 * time.Microsecond
 		short, cancel := context.WithTimeout(ctx, d)
 		_, _ = runstatus.List(short, js, runstatus.Filter{Limit: 1000})
 		cancel()

@@ -19,7 +19,8 @@ func lastValue(env []string, key string) (string, bool) {
 	return v, found
 }
 
-// A job's own variables may set PATH, but never the input contract: a job
+// A job's own variables (and its secret ones) may set PATH, but never the
+// input contract: a job
 // stored before the keys service refused such names (an argument named
 // webhook_payload, spec.env naming the run id) cannot hide the body or the
 // markers the sweep kills leftover processes by.
@@ -31,8 +32,11 @@ func TestEnvironment_JobVariablesNeverReplaceTheContract(t *testing.T) {
 		Env:       map[string]string{"PATH": "/opt/tools/bin", "JANUS_RUN_ID": "fake", "JANUS_WEBHOOK_PAYLOAD_FILE": "/etc/passwd"},
 	}}
 	rr := &message.RunRequest{ID: "run_real", Payload: []byte("PAY"), Args: map[string]string{"webhook_payload": def}}
-	env, _ := Environment(job, rr, 2, "/work/run", "/work/run/payload", nil)
+	secretEnv := map[string]string{"JANUS_RUN_ID": "secret-fake", "JANUS_WEBHOOK_EVENT_ID": "secret-fake", "DEPLOY_TOKEN": "tok"}
+	env, _ := Environment(job, rr, 2, "/work/run", "/work/run/payload", secretEnv)
 	for key, want := range map[string]string{
+		"DEPLOY_TOKEN":               "tok",
+		"JANUS_WEBHOOK_EVENT_ID":     "",
 		"PATH":                       "/opt/tools/bin",
 		"JANUS_RUN_ID":               "run_real",
 		"JANUS_RUN_ATTEMPT":          "2",

@@ -110,3 +110,43 @@ func TestTail_MasksSecretsInLiveLinesAndTheTail(t *testing.T) {
 	want(t, "snapshot", snap, "a *** b\n")
 	want(t, "tail", tl.String(), "a *** b\n")
 }
+
+// A secret that a long line's piece boundary would cut is moved whole into
+// the next piece: each piece is masked apart.
+func TestTail_NoPieceOfALongLineEndsInsideASecret(t *testing.T) {
+	n := testenv.StartNATS(t)
+	nc, _ := n.Connect()
+	sub, err := nc.SubscribeSync("out.long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := newTail(1<<16, nc, "out.long", 1, "dlv")
+	tl.secrets = maskable("tok-3f9a-77b2-SECRET")
+	line := strings.Repeat("x", maxLine-8) + "tok-3f9a-77b2-SECRET tail\n"
+	fmt.Fprint(tl, line)
+	var live string
+	for {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(m.Data), "SECRET") {
+			t.Fatalf("a live piece holds part of the secret: %q", string(m.Data)[max(0, len(m.Data)-40):])
+		}
+		live += string(m.Data)
+		if strings.HasSuffix(live, "\n") {
+			break
+		}
+	}
+	want(t, "live line", live, strings.Repeat("x", maxLine-8)+"*** tail\n")
+	want(t, "tail", tl.String(), live)
+}
+
+func TestMask_OverlapsAndMultiLineValues(t *testing.T) {
+	if got := string(mask([]byte("abcdefghijkl"), maskable("abcdefgh", "ghijkl"))); got != "***" {
+		t.Errorf("overlapping secrets: %q, want ***", got)
+	}
+	kubeconfig := "apiVersion: v1\nkind: Config\nusers:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiIsImtpZCI6\n"
+	out := "apiVersion: v1\nkind: Config\nusers: 3 active\ntoken: eyJhbGciOiJSUzI1NiIsImtpZCI6\n"
+	want(t, "kubeconfig", string(mask([]byte(out), maskable(kubeconfig))), "apiVersion: v1\nkind: Config\nusers: 3 active\n***\n")
+}

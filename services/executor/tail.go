@@ -71,7 +71,7 @@ func (t *tail) Write(p []byte) (int, error) {
 			case chunk[len(chunk)-1] == '\n':
 				t.publish(t.line.Len())
 			case t.line.Len() >= maxLine:
-				t.publish(pieceEnd(t.line.Bytes()))
+				t.publish(secretSafeEnd(t.line.Bytes(), pieceEnd(t.line.Bytes()), t.secrets))
 			}
 		}
 		return n, nil
@@ -169,32 +169,87 @@ const masked = "***"
 // match innocent output.
 const minMasked = 6
 
-// maskable is what of secret values is masked in output: each line of
-// each value of at least minMasked bytes (output is masked line by line,
-// so a multi-line value, a PEM key, is masked line by line too), longest
-// first, so that a value containing another is masked whole.
+// maskable is what of secret values is masked in output: a one-line value
+// of at least minMasked bytes, and of a multi-line value (a PEM key, a
+// kubeconfig) each line of at least minMaskedLine bytes (output is masked
+// line by line; shorter lines of such values, "apiVersion: v1" or "},",
+// are everyone's). Values and lines are trimmed of surrounding white space
+// (a job may print them unindented); longest first, so that a value
+// containing another is masked whole.
 func maskable(values ...string) []string {
 	var out []string
-	for _, v := range values {
-		for _, line := range strings.Split(v, "\n") {
-			if line = strings.TrimSuffix(line, "\r"); len(line) >= minMasked && !slices.Contains(out, line) {
-				out = append(out, line)
-			}
+	add := func(v string, least int) {
+		if v = strings.TrimSpace(v); len(v) >= least && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
+	}
+	for _, v := range values {
+		if lines := strings.Split(strings.TrimSpace(v), "\n"); len(lines) > 1 {
+			for _, line := range lines {
+				add(line, minMaskedLine)
+			}
+			continue
+		}
+		add(v, minMasked)
 	}
 	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
 	return out
 }
 
-// mask replaces every secret in b with masked. Like CI systems, it keeps a
-// job from showing its credentials in its output by accident (an echoed
-// environment, a receiver's error page quoting the request): a job set on
-// showing one can still encode it.
+// minMaskedLine is the shortest line of a multi-line secret masked.
+const minMaskedLine = 16
+
+// mask replaces every secret in b with masked, overlapping ones as one.
+// Like CI systems, it keeps a job from showing its credentials in its
+// output by accident (an echoed environment, a receiver's error page
+// quoting the request): a job set on showing one can still encode it.
 func mask(b []byte, secrets []string) []byte {
+	var cover []bool
 	for _, s := range secrets {
-		if bytes.Contains(b, []byte(s)) {
-			b = bytes.ReplaceAll(b, []byte(s), []byte(masked))
+		for i := 0; i < len(b); {
+			j := bytes.Index(b[i:], []byte(s))
+			if j < 0 {
+				break
+			}
+			if cover == nil {
+				cover = make([]bool, len(b))
+			}
+			for k := i + j; k < i+j+len(s); k++ {
+				cover[k] = true
+			}
+			i += j + 1
 		}
 	}
-	return b
+	if cover == nil {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); {
+		if !cover[i] {
+			out = append(out, b[i])
+			i++
+			continue
+		}
+		for i < len(b) && cover[i] {
+			i++
+		}
+		out = append(out, masked...)
+	}
+	return out
+}
+
+// secretSafeEnd moves end, where a piece of a long line is to be cut,
+// back before the start of a secret the piece ends inside: the two pieces
+// are masked apart, and each would hold only part of it, unmasked.
+func secretSafeEnd(line []byte, end int, secrets []string) int {
+	cut := end
+	for _, s := range secrets {
+		for p := max(1, end-len(s)+1); p < end; p++ {
+			if bytes.HasPrefix([]byte(s), line[p:end]) {
+				cut = min(cut, p)
+				break
+			}
+		}
+	}
+	return cut
 }
