@@ -85,6 +85,9 @@ func describeWebhook(ctx context.Context, c *apiClient, o *clientOptions, name s
 	field("Response", strconv.Itoa(w.SuccessStatus()))
 	if s.Callback != nil {
 		cb := s.Callback.URL
+		if s.Callback.URLSecretRef != "" {
+			cb = "the URL in secret " + s.Callback.URLSecretRef
+		}
 		if s.Callback.SecretRef != "" {
 			cb += " (signed with secret " + s.Callback.SecretRef + ")"
 		}

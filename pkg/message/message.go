@@ -82,8 +82,11 @@ type RunRequest struct {
 
 // Callback names where final status events of a run are POSTed.
 type Callback struct {
-	URL       string `json:"url"`
-	SecretRef string `json:"secretRef,omitempty"`
+	URL string `json:"url"`
+	// URLSecretRef, when set, names the secret whose value is the URL (URL
+	// is then empty): the executor reads it when it sends the callback.
+	URLSecretRef string `json:"urlSecretRef,omitempty"`
+	SecretRef    string `json:"secretRef,omitempty"`
 }
 
 // Run statuses.

@@ -204,8 +204,13 @@ type Response struct {
 
 // Callback is where final run statuses are POSTed, signed with SecretRef.
 type Callback struct {
-	URL       string `json:"url"`
-	SecretRef string `json:"secretRef,omitempty"`
+	URL string `json:"url,omitempty"`
+	// URLSecretRef names a secret whose value is the URL, for a URL that
+	// is itself a credential (a Slack or Discord incoming webhook, a token
+	// in the path or query): the webhook and each run's record hold the
+	// secret's name, not the URL. Exactly one of URL and URLSecretRef.
+	URLSecretRef string `json:"urlSecretRef,omitempty"`
+	SecretRef    string `json:"secretRef,omitempty"`
 }
 
 // WebhookStatus is what the system reports about a webhook.

@@ -390,10 +390,17 @@ func (w *Webhook) Validate() error {
 	if r := s.Response; r != nil && r.Status != 0 && r.Status != http.StatusOK && r.Status != http.StatusAccepted {
 		return fieldErr("spec.response.status", "must be 200 or 202")
 	}
-	if c := s.Callback; c != nil {
+	if c := s.Callback; c != nil && c.URLSecretRef != "" {
+		if c.URL != "" {
+			return fieldErr("spec.callback", "give url or urlSecretRef, not both")
+		}
+		if err := CheckName("spec.callback.urlSecretRef", c.URLSecretRef); err != nil {
+			return err
+		}
+	} else if c != nil {
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fieldErr("spec.callback.url", "must be an absolute http or https URL")
+			return fieldErr("spec.callback.url", "must be an absolute http or https URL (or name a secret holding it: urlSecretRef)")
 		}
 		if u.User != nil {
 			if _, hasPassword := u.User.Password(); hasPassword {
@@ -402,10 +409,10 @@ func (w *Webhook) Validate() error {
 				return fieldErr("spec.callback.url", "must not hold a password: let the receiver verify the callback's signature (spec.callback.secretRef) instead")
 			}
 		}
-		if c.SecretRef != "" {
-			if err := CheckName("spec.callback.secretRef", c.SecretRef); err != nil {
-				return err
-			}
+	}
+	if c := s.Callback; c != nil && c.SecretRef != "" {
+		if err := CheckName("spec.callback.secretRef", c.SecretRef); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -457,7 +457,7 @@ func TestDispatcher_TemplateFailureFailsTheRunAndSetsLastError(t *testing.T) {
 		Args:    []resource.Arg{{Name: "repo", Value: "{{ .body.repository.name }}"}},
 	}}
 	bad := e.hook("strict", func(w *resource.Webhook) {
-		w.Spec.Callback = &resource.Callback{URL: "http://127.0.0.1:1/cb"}
+		w.Spec.Callback = &resource.Callback{URLSecretRef: "cb-url"}
 	}, job)
 	good := e.hook("fine", nil)
 	e.start(nil)
@@ -473,7 +473,7 @@ func TestDispatcher_TemplateFailureFailsTheRunAndSetsLastError(t *testing.T) {
 		t.Fatalf("run error %q should name the argument and its template", r.Error)
 	}
 	want(t, "finished", r.FinishedAt != nil, true)
-	want(t, "callback travels with the failure", r.Callback != nil, true)
+	want(t, "callback travels with the failure", r.Callback != nil && r.Callback.URLSecretRef == "cb-url" && r.Callback.URL == "", true)
 	want(t, "next delivery", e.outcome(after).Status, message.DeliveryDispatched)
 	wantLastError(t, e, "strict", `arg "repo"`)
 	want(t, "run requests", len(e.runRequests()), 1)

@@ -227,7 +227,8 @@ func callback(it *item) *message.Callback {
 	if it.w == nil || it.w.Spec.Callback == nil {
 		return nil
 	}
-	return &message.Callback{URL: it.w.Spec.Callback.URL, SecretRef: it.w.Spec.Callback.SecretRef}
+	c := it.w.Spec.Callback
+	return &message.Callback{URL: c.URL, URLSecretRef: c.URLSecretRef, SecretRef: c.SecretRef}
 }
 
 // source is the run's webhook_source: the signature profile that

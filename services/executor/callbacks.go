@@ -73,7 +73,7 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			defer func() { <-waiting }()
 			_ = m.InProgress() // it may have sat in the client's buffer
 			stop := holdMsg(m, (x.cfg.CallbackTimeout+15*time.Second)/3)
-			host := callbackHost(r.Callback.URL)
+			host := x.callbackHostOf(r)
 			if !hosts.acquire(ctx, host) {
 				stop()
 				_ = m.Nak()
@@ -140,6 +140,34 @@ func holdMsg(m jetstream.Msg, period time.Duration) (stop func()) {
 }
 
 // callbackHost is the receiver a callback URL names (host and port).
+// callbackURL is where cb is sent: its URL, or the value of the secret it
+// names (read now, so a rotated one applies to the next callback). The
+// error names the secret, never its value.
+func (x *Executor) callbackURL(ns string, cb *message.Callback) (string, error) {
+	if cb.URLSecretRef == "" {
+		return cb.URL, nil
+	}
+	v, err := x.secretValue(ns, cb.URLSecretRef)
+	if err != nil {
+		return "", fmt.Errorf("callback URL: %w", err)
+	}
+	v = strings.TrimSpace(v)
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("callback URL: secret %s does not hold an absolute http or https URL", cb.URLSecretRef)
+	}
+	return v, nil
+}
+
+// callbackHostOf is the receiver host of r's callback, for hostLimiter: a
+// URL from a secret that cannot be read is its own "host".
+func (x *Executor) callbackHostOf(r *message.Run) string {
+	u, err := x.callbackURL(r.Namespace, r.Callback)
+	if err != nil {
+		return "secret:" + r.Callback.URLSecretRef
+	}
+	return callbackHost(u)
+}
+
 func callbackHost(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.Host != "" {
 		return strings.ToLower(u.Host)
@@ -249,6 +277,10 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	if err != nil {
 		return err
 	}
+	target, err := x.callbackURL(r.Namespace, cb)
+	if err != nil {
+		return err
+	}
 	secret := ""
 	if cb.SecretRef != "" {
 		vals, err := x.cat.SecretValues(r.Namespace, cb.SecretRef, time.Now())
@@ -260,7 +292,7 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	// The errors of the request name the receiver without the URL's
 	// credentials (a userinfo password, a token in the path or query):
 	// they are logged at every attempt.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cb.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return errors.New(requestError(err, "the callback URL"))
 	}

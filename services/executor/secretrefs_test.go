@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,4 +150,51 @@ func TestMask_OverlapsAndMultiLineValues(t *testing.T) {
 	kubeconfig := "apiVersion: v1\nkind: Config\nusers:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiIsImtpZCI6\n"
 	out := "apiVersion: v1\nkind: Config\nusers: 3 active\ntoken: eyJhbGciOiJSUzI1NiIsImtpZCI6\n"
 	want(t, "kubeconfig", string(mask([]byte(out), maskable(kubeconfig))), "apiVersion: v1\nkind: Config\nusers: 3 active\n***\n")
+}
+
+// A callback URL that is itself a credential (a Slack incoming webhook)
+// comes from a secret when the callback is sent: the run's record names
+// the secret, and a secret that is gone fails the callback naming it.
+func TestExecutor_CallbackURLFromASecret(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	var paths []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		paths = append(paths, req.URL.Path)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	e.cfg.Secret("default", "slack-url", srv.URL+"/services/T000/B000/XSECRETPATH", "", 0)
+	run := e.start(nil)
+	job := e.script("reported-to-slack", `echo hello`)
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) {
+		rr.Callback = &message.Callback{URLSecretRef: "slack-url"}
+	})
+	r := e.final(rr, 10*time.Second)
+	if r.Callback == nil || r.Callback.URL != "" || r.Callback.URLSecretRef != "slack-url" {
+		t.Fatalf("the run's record holds callback %+v, want the secret's name only", r.Callback)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(paths) != 1 || paths[0] != "/services/T000/B000/XSECRETPATH" {
+			return fmt.Errorf("callbacks to %v, want one to the secret's URL", paths)
+		}
+		return nil
+	})
+
+	u, err := run.x.callbackURL("default", &message.Callback{URLSecretRef: "gone"})
+	if err == nil || !strings.Contains(err.Error(), "secret gone") {
+		t.Fatalf("a URL secret that is gone: %q, %v; want an error naming it", u, err)
+	}
+	e.cfg.Secret("default", "not-a-url", "XSECRETVALUE", "", 0)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		_, err := run.x.callbackURL("default", &message.Callback{URLSecretRef: "not-a-url"})
+		if err == nil || strings.Contains(err.Error(), "XSECRETVALUE") || !strings.Contains(err.Error(), "not-a-url") {
+			return fmt.Errorf("a secret that is no URL: %v; want an error naming the secret, not its value", err)
+		}
+		return nil
+	})
 }

@@ -66,6 +66,9 @@ func TestWebhooks_RefuseCredentialsWhereTheyWouldBeStoredOrShown(t *testing.T) {
 		{"idempotency header the API key's", map[string]any{"job": "report", "idempotencyHeader": "x-api-key", "auth": map[string]any{"apiKey": map[string]any{}}}, "spec.idempotencyHeader"},
 		{"idempotency header a named API key header", map[string]any{"job": "report", "idempotencyHeader": "X-Token", "auth": map[string]any{"apiKey": map[string]any{"in": "header", "name": "x-token"}}}, "spec.idempotencyHeader"},
 		{"callback URL with a password", map[string]any{"job": "report", "callback": map[string]any{"url": "https://user:hunter2@cb.example.com/hook"}}, "spec.callback.url"},
+		{"callback URL and a URL secret", map[string]any{"job": "report", "callback": map[string]any{"url": "https://cb.example.com/hook", "urlSecretRef": "slack-url"}}, "spec.callback"},
+		{"callback URL secret missing", map[string]any{"job": "report", "callback": map[string]any{"urlSecretRef": "gone"}}, "spec.callback.urlSecretRef"},
+		{"callback with neither", map[string]any{"job": "report", "callback": map[string]any{"secretRef": "slack-url"}}, "spec.callback.url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,4 +76,11 @@ func TestWebhooks_RefuseCredentialsWhereTheyWouldBeStoredOrShown(t *testing.T) {
 		})
 	}
 	a.must(201, "PUT", "/v1/webhooks/ok", webhookDoc("ok", map[string]any{"job": "report", "idempotencyHeader": "X-Request-Id", "auth": map[string]any{"apiKey": map[string]any{}}}))
+	// A callback URL that is a credential comes from a secret: the webhook
+	// holds its name only.
+	a.must(201, "PUT", "/v1/secrets/slack-url", secretDoc("slack-url", map[string]any{"value": "https://hooks.slack.com/services/T000/B000/XSECRETPATH"}))
+	got := a.must(201, "PUT", "/v1/webhooks/to-slack", webhookDoc("to-slack", map[string]any{"job": "report", "callback": map[string]any{"urlSecretRef": "slack-url"}}))
+	if strings.Contains(string(got.Body), "XSECRETPATH") || !strings.Contains(string(got.Body), `"urlSecretRef":"slack-url"`) {
+		t.Fatalf("webhook with a callback URL from a secret: %s", got.Body)
+	}
 }

@@ -141,6 +141,7 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 	for _, ref := range []struct{ field, name string }{
 		{"spec.auth.signature.secretRef", signatureSecret(w)},
 		{"spec.callback.secretRef", callbackSecret(w)},
+		{"spec.callback.urlSecretRef", callbackURLSecret(w)},
 	} {
 		if ref.name == "" {
 			continue
@@ -209,6 +210,13 @@ func checkReplayWindow(w *resource.Webhook, p signature.Profile) error {
 func signatureSecret(w *resource.Webhook) string {
 	if w.Spec.Auth.Signature != nil {
 		return w.Spec.Auth.Signature.SecretRef
+	}
+	return ""
+}
+
+func callbackURLSecret(w *resource.Webhook) string {
+	if w.Spec.Callback != nil {
+		return w.Spec.Callback.URLSecretRef
 	}
 	return ""
 }
