@@ -88,12 +88,8 @@ func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		it := &item{msg: m}
 		if err := message.Decode(m.Data(), message.SchemaDelivery, &it.d); err != nil {
-			if schema := message.SchemaOf(m.Headers().Get(bus.HeaderSchema), m.Data()); message.AnotherVersion(schema, message.SchemaDelivery) {
-				// A later release's delivery (a rolling upgrade): it was
-				// accepted, so it waits for a dispatcher that reads it.
-				wait := min(bus.RedeliveryBackoff(m), maxSchemaWait)
+			if schema, wait, ok := bus.HandBackOtherVersion(m, message.SchemaDelivery); ok {
 				d.log.Error("delivery of a schema this dispatcher cannot read handed back: upgrade the dispatchers", "subject", m.Subject(), "schema", schema, "in", wait)
-				_ = m.NakWithDelay(wait)
 				mHandedBack.Inc()
 				continue
 			}
@@ -413,8 +409,3 @@ func (d *Dispatcher) catalogMayLag(it *item) bool {
 
 // outcomeFailed is a delivery whose run was recorded failed before running.
 const outcomeFailed = "failed"
-
-// maxSchemaWait bounds the delay before a message of another schema
-// version comes back: while it waits it holds one of its consumer's
-// MaxAckPending slots (for a run request, one of its job's concurrency).
-const maxSchemaWait = 5 * time.Second

@@ -43,13 +43,8 @@ type outcome struct {
 func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
 	var rr message.RunRequest
 	if err := message.Decode(m.Data(), message.SchemaRunRequest, &rr); err != nil {
-		if schema := message.SchemaOf(m.Headers().Get(bus.HeaderSchema), m.Data()); message.AnotherVersion(schema, message.SchemaRunRequest) {
-			// A later release's run request (a rolling upgrade): the
-			// delivery was accepted, so it waits for an executor that
-			// reads it.
-			wait := min(bus.RedeliveryBackoff(m), maxSchemaWait)
+		if schema, wait, ok := bus.HandBackOtherVersion(m, message.SchemaRunRequest); ok {
 			x.log.Error("run request of a schema this executor cannot read handed back: upgrade the executors", "subject", m.Subject(), "schema", schema, "in", wait)
-			_ = m.NakWithDelay(wait)
 			return
 		}
 		x.log.Error("undecodable run request terminated", "subject", m.Subject(), "err", err)
@@ -615,8 +610,3 @@ func jobTimeout(j *resource.Job) time.Duration {
 	}
 	return j.Spec.Timeout.D()
 }
-
-// maxSchemaWait bounds the delay before a message of another schema
-// version comes back: while it waits it holds one of its consumer's
-// MaxAckPending slots (for a run request, one of its job's concurrency).
-const maxSchemaWait = 5 * time.Second
