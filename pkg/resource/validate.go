@@ -95,8 +95,8 @@ func (j *Job) Validate() error {
 		}
 	}
 	if s.HTTP != nil {
-		u, err := url.Parse(s.HTTP.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, ok := HTTPURL(s.HTTP.URL)
+		if !ok {
 			return fieldErr("spec.http.url", "must be an absolute http or https URL")
 		}
 		if s.HTTP.Method == "" {
@@ -117,11 +117,9 @@ func (j *Job) Validate() error {
 				return fieldErr(f, "the value must not contain control characters (CR, LF, NUL, ...)")
 			}
 		}
-		if u.User != nil {
-			if _, hasPassword := u.User.Password(); hasPassword {
-				// Stored in clear and shown by every GET of the job.
-				return fieldErr("spec.http.url", "must not hold a password: send credentials with spec.http.secretHeaders (Authorization: Basic …) from a secret")
-			}
+		if holdsPassword(u) {
+			// Stored in clear and shown by every GET of the job.
+			return fieldErr("spec.http.url", "must not hold a password: send credentials with spec.http.secretHeaders (Authorization: Basic …) from a secret")
 		}
 		if s.HTTP.SecretRef != "" {
 			if err := CheckName("spec.http.secretRef", s.HTTP.SecretRef); err != nil {
@@ -236,6 +234,22 @@ func (j *Job) Validate() error {
 		}
 	}
 	return nil
+}
+
+// HTTPURL parses raw as what a job or callback is sent to: an absolute
+// http or https URL.
+func HTTPURL(raw string) (*url.URL, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, false
+	}
+	return u, true
+}
+
+// holdsPassword reports whether u's userinfo has a password.
+func holdsPassword(u *url.URL) bool {
+	_, ok := u.User.Password() // a nil User has none
+	return ok
 }
 
 // hasHeader reports whether h names header k, in any case.
@@ -398,16 +412,14 @@ func (w *Webhook) Validate() error {
 			return err
 		}
 	} else if c != nil {
-		u, err := url.Parse(c.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, ok := HTTPURL(c.URL)
+		if !ok {
 			return fieldErr("spec.callback.url", "must be an absolute http or https URL (or name a secret holding it: urlSecretRef)")
 		}
-		if u.User != nil {
-			if _, hasPassword := u.User.Password(); hasPassword {
-				// Stored in clear, shown by every GET of the webhook and
-				// copied into each run's record.
-				return fieldErr("spec.callback.url", "must not hold a password: let the receiver verify the callback's signature (spec.callback.secretRef) instead")
-			}
+		if holdsPassword(u) {
+			// Stored in clear, shown by every GET of the webhook and
+			// copied into each run's record.
+			return fieldErr("spec.callback.url", "must not hold a password: let the receiver verify the callback's signature (spec.callback.secretRef) instead")
 		}
 	}
 	if c := s.Callback; c != nil && c.SecretRef != "" {

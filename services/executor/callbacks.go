@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
 )
 
 // deliverCallbacks POSTs final run statuses to webhooks' callback URLs from
@@ -152,7 +153,7 @@ func (x *Executor) callbackURL(ns string, cb *message.Callback) (string, error) 
 		return "", fmt.Errorf("callback URL: %w", err)
 	}
 	v = strings.TrimSpace(v)
-	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if _, ok := resource.HTTPURL(v); !ok {
 		return "", fmt.Errorf("callback URL: secret %s does not hold an absolute http or https URL", cb.URLSecretRef)
 	}
 	return v, nil
