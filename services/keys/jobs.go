@@ -65,14 +65,8 @@ func (s *Service) putJob(c echo.Context) error {
 // argument values, so each needs a default or a template value).
 func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
 	ns := j.Metadata.Namespace
-	for _, ref := range jobSecretRefs(j) {
-		_, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, ref.name))
-		if err != nil {
-			return err
-		}
-		if !found {
-			return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q not found in namespace %q (apply the secret first)", ref.name, ns)}
-		}
+	if _, err := s.secretsOf(ctx, ns, jobSecretRefs(j)); err != nil {
+		return err
 	}
 	args := j.Spec.TemplateArgs()
 	errAll, errGET := argtemplate.CheckDefaults(args), argtemplate.CheckGETDefaults(args)
@@ -95,6 +89,27 @@ func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
 
 // secretRef is a secret a job names, and where.
 type secretRef struct{ field, name string }
+
+// secretsOf reads the secrets refs name in namespace ns, in their order: a
+// missing one is a FieldError at its ref's field. Refs without a name are
+// skipped (their secret is nil).
+func (s *Service) secretsOf(ctx context.Context, ns string, refs []secretRef) ([]*resource.StoredSecret, error) {
+	out := make([]*resource.StoredSecret, len(refs))
+	for i, ref := range refs {
+		if ref.name == "" {
+			continue
+		}
+		st, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, ref.name))
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q not found in namespace %q (apply the secret first)", ref.name, ns)}
+		}
+		out[i] = st
+	}
+	return out, nil
+}
 
 // jobSecretRefs lists the secrets job j names, in a fixed order: the HTTP
 // action's signing secret, its secret headers, its secret variables.

@@ -137,26 +137,15 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 			return &resource.FieldError{Field: "spec.filter", Msg: err.Error()}
 		}
 	}
-	var signing *resource.StoredSecret
-	for _, ref := range []struct{ field, name string }{
+	secrets, err := s.secretsOf(ctx, ns, []secretRef{
 		{"spec.auth.signature.secretRef", signatureSecret(w)},
 		{"spec.callback.secretRef", callbackSecret(w)},
 		{"spec.callback.urlSecretRef", callbackURLSecret(w)},
-	} {
-		if ref.name == "" {
-			continue
-		}
-		st, _, found, err := s.secrets.get(ctx, bus.ConfigKey(ns, ref.name))
-		if err != nil {
-			return err
-		}
-		if !found {
-			return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q not found in namespace %q", ref.name, ns)}
-		}
-		if ref.field == "spec.auth.signature.secretRef" {
-			signing = st
-		}
+	})
+	if err != nil {
+		return err
 	}
+	signing := secrets[0]
 	if sa := w.Spec.Auth.Signature; sa != nil {
 		p, ok := signature.Lookup(sa.Profile)
 		if !ok {
