@@ -160,6 +160,11 @@ type Filter struct {
 	Limit     int
 }
 
+// listInactive is how long a List consumer that nobody pulls from stays:
+// the server removes one whose delete did not reach it (a delete handled
+// before a create the client had given up on). Pages come far faster.
+const listInactive = 10 * time.Second
+
 // List returns the current state of runs matching f, newest first. It reads
 // the last event of every subject, which is bounded by the stream's
 // retention, through a consumer of its own (DeliverLastPerSubject, no
@@ -188,7 +193,7 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 	}
 	// Named here, so that it can be deleted even when its creation timed
 	// out on our side after the server made it; the server removes it
-	// after a minute unused if we cannot.
+	// after listInactive unused if we cannot.
 	name := ident.Random("list-", 10)
 	del := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -201,7 +206,7 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
 		MemoryStorage:     true,
-		InactiveThreshold: time.Minute,
+		InactiveThreshold: listInactive,
 	})
 	defer del()
 	if err != nil {
