@@ -274,6 +274,9 @@ func (g getter) table(coll string, raws []json.RawMessage) error {
 
 func jobAction(s resource.JobSpec) string {
 	if s.HTTP != nil {
+		if s.HTTP.URLSecretRef != "" {
+			return "http: " + s.HTTP.Method + " (URL in secret " + s.HTTP.URLSecretRef + ")"
+		}
 		return "http: " + s.HTTP.Method + " " + s.HTTP.URL
 	}
 	return strings.Join(s.Command, " ")

@@ -111,11 +111,17 @@ type JobSpec struct {
 
 // HTTPAction is an HTTP job: POST the payload (or Body rendered) to URL.
 type HTTPAction struct {
-	URL       string            `json:"url"`
-	Method    string            `json:"method,omitempty"`
-	Headers   map[string]string `json:"headers,omitempty"`
-	Body      string            `json:"body,omitempty"`
-	SecretRef string            `json:"secretRef,omitempty"`
+	URL string `json:"url,omitempty"`
+	// URLSecretRef names a secret whose value is the URL, for a URL that
+	// is itself a credential (a Slack or Discord incoming webhook, a token
+	// in the path or query): the job holds the secret's name, and the
+	// executor reads its current value when the request is sent. Exactly
+	// one of URL and URLSecretRef.
+	URLSecretRef string            `json:"urlSecretRef,omitempty"`
+	Method       string            `json:"method,omitempty"`
+	Headers      map[string]string `json:"headers,omitempty"`
+	Body         string            `json:"body,omitempty"`
+	SecretRef    string            `json:"secretRef,omitempty"`
 	// SecretHeaders adds headers whose values are secrets' (an
 	// Authorization for the receiving service): header name → the secret
 	// and a text put before its value ("Bearer ").

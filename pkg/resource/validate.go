@@ -95,9 +95,8 @@ func (j *Job) Validate() error {
 		}
 	}
 	if s.HTTP != nil {
-		u, ok := HTTPURL(s.HTTP.URL)
-		if !ok {
-			return fieldErr("spec.http.url", "must be an absolute http or https URL")
+		if err := s.HTTP.checkURL(); err != nil {
+			return err
 		}
 		if s.HTTP.Method == "" {
 			s.HTTP.Method = http.MethodPost
@@ -116,10 +115,6 @@ func (j *Job) Validate() error {
 			if !httpguts.ValidHeaderFieldValue(s.HTTP.Headers[k]) {
 				return fieldErr(f, "the value must not contain control characters (CR, LF, NUL, ...)")
 			}
-		}
-		if holdsPassword(u) {
-			// Stored in clear and shown by every GET of the job.
-			return fieldErr("spec.http.url", "must not hold a password: send credentials with spec.http.secretHeaders (Authorization: Basic …) from a secret")
 		}
 		if s.HTTP.SecretRef != "" {
 			if err := CheckName("spec.http.secretRef", s.HTTP.SecretRef); err != nil {
@@ -244,6 +239,26 @@ func HTTPURL(raw string) (*url.URL, bool) {
 		return nil, false
 	}
 	return u, true
+}
+
+// checkURL checks where an HTTP job sends: exactly one of a URL, which
+// holds no password (stored in clear and shown by every GET of the job),
+// and the name of a secret holding one.
+func (h *HTTPAction) checkURL() error {
+	if h.URLSecretRef != "" {
+		if h.URL != "" {
+			return fieldErr("spec.http", "give url or urlSecretRef, not both")
+		}
+		return CheckName("spec.http.urlSecretRef", h.URLSecretRef)
+	}
+	u, ok := HTTPURL(h.URL)
+	if !ok {
+		return fieldErr("spec.http.url", "must be an absolute http or https URL (or name a secret holding it: urlSecretRef)")
+	}
+	if holdsPassword(u) {
+		return fieldErr("spec.http.url", "must not hold a password: send credentials with spec.http.secretHeaders (Authorization: Basic …) from a secret, or name a secret holding the whole URL (urlSecretRef)")
+	}
+	return nil
 }
 
 // holdsPassword reports whether u's userinfo has a password.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -36,10 +37,23 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		}
 		body = b
 	}
+	var secrets []string // masked in the answer kept as output
+	target := h.URL
+	if h.URLSecretRef != "" {
+		v, err := x.secretValue(rr.Namespace, h.URLSecretRef)
+		if err != nil {
+			return outcome{status: message.StatusFailed, err: "spec.http.urlSecretRef: " + err.Error()}
+		}
+		target = strings.TrimSpace(v)
+		if _, ok := resource.HTTPURL(target); !ok {
+			return outcome{status: message.StatusFailed, err: "spec.http.urlSecretRef: secret " + h.URLSecretRef + " does not hold an absolute http or https URL"}
+		}
+		secrets = append(secrets, target)
+	}
 	runCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, jobTimeout(job))
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, h.Method, h.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, h.Method, target, bytes.NewReader(body))
 	if err != nil {
 		return outcome{status: message.StatusFailed, err: requestError(err, "the job's URL")}
 	}
@@ -51,7 +65,6 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	for k, v := range h.Headers {
 		req.Header.Set(k, v)
 	}
-	var secrets []string // masked in the answer kept as output
 	for _, k := range slices.Sorted(maps.Keys(h.SecretHeaders)) {
 		sh := h.SecretHeaders[k]
 		v, err := x.secretValue(rr.Namespace, sh.SecretRef)

@@ -198,3 +198,37 @@ func TestExecutor_CallbackURLFromASecret(t *testing.T) {
 		return nil
 	})
 }
+
+// An HTTP job's URL can be a secret's value (a Slack incoming webhook):
+// the request goes there, its value is masked in the answer kept as
+// output, and a secret that is missing or holds no URL fails the run
+// naming the secret, never quoting its value.
+func TestExecutor_HTTPJobURLFromASecret(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprintf(w, "posted to http://%s%s", req.Host, req.URL.Path)
+	}))
+	t.Cleanup(echo.Close)
+	hook := echo.URL + "/services/T000/B000/XXXXsecret"
+	e.cfg.Secret("default", "slack-url", " "+hook+"\n", "", 0)
+	e.cfg.Secret("default", "not-a-url", "xoxb-12345-not-a-url", "", 0)
+	e.start(nil)
+
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "url-from-secret"}, Spec: resource.JobSpec{
+		HTTP: &resource.HTTPAction{URLSecretRef: "slack-url"},
+	}})
+	r := e.final(e.submit(job, `{}`), 10*time.Second)
+	want(t, "status", r.Status, message.StatusSucceeded)
+	want(t, "output", r.Output, "posted to ***")
+
+	for ref, msg := range map[string]string{"gone": "secret gone", "not-a-url": "secret not-a-url does not hold an absolute http or https URL"} {
+		j := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "url-" + ref}, Spec: resource.JobSpec{
+			HTTP: &resource.HTTPAction{URLSecretRef: ref},
+		}})
+		r := e.final(e.submit(j, `{}`), 10*time.Second)
+		if r.Status != message.StatusFailed || !strings.Contains(r.Error, msg) || strings.Contains(r.Error, "xoxb") {
+			t.Errorf("URL from secret %s: %s %q, want failed with %q", ref, r.Status, r.Error, msg)
+		}
+	}
+}

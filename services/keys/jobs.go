@@ -116,6 +116,9 @@ func (s *Service) secretsOf(ctx context.Context, ns string, refs []secretRef) ([
 func jobSecretRefs(j *resource.Job) []secretRef {
 	var refs []secretRef
 	if h := j.Spec.HTTP; h != nil {
+		if h.URLSecretRef != "" {
+			refs = append(refs, secretRef{"spec.http.urlSecretRef", h.URLSecretRef})
+		}
 		if h.SecretRef != "" {
 			refs = append(refs, secretRef{"spec.http.secretRef", h.SecretRef})
 		}

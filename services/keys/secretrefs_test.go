@@ -39,12 +39,24 @@ func TestJobs_SecretReferencesMustExistAndHoldNoValue(t *testing.T) {
 		{"secret variable also a variable", map[string]any{"command": []string{"x"}, "env": map[string]any{"TOKEN": "x"}, "secretEnv": map[string]any{"TOKEN": "api-token"}}, `spec.secretEnv["TOKEN"]`},
 		{"secret variable of the input contract", map[string]any{"command": []string{"x"}, "secretEnv": map[string]any{"HOOKRUN_RUN_ID": "api-token"}}, "spec.secretEnv"},
 		{"secret variable of an HTTP job", map[string]any{"http": map[string]any{"url": "https://x.example.com"}, "secretEnv": map[string]any{"TOKEN": "api-token"}}, "spec.secretEnv"},
+		{"URL and a URL secret", httpJob(map[string]any{"url": "https://x.example.com", "urlSecretRef": "api-token"}), "spec.http"},
+		{"URL secret missing", httpJob(map[string]any{"urlSecretRef": "gone"}), "spec.http.urlSecretRef"},
+		{"neither URL nor URL secret", httpJob(map[string]any{"method": "POST"}), "spec.http.url"},
+		{"URL secret naming no secret", httpJob(map[string]any{"urlSecretRef": "Not A Name"}), "spec.http.urlSecretRef"},
 		{"secret variable naming no secret", map[string]any{"command": []string{"x"}, "secretEnv": map[string]any{"TOKEN": "Not A Name"}}, `spec.secretEnv["TOKEN"]`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			checkFieldError(t, a.do("PUT", "/v1/jobs/j", jobDoc("j", tc.spec)), tc.field, tc.field)
 		})
+	}
+	// A URL that is itself a credential comes from a secret: the job shows
+	// the secret's name.
+	a.must(201, "PUT", "/v1/secrets/slack-url", secretDoc("slack-url", map[string]any{"value": "https://hooks.slack.example.com/services/XSECRETPATH"}))
+	a.must(201, "PUT", "/v1/jobs/to-slack", jobDoc("to-slack", httpJob(map[string]any{"urlSecretRef": "slack-url"})))
+	got = a.must(200, "GET", "/v1/jobs/to-slack", nil)
+	if strings.Contains(string(got.Body), "XSECRETPATH") || !strings.Contains(string(got.Body), `"urlSecretRef":"slack-url"`) || strings.Contains(string(got.Body), `"url":`) {
+		t.Fatalf("GET of the job: %s; want the URL secret's name only", got.Body)
 	}
 	// A user name alone (no password) is not a credential.
 	a.must(201, "PUT", "/v1/jobs/userinfo", jobDoc("userinfo", httpJob(map[string]any{"url": "https://deploy@x.example.com/hook"})))
