@@ -169,11 +169,16 @@ type Run struct {
 	// ran: 0 the dispatcher's, n the copy scheduled for attempt n. Of two
 	// requests of one run (a copy, and an original redelivered after a
 	// crash), only the one that owns the run runs it.
-	Copy   int               `json:"copy,omitempty"`
-	Output string            `json:"output,omitempty"`
-	Error  string            `json:"error,omitempty"`
-	Args   map[string]string `json:"args,omitempty"`
-	Replay bool              `json:"replay,omitempty"`
+	Copy int `json:"copy,omitempty"`
+	// RequestSeq is the RUNS sequence of the request the executor that
+	// wrote this "running" record runs. Two messages of one request (the
+	// dispatcher's request stored again once RUNS' duplicate window had
+	// passed) have the same Copy; this tells them apart.
+	RequestSeq uint64            `json:"requestSeq,omitempty"`
+	Output     string            `json:"output,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Args       map[string]string `json:"args,omitempty"`
+	Replay     bool              `json:"replay,omitempty"`
 
 	WebhookPayload    string    `json:"webhook_payload,omitempty"`
 	WebhookEventID    string    `json:"webhook_event_id,omitempty"`

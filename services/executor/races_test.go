@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -234,4 +236,57 @@ func TestExecutor_CancelJustBeforeTheStartRunsNothing(t *testing.T) {
 	if _, err := os.Stat(e.out + "/started"); err == nil {
 		t.Fatal("the command ran after its run was cancelled")
 	}
+}
+
+// The dispatcher's request stored twice in RUNS (again after the duplicate
+// window, its ack of the delivery lost) has the same copy number: the
+// second message does not start the run while the first runs it, on
+// another executor with room for both.
+func TestExecutor_SameRequestStoredTwiceRunsOnce(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	one := func(c *Config) { c.MaxConcurrent = 1 }
+	e.start(one)
+	nc2, js2 := e.connect()
+	e.startWith(nc2, js2, one, nil)
+	job := e.script("twice", `echo "$HOOKRUN_RUN_ATTEMPT" >> "$OUT/starts"; sleep 2`, func(j *resource.Job) { j.Spec.Concurrency = 2 })
+	rr := e.submit(job, `{}`)
+	e.waitStatus(rr, message.StatusRunning, 1)
+	b, _ := json.Marshal(rr)
+	m := nats.NewMsg(bus.RunSubject(rr.Namespace, rr.Job))
+	m.Data = b
+	m.Header.Set(bus.HeaderSchema, message.SchemaRunRequest)
+	if _, err := e.js.PublishMsg(context.Background(), m); err != nil { // no message id: past the window
+		t.Fatal(err)
+	}
+	want(t, "status", e.final(rr, 15*time.Second).Status, message.StatusSucceeded)
+	e.waitRunsAcked()
+	want(t, "starts (attempt numbers)", strings.TrimSpace(e.readFile("starts")), "1")
+	for _, h := range e.history(rr) {
+		if h.Attempt > 1 {
+			t.Errorf("status %s of attempt %d: the second message started the run again", h.Status, h.Attempt)
+		}
+	}
+}
+
+// A "running" record whose request is no longer in RUNS (acked without a
+// final status, or removed) does not strand the run: another message of the
+// request takes it over as the next attempt.
+func TestExecutor_RunningRecordOfARequestGoneIsTakenOver(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	job := e.script("orphan", `echo "$HOOKRUN_RUN_ATTEMPT" >> "$OUT/orphan-starts"`)
+	rr := e.submit(job, `{}`)
+	e.waitRunsLeft(1, "the request")
+	// As an executor that ran the request at RUNS sequence 1<<40 wrote it.
+	now := time.Now().UTC()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := runstatus.Publish(ctx, e.js, &message.Run{Kind: message.KindRun, ID: rr.ID, Namespace: rr.Namespace, Webhook: rr.Webhook,
+		Job: rr.Job, DeliveryID: rr.DeliveryID, Status: message.StatusRunning, Attempt: 1, StartedAt: &now, RequestSeq: 1 << 40}); err != nil {
+		t.Fatal(err)
+	}
+	e.start(nil)
+	want(t, "status", e.final(rr, 15*time.Second).Status, message.StatusSucceeded)
+	want(t, "starts (attempt numbers)", strings.TrimSpace(e.readFile("orphan-starts")), "2")
 }

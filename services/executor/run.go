@@ -186,6 +186,23 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 			_ = m.Ack()
 			return
 		}
+		if cur.Status == message.StatusRunning && cur.RequestSeq != 0 && cur.RequestSeq != requestSeq(m) {
+			// The same request stored twice: the dispatcher's, again
+			// after RUNS' duplicate window (its ack of the delivery was
+			// lost). The other message owns the run while it is in
+			// RUNS: it is running, or comes back to take the run over
+			// if its executor died.
+			switch pending, err := x.requestPending(pctx, cur.RequestSeq); {
+			case err != nil:
+				x.log.Warn("cannot tell whether another message of the run's request runs it; handing the run back", "run", rr.ID, "err", err)
+				handBackBy(m, startBy)
+				return
+			case pending:
+				x.log.Info("another message of the run's request is running it; acking", "run", rr.ID, "attempt", cur.Attempt, "running_seq", cur.RequestSeq)
+				_ = m.Ack()
+				return
+			}
+		}
 		attempt = cur.Attempt + 1
 	case err == nil:
 		// The run id is the event's: a later delivery of it (sent again
@@ -216,7 +233,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	log := x.log.With("run", rr.ID, "job", rr.Namespace+"/"+rr.Job, "attempt", attempt)
 	label := rr.Namespace + "/" + rr.Job
 	rec := x.record(&rr, attempt)
-	rec.Copy = retryAttempt(m)
+	rec.Copy, rec.RequestSeq = retryAttempt(m), requestSeq(m)
 
 	job, ok := x.cat.Job(rr.Namespace, rr.Job)
 	if !ok {
@@ -444,6 +461,23 @@ func (x *Executor) moveDueRetries(ctx context.Context) error {
 func retryAttempt(m jetstream.Msg) int {
 	n, _ := strconv.Atoi(m.Headers().Get(bus.HeaderRetryAttempt))
 	return n
+}
+
+// requestSeq is m's sequence in RUNS (0 if unknown).
+func requestSeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
+
+// requestPending tells whether the run request at seq is still in RUNS: a
+// work queue, where a request is removed once acked, so one still there is
+// running or comes back.
+func (x *Executor) requestPending(ctx context.Context, seq uint64) (bool, error) {
+	_, _, found, err := bus.MsgAt(ctx, x.js.Conn(), bus.StreamRuns, seq)
+	return found, err
 }
 
 // finish stores the final status and then acks. The run has happened: its
