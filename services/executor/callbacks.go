@@ -33,7 +33,12 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		FilterSubject: bus.StatusAll,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       x.cfg.CallbackTimeout + 15*time.Second,
-		MaxDeliver:    len(x.cfg.CallbackBackoff) + 1,
+		// One delivery per attempt, and a few to spare: a delivery handed
+		// back at shutdown (a NAK) counts too, and at the last attempt
+		// it would leave the callback neither sent nor given up. A
+		// failure past the last attempt is given up (a Term) whatever
+		// this bound.
+		MaxDeliver:    len(x.cfg.CallbackBackoff) + 4,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		// A callback waiting out its backoff (a delayed NAK) stays
 		// pending: the bound must be high enough that one dead
@@ -48,10 +53,15 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	// consumer's handler never blocks, so a callback to a healthy receiver
 	// is not queued behind those of a dead one, and a waiting message is
 	// not redelivered (which would count as an attempt). Waiting callbacks
-	// are bounded; past the bound the handler waits (back-pressure).
+	// are bounded; past the bound the handler waits (back-pressure). So
+	// that one receiver that hangs cannot fill that bound alone (it drains
+	// at half the senders per CallbackTimeout), a host may have at most a
+	// quarter of it waiting: beyond that its callbacks are failed
+	// attempts, retried after their backoff, as if it had refused them.
 	senders := make(chan struct{}, x.cfg.CallbackConcurrency)
-	hosts := &hostLimiter{per: max(1, x.cfg.CallbackConcurrency/2), hosts: map[string]*hostSlots{}}
-	waiting := make(chan struct{}, 64*x.cfg.CallbackConcurrency)
+	waitCap := 64 * x.cfg.CallbackConcurrency
+	hosts := &hostLimiter{per: max(1, x.cfg.CallbackConcurrency/2), waitMax: waitCap / 4, hosts: map[string]*hostSlots{}}
+	waiting := make(chan struct{}, waitCap)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -62,9 +72,16 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			_ = m.Ack()
 			return
 		}
+		host := x.callbackHostOf(r)
+		h, ok := hosts.join(host)
+		if !ok {
+			x.callbackFailed(m, r, fmt.Errorf("%d callbacks to its host are waiting already", hosts.waitMax))
+			return
+		}
 		select {
 		case waiting <- struct{}{}:
 		case <-ctx.Done():
+			hosts.leave(host, h)
 			_ = m.Nak() // shutting down: another executor sends it
 			return
 		}
@@ -74,13 +91,12 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			defer func() { <-waiting }()
 			_ = m.InProgress() // it may have sat in the client's buffer
 			stop := holdMsg(m, (x.cfg.CallbackTimeout+15*time.Second)/3)
-			host := x.callbackHostOf(r)
-			if !hosts.acquire(ctx, host) {
+			if !hosts.acquire(ctx, host, h) {
 				stop()
 				_ = m.Nak()
 				return
 			}
-			defer hosts.release(host)
+			defer hosts.release(host, h)
 			select {
 			case senders <- struct{}{}:
 			case <-ctx.Done():
@@ -177,11 +193,13 @@ func callbackHost(raw string) string {
 }
 
 // hostLimiter bounds the callbacks sent at once to one receiver host, so
-// that a receiver that hangs takes at most that many senders.
+// that a receiver that hangs takes at most that many senders, and those
+// waiting for one of its slots.
 type hostLimiter struct {
-	mu    sync.Mutex
-	per   int
-	hosts map[string]*hostSlots
+	mu      sync.Mutex
+	per     int // sent at once
+	waitMax int // holding or waiting for a slot
+	hosts   map[string]*hostSlots
 }
 
 type hostSlots struct {
@@ -189,15 +207,26 @@ type hostSlots struct {
 	users int // holding or waiting for a slot
 }
 
-func (l *hostLimiter) acquire(ctx context.Context, host string) bool {
+// join counts a callback to host among those holding or waiting for a
+// slot; false (nothing counted) when waitMax are already.
+func (l *hostLimiter) join(host string) (*hostSlots, bool) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	h := l.hosts[host]
 	if h == nil {
 		h = &hostSlots{slots: make(chan struct{}, l.per)}
 		l.hosts[host] = h
 	}
+	if l.waitMax > 0 && h.users >= l.waitMax {
+		return nil, false
+	}
 	h.users++
-	l.mu.Unlock()
+	return h, true
+}
+
+// acquire waits for a slot of a host joined; false (and left) if ctx
+// ends first.
+func (l *hostLimiter) acquire(ctx context.Context, host string, h *hostSlots) bool {
 	select {
 	case h.slots <- struct{}{}:
 		return true
@@ -207,10 +236,7 @@ func (l *hostLimiter) acquire(ctx context.Context, host string) bool {
 	}
 }
 
-func (l *hostLimiter) release(host string) {
-	l.mu.Lock()
-	h := l.hosts[host]
-	l.mu.Unlock()
+func (l *hostLimiter) release(host string, h *hostSlots) {
 	<-h.slots
 	l.leave(host, h)
 }
@@ -239,10 +265,6 @@ func callbackOf(m jetstream.Msg) (*message.Run, bool) {
 // callback sends run r's final status (event m) to its callback URL, and
 // acks m, or NAKs it for a retry after the backoff.
 func (x *Executor) callback(ctx context.Context, m jetstream.Msg, r *message.Run) {
-	attempt := 1
-	if md, err := m.Metadata(); err == nil {
-		attempt = int(md.NumDelivered)
-	}
 	err := x.postCallback(ctx, r)
 	switch {
 	case err == nil:
@@ -250,16 +272,28 @@ func (x *Executor) callback(ctx context.Context, m jetstream.Msg, r *message.Run
 		_ = m.Ack()
 	case ctx.Err() != nil:
 		_ = m.Nak() // interrupted by shutdown: not the receiver's fault
-	case attempt > len(x.cfg.CallbackBackoff):
+	default:
+		x.callbackFailed(m, r, err)
+	}
+}
+
+// callbackFailed ends a failed attempt of callback m: a retry after its
+// backoff, or, past the last, given up.
+func (x *Executor) callbackFailed(m jetstream.Msg, r *message.Run, err error) {
+	attempt := 1
+	if md, err := m.Metadata(); err == nil {
+		attempt = int(md.NumDelivered)
+	}
+	if attempt > len(x.cfg.CallbackBackoff) {
 		mCallbacks.WithLabelValues(callbackFailed).Inc()
 		x.log.Warn("callback given up", "run", r.ID, "attempts", attempt, "err", err)
 		_ = m.Term()
-	default:
-		mCallbacks.WithLabelValues(callbackRetry).Inc()
-		delay := x.cfg.CallbackBackoff[attempt-1]
-		x.log.Info("callback failed; retrying", "run", r.ID, "attempt", attempt, "in", delay, "err", err)
-		_ = m.NakWithDelay(delay)
+		return
 	}
+	mCallbacks.WithLabelValues(callbackRetry).Inc()
+	delay := x.cfg.CallbackBackoff[attempt-1]
+	x.log.Info("callback failed; retrying", "run", r.ID, "attempt", attempt, "in", delay, "err", err)
+	_ = m.NakWithDelay(delay)
 }
 
 // CallbackBody is what a callback receiver gets: the run's final status.

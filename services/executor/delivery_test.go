@@ -1,11 +1,13 @@
 package executor
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/signature"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
@@ -280,6 +283,44 @@ func TestExecutor_HangingCallbackReceiverDoesNotHoldUpOthers(t *testing.T) {
 	})
 	if gap := fast.got()[0].at.Sub(*r.FinishedAt); gap > 2500*time.Millisecond {
 		t.Fatalf("the healthy receiver's callback came %s after its run finished: queued behind the hung receiver's (timeout 3s)", gap)
+	}
+}
+
+// However many callbacks wait for a receiver that hangs, another
+// receiver's callback goes out at once: a host has at most a quarter of the
+// waiting callbacks, the rest of its callbacks are retried later, as if it
+// had refused them.
+func TestExecutor_ManyCallbacksToAHangingReceiverDoNotHoldUpOthers(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	hung := newRecorder(t, time.Hour, 200)
+	fast := newRecorder(t, 0, 200)
+	e.start(func(c *Config) {
+		c.CallbackConcurrency, c.CallbackTimeout = 2, time.Second // 128 waiting at most, 32 per host
+		c.CallbackBackoff = []time.Duration{time.Hour}
+	})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	final := func(id, url string) {
+		r := &message.Run{Kind: message.KindRun, ID: id, Namespace: "default", Webhook: "w", Job: "j", DeliveryID: "d-" + id,
+			Status: message.StatusSucceeded, FinishedAt: &now, Callback: &message.Callback{URL: url}}
+		if err := runstatus.Publish(ctx, e.js, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 150 {
+		final(fmt.Sprintf("hung-%03d", i), hung.srv.URL)
+	}
+	stored := time.Now()
+	final("healthy", fast.srv.URL)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if len(fast.got()) == 0 {
+			return errors.New("no callback at the healthy receiver yet")
+		}
+		return nil
+	})
+	if gap := fast.got()[0].at.Sub(stored); gap > 2500*time.Millisecond {
+		t.Fatalf("the healthy receiver's callback came %s after its status was stored: queued behind the hung receiver's", gap)
 	}
 }
 
