@@ -230,15 +230,40 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 		p+"_WEBHOOK_DELIVERY_ID="+rr.DeliveryID,
 		p+"_JOB_NAME="+rr.Job,
 	)
+	args := argsOf(job, rr)
 	for _, a := range job.Spec.Args {
-		env = append(env, p+"_ARG_"+resource.EnvName(a.Name)+"="+noNUL(rr.Args[a.Name]))
+		env = append(env, p+"_ARG_"+resource.EnvName(a.Name)+"="+noNUL(args[a.Name]))
 	}
-	if len(rr.Payload) <= maxEnvPayload && bytes.IndexByte(rr.Payload, 0) < 0 {
-		env = append(env, p+"_ARG_WEBHOOK_PAYLOAD="+string(rr.Payload))
+	// The limit is on the whole "name=value" string.
+	if payloadVar := p + "_ARG_WEBHOOK_PAYLOAD="; len(payloadVar)+len(rr.Payload) <= maxEnvPayload && bytes.IndexByte(rr.Payload, 0) < 0 {
+		env = append(env, payloadVar+string(rr.Payload))
 	}
 	// The run markers last: nothing can replace them.
 	env = append(env, runMarkers(job, rr.ID, attempt)...)
 	return env, headersFile
+}
+
+// argsOf is the run's arguments: those the dispatcher resolved, and for an
+// argument the job has gained since (while the run waited in the queue or
+// out a retry's backoff) its default, as for any argument without a value.
+func argsOf(job *resource.Job, rr *message.RunRequest) map[string]string {
+	var args map[string]string
+	for _, a := range job.Spec.Args {
+		if _, ok := rr.Args[a.Name]; ok || a.Default == nil {
+			continue
+		}
+		if args == nil {
+			args = maps.Clone(rr.Args)
+			if args == nil {
+				args = map[string]string{}
+			}
+		}
+		args[a.Name] = *a.Default
+	}
+	if args == nil {
+		return rr.Args
+	}
+	return args
 }
 
 // noNUL drops NUL bytes, which would make the whole environment invalid.

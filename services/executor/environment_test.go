@@ -48,3 +48,49 @@ func TestEnvironment_JobVariablesNeverReplaceTheContract(t *testing.T) {
 		}
 	}
 }
+
+// An argument the job gained after the run was resolved (the run waited in
+// the queue or out a retry's backoff) has its default, as any argument
+// without a value; one the dispatcher resolved keeps its value, even "".
+func TestEnvironment_ArgumentAddedSinceTheRunWasResolvedHasItsDefault(t *testing.T) {
+	def, empty := "weekly", ""
+	job := &resource.Job{Spec: resource.JobSpec{EnvPrefix: "HOOKRUN", Args: []resource.Arg{
+		{Name: "topic", Default: &def}, {Name: "period", Default: &def}, {Name: "region"}, {Name: "note", Default: &empty},
+	}}}
+	rr := &message.RunRequest{ID: "run_a", Args: map[string]string{"topic": ""}}
+	env, _ := Environment(job, rr, 1, "/work/run", "/work/run/payload", nil)
+	for key, want := range map[string]string{
+		"HOOKRUN_ARG_TOPIC":  "",
+		"HOOKRUN_ARG_PERIOD": "weekly",
+		"HOOKRUN_ARG_REGION": "",
+		"HOOKRUN_ARG_NOTE":   "",
+	} {
+		if got, ok := lastValue(env, key); !ok || got != want {
+			t.Errorf("%s = %q (set %v), want %q", key, got, ok, want)
+		}
+	}
+	if len(rr.Args) != 1 {
+		t.Errorf("the request's args were changed: %v", rr.Args)
+	}
+}
+
+// The payload variable is left out when "<PREFIX>_ARG_WEBHOOK_PAYLOAD=" and
+// the payload together pass what Linux takes for one variable, whatever
+// the prefix's length: exec would refuse to start the job.
+func TestEnvironment_PayloadVariableFitsWithALongPrefix(t *testing.T) {
+	prefix := "P" + strings.Repeat("X", 60)
+	job := &resource.Job{Spec: resource.JobSpec{EnvPrefix: prefix}}
+	for _, n := range []int{maxEnvPayload - len(prefix+"_ARG_WEBHOOK_PAYLOAD="), maxEnvPayload - len(prefix+"_ARG_WEBHOOK_PAYLOAD=") + 1} {
+		rr := &message.RunRequest{ID: "run_b", Payload: []byte(strings.Repeat("a", n))}
+		env, _ := Environment(job, rr, 1, "/work/run", "/work/run/payload", nil)
+		v, ok := lastValue(env, prefix+"_ARG_WEBHOOK_PAYLOAD")
+		if fits := n+len(prefix+"_ARG_WEBHOOK_PAYLOAD=") <= maxEnvPayload; ok != fits || ok && len(v) != n {
+			t.Errorf("payload of %d bytes: variable set %v (%d bytes), want set %v", n, ok, len(v), fits)
+		}
+		for _, kv := range env {
+			if len(kv) > maxEnvPayload {
+				t.Errorf("a variable of %d bytes: over %d", len(kv), maxEnvPayload)
+			}
+		}
+	}
+}

@@ -31,7 +31,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		// The data the dispatcher built the run's arguments from. A request
 		// of an older dispatcher has no method or query: they are empty.
 		d := argtemplate.NewData(rr.Payload, rr.ContentType, rr.Header, rr.Query, rr.Method, rr.Webhook, rr.EventID)
-		b, err := argtemplate.RenderBody(h.Body, d, map[string]any{"args": rr.Args, "payload": string(rr.Payload), "run": rr.ID, "event": rr.EventID})
+		b, err := argtemplate.RenderBody(h.Body, d, map[string]any{"args": argsOf(job, rr), "payload": string(rr.Payload), "run": rr.ID, "event": rr.EventID})
 		if err != nil {
 			return outcome{status: message.StatusFailed, err: "body template: " + err.Error()}
 		}
