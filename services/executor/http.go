@@ -105,9 +105,6 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		// Its first MaxOutput bytes are the run's output, marked when the
 		// answer was longer (as a command's output is).
 		respBody, err = io.ReadAll(io.LimitReader(resp.Body, int64(x.cfg.MaxOutput)+1))
-		if len(respBody) > x.cfg.MaxOutput {
-			respBody = append(respBody[:x.cfg.MaxOutput:x.cfg.MaxOutput], "\n[…response truncated…]\n"...)
-		}
 	}
 	switch {
 	case err == nil:
@@ -119,7 +116,13 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		return outcome{status: message.StatusFailed, err: requestError(err, "the job's URL")}
 	}
 	code := resp.StatusCode
-	o := outcome{exitCode: &code, output: string(mask(respBody, maskable(secrets...)))}
+	var output []byte
+	if len(respBody) > x.cfg.MaxOutput {
+		output = append(maskCut(respBody[:x.cfg.MaxOutput], maskable(secrets...), false, true), "\n[…response truncated…]\n"...)
+	} else {
+		output = mask(respBody, maskable(secrets...))
+	}
+	o := outcome{exitCode: &code, output: string(output)}
 	if code < 200 || code > 299 {
 		o.status, o.err = message.StatusFailed, fmt.Sprintf("HTTP %d", code)
 	} else {

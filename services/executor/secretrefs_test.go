@@ -232,3 +232,58 @@ func TestExecutor_HTTPJobURLFromASecret(t *testing.T) {
 		}
 	}
 }
+
+// Output cut short keeps no part of a secret the cut went through: the
+// kept tail of a long output starts inside one, or an HTTP answer's kept
+// first bytes end inside one.
+func TestTail_ASecretCutByTheTailsStartIsMasked(t *testing.T) {
+	n := testenv.StartNATS(t)
+	nc, _ := n.Connect()
+	tl := newTail(24, nc, "out.cut", 1, "dlv")
+	tl.secrets = maskable("S3CR3T-TOKEN-abcdefghijklmnop")
+	fmt.Fprint(tl, "token S3CR3T-TOKEN-abcdefghijklmnop end\n")
+	for what, got := range map[string]string{"tail": tl.String(), "snapshot": func() string { s, _ := tl.Published(); return s }()} {
+		if strings.Contains(got, "ijklmnop") || !strings.HasSuffix(got, "*** end\n") {
+			t.Errorf("%s = %q: want the part of the secret it starts with masked", what, got)
+		}
+	}
+}
+
+func TestMaskCut_MasksThePartOfASecretAtACut(t *testing.T) {
+	secrets := maskable("S3CR3T-TOKEN-abcdefghijklmnop", "other-secret-1")
+	for _, tc := range []struct {
+		in          string
+		front, back bool
+		want        string
+	}{
+		{"efghijklmnop then other-secret-1 and more", true, false, "*** then *** and more"},
+		{"the answer quoted S3CR3T-TOK", false, true, "the answer quoted ***"},
+		{"nop, the rest", false, true, "nop, the rest"},                         // the end is no secret's start
+		{"efghijklmnop at the start", false, true, "efghijklmnop at the start"}, // front not cut
+		{"MNOP", true, false, "MNOP"},
+		{"jklmnopS3CR", true, true, "******"},
+		{"mnop", true, true, "***"},
+	} {
+		if got := string(maskCut([]byte(tc.in), secrets, tc.front, tc.back)); got != tc.want {
+			t.Errorf("maskCut(%q, front %v, back %v) = %q, want %q", tc.in, tc.front, tc.back, got, tc.want)
+		}
+	}
+}
+
+// An HTTP job's answer cut at MaxOutput inside a secret keeps none of it.
+func TestExecutor_HTTPAnswerCutInsideASecretIsMasked(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.conf.MaxOutput = 40
+	e.cfg.Secret("default", "api-token", "api-77c1-0e4d-SECRET-PART", "", 0)
+	e.start(nil)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprintf(w, "%s you sent %s", strings.Repeat("x", 20), req.Header.Get("Authorization"))
+	}))
+	t.Cleanup(echo.Close)
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "echo-cut"}, Spec: resource.JobSpec{
+		HTTP: &resource.HTTPAction{URL: echo.URL, SecretHeaders: map[string]resource.SecretHeader{"Authorization": {SecretRef: "api-token", Prefix: "Bearer "}}},
+	}})
+	r := e.final(e.submit(job, `{}`), 10*time.Second)
+	want(t, "HTTP output", r.Output, strings.Repeat("x", 20)+" you sent Bearer ***\n[…response truncated…]\n")
+}

@@ -142,7 +142,7 @@ func (t *tail) Published() (string, int) {
 		b, dropped = b[len(b)-t.max:], true
 	}
 	if dropped {
-		return "[…output truncated…]\n" + string(mask(b, t.secrets)), t.lines
+		return "[…output truncated…]\n" + string(maskCut(b, t.secrets, true, false)), t.lines
 	}
 	return string(mask(b, t.secrets)), t.lines
 }
@@ -157,7 +157,7 @@ func (t *tail) String() string {
 		t.dropped = true
 	}
 	if t.dropped {
-		return "[…output truncated…]\n" + string(mask(b, t.secrets))
+		return "[…output truncated…]\n" + string(maskCut(b, t.secrets, true, false))
 	}
 	return string(mask(b, t.secrets))
 }
@@ -233,6 +233,45 @@ func mask(b []byte, secrets []string) []byte {
 		for i < len(b) && cover[i] {
 			i++
 		}
+		out = append(out, masked...)
+	}
+	return out
+}
+
+// maskCut is mask for output cut short: at its start (front: the kept
+// tail of longer output) or at its end (back: the first bytes of a longer
+// answer). A secret the cut went through is there only in part, which mask
+// would not find: the longest such part at a cut edge is masked too, down
+// to a single byte (what it hides at the edge of a cut is noise).
+func maskCut(b []byte, secrets []string, front, back bool) []byte {
+	head, tail := 0, 0 // bytes to mask at the start and at the end
+	for _, s := range secrets {
+		for k := min(len(s)-1, len(b)); k > head && front; k-- {
+			if bytes.HasPrefix(b, []byte(s[len(s)-k:])) {
+				head = k
+				break
+			}
+		}
+		for k := min(len(s)-1, len(b)); k > tail && back; k-- {
+			if bytes.HasSuffix(b, []byte(s[:k])) {
+				tail = k
+				break
+			}
+		}
+	}
+	if head+tail > len(b) {
+		return []byte(masked)
+	}
+	mid := mask(b[head:len(b)-tail], secrets)
+	if head == 0 && tail == 0 {
+		return mid
+	}
+	out := make([]byte, 0, len(mid)+2*len(masked))
+	if head > 0 {
+		out = append(out, masked...)
+	}
+	out = append(out, mid...)
+	if tail > 0 {
 		out = append(out, masked...)
 	}
 	return out
