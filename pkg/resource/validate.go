@@ -162,6 +162,9 @@ func (j *Job) Validate() error {
 		}
 		seen[up] = true
 	}
+	if err := s.checkExecSizes(); err != nil {
+		return err
+	}
 	if s.Timeout == 0 {
 		s.Timeout = Duration(5 * 60e9)
 	}
@@ -239,6 +242,48 @@ func HTTPURL(raw string) (*url.URL, bool) {
 		return nil, false
 	}
 	return u, true
+}
+
+// Linux starts no program given an argument or environment string over
+// 128 KiB (MAX_ARG_STRLEN, with its NUL), or all of them over a quarter of
+// the stack limit (2 MiB with the usual 8 MiB). A job's own part is held
+// to half of that, leaving room for the run's: its payload and headers
+// (up to 128 KiB each in variables) and its arguments' values.
+const (
+	maxExecString = 128<<10 - 1
+	maxExecStatic = 1 << 20
+)
+
+// checkExecSizes refuses a job whose command, variables or argument
+// defaults no run could start with.
+func (s *JobSpec) checkExecSizes() error {
+	total := 0
+	for i, a := range s.Command {
+		if len(a) > maxExecString {
+			return fieldErr(fmt.Sprintf("spec.command[%d]", i), "is %d bytes: Linux starts no program with an argument over 128 KiB (pass large data in a file)", len(a))
+		}
+		total += len(a) + 1
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		n := len(k) + 1 + len(s.Env[k])
+		if n > maxExecString {
+			return fieldErr(fmt.Sprintf("spec.env[%q]", k), "is %d bytes: Linux starts no program with a variable over 128 KiB (pass large data in a file)", n)
+		}
+		total += n + 1
+	}
+	for i, a := range s.Args {
+		if a.Default == nil {
+			continue
+		}
+		if len(*a.Default) > argtemplate.MaxValueBytes {
+			return fieldErr(fmt.Sprintf("spec.args[%d].default", i), "is %d bytes: an argument's value is at most 64 KiB", len(*a.Default))
+		}
+		total += len(*a.Default)
+	}
+	if total > maxExecStatic && len(s.Command) > 0 {
+		return fieldErr("spec", "the command, env and argument defaults come to %d bytes: at most 1 MiB (Linux starts no program whose arguments and environment pass 2 MiB, and the run's payload and arguments need room)", total)
+	}
+	return nil
 }
 
 // checkURL checks where an HTTP job sends: exactly one of a URL, which
@@ -354,6 +399,10 @@ func (w *Webhook) Validate() error {
 		// (RFC 9110; net/http and most clients refuse anything else), and
 		// no query parameter or JSON field name a client writes holds a
 		// control character.
+		if a.APIKey.In == "body" && slices.Contains(s.Methods, http.MethodGet) {
+			// A GET's body is not read: no GET could authenticate.
+			return fieldErr("spec.methods", "GET cannot carry the API key in its body (spec.auth.apiKey.in: body): put the key in the header, query or path, or leave GET out")
+		}
 		switch n := a.APIKey.Name; {
 		case a.APIKey.In == "header" && !httpguts.ValidHeaderFieldName(n):
 			return fieldErr("spec.auth.apiKey.name", "must be a header name: letters, digits and !#$%%&'*+-.^_`|~, no spaces or colons")

@@ -141,3 +141,27 @@ func TestWebhookValidate_APIKeyNameTheSenderCanSend(t *testing.T) {
 		}
 	}
 }
+
+// A GET's body is not read: a webhook taking GET cannot want its API key
+// in the body, where no GET could send it.
+func TestWebhookValidate_GETCannotCarryTheKeyInTheBody(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		methods []string
+		ok      bool
+	}{
+		{"body", []string{"GET", "POST"}, false},
+		{"body", []string{"get"}, false},
+		{"body", []string{"POST", "PUT"}, true},
+		{"query", []string{"GET"}, true},
+		{"header", []string{"GET"}, true},
+	} {
+		w := validWebhook()
+		w.Spec.Methods = tc.methods
+		w.Spec.Auth.APIKey = &APIKeyAuth{In: tc.in}
+		err := w.Validate()
+		if tc.ok != (err == nil) || (err != nil && fieldOf(err) != "spec.methods") {
+			t.Errorf("key in %s, methods %v: %v (field %q), want ok=%v", tc.in, tc.methods, err, fieldOf(err), tc.ok)
+		}
+	}
+}

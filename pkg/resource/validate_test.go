@@ -3,6 +3,7 @@ package resource
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -144,8 +145,30 @@ func TestJobValidate_RefusesJobsThatCannotRun(t *testing.T) {
 		{"NUL in an env name", func(j *Job) { j.Spec.Env = map[string]string{"A\x00": "c"} }, `spec.env["A\x00"]`, "NUL"},
 		{"NUL in an env value", func(j *Job) { j.Spec.Env = map[string]string{"PATH": "/bin", "A": "x\x00y"} },
 			`spec.env["A"]`, `spec.env["A"]: the value must not contain a NUL byte`},
+		// Linux starts no program with a string over 128 KiB, or all of
+		// them over 2 MiB.
+		{"argument over 128 KiB", func(j *Job) { j.Spec.Command = []string{"/bin/echo", strings.Repeat("a", 128<<10)} },
+			"spec.command[1]", "Linux starts no program with an argument over 128 KiB"},
+		{"variable over 128 KiB", func(j *Job) { j.Spec.Env = map[string]string{"BIG": strings.Repeat("a", 128<<10-4)} },
+			`spec.env["BIG"]`, "Linux starts no program with a variable over 128 KiB"},
+		{"default over 64 KiB", func(j *Job) { d := strings.Repeat("a", 64<<10+1); j.Spec.Args = []Arg{{Name: "d", Default: &d}} },
+			"spec.args[0].default", "at most 64 KiB"},
+		{"command, env and defaults over 1 MiB", func(j *Job) {
+			d := strings.Repeat("a", 64<<10)
+			for i := range 9 {
+				j.Spec.Args = append(j.Spec.Args, Arg{Name: fmt.Sprintf("a%d", i), Default: &d})
+			}
+			j.Spec.Env = map[string]string{"A": strings.Repeat("e", 120<<10), "B": strings.Repeat("e", 120<<10)}
+			j.Spec.Command = []string{"/bin/echo", strings.Repeat("c", 120<<10), strings.Repeat("c", 120<<10)}
+		}, "spec", "at most 1 MiB"},
 
 		// What runs stays accepted.
+		{"argument, variable and default at their limits", func(j *Job) {
+			d := strings.Repeat("a", 64<<10)
+			j.Spec.Args = []Arg{{Name: "d", Default: &d}}
+			j.Spec.Env = map[string]string{"BIG": strings.Repeat("a", 128<<10-5)}
+			j.Spec.Command = []string{"/bin/echo", strings.Repeat("a", 128<<10-1)}
+		}, "", ""},
 		{"lower-case method", httpJob(HTTPAction{Method: "patch"}), "", ""},
 		{"extension method", httpJob(HTTPAction{Method: "PURGE"}), "", ""},
 		{"headers of every kind", httpJob(HTTPAction{Headers: map[string]string{
