@@ -290,3 +290,24 @@ func TestExecutor_RunningRecordOfARequestGoneIsTakenOver(t *testing.T) {
 	want(t, "status", e.final(rr, 15*time.Second).Status, message.StatusSucceeded)
 	want(t, "starts (attempt numbers)", strings.TrimSpace(e.readFile("orphan-starts")), "2")
 }
+
+// A cancel whose core NATS message this executor missed (it was
+// reconnecting) still stops the run: its mark is checked while it runs.
+func TestExecutor_CancelMarkWithoutItsMessageStopsTheRun(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("long", `sleep 30`)
+	rr := e.submit(job, `{}`)
+	e.waitStatus(rr, message.StatusRunning, 1)
+	kv, err := e.js.KeyValue(context.Background(), bus.BucketCancels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), rr.ID, bus.CancelMark(rr.DeliveryID, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	r := e.final(rr, 10*time.Second) // AckWait 1.5s: checked every 0.5s
+	want(t, "status", r.Status, message.StatusCancelled)
+	want(t, "error", r.Error, "cancelled while running")
+}

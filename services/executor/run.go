@@ -275,7 +275,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	}
 	mAcceptToStart.WithLabelValues(label).Observe(start.Sub(rr.ReceivedAt).Seconds())
 
-	stop := x.keepAlive(ctx, m, cancel)
+	stop := x.keepAlive(ctx, m, &rr, cancel)
 	mRunning.WithLabelValues(label).Inc()
 	var out outcome
 	if job.Spec.HTTP != nil {
@@ -575,9 +575,10 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 	log.Info("run finished", "status", rec.Status)
 }
 
-// keepAlive sends in-progress acks while a run lasts, and on shutdown gives
-// the run ShutdownGrace before stopping it to hand it back.
-func (x *Executor) keepAlive(ctx context.Context, m jetstream.Msg, cancel context.CancelCauseFunc) func() {
+// keepAlive sends in-progress acks while a run lasts, checks with each
+// whether the run was marked cancelled, and on shutdown gives the run
+// ShutdownGrace before stopping it to hand it back.
+func (x *Executor) keepAlive(ctx context.Context, m jetstream.Msg, rr *message.RunRequest, cancel context.CancelCauseFunc) func() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -593,6 +594,13 @@ func (x *Executor) keepAlive(ctx context.Context, m jetstream.Msg, cancel contex
 				return
 			case <-t.C:
 				_ = m.InProgress()
+				// keys' cancel message is core NATS: one published while
+				// this executor was reconnecting is lost. Its mark, written
+				// first, is not.
+				if x.cancelRequested(context.Background(), rr.ID, rr.DeliveryID, true) {
+					x.log.Info("cancel mark found while running; cancelling", "run", rr.ID)
+					cancel(errCancelled)
+				}
 			case <-shutdown:
 				shutdown = nil
 				grace = time.After(x.cfg.ShutdownGrace)
