@@ -68,7 +68,10 @@ func (s *Service) listRuns(c echo.Context) error {
 	if f.Status != "" && !slices.Contains(runStatuses, f.Status) {
 		return &resource.FieldError{Field: "status", Msg: "must be one of " + strings.Join(runStatuses, ", ")}
 	}
-	if c.QueryParam("namespace") != "" {
+	// A webhook or job is named within a namespace, ?namespace= or
+	// "default", as GET /v1/webhooks/{name} reads it: the same name in two
+	// namespaces is two webhooks. Without one the list spans namespaces.
+	if c.QueryParam("namespace") != "" || f.Webhook != "" || f.Job != "" {
 		ns, err := namespace(c)
 		if err != nil {
 			return err

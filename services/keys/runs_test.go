@@ -96,14 +96,19 @@ func TestRuns_GetAndListWithFilters(t *testing.T) {
 		return strings.Join(s, ",")
 	}
 	for q, want := range map[string]string{
-		"":                          "run_d,run_c,run_b,run_a",
-		"?webhook=gh":               "run_d,run_b,run_a",
-		"?webhook=gh&namespace=ops": "run_d",
-		"?job=triage":               "run_c",
-		"?status=failed":            "run_b",
-		"?webhook=gh&status=queued": "run_d",
-		"?limit=2":                  "run_d,run_c",
-		"?job=none":                 "",
+		"": "run_d,run_c,run_b,run_a",
+		// A webhook or job is named in ?namespace=, "default" when absent
+		// (gh in ops is another webhook); without one, all namespaces.
+		"?webhook=gh":                             "run_b,run_a",
+		"?webhook=gh&namespace=ops":               "run_d",
+		"?job=report":                             "run_b,run_a",
+		"?job=triage":                             "run_c",
+		"?status=failed":                          "run_b",
+		"?status=queued":                          "run_d",
+		"?webhook=gh&status=queued":               "",
+		"?webhook=gh&status=queued&namespace=ops": "run_d",
+		"?limit=2":                                "run_d,run_c",
+		"?job=none":                               "",
 	} {
 		if got := ids(q); got != want {
 			t.Errorf("GET /v1/runs%s = %q, want %q", q, got, want)
