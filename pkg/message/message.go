@@ -144,6 +144,10 @@ func StatusPayload(body []byte) string {
 	return string(body[:cut])
 }
 
+// OutputTruncated begins a run's output (its record's, a running run's
+// snapshot) when lines before the kept tail were dropped.
+const OutputTruncated = "[…output truncated…]\n"
+
 // Run is a status event and the API's view of a run (or, with Kind
 // "delivery", of a delivery's outcome). The last event per subject is the
 // current state, so every event carries the whole record.
@@ -174,11 +178,17 @@ type Run struct {
 	// wrote this "running" record runs. Two messages of one request (the
 	// dispatcher's request stored again once RUNS' duplicate window had
 	// passed) have the same Copy; this tells them apart.
-	RequestSeq uint64            `json:"requestSeq,omitempty"`
-	Output     string            `json:"output,omitempty"`
-	Error      string            `json:"error,omitempty"`
-	Args       map[string]string `json:"args,omitempty"`
-	Replay     bool              `json:"replay,omitempty"`
+	RequestSeq uint64 `json:"requestSeq,omitempty"`
+	Output     string `json:"output,omitempty"`
+	// OutputLines is the number of the last output line the attempt
+	// published live (lines are numbered from 1 per attempt; a long line
+	// goes in numbered pieces): when Output holds exactly that many
+	// lines, its k-th is line k, and a client that had lines up to n
+	// (its SSE Last-Event-ID) is sent only the rest.
+	OutputLines int               `json:"outputLines,omitempty"`
+	Error       string            `json:"error,omitempty"`
+	Args        map[string]string `json:"args,omitempty"`
+	Replay      bool              `json:"replay,omitempty"`
 
 	WebhookPayload    string    `json:"webhook_payload,omitempty"`
 	WebhookEventID    string    `json:"webhook_event_id,omitempty"`

@@ -136,7 +136,7 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	if errors.Is(werr, exec.ErrWaitDelay) {
 		werr = nil // the command exited 0; only a leftover process held its output
 	}
-	o.output = out.String()
+	o.output, o.lines = out.String(), out.Lines()
 	code := exitCode(werr)
 	o.exitCode = &code
 	switch {

@@ -31,6 +31,7 @@ type outcome struct {
 	status   string
 	exitCode *int
 	output   string
+	lines    int // the number of the last output line published live
 	err      string
 	// interrupted: the run was stopped from outside (cancel or shutdown),
 	// not ended by itself or its timeout.
@@ -298,6 +299,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 		}
 	}
 	rec.Status, rec.ExitCode, rec.Output, rec.Error, rec.FinishedAt = out.status, out.exitCode, out.output, out.err, &end
+	rec.OutputLines = out.lines
 	mRunSeconds.WithLabelValues(label).Observe(end.Sub(start).Seconds())
 
 	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && attempt <= job.Spec.Retries {
@@ -540,7 +542,7 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 			// large, it is retried with the waits below, not in a spin).
 			log.Warn("final status over NATS' max_payload: storing it without its arguments, output and payload", "err", err)
 			rec.Args, rec.WebhookPayload = nil, ""
-			rec.Output = "(output dropped: the status was over NATS' max_payload)"
+			rec.Output, rec.OutputLines = "(output dropped: the status was over NATS' max_payload)", 0
 			if len(rec.Error) > maxStrippedError {
 				rec.Error = strings.ToValidUTF8(rec.Error[:maxStrippedError], "") + "…"
 			}

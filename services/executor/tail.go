@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
 )
 
 // maxLine bounds one live output line; a longer one is sent in pieces.
@@ -142,9 +143,16 @@ func (t *tail) Published() (string, int) {
 		b, dropped = b[len(b)-t.max:], true
 	}
 	if dropped {
-		return "[…output truncated…]\n" + string(maskCut(b, t.secrets, true, false)), t.lines
+		return message.OutputTruncated + string(maskCut(b, t.secrets, true, false)), t.lines
 	}
 	return string(mask(b, t.secrets)), t.lines
+}
+
+// Lines returns the number of the last line published live.
+func (t *tail) Lines() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lines
 }
 
 // String returns the tail, marked when output was dropped.
@@ -157,7 +165,7 @@ func (t *tail) String() string {
 		t.dropped = true
 	}
 	if t.dropped {
-		return "[…output truncated…]\n" + string(maskCut(b, t.secrets, true, false))
+		return message.OutputTruncated + string(maskCut(b, t.secrets, true, false))
 	}
 	return string(mask(b, t.secrets))
 }

@@ -133,3 +133,15 @@ func TestTail_HoldsACharactersStartUntilItsRestComes(t *testing.T) {
 		t.Fatalf("second piece %q numbered %s, want \"€\\n\" numbered 2", m.Data, m.Header.Get(bus.HeaderLine))
 	}
 }
+
+// A run's record says how many lines it published live, so that a client
+// resuming its output after a line's number knows which of the tail's
+// lines it has (keys' SSE stream).
+func TestExecutor_RecordCountsTheLinesPublished(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	r := e.final(e.submit(e.script("three-lines", `printf 'a\nb\nc'`), `{}`), 10*time.Second)
+	want(t, "output", r.Output, "a\nb\nc")
+	want(t, "output lines", r.OutputLines, 3)
+}

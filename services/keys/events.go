@@ -123,8 +123,9 @@ func (s *Service) runEvents(c echo.Context) error {
 	var st *runStream
 	var stopEvents context.CancelFunc = func() {}
 	defer func() { stopEvents() }()
+	resume := lastEventID(c)
 	if ownRec == nil {
-		if events, st, stopEvents, err = s.followRun(ctx, c.Response(), r, only); err != nil {
+		if events, st, stopEvents, err = s.followRun(ctx, c.Response(), r, only, resume); err != nil {
 			return err
 		}
 	}
@@ -172,7 +173,7 @@ func (s *Service) runEvents(c echo.Context) error {
 				return nil // the run went (aged out) meanwhile: the stream ends
 			}
 			only = ""
-			if events, st, stopEvents, err = s.followRun(ctx, c.Response(), r, only); err != nil {
+			if events, st, stopEvents, err = s.followRun(ctx, c.Response(), r, only, resume); err != nil {
 				return nil
 			}
 		case ev, ok := <-events:
@@ -199,7 +200,7 @@ func (s *Service) runEvents(c echo.Context) error {
 // run's statuses from the first of delivery only (of r's last delivery
 // when ""), and the stream that places them and the output lines. The
 // statuses stop coming when ctx ends or the returned function is called.
-func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Run, only string) (<-chan message.Run, *runStream, context.CancelFunc, error) {
+func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Run, only string, resume resumePoint) (<-chan message.Run, *runStream, context.CancelFunc, error) {
 	id := r.ID
 	from := r.DeliveryID
 	if only != "" {
@@ -211,7 +212,7 @@ func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Ru
 		stop()
 		return nil, nil, nil, errUnavailable
 	}
-	st := &runStream{w: w, liveFrom: liveFrom(r), only: only}
+	st := &runStream{w: w, liveFrom: liveFrom(r), only: only, resume: resume}
 	if only != "" && r.DeliveryID != only {
 		// Another delivery's status is the run id's last: the one asked
 		// for has not started yet (or ended before that one came, and
@@ -284,6 +285,77 @@ type runStream struct {
 	delivery string // the delivery of the statuses sent last
 	only     string // ?delivery=: the one delivery whose run is shown
 	idSet    bool   // the last event sent had an id
+
+	resume resumePoint // where the client's previous stream of this delivery's run ended
+}
+
+// resumePoint is the id of the last numbered output line a reconnecting
+// client got (an EventSource sends it as Last-Event-ID): "<attempt>.<n>".
+// Zero when it sent none.
+type resumePoint struct{ attempt, line int }
+
+// lastEventID reads the Last-Event-ID header (or ?lastEventId= for
+// clients that cannot set it); anything else than "<attempt>.<n>" is none.
+func lastEventID(c echo.Context) resumePoint {
+	v := c.Request().Header.Get("Last-Event-ID")
+	if v == "" {
+		v = c.QueryParam("lastEventId")
+	}
+	a, n, ok := strings.Cut(v, ".")
+	attempt, err1 := strconv.Atoi(a)
+	line, err2 := strconv.Atoi(n)
+	if !ok || err1 != nil || err2 != nil || attempt < 1 || line < 1 {
+		return resumePoint{}
+	}
+	return resumePoint{attempt, line}
+}
+
+// skipFor is how many of attempt's first lines the client has: -1 for
+// all (an attempt before the one it had lines of: the stream sends each
+// attempt's output before the next one's), its last line's number for
+// that attempt, 0 for a later one.
+func (st *runStream) skipFor(attempt int) int {
+	switch {
+	case st.resume.attempt == 0 || attempt > st.resume.attempt:
+		return 0
+	case attempt < st.resume.attempt:
+		return -1
+	default:
+		return st.resume.line
+	}
+}
+
+// exactTail reports whether text (an attempt's tail, or a running one's
+// snapshot) holds exactly lines lines, the k-th being the line numbered k:
+// none dropped before it, no long line published in pieces.
+func exactTail(text string, lines int) bool {
+	if lines <= 0 || strings.HasPrefix(text, message.OutputTruncated) {
+		return false
+	}
+	n := strings.Count(text, "\n")
+	if !strings.HasSuffix(text, "\n") && text != "" {
+		n++
+	}
+	return n == lines
+}
+
+// writeTail sends text, an attempt's output up to its line numbered
+// lines, but its first skip lines (none when skip is -1). When exactTail
+// holds each line carries its number as id; otherwise all of text goes,
+// without: a client may get some lines twice, never miss one.
+func (st *runStream) writeTail(text string, attempt, lines, skip int) {
+	if skip < 0 {
+		return
+	}
+	if !exactTail(text, lines) {
+		st.writeLines(text)
+		return
+	}
+	for i, line := range strings.SplitAfter(text, "\n") {
+		if line != "" && i+1 > skip {
+			st.writeOutputNumbered(line, attempt, i+1)
+		}
+	}
 }
 
 // otherDelivery tells whether l names a delivery that is not the one whose
@@ -304,6 +376,7 @@ func (st *runStream) nextDelivery(ev *message.Run) {
 		return
 	}
 	if st.delivery != "" {
+		st.resume = resumePoint{} // its ids numbered the earlier delivery's lines
 		st.liveFrom, st.joinedRunning = 0, false
 		st.running, st.attempt, st.seen, st.sent, st.done = false, 0, 0, st.sent[:0], 0
 	}
@@ -328,15 +401,22 @@ func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
 			return // replayed history: its output comes with the status that ended it
 		}
 		if st.joinedRunning && ev.Attempt == st.snapshotAttempt {
-			st.writeLines(st.snapshot)
-			st.seen, st.snapshot, st.fromStart = st.snapshotN, "", st.snapshotOK
+			skip := st.skipFor(ev.Attempt)
+			st.writeTail(st.snapshot, ev.Attempt, st.snapshotN, skip)
+			st.seen, st.snapshot, st.fromStart = max(st.snapshotN, skip), "", st.snapshotOK && skip <= 0
+		} else if skip := st.skipFor(ev.Attempt); skip > 0 {
+			st.seen, st.fromStart = skip, false // its live lines the client has
 		}
 		st.flushPending()
 	case endsAttempt(ev):
 		if st.running && ev.Attempt <= st.attempt {
 			// The end of the attempt in progress: the lines still on
 			// their way, then what of its tail was not sent live.
-			if st.live() {
+			switch {
+			case !st.live():
+				// Replayed history: its tail is all the stream sends of it.
+				st.writeTail(ev.Output, st.attempt, ev.OutputLines, st.skipFor(st.attempt))
+			default:
 				for drained := false; !drained; {
 					select {
 					case l := <-lines:
@@ -345,13 +425,17 @@ func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
 						drained = true
 					}
 				}
+				if exactTail(ev.Output, ev.OutputLines) {
+					st.writeTail(ev.Output, st.attempt, ev.OutputLines, st.seen)
+				} else {
+					st.writeLines(unsent(ev.Output, string(st.sent), st.fromStart))
+				}
 			}
-			st.writeLines(unsent(ev.Output, string(st.sent), st.fromStart))
 			st.done = max(st.done, st.attempt)
 		} else if ev.Attempt > st.done {
 			// An attempt whose start the stream did not see (its
 			// statuses aged out of STATUS): its tail is all there is.
-			st.writeLines(ev.Output)
+			st.writeTail(ev.Output, ev.Attempt, ev.OutputLines, st.skipFor(ev.Attempt))
 			st.done = ev.Attempt
 		}
 		// A later record of an attempt already ended (a queued retry

@@ -1,0 +1,158 @@
+package keys
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/message"
+)
+
+// openEventsFrom opens a run's event stream as a reconnecting EventSource
+// does (Last-Event-ID: lastID, none when "") and returns its events, each
+// described as "output <id> <text>" or "status <status>/<attempt>".
+func openEventsFrom(t *testing.T, a *testAPI, id, lastID string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", a.URL+"/v1/runs/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		t.Fatalf("events: %d", resp.StatusCode)
+	}
+	got := make(chan string, 64)
+	go func() {
+		defer close(got)
+		sc := bufio.NewScanner(resp.Body)
+		var name, evID, data string
+		for sc.Scan() {
+			switch line := sc.Text(); {
+			case strings.HasPrefix(line, "event: "):
+				name = strings.TrimPrefix(line, "event: ")
+			case line == "id:":
+				evID = ""
+			case strings.HasPrefix(line, "id: "):
+				evID = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				data = strings.TrimPrefix(line, "data: ")
+			case line == "" && name == "output":
+				var text string
+				_ = json.Unmarshal([]byte(data), &text)
+				got <- "output " + evID + " " + strings.TrimSuffix(text, "\n")
+				name = ""
+			case line == "" && name == "status":
+				var r message.Run
+				_ = json.Unmarshal([]byte(data), &r)
+				got <- "status " + r.Status + "/" + strconv.Itoa(r.Attempt)
+				name = ""
+			}
+		}
+	}()
+	return got
+}
+
+// nextEvents returns the stream's next n events.
+func nextEvents(t *testing.T, got <-chan string, n int) []string {
+	t.Helper()
+	var evs []string
+	for len(evs) < n {
+		select {
+		case ev, ok := <-got:
+			if !ok {
+				t.Fatalf("the stream ended after %v", evs)
+			}
+			evs = append(evs, ev)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event within 5s after %v", evs)
+		}
+	}
+	return evs
+}
+
+// A client reconnecting to a running run with the id of the last line it
+// got (an EventSource's Last-Event-ID) gets the lines after it only, each
+// with its id; a client without one gets the lines so far with their ids.
+func TestRuns_EventsResumeAfterTheLastEventID(t *testing.T) {
+	a := newTestAPI(t)
+	publishRun(t, a, message.Run{ID: "run_resume", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
+	answerSnapshots(t, a, "run_resume", "one\ntwo\nthree\n", 3)
+
+	fresh := openEventsFrom(t, a, "run_resume", "")
+	wantEvents(t, nextEvents(t, fresh, 4), []string{"status running/1", "output 1.1 one", "output 1.2 two", "output 1.3 three"})
+
+	back := openEventsFrom(t, a, "run_resume", "1.2")
+	wantEvents(t, nextEvents(t, back, 2), []string{"status running/1", "output 1.3 three"})
+	publishLine(t, a, "run_resume", 1, 4, "four\n")
+	wantEvents(t, nextEvents(t, back, 1), []string{"output 1.4 four"})
+	wantEvents(t, nextEvents(t, fresh, 1), []string{"output 1.4 four"})
+
+	// Back after the line the snapshot ends with: nothing of it again.
+	late := openEventsFrom(t, a, "run_resume", "1.4")
+	publishLine(t, a, "run_resume", 1, 5, "five\n")
+	wantEvents(t, nextEvents(t, late, 2), []string{"status running/1", "output 1.5 five"})
+}
+
+// A client reconnecting after the attempt it had lines of ended (and the
+// run went on to a retry) gets that attempt's remaining lines from its
+// record, and nothing of an attempt before it.
+func TestRuns_EventsResumeIntoEndedAttempts(t *testing.T) {
+	a := newTestAPI(t)
+	id := "run_resume_end"
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusQueued, Attempt: 1, Output: "a1\nb1\n", OutputLines: 2})
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 2})
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusFailed, Attempt: 2, Output: "a2\nb2\nc2\n", OutputLines: 3})
+
+	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "2.1")), []string{
+		"status running/1", "status queued/1", "status running/2", "output 2.2 b2", "output 2.3 c2", "status failed/2",
+	})
+	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2")), []string{
+		"status running/1", "status queued/1", "status running/2", "output 2.1 a2", "output 2.2 b2", "output 2.3 c2", "status failed/2",
+	})
+	// Without an id: every line, numbered.
+	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "")), []string{
+		"status running/1", "output 1.1 a1", "output 1.2 b1", "status queued/1", "status running/2", "output 2.1 a2", "output 2.2 b2", "output 2.3 c2", "status failed/2",
+	})
+}
+
+// Where a tail's lines cannot be matched to their numbers (lines dropped
+// before the kept tail, a long line published in pieces), it is sent whole
+// and without ids: some lines twice rather than one missed.
+func TestRuns_EventsResumeSendsATailItCannotNumberWhole(t *testing.T) {
+	a := newTestAPI(t)
+	id := "run_resume_cut"
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
+	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1,
+		Output: message.OutputTruncated + "y\nz\n", OutputLines: 3})
+	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2")), []string{
+		"status running/1", "output  […output truncated…]", "output  y", "output  z", "status succeeded/1",
+	})
+}
+
+// collectFrom reads a stream to its end.
+func collectFrom(t *testing.T, got <-chan string) []string {
+	t.Helper()
+	var evs []string
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-got:
+			if !ok {
+				return evs
+			}
+			evs = append(evs, ev)
+		case <-deadline:
+			t.Fatalf("the stream did not end; events so far: %v", evs)
+		}
+	}
+}
