@@ -194,12 +194,19 @@ func (s *Service) deleteJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	found, err := s.jobs.del(c.Request().Context(), bus.ConfigKey(ns, name))
+	ctx := c.Request().Context()
+	found, err := s.jobs.del(ctx, bus.ConfigKey(ns, name))
 	if err != nil {
 		return err
 	}
 	if !found {
 		return notFound(fmt.Sprintf("job %s/%s", ns, name))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"deleted": 1})
+	var warnings []string
+	if hooks, err := s.webhooksOfJob(ctx, ns, name, ""); err == nil {
+		for _, h := range hooks {
+			warnings = append(warnings, fmt.Sprintf("webhook %s triggers it: its deliveries will be refused (500 job_not_runnable) until the job is applied again", h))
+		}
+	}
+	return c.JSON(http.StatusOK, deleted(warnings))
 }

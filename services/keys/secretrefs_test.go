@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -94,5 +95,38 @@ func TestWebhooks_RefuseCredentialsWhereTheyWouldBeStoredOrShown(t *testing.T) {
 	got := a.must(201, "PUT", "/v1/webhooks/to-slack", webhookDoc("to-slack", map[string]any{"job": "report", "callback": map[string]any{"urlSecretRef": "slack-url"}}))
 	if strings.Contains(string(got.Body), "XSECRETPATH") || !strings.Contains(string(got.Body), `"urlSecretRef":"slack-url"`) {
 		t.Fatalf("webhook with a callback URL from a secret: %s", got.Body)
+	}
+}
+
+// Deleting a secret or job that others name is allowed, and the answer
+// says what it breaks.
+func TestDelete_WarnsOfWhatNamesTheResource(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/secrets/cb", secretDoc("cb", map[string]any{"value": "cb-secret-123"}))
+	a.must(201, "PUT", "/v1/secrets/unused", secretDoc("unused", map[string]any{"value": "unused-123"}))
+	a.must(201, "PUT", "/v1/jobs/deployer", jobDoc("deployer", map[string]any{"command": []string{"deploy"}, "secretEnv": map[string]any{"TOKEN": "cb"}}))
+	a.must(201, "PUT", "/v1/webhooks/reported", webhookDoc("reported", map[string]any{"job": "deployer", "callback": map[string]any{"url": "https://cb.example.com/hook", "secretRef": "cb"}}))
+
+	warnings := func(body []byte) []string {
+		var out struct {
+			Deleted  int      `json:"deleted"`
+			Warnings []string `json:"warnings"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || out.Deleted != 1 {
+			t.Fatalf("delete answer %s", body)
+		}
+		return out.Warnings
+	}
+	got := warnings(a.must(200, "DELETE", "/v1/secrets/cb", nil).Body)
+	if len(got) != 2 || !strings.Contains(got[0], "webhook reported names it (spec.callback.secretRef): its callbacks will fail") ||
+		!strings.Contains(got[1], `job deployer names it (spec.secretEnv["TOKEN"])`) {
+		t.Errorf("warnings of the secret's delete: %q", got)
+	}
+	if got := warnings(a.must(200, "DELETE", "/v1/secrets/unused", nil).Body); got != nil {
+		t.Errorf("warnings of an unused secret's delete: %q", got)
+	}
+	got = warnings(a.must(200, "DELETE", "/v1/jobs/deployer", nil).Body)
+	if len(got) != 1 || !strings.Contains(got[0], "webhook reported triggers it") {
+		t.Errorf("warnings of the job's delete: %q", got)
 	}
 }

@@ -289,12 +289,57 @@ func (s *Service) deleteSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	found, err := s.secrets.del(c.Request().Context(), bus.ConfigKey(ns, name))
+	ctx := c.Request().Context()
+	found, err := s.secrets.del(ctx, bus.ConfigKey(ns, name))
 	if err != nil {
 		return err
 	}
 	if !found {
 		return notFound(fmt.Sprintf("secret %s/%s", ns, name))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"deleted": 1})
+	return c.JSON(http.StatusOK, deleted(s.secretUsers(ctx, ns, name)))
+}
+
+// secretUsers describes the webhooks and jobs in ns that name secret
+// name, and what of them a missing secret breaks.
+func (s *Service) secretUsers(ctx context.Context, ns, name string) []string {
+	var users []string
+	webhooks, err := s.webhooks.list(ctx, nsPrefix(ns))
+	if err == nil {
+		for _, w := range webhooks {
+			for _, ref := range []secretRef{
+				{"spec.auth.signature.secretRef", signatureSecret(w)},
+				{"spec.callback.secretRef", callbackSecret(w)},
+				{"spec.callback.urlSecretRef", callbackURLSecret(w)},
+			} {
+				if ref.name == name {
+					what := "its callbacks will fail"
+					if ref.field == "spec.auth.signature.secretRef" {
+						what = "its deliveries will be refused (500 job_not_runnable)"
+					}
+					users = append(users, fmt.Sprintf("webhook %s names it (%s): %s until the secret is applied again", w.Metadata.Name, ref.field, what))
+				}
+			}
+		}
+	}
+	jobs, err := s.jobs.list(ctx, nsPrefix(ns))
+	if err == nil {
+		for _, j := range jobs {
+			for _, ref := range jobSecretRefs(j) {
+				if ref.name == name {
+					users = append(users, fmt.Sprintf("job %s names it (%s): its runs will fail until the secret is applied again", j.Metadata.Name, ref.field))
+				}
+			}
+		}
+	}
+	return users
+}
+
+// deleted is a DELETE's answer, with what the deletion breaks as warnings.
+func deleted(warnings []string) map[string]any {
+	out := map[string]any{"deleted": 1}
+	if len(warnings) > 0 {
+		out["warnings"] = warnings
+	}
+	return out
 }
