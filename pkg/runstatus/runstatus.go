@@ -5,12 +5,14 @@ package runstatus
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -158,6 +160,49 @@ type Filter struct {
 	Job       string
 	Status    string
 	Limit     int
+	// After, when set, starts the page after the run it names: the
+	// previous page's Next.
+	After *Cursor
+}
+
+// Cursor is a place in List's order (newest first: by queue time, then
+// by run id): the last run of a page. It does not move when runs change
+// status, as a position or a stream sequence would.
+type Cursor struct {
+	When time.Time
+	ID   string
+}
+
+// String encodes c for a URL: opaque to clients.
+func (c Cursor) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.When.UnixNano(), 10) + "." + c.ID))
+}
+
+// ParseCursor decodes a Cursor's String.
+func ParseCursor(s string) (Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, errors.New("not a cursor this API gave")
+	}
+	ns, id, ok := strings.Cut(string(b), ".")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || id == "" {
+		return Cursor{}, errors.New("not a cursor this API gave")
+	}
+	return Cursor{When: time.Unix(0, n).UTC(), ID: id}, nil
+}
+
+// before reports whether run r comes before cursor c in List's order.
+func (c Cursor) before(r *message.Run) bool {
+	w := when(*r)
+	return w.After(c.When) || w.Equal(c.When) && r.ID >= c.ID
+}
+
+// Page is a page of List: the runs, and where the next page starts when
+// more runs match.
+type Page struct {
+	Runs []message.Run
+	Next *Cursor
 }
 
 // listInactive is how long a List consumer that nobody pulls from stays:
@@ -173,6 +218,12 @@ const listInactive = 10 * time.Second
 // sequence read (DeliverByStartSequence), whose pages hold every event
 // after it, so a run came back once per status, old ones too.
 func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run, error) {
+	p, err := ListPage(ctx, js, f)
+	return p.Runs, err
+}
+
+// ListPage is List with where the next page starts.
+func ListPage(ctx context.Context, js jetstream.JetStream, f Filter) (Page, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}
@@ -182,14 +233,14 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 	}
 	s, err := js.Stream(ctx, bus.StreamStatus)
 	if err != nil {
-		return nil, err
+		return Page{}, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, err
+		return Page{}, err
 	}
 	if info.State.Msgs == 0 {
-		return []message.Run{}, nil
+		return Page{Runs: []message.Run{}}, nil
 	}
 	// Named here, so that it can be deleted even when its creation timed
 	// out on our side after the server made it; the server removes it
@@ -210,7 +261,7 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 	})
 	defer del()
 	if err != nil {
-		return nil, err
+		return Page{}, err
 	}
 	// Each subject's last event, once: a safety net keeps the one stored
 	// last should a page ever repeat a subject. Only the runs that match
@@ -224,7 +275,7 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 	for {
 		batch, err := c.FetchNoWait(500)
 		if err != nil {
-			return nil, err
+			return Page{}, err
 		}
 		n := 0
 		pending := uint64(0)
@@ -250,7 +301,7 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 			}
 		}
 		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
-			return nil, batch.Error()
+			return Page{}, batch.Error()
 		}
 		if n == 0 || pending == 0 {
 			break
@@ -261,13 +312,21 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run,
 		if a, b := when(match[i].r), when(match[j].r); !a.Equal(b) {
 			return a.After(b)
 		}
-		return match[i].seq > match[j].seq
+		return match[i].r.ID > match[j].r.ID
 	})
+	if f.After != nil {
+		match = match[sort.Search(len(match), func(i int) bool { return !f.After.before(&match[i].r) }):]
+	}
 	out := make([]message.Run, 0, min(len(match), f.Limit))
 	for _, v := range match[:min(len(match), f.Limit)] {
 		out = append(out, v.r)
 	}
-	return out, nil
+	p := Page{Runs: out}
+	if len(match) > f.Limit {
+		last := out[len(out)-1]
+		p.Next = &Cursor{When: when(last), ID: last.ID}
+	}
+	return p, nil
 }
 
 func when(r message.Run) time.Time {

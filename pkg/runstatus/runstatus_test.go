@@ -332,3 +332,65 @@ func TestRunstatus_ListGivesEachRunOnceInItsCurrentStatePastTheFirstPage(t *test
 		return nil
 	})
 }
+
+// Pages follow each other from the previous page's Next: every run once,
+// newest first (runs queued at the same time by id), and a run whose status
+// changes between two pages keeps its place.
+func TestRunstatus_ListPagesFollowTheCursor(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Second)
+	var want []string
+	for i := 24; i >= 0; i-- {
+		q := t0.Add(time.Duration(i/2) * time.Second) // two runs per queue time
+		id := fmt.Sprintf("run_%02d", i)
+		want = append(want, id)
+		if err := runstatus.Publish(ctx, js, &message.Run{ID: id, Namespace: "default", Webhook: "w", Job: "j", Status: message.StatusQueued, QueuedAt: &q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var after *runstatus.Cursor
+	for page := 0; ; page++ {
+		p, err := runstatus.ListPage(ctx, js, runstatus.Filter{Limit: 10, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range p.Runs {
+			got = append(got, r.ID)
+		}
+		if page == 0 {
+			// Between pages, a run of the first page and one of the next
+			// change status: neither moves.
+			for _, id := range []string{"run_20", "run_10"} {
+				r, err := runstatus.Get(ctx, js, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Status = message.StatusRunning
+				if err := runstatus.Publish(ctx, js, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if p.Next == nil {
+			break
+		}
+		c, err := runstatus.ParseCursor(p.Next.String())
+		if err != nil || !c.When.Equal(p.Next.When) || c.ID != p.Next.ID {
+			t.Fatalf("cursor %q read back as %+v, %v; want %+v", p.Next.String(), c, err, *p.Next)
+		}
+		after = &c
+		if page > 3 {
+			t.Fatal("more pages than runs")
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("runs over the pages:\n %v\nwant\n %v", got, want)
+	}
+	for _, bad := range []string{"", "x", "bm90LWEtY3Vyc29y"} {
+		if _, err := runstatus.ParseCursor(bad); err == nil {
+			t.Errorf("ParseCursor(%q) accepted", bad)
+		}
+	}
+}

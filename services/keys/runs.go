@@ -85,15 +85,28 @@ func (s *Service) listRuns(c echo.Context) error {
 		}
 		f.Limit = n
 	}
-	runs, err := runstatus.List(c.Request().Context(), s.js, f)
+	if cur := c.QueryParam("cursor"); cur != "" {
+		after, err := runstatus.ParseCursor(cur)
+		if err != nil {
+			return &resource.FieldError{Field: "cursor", Msg: "must be the \"next\" of an earlier page"}
+		}
+		f.After = &after
+	}
+	page, err := runstatus.ListPage(c.Request().Context(), s.js, f)
 	if err != nil {
 		return errUnavailable
 	}
-	views := make([]runView, len(runs)) // an empty list, not null
-	for i := range runs {
-		views[i] = viewOfRun(&runs[i])
+	views := make([]runView, len(page.Runs)) // an empty list, not null
+	for i := range page.Runs {
+		views[i] = viewOfRun(&page.Runs[i])
 	}
-	return c.JSON(http.StatusOK, map[string]any{"runs": views})
+	out := map[string]any{"runs": views}
+	if page.Next != nil {
+		// Where the next page starts (?cursor=), with the same filters;
+		// absent on the last page.
+		out["next"] = page.Next.String()
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // cancelRun stops a queued or running run: a mark in the cancels bucket

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -405,4 +406,42 @@ func TestRuns_CancelWhileWaitingForARetryClearsTheFailedAttempt(t *testing.T) {
 			t.Fatalf("cancelled while waiting for a retry: %v", r)
 		}
 	}
+}
+
+// A page that does not hold every matching run says where the next one
+// starts ("next", passed back as ?cursor= with the same filters); the last
+// page has none.
+func TestRuns_ListPagesWithACursor(t *testing.T) {
+	a := newTestAPI(t)
+	base := time.Now().UTC().Add(-time.Hour)
+	for i := range 5 {
+		q := base.Add(time.Duration(i) * time.Minute)
+		publishRun(t, a, message.Run{ID: "run_p" + strconv.Itoa(i), Webhook: "gh", Job: "report", Status: message.StatusSucceeded, QueuedAt: &q})
+	}
+	publishRun(t, a, message.Run{ID: "run_other", Webhook: "form", Job: "report", Status: message.StatusSucceeded})
+	var got []string
+	q := "?webhook=gh&limit=2"
+	for pages := 0; ; pages++ {
+		var page struct {
+			Runs []message.Run `json:"runs"`
+			Next *string       `json:"next"`
+		}
+		if err := json.Unmarshal(a.must(200, "GET", "/v1/runs"+q, nil).Body, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Runs {
+			got = append(got, r.ID)
+		}
+		if page.Next == nil {
+			break
+		}
+		if pages == 3 {
+			t.Fatalf("more pages than runs: %v", got)
+		}
+		q = "?webhook=gh&limit=2&cursor=" + url.QueryEscape(*page.Next)
+	}
+	if strings.Join(got, ",") != "run_p4,run_p3,run_p2,run_p1,run_p0" {
+		t.Fatalf("runs over the pages: %v", got)
+	}
+	checkError(t, a.do("GET", "/v1/runs?cursor=nope", nil), 400, "invalid_request", "cursor")
 }
