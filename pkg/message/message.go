@@ -174,6 +174,10 @@ type Run struct {
 	// requests of one run (a copy, and an original redelivered after a
 	// crash), only the one that owns the run runs it.
 	Copy int `json:"copy,omitempty"`
+	// Interrupted counts the run's attempts before this one whose
+	// executor stopped (shut down, or died) before they ended: the job did
+	// not fail them, and up to three do not use up its retries.
+	Interrupted int `json:"interrupted,omitempty"`
 	// RequestSeq is the RUNS sequence of the request the executor that
 	// wrote this "running" record runs. Two messages of one request (the
 	// dispatcher's request stored again once RUNS' duplicate window had

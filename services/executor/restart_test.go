@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,4 +228,39 @@ func TestExecutor_RetryCopyWithoutStatusKeepsItsAttempt(t *testing.T) {
 	want(t, "final status", r.Status, message.StatusFailed)
 	want(t, "attempt", r.Attempt, 3)
 	want(t, "retry scheduled", r.RetryAt == nil, true)
+}
+
+// An attempt its executor's shutdown or death stopped (a "running" status
+// the run is taken over from) does not use up the job's retries: with
+// retries 1, the attempts after it still get their one retry. Past three
+// such attempts they count, so that a run that kills its executor ends.
+func TestExecutor_InterruptedAttemptsDoNotUseUpRetries(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	cases := []struct {
+		interrupted, wantAttempt int
+		rr                       message.RunRequest
+	}{{interrupted: 1, wantAttempt: 3}, {interrupted: 5, wantAttempt: 6}}
+	for i := range cases {
+		tc := &cases[i]
+		job := e.script(fmt.Sprintf("flaky-%d", tc.interrupted), `exit 1`, func(j *resource.Job) {
+			j.Spec.Retries, j.Spec.RetryBackoff = 1, resource.Duration(100*time.Millisecond)
+		})
+		tc.rr = e.submit(job, `{}`)
+		// As an executor that started attempt tc.interrupted and died wrote it.
+		now := time.Now().UTC()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := runstatus.Publish(ctx, e.js, &message.Run{Kind: message.KindRun, ID: tc.rr.ID, Namespace: tc.rr.Namespace, Webhook: tc.rr.Webhook,
+			Job: tc.rr.Job, DeliveryID: tc.rr.DeliveryID, Status: message.StatusRunning, Attempt: tc.interrupted, Interrupted: tc.interrupted - 1, StartedAt: &now})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start(nil)
+	for _, tc := range cases {
+		r := e.final(tc.rr, 15*time.Second)
+		want(t, "final status", r.Status, message.StatusFailed)
+		want(t, fmt.Sprintf("final attempt after %d interrupted", tc.interrupted), r.Attempt, tc.wantAttempt)
+	}
 }

@@ -167,6 +167,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	// (aged out of STATUS during a backoff longer than the retention):
 	// attempts stay bounded by the job's retries.
 	attempt := max(1, retryAttempt(m))
+	interrupted := 0
 	cur, curSeq, err := x.currentStatus(pctx, m, &rr)
 	switch {
 	case err == nil && cur.DeliveryID == rr.DeliveryID:
@@ -205,6 +206,12 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 			}
 		}
 		attempt = cur.Attempt + 1
+		interrupted = cur.Interrupted
+		if cur.Status == message.StatusRunning {
+			// That attempt's executor stopped (shut down, or died)
+			// before it ended: the job did not fail it.
+			interrupted++
+		}
 	case err == nil:
 		// The run id is the event's: a later delivery of it (sent again
 		// after its dedup window) stores its "queued" only over a final
@@ -234,6 +241,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	log := x.log.With("run", rr.ID, "job", rr.Namespace+"/"+rr.Job, "attempt", attempt)
 	label := rr.Namespace + "/" + rr.Job
 	rec := x.record(&rr, attempt)
+	rec.Interrupted = interrupted
 	rec.Copy, rec.RequestSeq = retryAttempt(m), requestSeq(m)
 
 	job, ok := x.cat.Job(rr.Namespace, rr.Job)
@@ -302,13 +310,19 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	rec.OutputLines = out.lines
 	mRunSeconds.WithLabelValues(label).Observe(end.Sub(start).Seconds())
 
-	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && attempt <= job.Spec.Retries {
+	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && attempt-min(rec.Interrupted, maxFreeInterruptions) <= job.Spec.Retries {
 		x.retry(ctx, m, job, rec, attempt, out, label, log, runningSeq)
 		return
 	}
 	x.finishAfter(ctx, m, rec, label, log, runningSeq)
 	mAcceptToFinish.WithLabelValues(label).Observe(end.Sub(rr.ReceivedAt).Seconds())
 }
+
+// maxFreeInterruptions is how many of a run's attempts an executor's
+// shutdown or death may stop without using up the job's retries (a rolling
+// deploy takes none of them); past it they count, so that a run that kills
+// its executor every time (out of memory) ends.
+const maxFreeInterruptions = 3
 
 // handBackBy NAKs a run not started, if it is still surely ours. Past
 // startBy JetStream may have redelivered it already, and a late NAK would
