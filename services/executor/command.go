@@ -24,10 +24,11 @@ import (
 // devNull is /dev/null opened once, read-only: every run's stdin.
 var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
 
-// maxEnvPayload is the largest payload passed in an environment variable;
-// Linux refuses a single variable over 128 KiB (MAX_ARG_STRLEN). Larger
-// payloads are only in the file named by <PREFIX>_WEBHOOK_PAYLOAD_FILE.
-const maxEnvPayload = 128<<10 - 64
+// maxEnvPayload is the longest environment entry ("name=value") the
+// payload or the headers are passed in; Linux refuses one of 128 KiB with
+// its NUL (MAX_ARG_STRLEN). Larger ones are only in the files named by
+// <PREFIX>_WEBHOOK_PAYLOAD_FILE and <PREFIX>_WEBHOOK_HEADERS_FILE.
+const maxEnvPayload = 128<<10 - 1
 
 // Files of a run's working directory.
 const (

@@ -144,7 +144,8 @@ sha256sum < "$HOOKRUN_WEBHOOK_PAYLOAD_FILE"`)
 		inEnv   bool
 	}{
 		{"200KiB", strings.Repeat("0123456789abcdef", 200<<10/16), false},
-		{"just-under-128KiB", strings.Repeat("x", maxEnvPayload), true},
+		{"just-under-128KiB", strings.Repeat("x", maxEnvPayload-len("HOOKRUN_ARG_WEBHOOK_PAYLOAD=")), true},
+		{"one-byte-more", strings.Repeat("x", maxEnvPayload-len("HOOKRUN_ARG_WEBHOOK_PAYLOAD=")+1), false},
 		{"binary-with-NUL", "a\x00b", false},
 	}
 	for _, c := range cases {
