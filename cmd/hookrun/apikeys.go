@@ -63,6 +63,11 @@ valid in -n's namespace (its own and those valid in every namespace).`,
 			if exp.count < 0 {
 				return usageErr("--count %d: must not be negative", exp.count)
 			}
+			// --interval alone would create a key that never expires,
+			// which the command line seems to have asked against.
+			if cmd.Flags().Changed("interval") && !cmd.Flags().Changed("count") {
+				return usageErr("--interval %s: say how many with --count (a key without --count never expires)", exp.interval)
+			}
 			c, err := o.client()
 			if err != nil {
 				return err

@@ -25,7 +25,7 @@ func newApplyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR [-f ...]",
 		Short: "Create or update secrets, jobs and webhooks from YAML",
-		Long: `Apply resources from multi-manifestDoc YAML (or JSON) files: every .yaml, .yml
+		Long: `Apply resources from multi-document YAML (or JSON) files: every .yaml, .yml
 and .json file of a directory, or stdin with -f -. Resources are applied in
 dependency order — Secrets, then Jobs, then Webhooks — and applying the same
 files again changes nothing. Each resource prints one line:
@@ -34,8 +34,15 @@ files again changes nothing. Each resource prints one line:
 
 A webhook also prints its endpoint URL, and, when its creation generated an
 API key, the key (shown only this once). A generated secret value is shown
-only once, too. Errors go to stderr, one line each; the exit code is the
-first error's.`,
+only once, too. A document without a namespace goes to -n's; one whose
+namespace differs from a -n given on the command line is refused.
+
+Every document is checked before anything is sent: when one is not a
+resource (not valid YAML, a repeated key, an unknown kind, no name, another
+namespace than -n's), apply names every such document and applies none
+(exit 4). The API's own refusals come one resource at a time, so apply goes
+on after one and applies the rest. Errors go to stderr, one line each; the
+exit code is the first error's.`,
 		Example: `  hookrun apply -f examples/janus.yaml
   hookrun apply -f examples/
   cat hooks.yaml | hookrun apply -f -`,
@@ -59,8 +66,15 @@ first error's.`,
 				// not input the API refused (4).
 				return failErr(codeError, "%v", err)
 			}
-			if err != nil {
-				return failErr(codeRefused, "%v", err)
+			bad := errorList(err)
+			if cmd.Flags().Changed("namespace") {
+				bad = append(bad, namespaceMismatches(docs, c.ns)...)
+			}
+			if len(bad) > 0 {
+				for _, e := range bad {
+					fmt.Fprintf(cmd.ErrOrStderr(), "hookrun: %s\n", oneLine(e.Error()))
+				}
+				return &exitError{code: codeRefused} // already reported
 			}
 			if len(docs) == 0 {
 				return failErr(codeRefused, "no resources in %v", files)
@@ -86,8 +100,27 @@ type putAnswer struct {
 	GeneratedValue string `json:"generatedValue"`
 }
 
+// namespaceMismatches refuses, as kubectl does, a document whose namespace
+// is not the one -n named on the command line: applying it to the
+// document's namespace ignores the flag, and to the flag's overrides the
+// document, and either may be the one the user did not mean.
+func namespaceMismatches(docs []manifestDoc, ns string) []error {
+	var bad []error
+	for _, d := range docs {
+		if d.Namespace != "" && d.Namespace != ns {
+			bad = append(bad, fmt.Errorf("%s: %s: metadata.namespace %q does not match --namespace %q (pass -n %s, or leave -n out)", d.Source, docLabel(d), d.Namespace, ns, d.Namespace))
+		}
+	}
+	return bad
+}
+
 // applyAll PUTs every document. It goes on after a refused document (so
 // one run reports every mistake) but stops when the API is unavailable.
+//
+// Documents reach it only when all of them are resources (see the command's
+// RunE): what the CLI can check itself it checks for every document before
+// the first PUT, so that a mistake there applies nothing; what only the API
+// can check it learns one PUT at a time, and there is no taking a PUT back.
 func applyAll(ctx context.Context, c *apiClient, ingress string, docs []manifestDoc, out, errOut io.Writer) error {
 	var first error
 	for _, d := range docs {
@@ -159,7 +192,7 @@ func applyOne(ctx context.Context, c *apiClient, ingress string, d manifestDoc, 
 		return nil // applied (do checked the answer is JSON); nothing more to show
 	}
 	if a.Status.EndpointPath != "" {
-		fmt.Fprintf(out, "  endpoint: %s%s\n", ingress, a.Status.EndpointPath)
+		fmt.Fprintf(out, "  endpoint: %s%s\n", redactedURL(ingress), a.Status.EndpointPath) // as endpointURL
 	}
 	if k := a.GeneratedKey; k != nil && k.Key != "" {
 		fmt.Fprintf(out, "  generated API key (shown only now): %s\n", k.Key)

@@ -119,9 +119,16 @@ func (o *clientOptions) client() (*apiClient, error) {
 	if tok == "" {
 		return nil, usageErr("no admin token: set HOOKRUN_ADMIN_TOKEN or pass --token (hookrun dev prints one)")
 	}
+	if !validHeaderValue(tok) {
+		setting := "HOOKRUN_ADMIN_TOKEN"
+		if o.token != "" {
+			setting = "--token"
+		}
+		return nil, usageErr("the admin token (%s) holds a control character, such as a newline, that no header can carry: set it again without it", setting)
+	}
 	u, err := url.Parse(o.apiURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageErr("--api-url %q: want an http(s) URL such as %s", o.apiURL, defaultAPIURL)
+		return nil, usageErr("--api-url %q: want an http(s) URL such as %s", redactedURL(o.apiURL), defaultAPIURL)
 	}
 	if !validNamespace(o.namespace) {
 		return nil, usageErr("--namespace %q: must match [a-z0-9]([a-z0-9-]*[a-z0-9])?", o.namespace)
@@ -133,9 +140,51 @@ func (o *clientOptions) client() (*apiClient, error) {
 func (o *clientOptions) ingress() (string, error) {
 	u, err := url.Parse(o.ingressURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", usageErr("--ingress %q: want an http(s) URL such as %s", o.ingressURL, defaultIngressURL)
+		return "", usageErr("--ingress %q: want an http(s) URL such as %s", redactedURL(o.ingressURL), defaultIngressURL)
 	}
 	return strings.TrimRight(o.ingressURL, "/"), nil
+}
+
+// redactedURL is a URL as the CLI prints it. HOOKRUN_API_URL, --api-url and
+// --ingress may carry credentials, a password in the user info or a token in
+// the query, and error messages and endpoint URLs end up in CI logs: the
+// password is shown as "xxxxx" (as url.URL.Redacted does) and so is the
+// whole query.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" {
+		// Not a URL to take apart ("admin:pw@host" is scheme "admin"):
+		// drop all that may be a credential, the query and what comes
+		// before an "@".
+		s := raw
+		if i := strings.IndexAny(s, "?#"); i >= 0 {
+			s = s[:i] + "?xxxxx"
+		}
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			scheme := ""
+			if j := strings.Index(s[:i], "://"); j >= 0 {
+				scheme = s[:j+3]
+			}
+			s = scheme + "xxxxx@" + s[i+1:]
+		}
+		return s
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "xxxxx", false
+	}
+	return u.Redacted()
+}
+
+// validHeaderValue reports whether s can be sent in a header: no control
+// character but a tab (net/http's own check, which refuses the request
+// only when it is sent, with an error that reads like a network failure).
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func validNamespace(s string) bool {
@@ -195,7 +244,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, r)
 	if err != nil {
-		return nil, failErr(codeUsage, "%v", err)
+		return nil, failErr(codeUsage, "%v", unwrapURLError(err)) // its URL may hold a password
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
@@ -204,7 +253,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, failErr(codeUnavailable, "cannot reach the API at %s: %v", c.base, unwrapURLError(err))
+		return nil, failErr(codeUnavailable, "cannot reach the API at %s: %v", redactedURL(c.base), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -212,7 +261,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 		return nil, failErr(codeUnavailable, "reading the API's answer: %v", err)
 	}
 	if resp.StatusCode >= 300 {
-		return nil, answerError(resp.StatusCode, resp.Status, b)
+		return nil, c.answerError(path, resp.StatusCode, resp.Status, b)
 	}
 	// Every answer of the API is JSON. Anything else (a proxy's page, an
 	// empty body) means the request may not have reached it: not a success.
@@ -270,6 +319,28 @@ func answerError(status int, statusText string, body []byte) error {
 	default:
 		return failErr(codeUnavailable, "%s", msg)
 	}
+}
+
+// answerError is answerError for the keys API's answer to path. A 404 is
+// "not found" (3) only when it is the keys API's own for a resource: code
+// not_found and a message naming what is missing. Any other 404 — the
+// ingress' endpoint_not_found, a page of a proxy, the "Not Found" of a route
+// the keys API does not have (--api-url with a path), any 404 for a
+// collection (/v1/jobs), which the keys API always has — means --api-url
+// points somewhere else, and read as "not found" it would tell a script
+// that the resource does not exist. It is 5, as an answer that is not JSON.
+func (c *apiClient) answerError(path string, status int, statusText string, body []byte) error {
+	err := answerError(status, statusText, body)
+	if status != http.StatusNotFound {
+		return err
+	}
+	var eb apiErrorBody
+	_ = json.Unmarshal(body, &eb)
+	collection := strings.Count(strings.Trim(path, "/"), "/") < 2 // /v1/jobs, not /v1/jobs/x
+	if eb.Error.Code == "not_found" && eb.Error.Message != http.StatusText(http.StatusNotFound) && !collection {
+		return err
+	}
+	return failErr(codeUnavailable, "the API at %s answered %s to %s: %s: is --api-url the keys API?", redactedURL(c.base), statusText, path, errMessage(err))
 }
 
 // unwrapURLError drops url.Error's "Get "http://…": " prefix, which repeats

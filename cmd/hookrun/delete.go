@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,7 +21,9 @@ func newDeleteCmd() *cobra.Command {
 		Long: `Delete resources by name. Deleting a webhook stops its endpoint at once and
 deletes the API key its creation generated; deleting a job or secret that a
 webhook still uses makes that webhook's deliveries fail (500
-job_not_runnable, with the reason in its status.lastError).`,
+job_not_runnable, with the reason in its status.lastError), and one a job or
+a webhook's callback uses its runs or callbacks: the API says which, and
+they are printed as warnings.`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			coll, ok := getKinds[strings.ToLower(args[0])]
@@ -34,7 +37,7 @@ job_not_runnable, with the reason in its status.lastError).`,
 			kind := strings.TrimSuffix(coll, "s")
 			var first error
 			for _, name := range args[1:] {
-				_, err := c.do(cmd.Context(), http.MethodDelete, "/v1/"+coll+"/"+url.PathEscape(name), c.nsQuery(), nil)
+				resp, err := c.do(cmd.Context(), http.MethodDelete, "/v1/"+coll+"/"+url.PathEscape(name), c.nsQuery(), nil)
 				if err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "hookrun: %s/%s: %s\n", kind, name, errMessage(err))
 					if first == nil {
@@ -43,6 +46,13 @@ job_not_runnable, with the reason in its status.lastError).`,
 					continue
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleted\n", kind, name)
+				var answer struct {
+					Warnings []string `json:"warnings"`
+				}
+				_ = json.Unmarshal(resp.Body, &answer) // deleted all the same
+				for _, w := range answer.Warnings {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Warning: %s/%s: %s\n", kind, name, w)
+				}
 			}
 			if first != nil {
 				return &exitError{code: exitCode(first)}

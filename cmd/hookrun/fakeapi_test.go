@@ -24,7 +24,7 @@ type fakeAPI struct {
 	runs       map[string]string // run id → namespace
 	deliveries map[string]string // delivery id → namespace
 	webhooks   map[string]string // "namespace/name" → webhook JSON
-	changes    []string          // "extend key_x", "delete key_x", "cancel run_x", "replay dlv_x"
+	changes    []string          // "extend key_x", "delete key_x", "cancel run_x", "replay dlv_x", "put team-a/jobs/j", "create key ci {…}"
 	stream     string            // the events of every run
 	duplicate  bool              // the ingress answers duplicate
 	eventsAsk  []string          // the query of each events request
@@ -50,6 +50,25 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			}
 		}
 		writeJSON(w, 200, map[string]any{"keys": out})
+	})
+	mux.HandleFunc("POST /v1/keys", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Name       string          `json:"name"`
+			Expiration json.RawMessage `json:"expiration"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		f.changed(strings.TrimSpace("create key " + body.Name + " " + string(body.Expiration)))
+		writeJSON(w, 201, map[string]any{"id": "key_new", "name": body.Name, "key": "hk_new"})
+	})
+	// apply: every PUT creates; a webhook gets an endpoint.
+	mux.HandleFunc("PUT /v1/{collection}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		ns := r.URL.Query().Get("namespace")
+		f.changed("put " + ns + "/" + r.PathValue("collection") + "/" + r.PathValue("name"))
+		answer := map[string]any{}
+		if r.PathValue("collection") == "webhooks" {
+			answer["status"] = map[string]string{"endpointPath": "/v1/hooks/ep_" + r.PathValue("name")}
+		}
+		writeJSON(w, 201, answer)
 	})
 	mux.HandleFunc("PATCH /v1/keys/{id}/extend", func(w http.ResponseWriter, r *http.Request) {
 		k, ok := f.key(r, r.PathValue("id"))

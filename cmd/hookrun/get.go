@@ -301,7 +301,9 @@ func authSummary(a resource.Auth) string {
 	return "secret URL"
 }
 
-// endpointURL is where senders call a webhook.
+// endpointURL is where senders call a webhook, with the ingress URL's
+// credentials masked (see redactedURL): they are this CLI's, not the
+// senders'.
 func endpointURL(o *clientOptions, w resource.Webhook) string {
 	if w.Status.EndpointPath == "" {
 		return ""
@@ -310,7 +312,7 @@ func endpointURL(o *clientOptions, w resource.Webhook) string {
 	if err != nil {
 		base = strings.TrimRight(o.ingressURL, "/")
 	}
-	return base + w.Status.EndpointPath
+	return redactedURL(base) + w.Status.EndpointPath
 }
 
 // lastErrorText is a webhook's last error with its age, "… (4m ago)": the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,17 +13,23 @@ func TestSplitYAML_SplitsAtDocumentMarkers(t *testing.T) {
 	in := "a: 1\n---\nb: 2\n--- # comment\nc: 3\n--- {d: 4}\n...\n---\n\n"
 	docs := splitYAML([]byte(in))
 	var got []string
+	var lines []int
 	for _, d := range docs {
-		got = append(got, strings.TrimSpace(string(d)))
+		got = append(got, strings.TrimSpace(string(d.text)))
+		lines = append(lines, d.line)
 	}
 	want := []string{"a: 1", "b: 2", "# comment\nc: 3", "{d: 4}", ""}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("splitYAML = %q, want %q", got, want)
 	}
+	// Each document knows the line it starts on, for messages.
+	if fmt.Sprint(lines) != "[1 3 4 6 9]" {
+		t.Fatalf("documents start on lines %v, want [1 3 4 6 9]", lines)
+	}
 	// A "---" inside a block scalar is indented, so it is not a marker.
 	docs = splitYAML([]byte("a: |\n  ---\n  x\n"))
 	if len(docs) != 1 {
-		t.Fatalf("indented --- split the document: %q", docs)
+		t.Fatalf("indented --- split the document into %d", len(docs))
 	}
 }
 
@@ -141,4 +148,73 @@ func FuzzParseManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A key that a mapping repeats is refused, as kubectl does: the YAML
+// conversion kept the last one, so a webhook's second auth: (none) silently
+// replaced its API key. The message names the document, the key and the
+// file's lines. A key that overrides one merged in with "<<" is not a
+// repeat, and stays allowed.
+func TestParseManifest_RefusesARepeatedKey(t *testing.T) {
+	for _, tc := range []struct{ name, in, msg string }{
+		{"webhook auth", `apiVersion: hookrun.dev/v1
+kind: Job
+metadata: {name: j}
+spec: {command: [/bin/true]}
+---
+apiVersion: hookrun.dev/v1
+kind: Webhook
+metadata: {name: w}
+spec:
+  job: j
+  auth: {apiKey: {in: header, name: X-Key}}
+  methods: [POST]
+  auth: {none: {}}
+`, `m.yaml#2: not valid YAML: line 13: mapping key "auth" already defined at line 11`},
+		{"job command", "kind: Job\nmetadata: {name: j}\nspec:\n  command: [/bin/true]\n  command: [/bin/false]\n",
+			`m.yaml#1: not valid YAML: line 5: mapping key "command" already defined at line 4`},
+		{"JSON", `{"kind": "Job", "metadata": {"name": "j"}, "kind": "Secret"}`, `mapping key "kind" already defined`},
+		{"in a list", "- kind: Job\n  metadata: {name: j, name: k}\n", `m.yaml#1: not valid YAML: line 2: mapping key "name" already defined`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := parseManifest("m.yaml", []byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("error %v, want one containing %q", err, tc.msg)
+			}
+		})
+	}
+	docs, err := parseManifest("m.yaml", []byte(`
+kind: Job
+metadata: {name: j}
+spec:
+  <<: {command: [/bin/true], timeout: 1m}
+  timeout: 2m
+`))
+	if err != nil || len(docs) != 1 || !strings.Contains(string(docs[0].JSON), `"timeout":"2m"`) {
+		t.Fatalf("a key overriding a merged one: %+v %v", docs, err)
+	}
+}
+
+// Every bad document is named, not only the first: the others are parsed
+// on, and the good ones returned with the errors.
+func TestReadManifests_NamesEveryBadDocument(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", "kind: Job\nmetadata: {name: good}\n---\nkind: Cronjob\nmetadata: {name: c}\n---\nkind: Job\nmetadata: {}\n")
+	writeFile(t, dir, "b.yaml", "- kind: Secret\n  metadata: {name: s}\n- kind: Gadget\n  metadata: {name: g}\n---\nkind: [unclosed\n")
+	docs, err := readManifests([]string{dir}, nil)
+	if len(docs) != 2 || docs[0].Name != "good" || docs[1].Name != "s" {
+		t.Fatalf("good documents: %+v", docs)
+	}
+	var got []string
+	for _, e := range errorList(err) {
+		got = append(got, e.Error())
+	}
+	want := []string{"a.yaml#2: kind \"Cronjob\"", "a.yaml#3: metadata.name", "b.yaml#1[1]: kind \"Gadget\"", "b.yaml#2: not valid YAML"}
+	if len(got) != len(want) {
+		t.Fatalf("errors %q, want %d: %q", got, len(want), want)
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) {
+			t.Errorf("error %d: %q, want %q", i, got[i], w)
+		}
+	}
 }

@@ -27,7 +27,8 @@ configuration is fixed), 2 usage (also an empty argument), 3 not found,
 4 refused: invalid input, by the API (4xx) or before it (a manifest that is
 not valid YAML, or holds no resource), 5 API or ingress unavailable, retry
 later (no answer, 502, 503, 504, or a 5xx without the service's own error,
-such as a proxy's page), 6 a run ended in another status than succeeded
+such as a proxy's page; also an answer that is not the keys API's, such as
+the ingress' 404: is --api-url right?), 6 a run ended in another status than succeeded
 (runs watch, send --wait).`
 
 func newRoot() *cobra.Command {

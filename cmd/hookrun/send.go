@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -211,6 +212,16 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 		if key == "" {
 			return nil, usageErr("webhook %s needs an API key: pass --key or set HOOKRUN_API_KEY", w.Metadata.Name)
 		}
+		// Checked wherever the key goes: no key holds a control character,
+		// and in a header one fails only when sent, reading as an ingress
+		// that cannot be reached (5, retry later) instead of a setting to fix.
+		if !validHeaderValue(key) {
+			setting := "HOOKRUN_API_KEY"
+			if so.key != "" {
+				setting = "--key"
+			}
+			return nil, usageErr("the API key (%s) holds a control character, such as a newline, that no header can carry: set it again without it", setting)
+		}
 		switch a.APIKey.In {
 		case "header":
 			hdr.Set(a.APIKey.Name, key)
@@ -253,6 +264,9 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 			hdr[k] = vs
 		}
 	}
+	if !validHeaderValue(so.eventID) {
+		return nil, usageErr("--event-id holds a control character, such as a newline, that no header can carry")
+	}
 	if so.eventID != "" && a.Signature == nil {
 		if w.Spec.IdempotencyHeader == "" {
 			return nil, usageErr("webhook %s takes no event id: it has no spec.idempotencyHeader (nor a signature profile)", w.Metadata.Name)
@@ -263,6 +277,10 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 		k, v, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(k) == "" {
 			return nil, usageErr("--header %q: want \"Name: value\"", h)
+		}
+		if !validHeaderValue(h) {
+			// Not printed: the value may be a credential.
+			return nil, usageErr("--header %s: holds a control character, such as a newline, that no header can carry", strconv.Quote(strings.TrimSpace(k)))
 		}
 		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
@@ -276,7 +294,7 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, r)
 	if err != nil {
-		return nil, usageErr("%v", err)
+		return nil, usageErr("%v", unwrapURLError(err)) // its URL may hold a password
 	}
 	for k, vs := range hdr {
 		req.Header[k] = vs

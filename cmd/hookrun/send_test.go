@@ -246,3 +246,36 @@ func TestBuildDelivery_GivesAStripeBodyItsEventID(t *testing.T) {
 		}
 	}
 }
+
+// An API key, event id or header no header can carry (a newline pasted
+// with it) is a setting to fix (2), named, its value never printed: it used
+// to fail only when sent, as "cannot reach the ingress" (5, retry later).
+func TestCLI_SendRefusesAKeyNoHeaderCanCarry(t *testing.T) {
+	f := newFakeAPI(t)
+	f.webhooks["default/w"] = `{"metadata":{"name":"w","namespace":"default"},"spec":{"job":"j","methods":["POST"],"auth":{"apiKey":{"in":"header","name":"X-Api-Key"}}},"status":{"endpointPath":"/v1/hooks/ep_w"}}`
+	for _, tc := range []struct {
+		name, env string // HOOKRUN_API_KEY
+		args      []string
+		setting   string
+	}{
+		{"--key", "", []string{"--key", "hk_x\nSECRETPART"}, "--key"},
+		{"HOOKRUN_API_KEY", "hk_x\rSECRETPART", nil, "HOOKRUN_API_KEY"},
+		{"--event-id", "hk_x", []string{"--event-id", "e\n1"}, "--event-id"},
+		{"--header", "hk_x", []string{"-H", "Authorization: Bearer x\nSECRETPART"}, `--header "Authorization"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("HOOKRUN_API_KEY", tc.env)
+			r := f.execCLI(append([]string{"send", "w", "-d", "{}"}, tc.args...)...)
+			if r.Code != codeUsage || !strings.Contains(r.Stderr, tc.setting) || strings.Contains(r.Stderr, "SECRETPART") {
+				t.Fatalf("want exit %d naming %s, not its value, got %s", codeUsage, tc.setting, r)
+			}
+			if got := f.takeChanges(); len(got) > 0 {
+				t.Fatalf("sent %v", got)
+			}
+		})
+	}
+	t.Setenv("HOOKRUN_API_KEY", "hk_x")
+	if r := f.execCLI("send", "w", "-d", "{}"); r.Code != codeOK {
+		t.Fatalf("a good key: %s", r)
+	}
+}

@@ -266,19 +266,19 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/runs/"+url.PathEscape(id)+"/events?"+q.Encode(), nil)
 	if err != nil {
-		return nil, usageErr("%v", err)
+		return nil, usageErr("%v", unwrapURLError(err)) // its URL may hold a password
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "text/event-stream")
 	stream := &http.Client{} // no timeout: the stream lasts as long as the run
 	resp, err := stream.Do(req)
 	if err != nil {
-		return nil, failErr(codeUnavailable, "cannot reach the API at %s: %v", c.base, unwrapURLError(err))
+		return nil, failErr(codeUnavailable, "cannot reach the API at %s: %v", redactedURL(c.base), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, answerError(resp.StatusCode, resp.Status, b)
+		return nil, c.answerError("/v1/runs/"+url.PathEscape(id)+"/events", resp.StatusCode, resp.Status, b)
 	}
 	var final *message.Run
 	p.cur, p.curKey = nil, "" // the stream starts from the run's first status
