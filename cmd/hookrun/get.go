@@ -48,8 +48,12 @@ func addRunFilterFlags(cmd *cobra.Command, f *runFilter, limit int) {
 	fl.StringVar(&f.webhook, "webhook", "", "only runs of this webhook")
 	fl.StringVar(&f.job, "job", "", "only runs of this job")
 	fl.StringVar(&f.status, "status", "", "only runs in this status (queued, running, succeeded, failed, timed_out, cancelled, filtered, rejected)")
-	fl.IntVar(&f.limit, "limit", limit, "at most this many runs, newest first (1-1000)")
+	fl.IntVar(&f.limit, "limit", limit, "at most this many runs, newest first")
 }
+
+// maxRunsListed bounds get runs --limit: the API's pages of 1000 are
+// followed up to it.
+const maxRunsListed = 100_000
 
 func newGetCmd() *cobra.Command {
 	o := &clientOptions{}
@@ -132,16 +136,28 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 		}
 		raws = []json.RawMessage{resp.Body}
 	case coll == "runs":
-		if rf.limit < 1 || rf.limit > 1000 {
-			return usageErr("--limit %d: must be from 1 to 1000", rf.limit)
+		if rf.limit < 1 || rf.limit > maxRunsListed {
+			return usageErr("--limit %d: must be from 1 to %d", rf.limit, maxRunsListed)
 		}
-		var l struct {
-			Runs []json.RawMessage `json:"runs"`
+		// The API answers at most 1000 runs a page; more come from the
+		// pages after it (its "next" cursor).
+		q := rf.query(g.c.ns)
+		for left := rf.limit; left > 0; {
+			q.Set("limit", strconv.Itoa(min(left, 1000)))
+			var l struct {
+				Runs []json.RawMessage `json:"runs"`
+				Next string            `json:"next"`
+			}
+			if err := g.c.getJSON(ctx, "/v1/runs", q, &l); err != nil {
+				return err
+			}
+			raws = append(raws, l.Runs...)
+			left -= len(l.Runs)
+			if l.Next == "" || len(l.Runs) == 0 {
+				break
+			}
+			q.Set("cursor", l.Next)
 		}
-		if err := g.c.getJSON(ctx, "/v1/runs", rf.query(g.c.ns), &l); err != nil {
-			return err
-		}
-		raws = l.Runs
 	case single:
 		resp, err := g.c.do(ctx, "GET", "/v1/"+coll+"/"+url.PathEscape(name), g.c.nsQuery(), nil)
 		if err != nil {
