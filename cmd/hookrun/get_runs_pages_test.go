@@ -73,3 +73,14 @@ func TestCLI_GetRunsFollowsTheAPIsPages(t *testing.T) {
 		t.Errorf("--limit over the bound: %s", r)
 	}
 }
+
+// An output event's id names its attempt, number and (since the keys
+// service put it in) delivery; watch reads the number of its attempt's.
+func TestLineNumber_ReadsTheIDsOfEitherRelease(t *testing.T) {
+	for id, want := range map[string]int{"1.3.dlv_x": 3, "1.3": 3, "1.12.dlv.with.dots": 12, "2.3.dlv_x": 0, "1": 0, "": 0, "1.x.dlv": 0, "1.0.dlv": 0} {
+		n, ok := lineNumber(id, 1)
+		if ok != (want > 0) || n != want {
+			t.Errorf("lineNumber(%q, 1) = %d, %v; want %d", id, n, ok, want)
+		}
+	}
+}

@@ -449,15 +449,16 @@ type attemptOutput struct {
 	lastLine int    // the number of the last numbered live line printed
 }
 
-// lineNumber is the number of a live line from its event id "<attempt>.<n>",
+// lineNumber is the number of an output line from its event id
+// "<attempt>.<n>.<delivery>" ("<attempt>.<n>" from an older keys service),
 // if the id has one and names attempt.
 func lineNumber(id string, attempt int) (int, bool) {
-	a, n, ok := strings.Cut(id, ".")
-	if !ok {
+	f := strings.SplitN(id, ".", 3)
+	if len(f) < 2 {
 		return 0, false
 	}
-	at, err1 := strconv.Atoi(a)
-	num, err2 := strconv.Atoi(n)
+	at, err1 := strconv.Atoi(f[0])
+	num, err2 := strconv.Atoi(f[1])
 	if err1 != nil || err2 != nil || num < 1 || at != attempt {
 		return 0, false
 	}

@@ -275,8 +275,11 @@ func TestDispatcher_ResumedQueuedDeliveryKeepsItsDecision(t *testing.T) {
 	if len(rrs) != 1 || rrs[0].DeliveryID != d.ID || rrs[0].Args["ref"] != "main" {
 		t.Fatalf("run requests after the restart: %+v, want one of delivery %s with ref=main", rrs, d.ID)
 	}
-	want(t, "run status", e.run(d.RunID).Status, message.StatusQueued)
+	r := e.run(d.RunID)
+	want(t, "run status", r.Status, message.StatusQueued)
 	want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
+	// The resumed request keeps the queue time the crashed attempt stored.
+	want(t, "the request's queue time is the queued status'", r.QueuedAt != nil && rrs[0].QueuedAt.Equal(*r.QueuedAt), true)
 }
 
 func TestDispatcher_ConcurrentDuplicatesAcrossDispatchersRunOnce(t *testing.T) {
@@ -426,6 +429,8 @@ func TestDispatcher_TemplatesResolveIntoTheRunRequest(t *testing.T) {
 	want(t, "callback", rr.Callback != nil && rr.Callback.URL == "http://127.0.0.1:1/cb" && rr.Callback.SecretRef == "cb", true)
 	want(t, "queued at", rr.QueuedAt.IsZero(), false)
 	r := e.run(d.RunID)
+	// One queue time for every record of the run: the run list's order.
+	want(t, "the request's queue time is the queued status'", r.QueuedAt != nil && rr.QueuedAt.Equal(*r.QueuedAt), true)
 	want(t, "status args", r.Args["topic"], "robots")
 	want(t, "webhook_payload", r.WebhookPayload, string(d.Body))
 	want(t, "webhook_event_id", r.WebhookEventID, "evt-tmpl")

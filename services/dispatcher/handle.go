@@ -35,6 +35,10 @@ type item struct {
 	// queuedStored: an earlier attempt stored the run's queued status, so
 	// it is not stored again (it could overwrite an executor's newer one).
 	queuedStored bool
+	// queuedAt is the time of the run's queued status (stored now, or by
+	// the earlier attempt): its request carries the same, so that every
+	// record of the run has one queue time, the run list's order.
+	queuedAt time.Time
 	// statusSeq is the sequence of the run's last status when resume read
 	// one (an earlier delivery's, final), else 0: the run's status is
 	// stored only if it is still the last (0: if the run has none), so a
@@ -268,6 +272,9 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		// queued status stays). A job deleted since is left to the
 		// executor, which fails the run with why.
 		it.queuedStored = true
+		if r.QueuedAt != nil {
+			it.queuedAt = *r.QueuedAt
+		}
 		it.outcome, it.args = message.DeliveryDispatched, r.Args
 		it.storedCallback, it.hasStoredCB = r.Callback, true
 		job, ok := d.cat.Job(it.d.Namespace, r.Job)

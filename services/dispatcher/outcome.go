@@ -49,6 +49,7 @@ func (d *Dispatcher) storeRunStatus(ctx context.Context, items []*item) {
 			continue
 		}
 		r := d.record(it, st, now)
+		it.queuedAt = now
 		futs = append(futs, d.publishJSON(it, bus.StatusSubject(r.Namespace, r.ID), message.SchemaRun, r, "", jetstream.WithExpectLastSequencePerSubject(it.statusSeq)))
 	}
 	d.wait(ctx, futs)
@@ -65,7 +66,11 @@ func (d *Dispatcher) publishRuns(ctx context.Context, items []*item) {
 		if it.outcome != message.DeliveryDispatched || it.skip || it.failed {
 			continue
 		}
-		rr := runRequest(it, now)
+		at := now
+		if !it.queuedAt.IsZero() {
+			at = it.queuedAt // the queued status'
+		}
+		rr := runRequest(it, at)
 		futs = append(futs, d.publishJSON(it, bus.RunSubject(it.d.Namespace, rr.Job), message.SchemaRunRequest, rr, runMsgID(rr.ID, it.d.ID)))
 	}
 	d.wait(ctx, futs)

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -212,6 +213,11 @@ func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Ru
 		stop()
 		return nil, nil, nil, errUnavailable
 	}
+	if resume.delivery != "" && resume.delivery != from {
+		// Its lines were another delivery's run (an earlier one under
+		// the same run id): this one's are all new to the client.
+		resume = resumePoint{}
+	}
 	st := &runStream{w: w, liveFrom: liveFrom(r), only: only, resume: resume}
 	if only != "" && r.DeliveryID != only {
 		// Another delivery's status is the run id's last: the one asked
@@ -290,24 +296,36 @@ type runStream struct {
 }
 
 // resumePoint is the id of the last numbered output line a reconnecting
-// client got (an EventSource sends it as Last-Event-ID): "<attempt>.<n>".
-// Zero when it sent none.
-type resumePoint struct{ attempt, line int }
+// client got (an EventSource sends it as Last-Event-ID):
+// "<attempt>.<n>.<deliveryId>" ("<attempt>.<n>" from a release before the
+// delivery was in it). Zero when it sent none.
+type resumePoint struct {
+	attempt, line int
+	delivery      string // "" when the id did not say
+}
 
 // lastEventID reads the Last-Event-ID header (or ?lastEventId= for
-// clients that cannot set it); anything else than "<attempt>.<n>" is none.
+// clients that cannot set it); anything else than an output line's id is
+// none.
 func lastEventID(c echo.Context) resumePoint {
 	v := c.Request().Header.Get("Last-Event-ID")
 	if v == "" {
 		v = c.QueryParam("lastEventId")
 	}
-	a, n, ok := strings.Cut(v, ".")
-	attempt, err1 := strconv.Atoi(a)
-	line, err2 := strconv.Atoi(n)
-	if !ok || err1 != nil || err2 != nil || attempt < 1 || line < 1 {
+	f := strings.SplitN(v, ".", 3)
+	if len(f) < 2 {
 		return resumePoint{}
 	}
-	return resumePoint{attempt, line}
+	attempt, err1 := strconv.Atoi(f[0])
+	line, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || attempt < 1 || line < 1 {
+		return resumePoint{}
+	}
+	p := resumePoint{attempt: attempt, line: line}
+	if len(f) == 3 {
+		p.delivery = f[2]
+	}
+	return p
 }
 
 // skipFor is how many of attempt's first lines the client has: -1 for
@@ -571,12 +589,10 @@ const maxSentKept = 1 << 20
 
 func (st *runStream) writeOutput(line string) { st.writeOutputNumbered(line, 0, 0) }
 
-// writeOutputNumbered sends an output event; a live line's carries its
-// attempt and number as the event's id ("<attempt>.<n>"). A client that
-// reconnects gets the attempt's output so far again, from the executor's
-// snapshot or the record that ended it (text without numbers), and may
-// miss some when the executor does not answer in time: the numbers of the
-// live lines after it tell which it has printed, whatever their text.
+// writeOutputNumbered sends an output event; a numbered line's carries
+// its attempt, number and delivery as the event's id
+// ("<attempt>.<n>.<deliveryId>", see lastEventID), which a reconnecting
+// client sends back as Last-Event-ID to get only the lines after it.
 func (st *runStream) writeOutputNumbered(line string, attempt, n int) {
 	st.sent = append(st.sent, line...)
 	if len(st.sent) > 2*maxSentKept {
@@ -584,7 +600,11 @@ func (st *runStream) writeOutputNumbered(line string, attempt, n int) {
 	}
 	b, _ := json.Marshal(line)
 	if n > 0 && attempt > 0 {
-		fmt.Fprintf(st.w, "event: output\nid: %d.%d\ndata: %s\n\n", attempt, n, b)
+		if d := cmp.Or(st.delivery, st.only); d != "" {
+			fmt.Fprintf(st.w, "event: output\nid: %d.%d.%s\ndata: %s\n\n", attempt, n, d, b)
+		} else {
+			fmt.Fprintf(st.w, "event: output\nid: %d.%d\ndata: %s\n\n", attempt, n, b)
+		}
 		st.idSet = true
 		return
 	}

@@ -156,3 +156,24 @@ func collectFrom(t *testing.T, got <-chan string) []string {
 		}
 	}
 }
+
+// An output line's id names its delivery ("<attempt>.<n>.<delivery>"): a
+// client that reconnects with the id of an earlier delivery's run (the
+// event sent again under the same run id) gets all of the current one's
+// lines.
+func TestRuns_EventsResumeOnlyWithinTheDeliveryTheIDNames(t *testing.T) {
+	a := newTestAPI(t)
+	id := "run_resume_dlv"
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_two", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_two", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, Output: "x\ny\nz\n", OutputLines: 3})
+	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2.dlv_two")), []string{
+		"status running/1", "output 1.3.dlv_two z", "status succeeded/1",
+	})
+	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2.dlv_one")), []string{
+		"status running/1", "output 1.1.dlv_two x", "output 1.2.dlv_two y", "output 1.3.dlv_two z", "status succeeded/1",
+	})
+	// An id of a release before the delivery was in it still resumes.
+	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2")), []string{
+		"status running/1", "output 1.3.dlv_two z", "status succeeded/1",
+	})
+}
