@@ -206,6 +206,11 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				if err := publish(bus.RunSubject("default", "job"))(js); err != nil {
 					return fmt.Errorf("moving a due retry into RUNS: %w", err)
 				}
+				// Whether another message of a run's request is still in
+				// RUNS: by sequence, from the leader.
+				if _, _, _, err := bus.MsgAt(ctx, js.Conn(), bus.StreamRuns, 1); err != nil {
+					return fmt.Errorf("reading RUNS by sequence: %w", err)
+				}
 				// A run's status, by direct get or from the leader.
 				if err := statusNotFound(js, false); err != nil {
 					return err

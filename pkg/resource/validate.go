@@ -271,16 +271,21 @@ func (s *JobSpec) checkExecSizes() error {
 		}
 		total += n + 1
 	}
+	if len(s.Command) == 0 {
+		return nil // an HTTP job: nothing of it goes to exec
+	}
 	for i, a := range s.Args {
 		if a.Default == nil {
 			continue
 		}
-		if len(*a.Default) > argtemplate.MaxValueBytes {
-			return fieldErr(fmt.Sprintf("spec.args[%d].default", i), "is %d bytes: an argument's value is at most 64 KiB", len(*a.Default))
+		// Passed as <envPrefix>_ARG_<NAME>=<default>.
+		n := len(cmp.Or(s.EnvPrefix, "HOOKRUN")) + len("_ARG_") + len(EnvName(a.Name)) + 1 + len(*a.Default)
+		if n > maxExecString {
+			return fieldErr(fmt.Sprintf("spec.args[%d].default", i), "is %d bytes: Linux starts no program with a variable over 128 KiB, and the default is passed in one", len(*a.Default))
 		}
-		total += len(*a.Default)
+		total += n + 1
 	}
-	if total > maxExecStatic && len(s.Command) > 0 {
+	if total > maxExecStatic {
 		return fieldErr("spec", "the command, env and argument defaults come to %d bytes: at most 1 MiB (Linux starts no program whose arguments and environment pass 2 MiB, and the run's payload and arguments need room)", total)
 	}
 	return nil

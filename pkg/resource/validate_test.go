@@ -151,8 +151,10 @@ func TestJobValidate_RefusesJobsThatCannotRun(t *testing.T) {
 			"spec.command[1]", "Linux starts no program with an argument over 128 KiB"},
 		{"variable over 128 KiB", func(j *Job) { j.Spec.Env = map[string]string{"BIG": strings.Repeat("a", 128<<10-4)} },
 			`spec.env["BIG"]`, "Linux starts no program with a variable over 128 KiB"},
-		{"default over 64 KiB", func(j *Job) { d := strings.Repeat("a", 64<<10+1); j.Spec.Args = []Arg{{Name: "d", Default: &d}} },
-			"spec.args[0].default", "at most 64 KiB"},
+		{"default over 128 KiB with its variable's name", func(j *Job) {
+			d := strings.Repeat("a", 128<<10-len("HOOKRUN_ARG_D="))
+			j.Spec.Args = []Arg{{Name: "d", Default: &d}}
+		}, "spec.args[0].default", "Linux starts no program with a variable over 128 KiB"},
 		{"command, env and defaults over 1 MiB", func(j *Job) {
 			d := strings.Repeat("a", 64<<10)
 			for i := range 9 {
@@ -163,8 +165,13 @@ func TestJobValidate_RefusesJobsThatCannotRun(t *testing.T) {
 		}, "spec", "at most 1 MiB"},
 
 		// What runs stays accepted.
+		{"HTTP job with a large default", func(j *Job) {
+			d := strings.Repeat("a", 200<<10)
+			j.Spec.Command, j.Spec.HTTP = nil, &HTTPAction{URL: "https://example.com/hook"}
+			j.Spec.Args = []Arg{{Name: "d", Default: &d}}
+		}, "", ""},
 		{"argument, variable and default at their limits", func(j *Job) {
-			d := strings.Repeat("a", 64<<10)
+			d := strings.Repeat("a", 128<<10-1-len("HOOKRUN_ARG_D="))
 			j.Spec.Args = []Arg{{Name: "d", Default: &d}}
 			j.Spec.Env = map[string]string{"BIG": strings.Repeat("a", 128<<10-5)}
 			j.Spec.Command = []string{"/bin/echo", strings.Repeat("a", 128<<10-1)}

@@ -233,14 +233,18 @@ func TestExecutor_RetryCopyWithoutStatusKeepsItsAttempt(t *testing.T) {
 // An attempt its executor's shutdown or death stopped (a "running" status
 // the run is taken over from) does not use up the job's retries: with
 // retries 1, the attempts after it still get their one retry. Past three
-// such attempts they count, so that a run that kills its executor ends.
+// such attempts they count, and past ten the run is given up, so that one
+// that kills its executor every time ends.
 func TestExecutor_InterruptedAttemptsDoNotUseUpRetries(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
 	cases := []struct {
 		interrupted, wantAttempt int
 		rr                       message.RunRequest
-	}{{interrupted: 1, wantAttempt: 3}, {interrupted: 5, wantAttempt: 6}}
+		wantError                string
+	}{{interrupted: 1, wantAttempt: 3}, {interrupted: 5, wantAttempt: 6},
+		// The eleventh is not started: the run is given up.
+		{interrupted: 11, wantAttempt: 12, wantError: "given up: an executor stopped (shut down, or died: out of memory?) during 11 of its attempts"}}
 	for i := range cases {
 		tc := &cases[i]
 		job := e.script(fmt.Sprintf("flaky-%d", tc.interrupted), `exit 1`, func(j *resource.Job) {
@@ -262,5 +266,8 @@ func TestExecutor_InterruptedAttemptsDoNotUseUpRetries(t *testing.T) {
 		r := e.final(tc.rr, 15*time.Second)
 		want(t, "final status", r.Status, message.StatusFailed)
 		want(t, fmt.Sprintf("final attempt after %d interrupted", tc.interrupted), r.Attempt, tc.wantAttempt)
+		if tc.wantError != "" {
+			want(t, "error", r.Error, tc.wantError)
+		}
 	}
 }

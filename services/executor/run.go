@@ -242,6 +242,13 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	label := rr.Namespace + "/" + rr.Job
 	rec := x.record(&rr, attempt)
 	rec.Interrupted = interrupted
+	if interrupted > maxInterruptions {
+		now := time.Now().UTC()
+		rec.Status, rec.FinishedAt = message.StatusFailed, &now
+		rec.Error = fmt.Sprintf("given up: an executor stopped (shut down, or died: out of memory?) during %d of its attempts", interrupted)
+		x.finishAfter(ctx, m, rec, rr.Namespace+"/"+rr.Job, x.log.With("run", rr.ID), curSeq)
+		return
+	}
 	rec.Copy, rec.RequestSeq = retryAttempt(m), requestSeq(m)
 
 	job, ok := x.cat.Job(rr.Namespace, rr.Job)
@@ -320,9 +327,14 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 
 // maxFreeInterruptions is how many of a run's attempts an executor's
 // shutdown or death may stop without using up the job's retries (a rolling
-// deploy takes none of them); past it they count, so that a run that kills
-// its executor every time (out of memory) ends.
+// deploy takes none of them); past it they count.
 const maxFreeInterruptions = 3
+
+// maxInterruptions is how many of a run's attempts an executor's shutdown
+// or death may stop before the run is given up: one that kills its
+// executor every time (out of memory) would otherwise start again with
+// every executor that takes it over, for ever.
+const maxInterruptions = 10
 
 // handBackBy NAKs a run not started, if it is still surely ours. Past
 // startBy JetStream may have redelivered it already, and a late NAK would

@@ -445,3 +445,23 @@ func TestRuns_ListPagesWithACursor(t *testing.T) {
 	}
 	checkError(t, a.do("GET", "/v1/runs?cursor=nope", nil), 400, "invalid_request", "cursor")
 }
+
+// The executors' bookkeeping in a run's record (which request ran it, and
+// its RUNS sequence; how many lines it published live) is not shown; how
+// many attempts an executor's stop interrupted is.
+func TestRuns_ViewLeavesOutTheExecutorsBookkeeping(t *testing.T) {
+	a := newTestAPI(t)
+	publishRun(t, a, message.Run{ID: "run_books", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 3,
+		Copy: 2, RequestSeq: 42, OutputLines: 7, Interrupted: 1})
+	for _, path := range []string{"/v1/runs/run_books", "/v1/runs"} {
+		body := string(a.must(200, "GET", path, nil).Body)
+		for _, k := range []string{`"copy"`, `"requestSeq"`, `"outputLines"`} {
+			if strings.Contains(body, k) {
+				t.Errorf("GET %s shows %s: %s", path, k, body)
+			}
+		}
+		if !strings.Contains(body, `"interrupted":1`) {
+			t.Errorf("GET %s lacks interrupted: %s", path, body)
+		}
+	}
+}

@@ -23,6 +23,12 @@ type runView struct {
 	WebhookPayload string     `json:"webhook_payload"`
 	WebhookEventID string     `json:"webhook_event_id"`
 	WebhookSource  string     `json:"webhook_source"`
+
+	// The executors' bookkeeping, not the run's: left empty here, these
+	// less nested fields keep the record's own out of the JSON.
+	Copy        int    `json:"copy,omitempty"`
+	RequestSeq  uint64 `json:"requestSeq,omitempty"`
+	OutputLines int    `json:"outputLines,omitempty"`
 }
 
 func viewOfRun(r *message.Run) runView {
