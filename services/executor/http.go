@@ -48,7 +48,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		if _, ok := resource.HTTPURL(target); !ok {
 			return outcome{status: message.StatusFailed, err: "spec.http.urlSecretRef: secret " + h.URLSecretRef + " does not hold an absolute http or https URL"}
 		}
-		secrets = append(secrets, target)
+		secrets = append(secrets, urlSecretParts(target)...)
 	}
 	runCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, jobTimeout(job))
@@ -129,6 +129,37 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		o.status = message.StatusSucceeded
 	}
 	return o
+}
+
+// urlSecretParts is what of a URL that is a secret is masked in output: a
+// receiver's answer may quote its path or a token in it rather than the
+// whole URL. The URL, its path and query, and each path segment or query
+// value of at least 8 bytes that is not a plain lower-case word (a token,
+// not "services" or "webhooks").
+func urlSecretParts(raw string) []string {
+	parts := []string{raw}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return parts
+	}
+	parts = append(parts, u.RequestURI(), u.EscapedPath(), u.RawQuery)
+	token := func(p string) {
+		if len(p) >= 8 && strings.ContainsFunc(p, func(r rune) bool { return r < 'a' || r > 'z' }) {
+			parts = append(parts, p)
+		}
+	}
+	for _, seg := range strings.Split(u.EscapedPath(), "/") {
+		token(seg)
+		if v, err := url.PathUnescape(seg); err == nil && v != seg {
+			token(v)
+		}
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			token(v)
+		}
+	}
+	return parts
 }
 
 // secretValue is the current value of secret name in namespace ns; its

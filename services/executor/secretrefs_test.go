@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -207,10 +208,11 @@ func TestExecutor_HTTPJobURLFromASecret(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		fmt.Fprintf(w, "posted to http://%s%s", req.Host, req.URL.Path)
+		fmt.Fprintf(w, "posted to http://%s%s; path %s; token %s; %s", req.Host, req.URL.RequestURI(), req.URL.Path,
+			req.URL.Path[strings.LastIndexByte(req.URL.Path, '/')+1:], req.URL.Query().Get("key"))
 	}))
 	t.Cleanup(echo.Close)
-	hook := echo.URL + "/services/T000/B000/XXXXsecret"
+	hook := echo.URL + "/services/T000/B000/XXXXsecret42?key=Qk7-hex-0a1b"
 	e.cfg.Secret("default", "slack-url", " "+hook+"\n", "", 0)
 	e.cfg.Secret("default", "not-a-url", "xoxb-12345-not-a-url", "", 0)
 	e.start(nil)
@@ -220,7 +222,7 @@ func TestExecutor_HTTPJobURLFromASecret(t *testing.T) {
 	}})
 	r := e.final(e.submit(job, `{}`), 10*time.Second)
 	want(t, "status", r.Status, message.StatusSucceeded)
-	want(t, "output", r.Output, "posted to ***")
+	want(t, "output", r.Output, "posted to ***; path ***; token ***; ***")
 
 	for ref, msg := range map[string]string{"gone": "secret gone", "not-a-url": "secret not-a-url does not hold an absolute http or https URL"} {
 		j := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "url-" + ref}, Spec: resource.JobSpec{
@@ -286,4 +288,19 @@ func TestExecutor_HTTPAnswerCutInsideASecretIsMasked(t *testing.T) {
 	}})
 	r := e.final(e.submit(job, `{}`), 10*time.Second)
 	want(t, "HTTP output", r.Output, strings.Repeat("x", 20)+" you sent Bearer ***\n[…response truncated…]\n")
+}
+
+// What of a URL secret is masked: the tokens in it, not its words.
+func TestURLSecretParts_MaskTheTokensNotTheWords(t *testing.T) {
+	parts := urlSecretParts("https://hooks.example.com/services/T000/B000/XXXXsecret42?key=Qk7-hex-0a1b&mode=incoming")
+	for _, want := range []string{"XXXXsecret42", "Qk7-hex-0a1b", "/services/T000/B000/XXXXsecret42"} {
+		if !slices.Contains(parts, want) {
+			t.Errorf("parts %q lack %q", parts, want)
+		}
+	}
+	for _, word := range []string{"services", "T000", "incoming", "hooks.example.com"} {
+		if slices.Contains(maskable(parts...), word) {
+			t.Errorf("parts %q mask the word %q", parts, word)
+		}
+	}
 }

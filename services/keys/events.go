@@ -290,7 +290,6 @@ type runStream struct {
 
 	delivery string // the delivery of the statuses sent last
 	only     string // ?delivery=: the one delivery whose run is shown
-	idSet    bool   // the last event sent had an id
 
 	resume resumePoint // where the client's previous stream of this delivery's run ended
 }
@@ -557,18 +556,9 @@ func (st *runStream) flushPending() {
 
 func (st *runStream) writeStatus(ev *message.Run) {
 	b, _ := json.Marshal(viewOfRun(ev))
-	fmt.Fprintf(st.w, "event: status\n%sdata: %s\n\n", st.noID(), b)
-}
-
-// noID is the field that clears the last event id after a numbered line:
-// an SSE client (EventSource) keeps the last id given for every event
-// after it, so an event without a number of its own says so.
-func (st *runStream) noID() string {
-	if !st.idSet {
-		return ""
-	}
-	st.idSet = false
-	return "id:\n"
+	// No id: an EventSource keeps the last numbered line's as where to
+	// resume, through statuses (a retry's backoff) too.
+	fmt.Fprintf(st.w, "event: status\ndata: %s\n\n", b)
 }
 
 // writeLines sends text as output events, a line each.
@@ -605,10 +595,9 @@ func (st *runStream) writeOutputNumbered(line string, attempt, n int) {
 		} else {
 			fmt.Fprintf(st.w, "event: output\nid: %d.%d\ndata: %s\n\n", attempt, n, b)
 		}
-		st.idSet = true
 		return
 	}
-	fmt.Fprintf(st.w, "event: output\n%sdata: %s\n\n", st.noID(), b)
+	fmt.Fprintf(st.w, "event: output\ndata: %s\n\n", b)
 }
 
 // outputLine is a live output line, its number and its attempt (0: not
