@@ -65,8 +65,17 @@ func (s *Service) putJob(c echo.Context) error {
 // argument values, so each needs a default or a template value).
 func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
 	ns := j.Metadata.Namespace
-	if _, err := s.secretsOf(ctx, ns, jobSecretRefs(j)); err != nil {
+	refs := jobSecretRefs(j)
+	secrets, err := s.secretsOf(ctx, ns, refs)
+	if err != nil {
 		return err
+	}
+	for i, ref := range refs {
+		if ref.field == "spec.http.urlSecretRef" {
+			if err := s.checkURLSecret(ns, ref, secrets[i]); err != nil {
+				return err
+			}
+		}
 	}
 	args := j.Spec.TemplateArgs()
 	errAll, errGET := argtemplate.CheckDefaults(args), argtemplate.CheckGETDefaults(args)
@@ -109,6 +118,27 @@ func (s *Service) secretsOf(ctx context.Context, ns string, refs []secretRef) ([
 		out[i] = st
 	}
 	return out, nil
+}
+
+// checkURLSecret refuses a secret that a job or callback would send to
+// (ref, an urlSecretRef) whose value is no absolute http(s) URL: every run
+// or callback would fail.
+func (s *Service) checkURLSecret(ns string, ref secretRef, st *resource.StoredSecret) error {
+	v, err := s.box.Open(st.Current, []byte(bus.ConfigKey(ns, ref.name)))
+	if err != nil {
+		return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q cannot be opened with this service's HOOKRUN_SECRET_KEY (apply its value again)", ref.name)}
+	}
+	if !isURLValue(string(v)) {
+		return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q does not hold an absolute http or https URL", ref.name)}
+	}
+	return nil
+}
+
+// isURLValue is the executor's reading of a URL secret: trimmed, an
+// absolute http(s) URL.
+func isURLValue(v string) bool {
+	_, ok := resource.HTTPURL(strings.TrimSpace(v))
+	return ok
 }
 
 // jobSecretRefs lists the secrets job j names, in a fixed order: the HTTP

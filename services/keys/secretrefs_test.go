@@ -130,3 +130,30 @@ func TestDelete_WarnsOfWhatNamesTheResource(t *testing.T) {
 		t.Errorf("warnings of the job's delete: %q", got)
 	}
 }
+
+// A secret a job or a callback sends to must hold an absolute http(s) URL,
+// when the job or webhook is applied and whenever the secret changes: else
+// every run or callback would fail.
+func TestURLSecrets_MustHoldAURL(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	a.must(201, "PUT", "/v1/secrets/token", secretDoc("token", map[string]any{"value": "justsometoken123"}))
+	a.must(201, "PUT", "/v1/secrets/hook-url", secretDoc("hook-url", map[string]any{"value": " https://hooks.example.com/services/T0/B0/XSECRET \n"}))
+	checkFieldError(t, a.do("PUT", "/v1/jobs/poster", jobDoc("poster", map[string]any{"http": map[string]any{"urlSecretRef": "token"}})),
+		"spec.http.urlSecretRef", "does not hold an absolute http or https URL")
+	checkFieldError(t, a.do("PUT", "/v1/webhooks/cb", webhookDoc("cb", map[string]any{"job": "report", "callback": map[string]any{"urlSecretRef": "token"}})),
+		"spec.callback.urlSecretRef", "does not hold an absolute http or https URL")
+
+	a.must(201, "PUT", "/v1/jobs/poster", jobDoc("poster", map[string]any{"http": map[string]any{"urlSecretRef": "hook-url"}}))
+	for _, bad := range []string{"not a url", "ftp://files.example.com/x", "/relative/path"} {
+		checkFieldError(t, a.do("PUT", "/v1/secrets/hook-url", secretDoc("hook-url", map[string]any{"value": bad})),
+			"spec.value", `job "poster" sends to the URL this secret holds`)
+	}
+	checkFieldError(t, a.do("POST", "/v1/secrets/hook-url/rotate", nil), "spec.format", `job "poster" sends to the URL this secret holds`)
+	a.must(200, "PUT", "/v1/secrets/hook-url", secretDoc("hook-url", map[string]any{"value": "https://hooks.example.com/services/T0/B0/YSECRET"}))
+
+	a.must(201, "PUT", "/v1/webhooks/cb", webhookDoc("cb", map[string]any{"job": "report", "callback": map[string]any{"urlSecretRef": "hook-url"}}))
+	a.must(200, "DELETE", "/v1/jobs/poster", nil)
+	checkFieldError(t, a.do("PUT", "/v1/secrets/hook-url", secretDoc("hook-url", map[string]any{"value": "still-not-a-url"})),
+		"spec.value", `webhook "cb" sends its callbacks to the URL this secret holds`)
+}

@@ -210,6 +210,28 @@ func (s *Service) checkSecretUsable(ctx context.Context, sec *resource.Secret, v
 		return err
 	}
 	slices.SortFunc(hooks, func(a, b *resource.Webhook) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+	if !isURLValue(value) {
+		// A URL that is a credential: jobs and callbacks send to it.
+		field := "spec.value"
+		if generated {
+			field = "spec.format"
+		}
+		for _, w := range hooks {
+			if callbackURLSecret(w) == sec.Metadata.Name {
+				return &resource.FieldError{Field: field, Msg: fmt.Sprintf("webhook %q sends its callbacks to the URL this secret holds, and this value is not an absolute http or https URL", w.Metadata.Name)}
+			}
+		}
+		jobs, err := s.jobs.list(ctx, nsPrefix(sec.Metadata.Namespace))
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(jobs, func(a, b *resource.Job) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+		for _, j := range jobs {
+			if h := j.Spec.HTTP; h != nil && h.URLSecretRef == sec.Metadata.Name {
+				return &resource.FieldError{Field: field, Msg: fmt.Sprintf("job %q sends to the URL this secret holds, and this value is not an absolute http or https URL", j.Metadata.Name)}
+			}
+		}
+	}
 	for _, w := range hooks {
 		sa := w.Spec.Auth.Signature
 		if sa == nil || sa.SecretRef != sec.Metadata.Name {

@@ -145,6 +145,11 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 	if err != nil {
 		return err
 	}
+	if secrets[2] != nil {
+		if err := s.checkURLSecret(ns, secretRef{"spec.callback.urlSecretRef", callbackURLSecret(w)}, secrets[2]); err != nil {
+			return err
+		}
+	}
 	signing := secrets[0]
 	if sa := w.Spec.Auth.Signature; sa != nil {
 		p, ok := signature.Lookup(sa.Profile)
