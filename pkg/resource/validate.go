@@ -141,6 +141,11 @@ func (j *Job) Validate() error {
 				return err
 			}
 		}
+		if len(s.HTTP.Body) > argtemplate.MaxBodyBytes {
+			// A body pasted in, not a template: what it renders would
+			// pass the bound every run is held to.
+			return fieldErr("spec.http.body", "is %d bytes: a rendered body is at most %d", len(s.HTTP.Body), argtemplate.MaxBodyBytes)
+		}
 		if s.HTTP.Body != "" {
 			if _, err := argtemplate.BodyTemplate(s.HTTP.Body); err != nil {
 				return fieldErr("spec.http.body", "%v", err)
@@ -252,6 +257,7 @@ func HTTPURL(raw string) (*url.URL, bool) {
 const (
 	maxExecString = 128<<10 - 1
 	maxExecStatic = 1 << 20
+	execPointer   = 8 // what Linux counts for each string besides its bytes: its pointer
 )
 
 // checkExecSizes refuses a job whose command, variables or argument
@@ -262,14 +268,14 @@ func (s *JobSpec) checkExecSizes() error {
 		if len(a) > maxExecString {
 			return fieldErr(fmt.Sprintf("spec.command[%d]", i), "is %d bytes: Linux starts no program with an argument over 128 KiB (pass large data in a file)", len(a))
 		}
-		total += len(a) + 1
+		total += len(a) + 1 + execPointer
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		n := len(k) + 1 + len(s.Env[k])
 		if n > maxExecString {
 			return fieldErr(fmt.Sprintf("spec.env[%q]", k), "is %d bytes: Linux starts no program with a variable over 128 KiB (pass large data in a file)", n)
 		}
-		total += n + 1
+		total += n + 1 + execPointer
 	}
 	if len(s.Command) == 0 {
 		return nil // an HTTP job: nothing of it goes to exec
@@ -283,7 +289,7 @@ func (s *JobSpec) checkExecSizes() error {
 		if n > maxExecString {
 			return fieldErr(fmt.Sprintf("spec.args[%d].default", i), "is %d bytes: Linux starts no program with a variable over 128 KiB, and the default is passed in one", len(*a.Default))
 		}
-		total += n + 1
+		total += n + 1 + execPointer
 	}
 	if total > maxExecStatic {
 		return fieldErr("spec", "the command, env and argument defaults come to %d bytes: at most 1 MiB (Linux starts no program whose arguments and environment pass 2 MiB, and the run's payload and arguments need room)", total)

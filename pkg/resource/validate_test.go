@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,13 @@ func TestJobValidate_RefusesJobsThatCannotRun(t *testing.T) {
 			j.Spec.Env = map[string]string{"A": strings.Repeat("e", 120<<10), "B": strings.Repeat("e", 120<<10)}
 			j.Spec.Command = []string{"/bin/echo", strings.Repeat("c", 120<<10), strings.Repeat("c", 120<<10)}
 		}, "spec", "at most 1 MiB"},
+		// Linux counts each string's pointer too.
+		{"a quarter of a million one-byte arguments", func(j *Job) {
+			j.Spec.Command = append([]string{"/bin/echo"}, slices.Repeat([]string{"a"}, 250_000)...)
+		}, "spec", "at most 1 MiB"},
+		{"HTTP body over the rendered bound", func(j *Job) {
+			j.Spec.Command, j.Spec.HTTP = nil, &HTTPAction{URL: "https://example.com/hook", Body: strings.Repeat("b", 1<<20+1)}
+		}, "spec.http.body", "a rendered body is at most 1048576"},
 
 		// What runs stays accepted.
 		{"HTTP job with a large default", func(j *Job) {

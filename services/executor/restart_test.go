@@ -269,5 +269,18 @@ func TestExecutor_InterruptedAttemptsDoNotUseUpRetries(t *testing.T) {
 		if tc.wantError != "" {
 			want(t, "error", r.Error, tc.wantError)
 		}
+		if tc.interrupted == 1 {
+			// Its first retry waits the first backoff: the interrupted
+			// attempt does not double it.
+			var retried []string
+			for _, h := range e.history(tc.rr) {
+				if h.RetryAt != nil {
+					retried = append(retried, h.Error)
+				}
+			}
+			if len(retried) != 1 || !strings.HasSuffix(retried[0], "retrying in 100ms") {
+				t.Errorf("retries after an interrupted attempt: %q, want one retrying in 100ms", retried)
+			}
+		}
 	}
 }

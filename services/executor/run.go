@@ -356,7 +356,9 @@ func handBackBy(m jetstream.Msg, startBy time.Time) {
 // made and is acked (handleRun). Without message scheduling (a
 // nats-server before 2.12) the message is held, as NakWithDelay does.
 func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job, rec *message.Run, attempt int, out outcome, label string, log *slog.Logger, runningSeq uint64) {
-	delay := backoff(job.Spec.RetryBackoff.D(), attempt)
+	// Doubling per attempt the job failed: one its executor's stop
+	// interrupted (free, see maxFreeInterruptions) does not count.
+	delay := backoff(job.Spec.RetryBackoff.D(), attempt-min(rec.Interrupted, maxFreeInterruptions))
 	at := time.Now().Add(delay).UTC()
 	rec.Status, rec.FinishedAt = message.StatusQueued, nil
 	rec.Error = fmt.Sprintf("attempt %d %s (%s); retrying in %s", attempt, out.status, out.err, delay)
