@@ -206,11 +206,18 @@ func repeatedKeys(n *yamlv3.Node, dups []string) []string {
 			if k.Kind != yamlv3.ScalarNode {
 				continue
 			}
-			if at, ok := first[k.Value]; ok {
+			// As the conversion to JSON names it: 1, 0x1 and 1.0 are
+			// one key "1".
+			key := k.Value
+			var v any
+			if k.Tag != "!!merge" && k.Decode(&v) == nil && v != nil {
+				key = fmt.Sprint(v)
+			}
+			if at, ok := first[key]; ok {
 				dups = append(dups, fmt.Sprintf("line %d: mapping key %q already defined at line %d", k.Line, k.Value, at))
 				continue
 			}
-			first[k.Value] = k.Line
+			first[key] = k.Line
 		}
 	}
 	for _, c := range n.Content {

@@ -175,6 +175,9 @@ spec:
 			`m.yaml#1: not valid YAML: line 5: mapping key "command" already defined at line 4`},
 		{"JSON", `{"kind": "Job", "metadata": {"name": "j"}, "kind": "Secret"}`, `mapping key "kind" already defined`},
 		{"in a list", "- kind: Job\n  metadata: {name: j, name: k}\n", `m.yaml#1: not valid YAML: line 2: mapping key "name" already defined`},
+		// Keys YAML reads as one value are one key in JSON.
+		{"one number written twice", "kind: Job\nmetadata: {name: j}\nspec:\n  env: {1: int, 0x1: hex}\n", `line 4: mapping key "0x1" already defined at line 4`},
+		{"a float and an int", "kind: Job\nmetadata: {name: j}\nspec:\n  env: {1.0: a, 1: b}\n", `mapping key "1" already defined`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := parseManifest("m.yaml", []byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.msg) {
