@@ -26,7 +26,18 @@ func openEvents(t *testing.T, a *testAPI, id string) <-chan sseEvent {
 
 func openEventsAt(t *testing.T, a *testAPI, path string) <-chan sseEvent {
 	t.Helper()
+	got := make(chan sseEvent, 64)
+	go readSSE(openStream(t, a, path, nil), got)
+	return got
+}
+
+// openStream opens an event stream with the given request headers.
+func openStream(t *testing.T, a *testAPI, path string, header http.Header) *http.Response {
+	t.Helper()
 	req, _ := http.NewRequest("GET", a.URL+path, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -36,9 +47,7 @@ func openEventsAt(t *testing.T, a *testAPI, path string) <-chan sseEvent {
 	if resp.StatusCode != 200 {
 		t.Fatalf("events: %d", resp.StatusCode)
 	}
-	got := make(chan sseEvent, 64)
-	go readSSE(resp, got)
-	return got
+	return resp
 }
 
 // collectEvents reads the stream to its end and describes each event:

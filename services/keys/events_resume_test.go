@@ -17,19 +17,11 @@ import (
 // described as "output <id> <text>" or "status <status>/<attempt>".
 func openEventsFrom(t *testing.T, a *testAPI, id, lastID string) <-chan string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", a.URL+"/v1/runs/"+id+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken)
+	header := http.Header{}
 	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+		header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	if resp.StatusCode != 200 {
-		t.Fatalf("events: %d", resp.StatusCode)
-	}
+	resp := openStream(t, a, "/v1/runs/"+id+"/events", header)
 	got := make(chan string, 64)
 	go func() {
 		defer close(got)
