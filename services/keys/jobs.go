@@ -142,7 +142,8 @@ func isURLValue(v string) bool {
 }
 
 // jobSecretRefs lists the secrets job j names, in a fixed order: the HTTP
-// action's signing secret, its secret headers, its secret variables.
+// action's URL and signing secret, its secret headers, its secret
+// variables.
 func jobSecretRefs(j *resource.Job) []secretRef {
 	var refs []secretRef
 	if h := j.Spec.HTTP; h != nil {

@@ -329,11 +329,7 @@ func (s *Service) secretUsers(ctx context.Context, ns, name string) []string {
 	webhooks, err := s.webhooks.list(ctx, nsPrefix(ns))
 	if err == nil {
 		for _, w := range webhooks {
-			for _, ref := range []secretRef{
-				{"spec.auth.signature.secretRef", signatureSecret(w)},
-				{"spec.callback.secretRef", callbackSecret(w)},
-				{"spec.callback.urlSecretRef", callbackURLSecret(w)},
-			} {
+			for _, ref := range webhookSecretRefs(w) {
 				if ref.name == name {
 					what := "its callbacks will fail"
 					if ref.field == "spec.auth.signature.secretRef" {

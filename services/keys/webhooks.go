@@ -137,16 +137,13 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 			return &resource.FieldError{Field: "spec.filter", Msg: err.Error()}
 		}
 	}
-	secrets, err := s.secretsOf(ctx, ns, []secretRef{
-		{"spec.auth.signature.secretRef", signatureSecret(w)},
-		{"spec.callback.secretRef", callbackSecret(w)},
-		{"spec.callback.urlSecretRef", callbackURLSecret(w)},
-	})
+	refs := webhookSecretRefs(w)
+	secrets, err := s.secretsOf(ctx, ns, refs)
 	if err != nil {
 		return err
 	}
 	if secrets[2] != nil {
-		if err := s.checkURLSecret(ns, secretRef{"spec.callback.urlSecretRef", callbackURLSecret(w)}, secrets[2]); err != nil {
+		if err := s.checkURLSecret(ns, refs[2], secrets[2]); err != nil {
 			return err
 		}
 	}
@@ -162,6 +159,17 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 		return checkReplayWindow(w, p)
 	}
 	return nil
+}
+
+// webhookSecretRefs lists the secrets webhook w names, in a fixed order
+// (a name "" where it names none): its signing secret, its callback's
+// signing secret, its callback's URL.
+func webhookSecretRefs(w *resource.Webhook) []secretRef {
+	return []secretRef{
+		{"spec.auth.signature.secretRef", signatureSecret(w)},
+		{"spec.callback.secretRef", callbackSecret(w)},
+		{"spec.callback.urlSecretRef", callbackURLSecret(w)},
+	}
 }
 
 // checkSigningSecret refuses a secret the profile cannot sign with (a
