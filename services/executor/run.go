@@ -317,7 +317,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	rec.OutputLines = out.lines
 	mRunSeconds.WithLabelValues(label).Observe(end.Sub(start).Seconds())
 
-	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && attempt-min(rec.Interrupted, maxFreeInterruptions) <= job.Spec.Retries {
+	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && failedAttempts(rec) <= job.Spec.Retries {
 		x.retry(ctx, m, job, rec, attempt, out, label, log, runningSeq)
 		return
 	}
@@ -329,6 +329,13 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 // shutdown or death may stop without using up the job's retries (a rolling
 // deploy takes none of them); past it they count.
 const maxFreeInterruptions = 3
+
+// failedAttempts is the attempts of run r (its current one included) that
+// count against its job's retries and double its backoff: all but those
+// its executor's stop interrupted, up to maxFreeInterruptions.
+func failedAttempts(r *message.Run) int {
+	return r.Attempt - min(r.Interrupted, maxFreeInterruptions)
+}
 
 // maxInterruptions is how many of a run's attempts an executor's shutdown
 // or death may stop before the run is given up: one that kills its
@@ -356,9 +363,7 @@ func handBackBy(m jetstream.Msg, startBy time.Time) {
 // made and is acked (handleRun). Without message scheduling (a
 // nats-server before 2.12) the message is held, as NakWithDelay does.
 func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job, rec *message.Run, attempt int, out outcome, label string, log *slog.Logger, runningSeq uint64) {
-	// Doubling per attempt the job failed: one its executor's stop
-	// interrupted (free, see maxFreeInterruptions) does not count.
-	delay := backoff(job.Spec.RetryBackoff.D(), attempt-min(rec.Interrupted, maxFreeInterruptions))
+	delay := backoff(job.Spec.RetryBackoff.D(), failedAttempts(rec))
 	at := time.Now().Add(delay).UTC()
 	rec.Status, rec.FinishedAt = message.StatusQueued, nil
 	rec.Error = fmt.Sprintf("attempt %d %s (%s); retrying in %s", attempt, out.status, out.err, delay)
