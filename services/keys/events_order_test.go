@@ -55,6 +55,29 @@ func openStream(t *testing.T, a *testAPI, path string, header http.Header) *http
 func collectEvents(t *testing.T, got <-chan sseEvent) []string {
 	t.Helper()
 	var evs []string
+	for _, ev := range drain(t, got) {
+		switch ev.name {
+		case "status":
+			var r message.Run
+			if err := json.Unmarshal([]byte(ev.data), &r); err != nil {
+				t.Fatalf("status event %q: %v", ev.data, err)
+			}
+			evs = append(evs, "status "+r.Status+"/"+strconv.Itoa(r.Attempt))
+		case "output":
+			var line string
+			if err := json.Unmarshal([]byte(ev.data), &line); err != nil {
+				t.Fatalf("output event %q: %v", ev.data, err)
+			}
+			evs = append(evs, "output "+strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return evs
+}
+
+// drain reads a stream's events until it ends, for 10 s at most.
+func drain[T any](t *testing.T, got <-chan T) []T {
+	t.Helper()
+	var evs []T
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
@@ -62,22 +85,9 @@ func collectEvents(t *testing.T, got <-chan sseEvent) []string {
 			if !ok {
 				return evs
 			}
-			switch ev.name {
-			case "status":
-				var r message.Run
-				if err := json.Unmarshal([]byte(ev.data), &r); err != nil {
-					t.Fatalf("status event %q: %v", ev.data, err)
-				}
-				evs = append(evs, "status "+r.Status+"/"+strconv.Itoa(r.Attempt))
-			case "output":
-				var line string
-				if err := json.Unmarshal([]byte(ev.data), &line); err != nil {
-					t.Fatalf("output event %q: %v", ev.data, err)
-				}
-				evs = append(evs, "output "+strings.TrimSuffix(line, "\n"))
-			}
+			evs = append(evs, ev)
 		case <-deadline:
-			t.Fatalf("the stream did not end; events so far:\n%s", strings.Join(evs, "\n"))
+			t.Fatalf("the stream did not end; events so far: %v", evs)
 		}
 	}
 }

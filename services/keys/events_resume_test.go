@@ -105,14 +105,14 @@ func TestRuns_EventsResumeIntoEndedAttempts(t *testing.T) {
 	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 2})
 	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusFailed, Attempt: 2, Output: "a2\nb2\nc2\n", OutputLines: 3})
 
-	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "2.1")), []string{
+	wantEvents(t, drain(t, openEventsFrom(t, a, id, "2.1")), []string{
 		"status running/1", "status queued/1", "status running/2", "output 2.2 b2", "output 2.3 c2", "status failed/2",
 	})
-	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2")), []string{
+	wantEvents(t, drain(t, openEventsFrom(t, a, id, "1.2")), []string{
 		"status running/1", "status queued/1", "status running/2", "output 2.1 a2", "output 2.2 b2", "output 2.3 c2", "status failed/2",
 	})
 	// Without an id: every line, numbered.
-	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "")), []string{
+	wantEvents(t, drain(t, openEventsFrom(t, a, id, "")), []string{
 		"status running/1", "output 1.1 a1", "output 1.2 b1", "status queued/1", "status running/2", "output 2.1 a2", "output 2.2 b2", "output 2.3 c2", "status failed/2",
 	})
 }
@@ -126,27 +126,9 @@ func TestRuns_EventsResumeSendsATailItCannotNumberWhole(t *testing.T) {
 	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
 	publishRun(t, a, message.Run{ID: id, Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1,
 		Output: message.OutputTruncated + "y\nz\n", OutputLines: 3})
-	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2")), []string{
+	wantEvents(t, drain(t, openEventsFrom(t, a, id, "1.2")), []string{
 		"status running/1", "output  […output truncated…]", "output  y", "output  z", "status succeeded/1",
 	})
-}
-
-// collectFrom reads a stream to its end.
-func collectFrom(t *testing.T, got <-chan string) []string {
-	t.Helper()
-	var evs []string
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-got:
-			if !ok {
-				return evs
-			}
-			evs = append(evs, ev)
-		case <-deadline:
-			t.Fatalf("the stream did not end; events so far: %v", evs)
-		}
-	}
 }
 
 // An output line's id names its delivery ("<attempt>.<n>.<delivery>"): a
@@ -158,14 +140,14 @@ func TestRuns_EventsResumeOnlyWithinTheDeliveryTheIDNames(t *testing.T) {
 	id := "run_resume_dlv"
 	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_two", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
 	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_two", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, Output: "x\ny\nz\n", OutputLines: 3})
-	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2.dlv_two")), []string{
+	wantEvents(t, drain(t, openEventsFrom(t, a, id, "1.2.dlv_two")), []string{
 		"status running/1", "output 1.3.dlv_two z", "status succeeded/1",
 	})
-	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2.dlv_one")), []string{
+	wantEvents(t, drain(t, openEventsFrom(t, a, id, "1.2.dlv_one")), []string{
 		"status running/1", "output 1.1.dlv_two x", "output 1.2.dlv_two y", "output 1.3.dlv_two z", "status succeeded/1",
 	})
 	// An id of a release before the delivery was in it still resumes.
-	wantEvents(t, collectFrom(t, openEventsFrom(t, a, id, "1.2")), []string{
+	wantEvents(t, drain(t, openEventsFrom(t, a, id, "1.2")), []string{
 		"status running/1", "output 1.3.dlv_two z", "status succeeded/1",
 	})
 }
