@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/runstatus"
@@ -67,4 +69,38 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkList: the first page of 100 runs of a STATUS stream of 100 000
+// runs stored a few seconds before the last 200, read whole (the last event
+// of every subject) and from the end (the default above fullScanBelow).
+func BenchmarkList(b *testing.B) {
+	_, js := testenv.StartNATS(b).Connect()
+	ctx := context.Background()
+	publish := func(prefix string, n int) {
+		var futs []jetstream.PubAckFuture
+		for i := range n {
+			now := time.Now().UTC()
+			futs = append(futs, storeAsync(b, js, message.Run{ID: fmt.Sprintf("run_%s%06d", prefix, i), Namespace: "default", Webhook: "w", Job: "j", Status: message.StatusSucceeded, QueuedAt: &now, WebhookPayload: `{"x":1}`}))
+		}
+		waitAcks(b, futs)
+	}
+	publish("a", 100_000)
+	time.Sleep(3 * time.Second)
+	publish("b", 200)
+	for _, c := range []struct {
+		name     string
+		fullScan uint64
+	}{{"whole", 1 << 62}, {"recent", 20_000}} {
+		b.Run(c.name, func(b *testing.B) {
+			defer runstatus.SetWindow(c.fullScan, 2000)()
+			defer cpuPerOp(b)()
+			for b.Loop() {
+				p, err := runstatus.ListPage(ctx, js, runstatus.Filter{Limit: 100})
+				if err != nil || len(p.Runs) != 100 || p.Runs[0].ID != "run_b000199" {
+					b.Fatalf("page of %d runs, %v", len(p.Runs), err)
+				}
+			}
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -210,19 +211,44 @@ type Page struct {
 // before a create the client had given up on). Pages come far faster.
 const listInactive = 10 * time.Second
 
-// List returns the current state of runs matching f, newest first. It reads
-// the last event of every subject, which is bounded by the stream's
-// retention, through a consumer of its own (DeliverLastPerSubject, no
-// acks) fetched page by page. Not an ordered consumer: nats.go makes each
-// fetch after an ordered consumer's first a new consumer from the last
-// sequence read (DeliverByStartSequence), whose pages hold every event
-// after it, so a run came back once per status, old ones too.
+// List returns the current state of runs matching f, newest first. See
+// ListPage.
 func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]message.Run, error) {
 	p, err := ListPage(ctx, js, f)
 	return p.Runs, err
 }
 
-// ListPage is List with where the next page starts.
+// fullScanBelow is the size of a STATUS stream, in messages, below which
+// ListPage reads the last event of every subject at once rather than the
+// most recent events first. A variable for tests.
+var fullScanBelow uint64 = 20_000
+
+// windowEvents is about how many events ListPage's first window of
+// recent events holds, at least. A variable for tests.
+var windowEvents = 2000
+
+// clockMargin is how far ahead of the NATS servers' clocks the clocks of
+// the services that stamp queue times may be, at least, when ListPage reads
+// only recent events (it also measures how far ahead they are in the
+// events it reads, and allows for that).
+const clockMargin = time.Second
+
+// eventsRead counts the events ListPage has read, for tests.
+var eventsRead atomic.Uint64
+
+// ListPage returns a page of the runs matching f, newest first (by queue
+// time, then run id), each in its current state, and where the next page
+// starts when more runs match.
+//
+// A run's current state is the last event of its subject. A STATUS stream
+// of fullScanBelow messages or more is read from its end backwards, in
+// windows of time growing fourfold (listRecent): a run queued at time q has
+// its last event stored at q or later, so the events stored since t tell
+// the current state of every run queued since t. Only when the matching
+// runs of the window do not fill the page does a wider window follow, and,
+// once a window would reach the stream's start, the whole stream is read
+// (listAll). So a page of recent runs costs the events of the last moments,
+// not of the stream's whole retention.
 func ListPage(ctx context.Context, js jetstream.JetStream, f Filter) (Page, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
@@ -242,72 +268,132 @@ func ListPage(ctx context.Context, js jetstream.JetStream, f Filter) (Page, erro
 	if info.State.Msgs == 0 {
 		return Page{Runs: []message.Run{}}, nil
 	}
-	// Named here, so that it can be deleted even when its creation timed
-	// out on our side after the server made it; the server removes it
-	// after listInactive unused if we cannot.
-	name := ident.Random("list-", 10)
-	del := func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = s.DeleteConsumer(dctx, name)
+	if info.State.Msgs >= fullScanBelow {
+		if p, ok, err := listRecent(ctx, s, subj, f, info.State); err != nil || ok {
+			return p, err
+		}
 	}
-	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		Name:              name,
-		FilterSubjects:    []string{subj},
-		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		InactiveThreshold: listInactive,
-	})
-	defer del()
-	if err != nil {
-		return Page{}, err
-	}
+	return listAll(ctx, s, subj, f)
+}
+
+// found is a run read for a page, with its event's sequence in STATUS.
+type found struct {
+	r   message.Run
+	seq uint64
+}
+
+// matches tells whether run r is one f selects, cursor apart.
+func (f Filter) matches(r *message.Run) bool {
+	return (f.Webhook == "" || r.Webhook == f.Webhook) && (f.Job == "" || r.Job == f.Job) && (f.Status == "" || r.Status == f.Status)
+}
+
+// listAll reads the last event of every subject of subj.
+func listAll(ctx context.Context, s jetstream.Stream, subj string, f Filter) (Page, error) {
 	// Each subject's last event, once: a safety net keeps the one stored
 	// last should a page ever repeat a subject. Only the runs that match
 	// are kept, and of the others their sequence.
-	type found struct {
-		r   message.Run
-		seq uint64
-	}
 	lastSeq := map[string]uint64{}
 	byID := map[string]found{}
-	for {
-		batch, err := c.FetchNoWait(500)
-		if err != nil {
-			return Page{}, err
+	err := scan(ctx, s, jetstream.ConsumerConfig{
+		FilterSubjects: []string{subj},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	}, 0, func(m jetstream.Msg, seq uint64, _ time.Time) {
+		var r message.Run
+		if message.Decode(m.Data(), message.SchemaRun, &r) != nil || r.Kind != message.KindRun {
+			return
 		}
-		n := 0
-		pending := uint64(0)
-		for m := range batch.Messages() {
-			n++
-			md, _ := m.Metadata()
-			var seq uint64
-			if md != nil {
-				pending, seq = md.NumPending, md.Sequence.Stream
+		if prev, ok := lastSeq[r.ID]; ok && seq <= prev {
+			return
+		}
+		lastSeq[r.ID] = seq
+		if f.matches(&r) {
+			byID[r.ID] = found{r, seq}
+		} else {
+			delete(byID, r.ID)
+		}
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	return pageOf(slices.Collect(maps.Values(byID)), f), nil
+}
+
+// listRecent reads the events stored since a moment before the newest
+// (before the cursor's time for a later page), over a window of time that
+// grows fourfold until the runs it can place fill the page. It answers
+// ok=false when the window would reach the stream's first event: then the
+// whole stream is better read at once, last event per subject.
+//
+// A window starting at t holds the last event of every run queued at t or
+// later, as stored events never predate the queue time they carry, the
+// clocks apart: those runs, and only those, it can place. Runs of earlier
+// queue times (their last event may be older than t) come after them all
+// in the order. The queue time is the dispatcher's clock, a stored event's
+// time the NATS server's, so a run is placed only from t + the most any
+// event of the window is stamped ahead of its storing (at least
+// clockMargin).
+func listRecent(ctx context.Context, s jetstream.Stream, subj string, f Filter, st jetstream.StreamState) (Page, bool, error) {
+	span := st.LastTime.Sub(st.FirstTime)
+	if span <= 0 {
+		return Page{}, false, nil
+	}
+	// A first window of about 16 events per run of the page (a run has
+	// two to four) at the stream's average rate, and clockMargin, in
+	// which no run can be placed.
+	perSecond := float64(st.Msgs) / span.Seconds()
+	events := max(16*(f.Limit+1), windowEvents)
+	w := max(time.Duration(float64(events)/perSecond*float64(time.Second)), clockMargin) + clockMargin
+	top := st.LastTime
+	if f.After != nil && f.After.When.Before(top) {
+		top = f.After.When
+	}
+	for ; ; w *= 4 {
+		from := top.Add(-w)
+		if !from.After(st.FirstTime) {
+			return Page{}, false, nil
+		}
+		type last struct {
+			seq uint64
+			r   *message.Run // nil: not a run, or unreadable
+		}
+		latest := map[string]last{}
+		var ahead time.Duration
+		err := scan(ctx, s, jetstream.ConsumerConfig{
+			FilterSubjects: []string{subj},
+			DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+			OptStartTime:   &from,
+		}, st.LastSeq, func(m jetstream.Msg, seq uint64, stored time.Time) {
+			if prev, ok := latest[m.Subject()]; ok && seq <= prev.seq {
+				return
 			}
 			var r message.Run
 			if message.Decode(m.Data(), message.SchemaRun, &r) != nil || r.Kind != message.KindRun {
-				continue
+				latest[m.Subject()] = last{seq: seq}
+				return
 			}
-			if prev, ok := lastSeq[r.ID]; ok && seq <= prev {
-				continue
+			if d := when(r).Sub(stored); d > ahead {
+				ahead = d
 			}
-			lastSeq[r.ID] = seq
-			if (f.Webhook == "" || r.Webhook == f.Webhook) && (f.Job == "" || r.Job == f.Job) && (f.Status == "" || r.Status == f.Status) {
-				byID[r.ID] = found{r, seq}
-			} else {
-				delete(byID, r.ID)
+			latest[m.Subject()] = last{seq, &r}
+		})
+		if err != nil {
+			return Page{}, false, err
+		}
+		placed := from.Add(max(ahead, 0) + clockMargin)
+		var match []found
+		for _, l := range latest {
+			if l.r != nil && f.matches(l.r) && !when(*l.r).Before(placed) && (f.After == nil || !f.After.before(l.r)) {
+				match = append(match, found{*l.r, l.seq})
 			}
 		}
-		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
-			return Page{}, batch.Error()
-		}
-		if n == 0 || pending == 0 {
-			break
+		if len(match) > f.Limit {
+			return pageOf(match, f), true, nil
 		}
 	}
-	match := slices.Collect(maps.Values(byID))
+}
+
+// pageOf sorts the runs that match f and cuts the page f asks for.
+func pageOf(match []found, f Filter) Page {
 	sort.Slice(match, func(i, j int) bool {
 		if a, b := when(match[i].r), when(match[j].r); !a.Equal(b) {
 			return a.After(b)
@@ -326,7 +412,57 @@ func ListPage(ctx context.Context, js jetstream.JetStream, f Filter) (Page, erro
 		last := out[len(out)-1]
 		p.Next = &Cursor{When: when(last), ID: last.ID}
 	}
-	return p, nil
+	return p
+}
+
+// scan reads the events cfg selects through a consumer of its own (no
+// acks, in memory) fetched page by page, until none is pending or, when
+// end is not 0, past stream sequence end (so that a busy stream does not
+// keep it reading), and deletes the consumer. Not an ordered consumer:
+// nats.go makes each fetch after an ordered consumer's first a new consumer
+// from the last sequence read (DeliverByStartSequence), whose pages would
+// hold every event after it, for DeliverLastPerSubject a run once per
+// status, old ones too.
+func scan(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig, end uint64, visit func(m jetstream.Msg, seq uint64, stored time.Time)) error {
+	// Named here, so that it can be deleted even when its creation timed
+	// out on our side after the server made it; the server removes it
+	// after listInactive unused if we cannot.
+	cfg.Name = ident.Random("list-", 10)
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.MemoryStorage = true
+	cfg.InactiveThreshold = listInactive
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(dctx, cfg.Name)
+	}()
+	c, err := s.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for {
+		batch, err := c.FetchNoWait(500)
+		if err != nil {
+			return err
+		}
+		n := 0
+		pending, seq := uint64(0), uint64(0)
+		for m := range batch.Messages() {
+			n++
+			var stored time.Time
+			if md, _ := m.Metadata(); md != nil {
+				pending, seq, stored = md.NumPending, md.Sequence.Stream, md.Timestamp
+			}
+			eventsRead.Add(1)
+			visit(m, seq, stored)
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
+			return batch.Error()
+		}
+		if n == 0 || pending == 0 || end != 0 && seq >= end {
+			return nil
+		}
+	}
 }
 
 func when(r message.Run) time.Time {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -270,24 +271,10 @@ func TestRunstatus_ListGivesEachRunOnceInItsCurrentStatePastTheFirstPage(t *test
 			sts = append(sts, current(i))
 		}
 		for _, st := range sts {
-			b, err := json.Marshal(&message.Run{Schema: message.SchemaRun, Kind: message.KindRun, ID: id, Namespace: "default", Webhook: "w", Job: "j", Status: st, QueuedAt: &q})
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := js.PublishAsync(bus.StatusSubject("default", id), b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			futs = append(futs, f)
+			futs = append(futs, storeAsync(t, js, message.Run{ID: id, Namespace: "default", Webhook: "w", Job: "j", Status: st, QueuedAt: &q}))
 		}
 	}
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			t.Fatal(err)
-		}
-	}
+	waitAcks(t, futs)
 	all, err := runstatus.List(ctx, js, runstatus.Filter{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -391,6 +378,135 @@ func TestRunstatus_ListPagesFollowTheCursor(t *testing.T) {
 	for _, bad := range []string{"", "x", "bm90LWEtY3Vyc29y"} {
 		if _, err := runstatus.ParseCursor(bad); err == nil {
 			t.Errorf("ParseCursor(%q) accepted", bad)
+		}
+	}
+}
+
+// A STATUS stream of many events is read from its end: a page of recent
+// runs reads the events of the last moments, not the stream, and every
+// page, through the cursor and with filters, is the page a read of the
+// whole stream gives. A dispatcher whose clock runs ahead of the NATS
+// server's (queue times later than the events' storing) widens the window
+// rather than hide a run queued before it.
+func TestRunstatus_ListReadsRecentEventsFirstAndGivesTheSamePages(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	publish := func(id string, q time.Time, statuses ...string) {
+		t.Helper()
+		var futs []jetstream.PubAckFuture
+		for _, st := range statuses {
+			futs = append(futs, storeAsync(t, js, message.Run{ID: id, Namespace: "default", Webhook: "w", Job: "j", Status: st, QueuedAt: &q}))
+		}
+		waitAcks(t, futs)
+	}
+	// pages lists every page of f, each run as id:status, and how many
+	// events the first page read.
+	pages := func(f runstatus.Filter) (all []string, firstRead uint64) {
+		t.Helper()
+		for page := 0; ; page++ {
+			before := runstatus.EventsRead()
+			p, err := runstatus.ListPage(ctx, js, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page == 0 {
+				firstRead = runstatus.EventsRead() - before
+			}
+			for _, r := range p.Runs {
+				all = append(all, r.ID+":"+r.Status)
+			}
+			all = append(all, "|")
+			if p.Next == nil {
+				return all, firstRead
+			}
+			f.After = p.Next
+			if page > 100 {
+				t.Fatal("more pages than runs")
+			}
+		}
+	}
+	compare := func(f runstatus.Filter) (firstRead uint64) {
+		t.Helper()
+		whole, _ := pages(f)
+		restore := runstatus.SetWindow(100, 50)
+		defer restore()
+		recent, firstRead := pages(f)
+		if !slices.Equal(recent, whole) {
+			i := 0
+			for i < min(len(recent), len(whole)) && recent[i] == whole[i] {
+				i++
+			}
+			t.Fatalf("pages of %+v read from the end differ from the pages read whole at item %d (| ends a page):\n %v\nwant\n %v", f, i, recent[i:min(i+12, len(recent))], whole[i:min(i+12, len(whole))])
+		}
+		return firstRead
+	}
+
+	t0 := time.Now().UTC()
+	for i := range 300 {
+		end := message.StatusSucceeded
+		if i%3 == 0 {
+			end = message.StatusFailed
+		}
+		publish(fmt.Sprintf("run_a%03d", i), t0.Add(time.Duration(i)*time.Millisecond), message.StatusQueued, message.StatusRunning, end)
+	}
+	time.Sleep(4 * time.Second)
+	t1 := time.Now().UTC()
+	for i := range 40 {
+		sts := []string{message.StatusQueued, message.StatusRunning}
+		if i%2 == 0 {
+			sts = append(sts, message.StatusSucceeded)
+		}
+		publish(fmt.Sprintf("run_b%03d", i), t1.Add(time.Duration(i)*time.Millisecond), sts...)
+	}
+	if n := compare(runstatus.Filter{Limit: 10}); n == 0 || n > 200 {
+		t.Fatalf("the first page of 10 read %d events of a stream of 1000; want those of the last runs only", n)
+	}
+	compare(runstatus.Filter{Limit: 7, Status: message.StatusRunning})
+	compare(runstatus.Filter{Limit: 50, Status: message.StatusFailed})
+	compare(runstatus.Filter{Limit: 1000})
+
+	// A dispatcher 30 s ahead queued run_c_ahead, then, after a pause,
+	// run_d_ahead: the first is newer than every run but run_d_ahead, and
+	// its events are older than the window that holds the second.
+	publish("run_c_ahead", time.Now().UTC().Add(30*time.Second), message.StatusQueued)
+	time.Sleep(4 * time.Second)
+	publish("run_d_ahead", time.Now().UTC().Add(30*time.Second), message.StatusQueued)
+	t2 := time.Now().UTC()
+	for i := range 20 {
+		publish(fmt.Sprintf("run_e%03d", i), t2.Add(time.Duration(i)*time.Millisecond), message.StatusQueued)
+	}
+	compare(runstatus.Filter{Limit: 10})
+	if p, err := runstatus.ListPage(ctx, js, runstatus.Filter{Limit: 2}); err != nil || len(p.Runs) != 2 || p.Runs[0].ID != "run_d_ahead" || p.Runs[1].ID != "run_c_ahead" {
+		t.Fatalf("first page = %+v, %v; want run_d_ahead, run_c_ahead", p.Runs, err)
+	}
+}
+
+// storeAsync stores r as a status event without waiting for its ack (a
+// record as the services write it, without runstatus.Publish's checks).
+func storeAsync(tb testing.TB, js jetstream.JetStream, r message.Run) jetstream.PubAckFuture {
+	tb.Helper()
+	r.Schema, r.Kind = message.SchemaRun, message.KindRun
+	b, err := json.Marshal(&r)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := js.PublishAsync(bus.StatusSubject(r.Namespace, r.ID), b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+// waitAcks waits for every ack of futs.
+func waitAcks(tb testing.TB, futs []jetstream.PubAckFuture) {
+	tb.Helper()
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			tb.Fatal(err)
+		case <-time.After(10 * time.Second):
+			tb.Fatal("no ack in 10s")
 		}
 	}
 }
