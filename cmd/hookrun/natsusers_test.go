@@ -154,7 +154,7 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 			},
 			pub: []string{
 				bus.RunSubject("default", "job"), bus.StatusSubject("default", "run_1"), bus.CancelSubject("run_1"),
-				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_secrets.default.evil", "$KV.hookrun_dedup.evil",
+				"$KV.hookrun_jobs.default.evil", "$KV.hookrun_secrets.default.evil", "$KV.hookrun_dedup.evil", "$KV.hookrun_callback_attempts.1",
 				"$JS.API.CONSUMER.MSG.NEXT.DELIVERIES.dispatcher", "$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job",
 				"$JS.API.STREAM.DELETE.DELIVERIES", "$JS.API.STREAM.PURGE.STATUS",
 				// Only keys lays out streams: an update could source this
@@ -180,7 +180,7 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 			},
 			pub: []string{
 				bus.DeliverySubject("default", "hook", "dlv_1"), bus.CancelSubject("run_1"), bus.OutputSubject("run_1"), bus.RetryScheduleSubject("run_1"),
-				"$KV.hookrun_secrets.default.evil", "$KV.hookrun_keys.default.evil", "$KV.hookrun_cancels.run_1",
+				"$KV.hookrun_secrets.default.evil", "$KV.hookrun_keys.default.evil", "$KV.hookrun_cancels.run_1", "$KV.hookrun_callback_attempts.1",
 				"$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job", "$JS.API.CONSUMER.MSG.NEXT.STATUS.callbacks",
 				"$JS.API.STREAM.DELETE.RUNS", "$JS.API.CONSUMER.DELETE.DELIVERIES.dispatcher",
 				"$JS.API.STREAM.UPDATE.KV_hookrun_jobs", "$JS.API.STREAM.UPDATE.RUNS", "$JS.API.STREAM.CREATE.KV_hookrun_webhooks",
@@ -210,6 +210,15 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				// RUNS: by sequence, from the leader.
 				if _, _, _, err := bus.MsgAt(ctx, js.Conn(), bus.StreamRuns, 1); err != nil {
 					return fmt.Errorf("reading RUNS by sequence: %w", err)
+				}
+				// A callback's failed attempts, counted and read back.
+				if err := kvPut(bus.BucketCallbackAttempts)(js); err != nil {
+					return fmt.Errorf("counting a callback's attempts: %w", err)
+				}
+				if kv, err := js.KeyValue(ctx, bus.BucketCallbackAttempts); err != nil {
+					return err
+				} else if _, err := kv.Get(ctx, "default.permtest"); err != nil {
+					return fmt.Errorf("reading a callback's attempts: %w", err)
 				}
 				// A run's status, by direct get or from the leader.
 				if err := statusNotFound(js, false); err != nil {

@@ -35,7 +35,11 @@ const (
 	BucketWebhookStatus = "hookrun_webhook_status"
 	BucketDedup         = "hookrun_dedup"
 	BucketCancels       = "hookrun_cancels"
-	BucketLeases        = "hookrun_leases"
+	// BucketCallbackAttempts counts the failed attempts of callbacks
+	// that failed at least once, by their status event's STATUS
+	// sequence: NATS also counts a delivery handed back at an
+	// executor's shutdown, which is no attempt.
+	BucketCallbackAttempts = "hookrun_callback_attempts"
 )
 
 // Consumer names.

@@ -100,6 +100,9 @@ func BucketConfigs(o Options) []jetstream.KeyValueConfig {
 	dedup.LimitMarkerTTL = time.Minute
 	cancels := cfg(BucketCancels, "Cancel requests for queued runs")
 	cancels.TTL = 24 * time.Hour
+	// As long as STATUS keeps the status events whose callbacks they count.
+	attempts := cfg(BucketCallbackAttempts, "Failed attempts of callbacks, by status event (written by the executors)")
+	attempts.TTL = o.Retention
 	return []jetstream.KeyValueConfig{
 		cfg(BucketJobs, "Jobs (written by the keys service)"),
 		cfg(BucketWebhooks, "Webhooks and their endpoint ids (written by the keys service)"),
@@ -108,6 +111,7 @@ func BucketConfigs(o Options) []jetstream.KeyValueConfig {
 		cfg(BucketWebhookStatus, "Webhook runtime status: lastError, lastDeliveryAt"),
 		dedup,
 		cancels,
+		attempts,
 	}
 }
 

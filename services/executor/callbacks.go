@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,12 +34,13 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		FilterSubject: bus.StatusAll,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       x.cfg.CallbackTimeout + 15*time.Second,
-		// One delivery per attempt, and a few to spare: a delivery handed
-		// back at shutdown (a NAK) counts too, and at the last attempt
-		// it would leave the callback neither sent nor given up. A
+		// One delivery per attempt, and callbackHandBacks more: a
+		// delivery handed back at shutdown (a NAK) counts too (though
+		// not as an attempt, see callbackAttempt), and past this bound
+		// NATS would drop the callback, neither sent nor given up. A
 		// failure past the last attempt is given up (a Term) whatever
 		// this bound.
-		MaxDeliver:    len(x.cfg.CallbackBackoff) + 4,
+		MaxDeliver:    len(x.cfg.CallbackBackoff) + 1 + callbackHandBacks,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		// A callback waiting out its backoff (a delayed NAK) stays
 		// pending: the bound must be high enough that one dead
@@ -48,6 +50,12 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
+	kv, err := x.js.KeyValue(ctx, bus.BucketCallbackAttempts)
+	if err != nil {
+		x.log.Warn("callback attempts are counted by NATS deliveries (hand-backs at shutdown included)", "bucket", bus.BucketCallbackAttempts, "err", err)
+		kv = nil
+	}
+	x.callbackAttempts = kv
 	// A callback waits for a slot of its receiver's host, then for a
 	// sender, in a goroutine of its own that keeps the message alive: the
 	// consumer's handler never blocks, so a callback to a healthy receiver
@@ -277,13 +285,14 @@ func (x *Executor) callback(ctx context.Context, m jetstream.Msg, r *message.Run
 	}
 }
 
+// callbackHandBacks is how many times a callback may be handed back at an
+// executor's shutdown, beyond its attempts, before NATS drops it.
+const callbackHandBacks = 50
+
 // callbackFailed ends a failed attempt of callback m: a retry after its
 // backoff, or, past the last, given up.
 func (x *Executor) callbackFailed(m jetstream.Msg, r *message.Run, err error) {
-	attempt := 1
-	if md, err := m.Metadata(); err == nil {
-		attempt = int(md.NumDelivered)
-	}
+	attempt := x.callbackAttempt(m)
 	if attempt > len(x.cfg.CallbackBackoff) {
 		mCallbacks.WithLabelValues(callbackFailed).Inc()
 		x.log.Warn("callback given up", "run", r.ID, "attempts", attempt, "err", err)
@@ -294,6 +303,42 @@ func (x *Executor) callbackFailed(m jetstream.Msg, r *message.Run, err error) {
 	delay := x.cfg.CallbackBackoff[attempt-1]
 	x.log.Info("callback failed; retrying", "run", r.ID, "attempt", attempt, "in", delay, "err", err)
 	_ = m.NakWithDelay(delay)
+}
+
+// callbackAttempt numbers the attempt of callback m that just failed, and
+// records it: one more than the failed attempts recorded for its status
+// event in BucketCallbackAttempts. NATS' count of deliveries would also
+// count each hand-back at an executor's shutdown, so that a rolling deploy
+// during a receiver's outage used up the callback's retries. Without the
+// bucket (NATS trouble) the attempt is NATS' count of deliveries, as
+// before: a retry fewer rather than one too many. A record not stored
+// (NATS trouble) gives the next failure the same number: the bound on
+// deliveries still ends the callback.
+func (x *Executor) callbackAttempt(m jetstream.Msg) int {
+	md, err := m.Metadata()
+	if err != nil {
+		return 1
+	}
+	kv := x.callbackAttempts
+	if kv == nil {
+		return int(md.NumDelivered)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	key := strconv.FormatUint(md.Sequence.Stream, 10)
+	failed := 0
+	e, err := kv.Get(ctx, key)
+	switch {
+	case err == nil:
+		failed, _ = strconv.Atoi(string(e.Value()))
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return int(md.NumDelivered)
+	}
+	attempt := failed + 1
+	if _, err := kv.Put(ctx, key, []byte(strconv.Itoa(attempt))); err != nil {
+		x.log.Warn("could not record a callback's failed attempt", "attempt", attempt, "err", err)
+	}
+	return attempt
 }
 
 // CallbackBody is what a callback receiver gets: the run's final status.

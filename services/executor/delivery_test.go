@@ -340,3 +340,61 @@ func TestExecutor_HTTPJobLongAnswerIsMarkedTruncated(t *testing.T) {
 	want(t, "status", r.Status, message.StatusSucceeded)
 	want(t, "output", r.Output, strings.Repeat("a", 100)+"\n[…response truncated…]\n")
 }
+
+// An executor stopped while it sends a callback hands it back: that is not
+// one of the callback's attempts, however many times executors stop while
+// its receiver is slow (a rolling deploy), so the receiver still gets
+// every attempt after them, and then it is given up.
+func TestExecutor_CallbacksHandedBackAtShutdownKeepTheirAttempts(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	const handBacks = 8
+	var mu sync.Mutex
+	requests := 0
+	arrived := make(chan struct{}, 100)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.ReadAll(req.Body) // so that the server sees the executor hang up
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		arrived <- struct{}{}
+		if n <= handBacks { // held until the executor stops
+			select {
+			case <-req.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	got := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return requests
+	}
+	backoff := func(c *Config) { c.CallbackBackoff = []time.Duration{50 * time.Millisecond, 50 * time.Millisecond} }
+	x := e.start(backoff)
+	job := e.script("slow-receiver", `true`)
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) { rr.Callback = &message.Callback{URL: srv.URL} })
+	want(t, "status", e.final(rr, 10*time.Second).Status, message.StatusSucceeded)
+	for i := range handBacks {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("callback %d did not arrive (%d requests)", i+1, got())
+		}
+		x.stop()
+		x = e.start(backoff)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for got() < handBacks+3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	// The 3 attempts of a 2-step backoff, after the hand-backs, and no more.
+	want(t, "requests", got(), handBacks+3)
+}

@@ -137,6 +137,9 @@ type Executor struct {
 	jobClient *http.Client
 	// callbackClient sends callbacks.
 	callbackClient *http.Client
+	// callbackAttempts counts callbacks' failed attempts (nil: NATS'
+	// count of deliveries stands in); set before callbacks are consumed.
+	callbackAttempts jetstream.KeyValue
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // run id -> stops the run
