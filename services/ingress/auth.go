@@ -30,13 +30,13 @@ type credential struct {
 // authenticate verifies the request against the webhook's auth mode and
 // fills the delivery's principal, profile and (for signature profiles)
 // event id. With the key in the body, the key field is removed from d.Body.
-func (in *Ingress) authenticate(c echo.Context, w *resource.Webhook, d *message.Delivery, now time.Time) (credential, error) {
+func (in *Ingress) authenticate(c echo.Context, t target, w *resource.Webhook, d *message.Delivery, now time.Time) (credential, error) {
 	var cred credential
 	var err error
 	a := w.Spec.Auth
 	switch {
 	case a.APIKey != nil:
-		cred, err = in.authAPIKey(c, w, d, now)
+		cred, err = in.authAPIKey(c, t, w, d, now)
 	case a.Signature != nil:
 		cred, err = in.authSignature(c, w, d, now)
 	default:
@@ -46,8 +46,12 @@ func (in *Ingress) authenticate(c echo.Context, w *resource.Webhook, d *message.
 	// The endpoint id is the whole credential of a secret URL, and the URL
 	// is worth keeping secret in every mode; a proxy's X-Forwarded-Uri or
 	// X-Original-Url, or a Referer, repeats the path, so the id is scrubbed
-	// as the presented key is (a key in the path included: authAPIKey).
-	cred.values = append(cred.values, c.Param("endpoint"))
+	// as the presented key is (a key in the path included: authAPIKey),
+	// in the form the sender encoded them too.
+	cred.values = append(cred.values, t.endpoint)
+	if t.rawEndpoint != "" || t.rawKey != "" {
+		cred.values = append(cred.values, t.rawEndpoint, t.rawKey)
+	}
 	return cred, err
 }
 
@@ -55,19 +59,22 @@ func (in *Ingress) authenticate(c echo.Context, w *resource.Webhook, d *message.
 // its public id and compares its secret part by hash in constant time. The
 // answers go from "no key" to "not this key" to "not any more" to "not
 // here", and only a sender holding a real key learns the last two.
-func (in *Ingress) authAPIKey(c echo.Context, w *resource.Webhook, d *message.Delivery, now time.Time) (credential, error) {
+func (in *Ingress) authAPIKey(c echo.Context, t target, w *resource.Webhook, d *message.Delivery, now time.Time) (credential, error) {
 	ak := w.Spec.Auth.APIKey
 	var presented string
 	var cred credential
 	switch ak.In {
 	case "header":
 		presented = c.Request().Header.Get(ak.Name)
+		if strings.EqualFold(ak.Name, "Authorization") {
+			presented = bearerToken(presented)
+		}
 		cred.headers = []string{ak.Name}
 	case "query":
 		presented = c.QueryParam(ak.Name)
 		cred.query = ak.Name
 	case "path":
-		presented = c.Param("key")
+		presented = t.key
 	case "body":
 		if d.Method == http.MethodGet {
 			break // no body, so no key
@@ -103,6 +110,20 @@ func (in *Ingress) authAPIKey(c echo.Context, w *resource.Webhook, d *message.De
 	}
 	d.Principal = "key:" + k.ID
 	return cred, nil
+}
+
+// bearerToken returns the token of an Authorization value "Bearer <token>"
+// (the scheme case-insensitive, RFC 9110 §11.1), which is all many SaaS
+// senders can send, or v itself: the bare key is accepted as well.
+func bearerToken(v string) string {
+	const scheme = "Bearer"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return v
+	}
+	if rest := v[len(scheme):]; rest == "" || rest[0] == ' ' {
+		return strings.TrimLeft(rest, " ")
+	}
+	return v
 }
 
 func inScope(list []string, name string) bool {

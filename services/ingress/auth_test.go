@@ -105,6 +105,47 @@ func TestAuth_AcceptsAPIKeyWhereTheWebhookPutsIt(t *testing.T) {
 	}
 }
 
+// TestAuth_AcceptsBearerKeyInAuthorization: a webhook that takes its key
+// in the Authorization header takes it as a Bearer token (the scheme in any
+// case: many SaaS senders can send nothing else) or bare; other headers
+// take it bare only. The stored delivery holds neither the header nor the
+// key.
+func TestAuth_AcceptsBearerKeyInAuthorization(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	key := e.apiKey(nil, nil, nil)
+	id, _, _ := apikey.Parse(key)
+	wrong := apikey.Prefix + id + "_" + strings.Repeat("a", 52)
+	w := e.webhook("bearer", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "header", Name: "Authorization"}}})
+	other := e.webhook("custom-header", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "header", Name: "X-API-KEY"}}})
+
+	for _, v := range []string{"Bearer " + key, "bearer " + key, "BEARER  " + key, key} {
+		r := e.post(hookPath(w), `{"a":1}`, "Authorization", v, "X-Forwarded-Authorization", v, "X-Kept", "yes")
+		wantAccepted(t, r, 202)
+		d := e.stored(r.Acc.DeliveryID)
+		if d.Principal != "key:"+id {
+			t.Fatalf("%q: principal %q, want key:%s", v, d.Principal, id)
+		}
+		if d.Header["Authorization"] != nil || d.Header["X-Forwarded-Authorization"] != nil || d.Header["X-Kept"] == nil {
+			t.Fatalf("%q: stored headers %v", v, d.Header)
+		}
+		if strings.Contains(string(e.storedMsg(r.Acc.DeliveryID).Data), key) {
+			t.Fatalf("%q: the stored delivery holds the key", v)
+		}
+	}
+	for _, tt := range []struct{ value, code string }{
+		{"Bearer " + wrong, "invalid_credentials"},
+		{"Basic " + key, "invalid_credentials"},
+		{"Bearer" + key, "invalid_credentials"},
+		{"Bearer", "missing_credentials"},
+	} {
+		wantError(t, e.post(hookPath(w), `{"a":1}`, "Authorization", tt.value), 401, tt.code)
+	}
+	wantError(t, e.post(hookPath(other), `{"a":1}`, "X-API-KEY", "Bearer "+key), 401, "invalid_credentials")
+	wantAccepted(t, e.post(hookPath(other), `{"a":1}`, "X-API-KEY", key), 202)
+}
+
 // TestAuth_RefusesKeyOutsideItsScopes: Jac Cloud's allowed walkers/nodes
 // are our webhooks/jobs; empty lists mean all.
 func TestAuth_RefusesKeyOutsideItsScopes(t *testing.T) {
@@ -413,11 +454,12 @@ func TestAuth_PathKeyOnlyOnPathWebhooks(t *testing.T) {
 	wantAccepted(t, e.post(hookPath(byPath, key), "{}"), 202)
 	wantError(t, e.post(hookPath(byPath), "{}"), 401, "missing_credentials")
 	wantError(t, e.post(hookPath(byHeader, key), "{}"), 404, "endpoint_not_found")
-	// A secret URL is the whole URL: with anything after it, it is another.
+	// A secret URL is the whole URL: with anything after it, it is another
+	// (one trailing slash aside: TestTarget_TrailingSlashIsAbsent).
 	open := e.webhook("open", resource.WebhookSpec{})
 	wantAccepted(t, e.post(hookPath(open), "{}"), 202)
 	wantError(t, e.post(hookPath(open, "anything"), "{}"), 404, "endpoint_not_found")
-	wantError(t, e.post(hookPath(open)+"/", "{}"), 404, "endpoint_not_found")
+	wantError(t, e.post(hookPath(open, "anything")+"/", "{}"), 404, "endpoint_not_found")
 }
 
 // TestAuth_AcceptsSvixHeaders: Svix, Clerk and Resend sign Standard

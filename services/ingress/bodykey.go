@@ -4,20 +4,26 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/hookrun/hookrun/pkg/payload"
 )
 
-// extractBodyKey takes the top-level member name out of a JSON object body
-// (Jac Cloud's "body" key placement) and returns its string value and the
-// body without that member. Everything else is kept byte for byte — member
-// order, spacing, escapes, numbers — so the job sees what the sender sent
-// minus the key. The removal happens in place: rest shares body's memory.
+// extractBodyKey takes the top-level member name out of the JSON object
+// body sent (Jac Cloud's "body" key placement) and returns its string value
+// and the body without that member. Everything else is kept byte for byte —
+// member order, spacing, escapes, numbers, a leading UTF-8 byte order mark —
+// so the job sees what the sender sent minus the key. The removal happens in
+// place: rest shares sent's memory. The byte order mark is skipped when the
+// JSON is read, as filters and templates skip it (payload.TrimBOM).
 //
 // A body that is not a JSON object is errInvalidBody. A member that is not
 // a string, or that appears more than once (JSON parsers disagree on which
 // copy wins, so the key checked might not be the one removed), is
 // errInvalidCredentials. A body without the member is returned unchanged
 // with an empty key.
-func extractBodyKey(body []byte, name string) (key string, rest []byte, err error) {
+func extractBodyKey(sent []byte, name string) (key string, rest []byte, err error) {
+	body := payload.TrimBOM(sent) // sent[bom:]
+	bom := len(sent) - len(body)
 	if !json.Valid(body) {
 		return "", nil, errInvalidBody
 	}
@@ -64,10 +70,10 @@ func extractBodyKey(body []byte, name string) (key string, rest []byte, err erro
 		prevEnd, i = valEnd, valEnd
 	}
 	if !found {
-		return "", body, nil
+		return "", sent, nil
 	}
 	n := copy(body[cutFrom:], body[cutTo:])
-	return key, body[:cutFrom+n], nil
+	return key, sent[:bom+cutFrom+n], nil
 }
 
 // The scanners below run only on input json.Valid accepted, so they need

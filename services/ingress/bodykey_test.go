@@ -6,6 +6,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/hookrun/hookrun/pkg/payload"
+	"github.com/hookrun/hookrun/pkg/resource"
 )
 
 // TestExtractBodyKey_RemovesOnlyTheKeyMember pins the exact bytes left
@@ -40,6 +43,13 @@ func TestExtractBodyKey_RemovesOnlyTheKeyMember(t *testing.T) {
 		{body: `{"api_key":"K",}`, err: errInvalidBody},
 		{body: `api_key=K`, err: errInvalidBody},
 		{body: `{"a":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, err: errInvalidBody},
+		// A UTF-8 byte order mark is read past, and kept.
+		{body: bom + `{"api_key":"K","a":1}`, key: "K", rest: bom + `{"a":1}`},
+		{body: bom + ` {"a":1, "api_key":"K"}`, key: "K", rest: bom + ` {"a":1}`},
+		{body: bom + `{"a":1}`, key: "", rest: bom + `{"a":1}`},
+		{body: bom, err: errInvalidBody},
+		{body: bom + bom + `{"api_key":"K"}`, err: errInvalidBody},
+		{body: `{"api_key":"K"}` + bom, err: errInvalidBody},
 	} {
 		key, rest, err := extractBodyKey([]byte(tt.body), "api_key")
 		if !errors.Is(err, tt.err) {
@@ -50,6 +60,30 @@ func TestExtractBodyKey_RemovesOnlyTheKeyMember(t *testing.T) {
 			t.Errorf("%q: key %q rest %q, want %q %q", tt.body, key, rest, tt.key, tt.rest)
 		}
 	}
+}
+
+// bom is the UTF-8 byte order mark.
+const bom = "\xEF\xBB\xBF"
+
+// TestAuth_TakesBodyKeyAfterABOM: a JSON body that starts with a byte
+// order mark (.NET senders) gives its key as any other, and is stored as
+// sent minus the key member, the mark included.
+func TestAuth_TakesBodyKeyAfterABOM(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	key := e.apiKey(nil, nil, nil)
+	w := e.webhook("body-keyed", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body"}}})
+	r := e.post(hookPath(w), bom+`{"event":"ticket.created","api_key":"`+key+`"}`, "Content-Type", "application/json")
+	wantAccepted(t, r, 202)
+	d := e.stored(r.Acc.DeliveryID)
+	if want := bom + `{"event":"ticket.created"}`; string(d.Body) != want {
+		t.Fatalf("stored body %q, want %q", d.Body, want)
+	}
+	if d.Header["Content-Length"] != nil || strings.Contains(string(e.storedMsg(r.Acc.DeliveryID).Data), key) {
+		t.Fatalf("stored delivery holds the key or its length: %v", d.Header)
+	}
+	wantError(t, e.post(hookPath(w), bom+`["api_key"]`, "Content-Type", "application/json"), 400, "invalid_body")
 }
 
 // refMember is what encoding/json makes of a body: its top-level members
@@ -88,10 +122,11 @@ func refMembers(body []byte) ([]refMember, bool) {
 }
 
 // FuzzExtractBodyKey checks extractBodyKey against encoding/json: no
-// panic; a body encoding/json cannot read as one object is invalid_body;
-// otherwise the key is the member's string value as encoding/json decodes
-// it, and the rest is valid JSON holding exactly the other members, with
-// their raw bytes unchanged and in order.
+// panic; a body encoding/json cannot read as one object (past a byte order
+// mark, which encoding/json does not skip) is invalid_body; otherwise the
+// key is the member's string value as encoding/json decodes it, and the
+// rest is the same mark, if any, then valid JSON holding exactly the other
+// members, with their raw bytes unchanged and in order.
 func FuzzExtractBodyKey(f *testing.F) {
 	f.Add([]byte(`{"api_key":"hk_abc_def","a":1}`), "api_key")
 	f.Add([]byte(`{"a":[1,2,{"api_key":"x"}], "test_key" : "K" }`), "test_key")
@@ -102,10 +137,12 @@ func FuzzExtractBodyKey(f *testing.F) {
 	f.Add([]byte(`[1,2]`), "api_key")
 	f.Add([]byte(`{"":""}`), "")
 	f.Add([]byte(` {} `), "k")
+	f.Add([]byte(bom+`{"api_key":"K","a":1}`), "api_key")
 	f.Fuzz(func(t *testing.T, body []byte, name string) {
 		orig := bytes.Clone(body)
 		key, rest, err := extractBodyKey(body, name)
-		members, ok := refMembers(orig)
+		mark := orig[:len(orig)-len(payload.TrimBOM(orig))]
+		members, ok := refMembers(orig[len(mark):])
 		if !ok {
 			if !errors.Is(err, errInvalidBody) {
 				t.Fatalf("%q: encoding/json refuses it, extractBodyKey says %v", orig, err)
@@ -138,6 +175,9 @@ func FuzzExtractBodyKey(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q name %q: unexpected %v", orig, name, err)
 		}
+		if !bytes.HasPrefix(rest, mark) {
+			t.Fatalf("%q: rest %q lost the byte order mark", orig, rest)
+		}
 		if len(hits) == 0 {
 			if key != "" || !bytes.Equal(rest, orig) {
 				t.Fatalf("%q without %q: key %q rest %q, want the body unchanged", orig, name, key, rest)
@@ -147,7 +187,7 @@ func FuzzExtractBodyKey(f *testing.F) {
 		if key != want {
 			t.Fatalf("%q: key %q, encoding/json reads %q", orig, key, want)
 		}
-		got, ok := refMembers(rest)
+		got, ok := refMembers(rest[len(mark):])
 		if !ok || len(got) != len(others) {
 			t.Fatalf("%q: rest %q is not the other %d members", orig, rest, len(others))
 		}

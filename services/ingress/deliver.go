@@ -41,7 +41,7 @@ const defaultMaxBodyBytes = 1 << 20
 // dedup keys, and no provider sends longer ones.
 const maxEventIDLen = 256
 
-// deliver handles any method on /v1/hooks/:endpoint[/:key]. It answers
+// deliver handles any method on /v1/hooks/{endpoint}[/{key}]. It answers
 // every request, counts it under a bounded webhook label, and leaves the
 // work to handle.
 func (in *Ingress) deliver(c echo.Context) error {
@@ -91,21 +91,27 @@ func writeJSON(c echo.Context, status int, v any) error {
 // learns that the webhook is misconfigured.
 func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, any, error) {
 	req := c.Request()
+	t, ok := requestTarget(c)
+	if !ok {
+		return 0, nil, errMalformedHookURL
+	}
 	if !in.configLoaded() {
 		return 0, nil, errNotReady
 	}
-	w, ok := in.cat.WebhookByEndpoint(c.Param("endpoint"))
+	w, ok := in.cat.WebhookByEndpoint(t.endpoint)
 	if !ok || w.Spec.Disabled {
 		return 0, nil, errEndpointNotFound
 	}
 	*label = w.Metadata.Namespace + "/" + w.Metadata.Name
+	// The URL is checked whole before the method: a key segment exists only
+	// on path-key webhooks, and elsewhere the URL is another, unknown one.
+	pathKey := w.Spec.Auth.APIKey != nil && w.Spec.Auth.APIKey.In == "path"
+	if t.key != "" && !pathKey {
+		return 0, nil, errEndpointNotFound
+	}
 	if !allowed(w.Spec.Methods, req.Method) {
 		c.Response().Header().Set("Allow", strings.Join(w.Spec.Methods, ", "))
 		return 0, nil, errMethodNotAllowed
-	}
-	pathKey := w.Spec.Auth.APIKey != nil && w.Spec.Auth.APIKey.In == "path"
-	if c.Param("key") != "" && !pathKey {
-		return 0, nil, errEndpointNotFound
 	}
 	// GET triggers the job with its defaults only (Janus): no body is read,
 	// whatever the sender attached.
@@ -152,7 +158,7 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		ReceivedAt:  now.UTC(),
 		SourceIP:    c.RealIP(),
 	}
-	cred, err := in.authenticate(c, w, d, now)
+	cred, err := in.authenticate(c, t, w, d, now)
 	if err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden) {

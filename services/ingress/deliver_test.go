@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/testenv"
 	"github.com/hookrun/hookrun/pkg/webhookstatus"
@@ -110,6 +111,51 @@ func TestDeliver_RefusesMethodsNotEnabled(t *testing.T) {
 	}
 	wantAccepted(t, e.do(e.request("PUT", hookPath(getPut), "{}")), 202)
 	if n := len(e.storedFor(postOnly)); n != 0 {
+		t.Fatalf("%d deliveries stored from refused methods", n)
+	}
+}
+
+// TestDeliver_AnyOtherMethodIs405OnAKnownEndpoint: whatever the method —
+// lower-case, unknown to Echo, TRACE or CONNECT — a known endpoint answers
+// 405 with its Allow, as it does for GET or PUT; a URL that names no
+// endpoint (an unknown id, a key segment where the webhook takes none, an
+// extra segment) stays 404 under every method, so a scanner learns nothing
+// that a GET on a known endpoint would not already tell it.
+func TestDeliver_AnyOtherMethodIs405OnAKnownEndpoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	key := e.apiKey(nil, nil, nil)
+	open := e.webhook("open", resource.WebhookSpec{})
+	pk := e.webhook("path-keyed", resource.WebhookSpec{Methods: []string{"POST", "PUT"}, Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "path"}}})
+	unknown := "/v1/hooks/" + ident.NewEndpointID()
+	for _, m := range []string{"post", "Post", "put", "FOO", "M-SEARCH", "TRACE", "CONNECT", "PROPFIND"} {
+		for _, tt := range []struct {
+			target string
+			allow  string // "" for 404
+		}{
+			{hookPath(open), "POST"},
+			{hookPath(open) + "/", "POST"},
+			{hookPath(pk), "POST, PUT"},
+			{hookPath(pk, key), "POST, PUT"},
+			{unknown, ""},
+			{unknown + "/", ""},
+			{hookPath(open, "x"), ""},
+			{hookPath(pk, key, "x"), ""},
+		} {
+			r := e.raw(m, tt.target, []byte("{}"))
+			if tt.allow == "" {
+				if r.Status != 404 || r.Err.Code != "endpoint_not_found" || r.Header.Get("Allow") != "" {
+					t.Errorf("%s %s: %d Allow %q %s, want 404 endpoint_not_found", m, tt.target, r.Status, r.Header.Get("Allow"), r.Body)
+				}
+				continue
+			}
+			if r.Status != 405 || r.Err.Code != "method_not_allowed" || r.Header.Get("Allow") != tt.allow {
+				t.Errorf("%s %s: %d Allow %q %s, want 405 method_not_allowed Allow %q", m, tt.target, r.Status, r.Header.Get("Allow"), r.Body, tt.allow)
+			}
+		}
+	}
+	if n := len(e.storedFor(open)) + len(e.storedFor(pk)); n != 0 {
 		t.Fatalf("%d deliveries stored from refused methods", n)
 	}
 }

@@ -34,6 +34,7 @@ var (
 	errTimestampTolerance = &apiError{Status: http.StatusUnauthorized, Code: "timestamp_out_of_tolerance", Message: "the signed timestamp is outside the allowed tolerance"}
 	errKeyNotAllowed      = &apiError{Status: http.StatusForbidden, Code: "key_not_allowed", Message: "this API key is not allowed to trigger this webhook"}
 	errEndpointNotFound   = &apiError{Status: http.StatusNotFound, Code: "endpoint_not_found", Message: "webhook endpoint not found"}
+	errMalformedHookURL   = &apiError{Status: http.StatusNotFound, Code: "endpoint_not_found", Message: "webhook endpoint not found: a delivery URL is /v1/hooks/{endpointId}, or /v1/hooks/{endpointId}/{key}, with no empty or extra path segment"}
 	errMethodNotAllowed   = &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed for this webhook"}
 	errPayloadTooLarge    = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: "the body exceeds this webhook's size limit"}
 	errUnsupportedMedia   = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "multipart bodies and file uploads are not accepted"}

@@ -75,8 +75,11 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 		}
 		return nil
 	})
-	e.Any("/v1/hooks/:endpoint", in.deliver)
-	e.Any("/v1/hooks/:endpoint/:key", in.deliver)
+	e.Any(hookRoute, in.deliver)
+	// Any covers the methods Echo knows; its not-found handler on the same
+	// route takes every other one ("post", "FOO"), so that a known endpoint
+	// answers 405 with Allow whatever the method, as deliver decides.
+	e.RouteNotFound(hookRoute, in.deliver)
 	e.RouteNotFound("/*", func(c echo.Context) error {
 		mRequests.WithLabelValues(unknownWebhook, "404").Inc()
 		return writeError(c, errEndpointNotFound)
