@@ -14,7 +14,8 @@ type Config struct {
 	service.Common
 	// PublishTimeout bounds the wait for JetStream's ack before answering 503.
 	PublishTimeout time.Duration
-	// TrustProxy takes the source IP from X-Forwarded-For / X-Real-IP.
+	// TrustProxy takes the source IP from X-Forwarded-For (X-Real-IP is
+	// not read).
 	TrustProxy bool
 	// DefaultWindow is the dedup window of webhooks without a profile or an
 	// explicit dedupWindow (HOOKRUN_DEDUP_WINDOW, as the dispatcher's): a
