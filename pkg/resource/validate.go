@@ -448,6 +448,11 @@ func (w *Webhook) Validate() error {
 		return fieldErr("spec.idempotencyHeader", "only for webhooks without a signature profile (the profile names the event id)")
 	}
 	if h := s.IdempotencyHeader; h != "" {
+		// A name no request can carry ("X-Event-Id:") would give every
+		// delivery its own event id: dedup silently off.
+		if !httpguts.ValidHeaderFieldName(h) {
+			return fieldErr("spec.idempotencyHeader", "must be a header name: letters, digits and !#$%%&'*+-.^_`|~, no spaces or colons")
+		}
 		// The event id is stored, answered and given to the job: never a
 		// credential.
 		for _, cred := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
@@ -469,7 +474,10 @@ func (w *Webhook) Validate() error {
 		if r.PerSecond <= 0 {
 			return fieldErr("spec.rateLimit.perSecond", "must be positive")
 		}
-		if r.Burst <= 0 {
+		if r.Burst < 0 {
+			return fieldErr("spec.rateLimit.burst", "must be positive (0 or absent: perSecond)")
+		}
+		if r.Burst == 0 {
 			r.Burst = int(r.PerSecond)
 			if r.Burst < 1 {
 				r.Burst = 1

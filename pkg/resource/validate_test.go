@@ -246,6 +246,9 @@ func TestWebhookValidate_NamesTheField(t *testing.T) {
 			w.Spec.Auth.Signature = &SignatureAuth{Profile: "github", SecretRef: "s"}
 			w.Spec.IdempotencyHeader = "X-Id"
 		}, "spec.idempotencyHeader", ""},
+		{"idempotency header no request carries", func(w *Webhook) { w.Spec.IdempotencyHeader = "X-Event-Id:" }, "spec.idempotencyHeader", "header name"},
+		{"idempotency header with a control character", func(w *Webhook) { w.Spec.IdempotencyHeader = "Bad\x01" }, "spec.idempotencyHeader", "header name"},
+		{"negative burst", func(w *Webhook) { w.Spec.RateLimit = &RateLimit{PerSecond: 5, Burst: -3} }, "spec.rateLimit.burst", ""},
 		{"huge body", func(w *Webhook) { w.Spec.MaxBodyBytes = 1 << 30 }, "spec.maxBodyBytes", ""},
 		{"body over what one NATS message holds", func(w *Webhook) { w.Spec.MaxBodyBytes = MaxBodyBytes + 1 }, "spec.maxBodyBytes", ""},
 		{"zero rate", func(w *Webhook) { w.Spec.RateLimit = &RateLimit{} }, "spec.rateLimit.perSecond", ""},

@@ -518,6 +518,10 @@ func History(ctx context.Context, js jetstream.JetStream, ns, id string) ([]mess
 	}
 }
 
+// watchInactive is how long a Watch's consumer that nobody pulls from
+// stays on the server.
+const watchInactive = 10 * time.Second
+
 // Watch sends the status events of id from the first one of delivery
 // fromDelivery ("": from the first stored) until a final one that is the
 // last stored when it is read, then closes the channel. A run id is the
@@ -531,13 +535,25 @@ func Watch(ctx context.Context, js jetstream.JetStream, ns, id, fromDelivery str
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.StatusSubject(ns, id)}})
+	// Stopping the ordered consumer's iterator leaves the consumer on the
+	// server until its InactiveThreshold (5 minutes by default): an
+	// EventSource that reconnects to a finished run every few seconds
+	// left hundreds. So it is deleted when the watch ends, and the server
+	// removes one whose delete did not reach it after watchInactive.
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.StatusSubject(ns, id)}, InactiveThreshold: watchInactive})
 	if err != nil {
 		return nil, err
 	}
 	out := make(chan message.Run, 16)
 	go func() {
 		defer close(out)
+		defer func() {
+			if info := c.CachedInfo(); info != nil {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				defer cancel()
+				_ = s.DeleteConsumer(dctx, info.Name)
+			}
+		}()
 		it, err := c.Messages()
 		if err != nil {
 			return

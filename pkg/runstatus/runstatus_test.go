@@ -248,6 +248,55 @@ func TestRunstatus_WatchEndsAtAFinalStatusFollowedByUnreadableRecords(t *testing
 	}
 }
 
+// A watch leaves no consumer on the server once it ends, whether it ended
+// at a final status or because its client went away: an EventSource that
+// reconnects to a finished run every few seconds left one per request for
+// five minutes.
+func TestRunstatus_WatchLeavesNoConsumerBehind(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	for _, r := range []*message.Run{
+		{ID: "run_done", DeliveryID: "dlv_1", Namespace: "default", Webhook: "w", Job: "j", Status: message.StatusSucceeded},
+		{ID: "run_going", DeliveryID: "dlv_2", Namespace: "default", Webhook: "w", Job: "j", Status: message.StatusRunning},
+	} {
+		if err := runstatus.Publish(ctx, js, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		ch, err := runstatus.Watch(ctx, js, "default", "run_done", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range ch {
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		ch, err = runstatus.Watch(wctx, js, "default", "run_going", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-ch // running
+		cancel()
+		for range ch {
+		}
+	}
+	s, err := js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 3*time.Second, func() error {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Consumers != 0 {
+			return fmt.Errorf("%d consumers left on STATUS after 10 watches ended", info.State.Consumers)
+		}
+		return nil
+	})
+}
+
 // List gives each run once, in its current state, however many pages the
 // stream's last events take (a page is 500): past the first page it once
 // gave every event stored after that page, earlier statuses too.

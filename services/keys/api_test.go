@@ -33,7 +33,12 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T) *testAPI {
 	t.Helper()
-	n := testenv.StartNATS(t)
+	return newTestAPIOn(t, testenv.StartNATS(t))
+}
+
+// newTestAPIOn is newTestAPI on the NATS server n.
+func newTestAPIOn(t *testing.T, n *testenv.NATS) *testAPI {
+	t.Helper()
 	nc, js := n.Connect()
 	k, err := secretbox.ParseKey(secretbox.NewKey())
 	if err != nil {

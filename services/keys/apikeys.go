@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -62,13 +64,26 @@ func nonNil(xs []string) []string {
 	return xs
 }
 
+// maxKeyScopes bounds a key's lists of webhooks and of jobs: each name is
+// looked up at create, and every service holds the key in memory.
+const maxKeyScopes = 1000
+
 func (s *Service) createKey(c echo.Context) error {
 	var r keyRequest
 	if err := decode(c, &r); err != nil {
 		return err
 	}
+	r.Name = strings.TrimSpace(r.Name)
 	if r.Name == "" || len(r.Name) > 128 {
 		return &resource.FieldError{Field: "name", Msg: "is required (at most 128 characters)"}
+	}
+	if strings.ContainsFunc(r.Name, unicode.IsControl) || !utf8.ValidString(r.Name) {
+		return &resource.FieldError{Field: "name", Msg: "must be text without control characters (it is printed in lists)"}
+	}
+	for field, list := range map[string][]string{"webhooks": r.Webhooks, "jobs": r.Jobs} {
+		if len(list) > maxKeyScopes {
+			return &resource.FieldError{Field: field, Msg: fmt.Sprintf("names at most %d (an empty list: all)", maxKeyScopes)}
+		}
 	}
 	// A key works in one namespace, like every resource: the body's, else
 	// ?namespace=, else the default one. Its webhooks and jobs scopes name
@@ -105,7 +120,11 @@ func (s *Service) createKey(c echo.Context) error {
 	}
 	// Names are unique in a namespace (Jac Cloud's "unique name for the
 	// webhook key"): the CLI and people address keys by them. Checked
-	// against the list, so two creates racing can still both win.
+	// against the list, and held through the create in this process;
+	// two keys services creating one name at the same instant can still
+	// both win.
+	s.keyNames.Lock()
+	defer s.keyNames.Unlock()
 	if taken, err := s.keyNameTaken(c.Request().Context(), r.Namespace, r.Name); err != nil {
 		return err
 	} else if taken {

@@ -184,3 +184,22 @@ func TestDeliveries_ReplayOfADisabledWebhookIsRefused(t *testing.T) {
 	a.must(200, "PUT", "/v1/webhooks/gh", webhookDoc("gh", map[string]any{"job": "report"}))
 	a.must(202, "POST", "/v1/deliveries/"+orig.ID+"/replay", nil)
 }
+
+// A replay of a delivery whose webhook's job is gone is refused, as the
+// ingress answers job_not_runnable for it: it used to be 202 "queued",
+// then rejected by the dispatcher. It replays once the job is back.
+func TestDeliveries_ReplayOfAWebhookWithoutItsJobIsRefused(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	wh := a.must(201, "PUT", "/v1/webhooks/gh", webhookDoc("gh", map[string]any{"job": "report"})).JSON()
+	orig := message.Delivery{
+		ID: ident.NewDeliveryID(), Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-1",
+		Method: "POST", Body: []byte(`{}`), Principal: "endpoint", ReceivedAt: time.Now().UTC(),
+	}
+	orig.RunID = ident.RunID(path(wh, "metadata", "uid").(string), orig.EventID, "")
+	storeDelivery(t, a, orig)
+	a.must(200, "DELETE", "/v1/jobs/report", nil)
+	checkError(t, a.do("POST", "/v1/deliveries/"+orig.ID+"/replay", nil), 409, "job_not_runnable", "job default/report of webhook gh does not exist")
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	a.must(202, "POST", "/v1/deliveries/"+orig.ID+"/replay", nil)
+}

@@ -23,7 +23,8 @@ import (
 //	409 run_finished        cancel of a run that has already ended
 //	409 name_taken          an API key of that name exists in the namespace
 //	409 webhook_disabled    replay of a delivery whose webhook is disabled (spec.disabled)
-//	413 payload_too_large   body over 4 MiB
+//	409 job_not_runnable    replay of a delivery whose webhook's job does not exist
+//	413 payload_too_large   body over 4 MiB, or a resource too large for a NATS message once stored
 //	503 unavailable         NATS (KV or JetStream) did not answer; Retry-After set
 //	500 internal            anything else (logged, never with a secret)
 

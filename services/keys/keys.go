@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -96,16 +98,20 @@ type Service struct {
 	secrets  kvStore[resource.StoredSecret]
 	apiKeys  kvStore[resource.APIKey]
 	tokens   [][32]byte
+	// keyNames makes an API key's name check and its creation one step
+	// in this process: a client retrying a create that timed out made
+	// two keys of one name.
+	keyNames sync.Mutex
 }
 
 // New builds the service.
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, box *secretbox.Box, health *service.Health, log *slog.Logger) *Service {
 	s := &Service{
 		cfg: cfg, log: log, nc: nc, js: js, box: box, health: health, now: time.Now,
-		jobs:     kvStore[resource.Job]{js, bus.BucketJobs},
-		webhooks: kvStore[resource.Webhook]{js, bus.BucketWebhooks},
-		secrets:  kvStore[resource.StoredSecret]{js, bus.BucketSecrets},
-		apiKeys:  kvStore[resource.APIKey]{js, bus.BucketKeys},
+		jobs:     kvStore[resource.Job]{js, bus.BucketJobs, log},
+		webhooks: kvStore[resource.Webhook]{js, bus.BucketWebhooks, log},
+		secrets:  kvStore[resource.StoredSecret]{js, bus.BucketSecrets, log},
+		apiKeys:  kvStore[resource.APIKey]{js, bus.BucketKeys, log},
 	}
 	for _, t := range cfg.AdminTokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
@@ -170,11 +176,24 @@ type adminRoutes struct {
 	admin echo.MiddlewareFunc
 }
 
-func (r adminRoutes) GET(p string, h echo.HandlerFunc)    { r.g.GET(p, h, r.admin) }
-func (r adminRoutes) PUT(p string, h echo.HandlerFunc)    { r.g.PUT(p, h, r.admin) }
-func (r adminRoutes) POST(p string, h echo.HandlerFunc)   { r.g.POST(p, h, r.admin) }
-func (r adminRoutes) PATCH(p string, h echo.HandlerFunc)  { r.g.PATCH(p, h, r.admin) }
-func (r adminRoutes) DELETE(p string, h echo.HandlerFunc) { r.g.DELETE(p, h, r.admin) }
+func (r adminRoutes) GET(p string, h echo.HandlerFunc)    { r.g.GET(p, h, r.admin, wholeQuery) }
+func (r adminRoutes) PUT(p string, h echo.HandlerFunc)    { r.g.PUT(p, h, r.admin, wholeQuery) }
+func (r adminRoutes) POST(p string, h echo.HandlerFunc)   { r.g.POST(p, h, r.admin, wholeQuery) }
+func (r adminRoutes) PATCH(p string, h echo.HandlerFunc)  { r.g.PATCH(p, h, r.admin, wholeQuery) }
+func (r adminRoutes) DELETE(p string, h echo.HandlerFunc) { r.g.DELETE(p, h, r.admin, wholeQuery) }
+
+// wholeQuery refuses a query string Go cannot read whole: it drops the
+// pairs it cannot parse (`namespace=ns2;x`, `%zz`), and a dropped
+// ?namespace= would read as "default" (a DELETE in another namespace than
+// the one asked) or as every namespace.
+func wholeQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+			return badRequest("the query string is malformed (a \";\" or a bad %-escape): " + err.Error())
+		}
+		return next(c)
+	}
+}
 
 // requireAdmin checks the bearer token against every admin token in
 // constant time (hashing first so token lengths do not leak either), and

@@ -36,6 +36,14 @@ func (s *Service) replayDelivery(c echo.Context) error {
 		return &apiError{Status: http.StatusConflict, Code: "webhook_disabled", Message: "webhook " + orig.Namespace + "/" + orig.Webhook +
 			" is disabled (spec.disabled): its deliveries cannot be replayed until it is enabled again"}
 	}
+	// As the ingress answers 500 job_not_runnable for a webhook whose job
+	// is gone, rather than accept a delivery that can only be rejected.
+	if _, _, found, err := s.jobs.get(ctx, bus.ConfigKey(orig.Namespace, w.Spec.Job)); err != nil {
+		return err
+	} else if !found {
+		return &apiError{Status: http.StatusConflict, Code: "job_not_runnable", Message: "job " + orig.Namespace + "/" + w.Spec.Job + " of webhook " +
+			orig.Webhook + " does not exist: put it (or point the webhook at another job) before replaying"}
+	}
 	d := *orig
 	d.ID = ident.NewDeliveryID()
 	d.ReplayOf = orig.ID

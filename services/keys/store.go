@@ -1,11 +1,16 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -15,6 +20,7 @@ import (
 type kvStore[T any] struct {
 	js     jetstream.JetStream
 	bucket string
+	log    *slog.Logger
 }
 
 func (s kvStore[T]) kv(ctx context.Context) (jetstream.KeyValue, error) {
@@ -50,7 +56,7 @@ func (s kvStore[T]) put(ctx context.Context, key string, v *T, rev uint64) error
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(v)
+	b, err := encodeValue(v)
 	if err != nil {
 		return err
 	}
@@ -59,13 +65,31 @@ func (s kvStore[T]) put(ctx context.Context, key string, v *T, rev uint64) error
 	} else {
 		_, err = kv.Update(ctx, key, b, rev)
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) || isWrongSeq(err) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrKeyExists) || isWrongSeq(err):
 		return &apiError{Status: 409, Code: "conflict", Message: "the resource changed while this request ran; retry"}
+	case errors.Is(err, nats.ErrMaxPayload):
+		// Not worth a retry: the same resource will not fit later.
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
+			Message: fmt.Sprintf("the resource takes %d bytes stored, more than the largest NATS message the server takes (%d bytes): make it smaller", len(b), s.js.Conn().MaxPayload())}
 	}
-	if err != nil {
-		return errUnavailable
+	s.log.Warn("could not store a resource", "bucket", s.bucket, "key", key, "bytes", len(b), "err", err)
+	return errUnavailable
+}
+
+// encodeValue is the JSON of a stored value, without json.Marshal's
+// escaping of <, > and & (\u003c: six bytes for one), which made a large
+// resource that fits as sent too large for NATS once stored.
+func encodeValue(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
 	}
-	return nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func isWrongSeq(err error) bool {

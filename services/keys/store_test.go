@@ -1,0 +1,49 @@
+package keys
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hookrun/hookrun/pkg/embednats"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// A resource that fits in a PUT fits once stored: its JSON keeps <, > and
+// & as they are (json.Marshal wrote each as a 6-byte \u003c, and a 3 MB
+// argument of "<" came back 503 "retry later" for ever). One that does
+// not fit NATS is a 413 saying so, not a 503 a client retries.
+func TestAPI_LargeResourcesAreStoredOrRefusedAsTooLarge(t *testing.T) {
+	a := newTestAPI(t)
+	big := strings.Repeat("<&>", 1_000_000)
+	job := jobDoc("big", map[string]any{
+		"http": map[string]any{"url": "https://example.com/hook"},
+		"args": []any{map[string]any{"name": "a", "default": big}},
+	})
+	body, err := encodeValue(job) // sent as 3 MB, < as <
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.must(http.StatusCreated, "PUT", "/v1/jobs/big", string(body))
+	got := a.must(http.StatusOK, "GET", "/v1/jobs/big", nil)
+	var stored struct {
+		Spec struct {
+			Args []struct{ Default string }
+		}
+	}
+	if err := json.Unmarshal(got.Body, &stored); err != nil || len(stored.Spec.Args) != 1 || stored.Spec.Args[0].Default != big {
+		t.Fatalf("the stored argument default is not the one sent (%v)", err)
+	}
+
+	small := newTestAPIOn(t, testenv.StartNATSWith(t, embednats.Options{MaxPayload: 64 << 10}))
+	job = jobDoc("too-big", map[string]any{
+		"http": map[string]any{"url": "https://example.com/hook"},
+		"args": []any{map[string]any{"name": "a", "default": strings.Repeat("x", 100_000)}},
+	})
+	ans := small.do("PUT", "/v1/jobs/too-big", job)
+	checkError(t, ans, http.StatusRequestEntityTooLarge, "payload_too_large", "largest NATS message")
+	if ans.Header.Get("Retry-After") != "" {
+		t.Fatal("a resource too large for NATS is no reason to retry")
+	}
+}
