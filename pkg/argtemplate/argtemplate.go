@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"text/template"
 	"text/template/parse"
 )
@@ -64,6 +65,8 @@ type Set struct {
 type compiled struct {
 	arg  Arg
 	tmpl *template.Template // nil when Value is empty
+	// renderers holds *renderer clones of tmpl for reuse.
+	renderers *sync.Pool
 }
 
 // Compile parses every argument's value template. The control plane calls
@@ -82,7 +85,7 @@ func Compile(args []Arg) (*Set, error) {
 		seen[a.Name] = true
 		c := compiled{arg: a}
 		if a.Value != "" {
-			t, err := template.New(a.Name).Option("missingkey=error").Funcs(funcs(nil)).Parse(a.Value)
+			t, err := template.New(a.Name).Option("missingkey=error").Funcs(funcs(nil, nil)).Parse(a.Value)
 			if err == nil {
 				err = validateValue(t)
 			}
@@ -90,7 +93,8 @@ func Compile(args []Arg) (*Set, error) {
 				return nil, fmt.Errorf("%s: %w", label(i, a), err)
 			}
 			markPrinted(t.Tree, t.Root)
-			c.tmpl = t
+			meterRanges(t.Tree, t.Root)
+			c.tmpl, c.renderers = t, &sync.Pool{}
 		}
 		s.args = append(s.args, c)
 	}
@@ -105,7 +109,7 @@ func Compile(args []Arg) (*Set, error) {
 // a value from the delivery goes into a JSON body through json, which
 // quotes and escapes it: {"text": {{ json .body.msg }}}.
 func BodyTemplate(text string) (*template.Template, error) {
-	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(nil)).Parse(text)
+	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(nil, nil)).Parse(text)
 	if err == nil {
 		err = validate(t)
 	}
@@ -124,27 +128,53 @@ const MaxBodyBytes = 1 << 20
 // BodyTemplate) against the delivery's data, as argument templates see it
 // (.body, .header, .query, .method, .webhook, .eventId, and the header
 // function), plus extra fields (the run's .args, .payload, .run, .event).
-// The output is bounded by MaxBodyBytes.
+// The output is bounded by MaxBodyBytes, and the work by a budget sized
+// from the delivery and the extra fields (ErrTooMuchWork).
 func RenderBody(text string, d Data, extra map[string]any) ([]byte, error) {
-	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(d.Header)).Parse(text)
+	limit := workFor(d.size + extraSize(extra))
+	work := &budget{left: limit}
+	t, err := template.New("body").Option("missingkey=zero").Funcs(funcs(&d.Header, work)).Parse(text)
 	if err == nil {
 		err = validate(t)
 	}
 	if err != nil {
 		return nil, err
 	}
+	meterRanges(t.Tree, t.Root)
+	t.Funcs(template.FuncMap{rangeFunc: work.rangeValue})
 	root := d.root()
 	for k, v := range extra {
 		root[k] = v
 	}
-	w := limitWriter{max: MaxBodyBytes}
+	w := limitWriter{max: MaxBodyBytes, work: work}
 	if err := t.Execute(&w, root); err != nil {
 		if errors.Is(err, ErrValueTooLarge) {
 			return nil, fmt.Errorf("the body is over %d bytes", MaxBodyBytes)
 		}
+		if errors.Is(err, ErrTooMuchWork) {
+			return nil, fmt.Errorf("%w (%d bytes of work)", ErrTooMuchWork, limit)
+		}
 		return nil, errors.New(execReason(err))
 	}
 	return []byte(w.String()), nil
+}
+
+// extraSize is the size of RenderBody's extra fields that are text (the
+// payload, the args), which a template can walk as it can the body.
+func extraSize(extra map[string]any) int {
+	n := 0
+	for k, v := range extra {
+		n += len(k)
+		switch v := v.(type) {
+		case string:
+			n += len(v)
+		case map[string]string:
+			for k, s := range v {
+				n += len(k) + len(s)
+			}
+		}
+	}
+	return n
 }
 
 // Templated reports whether any argument has a value template: when none
@@ -166,7 +196,7 @@ func (s *Set) Resolve(d Data) (map[string]string, error) {
 	root := d.root()
 	out := make(map[string]string, len(s.args))
 	for _, c := range s.args {
-		v, err := c.resolve(root, d.Header)
+		v, err := c.resolve(root, d.Header, workFor(d.size))
 		if err != nil {
 			return nil, fmt.Errorf("arg %q: %w", c.arg.Name, err)
 		}
@@ -175,24 +205,29 @@ func (s *Set) Resolve(d Data) (map[string]string, error) {
 	return out, nil
 }
 
-func (c compiled) resolve(root map[string]any, header map[string]string) (string, error) {
+// resolve renders the argument, with at most work bytes of work over both
+// renderings: over the budget, like over MaxValueBytes, it fails whether
+// or not there is a default (a default would hide a template that cannot
+// work on deliveries of this size).
+func (c compiled) resolve(root map[string]any, header map[string]string, work int) (string, error) {
 	if c.tmpl == nil {
 		if c.arg.Default == nil {
 			return "", errors.New("no value template and no default")
 		}
 		return *c.arg.Default, nil
 	}
-	v, missing, strictErr := c.execute(root, header, "error")
+	b := &budget{left: work}
+	v, missing, strictErr := c.execute(root, header, "missingkey=error", b)
 	if strictErr == nil && !missing {
 		return v, nil
 	}
-	if errors.Is(strictErr, ErrValueTooLarge) {
-		return "", strictErr
+	if err := c.overLimit(strictErr, work); err != nil {
+		return "", err
 	}
 	if strictErr != nil {
 		// A missing key the template handles (default, if, with) is fine.
-		v, missing, err := c.execute(root, header, "zero")
-		if errors.Is(err, ErrValueTooLarge) {
+		v, missing, err := c.execute(root, header, "missingkey=zero", b)
+		if err := c.overLimit(err, work); err != nil {
 			return "", err
 		}
 		if err == nil && !missing {
@@ -209,29 +244,73 @@ func (c compiled) resolve(root map[string]any, header map[string]string) (string
 	return "", fmt.Errorf("cannot resolve %s: %s", shorten(c.arg.Value), reason)
 }
 
-// execute renders the template with the given missingkey option, and
-// reports whether it printed a part with no value. The template is cloned
-// because the header function is bound to this delivery's headers, and
-// printedFunc to this rendering.
-func (c compiled) execute(root map[string]any, header map[string]string, missingkey string) (v string, missing bool, err error) {
-	t, err := c.tmpl.Clone()
+// overLimit is the error of a rendering stopped by a limit, or nil.
+func (c compiled) overLimit(err error, work int) error {
+	switch {
+	case errors.Is(err, ErrValueTooLarge):
+		return err
+	case errors.Is(err, ErrTooMuchWork):
+		// Not text/template's message, which names internal functions
+		// (_range) and says "error calling".
+		return fmt.Errorf("cannot resolve %s: %w (%d bytes of work)", shorten(c.arg.Value), ErrTooMuchWork, work)
+	}
+	return nil
+}
+
+// execute renders the template with the option missingkey
+// ("missingkey=error" or "missingkey=zero"), spending b, and reports
+// whether it printed a part with no value.
+func (c compiled) execute(root map[string]any, header map[string]string, missingkey string, b *budget) (v string, missing bool, err error) {
+	r, _ := c.renderers.Get().(*renderer)
+	if r == nil {
+		if r, err = newRenderer(c.tmpl); err != nil {
+			return "", false, err
+		}
+	}
+	r.header, r.work, r.missing = header, *b, false
+	r.tmpl.Option(missingkey)
+	w := limitWriter{work: &r.work}
+	err = r.tmpl.Execute(&w, root)
+	*b, missing = r.work, r.missing
+	r.header = nil // holds no delivery while pooled
+	c.renderers.Put(r)
 	if err != nil {
 		return "", false, err
 	}
-	printed := func(val reflect.Value) reflect.Value {
+	return w.String(), missing, nil
+}
+
+// renderer is a clone of an argument's template whose functions are bound
+// to its fields: the delivery's headers, the budget, and whether the
+// rendering printed a part with no value. Renderings reuse renderers, one
+// at a time each: cloning a template and binding its functions costs more
+// than rendering a short one.
+type renderer struct {
+	tmpl    *template.Template
+	header  map[string]string
+	work    budget
+	missing bool
+}
+
+func newRenderer(t *template.Template) (*renderer, error) {
+	r := &renderer{}
+	t, err := t.Clone()
+	if err != nil {
+		return nil, err
+	}
+	fm := funcs(&r.header, &r.work)
+	addNoValueVariants(fm, &r.work)
+	fm[printedFunc] = func(val reflect.Value) reflect.Value {
 		// text/template prints an invalid value (a missing key, a nil)
 		// as "<no value>".
 		if !val.IsValid() {
-			missing = true
+			r.missing = true
 		}
 		return val
 	}
-	t.Option("missingkey=" + missingkey).Funcs(funcs(header)).Funcs(noValueVariants()).Funcs(template.FuncMap{printedFunc: printed})
-	var w limitWriter
-	if err := t.Execute(&w, root); err != nil {
-		return "", false, err
-	}
-	return w.String(), missing, nil
+	fm[rangeFunc] = r.work.rangeValue
+	r.tmpl = t.Funcs(fm)
+	return r, nil
 }
 
 // printedFunc is the function markPrinted ends printing actions with. It
@@ -318,22 +397,4 @@ func shorten(s string) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-// limitWriter collects output and fails once it passes MaxValueBytes,
-// which stops the template early.
-type limitWriter struct {
-	strings.Builder
-	max int // 0: MaxValueBytes
-}
-
-func (w *limitWriter) Write(p []byte) (int, error) {
-	max := w.max
-	if max == 0 {
-		max = MaxValueBytes
-	}
-	if w.Len()+len(p) > max {
-		return 0, ErrValueTooLarge
-	}
-	return w.Builder.Write(p)
 }

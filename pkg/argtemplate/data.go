@@ -29,6 +29,10 @@ type Data struct {
 	Webhook string
 	// EventID is the delivery's event id.
 	EventID string
+
+	// size is the delivery's size in bytes, which sizes the work budget
+	// of its renderings (workFor); 0 when Data is built by hand.
+	size int
 }
 
 // NewData builds the template data of one delivery. The body is decoded
@@ -42,7 +46,7 @@ func NewData(body []byte, contentType string, h http.Header, q url.Values, metho
 			header[ck] = vs[0]
 		}
 	}
-	return Data{
+	d := Data{
 		Body:    decodeBody(body, contentType),
 		Header:  header,
 		Query:   firstValues(q),
@@ -50,6 +54,13 @@ func NewData(body []byte, contentType string, h http.Header, q url.Values, metho
 		Webhook: webhook,
 		EventID: eventID,
 	}
+	d.size = len(body) + len(method) + len(webhook) + len(eventID)
+	for _, m := range []map[string]string{d.Header, d.Query} {
+		for k, v := range m {
+			d.size += len(k) + len(v)
+		}
+	}
+	return d
 }
 
 // root is the template's dot.

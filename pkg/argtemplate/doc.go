@@ -33,7 +33,8 @@
 //
 // A field that holds an object or a list renders as JSON ({"a":1}, not Go's
 // map[a:1]). A body key named String must be read with index
-// (index .body "String"): .body.String names the method that renders JSON.
+// (index .body "String"): .body.String names the method that renders JSON
+// (refused within a range, see Limits).
 //
 // # Functions
 //
@@ -76,15 +77,30 @@
 // # Limits
 //
 // A value may loop only over delivery data ({{ range .body.commits }}), so
-// its running time is bounded by the body's size: define, template and
+// how often it loops is bounded by the body's size: define, template and
 // block are refused, and a number may appear only as an argument to a
 // function that does not return it ({{ index .body.list 0 }},
 // {{ printf "%03d" 7 }}, not {{ range 1000 }}). A range inside a range
 // may loop only over part of the outer range's element
 // ({{ range .body.commits }}{{ range .files }}), not over $, a variable set
 // outside it, header, an index or a number: {{ range $.body.commits }}
-// within {{ range .body.commits }} would walk the list once per commit. A
-// rendered value over 64 KiB is an error, default or not.
+// within {{ range .body.commits }} would walk the list once per commit.
+// Within a range, the String and Float64 methods of the data
+// (.body.String) are refused: use toString or json. A rendered value over
+// 64 KiB is an error, default or not.
+//
+// What each pass of a loop costs is bounded too: rendering a value may do
+// 8 MiB of work plus 16 bytes per byte of the delivery (body, headers and
+// query), counting the bytes it prints, serialises (json, toString,
+// join, print, printf, println, html, js, urlquery), walks (lower, upper,
+// trim), compares (eq, ne, lt, le, gt, ge) or hashes (index), and a little
+// for each function call and loop iteration. That is many passes over the
+// delivery: {{ json .body }} is one. A value that would do more, such as
+// {{ range .body.items }}{{ if eq (json $.body) "" }}{{ end }}{{ end }}
+// (the whole body serialised once per item), is an error, default or not
+// (ErrTooMuchWork), which the dispatcher records as the delivery's
+// failure. An HTTP job's body template has the same budget
+// (RenderBody).
 //
 // # Resolution
 //

@@ -14,25 +14,38 @@ import (
 	"text/template"
 )
 
-// funcs is the function set documented in the package comment. header is
-// bound to one delivery's headers; Compile passes nil, only to declare it.
-func funcs(header map[string]string) template.FuncMap {
+// funcs is the function set documented in the package comment, and
+// text/template's built-ins whose work grows with their arguments, in
+// metered versions (builtins.go), all charging b: a FuncMap entry takes
+// the place of a built-in of its name. header points to the rendered
+// delivery's headers; Compile passes nil for both, only to declare the
+// functions.
+func funcs(header *map[string]string, b *budget) template.FuncMap {
 	return template.FuncMap{
-		"header":   headerFunc(header),
-		"json":     toJSON,
+		"header":   headerFunc(header, b),
+		"json":     b.json,
 		"default":  defaultFunc,
-		"lower":    func(v any) string { return strings.ToLower(toString(v)) },
-		"upper":    func(v any) string { return strings.ToUpper(toString(v)) },
-		"trim":     func(v any) string { return strings.TrimSpace(toString(v)) },
-		"join":     join,
-		"toString": toString,
+		"lower":    b.lower,
+		"upper":    b.upper,
+		"trim":     b.trim,
+		"join":     b.join,
+		"toString": b.toString,
 		// The comparisons, so that a JSON number compares as a number.
-		"eq": eq,
-		"ne": func(a, b any) (bool, error) { r, err := eq(a, b); return !r, err },
-		"lt": ordered(func(c int) bool { return c < 0 }),
-		"le": ordered(func(c int) bool { return c <= 0 }),
-		"gt": ordered(func(c int) bool { return c > 0 }),
-		"ge": ordered(func(c int) bool { return c >= 0 }),
+		"eq": b.eq,
+		"ne": func(x, y any) (bool, error) { r, err := b.eq(x, y); return !r, err },
+		"lt": b.ordered(func(c int) bool { return c < 0 }),
+		"le": b.ordered(func(c int) bool { return c <= 0 }),
+		"gt": b.ordered(func(c int) bool { return c > 0 }),
+		"ge": b.ordered(func(c int) bool { return c >= 0 }),
+		// The built-ins; len, slice, and, or, not and call take constant
+		// time.
+		"print":    b.metered(fmt.Sprint),
+		"println":  b.metered(fmt.Sprintln),
+		"printf":   b.printf,
+		"html":     b.metered(template.HTMLEscaper),
+		"js":       b.metered(template.JSEscaper),
+		"urlquery": b.metered(template.URLQueryEscaper),
+		"index":    b.index,
 	}
 }
 
@@ -52,21 +65,20 @@ var noValueFuncs = map[string]bool{"lower": true, "upper": true, "trim": true, "
 // adds printedFunc), so a value cannot call them itself.
 const noValuePrefix = "_nv_"
 
-// noValueVariants are noValueFuncs' variants, under their names.
-func noValueVariants() template.FuncMap {
-	return template.FuncMap{
-		noValuePrefix + "lower":    text(strings.ToLower),
-		noValuePrefix + "upper":    text(strings.ToUpper),
-		noValuePrefix + "trim":     text(strings.TrimSpace),
-		noValuePrefix + "toString": text(func(s string) string { return s }),
-		noValuePrefix + "print":    printing(fmt.Sprint),
-		noValuePrefix + "println":  printing(fmt.Sprintln),
-		noValuePrefix + "printf": func(format string, args ...any) any {
-			if noValue(args...) {
-				return nil
-			}
-			return fmt.Sprintf(format, args...)
-		},
+// addNoValueVariants adds noValueFuncs' variants to m, under their names,
+// charging b as the originals do.
+func addNoValueVariants(m template.FuncMap, b *budget) {
+	m[noValuePrefix+"lower"] = text(b.lower)
+	m[noValuePrefix+"upper"] = text(b.upper)
+	m[noValuePrefix+"trim"] = text(b.trim)
+	m[noValuePrefix+"toString"] = text(b.toString)
+	m[noValuePrefix+"print"] = printing(b.metered(fmt.Sprint))
+	m[noValuePrefix+"println"] = printing(b.metered(fmt.Sprintln))
+	m[noValuePrefix+"printf"] = func(format string, args ...any) (any, error) {
+		if noValue(args...) {
+			return nil, nil
+		}
+		return b.printf(format, args...)
 	}
 }
 
@@ -86,23 +98,37 @@ func noValue(args ...any) bool {
 
 // text makes a function of one value's text (toString) that hands no
 // value on.
-func text(f func(string) string) func(any) any {
-	return func(v any) any {
+func text(f func(any) (string, error)) func(any) (any, error) {
+	return func(v any) (any, error) {
 		if v == nil {
-			return nil
+			return nil, nil
 		}
-		return f(toString(v))
+		return f(v)
 	}
 }
 
 // printing is print or println handing no value on.
-func printing(f func(...any) string) func(...any) any {
-	return func(args ...any) any {
+func printing(f func(...any) (string, error)) func(...any) (any, error) {
+	return func(args ...any) (any, error) {
 		if noValue(args...) {
-			return nil
+			return nil, nil
 		}
 		return f(args...)
 	}
+}
+
+// lower, upper and trim are the text functions: v as text (toString),
+// changed. Each walks the text once.
+func (b *budget) lower(v any) (string, error) { return b.change(v, strings.ToLower) }
+func (b *budget) upper(v any) (string, error) { return b.change(v, strings.ToUpper) }
+func (b *budget) trim(v any) (string, error)  { return b.change(v, strings.TrimSpace) }
+
+func (b *budget) change(v any, f func(string) string) (string, error) {
+	s, err := b.toString(v)
+	if err != nil {
+		return "", err
+	}
+	return f(s), b.charge(len(s))
 }
 
 var errCompare = errors.New("incompatible types for comparison")
@@ -214,13 +240,16 @@ func asString(v any) (string, bool) {
 	return "", false
 }
 
-// eq is text/template's eq (a equal to any of bs) with compare's numbers.
-func eq(a any, bs ...any) (bool, error) {
-	if len(bs) == 0 {
+// eq is text/template's eq (x equal to any of ys) with compare's numbers.
+func (b *budget) eq(x any, ys ...any) (bool, error) {
+	if len(ys) == 0 {
 		return false, errors.New("eq: missing argument for comparison")
 	}
-	for _, b := range bs {
-		c, _, err := compare(a, b)
+	for _, y := range ys {
+		if err := b.charge(callWork + compareWork(x, y)); err != nil {
+			return false, err
+		}
+		c, _, err := compare(x, y)
 		if err != nil {
 			return false, err
 		}
@@ -232,30 +261,69 @@ func eq(a any, bs ...any) (bool, error) {
 }
 
 // ordered is lt, le, gt or ge over compare's order.
-func ordered(ok func(int) bool) func(a, b any) (bool, error) {
-	return func(a, b any) (bool, error) {
-		c, orderable, err := compare(a, b)
+func (b *budget) ordered(ok func(int) bool) func(x, y any) (bool, error) {
+	return func(x, y any) (bool, error) {
+		if err := b.charge(callWork + compareWork(x, y)); err != nil {
+			return false, err
+		}
+		c, orderable, err := compare(x, y)
 		if err == nil && !orderable {
-			err = fmt.Errorf("%w: %s and %s", errCompare, typeName(a), typeName(b))
+			err = fmt.Errorf("%w: %s and %s", errCompare, typeName(x), typeName(y))
 		}
 		return err == nil && ok(c), err
 	}
 }
 
+// compareWork is what compare costs: texts compare up to the shorter's
+// length, and a JSON number longer than maxExactDigits is parsed whole.
+// Anything else compares in constant time.
+func compareWork(a, b any) int {
+	n := 0
+	for _, v := range [2]any{a, b} {
+		if s, ok := v.(json.Number); ok && len(s) > maxExactDigits {
+			n += len(s)
+		}
+	}
+	if sa, ok := asString(a); ok {
+		if sb, ok := asString(b); ok {
+			n += min(len(sa), len(sb))
+		}
+	}
+	return n
+}
+
 // headerFunc looks a header up by name in any case. A missing header is
-// nil, so it renders as no value and default can replace it.
-func headerFunc(h map[string]string) func(string) any {
-	return func(name string) any {
+// nil, so it renders as no value and default can replace it. A name not
+// found as given is compared with every header's, charged to b. *hp is
+// read at each call: a renderer is bound once and renders many deliveries.
+func headerFunc(hp *map[string]string, b *budget) func(string) (any, error) {
+	return func(name string) (any, error) {
+		h := *hp
+		if err := b.charge(callWork); err != nil {
+			return nil, err
+		}
 		if v, ok := h[http.CanonicalHeaderKey(name)]; ok {
-			return v
+			return v, nil
+		}
+		if err := b.charge(len(h) * stepWork); err != nil {
+			return nil, err
 		}
 		for k, v := range h {
 			if strings.EqualFold(k, name) {
-				return v
+				return v, nil
 			}
 		}
-		return nil
+		return nil, nil
 	}
+}
+
+// json is toJSON, charged for the length of the JSON.
+func (b *budget) json(v any) (string, error) {
+	s, err := toJSON(v)
+	if err != nil {
+		return "", err
+	}
+	return s, b.charge(len(s) + callWork)
 }
 
 // toJSON marshals v without HTML escaping: values go to jobs, not pages.
@@ -311,14 +379,25 @@ func toString(v any) string {
 	return fmt.Sprint(v)
 }
 
+// toString is the toString function: the package's toString, charged for
+// the text it makes, which a string, a number or a boolean has at hand.
+func (b *budget) toString(v any) (string, error) {
+	s := toString(v)
+	switch v.(type) {
+	case nil, string, json.Number, bool:
+		return s, b.charge(callWork)
+	}
+	return s, b.charge(len(s) + callWork)
+}
+
 var errJoinArgs = errors.New("join: want a list and a separator string")
 
 // join accepts `join LIST SEP` and the piped `LIST | join SEP`, which
 // calls join SEP LIST.
-func join(a, b any) (string, error) {
-	list, sep := a, b
-	if _, ok := a.(string); ok && isList(b) {
-		list, sep = b, a
+func (b *budget) join(x, y any) (string, error) {
+	list, sep := x, y
+	if _, ok := x.(string); ok && isList(y) {
+		list, sep = y, x
 	}
 	s, ok := sep.(string)
 	if !ok || !isList(list) {
@@ -327,9 +406,14 @@ func join(a, b any) (string, error) {
 	rv := reflect.ValueOf(list)
 	parts := make([]string, rv.Len())
 	for i := range parts {
-		parts[i] = toString(rv.Index(i).Interface())
+		p, err := b.toString(rv.Index(i).Interface())
+		if err != nil {
+			return "", err
+		}
+		parts[i] = p
 	}
-	return strings.Join(parts, s), nil
+	out := strings.Join(parts, s)
+	return out, b.charge(len(out) + callWork)
 }
 
 func isList(v any) bool {

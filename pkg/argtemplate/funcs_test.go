@@ -47,14 +47,15 @@ func TestFuncs(t *testing.T) {
 
 func TestHeaderFunc_IgnoresCaseOfStoredNames(t *testing.T) {
 	// Data built by hand may hold non-canonical names.
-	h := headerFunc(map[string]string{"x-custom-id": "7"})
+	stored := map[string]string{"x-custom-id": "7"}
+	h := headerFunc(&stored, &budget{left: baseWork})
 	for _, name := range []string{"X-Custom-Id", "x-custom-id", "X-CUSTOM-ID"} {
-		if got := h(name); got != "7" {
-			t.Errorf("header %q = %v, want 7", name, got)
+		if got, err := h(name); got != "7" || err != nil {
+			t.Errorf("header %q = %v, %v; want 7", name, got, err)
 		}
 	}
-	if got := h("X-Other"); got != nil {
-		t.Errorf("header X-Other = %v, want nil", got)
+	if got, err := h("X-Other"); got != nil || err != nil {
+		t.Errorf("header X-Other = %v, %v; want nil", got, err)
 	}
 }
 

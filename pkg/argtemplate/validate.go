@@ -13,10 +13,21 @@ import (
 // block, and ranging over a number literal ({{ range 1000000000 }}),
 // which is any number literal not passed as an argument to a function
 // that uses it (index .list 0, printf "%d" 3, gt (len .body) 2).
+//
+// Within a range, validate also refuses the methods of the data that
+// render or parse a whole value (String of an object, a list or a number;
+// Float64 of a number): text/template calls them itself, so they escape
+// the work budget (budget.go), and once per iteration their cost
+// multiplies: {{ range .body.a }}{{ if $.body.String }}{{ end }}{{ end }}.
+// Outside a range each runs once.
 var (
 	errDefine = errors.New("define, template and block are not allowed in argument values")
 	errNumber = errors.New("a number may only be an argument to a function such as index or printf")
+	errMethod = errors.New("String and Float64 may not be used within a range: use toString or json (or compare a JSON number with eq, lt, gt as it is), which count towards the rendering's work limit")
 )
+
+// costlyMethods are the methods of delivery data errMethod refuses.
+var costlyMethods = map[string]bool{"String": true, "Float64": true}
 
 // passThrough are the functions that can return a literal argument as
 // their result, which could then be ranged over.
@@ -26,28 +37,30 @@ func validate(t *template.Template) error {
 	if len(t.Templates()) > 1 {
 		return errDefine
 	}
-	return walk(t.Root)
+	return walk(t.Root, false)
 }
 
-func walk(n parse.Node) error {
+// walk checks n; inRange tells whether n runs once per iteration of a
+// range.
+func walk(n parse.Node, inRange bool) error {
 	switch n := n.(type) {
 	case *parse.ListNode:
 		if n == nil {
 			return nil
 		}
 		for _, c := range n.Nodes {
-			if err := walk(c); err != nil {
+			if err := walk(c, inRange); err != nil {
 				return err
 			}
 		}
 	case *parse.ActionNode:
-		return walk(n.Pipe)
+		return walk(n.Pipe, inRange)
 	case *parse.IfNode:
-		return walkBranch(&n.BranchNode)
+		return walkBranch(&n.BranchNode, inRange, inRange)
 	case *parse.RangeNode:
-		return walkBranch(&n.BranchNode)
+		return walkBranch(&n.BranchNode, inRange, true)
 	case *parse.WithNode:
-		return walkBranch(&n.BranchNode)
+		return walkBranch(&n.BranchNode, inRange, inRange)
 	case *parse.TemplateNode:
 		return errDefine
 	case *parse.PipeNode:
@@ -55,38 +68,62 @@ func walk(n parse.Node) error {
 			return nil
 		}
 		for _, c := range n.Cmds {
-			if err := walkCommand(c); err != nil {
+			if err := walkCommand(c, inRange); err != nil {
 				return err
 			}
 		}
 	case *parse.ChainNode:
-		return walk(n.Node)
+		if err := walkFields(n.Field, inRange); err != nil {
+			return err
+		}
+		return walk(n.Node, inRange)
+	case *parse.FieldNode:
+		return walkFields(n.Ident, inRange)
+	case *parse.VariableNode:
+		return walkFields(n.Ident[1:], inRange)
 	case *parse.NumberNode:
 		return errNumber
 	}
 	return nil
 }
 
-func walkBranch(b *parse.BranchNode) error {
-	for _, n := range []parse.Node{b.Pipe, b.List, b.ElseList} {
-		if err := walk(n); err != nil {
-			return err
-		}
+// walkBranch checks a control structure; inList tells whether its list
+// runs once per iteration (a range's does).
+func walkBranch(b *parse.BranchNode, inRange, inList bool) error {
+	if err := walk(b.Pipe, inRange); err != nil {
+		return err
 	}
-	return nil
+	if err := walk(b.List, inList); err != nil {
+		return err
+	}
+	return walk(b.ElseList, inRange)
 }
 
 // walkCommand allows number literals only as arguments of a function that
 // does not hand them back.
-func walkCommand(c *parse.CommandNode) error {
+func walkCommand(c *parse.CommandNode, inRange bool) error {
 	fn, isCall := c.Args[0].(*parse.IdentifierNode)
 	numbersOK := isCall && !passThrough[fn.Ident]
 	for _, a := range c.Args {
 		if _, ok := a.(*parse.NumberNode); ok && numbersOK {
 			continue
 		}
-		if err := walk(a); err != nil {
+		if err := walk(a, inRange); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// walkFields refuses costlyMethods within a range. A field of that name
+// of a header or query map is a key, refused too: index reads it.
+func walkFields(names []string, inRange bool) error {
+	if !inRange {
+		return nil
+	}
+	for _, name := range names {
+		if costlyMethods[name] {
+			return errMethod
 		}
 	}
 	return nil
