@@ -1,10 +1,17 @@
 package bus_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/testenv"
@@ -56,4 +63,94 @@ func TestConnect_ReportsTheStateWhenNATSIsDownAtStart(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The user of a URL's userinfo (nats://ingress:PW@host, no separate
+// user) names the reply inbox as a separate user does: deploy/nats/
+// users.conf lets each service subscribe to _INBOX_<user> only, and with
+// _INBOX. every request of the service timed out. A token
+// (nats://TOKEN@host) is no user: it must not show in every reply subject.
+func TestConnect_TakesTheInboxUserFromTheURL(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartSecuredNATS(t)
+	withUser := strings.Replace(n.URL, "nats://", "nats://ingress:"+n.Users["ingress"]+"@", 1)
+	for _, o := range []bus.ConnectOptions{
+		{URL: withUser},
+		{URL: withUser, User: "ingress"},
+		{URL: n.URL, User: "ingress", Password: n.Users["ingress"]},
+	} {
+		nc, err := bus.Connect(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inbox := nc.NewRespInbox(); !strings.HasPrefix(inbox, bus.InboxPrefix("ingress")+".") {
+			t.Errorf("user %q in the URL, %q apart: reply inbox %s", "ingress", o.User, inbox)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err = js.AccountInfo(ctx) // a request: its reply comes to the inbox
+		cancel()
+		nc.Close()
+		if err != nil {
+			t.Errorf("a request as ingress (user %q apart): %v", o.User, err)
+		}
+	}
+	if v := n.Violations(); len(v) > 0 {
+		t.Fatalf("permission violations: %q", v)
+	}
+
+	// Two users: which one's inbox would be a guess.
+	if nc, err := bus.Connect(bus.ConnectOptions{URL: withUser, User: "dispatcher"}); err == nil {
+		nc.Close()
+		t.Error("a URL of user ingress with user dispatcher apart was accepted")
+	} else if strings.Contains(err.Error(), n.Users["ingress"]) {
+		t.Errorf("the error holds the password: %v", err)
+	}
+
+	open := testenv.StartNATS(t) // no authentication: a token is ignored
+	nc, err := bus.Connect(bus.ConnectOptions{URL: strings.Replace(open.URL, "nats://", "nats://s3cr3tTOKEN@", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if inbox := nc.NewRespInbox(); strings.Contains(inbox, "s3cr3t") {
+		t.Errorf("a token named the reply inbox: %s", inbox)
+	}
+}
+
+// The client's asynchronous errors (here the permission violation an
+// operator's runbook looks for) are JSON lines of the service's log, not
+// text nats.go prints to stderr; the connection's URL is logged without
+// its password.
+func TestConnect_LogsErrorsAsJSON(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartSecuredNATS(t)
+	var logs testenv.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil)).With("service", "ingress")
+	url := strings.Replace(n.URL, "nats://", "nats://ingress:"+n.Users["ingress"]+"@", 1)
+	nc, err := bus.Connect(bus.ConnectOptions{URL: url, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.SubscribeSync("hookrun.runs.>"); err != nil { // not the ingress' to read
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var l struct{ Level, Msg, Service, Err string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Level == "ERROR" && l.Service == "ingress" &&
+				strings.Contains(l.Err, "nats: permissions violation") && strings.Contains(l.Err, `"hookrun.runs.>"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no JSON line of the permission violation in:\n%s", logs.String())
+	})
+	got := logs.String()
+	if strings.Contains(got, n.Users["ingress"]) || !strings.Contains(got, `"msg":"connected to NATS"`) || !strings.Contains(got, "nats://ingress:xxxxx@") {
+		t.Errorf("want the connection logged with its user, not its password:\n%s", got)
+	}
 }

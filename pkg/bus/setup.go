@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/hookrun/hookrun/pkg/redact"
 )
 
 // DefaultRetention is how long DELIVERIES and STATUS keep messages unless
@@ -209,63 +205,4 @@ func EnsureRetry(ctx context.Context, js jetstream.JetStream, o Options) error {
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-// ConnectOptions configure Connect.
-type ConnectOptions struct {
-	URL      string
-	User     string
-	Password string
-	Name     string
-	// OnState is called with true on (re)connect and false on disconnect.
-	OnState func(connected bool)
-}
-
-// InboxPrefix is the reply inbox prefix of a service connected as user.
-func InboxPrefix(user string) string { return "_INBOX_" + user }
-
-// Connect dials NATS and retries forever in the background: a service starts
-// (not ready) when NATS is down and becomes ready when it comes.
-func Connect(o ConnectOptions) (*nats.Conn, error) {
-	opts := []nats.Option{
-		nats.Name(o.Name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.RetryOnFailedConnect(true),
-		nats.ReconnectBufSize(-1), // publishes fail fast while disconnected instead of buffering
-	}
-	if o.User != "" {
-		// Replies come to this user's own inbox prefix: the per-service
-		// users of deploy/nats/users.conf may subscribe to theirs only.
-		opts = append(opts, nats.UserInfo(o.User, o.Password), nats.CustomInboxPrefix(InboxPrefix(o.User)))
-	}
-	// Each report reads the connection's state when it runs, under a lock,
-	// rather than trusting the event that triggered it: the handlers run on
-	// the client's callback goroutine and the report after Connect on this
-	// one, so they may interleave, and the last one must say what is true.
-	var mu sync.Mutex
-	report := func(nc *nats.Conn) {
-		mu.Lock()
-		defer mu.Unlock()
-		o.OnState(nc.IsConnected())
-	}
-	if o.OnState != nil {
-		opts = append(opts,
-			nats.ConnectHandler(report),
-			nats.ReconnectHandler(report),
-			nats.DisconnectErrHandler(func(nc *nats.Conn, _ error) { report(nc) }),
-		)
-	}
-	nc, err := nats.Connect(o.URL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redact.URLs(o.URL), err) // its credentials hidden
-	}
-	// With RetryOnFailedConnect a first connect that fails returns a
-	// connection still trying, and no handler runs until it succeeds: the
-	// state is reported now, so "not connected" exists (and alerts) from
-	// the start.
-	if o.OnState != nil {
-		report(nc)
-	}
-	return nc, nil
 }

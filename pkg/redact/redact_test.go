@@ -16,7 +16,21 @@ func TestURL_HidesPasswordsAndTokens(t *testing.T) {
 		{"T0KEN@127.0.0.1:4222", "xxxxx@127.0.0.1:4222"},
 		// The master's name is no secret, and the hosts have no userinfo.
 		{"redis-sentinel://mymaster@s1:26379,s2:26379", "redis-sentinel://mymaster@s1:26379,s2:26379"},
+		{"rediss-sentinel://mymaster@s1:26379/1", "rediss-sentinel://mymaster@s1:26379/1"},
+		// The master's password goes before its name, which stays.
+		{"redis-sentinel://:s3cr3tPW@mymaster@s1:26379,s2:26379/1", "redis-sentinel://:xxxxx@mymaster@s1:26379,s2:26379/1"},
+		{"redis-sentinel://app:s3cr3tPW@mymaster@s1:26379", "redis-sentinel://app:xxxxx@mymaster@s1:26379"},
+		{"rediss-sentinel://app:s3cr3tPW@mymaster@s1:26379", "rediss-sentinel://app:xxxxx@mymaster@s1:26379"},
+		{"REDIS-SENTINEL://:s3cr3tPW@mymaster@s1:26379", "REDIS-SENTINEL://:xxxxx@mymaster@s1:26379"},
+		{"redis-sentinel://:s3c@r3t/PW@mymaster@s1:26379", "redis-sentinel://:xxxxx@mymaster@s1:26379"},
+		// A password without a user (taken for the user by a parser).
+		{"redis-sentinel://s3cr3tPW@mymaster@s1:26379", "redis-sentinel://xxxxx@mymaster@s1:26379"},
+		// A form OpenRedis refuses, redacted all the same.
 		{"redis-sentinel://mymaster:s3cr3tPW@s1:26379,s2:26379", "redis-sentinel://mymaster:xxxxx@s1:26379,s2:26379"},
+		// A password in the query (go-redis' Sentinel URLs take one).
+		{"redis-sentinel://mymaster@s1:26379?password=s3cr3tPW&dial_timeout=1s", "redis-sentinel://mymaster@s1:26379?password=xxxxx&dial_timeout=1s"},
+		{"redis://:s3cr3tPW@127.0.0.1:6379/0?sentinel_password=s3cr3tPW#f", "redis://:xxxxx@127.0.0.1:6379/0?sentinel_password=xxxxx#f"},
+		{"redis://127.0.0.1:6379/0?client_name=a", "redis://127.0.0.1:6379/0?client_name=a"},
 		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
 		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
 		{"", ""},

@@ -22,8 +22,17 @@ func TestOpenRedis_MalformedURLErrorHoldsNoPassword(t *testing.T) {
 		{"redis://:s3c/r3tPW@127.0.0.1:6379/0", "malformed user or password"},
 		{"redis://:s3cr3tPW@127.0.0.1:6379/notadb", "invalid database number"},
 		{"redis://:s3cr3tPW@127.0.0.1:6379/0?nosuchoption=1", "unexpected option"},
+		// Sentinel URLs.
+		{"redis-sentinel://:s3cr3tPW@mymaster@127.0.0.1:26379/notadb", "invalid database number"},
+		{"redis-sentinel://:s3cr3tPW@mymaster@127.0.0.1:notaport", `Sentinel address "127.0.0.1:notaport"`},
+		{"redis-sentinel://:s3c%zzr3tPW@mymaster@127.0.0.1:26379", "malformed user or password"},
+		{"redis-sentinel://mymaster:s3cr3tPW@127.0.0.1:26379", "a password goes before the name"},
+		{"redis-sentinel://mymaster@127.0.0.1:26379?password=s3cr3tPW", "option password: it has its place in the URL"},
+		{"redis-sentinel://:s3cr3tPW@mymaster@127.0.0.1:26379?nosuchoption=1", "unexpected option"},
+		// go-redis' own form names the master in the query.
+		{"redis://:s3cr3tPW@127.0.0.1:26379?master_name=mymaster", "redis-sentinel://"},
 	} {
-		_, err := OpenRedis(tc.raw)
+		_, err := OpenRedis(tc.raw, "")
 		if err == nil {
 			t.Errorf("OpenRedis(%q) did not fail", tc.raw)
 			continue

@@ -5,16 +5,17 @@
 package service
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with HOOKRUN_PPROF=true
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,9 +38,13 @@ type Common struct {
 	NATSUser     string
 	NATSPassword string
 	RedisURL     string
-	LogLevel     string
-	Replicas     int
-	SecretKey    string
+	// RedisSentinelPassword is the Sentinels' own password
+	// (HOOKRUN_REDIS_SENTINEL_PASSWORD), when HOOKRUN_REDIS_URL names
+	// Sentinels that have one; the master's is in the URL.
+	RedisSentinelPassword string
+	LogLevel              string
+	Replicas              int
+	SecretKey             string
 	// Retention is how long DELIVERIES and STATUS keep messages
 	// (HOOKRUN_RETENTION; 0: bus' default of 7 days).
 	Retention time.Duration
@@ -130,29 +135,38 @@ func CommonFromEnv(httpAddr string) (Common, error) {
 		return Common{}, fmt.Errorf("HOOKRUN_RETENTION=%s: must be at least %s (deliveries wait that long at least for a dispatcher; callbacks retry for about 22 h)", retention, MinRetention)
 	}
 	return Common{
-		Retention:    retention,
-		HTTPAddr:     Env("HTTP_ADDR", httpAddr),
-		OpsAddr:      Env("OPS_ADDR", ""),
-		NATSURL:      Env("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSUser:     Env("NATS_USER", ""),
-		NATSPassword: Env("NATS_PASSWORD", ""),
-		RedisURL:     Env("REDIS_URL", ""),
-		LogLevel:     level,
-		Replicas:     r,
-		SecretKey:    Env("SECRET_KEY", ""),
+		Retention:             retention,
+		HTTPAddr:              Env("HTTP_ADDR", httpAddr),
+		OpsAddr:               Env("OPS_ADDR", ""),
+		NATSURL:               Env("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSUser:              Env("NATS_USER", ""),
+		NATSPassword:          Env("NATS_PASSWORD", ""),
+		RedisURL:              Env("REDIS_URL", ""),
+		RedisSentinelPassword: Env("REDIS_SENTINEL_PASSWORD", ""),
+		LogLevel:              level,
+		Replicas:              r,
+		SecretKey:             Env("SECRET_KEY", ""),
 	}, nil
 }
 
-// Logger returns a JSON slog logger tagged with the service name.
+// Logger returns a JSON slog logger, on stderr, tagged with the service
+// name (none when empty). go-redis's own log lines go through it too (see
+// redisLog): go-redis has one logger for the process, the last one a call
+// of Logger made.
 func Logger(name, level string) *slog.Logger {
+	return newLogger(os.Stderr, name, level)
+}
+
+func newLogger(w io.Writer, name, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 	if name != "" {
 		log = log.With("service", name)
 	}
+	redis.SetLogger(redisLog{log})
 	return log
 }
 
@@ -189,26 +203,6 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// OpenRedis parses a Redis URL (redis://, rediss://, or
-// redis-sentinel://master@host1,host2) into a UniversalClient.
-func OpenRedis(u string) (redis.UniversalClient, error) {
-	if rest, ok := strings.CutPrefix(u, "redis-sentinel://"); ok {
-		master, hosts, found := strings.Cut(rest, "@")
-		if !found {
-			return nil, errors.New("HOOKRUN_REDIS_URL: redis-sentinel://MASTER@host1:26379,host2:26379")
-		}
-		return redis.NewUniversalClient(&redis.UniversalOptions{MasterName: master, Addrs: strings.Split(hosts, ",")}), nil
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		return nil, urlError("HOOKRUN_REDIS_URL", u, func(s string) error {
-			_, err := redis.ParseURL(s)
-			return err
-		})
-	}
-	return redis.NewClient(opt), nil
 }
 
 // Health gathers readiness checks.
@@ -466,16 +460,38 @@ func Healthcheck(addr string) int {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
+	return healthcheck("http://"+net.JoinHostPort(host, port)+"/readyz", os.Stderr)
+}
+
+// healthcheck GETs url, a /readyz, and returns 0 when it answers 200 (and
+// writes the degraded check, if any); otherwise it writes why to out
+// ("not ready: 503 Service Unavailable: nats: not connected") and returns
+// 1. The reason is all an operator has of a container with no shell and
+// no published port (compose's dispatcher), in docker inspect's health
+// log.
+func healthcheck(url string, out io.Writer) int {
 	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
+	resp, err := c.Get(url)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(out, err)
 		return 1
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "not ready:", resp.Status)
-		return 1
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var r struct{ Reason, Degraded string }
+	if resp.StatusCode == http.StatusOK {
+		if json.Unmarshal(body, &r) == nil && r.Degraded != "" {
+			fmt.Fprintln(out, "ready, degraded:", r.Degraded)
+		}
+		return 0
 	}
-	return 0
+	switch {
+	case json.Unmarshal(body, &r) == nil && r.Reason != "":
+		fmt.Fprintf(out, "not ready: %s: %s\n", resp.Status, r.Reason)
+	case len(bytes.TrimSpace(body)) > 0:
+		fmt.Fprintf(out, "not ready: %s: %s\n", resp.Status, bytes.TrimSpace(body))
+	default:
+		fmt.Fprintln(out, "not ready:", resp.Status)
+	}
+	return 1
 }

@@ -1,8 +1,11 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -93,5 +96,33 @@ func TestOwnMetrics_ServesOnlyTheServicesOwn(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("the ingress serves %v, want %v", got, want)
+	}
+}
+
+// `hookrun-<service> healthcheck` says why the service is not ready: the
+// operator of a container with no shell and no published port (compose's
+// dispatcher) has only its output, in docker inspect's health log.
+func TestHealthcheck_SaysWhyNotReady(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		code       int
+		body, want string
+		exit       int
+	}{
+		{http.StatusServiceUnavailable, `{"status":"not ready","reason":"redis: dial tcp 10.0.0.5:6379: i/o timeout"}`, "not ready: 503 Service Unavailable: redis: dial tcp 10.0.0.5:6379: i/o timeout\n", 1},
+		{http.StatusNotFound, "no such page", "not ready: 404 Not Found: no such page\n", 1},
+		{http.StatusOK, `{"status":"ready","degraded":"nats-output: slow"}`, "ready, degraded: nats-output: slow\n", 0},
+		{http.StatusOK, `{"status":"ready"}`, "", 0},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(tc.code)
+			_, _ = w.Write([]byte(tc.body))
+		}))
+		var out bytes.Buffer
+		exit := healthcheck(srv.URL+"/readyz", &out)
+		srv.Close()
+		if exit != tc.exit || out.String() != tc.want {
+			t.Errorf("/readyz %d %s: exit %d, wrote %q; want %d, %q", tc.code, tc.body, exit, out.String(), tc.exit, tc.want)
+		}
 	}
 }

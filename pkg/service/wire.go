@@ -54,7 +54,7 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 	if err := checkNATSURLs(c.NATSURL); err != nil {
 		return nil, err
 	}
-	nc, err := bus.Connect(bus.ConnectOptions{URL: c.NATSURL, User: c.NATSUser, Password: c.NATSPassword, Name: "hookrun-" + name, OnState: NATSState(name)})
+	nc, err := bus.Connect(bus.ConnectOptions{URL: c.NATSURL, User: c.NATSUser, Password: c.NATSPassword, Name: "hookrun-" + name, OnState: NATSState(name), Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 		return nil
 	})
 	if c.RedisURL != "" {
-		if d.Redis, err = OpenRedis(c.RedisURL); err != nil {
+		if d.Redis, err = OpenRedis(c.RedisURL, c.RedisSentinelPassword); err != nil {
 			nc.Close()
 			return nil, err
 		}
@@ -97,11 +97,19 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 	select {
 	case err = <-ensured:
 	case <-time.After(startingAfter):
-		// NATS is not there yet: answer probes meanwhile (alive, not
-		// ready) rather than refuse connections, which a liveness probe
-		// would take for a dead process.
-		log.Warn("waiting for NATS to create streams and buckets; serving health probes meanwhile", "addr", c.HTTPAddr)
-		stop := serveWhileStarting(c.HTTPAddr, c.OpsAddr, d.Health, log)
+		// NATS or the streams are not there yet: answer probes meanwhile
+		// (alive, not ready) rather than refuse connections, which a
+		// liveness probe would take for a dead process.
+		starting := startingCheck(name, nc, d.JS)
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		why := starting(cctx)
+		cancel()
+		level := slog.LevelWarn
+		if errors.Is(why, errLayoutThere) {
+			level = slog.LevelInfo // a moment before Open sees it
+		}
+		log.Log(ctx, level, "not ready yet; serving health probes meanwhile", "addr", c.HTTPAddr, "reason", why.Error())
+		stop := serveWhileStarting(c.HTTPAddr, c.OpsAddr, d.Health, starting, log)
 		err = <-ensured
 		stop()
 	}
@@ -130,27 +138,51 @@ func jsOptions() []jetstream.JetStreamOpt {
 // probes on the service's address.
 const startingAfter = time.Second
 
+// startingCheck is the readiness check "streams" of a service that Open
+// still holds: it says what the service waits for. NATS first; once
+// connected, the keys service (LayoutOwner) to create the streams and
+// buckets (or, for keys itself, their creation), with the first one still
+// missing: a keys service of an older release lacks a newer bucket.
+func startingCheck(name string, nc *nats.Conn, js jetstream.JetStream) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("starting: waiting for NATS")
+		}
+		what := "waiting for the keys service to create the streams and buckets"
+		if name == LayoutOwner {
+			what = "creating the streams and buckets"
+		}
+		if err := bus.CheckLayout(ctx, js); err != nil {
+			return fmt.Errorf("starting: %s: %w", what, err)
+		}
+		return errLayoutThere
+	}
+}
+
+// errLayoutThere is startingCheck's reason once the streams and buckets
+// are there, until Open, which checks every second, sees them too.
+var errLayoutThere = errors.New("starting: the streams and buckets are there")
+
 // serveWhileStarting serves, on addr, until stop is called: /healthz (200),
-// /readyz (503, with health's failing check or "starting"), /metrics (on
-// opsAddr instead when set, with the probes), and for any other path 503
-// unavailable with Retry-After, so that a sender retries. stop closes the
-// listeners, so the service's own servers can take the addresses.
-func serveWhileStarting(addr, opsAddr string, health *Health, log *slog.Logger) (stop func()) {
+// /readyz (503, with health's failing check or starting's reason),
+// /metrics (on opsAddr instead when set, with the probes), and for any
+// other path 503 unavailable with Retry-After, so that a sender retries.
+// stop closes the listeners, so the service's own servers can take the
+// addresses.
+func serveWhileStarting(addr, opsAddr string, health *Health, starting func(context.Context) error, log *slog.Logger) (stop func()) {
 	if addr == "" {
 		return func() {}
 	}
 	h := NewHealth(health.name)
 	h.ownMetrics = health.ownMetrics
 	h.checks = append(h.checks, health.snapshot()...)
-	h.Add("streams", func(context.Context) error {
-		return errors.New("starting: creating streams and buckets, waiting for NATS")
-	})
+	h.Add("streams", starting)
 	e := NewEcho()
 	ops := h.MountOn(e, opsAddr)
 	e.RouteNotFound("/*", func(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "5")
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"error": map[string]string{
-			"code": "unavailable", "message": "the service is starting: NATS is not reachable yet; retry later",
+			"code": "unavailable", "message": "the service is starting; retry later",
 		}})
 	})
 	stopMain := serveUntilStopped(addr, e, log)

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -215,5 +216,85 @@ func TestOpen_OnlyKeysLaysOutStreams(t *testing.T) {
 	}
 	if got := s.CachedInfo().Config.MaxAge; got != 30*time.Hour {
 		t.Fatalf("DELIVERIES MaxAge %s after the dispatcher started with 40h, want keys' 30h", got)
+	}
+}
+
+// Connected to NATS but without the streams and buckets (the keys service
+// has not created them yet), /readyz says so, and names the first one
+// missing: not "waiting for NATS", which sent operators to a NATS that
+// was fine.
+func TestOpen_ReadyzSaysItWaitsForTheKeysService(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t) // up, no streams
+	addr := testenv.FreeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		d, err := Open(ctx, "ingress", Common{HTTPAddr: addr, NATSURL: n.URL, Replicas: 1}, slog.New(slog.DiscardHandler))
+		if err == nil {
+			d.Close()
+		}
+		done <- err
+	}()
+	var reason string
+	testenv.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var r struct{ Reason string }
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			return err
+		}
+		reason = r.Reason
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(reason, "waiting for the keys service") {
+			return fmt.Errorf("/readyz: %d %q", resp.StatusCode, reason)
+		}
+		return nil
+	})
+	if !strings.Contains(reason, "does not exist yet") || strings.Contains(reason, "waiting for NATS") {
+		t.Errorf("/readyz reason %q: want the keys service and the first stream missing, not NATS", reason)
+	}
+
+	n.Connect() // lays out the streams and buckets, as the keys service would
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Open did not return once the streams were there")
+	}
+}
+
+// With its credentials in HOOKRUN_NATS_URL (nats://ingress:PW@host) and no
+// HOOKRUN_NATS_USER, a service still takes its user's reply inbox,
+// _INBOX_ingress: with _INBOX. deploy/nats/users.conf refused its
+// subscription, every request timed out, and it stayed not ready for good.
+// Its log holds the user, never the password.
+func TestOpen_TakesTheNATSUserFromTheURL(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartSecuredNATS(t)
+	n.Connect() // as admin: lays out the streams and buckets
+	var logs testenv.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil)).With("service", "ingress")
+	url := strings.Replace(n.URL, "nats://", "nats://ingress:"+n.Users["ingress"]+"@", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := Open(ctx, "ingress", Common{NATSURL: url, Replicas: 1}, log)
+	if err != nil {
+		t.Fatalf("Open with the user in the URL: %v; violations %q", err, n.Violations())
+	}
+	defer d.Close()
+	if err := d.Health.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := n.Violations(); len(v) > 0 {
+		t.Fatalf("permission violations: %q", v)
+	}
+	if got := logs.String(); strings.Contains(got, n.Users["ingress"]) || !strings.Contains(got, "nats://ingress:xxxxx@") {
+		t.Errorf("the log holds the password, or not the user:\n%s", got)
 	}
 }
