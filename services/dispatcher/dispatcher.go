@@ -96,12 +96,23 @@ type Dispatcher struct {
 	now         func() time.Time
 
 	paused atomic.Bool
+	misses misses // see decideAll
+	// consumerUp is true while this dispatcher has the shared consumer to
+	// pull from: false until it is created, and again while one found
+	// deleted is made again.
+	consumerUp atomic.Bool
+	// ackFloor is the consumer's ack floor when last read (every
+	// consumerEvery): every delivery up to it is done. A consumer made
+	// again after a deletion starts after it.
+	ackFloor      atomic.Pointer[ackFloor]
+	consumerEvery time.Duration
 
 	// Test seams, nil in production: crashAt abandons a batch at a stage of
 	// handleBatch as a crash would; publishFault fails a publish before it
-	// is sent.
-	crashAt      func(stage string) bool
-	publishFault func(subject string) error
+	// is sent; consumerFault fails the creation of the consumer.
+	crashAt       func(stage string) bool
+	publishFault  func(subject string) error
+	consumerFault func() error
 }
 
 // New builds a dispatcher.
@@ -121,7 +132,14 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, store Claims,
 	if cfg.DefaultWindow <= 0 {
 		cfg.DefaultWindow = 24 * time.Hour
 	}
-	d := &Dispatcher{cfg: cfg, log: log, js: js, cat: cat, store: store, status: webhookstatus.NewWriter(js), statusNotes: make(chan statusNote, statusQueue), health: health, cache: newCompiled(cat), now: time.Now}
+	d := &Dispatcher{cfg: cfg, log: log, js: js, cat: cat, store: store, status: webhookstatus.NewWriter(js), statusNotes: make(chan statusNote, statusQueue), health: health, cache: newCompiled(cat), now: time.Now,
+		consumerEvery: 5 * time.Second}
+	health.Add("consumer", func(context.Context) error {
+		if !d.consumerUp.Load() {
+			return errors.New("the dispatcher consumer is not there yet (being created): no delivery is dispatched")
+		}
+		return nil
+	})
 	health.Add("dedup", func(ctx context.Context) error {
 		if d.paused.Load() {
 			return errors.New("dedup store unavailable: dispatching paused")
@@ -176,9 +194,7 @@ func (d *Dispatcher) Run(ctx context.Context, ready func(net.Addr)) error {
 		g.Go(func() error { return service.ServeOps(gctx, d.cfg.OpsAddr, ops, d.log) })
 		return service.Serve(gctx, service.HTTPServer(d.cfg.HTTPAddr, e), 5*time.Second, ready)
 	})
-	g.Go(func() error {
-		return service.ReportConsumerLag(gctx, d.js, bus.StreamDeliveries, bus.ConsumerDispatcher, 5*time.Second)
-	})
+	g.Go(func() error { return d.watchConsumer(gctx) })
 	g.Go(func() error { return d.consume(gctx) })
 	g.Go(func() error { return d.writeStatuses(gctx) })
 	err := g.Wait()
@@ -188,36 +204,159 @@ func (d *Dispatcher) Run(ctx context.Context, ready func(net.Addr)) error {
 	return err
 }
 
+// consume pulls from the shared consumer, creating it first, and again
+// whenever it is found deleted (by an operator, or with its stream): a
+// consumer that is gone delivers nothing, and pulling from it again would
+// wait for ever.
 func (d *Dispatcher) consume(ctx context.Context) error {
 	select {
 	case <-d.cat.Ready():
 	case <-ctx.Done():
 		return nil
 	}
-	var cons jetstream.Consumer
+	for again := false; ctx.Err() == nil; again = true {
+		cons := d.createConsumer(ctx, again)
+		if cons == nil {
+			return nil
+		}
+		d.consumerUp.Store(true)
+		d.pullFrom(ctx, cons)
+		d.consumerUp.Store(false)
+	}
+	return nil
+}
+
+// createConsumer creates the consumer or updates it to this dispatcher's
+// configuration, trying every second until it succeeds or ctx ends (nil);
+// again: the one this dispatcher pulled from was deleted.
+func (d *Dispatcher) createConsumer(ctx context.Context, again bool) jetstream.Consumer {
 	for {
-		var err error
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err = d.js.CreateOrUpdateConsumer(cctx, bus.StreamDeliveries, ConsumerConfig(d.cfg.AckWait))
+		cons, err := d.ensureConsumer(cctx, again)
 		cancel()
 		if err == nil {
-			break
+			return cons
 		}
 		d.log.Warn("cannot create dispatcher consumer, retrying", "err", err)
 		if !sleep(ctx, time.Second) {
 			return nil
 		}
 	}
+}
+
+// ensureConsumer creates or updates the consumer. One made again after a
+// deletion starts after the ack floor this dispatcher last read of the one
+// before: starting at the stream's first delivery would dispatch every
+// delivery retained again, and one past its dedup window would run again.
+// An existing consumer keeps where it starts, which JetStream refuses to
+// change in an update (another dispatcher may have made it again so).
+func (d *Dispatcher) ensureConsumer(ctx context.Context, again bool) (jetstream.Consumer, error) {
+	if d.consumerFault != nil {
+		if err := d.consumerFault(); err != nil {
+			return nil, err
+		}
+	}
+	cfg := ConsumerConfig(d.cfg.AckWait)
+	if again {
+		seq, err := d.startAfterFloor(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if seq > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
+		}
+		d.log.Warn("creating the dispatcher consumer again", "start_seq", seq)
+	}
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, bus.StreamDeliveries, cfg)
+	if err == nil {
+		return cons, nil
+	}
+	had, herr := d.js.Consumer(ctx, bus.StreamDeliveries, bus.ConsumerDispatcher)
+	if herr != nil {
+		return nil, err
+	}
+	h := had.CachedInfo().Config
+	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = h.DeliverPolicy, h.OptStartSeq, h.OptStartTime
+	return d.js.CreateOrUpdateConsumer(ctx, bus.StreamDeliveries, cfg)
+}
+
+// ackFloor is a consumer's ack floor, and when that consumer was created.
+type ackFloor struct {
+	seq     uint64
+	created time.Time
+}
+
+// startAfterFloor is where a consumer made again starts: after the ack
+// floor last read, or, when none was read or the stream is newer than the
+// consumer it was read of (the stream was deleted and made again, its
+// sequences start over), 0: the stream's start.
+func (d *Dispatcher) startAfterFloor(ctx context.Context) (uint64, error) {
+	f := d.ackFloor.Load()
+	if f == nil || f.seq == 0 {
+		return 0, nil
+	}
+	s, err := d.js.Stream(ctx, bus.StreamDeliveries)
+	if err != nil {
+		return 0, err
+	}
+	if s.CachedInfo().Created.After(f.created) {
+		return 0, nil
+	}
+	return f.seq + 1, nil
+}
+
+// pullFrom pulls from cons until ctx ends or cons is found deleted.
+func (d *Dispatcher) pullFrom(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
 		if d.paused.Load() && !d.probe(ctx) {
 			continue
 		}
-		if err := d.pull(ctx, cons); err != nil {
+		err := d.pull(ctx, cons)
+		if ctx.Err() != nil {
+			return
+		}
+		// pull returns on an error, when idle a while, or on a pause, not
+		// while deliveries flow: this look costs nothing on the hot path.
+		if d.consumerGone(ctx, cons, err) {
+			d.log.Warn("the dispatcher consumer was deleted: creating it again", "err", err)
+			return
+		}
+		if err != nil {
 			d.log.Warn("pulling deliveries failed, retrying", "err", err)
 			sleep(ctx, time.Second)
 		}
 	}
-	return nil
+}
+
+// consumerGone reports whether cons no longer exists: its iterator said
+// so (err), or JetStream does not know it (the iterator hears nothing of
+// a consumer deleted while it was reconnecting).
+func (d *Dispatcher) consumerGone(ctx context.Context, cons jetstream.Consumer, err error) bool {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return true
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = cons.Info(ictx)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// watchConsumer exports the consumer's backlog every consumerEvery (as
+// service.ReportConsumerLag does) and keeps its ack floor from the same
+// read.
+func (d *Dispatcher) watchConsumer(ctx context.Context) error {
+	t := time.NewTicker(d.consumerEvery)
+	defer t.Stop()
+	for {
+		if info := service.ReportConsumerOnce(ctx, d.js, bus.StreamDeliveries, bus.ConsumerDispatcher); info != nil {
+			d.ackFloor.Store(&ackFloor{seq: info.AckFloor.Stream, created: info.Created})
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // pull takes batches until ctx ends or the dedup store fails. A continuous
@@ -240,7 +379,7 @@ func (d *Dispatcher) pull(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil && !d.paused.Load() {
 		m, err := it.Next(jetstream.NextMaxWait(time.Second))
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 				return err
 			}
 			if time.Since(last) >= repullAfterIdle {

@@ -527,11 +527,12 @@ func TestDispatcher_UnknownWebhookIsRejectedAfterGrace(t *testing.T) {
 
 	// A webhook the ingress knew a moment ago: the delivery waits for the
 	// configuration to arrive instead of being rejected.
+	// (Its run id is derived from its uid, as the ingress derives it.)
 	fresh := ghost
-	fresh.Metadata.Name = "just-created"
+	fresh.Metadata.Name, fresh.Metadata.UID = "just-created", ident.NewUID()
 	d2 := e.deliver(&fresh, "evt", `{}`)
 	time.Sleep(300 * time.Millisecond)
-	e.hook("just-created", nil)
+	e.hook("just-created", func(w *resource.Webhook) { w.Metadata.UID = fresh.Metadata.UID })
 	want(t, "late configuration", e.outcome(d2).Status, message.DeliveryDispatched)
 }
 

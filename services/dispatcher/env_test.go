@@ -45,7 +45,13 @@ type env struct {
 // given, is used instead of a fresh test Redis (subtests share one).
 func newEnv(t *testing.T, kind string, rc ...redis.UniversalClient) *env {
 	t.Helper()
-	n := testenv.StartNATS(t)
+	return newEnvOn(t, testenv.StartNATS(t), kind, rc...)
+}
+
+// newEnvOn is newEnv on a NATS server of the test's (one with other
+// options, such as a smaller max_payload).
+func newEnvOn(t *testing.T, n *testenv.NATS, kind string, rc ...redis.UniversalClient) *env {
+	t.Helper()
 	nc, js := n.Connect()
 	e := &env{t: t, nats: n, nc: nc, js: js, cfg: testenv.NewConfig(t, js)}
 	e.conf = Config{

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -25,13 +26,17 @@ import (
 type item struct {
 	msg         jetstream.Msg
 	d           message.Delivery
-	redelivered bool // JetStream delivered this message before
+	redelivered bool   // JetStream delivered this message before
+	delivered   uint64 // how many times JetStream has delivered it, this time included
 	w           *resource.Webhook
-	job         *resource.Job
-	claim       dedup.Result
-	outcome     string
-	err         error // why the outcome is filtered/failed/rejected
-	args        map[string]string
+	// gone is why the delivery's webhook cannot take it (it.w is nil):
+	// deleted, or deleted and made again under its name (a new uid).
+	gone    error
+	job     *resource.Job
+	claim   dedup.Result
+	outcome string
+	err     error // why the outcome is filtered/failed/rejected
+	args    map[string]string
 	// queuedStored: an earlier attempt stored the run's queued status, so
 	// it is not stored again (it could overwrite an executor's newer one).
 	queuedStored bool
@@ -40,10 +45,11 @@ type item struct {
 	// record of the run has one queue time, the run list's order.
 	queuedAt time.Time
 	// statusSeq is the sequence of the run's last status when resume read
-	// one (an earlier delivery's, final), else 0: the run's status is
-	// stored only if it is still the last (0: if the run has none), so a
-	// status never overwrites another delivery's run in flight, nor an
-	// executor's newer one.
+	// one (an earlier delivery's, final; or this delivery's queued) or
+	// this batch stored it, else 0: the run's status is stored only if it
+	// is still the last (0: if the run has none), so a status never
+	// overwrites another delivery's run in flight, nor an executor's newer
+	// one.
 	statusSeq uint64
 	// storedCallback: resume took the run's callback from its stored
 	// record (the webhook may have changed or gone since).
@@ -55,6 +61,9 @@ type item struct {
 	ownRecord bool
 	failed    bool          // a publish failed or the state is unknown: NAK, it comes back
 	retryIn   time.Duration // when failed, the NAK's delay if not the usual second
+	// tooLarge: NATS refused the run request as over its max_payload; it
+	// would refuse it again (failTooLarge).
+	tooLarge bool
 }
 
 // Points of handleBatch where a test can make the dispatcher "crash": the
@@ -84,8 +93,11 @@ const (
 // executor's "running". So they run under a deadline of a quarter of
 // AckWait — a delivery waits in the pull buffer behind at most two batches,
 // so it is handled within three quarters of its AckWait — and a batch that
-// misses it (NATS or Redis stalling) is handed back whole.
+// misses it (NATS or Redis stalling) is handed back whole. Deciding (filters,
+// templates: the work that grows with the deliveries) stops halfway there,
+// and only the deliveries not decided by then are handed back (decideAll).
 func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.AckWait/4)
 	defer cancel()
 	items := make([]*item, 0, len(msgs))
@@ -102,7 +114,7 @@ func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		if md, err := m.Metadata(); err == nil {
-			it.redelivered = md.NumDelivered > 1
+			it.redelivered, it.delivered = md.NumDelivered > 1, md.NumDelivered
 		}
 		items = append(items, it)
 	}
@@ -110,9 +122,7 @@ func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 		return
 	}
 	d.resumeAll(wctx, items)
-	for _, it := range items {
-		d.decide(wctx, it)
-	}
+	d.decideAll(wctx, items, start)
 	d.storeRunStatus(wctx, items)
 	if d.crash(stageQueued) {
 		return
@@ -147,20 +157,25 @@ func (d *Dispatcher) claim(ctx context.Context, items []*item) bool {
 	var claimed []*item
 	for _, it := range items {
 		w, ok := d.cat.Webhook(it.d.Namespace, it.d.Webhook)
-		if !ok {
+		if ok && it.d.RunID == "" {
+			it.d.RunID = runIDOf(w, &it.d) // none from the ingress: derive it as it would have
+		}
+		if !ok || runIDOf(w, &it.d) != it.d.RunID {
+			// Gone: deleted, or deleted and made again under its name
+			// (a new uid, so not the run id the ingress derived). The
+			// webhook now under that name is another one: its job, its
+			// dedup claims and its run ids are not this delivery's.
 			if d.catalogMayLag(it) {
 				continue
 			}
 			// Rejected in decide, unless resume finds that an earlier
 			// attempt took it further: its run may be queued, running or
 			// done, and a "rejected" stored now would overwrite it.
+			it.gone = fmt.Errorf("webhook %s/%s no longer exists", it.d.Namespace, it.d.Webhook)
 			it.claim = dedup.Claimed
 			continue
 		}
 		it.w = w
-		if it.d.RunID == "" {
-			it.d.RunID = ident.RunID(w.Metadata.UID, it.d.EventID, it.d.ReplayOf)
-		}
 		if it.d.ReplayOf != "" {
 			it.claim = dedup.Claimed // replays bypass dedup on purpose
 			continue
@@ -251,6 +266,13 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		// record of its own, and the run's status stays that run's.
 		it.ownRecord = true
 		return
+	case r.DeliveryID != it.d.ID && it.d.ReplayOf == "" && d.queuedWithinWindow(it, r):
+		// Another delivery of the event was queued within the dedup
+		// window, yet this one's claim went through: the dedup store lost
+		// the claim (a Redis flushed, failed over without its data). The
+		// run's record still says the event ran: this is its duplicate.
+		it.outcome = message.DeliveryDuplicate
+		return
 	case r.DeliveryID != it.d.ID && r.Kind == message.KindRun && !message.Final(r.Status):
 		// The run id is the event's: an earlier delivery of it (sent
 		// again after its dedup window) has a run in flight. This one
@@ -271,7 +293,7 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		// for ever (a filter changed meanwhile: no run request, yet the
 		// queued status stays). A job deleted since is left to the
 		// executor, which fails the run with why.
-		it.queuedStored = true
+		it.queuedStored, it.statusSeq = true, seq
 		if r.QueuedAt != nil {
 			it.queuedAt = *r.QueuedAt
 		}
@@ -295,44 +317,64 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 }
 
 // decide picks the outcome of one claimed delivery: duplicate, filtered,
-// failed (arguments cannot be resolved), rejected (no job) or dispatched.
-func (d *Dispatcher) decide(ctx context.Context, it *item) {
+// failed (arguments cannot be resolved), rejected (no job, webhook gone or
+// disabled) or dispatched. It returns false when ctx ended while its
+// filter was being evaluated: the delivery is not decided.
+func (d *Dispatcher) decide(ctx context.Context, it *item) bool {
 	if it.outcome != "" || it.failed {
-		return
+		return true
 	}
 	if it.claim == dedup.Duplicate {
 		it.outcome = message.DeliveryDuplicate
-		return
+		return true
 	}
 	if it.w == nil {
-		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("webhook %s/%s no longer exists", it.d.Namespace, it.d.Webhook)
-		return
+		it.outcome, it.err = message.DeliveryRejected, it.gone
+		return true
 	}
 	w := it.w
+	if w.Spec.Disabled {
+		// The ingress answers 404 for it: a delivery it accepted before
+		// the webhook was disabled does not run either. (Enabled again a
+		// moment ago, this dispatcher's configuration may lag.)
+		if d.catalogMayLag(it) {
+			return true
+		}
+		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("webhook %s/%s is disabled (spec.disabled): its deliveries do not run; replay this one once it is enabled again", w.Metadata.Namespace, w.Metadata.Name)
+		return true
+	}
 	if p, err := d.cache.filter(w); err != nil {
 		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("filter does not compile: %w", err)
-		return
+		return true
 	} else if p != nil {
 		ok, err := p.Match(ctx, filter.Input{Body: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header, Query: it.d.Query, Method: it.d.Method})
+		if err != nil && ctx.Err() != nil {
+			return false // cut off: not the filter's answer
+		}
 		if err != nil {
 			it.outcome, it.err = message.DeliveryFiltered, err
-			return
+			return true
 		}
 		if !ok {
 			// Said in the record's error too (API.md: filtered "with
 			// error"), so a filtered run tells why, as one whose filter
 			// could not be evaluated does.
 			it.outcome, it.err = message.DeliveryFiltered, errFilterFalse
-			return
+			return true
 		}
 	}
-	job, ok := d.cat.Job(w.Metadata.Namespace, w.Spec.Job)
+	// The job the ingress accepted the delivery for (and checked an API
+	// key's scopes against), not whatever job the webhook names now: a
+	// webhook pointed at another job meanwhile runs it for the deliveries
+	// accepted after the change. A delivery of an older ingress names none.
+	name := cmp.Or(it.d.Job, w.Spec.Job)
+	job, ok := d.cat.Job(w.Metadata.Namespace, name)
 	if !ok {
 		if d.catalogMayLag(it) {
-			return
+			return true
 		}
-		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("job %s not found in namespace %s", w.Spec.Job, w.Metadata.Namespace)
-		return
+		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("job %s not found in namespace %s", name, w.Metadata.Namespace)
+		return true
 	}
 	it.job = job
 	set, err := d.cache.templates(job)
@@ -356,15 +398,46 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) {
 	}
 	if err != nil {
 		it.outcome, it.err = outcomeFailed, fmt.Errorf("cannot resolve the arguments of job %s: %w", job.Metadata.Name, err)
-		return
+		return true
 	}
 	if size, limit := runRequestSize(it, d.now(), d.js.Conn().MaxPayload()); limit > 0 && size > limit {
 		// It could never be stored: handing the delivery back would
 		// bring it back for ever.
-		it.outcome, it.err = outcomeFailed, fmt.Errorf("the run request of job %s would take about %d bytes, over NATS' max_payload of %d: lower the webhook's maxBodyBytes or the size of the job's arguments", job.Metadata.Name, size, limit)
-		return
+		it.outcome, it.err = outcomeFailed, errRunRequestTooLarge(job.Metadata.Name, size, limit)
+		return true
 	}
 	it.outcome = message.DeliveryDispatched
+	return true
+}
+
+// errRunRequestTooLarge is the error of a run whose request NATS would
+// refuse (size 0: NATS refused it).
+func errRunRequestTooLarge(job string, size, limit int64) error {
+	about := "is"
+	if size > 0 {
+		about = fmt.Sprintf("would take about %d bytes,", size)
+	}
+	return fmt.Errorf("the run request of job %s %s over NATS' max_payload of %d: lower the webhook's maxBodyBytes or the size of the job's arguments", job, about, limit)
+}
+
+// runIDOf is the run id of delivery d of webhook w, as the ingress derives
+// it (keys, for a replay: from the replay's own delivery id).
+func runIDOf(w *resource.Webhook, d *message.Delivery) string {
+	if d.ReplayOf != "" {
+		return ident.RunID(w.Metadata.UID, d.EventID, d.ID)
+	}
+	return ident.RunID(w.Metadata.UID, d.EventID, "")
+}
+
+// queuedWithinWindow reports whether run record r (another delivery's run
+// of it's event) was queued within it's webhook's dedup window of now: its
+// claim would still be held.
+func (d *Dispatcher) queuedWithinWindow(it *item, r *message.Run) bool {
+	at := r.WebhookReceivedAt
+	if r.QueuedAt != nil {
+		at = *r.QueuedAt
+	}
+	return !at.IsZero() && d.now().Sub(at) < dedup.Window(it.w, d.cfg.DefaultWindow)
 }
 
 // runRequestSize returns NATS' limit and the encoded size of it's run

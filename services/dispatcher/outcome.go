@@ -3,6 +3,8 @@ package dispatcher
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +32,7 @@ func (d *Dispatcher) storeRunStatus(ctx context.Context, items []*item) {
 		return
 	}
 	now := d.now().UTC()
+	limit := d.js.Conn().MaxPayload()
 	var futs []pending
 	for _, it := range items {
 		if it.skip || it.failed || it.queuedStored || it.ownRecord {
@@ -49,11 +52,80 @@ func (d *Dispatcher) storeRunStatus(ctx context.Context, items []*item) {
 			continue
 		}
 		r := d.record(it, st, now)
+		data, err := fitRecord(r, limit)
+		if errors.Is(err, errArgsTooLarge) {
+			// A queued record keeps its arguments whole (a resumed
+			// delivery publishes its run request from them): the run
+			// cannot be queued, it fails with why.
+			it.outcome, it.err = outcomeFailed, fmt.Errorf("the run's status record with the arguments of job %s would be over NATS' max_payload of %d even without its webhook_payload: lower the webhook's maxBodyBytes or the size of the job's arguments", r.Job, limit)
+			r = d.record(it, message.StatusFailed, now)
+			data, err = fitRecord(r, limit)
+		}
+		if err != nil {
+			d.log.Error("cannot store the run's status: handing the delivery back", "delivery", it.d.ID, "run", it.d.RunID, "err", err)
+			it.failed, it.retryIn = true, bus.RedeliveryBackoff(it.msg)
+			continue
+		}
 		it.queuedAt = now
-		futs = append(futs, d.publishJSON(it, bus.StatusSubject(r.Namespace, r.ID), message.SchemaRun, r, "", jetstream.WithExpectLastSequencePerSubject(it.statusSeq)))
+		futs = append(futs, d.publishRecord(it, r, data, jetstream.WithExpectLastSequencePerSubject(it.statusSeq)))
 	}
 	d.wait(ctx, futs)
 }
+
+// Markers of what a run's status record leaves out to stay within NATS'
+// max_payload. Only the record (the API's view of the run) is cut: the
+// delivery keeps the whole body, the run request the whole arguments.
+const (
+	payloadLeftOut = "[webhook_payload left out: the run's status record would be over NATS' max_payload; the delivery holds the whole body]"
+	argLeftOut     = "[left out: the run's status record would be over NATS' max_payload]"
+)
+
+// headerRoom is what a status record's headers may take of max_payload.
+const headerRoom = 1 << 10
+
+// errArgsTooLarge: a queued record's arguments do not fit in NATS'
+// max_payload beside the rest of the record.
+var errArgsTooLarge = errors.New("the run's arguments do not fit in a status record")
+
+// fitRecord encodes status record r within NATS' limit (none when limit
+// is 0). A record over it (webhook_payload, up to 64 KiB of body, and
+// arguments templated from the body can take six times their size in
+// JSON, each < > & and control byte escaped as \u00XX) is encoded again
+// without its webhook_payload, and a record of a run that will not run
+// without its arguments' values too. Only a record over the limit is
+// encoded more than once.
+func fitRecord(r *message.Run, limit int64) ([]byte, error) {
+	data, err := message.Marshal(r)
+	if err != nil || limit <= 0 || int64(len(data))+headerRoom <= limit {
+		return data, err
+	}
+	if r.WebhookPayload != "" {
+		r.WebhookPayload = payloadLeftOut
+		if data, err = message.Marshal(r); err != nil || int64(len(data))+headerRoom <= limit {
+			return data, err
+		}
+	}
+	if r.Status == message.StatusQueued {
+		return nil, errArgsTooLarge
+	}
+	if len(r.Args) > 0 {
+		args := make(map[string]string, len(r.Args))
+		for k := range r.Args {
+			args[k] = argLeftOut
+		}
+		r.Args = args
+	}
+	if len(r.Error) > maxRecordError {
+		r.Error = strings.ToValidUTF8(r.Error[:maxRecordError], "") + "…"
+	}
+	if data, err = message.Marshal(r); err != nil || int64(len(data))+headerRoom <= limit {
+		return data, err
+	}
+	return nil, fmt.Errorf("the run's status record takes %d bytes even without its payload and arguments, over NATS' max_payload of %d", len(data), limit)
+}
+
+// maxRecordError bounds the error of a record cut to fit max_payload.
+const maxRecordError = 4 << 10
 
 // publishRuns stores the run requests of the batch in RUNS.
 func (d *Dispatcher) publishRuns(ctx context.Context, items []*item) {
@@ -72,6 +144,39 @@ func (d *Dispatcher) publishRuns(ctx context.Context, items []*item) {
 		}
 		rr := runRequest(it, at)
 		futs = append(futs, d.publishJSON(it, bus.RunSubject(it.d.Namespace, rr.Job), message.SchemaRunRequest, rr, runMsgID(rr.ID, it.d.ID)))
+	}
+	d.wait(ctx, futs)
+	d.failTooLarge(ctx, items)
+}
+
+// failTooLarge ends the runs whose request NATS refused as over its
+// max_payload (runRequestSize bounds a request from above, so only a
+// server whose max_payload shrank since can): such a request is refused
+// again on every try, so the run's queued status becomes failed, with why,
+// if it is still the one stored, instead of the delivery coming back for
+// ever.
+func (d *Dispatcher) failTooLarge(ctx context.Context, items []*item) {
+	now := d.now().UTC()
+	limit := d.js.Conn().MaxPayload()
+	var futs []pending
+	for _, it := range items {
+		if !it.tooLarge {
+			continue
+		}
+		it.tooLarge, it.failed = false, false
+		it.outcome, it.err = outcomeFailed, errRunRequestTooLarge(it.job.Metadata.Name, 0, limit)
+		r := d.record(it, message.StatusFailed, now)
+		if !it.queuedAt.IsZero() {
+			r.QueuedAt = &it.queuedAt // the run keeps one queue time
+		}
+		data, err := fitRecord(r, limit)
+		if err != nil || it.statusSeq == 0 {
+			// Without the queued status' sequence it could overwrite
+			// another status: come back, and resume reads it.
+			it.failed, it.retryIn = true, bus.RedeliveryBackoff(it.msg)
+			continue
+		}
+		futs = append(futs, d.publishRecord(it, r, data, jetstream.WithExpectLastSequencePerSubject(it.statusSeq)))
 	}
 	d.wait(ctx, futs)
 }
@@ -199,8 +304,11 @@ func deliveryStatus(outcome string) string {
 
 // record is the run's status record as the dispatcher knows it.
 func (d *Dispatcher) record(it *item, status string, now time.Time) *message.Run {
-	job := it.d.Job
-	if it.w != nil {
+	job := it.d.Job // the job the delivery was accepted for
+	switch {
+	case it.job != nil:
+		job = it.job.Metadata.Name
+	case job == "" && it.w != nil:
 		job = it.w.Spec.Job
 	}
 	r := &message.Run{
@@ -252,6 +360,9 @@ type pending struct {
 	it    *item
 	f     jetstream.PubAckFuture
 	msgID string
+	// runStatus: a run's status record; its sequence becomes it's
+	// statusSeq, the run's last status.
+	runStatus bool
 }
 
 func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID string, opts ...jetstream.PublishOpt) pending {
@@ -260,28 +371,49 @@ func (d *Dispatcher) publishJSON(it *item, subject, schema string, v any, msgID 
 		it.failed = true
 		return pending{it: it}
 	}
+	var status string
+	if r, ok := v.(*message.Run); ok {
+		status = r.Status
+	}
+	return d.publish(it, subject, schema, status, data, msgID, opts...)
+}
+
+// publish sends data asynchronously; status, when not empty, is a status
+// record's (its header). A publish NATS refuses as over its max_payload
+// marks it tooLarge: trying again would be refused again.
+func (d *Dispatcher) publish(it *item, subject, schema, status string, data []byte, msgID string, opts ...jetstream.PublishOpt) pending {
 	m := nats.NewMsg(subject)
 	m.Data = data
 	m.Header.Set(bus.HeaderSchema, schema)
-	if r, ok := v.(*message.Run); ok {
-		m.Header.Set(bus.HeaderStatus, r.Status)
+	if status != "" {
+		m.Header.Set(bus.HeaderStatus, status)
 	}
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
+	var f jetstream.PubAckFuture
+	var err error
 	if d.publishFault != nil {
-		if err := d.publishFault(subject); err != nil {
-			it.failed = true
-			return pending{it: it}
-		}
+		err = d.publishFault(subject)
 	}
-	f, err := d.js.PublishMsgAsync(m, opts...)
+	if err == nil {
+		f, err = d.js.PublishMsgAsync(m, opts...)
+	}
 	if err != nil {
-		d.log.Warn("publish failed", "subject", subject, "err", err)
+		d.log.Warn("publish failed", "subject", subject, "bytes", len(data), "err", err)
 		it.failed = true
+		it.tooLarge = errors.Is(err, nats.ErrMaxPayload) && msgID != ""
 		return pending{it: it}
 	}
 	return pending{it: it, f: f, msgID: msgID}
+}
+
+// publishRecord publishes a run's status record; its sequence becomes it's
+// statusSeq.
+func (d *Dispatcher) publishRecord(it *item, r *message.Run, data []byte, opts ...jetstream.PublishOpt) pending {
+	p := d.publish(it, bus.StatusSubject(r.Namespace, r.ID), message.SchemaRun, r.Status, data, "", opts...)
+	p.runStatus = true
+	return p
 }
 
 // wait collects acks; an item with a failed or unacknowledged publish is
@@ -297,6 +429,9 @@ func (d *Dispatcher) wait(ctx context.Context, ps []pending) {
 		case ack := <-p.f.Ok():
 			if ack.Duplicate && p.msgID != "" {
 				d.confirmDuplicate(ctx, p, ack)
+			}
+			if p.runStatus {
+				p.it.statusSeq = ack.Sequence
 			}
 		case err := <-p.f.Err():
 			if runstatus.IsNotLatest(err) {
