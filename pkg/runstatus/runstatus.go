@@ -63,7 +63,10 @@ func publishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, a
 	if r.Kind == "" {
 		r.Kind = message.KindRun
 	}
-	data, err := message.Marshal(r)
+	// Without escaping < > & (six bytes each): records are read by
+	// programs, and a payload or arguments full of them took six times
+	// their size, past NATS' max_payload.
+	data, err := message.MarshalNoHTMLEscape(r)
 	if err != nil {
 		return 0, err
 	}

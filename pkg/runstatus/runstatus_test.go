@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -557,5 +558,34 @@ func waitAcks(tb testing.TB, futs []jetstream.PubAckFuture) {
 		case <-time.After(10 * time.Second):
 			tb.Fatal("no ack in 10s")
 		}
+	}
+}
+
+// A status record keeps < > & as they are: each took six bytes (\u003c),
+// and a record of a payload and arguments full of them took six times
+// their size, past NATS' max_payload where the run request was not.
+func TestRunstatus_RecordsKeepHTMLCharactersAsTheyAre(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	lt := strings.Repeat("<&>", 20_000)
+	if err := runstatus.Publish(ctx, js, &message.Run{ID: "run_lt", DeliveryID: "dlv_1", Namespace: "default", Webhook: "w", Job: "j",
+		Status: message.StatusQueued, WebhookPayload: lt, Args: map[string]string{"a": lt}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, bus.StatusSubject("default", "run_lt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Data) > 2*len(lt)+2000 {
+		t.Fatalf("a record of %d bytes of payload and argument takes %d bytes stored", 2*len(lt), len(m.Data))
+	}
+	r, err := runstatus.Get(ctx, js, "run_lt")
+	if err != nil || r.WebhookPayload != lt || r.Args["a"] != lt {
+		t.Fatalf("record read back changed (%v)", err)
 	}
 }

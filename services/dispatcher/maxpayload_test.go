@@ -14,8 +14,9 @@ import (
 )
 
 // A run's status record holds the payload (up to 64 KiB) and the
-// arguments as JSON strings, where each < > & takes six bytes (\u003c): a
-// record can be several times its run request, which is measured, and over
+// arguments as JSON strings, where each control byte takes six bytes
+// (\u0001), while the run request carries the payload in base64: a
+// record can be larger than its run request, which is measured, and over
 // NATS' max_payload when the request is not. Such a record is stored
 // without its payload (a marker says so), and a record of a run that will
 // not run without its arguments' values too; the run request keeps them
@@ -28,19 +29,23 @@ func TestDispatcher_StatusRecordOverMaxPayloadIsCutToFit(t *testing.T) {
 	arg := func(n int) resource.Job {
 		var args []resource.Arg
 		for i := range n {
-			args = append(args, resource.Arg{Name: fmt.Sprintf("a%d", i), Value: "{{ .body.s }}"})
+			args = append(args, resource.Arg{Name: fmt.Sprintf("a%d", i), Value: "{{ .body }}"})
 		}
 		return resource.Job{Metadata: resource.Meta{Name: fmt.Sprintf("args-%d", n)}, Spec: resource.JobSpec{Command: []string{"true"}, Args: args}}
 	}
 	two := e.hook("two-args", nil, arg(2))
 	many := e.hook("many-args", nil, arg(24))
 	e.start(nil)
-	lt := strings.Repeat("<", 64<<10)
-	body := fmt.Sprintf(`{"s":%q}`, lt)
+	lt := strings.Repeat("\x01", 64<<10)
+	body := lt
+	text := func(d *message.Delivery) {
+		d.ContentType = "text/plain"
+		d.Header = map[string][]string{"Content-Type": {"text/plain"}}
+	}
 
-	// Two arguments of 64 KB of "<": the request (about 860 KB) fits, the
+	// Two arguments of 64 KB of \x01: the request (about 860 KB) fits, the
 	// record with its payload (1.15 MB) does not.
-	d := e.deliver(two, "evt-two", body)
+	d := e.deliver(two, "evt-two", body, text)
 	want(t, "delivery outcome", e.outcome(d).Status, message.DeliveryDispatched)
 	r := e.run(d.RunID)
 	want(t, "run status", r.Status, message.StatusQueued)
@@ -53,7 +58,7 @@ func TestDispatcher_StatusRecordOverMaxPayloadIsCutToFit(t *testing.T) {
 
 	// 24 of them: the request is over max_payload, the run fails, and so
 	// would its record but for its arguments, left out.
-	d = e.deliver(many, "evt-many", body)
+	d = e.deliver(many, "evt-many", body, text)
 	want(t, "delivery outcome", e.outcome(d).Status, message.DeliveryRejected)
 	r = e.run(d.RunID)
 	want(t, "run status", r.Status, message.StatusFailed)

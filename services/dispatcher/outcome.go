@@ -90,18 +90,19 @@ var errArgsTooLarge = errors.New("the run's arguments do not fit in a status rec
 // fitRecord encodes status record r within NATS' limit (none when limit
 // is 0). A record over it (webhook_payload, up to 64 KiB of body, and
 // arguments templated from the body can take six times their size in
-// JSON, each < > & and control byte escaped as \u00XX) is encoded again
+// JSON, each control byte escaped as \u00XX; < > & are kept as they are)
+// is encoded again
 // without its webhook_payload, and a record of a run that will not run
 // without its arguments' values too. Only a record over the limit is
 // encoded more than once.
 func fitRecord(r *message.Run, limit int64) ([]byte, error) {
-	data, err := message.Marshal(r)
+	data, err := message.MarshalNoHTMLEscape(r)
 	if err != nil || limit <= 0 || int64(len(data))+headerRoom <= limit {
 		return data, err
 	}
 	if r.WebhookPayload != "" {
 		r.WebhookPayload = payloadLeftOut
-		if data, err = message.Marshal(r); err != nil || int64(len(data))+headerRoom <= limit {
+		if data, err = message.MarshalNoHTMLEscape(r); err != nil || int64(len(data))+headerRoom <= limit {
 			return data, err
 		}
 	}
@@ -118,7 +119,7 @@ func fitRecord(r *message.Run, limit int64) ([]byte, error) {
 	if len(r.Error) > maxRecordError {
 		r.Error = strings.ToValidUTF8(r.Error[:maxRecordError], "") + "…"
 	}
-	if data, err = message.Marshal(r); err != nil || int64(len(data))+headerRoom <= limit {
+	if data, err = message.MarshalNoHTMLEscape(r); err != nil || int64(len(data))+headerRoom <= limit {
 		return data, err
 	}
 	return nil, fmt.Errorf("the run's status record takes %d bytes even without its payload and arguments, over NATS' max_payload of %d", len(data), limit)
