@@ -77,8 +77,11 @@ func claimedElsewhere(r lookupRes, deliveryID string) bool {
 	return r.err == nil && r.found && !dedup.IsOwner(r.owner, deliveryID)
 }
 
-// dedupLookupTimeout bounds the read-only dedup look-up.
+// dedupLookupTimeout bounds the wait for the read-only dedup look-up.
 const dedupLookupTimeout = 50 * time.Millisecond
+
+// lookupCommandTimeout bounds a batch's look-up command itself.
+const lookupCommandTimeout = time.Second
 
 // recordedError is the last lastError this instance wrote for a webhook.
 type recordedError struct {

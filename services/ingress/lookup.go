@@ -131,7 +131,12 @@ func (b *lookupBatcher) run(ctx context.Context) error {
 
 		for rest := batch; len(rest) > 0; {
 			part := rest[:min(len(rest), maxLookupBatch)]
-			lctx, cancel := context.WithTimeout(ctx, dedupLookupTimeout)
+			// The waiters give up at their own deadline (wait); the
+			// command is given longer, so that a Redis answering late
+			// keeps its connection: go-redis closes one whose command
+			// passed its deadline, and a dial per look-up would pile
+			// connections on a Redis already slow.
+			lctx, cancel := context.WithTimeout(ctx, lookupCommandTimeout)
 			b.lookup(lctx, part)
 			cancel()
 			rest = rest[len(part):]

@@ -3,10 +3,14 @@ package ingress
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hookrun/hookrun/pkg/dedup"
 	"github.com/hookrun/hookrun/pkg/testenv"
@@ -184,5 +188,78 @@ func TestLookupBatcher_LingersAQuarterOfTheRecentPublishTime(t *testing.T) {
 	}
 	if got := b.lingerNow(); got != lookupLinger {
 		t.Errorf("linger after slow publishes = %v, want the bound %v", got, lookupLinger)
+	}
+}
+
+// A Redis answering later than the look-up's 50 ms keeps its connection:
+// the waiters give up, the command does not (go-redis, with context
+// deadlines honoured, closes a connection whose command passed its
+// deadline), so a latency spike does not become a dial per look-up.
+func TestLookupBatcher_SlowRedisKeepsItsConnections(t *testing.T) {
+	direct, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := direct.Addr
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := up.Read(buf)
+					if err != nil {
+						return
+					}
+					time.Sleep(80 * time.Millisecond) // every answer late
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	direct.Addr, direct.ContextTimeoutEnabled = ln.Addr().String(), true
+	slow := redis.NewClient(direct)
+	defer slow.Close()
+	b := newLookupBatcher(dedup.NewRedis(slow))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = b.run(ctx) }()
+	testenv.Eventually(t, 2*time.Second, func() error {
+		if !b.running.Load() {
+			return fmt.Errorf("batcher not running")
+		}
+		return nil
+	})
+	timedOut := 0
+	for i := range 15 {
+		if r := b.start(fmt.Sprintf("slow-%d", i), time.Hour).wait(ctx); r.err != nil {
+			timedOut++
+		}
+		time.Sleep(100 * time.Millisecond) // the late answer comes in
+	}
+	if timedOut == 0 {
+		t.Fatal("no look-up timed out: the proxy does not delay")
+	}
+	if n := conns.Load(); n > 3 {
+		t.Fatalf("%d connections to Redis for 15 look-ups answered late; want the same few reused", n)
 	}
 }
