@@ -233,8 +233,8 @@ var windowEvents = 2000
 // clockMargin is how far ahead of the NATS servers' clocks the clocks of
 // the services that stamp queue times may be, at least, when ListPage reads
 // only recent events (it also measures how far ahead they are in the
-// events it reads, and allows for that).
-const clockMargin = time.Second
+// events it reads, and allows for that). A variable for tests.
+var clockMargin = time.Second
 
 // eventsRead counts the events ListPage has read, for tests.
 var eventsRead atomic.Uint64
@@ -350,22 +350,38 @@ func listRecent(ctx context.Context, s jetstream.Stream, subj string, f Filter, 
 	if f.After != nil && f.After.When.Before(top) {
 		top = f.After.When
 	}
+	// Each wider window reads only what the narrower ones did not (the
+	// events before the first one read), into the same map of each
+	// subject's latest event. A window that would hold more than a
+	// quarter of the stream's events gives way to listAll: a filter that
+	// few runs match reads little more than the stream once.
+	type last struct {
+		seq uint64
+		r   *message.Run // nil: not a run, or unreadable
+	}
+	latest := map[string]last{}
+	var ahead time.Duration
+	var readFrom uint64 // the first sequence read so far; 0: none yet
 	for ; ; w *= 4 {
 		from := top.Add(-w)
-		if !from.After(st.FirstTime) {
+		if !from.After(st.FirstTime) || perSecond*w.Seconds() > float64(st.Msgs)/4 {
 			return Page{}, false, nil
 		}
-		type last struct {
-			seq uint64
-			r   *message.Run // nil: not a run, or unreadable
+		end := st.LastSeq
+		if readFrom != 0 {
+			end = readFrom - 1
 		}
-		latest := map[string]last{}
-		var ahead time.Duration
+		if end == 0 {
+			return Page{}, false, nil
+		}
 		err := scan(ctx, s, jetstream.ConsumerConfig{
 			FilterSubjects: []string{subj},
 			DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 			OptStartTime:   &from,
-		}, st.LastSeq, func(m jetstream.Msg, seq uint64, stored time.Time) {
+		}, end, func(m jetstream.Msg, seq uint64, stored time.Time) {
+			if readFrom == 0 || seq < readFrom {
+				readFrom = seq
+			}
 			if prev, ok := latest[m.Subject()]; ok && seq <= prev.seq {
 				return
 			}

@@ -475,11 +475,12 @@ func TestRunstatus_ListReadsRecentEventsFirstAndGivesTheSamePages(t *testing.T) 
 			}
 		}
 	}
-	compare := func(f runstatus.Filter) (firstRead uint64) {
+	compare := func(f runstatus.Filter) (firstRead, wholeRead uint64) {
 		t.Helper()
-		whole, _ := pages(f)
+		whole, wholeRead := pages(f)
 		restore := runstatus.SetWindow(100, 50)
 		defer restore()
+		defer runstatus.SetClockMargin(100 * time.Millisecond)()
 		recent, firstRead := pages(f)
 		if !slices.Equal(recent, whole) {
 			i := 0
@@ -488,7 +489,7 @@ func TestRunstatus_ListReadsRecentEventsFirstAndGivesTheSamePages(t *testing.T) 
 			}
 			t.Fatalf("pages of %+v read from the end differ from the pages read whole at item %d (| ends a page):\n %v\nwant\n %v", f, i, recent[i:min(i+12, len(recent))], whole[i:min(i+12, len(whole))])
 		}
-		return firstRead
+		return firstRead, wholeRead
 	}
 
 	t0 := time.Now().UTC()
@@ -508,12 +509,17 @@ func TestRunstatus_ListReadsRecentEventsFirstAndGivesTheSamePages(t *testing.T) 
 		}
 		publish(fmt.Sprintf("run_b%03d", i), t1.Add(time.Duration(i)*time.Millisecond), sts...)
 	}
-	if n := compare(runstatus.Filter{Limit: 10}); n == 0 || n > 200 {
+	if n, _ := compare(runstatus.Filter{Limit: 10}); n == 0 || n > 200 {
 		t.Fatalf("the first page of 10 read %d events of a stream of 1000; want those of the last runs only", n)
 	}
 	compare(runstatus.Filter{Limit: 7, Status: message.StatusRunning})
 	compare(runstatus.Filter{Limit: 50, Status: message.StatusFailed})
 	compare(runstatus.Filter{Limit: 1000})
+	// A filter no run matches: the windows give way to reading the stream
+	// whole before they have read more than a fraction of it again.
+	if n, whole := compare(runstatus.Filter{Limit: 10, Webhook: "none"}); n > whole*3/2 {
+		t.Fatalf("a filter no run matches read %d events, reading the stream whole %d", n, whole)
+	}
 
 	// A dispatcher 30 s ahead queued run_c_ahead, then, after a pause,
 	// run_d_ahead: the first is newer than every run but run_d_ahead, and
