@@ -50,12 +50,7 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	kv, err := x.js.KeyValue(ctx, bus.BucketCallbackAttempts)
-	if err != nil {
-		x.log.Warn("callback attempts are counted by NATS deliveries (hand-backs at shutdown included)", "bucket", bus.BucketCallbackAttempts, "err", err)
-		kv = nil
-	}
-	x.callbackAttempts = kv
+	x.attemptsBucket(ctx)
 	// A callback waits for a slot of its receiver's host, then for a
 	// sender, in a goroutine of its own that keeps the message alive: the
 	// consumer's handler never blocks, so a callback to a healthy receiver
@@ -70,6 +65,9 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	waitCap := 64 * x.cfg.CallbackConcurrency
 	hosts := &hostLimiter{per: max(1, x.cfg.CallbackConcurrency/2), waitMax: waitCap / 4, hosts: map[string]*hostSlots{}}
 	waiting := make(chan struct{}, waitCap)
+	// Failing a callback counts its attempt in a bucket (two NATS round
+	// trips): done beside the handler, a few at a time.
+	failing := make(chan struct{}, x.cfg.CallbackConcurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -83,7 +81,18 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		host := x.callbackHostOf(r)
 		h, ok := hosts.join(host)
 		if !ok {
-			x.callbackFailed(m, r, fmt.Errorf("%d callbacks to its host are waiting already", hosts.waitMax))
+			select {
+			case failing <- struct{}{}:
+			case <-ctx.Done():
+				_ = m.Nak() // shutting down: another executor sends it
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-failing }()
+				x.callbackFailed(m, r, fmt.Errorf("%d callbacks to its host are waiting already", hosts.waitMax))
+			}()
 			return
 		}
 		select {
@@ -319,12 +328,12 @@ func (x *Executor) callbackAttempt(m jetstream.Msg) int {
 	if err != nil {
 		return 1
 	}
-	kv := x.callbackAttempts
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv := x.attemptsBucket(ctx)
 	if kv == nil {
 		return int(md.NumDelivered)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	key := strconv.FormatUint(md.Sequence.Stream, 10)
 	failed := 0
 	e, err := kv.Get(ctx, key)
@@ -339,6 +348,23 @@ func (x *Executor) callbackAttempt(m jetstream.Msg) int {
 		x.log.Warn("could not record a callback's failed attempt", "attempt", attempt, "err", err)
 	}
 	return attempt
+}
+
+// attemptsBucket is BucketCallbackAttempts, opened once it can be (nil
+// while it cannot: NATS' count of deliveries stands in).
+func (x *Executor) attemptsBucket(ctx context.Context) jetstream.KeyValue {
+	x.attemptsMu.Lock()
+	defer x.attemptsMu.Unlock()
+	if x.callbackAttempts != nil {
+		return x.callbackAttempts
+	}
+	kv, err := x.js.KeyValue(ctx, bus.BucketCallbackAttempts)
+	if err != nil {
+		x.log.Warn("callback attempts are counted by NATS deliveries for now (hand-backs at shutdown included)", "bucket", bus.BucketCallbackAttempts, "err", err)
+		return nil
+	}
+	x.callbackAttempts = kv
+	return kv
 }
 
 // CallbackBody is what a callback receiver gets: the run's final status.

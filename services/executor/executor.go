@@ -137,8 +137,9 @@ type Executor struct {
 	jobClient *http.Client
 	// callbackClient sends callbacks.
 	callbackClient *http.Client
-	// callbackAttempts counts callbacks' failed attempts (nil: NATS'
-	// count of deliveries stands in); set before callbacks are consumed.
+	// callbackAttempts counts callbacks' failed attempts (nil until it
+	// could be opened: NATS' count of deliveries stands in).
+	attemptsMu       sync.Mutex
 	callbackAttempts jetstream.KeyValue
 
 	mu      sync.Mutex
