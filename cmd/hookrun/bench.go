@@ -644,9 +644,9 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	starts := lat.stop()
 	lat.mu.Lock()
 	stages := fmt.Sprintf("accept → queued p50 / p99 %s / %s, queued → started %s / %s", ms(percentile(lat.queued, .5)), ms(percentile(lat.queued, .99)), ms(percentile(lat.picked, .5)), ms(percentile(lat.picked, .99)))
-	restarts := lat.restarts
+	restarts, repeated := lat.restarts, lat.repeated
 	lat.mu.Unlock()
-	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started, %d started again as a later attempt, ingress codes %s; %s", len(starts), restarts, e2e.codes(), stages))
+	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started (their first attempt; %d \"running\" of one stored twice), %d started again as a later attempt, ingress codes %s (runs received during the warm-up's last moment count too); %s", len(starts), repeated, restarts, e2e.codes(), stages))
 
 	for _, s := range []string{"ingress", "dispatcher", "executor", "keys"} {
 		rep.add("peak RSS "+s, fmt.Sprintf("%.1f MiB", procs[s].peakRSS()), "VmHWM")
@@ -1070,11 +1070,15 @@ type startWatcher struct {
 	// restarts counts runs started again as a later attempt (handed back
 	// after storing "running", or their executor lost).
 	restarts int
+	// seen holds the runs counted, by run and delivery: a "running" of
+	// an attempt 1 seen twice is counted in repeated, not twice.
+	seen     map[string]bool
+	repeated int
 }
 
 // Runs received before since (the warm-up) are not counted.
 func watchStarts(nc *nats.Conn, since time.Time) *startWatcher {
-	w := &startWatcher{}
+	w := &startWatcher{seen: map[string]bool{}}
 	w.sub, _ = nc.Subscribe(bus.StatusAll, func(m *nats.Msg) {
 		if m.Header.Get(bus.HeaderStatus) != message.StatusRunning {
 			return
@@ -1089,6 +1093,13 @@ func watchStarts(nc *nats.Conn, since time.Time) *startWatcher {
 			w.mu.Unlock()
 			return
 		}
+		k := r.ID + "/" + r.DeliveryID
+		if w.seen[k] {
+			w.repeated++
+			w.mu.Unlock()
+			return
+		}
+		w.seen[k] = true
 		w.ls = append(w.ls, r.StartedAt.Sub(r.WebhookReceivedAt))
 		if r.QueuedAt != nil {
 			w.queued = append(w.queued, r.QueuedAt.Sub(r.WebhookReceivedAt))
