@@ -68,6 +68,9 @@ func decodeBytes(body []byte, v any) error {
 			return badRequest(fmt.Sprintf("the body is not valid JSON (at byte %d)", se.Offset))
 		case errors.As(err, &te):
 			field := te.Field
+			if p := pathAt(body, te.Offset); p != "" {
+				field = p // with the list item's index, the map entry's key
+			}
 			if field == "" {
 				field = "body"
 			}

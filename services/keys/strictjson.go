@@ -224,3 +224,64 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	jsonFieldsCache.Store(t, fields)
 	return fields
 }
+
+// pathAt names the JSON value of body that ends at or after byte offset
+// ("spec.args[1].default"), where encoding/json reported a value of the
+// wrong type: its UnmarshalTypeError names the field without the index of
+// a list item or the key of a map entry ("spec.args.default", "spec.env").
+// "" when body cannot be read that far.
+func pathAt(body []byte, offset int64) string {
+	type frame struct {
+		obj     bool
+		key     string
+		idx     int
+		wantKey bool
+	}
+	var stack []frame
+	render := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.obj {
+				b.WriteString("." + f.key)
+			} else {
+				b.WriteString("[" + strconv.Itoa(f.idx) + "]")
+			}
+		}
+		return strings.TrimPrefix(b.String(), ".")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for depth := 0; depth <= maxWalkDepth; {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		d, isDelim := tok.(json.Delim)
+		if isDelim && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			depth--
+			continue
+		}
+		if n := len(stack); n > 0 {
+			top := &stack[n-1]
+			if top.obj && top.wantKey {
+				top.key, _ = tok.(string)
+				top.wantKey = false
+				continue
+			}
+			if top.obj {
+				top.wantKey = true
+			} else {
+				top.idx++
+			}
+		}
+		if dec.InputOffset() >= offset {
+			return render()
+		}
+		if isDelim {
+			stack = append(stack, frame{obj: d == '{', wantKey: d == '{', idx: -1})
+			depth++
+		}
+	}
+	return ""
+}
