@@ -565,7 +565,8 @@ func Watch(ctx context.Context, js jetstream.JetStream, ns, id, fromDelivery str
 	}
 	out := make(chan message.Run, 16)
 	go func() {
-		defer close(out)
+		// The consumer is deleted after the channel closes: the reader
+		// (an SSE stream ending) does not wait for the round trip.
 		defer func() {
 			if info := c.CachedInfo(); info != nil {
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -573,6 +574,7 @@ func Watch(ctx context.Context, js jetstream.JetStream, ns, id, fromDelivery str
 				_ = s.DeleteConsumer(dctx, info.Name)
 			}
 		}()
+		defer close(out)
 		it, err := c.Messages()
 		if err != nil {
 			return
