@@ -23,3 +23,10 @@ func TestAPI_MalformedQueryIsRefusedNotReadAsDefault(t *testing.T) {
 		t.Fatalf("no token: HTTP %d, want 401", ans.Code)
 	}
 }
+
+// A run id not found says why it may not be there yet: clients poll the
+// executionId of a 202 at once, before a dispatcher has queued its run.
+func TestRuns_NotFoundSaysARunComesOnceQueued(t *testing.T) {
+	a := newTestAPI(t)
+	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), http.StatusNotFound, "not_found", "run run_nope not found (an executionId just answered by the ingress has its run once a dispatcher queues it")
+}

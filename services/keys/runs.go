@@ -48,7 +48,7 @@ func (s *Service) loadRunSeq(c echo.Context, id string) (*message.Run, uint64, e
 	}
 	r, seq, err := runstatus.GetSeq(c.Request().Context(), s.js, id)
 	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && (r.Kind != message.KindRun || ns != "" && orDefault(r.Namespace) != ns)) {
-		return nil, 0, notFound("run " + id)
+		return nil, 0, runNotFound(id)
 	}
 	if err != nil {
 		return nil, 0, errUnavailable
@@ -168,6 +168,15 @@ type deliveryView struct {
 	message.Delivery
 	BodyText string       `json:"bodyText,omitempty"`
 	Outcome  *message.Run `json:"outcome,omitempty"`
+}
+
+// runNotFound is the 404 of a run id: an executionId the ingress answered
+// a moment ago is a run once a dispatcher has queued it, so the message
+// says so (clients poll it right after the 202).
+func runNotFound(id string) *apiError {
+	e := notFound("run " + id)
+	e.Message += " (an executionId just answered by the ingress has its run once a dispatcher queues it: retry shortly, or read the delivery, GET /v1/deliveries/{deliveryId})"
+	return e
 }
 
 func orDefault(ns string) string {
