@@ -125,6 +125,17 @@ func (s *Service) runEvents(c echo.Context) error {
 	var stopEvents context.CancelFunc = func() {}
 	defer func() { stopEvents() }()
 	resume := lastEventID(c)
+	if resume.ended {
+		// An EventSource reconnects when a stream ends, and would replay
+		// a finished run every few seconds: one that had this run's end
+		// gets 204 No Content, which an EventSource takes as "stop". A
+		// run moved on since (a later delivery of the event, a retry)
+		// is sent whole.
+		if ownRec == nil && dupRec == nil && message.Final(r.Status) && r.DeliveryID == resume.delivery && r.Attempt == resume.attempt && (only == "" || only == r.DeliveryID) {
+			return c.NoContent(http.StatusNoContent)
+		}
+		resume = resumePoint{}
+	}
 	if ownRec == nil {
 		if events, st, stopEvents, err = s.followRun(ctx, c.Response(), r, only, resume); err != nil {
 			return err
@@ -301,6 +312,9 @@ type runStream struct {
 type resumePoint struct {
 	attempt, line int
 	delivery      string // "" when the id did not say
+	// ended: the id was a final status' ("<attempt>.end.<deliveryId>"):
+	// the client had the whole stream of that delivery's run.
+	ended bool
 }
 
 // lastEventID reads the Last-Event-ID header (or ?lastEventId= for
@@ -314,6 +328,13 @@ func lastEventID(c echo.Context) resumePoint {
 	f := strings.SplitN(v, ".", 3)
 	if len(f) < 2 {
 		return resumePoint{}
+	}
+	if len(f) == 3 && f[1] == "end" {
+		attempt, err := strconv.Atoi(f[0])
+		if err != nil || attempt < 0 || f[2] == "" {
+			return resumePoint{}
+		}
+		return resumePoint{attempt: attempt, delivery: f[2], ended: true}
 	}
 	attempt, err1 := strconv.Atoi(f[0])
 	line, err2 := strconv.Atoi(f[1])
@@ -556,6 +577,12 @@ func (st *runStream) flushPending() {
 
 func (st *runStream) writeStatus(ev *message.Run) {
 	b, _ := json.Marshal(viewOfRun(ev))
+	if ev.Kind == message.KindRun && message.Final(ev.Status) && ev.DeliveryID != "" {
+		// The end of the delivery's run: an EventSource reconnecting with
+		// this id gets 204, which stops it (lastEventID, runEvents).
+		fmt.Fprintf(st.w, "event: status\nid: %d.end.%s\ndata: %s\n\n", ev.Attempt, ev.DeliveryID, b)
+		return
+	}
 	// No id: an EventSource keeps the last numbered line's as where to
 	// resume, through statuses (a retry's backoff) too.
 	fmt.Fprintf(st.w, "event: status\ndata: %s\n\n", b)

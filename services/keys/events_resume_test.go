@@ -3,6 +3,7 @@ package keys
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -150,4 +151,48 @@ func TestRuns_EventsResumeOnlyWithinTheDeliveryTheIDNames(t *testing.T) {
 	wantEvents(t, drain(t, openEventsFrom(t, a, id, "1.2")), []string{
 		"status running/1", "output 1.3.dlv_two z", "status succeeded/1",
 	})
+}
+
+// The final status of a delivery's run carries an id
+// ("<attempt>.end.<delivery>"); an EventSource reconnecting with it, as it
+// does whenever a stream ends, gets 204 No Content, which stops it, rather
+// than the finished run replayed every few seconds. A run that moved on
+// since (the event's later delivery) is sent whole.
+func TestRuns_EventsReconnectAfterTheEndGetsNoContent(t *testing.T) {
+	a := newTestAPI(t)
+	id := "run_ended"
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_one", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1})
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_one", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, Output: "x\n", OutputLines: 1})
+
+	resp := openStream(t, a, "/v1/runs/"+id+"/events", nil)
+	body, _ := io.ReadAll(resp.Body)
+	lastID := ""
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "id: "); ok {
+			lastID = v
+		}
+	}
+	if lastID != "1.end.dlv_one" {
+		t.Fatalf("the stream's last id is %q, want the final status' 1.end.dlv_one:\n%s", lastID, body)
+	}
+	reconnect := func(lastID string) int {
+		req, _ := http.NewRequest("GET", a.URL+"/v1/runs/"+id+"/events", nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Last-Event-ID", lastID)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := reconnect(lastID); code != http.StatusNoContent {
+		t.Fatalf("reconnecting after the end: HTTP %d, want 204", code)
+	}
+	// The event sent again later: a new delivery's run under the same id.
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_two", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, Output: "y\n", OutputLines: 1})
+	if code := reconnect(lastID); code != http.StatusOK {
+		t.Fatalf("reconnecting after the end of an earlier delivery's run: HTTP %d, want 200 and the new run", code)
+	}
+	wantEvents(t, drain(t, openEventsFrom(t, a, id, lastID)), []string{"output 1.1.dlv_two y", "status succeeded/1"})
 }
