@@ -81,6 +81,10 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		host := x.callbackHostOf(r)
 		h, ok := hosts.join(host)
 		if !ok {
+			if ctx.Err() != nil {
+				_ = m.Nak() // shutting down: another executor sends it
+				return
+			}
 			select {
 			case failing <- struct{}{}:
 			case <-ctx.Done():
@@ -132,6 +136,13 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	cc.Stop()
+	// Stop does not wait for a handler running: one could still add to
+	// wg once Wait (deferred above) had begun. Closed does, as long as
+	// the connection lets the subscription end.
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+	}
 	return nil
 }
 
