@@ -282,20 +282,7 @@ func TestRunstatus_WatchLeavesNoConsumerBehind(t *testing.T) {
 		for range ch {
 		}
 	}
-	s, err := js.Stream(ctx, bus.StreamStatus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 3*time.Second, func() error {
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.State.Consumers != 0 {
-			return fmt.Errorf("%d consumers left on STATUS after 10 watches ended", info.State.Consumers)
-		}
-		return nil
-	})
+	noConsumersLeft(t, js, 3*time.Second, "after 10 watches ended")
 }
 
 // List gives each run once, in its current state, however many pages the
@@ -354,20 +341,7 @@ func TestRunstatus_ListGivesEachRunOnceInItsCurrentStatePastTheFirstPage(t *test
 		_, _ = runstatus.List(short, js, runstatus.Filter{Limit: 1000})
 		cancel()
 	}
-	s, err := js.Stream(ctx, bus.StreamStatus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 20*time.Second, func() error {
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.State.Consumers != 0 {
-			return fmt.Errorf("%d consumers left on STATUS after List", info.State.Consumers)
-		}
-		return nil
-	})
+	noConsumersLeft(t, js, 20*time.Second, "after List")
 }
 
 // Pages follow each other from the previous page's Next: every run once,
@@ -594,4 +568,25 @@ func TestRunstatus_RecordsKeepHTMLCharactersAsTheyAre(t *testing.T) {
 	if err != nil || r.WebhookPayload != lt || r.Args["a"] != lt {
 		t.Fatalf("record read back changed (%v)", err)
 	}
+}
+
+// noConsumersLeft waits up to within for STATUS to have no consumer left;
+// after says after what, for the failure.
+func noConsumersLeft(t *testing.T, js jetstream.JetStream, within time.Duration, after string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, bus.StreamStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, within, func() error {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Consumers != 0 {
+			return fmt.Errorf("%d consumers left on STATUS %s", info.State.Consumers, after)
+		}
+		return nil
+	})
 }

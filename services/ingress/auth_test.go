@@ -51,9 +51,7 @@ func TestAuth_AcceptsAPIKeyWhereTheWebhookPutsIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.job("report")
-	key := e.apiKey(nil, nil, nil)
-	id, _, _ := apikey.Parse(key)
-	wrong := apikey.Prefix + id + "_" + strings.Repeat("a", 52)
+	key, id, wrong := e.keyAndAWrongOne()
 
 	type send func(w *resource.Webhook, key string) reply
 	header := func(name string) send {
@@ -114,9 +112,7 @@ func TestAuth_AcceptsBearerKeyInAuthorization(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.job("report")
-	key := e.apiKey(nil, nil, nil)
-	id, _, _ := apikey.Parse(key)
-	wrong := apikey.Prefix + id + "_" + strings.Repeat("a", 52)
+	key, id, wrong := e.keyAndAWrongOne()
 	w := e.webhook("bearer", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "header", Name: "Authorization"}}})
 	other := e.webhook("custom-header", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "header", Name: "X-API-KEY"}}})
 
@@ -553,4 +549,12 @@ func TestAuth_AcceptsEveryPreviousSecretUntilItsExpiry(t *testing.T) {
 		t.Fatal("v1 refused before its expiry")
 	}
 	wantAccepted(t, send("secret-v2", "evt-v2-late"), 202)
+}
+
+// keyAndAWrongOne makes an API key valid everywhere, its id, and a key of
+// the same id with a wrong secret.
+func (e *env) keyAndAWrongOne() (key, id, wrong string) {
+	key = e.apiKey(nil, nil, nil)
+	id, _, _ = apikey.Parse(key)
+	return key, id, apikey.Prefix + id + "_" + strings.Repeat("a", 52)
 }
