@@ -54,6 +54,18 @@ type Delivery struct {
 	ReplayOf    string              `json:"replayOf,omitempty"`
 }
 
+// Source is the webhook_source of d's run: the signature profile that
+// authenticated it, else the auth mode.
+func (d *Delivery) Source() string {
+	if d.Profile != "" {
+		return d.Profile
+	}
+	if strings.HasPrefix(d.Principal, "key:") {
+		return "apikey"
+	}
+	return "url"
+}
+
 // RunRequest is everything an executor needs to run a job once.
 type RunRequest struct {
 	Schema      string              `json:"schema"`

@@ -188,7 +188,7 @@ func runRequest(it *item, now time.Time) *message.RunRequest {
 		Schema: message.SchemaRunRequest, ID: it.d.RunID, Namespace: it.d.Namespace, Job: it.job.Metadata.Name,
 		Webhook: it.d.Webhook, DeliveryID: it.d.ID, EventID: it.d.EventID, Args: it.args,
 		Payload: it.d.Body, ContentType: it.d.ContentType, Header: it.d.Header, Method: it.d.Method, Query: it.d.Query,
-		ReceivedAt: it.d.ReceivedAt, Source: source(&it.d), QueuedAt: now, Replay: it.d.ReplayOf != "",
+		ReceivedAt: it.d.ReceivedAt, Source: it.d.Source(), QueuedAt: now, Replay: it.d.ReplayOf != "",
 		Callback: callback(it),
 	}
 }
@@ -211,7 +211,7 @@ func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 		rec := &message.Run{
 			Schema: message.SchemaRun, Kind: message.KindDelivery, ID: it.d.ID, Namespace: it.d.Namespace,
 			Webhook: it.d.Webhook, Job: it.d.Job, DeliveryID: it.d.ID, RunID: it.d.RunID, Status: deliveryStatus(it.outcome),
-			WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: source(&it.d), FinishedAt: &now,
+			WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: it.d.Source(), FinishedAt: &now,
 			Replay: it.d.ReplayOf != "",
 		}
 		if it.err != nil {
@@ -316,7 +316,7 @@ func (d *Dispatcher) record(it *item, status string, now time.Time) *message.Run
 		Schema: message.SchemaRun, Kind: message.KindRun, ID: it.d.RunID, Namespace: it.d.Namespace,
 		Webhook: it.d.Webhook, Job: job, DeliveryID: it.d.ID, Status: status, QueuedAt: &now,
 		Args: it.args, Replay: it.d.ReplayOf != "",
-		WebhookPayload: message.StatusPayload(it.d.Body), WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: source(&it.d),
+		WebhookPayload: message.StatusPayload(it.d.Body), WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: it.d.Source(),
 	}
 	// The callback travels with the record so that whoever stores the
 	// final status — the executor, keys cancelling a queued run, or this
@@ -343,18 +343,6 @@ func callback(it *item) *message.Callback {
 	}
 	c := it.w.Spec.Callback
 	return &message.Callback{URL: c.URL, URLSecretRef: c.URLSecretRef, SecretRef: c.SecretRef}
-}
-
-// source is the run's webhook_source: the signature profile that
-// authenticated it, else the auth mode.
-func source(d *message.Delivery) string {
-	if d.Profile != "" {
-		return d.Profile
-	}
-	if strings.HasPrefix(d.Principal, "key:") {
-		return "apikey"
-	}
-	return "url"
 }
 
 type pending struct {

@@ -35,9 +35,38 @@ func (s *Service) getRun(c echo.Context) error {
 // loadRun reads run id's current record. Run ids are unique across
 // namespaces: ?namespace=, when given, only narrows (a run of another
 // namespace is not found), as it does for lists.
+// A run whose delivery a dispatcher has not decided yet is found queued
+// (pendingRun), as the ingress' answer said.
 func (s *Service) loadRun(c echo.Context, id string) (*message.Run, error) {
 	r, _, err := s.loadRunSeq(c, id)
+	if err != nil {
+		r, _, err = s.orPending(c, id, err)
+	}
 	return r, err
+}
+
+// orPending follows a failed loadRunSeq of run id: a run not found may be
+// one whose delivery no dispatcher has decided yet (pendingRun), returned
+// with pending true; any other error is err.
+func (s *Service) orPending(c echo.Context, id string, err error) (*message.Run, bool, error) {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound || !bus.SafeToken(id) {
+		return nil, false, err
+	}
+	ns, _ := namespaceFilter(c) // read by loadRunSeq already
+	p, perr := s.pendingRun(c.Request().Context(), id, ns)
+	if errors.Is(perr, runstatus.ErrNotFound) {
+		return nil, false, err
+	}
+	if perr != nil {
+		s.log.Warn("reading the deliveries not dispatched yet for a run", "run", id, "err", perr)
+		return nil, false, err
+	}
+	// A dispatcher may have stored its first status meanwhile.
+	if r, _, err := s.loadRunSeq(c, id); err == nil {
+		return r, false, nil
+	}
+	return p, true, nil
 }
 
 // loadRunSeq is loadRun with the status' sequence in STATUS.
@@ -109,8 +138,8 @@ func (s *Service) listRuns(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// cancelRun stops a queued or running run: a mark in the cancels bucket
-// stops a queued run when an executor takes it, a core NATS message stops a
+// cancelRun stops a queued or running run, or one not dispatched yet: a
+// mark in the cancels bucket stops a queued run when an executor takes it, a core NATS message stops a
 // running one wherever it runs. A queued run is stored "cancelled" here,
 // only over the "queued" read (an expected sequence): an executor that
 // started it in between has it tracked by then, gets the message and
@@ -119,8 +148,14 @@ func (s *Service) cancelRun(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	r, seq, err := s.loadRunSeq(c, id)
+	pending := false
 	if err != nil {
-		return err
+		// Not dispatched yet: the mark stops it when an executor takes
+		// it (it names the delivery). Its status is a dispatcher's to
+		// store first, so none is stored here.
+		if r, pending, err = s.orPending(c, id, err); err != nil {
+			return err
+		}
 	}
 	if message.Final(r.Status) {
 		return &apiError{Status: http.StatusConflict, Code: "run_finished", Message: "the run has already ended (" + r.Status + ")"}
@@ -135,7 +170,7 @@ func (s *Service) cancelRun(c echo.Context) error {
 	if err := s.nc.Publish(bus.CancelSubject(id), []byte(id)); err != nil {
 		return errUnavailable
 	}
-	if r.Status == message.StatusQueued {
+	if r.Status == message.StatusQueued && !pending {
 		if s.beforeCancelStatus != nil {
 			s.beforeCancelStatus()
 		}
@@ -170,12 +205,13 @@ type deliveryView struct {
 	Outcome  *message.Run `json:"outcome,omitempty"`
 }
 
-// runNotFound is the 404 of a run id: an executionId the ingress answered
-// a moment ago is a run once a dispatcher has queued it, so the message
-// says so (clients poll it right after the 202).
+// runNotFound is the 404 of a run id: the run of a delivery not dispatched
+// yet is found queued (pendingRun) unless it is a replay's or far back in a
+// dispatcher backlog; those are found once a dispatcher queues them, so the
+// message says so (clients poll it right after the 202).
 func runNotFound(id string) *apiError {
 	e := notFound("run " + id)
-	e.Message += " (an executionId just answered by the ingress has its run once a dispatcher queues it: retry shortly, or read the delivery, GET /v1/deliveries/{deliveryId})"
+	e.Message += " (the run of a replay, or of a delivery behind more than 10000 others a dispatcher has not come to, is found once a dispatcher queues it: retry shortly, or read the delivery, GET /v1/deliveries/{deliveryId})"
 	return e
 }
 

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// The ingress answers "status": "queued" with an executionId before any
+// dispatcher has the delivery. With the dispatcher down, the run is read
+// queued (not 404), its cancel is taken, and once a dispatcher comes the
+// cancelled run ends cancelled without running while the other one runs.
+// Every service is on its own NATS user: keys reads the waiting deliveries
+// within its permissions.
+func TestE2E_RunNotDispatchedYetIsQueuedAndCancellable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts processes")
+	}
+	t.Parallel()
+	n := testenv.StartSecuredNATS(t)
+	s := StartStackOn(t, n, testenv.RedisURL(t))
+	if code := s.API("PUT", "/v1/jobs/echo", job("echo", "/bin/sh", "-c", "echo ran"), nil); code != 201 {
+		t.Fatalf("PUT job: %d", code)
+	}
+	var wh struct {
+		Status struct {
+			EndpointPath string `json:"endpointPath"`
+		} `json:"status"`
+	}
+	if code := s.API("PUT", "/v1/webhooks/hook", webhook("hook", "echo", nil), &wh); code != 201 {
+		t.Fatalf("PUT webhook: %d", code)
+	}
+	s.Kill("dispatcher")
+
+	deliver := func(event string) string {
+		code, body := s.Deliver(wh.Status.EndpointPath, `{"id":"`+event+`"}`, map[string]string{"X-Event-Id": event})
+		id, _ := body["executionId"].(string)
+		if code != http.StatusAccepted || body["status"] != "queued" || id == "" {
+			t.Fatalf("delivery %s: %d %v", event, code, body)
+		}
+		return id
+	}
+	kept, cancelled := deliver("evt-kept"), deliver("evt-cancelled")
+	if kept == cancelled {
+		t.Fatalf("two events, one run id %s", kept)
+	}
+	for _, id := range []string{kept, cancelled} {
+		var r Run
+		if code := s.API("GET", "/v1/runs/"+id, nil, &r); code != http.StatusOK || r.Status != "queued" || r.ID != id {
+			t.Fatalf("run %s with no dispatcher: HTTP %d %+v", id, code, r)
+		}
+	}
+	var c Run
+	if code := s.API("POST", "/v1/runs/"+cancelled+"/cancel", nil, &c); code != http.StatusAccepted || c.Status != "queued" {
+		t.Fatalf("cancel of a run not dispatched yet: HTTP %d %+v", code, c)
+	}
+
+	s.Start("dispatcher")
+	s.WaitReady("dispatcher")
+	if r := s.WaitRun(kept, "succeeded", 30*time.Second); r.Output != "ran\n" {
+		t.Fatalf("the run kept: %+v", r)
+	}
+	r := s.WaitRun(cancelled, "cancelled", 30*time.Second)
+	if r.Output != "" || r.ExitCode != nil {
+		t.Fatalf("the cancelled run ran: %+v", r)
+	}
+	if v := n.Violations(); len(v) > 0 {
+		t.Fatalf("NATS permission violations: %q", v)
+	}
+}

@@ -1,0 +1,131 @@
+package keys
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/ident"
+	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/testenv"
+)
+
+// acceptDelivery publishes a delivery to DELIVERIES with the message id
+// the ingress gives it, and returns its sequence.
+func acceptDelivery(t *testing.T, a *testAPI, d message.Delivery) uint64 {
+	t.Helper()
+	d.Schema = message.SchemaDelivery
+	data, _ := json.Marshal(d)
+	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
+	m.Data = data
+	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
+	ack, err := a.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.RunID, d.ID, d.ReplayOf != "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+func newDelivery(ns, webhook, eventID string) message.Delivery {
+	d := message.Delivery{
+		ID: ident.NewDeliveryID(), Namespace: ns, Webhook: webhook, Job: "report", EventID: eventID,
+		Method: "POST", ContentType: "application/json", Body: []byte(`{"topic":"AI"}`),
+		Principal: "key:k1", ReceivedAt: time.Now().UTC().Truncate(time.Millisecond),
+	}
+	d.RunID = ident.RunID("uid-"+webhook, eventID, "")
+	return d
+}
+
+// The ingress answers "status": "queued" with the executionId before a
+// dispatcher has stored anything of the run: reading it at once finds it
+// queued, until the dispatchers' ack floor passes its delivery.
+func TestRuns_ARunNotDispatchedYetIsFoundQueued(t *testing.T) {
+	a := newTestAPI(t)
+	for i := range 20 { // others before it, not dispatched either
+		acceptDelivery(t, a, newDelivery("default", "gh", "evt-other-"+string(rune('a'+i))))
+	}
+	d := newDelivery("default", "gh", "evt-1")
+	acceptDelivery(t, a, d)
+	acceptDelivery(t, a, newDelivery("ops", "gh", "evt-after"))
+
+	m := a.must(200, "GET", "/v1/runs/"+d.RunID, nil).JSON()
+	if m["id"] != d.RunID || m["status"] != "queued" || m["webhook"] != "gh" || m["job"] != "report" || m["deliveryId"] != d.ID ||
+		m["webhook_event_id"] != "evt-1" || m["webhook_payload"] != `{"topic":"AI"}` || m["webhook_source"] != "apikey" || m["queuedAt"] == nil {
+		t.Fatalf("a run not dispatched yet: %v", m)
+	}
+	a.must(200, "GET", "/v1/runs/"+d.RunID+"?namespace=default", nil)
+	checkError(t, a.do("GET", "/v1/runs/"+d.RunID+"?namespace=ops", nil), http.StatusNotFound, "not_found", "run "+d.RunID)
+
+	// Its events stream waits for the statuses a dispatcher stores.
+	req, _ := http.NewRequest("GET", a.URL+"/v1/runs/"+d.RunID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("events of a run not dispatched yet: %d", resp.StatusCode)
+	}
+	got := make(chan sseEvent, 16)
+	go readSSE(resp, got)
+	publishRun(t, a, message.Run{Kind: message.KindRun, ID: d.RunID, Namespace: "default", Webhook: "gh", Job: "report", DeliveryID: d.ID, Status: message.StatusSucceeded})
+	select {
+	case ev := <-got:
+		if ev.name != "status" || !json.Valid([]byte(ev.data)) {
+			t.Fatalf("first event: %+v", ev)
+		}
+		var r message.Run
+		_ = json.Unmarshal([]byte(ev.data), &r)
+		if r.Status != message.StatusSucceeded {
+			t.Fatalf("first status: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no status came")
+	}
+
+	// A run id no delivery names is still not found, and so is one whose
+	// delivery the dispatchers are past (it would have a status of its own).
+	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), http.StatusNotFound, "not_found", "run run_nope")
+	other := newDelivery("default", "gh", "evt-2")
+	acceptDelivery(t, a, other)
+	a.must(200, "GET", "/v1/runs/"+other.RunID, nil)
+	ctx := context.Background()
+	cons, err := a.js.CreateOrUpdateConsumer(ctx, bus.StreamDeliveries, jetstream.ConsumerConfig{Durable: bus.ConsumerDispatcher, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		batch, err := cons.FetchNoWait(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			_ = msg.DoubleAck(ctx)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	checkError(t, a.do("GET", "/v1/runs/"+other.RunID, nil), http.StatusNotFound, "not_found", "run "+other.RunID)
+	// The look-ups' consumers are gone: only the dispatchers' is left.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		info, err := a.js.Stream(ctx, bus.StreamDeliveries)
+		if err != nil {
+			return err
+		}
+		if n := info.CachedInfo().State.Consumers; n != 1 {
+			return fmt.Errorf("%d consumers on DELIVERIES", n)
+		}
+		return nil
+	})
+}
