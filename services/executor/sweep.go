@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // A run's working directory records its owner: which executor process
@@ -22,7 +23,14 @@ import (
 //
 // The record is the directory's name,
 //
-//	hookrun-run-<pid>-<start>-<PREFIX>-<runId>-<attempt>-<random>
+//	hookrun-run-<pid>.<ns>-<start>-<PREFIX>-<runId>-<attempt>-<random>
+//
+// where <ns> names the PID namespace the pid is in (pidNamespace): a WorkDir
+// on a volume mounted into several containers (`--scale`) holds other
+// executors' directories, whose owners this executor cannot see however
+// alive they are. Their directories are left to them, and removed only once
+// older than any attempt can run (foreignDirAge). Names of executors before
+// the fifteenth session have no ".<ns>" and are taken for this namespace's.
 //
 // so that making the directory records its owner: a separate file would
 // be one more file made and removed in WorkDir per run, and those cost as
@@ -37,9 +45,18 @@ const ownerSuffix = ".owner"
 
 type owner struct {
 	PID     int      `json:"pid"`
+	NS      string   `json:"ns,omitempty"`    // the PID namespace of PID (pidNamespace); "": this one's
 	Start   string   `json:"start,omitempty"` // the executor's start time as the OS reports it, against pid reuse
 	Markers []string `json:"markers"`
 }
+
+// foreignDirAge is the age past which a run directory of another PID
+// namespace's executor is removed: no attempt runs longer than a job's
+// longest timeout (24 h) and its kill grace, so its owner left it behind.
+const foreignDirAge = 25 * time.Hour
+
+// selfNS names this executor's PID namespace, read once.
+var selfNS = sync.OnceValue(pidNamespace)
 
 // maxRunDirName leaves room under the usual 255-byte limit of a name.
 const maxRunDirName = 200
@@ -52,7 +69,7 @@ var selfStart = sync.OnceValue(func() string { return processStart(os.Getpid()) 
 // whether the directory's name is its owner record (else a record file
 // sits beside it).
 func makeRunDir(workDir string, markers []string) (dir string, named bool, err error) {
-	o := owner{PID: os.Getpid(), Start: selfStart(), Markers: markers}
+	o := owner{PID: os.Getpid(), NS: selfNS(), Start: selfStart(), Markers: markers}
 	if pattern, ok := o.dirPattern(); ok {
 		dir, err = os.MkdirTemp(workDir, pattern)
 		return dir, true, err
@@ -77,7 +94,14 @@ func (o owner) dirPattern() (string, bool) {
 	if !ok1 || !ok2 || prefix != prefix2 || !digits(attempt) {
 		return "", false
 	}
-	p := runDirPrefix + strings.Join([]string{strconv.Itoa(o.PID), o.Start, prefix, id, attempt, "*"}, "-")
+	pid := strconv.Itoa(o.PID)
+	if o.NS != "" {
+		if !alnum(o.NS) {
+			return "", false
+		}
+		pid += "." + o.NS
+	}
+	p := runDirPrefix + strings.Join([]string{pid, o.Start, prefix, id, attempt, "*"}, "-")
 	return p, len(p)+10 <= maxRunDirName // the random part is at most 10 digits
 }
 
@@ -91,12 +115,23 @@ func ownerFromName(name string) (owner, bool) {
 	if len(f) != 6 || !digits(f[1]) || !digits(f[4]) || f[5] == "" {
 		return owner{}, false
 	}
-	pid, err := strconv.Atoi(f[0])
-	if err != nil || pid <= 0 {
+	pidField, ns, hasNS := strings.Cut(f[0], ".")
+	pid, err := strconv.Atoi(pidField)
+	if err != nil || pid <= 0 || hasNS && !alnum(ns) {
 		return owner{}, false
 	}
-	o := owner{PID: pid, Start: f[1], Markers: []string{f[2] + "_RUN_ID=" + f[3], f[2] + "_RUN_ATTEMPT=" + f[4]}}
+	o := owner{PID: pid, NS: ns, Start: f[1], Markers: []string{f[2] + "_RUN_ID=" + f[3], f[2] + "_RUN_ATTEMPT=" + f[4]}}
 	return o, validMarkers(o.Markers)
+}
+
+// alnum: s is a non-empty run of lower-case letters and digits.
+func alnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < 'a' || s[i] > 'z') && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func digits(s string) bool {
@@ -170,6 +205,20 @@ func (x *Executor) sweep() {
 				continue // its record, if any, is the file beside it
 			}
 		default:
+			continue
+		}
+		if o.NS != "" && o.NS != selfNS() {
+			// Another PID namespace's executor (a container sharing the
+			// volume): its pid says nothing here. Its directory goes only
+			// once older than any attempt; its processes, in its
+			// container, are not ours to see.
+			if fi, err := os.Stat(dir); err != nil || time.Since(fi.ModTime()) < foreignDirAge {
+				continue
+			}
+			_, named := ownerFromName(filepath.Base(dir))
+			if err := removeRunDir(dir, named); err == nil {
+				x.log.Warn("removed a run directory another container's executor left over a day ago", "dir", dir)
+			}
 			continue
 		}
 		if o.PID <= 0 || processAlive(o.PID, o.Start) {

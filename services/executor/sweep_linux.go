@@ -2,6 +2,8 @@ package executor
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base32"
 	"fmt"
 	"os"
 	"strconv"
@@ -30,6 +32,20 @@ func procStat(pid int) (pgrp int, start string, err error) {
 	}
 	pgrp, err = strconv.Atoi(f[2])
 	return pgrp, f[19], err
+}
+
+// pidNamespace names this process' PID namespace on this boot of this
+// host: a hash of the kernel's boot id and the namespace's inode (the
+// inode alone repeats across hosts, the host's own namespace's always),
+// in 8 lower-case letters and digits; "" when /proc does not tell.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	h := sha256.Sum256([]byte(strings.TrimSpace(string(boot)) + "\x00" + ns))
+	return strings.ToLower(base32.StdEncoding.EncodeToString(h[:5]))
 }
 
 func processStart(pid int) string {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookrun/hookrun/pkg/resource"
 )
@@ -27,7 +28,7 @@ func TestRunDirName_RecordsItsOwner(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			job := &resource.Job{Spec: resource.JobSpec{EnvPrefix: c.prefix}}
-			o := owner{PID: 4242, Start: "123456", Markers: runMarkers(job, c.runID, 3)}
+			o := owner{PID: 4242, NS: "abcd2345", Start: "123456", Markers: runMarkers(job, c.runID, 3)}
 			pattern, ok := o.dirPattern()
 			want(t, "named", ok, c.named)
 			if !ok {
@@ -36,11 +37,12 @@ func TestRunDirName_RecordsItsOwner(t *testing.T) {
 			got, ok := ownerFromName(strings.Replace(pattern, "*", "987654321", 1))
 			want(t, "read back", ok, true)
 			want(t, "pid", got.PID, o.PID)
+			want(t, "namespace", got.NS, o.NS)
 			want(t, "start", got.Start, o.Start)
 			want(t, "markers", strings.Join(got.Markers, " "), strings.Join(o.Markers, " "))
 		})
 	}
-	for _, name := range []string{"hookrun-run-123456789", "hookrun-run-1-2-P-run_x-1", "hookrun-run-x-2-P-run_x-1-9", "hookrun-run-1-2-p-run_x-1-9", "other-1-2-P-run_x-1-9"} {
+	for _, name := range []string{"hookrun-run-123456789", "hookrun-run-1-2-P-run_x-1", "hookrun-run-x-2-P-run_x-1-9", "hookrun-run-1-2-p-run_x-1-9", "other-1-2-P-run_x-1-9", "hookrun-run-1.-2-P-run_x-1-9", "hookrun-run-1.A_B-2-P-run_x-1-9"} {
 		if _, ok := ownerFromName(name); ok {
 			t.Errorf("%q read as an owner record", name)
 		}
@@ -79,13 +81,29 @@ func TestSweep_RemovesDeadExecutorsRunDirsOfBothRecordKinds(t *testing.T) {
 	deadNamed := mk(owner{PID: pid, Start: "1", Markers: runMarkers(job, "run_a", 1)}, false)
 	deadLegacy := mk(owner{PID: pid, Start: "1", Markers: runMarkers(job, "run_b", 1)}, true)
 	liveNamed := mk(owner{PID: os.Getpid(), Start: selfStart(), Markers: runMarkers(job, "run_c", 1)}, false)
+	deadHere := mk(owner{PID: pid, NS: selfNS(), Start: "1", Markers: runMarkers(job, "run_d", 1)}, false)
+	// Another container's executor on a shared volume: its pid, dead
+	// here, may be alive there. Its directory stays until older than any
+	// attempt can be.
+	foreign := mk(owner{PID: pid, NS: "zzzzzzzz", Start: "1", Markers: runMarkers(job, "run_e", 1)}, false)
+	foreignLegacy := mk(owner{PID: pid, NS: "zzzzzzzz", Start: "1", Markers: runMarkers(job, "run_f", 1)}, true)
+	foreignOld := mk(owner{PID: pid, NS: "zzzzzzzz", Start: "1", Markers: runMarkers(job, "run_g", 1)}, false)
+	long := time.Now().Add(-foreignDirAge - time.Minute)
+	if err := os.Chtimes(foreignOld, long, long); err != nil {
+		t.Fatal(err)
+	}
 	x.sweep()
-	for _, dir := range []string{deadNamed, deadLegacy, deadLegacy + ownerSuffix} {
+	for _, dir := range []string{liveNamed, foreign, foreignLegacy, foreignLegacy + ownerSuffix} {
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("%s was swept: %v", dir, err)
+		}
+	}
+	for _, dir := range []string{deadNamed, deadLegacy, deadLegacy + ownerSuffix, deadHere, foreignOld} {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("%s left (%v)", dir, err)
 		}
 	}
-	if _, err := os.Stat(liveNamed); err != nil {
-		t.Errorf("the live executor's run directory was swept: %v", err)
+	if !strings.Contains(filepath.Base(deadHere), "."+selfNS()+"-") || selfNS() == "" {
+		t.Errorf("a run directory's name does not hold its namespace %q: %s", selfNS(), deadHere)
 	}
 }
