@@ -401,10 +401,9 @@ func (w *Webhook) Validate() error {
 			return fieldErr("spec.auth.apiKey.in", "must be one of header, query, path, body")
 		}
 		if a.APIKey.Name == "" {
+			// Jac Cloud's default, wherever the key sits (a header, a
+			// query parameter or a body field named X-API-KEY).
 			a.APIKey.Name = "X-API-KEY"
-			if a.APIKey.In != "header" {
-				a.APIKey.Name = "api_key"
-			}
 		}
 		// The sender has to be able to send it: a header name is a token
 		// (RFC 9110; net/http and most clients refuse anything else), and

@@ -277,8 +277,14 @@ func TestWebhookValidate_FillsAPIKeyDefaults(t *testing.T) {
 	}
 	w = validWebhook()
 	w.Spec.Auth.APIKey = &APIKeyAuth{In: "query"}
-	if err := w.Validate(); err != nil || w.Spec.Auth.APIKey.Name != "api_key" {
+	// Jac Cloud: "name … optional: defaults to X-API-KEY", whatever the type.
+	if err := w.Validate(); err != nil || w.Spec.Auth.APIKey.Name != "X-API-KEY" {
 		t.Fatalf("query key: %v %+v", err, w.Spec.Auth.APIKey)
+	}
+	w = validWebhook()
+	w.Spec.Auth.APIKey = &APIKeyAuth{In: "body"}
+	if err := w.Validate(); err != nil || w.Spec.Auth.APIKey.Name != "X-API-KEY" {
+		t.Fatalf("body key: %v %+v", err, w.Spec.Auth.APIKey)
 	}
 	w = validWebhook()
 	if err := w.Validate(); err != nil || w.Spec.Auth.Mode() != "none" || w.Spec.Methods[0] != "POST" || w.SuccessStatus() != 202 {

@@ -191,7 +191,7 @@ func TestAbuse_InvalidUTF8(t *testing.T) {
 	e := newEnv(t)
 	e.job("report")
 	w := e.webhook("utf8", resource.WebhookSpec{IdempotencyHeader: "Idempotency-Key"})
-	bk := e.webhook("utf8-body-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body"}}})
+	bk := e.webhook("utf8-body-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body", Name: "api_key"}}})
 	key := e.apiKey(nil, nil, nil)
 
 	body := []byte("{\"a\":\"\xff\xfe\",\"b\":\"\xc3\x28\"}")
@@ -223,7 +223,7 @@ func TestAbuse_DeeplyNestedJSON(t *testing.T) {
 	e := newEnv(t)
 	e.job("report")
 	plain := e.webhook("nested", resource.WebhookSpec{})
-	bk := e.webhook("nested-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body"}}})
+	bk := e.webhook("nested-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body", Name: "api_key"}}})
 	key := e.apiKey(nil, nil, nil)
 	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 
@@ -251,7 +251,7 @@ func TestAbuse_WrongContentTypes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.job("report")
-	bk := e.webhook("ct-body-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body"}}})
+	bk := e.webhook("ct-body-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body", Name: "api_key"}}})
 	key := e.apiKey(nil, nil, nil)
 	body := `{"api_key":"` + key + `"}`
 	for _, ct := range []string{"multipart/form-data; boundary=x", "MULTIPART/mixed", "\tmultipart/alternative"} {

@@ -76,10 +76,10 @@ func TestAuth_AcceptsAPIKeyWhereTheWebhookPutsIt(t *testing.T) {
 		{"header with the default name X-API-KEY", resource.APIKeyAuth{}, header("X-API-KEY"), query("X-API-KEY"), "in header X-API-KEY"},
 		{"header name matched case-insensitively", resource.APIKeyAuth{In: "header"}, header("x-api-key"), body("X-API-KEY"), "in header X-API-KEY"},
 		{"header with a custom name", resource.APIKeyAuth{In: "header", Name: "test-key"}, header("test-key"), header("X-API-KEY"), "in header test-key"},
-		{"query with the default name api_key", resource.APIKeyAuth{In: "query"}, query("api_key"), header("api_key"), "in query parameter api_key"},
+		{"query with the default name X-API-KEY", resource.APIKeyAuth{In: "query"}, query("X-API-KEY"), header("X-API-KEY"), "in query parameter X-API-KEY"},
 		{"query with a custom name", resource.APIKeyAuth{In: "query", Name: "test_key"}, query("test_key"), query("api_key"), "in query parameter test_key"},
 		{"path", resource.APIKeyAuth{In: "path"}, path, header("X-API-KEY"), "in the URL path"},
-		{"body with the default name api_key", resource.APIKeyAuth{In: "body"}, body("api_key"), query("api_key"), "in body field api_key"},
+		{"body with the default name X-API-KEY", resource.APIKeyAuth{In: "body"}, body("X-API-KEY"), query("X-API-KEY"), "in body field X-API-KEY"},
 		{"body with a custom name", resource.APIKeyAuth{In: "body", Name: "test_key"}, body("test_key"), body("api_key"), "in body field test_key"},
 	}
 	for i, tt := range tests {

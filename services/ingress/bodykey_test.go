@@ -73,7 +73,7 @@ func TestAuth_TakesBodyKeyAfterABOM(t *testing.T) {
 	e := newEnv(t)
 	e.job("report")
 	key := e.apiKey(nil, nil, nil)
-	w := e.webhook("body-keyed", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body"}}})
+	w := e.webhook("body-keyed", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body", Name: "api_key"}}})
 	r := e.post(hookPath(w), bom+`{"event":"ticket.created","api_key":"`+key+`"}`, "Content-Type", "application/json")
 	wantAccepted(t, r, 202)
 	d := e.stored(r.Acc.DeliveryID)

@@ -58,6 +58,9 @@ func (in *Ingress) deliver(c echo.Context) error {
 			ae = errInternal
 		}
 		status = ae.Status
+		if status >= 400 && status < 500 {
+			in.refusals.refused(label, ae, c.Request().Method, c.RealIP())
+		}
 		_ = writeError(c, ae)
 	} else {
 		_ = writeJSON(c, status, acc)

@@ -37,7 +37,7 @@ func TestIngress_AnswersEveryRowOfTheErrorTable(t *testing.T) {
 	e.job("report")
 	e.secret("gen-secret", "replace-me", "", 0)
 	generic := e.webhook("sig-generic", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: "gen-secret"}}})
-	bodyKey := e.webhook("body-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body"}}})
+	bodyKey := e.webhook("body-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "body", Name: "api_key"}}})
 	headerKey := e.webhook("header-key", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{}}})
 	plain := e.webhook("plain", resource.WebhookSpec{})
 	small := e.webhook("small", resource.WebhookSpec{MaxBodyBytes: 16})

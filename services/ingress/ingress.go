@@ -27,11 +27,13 @@ import (
 
 // Ingress is the service. Build it with New and start it with Run.
 type Ingress struct {
-	cfg   Config
-	log   *slog.Logger
-	js    jetstream.JetStream
-	cat   *catalog.Catalog
-	dedup dedup.Store
+	cfg Config
+	log *slog.Logger
+	// refusals logs refused deliveries, a few a minute per webhook and code.
+	refusals *refusalLog
+	js       jetstream.JetStream
+	cat      *catalog.Catalog
+	dedup    dedup.Store
 	// lookups batches the read-only dedup look-ups of concurrent requests.
 	lookups *lookupBatcher
 	status  *webhookstatus.Writer
@@ -52,7 +54,7 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 	if cfg.DefaultWindow <= 0 {
 		cfg.DefaultWindow = 24 * time.Hour
 	}
-	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), runs: &statusReader{js: js}, health: health}
+	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), runs: &statusReader{js: js}, health: health, refusals: newRefusalLog(log)}
 	if dd != nil {
 		in.lookups = newLookupBatcher(dd)
 	}

@@ -48,6 +48,7 @@ func (s *Service) putWebhook(c echo.Context) error {
 		return err
 	}
 	w.Status = resource.WebhookStatus{} // the service's to fill, never the caller's
+	keyNameUnset := w.Spec.Auth.APIKey != nil && w.Spec.Auth.APIKey.Name == ""
 	if err := w.Validate(); err != nil {
 		return err
 	}
@@ -62,6 +63,9 @@ func (s *Service) putWebhook(c echo.Context) error {
 	}
 	now := s.now().UTC()
 	result := ResultCreated
+	if found && keyNameUnset {
+		keepLegacyKeyName(old, &w)
+	}
 	if found {
 		if sameJSON(old.Spec, w.Spec) {
 			return respond(c, ResultUnchanged, webhookPut{Webhook: *s.withStatus(ctx, old)})
@@ -109,6 +113,22 @@ func (s *Service) putWebhook(c echo.Context) error {
 		}
 	}
 	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen})
+}
+
+// legacyKeyName is the name an API key in the query, path or body had
+// when none was given, before the fifteenth session (now X-API-KEY
+// wherever it sits, as Jac Cloud has it).
+const legacyKeyName = "api_key"
+
+// keepLegacyKeyName keeps the key's name of stored webhook old in w, a
+// new version of it that names none, when old has the legacy default for
+// the same placement: applying the same document again must not move the
+// key its senders send.
+func keepLegacyKeyName(old, w *resource.Webhook) {
+	o, n := old.Spec.Auth.APIKey, w.Spec.Auth.APIKey
+	if o != nil && n != nil && o.In == n.In && o.In != "header" && o.Name == legacyKeyName {
+		n.Name = legacyKeyName
+	}
 }
 
 // checkWebhookRefs checks what needs other resources: the job exists and
