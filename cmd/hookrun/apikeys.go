@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hookrun/hookrun/pkg/apikey"
 )
 
 func init() { clientCommands = append(clientCommands, newKeysCmd) }
@@ -201,6 +203,16 @@ command deletes nothing and exits 3.`,
 	return cmd
 }
 
+// keyRef is the id of a whole key given where its id or name is wanted
+// (users pass the key they hold): the id names it, and the secret part is
+// never sent nor printed. Anything else is returned as it is.
+func keyRef(ref string) string {
+	if id, _, ok := apikey.Parse(ref); ok {
+		return id
+	}
+	return ref
+}
+
 // resolveKeys turns ids or unique names into key ids; every one must exist.
 func resolveKeys(ctx context.Context, c *apiClient, refs []string) ([]string, error) {
 	raws, err := listKeys(ctx, c)
@@ -218,6 +230,7 @@ func resolveKeys(ctx context.Context, c *apiClient, refs []string) ([]string, er
 	}
 	ids := make([]string, 0, len(refs))
 	for _, ref := range refs {
+		ref = keyRef(ref)
 		switch {
 		case byID[ref]:
 			ids = append(ids, ref)

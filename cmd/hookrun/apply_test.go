@@ -13,8 +13,8 @@ import (
 func TestCLI_ApplyRefusesADocumentOfAnotherNamespaceThanN(t *testing.T) {
 	f := newFakeAPI(t)
 	dir := t.TempDir()
-	teamA := writeFile(t, dir, "a.yaml", "kind: Job\nmetadata: {name: j, namespace: team-a}\n---\nkind: Secret\nmetadata: {name: s}\n")
-	noNS := writeFile(t, dir, "none.yaml", "kind: Job\nmetadata: {name: j}\n")
+	teamA := writeFile(t, dir, "a.yaml", "apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: j, namespace: team-a}\n---\napiVersion: hookrun.dev/v1\nkind: Secret\nmetadata: {name: s}\n")
+	noNS := writeFile(t, dir, "none.yaml", "apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: j}\n")
 
 	r := f.execCLI("apply", "-f", teamA, "-n", "team-b")
 	if r.Code != codeRefused || !strings.Contains(r.Stderr, `a.yaml#1: job/j: metadata.namespace "team-a" does not match --namespace "team-b"`) {
@@ -53,7 +53,8 @@ func TestCLI_ApplyRefusesADocumentOfAnotherNamespaceThanN(t *testing.T) {
 func TestCLI_ApplyNamesEveryBadDocumentAndAppliesNone(t *testing.T) {
 	f := newFakeAPI(t)
 	dir := t.TempDir()
-	writeFile(t, dir, "1.yaml", `kind: Job
+	writeFile(t, dir, "1.yaml", `apiVersion: hookrun.dev/v1
+kind: Job
 metadata: {name: good}
 spec: {command: [/bin/true]}
 ---
@@ -67,11 +68,11 @@ spec:
   auth: {apiKey: {in: header, name: X-Key}}
   auth: {none: {}}
 `)
-	writeFile(t, dir, "2.yaml", "kind: Job\nmetadata: {namespace: team-a}\n---\nkind: Secret\nmetadata: {name: s, namespace: team-a}\n")
+	writeFile(t, dir, "2.yaml", "kind: Job\nmetadata: {namespace: team-a}\n---\napiVersion: hookrun.dev/v1\nkind: Secret\nmetadata: {name: s, namespace: team-a}\n")
 	r := f.execCLI("apply", "-f", dir, "-n", "team-b")
 	want := []string{
 		`1.yaml#2: kind "Cronjob": must be one of Secret, Job, Webhook`,
-		`1.yaml#3: not valid YAML: line 13: mapping key "auth" already defined at line 12`,
+		`1.yaml#3: not valid YAML: line 14: mapping key "auth" already defined at line 13`,
 		`2.yaml#1: metadata.name: is required`,
 		`2.yaml#2: secret/s: metadata.namespace "team-a" does not match --namespace "team-b"`,
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes, as `hookrun --help` documents them.
@@ -25,6 +26,13 @@ const (
 	codeRefused     = 4
 	codeUnavailable = 5
 	codeRunFailed   = 6
+	// codeNotFollowed: send or replay --wait had the delivery accepted but
+	// could not follow its run to its end: not "retry later" (5), which
+	// would have a script send the delivery again.
+	codeNotFollowed = 7
+	// codeInterrupted: stopped by Ctrl-C or SIGTERM while waiting, as a
+	// shell reports a process a SIGINT ended (128 + 2).
+	codeInterrupted = 130
 )
 
 // Defaults of the client flags (each has an environment variable).
@@ -93,6 +101,9 @@ type clientOptions struct {
 func addClientFlags(cmd *cobra.Command, o *clientOptions) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&o.apiURL, "api-url", envDefault("HOOKRUN_API_URL", defaultAPIURL), "keys API URL (HOOKRUN_API_URL)")
+	// --help shows the defaults the environment gives, which may hold a
+	// password or a token: redacted, as in error messages.
+	defer redactDefault(f, "api-url", "ingress")
 	// The token's default is read at run time so that --help never prints it.
 	f.StringVar(&o.token, "token", "", "admin token (default $HOOKRUN_ADMIN_TOKEN)")
 	f.StringVarP(&o.namespace, "namespace", "n", envDefault("HOOKRUN_NAMESPACE", defaultNamespace), "namespace (HOOKRUN_NAMESPACE)")
@@ -100,6 +111,16 @@ func addClientFlags(cmd *cobra.Command, o *clientOptions) {
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})
+}
+
+// redactDefault redacts the URLs --help prints as the named flags'
+// defaults.
+func redactDefault(f *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		if fl := f.Lookup(n); fl != nil {
+			fl.DefValue = redactedURL(fl.DefValue)
+		}
+	}
 }
 
 func envDefault(name, def string) string {
@@ -133,7 +154,26 @@ func (o *clientOptions) client() (*apiClient, error) {
 	if !validNamespace(o.namespace) {
 		return nil, usageErr("--namespace %q: must match [a-z0-9]([a-z0-9-]*[a-z0-9])?", o.namespace)
 	}
-	return &apiClient{base: strings.TrimRight(o.apiURL, "/"), token: tok, ns: o.namespace, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	return &apiClient{base: strings.TrimRight(o.apiURL, "/"), token: tok, ns: o.namespace, http: noRedirects(&http.Client{Timeout: 30 * time.Second})}, nil
+}
+
+// noRedirects makes c answer a redirect rather than follow it: Go's client
+// follows a 301 or 302 to a PUT, DELETE or POST with a GET and no body,
+// so `apply`, `delete` and `send` behind an http → https redirect would
+// succeed having changed nothing. A redirect is an error (redirected).
+func noRedirects(c *http.Client) *http.Client {
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+// redirected is the error of a redirect answer from what (the setting that
+// named the URL, "--api-url" or "--ingress"): 5, with where it points.
+func redirected(what string, resp *http.Response) error {
+	loc := resp.Header.Get("Location")
+	if u, err := resp.Request.URL.Parse(loc); err == nil && loc != "" {
+		loc = u.String()
+	}
+	return failErr(codeUnavailable, "%s answered %s, a redirect to %s: set %s to the address it points to (the CLI does not follow redirects: a PUT, DELETE or POST would be sent again as a GET, without its body)", redactedURL(resp.Request.URL.Scheme+"://"+resp.Request.URL.Host), resp.Status, redactedURL(loc), what)
 }
 
 // ingress returns the ingress base URL.
@@ -256,6 +296,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 		return nil, failErr(codeUnavailable, "cannot reach the API at %s: %v", redactedURL(c.base), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, redirected("--api-url", resp)
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, failErr(codeUnavailable, "reading the API's answer: %v", err)
@@ -310,6 +353,9 @@ func answerError(status int, statusText string, body []byte) error {
 	switch {
 	case status == http.StatusNotFound:
 		return failErr(codeNotFound, "%s", msg)
+	case status == http.StatusTooManyRequests:
+		// "Retry later", as a 503: not a refusal of what was sent.
+		return failErr(codeUnavailable, "%s", msg)
 	case status >= 400 && status < 500:
 		return failErr(codeRefused, "%s", msg)
 	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
@@ -354,6 +400,15 @@ func unwrapURLError(err error) error {
 }
 
 // withPrefix prefixes an error's message, keeping its exit code.
+// withSuffix is err with suffix after its message, its exit code kept.
+func withSuffix(err error, suffix string) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.code, msg: ee.msg + suffix}
+	}
+	return fmt.Errorf("%w%s", err, suffix)
+}
+
 func withPrefix(prefix string, err error) error {
 	var ee *exitError
 	if errors.As(err, &ee) {

@@ -19,7 +19,7 @@ func TestAnswerError_MapsStatusesToExitCodes(t *testing.T) {
 		{400, body, codeRefused, "spec.auth.apiKey.in: must be one of header, query, path, body (invalid_request)"},
 		{401, nil, codeRefused, "401 Unauthorized"},
 		{409, nil, codeRefused, "409 Conflict"},
-		{429, []byte(`{"error":{"code":"rate_limited","message":"slow down"}}`), codeRefused, "slow down (rate_limited)"},
+		{429, []byte(`{"error":{"code":"rate_limited","message":"slow down"}}`), codeUnavailable, "slow down (rate_limited)"}, // retry later, as a 503,
 		{500, []byte("<html>\nproxy error\n</html>"), codeUnavailable, "500 Internal Server Error"},
 		{503, []byte(`{"error":{"code":"unavailable","message":"retry later"}}`), codeUnavailable, "retry later (unavailable)"},
 	}
@@ -160,7 +160,7 @@ func TestCLI_URLCredentialsAreNeverPrinted(t *testing.T) {
 
 	f := newFakeAPI(t)
 	f.webhooks["default/w"] = `{"metadata":{"name":"w","namespace":"default"},"spec":{"job":"j"},"status":{"endpointPath":"/v1/hooks/ep_w"}}`
-	manifest := writeFile(t, t.TempDir(), "w.yaml", "kind: Webhook\nmetadata: {name: w}\nspec: {job: j}\n")
+	manifest := writeFile(t, t.TempDir(), "w.yaml", "apiVersion: hookrun.dev/v1\nkind: Webhook\nmetadata: {name: w}\nspec: {job: j}\n")
 	ingress := strings.Replace(f.URL, "http://", "http://admin:s3cretpw@", 1) + "/?token=qs3cret"
 	for _, args := range [][]string{{"apply", "-f", manifest}, {"get", "webhook", "w"}} {
 		r := runCLI(append(args, "--api-url", f.URL, "--ingress", ingress, "--token", "tok")...)

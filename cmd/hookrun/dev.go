@@ -48,9 +48,20 @@ func newDevCmd() *cobra.Command {
 		Long: `Run the whole system in one process: an embedded nats-server (JetStream,
 data in HOOKRUN_DATA_DIR, kept across restarts) and the four services. Dedup
 claims go to Redis when HOOKRUN_REDIS_URL is set, else to NATS KV.`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			go func() {
+				// Stopping waits for running jobs (up to the executor's
+				// shutdown grace): say so, and let a second Ctrl-C end the
+				// process at once, as it would without the handler.
+				<-ctx.Done()
+				if cmd.Context().Err() == nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "stopping: running jobs get up to HOOKRUN_EXECUTOR_SHUTDOWN_GRACE (20s by default) to finish; Ctrl-C again to stop at once")
+				}
+				stop()
+			}()
 			err := runDev(ctx, o, cmd.OutOrStdout())
 			if errors.Is(err, syscall.EADDRINUSE) {
 				// Another hookrun dev (a forgotten make run) or any other

@@ -117,6 +117,7 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 		}
 		raws = all
 		if single {
+			name = keyRef(name)
 			raws = nil
 			for _, r := range all {
 				var k keyInfo

@@ -84,3 +84,27 @@ func TestLineNumber_ReadsTheIDsOfEitherRelease(t *testing.T) {
 		}
 	}
 }
+
+// get runs --status, --webhook and --job become the API's filters, with
+// the namespace.
+func TestCLI_GetRunsPassesItsFilters(t *testing.T) {
+	var mu sync.Mutex
+	var query string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		query = r.URL.Query().Encode()
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"runs":[{"id":"run_f","status":"filtered","webhook":"gh","job":"report"}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	r := runCLI("get", "runs", "--status", "filtered", "--webhook", "gh", "--job", "report", "-n", "ops", "--api-url", srv.URL, "--token", "tok")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "run_f") {
+		t.Fatalf("get runs: %s", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "job=report&limit=20&namespace=ops&status=filtered&webhook=gh"; query != want {
+		t.Fatalf("asked %q, want %q", query, want)
+	}
+}

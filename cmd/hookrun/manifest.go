@@ -16,6 +16,8 @@ import (
 
 	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
+
+	"github.com/hookrun/hookrun/pkg/resource"
 )
 
 // manifestDoc is one resource read from a manifest, as JSON for the API.
@@ -243,7 +245,8 @@ func fileLines(msg string, first int) string {
 }
 
 // parseManifestDoc checks what the CLI needs of a resource — its kind and
-// name — and leaves the rest to the API's validation, which names fields.
+// name — and the API's fixed rules for them and apiVersion, and leaves the
+// rest to the API's validation, which names fields.
 func parseManifestDoc(src string, j []byte) (manifestDoc, error) {
 	var head struct {
 		APIVersion string `json:"apiVersion"`
@@ -262,8 +265,18 @@ func parseManifestDoc(src string, j []byte) (manifestDoc, error) {
 	if head.Metadata.Name == "" {
 		return manifestDoc{}, fmt.Errorf("%s: metadata.name: is required", src)
 	}
-	if strings.ContainsAny(head.Metadata.Name, "/?#%") || strings.ContainsAny(head.Metadata.Namespace, "/?#%&=") {
-		return manifestDoc{}, fmt.Errorf("%s: metadata.name: must match [a-z0-9]([a-z0-9-]*[a-z0-9])?", src)
+	// The API's fixed rules, checked for every document before any is
+	// sent, so that a manifest is not applied in part.
+	if err := resource.CheckName("metadata.name", head.Metadata.Name); err != nil {
+		return manifestDoc{}, fmt.Errorf("%s: %v", src, err)
+	}
+	if head.Metadata.Namespace != "" {
+		if err := resource.CheckName("metadata.namespace", head.Metadata.Namespace); err != nil {
+			return manifestDoc{}, fmt.Errorf("%s: %v", src, err)
+		}
+	}
+	if head.APIVersion != resource.APIVersion {
+		return manifestDoc{}, fmt.Errorf("%s: apiVersion: must be %s", src, resource.APIVersion)
 	}
 	return manifestDoc{Source: src, Kind: head.Kind, Name: head.Metadata.Name, Namespace: head.Metadata.Namespace, JSON: j}, nil
 }

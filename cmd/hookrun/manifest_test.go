@@ -68,12 +68,14 @@ spec:
 	}
 
 	for in, msg := range map[string]string{
-		"kind: Cron\nmetadata: {name: x}\n":              `kind "Cron": must be one of Secret, Job, Webhook`,
-		"kind: Job\nspec: {}\n":                          "metadata.name: is required",
-		"kind: Job\nmetadata: {name: a/b}\n":             "metadata.name: must match",
-		"just a string\n":                                "a resource must be a mapping",
-		"kind: Job\nmetadata: {name: [unclosed\n":        "not valid YAML",
-		"kind: Job\nmetadata: {name: x, namespace: a&b}": "metadata.name",
+		"kind: Cron\nmetadata: {name: x}\n":                                 `kind "Cron": must be one of Secret, Job, Webhook`,
+		"kind: Job\nspec: {}\n":                                             "metadata.name: is required",
+		"kind: Job\nmetadata: {name: a/b}\n":                                "metadata.name: must match",
+		"just a string\n":                                                   "a resource must be a mapping",
+		"kind: Job\nmetadata: {name: [unclosed\n":                           "not valid YAML",
+		"kind: Job\nmetadata: {name: x, namespace: a&b}":                    "metadata.namespace",
+		"apiVersion: hookrun.dev/v1beta1\nkind: Job\nmetadata: {name: x}\n": "apiVersion: must be hookrun.dev/v1",
+		"kind: Job\nmetadata: {name: Bad_Name}\n":                           "metadata.name: must match",
 	} {
 		if _, err := parseManifest("bad.yaml", []byte(in)); err == nil || !strings.Contains(err.Error(), msg) || !strings.HasPrefix(err.Error(), "bad.yaml#1") {
 			t.Errorf("%q: error %v, want one about %q", in, err, msg)
@@ -96,11 +98,11 @@ func TestOrderForApply_SecretsThenJobsThenWebhooksKeepingFileOrder(t *testing.T)
 func TestReadManifests_ReadsADirectoryAndStdin(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"b.yaml":     "kind: Job\nmetadata: {name: j}\n",
-		"a.yml":      "kind: Secret\nmetadata: {name: s}\n",
-		"c.json":     `{"kind": "Webhook", "metadata": {"name": "w"}}`,
+		"b.yaml":     "apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: j}\n",
+		"a.yml":      "apiVersion: hookrun.dev/v1\nkind: Secret\nmetadata: {name: s}\n",
+		"c.json":     `{"apiVersion": "hookrun.dev/v1", "kind": "Webhook", "metadata": {"name": "w"}}`,
 		"notes.txt":  "not a manifest",
-		"sub/d.yaml": "kind: Job\nmetadata: {name: nested}\n",
+		"sub/d.yaml": "apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: nested}\n",
 	} {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -110,7 +112,7 @@ func TestReadManifests_ReadsADirectoryAndStdin(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	docs, err := readManifests([]string{dir, "-"}, strings.NewReader("kind: Job\nmetadata: {name: from-stdin}\n"))
+	docs, err := readManifests([]string{dir, "-"}, strings.NewReader("apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: from-stdin}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +188,7 @@ spec:
 		})
 	}
 	docs, err := parseManifest("m.yaml", []byte(`
+apiVersion: hookrun.dev/v1
 kind: Job
 metadata: {name: j}
 spec:
@@ -201,8 +204,8 @@ spec:
 // on, and the good ones returned with the errors.
 func TestReadManifests_NamesEveryBadDocument(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "a.yaml", "kind: Job\nmetadata: {name: good}\n---\nkind: Cronjob\nmetadata: {name: c}\n---\nkind: Job\nmetadata: {}\n")
-	writeFile(t, dir, "b.yaml", "- kind: Secret\n  metadata: {name: s}\n- kind: Gadget\n  metadata: {name: g}\n---\nkind: [unclosed\n")
+	writeFile(t, dir, "a.yaml", "apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: good}\n---\nkind: Cronjob\nmetadata: {name: c}\n---\nkind: Job\nmetadata: {}\n")
+	writeFile(t, dir, "b.yaml", "- apiVersion: hookrun.dev/v1\n  kind: Secret\n  metadata: {name: s}\n- kind: Gadget\n  metadata: {name: g}\n---\nkind: [unclosed\n")
 	docs, err := readManifests([]string{dir}, nil)
 	if len(docs) != 2 || docs[0].Name != "good" || docs[1].Name != "s" {
 		t.Fatalf("good documents: %+v", docs)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -57,18 +56,12 @@ that run until it ends (exit 6 unless it succeeded).`,
 			if !wait {
 				return nil
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			r, err := watchRun(ctx, c, a.ExecutionID, a.DeliveryID, progressOut(out, w, cmd.ErrOrStderr()), 10*time.Second)
-			if err != nil {
-				return err
-			}
-			return runResult(r)
+			return followAccepted(cmd.Context(), c, a.DeliveryID, a.ExecutionID, a.DeliveryID, timeout, progressOut(out, w, cmd.ErrOrStderr()))
 		},
 	}
 	addClientFlags(cmd, o)
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the new run until it ends (its progress goes to stderr with -o json|yaml); exit 6 unless it succeeded")
-	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "with --wait, give up after this long")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "with --wait, give up after this long (0: never)")
 	addOutputFlag(cmd, &out, "format of the answer")
 	return cmd
 }

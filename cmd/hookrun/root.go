@@ -26,10 +26,13 @@ code, such as job_not_runnable: sending again fails the same way until the
 configuration is fixed), 2 usage (also an empty argument), 3 not found,
 4 refused: invalid input, by the API (4xx) or before it (a manifest that is
 not valid YAML, or holds no resource), 5 API or ingress unavailable, retry
-later (no answer, 502, 503, 504, or a 5xx without the service's own error,
-such as a proxy's page; also an answer that is not the keys API's, such as
-the ingress' 404: is --api-url right?), 6 a run ended in another status than succeeded
-(runs watch, send --wait).`
+later (no answer, 429, 502, 503, 504, or a 5xx without the service's own
+error, such as a proxy's page; also an answer that is not the keys API's or
+the ingress', such as the ingress' 404 to --api-url, or a redirect, which
+the CLI does not follow), 6 a run ended in another status than succeeded
+(runs watch, send --wait), 7 send or replay --wait: the delivery was
+accepted but its run could not be followed (do not send it again; follow it
+with hookrun runs watch RUN), 130 stopped by Ctrl-C while waiting.`
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{

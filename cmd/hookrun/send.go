@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,7 +88,7 @@ succeed.`,
 	f.StringVar(&so.contentType, "content-type", "application/json", "Content-Type of a body")
 	f.StringArrayVarP(&so.headers, "header", "H", nil, `extra header "Name: value" (repeatable)`)
 	f.BoolVar(&so.wait, "wait", false, "follow the run until it ends (its progress goes to stderr with -o json|yaml); exit 6 unless it succeeded")
-	f.DurationVar(&so.timeout, "timeout", 2*time.Minute, "with --wait, give up after this long")
+	f.DurationVar(&so.timeout, "timeout", 2*time.Minute, "with --wait, give up after this long (0: never)")
 	addOutputFlag(cmd, &so.output, "format of the ingress' answer")
 	return cmd
 }
@@ -121,12 +123,12 @@ func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOp
 	if err != nil {
 		return err
 	}
-	status, respBody, err := deliver(ctx, req, !w.Spec.Disabled)
+	status, respBody, retryAfter, err := deliver(ctx, req, !w.Spec.Disabled)
 	if err != nil {
 		return err
 	}
 	if status < 200 || status > 299 {
-		return withPrefix("the ingress refused the delivery", answerError(status, http.StatusText(status), respBody))
+		return ingressError(status, respBody, retryAfter)
 	}
 	var a ingressAnswer
 	if err := json.Unmarshal(respBody, &a); err != nil {
@@ -146,8 +148,6 @@ func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOp
 	if !so.wait || a.ExecutionID == "" {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, so.timeout)
-	defer cancel()
 	// The run of the delivery sent; for a duplicate, the run the event
 	// already has (its answer may name a delivery that never runs: one the
 	// dedup claim, not JetStream, told apart).
@@ -155,7 +155,27 @@ func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOp
 	if a.Duplicate {
 		delivery = ""
 	}
-	r, err := watchRun(wctx, c, a.ExecutionID, delivery, progressOut(so.output, out, errOut), 10*time.Second)
+	return followAccepted(ctx, c, a.DeliveryID, a.ExecutionID, delivery, so.timeout, progressOut(so.output, out, errOut))
+}
+
+// followAccepted follows run id of delivery accepted (the one sent or
+// replayed; follow is the delivery whose statuses to follow, "" for the
+// run's) until it ends, for at most timeout (none when <= 0, as runs
+// watch), and gives its exit (runResult). Ctrl-C stops it (130). An API it
+// cannot follow the run through is 7, not "retry later": the delivery is
+// in, and sending it again would run it twice.
+func followAccepted(ctx context.Context, c *apiClient, accepted, id, follow string, timeout time.Duration, out io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	r, err := watchRun(ctx, c, id, follow, out, 10*time.Second)
+	if code := exitCode(err); code == codeUnavailable || code == codeNotFound {
+		return failErr(codeNotFollowed, "delivery %s was accepted as run %s, but its run could not be followed: %v. Do not send it again; follow it with `hookrun runs watch %s`", accepted, id, err, id)
+	}
 	if err != nil {
 		return err
 	}
@@ -276,7 +296,10 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 	for _, h := range so.headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, usageErr("--header %q: want \"Name: value\"", h)
+			// Only up to the first space: the rest may be a credential
+			// ("Authorization Bearer sk_…", its colon left out).
+			name, _, _ := strings.Cut(strings.TrimSpace(h), " ")
+			return nil, usageErr("--header %q…: want \"Name: value\" (the rest is not printed: it may be a credential)", name)
 		}
 		if !validHeaderValue(h) {
 			// Not printed: the value may be a credential.
@@ -371,11 +394,34 @@ func randomEventID() string {
 	return "evt_" + hex.EncodeToString(b)
 }
 
+// ingressError is the error of the ingress' answer status (not 2xx). A
+// 404 is "not found" (3) only when it is the ingress' endpoint_not_found:
+// any other 404 (a proxy's, the keys API's) means --ingress points
+// somewhere else, 5 as an answer that is not the ingress'. A 429 says when
+// to retry.
+func ingressError(status int, body []byte, retryAfter string) error {
+	if status == http.StatusNotFound && !endpointNotFound(body) {
+		return failErr(codeUnavailable, "the ingress answered 404 without its endpoint_not_found: is --ingress the ingress?")
+	}
+	err := withPrefix("the ingress refused the delivery", answerError(status, http.StatusText(status), body))
+	if n, aerr := strconv.Atoi(retryAfter); aerr == nil && n > 0 {
+		err = withSuffix(err, fmt.Sprintf("; retry after %ds", n))
+	}
+	return err
+}
+
+// endpointNotFound reports whether body is the ingress' 404 error body.
+func endpointNotFound(body []byte) bool {
+	var eb apiErrorBody
+	return json.Unmarshal(body, &eb) == nil && eb.Error.Code == "endpoint_not_found"
+}
+
 // deliver sends the delivery. A 404 right after the webhook was created or
 // changed usually means the ingress has not seen the change yet (it follows
 // configuration through a watch), so it is retried for a few seconds.
-func deliver(ctx context.Context, req *http.Request, retryNotFound bool) (int, []byte, error) {
-	hc := &http.Client{Timeout: 30 * time.Second}
+// The answer's Retry-After comes with it.
+func deliver(ctx context.Context, req *http.Request, retryNotFound bool) (int, []byte, string, error) {
+	hc := noRedirects(&http.Client{Timeout: 30 * time.Second})
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		r := req.Clone(ctx)
@@ -384,16 +430,25 @@ func deliver(ctx context.Context, req *http.Request, retryNotFound bool) (int, [
 		}
 		resp, err := hc.Do(r)
 		if err != nil {
-			return 0, nil, failErr(codeUnavailable, "cannot reach the ingress: %v", unwrapURLError(err))
+			return 0, nil, "", failErr(codeUnavailable, "cannot reach the ingress: %v", unwrapURLError(err))
+		}
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			resp.Body.Close()
+			return 0, nil, "", redirected("--ingress", resp)
 		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !endpointNotFound(b) {
+			// Only the ingress' own 404 may be a webhook it has not seen
+			// yet; any other is not the ingress answering.
+			retryNotFound = false
+		}
 		if resp.StatusCode != http.StatusNotFound || !retryNotFound || time.Now().After(deadline) {
-			return resp.StatusCode, b, nil
+			return resp.StatusCode, b, resp.Header.Get("Retry-After"), nil
 		}
 		select {
 		case <-ctx.Done():
-			return resp.StatusCode, b, nil
+			return resp.StatusCode, b, "", nil
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -201,6 +201,7 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 	deadline := time.Now().Add(appear)
 	failures := 0
 	for {
+		events := p.events
 		final, err := p.follow(ctx, c, id)
 		if final != nil {
 			p.finish(final)
@@ -210,8 +211,14 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return nil, failErr(codeError, "run %s has not ended yet (timed out)", id)
 			}
-			return nil, failErr(codeError, "stopped watching run %s", id)
+			return nil, failErr(codeInterrupted, "stopped watching run %s", id)
 		}
+		if p.events > events {
+			// The stream worked for a while (a proxy's connection
+			// lifetime, a keys restart): only breaks in a row count.
+			failures = 0
+		}
+		wait := streamRetryWait
 		switch exitCode(err) {
 		case codeNotFound:
 			if time.Now().After(deadline) {
@@ -220,19 +227,29 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 		case codeRefused, codeUsage:
 			return nil, err
 		default: // the stream broke (or ended early): reconnect; events replay from the first
-			if failures++; failures > 5 {
+			if failures++; failures > maxStreamFailures {
 				if err == nil {
 					err = failErr(codeUnavailable, "the event stream of run %s keeps ending before the run", id)
 				}
 				return nil, err
 			}
+			wait = min(wait<<(failures-1), 5*time.Second)
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }
+
+// streamRetryWait is the first wait before a run's event stream is opened
+// again (a variable for tests).
+var streamRetryWait = 250 * time.Millisecond
+
+// maxStreamFailures bounds the breaks in a row of a run's event stream
+// before a watch gives up: with waits doubling from 250 ms up to 5 s, about
+// 25 s without a stream that works, longer than a keys restart.
+const maxStreamFailures = 8
 
 // runPrinter prints a run's events once each, across reconnections.
 //
@@ -246,6 +263,7 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 type runPrinter struct {
 	out        io.Writer
 	seen       map[string]bool // delivery+status+attempt already printed
+	events     int             // events read, over all streams
 	liveOutput bool
 	delivery   string // the delivery whose run is followed ("": the run id's current)
 	pinNext    bool   // the delivery followed was a duplicate: follow the next run status' delivery
@@ -283,6 +301,7 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 	var final *message.Run
 	p.cur, p.curKey = nil, "" // the stream starts from the run's first status
 	err = readEvents(resp.Body, func(ev sseEvent) bool {
+		p.events++
 		switch ev.Name {
 		case "status":
 			var r message.Run
