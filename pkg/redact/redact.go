@@ -89,20 +89,57 @@ func isSentinel(raw string) bool {
 }
 
 // URLs is URL for each URL of a comma-separated list, as
-// HOOKRUN_NATS_URL may be. A part with an '@' but no scheme is taken to
-// continue the one before, whose password held an unescaped comma: it is
-// redacted with it rather than left half in the clear.
+// HOOKRUN_NATS_URL may be. A password may hold unescaped commas (and even
+// "://"): a URL whose user info has begun ("scheme://user:…") with no '@'
+// to end it, where a later part holds an '@', is taken to run on to that
+// '@', and everything up to it is redacted as its password, the parts
+// between included, rather than left in the clear. "scheme://host:4222" is
+// a host and its port, not a password begun (so a password of digits
+// before its comma is not caught).
 func URLs(raw string) string {
-	var urls []string
-	for _, p := range strings.Split(raw, ",") {
-		if len(urls) > 0 && !strings.Contains(p, "://") && strings.Contains(p, "@") {
-			urls[len(urls)-1] += "," + p
+	parts := strings.Split(raw, ",")
+	out := make([]string, 0, len(parts))
+	for i := 0; i < len(parts); i++ {
+		p := parts[i]
+		colon, open := openUserinfo(p)
+		j := i + 1
+		for j < len(parts) && !strings.Contains(parts[j], "@") {
+			j++
+		}
+		if !open || j == len(parts) {
+			out = append(out, URL(p))
 			continue
 		}
-		urls = append(urls, p)
+		// One URL, its password (commas and all) redacted as one.
+		out = append(out, p[:colon+1]+redacted+parts[j][strings.LastIndex(parts[j], "@"):])
+		i = j
 	}
-	for i, u := range urls {
-		urls[i] = URL(u)
+	return strings.Join(out, ",")
+}
+
+// openUserinfo reports whether URL p has begun its user info and password
+// ("scheme://user:" with no '@' after), and where that ':' is.
+func openUserinfo(p string) (int, bool) {
+	i := strings.Index(p, "://")
+	if i < 0 || strings.Contains(p[i+3:], "@") {
+		return 0, false
 	}
-	return strings.Join(urls, ",")
+	auth := p[i+3:]
+	if k := strings.IndexAny(auth, "/?#"); k >= 0 {
+		auth = auth[:k]
+	}
+	c := strings.Index(auth, ":")
+	if c < 0 || allDigits(auth[c+1:]) {
+		return 0, false // no password, or a host and its port
+	}
+	return i + 3 + c, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -48,6 +48,11 @@ func TestURLs_HidesEachOfAList(t *testing.T) {
 		{"nats://T0KEN@n1:4222, nats://T0KEN@n2:4222", "nats://xxxxx@n1:4222, nats://xxxxx@n2:4222"},
 		// A comma in a password does not leave its first half in the clear.
 		{"nats://a:pw,1@n1:4222,nats://n2:4222", "nats://a:xxxxx@n1:4222,nats://n2:4222"},
+		// Nor do two commas, nor a "://" in the password.
+		{"nats://user:LEAK1,pa2,pa3@n1:4222", "nats://user:xxxxx@n1:4222"},
+		{"nats://user:LEAK2,x://rest@n1:4222,nats://n2:4222", "nats://user:xxxxx@n1:4222,nats://n2:4222"},
+		// A list without user info is as it was.
+		{"nats://n1:4222,nats://n2:4222", "nats://n1:4222,nats://n2:4222"},
 	} {
 		if got := URLs(tc.raw); got != tc.want {
 			t.Errorf("RedactURLs(%q) = %q, want %q", tc.raw, got, tc.want)

@@ -345,6 +345,12 @@ const (
 	maxJobDuration = 24 * time.Hour
 )
 
+// maxTolerance bounds a signature's timestamp tolerance, as
+// signature.MaxTolerance does (the providers use minutes): past it a
+// signed delivery a day old would still pass, and the replay check's
+// twice the tolerance could overflow.
+const maxTolerance = 24 * time.Hour
+
 // validMethod reports whether m is an HTTP method net/http sends: a
 // token (RFC 9110), which has no spaces or controls.
 func validMethod(m string) bool {
@@ -432,6 +438,9 @@ func (w *Webhook) Validate() error {
 		}
 		if a.Signature.Tolerance < 0 {
 			return fieldErr("spec.auth.signature.tolerance", "must be positive")
+		}
+		if a.Signature.Tolerance.D() > maxTolerance {
+			return fieldErr("spec.auth.signature.tolerance", "must be at most 24h")
 		}
 	}
 	if modes == 0 {

@@ -14,11 +14,16 @@ type timestamped interface {
 	withTolerance(d time.Duration) Profile
 }
 
+// MaxTolerance bounds a webhook's timestamp tolerance (the providers use
+// minutes). It also keeps twice it, which replay checks compute, far from
+// overflowing a time.Duration.
+const MaxTolerance = 24 * time.Hour
+
 // WithTolerance returns a copy of p that accepts signed timestamps up to d
-// away from now in either direction; it is how a webhook overrides the
-// default. Profiles without a signed timestamp (github, shopify, gitlab), and
-// any d <= 0, return p unchanged: the skew check can be widened, not turned
-// off.
+// (at most MaxTolerance) away from now in either direction; it is how a
+// webhook overrides the default. Profiles without a signed timestamp
+// (github, shopify, gitlab), and any d <= 0, return p unchanged: the skew
+// check can be widened, not turned off.
 //
 // Replay protection rests on the tolerance and the dedup window together: a
 // tolerance longer than the webhook's dedup window lets a captured delivery
@@ -27,6 +32,9 @@ func WithTolerance(p Profile, d time.Duration) Profile {
 	if d <= 0 {
 		return p
 	}
+	// A webhook stored before the keys service bounded it gets the bound
+	// here too: no tolerance holds a delivery signed a day ago.
+	d = min(d, MaxTolerance)
 	if t, ok := p.(timestamped); ok {
 		return t.withTolerance(d)
 	}

@@ -48,6 +48,22 @@ func TestWithTolerance_CannotDisableTheSkewCheck(t *testing.T) {
 	}
 }
 
+// A tolerance stored before the keys service bounded it is held to
+// MaxTolerance: a stripe delivery signed years ago does not pass.
+func TestWithTolerance_IsBounded(t *testing.T) {
+	base, _ := Lookup("stripe")
+	secret, _ := base.GenerateSecret()
+	fx := fixtures["stripe"]
+	p := WithTolerance(base, 1500000*time.Hour)
+	if Tolerance(p) != MaxTolerance {
+		t.Fatalf("tolerance %s, want %s", Tolerance(p), MaxTolerance)
+	}
+	old := Request{Header: base.Sign(fx.body, secret, fx.eventID, now.Add(-25*time.Hour)), Body: fx.body}
+	if _, err := p.Verify(old, []string{secret}, now); !errors.Is(err, ErrTimestampOutOfTolerance) {
+		t.Fatalf("a delivery signed 25h ago: Verify = %v, want ErrTimestampOutOfTolerance", err)
+	}
+}
+
 func TestWithTolerance_LeavesUntimedProfilesUnchanged(t *testing.T) {
 	for _, name := range []string{"github", "shopify", "gitlab"} {
 		p, _ := Lookup(name)

@@ -33,3 +33,22 @@ func TestWebhooks_APIKeyNameDefaultsToXAPIKEYAndALegacyOneStays(t *testing.T) {
 		t.Fatalf("named X-API-KEY: %v", n)
 	}
 }
+
+// A webhook whose auth becomes the secret URL alone gets a new URL: the
+// old one was no secret while a key or a signature guarded it (every key
+// holder, revoked ones too, knew it). Staying on the URL keeps it.
+func TestWebhooks_BecomingSecretURLAuthMakesANewURL(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	keyed := webhookDoc("w", map[string]any{"job": "report", "auth": map[string]any{"apiKey": map[string]any{}}})
+	first := path(a.must(201, "PUT", "/v1/webhooks/w", keyed).JSON(), "status", "endpointPath")
+	open := webhookDoc("w", map[string]any{"job": "report", "auth": map[string]any{"none": map[string]any{}}})
+	second := path(a.must(200, "PUT", "/v1/webhooks/w", open).JSON(), "status", "endpointPath")
+	if second == first || second == nil {
+		t.Fatalf("API key → secret URL kept the URL %v", first)
+	}
+	open["spec"].(map[string]any)["maxBodyBytes"] = 2048
+	if third := path(a.must(200, "PUT", "/v1/webhooks/w", open).JSON(), "status", "endpointPath"); third != second {
+		t.Fatalf("a change of a secret-URL webhook moved its URL: %v → %v", second, third)
+	}
+}

@@ -72,6 +72,13 @@ func (s *Service) putWebhook(c echo.Context) error {
 		}
 		w.Metadata.UID, w.Metadata.CreatedAt, w.Metadata.Generation = old.Metadata.UID, old.Metadata.CreatedAt, old.Metadata.Generation
 		w.Status.EndpointID = old.Status.EndpointID
+		if w.Spec.Auth.Mode() == "none" && old.Spec.Auth.Mode() != "none" {
+			// The URL becomes the credential (Workjet's secret URL), and
+			// with a key or a signature it was not one: every key holder,
+			// revoked ones too, and whoever saw it in a provider's
+			// settings knows it. So it is a new one.
+			w.Status.EndpointID = ident.NewEndpointID()
+		}
 		result = ResultConfigured
 	} else {
 		w.Metadata.UID, w.Metadata.CreatedAt = ident.NewUID(), now
@@ -222,7 +229,7 @@ func checkReplayWindow(w *resource.Webhook, p signature.Profile) error {
 	if window <= 0 {
 		window, field = p.DefaultWindow(), "spec.auth.signature.tolerance"
 	}
-	if window > 0 && window < 2*tol {
+	if window > 0 && tol > window/2 { // not 2*tol: no overflow whatever tol is
 		return &resource.FieldError{Field: field, Msg: fmt.Sprintf(
 			"the dedup window (%s) must be at least twice the timestamp tolerance (%s): else a captured delivery, still within its tolerance, runs again once the window has forgotten it", window, tol)}
 	}

@@ -84,6 +84,8 @@ func TestWebhooks_RefuseInvalidInputNamingTheField(t *testing.T) {
 		// A captured signed delivery stays within its tolerance for twice
 		// the tolerance: a shorter window would let it run again.
 		{"window under twice the tolerance", map[string]any{"job": "report", "dedupWindow": "9m", "auth": map[string]any{"signature": map[string]any{"profile": "generic", "secretRef": "s"}}}, "spec.dedupWindow: the dedup window (9m0s) must be at least twice the timestamp tolerance (5m0s)"},
+		// 2*tolerance once overflowed, and the check passed.
+		{"tolerance past any delivery's age", map[string]any{"job": "report", "dedupWindow": "1h", "auth": map[string]any{"signature": map[string]any{"profile": "generic", "secretRef": "s", "tolerance": "1500000h"}}}, "spec.auth.signature.tolerance: must be at most 24h"},
 		{"tolerance over half the default window", map[string]any{"job": "report", "auth": map[string]any{"signature": map[string]any{"profile": "slack", "secretRef": "s", "tolerance": "31m"}}}, "spec.auth.signature.tolerance: the dedup window (1h0m0s)"},
 		{"response 201", map[string]any{"job": "report", "response": map[string]any{"status": 201}}, "spec.response.status: must be 200 or 202"},
 		{"job name with a dot", map[string]any{"job": "a.b"}, "spec.job: must match"},
