@@ -12,10 +12,11 @@
 #    delivery (202) and waits for the run to succeed, sends it again (duplicate: true),
 # 4. starts a slow job, `docker kill`s the executors while it runs, starts them again and
 #    sees that run succeed exactly once (one run of the job; attempt 2 allowed),
-# 5. requires hookrun_ series in Prometheus from every service,
+# 5. requires hookrun_ series in Prometheus from every service, Prometheus' web UI, and
+#    Alertmanager: ready, its UI, and known to Prometheus as where alerts go,
 # and always ends with `down -v` (also on failure or Ctrl-C; --keep leaves the stack up).
 #
-#   --infra     only nats, redis and prometheus: images, up, healthy, checks, down
+#   --infra     only nats, redis, prometheus and alertmanager: images, up, healthy, checks, down
 #               (what can be tested before the services exist)
 #   --cluster   with the three-node NATS cluster (profile cluster, HOOKRUN_STREAM_REPLICAS=3)
 #   --no-api    the whole stack, but skip the keys API steps (3 and 4)
@@ -123,8 +124,8 @@ compose() { "${COMPOSE[@]}" "$@"; }
 
 # The test's own project, ports and mode, whatever .env or the environment say.
 export COMPOSE_PROJECT_NAME=$PROJECT
-export HOOKRUN_PUBLISH_ADDR=127.0.0.1
-export HOOKRUN_INGRESS_PORT=0 HOOKRUN_KEYS_PORT=0 HOOKRUN_PROMETHEUS_PORT=0 HOOKRUN_GRAFANA_PORT=0
+export HOOKRUN_PUBLISH_ADDR=127.0.0.1 HOOKRUN_INGRESS_PUBLISH_ADDR=127.0.0.1
+export HOOKRUN_INGRESS_PORT=0 HOOKRUN_KEYS_PORT=0 HOOKRUN_PROMETHEUS_PORT=0 HOOKRUN_GRAFANA_PORT=0 HOOKRUN_ALERTMANAGER_PORT=0
 if [[ -n $CLUSTER ]]; then
 	export COMPOSE_PROFILES=cluster NATS_MODE=cluster HOOKRUN_STREAM_REPLICAS=3
 	export HOOKRUN_NATS_URL=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222
@@ -279,7 +280,7 @@ compose down -v --remove-orphans >/dev/null 2>&1 || true
 SERVICES=()
 UP_ARGS=(-d)
 if [[ -n $INFRA ]]; then
-	SERVICES=(nats redis prometheus)
+	SERVICES=(nats redis prometheus alertmanager)
 	[[ -n $CLUSTER ]] && SERVICES+=(nats-2 nats-3)
 else
 	UP_ARGS+=(--scale "executor=$EXECUTORS")
@@ -322,6 +323,34 @@ cfg=$(curl -sS "$PROM/api/v1/status/config" | jq -r .data.yaml)
 for j in ingress keys dispatcher executor; do
 	grep -q "job_name: .*$j" <<<"$cfg" || die "prometheus has no scrape job for $j"
 done
+
+step "prometheus: web UI, no lifecycle API"
+# http_code URL [curl args...]
+http_code() { curl -sS -o /dev/null -w '%{http_code}' "${@:2}" "$1" || true; }
+for path in / /classic/graph /classic/static/jquery/jquery.min.js /classic/static/moment-timezone/moment-timezone-with-data.min.js; do
+	code=$(http_code "$PROM$path" -L)
+	[[ $code == 200 ]] || die "prometheus GET $path answered HTTP $code (web UI assets missing from the image?)"
+done
+code=$(http_code "$PROM/-/quit" -X POST)
+[[ $code == 403 ]] || die "prometheus POST /-/quit answered HTTP $code, want 403 (--web.enable-lifecycle must stay off)"
+info "/ and /classic/graph answer 200 with their scripts; POST /-/quit is refused"
+
+step "alertmanager: ready, web UI, Prometheus sends alerts to it"
+AM=$(host_url alertmanager 9093)
+info "alertmanager $AM"
+for path in /-/ready / /script.js; do
+	code=$(http_code "$AM$path")
+	[[ $code == 200 ]] || die "alertmanager GET $path answered HTTP $code"
+done
+receivers=$(curl -sS "$AM/api/v2/receivers" | jq -r '.[].name' | sort | tr '\n' ' ')
+[[ $receivers == *hookrun-critical* && $receivers == *hookrun-warning* ]] ||
+	die "alertmanager did not load deploy/alertmanager/alertmanager.yml: receivers $receivers"
+deadline=$((SECONDS + 60))
+until curl -sS "$PROM/api/v1/alertmanagers" | jq -e '.data.activeAlertmanagers[].url | select(test("alertmanager:9093"))' >/dev/null; do
+	((SECONDS < deadline)) || die "prometheus does not send to alertmanager:9093: $(curl -sS "$PROM/api/v1/alertmanagers")"
+	sleep 2
+done
+info "receivers: $receivers; prometheus' active alertmanager: alertmanager:9093"
 
 if [[ -n $INFRA ]]; then
 	PASSED=1

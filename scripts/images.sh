@@ -3,8 +3,9 @@
 #
 #   scripts/images.sh [--refresh] [--list] [IMAGE...]
 #
-# IMAGE is one of: nats redis prometheus executor-base ingress dispatcher executor keys cli,
-# or a group: infra (nats redis prometheus), services (ingress dispatcher executor keys cli).
+# IMAGE is one of: nats redis prometheus alertmanager executor-base ingress dispatcher executor
+# keys cli, or a group: infra (nats redis prometheus alertmanager), services (ingress
+# dispatcher executor keys cli).
 # Default: all of them.
 #
 # What each image is made of (details in the Dockerfiles):
@@ -12,7 +13,12 @@
 #                 on scratch with busybox (deploy/images/nats/)
 #   redis         Debian's redis-server: debootstrap --variant=minbase (deploy/images/redis/)
 #   prometheus    Debian's prometheus binaries + the libraries ldd lists, on scratch with
-#                 busybox (deploy/images/prometheus/)
+#                 busybox, and its web UI (/usr/share/prometheus/web, with the libjs-*
+#                 files its symlinks point at copied in) (deploy/images/prometheus/)
+#   alertmanager  alertmanager and amtool built with `go install` at the version of
+#                 docker-compose.yml's default tag, static, web UI built in, on scratch
+#                 with busybox and Debian's CA bundle (deploy/images/alertmanager/).
+#                 Not Debian's prometheus-alertmanager: that package has no web UI.
 #   executor-base Debian minbase with bash curl jq git ca-certificates (deploy/images/executor-base/)
 #   ingress dispatcher executor keys cli
 #                 our binaries, built static on this host, through deploy/docker/Dockerfile,
@@ -20,12 +26,13 @@
 #
 # Tags are the ones docker-compose.yml uses, resolved like compose does: the environment,
 # then .env, then the default written in docker-compose.yml (official names such as
-# nats:<v>-alpine, redis:7, prom/prometheus:v<v>, ghcr.io/hookrun/<svc>:dev). So the compose
-# file runs unchanged here and, with a registry, on the official images.
+# nats:<v>-alpine, redis:7, prom/prometheus:v<v>, prom/alertmanager:v<v>,
+# ghcr.io/hookrun/<svc>:dev). So the compose file runs unchanged here and, with a registry,
+# on the official images.
 #
-# Reruns are cheap: Debian root filesystems, .debs and nats-server are cached under
-# .cache/images/ (git-ignored), and an image whose inputs (Dockerfile, build arguments,
-# files of its context) hash to the label it already carries is not rebuilt.
+# Reruns are cheap: Debian root filesystems, .debs, nats-server and alertmanager are cached
+# under .cache/images/ (git-ignored), and an image whose inputs (Dockerfile, build
+# arguments, files of its context) hash to the label it already carries is not rebuilt.
 # --refresh drops the Debian caches first (to pick up Debian security updates).
 #
 # Environment:
@@ -37,7 +44,7 @@
 #                            default: the host's apt sources for that suite, else deb.debian.org
 #
 # Needs: docker, go, and for the Debian-based images (as root): debootstrap, apt-get,
-# dpkg-deb, chroot.
+# dpkg-deb, chroot, tar.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,9 +58,13 @@ LABEL=dev.hookrun.images.inputs
 ROOTFS_RECIPE=1
 EXECUTOR_BASE_PACKAGES=bash,ca-certificates,curl,git,jq
 REDIS_PACKAGES=redis-server
+# What the symlinks of Debian's /usr/share/prometheus/web/static point at (the prometheus
+# package's Depends): the web UI answers 500 without them.
+PROMETHEUS_WEB_PACKAGES=(fonts-glyphicons-halflings libjs-bootstrap4 libjs-d3 libjs-eonasdan-bootstrap-datetimepicker
+	libjs-jquery libjs-jquery-hotkeys libjs-moment libjs-moment-timezone libjs-mustache libjs-popper.js libjs-rickshaw)
 EXECUTOR_BASE_TAG=hookrun-local/executor-base:$SUITE
 
-ALL_IMAGES=(nats redis prometheus executor-base ingress dispatcher executor keys cli)
+ALL_IMAGES=(nats redis prometheus alertmanager executor-base ingress dispatcher executor keys cli)
 BUILT=()
 UPTODATE=()
 START=$SECONDS
@@ -395,8 +406,19 @@ image_prometheus() {
 		die "docker-compose.yml defaults PROMETHEUS_IMAGE to $def, but Debian's prometheus is $ver (prom/prometheus:v$ver)"
 	local ctx=$CACHE/ctx/prometheus stage=$CACHE/tmp/prometheus-debs
 	rm -rf "$ctx" "$stage"
-	mkdir -p "$ctx/rootfs/etc" "$ctx/data" "$stage/prometheus" "$stage/libc6" "$stage/busybox"
+	mkdir -p "$ctx/rootfs/etc" "$ctx/data" "$ctx/web" "$stage/prometheus" "$stage/libc6" "$stage/busybox"
 	dpkg-deb -x "$deb" "$stage/prometheus"
+	# The web UI (--web.local-assets=/usr/share/prometheus/web/): templates and static
+	# files, whose libraries are relative symlinks into the libjs-* packages. Unpacked
+	# into the same tree they resolve there (never on this host), and tar -h copies
+	# what they point at. moment-timezone's data/ (200 MB of JSON) is not used by the UI.
+	local p
+	for p in "${PROMETHEUS_WEB_PACKAGES[@]}"; do
+		dpkg-deb -x "$(fetch_deb "$p")" "$stage/prometheus"
+	done
+	tar -C "$stage/prometheus/usr/share/prometheus/web" -chf - --exclude=./static/moment-timezone/data . |
+		tar -C "$ctx/web" -xf - ||
+		die "prometheus: cannot copy the web UI (a symlink of /usr/share/prometheus/web points at a file none of PROMETHEUS_WEB_PACKAGES has?)"
 	dpkg-deb -x "$(fetch_deb libc6)" "$stage/libc6"
 	dpkg-deb -x "$(fetch_deb busybox-static)" "$stage/busybox"
 	cp "$stage/prometheus/usr/bin/prometheus" "$stage/prometheus/usr/bin/promtool" "$ctx/"
@@ -416,6 +438,67 @@ image_prometheus() {
 	local hash
 	hash=$({ tree_hash "$ctx"; sha <deploy/images/prometheus/Dockerfile; } | sha)
 	build_image prometheus "$tag" "$hash" deploy/images/prometheus/Dockerfile "$ctx"
+}
+
+# alertmanager_version: v0.25.0 for docker-compose.yml's default prom/alertmanager:v0.25.0.
+alertmanager_version() {
+	local def
+	def=$(compose_default ALERTMANAGER_IMAGE)
+	[[ $def =~ ^prom/alertmanager:(v[0-9]+\.[0-9]+\.[0-9]+)$ ]] ||
+		die "docker-compose.yml defaults ALERTMANAGER_IMAGE to $def, want prom/alertmanager:v<version>"
+	printf '%s' "${BASH_REMATCH[1]}"
+}
+
+# go_alertmanager_binaries: alertmanager and amtool at that version, static, cached. Built
+# from the Go module like the official image's: its web UI is compiled in (Debian's
+# prometheus-alertmanager ships none), time zones too (-tags timetzdata, for
+# time_intervals with a location).
+go_alertmanager_binaries() {
+	local ver bindir m=github.com/prometheus/alertmanager
+	ver=$(alertmanager_version)
+	bindir=$CACHE/alertmanager/$ver
+	[[ -x $bindir/alertmanager && -x $bindir/amtool ]] && return 0
+	need go
+	log "alertmanager: go install $m/cmd/{alertmanager,amtool}@$ver"
+	rm -rf "$bindir.tmp"
+	mkdir -p "$bindir.tmp"
+	(cd "$CACHE" && GOWORK=off GOFLAGS="${GOFLAGS:-} -buildvcs=false" CGO_ENABLED=0 GOBIN="$bindir.tmp" \
+		go install -trimpath -tags timetzdata \
+		-ldflags="-s -w -X github.com/prometheus/common/version.Version=${ver#v} -X github.com/prometheus/common/version.Branch=$ver -X github.com/prometheus/common/version.BuildUser=hookrun-images" \
+		"$m/cmd/alertmanager@$ver" "$m/cmd/amtool@$ver") ||
+		die "building alertmanager $ver failed"
+	rm -rf "$bindir"
+	mv "$bindir.tmp" "$bindir"
+	log "alertmanager: alertmanager $ver built"
+}
+
+image_alertmanager() {
+	local tag ver bindir
+	tag=$(setting ALERTMANAGER_IMAGE)
+	ver=$(alertmanager_version)
+	bindir=$CACHE/alertmanager/$ver
+	[[ -x $bindir/alertmanager ]] || go_alertmanager_binaries
+	local bb ctx=$CACHE/ctx/alertmanager
+	bb=$(fetch_deb busybox-static)
+	rm -rf "$ctx"
+	mkdir -p "$ctx/rootfs/etc/ssl/certs" "$ctx/data" "$ctx/bb"
+	dpkg-deb -x "$bb" "$ctx/bb"
+	mv "$ctx/bb/bin/busybox" "$ctx/busybox"
+	rm -rf "$ctx/bb"
+	cp "$bindir/alertmanager" "$bindir/amtool" "$ctx/"
+	# Receivers (Slack, webhooks, e-mail) are reached over TLS: Debian's CA bundle, from
+	# the executor base's root filesystem like our services' images.
+	local rootfs
+	rootfs=$(debian_rootfs executor-base "$EXECUTOR_BASE_PACKAGES")
+	tar -xOf "$rootfs" ./etc/ssl/certs/ca-certificates.crt >"$ctx/rootfs/etc/ssl/certs/ca-certificates.crt" ||
+		die "no /etc/ssl/certs/ca-certificates.crt in $rootfs"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$ctx/rootfs/etc/passwd"
+	printf 'root:x:0:\nnobody:x:65534:\n' >"$ctx/rootfs/etc/group"
+	printf 'hosts: files dns\n' >"$ctx/rootfs/etc/nsswitch.conf"
+	cp deploy/images/alertmanager/alertmanager.yml "$ctx/"
+	local hash
+	hash=$({ tree_hash "$ctx"; sha <deploy/images/alertmanager/Dockerfile; } | sha)
+	build_image alertmanager "$tag" "$hash" deploy/images/alertmanager/Dockerfile "$ctx"
 }
 
 # go_service_binaries TARGET...: our binaries for these targets in $CACHE/ctx/services/bin.
@@ -502,9 +585,9 @@ while (($#)); do
 		printf '%s\n' "${ALL_IMAGES[@]}"
 		exit 0
 		;;
-	infra) WANT+=(nats redis prometheus) ;;
+	infra) WANT+=(nats redis prometheus alertmanager) ;;
 	services) WANT+=(ingress dispatcher executor keys cli) ;;
-	nats | redis | prometheus | executor-base | ingress | dispatcher | executor | keys | cli) WANT+=("$1") ;;
+	nats | redis | prometheus | alertmanager | executor-base | ingress | dispatcher | executor | keys | cli) WANT+=("$1") ;;
 	*) die "unknown image or option: $1 (see --help)" ;;
 	esac
 	shift
@@ -541,17 +624,21 @@ stop_gojob() {
 	fi
 }
 trap stop_gojob EXIT
-if want nats || ((${#svc[@]})); then
+if want nats || want alertmanager || ((${#svc[@]})); then
 	(
 		if want nats; then go_nats_binary; fi
+		if want alertmanager; then go_alertmanager_binaries; fi
 		if ((${#svc[@]})); then go_service_binaries "${svc[@]}"; fi
 	) &
 	GOJOB=$!
 fi
 if want redis; then debian_rootfs redis "$REDIS_PACKAGES" >/dev/null; fi
-if want executor-base || ((${#svc[@]})); then debian_rootfs executor-base "$EXECUTOR_BASE_PACKAGES" >/dev/null; fi
-if want nats || want prometheus; then fetch_deb busybox-static >/dev/null; fi
-if want prometheus; then fetch_deb prometheus >/dev/null && fetch_deb libc6 >/dev/null; fi
+if want executor-base || want alertmanager || ((${#svc[@]})); then debian_rootfs executor-base "$EXECUTOR_BASE_PACKAGES" >/dev/null; fi
+if want nats || want prometheus || want alertmanager; then fetch_deb busybox-static >/dev/null; fi
+if want prometheus; then
+	fetch_deb prometheus >/dev/null && fetch_deb libc6 >/dev/null
+	for p in "${PROMETHEUS_WEB_PACKAGES[@]}"; do fetch_deb "$p" >/dev/null; done
+fi
 if [[ -n $GOJOB ]]; then
 	wait "$GOJOB" || die "building the Go binaries failed"
 	GOJOB=
@@ -561,6 +648,7 @@ fi
 if want nats; then image_nats; fi
 if want redis; then image_redis; fi
 if want prometheus; then image_prometheus; fi
+if want alertmanager; then image_alertmanager; fi
 if want executor-base; then image_executor_base; fi
 if ((${#svc[@]})); then
 	services_context

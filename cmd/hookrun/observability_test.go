@@ -45,6 +45,9 @@ import (
 // the whole test, so every increment the test caused is inside the window.
 const promWindow = "5m"
 
+// promWindowSeconds is promWindow for Grafana's $__range_s.
+const promWindowSeconds = "300"
+
 // Dashboard variable values the panels must show data for: the webhook and
 // the job that see the most kinds of traffic below.
 const (
@@ -909,9 +912,10 @@ func checkPanelLabels(t *testing.T, p *promServer, d dashboard, combo map[string
 	}
 }
 
-// substitute replaces Grafana's variables the way Grafana would.
+// substitute replaces Grafana's variables the way Grafana would
+// ($__range_s before $__range: the replacer takes the first that matches).
 func substitute(expr string, vars map[string]string) string {
-	pairs := []string{"$__rate_interval", promWindow, "$__range", promWindow, "$__interval", "15s"}
+	pairs := []string{"$__rate_interval", promWindow, "$__range_s", promWindowSeconds, "$__range", promWindow, "$__interval", "15s"}
 	for name, v := range vars {
 		pairs = append(pairs, "${"+name+"}", v, "$"+name, v)
 	}

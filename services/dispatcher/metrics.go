@@ -37,8 +37,11 @@ var (
 		Help: "1 while the dispatcher holds off because the dedup store does not answer.",
 	})
 	mAcceptToDispatch = promauto.NewHistogram(prometheus.HistogramOpts{
-		Name:    "hookrun_dispatcher_accept_to_dispatch_seconds",
-		Help:    "Time from the ingress accepting a delivery to its run request being stored.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		Name: "hookrun_dispatcher_accept_to_dispatch_seconds",
+		Help: "Time from the ingress accepting a delivery to its run request being stored.",
+		// Milliseconds when the dispatchers keep up; minutes while a backlog
+		// drains (a Redis outage, a dispatcher down): up to 10 minutes, so
+		// p99 stays measurable instead of pinned at the top bucket.
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120, 600},
 	})
 )

@@ -12,7 +12,11 @@ import (
 	"github.com/hookrun/hookrun/pkg/service"
 )
 
-var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
+// latencyBuckets serve the run duration and both accept → start/finish
+// latencies: milliseconds for a short job that starts at once, up to a day
+// for a job at its longest timeout (24 h) or a run whose retries back off
+// for hours. Sixteen buckets, fine below a second and about ×5 above it.
+var latencyBuckets = []float64{.0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 120, 600, 3600, 21600, 86400}
 
 var (
 	mRuns = promauto.NewCounterVec(prometheus.CounterOpts{
