@@ -10,7 +10,10 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 run: ## Run the whole system in one process (embedded NATS, no other service needed)
-	go run ./cmd/hookrun dev
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/hookrun ./cmd/hookrun
+	@# exec: Ctrl-C reaches hookrun alone, which stops cleanly (go run made it exit 1)
+	exec $(BIN)/hookrun dev
 
 test: ## Run every test (unit, integration, end-to-end); needs Redis (REDIS_URL or 127.0.0.1:6379)
 	go test -count=1 -timeout 9m $(MODULES)

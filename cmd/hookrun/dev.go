@@ -50,17 +50,23 @@ data in HOOKRUN_DATA_DIR, kept across restarts) and the four services. Dedup
 claims go to Redis when HOOKRUN_REDIS_URL is set, else to NATS KV.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			// Stopping waits for running jobs (up to the executor's
+			// shutdown grace): the first signal says so, and a second
+			// ends the process at once, as it would without a handler.
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
 			go func() {
-				// Stopping waits for running jobs (up to the executor's
-				// shutdown grace): say so, and let a second Ctrl-C end the
-				// process at once, as it would without the handler.
-				<-ctx.Done()
-				if cmd.Context().Err() == nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "stopping: running jobs get up to HOOKRUN_EXECUTOR_SHUTDOWN_GRACE (20s by default) to finish; Ctrl-C again to stop at once")
+				select {
+				case <-sigs:
+				case <-ctx.Done():
+					return // ended on its own (a start-up error): nothing to say
 				}
-				stop()
+				fmt.Fprintln(cmd.ErrOrStderr(), "stopping: running jobs get up to HOOKRUN_EXECUTOR_SHUTDOWN_GRACE (20s by default) to finish; Ctrl-C again to stop at once")
+				signal.Stop(sigs)
+				cancel()
 			}()
 			err := runDev(ctx, o, cmd.OutOrStdout())
 			if errors.Is(err, syscall.EADDRINUSE) {

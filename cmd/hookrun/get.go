@@ -276,13 +276,15 @@ func (g getter) table(coll string, raws []json.RawMessage) error {
 			t.row(k.ID, k.Name, k.Prefix, ns, scopeText(k.Webhooks), scopeText(k.Jobs), untilText(k.ExpiresAt, g.now), agoText(&k.CreatedAt, g.now))
 		case "runs":
 			if t == nil {
-				t = newTable(g.out, "ID", "WEBHOOK", "JOB", "STATUS", "EXIT", "QUEUED", "DURATION")
+				t = newTable(g.out, "ID", "WEBHOOK", "JOB", "STATUS", "EXIT", "QUEUED", "DURATION", "ERROR")
 			}
 			var run message.Run
 			if err := decode(r, &run); err != nil {
 				return err
 			}
-			t.row(run.ID, run.Webhook, run.Job, run.Status, exitText(run.ExitCode), agoText(run.QueuedAt, g.now), runDuration(run))
+			// Why a run was filtered, rejected or failed, on one line; the
+			// whole error is in -o yaml and describe.
+			t.row(run.ID, run.Webhook, run.Job, run.Status, exitText(run.ExitCode), agoText(run.QueuedAt, g.now), runDuration(run), truncateText(oneLine(run.Error), 60))
 		}
 	}
 	t.flush()

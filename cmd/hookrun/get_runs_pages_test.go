@@ -86,7 +86,7 @@ func TestLineNumber_ReadsTheIDsOfEitherRelease(t *testing.T) {
 }
 
 // get runs --status, --webhook and --job become the API's filters, with
-// the namespace.
+// the namespace; a run's error shows in the table.
 func TestCLI_GetRunsPassesItsFilters(t *testing.T) {
 	var mu sync.Mutex
 	var query string
@@ -95,11 +95,12 @@ func TestCLI_GetRunsPassesItsFilters(t *testing.T) {
 		query = r.URL.Query().Encode()
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"runs":[{"id":"run_f","status":"filtered","webhook":"gh","job":"report"}]}`))
+		_, _ = w.Write([]byte(`{"runs":[{"id":"run_f","status":"filtered","webhook":"gh","job":"report","error":"the webhook's filter is false\nfor this delivery"}]}`))
 	}))
 	t.Cleanup(srv.Close)
 	r := runCLI("get", "runs", "--status", "filtered", "--webhook", "gh", "--job", "report", "-n", "ops", "--api-url", srv.URL, "--token", "tok")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "run_f") {
+	// The table says why (the filter's reason, on one line).
+	if r.Code != 0 || !strings.Contains(r.Stdout, "run_f") || !strings.Contains(r.Stdout, "the webhook's filter is false for this delivery") {
 		t.Fatalf("get runs: %s", r)
 	}
 	mu.Lock()

@@ -99,6 +99,9 @@ func TestAuth_AcceptsAPIKeyWhereTheWebhookPutsIt(t *testing.T) {
 			if !strings.Contains(missing.Err.Message, "expected "+tt.where) {
 				t.Fatalf("missing key: %q, want it to say the key is expected %s", missing.Err.Message, tt.where)
 			}
+			if strings.Contains(string(missing.Body), `\u003c`) {
+				t.Fatalf("the error body has HTML escapes: %s", missing.Body)
+			}
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -87,5 +88,14 @@ func writeError(c echo.Context, e *apiError) error {
 	}
 	var b errorBody
 	b.Error.Code, b.Error.Message = e.Code, e.Message
-	return c.JSON(e.Status, b)
+	// Without HTML escapes: messages show URL shapes such as
+	// /v1/hooks/<endpoint>/<key>, which Echo's c.JSON sends as \u003c…
+	buf := getBuffer()
+	defer putBuffer(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&b); err != nil {
+		return c.JSON(e.Status, b)
+	}
+	return c.JSONBlob(e.Status, buf.Bytes())
 }
