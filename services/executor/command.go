@@ -61,11 +61,9 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	if err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot create working directory: " + err.Error()}
 	}
-	defer func() {
-		if err := removeRunDir(dir, named); err != nil {
-			log.Error("cannot remove the run's directory", "dir", dir, "err", err)
-		}
-	}()
+	// What finds the processes the run leaves outside its group.
+	leftMarkers := append(slices.Clip(markers), deliveryMarker(job, rr.DeliveryID))
+	defer x.cleanUpRunDir(dir, named, leftMarkers, log)
 	payloadFile := filepath.Join(dir, payloadName)
 	if err := x.writeRunFile(payloadFile, rr.Payload); err != nil {
 		return outcome{status: message.StatusFailed, err: "cannot write payload file: " + err.Error()}
@@ -131,7 +129,15 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	// Leave nothing behind: whatever the command started in its group goes
 	// too, and what it moved out of its group is found by its markers.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	x.left.add(pgid, append(markers, deliveryMarker(job, rr.DeliveryID))...)
+	x.left.add(pgid, leftMarkers...)
+	if x.stopping.Load() {
+		// The run may be handed back and run again elsewhere as soon as
+		// this returns, and the executor is going: what it moved out of
+		// its group goes now, not at the next scan.
+		if n := x.left.killNow(leftMarkers...); n > 0 {
+			log.Warn("killed processes the run left outside its process group", "killed", n)
+		}
+	}
 	out.Flush()
 
 	if errors.Is(werr, exec.ErrWaitDelay) {
@@ -151,6 +157,35 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	}
 	log.Debug("command ended", "status", o.status, "exit", code)
 	return o
+}
+
+// cleanUpRunDir removes the run's directory at its end. A process the run
+// moved out of its group (setsid) that writes in the directory makes the
+// removal fail ("directory not empty"), and the scan that kills it comes
+// up to a second later: the directory would stay. So when the removal
+// finds entries made as it went, the run's leftovers are killed at once
+// and the removal tried again. Only then: finding them costs a scan of
+// /proc, more than the rest of a short run's clean-up. One that makes the
+// directory anew after it was removed is left to the scan, which removes
+// it again (leftovers.watchDir).
+func (x *Executor) cleanUpRunDir(dir string, named bool, leftMarkers []string, log *slog.Logger) {
+	err := removeRunDir(dir, named)
+	if writtenMeanwhile(err) {
+		if n := x.left.killNow(leftMarkers...); n > 0 {
+			log.Warn("killed processes the run left outside its process group, writing in its directory", "killed", n)
+		}
+		err = removeRunDir(dir, named)
+	}
+	if err != nil {
+		log.Error("cannot remove the run's directory", "dir", dir, "err", err)
+	}
+	x.left.watchDir(dir, named, leftMarkers...)
+}
+
+// writtenMeanwhile tells whether a removal failed on entries made in a
+// directory while it was being emptied.
+func writtenMeanwhile(err error) bool {
+	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
 }
 
 // stopGroup sends SIGTERM to the group, then SIGKILL after KillGrace.

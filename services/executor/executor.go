@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4/middleware"
@@ -132,6 +133,9 @@ type Executor struct {
 	health *service.Health
 	slots  chan struct{}
 	h      handles
+	// stopping is set once the shutdown has started: a run ending then
+	// has its leftovers killed before it is handed back (runCommand).
+	stopping atomic.Bool
 	// jobClient sends HTTP jobs; each request is bounded by its job's
 	// timeout through its context, not by a client-wide one.
 	jobClient *http.Client
@@ -229,13 +233,9 @@ func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
 	}
 	x.sweep()
 	g, gctx := errgroup.WithContext(ctx)
+	stopFlag := context.AfterFunc(gctx, func() { x.stopping.Store(true) })
+	defer stopFlag()
 	g.Go(func() error { return x.cat.Run(gctx) })
-	g.Go(func() error {
-		x.left.run(gctx, killLeftovers, func(n int) {
-			x.log.Warn("killed processes that ended runs left outside their process group", "killed", n)
-		})
-		return nil
-	})
 	g.Go(func() error {
 		e := service.NewEcho()
 		e.Use(middleware.Recover())
@@ -253,7 +253,19 @@ func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
 		return err
 	}
 	defer func() { _ = snap.Unsubscribe() }()
-	g.Go(func() error { return x.manageJobs(gctx) })
+	// The leftovers scan goes on through the shutdown grace, until the run
+	// handlers have returned (see leftovers.run).
+	leftCtx, runsDone := context.WithCancel(context.WithoutCancel(gctx))
+	g.Go(func() error {
+		x.left.run(leftCtx, killLeftovers, func(n int) {
+			x.log.Warn("killed processes that ended runs left outside their process group", "killed", n)
+		})
+		return nil
+	})
+	g.Go(func() error {
+		defer runsDone()
+		return x.manageJobs(gctx)
+	})
 	g.Go(func() error { return x.deliverCallbacks(gctx) })
 	g.Go(func() error { return x.moveDueRetries(gctx) })
 	err = g.Wait()

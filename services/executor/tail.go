@@ -24,7 +24,8 @@ import (
 // Each piece is a message of its own, numbered like a line, so the snapshot
 // and the line numbers need nothing else. A piece is cut only between two
 // UTF-8 characters: keys sends each as a JSON string, and half a character
-// would reach the client as U+FFFD.
+// would reach the client as U+FFFD. Nor is it cut inside a secret, which
+// each piece, masked apart, would show in part (pieceLen).
 const maxLine = 4096
 
 // tail keeps the last max bytes of a run's output and publishes complete
@@ -35,6 +36,7 @@ type tail struct {
 	buf      []byte // holds up to 2*max bytes; the last max are the tail
 	dropped  bool
 	line     bytes.Buffer
+	head     int // bytes at line's start that go on a secret the last piece was cut inside (pieceLen)
 	nc       *nats.Conn
 	subject  string
 	lines    int // lines published so far, the last one's number
@@ -62,23 +64,133 @@ func (t *tail) Write(p []byte) (int, error) {
 			if i >= 0 {
 				chunk = p[:i+1]
 			}
-			if room := maxLine - t.line.Len(); len(chunk) > room {
+			// A line is taken in up to maxLine bytes, a piece's worth. One
+			// held back for a secret longer than a piece (pieceLen) grows
+			// by doubling, so that it is scanned a bounded number of times.
+			room := maxLine - t.line.Len()
+			if room <= 0 {
+				room = t.line.Len()
+			}
+			if len(chunk) > room {
 				chunk = chunk[:room]
 			}
 			t.line.Write(chunk)
 			t.keep(chunk)
 			p = p[len(chunk):]
-			switch {
-			case chunk[len(chunk)-1] == '\n':
-				t.publish(t.line.Len())
-			case t.line.Len() >= maxLine:
-				t.publish(secretSafeEnd(t.line.Bytes(), pieceEnd(t.line.Bytes()), t.secrets))
-			}
+			t.publishPieces(chunk[len(chunk)-1] == '\n')
 		}
 		return n, nil
 	}
 	t.keep(p)
 	return n, nil
+}
+
+// publishPieces publishes the pending line: whole when it has ended
+// (final: its "\n" came, or the output ended), else in pieces while it
+// holds a piece's worth.
+func (t *tail) publishPieces(final bool) {
+	for t.line.Len() > 0 && (final || t.line.Len() >= maxLine) {
+		n, cover, head := pieceLen(t.line.Bytes(), t.secrets, t.head, final)
+		if n == 0 {
+			return // the line starts with what may be a secret: wait for the rest
+		}
+		t.publish(n, cover)
+		t.head = head
+	}
+}
+
+// pieceLen returns how much of the pending line to publish as the next
+// piece, 0 to wait for more of it. A piece is masked apart from the next,
+// so it is not cut inside a secret, nor inside what may still become one
+// (the line's end is the start of a secret whose rest has not come yet):
+// the cut moves back before it. Where the line starts with a secret longer
+// than a piece, the piece is the whole secret, masked: "***"; one not
+// whole yet is waited for (at most its length: environment values are
+// under 128 KiB). So every piece is masked as the stored output is, and
+// the pieces published make the start of the line, masked, exactly.
+//
+// Only output that is secrets end to end for longer than maxLine and the
+// longest secret (one printed over and over, without a "\n") is cut
+// inside one, so that the line held stays bounded: the piece is "***",
+// and the bytes of the secrets it was cut inside that begin the rest
+// (next, for the next call's head) are masked with the next piece.
+//
+// final says the line has ended: nothing more may complete a secret. The
+// line's first head bytes are masked whatever they are. cover is which
+// bytes of the line are masked, for publish.
+func pieceLen(line []byte, secrets []string, head int, final bool) (n int, cover []bool, next int) {
+	cover = coverOf(line, secrets)
+	if head > 0 {
+		if cover == nil {
+			cover = make([]bool, len(line))
+		}
+		for i := range min(head, len(line)) {
+			cover[i] = true
+		}
+	}
+	if final && len(line) <= maxLine {
+		return len(line), cover, 0
+	}
+	end := pieceEnd(line)
+	if len(secrets) == 0 {
+		return end, nil, 0
+	}
+	open := len(line) // where a secret that may go on past the line's end starts
+	if !final {
+		open = openSecret(line, secrets)
+	}
+	covered := func(i int) bool {
+		if i == len(line) {
+			return open < len(line) // the open secret goes on
+		}
+		return i >= open || cover != nil && cover[i]
+	}
+	// A cut at c is inside a secret when both bytes around it are.
+	for c := end; c > 0; c-- {
+		if !covered(c-1) || !covered(c) {
+			return c, cover, 0
+		}
+	}
+	for c := end + 1; c <= len(line); c++ {
+		if !covered(c-1) || !covered(c) {
+			return c, cover, 0 // after a secret that opens the line, longer than a piece
+		}
+	}
+	longest := 0
+	for _, s := range secrets {
+		longest = max(longest, len(s))
+	}
+	if len(line) < maxLine+longest {
+		return 0, nil, 0
+	}
+	// Secrets end to end from the line's start; an open one, if any, is
+	// shorter than the longest, so it starts after end.
+	next = end
+	for next < len(line) && cover[next] {
+		next++
+	}
+	return end, cover, next - end
+}
+
+// openSecret returns where the longest end of line that is the start of a
+// secret (not the whole of it) begins: a secret the rest of the output may
+// complete. len(line) when there is none.
+func openSecret(line []byte, secrets []string) int {
+	open := len(line)
+	for _, s := range secrets {
+		for p := max(0, len(line)-len(s)+1); p < open; p++ {
+			j := bytes.IndexByte(line[p:open], s[0])
+			if j < 0 {
+				break
+			}
+			p += j
+			if string(line[p:]) == s[:len(line)-p] {
+				open = p
+				break
+			}
+		}
+	}
+	return open
 }
 
 // pieceEnd returns where to cut a line that has reached maxLine bytes: at
@@ -116,17 +228,22 @@ func (t *tail) keep(p []byte) {
 func (t *tail) Flush() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.nc != nil && t.line.Len() > 0 {
-		t.publish(t.line.Len())
+	if t.nc != nil {
+		t.publishPieces(true)
 	}
 }
 
-// publish publishes the pending line's first n bytes, numbered; the rest
-// (the start of a character a piece was not to split) begins the next.
-func (t *tail) publish(n int) {
+// publish publishes the pending line's first n bytes, numbered, masked
+// where cover (coverOf the line, whose first n bytes end no secret short)
+// says; the rest (the start of a character or of a secret a piece was not
+// to split) begins the next.
+func (t *tail) publish(n int, cover []bool) {
 	t.lines++
 	b := t.line.Bytes()
-	m := &nats.Msg{Subject: t.subject, Data: mask(b[:n], t.secrets), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}, bus.HeaderDelivery: []string{t.delivery}}}
+	if cover != nil {
+		cover = cover[:n]
+	}
+	m := &nats.Msg{Subject: t.subject, Data: maskWith(b[:n], cover), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(t.lines)}, bus.HeaderAttempt: []string{t.attempt}, bus.HeaderDelivery: []string{t.delivery}}}
 	_ = t.nc.PublishMsg(m)
 	t.line.Truncate(copy(b, b[n:]))
 }
@@ -142,10 +259,12 @@ func (t *tail) Published() (string, int) {
 	if len(b) > t.max {
 		b, dropped = b[len(b)-t.max:], true
 	}
+	// Published up to inside a secret (pieceLen), b ends with part of it.
+	cut := t.head > 0
 	if dropped {
-		return message.OutputTruncated + string(maskCut(b, t.secrets, true, false)), t.lines
+		return message.OutputTruncated + string(maskCut(b, t.secrets, true, cut)), t.lines
 	}
-	return string(mask(b, t.secrets)), t.lines
+	return string(maskCut(b, t.secrets, false, cut)), t.lines
 }
 
 // Lines returns the number of the last line published live.
@@ -212,22 +331,12 @@ const minMaskedLine = 16
 // output by accident (an echoed environment, a receiver's error page
 // quoting the request): a job set on showing one can still encode it.
 func mask(b []byte, secrets []string) []byte {
-	var cover []bool
-	for _, s := range secrets {
-		for i := 0; i < len(b); {
-			j := bytes.Index(b[i:], []byte(s))
-			if j < 0 {
-				break
-			}
-			if cover == nil {
-				cover = make([]bool, len(b))
-			}
-			for k := i + j; k < i+j+len(s); k++ {
-				cover[k] = true
-			}
-			i += j + 1
-		}
-	}
+	return maskWith(b, coverOf(b, secrets))
+}
+
+// maskWith replaces each run of the bytes of b that cover marks with
+// masked; a nil cover marks none.
+func maskWith(b []byte, cover []bool) []byte {
 	if cover == nil {
 		return b
 	}
@@ -244,6 +353,27 @@ func mask(b []byte, secrets []string) []byte {
 		out = append(out, masked...)
 	}
 	return out
+}
+
+// coverOf tells which bytes of b are in a secret; nil when none is.
+func coverOf(b []byte, secrets []string) []bool {
+	var cover []bool
+	for _, s := range secrets {
+		for i := 0; i < len(b); {
+			j := bytes.Index(b[i:], []byte(s))
+			if j < 0 {
+				break
+			}
+			if cover == nil {
+				cover = make([]bool, len(b))
+			}
+			for k := i + j; k < i+j+len(s); k++ {
+				cover[k] = true
+			}
+			i += j + 1
+		}
+	}
+	return cover
 }
 
 // maskCut is mask for output cut short: at its start (front: the kept
@@ -283,20 +413,4 @@ func maskCut(b []byte, secrets []string, front, back bool) []byte {
 		out = append(out, masked...)
 	}
 	return out
-}
-
-// secretSafeEnd moves end, where a piece of a long line is to be cut,
-// back before the start of a secret the piece ends inside: the two pieces
-// are masked apart, and each would hold only part of it, unmasked.
-func secretSafeEnd(line []byte, end int, secrets []string) int {
-	cut := end
-	for _, s := range secrets {
-		for p := max(1, end-len(s)+1); p < end; p++ {
-			if bytes.HasPrefix([]byte(s), line[p:end]) {
-				cut = min(cut, p)
-				break
-			}
-		}
-	}
-	return cut
 }
