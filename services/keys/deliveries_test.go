@@ -14,17 +14,28 @@ import (
 	"github.com/hookrun/hookrun/pkg/message"
 )
 
-// storeDelivery publishes a delivery to DELIVERIES as the ingress would.
+// storeDelivery publishes a delivery to DELIVERIES as the ingress would,
+// with its delivery id as message id (as a replay's).
 func storeDelivery(t *testing.T, a *testAPI, d message.Delivery) {
+	t.Helper()
+	publishDelivery(t, a, d, true)
+}
+
+// publishDelivery publishes d to DELIVERIES, with the message id of a
+// replay (its delivery id) or, when !byDelivery, the one the ingress gives
+// a delivery (naming its run), and returns its sequence.
+func publishDelivery(t *testing.T, a *testAPI, d message.Delivery, byDelivery bool) uint64 {
 	t.Helper()
 	d.Schema = message.SchemaDelivery
 	data, _ := json.Marshal(d)
 	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
 	m.Data = data
 	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
-	if _, err := a.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.RunID, d.ID, true))); err != nil {
+	ack, err := a.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.RunID, d.ID, byDelivery)))
+	if err != nil {
 		t.Fatal(err)
 	}
+	return ack.Sequence
 }
 
 func TestDeliveries_GetAndReplay(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -18,19 +17,10 @@ import (
 )
 
 // acceptDelivery publishes a delivery to DELIVERIES with the message id
-// the ingress gives it, and returns its sequence.
+// the ingress gives it.
 func acceptDelivery(t *testing.T, a *testAPI, d message.Delivery) uint64 {
 	t.Helper()
-	d.Schema = message.SchemaDelivery
-	data, _ := json.Marshal(d)
-	m := nats.NewMsg(bus.DeliverySubject(d.Namespace, d.Webhook, d.ID))
-	m.Data = data
-	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
-	ack, err := a.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(bus.DeliveryMsgID(d.Namespace, d.Webhook, d.RunID, d.ID, d.ReplayOf != "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ack.Sequence
+	return publishDelivery(t, a, d, d.ReplayOf != "")
 }
 
 func newDelivery(ns, webhook, eventID string) message.Delivery {
