@@ -320,11 +320,11 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 // connected as the ingress user: NATS refuses it the dispatcher's durable
 // consumer, so an accepted delivery waits, unrun. Back on its own user the
 // dispatcher takes the delivery and the job runs: nothing was lost.
-func TestNATSUsers_ServiceWithAnotherServicesUserCannotWork(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts processes")
-	}
-	t.Parallel()
+// startSecuredEcho starts the four services on a NATS of the project's
+// users (each service its own), with job echo ("echo ran") and webhook
+// hook (a secret URL) running it; it returns the webhook's endpoint path.
+func startSecuredEcho(t *testing.T) (*testenv.NATS, *Stack, string) {
+	t.Helper()
 	n := testenv.StartSecuredNATS(t)
 	s := StartStackOn(t, n, testenv.RedisURL(t))
 	if code := s.API("PUT", "/v1/jobs/echo", job("echo", "/bin/sh", "-c", "echo ran"), nil); code != 201 {
@@ -338,6 +338,15 @@ func TestNATSUsers_ServiceWithAnotherServicesUserCannotWork(t *testing.T) {
 	if code := s.API("PUT", "/v1/webhooks/hook", webhook("hook", "echo", nil), &wh); code != 201 {
 		t.Fatalf("PUT webhook: %d", code)
 	}
+	return n, s, wh.Status.EndpointPath
+}
+
+func TestNATSUsers_ServiceWithAnotherServicesUserCannotWork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts processes")
+	}
+	t.Parallel()
+	n, s, endpointPath := startSecuredEcho(t)
 	if v := n.Violations(); len(v) > 0 {
 		t.Fatalf("violations with every service on its own user: %q", v)
 	}
@@ -354,7 +363,7 @@ func TestNATSUsers_ServiceWithAnotherServicesUserCannotWork(t *testing.T) {
 	})
 	var id string
 	testenv.Eventually(t, 10*time.Second, func() error {
-		code, body := s.Deliver(wh.Status.EndpointPath, `{"id":"evt-1"}`, nil)
+		code, body := s.Deliver(endpointPath, `{"id":"evt-1"}`, nil)
 		if code != http.StatusAccepted {
 			return fmt.Errorf("delivery: %d %v", code, body)
 		}

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/hookrun/hookrun/pkg/testenv"
+	"github.com/hookrun/hookrun/pkg/bus"
 )
 
 // The ingress answers "status": "queued" with an executionId before any
@@ -19,23 +20,11 @@ func TestE2E_RunNotDispatchedYetIsQueuedAndCancellable(t *testing.T) {
 		t.Skip("builds and starts processes")
 	}
 	t.Parallel()
-	n := testenv.StartSecuredNATS(t)
-	s := StartStackOn(t, n, testenv.RedisURL(t))
-	if code := s.API("PUT", "/v1/jobs/echo", job("echo", "/bin/sh", "-c", "echo ran"), nil); code != 201 {
-		t.Fatalf("PUT job: %d", code)
-	}
-	var wh struct {
-		Status struct {
-			EndpointPath string `json:"endpointPath"`
-		} `json:"status"`
-	}
-	if code := s.API("PUT", "/v1/webhooks/hook", webhook("hook", "echo", nil), &wh); code != 201 {
-		t.Fatalf("PUT webhook: %d", code)
-	}
+	n, s, endpointPath := startSecuredEcho(t)
 	s.Kill("dispatcher")
 
 	deliver := func(event string) string {
-		code, body := s.Deliver(wh.Status.EndpointPath, `{"id":"`+event+`"}`, map[string]string{"X-Event-Id": event})
+		code, body := s.Deliver(endpointPath, `{"id":"`+event+`"}`, map[string]string{"X-Event-Id": event})
 		id, _ := body["executionId"].(string)
 		if code != http.StatusAccepted || body["status"] != "queued" || id == "" {
 			t.Fatalf("delivery %s: %d %v", event, code, body)
@@ -65,6 +54,19 @@ func TestE2E_RunNotDispatchedYetIsQueuedAndCancellable(t *testing.T) {
 	r := s.WaitRun(cancelled, "cancelled", 30*time.Second)
 	if r.Output != "" || r.ExitCode != nil {
 		t.Fatalf("the cancelled run ran: %+v", r)
+	}
+
+	// A deleted job is told apart from one an executor cannot read by the
+	// jobs bucket's leader, within the executor's NATS user's permissions:
+	// its consumer stays (a late run request is drained too), and the
+	// executors' passes over it (every 5 s) raise no violation.
+	if code := s.API("DELETE", "/v1/jobs/echo", nil, nil); code != http.StatusOK {
+		t.Fatalf("DELETE job: %d", code)
+	}
+	time.Sleep(7 * time.Second)
+	_, js := n.Connect()
+	if _, err := js.Consumer(context.Background(), bus.StreamRuns, bus.JobConsumer("default", "echo")); err != nil {
+		t.Fatalf("the deleted job's consumer: %v", err)
 	}
 	if v := n.Violations(); len(v) > 0 {
 		t.Fatalf("NATS permission violations: %q", v)

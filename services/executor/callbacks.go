@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,7 @@ import (
 // receiver host, so a slow receiver does not hold up the others.
 func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	initCallbackSeries()
-	cons, ok := x.durable(ctx, bus.StreamStatus, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       bus.ConsumerCallbacks,
 		Description:   "Signed callbacks of final run statuses",
 		FilterSubject: bus.StatusAll,
@@ -46,9 +47,6 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		// pending: the bound must be high enough that one dead
 		// receiver's retries cannot stall every other callback.
 		MaxAckPending: 100_000,
-	})
-	if !ok {
-		return nil
 	}
 	x.attemptsBucket(ctx)
 	// A callback waits for a slot of its receiver's host, then for a
@@ -69,8 +67,8 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	// trips): done beside the handler, a few at a time.
 	failing := make(chan struct{}, x.cfg.CallbackConcurrency)
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	defer wg.Wait() // after consumeDurable: no handler adds to wg any more
+	return x.consumeDurable(ctx, bus.StreamStatus, cfg, true, func(m jetstream.Msg) {
 		// Most events need no callback (every status of every run and
 		// delivery passes here): they are acked at once, without a sender.
 		r, ok := callbackOf(m)
@@ -131,27 +129,155 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			x.callback(ctx, m, r)
 		}()
 	}, jetstream.PullMaxMessages(2*x.cfg.CallbackConcurrency))
-	if err != nil {
-		return err
+}
+
+// consumeDurable consumes cfg, a durable consumer on stream, with handler
+// until ctx ends. It creates the consumer (durable), and creates it again
+// whenever it is found deleted (by an operator, or with its stream, which
+// keys then lays out again): a consumer that is gone delivers nothing, and
+// the executor would go on waiting on it, ready, with nothing logged.
+// Readiness reports the consumer (check "consumer") while it is missing.
+//
+// resume is for a stream that keeps what was consumed (STATUS, a limits
+// stream): a consumer made again there starts after the ack floor last
+// read of the one deleted (read every durableEvery), as the dispatcher's
+// does. Starting where cfg says (new messages only) would lose what was
+// stored meanwhile and what was still unacked; starting at the stream's
+// first message would do again everything it holds. What was acked above
+// the floor comes again (a callback is sent at least once).
+//
+// It returns once the subscription has closed: Stop does not wait for a
+// handler running, which could still use what the caller tears down once
+// this returns; Closed does, as long as the connection lets the
+// subscription end.
+func (x *Executor) consumeDurable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig, resume bool, handler jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) error {
+	missing := &missingConsumers{}
+	missing.set(cfg.Durable, "not created yet")
+	x.health.Add("consumer", missing.check)
+	var floor, after *ackFloor // as last read; the deleted consumer's
+	var keep **ackFloor        // where watchDurable keeps the floor (resume)
+	if resume {
+		keep = &floor
 	}
-	<-ctx.Done()
-	cc.Stop()
-	// Stop does not wait for a handler running: one could still add to
-	// wg once Wait (deferred above) had begun. Closed does, as long as
-	// the connection lets the subscription end.
-	select {
-	case <-cc.Closed():
-	case <-time.After(5 * time.Second):
+	for {
+		cons, ok := x.durable(ctx, stream, cfg, after)
+		if !ok {
+			return nil
+		}
+		missing.set(cfg.Durable, "")
+		floor = floorOf(cons.CachedInfo())
+		suspect := make(chan error, 1)
+		onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			select {
+			case suspect <- err:
+			default:
+			}
+		})
+		cc, err := cons.Consume(handler, append(slices.Clone(opts), onErr)...)
+		if err != nil {
+			return err
+		}
+		end := x.watchDurable(ctx, cons, cc, suspect, keep)
+		cc.Stop()
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
+		switch end {
+		case durableCtxDone:
+			return nil
+		case durableDeleted:
+			x.log.Warn("a durable consumer was deleted: creating it again", "stream", stream, "consumer", cfg.Durable)
+			missing.set(cfg.Durable, "was deleted: being created again")
+			after = nil
+			if resume {
+				after = floor
+			}
+		case durableStopped:
+			x.log.Warn("consuming a durable consumer stopped: consuming it again", "stream", stream, "consumer", cfg.Durable)
+			after = nil
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
 	}
-	return nil
+}
+
+// durableEvery is how often consumeDurable checks that its consumer is
+// still there, and reads its ack floor.
+const durableEvery = 5 * time.Second
+
+// How watchDurable ends.
+const (
+	durableCtxDone = iota // ctx ended
+	durableDeleted        // the consumer was found deleted
+	durableStopped        // the subscription ended on its own, the consumer still there
+)
+
+// watchDurable waits until ctx ends or the consumer cons, consumed by cc,
+// is found deleted: at once when the server says so (an error of the
+// subscription, in suspect), else at the next look at its info, every
+// durableEvery (a consumer deleted while the connection was down is
+// pulled in vain, heartbeats missed). Each look keeps the consumer's ack
+// floor in *floor, when floor is not nil.
+func (x *Executor) watchDurable(ctx context.Context, cons jetstream.Consumer, cc jetstream.ConsumeContext, suspect <-chan error, floor **ackFloor) int {
+	t := time.NewTicker(durableEvery)
+	defer t.Stop()
+	closed := cc.Closed()
+	for {
+		select {
+		case <-ctx.Done():
+			return durableCtxDone
+		case err := <-suspect:
+			if consumerGone(ctx, cons, err) {
+				return durableDeleted
+			}
+		case <-closed:
+			if ctx.Err() != nil {
+				return durableCtxDone
+			}
+			if consumerGone(ctx, cons, nil) {
+				return durableDeleted
+			}
+			return durableStopped
+		case <-t.C:
+			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			info, err := cons.Info(ictx)
+			cancel()
+			switch {
+			case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+				return durableDeleted
+			case err == nil && floor != nil:
+				*floor = floorOf(info)
+			}
+		}
+	}
+}
+
+// ackFloor is a consumer's ack floor (every message of the stream up to it
+// is done), and when that consumer was created.
+type ackFloor struct {
+	seq     uint64
+	created time.Time
+}
+
+func floorOf(info *jetstream.ConsumerInfo) *ackFloor {
+	if info == nil {
+		return nil
+	}
+	return &ackFloor{seq: info.AckFloor.Stream, created: info.Created}
 }
 
 // durable creates (or updates) a durable consumer, retrying every second
-// while NATS cannot; false once ctx ends first.
-func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, bool) {
+// while NATS cannot; false once ctx ends first. after, when not nil, is the
+// ack floor of the consumer of that name that was deleted: the one made
+// again starts after it.
+func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig, after *ackFloor) (jetstream.Consumer, bool) {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err := x.js.CreateOrUpdateConsumer(cctx, stream, cfg)
+		cons, err := x.createDurable(cctx, stream, cfg, after)
 		cancel()
 		if err == nil {
 			return cons, true
@@ -163,6 +289,38 @@ func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.Con
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// createDurable is one try of durable. A consumer that exists keeps where
+// it starts, which JetStream refuses to change in an update: another
+// executor may have made it again after a deletion, starting after its
+// ack floor.
+func (x *Executor) createDurable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig, after *ackFloor) (jetstream.Consumer, error) {
+	if after != nil {
+		s, err := x.js.Stream(ctx, stream)
+		if err != nil {
+			return nil, err
+		}
+		if s.CachedInfo().Created.After(after.created) {
+			// The stream was deleted and laid out again since: its
+			// sequences start over, and nothing in it was consumed.
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverAllPolicy, 0
+		} else {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after.seq+1
+		}
+		x.log.Info("creating a durable consumer again", "stream", stream, "consumer", cfg.Durable, "start_seq", cfg.OptStartSeq)
+	}
+	cons, err := x.js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	if err == nil {
+		return cons, nil
+	}
+	had, herr := x.js.Consumer(ctx, stream, cfg.Durable)
+	if herr != nil {
+		return nil, err
+	}
+	h := had.CachedInfo().Config
+	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = h.DeliverPolicy, h.OptStartSeq, h.OptStartTime
+	return x.js.CreateOrUpdateConsumer(ctx, stream, cfg)
 }
 
 // holdMsg sends in-progress acks for m every period until stop is called.

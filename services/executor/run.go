@@ -38,10 +38,14 @@ type outcome struct {
 	interrupted bool
 }
 
-// handle takes one run request from fetch to ack. The ack comes only after
-// the final status is stored: if this process dies first, JetStream
-// redelivers the run, and it runs again as the next attempt.
-func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
+// handle is handleFrom for a run request from a consumer this executor
+// does not keep: paced on this executor's AckWait.
+func (x *Executor) handle(ctx context.Context, m jetstream.Msg) { x.handleFrom(ctx, nil, m) }
+
+// handleFrom takes one run request of consumer c from fetch to ack. The ack
+// comes only after the final status is stored: if this process dies first,
+// JetStream redelivers the run, and it runs again as the next attempt.
+func (x *Executor) handleFrom(ctx context.Context, c *jobConsumer, m jetstream.Msg) {
 	var rr message.RunRequest
 	if err := message.Decode(m.Data(), message.SchemaRunRequest, &rr); err != nil {
 		if schema, wait, ok := bus.HandBackOtherVersion(m, message.SchemaRunRequest); ok {
@@ -55,18 +59,18 @@ func (x *Executor) handle(ctx context.Context, m jetstream.Msg) {
 	// A redelivery of a run this process is still handling (its acks were
 	// lost on the way, as when its NATS node was cut off) waits for that
 	// handling to end instead of running the job a second time beside it.
-	if !x.waitOwn(ctx, m, rr.ID) {
+	if !x.waitOwn(ctx, c, m, rr.ID) {
 		return
 	}
 	defer x.release(rr.ID)
-	x.handleRun(ctx, m, rr)
+	x.handleRun(ctx, c, m, rr)
 }
 
 // waitOwn claims the run for this handler. If another handler in this
 // process holds it, waitOwn keeps this delivery in progress until that one
 // ends, then claims it. It reports false if ctx ended first: the delivery
 // is then left to come back after its AckWait.
-func (x *Executor) waitOwn(ctx context.Context, m jetstream.Msg, id string) bool {
+func (x *Executor) waitOwn(ctx context.Context, c *jobConsumer, m jetstream.Msg, id string) bool {
 	for {
 		x.mu.Lock()
 		held, busy := x.owned[id]
@@ -77,7 +81,7 @@ func (x *Executor) waitOwn(ctx context.Context, m jetstream.Msg, id string) bool
 		}
 		x.mu.Unlock()
 		x.log.Info("run redelivered while still handled here; waiting for that handling to end", "run", id)
-		t := time.NewTicker(x.cfg.AckWait / 3)
+		t := time.NewTicker(x.ackWait(c) / 3)
 		_ = m.InProgress()
 	wait:
 		for {
@@ -137,14 +141,18 @@ func ownedElsewhere(g int, cur *message.Run) (bool, string) {
 	return false, ""
 }
 
-// handleRun handles a decoded run request this process has claimed.
-func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.RunRequest) {
+// handleRun handles a decoded run request of consumer c this process has
+// claimed.
+func (x *Executor) handleRun(ctx context.Context, c *jobConsumer, m jetstream.Msg, rr message.RunRequest) {
 	// The run may start only while the message is surely still ours: until
 	// its AckWait, counted from now, lapses, JetStream hands it to no one
 	// else. Everything before the start is bounded by that, and a run that
 	// cannot start in time (NATS stalling) is handed back, not started: its
-	// redelivery may already be running elsewhere.
-	startBy := time.Now().Add(x.cfg.AckWait * 2 / 3)
+	// redelivery may already be running elsewhere. The AckWait is the
+	// consumer's when it is shorter than this executor's (another
+	// executor's, written into the consumer).
+	delivered := time.Now()
+	startBy := delivered.Add(x.ackWait(c) * 2 / 3)
 	pctx, pcancel := context.WithDeadline(ctx, startBy)
 	defer pcancel()
 	// Tracked before the cancel mark is read: a cancel either finds the run
@@ -205,6 +213,24 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 				return
 			}
 		}
+		if cur.Status == message.StatusRunning {
+			// Taken to mean that the executor running it died: but a
+			// job's consumer made again after a deletion hands out every
+			// run in flight at once, other executors' still running
+			// ones too. Only this path pays the question.
+			switch alive, err := x.runningElsewhere(pctx, rr.ID); {
+			case err != nil:
+				x.log.Warn("cannot tell whether another executor still runs the run; handing the run back", "run", rr.ID, "err", err)
+				handBackBy(m, startBy)
+				return
+			case alive:
+				x.log.Info("the run is still running on another executor; handing it back", "run", rr.ID, "attempt", cur.Attempt, "in", ownerAliveRecheck)
+				if time.Now().Before(startBy) {
+					_ = m.NakWithDelay(ownerAliveRecheck)
+				}
+				return
+			}
+		}
 		attempt = cur.Attempt + 1
 		interrupted = cur.Interrupted
 		if cur.Status == message.StatusRunning {
@@ -246,23 +272,46 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 		now := time.Now().UTC()
 		rec.Status, rec.FinishedAt = message.StatusFailed, &now
 		rec.Error = fmt.Sprintf("given up: an executor stopped (shut down, or died: out of memory?) during %d of its attempts", interrupted)
-		x.finishAfter(ctx, m, rec, rr.Namespace+"/"+rr.Job, x.log.With("run", rr.ID), curSeq)
+		x.finishAfter(ctx, c, m, rec, rr.Namespace+"/"+rr.Job, x.log.With("run", rr.ID), curSeq)
 		return
 	}
 	rec.Copy, rec.RequestSeq = retryAttempt(m), requestSeq(m)
 
 	job, ok := x.cat.Job(rr.Namespace, rr.Job)
 	if !ok {
+		// The catalog drops a record it cannot read (a newer keys' one,
+		// during a rolling upgrade) as if the job had been deleted: the
+		// bucket's leader tells the two apart before the run is failed.
+		// Only a run whose job is not in the catalog pays this read.
+		switch found, readable, err := x.jobRecord(pctx, label); {
+		case err != nil:
+			log.Warn("cannot tell whether the run's job still exists; handing the run back", "err", err)
+			handBackBy(m, startBy)
+			return
+		case found:
+			// It will read the same until a release that can read it
+			// runs: come back later and later, not every second.
+			delay := bus.RedeliveryBackoff(m)
+			if readable {
+				log.Info("the run's job is not in this executor's configuration yet; handing the run back", "in", delay)
+			} else {
+				log.Error("the run's job has a record this executor cannot read (a newer release's?); handing the run back: upgrade the executors", "in", delay)
+			}
+			if time.Now().Before(startBy) {
+				_ = m.NakWithDelay(delay)
+			}
+			return
+		}
 		now := time.Now().UTC()
 		rec.Status, rec.FinishedAt, rec.Error = message.StatusFailed, &now, "job "+label+" no longer exists"
-		x.finishAfter(ctx, m, rec, label, log, curSeq)
+		x.finishAfter(ctx, c, m, rec, label, log, curSeq)
 		return
 	}
 
 	if markRead.Wait(); marked {
 		now := time.Now().UTC()
 		rec.Status, rec.FinishedAt, rec.Error = message.StatusCancelled, &now, "cancelled before it started"
-		x.finishAfter(ctx, m, rec, label, log, curSeq)
+		x.finishAfter(ctx, c, m, rec, label, log, curSeq)
 		return
 	}
 
@@ -275,6 +324,10 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	// it, so that this executor, back from a partition during which
 	// another took the run over, cannot overwrite the newer attempt.
 	runningSeq, err := runstatus.PublishAfter(pctx, x.js, rec, curSeq)
+	// The consumer's AckWait may have been shortened meanwhile.
+	if by := delivered.Add(x.ackWait(c) * 2 / 3); by.Before(startBy) {
+		startBy = by
+	}
 	if err == nil && time.Now().After(startBy) {
 		err = errors.New("too late to start: the run may have been handed to another executor")
 	}
@@ -286,16 +339,21 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 	// A full AckWait from here, unless the start came soon after the
 	// delivery: keepAlive's first renewal, AckWait/3 from now, then comes
 	// well before the delivery's AckWait lapses.
-	if time.Until(startBy) < x.cfg.AckWait/2 {
+	if time.Until(startBy) < x.ackWait(c)/2 {
 		_ = m.InProgress()
 	}
 	mAcceptToStart.WithLabelValues(label).Observe(start.Sub(rr.ReceivedAt).Seconds())
 
-	stop := x.keepAlive(ctx, m, &rr, cancel)
+	stop := x.keepAlive(ctx, c, m, &rr, cancel)
 	mRunning.WithLabelValues(label).Inc()
 	var out outcome
 	if job.Spec.HTTP != nil {
+		// No output so far to show, but the run answers for itself as a
+		// command's does: an executor about to take it over from its
+		// "running" asks (runningElsewhere).
+		x.addOutput(rr.ID, &tail{})
 		out = x.runHTTP(runCtx, job, &rr, attempt)
+		x.removeOutput(rr.ID)
 	} else {
 		out = x.runCommand(runCtx, job, &rr, attempt, log)
 	}
@@ -321,7 +379,7 @@ func (x *Executor) handleRun(ctx context.Context, m jetstream.Msg, rr message.Ru
 		x.retry(ctx, m, job, rec, attempt, out, label, log, runningSeq)
 		return
 	}
-	x.finishAfter(ctx, m, rec, label, log, runningSeq)
+	x.finishAfter(ctx, c, m, rec, label, log, runningSeq)
 	mAcceptToFinish.WithLabelValues(label).Observe(end.Sub(rr.ReceivedAt).Seconds())
 }
 
@@ -342,6 +400,34 @@ func failedAttempts(r *message.Run) int {
 // executor every time (out of memory) would otherwise start again with
 // every executor that takes it over, for ever.
 const maxInterruptions = 10
+
+// ownerAsk is how long an executor about to take a run over waits for the
+// executor still running it, if any, to answer (runningElsewhere);
+// ownerAliveRecheck is when a run still running elsewhere comes back.
+const (
+	ownerAsk          = 500 * time.Millisecond
+	ownerAliveRecheck = 3 * time.Second
+)
+
+// runningElsewhere asks whether an executor still runs run id, before this
+// one takes it over from its "running": the executor running a command
+// answers requests for its output so far (onSnapshot), the others stay
+// silent. No answer within ownerAsk (the owner died, or is cut off from
+// NATS, which the expected sequence of its final status guards against)
+// is false; err is set only when the question could not be asked.
+func (x *Executor) runningElsewhere(ctx context.Context, id string) (bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, ownerAsk)
+	defer cancel()
+	_, err := x.nc.RequestWithContext(rctx, bus.OutputSnapshotSubject(id), nil)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return false, nil
+	}
+	return false, err
+}
 
 // handBackBy NAKs a run not started, if it is still surely ours. Past
 // startBy JetStream may have redelivered it already, and a late NAK would
@@ -441,22 +527,18 @@ func retryMsgID(runID, deliveryID string, attempt int) string {
 }
 
 // moveDueRetries moves due retries from RETRIES into RUNS, on their job's
-// subject (a durable consumer shared by every executor). The copy keeps
-// its headers, and its message id in RUNS drops a second move of the same
-// copy (a crash between the publish and the ack).
+// subject (a durable consumer shared by every executor, made again if it is
+// deleted). The copy keeps its headers, and its message id in RUNS drops a
+// second move of the same copy (a crash between the publish and the ack).
 func (x *Executor) moveDueRetries(ctx context.Context) error {
-	cons, ok := x.durable(ctx, bus.StreamRetries, jetstream.ConsumerConfig{
+	return x.consumeDurable(ctx, bus.StreamRetries, jetstream.ConsumerConfig{
 		Durable:       bus.ConsumerRetries,
 		Description:   "Due retries, moved into RUNS",
 		FilterSubject: bus.RetriesDue,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 10_000,
-	})
-	if !ok {
-		return nil
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	}, false, func(m jetstream.Msg) {
 		ns, job, ok := bus.JobOfRetryDue(m.Subject())
 		if !ok {
 			x.log.Error("due retry on a subject that names no job: dropped", "subject", m.Subject())
@@ -481,14 +563,19 @@ func (x *Executor) moveDueRetries(ctx context.Context) error {
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
+		if _, known := x.cat.Job(ns, job); !known {
+			// Its job deleted meanwhile, its consumer may be gone too
+			// (deleted by hand: executors keep a drained one): the run
+			// would wait in RUNS for ever. In a consumer, it is drained
+			// (ends failed).
+			if err := x.keepJobConsumer(pctx, ns, job); err != nil {
+				x.log.Warn("cannot make sure a due retry's job has a consumer; trying again", "run", rr.ID, "job", ns+"/"+job, "err", err)
+				_ = m.NakWithDelay(time.Second)
+				return
+			}
+		}
 		_ = m.Ack()
 	})
-	if err != nil {
-		return err
-	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
 }
 
 // retryAttempt is the attempt a scheduled retry copy is for; 0 for a run
@@ -522,19 +609,19 @@ func (x *Executor) requestPending(ctx context.Context, seq uint64) (bool, error)
 // shutting down does it give up, after ShutdownGrace, and hand the run back
 // (its redelivery runs it again, as a later attempt).
 func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run, label string, log *slog.Logger) {
-	x.finishAfter(ctx, m, rec, label, log, 0)
+	x.finishAfter(ctx, nil, m, rec, label, log, 0)
 }
 
 // maxStrippedError bounds the error kept in a final status stripped to fit
 // NATS' max_payload.
 const maxStrippedError = 4 << 10
 
-// finishAfter is finish for a run whose "running" is at runningSeq: the
-// final status is stored only if no other status came after it. One that
-// did (another executor took the run over while this one was cut off) wins:
-// this attempt's result is dropped and the message, now the other's, is
-// left alone.
-func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *message.Run, label string, log *slog.Logger, runningSeq uint64) {
+// finishAfter is finish for a run of consumer c whose "running" is at
+// runningSeq: the final status is stored only if no other status came after
+// it. One that did (another executor took the run over while this one was
+// cut off) wins: this attempt's result is dropped and the message, now the
+// other's, is left alone.
+func (x *Executor) finishAfter(ctx context.Context, c *jobConsumer, m jetstream.Msg, rec *message.Run, label string, log *slog.Logger, runningSeq uint64) {
 	wait := x.statusRetry
 	if wait <= 0 {
 		wait = time.Second
@@ -598,7 +685,7 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 		}
 		// At most a third of AckWait apart, as keepAlive's in-progress
 		// acks, so that NATS back from an outage sees one in time.
-		wait = min(2*wait, 5*time.Second, x.cfg.AckWait/3)
+		wait = min(2*wait, 5*time.Second, x.ackWait(c)/3)
 	}
 	// A plain ack, not a confirmed one: should it be lost, the redelivery
 	// finds the final status stored and only acks, so waiting for the
@@ -610,25 +697,41 @@ func (x *Executor) finishAfter(ctx context.Context, m jetstream.Msg, rec *messag
 	log.Info("run finished", "status", rec.Status)
 }
 
-// keepAlive sends in-progress acks while a run lasts, checks with each
-// whether the run was marked cancelled, and on shutdown gives the run
-// ShutdownGrace before stopping it to hand it back.
-func (x *Executor) keepAlive(ctx context.Context, m jetstream.Msg, rr *message.RunRequest, cancel context.CancelCauseFunc) func() {
+// keepAlive sends in-progress acks while a run of consumer c lasts, a
+// third of its AckWait apart (renewed at once when the consumer's AckWait
+// is found shortened), checks with each whether the run was marked
+// cancelled, and on shutdown gives the run ShutdownGrace before stopping it
+// to hand it back.
+func (x *Executor) keepAlive(ctx context.Context, c *jobConsumer, m jetstream.Msg, rr *message.RunRequest, cancel context.CancelCauseFunc) func() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(x.cfg.AckWait / 3)
+		shorter := c.shortened()
+		period := x.ackWait(c) / 3
+		t := time.NewTicker(period)
 		defer t.Stop()
+		repace := func() {
+			if p := x.ackWait(c) / 3; p != period {
+				period = p
+				t.Reset(p)
+			}
+		}
 		shutdown := ctx.Done()
 		var grace <-chan time.Time
 		for {
 			select {
 			case <-done:
 				return
+			case <-shorter:
+				// The last renewal may be older than the new AckWait.
+				shorter = c.shortened()
+				_ = m.InProgress()
+				repace()
 			case <-t.C:
 				_ = m.InProgress()
+				repace()
 				// keys' cancel message is core NATS: one published while
 				// this executor was reconnecting is lost. Its mark, written
 				// first, is not.
