@@ -154,9 +154,22 @@ func RenderBody(text string, d Data, extra map[string]any) ([]byte, error) {
 		if errors.Is(err, ErrTooMuchWork) {
 			return nil, fmt.Errorf("%w (%d bytes of work)", ErrTooMuchWork, limit)
 		}
+		if note := bodyNote(err, text, d); note != "" {
+			return nil, fmt.Errorf("%s (%s)", execReason(err), note)
+		}
 		return nil, errors.New(execReason(err))
 	}
 	return []byte(w.String()), nil
+}
+
+// bodyNote is what to add to the error of a template that reads .body
+// when the body is not a JSON object (Data.notAnObject), or "": the error
+// would blame a key of an object there is not.
+func bodyNote(err error, text string, d Data) string {
+	if errors.Is(err, ErrTooMuchWork) || errors.Is(err, ErrValueTooLarge) || !strings.Contains(text, ".body") {
+		return ""
+	}
+	return d.notAnObject()
 }
 
 // extraSize is the size of RenderBody's extra fields that are text (the
@@ -198,6 +211,9 @@ func (s *Set) Resolve(d Data) (map[string]string, error) {
 	for _, c := range s.args {
 		v, err := c.resolve(root, d.Header, workFor(d.size))
 		if err != nil {
+			if note := bodyNote(err, c.arg.Value, d); note != "" {
+				return nil, fmt.Errorf("arg %q: %w (%s)", c.arg.Name, err, note)
+			}
 			return nil, fmt.Errorf("arg %q: %w", c.arg.Name, err)
 		}
 		out[c.arg.Name] = v
@@ -381,7 +397,8 @@ func markNoValue(pipe *parse.PipeNode) {
 // execReason strips text/template's location prefix from an execution
 // error, leaving the cause: `map has no entry for key "ref"`.
 func execReason(err error) string {
-	msg := err.Error()
+	// Not the name of printf's variant (markNoValue): error calling printf.
+	msg := strings.ReplaceAll(err.Error(), "error calling "+noValuePrefix, "error calling ")
 	if _, rest, ok := strings.Cut(msg, ": executing "); ok {
 		if _, cause, ok := strings.Cut(rest, ">: "); ok {
 			return cause

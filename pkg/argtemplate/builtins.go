@@ -22,7 +22,9 @@ func (b *budget) metered(f func(...any) string) func(...any) (string, error) {
 	}
 }
 
-// printf is fmt.Sprintf, metered as print is, and for its format.
+// printf is fmt.Sprintf, metered as print is, and for its format, with
+// JSON numbers formatted as numbers (printfNumber); a format that does not
+// suit its arguments is an error (printfError).
 func (b *budget) printf(format string, args ...any) (string, error) {
 	if err := b.charge(len(format) + callWork); err != nil {
 		return "", err
@@ -32,8 +34,11 @@ func (b *budget) printf(format string, args ...any) (string, error) {
 			return "", err
 		}
 	}
-	s := fmt.Sprintf(format, args...)
-	return s, b.charge(len(s))
+	s := fmt.Sprintf(format, printfArgs(args)...)
+	if err := b.charge(len(s)); err != nil {
+		return "", err
+	}
+	return s, printfError(format, args, s)
 }
 
 // index is text/template's index (item[i][j]...), charging for the keys

@@ -2,7 +2,9 @@ package argtemplate
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,6 +32,11 @@ type Data struct {
 	// EventID is the delivery's event id.
 	EventID string
 
+	// contentType and bodyBytes describe the raw body in errors
+	// (notAnObject).
+	contentType string
+	bodyBytes   []byte
+
 	// size is the delivery's size in bytes, which sizes the work budget
 	// of its renderings (workFor); 0 when Data is built by hand.
 	size int
@@ -53,6 +60,9 @@ func NewData(body []byte, contentType string, h http.Header, q url.Values, metho
 		Method:  method,
 		Webhook: webhook,
 		EventID: eventID,
+
+		contentType: contentType,
+		bodyBytes:   body,
 	}
 	d.size = len(body) + len(method) + len(webhook) + len(eventID)
 	for _, m := range []map[string]string{d.Header, d.Query} {
@@ -196,4 +206,44 @@ func wrap(v any) any {
 		return json.Number(strconv.FormatFloat(v, 'f', -1, 64))
 	}
 	return v
+}
+
+// notAnObject describes the body when it is not a JSON object (nor a
+// form), for an error that would otherwise blame a key: text/template
+// says "can't evaluate field topic in type interface {}" of .body.topic
+// on a text body. It is "" for an object.
+func (d Data) notAnObject() string {
+	var kind string
+	switch v := d.Body.(type) {
+	case jsonObject:
+		switch trimmed := bytes.TrimSpace(payload.TrimBOM(d.bodyBytes)); {
+		case len(trimmed) == 0:
+			kind = "the body is empty"
+		case len(v) == 0 && string(trimmed) == "null":
+			kind = "the body is JSON null"
+		default:
+			return ""
+		}
+	case map[string]any:
+		return ""
+	case nil:
+		return "there is no body"
+	case string:
+		switch raw := payload.TrimBOM(d.bodyBytes); {
+		case depth(raw) > maxDepth:
+			kind = fmt.Sprintf("the body is text (JSON nested deeper than %d levels is not decoded)", maxDepth)
+		case json.Valid(raw):
+			kind = "the body is a JSON string"
+		default:
+			kind = "the body is text"
+		}
+	case jsonList, []any:
+		kind = "the body is a JSON array"
+	case bool:
+		kind = "the body is a JSON boolean"
+	default:
+		kind = "the body is a JSON number"
+	}
+	ct := cmp.Or(d.contentType, "none")
+	return fmt.Sprintf("%s, not a JSON object (Content-Type %s, %d bytes)", kind, ct, len(d.bodyBytes))
 }

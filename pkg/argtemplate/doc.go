@@ -74,6 +74,16 @@
 // that cannot be compared (a Go number with a string, a boolean in gt) are
 // an error naming both types, so the argument takes its default.
 //
+// printf formats a JSON number as a number: {{ printf "%d items" .body.count }},
+// {{ printf "%.2f" .body.price }} (as a float64 rounds it), {{ printf "%x" .body.id }}
+// (exactly, past 2^64 too); %s, %v and %q print it as sent. A format that
+// does not suit its arguments (%d of 2.5, a missing or extra argument) is
+// an error, so the argument takes its default, rather than printing fmt's
+// %!d(...) text.
+//
+// A JSON number is text to if, with, and, or and not: 0 is true there, as
+// any non-empty text is. Compare it instead: {{ if ne .body.count 0 }}.
+//
 // # Limits
 //
 // A value may loop only over delivery data ({{ range .body.commits }}), so
@@ -110,7 +120,10 @@
 // with no value, such as a missing key or a JSON null printed directly),
 // the argument takes its default; without a default, resolution fails with
 // an error that names the argument and the template, which the dispatcher
-// records as the run's failure. A missing query parameter or header
+// records as the run's failure; when the template reads .body and the
+// body is not a JSON object (text, empty, a list), the error says so:
+// "(the body is text, not a JSON object (Content-Type text/plain, 5
+// bytes))". A missing query parameter or header
 // (.query.env, .header.Foo) is a missing key too. An empty rendered value
 // is a value: it does not fall back, nor does delivery text that reads
 // "<no value>", which text/template prints for a part with no value.

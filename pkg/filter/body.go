@@ -3,7 +3,10 @@ package filter
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/hookrun/hookrun/pkg/payload"
 )
@@ -30,12 +33,48 @@ func decodeBody(body []byte, contentType string) any {
 	if depth(body) > maxDepth {
 		return string(body)
 	}
+	if !json.Valid(body) {
+		return string(body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
 	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return string(body)
 	}
 	if v == nil { // a literal null filters like an empty body
 		return map[string]any{}
+	}
+	return numbers(v)
+}
+
+// numbers replaces the json.Numbers in v, in place, with CEL's numbers: an
+// integer (a number written without a fraction or an exponent) that fits
+// int64 becomes an int, a larger positive one a uint, anything else a
+// double. Decoded as float64, as json.Unmarshal does, an id past 2^53
+// would equal its neighbours (1234567890123456789 ==
+// 1234567890123456700), letting another account through an allow-list,
+// and string(body.id) would print 7.0815329e+08.
+func numbers(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = numbers(e)
+		}
+	case json.Number:
+		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return i
+		}
+		if u, err := strconv.ParseUint(string(v), 10, 64); err == nil {
+			return u
+		}
+		// Valid JSON, so it parses; one beyond float64's range is ±Inf.
+		f, _ := strconv.ParseFloat(string(v), 64)
+		return f
 	}
 	return v
 }
@@ -66,4 +105,47 @@ func depth(data []byte) int {
 		}
 	}
 	return most
+}
+
+// notAnObject describes the body when it is not a JSON object (nor a
+// form), for an evaluation error, which would otherwise read as if a key
+// were missing from an object: "the body is text, not a JSON object
+// (Content-Type text/plain, 5 bytes)". It is "" for an object.
+func notAnObject(in Input, body any) string {
+	var kind string
+	switch v := body.(type) {
+	case map[string]any:
+		switch trimmed := bytes.TrimSpace(payload.TrimBOM(in.Body)); {
+		case len(trimmed) == 0 && in.Method == http.MethodGet:
+			return "a GET request has no body"
+		case len(trimmed) == 0:
+			kind = "the body is empty"
+		case len(v) == 0 && string(trimmed) == "null":
+			kind = "the body is JSON null"
+		default:
+			return ""
+		}
+	case map[string]string:
+		return ""
+	case string:
+		switch raw := payload.TrimBOM(in.Body); {
+		case depth(raw) > maxDepth:
+			kind = fmt.Sprintf("the body is text (JSON nested deeper than %d levels is not decoded)", maxDepth)
+		case json.Valid(raw):
+			kind = "the body is a JSON string"
+		default:
+			kind = "the body is text"
+		}
+	case []any:
+		kind = "the body is a JSON array"
+	case bool:
+		kind = "the body is a JSON boolean"
+	default:
+		kind = "the body is a JSON number"
+	}
+	ct := in.ContentType
+	if ct == "" {
+		ct = "none"
+	}
+	return fmt.Sprintf("%s, not a JSON object (Content-Type %s, %d bytes)", kind, ct, len(in.Body))
 }

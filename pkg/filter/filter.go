@@ -136,6 +136,16 @@ func newProgram(ast *cel.Ast, limit uint64) (cel.Program, error) {
 	return prg, nil
 }
 
+// readsBody reports whether the expression refers to the body variable.
+func (p *Program) readsBody() bool {
+	for _, r := range p.ast.NativeRep().ReferenceMap() {
+		if r.Name == "body" {
+			return true
+		}
+	}
+	return false
+}
+
 // String returns the expression the program was compiled from.
 func (p *Program) String() string { return p.expr }
 
@@ -149,8 +159,9 @@ func (p *Program) Match(ctx context.Context, in Input) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	body := decodeBody(in.Body, in.ContentType)
 	vars := map[string]any{
-		"body":   decodeBody(in.Body, in.ContentType),
+		"body":   body,
 		"header": newHeaderMap(in.Header),
 		"query":  firstValues(in.Query),
 		"method": in.Method,
@@ -160,6 +171,10 @@ func (p *Program) Match(ctx context.Context, in Input) (bool, error) {
 		return false, fmt.Errorf("filter: %w (limit %d for a body of %d bytes)", err, limit, len(in.Body))
 	}
 	if err != nil {
+		// "no such key: ref" on a text body blames the key, not the body.
+		if kind := notAnObject(in, body); kind != "" && p.readsBody() {
+			return false, fmt.Errorf("filter: %w (%s)", err, kind)
+		}
 		return false, fmt.Errorf("filter: %w", err)
 	}
 	b, ok := out.Value().(bool)
