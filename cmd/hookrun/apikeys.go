@@ -204,13 +204,15 @@ command deletes nothing and exits 3.`,
 }
 
 // keyRef is the id of a whole key given where its id or name is wanted
-// (users pass the key they hold): the id names it, and the secret part is
-// never sent nor printed. Anything else is returned as it is.
-func keyRef(ref string) string {
+// (users pass the key they hold), and whether ref is one: the id names it,
+// and the secret part is never sent nor printed. A ref that is a key's id
+// or name as given is that key's first (a name may look like a key:
+// "hk_ci_deploy"); the id read from a whole key matches ids only.
+func keyRef(ref string) (string, bool) {
 	if id, _, ok := apikey.Parse(ref); ok {
-		return id
+		return id, true
 	}
-	return ref
+	return ref, false
 }
 
 // resolveKeys turns ids or unique names into key ids; every one must exist.
@@ -230,7 +232,13 @@ func resolveKeys(ctx context.Context, c *apiClient, refs []string) ([]string, er
 	}
 	ids := make([]string, 0, len(refs))
 	for _, ref := range refs {
-		ref = keyRef(ref)
+		if id, whole := keyRef(ref); whole && !byID[ref] && len(byName[ref]) == 0 {
+			if !byID[id] {
+				return nil, failErr(codeNotFound, "API key %s not found", id)
+			}
+			ids = append(ids, id)
+			continue
+		}
 		switch {
 		case byID[ref]:
 			ids = append(ids, ref)

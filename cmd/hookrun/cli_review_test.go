@@ -114,6 +114,13 @@ func TestCLI_ErrorsDoNotEchoCredentials(t *testing.T) {
 	if r.Code != codeOK || strings.Contains(r.Stdout+r.Stderr, "SECRETPART") || fmt.Sprint(f.takeChanges()) != "[delete abc234]" {
 		t.Fatalf("keys delete with the whole key: %s", r)
 	}
+	// A key whose name looks like a whole key is that key, never the one
+	// whose id or name its middle part is.
+	f.keys = append(f.keys, keyInfo{ID: "cccc3333", Name: "hk_ci_deploy", Namespace: "default"}, keyInfo{ID: "dddd4444", Name: "ci", Namespace: "default"})
+	r = f.execCLI("keys", "delete", "hk_ci_deploy")
+	if r.Code != codeOK || fmt.Sprint(f.takeChanges()) != "[delete cccc3333]" {
+		t.Fatalf("keys delete of a key named like a whole key: %s", r)
+	}
 	r = f.execCLI("keys", "delete", "hk_nokey2_SECRETPARTOFTHEKEY")
 	if r.Code != codeNotFound || strings.Contains(r.Stderr, "SECRETPART") || !strings.Contains(r.Stderr, "nokey2") {
 		t.Fatalf("keys delete of a key that is not there: %s", r)
@@ -142,21 +149,34 @@ func sseServer(t *testing.T, events func(n int, w http.ResponseWriter)) (*fakeAP
 	return f, srv.URL
 }
 
-// A watch whose stream a proxy cuts again and again, each time after
-// events came, follows the run to its end: only breaks in a row count.
-func TestCLI_WatchGoesOnWhileTheStreamsWork(t *testing.T) {
+// A watch whose stream a proxy cuts again and again, each time after news
+// came (a new output line), follows the run to its end: only breaks in a
+// row without news count. Streams that only replay what was printed
+// already end the watch.
+func TestCLI_WatchGoesOnWhileTheStreamsBringNews(t *testing.T) {
 	old := streamRetryWait
 	streamRetryWait = 5 * time.Millisecond
 	t.Cleanup(func() { streamRetryWait = old })
 	_, front := sseServer(t, func(n int, w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprint(w, "event: status\ndata: {\"id\":\"run_prod\",\"status\":\"running\",\"attempt\":1}\n\n")
+		for i := 0; i <= n; i++ { // the replay, then one line more
+			fmt.Fprintf(w, "event: output\ndata: \"line %d\"\n\n", i)
+		}
 		if n == 3*maxStreamFailures {
 			fmt.Fprint(w, "event: status\ndata: {\"id\":\"run_prod\",\"status\":\"succeeded\",\"attempt\":1,\"exitCode\":0}\n\n")
 		}
 	})
-	if r := runCLI("runs", "watch", "run_prod", "-n", "prod", "--api-url", front, "--token", "tok"); r.Code != codeOK || !strings.Contains(r.Stdout, "succeeded") {
-		t.Fatalf("a watch over streams cut after their events: %s", r)
+	r := runCLI("runs", "watch", "run_prod", "-n", "prod", "--api-url", front, "--token", "tok")
+	if r.Code != codeOK || !strings.Contains(r.Stdout, "succeeded") || !strings.Contains(r.Stdout, fmt.Sprintf("line %d", 3*maxStreamFailures)) {
+		t.Fatalf("a watch over streams cut after news: %s", r)
+	}
+	_, replay := sseServer(t, func(n int, w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: status\ndata: {\"id\":\"run_prod\",\"status\":\"running\",\"attempt\":1}\n\nevent: output\ndata: \"same\"\n\n")
+	})
+	if r := runCLI("runs", "watch", "run_prod", "-n", "prod", "--api-url", replay, "--token", "tok"); r.Code != codeUnavailable || !strings.Contains(r.Stderr, "keeps ending before the run") {
+		t.Fatalf("a watch over streams that only replay: %s", r)
 	}
 }
 

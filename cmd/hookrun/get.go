@@ -117,13 +117,23 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 		}
 		raws = all
 		if single {
-			name = keyRef(name)
 			raws = nil
-			for _, r := range all {
-				var k keyInfo
-				if json.Unmarshal(r, &k) == nil && (k.ID == name || k.Name == name) {
-					raws = append(raws, r)
+			id, whole := keyRef(name)
+			for pass := 0; pass < 2 && len(raws) == 0; pass++ {
+				for _, r := range all {
+					var k keyInfo
+					if json.Unmarshal(r, &k) != nil {
+						continue
+					}
+					// As given (an id or a name) first; then a whole
+					// key's id, matching ids only.
+					if pass == 0 && (k.ID == name || k.Name == name) || pass == 1 && whole && k.ID == id {
+						raws = append(raws, r)
+					}
 				}
+			}
+			if whole && len(raws) == 0 {
+				name = id // never the secret part
 			}
 			if len(raws) == 0 {
 				return failErr(codeNotFound, "API key %s not found", name)

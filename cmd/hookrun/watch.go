@@ -201,7 +201,7 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 	deadline := time.Now().Add(appear)
 	failures := 0
 	for {
-		events := p.events
+		before := p.progress()
 		final, err := p.follow(ctx, c, id)
 		if final != nil {
 			p.finish(final)
@@ -213,9 +213,11 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 			}
 			return nil, failErr(codeInterrupted, "stopped watching run %s", id)
 		}
-		if p.events > events {
-			// The stream worked for a while (a proxy's connection
-			// lifetime, a keys restart): only breaks in a row count.
+		if p.progress() > before {
+			// The stream brought something new before it broke (a
+			// proxy's connection lifetime, a keys restart): only breaks
+			// in a row without news count. Its replay of what was
+			// printed already is no news.
 			failures = 0
 		}
 		wait := streamRetryWait
@@ -263,7 +265,6 @@ const maxStreamFailures = 8
 type runPrinter struct {
 	out        io.Writer
 	seen       map[string]bool // delivery+status+attempt already printed
-	events     int             // events read, over all streams
 	liveOutput bool
 	delivery   string // the delivery whose run is followed ("": the run id's current)
 	pinNext    bool   // the delivery followed was a duplicate: follow the next run status' delivery
@@ -301,7 +302,6 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 	var final *message.Run
 	p.cur, p.curKey = nil, "" // the stream starts from the run's first status
 	err = readEvents(resp.Body, func(ev sseEvent) bool {
-		p.events++
 		switch ev.Name {
 		case "status":
 			var r message.Run
@@ -462,6 +462,16 @@ const maxPrintedKept = 1 << 20
 
 // attemptOutput is what was printed of one attempt's output: its length,
 // and its end.
+// progress counts what the printer has printed: statuses and output bytes.
+// A stream that raises it brought news.
+func (p *runPrinter) progress() int {
+	n := len(p.seen)
+	for _, a := range p.printed {
+		n += a.n
+	}
+	return n
+}
+
 type attemptOutput struct {
 	n        int
 	text     []byte // the last maxPrintedKept bytes at least, or all

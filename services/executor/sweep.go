@@ -55,6 +55,12 @@ type owner struct {
 // longest timeout (24 h) and its kill grace, so its owner left it behind.
 const foreignDirAge = 25 * time.Hour
 
+// dirChanged is when a directory last changed, by a clock its job cannot
+// set: its inode's change time where the OS has one (a job's `touch -d` or
+// `tar x` back-dates its modification time, not this). A variable for
+// tests.
+var dirChanged = changeTime
+
 // selfNS names this executor's PID namespace, read once.
 var selfNS = sync.OnceValue(pidNamespace)
 
@@ -212,7 +218,7 @@ func (x *Executor) sweep() {
 			// volume): its pid says nothing here. Its directory goes only
 			// once older than any attempt; its processes, in its
 			// container, are not ours to see.
-			if fi, err := os.Stat(dir); err != nil || time.Since(fi.ModTime()) < foreignDirAge {
+			if fi, err := os.Stat(dir); err != nil || time.Since(dirChanged(fi)) < foreignDirAge {
 				continue
 			}
 			_, named := ownerFromName(filepath.Base(dir))

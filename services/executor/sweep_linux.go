@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // procStat returns a process's group and start time from /proc.
@@ -46,6 +47,14 @@ func pidNamespace() string {
 	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	h := sha256.Sum256([]byte(strings.TrimSpace(string(boot)) + "\x00" + ns))
 	return strings.ToLower(base32.StdEncoding.EncodeToString(h[:5]))
+}
+
+// changeTime is fi's inode change time (ctime), which no user can set.
+func changeTime(fi os.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return fi.ModTime()
 }
 
 func processStart(pid int) string {

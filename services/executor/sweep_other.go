@@ -4,10 +4,15 @@ package executor
 
 import (
 	"errors"
+	"os"
 	"syscall"
+	"time"
 )
 
 func processStart(int) string { return "" }
+
+// changeTime is fi's modification time where no change time is read.
+func changeTime(fi os.FileInfo) time.Time { return fi.ModTime() }
 
 // pidNamespace: PID namespaces are Linux's; "" takes every owner for this
 // system's.

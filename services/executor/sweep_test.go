@@ -89,11 +89,22 @@ func TestSweep_RemovesDeadExecutorsRunDirsOfBothRecordKinds(t *testing.T) {
 	foreignLegacy := mk(owner{PID: pid, NS: "zzzzzzzz", Start: "1", Markers: runMarkers(job, "run_f", 1)}, true)
 	foreignOld := mk(owner{PID: pid, NS: "zzzzzzzz", Start: "1", Markers: runMarkers(job, "run_g", 1)}, false)
 	long := time.Now().Add(-foreignDirAge - time.Minute)
-	if err := os.Chtimes(foreignOld, long, long); err != nil {
+	old := dirChanged
+	t.Cleanup(func() { dirChanged = old })
+	dirChanged = func(fi os.FileInfo) time.Time {
+		if fi.Name() == filepath.Base(foreignOld) {
+			return long
+		}
+		return old(fi)
+	}
+	// A job back-dating its directory (touch -d, tar x) does not make it
+	// look left over: its inode's change time is now.
+	foreignBackdated := mk(owner{PID: pid, NS: "zzzzzzzz", Start: "1", Markers: runMarkers(job, "run_h", 1)}, false)
+	if err := os.Chtimes(foreignBackdated, long, long); err != nil {
 		t.Fatal(err)
 	}
 	x.sweep()
-	for _, dir := range []string{liveNamed, foreign, foreignLegacy, foreignLegacy + ownerSuffix} {
+	for _, dir := range []string{liveNamed, foreign, foreignLegacy, foreignLegacy + ownerSuffix, foreignBackdated} {
 		if _, err := os.Stat(dir); err != nil {
 			t.Errorf("%s was swept: %v", dir, err)
 		}

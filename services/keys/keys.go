@@ -80,15 +80,18 @@ func ParseTokens(s string) []string {
 
 // Service is the keys service.
 type Service struct {
-	cfg    Config
-	log    *slog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	box    *secretbox.Box
-	health *service.Health
-	echo   *echo.Echo
-	ops    *echo.Echo // the OpsAddr listener's routes, nil without one
-	now    func() time.Time
+	cfg Config
+	log *slog.Logger
+	// pendingScans bounds the run look-ups reading DELIVERIES at once
+	// (pendingRun).
+	pendingScans chan struct{}
+	nc           *nats.Conn
+	js           jetstream.JetStream
+	box          *secretbox.Box
+	health       *service.Health
+	echo         *echo.Echo
+	ops          *echo.Echo // the OpsAddr listener's routes, nil without one
+	now          func() time.Time
 	// beforeCancelStatus, when set (tests), runs between a cancel's read
 	// of a queued run and its store of the "cancelled" status.
 	beforeCancelStatus func()
@@ -107,7 +110,7 @@ type Service struct {
 // New builds the service.
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, box *secretbox.Box, health *service.Health, log *slog.Logger) *Service {
 	s := &Service{
-		cfg: cfg, log: log, nc: nc, js: js, box: box, health: health, now: time.Now,
+		cfg: cfg, log: log, nc: nc, js: js, box: box, health: health, now: time.Now, pendingScans: make(chan struct{}, 4),
 		jobs:     kvStore[resource.Job]{js, bus.BucketJobs, log},
 		webhooks: kvStore[resource.Webhook]{js, bus.BucketWebhooks, log},
 		secrets:  kvStore[resource.StoredSecret]{js, bus.BucketSecrets, log},

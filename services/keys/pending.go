@@ -51,6 +51,15 @@ func (s *Service) pendingRun(ctx context.Context, id, ns string) (*message.Run, 
 	if from > state.LastSeq {
 		return nil, runstatus.ErrNotFound
 	}
+	// A few look-ups at once: each reads up to pendingScan headers, and
+	// clients poll a run right after the 202, most when the dispatchers
+	// are behind.
+	select {
+	case s.pendingScans <- struct{}{}:
+		defer func() { <-s.pendingScans }()
+	default:
+		return nil, runstatus.ErrNotFound
+	}
 	seq, err := scanForRun(ctx, st, id, ns, from, state.LastSeq)
 	if err != nil {
 		return nil, err
@@ -61,6 +70,11 @@ func (s *Service) pendingRun(ctx context.Context, id, ns string) (*message.Run, 
 	}
 	var d message.Delivery
 	if err := message.Decode(m.Data, message.SchemaDelivery, &d); err != nil || d.RunID != id || d.ReplayOf != "" {
+		return nil, runstatus.ErrNotFound
+	}
+	// Acks land out of order above the floor: a delivery decided apart
+	// from a run (a duplicate, one rejected alone) has a record of its own.
+	if _, err := runstatus.Get(ctx, s.js, d.ID); !errors.Is(err, runstatus.ErrNotFound) {
 		return nil, runstatus.ErrNotFound
 	}
 	// The run as its queued status will show it, but for its arguments,
@@ -78,23 +92,22 @@ func (s *Service) pendingRun(ctx context.Context, id, ns string) (*message.Run, 
 // scanForRun reads the headers of DELIVERIES' messages from..to for the
 // first whose message id names run id ("<namespace>.<webhook>:<run>",
 // with "#<delivery>" after it when the ingress made it the delivery's
-// own), and returns its sequence.
+// own), and returns its sequence. One ephemeral pull consumer of its own,
+// deleted at the end (an ordered consumer makes a new one per fetch).
 func scanForRun(ctx context.Context, st jetstream.Stream, id, ns string, from, to uint64) (uint64, error) {
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	c, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from, HeadersOnly: true,
-		InactiveThreshold: 10 * time.Second,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: 10 * time.Second, MemoryStorage: true,
 	})
 	if err != nil {
 		return 0, err
 	}
 	defer func() {
-		if info := c.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			_ = st.DeleteConsumer(dctx, info.Name)
-		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = st.DeleteConsumer(dctx, c.CachedInfo().Name)
 	}()
-	for {
+	for ctx.Err() == nil {
 		batch, err := c.FetchNoWait(500)
 		if err != nil {
 			return 0, err
@@ -121,6 +134,7 @@ func scanForRun(ctx context.Context, st jetstream.Stream, id, ns string, from, t
 			return 0, runstatus.ErrNotFound
 		}
 	}
+	return 0, ctx.Err()
 }
 
 // runOfMsgID is the run a delivery's message id names, "" when it names

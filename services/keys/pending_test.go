@@ -81,6 +81,14 @@ func TestRuns_ARunNotDispatchedYetIsFoundQueued(t *testing.T) {
 		t.Fatal("no status came")
 	}
 
+	// A delivery past the floor that a dispatcher decided apart from a run
+	// (acks land out of order: a duplicate has a record of its own) is
+	// not shown queued.
+	dup := newDelivery("default", "gh", "evt-dup")
+	acceptDelivery(t, a, dup)
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: dup.ID, Namespace: "default", Webhook: "gh", RunID: dup.RunID, Status: message.DeliveryDuplicate})
+	checkError(t, a.do("GET", "/v1/runs/"+dup.RunID, nil), http.StatusNotFound, "not_found", "run "+dup.RunID)
+
 	// A run id no delivery names is still not found, and so is one whose
 	// delivery the dispatchers are past (it would have a status of its own).
 	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), http.StatusNotFound, "not_found", "run run_nope")
