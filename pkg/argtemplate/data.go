@@ -2,19 +2,13 @@ package argtemplate
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/hookrun/hookrun/pkg/payload"
 )
-
-// maxDepth is the deepest JSON nesting decoded; a deeper body is kept as
-// text so a hostile sender cannot make decoding and rendering recurse deep.
-const maxDepth = 64
 
 // Data is what an argument template sees. Build it with NewData.
 type Data struct {
@@ -115,7 +109,7 @@ func decodeBody(body []byte, contentType string) any {
 		}
 		return string(body)
 	}
-	if depth(body) > maxDepth || !json.Valid(body) {
+	if payload.Depth(body) > payload.MaxDepth || !json.Valid(body) {
 		return string(body)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -138,34 +132,6 @@ func firstValues(q url.Values) map[string]string {
 		}
 	}
 	return m
-}
-
-// depth returns the maximum nesting of arrays and objects in data, which
-// need not be valid JSON. Brackets inside strings do not count.
-func depth(data []byte) int {
-	var d, most int
-	inString, escaped := false, false
-	for _, c := range data {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch c {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '[' || c == '{':
-			d++
-			most = max(most, d)
-		case c == ']' || c == '}':
-			d--
-		}
-	}
-	return most
 }
 
 // jsonObject and jsonList are decoded JSON objects and arrays. They print
@@ -216,12 +182,10 @@ func (d Data) notAnObject() string {
 	var kind string
 	switch v := d.Body.(type) {
 	case jsonObject:
-		switch trimmed := bytes.TrimSpace(payload.TrimBOM(d.bodyBytes)); {
-		case len(trimmed) == 0:
-			kind = "the body is empty"
-		case len(v) == 0 && string(trimmed) == "null":
-			kind = "the body is JSON null"
-		default:
+		if len(v) > 0 {
+			return ""
+		}
+		if kind = payload.EmptyKind(d.bodyBytes); kind == "" {
 			return ""
 		}
 	case map[string]any:
@@ -229,14 +193,7 @@ func (d Data) notAnObject() string {
 	case nil:
 		return "there is no body"
 	case string:
-		switch raw := payload.TrimBOM(d.bodyBytes); {
-		case depth(raw) > maxDepth:
-			kind = fmt.Sprintf("the body is text (JSON nested deeper than %d levels is not decoded)", maxDepth)
-		case json.Valid(raw):
-			kind = "the body is a JSON string"
-		default:
-			kind = "the body is text"
-		}
+		kind = payload.TextKind(d.bodyBytes)
 	case jsonList, []any:
 		kind = "the body is a JSON array"
 	case bool:
@@ -244,6 +201,5 @@ func (d Data) notAnObject() string {
 	default:
 		kind = "the body is a JSON number"
 	}
-	ct := cmp.Or(d.contentType, "none")
-	return fmt.Sprintf("%s, not a JSON object (Content-Type %s, %d bytes)", kind, ct, len(d.bodyBytes))
+	return payload.NotAnObject(kind, d.contentType, len(d.bodyBytes))
 }

@@ -3,17 +3,12 @@ package filter
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/hookrun/hookrun/pkg/payload"
 )
-
-// maxDepth is the deepest JSON nesting decoded; a deeper body is kept as a
-// string so a hostile sender cannot make evaluation walk a deep tree.
-const maxDepth = 64
 
 // decodeBody turns the raw body into the value of the body variable; see
 // the package documentation for the rules.
@@ -30,7 +25,7 @@ func decodeBody(body []byte, contentType string) any {
 		}
 		return string(body)
 	}
-	if depth(body) > maxDepth {
+	if payload.Depth(body) > payload.MaxDepth {
 		return string(body)
 	}
 	if !json.Valid(body) {
@@ -79,34 +74,6 @@ func numbers(v any) any {
 	return v
 }
 
-// depth returns the maximum nesting of arrays and objects in data, which
-// need not be valid JSON. Brackets inside strings do not count.
-func depth(data []byte) int {
-	var d, most int
-	inString, escaped := false, false
-	for _, c := range data {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch c {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '[' || c == '{':
-			d++
-			most = max(most, d)
-		case c == ']' || c == '}':
-			d--
-		}
-	}
-	return most
-}
-
 // notAnObject describes the body when it is not a JSON object (nor a
 // form), for an evaluation error, which would otherwise read as if a key
 // were missing from an object: "the body is text, not a JSON object
@@ -115,27 +82,19 @@ func notAnObject(in Input, body any) string {
 	var kind string
 	switch v := body.(type) {
 	case map[string]any:
-		switch trimmed := bytes.TrimSpace(payload.TrimBOM(in.Body)); {
-		case len(trimmed) == 0 && in.Method == http.MethodGet:
+		if len(v) > 0 {
+			return ""
+		}
+		if len(bytes.TrimSpace(payload.TrimBOM(in.Body))) == 0 && in.Method == http.MethodGet {
 			return "a GET request has no body"
-		case len(trimmed) == 0:
-			kind = "the body is empty"
-		case len(v) == 0 && string(trimmed) == "null":
-			kind = "the body is JSON null"
-		default:
+		}
+		if kind = payload.EmptyKind(in.Body); kind == "" {
 			return ""
 		}
 	case map[string]string:
 		return ""
 	case string:
-		switch raw := payload.TrimBOM(in.Body); {
-		case depth(raw) > maxDepth:
-			kind = fmt.Sprintf("the body is text (JSON nested deeper than %d levels is not decoded)", maxDepth)
-		case json.Valid(raw):
-			kind = "the body is a JSON string"
-		default:
-			kind = "the body is text"
-		}
+		kind = payload.TextKind(in.Body)
 	case []any:
 		kind = "the body is a JSON array"
 	case bool:
@@ -143,9 +102,5 @@ func notAnObject(in Input, body any) string {
 	default:
 		kind = "the body is a JSON number"
 	}
-	ct := in.ContentType
-	if ct == "" {
-		ct = "none"
-	}
-	return fmt.Sprintf("%s, not a JSON object (Content-Type %s, %d bytes)", kind, ct, len(in.Body))
+	return payload.NotAnObject(kind, in.ContentType, len(in.Body))
 }

@@ -6,6 +6,7 @@ package payload
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"mime"
 	"net/url"
 	"strings"
@@ -56,3 +57,74 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // JSON document that starts with one is read as JSON (RFC 8259 lets a
 // parser ignore it), not as text.
 func TrimBOM(body []byte) []byte { return bytes.TrimPrefix(body, utf8BOM) }
+
+// MaxDepth is the deepest JSON nesting filters and templates decode; a
+// deeper body is kept as text.
+const MaxDepth = 64
+
+// Depth returns the maximum nesting of arrays and objects in data, which
+// need not be valid JSON. Brackets inside strings do not count.
+func Depth(data []byte) int {
+	var d, most int
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			d++
+			most = max(most, d)
+		case c == ']' || c == '}':
+			d--
+		}
+	}
+	return most
+}
+
+// Descriptions of a body that is not a JSON object, for an error that
+// would otherwise read as if a key were missing from one: filters and
+// templates decode bodies alike, each into its own types, and say the same
+// of them (NotAnObject).
+
+// EmptyKind describes raw, a body decoded as an empty object: "the body is
+// empty", "the body is JSON null", or "" when it is an object ({}).
+func EmptyKind(raw []byte) string {
+	switch trimmed := bytes.TrimSpace(TrimBOM(raw)); {
+	case len(trimmed) == 0:
+		return "the body is empty"
+	case string(trimmed) == "null":
+		return "the body is JSON null"
+	}
+	return ""
+}
+
+// TextKind describes raw, a body decoded as text: nested past MaxDepth, a
+// JSON string, or text.
+func TextKind(raw []byte) string {
+	switch raw = TrimBOM(raw); {
+	case Depth(raw) > MaxDepth:
+		return fmt.Sprintf("the body is text (JSON nested deeper than %d levels is not decoded)", MaxDepth)
+	case json.Valid(raw):
+		return "the body is a JSON string"
+	}
+	return "the body is text"
+}
+
+// NotAnObject is kind ("the body is text", …) with the body's content
+// type and size: "the body is text, not a JSON object (Content-Type
+// text/plain, 5 bytes)".
+func NotAnObject(kind, contentType string, size int) string {
+	if contentType == "" {
+		contentType = "none"
+	}
+	return fmt.Sprintf("%s, not a JSON object (Content-Type %s, %d bytes)", kind, contentType, size)
+}

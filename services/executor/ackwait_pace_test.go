@@ -13,11 +13,10 @@ import (
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
-// Executors whose HOOKRUN_EXECUTOR_ACK_WAIT differ (a rolling change of
-// it): each writes its own into the job's consumer, the last one's holds.
-// An executor whose own is longer paces its runs on the consumer's, so
-// that none is handed to another executor, and run there again, while it
-// runs.
+// A job's consumer whose AckWait is shorter than an executor's own (an
+// operator's `nats consumer edit`, or an executor of a release that wrote
+// its own into it): the executor paces its runs on the consumer's, so that
+// none is handed to another executor, and run there again, while it runs.
 func TestExecutor_RunsArePacedOnTheConsumersShorterAckWait(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
@@ -29,7 +28,7 @@ func TestExecutor_RunsArePacedOnTheConsumersShorterAckWait(t *testing.T) {
 		_, err := e.js.Consumer(ctx, bus.StreamRuns, name)
 		return err
 	})
-	// What a newer executor does at its start.
+	// The consumer's AckWait shortened behind the executor's back.
 	c, err := e.js.Consumer(ctx, bus.StreamRuns, name)
 	if err != nil {
 		t.Fatal(err)
