@@ -283,6 +283,17 @@ func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.Con
 			return cons, true
 		}
 		x.log.Warn("cannot create a durable consumer, retrying", "stream", stream, "consumer", cfg.Durable, "err", err)
+		var apiErr *jetstream.APIError
+		if after != nil && errors.As(err, &apiErr) && apiErr.Code == 500 {
+			// Made again while the server still removed the deleted
+			// one's files: nats-server keeps a consumer whose store is
+			// gone ("open …/obs/<name>/meta.inf.tmp: no such file"), and
+			// every update fails alike. It is deleted and made afresh
+			// (from the same ack floor).
+			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+			_ = x.js.DeleteConsumer(dctx, stream, cfg.Durable)
+			dcancel()
+		}
 		select {
 		case <-ctx.Done():
 			return nil, false
