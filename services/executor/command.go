@@ -90,8 +90,9 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	out := newTail(x.cfg.MaxOutput, x.nc, bus.OutputSubject(rr.ID), attempt, rr.DeliveryID)
 	out.secrets = maskable(slices.Collect(maps.Values(secretEnv))...)
 	cmd.Stdout, cmd.Stderr = out, out
+	// Answers for the run with its output from here on; handleRun removes
+	// it once the run's message is acked or handed back.
 	x.addOutput(rr.ID, out)
-	defer x.removeOutput(rr.ID)
 	if f, err := devNull(); err == nil {
 		cmd.Stdin = f // what os/exec gives a nil Stdin, without opening it per run
 	}

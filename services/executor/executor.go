@@ -151,13 +151,18 @@ type Executor struct {
 	// owned holds the runs a handler here is working on; the channel
 	// closes when it is done.
 	owned map[string]chan struct{}
-	// outputs holds the output of the commands running here (snapshot.go).
+	// outputs holds the runs marked running here and not yet acked or
+	// handed back, with their commands' output (snapshot.go).
 	outputs map[string]*tail
 
 	// beforeStart, a test seam (nil in production), is called just before
 	// a run is marked running: a test stalls it there as a stalling NATS
 	// would.
 	beforeStart func(runID string)
+	// afterRunning and beforeFinal, test seams, are called once a run's
+	// "running" is stored, before its command starts, and once it has
+	// ended, before its final status is stored.
+	afterRunning, beforeFinal func(runID string)
 	// statusRetry is the first wait between attempts to store a final
 	// status (1 s when zero; tests shorten it).
 	statusRetry time.Duration

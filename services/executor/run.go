@@ -318,6 +318,13 @@ func (x *Executor) handleRun(ctx context.Context, c *jobConsumer, m jetstream.Ms
 	if x.beforeStart != nil {
 		x.beforeStart(rr.ID)
 	}
+	// From just before its "running" until its message is acked or handed
+	// back, the run answers for itself (onSnapshot): an executor about to
+	// take it over from that "running" asks first (runningElsewhere), also
+	// while the command is being set up or has ended and its final status
+	// is being stored. Without an answer then, it would run it again.
+	x.addOutput(rr.ID, &tail{})
+	defer x.removeOutput(rr.ID)
 	start := time.Now().UTC()
 	rec.Status, rec.StartedAt = message.StatusRunning, &start
 	// The sequence of "running": the final status is stored only after
@@ -347,13 +354,11 @@ func (x *Executor) handleRun(ctx context.Context, c *jobConsumer, m jetstream.Ms
 	stop := x.keepAlive(ctx, c, m, &rr, cancel)
 	mRunning.WithLabelValues(label).Inc()
 	var out outcome
+	if x.afterRunning != nil {
+		x.afterRunning(rr.ID)
+	}
 	if job.Spec.HTTP != nil {
-		// No output so far to show, but the run answers for itself as a
-		// command's does: an executor about to take it over from its
-		// "running" asks (runningElsewhere).
-		x.addOutput(rr.ID, &tail{})
 		out = x.runHTTP(runCtx, job, &rr, attempt)
-		x.removeOutput(rr.ID)
 	} else {
 		out = x.runCommand(runCtx, job, &rr, attempt, log)
 	}
@@ -374,6 +379,9 @@ func (x *Executor) handleRun(ctx context.Context, c *jobConsumer, m jetstream.Ms
 	rec.Status, rec.ExitCode, rec.Output, rec.Error, rec.FinishedAt = out.status, out.exitCode, out.output, out.err, &end
 	rec.OutputLines = out.lines
 	mRunSeconds.WithLabelValues(label).Observe(end.Sub(start).Seconds())
+	if x.beforeFinal != nil {
+		x.beforeFinal(rr.ID)
+	}
 
 	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && failedAttempts(rec) <= job.Spec.Retries {
 		x.retry(ctx, m, job, rec, attempt, out, label, log, runningSeq)

@@ -15,7 +15,8 @@ import (
 // silent. Lines are numbered (bus.HeaderLine), so the client drops the live
 // lines the snapshot already holds.
 
-// addOutput makes a running command's output answerable.
+// addOutput makes a run's output answerable (a command's replaces the
+// empty one its run starts with).
 func (x *Executor) addOutput(id string, t *tail) {
 	x.mu.Lock()
 	x.outputs[id] = t
@@ -28,7 +29,9 @@ func (x *Executor) removeOutput(id string) {
 	x.mu.Unlock()
 }
 
-// onSnapshot answers a request for a run's output so far, if it runs here.
+// onSnapshot answers a request for a run's output so far, if it runs here:
+// from just before its "running" is stored until its message is acked or
+// handed back (an executor about to take it over asks the same).
 func (x *Executor) onSnapshot(m *nats.Msg) {
 	id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	x.mu.Lock()
