@@ -69,7 +69,7 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 		}
 		return nil
 	})
-	if c.RedisURL != "" {
+	if c.RedisURL != "" && usesRedis(name) {
 		if d.Redis, err = OpenRedis(c.RedisURL, c.RedisSentinelPassword); err != nil {
 			nc.Close()
 			return nil, err
@@ -211,6 +211,13 @@ func serveUntilStopped(addr string, h http.Handler, log *slog.Logger) (stop func
 		<-done
 	}
 }
+
+// usesRedis reports whether service name keeps dedup claims (the
+// dispatcher) or looks them up (the ingress). The others ignore
+// HOOKRUN_REDIS_URL: set for all services at once (hookrun dev, a shared
+// environment), it would otherwise make them not ready while Redis is
+// down, though they never use it.
+func usesRedis(name string) bool { return name == "ingress" || name == "dispatcher" }
 
 // DedupStore returns the Redis store when Redis is configured, else the
 // NATS KV store with per-key TTL.

@@ -298,3 +298,32 @@ func TestOpen_TakesTheNATSUserFromTheURL(t *testing.T) {
 		t.Errorf("the log holds the password, or not the user:\n%s", got)
 	}
 }
+
+// HOOKRUN_REDIS_URL set for every service at once (hookrun dev, a shared
+// environment) opens Redis only where it is used: an executor or keys
+// given it would otherwise be not ready while Redis is down.
+func TestOpen_OnlyTheIngressAndDispatcherOpenRedis(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dead := "redis://" + testenv.FreeAddr(t) + "/0" // nothing listens there
+	for _, name := range []string{"keys", "ingress", "dispatcher", "executor"} {
+		wants := name == "ingress" || name == "dispatcher"
+		d, err := Open(ctx, name, Common{NATSURL: n.URL, Replicas: 1, RedisURL: dead}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := d.Redis != nil; got != wants {
+			t.Errorf("%s: Redis opened = %v, want %v", name, got, wants)
+		}
+		checked := false
+		for _, c := range d.Health.snapshot() {
+			checked = checked || c.name == "redis"
+		}
+		if checked != wants {
+			t.Errorf("%s: readiness checks Redis = %v, want %v", name, checked, wants)
+		}
+		d.Close()
+	}
+}
