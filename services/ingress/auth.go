@@ -185,8 +185,10 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 // the webhook's auth mode.
 var alwaysStripped = [...]string{"Authorization", "Proxy-Authorization", "Cookie"}
 
-// minScrubLen is the shortest credential value searched for in other
+// minScrubLen is the shortest credential value searched for within other
 // headers and query parameters: shorter ones would match innocent values.
+// A value that is the credential whole counts whatever its length (a
+// short GitLab token typed by hand, repeated in another header).
 const minScrubLen = 8
 
 // stripCredentials returns the request's headers and query without any
@@ -242,11 +244,11 @@ func isCredentialHeader(name string, named []string) bool {
 
 func holdsCredential(vs, secrets []string) bool {
 	for _, s := range secrets {
-		if len(s) < minScrubLen {
+		if s == "" {
 			continue
 		}
 		for _, v := range vs {
-			if strings.Contains(v, s) {
+			if v == s || len(s) >= minScrubLen && strings.Contains(v, s) {
 				return true
 			}
 		}

@@ -74,10 +74,19 @@ func ConfigFromEnv() (Config, error) {
 	return cfg, nil
 }
 
+// handleWithin bounds a delivery's handling once its body is read: a
+// duplicate JetStream cannot confirm is published twice, around a read of
+// its original bounded by the publish timeout too (deliver.go), and the
+// dedup look-up and status read add at most 250 ms each.
+func (cfg Config) handleWithin() time.Duration {
+	return 3*cfg.PublishTimeout + time.Second
+}
+
 // server returns the HTTP server with Hookrun's timeouts and this
 // configuration's overrides. Ingress handlers never stream, so unlike the
 // shared default it also bounds writing: a request may take ReadTimeout to
-// arrive and PublishTimeout to be stored, plus a margin to answer.
+// arrive and handleWithin to be stored, plus a margin to answer (a 202
+// the write deadline cut off would tell the sender nothing).
 func (cfg Config) server(h http.Handler) *http.Server {
 	srv := service.HTTPServer(cfg.HTTPAddr, h)
 	if cfg.ReadHeaderTimeout > 0 {
@@ -92,6 +101,6 @@ func (cfg Config) server(h http.Handler) *http.Server {
 	if cfg.MaxHeaderBytes > 0 {
 		srv.MaxHeaderBytes = cfg.MaxHeaderBytes
 	}
-	srv.WriteTimeout = srv.ReadTimeout + cfg.PublishTimeout + 5*time.Second
+	srv.WriteTimeout = srv.ReadTimeout + cfg.handleWithin() + 5*time.Second
 	return srv
 }

@@ -41,3 +41,33 @@ func TestDeliver_EventIDHoldingTheCredentialIsRefused(t *testing.T) {
 	}
 	wantAccepted(t, send("b3c5e0a2-retry-1"), 202)
 }
+
+// A short secret (a GitLab token typed by hand) is too short to be looked
+// for within other values, but a value that is the secret whole is its
+// credential all the same: not stored in another header or the query, and
+// not taken for an event id.
+func TestDeliver_AShortSecretSentAgainElsewhereIsStripped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	const token = "pw1234"
+	e.secret("gl-short", token, "", 0)
+	gl := e.webhook("gitlab-short", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "gitlab", SecretRef: "gl-short"}}})
+	send := func(path, idem string, hs ...string) reply {
+		req := signed(e.request(http.MethodPost, path, `{}`, hs...), "gitlab", []byte(`{}`), token, "uuid-short", time.Now())
+		req.Header.Set("Idempotency-Key", idem)
+		return e.do(req)
+	}
+	r := send(hookPath(gl), token)
+	wantError(t, r, 400, "missing_event_id")
+
+	r = send(hookPath(gl)+"?token="+token+"&kept=1", "evt-short-1", "X-Debug", token, "X-Kept", "pw12345-not-it")
+	wantAccepted(t, r, 202)
+	d := e.stored(r.Acc.DeliveryID)
+	if d.Header["X-Debug"] != nil || d.Query["token"] != nil {
+		t.Errorf("the short token was stored: headers %v, query %v", d.Header, d.Query)
+	}
+	if d.Header["X-Kept"] == nil || d.Query["kept"] == nil {
+		t.Errorf("a value that only contains the short token was dropped: %v %v", d.Header, d.Query)
+	}
+}

@@ -228,11 +228,15 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		// event, and a 202 would lose it. Store this delivery under a
 		// message id of its own instead; the dispatcher's dedup still runs
 		// the event once if the first write does turn up.
-		if orig, ok := in.originalDeliveryID(ctx, res.seq, res.msgID); ok {
+		if orig, ok, read := in.originalDeliveryID(ctx, res.seq, res.msgID, res.size); ok {
 			deliveryID = orig
 		} else {
-			in.log.Warn("duplicate not confirmed: storing the delivery again under its own message id", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "seq", res.seq)
-			mUnconfirmedDuplicates.Inc()
+			if read {
+				in.log.Warn("duplicate not confirmed (the stream does not hold its original): storing the delivery again under its own message id", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "seq", res.seq)
+				mUnconfirmedDuplicates.Inc()
+			} else {
+				in.log.Info("duplicate not confirmed (its original could not be read in time): storing the delivery again under its own message id", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "seq", res.seq)
+			}
 			if res, err = in.publish(d, "#"+d.ID); err != nil {
 				return 0, nil, err
 			}

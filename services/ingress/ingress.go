@@ -113,7 +113,7 @@ func (in *Ingress) configLoaded() bool {
 func (in *Ingress) Handler() http.Handler { return in.echo }
 
 // Run serves until ctx ends, then stops taking requests and lets in-flight
-// ones finish (each waits at most PublishTimeout for its ack).
+// ones finish (each within handleWithin: its publishes and reads).
 func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 	// The group's context is gctx: a part failing (the port is taken)
 	// cancels it, and only the caller's ctx ending is a clean stop.
@@ -123,7 +123,7 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 		g.Go(func() error { return in.lookups.run(gctx) })
 	}
 	g.Go(func() error {
-		return service.Serve(gctx, in.cfg.server(in.echo), in.cfg.PublishTimeout+5*time.Second, ready)
+		return service.Serve(gctx, in.cfg.server(in.echo), in.cfg.handleWithin()+5*time.Second, ready)
 	})
 	g.Go(func() error { return service.ServeOps(gctx, in.cfg.OpsAddr, in.ops, in.log) })
 	err := g.Wait()

@@ -19,6 +19,7 @@ type published struct {
 	duplicate bool   // the duplicate window already held this webhook + event id
 	seq       uint64 // the stored message (the original one for a duplicate)
 	msgID     string // the message id it was published under
+	size      int    // the message's bytes
 }
 
 // publish stores the delivery in DELIVERIES and waits for the ack. The
@@ -74,27 +75,42 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 	if in.lookups != nil {
 		in.lookups.observePublish(took)
 	}
-	return published{duplicate: ack.Duplicate, seq: ack.Sequence, msgID: msgID}, nil
+	return published{duplicate: ack.Duplicate, seq: ack.Sequence, msgID: msgID, size: len(m.Data)}, nil
 }
 
 // originalDeliveryID returns the id of the delivery stored at seq (the one a
 // duplicate repeats), from its subject, after checking that the message
 // there carries msgID. It costs a read from the stream's leader (a replica
 // behind it might not hold the original yet), paid only by duplicates;
-// false means the original could not be confirmed.
-func (in *Ingress) originalDeliveryID(ctx context.Context, seq uint64, msgID string) (string, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+// false means the original could not be confirmed: read is false when it
+// could not be read at all (in time), true when it is not there. size is
+// the duplicate's own message, of the original's size: the read (the whole
+// message) is given time for it.
+func (in *Ingress) originalDeliveryID(ctx context.Context, seq uint64, msgID string, size int) (id string, ok, read bool) {
+	ctx, cancel := context.WithTimeout(ctx, confirmWithin(size, in.cfg.PublishTimeout))
 	defer cancel()
 	subject, stored, found, err := bus.MsgAt(ctx, in.js.Conn(), bus.StreamDeliveries, seq)
 	if err != nil {
 		in.log.Debug("cannot read the original of a duplicate", "seq", seq, "err", err)
-		return "", false
+		return "", false, false
 	}
 	if !found || stored != msgID {
-		return "", false
+		return "", false, true
 	}
 	i := strings.LastIndexByte(subject, '.')
-	return subject[i+1:], i >= 0 && i < len(subject)-1
+	return subject[i+1:], i >= 0 && i < len(subject)-1, true
+}
+
+// confirmWithin bounds the read of a duplicate's original of size bytes:
+// 250 ms, and 125 ms more per MiB (a duplicate of a 4 MiB body, ~5.6 MB
+// with its base64, took ~0.2 s alone and ~0.5 s six at once on a single
+// node, and timing out stores it again), at most the publish timeout.
+func confirmWithin(size int, publishTimeout time.Duration) time.Duration {
+	d := 250*time.Millisecond + time.Duration(size)*(125*time.Millisecond)/(1<<20)
+	if publishTimeout > 250*time.Millisecond {
+		d = min(d, publishTimeout)
+	}
+	return d
 }
 
 // Encoding buffers are reused: a delivery is encoded, published and

@@ -485,3 +485,18 @@ func TestPublish_RecreatedWebhookIsNotTheOldOnesDuplicate(t *testing.T) {
 		t.Fatalf("retry to the webhook made again: %s", again.Body)
 	}
 }
+
+// The read that confirms a duplicate fetches its original whole: a large
+// one is given time for its size (a 4 MiB body timed out at a flat 250 ms,
+// was stored again and counted as unconfirmed), within the publish timeout.
+func TestConfirmWithin_GrowsWithTheMessage(t *testing.T) {
+	if got := confirmWithin(2048, 5*time.Second); got > 300*time.Millisecond {
+		t.Errorf("a small message's read may take %v", got)
+	}
+	if got := confirmWithin(6<<20, 5*time.Second); got < 900*time.Millisecond {
+		t.Errorf("a 6 MiB message's read may take only %v", got)
+	}
+	if got := confirmWithin(64<<20, 2*time.Second); got != 2*time.Second {
+		t.Errorf("the read may take %v, over the publish timeout", got)
+	}
+}
