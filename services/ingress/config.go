@@ -21,6 +21,11 @@ type Config struct {
 	// explicit dedupWindow (HOOKRUN_DEDUP_WINDOW, as the dispatcher's): a
 	// duplicate is answered as one where the dispatcher's claim is looked for.
 	DefaultWindow time.Duration
+	// ShutdownDelay is how long, on a stop, the ingress goes on taking
+	// deliveries while /readyz answers 503, before it stops listening: a
+	// load balancer (Kubernetes' endpoints) takes it out meanwhile, so
+	// senders are not refused connections (HOOKRUN_SHUTDOWN_DELAY).
+	ShutdownDelay time.Duration
 
 	// The HTTP server's limits; zero keeps service.HTTPServer's defaults.
 	// ReadHeaderTimeout cuts off senders that dribble their headers
@@ -54,6 +59,7 @@ func ConfigFromEnv() (Config, error) {
 		{"READ_TIMEOUT", &cfg.ReadTimeout, 0},
 		{"IDLE_TIMEOUT", &cfg.IdleTimeout, 0},
 		{"DEDUP_WINDOW", &cfg.DefaultWindow, 24 * time.Hour},
+		{"SHUTDOWN_DELAY", &cfg.ShutdownDelay, 0},
 	} {
 		if *d.dst, err = service.EnvDuration(d.name, d.def); err != nil {
 			return Config{}, err

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -95,7 +96,10 @@ type constError string
 
 func (e constError) Error() string { return string(e) }
 
-const errConfigLoading = constError("configuration not loaded yet")
+const (
+	errConfigLoading = constError("configuration not loaded yet")
+	errShuttingDown  = constError("shutting down")
+)
 
 // configLoaded reports whether the catalog holds the initial configuration.
 // Until then an unknown endpoint may only be not loaded yet, so deliveries
@@ -114,10 +118,40 @@ func (in *Ingress) Handler() http.Handler { return in.echo }
 
 // Run serves until ctx ends, then stops taking requests and lets in-flight
 // ones finish (each within handleWithin: its publishes and reads).
+//
+// With a ShutdownDelay, it first goes on serving that long with /readyz
+// answering 503 "shutting down", for a load balancer to take it out.
 func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
+	runCtx := ctx
+	if in.cfg.ShutdownDelay > 0 {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithCancel(context.WithoutCancel(ctx))
+		defer stop()
+		var draining atomic.Bool
+		in.health.Add("shutdown", func(context.Context) error {
+			if draining.Load() {
+				return errShuttingDown
+			}
+			return nil
+		})
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-runCtx.Done():
+				return // a part failed: no delay
+			}
+			draining.Store(true)
+			in.log.Info("stopping: answering not ready, still taking deliveries", "for", in.cfg.ShutdownDelay.String())
+			select {
+			case <-time.After(in.cfg.ShutdownDelay):
+			case <-runCtx.Done():
+			}
+			stop()
+		}()
+	}
 	// The group's context is gctx: a part failing (the port is taken)
 	// cancels it, and only the caller's ctx ending is a clean stop.
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return in.cat.Run(gctx) })
 	if in.lookups != nil {
 		g.Go(func() error { return in.lookups.run(gctx) })
