@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -363,12 +364,47 @@ func ServeOps(ctx context.Context, addr string, ops *echo.Echo, log *slog.Logger
 	})
 }
 
-// NewEcho returns an Echo with Hookrun's defaults: no banner, recovery.
+// NewEcho returns an Echo with Hookrun's defaults: no banner, and errors
+// answered in API.md's shape ({"error": {"code", "message"}}); the ingress
+// and keys set their own handler over it.
 func NewEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	e.HTTPErrorHandler = httpError
 	return e
+}
+
+// httpError answers Echo's own errors (an unknown path, a method a route
+// lacks) on the services without an API of their own: the dispatcher's
+// and executor's probe and metrics addresses, and every ops address.
+func httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		} else {
+			msg = http.StatusText(he.Code)
+		}
+	}
+	code := map[int]string{http.StatusNotFound: "not_found", http.StatusMethodNotAllowed: "method_not_allowed",
+		http.StatusRequestEntityTooLarge: "payload_too_large", http.StatusServiceUnavailable: "unavailable"}[status]
+	if code == "" {
+		code = "internal"
+		if status < 500 {
+			code = "invalid_request"
+		}
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
 // HTTPServer returns an http.Server with the timeouts every service uses.

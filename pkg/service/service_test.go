@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -123,6 +124,31 @@ func TestHealthcheck_SaysWhyNotReady(t *testing.T) {
 		srv.Close()
 		if exit != tc.exit || out.String() != tc.want {
 			t.Errorf("/readyz %d %s: exit %d, wrote %q; want %d, %q", tc.code, tc.body, exit, out.String(), tc.exit, tc.want)
+		}
+	}
+}
+
+// The services without an API of their own (dispatcher, executor, every
+// ops address) answer Echo's own errors in API.md's shape, not Echo's
+// {"message": …}.
+func TestNewEcho_ErrorsHaveTheAPIShape(t *testing.T) {
+	e := NewEcho()
+	NewHealth("probe").Mount(e)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{http.MethodGet, "/nope", 404, "not_found"},
+		{http.MethodPost, "/healthz", 405, "method_not_allowed"},
+	} {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		var b struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if rec.Code != tc.status || json.Unmarshal(rec.Body.Bytes(), &b) != nil || b.Error.Code != tc.code || b.Error.Message == "" {
+			t.Errorf("%s %s: %d %s; want %d with error code %s", tc.method, tc.path, rec.Code, rec.Body, tc.status, tc.code)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -51,6 +52,11 @@ func TestAdminAuth_RequiresABearerToken(t *testing.T) {
 			t.Errorf("GET %s: HTTP %d %s", p, ans.Code, ans.Body)
 		}
 	}
+	// The token is checked before the body's size: a caller without one
+	// learns nothing from a large body, and is not worth reading it for.
+	big := strings.Repeat("x", 5<<20)
+	checkError(t, a.doAuth("POST", "/v1/keys", big, ""), 401, "unauthorized", "admin token")
+	checkError(t, a.doAuth("POST", "/v1/keys", big, "Bearer "+testToken), 413, "payload_too_large", "")
 }
 
 func TestConfigFromEnv_ReadsTokensFromEnvAndFile(t *testing.T) {

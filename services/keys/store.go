@@ -97,9 +97,11 @@ func isWrongSeq(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
-// del removes key; found=false when it was absent.
+// del removes key; found=false when it was absent. The purge is of the
+// revision read: of several deletes at once one finds it (the others 404,
+// as after it), and one racing a change answers 409 conflict.
 func (s kvStore[T]) del(ctx context.Context, key string) (bool, error) {
-	_, _, found, err := s.get(ctx, key)
+	_, rev, found, err := s.get(ctx, key)
 	if err != nil || !found {
 		return false, err
 	}
@@ -107,8 +109,14 @@ func (s kvStore[T]) del(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := kv.Purge(ctx, key); err != nil {
-		return false, errUnavailable
+	if err := kv.Purge(ctx, key, jetstream.LastRevision(rev)); err != nil {
+		if !isWrongSeq(err) {
+			return false, errUnavailable
+		}
+		if _, _, found, err := s.get(ctx, key); err != nil || !found {
+			return false, err
+		}
+		return false, &apiError{Status: 409, Code: "conflict", Message: "the resource changed while this request ran; retry"}
 	}
 	return true, nil
 }

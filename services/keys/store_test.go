@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hookrun/hookrun/pkg/embednats"
@@ -45,5 +46,42 @@ func TestAPI_LargeResourcesAreStoredOrRefusedAsTooLarge(t *testing.T) {
 	checkError(t, ans, http.StatusRequestEntityTooLarge, "payload_too_large", "largest NATS message")
 	if ans.Header.Get("Retry-After") != "" {
 		t.Fatal("a resource too large for NATS is no reason to retry")
+	}
+}
+
+// Deletes of one resource at once: one deletes it, the others find it
+// gone (404). Before, each read it and purged it, and most answered
+// {"deleted":1} for the one webhook.
+func TestAPI_ConcurrentDeletesDeleteOnce(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(http.StatusCreated, "PUT", "/v1/jobs/race", jobDoc("race", map[string]any{"command": []string{"true"}}))
+	for round := range 3 {
+		a.must(http.StatusCreated, "PUT", "/v1/webhooks/racew", webhookDoc("racew", map[string]any{"job": "race"}))
+		const n = 8
+		codes := make(chan int, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				<-start
+				codes <- a.do("DELETE", "/v1/webhooks/racew", nil).Code
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(codes)
+		deleted := 0
+		for c := range codes {
+			switch c {
+			case http.StatusOK:
+				deleted++
+			case http.StatusNotFound:
+			default:
+				t.Errorf("round %d: a delete answered %d", round, c)
+			}
+		}
+		if deleted != 1 {
+			t.Errorf("round %d: %d of %d deletes of one webhook answered deleted", round, deleted, n)
+		}
 	}
 }
