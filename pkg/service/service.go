@@ -17,6 +17,7 @@ import (
 	_ "net/http/pprof" // served only with HOOKRUN_PPROF=true
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,19 +299,32 @@ func (h *Health) Mount(e *echo.Echo) {
 }
 
 // MountProbes adds /healthz and /readyz to e.
-func (h *Health) MountProbes(e *echo.Echo) {
+func (h *Health) MountProbes(e *echo.Echo) { h.mountProbes(e, true) }
+
+// mountProbes adds /healthz and /readyz to e; /readyz gives the failing
+// check's error when detailed, else only its name: the address senders
+// reach (with an ops address beside it) tells them no internal address
+// ("redis: dial tcp 10.0.3.7:6379: …").
+func (h *Health) mountProbes(e *echo.Echo, detailed bool) {
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
+	why := func(err error) string {
+		if detailed {
+			return err.Error()
+		}
+		name, _, _ := strings.Cut(err.Error(), ":")
+		return name + " (details on the ops address)"
+	}
 	e.GET("/readyz", func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		degraded, err := h.status(ctx)
 		if err != nil {
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": why(err)})
 		}
 		if degraded != nil {
-			return c.JSON(http.StatusOK, map[string]string{"status": "ready", "degraded": degraded.Error()})
+			return c.JSON(http.StatusOK, map[string]string{"status": "ready", "degraded": why(degraded)})
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
@@ -341,13 +355,13 @@ func (h *Health) MountMetrics(e *echo.Echo) {
 
 // MountOn adds the probes to e, and the metrics too when opsAddr is empty;
 // otherwise it returns the routes of the ops listener (probes and metrics)
-// for ServeOps.
+// for ServeOps, and e's /readyz names a failing check without its error.
 func (h *Health) MountOn(e *echo.Echo, opsAddr string) (ops *echo.Echo) {
 	if opsAddr == "" {
 		h.Mount(e)
 		return nil
 	}
-	h.MountProbes(e)
+	h.mountProbes(e, false)
 	ops = NewEcho()
 	h.Mount(ops)
 	return ops

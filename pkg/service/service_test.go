@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -150,5 +151,26 @@ func TestNewEcho_ErrorsHaveTheAPIShape(t *testing.T) {
 		if rec.Code != tc.status || json.Unmarshal(rec.Body.Bytes(), &b) != nil || b.Error.Code != tc.code || b.Error.Message == "" {
 			t.Errorf("%s %s: %d %s; want %d with error code %s", tc.method, tc.path, rec.Code, rec.Body, tc.status, tc.code)
 		}
+	}
+}
+
+// With an ops address, the address senders reach answers /readyz with the
+// failing check's name only: its error may name internal addresses. The
+// ops address, where operators look, gives the whole reason.
+func TestMountOn_PublicReadyzNamesTheCheckOnly(t *testing.T) {
+	h := NewHealth("probe")
+	h.Add("redis", func(context.Context) error { return errors.New("dial tcp 10.0.3.7:6379: connection refused") })
+	public := NewEcho()
+	ops := h.MountOn(public, "127.0.0.1:0")
+	get := func(e *echo.Echo) (int, string) {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get(public); code != http.StatusServiceUnavailable || strings.Contains(body, "10.0.3.7") || !strings.Contains(body, "redis") {
+		t.Errorf("public /readyz: %d %s; want 503 naming redis without its address", code, body)
+	}
+	if code, body := get(ops); code != http.StatusServiceUnavailable || !strings.Contains(body, "10.0.3.7") {
+		t.Errorf("ops /readyz: %d %s; want 503 with the whole reason", code, body)
 	}
 }

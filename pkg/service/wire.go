@@ -253,11 +253,16 @@ func (d *Deps) Close() {
 }
 
 // Main runs a service binary: `NAME healthcheck` probes the service's own
-// /readyz (for container healthchecks); otherwise run is called with a
+// /readyz (for container healthchecks), on its ops address if it has one; otherwise run is called with a
 // context cancelled on SIGINT/SIGTERM, and an error exits 1.
 func Main(name, defaultAddr string, run func(ctx context.Context) error) {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(Healthcheck(Env("HTTP_ADDR", defaultAddr)))
+		// The ops address, when there is one, says why it is not ready.
+		addr := Env("OPS_ADDR", "")
+		if addr == "" {
+			addr = Env("HTTP_ADDR", defaultAddr)
+		}
+		os.Exit(Healthcheck(addr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
