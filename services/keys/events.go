@@ -131,7 +131,7 @@ func (s *Service) runEvents(c echo.Context) error {
 		// gets 204 No Content, which an EventSource takes as "stop". A
 		// run moved on since (a later delivery of the event, a retry)
 		// is sent whole.
-		if ownRec == nil && dupRec == nil && message.Final(r.Status) && r.DeliveryID == resume.delivery && r.Attempt == resume.attempt && (only == "" || only == r.DeliveryID) {
+		if hadTheEnd(r, ownRec, only, resume) {
 			return c.NoContent(http.StatusNoContent)
 		}
 		resume = resumePoint{}
@@ -222,7 +222,8 @@ func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Ru
 	events, err := runstatus.Watch(wctx, s.js, r.Namespace, id, from)
 	if err != nil {
 		stop()
-		return nil, nil, nil, errUnavailable
+		// A stop to call all the same: the caller's deferred one is this.
+		return nil, nil, func() {}, errUnavailable
 	}
 	if resume.delivery != "" && resume.delivery != from {
 		// Its lines were another delivery's run (an earlier one under
@@ -248,6 +249,23 @@ func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Ru
 		st.joinedRunning, st.snapshotAttempt = true, r.Attempt
 	}
 	return events, st, stop, nil
+}
+
+// hadTheEnd reports whether a client resuming from resume (an end's id)
+// had the whole stream it asks for again, which then answers 204: the
+// run's end, when the stream follows the run's current delivery (a
+// duplicate's stream follows the run it repeats); the end of delivery
+// only's own record (rejected apart from the run); or the end of only's
+// run when a later delivery's statuses have followed it (one is stored
+// only over a final status), which cannot change any more.
+func hadTheEnd(r, ownRec *message.Run, only string, resume resumePoint) bool {
+	switch {
+	case ownRec != nil:
+		return resume.delivery == only
+	case only != "" && only != r.DeliveryID:
+		return resume.delivery == only && resume.attempt > 0
+	}
+	return message.Final(r.Status) && r.DeliveryID == resume.delivery && r.Attempt == resume.attempt
 }
 
 // liveFrom is the first attempt of run r (as read when the client came)
@@ -583,6 +601,12 @@ func (st *runStream) writeStatus(ev *message.Run) {
 		fmt.Fprintf(st.w, "event: status\nid: %d.end.%s\ndata: %s\n\n", ev.Attempt, ev.DeliveryID, b)
 		return
 	}
+	if ev.Kind == message.KindDelivery && message.Final(ev.Status) && ev.ID != "" {
+		// A delivery's record of its own that is all its stream sends
+		// (rejected apart from the run): its end, attempt 0.
+		fmt.Fprintf(st.w, "event: status\nid: 0.end.%s\ndata: %s\n\n", ev.ID, b)
+		return
+	}
 	// No id: an EventSource keeps the last numbered line's as where to
 	// resume, through statuses (a retry's backoff) too.
 	fmt.Fprintf(st.w, "event: status\ndata: %s\n\n", b)
@@ -673,5 +697,51 @@ func unsent(output, sent string, fromStart bool) string {
 	if i := strings.LastIndex(output, sent); i >= 0 {
 		return output[i+len(sent):]
 	}
+	return unsentOfACutTail(output, sent)
+}
+
+// unsentOfACutTail is unsent of a tail cut to its last bytes (over the
+// executor's MaxOutput, marked at its start) when more than it was sent:
+// the tail's start is then the end of what was sent, and what follows
+// that overlap is unsent. The longest overlap is taken (output repeating
+// itself is ambiguous); none means the tail does not hold the sent text's
+// end, and nothing is sent.
+func unsentOfACutTail(output, sent string) string {
+	t, cut := strings.CutPrefix(output, message.OutputTruncated)
+	if !cut || t == "" {
+		return ""
+	}
+	if k := overlap(t, sent); k > 0 {
+		return t[k:]
+	}
 	return ""
+}
+
+// overlap is the length of the longest start of t that ends s, by the
+// prefix function of t (Knuth-Morris-Pratt): linear in the two.
+func overlap(t, s string) int {
+	if len(s) > len(t) {
+		s = s[len(s)-len(t):]
+	}
+	pi := make([]int32, len(t))
+	for i := 1; i < len(t); i++ {
+		k := pi[i-1]
+		for k > 0 && t[i] != t[k] {
+			k = pi[k-1]
+		}
+		if t[i] == t[k] {
+			k++
+		}
+		pi[i] = k
+	}
+	k := int32(0)
+	for i := 0; i < len(s); i++ {
+		for k > 0 && (int(k) == len(t) || s[i] != t[k]) {
+			k = pi[k-1]
+		}
+		if int(k) < len(t) && s[i] == t[k] {
+			k++
+		}
+	}
+	return int(k)
 }

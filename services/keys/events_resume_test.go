@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -195,4 +196,78 @@ func TestRuns_EventsReconnectAfterTheEndGetsNoContent(t *testing.T) {
 		t.Fatalf("reconnecting after the end of an earlier delivery's run: HTTP %d, want 200 and the new run", code)
 	}
 	wantEvents(t, drain(t, openEventsFrom(t, a, id, lastID)), []string{"output 1.1.dlv_two y", "status succeeded/1"})
+}
+
+// A reconnect after the end of a stream of one delivery (?delivery=) gets
+// 204 too, when that delivery is not the run's current one: a duplicate's
+// stream (it ends with the run it repeats), one rejected apart from the
+// run (its own record ends it, now with an id), and an earlier delivery
+// of a run id a later one reuses. Each was replayed whole on every
+// reconnect.
+func TestRuns_EventsReconnectAfterTheEndOfOneDeliveryGetsNoContent(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_ends"
+	now := time.Now().UTC()
+	for _, d := range []string{"dlv_first", "dlv_dup", "dlv_late", "dlv_next"} {
+		storeDelivery(t, a, message.Delivery{ID: d, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-" + d, RunID: id, ReceivedAt: now})
+	}
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "first\n", OutputLines: 1})
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_dup", DeliveryID: "dlv_dup", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDuplicate, FinishedAt: &now})
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_late", DeliveryID: "dlv_late", RunID: id, Webhook: "gh", Job: "report", Status: message.StatusRejected, Error: "webhook gh no longer exists", FinishedAt: &now})
+
+	lastIDOf := func(path string) string {
+		resp := openStream(t, a, path, nil)
+		body, _ := io.ReadAll(resp.Body)
+		last := ""
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "id: "); ok {
+				last = v
+			}
+		}
+		return last
+	}
+	reconnect := func(path, lastID string) int {
+		req, _ := http.NewRequest("GET", a.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Last-Event-ID", lastID)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	check := func(delivery, wantLast string) {
+		t.Helper()
+		path := "/v1/runs/" + id + "/events?delivery=" + delivery
+		last := lastIDOf(path)
+		if last != wantLast {
+			t.Fatalf("%s: the stream's last id is %q, want %q", delivery, last, wantLast)
+		}
+		if code := reconnect(path, last); code != http.StatusNoContent {
+			t.Errorf("%s: reconnecting after the end: HTTP %d, want 204", delivery, code)
+		}
+	}
+	check("dlv_dup", "1.end.dlv_first")
+	check("dlv_late", "0.end.dlv_late")
+	// A later delivery of the event reuses the run id once the first ended.
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_next", Webhook: "gh", Job: "report", Status: message.StatusQueued})
+	check("dlv_first", "1.end.dlv_first")
+}
+
+// followRun failing (NATS answering nothing) hands back a stop function
+// all the same: the handler defers it, and a nil one panicked, turning the
+// 503 into a 500.
+func TestFollowRun_FailingGivesAStopToCall(t *testing.T) {
+	a := newTestAPI(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, stop, err := a.svc.followRun(ctx, nil, &message.Run{ID: "run_x", Namespace: "default", DeliveryID: "dlv_x", Status: message.StatusQueued}, "", resumePoint{})
+	if err == nil {
+		t.Fatal("followRun with an ended context did not fail")
+	}
+	if stop == nil {
+		t.Fatal("followRun failed with a nil stop")
+	}
+	stop()
 }

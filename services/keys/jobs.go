@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/hookrun/hookrun/pkg/argtemplate"
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -71,9 +72,18 @@ func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
 		return err
 	}
 	for i, ref := range refs {
-		if ref.field == "spec.http.urlSecretRef" {
+		switch {
+		case ref.field == "spec.http.urlSecretRef":
 			if err := s.checkURLSecret(ns, ref, secrets[i]); err != nil {
 				return err
+			}
+		case ref.use != "" && secrets[i] != nil:
+			v, err := s.box.Open(secrets[i].Current, []byte(bus.ConfigKey(ns, ref.name)))
+			if err != nil {
+				return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q cannot be opened with this service's HOOKRUN_SECRET_KEY (apply its value again)", ref.name)}
+			}
+			if why := unusableAs(ref.use, string(v)); why != "" {
+				return &resource.FieldError{Field: ref.field, Msg: fmt.Sprintf("secret %q %s", ref.name, why)}
 			}
 		}
 	}
@@ -96,8 +106,26 @@ func (s *Service) checkJobRefs(ctx context.Context, j *resource.Job) error {
 	return &resource.FieldError{Field: "spec.args", Msg: fmt.Sprintf("%v; webhook %s triggers this job and a webhook cannot pass argument values", errAll, strings.Join(users, ", "))}
 }
 
-// secretRef is a secret a job names, and where.
-type secretRef struct{ field, name string }
+// secretRef is a secret a job names, and where; use is useHeader or
+// useEnv where the executor puts its value as it is.
+type secretRef struct{ field, name, use string }
+
+const (
+	useHeader = "header"
+	useEnv    = "env"
+)
+
+// unusableAs says why a secret's value cannot be put where use puts it
+// (the executor fails every run of the job otherwise), or "".
+func unusableAs(use, v string) string {
+	switch {
+	case use == useHeader && !httpguts.ValidHeaderFieldValue(v):
+		return "holds a character no header value can (CR, LF, NUL, ...)"
+	case use == useEnv && strings.IndexByte(v, 0) >= 0:
+		return "holds a NUL byte, which no environment variable can"
+	}
+	return ""
+}
 
 // secretsOf reads the secrets refs name in namespace ns, in their order: a
 // missing one is a FieldError at its ref's field. Refs without a name are
@@ -148,17 +176,17 @@ func jobSecretRefs(j *resource.Job) []secretRef {
 	var refs []secretRef
 	if h := j.Spec.HTTP; h != nil {
 		if h.URLSecretRef != "" {
-			refs = append(refs, secretRef{"spec.http.urlSecretRef", h.URLSecretRef})
+			refs = append(refs, secretRef{"spec.http.urlSecretRef", h.URLSecretRef, ""})
 		}
 		if h.SecretRef != "" {
-			refs = append(refs, secretRef{"spec.http.secretRef", h.SecretRef})
+			refs = append(refs, secretRef{"spec.http.secretRef", h.SecretRef, ""})
 		}
 		for _, k := range slices.Sorted(maps.Keys(h.SecretHeaders)) {
-			refs = append(refs, secretRef{fmt.Sprintf("spec.http.secretHeaders[%q].secretRef", k), h.SecretHeaders[k].SecretRef})
+			refs = append(refs, secretRef{fmt.Sprintf("spec.http.secretHeaders[%q].secretRef", k), h.SecretHeaders[k].SecretRef, useHeader})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(j.Spec.SecretEnv)) {
-		refs = append(refs, secretRef{fmt.Sprintf("spec.secretEnv[%q]", k), j.Spec.SecretEnv[k]})
+		refs = append(refs, secretRef{fmt.Sprintf("spec.secretEnv[%q]", k), j.Spec.SecretEnv[k], useEnv})
 	}
 	return refs
 }

@@ -95,6 +95,10 @@ type Service struct {
 	// beforeCancelStatus, when set (tests), runs between a cancel's read
 	// of a queued run and its store of the "cancelled" status.
 	beforeCancelStatus func()
+	// afterPendingScan, when set (tests), runs between the look-up of a
+	// run's deliveries not dispatched yet and the second read of its
+	// status (orPending).
+	afterPendingScan func()
 
 	jobs     kvStore[resource.Job]
 	webhooks kvStore[resource.Webhook]

@@ -127,3 +127,27 @@ func TestRuns_ARunNotDispatchedYetIsFoundQueued(t *testing.T) {
 		return nil
 	})
 }
+
+// A cancel that finds the run only by the look-up of deliveries not
+// dispatched yet, whose second read finds it queued after all, stores its
+// "cancelled" over that queued only: a run an executor started and ended
+// meanwhile keeps its final status. It was stored over anything, and a
+// succeeded run read "cancelled while queued".
+func TestRuns_CancelOfARunQueuedDuringTheLookUpIsStoredOverThatQueuedOnly(t *testing.T) {
+	a := newTestAPI(t)
+	d := newDelivery("default", "gh", "evt-race")
+	acceptDelivery(t, a, d)
+	a.svc.afterPendingScan = func() {
+		// A dispatcher queued the run while keys read DELIVERIES.
+		publishRun(t, a, message.Run{Kind: message.KindRun, ID: d.RunID, Namespace: "default", Webhook: "gh", Job: "report", DeliveryID: d.ID, Status: message.StatusQueued})
+	}
+	a.svc.beforeCancelStatus = func() {
+		// An executor ran it meanwhile, and it succeeded.
+		zero := 0
+		publishRun(t, a, message.Run{Kind: message.KindRun, ID: d.RunID, Namespace: "default", Webhook: "gh", Job: "report", DeliveryID: d.ID, Status: message.StatusSucceeded, Attempt: 1, ExitCode: &zero})
+	}
+	a.must(http.StatusAccepted, "POST", "/v1/runs/"+d.RunID+"/cancel", nil)
+	if st := a.must(http.StatusOK, "GET", "/v1/runs/"+d.RunID, nil).JSON()["status"]; st != message.StatusSucceeded {
+		t.Fatalf("status after the cancel: %v; want the executor's succeeded kept", st)
+	}
+}

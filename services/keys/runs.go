@@ -40,33 +40,38 @@ func (s *Service) getRun(c echo.Context) error {
 func (s *Service) loadRun(c echo.Context, id string) (*message.Run, error) {
 	r, _, err := s.loadRunSeq(c, id)
 	if err != nil {
-		r, _, err = s.orPending(c, id, err)
+		r, _, _, err = s.orPending(c, id, err)
 	}
 	return r, err
 }
 
 // orPending follows a failed loadRunSeq of run id: a run not found may be
 // one whose delivery no dispatcher has decided yet (pendingRun), returned
-// with pending true; any other error is err.
-func (s *Service) orPending(c echo.Context, id string, err error) (*message.Run, bool, error) {
+// with pending true; any other error is err. A run a dispatcher stored
+// meanwhile is returned with its sequence, as loadRunSeq's.
+func (s *Service) orPending(c echo.Context, id string, err error) (*message.Run, uint64, bool, error) {
 	var ae *apiError
 	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound || !bus.SafeToken(id) {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	ns, _ := namespaceFilter(c) // read by loadRunSeq already
 	p, perr := s.pendingRun(c.Request().Context(), id, ns)
 	if errors.Is(perr, runstatus.ErrNotFound) {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	if perr != nil {
 		s.log.Warn("reading the deliveries not dispatched yet for a run", "run", id, "err", perr)
-		return nil, false, err
+		return nil, 0, false, err
 	}
-	// A dispatcher may have stored its first status meanwhile.
-	if r, _, err := s.loadRunSeq(c, id); err == nil {
-		return r, false, nil
+	if s.afterPendingScan != nil {
+		s.afterPendingScan()
 	}
-	return p, true, nil
+	// A dispatcher may have stored its first status meanwhile: what is
+	// stored over it (a cancel) must be stored over that read only.
+	if r, seq, err := s.loadRunSeq(c, id); err == nil {
+		return r, seq, false, nil
+	}
+	return p, 0, true, nil
 }
 
 // loadRunSeq is loadRun with the status' sequence in STATUS.
@@ -153,7 +158,7 @@ func (s *Service) cancelRun(c echo.Context) error {
 		// Not dispatched yet: the mark stops it when an executor takes
 		// it (it names the delivery). Its status is a dispatcher's to
 		// store first, so none is stored here.
-		if r, pending, err = s.orPending(c, id, err); err != nil {
+		if r, seq, pending, err = s.orPending(c, id, err); err != nil {
 			return err
 		}
 	}

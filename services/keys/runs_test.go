@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -327,10 +328,35 @@ func TestUnsent_IsTheOutputNotYetSentLive(t *testing.T) {
 		// text at the tail's start is not it (it sent c, a, b again).
 		{"a\nb\nc\na\nb\n", "a\nb\n", false, ""},
 		{"a\nb\nc\na\nb\nd\n", "a\nb\n", false, "d\n"},
+		// A tail cut to its end (marked) after more than it was sent live:
+		// the lines after the sent text are unsent.
+		{message.OutputTruncated + "c\nd\ne\n", "a\nb\nc\nd\n", true, "e\n"},
+		{message.OutputTruncated + "c\nd\n", "a\nb\nc\nd\n", true, ""},
+		{message.OutputTruncated + "x\ny\n", "a\nb\n", true, ""},
 	} {
 		if got := unsent(tc.output, tc.sent, tc.fromStart); got != tc.want {
 			t.Errorf("unsent(%q, %q, %v) = %q, want %q", tc.output, tc.sent, tc.fromStart, got, tc.want)
 		}
+	}
+}
+
+// The reviewer's case: an attempt of 3000 lines, over the 64 KiB the
+// record keeps, whose last two lines were still in flight at its end.
+func TestUnsent_OfALargeCutOutput(t *testing.T) {
+	var full strings.Builder
+	for i := 1; i <= 3000; i++ {
+		fmt.Fprintf(&full, "line %05d ...........................\n", i)
+	}
+	all := full.String()
+	tail := message.OutputTruncated + all[len(all)-64<<10:]
+	cut := strings.LastIndex(all[:len(all)-1], "\n")
+	cut = strings.LastIndex(all[:cut], "\n") + 1
+	if got := unsent(tail, all[:cut], true); got != all[cut:] {
+		t.Fatalf("unsent = %q, want the last two lines %q", got, all[cut:])
+	}
+	// Sent text whose end the tail does not hold says nothing of it.
+	if got := unsent(tail, all[:cut]+"line lost\n", true); got != "" {
+		t.Fatalf("unsent after text the tail does not hold is %q", got)
 	}
 }
 

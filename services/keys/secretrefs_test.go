@@ -157,3 +157,26 @@ func TestURLSecrets_MustHoldAURL(t *testing.T) {
 	checkFieldError(t, a.do("PUT", "/v1/secrets/hook-url", secretDoc("hook-url", map[string]any{"value": "still-not-a-url"})),
 		"spec.value", `webhook "cb" sends its callbacks to the URL this secret holds`)
 }
+
+// A secret a job puts as it is into a header (secretHeaders) or an
+// environment variable (secretEnv) must fit there, checked at apply on
+// both sides: before, every run of such a job failed in the executor.
+func TestSecrets_HeaderAndEnvSecretsMustFitWhereJobsPutThem(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/secrets/multi", secretDoc("multi", map[string]any{"value": "line one\r\nline two"}))
+	a.must(201, "PUT", "/v1/secrets/nul", secretDoc("nul", map[string]any{"value": "a\x00b"}))
+	a.must(201, "PUT", "/v1/secrets/ok", secretDoc("ok", map[string]any{"value": "token-0123456789"}))
+	header := func(ref string) map[string]any {
+		return map[string]any{"http": map[string]any{"url": "https://api.example.com/x", "secretHeaders": map[string]any{"Authorization": map[string]any{"secretRef": ref, "prefix": "Bearer "}}}}
+	}
+	env := func(ref string) map[string]any {
+		return map[string]any{"command": []string{"true"}, "secretEnv": map[string]any{"TOKEN": ref}}
+	}
+	checkFieldError(t, a.do("PUT", "/v1/jobs/h", jobDoc("h", header("multi"))), `spec.http.secretHeaders["Authorization"].secretRef`, "no header value can")
+	checkFieldError(t, a.do("PUT", "/v1/jobs/e", jobDoc("e", env("nul"))), `spec.secretEnv["TOKEN"]`, "NUL")
+	a.must(201, "PUT", "/v1/jobs/e", jobDoc("e", env("multi"))) // a newline is fine in a variable
+	a.must(201, "PUT", "/v1/jobs/h", jobDoc("h", header("ok")))
+	checkFieldError(t, a.do("PUT", "/v1/secrets/ok", secretDoc("ok", map[string]any{"value": "new\nvalue"})), "spec.value", `job "h" uses this secret`)
+	checkFieldError(t, a.do("PUT", "/v1/secrets/multi", secretDoc("multi", map[string]any{"value": "x\x00y"})), "spec.value", `job "e" uses this secret`)
+	a.must(200, "PUT", "/v1/secrets/multi", secretDoc("multi", map[string]any{"value": "still\nfine"}))
+}

@@ -196,6 +196,35 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 // or it is sealed under a lost key: its readers refuse it anyway). A kept
 // value must suit spec.format, which may have changed; a new one must suit
 // every webhook that verifies signatures with the secret.
+// checkSecretUses refuses a value the jobs of the secret's namespace
+// cannot use where they put it as it is: a header value (secretHeaders) or
+// an environment variable (secretEnv).
+func (s *Service) checkSecretUses(ctx context.Context, sec *resource.Secret, value string, generated bool) error {
+	if unusableAs(useHeader, value) == "" {
+		return nil // fits a header, so an environment variable too
+	}
+	jobs, err := s.jobs.list(ctx, nsPrefix(sec.Metadata.Namespace))
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(jobs, func(a, b *resource.Job) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+	field := "spec.value"
+	if generated {
+		field = "spec.format"
+	}
+	for _, j := range jobs {
+		for _, ref := range jobSecretRefs(j) {
+			if ref.name != sec.Metadata.Name || ref.use == "" {
+				continue
+			}
+			if why := unusableAs(ref.use, value); why != "" {
+				return &resource.FieldError{Field: field, Msg: fmt.Sprintf("job %q uses this secret at %s, and this value %s", j.Metadata.Name, ref.field, why)}
+			}
+		}
+	}
+	return nil
+}
+
 func (s *Service) checkSecretUsable(ctx context.Context, sec *resource.Secret, value string, stored []byte, generated bool) error {
 	if value == "" {
 		if f := sec.Spec.Format; stored != nil && f != "" && f != "hex" {
@@ -231,6 +260,9 @@ func (s *Service) checkSecretUsable(ctx context.Context, sec *resource.Secret, v
 				return &resource.FieldError{Field: field, Msg: fmt.Sprintf("job %q sends to the URL this secret holds, and this value is not an absolute http or https URL", j.Metadata.Name)}
 			}
 		}
+	}
+	if err := s.checkSecretUses(ctx, sec, value, generated); err != nil {
+		return err
 	}
 	for _, w := range hooks {
 		sa := w.Spec.Auth.Signature

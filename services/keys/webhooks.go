@@ -115,7 +115,15 @@ func (s *Service) putWebhook(c echo.Context) error {
 	// Deleted after the webhook is stored, so a refused change leaves the
 	// sender's key working.
 	if found && old.Spec.Auth.APIKey != nil && w.Spec.Auth.APIKey == nil {
-		if err := s.deleteOwnedKeys(ctx, key); err != nil {
+		if err := s.deleteOwnedKeys(ctx, key, ""); err != nil {
+			return err
+		}
+	}
+	// Entering API-key auth (created, or back to it): the keys an earlier
+	// webhook of this name, or an earlier stay in that mode, generated and
+	// a failed clean-up left behind must not work beside the new one.
+	if gen != nil {
+		if err := s.deleteOwnedKeys(ctx, key, gen.ID); err != nil {
 			return err
 		}
 	}
@@ -193,9 +201,9 @@ func (s *Service) checkWebhookRefs(ctx context.Context, w *resource.Webhook) err
 // signing secret, its callback's URL.
 func webhookSecretRefs(w *resource.Webhook) []secretRef {
 	return []secretRef{
-		{"spec.auth.signature.secretRef", signatureSecret(w)},
-		{"spec.callback.secretRef", callbackSecret(w)},
-		{"spec.callback.urlSecretRef", callbackURLSecret(w)},
+		{field: "spec.auth.signature.secretRef", name: signatureSecret(w)},
+		{field: "spec.callback.secretRef", name: callbackSecret(w)},
+		{field: "spec.callback.urlSecretRef", name: callbackURLSecret(w)},
 	}
 }
 
@@ -315,7 +323,20 @@ func (s *Service) deleteWebhook(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	found, err := s.webhooks.del(ctx, bus.ConfigKey(ns, name))
+	key := bus.ConfigKey(ns, name)
+	if _, _, found, err := s.webhooks.get(ctx, key); err != nil || !found {
+		if err != nil {
+			return err
+		}
+		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
+	}
+	// Its generated keys first: a delete that fails after them is
+	// retried (the webhook is still there), while keys left behind by
+	// one that failed after the webhook went would be found by nobody.
+	if err := s.deleteOwnedKeys(ctx, key, ""); err != nil {
+		return err
+	}
+	found, err := s.webhooks.del(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -323,21 +344,19 @@ func (s *Service) deleteWebhook(c echo.Context) error {
 		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
 	}
 	_ = webhookstatus.Clear(ctx, s.js, ns, name)
-	if err := s.deleteOwnedKeys(ctx, bus.ConfigKey(ns, name)); err != nil {
-		return err
-	}
 	return c.JSON(http.StatusOK, map[string]any{"deleted": 1})
 }
 
-// deleteOwnedKeys deletes the API keys a webhook's creation generated, so
-// a webhook created later under the same name does not accept them.
-func (s *Service) deleteOwnedKeys(ctx context.Context, owner string) error {
+// deleteOwnedKeys deletes the API keys a webhook's creation generated (but
+// except), so a webhook created later under the same name does not accept
+// them.
+func (s *Service) deleteOwnedKeys(ctx context.Context, owner, except string) error {
 	all, err := s.apiKeys.list(ctx, "")
 	if err != nil {
 		return err
 	}
 	for _, k := range all {
-		if k.OwnerWebhook == owner {
+		if k.OwnerWebhook == owner && k.ID != except {
 			if _, err := s.apiKeys.del(ctx, k.ID); err != nil {
 				return err
 			}

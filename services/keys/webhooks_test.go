@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/webhookstatus"
 )
 
@@ -274,5 +275,33 @@ func TestWebhooks_IgnoreStatusAndServerFieldsInTheBody(t *testing.T) {
 	back := a.must(200, "GET", "/v1/webhooks/w", nil).JSON()
 	if r := a.must(200, "PUT", "/v1/webhooks/w", back).Result(); r != ResultUnchanged {
 		t.Fatalf("re-applying what GET returned: %q", r)
+	}
+}
+
+// Keys a webhook generated and a failed clean-up left behind (the webhook
+// gone, or moved off API-key auth, with its keys still stored) do not work
+// beside the key its name generates next; and a delete removes the keys
+// before the webhook, so a failure leaves something to retry.
+func TestWebhooks_LeftoverGeneratedKeysAreRemovedOnReturnToAPIKeyAuth(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
+	keyed := webhookDoc("deploy", map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{}}})
+	first, _ := path(a.must(201, "PUT", "/v1/webhooks/deploy", keyed).JSON(), "generatedKey", "id").(string)
+	// The webhook goes without its keys (a clean-up that failed).
+	kv, err := a.js.KeyValue(context.Background(), bus.BucketWebhooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(context.Background(), bus.ConfigKey("default", "deploy")); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := path(a.must(201, "PUT", "/v1/webhooks/deploy", keyed).JSON(), "generatedKey", "id").(string)
+	keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any)
+	if second == "" || len(keys) != 1 || path(keys[0], "id") != second {
+		t.Fatalf("made again: generated %q beside %q, keys %v; want only the new one", second, first, keys)
+	}
+	a.must(200, "DELETE", "/v1/webhooks/deploy", nil)
+	if keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); len(keys) != 0 {
+		t.Fatalf("keys left after the webhook's delete: %v", keys)
 	}
 }
