@@ -31,6 +31,10 @@ type Writer struct {
 
 	mu       sync.Mutex
 	lastSeen map[string]time.Time
+	// kv is the bucket, opened by the first write that gets it: opening
+	// it is a JetStream API request (the stream's info), which every
+	// write would otherwise pay on top of its own.
+	kv jetstream.KeyValue
 }
 
 // NewWriter returns a Writer.
@@ -93,9 +97,27 @@ func Clear(ctx context.Context, js jetstream.JetStream, ns, name string) error {
 	return err
 }
 
+// bucket returns the status bucket, opened once.
+func (w *Writer) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	w.mu.Lock()
+	kv := w.kv
+	w.mu.Unlock()
+	if kv != nil {
+		return kv, nil
+	}
+	kv, err := w.js.KeyValue(ctx, bus.BucketWebhookStatus)
+	if err != nil {
+		return nil, err // opened again by the next write
+	}
+	w.mu.Lock()
+	w.kv = kv
+	w.mu.Unlock()
+	return kv, nil
+}
+
 // update is a compare-and-set loop so concurrent writers do not lose fields.
 func (w *Writer) update(ctx context.Context, ns, name string, f func(*Status)) error {
-	kv, err := w.js.KeyValue(ctx, bus.BucketWebhookStatus)
+	kv, err := w.bucket(ctx)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,11 @@ package webhookstatus_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/testenv"
 	"github.com/hookrun/hookrun/pkg/webhookstatus"
@@ -46,5 +49,37 @@ func TestWriter_RecordsLastErrorAndDeliveries(t *testing.T) {
 	}
 	if s, _ = webhookstatus.Get(ctx, js, "default", "gh"); s.LastError != "" {
 		t.Fatalf("status after Clear = %+v", s)
+	}
+}
+
+// countingJS counts the KV buckets opened through it.
+type countingJS struct {
+	jetstream.JetStream
+	opened atomic.Int64
+}
+
+func (c *countingJS) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	c.opened.Add(1)
+	return c.JetStream.KeyValue(ctx, bucket)
+}
+
+// Opening the bucket is a JetStream API request of its own: a Writer does
+// it once, not for every write.
+func TestWriter_OpensTheBucketOnce(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	c := &countingJS{JetStream: js}
+	w := webhookstatus.NewWriter(c)
+	t0 := time.Now().UTC()
+	for i := range 3 {
+		if err := w.Delivered(ctx, "default", "gh", t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Error(ctx, "default", "gh", "boom"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.opened.Load(); n != 1 {
+		t.Fatalf("the status bucket was opened %d times for 6 writes, want once", n)
 	}
 }

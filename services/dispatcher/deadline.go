@@ -22,7 +22,7 @@ import (
 // running for half of the time for deciding by itself, maxDecideMisses
 // times, will never fit: its run fails with why, instead of coming back
 // for ever.
-func (d *Dispatcher) decideAll(ctx context.Context, items []*item, start time.Time) {
+func (d *Dispatcher) decideAll(ctx context.Context, items []*item, start time.Time, leader *leaderRecords) {
 	budget := d.cfg.AckWait / 8
 	dctx, cancel := context.WithDeadline(ctx, start.Add(budget))
 	defer cancel()
@@ -45,7 +45,7 @@ func (d *Dispatcher) decideAll(ctx context.Context, items []*item, start time.Ti
 		}
 		retry = undecidedRetry
 		began := time.Now()
-		if d.decide(dctx, it) {
+		if d.decide(dctx, it, leader) {
 			if it.redelivered {
 				d.misses.forget(it.d.ID)
 			}

@@ -89,11 +89,11 @@ type Dispatcher struct {
 	cat    *catalog.Catalog
 	store  Claims
 	status *webhookstatus.Writer
-	// statusNotes queues webhook status updates for writeStatuses.
-	statusNotes chan statusNote
-	health      *service.Health
-	cache       *compiled
-	now         func() time.Time
+	// notes holds webhook status updates for writeStatuses.
+	notes  *statusNotes
+	health *service.Health
+	cache  *compiled
+	now    func() time.Time
 
 	paused atomic.Bool
 	misses misses // see decideAll
@@ -132,7 +132,7 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, store Claims,
 	if cfg.DefaultWindow <= 0 {
 		cfg.DefaultWindow = 24 * time.Hour
 	}
-	d := &Dispatcher{cfg: cfg, log: log, js: js, cat: cat, store: store, status: webhookstatus.NewWriter(js), statusNotes: make(chan statusNote, statusQueue), health: health, cache: newCompiled(cat), now: time.Now,
+	d := &Dispatcher{cfg: cfg, log: log, js: js, cat: cat, store: store, status: webhookstatus.NewWriter(js), notes: newStatusNotes(), health: health, cache: newCompiled(cat), now: time.Now,
 		consumerEvery: 5 * time.Second}
 	health.Add("consumer", func(context.Context) error {
 		if !d.consumerUp.Load() {

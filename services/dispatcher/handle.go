@@ -118,11 +118,12 @@ func (d *Dispatcher) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		items = append(items, it)
 	}
-	if !d.claim(wctx, items) || d.crash(stageClaimed) {
+	leader := newLeaderRecords(d.js.Conn())
+	if !d.claim(wctx, items, leader) || d.crash(stageClaimed) {
 		return
 	}
 	d.resumeAll(wctx, items)
-	d.decideAll(wctx, items, start)
+	d.decideAll(wctx, items, start, leader)
 	d.storeRunStatus(wctx, items)
 	if d.crash(stageQueued) {
 		return
@@ -151,8 +152,9 @@ func (d *Dispatcher) crash(stage string) bool {
 
 // claim resolves webhooks and claims event ids. It returns false when the
 // dedup store failed: every message is NAKed with a delay and the
-// dispatcher pauses until the store answers.
-func (d *Dispatcher) claim(ctx context.Context, items []*item) bool {
+// dispatcher pauses until the store answers. A webhook the catalog does
+// not give is asked of the bucket's leader (leader.go).
+func (d *Dispatcher) claim(ctx context.Context, items []*item, leader *leaderRecords) bool {
 	var reqs []dedup.Request
 	var claimed []*item
 	for _, it := range items {
@@ -168,11 +170,19 @@ func (d *Dispatcher) claim(ctx context.Context, items []*item) bool {
 			if d.catalogMayLag(it) {
 				continue
 			}
+			if v, _, err := leader.webhook(ctx, it); v != leaderGone {
+				d.waitForConfig(it, v, "", err)
+				continue
+			}
 			// Rejected in decide, unless resume finds that an earlier
 			// attempt took it further: its run may be queued, running or
 			// done, and a "rejected" stored now would overwrite it.
 			it.gone = fmt.Errorf("webhook %s/%s no longer exists", it.d.Namespace, it.d.Webhook)
 			it.claim = dedup.Claimed
+			// A delivery without a run id (a replay an older keys
+			// stored) has none to derive without its webhook: its
+			// rejection is a record of its own, under its delivery id.
+			it.ownRecord = it.d.RunID == ""
 			continue
 		}
 		it.w = w
@@ -320,7 +330,7 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 // failed (arguments cannot be resolved), rejected (no job, webhook gone or
 // disabled) or dispatched. It returns false when ctx ended while its
 // filter was being evaluated: the delivery is not decided.
-func (d *Dispatcher) decide(ctx context.Context, it *item) bool {
+func (d *Dispatcher) decide(ctx context.Context, it *item, leader *leaderRecords) bool {
 	if it.outcome != "" || it.failed {
 		return true
 	}
@@ -338,6 +348,12 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) bool {
 		// the webhook was disabled does not run either. (Enabled again a
 		// moment ago, this dispatcher's configuration may lag.)
 		if d.catalogMayLag(it) {
+			return true
+		}
+		// Past the grace, the bucket's leader says whether it still is.
+		switch v, lw, err := leader.webhook(ctx, it); {
+		case v == leaderHas && !lw.Spec.Disabled, v == leaderUnreadable, v == leaderUnknown:
+			d.waitForConfig(it, v, "", err)
 			return true
 		}
 		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("webhook %s/%s is disabled (spec.disabled): its deliveries do not run; replay this one once it is enabled again", w.Metadata.Namespace, w.Metadata.Name)
@@ -371,6 +387,10 @@ func (d *Dispatcher) decide(ctx context.Context, it *item) bool {
 	job, ok := d.cat.Job(w.Metadata.Namespace, name)
 	if !ok {
 		if d.catalogMayLag(it) {
+			return true
+		}
+		if v, err := leader.job(ctx, w.Metadata.Namespace, name); v != leaderGone {
+			d.waitForConfig(it, v, w.Metadata.Namespace+"/"+name, err)
 			return true
 		}
 		it.outcome, it.err = message.DeliveryRejected, fmt.Errorf("job %s not found in namespace %s", name, w.Metadata.Namespace)
@@ -472,13 +492,16 @@ func runRequestSize(it *item, now time.Time, limit int64) (size, max int64) {
 var errFilterFalse = errors.New("the webhook's filter is false for this delivery")
 
 // catalogGrace is how long after its arrival a delivery whose webhook or
-// job is unknown here is handed back rather than rejected: the ingress
-// knew them, and this dispatcher's configuration watch may be a moment
-// behind (a webhook created just before its first delivery).
+// job is unknown here is handed back without a question rather than
+// rejected: the ingress knew them, and this dispatcher's configuration
+// watch may be a moment behind (a webhook created just before its first
+// delivery). Past it, the bucket's leader is asked before the delivery is
+// rejected (leader.go): the clocks of the ingress and this dispatcher may
+// differ by more, and a watch may be down for longer.
 const catalogGrace = 5 * time.Second
 
 // catalogMayLag marks it for another attempt when its configuration may
-// not have reached this dispatcher yet.
+// not have reached this dispatcher yet, by the time it was received.
 func (d *Dispatcher) catalogMayLag(it *item) bool {
 	if d.now().Sub(it.d.ReceivedAt) >= catalogGrace {
 		return false

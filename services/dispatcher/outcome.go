@@ -240,56 +240,13 @@ func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 				// Not for a deleted webhook: its status was deleted with
 				// it, and a webhook created again under its name would
 				// show the old one's "no longer exists".
-				d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, err: it.err.Error()})
+				d.notes.add(statusNote{ns: it.d.Namespace, name: it.d.Webhook, uid: it.w.Metadata.UID, err: it.err.Error()}, d.log)
 			}
 		}
 		if it.w != nil && it.d.ReplayOf == "" {
 			// Not for a replay: lastDeliveryAt tells when the sender last
 			// called, and a replay is an operator's.
-			d.noteStatus(statusNote{ns: it.d.Namespace, name: it.d.Webhook, delivered: it.d.ReceivedAt})
-		}
-	}
-}
-
-// statusNote is a webhook status update (lastError or lastDeliveryAt).
-type statusNote struct {
-	ns, name  string
-	err       string
-	delivered time.Time
-}
-
-// statusQueue bounds the webhook status updates waiting for writeStatuses.
-const statusQueue = 4096
-
-// noteStatus queues a webhook status update for writeStatuses. The updates
-// are for operators (GET /v1/webhooks/{name}), not needed for any run: a
-// slow status bucket must not hold a batch, so past the queue's bound an
-// update is dropped (logged).
-func (d *Dispatcher) noteStatus(n statusNote) {
-	select {
-	case d.statusNotes <- n:
-	default:
-		d.log.Warn("webhook status updates are behind: dropping one", "webhook", n.ns+"/"+n.name, "lastError", n.err)
-	}
-}
-
-// writeStatuses writes queued webhook status updates, one at a time.
-func (d *Dispatcher) writeStatuses(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case n := <-d.statusNotes:
-			// Without a deadline of ours, each KV request is bounded by
-			// the jetstream package's default (5 s); most Delivered calls
-			// are throttled and make none.
-			if n.err != "" {
-				if err := d.status.Error(ctx, n.ns, n.name, n.err); err != nil {
-					d.log.Warn("cannot record lastError", "webhook", n.ns+"/"+n.name, "err", err)
-				}
-			} else {
-				_ = d.status.Delivered(ctx, n.ns, n.name, n.delivered)
-			}
+			d.notes.add(statusNote{ns: it.d.Namespace, name: it.d.Webhook, uid: it.w.Metadata.UID, delivered: it.d.ReceivedAt}, d.log)
 		}
 	}
 }
