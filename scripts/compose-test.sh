@@ -285,7 +285,11 @@ if [[ -n $INFRA ]]; then
 else
 	UP_ARGS+=(--scale "executor=$EXECUTORS")
 fi
-[[ -n $COMPOSE_V2 ]] && UP_ARGS+=(--wait)
+if [[ -n $COMPOSE_V2 ]]; then
+	UP_ARGS+=(--wait)
+	# Bounded as wait_healthy is (older Compose v2 has no --wait-timeout).
+	[[ $(compose up --help 2>/dev/null) == *--wait-timeout* ]] && UP_ARGS+=(--wait-timeout "$HEALTH_TIMEOUT")
+fi
 step "up ${UP_ARGS[*]} ${SERVICES[*]}"
 compose up "${UP_ARGS[@]}" "${SERVICES[@]}"
 

@@ -35,7 +35,16 @@ var (
 	buildErr  error
 )
 
-// buildBinaries builds the four services and the CLI once per test binary.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinaries builds the four services and the CLI once per test binary;
+// TestMain removes them.
 func buildBinaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {

@@ -119,18 +119,26 @@ func TestPublish_AgainstJetStream(t *testing.T) {
 			t.Fatalf("publisher %d, no stream: gave up after %v, without the retries", i, d)
 		}
 	}
-	// A deadline shorter than the retries ends them.
-	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	// A deadline shorter than the retries ends them. Waiting out one retry
+	// takes at least DefaultPubRetryWait, far past a 10 ms deadline: a
+	// call that returns sooner did not wait, however loaded the machine.
+	const deadline = 10 * time.Millisecond
+	longest := jetstream.DefaultPubRetryWait - 10*time.Millisecond
+	cctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	start := time.Now()
 	if _, err := bus.Publish(cctx, nc, msg("nostream.b", "")); err == nil {
 		t.Fatal("no stream: no error")
 	}
-	if _, err := bus.PublishWithin(nc, msg("nostream.b", ""), 100*time.Millisecond); err == nil {
+	if d := time.Since(start); d > longest {
+		t.Fatalf("no stream, %v deadline: took %v, a retry's wait", deadline, d)
+	}
+	start = time.Now()
+	if _, err := bus.PublishWithin(nc, msg("nostream.b", ""), deadline); err == nil {
 		t.Fatal("no stream, within: no error")
 	}
-	if d := time.Since(start); d > 400*time.Millisecond {
-		t.Fatalf("short deadlines: took %v", d)
+	if d := time.Since(start); d > longest {
+		t.Fatalf("no stream, within %v: took %v, a retry's wait", deadline, d)
 	}
 }
 

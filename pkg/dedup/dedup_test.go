@@ -145,10 +145,13 @@ func TestStore_ClaimExpiresWithItsWindow(t *testing.T) {
 }
 
 // A claim is held at least its window, and (in buckets) at most half a
-// window longer; a plain key exactly its window.
+// window longer; a plain key exactly its window. The window is long enough
+// that the slack a loaded machine needs stays under half a window: a claim
+// held a whole window too long still fails.
 func TestRedis_ClaimIsHeldForItsWindowAndNotMuchLonger(t *testing.T) {
 	rdb := testenv.Redis(t)
-	window := time.Second
+	window := 3 * time.Second
+	const slack = time.Second
 	for name, c := range map[string]struct {
 		s       *dedup.Redis
 		longest time.Duration
@@ -177,7 +180,7 @@ func TestRedis_ClaimIsHeldForItsWindowAndNotMuchLonger(t *testing.T) {
 					t.Logf("held %s", held)
 					return
 				}
-				if held > c.longest+300*time.Millisecond {
+				if held > c.longest+slack {
 					t.Fatalf("claim still held after %s, want at most %s", held, c.longest)
 				}
 				time.Sleep(10 * time.Millisecond)
@@ -238,6 +241,15 @@ func TestRedis_ClaimInBucketsIsCompact(t *testing.T) {
 	s := dedup.NewRedis(rdb)
 	// A window of its own: its buckets hold this test's claims only.
 	window := 3*time.Hour + time.Duration(time.Now().UnixNano()%1_000_000)*time.Millisecond
+	// Registered first: a failure half-way leaves no claims behind.
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, fmt.Sprintf("D%d:*", window.Milliseconds()), 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		rdb.HDel(ctx, "Dw", fmt.Sprint(window.Milliseconds()))
+	})
 	const n = 50_000
 	uid := ident.NewUID()
 	for i := 0; i < n; i += 1000 {
@@ -270,12 +282,6 @@ func TestRedis_ClaimInBucketsIsCompact(t *testing.T) {
 	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		iter := rdb.Scan(context.Background(), 0, fmt.Sprintf("D%d:*", window.Milliseconds()), 1000).Iterator()
-		for iter.Next(context.Background()) {
-			rdb.Del(context.Background(), iter.Val())
-		}
-	})
 	per := float64(bytes) / n
 	t.Logf("%d claims in %d keys: %d bytes, %.1f per claim", n, keys, bytes, per)
 	if per >= 100 {

@@ -20,8 +20,17 @@ type bucketEnv struct {
 	window time.Duration
 }
 
+// fakeClockDB is the Redis database of the bucketEnv tests. The script
+// prunes the windows' registry ("Dw", shared by every store of a database)
+// by its caller's clock: a test's clock hours ahead unregisters the windows
+// of the other tests and packages using the same Redis, whose claims under
+// a changed window are then no longer found. In a database of their own,
+// and run one at a time (the tests that move the clock forward are not
+// parallel), they unregister nobody else's windows.
+const fakeClockDB = 15
+
 func newBucketEnv(t *testing.T, minShards int) *bucketEnv {
-	rdb := testenv.Redis(t)
+	rdb := testenv.RedisDB(t, fakeClockDB)
 	e := &bucketEnv{t: t, r: &Redis{c: rdb, bucketed: true, minShards: minShards}}
 	e.r.nowMS = func() int64 { return e.now }
 	// An hour and some ms: a family of buckets of its own. The clock starts
@@ -29,16 +38,23 @@ func newBucketEnv(t *testing.T, minShards int) *bucketEnv {
 	// future however far the test moves the clock within a few windows.
 	e.window = time.Hour + time.Duration(time.Now().UnixNano()%1_000_000)*time.Millisecond
 	e.now = time.Now().UnixMilli() / e.w() * e.w()
-	prefix := fmt.Sprintf("D%d:", e.window.Milliseconds())
-	t.Cleanup(func() {
+	e.forget(e.window)
+	return e
+}
+
+// forget removes, at the end of the test, the buckets of window and its
+// registration, for every window the test claims under.
+func (e *bucketEnv) forget(window time.Duration) {
+	rdb := e.r.c
+	ms := window.Milliseconds()
+	e.t.Cleanup(func() {
 		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		iter := rdb.Scan(ctx, 0, fmt.Sprintf("D%d:*", ms), 1000).Iterator()
 		for iter.Next(ctx) {
 			rdb.Del(ctx, iter.Val())
 		}
-		rdb.HDel(ctx, "Dw", fmt.Sprint(e.window.Milliseconds()))
+		rdb.HDel(ctx, "Dw", fmt.Sprint(ms))
 	})
-	return e
 }
 
 // w is the bucket width in ms.
@@ -89,8 +105,9 @@ func owner(name string) func(int) string {
 // encoding; the next bucket starts with as many hashes as that load needs;
 // a claim is found in every bucket that still counts, whatever their
 // levels, and no longer once its bucket is three buckets old.
+//
+// Not parallel: its clock ends 1.5 h ahead (see fakeClockDB).
 func TestBuckets_LevelsFollowTheLoadAndClaimsHoldForTheirWindow(t *testing.T) {
-	t.Parallel()
 	e := newBucketEnv(t, 4)
 	ctx := context.Background()
 	busy := keys("busy-", 1000)
@@ -127,9 +144,9 @@ func TestBuckets_LevelsFollowTheLoadAndClaimsHoldForTheirWindow(t *testing.T) {
 }
 
 // A Redis clock stepped back (a failover to a replica behind, an NTP step)
-// still finds claims made in the bucket after its now.
+// still finds claims made in the bucket after its now. Not parallel: its
+// clock ends 1.5 h ahead (see fakeClockDB).
 func TestBuckets_ClockSteppedBackStillFindsNewerClaims(t *testing.T) {
-	t.Parallel()
 	e := newBucketEnv(t, 4)
 	k := keys("step-", 10)
 	e.now += e.w() // bucket b+1
@@ -142,7 +159,7 @@ func TestBuckets_ClockSteppedBackStillFindsNewerClaims(t *testing.T) {
 	// until their own bucket expires.
 	e.claim(keys("behind-", 1), owner("a"), e.window, Claimed)
 	other := e.window + time.Minute
-	t.Cleanup(func() { e.r.c.HDel(context.Background(), "Dw", fmt.Sprint(other.Milliseconds())) })
+	e.forget(other)
 	e.now = (e.bucket()+3)*e.w() + 5 // the claims of bucket b+1 still count, those of b no longer
 	e.claim(k, owner("b"), other, Duplicate)
 }
@@ -150,12 +167,14 @@ func TestBuckets_ClockSteppedBackStillFindsNewerClaims(t *testing.T) {
 // A claim holds for the window it was made with, whatever window a later
 // delivery of the event is claimed or looked up with (the webhook's window
 // edited, or two processes disagreeing on it), as a key with a TTL would.
+// Not parallel: it relies on the first window's registration, which a
+// parallel test's clock hours ahead would prune, and its own clock ends
+// 1.5 h ahead (see fakeClockDB).
 func TestBuckets_ClaimHoldsAcrossAChangedWindow(t *testing.T) {
-	t.Parallel()
 	e := newBucketEnv(t, 4)
 	k := keys("edit-", 10)
 	longer := e.window + 90*time.Minute
-	t.Cleanup(func() { e.r.c.HDel(context.Background(), "Dw", fmt.Sprint(longer.Milliseconds())) })
+	e.forget(longer)
 	e.claim(k, owner("a"), e.window, Claimed)
 	e.claim(k, owner("b"), longer, Duplicate)
 	e.claim(k, owner("a"), longer, Continued)
@@ -176,7 +195,7 @@ func TestBuckets_OneBatchTwoWindowsClaimsOnce(t *testing.T) {
 	t.Parallel()
 	e := newBucketEnv(t, 4)
 	other := e.window + time.Minute
-	t.Cleanup(func() { e.r.c.HDel(context.Background(), "Dw", fmt.Sprint(other.Milliseconds())) })
+	e.forget(other)
 	k := keys("batch-", 1)[0]
 	res, err := e.r.ClaimBatch(context.Background(), []Request{
 		{Key: k, Owner: "a", TTL: e.window},

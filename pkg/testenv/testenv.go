@@ -151,7 +151,7 @@ var (
 func RedisURL(t testing.TB) string {
 	t.Helper()
 	if u := os.Getenv("REDIS_URL"); u != "" {
-		envOnce.Do(func() { envURL, envErr = u, ping(u) })
+		envOnce.Do(func() { envURL, envErr = u, pingPatiently(u) })
 		if envErr != nil {
 			noRedis(t, fmt.Errorf("REDIS_URL=%s: %w", u, envErr))
 		}
@@ -165,7 +165,7 @@ func RedisURL(t testing.TB) string {
 		t.Logf("Redis container: %v; trying 127.0.0.1:6379", err)
 	}
 	const local = "redis://127.0.0.1:6379/0"
-	localOne.Do(func() { localErr = ping(local) })
+	localOne.Do(func() { localErr = pingPatiently(local) })
 	if localErr != nil {
 		noRedis(t, fmt.Errorf("REDIS_URL unset, no Redis image for a container, and 127.0.0.1:6379: %w", localErr))
 	}
@@ -183,13 +183,43 @@ func noRedis(t testing.TB, err error) {
 // Redis returns a client of the test Redis, closed at the end of the test.
 func Redis(t testing.TB) redis.UniversalClient {
 	t.Helper()
+	return RedisDB(t, -1)
+}
+
+// RedisDB is Redis on logical database db of the test Redis (0 to 15), for
+// tests whose state must not meet that of the other tests and packages
+// sharing the server (such as a store run on a clock of the test's own).
+// A negative db is the database of the Redis URL.
+func RedisDB(t testing.TB, db int) redis.UniversalClient {
+	t.Helper()
 	opt, err := redis.ParseURL(RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if db >= 0 {
+		opt.DB = db
+	}
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// redisPatience is how long pingPatiently keeps trying. Its answer is
+// cached for the whole test binary, so one ping slowed by a loaded machine
+// must not skip (or, under CI=true, fail) every Redis test of a package.
+const redisPatience = 20 * time.Second
+
+// pingPatiently pings u until it answers or redisPatience has passed, and
+// returns the last error.
+func pingPatiently(u string) error {
+	deadline := time.Now().Add(redisPatience)
+	for {
+		err := ping(u)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 func ping(u string) error {

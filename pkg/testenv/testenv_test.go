@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"os"
 	"testing"
 
 	"github.com/hookrun/hookrun/pkg/embednats"
@@ -11,6 +12,9 @@ import (
 // and is removed by the test.
 func TestRedisContainer_Answers(t *testing.T) {
 	if !ImageExists(RedisImage) {
+		if os.Getenv("HOOKRUN_REQUIRE_CONTAINERS") == "true" {
+			t.Fatalf("image %s not built: run make images", RedisImage)
+		}
 		t.Skipf("no Docker engine or no %s image", RedisImage)
 	}
 	u, err := redisContainer(t)

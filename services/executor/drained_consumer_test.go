@@ -27,6 +27,18 @@ func (e *xenv) consumerGoneFromRuns(name string) {
 	})
 }
 
+// jobGoneFromCatalog waits until the executor's catalog no longer holds
+// job: its manager has been told (a deleted job's loop drains from then).
+func (r *xrun) jobGoneFromCatalog(t *testing.T, job *resource.Job) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if _, ok := r.x.cat.Job(job.Metadata.Namespace, job.Metadata.Name); ok {
+			return errors.New("job " + job.Metadata.Name + " still in the executor's catalog")
+		}
+		return nil
+	})
+}
+
 // deleteJob deletes job from the jobs bucket, as keys does.
 func (e *xenv) deleteJob(job *resource.Job) {
 	e.t.Helper()
@@ -52,11 +64,12 @@ func TestExecutor_DrainedConsumerOfADeletedJobIsKept(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	e.start(nil)
+	x := e.start(nil)
 	job := e.script("gonejob", `echo hi`)
 	want(t, "run", e.final(e.submit(job, "{}"), 10*time.Second).Status, message.StatusSucceeded)
 	e.deleteJob(job)
-	time.Sleep(11 * time.Second) // two passes (every 5 s)
+	x.jobGoneFromCatalog(t, job)
+	x.waitPasses(t, 2) // the drained loop ended, orphans looked at again
 	for _, name := range []string{bus.JobConsumer("default", "gonejob"), leftover} {
 		if _, err := e.js.Consumer(context.Background(), bus.StreamRuns, name); err != nil {
 			t.Errorf("consumer %s: %v", name, err)

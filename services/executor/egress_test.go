@@ -2,23 +2,28 @@ package executor
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
-// redirector answers every request with a 307 to target.
-func redirector(t *testing.T, target string) *httptest.Server {
+// redirector answers every request with a 307 to target, and counts them.
+func redirector(t *testing.T, target string) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		n.Add(1)
 		http.Redirect(w, req, target, http.StatusTemporaryRedirect)
 	}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, &n
 }
 
 // An HTTP job follows a redirect on its own host, never to another one: the
@@ -45,7 +50,7 @@ func TestExecutor_RedirectsStayOnTheJobsHost(t *testing.T) {
 	want(t, "output", r.Output, "moved here")
 
 	// Another host: the redirect is the answer.
-	away := redirector(t, elsewhere.srv.URL+"/internal")
+	away, _ := redirector(t, elsewhere.srv.URL+"/internal")
 	job = e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-away"}, Spec: resource.JobSpec{HTTP: &resource.HTTPAction{
 		URL: away.URL + "/job", Headers: map[string]string{"X-Api-Key": "internal-token"},
 	}}})
@@ -54,13 +59,20 @@ func TestExecutor_RedirectsStayOnTheJobsHost(t *testing.T) {
 	want(t, "error", r.Error, "HTTP 307")
 
 	// A callback's redirect is a failed attempt, not followed.
-	cb := redirector(t, elsewhere.srv.URL+"/cb")
+	// Its second attempt shows the first failed: followed, the redirect
+	// would have reached the other host, which answers 200.
+	cb, attempts := redirector(t, elsewhere.srv.URL+"/cb")
 	ok := e.script("cb-redirect", `true`)
 	rr := e.submit(ok, "{}", func(rr *message.RunRequest) {
 		rr.Callback = &message.Callback{URL: cb.URL + "/results", SecretRef: "cb-secret"}
 	})
 	e.final(rr, 10*time.Second)
-	time.Sleep(2 * time.Second)
+	testenv.Eventually(t, 15*time.Second, func() error {
+		if n := attempts.Load(); n < 2 {
+			return fmt.Errorf("%d callback attempts reached the callback's host, want 2", n)
+		}
+		return nil
+	})
 	want(t, "requests that reached the other host", len(elsewhere.got()), 0)
 }
 

@@ -70,6 +70,21 @@ type xrun struct {
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
+	passes atomic.Int64 // periodic passes of its job manager ended
+}
+
+// waitPasses waits until n whole periodic passes of the executor's job
+// manager (every 5 s) have run since the call: a pass already under way
+// is not counted.
+func (r *xrun) waitPasses(t *testing.T, n int64) {
+	t.Helper()
+	until := r.passes.Load() + n + 1
+	testenv.Eventually(t, time.Duration(n+1)*5*time.Second+20*time.Second, func() error {
+		if got := r.passes.Load(); got < until {
+			return fmt.Errorf("%d periodic passes of the job manager, waiting for %d", got, until)
+		}
+		return nil
+	})
 }
 
 // stop cancels the executor and waits for Run to return (after its
@@ -99,11 +114,13 @@ func (e *xenv) startWith(nc *nats.Conn, js jetstream.JetStream, mod func(*Config
 	}
 	log := testLogger(e.t)
 	x := New(conf, nc, js, catalog.New(js, e.cfg.Box, log), service.NewHealth("executor"), log)
+	r := &xrun{x: x, done: make(chan error, 1)}
+	x.afterJobsPass = func() { r.passes.Add(1) }
 	if seam != nil {
 		seam(x)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &xrun{x: x, cancel: cancel, done: make(chan error, 1)}
+	r.cancel = cancel
 	addr := make(chan net.Addr, 1)
 	go func() { r.done <- x.Run(ctx, func(a net.Addr) { addr <- a }) }()
 	e.t.Cleanup(r.stop)

@@ -169,6 +169,11 @@ type Executor struct {
 	// loseRetryAck, a test seam, skips the ack of a run request whose
 	// retry was scheduled, as a lost ack or a crash would.
 	loseRetryAck bool
+	// afterJobsPass, a test seam (nil in production), is called at the end
+	// of each periodic pass of manageJobs (backlog gauges, drained loops
+	// ended, orphaned consumers drained): a test that checks nothing
+	// happened waits for passes, not for the clock.
+	afterJobsPass func()
 }
 
 // New builds an executor.

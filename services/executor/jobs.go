@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/catalog"
 	"github.com/hookrun/hookrun/pkg/resource"
 )
 
@@ -204,6 +204,9 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			}
 			x.endDrained(workers, infos)
 			x.drainOrphans(ctx, workers, want, infos, start)
+			if x.afterJobsPass != nil {
+				x.afterJobsPass()
+			}
 		case <-retry.C:
 		}
 	}
@@ -245,15 +248,8 @@ func (x *Executor) jobGone(ctx context.Context, name string, w *jobWorkers, work
 // false) is one this release cannot read, which the catalog drops.
 func (x *Executor) jobRecord(ctx context.Context, job string) (found, readable bool, err error) {
 	ns, name, _ := strings.Cut(job, "/")
-	e, err := bus.LastKV(ctx, x.js.Conn(), bus.BucketJobs, bus.ConfigKey(ns, name))
-	if errors.Is(err, bus.ErrKVKeyNotFound) {
-		return false, false, nil
-	}
-	if err != nil {
-		return false, false, err
-	}
 	var j resource.Job
-	return true, json.Unmarshal(e.Value, &j) == nil, nil
+	return catalog.ReadLeader(ctx, x.js.Conn(), bus.BucketJobs, bus.ConfigKey(ns, name), &j)
 }
 
 // jobConsumerConfig is the configuration of the durable consumer of job

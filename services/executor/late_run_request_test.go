@@ -16,12 +16,13 @@ import (
 func TestExecutor_RunRequestAfterADeletedJobWasDrainedEndsFailed(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
-	e.start(nil)
+	x := e.start(nil)
 	job := e.script("lateorphan", `echo hi`)
 	want(t, "run", e.final(e.submit(job, "{}"), 10*time.Second).Status, message.StatusSucceeded)
 	e.deleteJob(job)
-	time.Sleep(7 * time.Second) // drained at the next pass (every 5 s)
-	rr := e.submit(job, "{}")   // the resumed delivery's request
+	x.jobGoneFromCatalog(t, job)
+	x.waitPasses(t, 1)        // the drained loop ended: no loop fetches the job's runs
+	rr := e.submit(job, "{}") // the resumed delivery's request
 	r := e.final(rr, 20*time.Second)
 	want(t, "status", r.Status, message.StatusFailed)
 	want(t, "why", strings.Contains(r.Error, "no longer exists"), true)

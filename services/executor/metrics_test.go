@@ -65,7 +65,7 @@ func counter(t *testing.T, name string, labels map[string]string) (float64, bool
 func TestExecutor_JobSeriesFollowTheQueueAndGoWithTheJob(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
-	e.start(nil)
+	x := e.start(nil)
 	const name = "series-gone"
 	jobLabel, consumer := "default/"+name, bus.JobConsumer("default", name)
 	job := e.script(name, `while [ ! -f "$OUT/release" ]; do sleep 0.05; done; echo done`, func(j *resource.Job) {
@@ -108,7 +108,8 @@ func TestExecutor_JobSeriesFollowTheQueueAndGoWithTheJob(t *testing.T) {
 	// While the run in hand goes on, the two queued runs wait for the slot
 	// and still show: the deleted job drains (they end failed), it does
 	// not hide them.
-	time.Sleep(6 * time.Second) // past a tick
+	x.jobGoneFromCatalog(t, job)
+	x.waitPasses(t, 1) // the gauges set again since
 	if v, ok := gauge(t, "hookrun_executor_queued_runs", byJob); !ok || v != 2 {
 		t.Fatalf("queued series of the deleted job while its runs wait: %v (present %v), want 2", v, ok)
 	}
@@ -136,8 +137,8 @@ func TestExecutor_JobSeriesFollowTheQueueAndGoWithTheJob(t *testing.T) {
 		}
 		return nil
 	})
-	// A tick after that did not bring them back.
-	time.Sleep(6 * time.Second)
+	// A pass after that did not bring them back.
+	x.waitPasses(t, 1)
 	if v, ok := gauge(t, "hookrun_executor_queued_runs", byJob); ok {
 		t.Errorf("hookrun_executor_queued_runs of the deleted job came back: %v", v)
 	}

@@ -100,12 +100,23 @@ func TestExecutor_RequestOfAnEarlierDeliveryIsNotRunAgain(t *testing.T) {
 	if err := os.WriteFile(e.out+"/release", nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(8 * time.Second)
+	// d2 shares d1's run id: d1's final status is not d2's. Once d2's is
+	// stored and RUNS holds no request (none can come back), the ledger of
+	// executions is complete.
+	var r *message.Run
+	testenv.Eventually(t, 20*time.Second, func() error {
+		for _, h := range e.history(d2) {
+			if message.Final(h.Status) && h.DeliveryID == d2.DeliveryID {
+				r = &h
+				return nil
+			}
+		}
+		return fmt.Errorf("no final status of delivery %s yet", d2.DeliveryID)
+	})
+	e.waitRunsAcked()
 	b, _ := os.ReadFile(e.out + "/runs")
 	got := strings.Fields(string(b))
-	t.Logf("executions: %v", got)
-	r := e.final(d2, 10*time.Second)
-	t.Logf("final: %s of delivery %s (d1 %s, d2 %s)", r.Status, r.DeliveryID, d1.DeliveryID, d2.DeliveryID)
+	t.Logf("executions: %v; final: %s of delivery %s (d1 %s, d2 %s)", got, r.Status, r.DeliveryID, d1.DeliveryID, d2.DeliveryID)
 	want(t, "executions", strings.Join(got, ","), "d1,d2")
 }
 
@@ -198,8 +209,10 @@ func TestExecutor_JobThisCatalogLacksButTheBucketHasIsNotDrained(t *testing.T) {
 	}
 	job := &resource.Job{Metadata: resource.Meta{Namespace: "default", Name: "fresh"}}
 	rr := e.submit(job, `{}`)
-	e.start(nil)
-	time.Sleep(6 * time.Second) // past the first 5 s scan of orphaned consumers
+	x := e.start(nil)
+	// Two whole scans of orphaned consumers: a drain started by the first
+	// would have failed the run by the end of the second.
+	x.waitPasses(t, 2)
 	r, err := runstatus.Get(ctx, e.js, rr.ID)
 	if err != nil {
 		t.Fatal(err)

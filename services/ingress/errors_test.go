@@ -216,12 +216,18 @@ func TestIngress_RejectsExpiredKey(t *testing.T) {
 	wantError(t, e.post(hookPath(path, key), "{}"), 401, "expired_key")
 	wantError(t, e.post(hookPath(body), `{"test_key":"`+key+`"}`), 401, "expired_key")
 
-	soon := time.Now().Add(400 * time.Millisecond)
+	// The key's life covers the KV put, the catalog watch and a POST on a
+	// loaded machine; it must answer 202 until its expiry and 401 from then.
+	soon := time.Now().Add(5 * time.Second)
 	live := e.apiKey(nil, nil, &soon)
 	wantAccepted(t, e.post(hookPath(header), "{}", "X-API-KEY", live), 202)
-	testenv.Eventually(t, 2*time.Second, func() error {
-		if r := e.post(hookPath(header), "{}", "X-API-KEY", live); r.Err.Code != "expired_key" {
+	testenv.Eventually(t, time.Until(soon)+10*time.Second, func() error {
+		r := e.post(hookPath(header), "{}", "X-API-KEY", live)
+		if r.Err.Code != "expired_key" {
 			return fmt.Errorf("answer %d %s", r.Status, r.Body)
+		}
+		if early := time.Until(soon); early > 0 {
+			t.Fatalf("expired_key %s before the key's expiry", early)
 		}
 		return nil
 	})
