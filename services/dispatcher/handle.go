@@ -196,6 +196,15 @@ func (d *Dispatcher) claim(ctx context.Context, items []*item, leader *leaderRec
 	if len(reqs) == 0 {
 		return true
 	}
+	if ctx.Err() != nil {
+		// The batch's time went on leader reads (claim's own): not the
+		// dedup store's fault, so no pause. Handed back, to come again.
+		d.log.Warn("no time left to claim the batch's events: handing the batch back", "batch", len(items))
+		for _, it := range items {
+			_ = it.msg.NakWithDelay(time.Second)
+		}
+		return false
+	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	res, err := d.store.ClaimBatch(cctx, reqs)

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -40,6 +41,9 @@ const (
 	leaderUnknown
 )
 
+// leaderReadTimeout bounds one leader read.
+const leaderReadTimeout = time.Second
+
 // leaderRecords reads, and keeps for one batch, the records the batch's
 // deliveries need from the configuration buckets' leaders. A backlog of a
 // deleted webhook's deliveries costs one read a batch, not one each. Not
@@ -69,6 +73,12 @@ func (l *leaderRecords) get(ctx context.Context, bucket, ns, name string) *leade
 		return r
 	}
 	r := &leaderRecord{}
+	// Its own bound, well inside the batch's: a leader that does not
+	// answer (an election, a users.conf without the permission, where
+	// the request only times out) must not use up the batch's time, or
+	// its dedup claims would fail for want of it and pause dispatching.
+	ctx, cancel := context.WithTimeout(ctx, leaderReadTimeout)
+	defer cancel()
 	if bucket == bus.BucketWebhooks {
 		var w webhookRecord
 		r.found, r.readable, r.err = catalog.ReadLeader(ctx, l.nc, bucket, key, &w)

@@ -35,9 +35,9 @@ type statusNotes struct {
 	wake chan struct{} // holds a token while notes wait
 
 	mu      sync.Mutex
-	waiting map[statusKey]*statusNote
-	dropped int       // since the last log line
-	logged  time.Time // when dropped notes were last logged
+	waiting map[statusKey]statusNote // values: add allocates nothing
+	dropped int                      // since the last log line
+	logged  time.Time                // when dropped notes were last logged
 }
 
 // statusKey is a note's webhook: a webhook deleted and made again under
@@ -46,7 +46,7 @@ type statusNotes struct {
 type statusKey struct{ ns, name, uid string }
 
 func newStatusNotes() *statusNotes {
-	return &statusNotes{wake: make(chan struct{}, 1), waiting: map[statusKey]*statusNote{}}
+	return &statusNotes{wake: make(chan struct{}, 1), waiting: map[statusKey]statusNote{}}
 }
 
 // add queues n for writeStatuses, merged into its webhook's note waiting.
@@ -60,8 +60,9 @@ func (s *statusNotes) add(n statusNote, log *slog.Logger) {
 		if n.delivered.After(w.delivered) {
 			w.delivered = n.delivered
 		}
+		s.waiting[k] = w
 	} else if len(s.waiting) < statusQueue || s.makeRoom(n) {
-		s.waiting[k] = &n
+		s.waiting[k] = n
 	} else {
 		s.dropped++
 	}
@@ -106,7 +107,7 @@ func (s *statusNotes) take() []statusNote {
 	defer s.mu.Unlock()
 	out := make([]statusNote, 0, len(s.waiting))
 	for _, n := range s.waiting {
-		out = append(out, *n)
+		out = append(out, n)
 	}
 	clear(s.waiting)
 	return out

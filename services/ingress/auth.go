@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,11 @@ type credential struct {
 	headers []string // header names that carry it
 	query   string   // query parameter that carries it
 	values  []string // the credential values themselves (endpoint id, key, signing secrets)
+	// sent are the values the request carries as they are (the endpoint
+	// id, a key, a token-style profile's secret): a value equal to one is
+	// that credential whatever its length. A secret that only keys an HMAC
+	// is never sent, and a short one ("test") must not strip ?page=test.
+	sent []string
 	// bodyChanged: the key was taken out of the body, so the request's
 	// Content-Length no longer describes the stored body (and would tell
 	// the removed key's length).
@@ -52,6 +58,7 @@ func (in *Ingress) authenticate(c echo.Context, t target, w *resource.Webhook, d
 	if t.rawEndpoint != "" || t.rawKey != "" {
 		cred.values = append(cred.values, t.rawEndpoint, t.rawKey)
 	}
+	cred.sent = append(cred.sent, t.endpoint)
 	return cred, err
 }
 
@@ -88,7 +95,7 @@ func (in *Ingress) authAPIKey(c echo.Context, t target, w *resource.Webhook, d *
 	if presented == "" {
 		return cred, missingKey(ak)
 	}
-	cred.values = []string{presented}
+	cred.values, cred.sent = []string{presented}, []string{presented}
 	id, secret, ok := apikey.Parse(presented)
 	if !ok {
 		return cred, errInvalidCredentials
@@ -158,6 +165,12 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 		return cred, errJobNotRunnable
 	}
 	cred.values = secrets
+	for _, h := range cred.headers {
+		// A token-style profile (GitLab) sends its secret itself.
+		if v := c.Request().Header.Get(h); v != "" && slices.Contains(secrets, v) {
+			cred.sent = append(cred.sent, v)
+		}
+	}
 	eventID, err := p.Verify(signature.Request{Header: c.Request().Header, Body: d.Body}, secrets, now)
 	switch {
 	case err == nil:
@@ -187,8 +200,9 @@ var alwaysStripped = [...]string{"Authorization", "Proxy-Authorization", "Cookie
 
 // minScrubLen is the shortest credential value searched for within other
 // headers and query parameters: shorter ones would match innocent values.
-// A value that is the credential whole counts whatever its length (a
-// short GitLab token typed by hand, repeated in another header).
+// A value that is a credential the request sent, whole, counts whatever
+// its length (a short GitLab token typed by hand, repeated in another
+// header).
 const minScrubLen = 8
 
 // stripCredentials returns the request's headers and query without any
@@ -200,7 +214,7 @@ const minScrubLen = 8
 func stripCredentials(h http.Header, rawQuery string, c echo.Context, cred credential) (map[string][]string, map[string][]string) {
 	hc := make(map[string][]string, len(h))
 	for name, vs := range h {
-		if isCredentialHeader(name, cred.headers) || holdsCredential(vs, cred.values) ||
+		if isCredentialHeader(name, cred.headers) || holdsCredential(vs, cred) ||
 			cred.bodyChanged && strings.EqualFold(name, "Content-Length") {
 			continue
 		}
@@ -217,7 +231,7 @@ func stripCredentials(h http.Header, rawQuery string, c echo.Context, cred crede
 	}
 	qc := make(map[string][]string, len(q))
 	for name, vs := range q {
-		if name == cred.query || holdsCredential(vs, cred.values) {
+		if name == cred.query || holdsCredential(vs, cred) {
 			continue
 		}
 		qc[name] = vs
@@ -242,13 +256,13 @@ func isCredentialHeader(name string, named []string) bool {
 	return false
 }
 
-func holdsCredential(vs, secrets []string) bool {
-	for _, s := range secrets {
-		if s == "" {
-			continue
+func holdsCredential(vs []string, cred credential) bool {
+	for _, v := range vs {
+		if v != "" && slices.Contains(cred.sent, v) {
+			return true
 		}
-		for _, v := range vs {
-			if v == s || len(s) >= minScrubLen && strings.Contains(v, s) {
+		for _, s := range cred.values {
+			if len(s) >= minScrubLen && strings.Contains(v, s) {
 				return true
 			}
 		}

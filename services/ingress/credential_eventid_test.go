@@ -71,3 +71,23 @@ func TestDeliver_AShortSecretSentAgainElsewhereIsStripped(t *testing.T) {
 		t.Errorf("a value that only contains the short token was dropped: %v %v", d.Header, d.Query)
 	}
 }
+
+// A short secret that only keys an HMAC (GitHub's) never travels with the
+// request: values that happen to equal it ("?page=test") are the sender's
+// data, kept, and an event id equal to it is no credential.
+func TestDeliver_AShortHMACSecretStripsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	const secret = "test"
+	e.secret("gh-short", secret, "", 0)
+	gh := e.webhook("gh-short", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh-short"}}})
+	body := []byte(`{}`)
+	req := signed(e.request(http.MethodPost, hookPath(gh)+"?page=test", body, "X-Note", "test"), "github", body, secret, "test", time.Now())
+	r := e.do(req)
+	wantAccepted(t, r, 202)
+	d := e.stored(r.Acc.DeliveryID)
+	if d.Header["X-Note"] == nil || d.Query["page"] == nil || d.EventID != "test" {
+		t.Errorf("the sender's data was taken for the secret: headers %v, query %v, event id %q", d.Header, d.Query, d.EventID)
+	}
+}

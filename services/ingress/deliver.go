@@ -194,7 +194,7 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		d.EventID = d.ID
 	case !validEventID(d.EventID):
 		return 0, nil, errMalformedEventID
-	case holdsCredential([]string{d.EventID}, cred.values):
+	case holdsCredential([]string{d.EventID}, cred):
 		// The event id is stored with the delivery and its runs, answered
 		// and given to the job: a sender that puts its key or token there
 		// (GitLab's Idempotency-Key, say) would have it everywhere.

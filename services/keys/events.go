@@ -681,8 +681,9 @@ func (s *Service) outputSoFar(id string) (string, int, bool) {
 
 // unsent returns the part of a run's output (its tail) that follows what
 // was already sent live: all of it when nothing was, the rest after the
-// sent text when the sent text is found, and nothing when it is not (lines
-// were lost, or the tail no longer holds them). Sent text that begins at
+// sent text when the sent text, or (a tail cut to its end) its end, is
+// found, and nothing when it is not (lines were lost, or the tail no
+// longer holds them). Sent text that begins at
 // the attempt's first line (fromStart) is looked for at the tail's start
 // first; text that does not (a client that joined a running attempt the
 // executor gave no snapshot of) only at its end: the same text near the
@@ -711,11 +712,17 @@ func unsentOfACutTail(output, sent string) string {
 	if !cut || t == "" {
 		return ""
 	}
-	if k := overlap(t, sent); k > 0 {
+	// A chance overlap (a "\n", a few bytes) when live lines were lost
+	// would send the tail again: the overlap must end a line and be at
+	// least minOverlap bytes (half of a shorter tail).
+	if k := overlap(t, sent); k >= min(minOverlap, len(t)/2) && t[k-1] == '\n' {
 		return t[k:]
 	}
 	return ""
 }
+
+// minOverlap is the least overlap unsentOfACutTail trusts.
+const minOverlap = 512
 
 // overlap is the length of the longest start of t that ends s, by the
 // prefix function of t (Knuth-Morris-Pratt): linear in the two.

@@ -333,6 +333,9 @@ func TestUnsent_IsTheOutputNotYetSentLive(t *testing.T) {
 		{message.OutputTruncated + "c\nd\ne\n", "a\nb\nc\nd\n", true, "e\n"},
 		{message.OutputTruncated + "c\nd\n", "a\nb\nc\nd\n", true, ""},
 		{message.OutputTruncated + "x\ny\n", "a\nb\n", true, ""},
+		// A chance overlap (the tail's first "\n" ends the sent text too)
+		// is not the sent text's end: nothing is sent again.
+		{message.OutputTruncated + "\n" + strings.Repeat("x\n", 400), strings.Repeat("a\n", 400), true, ""},
 	} {
 		if got := unsent(tc.output, tc.sent, tc.fromStart); got != tc.want {
 			t.Errorf("unsent(%q, %q, %v) = %q, want %q", tc.output, tc.sent, tc.fromStart, got, tc.want)

@@ -190,12 +190,6 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 	return respond(c, result, secretView{Secret: view(st), GeneratedValue: generated})
 }
 
-// checkSecretUsable refuses a secret that every delivery would then fail
-// with (500 job_not_runnable). value is the new value, given or generated
-// in spec.format; "" keeps stored, the current one (nil when there is none
-// or it is sealed under a lost key: its readers refuse it anyway). A kept
-// value must suit spec.format, which may have changed; a new one must suit
-// every webhook that verifies signatures with the secret.
 // checkSecretUses refuses a value the jobs of the secret's namespace
 // cannot use where they put it as it is: a header value (secretHeaders) or
 // an environment variable (secretEnv).
@@ -225,6 +219,12 @@ func (s *Service) checkSecretUses(ctx context.Context, sec *resource.Secret, val
 	return nil
 }
 
+// checkSecretUsable refuses a secret that every delivery would then fail
+// with (500 job_not_runnable). value is the new value, given or generated
+// in spec.format; "" keeps stored, the current one (nil when there is none
+// or it is sealed under a lost key: its readers refuse it anyway). A kept
+// value must suit spec.format, which may have changed; a new one must suit
+// every webhook that verifies signatures with the secret.
 func (s *Service) checkSecretUsable(ctx context.Context, sec *resource.Secret, value string, stored []byte, generated bool) error {
 	if value == "" {
 		if f := sec.Spec.Format; stored != nil && f != "" && f != "hex" {

@@ -123,8 +123,11 @@ func (s *Service) putWebhook(c echo.Context) error {
 	// webhook of this name, or an earlier stay in that mode, generated and
 	// a failed clean-up left behind must not work beside the new one.
 	if gen != nil {
+		// Best effort: the webhook is stored, and the new key must reach
+		// the caller whatever happens here (a PUT again answers
+		// "unchanged", without a key).
 		if err := s.deleteOwnedKeys(ctx, key, gen.ID); err != nil {
-			return err
+			s.log.Warn("cannot delete the keys an earlier webhook of this name generated; delete them by hand (hookrun keys list)", "webhook", key, "err", err)
 		}
 	}
 	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen})
