@@ -70,6 +70,7 @@ exit code is the first error's.`,
 			if cmd.Flags().Changed("namespace") {
 				bad = append(bad, namespaceMismatches(docs, c.ns)...)
 			}
+			bad = append(bad, repeatedResources(docs, c.ns)...)
 			if len(bad) > 0 {
 				for _, e := range bad {
 					fmt.Fprintf(cmd.ErrOrStderr(), "hookrun: %s\n", oneLine(e.Error()))
@@ -110,6 +111,28 @@ func namespaceMismatches(docs []manifestDoc, ns string) []error {
 		if d.Namespace != "" && d.Namespace != ns {
 			bad = append(bad, fmt.Errorf("%s: %s: metadata.namespace %q does not match --namespace %q (pass -n %s, or leave -n out)", d.Source, docLabel(d), d.Namespace, ns, d.Namespace))
 		}
+	}
+	return bad
+}
+
+// repeatedResources refuses a resource given twice (the same file twice,
+// or two documents of one kind, namespace and name): the second would
+// overwrite the first, and applying the files again would never be
+// "unchanged". ns is the namespace of documents that name none.
+func repeatedResources(docs []manifestDoc, ns string) []error {
+	var bad []error
+	first := map[string]string{}
+	for _, d := range docs {
+		dns := d.Namespace
+		if dns == "" {
+			dns = ns
+		}
+		k := d.Kind + " " + dns + "/" + d.Name
+		if src, ok := first[k]; ok {
+			bad = append(bad, fmt.Errorf("%s: %s is given again (first in %s): give each resource once", d.Source, docLabel(d), src))
+			continue
+		}
+		first[k] = d.Source
 	}
 	return bad
 }

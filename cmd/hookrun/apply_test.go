@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -94,5 +95,31 @@ func TestCLI_ApplyHelpSaysMultiDocumentYAML(t *testing.T) {
 	r := runCLI("apply", "--help")
 	if !strings.Contains(r.Stdout, "Apply resources from multi-document YAML") {
 		t.Fatalf("apply --help:\n%s", r.Stdout)
+	}
+}
+
+// A resource given twice — a file named twice, or two documents of one
+// kind and name — is refused before anything is applied: the second would
+// overwrite the first, and applying the files again was never "unchanged".
+func TestCLI_ApplyRefusesAResourceGivenTwice(t *testing.T) {
+	f := newFakeAPI(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "dup.yaml", "apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: one}\nspec: {command: [/bin/true]}\n---\napiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: one, namespace: default}\nspec: {command: [/bin/false]}\n")
+	writeFile(t, dir, "ok.yaml", "apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: two}\nspec: {command: [/bin/true]}\n")
+	r := f.execCLI("apply", "-f", filepath.Join(dir, "dup.yaml"))
+	if r.Code != codeRefused || !strings.Contains(r.Stderr, "dup.yaml#2: job/one is given again (first in") {
+		t.Fatalf("two documents of one job: %s", r)
+	}
+	r = f.execCLI("apply", "-f", filepath.Join(dir, "ok.yaml"), "-f", filepath.Join(dir, "ok.yaml"))
+	if r.Code != codeRefused || !strings.Contains(r.Stderr, "job/two is given again") {
+		t.Fatalf("one file given twice: %s", r)
+	}
+	if got := f.takeChanges(); len(got) > 0 {
+		t.Fatalf("applied %v, want nothing", got)
+	}
+	// The same name in two namespaces is two resources.
+	writeFile(t, dir, "two-ns.yaml", "apiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: one}\nspec: {command: [/bin/true]}\n---\napiVersion: hookrun.dev/v1\nkind: Job\nmetadata: {name: one, namespace: team-a}\nspec: {command: [/bin/true]}\n")
+	if r := f.execCLI("apply", "-f", filepath.Join(dir, "two-ns.yaml")); r.Code != codeOK {
+		t.Fatalf("one name in two namespaces: %s", r)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,26 @@ func (m *cpuMeter) per(n int) string {
 		parts = append(parts, fmt.Sprintf("%s %.0f", m.names[i], float64(used.Microseconds())/float64(n)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// total is the CPU time, in µs per n, of the processes measured but
+// those named skip; 0 when nothing was measured.
+func (m *cpuMeter) total(n int, skip ...string) float64 {
+	if n <= 0 || m.used == nil {
+		return 0
+	}
+	var sum time.Duration
+	for i, pid := range m.pids {
+		if slices.Contains(skip, m.names[i]) {
+			continue
+		}
+		used := m.used[i]
+		if m.running {
+			used += procCPU(pid, m.kids[i]) - m.before[i]
+		}
+		sum += used
+	}
+	return float64(sum.Microseconds()) / float64(n)
 }
 
 // redisPID is the pid of the Redis server the bench uses when it runs on

@@ -112,8 +112,10 @@ func (r *recorder) record(code string, d time.Duration) {
 	r.res.Codes[code]++
 	if code == "202" || code == "200" {
 		r.res.Accepted++
-		r.res.Latencies = append(r.res.Latencies, d)
 	}
+	// Every answer's latency, a refusal's or a timeout's too: leaving
+	// them out would flatter the tail exactly when a target is overloaded.
+	r.res.Latencies = append(r.res.Latencies, d)
 	r.mu.Unlock()
 }
 

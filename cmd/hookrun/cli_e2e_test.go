@@ -193,6 +193,8 @@ func TestCLI_SendSignsForTheProfileAndWatchReplayFollowTheRuns(t *testing.T) {
 		t.Fatalf("the replay reused run %s", runID)
 	}
 	d.expectCode(codeNotFound, "delivery dlv_nope not found", "replay", "dlv_nope")
+	// Ids are unique across namespaces: a miss says where it looked.
+	d.expectCode(codeNotFound, "looked for in namespace team-z: one of another namespace needs -n", "replay", "dlv_nope", "-n", "team-z")
 
 	// runs watch without RUN polls the newest runs and prints changes.
 	watcher := exec.Command(d.bin, "runs", "watch", "--webhook", "report-github-push", "--every", "200ms", "--timeout", "20s")
@@ -427,6 +429,7 @@ spec: {job: j, auth: {apiKey: {in: cookie}}}
 	}{
 		{"unknown job", []string{"get", "job", "nope"}, nil, codeNotFound, "job default/nope not found"},
 		{"unknown run", []string{"get", "run", "run_nope"}, nil, codeNotFound, "run run_nope not found"},
+		{"unknown run, its namespace said", []string{"get", "run", "run_nope"}, nil, codeNotFound, "looked for in namespace default"},
 		{"unknown webhook to describe", []string{"describe", "webhook", "nope"}, nil, codeNotFound, "not found"},
 		{"unknown webhook to send to", []string{"send", "nope"}, nil, codeNotFound, "webhook default/nope not found"},
 		{"unknown key", []string{"keys", "delete", "nope"}, nil, codeNotFound, "API key nope not found"},

@@ -198,6 +198,18 @@ func TestCLI_SendWaitAfterAcceptanceNeverSaysRetry(t *testing.T) {
 	if r.Code != codeNotFollowed || !strings.Contains(r.Stderr, "Do not send it again") || !strings.Contains(r.Stderr, "hookrun runs watch run_prod") {
 		t.Fatalf("send --wait with the API gone after the 202: %s", r)
 	}
+	// --timeout passing while the run goes on: the delivery is in all
+	// the same (it was 1, "sending again fails the same way").
+	slow, slowFront := sseServer(t, func(n int, w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: status\ndata: {\"id\":\"run_prod\",\"status\":\"running\",\"attempt\":1}\n\n")
+		w.(http.Flusher).Flush()
+		time.Sleep(3 * time.Second)
+	})
+	slow.webhooks["default/w"] = string(b)
+	if r := runCLI("send", "w", "-d", `{}`, "--wait", "--timeout", "1s", "--api-url", slowFront, "--ingress", slow.URL, "--token", "tok"); r.Code != codeNotFollowed || !strings.Contains(r.Stderr, "Do not send it again") {
+		t.Fatalf("send --wait past its --timeout: %s", r)
+	}
 	w.Metadata.Namespace = "prod"
 	b, _ = json.Marshal(w)
 	f := newFakeAPI(t)

@@ -333,6 +333,17 @@ func decodeAnswer(b []byte, out any) error {
 // nsQuery is ?namespace= for the client's namespace.
 func (c *apiClient) nsQuery() url.Values { return url.Values{"namespace": {c.ns}} }
 
+// inNamespace adds to a run's or delivery's "not found" the namespace it
+// was looked for in: ids are unique across namespaces, and one of another
+// namespace is the likeliest miss.
+func (c *apiClient) inNamespace(err error) error {
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != codeNotFound {
+		return err
+	}
+	return failErr(codeNotFound, "%s (looked for in namespace %s: one of another namespace needs -n)", ee.msg, c.ns)
+}
+
 // answerError maps an error answer (of the API or the ingress) to an exit code
 // and its message: 404 → 3, other 4xx → 4, and 5 only for a 5xx that means
 // "retry later": 502, 503, 504, or one without the service's own error

@@ -143,7 +143,7 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 	case coll == "runs" && single:
 		resp, err := g.c.do(ctx, "GET", "/v1/runs/"+url.PathEscape(name), g.c.nsQuery(), nil)
 		if err != nil {
-			return err
+			return g.c.inNamespace(err)
 		}
 		raws = []json.RawMessage{resp.Body}
 	case coll == "runs":

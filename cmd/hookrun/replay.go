@@ -34,7 +34,7 @@ that run until it ends (exit 6 unless it succeeded).`,
 			}
 			resp, err := c.do(cmd.Context(), http.MethodPost, "/v1/deliveries/"+url.PathEscape(args[0])+"/replay", c.nsQuery(), nil)
 			if err != nil {
-				return err
+				return c.inNamespace(err)
 			}
 			var a struct {
 				ReplayOf    string `json:"replayOf"`

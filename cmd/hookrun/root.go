@@ -31,8 +31,9 @@ error, such as a proxy's page; also an answer that is not the keys API's or
 the ingress', such as the ingress' 404 to --api-url, or a redirect, which
 the CLI does not follow), 6 a run ended in another status than succeeded
 (runs watch, send --wait), 7 send or replay --wait: the delivery was
-accepted but its run could not be followed (do not send it again; follow it
-with hookrun runs watch RUN), 130 stopped by Ctrl-C while waiting.`
+accepted but its run could not be followed to its end (the API gone, or
+--timeout passed: do not send it again; follow it with hookrun runs watch
+RUN), 130 stopped by Ctrl-C while waiting.`
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{

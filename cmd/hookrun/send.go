@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -175,6 +176,11 @@ func followAccepted(ctx context.Context, c *apiClient, accepted, id, follow stri
 	r, err := watchRun(ctx, c, id, follow, out, 10*time.Second)
 	if code := exitCode(err); code == codeUnavailable || code == codeNotFound {
 		return failErr(codeNotFollowed, "delivery %s was accepted as run %s, but its run could not be followed: %v. Do not send it again; follow it with `hookrun runs watch %s`", accepted, id, err, id)
+	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// --timeout passed: the run goes on. Not 1, which says that
+		// sending again fails the same way: it would run the job twice.
+		return failErr(codeNotFollowed, "delivery %s was accepted as run %s, which has not ended within --timeout %s. Do not send it again; follow it with `hookrun runs watch %s`", accepted, id, timeout, id)
 	}
 	if err != nil {
 		return err

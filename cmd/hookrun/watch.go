@@ -72,7 +72,7 @@ and print a line whenever one appears or changes status, until Ctrl-C or
 			}
 			r, err := watchRun(ctx, c, args[0], "", cmd.OutOrStdout(), startTimeout)
 			if err != nil {
-				return err
+				return c.inNamespace(err)
 			}
 			return runResult(r)
 		},
@@ -113,7 +113,7 @@ and print a line whenever one appears or changes status, until Ctrl-C or
 			}
 			resp, err := c.do(cmd.Context(), http.MethodPost, "/v1/runs/"+url.PathEscape(args[0])+"/cancel", c.nsQuery(), nil)
 			if err != nil {
-				return err
+				return c.inNamespace(err)
 			}
 			var r message.Run
 			if err := decodeAnswer(resp.Body, &r); err != nil {
