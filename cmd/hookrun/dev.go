@@ -253,7 +253,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 			fmt.Fprintf(out, "(could not create the sample job: %v)\n", err)
 		} else {
 			fmt.Fprintf(out, "Trigger the sample job:\n\n  curl -sS -X POST %s%s -H 'Content-Type: application/json' -d '{\"message\": \"hello from curl\"}'\n\n", got["ingress"], path)
-			fmt.Fprintf(out, "then see the run (executionId from the answer):\n\n  curl -sS -H 'Authorization: Bearer %s' %s/v1/runs/<executionId>\n\n", token, got["keys"])
+			fmt.Fprintf(out, "then, with the export line pasted, see the run (executionId from the answer):\n\n  curl -sS -H \"Authorization: Bearer $HOOKRUN_ADMIN_TOKEN\" %s/v1/runs/<executionId>\n\n", got["keys"])
 		}
 	}
 	fmt.Fprintln(out, "Ready. Ctrl-C stops.")
