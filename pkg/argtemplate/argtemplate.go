@@ -8,6 +8,7 @@ import (
 	"sync"
 	"text/template"
 	"text/template/parse"
+	"unicode/utf8"
 )
 
 // MaxValueBytes is the largest rendered argument value. Values become
@@ -235,7 +236,7 @@ func (c compiled) resolve(root map[string]any, header map[string]string, work in
 	b := &budget{left: work}
 	v, missing, strictErr := c.execute(root, header, "missingkey=error", b)
 	if strictErr == nil && !missing {
-		return v, nil
+		return c.valid(v)
 	}
 	if err := c.overLimit(strictErr, work); err != nil {
 		return "", err
@@ -247,7 +248,7 @@ func (c compiled) resolve(root map[string]any, header map[string]string, work in
 			return "", err
 		}
 		if err == nil && !missing {
-			return v, nil
+			return c.valid(v)
 		}
 	}
 	if c.arg.Default != nil {
@@ -258,6 +259,20 @@ func (c compiled) resolve(root map[string]any, header map[string]string, work in
 		reason = execReason(strictErr)
 	}
 	return "", fmt.Errorf("cannot resolve %s: %s", shorten(c.arg.Value), reason)
+}
+
+// valid returns v, a rendered value, unless it is not UTF-8 (a form
+// body in Latin-1, say): the run's records and request carry values as
+// JSON text, which would replace its bytes without a word. Then the
+// default applies, or resolution fails saying why.
+func (c compiled) valid(v string) (string, error) {
+	if utf8.ValidString(v) {
+		return v, nil
+	}
+	if c.arg.Default != nil {
+		return *c.arg.Default, nil
+	}
+	return "", fmt.Errorf("cannot resolve %s: the value is not valid UTF-8 (a body in another charset?)", shorten(c.arg.Value))
 }
 
 // overLimit is the error of a rendering stopped by a limit, or nil.

@@ -118,7 +118,10 @@
 // rendered again with missing keys as no value, so default and if can
 // handle them. If the result still is not complete (an error, or a part
 // with no value, such as a missing key or a JSON null printed directly),
-// the argument takes its default; without a default, resolution fails with
+// the argument takes its default, as it does for a rendered value that is
+// not valid UTF-8 (a form body in Latin-1: the run's records carry values
+// as JSON text, which would replace its bytes); without a default,
+// resolution fails with
 // an error that names the argument and the template, which the dispatcher
 // records as the run's failure; when the template reads .body and the
 // body is not a JSON object (text, empty, a list), the error says so:

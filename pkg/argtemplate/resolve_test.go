@@ -388,3 +388,20 @@ func TestResolve_JSONAfterAByteOrderMark(t *testing.T) {
 		t.Fatalf("Resolve = %q, %v; want refs/heads/main", got, err)
 	}
 }
+
+// A value that is not UTF-8 (a Latin-1 form: name=Caf%E9) would reach the
+// job with U+FFFD in place of its bytes, without a word (the run's records
+// carry values as JSON text): the default applies, or resolution says why.
+func TestResolve_AValueThatIsNotUTF8IsNoValue(t *testing.T) {
+	d := NewData([]byte("name=Caf%E9"), "application/x-www-form-urlencoded", http.Header{}, nil, http.MethodPost, "form", "evt-1")
+	if got, err := resolveOne(t, Arg{Value: `{{ .body.name }}`, Default: ptr("guest")}, d); err != nil || got != "guest" {
+		t.Errorf("with a default: %q, %v; want the default", got, err)
+	}
+	if _, err := resolveOne(t, Arg{Value: `{{ .body.name }}`}, d); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Errorf("without a default: %v; want an error saying why", err)
+	}
+	ok := NewData([]byte("name=Caf%C3%A9"), "application/x-www-form-urlencoded", http.Header{}, nil, http.MethodPost, "form", "evt-1")
+	if got, err := resolveOne(t, Arg{Value: `{{ .body.name }}`}, ok); err != nil || got != "Café" {
+		t.Errorf("a UTF-8 form: %q, %v", got, err)
+	}
+}
