@@ -20,7 +20,7 @@ import (
 func TestDispatcher_RetryInsideTheWindowAfterRedisLostItsClaimsIsADuplicate(t *testing.T) {
 	t.Parallel()
 	rp := startRedis(t) // a Redis of this test's own: it is flushed
-	rc := redis.NewClient(&redis.Options{Addr: rp.addr()})
+	rc := redis.NewClient(&redis.Options{Network: "unix", Addr: rp.addr()})
 	t.Cleanup(func() { rc.Close() })
 	e := newEnv(t, "redis", rc)
 	w := e.hook("flushed", nil)

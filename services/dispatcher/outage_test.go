@@ -3,8 +3,9 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
-	"strconv"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,14 +19,16 @@ import (
 )
 
 // redisProc is a redis-server of the test's own, so the test can kill it
-// and start it again on the same port. Its append-only file is synced on
-// every write, as a production Redis holding dedup claims should be, so
-// the claims survive the restart.
+// and start it again at the same address: a unix socket in the test's
+// directory, which no other test (nor another test binary, as a freed TCP
+// port could be) can take meanwhile, so the test never flushes or kills
+// another's Redis. Its append-only file is synced on every write, as a
+// production Redis holding dedup claims should be, so the claims survive
+// the restart.
 type redisProc struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
+	t   *testing.T
+	dir string
+	cmd *exec.Cmd
 }
 
 func startRedis(t *testing.T) *redisProc {
@@ -33,8 +36,13 @@ func startRedis(t *testing.T) *redisProc {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server is not installed")
 	}
-	port := testenv.FreePort(t)
-	r := &redisProc{t: t, port: port, dir: t.TempDir()}
+	// A short directory: a unix socket's path is at most ~100 bytes.
+	dir, err := os.MkdirTemp("", "hr-redis-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	r := &redisProc{t: t, dir: dir}
 	r.start()
 	t.Cleanup(r.kill)
 	return r
@@ -42,12 +50,12 @@ func startRedis(t *testing.T) *redisProc {
 
 func (r *redisProc) start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no")
+	r.cmd = exec.Command("redis-server", "--port", "0", "--unixsocket", r.addr(), "--unixsocketperm", "700", "--dir", r.dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always")
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: r.addr()})
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: r.addr()})
 	defer c.Close()
 	testenv.Eventually(r.t, 10*time.Second, func() error { return c.Ping(context.Background()).Err() })
 }
@@ -62,12 +70,12 @@ func (r *redisProc) kill() {
 	r.cmd = nil
 }
 
-func (r *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *redisProc) addr() string { return filepath.Join(r.dir, "redis.sock") }
 
 func TestDispatcher_RedisStoppedAndStartedMidStream(t *testing.T) {
 	t.Parallel()
 	rp := startRedis(t)
-	rc := redis.NewClient(&redis.Options{Addr: rp.addr(), DialTimeout: 200 * time.Millisecond,
+	rc := redis.NewClient(&redis.Options{Network: "unix", Addr: rp.addr(), DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { rc.Close() })
 	e := newEnv(t, "redis", rc)
