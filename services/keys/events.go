@@ -145,6 +145,16 @@ func (s *Service) runEvents(c echo.Context) error {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
+	// A client that stops reading with its connection still open would
+	// hold the stream (its subscription and consumer) for ever: each
+	// write gets streamWriteWait, and a write that fails ends the stream.
+	rc := http.NewResponseController(w.Writer)
+	alive := func() { _ = rc.SetWriteDeadline(time.Now().Add(streamWriteWait)) }
+	sent := func() bool {
+		w.Flush()
+		return rc.Flush() == nil
+	}
+	alive()
 	w.WriteHeader(http.StatusOK)
 	w.Flush()
 	if ownRec != nil {
@@ -160,6 +170,7 @@ func (s *Service) runEvents(c echo.Context) error {
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
 	for {
+		alive()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -173,7 +184,9 @@ func (s *Service) runEvents(c echo.Context) error {
 			}
 			own = nil
 			st.writeStatus(&rec)
-			w.Flush()
+			if !sent() {
+				return nil
+			}
 			if rec.Status != message.DeliveryDuplicate {
 				return nil
 			}
@@ -193,16 +206,22 @@ func (s *Service) runEvents(c echo.Context) error {
 				return nil
 			}
 			st.status(&ev, lines)
-			w.Flush()
+			if !sent() {
+				return nil
+			}
 			if only != "" && message.Final(ev.Status) {
 				return nil // the run of the delivery asked for has ended
 			}
 		case line := <-lines:
 			st.line(line)
-			w.Flush()
+			if !sent() {
+				return nil
+			}
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
-			w.Flush()
+			if !sent() {
+				return nil
+			}
 		}
 	}
 }
@@ -267,6 +286,10 @@ func hadTheEnd(r, ownRec *message.Run, only string, resume resumePoint) bool {
 	}
 	return message.Final(r.Status) && r.DeliveryID == resume.delivery && r.Attempt == resume.attempt
 }
+
+// streamWriteWait bounds each write of a run's event stream (tests
+// shorten it).
+var streamWriteWait = time.Minute
 
 // liveFrom is the first attempt of run r (as read when the client came)
 // whose output can come live: the one running, or the next one when r is
