@@ -116,7 +116,7 @@ func newBenchBaselineCmd() *cobra.Command {
 // JetStream features the ingress' publish does, and nothing of the rest of
 // the ingress: a stream configured as DELIVERIES (its duplicate window,
 // direct gets, retention), a subject per request, a message id per request
-// (the request's webhook-id; the subject ends with a delivery id as the
+// (the request's event id; the subject ends with a delivery id as the
 // ingress makes one) and the ingress' two other headers. The
 // difference between the two baselines is what those features cost
 // nats-server and the client; the difference between the second and the
@@ -152,10 +152,17 @@ func barePublishHandler(ctx context.Context, natsURL string, features bool) (ech
 		}
 		m := &nats.Msg{Subject: "bench." + c.Param("id"), Data: body}
 		if features {
-			id := c.Request().Header.Get("webhook-id")
+			// The event id the load signs (the generic profile's
+			// X-Event-Id), named as the ingress names its message ids
+			// (<namespace>.<webhook>:<run>): of the same length and kind.
+			id := c.Request().Header.Get("X-Event-Id")
+			if id == "" {
+				id = c.Request().Header.Get("webhook-id")
+			}
 			if id == "" {
 				id = strconv.FormatUint(n.Add(1), 10)
 			}
+			id = "default.bench:" + id
 			m.Subject = "benchf." + c.Param("id") + "." + ident.NewDeliveryID()
 			m.Header = nats.Header{
 				bus.HeaderSchema:         {"bench"},

@@ -31,7 +31,7 @@ func TestBarePublishHandler_WithFeaturesUsesTheIngressJetStreamFeatures(t *testi
 		e.POST("/v1/hooks/:id", h)
 		for _, id := range []string{"evt-1", "evt-2", "evt-1"} {
 			req := httptest.NewRequest(http.MethodPost, "/v1/hooks/x", strings.NewReader(`{"a":1}`))
-			req.Header.Set("webhook-id", id)
+			req.Header.Set("X-Event-Id", id) // the generic profile's, which the bench signs
 			rec := httptest.NewRecorder()
 			e.ServeHTTP(rec, req)
 			if rec.Code != http.StatusAccepted {
