@@ -32,6 +32,10 @@ type ConnectOptions struct {
 	Log *slog.Logger
 }
 
+// errorLogEvery is how often, at most, one kind of asynchronous NATS
+// error is logged.
+const errorLogEvery = 10 * time.Second
+
 // InboxPrefix is the reply inbox prefix of a service connected as user.
 func InboxPrefix(user string) string { return "_INBOX_" + user }
 
@@ -48,6 +52,12 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectBufSize(-1), // publishes fail fast while disconnected instead of buffering
+		// A password refused (rotated on the server first, as the
+		// runbook's step one does) is retried like any other failure:
+		// nats.go otherwise closes the connection for good after the
+		// second refusal, and the service stayed not ready until
+		// restarted by hand.
+		nats.IgnoreAuthErrorAbort(),
 	}
 	if o.User != "" {
 		opts = append(opts, nats.UserInfo(o.User, o.Password))
@@ -91,10 +101,30 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 		}),
 	)
 	if o.Log != nil {
+		// The same error comes again and again while NATS is away (a
+		// consumer's heartbeats missed every few seconds, for each one):
+		// each kind is logged at once, then at most every 10 s with the
+		// number left out, so an outage does not bury the log.
+		var lmu sync.Mutex
+		last := map[string]time.Time{}
+		left := map[string]int{}
 		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			attrs := []any{"err", err.Error()}
+			msg := err.Error()
+			lmu.Lock()
+			if time.Since(last[msg]) < errorLogEvery {
+				left[msg]++
+				lmu.Unlock()
+				return
+			}
+			suppressed := left[msg]
+			last[msg], left[msg] = time.Now(), 0
+			lmu.Unlock()
+			attrs := []any{"err", msg}
 			if sub != nil {
 				attrs = append(attrs, "subject", sub.Subject)
+			}
+			if suppressed > 0 {
+				attrs = append(attrs, "suppressed", suppressed)
 			}
 			o.Log.Error("NATS error", attrs...)
 		}))

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/embednats"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
@@ -149,8 +152,55 @@ func TestConnect_LogsErrorsAsJSON(t *testing.T) {
 		}
 		return fmt.Errorf("no JSON line of the permission violation in:\n%s", logs.String())
 	})
+	// The same error again at once is not logged again (an outage
+	// repeats a consumer's errors every few seconds, for each one).
+	for range 5 {
+		if _, err := nc.SubscribeSync("hookrun.runs.>"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = nc.Flush()
+	time.Sleep(500 * time.Millisecond)
+	if c := strings.Count(logs.String(), `"hookrun.runs.>`); c != 1 {
+		t.Errorf("the same error logged %d times within 10 s, want once", c)
+	}
 	got := logs.String()
 	if strings.Contains(got, n.Users["ingress"]) || !strings.Contains(got, `"msg":"connected to NATS"`) || !strings.Contains(got, "nats://ingress:xxxxx@") {
 		t.Errorf("want the connection logged with its user, not its password:\n%s", got)
 	}
+}
+
+// A password the server refuses (rotated on the server before the service,
+// the runbook's first step) is retried like any other failure, and the
+// service connects once the two agree. nats.go closes a connection for
+// good after a second refusal unless told otherwise: the service stayed
+// not ready until restarted by hand.
+func TestConnect_RetriesARefusedPassword(t *testing.T) {
+	t.Parallel()
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	users := func(pw string) {
+		if err := os.WriteFile(conf, []byte(`authorization { users = [{user: svc, password: "`+pw+`"}] }`+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users("old-password")
+	n := testenv.StartNATSWith(t, embednats.Options{ConfigFile: conf})
+	nc, err := bus.Connect(bus.ConnectOptions{URL: n.URL, Name: "test", User: "svc", Password: "new-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	time.Sleep(2 * time.Second) // several refusals, 250 ms apart
+	if nc.IsClosed() {
+		t.Fatal("the connection was closed after its password was refused")
+	}
+	n.Stop()
+	users("new-password")
+	n.Start()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected with the password the server now takes (closed: %v)", nc.IsClosed())
+		}
+		return nil
+	})
 }

@@ -164,12 +164,22 @@ func newLogger(w io.Writer, name, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: durationText}))
 	if name != "" {
 		log = log.With("service", name)
 	}
 	redis.SetLogger(redisLog{log})
 	return log
+}
+
+// durationText writes a duration as Go's text ("1.5s"), not slog's JSON
+// default of nanoseconds ("in":1500000000), which an operator reading a
+// log line has to count the digits of.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 var (

@@ -174,3 +174,12 @@ func TestMountOn_PublicReadyzNamesTheCheckOnly(t *testing.T) {
 		t.Errorf("ops /readyz: %d %s; want 503 with the whole reason", code, body)
 	}
 }
+
+// Durations in log lines read as Go's text, not nanoseconds.
+func TestLogger_WritesDurationsAsText(t *testing.T) {
+	var out bytes.Buffer
+	newLogger(&out, "executor", "info").Info("handing the run back", "in", 1500*time.Millisecond)
+	if !strings.Contains(out.String(), `"in":"1.5s"`) {
+		t.Fatalf("log line %s: want \"in\":\"1.5s\"", out.String())
+	}
+}
