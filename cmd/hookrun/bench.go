@@ -702,7 +702,11 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 			{"dispatcher ÷ ingress (target ≥ 1.00)", fmt.Sprintf("%.2f", dispRate/ing.PerSecond())},
 		}
 		if dispCPU > 0 && ingCPU > 0 {
-			rep.ratios = append(rep.ratios, [2]string{"dispatcher ÷ ingress by CPU per delivery (the load generator's left out: the dispatcher's rate above is measured alone, the ingress' beside the load generator)", fmt.Sprintf("%.2f (ingress %.0f µs, dispatcher %.0f µs, nats and redis included)", ingCPU/dispCPU, ingCPU, dispCPU)})
+			with := "nats and redis included"
+			if redisPID(ctx, rdb) == 0 {
+				with = "nats included; Redis not on this host, not measured"
+			}
+			rep.ratios = append(rep.ratios, [2]string{"dispatcher ÷ ingress by CPU per delivery (the load generator's left out: the dispatcher's rate above is measured alone, the ingress' beside the load generator)", fmt.Sprintf("%.2f (ingress %.0f µs, dispatcher %.0f µs, %s)", ingCPU/dispCPU, ingCPU, dispCPU, with)})
 		}
 	}
 	rep.print(out)

@@ -153,8 +153,9 @@ func barePublishHandler(ctx context.Context, natsURL string, features bool) (ech
 		m := &nats.Msg{Subject: "bench." + c.Param("id"), Data: body}
 		if features {
 			// The event id the load signs (the generic profile's
-			// X-Event-Id), named as the ingress names its message ids
-			// (<namespace>.<webhook>:<run>): of the same length and kind.
+			// X-Event-Id), in the form of the ingress' message ids
+			// (<namespace>.<webhook>:<run>, the run derived from the
+			// event id): one per event, of a similar length.
 			id := c.Request().Header.Get("X-Event-Id")
 			if id == "" {
 				id = c.Request().Header.Get("webhook-id")

@@ -105,29 +105,36 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 		// consumer's heartbeats missed every few seconds, for each one):
 		// each kind is logged at once, then at most every 10 s with the
 		// number left out, so an outage does not bury the log.
-		var lmu sync.Mutex
-		last := map[string]time.Time{}
-		left := map[string]int{}
+		lim := newErrorLimiter()
 		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			msg := err.Error()
-			lmu.Lock()
-			if time.Since(last[msg]) < errorLogEvery {
-				left[msg]++
-				lmu.Unlock()
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			suppressed, ok := lim.allow(err.Error() + " " + subject)
+			if !ok {
 				return
 			}
-			suppressed := left[msg]
-			last[msg], left[msg] = time.Now(), 0
-			lmu.Unlock()
-			attrs := []any{"err", msg}
-			if sub != nil {
-				attrs = append(attrs, "subject", sub.Subject)
+			attrs := []any{"err", err.Error()}
+			if subject != "" {
+				attrs = append(attrs, "subject", subject)
 			}
 			if suppressed > 0 {
 				attrs = append(attrs, "suppressed", suppressed)
 			}
 			o.Log.Error("NATS error", attrs...)
-		}))
+		}),
+			// A connect that fails before any succeeded (a refused
+			// password at start-up) reaches no other handler.
+			nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+				if suppressed, ok := lim.allow("connect " + err.Error()); ok {
+					attrs := []any{"err", redact.URLs(err.Error())}
+					if suppressed > 0 {
+						attrs = append(attrs, "suppressed", suppressed)
+					}
+					o.Log.Warn("cannot connect to NATS; retrying", attrs...)
+				}
+			}))
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
@@ -176,4 +183,50 @@ func urlUser(urls string) string {
 		}
 	}
 	return ""
+}
+
+// errorLimiter lets one line of each kind of error through at once, then at
+// most one every errorLogEvery, counting those it holds back. It forgets
+// kinds not seen for errorLogEvery once it holds many: error texts can name
+// per-run subjects, and must not pile up for the life of the process.
+type errorLimiter struct {
+	mu    sync.Mutex
+	kinds map[string]*errorKind
+}
+
+type errorKind struct {
+	last time.Time
+	held int
+}
+
+func newErrorLimiter() *errorLimiter { return &errorLimiter{kinds: map[string]*errorKind{}} }
+
+// maxErrorKinds is how many kinds errorLimiter holds before forgetting the
+// quiet ones.
+const maxErrorKinds = 256
+
+// allow reports whether an error of kind k may be logged now, and how many
+// of its kind were held back since the last one logged.
+func (l *errorLimiter) allow(k string) (held int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	e := l.kinds[k]
+	if e != nil && now.Sub(e.last) < errorLogEvery {
+		e.held++
+		return 0, false
+	}
+	if e == nil {
+		if len(l.kinds) >= maxErrorKinds {
+			for kk, v := range l.kinds {
+				if now.Sub(v.last) >= errorLogEvery {
+					delete(l.kinds, kk)
+				}
+			}
+		}
+		e = &errorKind{}
+		l.kinds[k] = e
+	}
+	held, e.held, e.last = e.held, 0, now
+	return held, true
 }

@@ -185,7 +185,8 @@ func TestConnect_RetriesARefusedPassword(t *testing.T) {
 	}
 	users("old-password")
 	n := testenv.StartNATSWith(t, embednats.Options{ConfigFile: conf})
-	nc, err := bus.Connect(bus.ConnectOptions{URL: n.URL, Name: "test", User: "svc", Password: "new-password"})
+	var logs testenv.Buffer
+	nc, err := bus.Connect(bus.ConnectOptions{URL: n.URL, Name: "test", User: "svc", Password: "new-password", Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +194,11 @@ func TestConnect_RetriesARefusedPassword(t *testing.T) {
 	time.Sleep(2 * time.Second) // several refusals, 250 ms apart
 	if nc.IsClosed() {
 		t.Fatal("the connection was closed after its password was refused")
+	}
+	// Why it does not connect is logged, once for now (no connect has
+	// succeeded yet, so no other handler hears of it).
+	if got := logs.String(); strings.Count(got, "cannot connect to NATS") != 1 || !strings.Contains(strings.ToLower(got), "authorization violation") || strings.Contains(got, "new-password") {
+		t.Errorf("want one line saying the password is refused, without it:\n%s", got)
 	}
 	n.Stop()
 	users("new-password")

@@ -65,6 +65,11 @@ func Open(ctx context.Context, name string, c Common, log *slog.Logger) (*Deps, 
 	}
 	d.Health.Add("nats", func(context.Context) error {
 		if !nc.IsConnected() {
+			// Why, when NATS said (a refused password: "authorization
+			// violation"), which "not connected" alone would hide.
+			if e := nc.LastError(); e != nil {
+				return fmt.Errorf("not connected: %s", redact.URLs(e.Error()))
+			}
 			return errors.New("not connected")
 		}
 		return nil

@@ -157,6 +157,9 @@ func (s *Service) runEvents(c echo.Context) error {
 	alive()
 	w.WriteHeader(http.StatusOK)
 	w.Flush()
+	if st != nil {
+		st.alive = alive
+	}
 	if ownRec != nil {
 		(&runStream{w: w}).writeStatus(ownRec)
 		w.Flush()
@@ -201,6 +204,7 @@ func (s *Service) runEvents(c echo.Context) error {
 			if events, st, stopEvents, err = s.followRun(ctx, c.Response(), r, only, resume); err != nil {
 				return nil
 			}
+			st.alive = alive
 		case ev, ok := <-events:
 			if !ok {
 				return nil
@@ -316,6 +320,10 @@ const maxPending = 1024
 type runStream struct {
 	w        *echo.Response
 	liveFrom int // see liveFrom
+	// alive, when set, renews the connection's write deadline: before
+	// each event, so that a slow reader getting a long backlog is cut off
+	// only when it has taken nothing for streamWriteWait.
+	alive func()
 
 	// joinedRunning: the run was running attempt snapshotAttempt when the
 	// client came, and the executor had published snapshot, up to line
@@ -617,6 +625,9 @@ func (st *runStream) flushPending() {
 }
 
 func (st *runStream) writeStatus(ev *message.Run) {
+	if st.alive != nil {
+		st.alive()
+	}
 	b, _ := json.Marshal(viewOfRun(ev))
 	if ev.Kind == message.KindRun && message.Final(ev.Status) && ev.DeliveryID != "" {
 		// The end of the delivery's run: an EventSource reconnecting with
@@ -658,6 +669,9 @@ func (st *runStream) writeOutput(line string) { st.writeOutputNumbered(line, 0, 
 // ("<attempt>.<n>.<deliveryId>", see lastEventID), which a reconnecting
 // client sends back as Last-Event-ID to get only the lines after it.
 func (st *runStream) writeOutputNumbered(line string, attempt, n int) {
+	if st.alive != nil {
+		st.alive()
+	}
 	st.sent = append(st.sent, line...)
 	if len(st.sent) > 2*maxSentKept {
 		st.sent = append(st.sent[:0], st.sent[len(st.sent)-maxSentKept:]...)
