@@ -279,7 +279,9 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 		}
 		// Every Stripe event has an id; a Slack body gets one only when
 		// asked: slash commands and interactivity payloads (form-encoded)
-		// have none, and the ingress gives such a delivery its own.
+		// have none, and the ingress names such a delivery by its
+		// signature (v0sig:…): the same body sent twice in one second is
+		// then a duplicate, as a replayed Slack request is.
 		if p.Name() == stripeProfile || p.Name() == "slack" && so.eventID != "" {
 			var err error
 			if body, err = withBodyEventID(body, p.Name(), eventID); err != nil {

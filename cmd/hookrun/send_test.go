@@ -170,7 +170,8 @@ func TestReadData_TextFileOrStdin(t *testing.T) {
 
 // Slack's event id is the body's "event_id": send --event-id puts it there
 // (before, Slack's Sign dropped it and every send was a new event); without
-// --event-id the body is sent as given (slash commands carry none).
+// --event-id the body is sent as given (slash commands carry none, and are
+// named by their signature).
 func TestBuildDelivery_GivesASlackBodyTheEventIDAskedFor(t *testing.T) {
 	p, _ := signature.Lookup("slack")
 	secret, err := p.GenerateSecret()
@@ -191,6 +192,9 @@ func TestBuildDelivery_GivesASlackBodyTheEventIDAskedFor(t *testing.T) {
 		}
 		sent, _ := io.ReadAll(req.Body)
 		id, err := p.Verify(signature.Request{Header: req.Header, Body: sent}, []string{secret}, now)
+		if tc.wantID == "" && strings.HasPrefix(id, "v0sig:") {
+			id = "" // none in the body: the ingress names it by its signature
+		}
 		if err != nil || id != tc.wantID || string(sent) != tc.wantBody {
 			t.Fatalf("%s with --event-id %q: sent %s, event id %q (err %v), want %s and %q", tc.body, tc.eventID, sent, id, err, tc.wantBody, tc.wantID)
 		}

@@ -89,50 +89,103 @@ func isSentinel(raw string) bool {
 }
 
 // URLs is URL for each URL of a comma-separated list, as
-// HOOKRUN_NATS_URL may be. A password may hold unescaped commas (and even
-// "://"): a URL whose user info has begun ("scheme://user:…") with no '@'
-// to end it, where a later part holds an '@', is taken to run on to that
-// '@', and everything up to it is redacted as its password, the parts
-// between included, rather than left in the clear. "scheme://host:4222" is
-// a host and its port, not a password begun (so a password of digits
-// before its comma is not caught).
+// HOOKRUN_NATS_URL may be. A password or token may hold unescaped commas,
+// and a part of the list with no '@' that has begun its user info is taken
+// to run on to a later part's '@', everything up to it redacted as one
+// credential rather than left in the clear:
+//
+//   - a password begun ("[scheme://]user:…") runs on to the next part that
+//     holds an '@', whatever lies between (a password may even hold
+//     "://");
+//   - a bare name ("[scheme://]name", no port) runs on only through parts
+//     that start no URL of their own: "nats://tok,en@host" is one token,
+//     while "nats://n1,nats://tok@n2" is two URLs.
+//
+// Where the text cannot tell, the credential is hidden at the cost of a
+// host: "nats://n1,tok@n2" (a host without a port, then a token URL
+// without a scheme) comes out "nats://xxxxx@n2". "[scheme://]host:4222"
+// is a host and its port, not a password begun (so a password of digits
+// before its comma is not caught), and so is "[::1]:4222"; nor is a token
+// holding both a comma and "://" caught. A part without a scheme that
+// holds a space is prose (an error message passed through URLs), not a
+// URL.
 func URLs(raw string) string {
 	parts := strings.Split(raw, ",")
 	out := make([]string, 0, len(parts))
 	for i := 0; i < len(parts); i++ {
 		p := parts[i]
-		colon, open := openUserinfo(p)
-		j := i + 1
-		for j < len(parts) && !strings.Contains(parts[j], "@") {
-			j++
-		}
-		if !open || j == len(parts) {
+		start, kind := openUserinfo(p)
+		j := credentialEnd(parts, i, kind)
+		if j < 0 {
 			out = append(out, URL(p))
 			continue
 		}
-		// One URL, its password (commas and all) redacted as one.
-		out = append(out, p[:colon+1]+redacted+parts[j][strings.LastIndex(parts[j], "@"):])
+		// One URL, its credential (commas and all) redacted as one.
+		out = append(out, hideQueryPasswords(p[:start]+redacted+parts[j][strings.LastIndex(parts[j], "@"):]))
 		i = j
 	}
 	return strings.Join(out, ",")
 }
 
-// openUserinfo reports whether URL p has begun its user info and password
-// ("scheme://user:" with no '@' after), and where that ':' is.
-func openUserinfo(p string) (int, bool) {
-	i := strings.Index(p, "://")
-	if i < 0 || strings.Contains(p[i+3:], "@") {
-		return 0, false
+// opening is how far a part of a URL list without an '@' may have got into
+// a user info.
+type opening int
+
+const (
+	notOpen      opening = iota
+	passwordOpen         // "[scheme://]user:…": a password begun
+	tokenOpen            // "[scheme://]name": a token begun, or a host without a port
+)
+
+// openUserinfo reports whether part p of a URL list, which holds no '@',
+// may have begun its user info, and where the credential would start: after
+// the ':' of a password, at the name of a token.
+func openUserinfo(p string) (int, opening) {
+	if strings.Contains(p, "@") {
+		return 0, notOpen
 	}
-	auth := p[i+3:]
+	start := len(p) - len(strings.TrimLeft(p, " "))
+	i := strings.Index(p, "://")
+	if i >= 0 {
+		start = i + 3
+	}
+	auth := p[start:]
 	if k := strings.IndexAny(auth, "/?#"); k >= 0 {
 		auth = auth[:k]
 	}
-	c := strings.Index(auth, ":")
-	if c < 0 || allDigits(auth[c+1:]) {
-		return 0, false // no password, or a host and its port
+	if auth == "" || strings.HasPrefix(auth, "[") || i < 0 && strings.ContainsAny(auth, " \t") {
+		return 0, notOpen // nothing, an IPv6 host, or prose
 	}
-	return i + 3 + c, true
+	c := strings.Index(auth, ":")
+	switch {
+	case c < 0:
+		return start, tokenOpen
+	case allDigits(auth[c+1:]):
+		return 0, notOpen // a host and its port
+	}
+	return start + c + 1, passwordOpen
+}
+
+// credentialEnd returns the index of the part of the list whose last '@'
+// ends the credential that parts[i] began as kind, or -1 for none.
+func credentialEnd(parts []string, i int, kind opening) int {
+	if kind == notOpen {
+		return -1
+	}
+	for j := i + 1; j < len(parts); j++ {
+		before := parts[j]
+		at := strings.LastIndex(before, "@")
+		if at >= 0 {
+			before = before[:at]
+		}
+		if kind == tokenOpen && strings.Contains(before, "://") {
+			return -1 // a URL of its own: parts[i] was a host
+		}
+		if at >= 0 {
+			return j
+		}
+	}
+	return -1
 }
 
 func allDigits(s string) bool {

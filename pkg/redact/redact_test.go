@@ -1,6 +1,9 @@
 package redact
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestURL_HidesPasswordsAndTokens(t *testing.T) {
 	t.Parallel()
@@ -51,11 +54,65 @@ func TestURLs_HidesEachOfAList(t *testing.T) {
 		// Nor do two commas, nor a "://" in the password.
 		{"nats://user:LEAK1,pa2,pa3@n1:4222", "nats://user:xxxxx@n1:4222"},
 		{"nats://user:LEAK2,x://rest@n1:4222,nats://n2:4222", "nats://user:xxxxx@n1:4222,nats://n2:4222"},
+		{"nats://a:1,nats://u:p@b:2", "nats://a:1,nats://u:xxxxx@b:2"},
 		// A list without user info is as it was.
 		{"nats://n1:4222,nats://n2:4222", "nats://n1:4222,nats://n2:4222"},
 	} {
 		if got := URLs(tc.raw); got != tc.want {
 			t.Errorf("RedactURLs(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+// nats.go takes a token or password with a comma in it, with or without a
+// scheme, and URLs logs such lists at start-up: no piece of the credential
+// may be left on either side of the comma.
+func TestURLs_HidesACredentialWithCommasWhole(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		raw, want string
+		pieces    []string // of the credential, none of which may remain
+	}{
+		{"user:pa,ss@host:4222", "user:xxxxx@host:4222", []string{"pa", "ss"}},
+		{"nats://user:pa,ss@host:4222", "nats://user:xxxxx@host:4222", []string{"pa", "ss"}},
+		{"nats://tok,en@host", "nats://xxxxx@host", []string{"tok", "en"}},
+		{"tok,en@host:4222", "xxxxx@host:4222", []string{"tok", "en"}},
+		{"nats://tok,,en@host", "nats://xxxxx@host", []string{"tok", "en"}},
+		{"nats://tok/x,en@host", "nats://xxxxx@host", []string{"tok", "en"}},
+		// Each URL of a list, and the hosts kept.
+		{"nats://a:1,nats://tok,en@b:2", "nats://a:1,nats://xxxxx@b:2", []string{"tok", "en"}},
+		{"nats://tok,en@h1:4222, nats://tok,en@h2:4222", "nats://xxxxx@h1:4222, nats://xxxxx@h2:4222", []string{"tok", "en"}},
+		{"nats://a:1,user:pa,ss@b:2", "nats://a:1,user:xxxxx@b:2", []string{"pa", "ss"}},
+		{"nats://[::1]:4222,nats://u:pa,ss@b:2", "nats://[::1]:4222,nats://u:xxxxx@b:2", []string{"pa", "ss"}},
+		// An error message passed through URLs is prose, not a password begun.
+		{"lookup n1 on 10.0.0.2:53: no such host, nats://u:pa,ss@b:2", "lookup n1 on 10.0.0.2:53: no such host, nats://u:xxxxx@b:2", []string{"pa", "ss"}},
+		// A host without a port is no token when a URL of its own follows.
+		{"nats://a,nats://tok@b", "nats://a,nats://xxxxx@b", []string{"tok"}},
+		// Where the text cannot tell, the host goes rather than the token.
+		{"nats://a,tok@b", "nats://xxxxx@b", []string{"tok"}},
+	} {
+		got := URLs(tc.raw)
+		if got != tc.want {
+			t.Errorf("URLs(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+		for _, piece := range tc.pieces {
+			if strings.Contains(got, piece) {
+				t.Errorf("URLs(%q) = %q, which holds %q of the credential", tc.raw, got, piece)
+			}
+		}
+	}
+}
+
+func TestURLs_KeepsListsWithoutAnOpenCredential(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"nats://a:1,nats://b:2",
+		"nats://a,nats://b",
+		"a:4222,b:4222",
+		"[::1]:4222,nats://b",
+	} {
+		if got := URLs(raw); got != raw {
+			t.Errorf("URLs(%q) = %q, want it unchanged", raw, got)
 		}
 	}
 }

@@ -37,7 +37,9 @@
 //	slack
 //	  signature        X-Slack-Signature: v0=<hex HMAC-SHA256>
 //	  signed           "v0:" + X-Slack-Request-Timestamp + ":" + body, ±5m
-//	  event id         body's top-level "event_id" if present, else none ("")
+//	  event id         body's top-level "event_id" if present (Events API),
+//	                   else "v0sig:" + 32 hex digits of SHA-256 of the signature
+//	                   (slash commands, interactivity), so a replay is a duplicate
 //	  window           1h (Slack retries three times within minutes)
 //
 //	standard-webhooks  (Standard Webhooks / Svix)
@@ -69,9 +71,10 @@
 // timestamp and the event id, so only an authentic request can learn that it
 // is stale or lacks an id. Profiles without a signed timestamp (github,
 // shopify, gitlab) rely on event id deduplication alone against replays.
-// The event ids of stripe and slack (in the body) and standard-webhooks are
-// signed; the id headers of generic, github, shopify and gitlab are not, so a
-// captured delivery can be resent under a new id: within the tolerance for
-// generic, at any time for the others, as the providers' schemes allow. Keep
-// a tolerance below the dedup window.
+// The event ids of stripe and slack (in the body, or slack's derived from
+// the signature) and standard-webhooks are signed; the id headers of
+// generic, github, shopify and gitlab are not, so a captured delivery can be
+// resent under a new id: within the tolerance for generic, at any time for
+// the others, as the providers' schemes allow. Keep a tolerance below the
+// dedup window.
 package signature

@@ -38,5 +38,5 @@ func (stripe) eventIDSource() string {
 }
 
 func (slack) eventIDSource() string {
-	return `the event's "` + slackEventIDField + `" field in the JSON body (Events API deliveries; other deliveries go without one)`
+	return `the event's "` + slackEventIDField + `" field in the JSON body (Events API deliveries; for others, a hash of the signature)`
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEventIDSource_NamesWhereEachProfileReadsTheEventID: every registered
@@ -70,5 +71,64 @@ func TestGitLab_EventIDIsTheIdempotencyKeyWhereSent(t *testing.T) {
 	// Neither header is taken before the token is checked.
 	if _, err := p.Verify(Request{Header: http.Header{"X-Gitlab-Token": {"wrong"}, "Idempotency-Key": {"idem-1"}}, Body: []byte(`{}`)}, []string{"tok-123456"}, now); !errors.Is(err, ErrSignatureInvalid) {
 		t.Errorf("a wrong token with an Idempotency-Key: %v, want ErrSignatureInvalid", err)
+	}
+}
+
+// A Slack delivery without an event_id (a slash command, an interactivity
+// payload) gets its event id from its signature: a captured request
+// replayed within the tolerance is then a duplicate rather than a new run,
+// while two real requests, with their own timestamp and trigger_id, are
+// two events. Events API deliveries keep their event_id across retries.
+func TestSlack_EventIDWithoutEventIDFieldComesFromTheSignature(t *testing.T) {
+	p, _ := Lookup("slack")
+	const secret = "s3cret-slack-signing"
+	verify := func(t *testing.T, h http.Header, body string) string {
+		t.Helper()
+		id, err := p.Verify(Request{Header: h, Body: []byte(body)}, []string{secret}, now)
+		if err != nil {
+			t.Fatalf("Verify(%q): %v", body, err)
+		}
+		return id
+	}
+	sign := func(body string, at time.Time) http.Header { return p.Sign([]byte(body), secret, "", at) }
+
+	for _, tc := range []struct{ name, body string }{
+		{"slash command", "command=/deploy&trigger_id=1"},
+		{"interactivity", "payload=%7B%22type%22%3A%22block_actions%22%2C%22trigger_id%22%3A%221%22%7D"},
+		{"JSON without event_id", `{"type":"app_rate_limited"}`},
+	} {
+		body := tc.body
+		t.Run(tc.name, func(t *testing.T) {
+			h := sign(body, now)
+			id := verify(t, h, body)
+			if id == "" || len(id) > 256 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+				t.Fatalf("event id %q, want a non-empty printable ASCII id of at most 256 bytes", id)
+			}
+			if again := verify(t, h.Clone(), body); again != id {
+				t.Fatalf("the same request replayed: event id %q, then %q", id, again)
+			}
+			sig := strings.TrimPrefix(h.Get("X-Slack-Signature"), "v0=")
+			if strings.Contains(id, sig[:16]) {
+				t.Fatalf("event id %q holds the signature %s, a credential", id, sig)
+			}
+			upper := h.Clone()
+			upper.Set("X-Slack-Signature", "v0="+strings.ToUpper(sig))
+			if got := verify(t, upper, body); got != id {
+				t.Fatalf("the replay with its signature in upper case: event id %q, want %q", got, id)
+			}
+			if other := verify(t, sign(body+"&x=2", now), body+"&x=2"); other == id {
+				t.Fatalf("a different body has the same event id %q", id)
+			}
+			if later := verify(t, sign(body, now.Add(time.Second)), body); later == id {
+				t.Fatalf("the same body sent a second later has the same event id %q", id)
+			}
+		})
+	}
+
+	events := `{"type":"event_callback","event_id":"Ev08MFMKH6","event":{"type":"app_mention"}}`
+	for _, at := range []time.Time{now, now.Add(time.Minute)} { // Slack's retries sign anew
+		if id := verify(t, sign(events, at), events); id != "Ev08MFMKH6" {
+			t.Fatalf("Events API delivery signed at %v: event id %q, want its event_id", at, id)
+		}
 	}
 }

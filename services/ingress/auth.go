@@ -165,12 +165,6 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 		return cred, errJobNotRunnable
 	}
 	cred.values = secrets
-	for _, h := range cred.headers {
-		// A token-style profile (GitLab) sends its secret itself.
-		if v := c.Request().Header.Get(h); v != "" && slices.Contains(secrets, v) {
-			cred.sent = append(cred.sent, v)
-		}
-	}
 	eventID, err := p.Verify(signature.Request{Header: c.Request().Header, Body: d.Body}, secrets, now)
 	switch {
 	case err == nil:
@@ -187,6 +181,15 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 		return cred, errSignatureInvalid.withMessage(errSignatureInvalid.Message + ": " + err.Error())
 	default:
 		return cred, errSignatureInvalid
+	}
+	// A token-style profile (GitLab) sends its secret itself. Looked for
+	// only now that the sender is authenticated: a plain comparison with
+	// the secrets before the profile's constant-time check would tell an
+	// unauthenticated sender, by its timing, how much of a guess was right.
+	for _, h := range cred.headers {
+		if v := c.Request().Header.Get(h); v != "" && slices.Contains(secrets, v) {
+			cred.sent = append(cred.sent, v)
+		}
 	}
 	d.EventID = eventID
 	d.Principal = "signature:" + sa.Profile

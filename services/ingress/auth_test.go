@@ -321,12 +321,17 @@ func TestAuth_VerifiesEverySignatureProfileOverHTTP(t *testing.T) {
 			}
 
 			switch name {
-			case "slack": // no event id is fine: the delivery gets its own
+			case "slack": // no event id: the signature names it, so a replay is a duplicate
 				noID := []byte(`{"type":"app_rate_limited"}`)
 				r := send(noID, noID, secret, "", now)
 				wantAccepted(t, r, 202)
-				if r.Acc.EventID != r.Acc.DeliveryID {
-					t.Fatalf("eventId %q, want the delivery id %q", r.Acc.EventID, r.Acc.DeliveryID)
+				if !strings.HasPrefix(r.Acc.EventID, "v0sig:") || r.Acc.Duplicate {
+					t.Fatalf("eventId %q duplicate %v, want an id from the signature (v0sig:…), not a duplicate", r.Acc.EventID, r.Acc.Duplicate)
+				}
+				again := send(noID, noID, secret, "", now)
+				wantAccepted(t, again, 202)
+				if !again.Acc.Duplicate || again.Acc.EventID != r.Acc.EventID || again.Acc.DeliveryID != r.Acc.DeliveryID {
+					t.Fatalf("the same signed request again: %+v, want a duplicate of %+v", again.Acc, r.Acc)
 				}
 				// Slack's URL verification: the challenge echoed, nothing stored.
 				before := e.streamMsgs()
