@@ -11,7 +11,7 @@ import (
 
 // awkward are strings encoding/json treats specially: invalid UTF-8 (made
 // U+FFFD), HTML characters and U+2028/2029 (escaped), control characters.
-var awkward = []string{"", "plain", "a\xffb", "\xfe", "<script>&amp;</script>", "\u2028\u2029", "\x00\x1f\"\\/", "é漢字🙂", strings.Repeat("x", 2000)}
+var awkward = []string{"", "plain", "a\xffb", "\xfe", "<script>&amp;</script>", "\u2028\u2029", "\x00\x1f\"\\/", "\b\f\n\r\t\x7f", "é漢字🙂", strings.Repeat("x", 2000)}
 
 func sampleMessages(s string, b []byte, n int) []any {
 	at := time.Date(2026, 11, 27, 13, 4, 5, 123456789, time.FixedZone("X", 3600))
