@@ -192,6 +192,14 @@ func DeliveryMsgID(ns, webhook, runID, deliveryID string, replay bool) string {
 	return ns + "." + webhook + ":" + runID
 }
 
+// RunMsgID is the Nats-Msg-Id of a run request in RUNS. It names the run
+// and the delivery that made it: a re-publish of the same delivery after a
+// crash is dropped by RUNS' duplicate window, while a later delivery of the
+// event (after the dedup window, which may be shorter than RUNS' duplicate
+// window) is a new run and must not be. The dispatcher stores a request
+// under it; the executor knows its own request by it.
+func RunMsgID(runID, deliveryID string) string { return runID + ":" + deliveryID }
+
 // CancelMark is the value keys writes under a run id in BucketCancels: the
 // delivery whose run is cancelled, and when. A run id is the event's, so a
 // later delivery of the event (after its dedup window) runs under the same

@@ -156,6 +156,16 @@ func StatusPayload(body []byte) string {
 	return string(body[:cut])
 }
 
+// Markers of what a run's status record leaves out to stay within NATS'
+// max_payload, whoever stores the record (the dispatcher its "queued", the
+// executor the later ones). Only the record (the API's view of the run) is
+// cut: the delivery keeps the whole body, the run request the whole
+// arguments.
+const (
+	PayloadLeftOut = "[webhook_payload left out: the run's status record would be over NATS' max_payload; the delivery holds the whole body]"
+	ArgLeftOut     = "[left out: the run's status record would be over NATS' max_payload]"
+)
+
 // OutputTruncated begins a run's output (its record's, a running run's
 // snapshot) when lines before the kept tail were dropped.
 const OutputTruncated = "[…output truncated…]\n"

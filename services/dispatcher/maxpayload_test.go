@@ -49,7 +49,7 @@ func TestDispatcher_StatusRecordOverMaxPayloadIsCutToFit(t *testing.T) {
 	want(t, "delivery outcome", e.outcome(d).Status, message.DeliveryDispatched)
 	r := e.run(d.RunID)
 	want(t, "run status", r.Status, message.StatusQueued)
-	want(t, "payload in the record", r.WebhookPayload, payloadLeftOut)
+	want(t, "payload in the record", r.WebhookPayload, message.PayloadLeftOut)
 	want(t, "argument in the record", r.Args["a1"], lt)
 	rrs := e.runRequests()
 	want(t, "run requests", len(rrs), 1)
@@ -65,7 +65,7 @@ func TestDispatcher_StatusRecordOverMaxPayloadIsCutToFit(t *testing.T) {
 	if !strings.Contains(r.Error, "max_payload") {
 		t.Fatalf("run error %q should say what is over NATS' max_payload", r.Error)
 	}
-	want(t, "argument in the failed record", r.Args["a23"], argLeftOut)
+	want(t, "argument in the failed record", r.Args["a23"], message.ArgLeftOut)
 	want(t, "run requests", len(e.runRequests()), 1)
 }
 

@@ -17,13 +17,6 @@ import (
 	"github.com/hookrun/hookrun/pkg/runstatus"
 )
 
-// runMsgID is the Nats-Msg-Id of a run request. It names the run and the
-// delivery that made it: a re-publish of the same delivery after a crash is
-// dropped by RUNS' duplicate window, while a later delivery of the event
-// (after the dedup window, which may be shorter than RUNS' duplicate
-// window) is a new run and must not be.
-func runMsgID(runID, deliveryID string) string { return runID + ":" + deliveryID }
-
 // storeRunStatus stores each run's status: queued, or its final status
 // when it will never run. It is stored before the run request so that an
 // executor's "running" can never be overtaken by a late "queued".
@@ -72,14 +65,6 @@ func (d *Dispatcher) storeRunStatus(ctx context.Context, items []*item) {
 	d.wait(ctx, futs)
 }
 
-// Markers of what a run's status record leaves out to stay within NATS'
-// max_payload. Only the record (the API's view of the run) is cut: the
-// delivery keeps the whole body, the run request the whole arguments.
-const (
-	payloadLeftOut = "[webhook_payload left out: the run's status record would be over NATS' max_payload; the delivery holds the whole body]"
-	argLeftOut     = "[left out: the run's status record would be over NATS' max_payload]"
-)
-
 // headerRoom is what a status record's headers may take of max_payload.
 const headerRoom = 1 << 10
 
@@ -101,7 +86,7 @@ func fitRecord(r *message.Run, limit int64) ([]byte, error) {
 		return data, err
 	}
 	if r.WebhookPayload != "" {
-		r.WebhookPayload = payloadLeftOut
+		r.WebhookPayload = message.PayloadLeftOut
 		if data, err = message.MarshalNoHTMLEscape(r); err != nil || int64(len(data))+headerRoom <= limit {
 			return data, err
 		}
@@ -112,7 +97,7 @@ func fitRecord(r *message.Run, limit int64) ([]byte, error) {
 	if len(r.Args) > 0 {
 		args := make(map[string]string, len(r.Args))
 		for k := range r.Args {
-			args[k] = argLeftOut
+			args[k] = message.ArgLeftOut
 		}
 		r.Args = args
 	}
@@ -144,7 +129,7 @@ func (d *Dispatcher) publishRuns(ctx context.Context, items []*item) {
 			at = it.queuedAt // the queued status'
 		}
 		rr := runRequest(it, at)
-		futs = append(futs, d.publishJSON(it, bus.RunSubject(it.d.Namespace, rr.Job), message.SchemaRunRequest, rr, runMsgID(rr.ID, it.d.ID)))
+		futs = append(futs, d.publishJSON(it, bus.RunSubject(it.d.Namespace, rr.Job), message.SchemaRunRequest, rr, bus.RunMsgID(rr.ID, it.d.ID)))
 	}
 	d.wait(ctx, futs)
 	d.failTooLarge(ctx, items)

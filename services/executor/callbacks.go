@@ -577,16 +577,19 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	}
 	// The errors of the request name the receiver without the URL's
 	// credentials (a userinfo password, a token in the path or query):
-	// they are logged at every attempt.
+	// they are logged at every attempt. What Go's reason quotes of the
+	// receiver's answer (the request line, echoed) is masked as the URL's
+	// parts are in an HTTP job's output.
+	secrets := urlSecretParts(target)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return errors.New(requestError(err, "the callback URL"))
+		return errors.New(maskedRequestError(err, "the callback URL", secrets))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	Sign(req.Header, body, secret, callbackID(r), time.Now())
 	resp, err := x.callbackClient.Do(req)
 	if err != nil {
-		return errors.New(requestError(err, "the callback URL"))
+		return errors.New(maskedRequestError(err, "the callback URL", secrets))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

@@ -190,6 +190,14 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 	if cfg.MaxOutput <= 0 {
 		cfg.MaxOutput = 64 << 10
 	}
+	// Output kept beyond what a snapshot answer can hold could never
+	// leave the executor whole: a status record holding it is cut too.
+	if mp := maxPayloadOf(nc); mp > 0 {
+		if b := maxOutputWithin(mp); b > 0 && cfg.MaxOutput > b {
+			log.Warn("HOOKRUN_EXECUTOR_MAX_OUTPUT is over what NATS' max_payload lets a run's output take: bounded to it", "max_output", cfg.MaxOutput, "max_payload", mp, "bounded_to", b)
+			cfg.MaxOutput = b
+		}
+	}
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = os.TempDir()
 	}

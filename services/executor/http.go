@@ -55,7 +55,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, h.Method, target, bytes.NewReader(body))
 	if err != nil {
-		return outcome{status: message.StatusFailed, err: requestError(err, "the job's URL")}
+		return outcome{status: message.StatusFailed, err: maskedRequestError(err, "the job's URL", append(urlSecretParts(target), secrets...))}
 	}
 	ct := rr.ContentType
 	if ct == "" || h.Body != "" {
@@ -113,7 +113,10 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return outcome{status: message.StatusTimedOut, err: "timed out after " + jobTimeout(job).String()}
 	default:
-		return outcome{status: message.StatusFailed, err: requestError(err, "the job's URL")}
+		// The URL's parts whether it is a secret's or the job's own
+		// (requestError leaves its path and query out for a reason), and
+		// the secret headers' values, which an answer may quote as well.
+		return outcome{status: message.StatusFailed, err: maskedRequestError(err, "the job's URL", append(urlSecretParts(target), secrets...))}
 	}
 	code := resp.StatusCode
 	var output []byte
@@ -194,6 +197,15 @@ func requestError(err error, what string) string {
 		what = u.Scheme + "://" + u.Host
 	}
 	return ue.Op + " " + what + ": " + ue.Err.Error()
+}
+
+// maskedRequestError is requestError with secrets masked as in output
+// (mask): Go's reason may quote what the receiver sent back (an answer it
+// cannot parse: `malformed HTTP status code "/hooks/<token>"`, a receiver
+// echoing the request line), and with it the URL's path and query or a
+// header's value.
+func maskedRequestError(err error, what string, secrets []string) string {
+	return string(mask([]byte(requestError(err, what)), maskable(secrets...)))
 }
 
 // noRedirect answers a callback's redirect as the result, a failed attempt:

@@ -202,7 +202,7 @@ func (x *Executor) handleRun(ctx context.Context, c *jobConsumer, m jetstream.Ms
 			// lost). The other message owns the run while it is in
 			// RUNS: it is running, or comes back to take the run over
 			// if its executor died.
-			switch pending, err := x.requestPending(pctx, cur.RequestSeq); {
+			switch pending, err := x.requestPending(pctx, cur.RequestSeq, &rr, cur.Copy); {
 			case err != nil:
 				x.log.Warn("cannot tell whether another message of the run's request runs it; handing the run back", "run", rr.ID, "err", err)
 				handBackBy(m, startBy)
@@ -330,7 +330,7 @@ func (x *Executor) handleRun(ctx context.Context, c *jobConsumer, m jetstream.Ms
 	// The sequence of "running": the final status is stored only after
 	// it, so that this executor, back from a partition during which
 	// another took the run over, cannot overwrite the newer attempt.
-	runningSeq, err := runstatus.PublishAfter(pctx, x.js, rec, curSeq)
+	runningSeq, err := x.publishStatus(pctx, rec, curSeq, log)
 	// The consumer's AckWait may have been shortened meanwhile.
 	if by := delivered.Add(x.ackWait(c) * 2 / 3); by.Before(startBy) {
 		startBy = by
@@ -468,7 +468,7 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 		rec.RetryAt = &at
 	}
 	sctx, cancel := context.WithTimeout(bg, 5*time.Second)
-	_, err := runstatus.PublishAfter(sctx, x.js, rec, runningSeq)
+	_, err := x.publishStatus(sctx, rec, runningSeq, log)
 	cancel()
 	log.Info("run failed; retrying", "status", out.status, "in", delay, "scheduled", scheduled)
 	if errors.Is(err, runstatus.ErrNotLatest) {
@@ -531,7 +531,7 @@ func (x *Executor) scheduleRetry(ctx context.Context, m jetstream.Msg, rec *mess
 
 // retryMsgID is the message id of the copy of a run's request for attempt.
 func retryMsgID(runID, deliveryID string, attempt int) string {
-	return runID + ":" + deliveryID + ":retry" + strconv.Itoa(attempt)
+	return bus.RunMsgID(runID, deliveryID) + ":retry" + strconv.Itoa(attempt)
 }
 
 // moveDueRetries moves due retries from RETRIES into RUNS, on their job's
@@ -602,12 +602,44 @@ func requestSeq(m jetstream.Msg) uint64 {
 	return md.Sequence.Stream
 }
 
-// requestPending tells whether the run request at seq is still in RUNS: a
-// work queue, where a request is removed once acked, so one still there is
-// running or comes back.
-func (x *Executor) requestPending(ctx context.Context, seq uint64) (bool, error) {
-	_, _, found, err := bus.MsgAt(ctx, x.js.Conn(), bus.StreamRuns, seq)
-	return found, err
+// requestPending tells whether the message at seq, the one that wrote the
+// run's "running", is still in RUNS: a work queue, where a request is
+// removed once acked, so one still there is running or comes back. It must
+// be a message of the same request (rr's copy g): RUNS made again (deleted,
+// lost with its store) numbers its messages from 1 again, and another
+// run's request there would hold this run for ever, its every message
+// acked as if the other ran it.
+func (x *Executor) requestPending(ctx context.Context, seq uint64, rr *message.RunRequest, g int) (bool, error) {
+	_, id, found, err := bus.MsgAt(ctx, x.js.Conn(), bus.StreamRuns, seq)
+	if err != nil || !found {
+		return false, err
+	}
+	return sameRequest(id, requestMsgID(rr.ID, rr.DeliveryID, g)), nil
+}
+
+// requestMsgID is the message id in RUNS of copy g of a run's request:
+// the dispatcher's (0; bus.RunMsgID) or the copy for
+// attempt g (retryMsgID).
+func requestMsgID(runID, deliveryID string, g int) string {
+	if g > 0 {
+		return retryMsgID(runID, deliveryID, g)
+	}
+	return bus.RunMsgID(runID, deliveryID)
+}
+
+// sameRequest tells whether message id is want, or want stored again
+// under "#n" (the dispatcher's series for a duplicate answer it could not
+// confirm, ARCHITECTURE.md).
+func sameRequest(id, want string) bool {
+	rest, ok := strings.CutPrefix(id, want)
+	if !ok {
+		return false
+	}
+	if rest == "" {
+		return true
+	}
+	n, ok := strings.CutPrefix(rest, "#")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // finish stores the final status and then acks. The run has happened: its
@@ -620,8 +652,8 @@ func (x *Executor) finish(ctx context.Context, m jetstream.Msg, rec *message.Run
 	x.finishAfter(ctx, nil, m, rec, label, log, 0)
 }
 
-// maxStrippedError bounds the error kept in a final status stripped to fit
-// NATS' max_payload.
+// maxStrippedError bounds the error kept in a status fitted to NATS'
+// max_payload (fitStatus).
 const maxStrippedError = 4 << 10
 
 // finishAfter is finish for a run of consumer c whose "running" is at
@@ -635,10 +667,9 @@ func (x *Executor) finishAfter(ctx context.Context, c *jobConsumer, m jetstream.
 		wait = time.Second
 	}
 	var giveUp <-chan time.Time
-	stripped := false
 	for i := 1; ; i++ {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, err := runstatus.PublishAfter(sctx, x.js, rec, runningSeq)
+		_, err := x.publishStatus(sctx, rec, runningSeq, log)
 		if errors.Is(err, runstatus.ErrNotLatest) {
 			// Stored by an earlier try whose ack was lost, or the run
 			// taken over?
@@ -663,19 +694,6 @@ func (x *Executor) finishAfter(ctx context.Context, c *jobConsumer, m jetstream.
 				log.Info("final status stored after retries", "attempts", i)
 			}
 			break
-		}
-		if errors.Is(err, nats.ErrMaxPayload) && !stripped {
-			// Too large to be stored, ever: keep what says how the run
-			// ended, drop what made it large (once: if it is still too
-			// large, it is retried with the waits below, not in a spin).
-			log.Warn("final status over NATS' max_payload: storing it without its arguments, output and payload", "err", err)
-			rec.Args, rec.WebhookPayload = nil, ""
-			rec.Output, rec.OutputLines = "(output dropped: the status was over NATS' max_payload)", 0
-			if len(rec.Error) > maxStrippedError {
-				rec.Error = strings.ToValidUTF8(rec.Error[:maxStrippedError], "") + "…"
-			}
-			stripped = true
-			continue
 		}
 		if i == 1 || i%10 == 0 {
 			log.Warn("cannot store final status; retrying until NATS takes it", "attempts", i, "err", err)

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
 )
 
 // A client that starts following a run while it runs (the keys API's
@@ -41,6 +42,33 @@ func (x *Executor) onSnapshot(m *nats.Msg) {
 		return
 	}
 	out, last := t.Published()
+	// The answer is also "still running here" to an executor about to
+	// take the run over (runningElsewhere): one over NATS' max_payload,
+	// refused, would let it run the run a second time. It keeps the end
+	// that fits (MaxOutput is bounded so at start-up, but the server
+	// reconnected to may take less).
+	if limit := x.nc.MaxPayload() - snapshotHeaderRoom; limit > 0 && int64(len(out)) > limit {
+		out = keepEnd(out, int(limit))
+	}
 	r := &nats.Msg{Subject: m.Reply, Data: []byte(out), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(last)}}}
 	_ = x.nc.PublishMsg(r)
+}
+
+// snapshotHeaderRoom is what a snapshot answer's headers may take of
+// max_payload.
+const snapshotHeaderRoom = 1 << 10
+
+// maxOutputWithin is the most output a snapshot answer can hold within
+// NATS' max_payload limit (marked as cut, with its headers).
+func maxOutputWithin(limit int64) int {
+	return int(limit) - snapshotHeaderRoom - len(message.OutputTruncated)
+}
+
+// maxPayloadOf is nc's max_payload; 0 (no bound known) without a
+// connection.
+func maxPayloadOf(nc *nats.Conn) int64 {
+	if nc == nil {
+		return 0
+	}
+	return nc.MaxPayload()
 }
