@@ -82,7 +82,7 @@ succeed.`,
 	addClientFlags(cmd, o)
 	f := cmd.Flags()
 	f.StringVarP(&so.data, "data", "d", "", "body: JSON text, @file, or @- for stdin (default: empty)")
-	f.StringVar(&so.eventID, "event-id", "", `event id (signature profiles: default a random one; stripe: the body's "id", slack: the body's "event_id", added when it has none; others need spec.idempotencyHeader)`)
+	f.StringVar(&so.eventID, "event-id", "", `event id (signature profiles: default a random one; stripe: the body's "id", slack: the body's "event_id", added when it has none; sent in spec.idempotencyHeader when the webhook names one; unsigned webhooks need it)`)
 	f.StringVar(&so.secret, "secret", "", "signing secret of a signed webhook (default $HOOKRUN_WEBHOOK_SECRET)")
 	f.StringVar(&so.key, "key", "", "API key of an api-key webhook (default $HOOKRUN_API_KEY)")
 	f.StringVarP(&so.method, "method", "X", "", "HTTP method (default POST when the webhook allows it)")
@@ -272,6 +272,13 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 		p, ok := signature.Lookup(a.Signature.Profile)
 		if !ok {
 			return nil, failErr(codeError, "webhook %s uses signature profile %q, which this hookrun does not know", w.Metadata.Name, a.Signature.Profile)
+		}
+		if h := w.Spec.IdempotencyHeader; h != "" {
+			// The webhook names the header its event id is read from (as
+			// the ingress does: only profiles whose id header is unsigned).
+			if q, ok := signature.WithEventIDHeader(p, h); ok {
+				p = q
+			}
 		}
 		eventID := so.eventID
 		if eventID == "" {

@@ -283,3 +283,27 @@ func TestCLI_SendRefusesAKeyNoHeaderCanCarry(t *testing.T) {
 		t.Fatalf("a good key: %s", r)
 	}
 }
+
+// A signed webhook that names its event id header (spec.idempotencyHeader,
+// profiles whose id header is unsigned): send puts --event-id there, where
+// the ingress reads it, not in the profile's own header.
+func TestBuildDelivery_PutsTheEventIDInTheWebhooksIdempotencyHeader(t *testing.T) {
+	now := time.Now()
+	p, _ := signature.Lookup("generic")
+	secret, err := p.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testWebhook(resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: "s"}})
+	w.Spec.IdempotencyHeader = "X-Request-Id"
+	req, err := buildDelivery(context.Background(), "http://ingress", w, []byte(`{}`), &sendOptions{secret: secret, eventID: "req-7"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := io.ReadAll(req.Body)
+	ingressView, _ := signature.WithEventIDHeader(p, "X-Request-Id")
+	id, err := ingressView.Verify(signature.Request{Header: req.Header, Body: sent}, []string{secret}, now)
+	if err != nil || id != "req-7" || req.Header.Get("X-Event-Id") != "" {
+		t.Fatalf("event id %q (err %v), X-Event-Id %q: want req-7 in X-Request-Id only", id, err, req.Header.Get("X-Event-Id"))
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/hookrun/hookrun/pkg/argtemplate"
+	"github.com/hookrun/hookrun/pkg/signature"
 )
 
 // FieldError is a validation error that names the offending field, as the
@@ -452,9 +453,6 @@ func (w *Webhook) Validate() error {
 	if s.DedupWindow < 0 {
 		return fieldErr("spec.dedupWindow", "must be positive")
 	}
-	if s.IdempotencyHeader != "" && a.Signature != nil {
-		return fieldErr("spec.idempotencyHeader", "only for webhooks without a signature profile (the profile names the event id)")
-	}
 	if h := s.IdempotencyHeader; h != "" {
 		// A name no request can carry ("X-Event-Id:") would give every
 		// delivery its own event id: dedup silently off.
@@ -470,6 +468,9 @@ func (w *Webhook) Validate() error {
 		}
 		if k := a.APIKey; k != nil && (k.In == "header" || k.In == "") && strings.EqualFold(h, cmp.Or(k.Name, "X-API-KEY")) {
 			return fieldErr("spec.idempotencyHeader", "must not be the API key's header: the event id is stored and shown with every run")
+		}
+		if err := checkProfileEventIDHeader(a.Signature, h); err != nil {
+			return err
 		}
 	}
 	if s.MaxBodyBytes == 0 {
@@ -571,3 +572,41 @@ func contains(xs []string, s string) bool {
 // stay under NATS' max_payload (8 MB in deploy/nats), with room left for
 // the run request's arguments.
 const MaxBodyBytes = 4 << 20
+
+// checkProfileEventIDHeader checks spec.idempotencyHeader h against the
+// webhook's signature profile, if it has one: the header then replaces the
+// profile's own event id header (Orloj: the event id header is configured,
+// the profile gives the default). An unknown profile is left to the keys
+// service, which names spec.auth.signature.profile.
+func checkProfileEventIDHeader(sa *SignatureAuth, h string) error {
+	if sa == nil {
+		return nil
+	}
+	p, ok := signature.Lookup(sa.Profile)
+	if !ok {
+		return nil
+	}
+	if _, ok := signature.WithEventIDHeader(p, h); !ok {
+		return fieldErr("spec.idempotencyHeader", "the %s profile signs the event id, and one read from an unsigned header would let a captured delivery be replayed under a new id (profiles that take an idempotency header: %s)", sa.Profile, strings.Join(headerEventIDProfiles(), ", "))
+	}
+	for _, cred := range p.CredentialHeaders() {
+		if strings.EqualFold(h, cred) {
+			return fieldErr("spec.idempotencyHeader", "must not be %s: it carries the %s profile's signature or token, and the event id is stored and shown with every run", h, sa.Profile)
+		}
+	}
+	return nil
+}
+
+// headerEventIDProfiles names the profiles whose event id header a webhook
+// may choose, for the message that refuses the others.
+func headerEventIDProfiles() []string {
+	var names []string
+	for _, name := range signature.Names() {
+		if p, _ := signature.Lookup(name); p != nil {
+			if _, ok := signature.WithEventIDHeader(p, "X-Event-Id"); ok {
+				names = append(names, name)
+			}
+		}
+	}
+	return names
+}

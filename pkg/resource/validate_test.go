@@ -242,10 +242,10 @@ func TestWebhookValidate_NamesTheField(t *testing.T) {
 			w.Spec.Auth.APIKey = &APIKeyAuth{}
 			w.Spec.Auth.Signature = &SignatureAuth{Profile: "github", SecretRef: "s"}
 		}, "spec.auth", ""},
-		{"idempotency header with profile", func(w *Webhook) {
-			w.Spec.Auth.Signature = &SignatureAuth{Profile: "github", SecretRef: "s"}
+		{"idempotency header with a profile that signs the event id", func(w *Webhook) {
+			w.Spec.Auth.Signature = &SignatureAuth{Profile: "stripe", SecretRef: "s"}
 			w.Spec.IdempotencyHeader = "X-Id"
-		}, "spec.idempotencyHeader", ""},
+		}, "spec.idempotencyHeader", "signs the event id"},
 		{"idempotency header no request carries", func(w *Webhook) { w.Spec.IdempotencyHeader = "X-Event-Id:" }, "spec.idempotencyHeader", "header name"},
 		{"idempotency header with a control character", func(w *Webhook) { w.Spec.IdempotencyHeader = "Bad\x01" }, "spec.idempotencyHeader", "header name"},
 		{"negative burst", func(w *Webhook) { w.Spec.RateLimit = &RateLimit{PerSecond: 5, Burst: -3} }, "spec.rateLimit.burst", ""},

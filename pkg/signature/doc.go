@@ -2,7 +2,8 @@
 // that webhook providers put on their deliveries.
 //
 // The ingress looks a webhook's profile up by name, applies the webhook's
-// tolerance override with WithTolerance, and calls Verify with the current
+// tolerance override with WithTolerance and its event id header, if it
+// names one, with WithEventIDHeader, and calls Verify with the current
 // secret and any previous one still in its rotation grace; the event id it
 // returns is the dedup key, kept for the profile's DefaultWindow unless the
 // webhook sets its own. Before publishing, the ingress strips
@@ -14,7 +15,8 @@
 //
 // Header names are case-insensitive. "Body" is always the raw request bytes.
 // Timestamps are unix seconds; "±5m" is the default tolerance in either
-// direction, which WithTolerance changes.
+// direction, which WithTolerance changes. An event id header marked
+// "(required)" is the default WithEventIDHeader replaces.
 //
 //	generic            (Orloj)
 //	  signature        X-Signature: sha256=<hex HMAC-SHA256>
@@ -75,6 +77,8 @@
 // the signature) and standard-webhooks are signed; the id headers of
 // generic, github, shopify and gitlab are not, so a captured delivery can be
 // resent under a new id: within the tolerance for generic, at any time for
-// the others, as the providers' schemes allow. Keep a tolerance below the
-// dedup window.
+// the others, as the providers' schemes allow. That is why only those four
+// let a webhook name another header for the id (WithEventIDHeader): where
+// the id is signed, an unsigned header would open the same hole. Keep a
+// tolerance below the dedup window.
 package signature

@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -19,9 +20,12 @@ const (
 // generic is Orloj's scheme: HMAC-SHA256 over timestamp + "." + body.
 //
 // X-Event-Id is not signed, so within the tolerance a captured delivery can
-// be resent under a fresh event id; the skew check is what bounds that.
+// be resent under a fresh event id; the skew check is what bounds that. A
+// webhook may name another header for the id (WithEventIDHeader): idHeader,
+// "" for X-Event-Id.
 type generic struct {
-	skew time.Duration
+	skew     time.Duration
+	idHeader string
 }
 
 func (generic) Name() string { return genericName }
@@ -47,15 +51,15 @@ func (p generic) Verify(req Request, secrets []string, now time.Time) (string, e
 	if err := checkSkew(unix, now, p.skew); err != nil {
 		return "", err
 	}
-	return requireEventID(req, genericEventIDHeader)
+	return requireEventID(req, p.eventIDHeader())
 }
 
-func (generic) Sign(body []byte, secret, eventID string, now time.Time) http.Header {
+func (p generic) Sign(body []byte, secret, eventID string, now time.Time) http.Header {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h := http.Header{}
 	h.Set(genericTimestampHeader, ts)
 	if eventID != "" {
-		h.Set(genericEventIDHeader, eventID)
+		h.Set(p.eventIDHeader(), eventID)
 	}
 	h.Set(genericSignatureHeader, sha256Prefix+hex.EncodeToString(sumSHA256([]byte(secret), []byte(ts), dot, body)))
 	return h
@@ -72,6 +76,10 @@ func (generic) GenerateSecret() (string, error) { return generateHex("") }
 func (p generic) tolerance() time.Duration { return p.skew }
 
 func (p generic) withTolerance(d time.Duration) Profile { p.skew = d; return p }
+
+func (p generic) eventIDHeader() string { return cmp.Or(p.idHeader, genericEventIDHeader) }
+
+func (p generic) withEventIDHeader(name string) Profile { p.idHeader = name; return p }
 
 // dot separates the timestamp (and id) from the body in signed payloads.
 var dot = []byte(".")

@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -16,12 +17,15 @@ const (
 
 // github is GitHub's scheme: HMAC-SHA256 over the raw body, hex, "sha256="
 // prefix. Nothing time-bound is signed, so replay protection rests entirely
-// on deduplicating X-GitHub-Delivery.
-type github struct{}
+// on deduplicating X-GitHub-Delivery, or the header a webhook names instead
+// (WithEventIDHeader): idHeader.
+type github struct {
+	idHeader string
+}
 
 func (github) Name() string { return githubName }
 
-func (github) Verify(req Request, secrets []string, _ time.Time) (string, error) {
+func (p github) Verify(req Request, secrets []string, _ time.Time) (string, error) {
 	sigValue := req.Header.Get(githubSignatureHeader)
 	if sigValue == "" {
 		return "", fmt.Errorf("%w: need header %s", ErrSignatureMissing, githubSignatureHeader)
@@ -33,13 +37,13 @@ func (github) Verify(req Request, secrets []string, _ time.Time) (string, error)
 	if err := verifyHMAC(secrets, rawKey, [][]byte{sig}, req.Body); err != nil {
 		return "", fmt.Errorf("github: %w", err)
 	}
-	return requireEventID(req, githubEventIDHeader)
+	return requireEventID(req, p.eventIDHeader())
 }
 
-func (github) Sign(body []byte, secret, eventID string, _ time.Time) http.Header {
+func (p github) Sign(body []byte, secret, eventID string, _ time.Time) http.Header {
 	h := http.Header{}
 	if eventID != "" {
-		h.Set(githubEventIDHeader, eventID)
+		h.Set(p.eventIDHeader(), eventID)
 	}
 	h.Set(githubSignatureHeader, sha256Prefix+hex.EncodeToString(sumSHA256([]byte(secret), body)))
 	return h
@@ -54,3 +58,7 @@ func (github) CredentialHeaders() []string {
 }
 
 func (github) GenerateSecret() (string, error) { return generateHex("") }
+
+func (p github) eventIDHeader() string { return cmp.Or(p.idHeader, githubEventIDHeader) }
+
+func (p github) withEventIDHeader(name string) Profile { p.idHeader = name; return p }

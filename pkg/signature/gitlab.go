@@ -18,11 +18,15 @@ const (
 // gitlab is GitLab's scheme, which is not an HMAC: X-Gitlab-Token carries the
 // shared secret itself. It is compared in constant time over SHA-256 digests,
 // so neither the content nor the length of the secret leaks through timing.
-type gitlab struct{}
+// A webhook may name the event id header (WithEventIDHeader): idHeader, ""
+// for GitLab's own.
+type gitlab struct {
+	idHeader string
+}
 
 func (gitlab) Name() string { return gitlabName }
 
-func (gitlab) Verify(req Request, secrets []string, _ time.Time) (string, error) {
+func (p gitlab) Verify(req Request, secrets []string, _ time.Time) (string, error) {
 	token := req.Header.Get(gitlabTokenHeader)
 	if token == "" {
 		return "", fmt.Errorf("%w: need header %s", ErrSignatureMissing, gitlabTokenHeader)
@@ -48,6 +52,10 @@ func (gitlab) Verify(req Request, secrets []string, _ time.Time) (string, error)
 	default:
 		return "", fmt.Errorf("gitlab: %w: header %s does not match", ErrSignatureInvalid, gitlabTokenHeader)
 	}
+	if p.idHeader != "" {
+		// The webhook's choice replaces both of GitLab's headers.
+		return requireEventID(req, p.idHeader)
+	}
 	// GitLab (17.4 and later) sends an Idempotency-Key that stays the
 	// same when it retries a delivery or a user resends it from the
 	// hook's "Recent events"; X-Gitlab-Event-UUID is new on each of
@@ -60,9 +68,13 @@ func (gitlab) Verify(req Request, secrets []string, _ time.Time) (string, error)
 }
 
 // Sign ignores body and now: the token does not depend on them.
-func (gitlab) Sign(_ []byte, secret, eventID string, _ time.Time) http.Header {
+func (p gitlab) Sign(_ []byte, secret, eventID string, _ time.Time) http.Header {
 	h := http.Header{}
-	if eventID != "" {
+	switch {
+	case eventID == "":
+	case p.idHeader != "":
+		h.Set(p.idHeader, eventID)
+	default:
 		h.Set(gitlabEventIDHeader, eventID)
 		h.Set(gitlabIdemHeader, eventID)
 	}
@@ -77,3 +89,5 @@ func (gitlab) DefaultWindow() time.Duration { return 72 * time.Hour }
 func (gitlab) CredentialHeaders() []string { return []string{gitlabTokenHeader} }
 
 func (gitlab) GenerateSecret() (string, error) { return generateHex("") }
+
+func (p gitlab) withEventIDHeader(name string) Profile { p.idHeader = name; return p }

@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -15,12 +16,15 @@ const (
 
 // shopify is Shopify's scheme: X-Shopify-Hmac-Sha256 is the base64
 // HMAC-SHA256 of the raw body, with no prefix and no timestamp, so replay
-// protection rests on deduplicating X-Shopify-Webhook-Id.
-type shopify struct{}
+// protection rests on deduplicating X-Shopify-Webhook-Id, or the header a
+// webhook names instead (WithEventIDHeader): idHeader.
+type shopify struct {
+	idHeader string
+}
 
 func (shopify) Name() string { return shopifyName }
 
-func (shopify) Verify(req Request, secrets []string, _ time.Time) (string, error) {
+func (p shopify) Verify(req Request, secrets []string, _ time.Time) (string, error) {
 	sigValue := req.Header.Get(shopifySignatureHeader)
 	if sigValue == "" {
 		return "", fmt.Errorf("%w: need header %s", ErrSignatureMissing, shopifySignatureHeader)
@@ -32,13 +36,13 @@ func (shopify) Verify(req Request, secrets []string, _ time.Time) (string, error
 	if err := verifyHMAC(secrets, rawKey, [][]byte{sig}, req.Body); err != nil {
 		return "", fmt.Errorf("shopify: %w", err)
 	}
-	return requireEventID(req, shopifyEventIDHeader)
+	return requireEventID(req, p.eventIDHeader())
 }
 
-func (shopify) Sign(body []byte, secret, eventID string, _ time.Time) http.Header {
+func (p shopify) Sign(body []byte, secret, eventID string, _ time.Time) http.Header {
 	h := http.Header{}
 	if eventID != "" {
-		h.Set(shopifyEventIDHeader, eventID)
+		h.Set(p.eventIDHeader(), eventID)
 	}
 	h.Set(shopifySignatureHeader, base64.StdEncoding.EncodeToString(sumSHA256([]byte(secret), body)))
 	return h
@@ -51,3 +55,7 @@ func (shopify) DefaultWindow() time.Duration { return 48 * time.Hour }
 func (shopify) CredentialHeaders() []string { return []string{shopifySignatureHeader} }
 
 func (shopify) GenerateSecret() (string, error) { return generateHex("") }
+
+func (p shopify) eventIDHeader() string { return cmp.Or(p.idHeader, shopifyEventIDHeader) }
+
+func (p shopify) withEventIDHeader(name string) Profile { p.idHeader = name; return p }

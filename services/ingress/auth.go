@@ -158,6 +158,18 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 		return credential{}, errJobNotRunnable
 	}
 	p = signature.WithTolerance(p, sa.Tolerance.D())
+	// spec.idempotencyHeader replaces the profile's own event id header.
+	// A profile that signs its id keeps it: the keys service refuses the
+	// header there, and one stored anyway must not open a replay under a
+	// new id.
+	idHeader := w.Spec.IdempotencyHeader
+	if idHeader != "" {
+		if q, ok := signature.WithEventIDHeader(p, idHeader); ok {
+			p = q
+		} else {
+			idHeader = ""
+		}
+	}
 	cred := credential{headers: p.CredentialHeaders()}
 	secrets, err := in.cat.SecretValues(w.Metadata.Namespace, sa.SecretRef, now)
 	if err != nil {
@@ -166,6 +178,13 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 	}
 	cred.values = secrets
 	eventID, err := p.Verify(signature.Request{Header: c.Request().Header, Body: d.Body}, secrets, now)
+	if idHeader != "" && isCredentialHeader(idHeader, cred.headers) &&
+		(err == nil || errors.Is(err, signature.ErrMissingEventID)) {
+		// Stored before the keys service refused such a header: the event
+		// id would be the token or the signature, stored and shown with
+		// every run. Said only to an authenticated sender.
+		return cred, errCredentialEventID
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, signature.ErrTimestampOutOfTolerance):
