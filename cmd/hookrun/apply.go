@@ -34,8 +34,11 @@ files again changes nothing. Each resource prints one line:
 
 A webhook also prints its endpoint URL, and, when its creation generated an
 API key, the key (shown only this once). A generated secret value is shown
-only once, too. A document without a namespace goes to -n's; one whose
-namespace differs from a -n given on the command line is refused.
+only once, too. What the API applies but warns about (a setting that may
+not work as meant, such as a body limit larger than the job's payload
+variable holds) goes to stderr as "Warning: webhook/NAME: ...". A document
+without a namespace goes to -n's; one whose namespace differs from a -n
+given on the command line is refused.
 
 Every document is checked before anything is sent: when one is not a
 resource (not valid YAML, a repeated key, an unknown kind, no name, another
@@ -99,6 +102,8 @@ type putAnswer struct {
 		Key string `json:"key"`
 	} `json:"generatedKey"`
 	GeneratedValue string `json:"generatedValue"`
+	// Warnings name what was applied but may not work as meant.
+	Warnings []string `json:"warnings"`
 }
 
 // namespaceMismatches refuses, as kubectl does, a document whose namespace
@@ -147,7 +152,7 @@ func repeatedResources(docs []manifestDoc, ns string) []error {
 func applyAll(ctx context.Context, c *apiClient, ingress string, docs []manifestDoc, out, errOut io.Writer) error {
 	var first error
 	for _, d := range docs {
-		err := applyOne(ctx, c, ingress, d, out)
+		err := applyOne(ctx, c, ingress, d, out, errOut)
 		if err == nil {
 			continue
 		}
@@ -188,7 +193,7 @@ func errMessage(err error) string {
 	return err.Error()
 }
 
-func applyOne(ctx context.Context, c *apiClient, ingress string, d manifestDoc, out io.Writer) error {
+func applyOne(ctx context.Context, c *apiClient, ingress string, d manifestDoc, out, errOut io.Writer) error {
 	ns := d.Namespace
 	if ns == "" {
 		ns = c.ns
@@ -223,6 +228,11 @@ func applyOne(ctx context.Context, c *apiClient, ingress string, d manifestDoc, 
 	}
 	if a.GeneratedValue != "" {
 		fmt.Fprintf(out, "  generated secret (shown only now): %s\n", a.GeneratedValue)
+	}
+	// As delete prints its warnings: on stderr, so that stdout stays one
+	// line a resource (and what to copy from it) for scripts.
+	for _, w := range a.Warnings {
+		fmt.Fprintf(errOut, "Warning: %s: %s\n", docLabel(d), w)
 	}
 	return nil
 }

@@ -18,6 +18,13 @@ import (
 	"github.com/hookrun/hookrun/pkg/resource"
 )
 
+// jobPut is the answer to a PUT: the job, and what in the webhooks that
+// trigger it may not work as meant with it (see jobWarnings).
+type jobPut struct {
+	resource.Job
+	Warnings []string `json:"warnings,omitempty"`
+}
+
 func (s *Service) putJob(c echo.Context) error {
 	var j resource.Job
 	if err := decode(c, &j); err != nil {
@@ -45,7 +52,7 @@ func (s *Service) putJob(c echo.Context) error {
 	result := ResultCreated
 	if found {
 		if sameJSON(old.Spec, j.Spec) {
-			return respond(c, ResultUnchanged, old)
+			return respond(c, ResultUnchanged, jobPut{Job: *old, Warnings: s.jobWarnings(ctx, old)})
 		}
 		j.Metadata.UID, j.Metadata.CreatedAt, j.Metadata.Generation = old.Metadata.UID, old.Metadata.CreatedAt, old.Metadata.Generation
 		result = ResultConfigured
@@ -57,7 +64,7 @@ func (s *Service) putJob(c echo.Context) error {
 	if err := s.jobs.put(ctx, key, &j, rev); err != nil {
 		return err
 	}
-	return respond(c, result, &j)
+	return respond(c, result, jobPut{Job: j, Warnings: s.jobWarnings(ctx, &j)})
 }
 
 // checkJobRefs checks what needs other resources: the HTTP action's secret

@@ -18,11 +18,13 @@ import (
 	"github.com/hookrun/hookrun/pkg/webhookstatus"
 )
 
-// webhookPut is the answer to a PUT: the webhook, and the API key generated
-// for it (shown only here), as Janus does when API key auth is enabled.
+// webhookPut is the answer to a PUT: the webhook, the API key generated
+// for it (shown only here), as Janus does when API key auth is enabled,
+// and what in it may not work as meant (see webhookWarnings).
 type webhookPut struct {
 	resource.Webhook
 	GeneratedKey *generatedKey `json:"generatedKey,omitempty"`
+	Warnings     []string      `json:"warnings,omitempty"`
 }
 
 type generatedKey struct {
@@ -68,7 +70,7 @@ func (s *Service) putWebhook(c echo.Context) error {
 	}
 	if found {
 		if sameJSON(old.Spec, w.Spec) {
-			return respond(c, ResultUnchanged, webhookPut{Webhook: *s.withStatus(ctx, old)})
+			return respond(c, ResultUnchanged, webhookPut{Webhook: *s.withStatus(ctx, old), Warnings: s.webhookWarnings(ctx, old)})
 		}
 		w.Metadata.UID, w.Metadata.CreatedAt, w.Metadata.Generation = old.Metadata.UID, old.Metadata.CreatedAt, old.Metadata.Generation
 		w.Status.EndpointID = old.Status.EndpointID
@@ -130,7 +132,7 @@ func (s *Service) putWebhook(c echo.Context) error {
 			s.log.Warn("cannot delete the keys an earlier webhook of this name generated; delete them by hand (hookrun keys list)", "webhook", key, "err", err)
 		}
 	}
-	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen})
+	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen, Warnings: s.webhookWarnings(ctx, &w)})
 }
 
 // legacyKeyName is the name an API key in the query, path or body had
