@@ -1,8 +1,10 @@
 // Package webhookstatus records what the system observes about a webhook —
-// the last error that kept a delivery from becoming a run, and the time of
-// the last delivery — in the webhook status bucket, which the keys service
-// merges into the webhook's status. It is runtime state, not configuration,
-// so services other than keys may write it.
+// the last error that kept a delivery from becoming a run or a run from
+// starting its job, and the time of the last delivery — in the webhook
+// status bucket, which the keys service merges into the webhook's status.
+// It is runtime state, not configuration, so services other than keys may
+// write it: the ingress, the dispatcher and the executor (the last two
+// through Notes, off their hot paths).
 package webhookstatus
 
 import (
@@ -11,6 +13,7 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -60,10 +63,30 @@ func Get(ctx context.Context, js jetstream.JetStream, ns, name string) (Status, 
 	return s, err
 }
 
-// Error records msg as the webhook's lastError.
+// MaxErrorBytes bounds a lastError, whoever writes it: the messages quote
+// what a webhook's configuration holds (a filter, a template, a job's
+// program path), and the record is read with every webhook shown.
+const MaxErrorBytes = 4 << 10
+
+// Error records msg as the webhook's lastError, cut to MaxErrorBytes.
 func (w *Writer) Error(ctx context.Context, ns, name, msg string) error {
+	msg = cutError(msg)
 	now := time.Now().UTC()
 	return w.update(ctx, ns, name, func(s *Status) { s.LastError, s.LastErrorAt = msg, &now })
+}
+
+// cutError cuts msg to MaxErrorBytes, between UTF-8 characters, marking
+// the cut.
+func cutError(msg string) string {
+	const mark = "…"
+	if len(msg) <= MaxErrorBytes {
+		return msg
+	}
+	n := MaxErrorBytes - len(mark)
+	for n > 0 && !utf8.RuneStart(msg[n]) {
+		n--
+	}
+	return msg[:n] + mark
 }
 
 // Delivered records a delivery at t (throttled).

@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -79,7 +78,7 @@ func TestDispatcher_WebhookStatusUpdatesCoalesceWhileTheBucketIsSlow(t *testing.
 		d.status = webhookstatus.NewWriter(gate)
 		d.log = slog.New(countingHandler{d.log.Handler(), "webhook status updates are behind", &drops})
 	})
-	const n = statusQueue + 200
+	const n = webhookstatus.MaxNotes + 200
 	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 	var last time.Time
 	for i := range n {
@@ -151,34 +150,6 @@ func TestDispatcher_StatusUpdateOfADeletedWebhookIsNotWritten(t *testing.T) {
 	if s.LastError != "" {
 		t.Fatalf("the webhook made again shows the deleted one's lastError %q", s.LastError)
 	}
-}
-
-// Past statusQueue webhooks waiting, a lastError takes the place of a
-// lastDeliveryAt, never the other way round, and the drops are logged once,
-// not once each.
-func TestStatusNotes_ALastErrorIsNeverDroppedForALastDeliveryAt(t *testing.T) {
-	var lines atomic.Int64
-	log := slog.New(countingHandler{slog.NewTextHandler(io.Discard, nil), "webhook status updates are behind", &lines})
-	s := newStatusNotes()
-	now := time.Now()
-	for i := range statusQueue {
-		s.add(statusNote{ns: "default", name: fmt.Sprintf("w%d", i), uid: "u", delivered: now}, log)
-	}
-	s.add(statusNote{ns: "default", name: "late", uid: "u", delivered: now}, log) // no room: dropped
-	s.add(statusNote{ns: "default", name: "failing", uid: "u", err: "boom"}, log)
-	for i := range 100 {
-		s.add(statusNote{ns: "default", name: fmt.Sprintf("x%d", i), uid: "u", delivered: now}, log)
-	}
-	got := map[string]statusNote{}
-	for _, n := range s.take() {
-		got[n.name] = n
-	}
-	want(t, "notes waiting", len(got), statusQueue)
-	want(t, "failing's lastError kept", got["failing"].err, "boom")
-	if _, ok := got["late"]; ok {
-		t.Error("a lastDeliveryAt past the bound was kept")
-	}
-	want(t, "log lines about drops", lines.Load(), int64(1))
 }
 
 // A note per delivery is on the dispatcher's hot path: merging one into

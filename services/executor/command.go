@@ -47,10 +47,10 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	for _, k := range slices.Sorted(maps.Keys(job.Spec.SecretEnv)) {
 		v, err := x.secretValue(rr.Namespace, job.Spec.SecretEnv[k])
 		if err != nil {
-			return outcome{status: message.StatusFailed, err: "spec.secretEnv[" + k + "]: " + err.Error()}
+			return notStarted("spec.secretEnv[" + k + "]: " + err.Error())
 		}
 		if strings.IndexByte(v, 0) >= 0 {
-			return outcome{status: message.StatusFailed, err: "spec.secretEnv[" + k + "]: secret " + job.Spec.SecretEnv[k] + " holds a NUL byte, which no environment variable can"}
+			return notStarted("spec.secretEnv[" + k + "]: secret " + job.Spec.SecretEnv[k] + " holds a NUL byte, which no environment variable can")
 		}
 		secretEnv[k] = v
 	}
@@ -59,25 +59,25 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	markers := runMarkers(job, rr.ID, attempt)
 	dir, named, err := makeRunDir(x.cfg.WorkDir, markers)
 	if err != nil {
-		return outcome{status: message.StatusFailed, err: "cannot create working directory: " + err.Error()}
+		return notStarted("cannot create working directory: " + err.Error())
 	}
 	// What finds the processes the run leaves outside its group.
 	leftMarkers := append(slices.Clip(markers), deliveryMarker(job, rr.DeliveryID))
 	defer x.cleanUpRunDir(dir, named, leftMarkers, log)
 	payloadFile := filepath.Join(dir, payloadName)
 	if err := x.writeRunFile(payloadFile, rr.Payload); err != nil {
-		return outcome{status: message.StatusFailed, err: "cannot write payload file: " + err.Error()}
+		return notStarted("cannot write payload file: " + err.Error())
 	}
 
 	env, headers := Environment(job, rr, attempt, dir, payloadFile, secretEnv)
 	if headers != nil {
 		if err := x.writeRunFile(filepath.Join(dir, headersName), headers); err != nil {
-			return outcome{status: message.StatusFailed, err: "cannot write headers file: " + err.Error()}
+			return notStarted("cannot write headers file: " + err.Error())
 		}
 	}
 	if u := x.cfg.JobUser; u != nil {
 		if err := os.Chown(dir, int(u.UID), int(u.GID)); err != nil {
-			return outcome{status: message.StatusFailed, err: "cannot give the working directory to the job's user: " + err.Error()}
+			return notStarted("cannot give the working directory to the job's user: " + err.Error())
 		}
 	}
 	cmd := exec.Command(job.Spec.Command[0], job.Spec.Command[1:]...)
@@ -107,7 +107,9 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 		return outcome{status: message.StatusFailed, err: "stopped", interrupted: true}
 	}
 	if err := cmd.Start(); err != nil {
-		return outcome{status: message.StatusFailed, err: "cannot start command: " + err.Error(), output: out.String()}
+		o := notStarted("cannot start command: " + err.Error())
+		o.output = out.String()
+		return o
 	}
 	pgid := cmd.Process.Pid
 	x.left.started(pgid)

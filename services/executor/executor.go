@@ -28,6 +28,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/catalog"
 	"github.com/hookrun/hookrun/pkg/service"
+	"github.com/hookrun/hookrun/pkg/webhookstatus"
 )
 
 // Config is the executor configuration.
@@ -145,6 +146,10 @@ type Executor struct {
 	// could be opened: NATS' count of deliveries stands in).
 	attemptsMu       sync.Mutex
 	callbackAttempts jetstream.KeyValue
+	// status writes the notes of runs that could not start their job
+	// (noteStartFailure) into their webhooks' status, off the run path.
+	status *webhookstatus.Writer
+	notes  *webhookstatus.Notes
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // run id -> stops the run
@@ -222,6 +227,8 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 		running:        map[string]context.CancelCauseFunc{},
 		owned:          map[string]chan struct{}{},
 		outputs:        map[string]*tail{},
+		status:         webhookstatus.NewWriter(js),
+		notes:          webhookstatus.NewNotes(),
 	}
 	health.Add("config", func(context.Context) error {
 		select {
@@ -284,6 +291,9 @@ func (x *Executor) Run(ctx context.Context, ready func(net.Addr)) error {
 		defer runsDone()
 		return x.manageJobs(gctx)
 	})
+	// Until the run handlers have returned too: a run that fails to start
+	// during the shutdown grace still shows on its webhook.
+	g.Go(func() error { return x.notes.Write(leftCtx, x.status, x.cat, x.log) })
 	g.Go(func() error { return x.deliverCallbacks(gctx) })
 	g.Go(func() error { return x.moveDueRetries(gctx) })
 	err = g.Wait()

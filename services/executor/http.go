@@ -33,7 +33,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		d := argtemplate.NewData(rr.Payload, rr.ContentType, rr.Header, rr.Query, rr.Method, rr.Webhook, rr.EventID)
 		b, err := argtemplate.RenderBody(h.Body, d, map[string]any{"args": argsOf(job, rr), "payload": string(rr.Payload), "run": rr.ID, "event": rr.EventID})
 		if err != nil {
-			return outcome{status: message.StatusFailed, err: "body template: " + err.Error()}
+			return notStarted("body template: " + err.Error())
 		}
 		body = b
 	}
@@ -42,11 +42,11 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	if h.URLSecretRef != "" {
 		v, err := x.secretValue(rr.Namespace, h.URLSecretRef)
 		if err != nil {
-			return outcome{status: message.StatusFailed, err: "spec.http.urlSecretRef: " + err.Error()}
+			return notStarted("spec.http.urlSecretRef: " + err.Error())
 		}
 		target = strings.TrimSpace(v)
 		if _, ok := resource.HTTPURL(target); !ok {
-			return outcome{status: message.StatusFailed, err: "spec.http.urlSecretRef: secret " + h.URLSecretRef + " does not hold an absolute http or https URL"}
+			return notStarted("spec.http.urlSecretRef: secret " + h.URLSecretRef + " does not hold an absolute http or https URL")
 		}
 		secrets = append(secrets, urlSecretParts(target)...)
 	}
@@ -55,7 +55,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, h.Method, target, bytes.NewReader(body))
 	if err != nil {
-		return outcome{status: message.StatusFailed, err: maskedRequestError(err, "the job's URL", append(urlSecretParts(target), secrets...))}
+		return notStarted(maskedRequestError(err, "the job's URL", append(urlSecretParts(target), secrets...)))
 	}
 	ct := rr.ContentType
 	if ct == "" || h.Body != "" {
@@ -69,11 +69,11 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 		sh := h.SecretHeaders[k]
 		v, err := x.secretValue(rr.Namespace, sh.SecretRef)
 		if err != nil {
-			return outcome{status: message.StatusFailed, err: "spec.http.secretHeaders[" + k + "]: " + err.Error()}
+			return notStarted("spec.http.secretHeaders[" + k + "]: " + err.Error())
 		}
 		if !httpguts.ValidHeaderFieldValue(sh.Prefix + v) {
 			// Not quoted: it is a credential.
-			return outcome{status: message.StatusFailed, err: "spec.http.secretHeaders[" + k + "]: secret " + sh.SecretRef + " holds a character no header value can (CR, LF, NUL, ...)"}
+			return notStarted("spec.http.secretHeaders[" + k + "]: secret " + sh.SecretRef + " holds a character no header value can (CR, LF, NUL, ...)")
 		}
 		req.Header.Set(k, sh.Prefix+v)
 		secrets = append(secrets, v)
@@ -84,7 +84,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	if h.SecretRef != "" {
 		v, err := x.secretValue(rr.Namespace, h.SecretRef)
 		if err != nil {
-			return outcome{status: message.StatusFailed, err: err.Error()}
+			return notStarted(err.Error())
 		}
 		secret = v
 	}

@@ -36,6 +36,16 @@ type outcome struct {
 	// interrupted: the run was stopped from outside (cancel or shutdown),
 	// not ended by itself or its timeout.
 	interrupted bool
+	// notStarted: the job never started (its command could not be
+	// started, its request not built): the run's webhook shows why
+	// (noteStartFailure).
+	notStarted bool
+}
+
+// notStarted is the outcome of a run whose job could not start: failed
+// with err.
+func notStarted(err string) outcome {
+	return outcome{status: message.StatusFailed, err: err, notStarted: true}
 }
 
 // handle is handleFrom for a run request from a consumer this executor
@@ -375,6 +385,11 @@ func (x *Executor) handleRun(ctx context.Context, c *jobConsumer, m jetstream.Ms
 		case errors.Is(cause, errCancelled):
 			out.status, out.err = message.StatusCancelled, "cancelled while running"
 		}
+	}
+	if out.notStarted {
+		// Before the final status: whoever sees the run end finds the
+		// note queued.
+		x.noteStartFailure(&rr, out.err)
 	}
 	rec.Status, rec.ExitCode, rec.Output, rec.Error, rec.FinishedAt = out.status, out.exitCode, out.output, out.err, &end
 	rec.OutputLines = out.lines
