@@ -229,6 +229,7 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 	query := url.Values{}
 	hdr := http.Header{}
 	a := w.Spec.Auth
+	var signedIDHeader string // a signed webhook's spec.idempotencyHeader, which Sign fills
 	switch {
 	case a.APIKey != nil:
 		key := so.key
@@ -277,10 +278,15 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 			// The webhook names the header its event id is read from (as
 			// the ingress does: only profiles whose id header is unsigned).
 			if q, ok := signature.WithEventIDHeader(p, h); ok {
-				p = q
+				p, signedIDHeader = q, h
 			}
 		}
 		eventID := so.eventID
+		if v, ok := headerValue(so.headers, signedIDHeader); ok && eventID == "" {
+			// --header gave it, as a sender repeating its delivery id
+			// does: the same id, not a random one beside it.
+			eventID = v
+		}
 		if eventID == "" {
 			eventID = randomEventID()
 		}
@@ -319,6 +325,9 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 		if !validHeaderValue(h) {
 			// Not printed: the value may be a credential.
 			return nil, usageErr("--header %s: holds a control character, such as a newline, that no header can carry", strconv.Quote(strings.TrimSpace(k)))
+		}
+		if signedIDHeader != "" && strings.EqualFold(strings.TrimSpace(k), signedIDHeader) {
+			continue // signed in already: the event id
 		}
 		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
@@ -467,4 +476,18 @@ func deliver(ctx context.Context, req *http.Request, retryNotFound bool) (int, [
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// headerValue is the value --header lines give header name (the first),
+// and whether one does; none for an empty name.
+func headerValue(lines []string, name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	for _, h := range lines {
+		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
 }

@@ -307,3 +307,28 @@ func TestBuildDelivery_PutsTheEventIDInTheWebhooksIdempotencyHeader(t *testing.T
 		t.Fatalf("event id %q (err %v), X-Event-Id %q: want req-7 in X-Request-Id only", id, err, req.Header.Get("X-Event-Id"))
 	}
 }
+
+// --header naming that header, without --event-id, is the event id, as a
+// sender repeating its delivery id sends it: two sends, one event.
+func TestBuildDelivery_AHeaderNamingTheIdempotencyHeaderIsTheEventID(t *testing.T) {
+	now := time.Now()
+	p, _ := signature.Lookup("generic")
+	secret, err := p.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testWebhook(resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: "s"}})
+	w.Spec.IdempotencyHeader = "X-Request-Id"
+	ingressView, _ := signature.WithEventIDHeader(p, "X-Request-Id")
+	for range 2 {
+		req, err := buildDelivery(context.Background(), "http://ingress", w, []byte(`{}`), &sendOptions{secret: secret, headers: []string{"x-request-id: r1"}}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent, _ := io.ReadAll(req.Body)
+		id, err := ingressView.Verify(signature.Request{Header: req.Header, Body: sent}, []string{secret}, now)
+		if err != nil || id != "r1" || len(req.Header.Values("X-Request-Id")) != 1 {
+			t.Fatalf("event id %q (err %v), X-Request-Id %q: want r1, once", id, err, req.Header.Values("X-Request-Id"))
+		}
+	}
+}

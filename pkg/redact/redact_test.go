@@ -64,7 +64,8 @@ func TestURLs_HidesEachOfAList(t *testing.T) {
 	}
 }
 
-// nats.go takes a token or password with a comma in it, with or without a
+// A token or password with a comma in it cannot work (nats.go splits its
+// URL list at every comma), but an operator may set one, with or without a
 // scheme, and URLs logs such lists at start-up: no piece of the credential
 // may be left on either side of the comma.
 func TestURLs_HidesACredentialWithCommasWhole(t *testing.T) {

@@ -459,6 +459,17 @@ func (w *Webhook) Validate() error {
 		if !httpguts.ValidHeaderFieldName(h) {
 			return fieldErr("spec.idempotencyHeader", "must be a header name: letters, digits and !#$%%&'*+-.^_`|~, no spaces or colons")
 		}
+		// Headers that never name one delivery: Go's server keeps Host
+		// and Transfer-Encoding out of a request's headers (every
+		// delivery would be refused, or get its own id), and the others
+		// are the same for every delivery of a kind or a sender, a
+		// timestamp the same for every delivery of a second (every event
+		// after the first would be dropped as its duplicate).
+		for _, bad := range notAnEventID {
+			if strings.EqualFold(h, bad) {
+				return fieldErr("spec.idempotencyHeader", "must not be %s: it does not name one delivery (it is missing from requests, or the same for many deliveries, whose events would be dropped as duplicates); name the header that carries the sender's delivery or event id", bad)
+			}
+		}
 		// The event id is stored, answered and given to the job: never a
 		// credential.
 		for _, cred := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
@@ -595,6 +606,19 @@ func checkProfileEventIDHeader(sa *SignatureAuth, h string) error {
 		}
 	}
 	return nil
+}
+
+// notAnEventID are headers that can be mistaken for an event id header
+// but name no single delivery: hop-by-hop and framing headers, what every
+// request of a client or content type carries, the signed timestamps of
+// the profiles, and the providers' event type headers (X-GitHub-Event is
+// easily taken for X-GitHub-Delivery).
+var notAnEventID = []string{
+	"Host", "Transfer-Encoding", "Connection", "Content-Length", "Content-Type", "Content-Encoding",
+	"Accept", "Accept-Encoding", "User-Agent", "Date", "Expect", "Upgrade", "Te", "Trailer",
+	"X-Timestamp", "X-Slack-Request-Timestamp", "Webhook-Timestamp", "Svix-Timestamp",
+	"X-GitHub-Event", "X-GitHub-Hook-ID", "X-GitHub-Hook-Installation-Target-ID", "X-GitHub-Hook-Installation-Target-Type",
+	"X-Gitlab-Event", "X-Gitlab-Instance", "X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-API-Version",
 }
 
 // headerEventIDProfiles names the profiles whose event id header a webhook

@@ -55,3 +55,30 @@ func TestWebhookValidate_RefusesTheProfilesCredentialHeaderAsIdempotencyHeader(t
 		})
 	}
 }
+
+// A header that names no single delivery is refused as the event id
+// header, with or without a profile: one Go's server keeps out of a
+// request's headers (Host), one every delivery of a second shares (the
+// signed timestamp: every event after the first dropped as a duplicate),
+// one every delivery of a kind shares (X-GitHub-Event, easily taken for
+// X-GitHub-Delivery).
+func TestWebhookValidate_RefusesAnIdempotencyHeaderThatNamesNoSingleDelivery(t *testing.T) {
+	for _, tc := range []struct{ profile, header string }{
+		{"", "Host"},
+		{"", "transfer-encoding"},
+		{"", "Content-Type"},
+		{"generic", "X-Timestamp"},
+		{"github", "X-GitHub-Event"},
+		{"gitlab", "X-Gitlab-Event"},
+		{"shopify", "X-Shopify-Topic"},
+	} {
+		t.Run(tc.profile+" "+tc.header, func(t *testing.T) {
+			w := validWebhook()
+			if tc.profile != "" {
+				w.Spec.Auth.Signature = &SignatureAuth{Profile: tc.profile, SecretRef: "s"}
+			}
+			w.Spec.IdempotencyHeader = tc.header
+			wantFieldError(t, w.Validate(), "spec.idempotencyHeader", "does not name one delivery")
+		})
+	}
+}
