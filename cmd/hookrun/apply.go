@@ -36,7 +36,7 @@ A webhook also prints its endpoint URL, and, when its creation generated an
 API key, the key (shown only this once). A generated secret value is shown
 only once, too. What the API applies but warns about (a setting that may
 not work as meant, such as a body limit larger than the job's payload
-variable holds) goes to stderr as "Warning: webhook/NAME: ...". A document
+variable holds) goes to stderr as "Warning: webhook/NAME: ..." (job/NAME for a job's). A document
 without a namespace goes to -n's; one whose namespace differs from a -n
 given on the command line is refused.
 

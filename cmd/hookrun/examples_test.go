@@ -29,7 +29,13 @@ func TestExamples_ApplyCleanlyAndDoWhatTheySay(t *testing.T) {
 
 	applied := map[string]string{} // entry -> apply output
 	for _, e := range entries {
-		out := d.ok("apply", "-f", e)
+		r := d.run("apply", "-f", e)
+		if r.Code != 0 || strings.Contains(r.Stderr, "Warning:") {
+			// An example shows a configuration that works as meant: one
+			// the API warns about is a bad example.
+			t.Fatalf("apply -f %s: %s", e, r)
+		}
+		out := r.Stdout
 		applied[filepath.Base(e)] = out
 		docs, err := readManifests([]string{e}, nil)
 		if err != nil {
@@ -46,7 +52,11 @@ func TestExamples_ApplyCleanlyAndDoWhatTheySay(t *testing.T) {
 			}
 		}
 	}
-	again := d.ok(append([]string{"apply", "-f", root}, "-f", filepath.Join(root, "orloj"))...)
+	r := d.run(append([]string{"apply", "-f", root}, "-f", filepath.Join(root, "orloj"))...)
+	again := r.Stdout
+	if r.Code != 0 || strings.Contains(r.Stderr, "Warning:") {
+		t.Fatalf("applying the examples again: %s", r)
+	}
 	if strings.Contains(again, "created") || strings.Contains(again, "configured") || strings.Contains(again, "generated") {
 		t.Fatalf("applying the examples again changed something:\n%s", again)
 	}

@@ -118,8 +118,12 @@ func carriesBody(methods []string) bool {
 // "". Such callbacks are sent unsigned (no X-Hookrun-Signature), and
 // Workjet's receivers verify the signature of what its output channel
 // sends; allowed, as webhooks configured so must keep working.
+//
+// A callback URL from a secret (urlSecretRef: a Slack or Discord incoming
+// webhook, whose URL is its credential) gets none: such receivers verify
+// no signature, and the secret URL is what they trust.
 func callbackWarning(w *resource.Webhook) string {
-	if c := w.Spec.Callback; c == nil || c.SecretRef != "" {
+	if c := w.Spec.Callback; c == nil || c.SecretRef != "" || c.URLSecretRef != "" {
 		return ""
 	}
 	return "spec.callback has no secretRef: run statuses are POSTed to the callback unsigned (no X-Hookrun-Signature), " +

@@ -120,11 +120,14 @@ func TestJobs_WarnWhenAWebhookLetsThroughBodiesTheirPayloadVariableCannotHold(t 
 // A callback without spec.callback.secretRef is sent unsigned (Workjet's
 // receivers verify a signature header): still accepted, as existing
 // webhooks must keep working, but the PUT says the receiver cannot verify
-// it. With a secret, or without a callback, no warning.
+// it. With a secret, with a URL from a secret (a Slack incoming webhook:
+// the URL is what the receiver trusts, it verifies no signature), or
+// without a callback, no warning.
 func TestWebhooks_WarnThatACallbackWithoutASecretIsUnsigned(t *testing.T) {
 	a := newTestAPI(t)
 	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
 	a.must(201, "PUT", "/v1/secrets/cb-secret", secretDoc("cb-secret", map[string]any{"value": "callback-signing-secret"}))
+	a.must(201, "PUT", "/v1/secrets/slack-url", secretDoc("slack-url", map[string]any{"value": "https://hooks.slack.com/services/T000/B000/XSECRETPATH"}))
 	cases := []struct {
 		name     string
 		callback map[string]any
@@ -132,6 +135,7 @@ func TestWebhooks_WarnThatACallbackWithoutASecretIsUnsigned(t *testing.T) {
 	}{
 		{"callback without a secret", map[string]any{"url": "https://example.com/cb"}, true},
 		{"callback with a secret", map[string]any{"url": "https://example.com/cb", "secretRef": "cb-secret"}, false},
+		{"callback URL from a secret", map[string]any{"urlSecretRef": "slack-url"}, false},
 		{"no callback", nil, false},
 	}
 	for i, tc := range cases {
