@@ -48,6 +48,15 @@ func urlError(name, raw string, parse func(string) error) error {
 // which quotes it. The error names the whole list: a part alone may be half
 // of a password that held a comma.
 func checkNATSURLs(raw string) error {
+	if red := redact.URLs(raw); strings.Count(red, ",") < strings.Count(raw, ",") {
+		// The redaction hid a credential across a comma: nats.go would
+		// split it, connect to half of it as a host, and name that half
+		// in its errors (a token's start in a DNS error).
+		// One list it cannot tell from that, a host without a port before
+		// a URL without a scheme ("nats://n1,tok@n2"), is refused too: the
+		// message says how to write it.
+		return fmt.Errorf("HOOKRUN_NATS_URL=%q: a password or token holds a comma, which nats.go takes for the end of a URL: percent-encode it (%%2C); if it does not, write each URL of the list with its scheme and port", red)
+	}
 	for _, u := range strings.Split(raw, ",") {
 		if u = strings.TrimSpace(u); u == "" || parseNATSURL(u) == nil {
 			continue

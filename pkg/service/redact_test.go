@@ -56,8 +56,11 @@ func TestOpen_MalformedNATSURLErrorHoldsNoCredentials(t *testing.T) {
 		{"nats://s3cr3tTOKEN@127.0.0.1:notaport", `HOOKRUN_NATS_URL="nats://xxxxx@127.0.0.1:notaport": invalid port`},
 		{"nats://n1:4222,nats://disp:s3cr3tNATS@n2:notaport", `HOOKRUN_NATS_URL="nats://n1:4222,nats://disp:xxxxx@n2:notaport": invalid port`},
 		{"nats://disp:s3c/r3tNATS@127.0.0.1:4222", "malformed user or password"},
-		// A password with a comma: nats.go reads "nats://disp:s3c" alone.
-		{"nats://disp:s3c,r3tNATS@127.0.0.1:4222", "malformed user or password"},
+		// A password or token with a comma: nats.go reads
+		// "nats://disp:s3c" alone, or dials "s3c" as a host.
+		{"nats://disp:s3c,r3tNATS@127.0.0.1:4222", "holds a comma"},
+		{"nats://s3c,r3tTOKEN@127.0.0.1:4222", "holds a comma"},
+		{"s3c,r3tTOKEN@127.0.0.1:4222", "holds a comma"},
 		// URLs that parse but nats.go refuses together.
 		{"nats://disp:s3cr3tNATS@127.0.0.1:4222,ws://disp:s3cr3tNATS@127.0.0.1:8080", "connect to NATS at nats://disp:xxxxx@127.0.0.1:4222,ws://disp:xxxxx@127.0.0.1:8080"},
 	} {
