@@ -152,10 +152,10 @@ func write(ctx context.Context, n Note, w *Writer, hooks Webhooks, log *slog.Log
 		return
 	}
 	if !n.Delivered.IsZero() {
-		_ = w.Delivered(ctx, n.Namespace, n.Name, n.Delivered)
+		_ = w.Delivered(ctx, n.Namespace, n.Name, n.UID, n.Delivered)
 	}
 	if n.Error != "" {
-		if err := w.Error(ctx, n.Namespace, n.Name, n.Error); err != nil {
+		if err := w.Error(ctx, n.Namespace, n.Name, n.UID, n.Error); err != nil {
 			log.Warn("cannot record lastError", "webhook", n.Namespace+"/"+n.Name, "err", err)
 		}
 	}

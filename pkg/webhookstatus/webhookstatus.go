@@ -22,6 +22,13 @@ import (
 
 // Status is the stored record.
 type Status struct {
+	// UID is the uid of the webhook the status is of. A webhook deleted
+	// and made again under its name is another webhook: a write for the
+	// old one that lands after the delete (a writer whose catalog had not
+	// heard of it yet) must not show as the new one's (keys shows a
+	// status of another uid as none), and the new one's first write
+	// starts the record over. Empty in records of older writers.
+	UID            string     `json:"uid,omitempty"`
 	LastError      string     `json:"lastError,omitempty"`
 	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
 	LastDeliveryAt *time.Time `json:"lastDeliveryAt,omitempty"`
@@ -68,11 +75,12 @@ func Get(ctx context.Context, js jetstream.JetStream, ns, name string) (Status, 
 // program path), and the record is read with every webhook shown.
 const MaxErrorBytes = 4 << 10
 
-// Error records msg as the webhook's lastError, cut to MaxErrorBytes.
-func (w *Writer) Error(ctx context.Context, ns, name, msg string) error {
+// Error records msg as the lastError of webhook ns/name of uid uid, cut
+// to MaxErrorBytes.
+func (w *Writer) Error(ctx context.Context, ns, name, uid, msg string) error {
 	msg = cutError(msg)
 	now := time.Now().UTC()
-	return w.update(ctx, ns, name, func(s *Status) { s.LastError, s.LastErrorAt = msg, &now })
+	return w.update(ctx, ns, name, uid, func(s *Status) { s.LastError, s.LastErrorAt = msg, &now })
 }
 
 // cutError cuts msg to MaxErrorBytes, between UTF-8 characters, marking
@@ -89,8 +97,9 @@ func cutError(msg string) string {
 	return msg[:n] + mark
 }
 
-// Delivered records a delivery at t (throttled).
-func (w *Writer) Delivered(ctx context.Context, ns, name string, t time.Time) error {
+// Delivered records a delivery at t to webhook ns/name of uid uid
+// (throttled).
+func (w *Writer) Delivered(ctx context.Context, ns, name, uid string, t time.Time) error {
 	key := bus.ConfigKey(ns, name)
 	w.mu.Lock()
 	if last, ok := w.lastSeen[key]; ok && t.Sub(last) < time.Second {
@@ -100,7 +109,7 @@ func (w *Writer) Delivered(ctx context.Context, ns, name string, t time.Time) er
 	w.lastSeen[key] = t
 	w.mu.Unlock()
 	t = t.UTC()
-	return w.update(ctx, ns, name, func(s *Status) {
+	return w.update(ctx, ns, name, uid, func(s *Status) {
 		if s.LastDeliveryAt == nil || t.After(*s.LastDeliveryAt) {
 			s.LastDeliveryAt = &t
 		}
@@ -138,8 +147,10 @@ func (w *Writer) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// update is a compare-and-set loop so concurrent writers do not lose fields.
-func (w *Writer) update(ctx context.Context, ns, name string, f func(*Status)) error {
+// update is a compare-and-set loop so concurrent writers do not lose
+// fields. A record of another uid (an earlier webhook of the name) is
+// started over, not added to.
+func (w *Writer) update(ctx context.Context, ns, name, uid string, f func(*Status)) error {
 	kv, err := w.bucket(ctx)
 	if err != nil {
 		return err
@@ -156,6 +167,12 @@ func (w *Writer) update(ctx context.Context, ns, name string, f func(*Status)) e
 		default:
 			rev = e.Revision()
 			_ = json.Unmarshal(e.Value(), &s)
+		}
+		if s.UID != uid && s.UID != "" {
+			s = Status{}
+		}
+		if uid != "" {
+			s.UID = uid
 		}
 		f(&s)
 		b, _ := json.Marshal(s)

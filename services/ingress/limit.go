@@ -111,7 +111,7 @@ func (in *Ingress) recordError(w *resource.Webhook, msg string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := in.status.Error(ctx, w.Metadata.Namespace, w.Metadata.Name, msg); err != nil {
+	if err := in.status.Error(ctx, w.Metadata.Namespace, w.Metadata.Name, w.Metadata.UID, msg); err != nil {
 		in.log.Warn("cannot record webhook lastError", "webhook", key, "err", err)
 	}
 }

@@ -273,7 +273,9 @@ func callbackSecret(w *resource.Webhook) string {
 // withStatus merges the runtime status (lastError, lastDeliveryAt).
 func (s *Service) withStatus(ctx context.Context, w *resource.Webhook) *resource.Webhook {
 	st, err := webhookstatus.Get(ctx, s.js, w.Metadata.Namespace, w.Metadata.Name)
-	if err == nil {
+	// A status of another uid is an earlier webhook's of the name, written
+	// after its delete had cleared it: not this one's.
+	if err == nil && (st.UID == "" || st.UID == w.Metadata.UID) {
 		w.Status.LastError, w.Status.LastErrorAt, w.Status.LastDeliveryAt = st.LastError, st.LastErrorAt, st.LastDeliveryAt
 	}
 	w.Status.EndpointPath = EndpointPath(w)

@@ -237,10 +237,11 @@ func TestWebhooks_StatusShowsLastErrorAndLastDelivery(t *testing.T) {
 	ctx := context.Background()
 	wr := webhookstatus.NewWriter(a.js)
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := wr.Delivered(ctx, "default", "w", at); err != nil {
+	uid := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "metadata", "uid").(string)
+	if err := wr.Delivered(ctx, "default", "w", uid, at); err != nil {
 		t.Fatal(err)
 	}
-	if err := wr.Error(ctx, "default", "w", "job j: spec.args[0] (topic): needs a default"); err != nil {
+	if err := wr.Error(ctx, "default", "w", uid, "job j: spec.args[0] (topic): needs a default"); err != nil {
 		t.Fatal(err)
 	}
 	st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status")
@@ -256,6 +257,14 @@ func TestWebhooks_StatusShowsLastErrorAndLastDelivery(t *testing.T) {
 	a.must(201, "PUT", "/v1/webhooks/w", webhookDoc("w", map[string]any{"job": "j"}))
 	if st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status"); path(st, "lastError") != nil {
 		t.Fatalf("recreated webhook inherited status: %v", st)
+	}
+	// A write for the deleted webhook that lands after its delete (a
+	// writer whose catalog lagged) is not the new one's.
+	if err := wr.Error(ctx, "default", "w", uid, "job j: cannot start command: gone"); err != nil {
+		t.Fatal(err)
+	}
+	if st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status"); path(st, "lastError") != nil {
+		t.Fatalf("a late write for the deleted webhook shows on the new one: %v", st)
 	}
 }
 
