@@ -48,7 +48,13 @@ func urlError(name, raw string, parse func(string) error) error {
 // which quotes it. The error names the whole list: a part alone may be half
 // of a password that held a comma.
 func checkNATSURLs(raw string) error {
-	if red := redact.URLs(raw); strings.Count(red, ",") < strings.Count(raw, ",") {
+	// Each URL trimmed, as nats.go trims them ("nats://n1:4222 ,…" is a
+	// host and its port, not a password begun).
+	parts := strings.Split(raw, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	if red := redact.URLs(strings.Join(parts, ",")); strings.Count(red, ",") < len(parts)-1 {
 		// The redaction hid a credential across a comma: nats.go would
 		// split it, connect to half of it as a host, and name that half
 		// in its errors (a token's start in a DNS error).

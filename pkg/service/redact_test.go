@@ -107,3 +107,24 @@ func TestOpen_LogsNATSURLWithoutCredentials(t *testing.T) {
 		t.Errorf("the log holds a NATS password or token:\n%s", got)
 	}
 }
+
+// Lists nats.go takes, of every form, pass the start-up check: only a
+// credential that holds a comma is refused.
+func TestCheckNATSURLs_TakesTheListsNATSTakes(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"nats://127.0.0.1:4222",
+		"nats://n1:4222 ,nats://u:p@n2:4222",
+		"n1, n2",
+		"nats://n1:4222,u:p@n2:4222",
+		"nats://[::1]:4222,nats://tok@[::2]:4222",
+		"[::1]:4222,tok@[::2]",
+		"wss://n1/ws,wss://u:p@n2/ws",
+		"nats://u:p@n1:4222,nats://u:p@n2:4222,nats://u:p@n3:4222",
+		"tls://tok@n1:4222",
+	} {
+		if err := checkNATSURLs(raw); err != nil {
+			t.Errorf("checkNATSURLs(%q) = %v, want nil", raw, err)
+		}
+	}
+}

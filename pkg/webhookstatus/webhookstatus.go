@@ -25,9 +25,10 @@ type Status struct {
 	// UID is the uid of the webhook the status is of. A webhook deleted
 	// and made again under its name is another webhook: a write for the
 	// old one that lands after the delete (a writer whose catalog had not
-	// heard of it yet) must not show as the new one's (keys shows a
-	// status of another uid as none), and the new one's first write
-	// starts the record over. Empty in records of older writers.
+	// heard of it yet) must not show as the new one's. keys claims the
+	// record for a webhook it creates (Claim), writes of another uid are
+	// dropped, and keys shows a record of another uid as none. Empty in
+	// records of older writers, which a write with a uid adopts.
 	UID            string     `json:"uid,omitempty"`
 	LastError      string     `json:"lastError,omitempty"`
 	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
@@ -147,9 +148,24 @@ func (w *Writer) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
+// Claim starts webhook ns/name's record over for the webhook of uid uid,
+// which keys has just created: whatever a writer stored for an earlier
+// webhook of the name since its delete cleared the record is replaced,
+// and later writes for it are dropped (update).
+func Claim(ctx context.Context, js jetstream.JetStream, ns, name, uid string) error {
+	kv, err := js.KeyValue(ctx, bus.BucketWebhookStatus)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(Status{UID: uid})
+	_, err = kv.Put(ctx, bus.ConfigKey(ns, name), b)
+	return err
+}
+
 // update is a compare-and-set loop so concurrent writers do not lose
-// fields. A record of another uid (an earlier webhook of the name) is
-// started over, not added to.
+// fields. A record of another uid is another webhook's, the one keys
+// created since (Claim): the write is dropped. A write without a uid
+// (none is known) keeps the record's.
 func (w *Writer) update(ctx context.Context, ns, name, uid string, f func(*Status)) error {
 	kv, err := w.bucket(ctx)
 	if err != nil {
@@ -168,8 +184,8 @@ func (w *Writer) update(ctx context.Context, ns, name, uid string, f func(*Statu
 			rev = e.Revision()
 			_ = json.Unmarshal(e.Value(), &s)
 		}
-		if s.UID != uid && s.UID != "" {
-			s = Status{}
+		if uid != "" && s.UID != "" && s.UID != uid {
+			return nil // an earlier webhook's write, landed after its delete
 		}
 		if uid != "" {
 			s.UID = uid

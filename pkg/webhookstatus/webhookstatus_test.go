@@ -84,26 +84,52 @@ func TestWriter_OpensTheBucketOnce(t *testing.T) {
 	}
 }
 
-// A webhook deleted and made again under its name is another webhook: a
-// write for the earlier one (its uid) that lands after the delete shows
-// its uid, and the new one's first write starts the record over rather
-// than keeping the earlier one's lastError.
-func TestWriter_AWriteOfAnotherUIDStartsTheRecordOver(t *testing.T) {
+// A webhook deleted and made again under its name is another webhook.
+// keys claims the record for the new one; a write for the earlier one (its
+// uid) that lands after that is dropped, wherever it falls among the new
+// one's writes; a write without a uid keeps the record's; a record of an
+// older writer (no uid) is adopted.
+func TestWriter_AWriteOfAnotherUIDIsDroppedOnceTheRecordIsClaimed(t *testing.T) {
 	_, js := testenv.StartNATS(t).Connect()
 	ctx := context.Background()
 	w := webhookstatus.NewWriter(js)
-	if err := w.Error(ctx, "default", "gh", "uid-old", "job j: cannot start command: no such file"); err != nil {
+	// Between the delete and the new webhook: a late write of the old one.
+	if err := w.Error(ctx, "default", "gh", "uid-old", "job j: cannot start command: gone"); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := webhookstatus.Get(ctx, js, "default", "gh"); s.UID != "uid-old" || s.LastError == "" {
-		t.Fatalf("status = %+v; want uid-old's lastError", s)
+	if err := webhookstatus.Claim(ctx, js, "default", "gh", "uid-new"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := webhookstatus.Get(ctx, js, "default", "gh"); s.UID != "uid-new" || s.LastError != "" {
+		t.Fatalf("status after the claim = %+v; want uid-new's, empty", s)
+	}
+	if err := w.Error(ctx, "default", "gh", "uid-new", "job j: cannot start command: no such file"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Error(ctx, "default", "gh", "uid-old", "job j: a late one"); err != nil {
+		t.Fatal(err)
 	}
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	if err := w.Delivered(ctx, "default", "gh", "uid-new", at); err != nil {
+	if err := w.Delivered(ctx, "default", "gh", "", at); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := webhookstatus.Get(ctx, js, "default", "gh")
-	if s.UID != "uid-new" || s.LastError != "" || s.LastErrorAt != nil || s.LastDeliveryAt == nil || !s.LastDeliveryAt.Equal(at) {
-		t.Fatalf("status = %+v; want uid-new's delivery only", s)
+	if s.UID != "uid-new" || s.LastError != "job j: cannot start command: no such file" || s.LastDeliveryAt == nil || !s.LastDeliveryAt.Equal(at) {
+		t.Fatalf("status = %+v; want uid-new's error and the delivery", s)
+	}
+
+	// A record an older writer left (no uid) is adopted.
+	kv, err := js.KeyValue(ctx, "hookrun_webhook_status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "default.old", []byte(`{"lastError":"from an older release"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Delivered(ctx, "default", "old", "uid-9", at); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := webhookstatus.Get(ctx, js, "default", "old"); s.UID != "uid-9" || s.LastError != "from an older release" || s.LastDeliveryAt == nil {
+		t.Fatalf("older record after a write = %+v; want it adopted by uid-9", s)
 	}
 }

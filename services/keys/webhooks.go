@@ -112,6 +112,15 @@ func (s *Service) putWebhook(c echo.Context) error {
 		}
 		return err
 	}
+	if !found {
+		// A new webhook (a new uid): its status record starts empty,
+		// whatever a writer that had not heard of an earlier webhook's
+		// delete stored since, and such late writes are dropped. Best
+		// effort: a record left of another uid shows as none.
+		if err := webhookstatus.Claim(ctx, s.js, w.Metadata.Namespace, w.Metadata.Name, w.Metadata.UID); err != nil {
+			s.log.Warn("cannot start the new webhook's status record", "webhook", key, "err", err)
+		}
+	}
 	// Leaving API-key auth revokes the keys the webhook generated: they were
 	// made for that mode only, and a later return to it must not revive them.
 	// Deleted after the webhook is stored, so a refused change leaves the

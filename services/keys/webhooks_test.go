@@ -252,19 +252,28 @@ func TestWebhooks_StatusShowsLastErrorAndLastDelivery(t *testing.T) {
 	if path(items[0], "status", "lastError") == nil {
 		t.Fatalf("list without status: %v", items)
 	}
-	// Deleting the webhook clears its status: a new one starts clean.
+	// Deleting the webhook clears its status: a new one starts clean,
+	// even of a write for the deleted one that landed between the delete
+	// and the new webhook (a writer whose catalog lagged).
 	a.must(200, "DELETE", "/v1/webhooks/w", nil)
+	if err := wr.Error(ctx, "default", "w", uid, "job j: cannot start command: gone"); err != nil {
+		t.Fatal(err)
+	}
 	a.must(201, "PUT", "/v1/webhooks/w", webhookDoc("w", map[string]any{"job": "j"}))
 	if st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status"); path(st, "lastError") != nil {
 		t.Fatalf("recreated webhook inherited status: %v", st)
 	}
-	// A write for the deleted webhook that lands after its delete (a
-	// writer whose catalog lagged) is not the new one's.
-	if err := wr.Error(ctx, "default", "w", uid, "job j: cannot start command: gone"); err != nil {
+	// The new webhook's own lastError stays, whatever late write of the
+	// deleted one lands after it.
+	newUID := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "metadata", "uid").(string)
+	if err := wr.Error(ctx, "default", "w", newUID, "job j: cannot start command: mine"); err != nil {
 		t.Fatal(err)
 	}
-	if st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status"); path(st, "lastError") != nil {
-		t.Fatalf("a late write for the deleted webhook shows on the new one: %v", st)
+	if err := wr.Error(ctx, "default", "w", uid, "job j: cannot start command: a late one"); err != nil {
+		t.Fatal(err)
+	}
+	if st := path(a.must(200, "GET", "/v1/webhooks/w", nil).JSON(), "status"); path(st, "lastError") != "job j: cannot start command: mine" {
+		t.Fatalf("the new webhook's status after a late write for the deleted one: %v", st)
 	}
 }
 
