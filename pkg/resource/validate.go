@@ -485,7 +485,7 @@ func (w *Webhook) Validate() error {
 		}
 	}
 	if s.MaxBodyBytes == 0 {
-		s.MaxBodyBytes = 1 << 20
+		s.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if s.MaxBodyBytes < 0 || s.MaxBodyBytes > MaxBodyBytes {
 		return fieldErr("spec.maxBodyBytes", "must be between 1 and %d (4 MiB: a delivery travels base64-encoded in one NATS message, at most 8 MB)", MaxBodyBytes)
@@ -583,6 +583,19 @@ func contains(xs []string, s string) bool {
 // stay under NATS' max_payload (8 MB in deploy/nats), with room left for
 // the run request's arguments.
 const MaxBodyBytes = 4 << 20
+
+// DefaultMaxBodyBytes is the body limit of a webhook that sets none:
+// Validate stores it; the ingress applies it to a webhook stored without
+// one (hand-written configuration).
+const DefaultMaxBodyBytes = 1 << 20
+
+// MaxEnvEntry is the longest environment entry ("name=value") a job's
+// payload or headers are passed in: Linux refuses one of 128 KiB with its
+// NUL (MAX_ARG_STRLEN). Larger ones are only in the files named by
+// <PREFIX>_WEBHOOK_PAYLOAD_FILE and <PREFIX>_WEBHOOK_HEADERS_FILE. The
+// executor leaves such a variable out; keys warns of a webhook whose body
+// limit lets through bodies its job's payload variable cannot hold.
+const MaxEnvEntry = 128<<10 - 1
 
 // checkProfileEventIDHeader checks spec.idempotencyHeader h against the
 // webhook's signature profile, if it has one: the header then replaces the

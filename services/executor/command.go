@@ -25,10 +25,8 @@ import (
 var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
 
 // maxEnvPayload is the longest environment entry ("name=value") the
-// payload or the headers are passed in; Linux refuses one of 128 KiB with
-// its NUL (MAX_ARG_STRLEN). Larger ones are only in the files named by
-// <PREFIX>_WEBHOOK_PAYLOAD_FILE and <PREFIX>_WEBHOOK_HEADERS_FILE.
-const maxEnvPayload = 128<<10 - 1
+// payload or the headers are passed in (resource.MaxEnvEntry).
+const maxEnvPayload = resource.MaxEnvEntry
 
 // Files of a run's working directory.
 const (

@@ -35,7 +35,7 @@ type accepted struct {
 
 // defaultMaxBodyBytes applies when a stored webhook carries no limit (the
 // keys service always fills one in; this guards hand-written config).
-const defaultMaxBodyBytes = 1 << 20
+const defaultMaxBodyBytes = resource.DefaultMaxBodyBytes
 
 // maxEventIDLen bounds event ids: they travel in a NATS header and name
 // dedup keys, and no provider sends longer ones.

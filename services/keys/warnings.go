@@ -19,16 +19,6 @@ import (
 // beside the resource ("warnings", as a DELETE's and POST /v1/keys' are)
 // and `hookrun apply` prints them; they never refuse a PUT.
 
-// maxEnvEntry is the longest environment entry ("name=value") the
-// executor passes a payload in (its maxEnvPayload): Linux refuses one of
-// 128 KiB with its NUL (MAX_ARG_STRLEN). A longer payload is left out of
-// <PREFIX>_ARG_WEBHOOK_PAYLOAD and is only in <PREFIX>_WEBHOOK_PAYLOAD_FILE.
-const maxEnvEntry = 128<<10 - 1
-
-// defaultMaxBodyBytes is the ingress' body limit of a webhook that sets
-// none: Validate stores it, but a webhook stored before it did lacks it.
-const defaultMaxBodyBytes = 1 << 20
-
 // webhookWarnings says what in webhook w, as stored, may not work as its
 // author expects. Best effort: the webhook is stored whatever happens
 // here, so a job it cannot read (or one deleted meanwhile) gives no
@@ -83,8 +73,9 @@ func payloadWarning(w *resource.Webhook, j *resource.Job, ofJob bool) string {
 	if !readsPayloadVariable(j, prefix) {
 		return "" // reads the file, or not the payload at all: nothing to say
 	}
-	room := int64(maxEnvEntry - len(prefix+"_ARG_WEBHOOK_PAYLOAD="))
-	limit := cmp.Or(w.Spec.MaxBodyBytes, defaultMaxBodyBytes)
+	room := int64(resource.MaxEnvEntry - len(prefix+"_ARG_WEBHOOK_PAYLOAD="))
+	// A webhook stored before Validate filled the limit in lacks it.
+	limit := cmp.Or(w.Spec.MaxBodyBytes, resource.DefaultMaxBodyBytes)
 	if limit <= room {
 		return ""
 	}
