@@ -101,7 +101,9 @@ func cutError(msg string) string {
 // Delivered records a delivery at t to webhook ns/name of uid uid
 // (throttled).
 func (w *Writer) Delivered(ctx context.Context, ns, name, uid string, t time.Time) error {
-	key := bus.ConfigKey(ns, name)
+	// By uid too: a webhook made again under the name has its first
+	// delivery recorded, however soon after the earlier one's last.
+	key := bus.ConfigKey(ns, name) + "/" + uid
 	w.mu.Lock()
 	if last, ok := w.lastSeen[key]; ok && t.Sub(last) < time.Second {
 		w.mu.Unlock()

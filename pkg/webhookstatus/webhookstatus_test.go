@@ -133,3 +133,25 @@ func TestWriter_AWriteOfAnotherUIDIsDroppedOnceTheRecordIsClaimed(t *testing.T) 
 		t.Fatalf("older record after a write = %+v; want it adopted by uid-9", s)
 	}
 }
+
+// The once-a-second throttle of lastDeliveryAt is per webhook, uid and
+// all: a webhook made again under a name has its first delivery recorded
+// however soon after the earlier one's last.
+func TestWriter_TheDeliveryThrottleIsPerWebhookNotPerName(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	w := webhookstatus.NewWriter(js)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	if err := w.Delivered(ctx, "default", "gh", "uid-old", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := webhookstatus.Claim(ctx, js, "default", "gh", "uid-new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Delivered(ctx, "default", "gh", "uid-new", t0.Add(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := webhookstatus.Get(ctx, js, "default", "gh"); s.UID != "uid-new" || s.LastDeliveryAt == nil || !s.LastDeliveryAt.Equal(t0.Add(100*time.Millisecond)) {
+		t.Fatalf("status = %+v; want uid-new's first delivery", s)
+	}
+}
