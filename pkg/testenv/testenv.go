@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +38,13 @@ type NATS struct {
 	t     testing.TB
 	opts  embednats.Options
 	log   *violationLog
+}
+
+// ConsumerDir is where the server keeps the files of the consumer of
+// stream, in the global account (a server without accounts). Tests remove
+// it to make the server lose a consumer's files.
+func (n *NATS) ConsumerDir(stream, consumer string) string {
+	return filepath.Join(n.StoreDir, "jetstream", "$G", "streams", stream, "obs", consumer)
 }
 
 // StartNATS starts an embedded JetStream server on a random port, stopped at

@@ -215,6 +215,12 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 		return nil
 	}
 	for again := false; ctx.Err() == nil; again = true {
+		// nats-server tells of a deletion before it has removed the
+		// consumer's files: one made again at once can have its files
+		// removed under it (see bus.DropBrokenConsumer).
+		if again && !sleep(ctx, time.Second) {
+			return nil
+		}
 		cons := d.createConsumer(ctx, again)
 		if cons == nil {
 			return nil
@@ -238,6 +244,15 @@ func (d *Dispatcher) createConsumer(ctx context.Context, again bool) jetstream.C
 			return cons
 		}
 		d.log.Warn("cannot create dispatcher consumer, retrying", "err", err)
+		if f, ok := bus.DropBrokenConsumer(ctx, d.js, bus.StreamDeliveries, bus.ConsumerDispatcher, err); ok {
+			// It is made afresh, after the ack floor the broken one had
+			// reached (or the one this dispatcher read last, if further).
+			d.log.Warn("the dispatcher consumer's files were lost on the server: deleted it, creating it again", "ack_floor", f.Seq)
+			if last := d.ackFloor.Load(); last == nil || f.Seq > last.seq {
+				d.ackFloor.Store(&ackFloor{seq: f.Seq, created: f.Created})
+			}
+			again = true
+		}
 		if !sleep(ctx, time.Second) {
 			return nil
 		}

@@ -193,6 +193,14 @@ func (x *Executor) consumeDurable(ctx context.Context, stream string, cfg jetstr
 			if resume {
 				after = floor
 			}
+			// nats-server tells of the deletion before it has removed
+			// the consumer's files: one made again at once can have its
+			// files removed under it (see bus.DropBrokenConsumer).
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
 		case durableStopped:
 			x.log.Warn("consuming a durable consumer stopped: consuming it again", "stream", stream, "consumer", cfg.Durable)
 			after = nil
@@ -283,16 +291,13 @@ func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.Con
 			return cons, true
 		}
 		x.log.Warn("cannot create a durable consumer, retrying", "stream", stream, "consumer", cfg.Durable, "err", err)
-		var apiErr *jetstream.APIError
-		if after != nil && errors.As(err, &apiErr) && apiErr.Code == 500 {
-			// Made again while the server still removed the deleted
-			// one's files: nats-server keeps a consumer whose store is
-			// gone ("open …/obs/<name>/meta.inf.tmp: no such file"), and
-			// every update fails alike. It is deleted and made afresh
-			// (from the same ack floor).
-			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-			_ = x.js.DeleteConsumer(dctx, stream, cfg.Durable)
-			dcancel()
+		if f, ok := bus.DropBrokenConsumer(ctx, x.js, stream, cfg.Durable, err); ok {
+			// It is made afresh, after the ack floor the broken one had
+			// reached (or the one deleted before it, if further).
+			x.log.Warn("a durable consumer's files were lost on the server: deleted it, creating it again", "stream", stream, "consumer", cfg.Durable, "ack_floor", f.Seq)
+			if after == nil || f.Seq > after.seq {
+				after = &ackFloor{seq: f.Seq, created: f.Created}
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -300,7 +300,13 @@ func (x *Executor) ensureConsumer(ctx context.Context, j *resource.Job) (jetstre
 		return nil, err
 	}
 	cfg.AckWait = max(cfg.AckWait, had.CachedInfo().Config.AckWait)
-	return x.js.UpdateConsumer(cctx, bus.StreamRuns, cfg)
+	cons, err := x.js.UpdateConsumer(cctx, bus.StreamRuns, cfg)
+	if _, ok := bus.DropBrokenConsumer(ctx, x.js, bus.StreamRuns, cfg.Durable, err); ok {
+		// RUNS is a work queue: the runs the broken consumer had not
+		// acked are still there, and the next pass's consumer gets them.
+		x.log.Warn("a job consumer's files were lost on the server: deleted it, it is created again", "job", j.Metadata.Namespace+"/"+j.Metadata.Name)
+	}
+	return cons, err
 }
 
 // keepJobConsumer creates the consumer of a job this executor does not
