@@ -13,9 +13,10 @@ import (
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
-// Only nats-server's own failure to write a consumer that exists deletes
-// it: a refused update (a 400, such as a changed start), another error or
-// a consumer that is not there deletes nothing. The floor returned is the
+// Only nats-server's failure to write a consumer that exists because its
+// files are gone deletes it: a refused update (such as a changed start,
+// also a 500), a failure to write for another reason (a full disk),
+// another error or a consumer that is not there deletes nothing. The floor returned is the
 // one the consumer deleted had.
 func TestDropBrokenConsumer_DeletesOnlyAConsumerTheServerCannotWrite(t *testing.T) {
 	n := testenv.StartNATS(t)
@@ -60,7 +61,8 @@ func TestDropBrokenConsumer_DeletesOnlyAConsumerTheServerCannotWrite(t *testing.
 	if refused == nil {
 		t.Fatal("changing where a consumer starts was not refused")
 	}
-	for _, err := range []error{refused, errors.New("nats: timeout"), context.DeadlineExceeded} {
+	full := &jetstream.APIError{Code: 500, ErrorCode: jetstream.JSErrCodeConsumerCreate, Description: "write /data/jetstream/$G/streams/STATUS/obs/probe/meta.inf.tmp: no space left on device"}
+	for _, err := range []error{refused, full, errors.New("nats: timeout"), context.DeadlineExceeded} {
 		if _, ok := bus.DropBrokenConsumer(ctx, js, bus.StreamStatus, "probe", err); ok || !exists() {
 			t.Fatalf("deleted on %v", err)
 		}

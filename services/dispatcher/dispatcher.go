@@ -215,10 +215,7 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 		return nil
 	}
 	for again := false; ctx.Err() == nil; again = true {
-		// nats-server tells of a deletion before it has removed the
-		// consumer's files: one made again at once can have its files
-		// removed under it (see bus.DropBrokenConsumer).
-		if again && !sleep(ctx, time.Second) {
+		if again && !sleep(ctx, bus.RecreateDelay) {
 			return nil
 		}
 		cons := d.createConsumer(ctx, again)
@@ -245,13 +242,13 @@ func (d *Dispatcher) createConsumer(ctx context.Context, again bool) jetstream.C
 		}
 		d.log.Warn("cannot create dispatcher consumer, retrying", "err", err)
 		if f, ok := bus.DropBrokenConsumer(ctx, d.js, bus.StreamDeliveries, bus.ConsumerDispatcher, err); ok {
-			// It is made afresh, after the ack floor the broken one had
-			// reached (or the one this dispatcher read last, if further).
+			// Made afresh after the ack floor the broken one had
+			// reached: it is the last consumer of that name, of the
+			// stream as it is now.
 			d.log.Warn("the dispatcher consumer's files were lost on the server: deleted it, creating it again", "ack_floor", f.Seq)
-			if last := d.ackFloor.Load(); last == nil || f.Seq > last.seq {
-				d.ackFloor.Store(&ackFloor{seq: f.Seq, created: f.Created})
-			}
+			d.ackFloor.Store(&ackFloor{seq: f.Seq, created: f.Created})
 			again = true
+			continue // the delete is answered once its files are gone
 		}
 		if !sleep(ctx, time.Second) {
 			return nil

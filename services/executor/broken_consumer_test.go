@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
@@ -83,4 +84,29 @@ func TestExecutor_AJobConsumerWhoseFilesWereLostIsMadeAfresh(t *testing.T) {
 	second := e.submit(job, "{}")
 	e.start(nil)
 	want(t, "status of the run queued while no executor ran", e.final(second, 20*time.Second).Status, message.StatusSucceeded)
+}
+
+// The consumer of due retries whose files the server lost is made afresh
+// as a work-queue consumer must be (from the stream's first message: a
+// start after an ack floor is refused on RETRIES), and a failed run's
+// retry still runs.
+func TestExecutor_ARetriesConsumerWhoseFilesWereLostIsMadeAfresh(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	r := e.start(nil)
+	r.ready(t)
+	r.stop()
+
+	if err := os.RemoveAll(e.nats.ConsumerDir(bus.StreamRetries, bus.ConsumerRetries)); err != nil {
+		t.Fatal(err)
+	}
+	other := e.start(nil)
+	other.ready(t)
+	job := e.script("lostretryfiles", `exit 3`, func(j *resource.Job) {
+		j.Spec.Retries, j.Spec.RetryBackoff = 1, resource.Duration(500*time.Millisecond)
+	})
+	rr := e.submit(job, "{}")
+	got := e.final(rr, 15*time.Second)
+	want(t, "status", got.Status, message.StatusFailed)
+	want(t, "attempt (the retry ran)", got.Attempt, 2)
 }

@@ -160,7 +160,7 @@ func (x *Executor) consumeDurable(ctx context.Context, stream string, cfg jetstr
 		keep = &floor
 	}
 	for {
-		cons, ok := x.durable(ctx, stream, cfg, after)
+		cons, ok := x.durable(ctx, stream, cfg, resume, after)
 		if !ok {
 			return nil
 		}
@@ -193,13 +193,10 @@ func (x *Executor) consumeDurable(ctx context.Context, stream string, cfg jetstr
 			if resume {
 				after = floor
 			}
-			// nats-server tells of the deletion before it has removed
-			// the consumer's files: one made again at once can have its
-			// files removed under it (see bus.DropBrokenConsumer).
-			select {
+			select { // see bus.RecreateDelay
 			case <-ctx.Done():
 				return nil
-			case <-time.After(time.Second):
+			case <-time.After(bus.RecreateDelay):
 			}
 		case durableStopped:
 			x.log.Warn("consuming a durable consumer stopped: consuming it again", "stream", stream, "consumer", cfg.Durable)
@@ -281,8 +278,9 @@ func floorOf(info *jetstream.ConsumerInfo) *ackFloor {
 // durable creates (or updates) a durable consumer, retrying every second
 // while NATS cannot; false once ctx ends first. after, when not nil, is the
 // ack floor of the consumer of that name that was deleted: the one made
-// again starts after it.
-func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig, after *ackFloor) (jetstream.Consumer, bool) {
+// again starts after it. resume is consumeDurable's: false for a
+// work-queue stream, whose consumers start at its first message.
+func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig, resume bool, after *ackFloor) (jetstream.Consumer, bool) {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		cons, err := x.createDurable(cctx, stream, cfg, after)
@@ -292,12 +290,14 @@ func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.Con
 		}
 		x.log.Warn("cannot create a durable consumer, retrying", "stream", stream, "consumer", cfg.Durable, "err", err)
 		if f, ok := bus.DropBrokenConsumer(ctx, x.js, stream, cfg.Durable, err); ok {
-			// It is made afresh, after the ack floor the broken one had
-			// reached (or the one deleted before it, if further).
 			x.log.Warn("a durable consumer's files were lost on the server: deleted it, creating it again", "stream", stream, "consumer", cfg.Durable, "ack_floor", f.Seq)
-			if after == nil || f.Seq > after.seq {
+			if resume {
+				// After the ack floor the broken one had reached: it
+				// is the last consumer of that name, of the stream as
+				// it is now.
 				after = &ackFloor{seq: f.Seq, created: f.Created}
 			}
+			continue // the delete is answered once its files are gone
 		}
 		select {
 		case <-ctx.Done():

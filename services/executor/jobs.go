@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -127,6 +128,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 	x.health.Add(checkJobConsumers, missing.check)
 	x.health.NotRequired(checkJobConsumers)
 	workers := map[string]*jobWorkers{}
+	wentAt := map[string]time.Time{} // job consumers found deleted, when
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	start := func(name string, w *jobWorkers) {
@@ -157,11 +159,14 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 				delete(workers, name)
 				forgetJob(name, w.job)
 			case w.gone.Load():
-				// Made again below, from the job's configuration.
+				// Made again below, from the job's configuration, once
+				// bus.RecreateDelay has passed.
 				x.log.Warn("the job's consumer was deleted: creating it again", "job", w.job, "consumer", name)
 				missing.set(name, "was deleted: being created again")
 				w.stop()
 				delete(workers, name)
+				wentAt[name] = time.Now()
+				time.AfterFunc(bus.RecreateDelay, poke)
 			case w.draining && !ok:
 			case w.draining:
 				x.log.Info("deleted job is back: fetching its runs again", "job", w.job)
@@ -179,6 +184,12 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			if _, ok := workers[name]; ok {
 				continue
 			}
+			if at, ok := wentAt[name]; ok {
+				if time.Since(at) < bus.RecreateDelay {
+					continue
+				}
+				delete(wentAt, name)
+			}
 			cons, err := x.ensureConsumer(ctx, j)
 			if err != nil {
 				x.log.Warn("cannot create job consumer; will retry", "job", name, "err", err)
@@ -190,6 +201,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			start(name, &jobWorkers{concurrency: j.Spec.Concurrency, job: j.Metadata.Namespace + "/" + j.Metadata.Name, cons: newJobConsumer(cons)})
 		}
 		missing.retain(func(name string) bool { return want[name] != nil })
+		maps.DeleteFunc(wentAt, func(name string, _ time.Time) bool { return want[name] == nil })
 		select {
 		case <-ctx.Done():
 			return nil
@@ -301,10 +313,12 @@ func (x *Executor) ensureConsumer(ctx context.Context, j *resource.Job) (jetstre
 	}
 	cfg.AckWait = max(cfg.AckWait, had.CachedInfo().Config.AckWait)
 	cons, err := x.js.UpdateConsumer(cctx, bus.StreamRuns, cfg)
-	if _, ok := bus.DropBrokenConsumer(ctx, x.js, bus.StreamRuns, cfg.Durable, err); ok {
+	if _, ok := bus.DropBrokenConsumer(cctx, x.js, bus.StreamRuns, cfg.Durable, err); ok {
 		// RUNS is a work queue: the runs the broken consumer had not
-		// acked are still there, and the next pass's consumer gets them.
-		x.log.Warn("a job consumer's files were lost on the server: deleted it, it is created again", "job", j.Metadata.Namespace+"/"+j.Metadata.Name)
+		// acked are still there, and the one made afresh gets them. The
+		// delete is answered once the files are gone.
+		x.log.Warn("a job consumer's files were lost on the server: deleted it, creating it again", "job", j.Metadata.Namespace+"/"+j.Metadata.Name)
+		return x.js.CreateConsumer(cctx, bus.StreamRuns, cfg)
 	}
 	return cons, err
 }
