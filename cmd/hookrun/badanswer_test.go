@@ -24,6 +24,7 @@ func TestCLI_NonJSONAnswerIsNotASuccess(t *testing.T) {
 		{"delete", "job", "j"},
 		{"runs", "cancel", "run_x"},
 		{"rotate-endpoint", "w"},
+		{"rotate-secret", "s"},
 	} {
 		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
 			r := runCLI(append(args, "--api-url", srv.URL, "--token", "tok")...)

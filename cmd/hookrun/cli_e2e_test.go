@@ -242,6 +242,33 @@ func TestCLI_SendSignsForTheProfileAndWatchReplayFollowTheRuns(t *testing.T) {
 	}
 	failedRun := runIDRE.FindStringSubmatch(r.Stdout)[1]
 	checkCode(t, d.run("runs", "watch", failedRun), codeRunFailed, "ended failed", nil)
+
+	// rotate-secret: a new random value, shown once, at once the only one
+	// accepted with --previous-valid-for 0s (a leak).
+	out = d.ok("rotate-secret", "github-secret", "--previous-valid-for", "0s")
+	rotated := afterColon(lineWith(out, "new value (shown only now):"))
+	if !strings.HasPrefix(out, "secret/github-secret rotated") || len(rotated) != 64 || !strings.Contains(out, "previous value valid until: ") {
+		t.Fatalf("rotate-secret: %s", out)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if r := signedSend(d, "gh-secret-two", "gh-evt-leaked-"+time.Now().Format("150405.000"), "leaked"); r.Code != codeRefused || !strings.Contains(r.Stderr, "signature_invalid") {
+			return fmt.Errorf("the value rotated out with no grace: %s", r)
+		}
+		return nil
+	})
+	if r := signedSend(d, rotated, "gh-evt-rotated", "rotated"); r.Code != 0 {
+		t.Fatalf("the rotated value: %s", r)
+	}
+	// Without the flag, the secret's previousValidFor (1h) applies.
+	out = d.ok("rotate-secret", "github-secret")
+	if next := afterColon(lineWith(out, "new value (shown only now):")); next == rotated || len(next) != 64 {
+		t.Fatalf("second rotate-secret: %s", out)
+	}
+	if r := signedSend(d, rotated, "gh-evt-grace", "grace"); r.Code != 0 {
+		t.Fatalf("the previous value within the spec's grace: %s", r)
+	}
+	d.expectCode(codeNotFound, "secret default/nope not found", "rotate-secret", "nope")
+	d.expectCode(codeUsage, "must not be negative", "rotate-secret", "github-secret", "--previous-valid-for", "-1s")
 }
 
 // Workjet: a compromised secret URL is regenerated; the old URL answers 404.

@@ -38,6 +38,7 @@ func TestCLI_EmptyArgumentIsAUsageError(t *testing.T) {
 		{"delete", "job", ""},
 		{"delete", "job", "a", ""},
 		{"rotate-endpoint", ""},
+		{"rotate-secret", ""},
 		{"runs", "watch", "", "--timeout", "5s"},
 		{"runs", "cancel", ""},
 		{"replay", ""},

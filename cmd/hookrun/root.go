@@ -12,6 +12,8 @@ const rootHelp = `hookrun turns webhook calls into job runs.
   hookrun describe webhook NAME    spec, endpoint URL, last error, recent runs
   hookrun delete KIND NAME         remove a job, secret or webhook
   hookrun rotate-endpoint WEBHOOK  new endpoint id; the old URL answers 404
+  hookrun rotate-secret SECRET     new random value, shown once; the old one
+                                   stays valid for spec.previousValidFor
   hookrun keys create|list|extend|delete
   hookrun send WEBHOOK --data @file [--wait]
   hookrun runs list|watch [RUN]|cancel RUN
