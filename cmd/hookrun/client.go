@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/hookrun/hookrun/pkg/service"
 )
 
 // Exit codes, as `hookrun --help` documents them.
@@ -381,8 +383,9 @@ func answerError(status int, statusText string, body []byte) error {
 // answerError is answerError for the keys API's answer to path. A 404 is
 // "not found" (3) only when it is the keys API's own for a resource: code
 // not_found and a message naming what is missing. Any other 404 — the
-// ingress' endpoint_not_found, a page of a proxy, the "Not Found" of a route
-// the keys API does not have (--api-url with a path), any 404 for a
+// ingress' endpoint_not_found, a page of a proxy, the "nothing is served
+// at …" (or, from an older keys, "Not Found") of a route the keys API does
+// not have (--api-url with a path), any 404 for a
 // collection (/v1/jobs), which the keys API always has — means --api-url
 // points somewhere else, and read as "not found" it would tell a script
 // that the resource does not exist. It is 5, as an answer that is not JSON.
@@ -394,7 +397,9 @@ func (c *apiClient) answerError(path string, status int, statusText string, body
 	var eb apiErrorBody
 	_ = json.Unmarshal(body, &eb)
 	collection := strings.Count(strings.Trim(path, "/"), "/") < 2 // /v1/jobs, not /v1/jobs/x
-	if eb.Error.Code == "not_found" && eb.Error.Message != http.StatusText(http.StatusNotFound) && !collection {
+	// "Not Found" is how keys before 2026-11-29 said it.
+	routeMiss := eb.Error.Message == http.StatusText(http.StatusNotFound) || strings.HasPrefix(eb.Error.Message, service.NothingServedAt)
+	if eb.Error.Code == "not_found" && !routeMiss && !collection {
 		return err
 	}
 	return failErr(codeUnavailable, "the API at %s answered %s to %s: %s: is --api-url the keys API?", redactedURL(c.base), statusText, path, errMessage(err))

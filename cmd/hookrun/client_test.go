@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/hookrun/hookrun/pkg/service"
 )
 
 func TestAnswerError_MapsStatusesToExitCodes(t *testing.T) {
@@ -79,9 +81,13 @@ func TestCLI_A404NotFromTheKeysAPIAsksWhetherAPIURLIsRight(t *testing.T) {
 	}))
 	t.Cleanup(ingress.Close)
 	routeMiss := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 404, map[string]any{"error": map[string]string{"code": "not_found", "message": "Not Found"}})
+		writeJSON(w, 404, map[string]any{"error": map[string]string{"code": "not_found", "message": service.NothingServedAt + r.URL.Path}})
 	}))
 	t.Cleanup(routeMiss.Close)
+	oldRouteMiss := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 404, map[string]any{"error": map[string]string{"code": "not_found", "message": "Not Found"}})
+	}))
+	t.Cleanup(oldRouteMiss.Close)
 	resourceMiss := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		notFoundJSON(w, "thing")
 	}))
@@ -99,6 +105,7 @@ func TestCLI_A404NotFromTheKeysAPIAsksWhetherAPIURLIsRight(t *testing.T) {
 		{"the ingress: watch", ingress.URL, []string{"runs", "watch", "run_x", "--start-timeout", "0s"}},
 		{"a wrong path: one", routeMiss.URL + "/api", []string{"get", "webhook", "w"}},
 		{"a wrong path: list", routeMiss.URL + "/api", []string{"keys", "list"}},
+		{"a wrong path of an older keys", oldRouteMiss.URL + "/api", []string{"get", "webhook", "w"}},
 		{"a not_found for a collection", resourceMiss.URL, []string{"get", "secrets"}},
 		{"a plain-text 404", plain.URL, []string{"get", "run", "run_x"}},
 	} {

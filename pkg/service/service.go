@@ -409,12 +409,7 @@ func httpError(err error, c echo.Context) {
 	status, msg := http.StatusInternalServerError, "internal error"
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		status = he.Code
-		if m, ok := he.Message.(string); ok {
-			msg = m
-		} else {
-			msg = http.StatusText(he.Code)
-		}
+		status, msg = he.Code, HTTPErrorMessage(he, c.Request())
 	}
 	code := map[int]string{http.StatusNotFound: "not_found", http.StatusMethodNotAllowed: "method_not_allowed",
 		http.StatusRequestEntityTooLarge: "payload_too_large", http.StatusServiceUnavailable: "unavailable"}[status]
@@ -429,6 +424,27 @@ func httpError(err error, c echo.Context) {
 		return
 	}
 	_ = c.JSON(status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// NothingServedAt starts the message of a 404 for a path no route serves
+// (the CLI tells it from a resource not found: --api-url is wrong).
+const NothingServedAt = "nothing is served at "
+
+// HTTPErrorMessage is the message of an Echo error: Echo's own for a path
+// no route serves (404) and a method its route does not take (405) carry
+// bare reason phrases ("Not Found"), said here as sentences naming the
+// request's method and path.
+func HTTPErrorMessage(he *echo.HTTPError, r *http.Request) string {
+	switch he {
+	case echo.ErrNotFound:
+		return NothingServedAt + r.URL.Path
+	case echo.ErrMethodNotAllowed:
+		return "method " + r.Method + " is not allowed on " + r.URL.Path
+	}
+	if m, ok := he.Message.(string); ok {
+		return m
+	}
+	return http.StatusText(he.Code)
 }
 
 // HTTPServer returns an http.Server with the timeouts every service uses.

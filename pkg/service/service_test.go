@@ -131,25 +131,26 @@ func TestHealthcheck_SaysWhyNotReady(t *testing.T) {
 
 // The services without an API of their own (dispatcher, executor, every
 // ops address) answer Echo's own errors in API.md's shape, not Echo's
-// {"message": …}.
+// {"message": …}, with a sentence naming the method and path, not a bare
+// "Not Found".
 func TestNewEcho_ErrorsHaveTheAPIShape(t *testing.T) {
 	e := NewEcho()
 	NewHealth("probe").Mount(e)
 	for _, tc := range []struct {
 		method, path string
 		status       int
-		code         string
+		code, msg    string
 	}{
-		{http.MethodGet, "/nope", 404, "not_found"},
-		{http.MethodPost, "/healthz", 405, "method_not_allowed"},
+		{http.MethodGet, "/nope", 404, "not_found", "nothing is served at /nope"},
+		{http.MethodPost, "/healthz", 405, "method_not_allowed", "method POST is not allowed on /healthz"},
 	} {
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
 		var b struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		if rec.Code != tc.status || json.Unmarshal(rec.Body.Bytes(), &b) != nil || b.Error.Code != tc.code || b.Error.Message == "" {
-			t.Errorf("%s %s: %d %s; want %d with error code %s", tc.method, tc.path, rec.Code, rec.Body, tc.status, tc.code)
+		if rec.Code != tc.status || json.Unmarshal(rec.Body.Bytes(), &b) != nil || b.Error.Code != tc.code || b.Error.Message != tc.msg {
+			t.Errorf("%s %s: %d %s; want %d with error code %s and the message %q", tc.method, tc.path, rec.Code, rec.Body, tc.status, tc.code, tc.msg)
 		}
 	}
 }

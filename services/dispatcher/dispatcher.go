@@ -240,6 +240,9 @@ func (d *Dispatcher) createConsumer(ctx context.Context, again bool) jetstream.C
 		if err == nil {
 			return cons
 		}
+		if ctx.Err() != nil {
+			return nil // stopping: nothing to retry
+		}
 		d.log.Warn("cannot create dispatcher consumer, retrying", "err", err)
 		if f, ok := bus.DropBrokenConsumer(ctx, d.js, bus.StreamDeliveries, bus.ConsumerDispatcher, err); ok {
 			// Made afresh after the ack floor the broken one had

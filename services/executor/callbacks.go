@@ -288,6 +288,9 @@ func (x *Executor) durable(ctx context.Context, stream string, cfg jetstream.Con
 		if err == nil {
 			return cons, true
 		}
+		if ctx.Err() != nil {
+			return nil, false // stopping: nothing to retry
+		}
 		x.log.Warn("cannot create a durable consumer, retrying", "stream", stream, "consumer", cfg.Durable, "err", err)
 		if f, ok := bus.DropBrokenConsumer(ctx, x.js, stream, cfg.Durable, err); ok {
 			x.log.Warn("a durable consumer's files were lost on the server: deleted it, creating it again", "stream", stream, "consumer", cfg.Durable, "ack_floor", f.Seq)

@@ -105,13 +105,14 @@ func (in *Ingress) recordError(w *resource.Webhook, msg string) {
 		}
 	}
 	in.lastErrors.Store(key, recordedError{msg: msg, at: now})
-	in.log.Warn("webhook cannot trigger its job", "webhook", key, "reason", msg)
+	label := w.Metadata.Namespace + "/" + w.Metadata.Name // as every other log names it
+	in.log.Warn("webhook cannot trigger its job", "webhook", label, "reason", msg)
 	if !in.js.Conn().IsConnected() {
 		return // a KV write now would only hold the answer up; the next interval retries
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := in.status.Error(ctx, w.Metadata.Namespace, w.Metadata.Name, w.Metadata.UID, msg); err != nil {
-		in.log.Warn("cannot record webhook lastError", "webhook", key, "err", err)
+		in.log.Warn("cannot record webhook lastError", "webhook", label, "err", err)
 	}
 }

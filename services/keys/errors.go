@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/apikey"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/service"
 )
 
 // The control plane's error codes, in one table (API.md's error body,
@@ -100,11 +101,7 @@ func (s *Service) httpError(err error, c echo.Context) {
 		if b.Error.Code == "" {
 			b.Error.Code = "invalid_request"
 		}
-		if m, ok := he.Message.(string); ok {
-			b.Error.Message = m
-		} else {
-			b.Error.Message = http.StatusText(he.Code)
-		}
+		b.Error.Message = service.HTTPErrorMessage(he, c.Request())
 	default:
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 		b.Error.Code, b.Error.Message = "internal", "internal error"

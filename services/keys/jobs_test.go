@@ -104,7 +104,8 @@ func TestJobs_RefuseInvalidInputNamingTheField(t *testing.T) {
 	for _, p := range []string{"/v1/jobs/a.b", "/v1/jobs/a*"} {
 		checkError(t, a.do("GET", p, nil), 400, "invalid_request", "metadata.name")
 	}
-	checkError(t, a.do("POST", "/v1/jobs/x", jobDoc("x", nil)), 405, "method_not_allowed", "")
+	checkError(t, a.do("POST", "/v1/jobs/x", jobDoc("x", nil)), 405, "method_not_allowed", "method POST is not allowed on /v1/jobs/x")
+	checkError(t, a.do("GET", "/v1/nope", nil), 404, "not_found", "nothing is served at /v1/nope")
 	checkError(t, a.do("GET", "/v1/jobs?namespace=A", nil), 400, "invalid_request", "namespace")
 }
 

@@ -28,5 +28,5 @@ func TestAPI_MalformedQueryIsRefusedNotReadAsDefault(t *testing.T) {
 // executionId of a 202 at once, before a dispatcher has queued its run.
 func TestRuns_NotFoundSaysARunComesOnceQueued(t *testing.T) {
 	a := newTestAPI(t)
-	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), http.StatusNotFound, "not_found", "run run_nope not found (the run of a replay, or of a delivery behind more than 10000 others a dispatcher has not come to, is found once a dispatcher queues it")
+	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), http.StatusNotFound, "not_found", "run run_nope not found (a run accepted a moment ago may not be queued yet: retry shortly")
 }

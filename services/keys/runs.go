@@ -216,7 +216,7 @@ type deliveryView struct {
 // message says so (clients poll it right after the 202).
 func runNotFound(id string) *apiError {
 	e := notFound("run " + id)
-	e.Message += " (the run of a replay, or of a delivery behind more than 10000 others a dispatcher has not come to, is found once a dispatcher queues it: retry shortly, or read the delivery, GET /v1/deliveries/{deliveryId})"
+	e.Message += " (a run accepted a moment ago may not be queued yet: retry shortly, or read its delivery, GET /v1/deliveries/{deliveryId})"
 	return e
 }
 
