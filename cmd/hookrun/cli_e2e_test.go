@@ -244,26 +244,38 @@ func TestCLI_SendSignsForTheProfileAndWatchReplayFollowTheRuns(t *testing.T) {
 	checkCode(t, d.run("runs", "watch", failedRun), codeRunFailed, "ended failed", nil)
 
 	// rotate-secret: a new random value, shown once, at once the only one
-	// accepted with --previous-valid-for 0s (a leak).
+	// accepted with --previous-valid-for 0s (a leak): the value it replaced
+	// (gh-secret-one, applied again with the failing job) and the one
+	// still in its grace (gh-secret-two) are refused.
 	out = d.ok("rotate-secret", "github-secret", "--previous-valid-for", "0s")
 	rotated := afterColon(lineWith(out, "new value (shown only now):"))
 	if !strings.HasPrefix(out, "secret/github-secret rotated") || len(rotated) != 64 || !strings.Contains(out, "previous value valid until: ") {
 		t.Fatalf("rotate-secret: %s", out)
 	}
 	testenv.Eventually(t, 5*time.Second, func() error {
-		if r := signedSend(d, "gh-secret-two", "gh-evt-leaked-"+time.Now().Format("150405.000"), "leaked"); r.Code != codeRefused || !strings.Contains(r.Stderr, "signature_invalid") {
-			return fmt.Errorf("the value rotated out with no grace: %s", r)
+		for _, old := range []string{"gh-secret-one", "gh-secret-two"} {
+			if r := signedSend(d, old, "gh-evt-leaked-"+time.Now().Format("150405.000"), "leaked"); r.Code != codeRefused || !strings.Contains(r.Stderr, "signature_invalid") {
+				return fmt.Errorf("%s, rotated out with no grace: %s", old, r)
+			}
 		}
 		return nil
 	})
 	if r := signedSend(d, rotated, "gh-evt-rotated", "rotated"); r.Code != 0 {
 		t.Fatalf("the rotated value: %s", r)
 	}
-	// Without the flag, the secret's previousValidFor (1h) applies.
+	// Without the flag, the secret's previousValidFor (1h) applies: once
+	// the new value is in use, the one it replaced still works.
 	out = d.ok("rotate-secret", "github-secret")
-	if next := afterColon(lineWith(out, "new value (shown only now):")); next == rotated || len(next) != 64 {
+	next := afterColon(lineWith(out, "new value (shown only now):"))
+	if next == rotated || len(next) != 64 {
 		t.Fatalf("second rotate-secret: %s", out)
 	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if r := signedSend(d, next, "gh-evt-next-"+time.Now().Format("150405.000"), "next"); r.Code != 0 {
+			return fmt.Errorf("the new value: %s", r)
+		}
+		return nil
+	})
 	if r := signedSend(d, rotated, "gh-evt-grace", "grace"); r.Code != 0 {
 		t.Fatalf("the previous value within the spec's grace: %s", r)
 	}

@@ -21,14 +21,20 @@ func newRotateSecretCmd() *cobra.Command {
 		Short: "Give a secret a new random value; the previous one stays valid for a while",
 		Long: `Replace a secret's value with a new random one (in the secret's format: hex,
 or a signature profile's own, such as whsec_… for standard-webhooks), printed
-here once: the API never shows it again. Configure it at the sender (GitHub's
-webhook settings, Stripe's dashboard, …) or, for a callback secret, at the
-receiver.
+here once: the API never shows it again. Configure it where the sender lets
+you choose the secret (GitHub's or GitLab's webhook settings, your own
+senders) or, for a callback secret, at the receiver.
+
+Stripe, Slack and Shopify generate their signing secrets themselves: roll the
+secret there, and apply the value they give as spec.value, not this.
 
 The previous value stays valid for the secret's spec.previousValidFor
 (default 24h), or for --previous-valid-for for this rotation only: after a
-leak, --previous-valid-for 0s refuses it at once. To set a value a provider
-generated, apply the secret with spec.value instead.`,
+leak, --previous-valid-for 0s refuses it at once.
+
+A secret applied from a manifest with spec.value gets that value back at the
+next apply of the manifest: remove spec.value from it (or write the new
+value there) after a rotation.`,
 		Example: `  hookrun rotate-secret github-secret
   hookrun rotate-secret github-secret --previous-valid-for 0s   # leaked: the old value stops now`,
 		Args: usageArgs(cobra.ExactArgs(1)),
