@@ -39,6 +39,15 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.Message }
 
+// unreadable is the error of a stored record (a run's status, a delivery)
+// this release cannot decode: written by a newer one, during a rolling
+// upgrade. Asking again gets the same answer until keys is upgraded: not
+// a 503 to retry.
+func unreadable(what string) *apiError {
+	return &apiError{Status: http.StatusInternalServerError, Code: "unreadable_record",
+		Message: "the stored record of " + what + " cannot be read by this keys service (written by a newer release?): upgrade keys"}
+}
+
 func badRequest(msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: msg}
 }

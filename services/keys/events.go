@@ -78,6 +78,7 @@ func (s *Service) runEvents(c echo.Context) error {
 		return &resource.FieldError{Field: "delivery", Msg: "must be a delivery id"}
 	}
 	var own <-chan message.Run // the record of its own of delivery only, while it may still come
+	stopOwn := func() {}       // ends own's watch (its STATUS consumer) early
 	var ownRec *message.Run    // that record, stored already: a final one, all the stream sends
 	var dupRec *message.Run    // that record, a duplicate's: sent first, then the run it repeats
 	if only != "" && only != r.DeliveryID {
@@ -111,11 +112,14 @@ func (s *Service) runEvents(c echo.Context) error {
 			ownRec = rec
 		case err == nil:
 		case errors.Is(err, runstatus.ErrNotFound):
-			ownCtx, stopOwn := context.WithCancel(ctx)
-			defer stopOwn()
+			ownCtx, cancelOwn := context.WithCancel(ctx)
+			defer cancelOwn()
+			stopOwn = cancelOwn
 			if own, err = runstatus.Watch(ownCtx, s.js, d.Namespace, only, ""); err != nil {
 				return errUnavailable
 			}
+		case errors.Is(err, runstatus.ErrUndecodable):
+			return unreadable("delivery " + only)
 		case err != nil:
 			return errUnavailable
 		}
@@ -186,6 +190,7 @@ func (s *Service) runEvents(c echo.Context) error {
 				continue // not a record that stands for the run (see above)
 			}
 			own = nil
+			stopOwn() // the one record it waited for has come
 			st.writeStatus(&rec)
 			if !sent() {
 				return nil

@@ -3,9 +3,11 @@ package keys
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 // openEvents opens a run's event stream and returns its events as they come.
@@ -597,4 +600,49 @@ func TestRuns_EventsJoinedWithoutASnapshotSendNoLineTwice(t *testing.T) {
 	if got := strings.Count(rec.Body.String(), "event: output"); got != 2 {
 		t.Fatalf("%d output events, want the 2 live lines:\n%s", got, rec.Body.String())
 	}
+}
+
+// The watch for a delivery's own record ends when that record comes: a
+// duplicate's stream goes on with the run it repeats, possibly for hours,
+// and kept a STATUS consumer of the delivery's subject open all along.
+func TestRuns_EventsOfADeliveryFoundDuplicateStopWatchingTheDelivery(t *testing.T) {
+	a := newTestAPI(t)
+	const id = "run_dup_watch"
+	now := time.Now().UTC()
+	for _, d := range []string{"dlv_first", "dlv_dupw"} {
+		storeDelivery(t, a, message.Delivery{ID: d, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-" + d, RunID: id, ReceivedAt: now})
+	}
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusRunning, Attempt: 1, StartedAt: &now})
+	got := openEventsAt(t, a, "/v1/runs/"+id+"/events?delivery=dlv_dupw")
+	watching := func() (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := a.js.Stream(ctx, bus.StreamStatus)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		infos := s.ListConsumers(ctx)
+		for info := range infos.Info() {
+			if info.Config.FilterSubject == bus.StatusSubject("default", "dlv_dupw") || slices.Contains(info.Config.FilterSubjects, bus.StatusSubject("default", "dlv_dupw")) {
+				n++
+			}
+		}
+		return n, infos.Err()
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n, err := watching(); err != nil || n != 1 {
+			return fmt.Errorf("%d consumers of the delivery's subject (%v), want 1 while its record may come", n, err)
+		}
+		return nil
+	})
+	publishRun(t, a, message.Run{Kind: message.KindDelivery, ID: "dlv_dupw", DeliveryID: "dlv_dupw", RunID: id, Webhook: "gh", Job: "report", Status: message.DeliveryDuplicate, FinishedAt: &now})
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n, err := watching(); err != nil || n != 0 {
+			return fmt.Errorf("%d consumers of the delivery's subject (%v) once its record came, the stream still open", n, err)
+		}
+		return nil
+	})
+	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_first", Webhook: "gh", Job: "report", Status: message.StatusSucceeded, Attempt: 1, StartedAt: &now, Output: "first\n"})
+	wantEvents(t, collectEvents(t, got), []string{"status duplicate/0", "status running/1", "output first", "status succeeded/1"})
 }

@@ -84,6 +84,9 @@ func (s *Service) loadRunSeq(c echo.Context, id string) (*message.Run, uint64, e
 	if errors.Is(err, runstatus.ErrNotFound) || (err == nil && (r.Kind != message.KindRun || ns != "" && orDefault(r.Namespace) != ns)) {
 		return nil, 0, runNotFound(id)
 	}
+	if errors.Is(err, runstatus.ErrUndecodable) {
+		return nil, 0, unreadable("run " + id)
+	}
 	if err != nil {
 		return nil, 0, errUnavailable
 	}
@@ -263,7 +266,7 @@ func (s *Service) deliveryByID(ctx context.Context, id string) (*message.Deliver
 	}
 	var d message.Delivery
 	if err := message.Decode(m.Data, message.SchemaDelivery, &d); err != nil {
-		return nil, err
+		return nil, unreadable("delivery " + id)
 	}
 	return &d, nil
 }
@@ -277,8 +280,13 @@ func (s *Service) getDelivery(c echo.Context) error {
 	if json.Valid(d.Body) || isText(d.Body) {
 		v.BodyText = string(d.Body)
 	}
-	if r, err := runstatus.DeliveryOutcome(c.Request().Context(), s.js, d); err == nil {
+	switch r, err := runstatus.DeliveryOutcome(c.Request().Context(), s.js, d); {
+	case err == nil:
 		v.Outcome = r
+	case errors.Is(err, runstatus.ErrUndecodable):
+		return unreadable("the outcome of delivery " + d.ID)
+	case !errors.Is(err, runstatus.ErrNotFound): // not decided yet: no outcome
+		return errUnavailable
 	}
 	return c.JSON(http.StatusOK, v)
 }

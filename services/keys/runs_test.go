@@ -494,3 +494,30 @@ func TestRuns_ViewLeavesOutTheExecutorsBookkeeping(t *testing.T) {
 		}
 	}
 }
+
+// A stored record this release cannot read (a newer release's, during a
+// rolling upgrade) is a 500 saying to upgrade keys: asking again gets the
+// same answer, so not a 503 with Retry-After (it was), nor a bare 500.
+func TestRuns_AnUnreadableRecordSaysToUpgradeKeys(t *testing.T) {
+	a := newTestAPI(t)
+	ctx := context.Background()
+	garbled := func(subject string) {
+		t.Helper()
+		m := nats.NewMsg(subject)
+		m.Data = []byte(`{"schema":"hookrun.run.v9","status":`)
+		m.Header.Set(bus.HeaderSchema, "hookrun.run.v9")
+		if _, err := a.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	garbled(bus.StatusSubject("default", "run_garbled"))
+	garbled(bus.DeliverySubject("default", "gh", "dlv_garbled"))
+	for _, path := range []string{"/v1/runs/run_garbled", "/v1/deliveries/dlv_garbled"} {
+		ans := a.do("GET", path, nil)
+		checkError(t, ans, 500, "unreadable_record", "upgrade keys")
+		if ans.Header.Get("Retry-After") != "" {
+			t.Fatalf("%s: Retry-After on an answer that will not change: %v", path, ans.Header)
+		}
+	}
+	checkError(t, a.do("POST", "/v1/runs/run_garbled/cancel", nil), 500, "unreadable_record", "upgrade keys")
+}
