@@ -21,3 +21,8 @@ func SetClockMargin(d time.Duration) (restore func()) {
 
 // EventsRead is how many events ListPage has read so far.
 func EventsRead() uint64 { return eventsRead.Load() }
+
+// ResetWholeRunsPeak forgets the most runs a page's scan held whole;
+// WholeRunsPeak tells it.
+func ResetWholeRunsPeak()  { wholeRunsPeak.Store(0) }
+func WholeRunsPeak() int64 { return wholeRunsPeak.Load() }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -293,10 +292,10 @@ func (f Filter) matches(r *message.Run) bool {
 // listAll reads the last event of every subject of subj.
 func listAll(ctx context.Context, s jetstream.Stream, subj string, f Filter) (Page, error) {
 	// Each subject's last event, once: a safety net keeps the one stored
-	// last should a page ever repeat a subject. Only the runs that match
-	// are kept, and of the others their sequence.
-	lastSeq := map[string]uint64{}
-	byID := map[string]found{}
+	// last should a page ever repeat a subject. Of every run, only what
+	// ranks it is kept; whole, only the few a page may need.
+	last := map[string]ranked{}
+	whole := newWholeRuns(f.Limit)
 	err := scan(ctx, s, jetstream.ConsumerConfig{
 		FilterSubjects: []string{subj},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -305,20 +304,25 @@ func listAll(ctx context.Context, s jetstream.Stream, subj string, f Filter) (Pa
 		if message.Decode(m.Data(), message.SchemaRun, &r) != nil || r.Kind != message.KindRun {
 			return
 		}
-		if prev, ok := lastSeq[r.ID]; ok && seq <= prev {
+		if prev, ok := last[r.ID]; ok && seq <= prev.seq {
 			return
 		}
-		lastSeq[r.ID] = seq
-		if f.matches(&r) {
-			byID[r.ID] = found{r, seq}
-		} else {
-			delete(byID, r.ID)
+		l := rank(&r, seq, f)
+		last[r.ID] = l
+		if l.match {
+			whole.put(&r, seq)
 		}
 	})
 	if err != nil {
 		return Page{}, err
 	}
-	return pageOf(slices.Collect(maps.Values(byID)), f), nil
+	var match []ranked
+	for _, l := range last {
+		if l.match {
+			match = append(match, l)
+		}
+	}
+	return pageOf(ctx, s, match, whole, f)
 }
 
 // listRecent reads the events stored since a moment before the newest
@@ -355,11 +359,8 @@ func listRecent(ctx context.Context, s jetstream.Stream, subj string, f Filter, 
 	// subject's latest event. A window that would hold more than a
 	// quarter of the stream's events gives way to listAll: a filter that
 	// few runs match reads little more than the stream once.
-	type last struct {
-		seq uint64
-		r   *message.Run // nil: not a run, or unreadable
-	}
-	latest := map[string]last{}
+	latest := map[string]ranked{} // by subject; id "": not a run, or unreadable
+	whole := newWholeRuns(f.Limit)
 	var ahead time.Duration
 	var readFrom uint64 // the first sequence read so far; 0: none yet
 	for ; ; w *= 4 {
@@ -387,51 +388,117 @@ func listRecent(ctx context.Context, s jetstream.Stream, subj string, f Filter, 
 			}
 			var r message.Run
 			if message.Decode(m.Data(), message.SchemaRun, &r) != nil || r.Kind != message.KindRun {
-				latest[m.Subject()] = last{seq: seq}
+				latest[m.Subject()] = ranked{seq: seq}
 				return
 			}
 			if d := when(r).Sub(stored); d > ahead {
 				ahead = d
 			}
-			latest[m.Subject()] = last{seq, &r}
+			l := rank(&r, seq, f)
+			latest[m.Subject()] = l
+			if l.match {
+				whole.put(&r, seq)
+			}
 		})
 		if err != nil {
 			return Page{}, false, err
 		}
 		placed := from.Add(max(ahead, 0) + clockMargin)
-		var match []found
+		var match []ranked
 		for _, l := range latest {
-			if l.r != nil && f.matches(l.r) && !when(*l.r).Before(placed) && (f.After == nil || !f.After.before(l.r)) {
-				match = append(match, found{*l.r, l.seq})
+			if l.match && !l.when.Before(placed) {
+				match = append(match, l)
 			}
 		}
 		if len(match) > f.Limit {
-			return pageOf(match, f), true, nil
+			p, err := pageOf(ctx, s, match, whole, f)
+			return p, err == nil, err
 		}
 	}
 }
 
-// pageOf sorts the runs that match f and cuts the page f asks for.
-func pageOf(match []found, f Filter) Page {
-	sort.Slice(match, func(i, j int) bool {
-		if a, b := when(match[i].r), when(match[j].r); !a.Equal(b) {
-			return a.After(b)
-		}
-		return match[i].r.ID > match[j].r.ID
-	})
-	if f.After != nil {
-		match = match[sort.Search(len(match), func(i int) bool { return !f.After.before(&match[i].r) }):]
+// ranked is what a run is placed in a page by, of its last event read:
+// its queue time, id and event's sequence in STATUS; match: a run f
+// selects, after its cursor. The run itself is not kept (a whole stream's
+// runs, output and payload included, would be held for one page).
+type ranked struct {
+	id    string
+	seq   uint64
+	when  time.Time
+	match bool
+}
+
+func rank(r *message.Run, seq uint64, f Filter) ranked {
+	return ranked{id: r.ID, seq: seq, when: when(*r), match: f.matches(r) && (f.After == nil || !f.After.before(r))}
+}
+
+// first orders runs as pages list them: the latest queued first, then by
+// id, descending.
+func first(aWhen time.Time, aID string, bWhen time.Time, bID string) int {
+	if c := bWhen.Compare(aWhen); c != 0 {
+		return c
 	}
+	return strings.Compare(bID, aID)
+}
+
+// wholeRuns keeps whole some of the runs a page is chosen from: of those
+// given, the first (in a page's order) n, after each put at most 2n. A run
+// of the page that it let go is read again by its sequence.
+type wholeRuns struct {
+	n    int
+	runs map[string]found
+}
+
+func newWholeRuns(n int) *wholeRuns { return &wholeRuns{n: n, runs: map[string]found{}} }
+
+func (w *wholeRuns) put(r *message.Run, seq uint64) {
+	w.runs[r.ID] = found{*r, seq}
+	if held := int64(len(w.runs)); held > wholeRunsPeak.Load() {
+		wholeRunsPeak.Store(held)
+	}
+	if len(w.runs) <= 2*w.n {
+		return
+	}
+	all := slices.Collect(maps.Values(w.runs))
+	slices.SortFunc(all, func(a, b found) int { return first(when(a.r), a.r.ID, when(b.r), b.r.ID) })
+	for _, x := range all[w.n:] {
+		delete(w.runs, x.r.ID)
+	}
+}
+
+// wholeRunsPeak is the most runs a wholeRuns has held (tests).
+var wholeRunsPeak atomic.Int64
+
+// pageOf sorts the runs that match f (after its cursor) and cuts the page
+// f asks for, each run whole: kept by whole at the sequence ranked, else
+// read again from s.
+func pageOf(ctx context.Context, s jetstream.Stream, match []ranked, whole *wholeRuns, f Filter) (Page, error) {
+	slices.SortFunc(match, func(a, b ranked) int { return first(a.when, a.id, b.when, b.id) })
 	out := make([]message.Run, 0, min(len(match), f.Limit))
-	for _, v := range match[:min(len(match), f.Limit)] {
-		out = append(out, v.r)
+	for _, l := range match[:min(len(match), f.Limit)] {
+		if w, ok := whole.runs[l.id]; ok && w.seq == l.seq {
+			out = append(out, w.r)
+			continue
+		}
+		m, err := s.GetMsg(ctx, l.seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // aged out since it was read
+		}
+		if err != nil {
+			return Page{}, err
+		}
+		var r message.Run
+		if err := message.Decode(m.Data, message.SchemaRun, &r); err != nil {
+			continue // read once already: not expected
+		}
+		out = append(out, r)
 	}
 	p := Page{Runs: out}
-	if len(match) > f.Limit {
+	if len(match) > f.Limit && len(out) > 0 {
 		last := out[len(out)-1]
 		p.Next = &Cursor{When: when(last), ID: last.ID}
 	}
-	return p
+	return p, nil
 }
 
 // scan reads the events cfg selects through a consumer of its own (no
@@ -460,6 +527,12 @@ func scan(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig,
 		return err
 	}
 	for {
+		if err := ctx.Err(); err != nil {
+			return err // the client went: read no more
+		}
+		if err := ctx.Err(); err != nil {
+			return err // the client went: read no more
+		}
 		batch, err := c.FetchNoWait(500)
 		if err != nil {
 			return err

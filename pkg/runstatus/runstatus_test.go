@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -589,4 +590,42 @@ func noConsumersLeft(t *testing.T, js jetstream.JetStream, within time.Duration,
 		}
 		return nil
 	})
+}
+
+// A page read from the whole stream holds only a few runs whole (about
+// twice the page), not every run it reads (each with its output and
+// payload), and its runs come whole (TestPageOf_ReadsARunNotHeldWholeBySequence
+// reads one again that it let go).
+func TestRunstatus_ListHoldsFewRunsWholeAndReadsTheRestAgain(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	base := time.Now().UTC().Add(-time.Hour)
+	out := strings.Repeat("x", 4096)
+	var futs []jetstream.PubAckFuture
+	for i := 1; i <= 10; i++ { // the latest queued last: each ranks above those read before
+		q := base.Add(time.Duration(i) * time.Second)
+		futs = append(futs, storeAsync(t, js, message.Run{ID: fmt.Sprintf("run_w%02d", i), Namespace: "default", Webhook: "w", Job: "j", Status: message.StatusRunning, QueuedAt: &q, Output: out}))
+	}
+	waitAcks(t, futs)
+	// The two latest end: their last events no longer match, and the
+	// page's runs are ones held whole for a while and then let go.
+	for _, i := range []int{9, 10} {
+		q := base.Add(time.Duration(i) * time.Second)
+		waitAcks(t, []jetstream.PubAckFuture{storeAsync(t, js, message.Run{ID: fmt.Sprintf("run_w%02d", i), Namespace: "default", Webhook: "w", Job: "j", Status: message.StatusSucceeded, QueuedAt: &q})})
+	}
+	runstatus.ResetWholeRunsPeak()
+	p, err := runstatus.ListPage(ctx, js, runstatus.Filter{Status: message.StatusRunning, Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range p.Runs {
+		got = append(got, r.ID+":"+r.Status+":"+strconv.Itoa(len(r.Output)))
+	}
+	if strings.Join(got, ",") != "run_w08:running:4096,run_w07:running:4096" || p.Next == nil || p.Next.ID != "run_w07" {
+		t.Fatalf("page %v, next %+v; want run_w08 and run_w07 whole, then more", got, p.Next)
+	}
+	if peak := runstatus.WholeRunsPeak(); peak > 5 {
+		t.Fatalf("%d runs held whole for a page of 2", peak)
+	}
 }
