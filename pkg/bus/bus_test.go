@@ -81,7 +81,10 @@ func TestEnsure_RetentionSetsAndUpdatesDeliveriesAndStatus(t *testing.T) {
 		}
 		return info.Config.MaxAge
 	}
-	for _, name := range []string{bus.StreamDeliveries, bus.StreamStatus} {
+	// The cancel marks last as long: a cancel of a run whose delivery
+	// waits in a backlog longer than a day still applies when it comes.
+	retained := []string{bus.StreamDeliveries, bus.StreamStatus, "KV_" + bus.BucketCancels}
+	for _, name := range retained {
 		if got := maxAge(name); got != bus.DefaultRetention {
 			t.Errorf("%s MaxAge %s by default, want %s", name, got, bus.DefaultRetention)
 		}
@@ -90,7 +93,7 @@ func TestEnsure_RetentionSetsAndUpdatesDeliveriesAndStatus(t *testing.T) {
 	if err := bus.Ensure(ctx, js, bus.Options{Retention: 36 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{bus.StreamDeliveries, bus.StreamStatus} {
+	for _, name := range retained {
 		if got := maxAge(name); got != 36*time.Hour {
 			t.Errorf("%s MaxAge %s after Ensure with 36h", name, got)
 		}

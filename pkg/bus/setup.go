@@ -94,8 +94,10 @@ func BucketConfigs(o Options) []jetstream.KeyValueConfig {
 	}
 	dedup := cfg(BucketDedup, "Dedup claims when no Redis is configured (per-key TTL)")
 	dedup.LimitMarkerTTL = time.Minute
+	// A mark waits for its run to be taken by an executor: as long as the
+	// run's delivery may wait in DELIVERIES (a backlog), not a day.
 	cancels := cfg(BucketCancels, "Cancel requests for queued runs")
-	cancels.TTL = 24 * time.Hour
+	cancels.TTL = o.Retention
 	// As long as STATUS keeps the status events whose callbacks they count.
 	attempts := cfg(BucketCallbackAttempts, "Failed attempts of callbacks, by status event (written by the executors)")
 	attempts.TTL = o.Retention
