@@ -1,8 +1,12 @@
 package executor
 
 import (
+	"context"
 	"strings"
+	"time"
 
+	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/catalog"
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -20,12 +24,12 @@ import (
 //
 // It never blocks the run: the note is merged into the webhook's one
 // waiting and written by writeStatuses (webhookstatus.Notes), or dropped.
-// A run of a webhook deleted, or deleted and made again under its name,
-// notes nothing: the webhook's uid is the one its run id was derived from
+// A webhook not in this executor's catalog yet is read from its bucket's
+// leader. A run of a webhook deleted, or deleted and made again under its
+// name, notes nothing: the webhook's uid is the one its run id was derived from
 // (cameFrom), and it is checked again before the write.
 func (x *Executor) noteStartFailure(rr *message.RunRequest, why string) {
-	w, ok := x.cat.Webhook(rr.Namespace, rr.Webhook)
-	if !ok || !cameFrom(w, rr) {
+	if rr.Webhook == "" {
 		return
 	}
 	if !strings.HasPrefix(why, "cannot start") {
@@ -33,7 +37,30 @@ func (x *Executor) noteStartFailure(rr *message.RunRequest, why string) {
 	}
 	// run.err holds no secret value (secretValue's errors name the
 	// secret, request errors are masked): nor does this.
-	x.notes.Add(webhookstatus.Note{Namespace: rr.Namespace, Name: rr.Webhook, UID: w.Metadata.UID, Error: "job " + rr.Job + ": " + why}, x.log)
+	note := webhookstatus.Note{Namespace: rr.Namespace, Name: rr.Webhook, Error: "job " + rr.Job + ": " + why}
+	if w, ok := x.cat.Webhook(rr.Namespace, rr.Webhook); ok && !x.catalogMisses {
+		if cameFrom(w, rr) {
+			note.UID = w.Metadata.UID
+			x.notes.Add(note, x.log)
+		}
+		return
+	}
+	// A webhook made a moment ago may not be in this executor's catalog
+	// yet (its first delivery's run can fail to start before the watch
+	// brings it): its record is read from the bucket's leader, off the
+	// run's path.
+	from := *rr
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var w resource.Webhook
+		found, readable, err := catalog.ReadLeader(ctx, x.js.Conn(), bus.BucketWebhooks, bus.ConfigKey(from.Namespace, from.Webhook), &w)
+		if err != nil || !found || !readable || !cameFrom(&w, &from) {
+			return
+		}
+		note.UID = w.Metadata.UID
+		x.notes.Add(note, x.log)
+	}()
 }
 
 // cameFrom tells whether run request rr is a run of webhook w, not of an

@@ -145,6 +145,22 @@ func TestExecutor_AWorkingDirectoryThatCannotBeMadeIsTheWebhooksLastError(t *tes
 	}
 }
 
+// A webhook made a moment before its first delivery may not be in the
+// executor's catalog yet when that run fails to start: its record is read
+// from the bucket, and the failure is its lastError all the same (it was
+// not recorded, and the test above failed now and then on it).
+func TestExecutor_AStartFailureOfAWebhookNotInTheCatalogYetIsRecorded(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.startWith(e.nc, e.js, nil, func(x *Executor) { x.catalogMisses = true })
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "new-hook-job"}, Spec: resource.JobSpec{Command: []string{"/no/such/program"}}})
+	w := e.hookFor("new-hook", job)
+	want(t, "run status", e.final(e.submit(job, `{}`, from(w)), 10*time.Second).Status, message.StatusFailed)
+	if s := e.waitLastError(w.Metadata.Name); !strings.HasPrefix(s.LastError, "job new-hook-job: cannot start command: ") {
+		t.Errorf("lastError %q, want the command that could not start", s.LastError)
+	}
+}
+
 // A job that started and failed (its exit code, its timeout, an HTTP error
 // answer, a cancel) is the job's own business, told by its run: its
 // webhook's lastError stays empty. A run that cannot start, of another
@@ -281,9 +297,19 @@ func TestExecutor_StartFailureOfADeletedWebhooksRunIsNotRecorded(t *testing.T) {
 }
 
 // The executor writes the webhook status as its own NATS user
-// (deploy/nats/users.conf), which must be allowed to.
+// (deploy/nats/users.conf), which must be allowed to, and reads a webhook
+// its catalog lacks from the bucket's leader.
 func TestExecutor_StartFailureIsWrittenAsTheExecutorsNATSUser(t *testing.T) {
 	t.Parallel()
+	for _, misses := range []bool{false, true} {
+		t.Run(map[bool]string{false: "webhook in the catalog", true: "webhook read from the bucket"}[misses], func(t *testing.T) {
+			t.Parallel()
+			startFailureAsExecutor(t, misses)
+		})
+	}
+}
+
+func startFailureAsExecutor(t *testing.T, catalogMisses bool) {
 	n := testenv.StartSecuredNATS(t)
 	e := newXEnvOn(t, n) // keys' part (the layout, the configuration) as admin
 	nc, err := bus.Connect(bus.ConnectOptions{URL: n.URL, User: "executor", Password: n.Users["executor"], Name: "executor-under-test"})
@@ -295,7 +321,7 @@ func TestExecutor_StartFailureIsWrittenAsTheExecutorsNATSUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.startWith(nc, js, nil, nil)
+	e.startWith(nc, js, nil, func(x *Executor) { x.catalogMisses = catalogMisses })
 	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "missing-program"}, Spec: resource.JobSpec{Command: []string{"/no/such/program"}}})
 	w := e.hookFor("hook", job)
 	want(t, "run status", e.final(e.submit(job, `{}`, from(w)), 10*time.Second).Status, message.StatusFailed)
