@@ -48,16 +48,25 @@ var ErrNotLatest = errors.New("the run's status has changed since this writer's 
 // of STATUS, HOOKRUN_RETENTION, while the writer worked: a run longer than
 // the retention), nothing newer can have been stored, and r is stored.
 func PublishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, after uint64) (uint64, error) {
-	seq, err := publishAfter(ctx, js, r, after)
+	seq, err := publishAfter(ctx, js, r, after, after > 0)
 	if errors.Is(err, ErrNotLatest) {
 		if _, gerr := Get(ctx, js, r.ID); errors.Is(gerr, ErrNotFound) {
-			return publishAfter(ctx, js, r, 0)
+			return publishAfter(ctx, js, r, 0, false)
 		}
 	}
 	return seq, err
 }
 
-func publishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, after uint64) (uint64, error) {
+// PublishFirst stores r as the first status of r.ID, and returns its
+// sequence. ErrNotLatest means a status of r.ID is stored already (a
+// dispatcher's, stored meanwhile).
+func PublishFirst(ctx context.Context, js jetstream.JetStream, r *message.Run) (uint64, error) {
+	return publishAfter(ctx, js, r, 0, true)
+}
+
+// publishAfter stores r; expect: only if the last status of r.ID is at
+// sequence after (0: there is none).
+func publishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, after uint64, expect bool) (uint64, error) {
 	r.Schema = message.SchemaRun
 	if r.Kind == "" {
 		r.Kind = message.KindRun
@@ -73,12 +82,12 @@ func publishAfter(ctx context.Context, js jetstream.JetStream, r *message.Run, a
 	m.Data = data
 	m.Header.Set(bus.HeaderSchema, message.SchemaRun)
 	m.Header.Set(bus.HeaderStatus, r.Status)
-	if after > 0 {
+	if expect {
 		m.Header.Set(bus.HeaderExpectedLastSubjSeq, strconv.FormatUint(after, 10))
 	}
 	ack, err := bus.Publish(ctx, js.Conn(), m)
 	if err != nil {
-		if after > 0 && IsNotLatest(err) {
+		if expect && IsNotLatest(err) {
 			return 0, fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, ErrNotLatest)
 		}
 		return 0, fmt.Errorf("publish status %s of %s: %w", r.Status, r.ID, err)

@@ -122,3 +122,32 @@ func (e *env) deleteWebhook(w *resource.Webhook) {
 		e.t.Fatal(err)
 	}
 }
+
+// A run cancelled before any dispatcher decided its delivery has its
+// "cancelled" stored as its first status by keys (with the delivery's id).
+// The dispatcher that comes to the delivery must not run it, nor store
+// anything over the cancelled: its "queued" (expecting no status) is
+// refused, and the delivery, handed back, resumes and is acked.
+func TestDispatcher_ARunCancelledBeforeItsDeliveryWasDecidedDoesNotRun(t *testing.T) {
+	e := newEnv(t, "redis")
+	w := e.hook("wcan", nil)
+	d := e.deliver(w, "evt-can", `{"x":1}`)
+	now := time.Now().UTC()
+	if _, err := runstatus.PublishFirst(context.Background(), e.js, &message.Run{
+		Kind: message.KindRun, ID: d.RunID, Namespace: d.Namespace, Webhook: d.Webhook, Job: d.Job, DeliveryID: d.ID,
+		Status: message.StatusCancelled, QueuedAt: &d.ReceivedAt, FinishedAt: &now, Error: message.CancelledWhileQueued,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Another delivery, not cancelled, runs beside it.
+	other := e.deliver(w, "evt-kept", `{"x":2}`)
+	e.start(nil)
+	e.allAcked()
+	want(t, "the kept run's outcome", e.outcome(other).Status, message.DeliveryDispatched)
+	got := e.run(d.RunID)
+	want(t, "the cancelled run's status", got.Status, message.StatusCancelled)
+	want(t, "its delivery", got.DeliveryID, d.ID)
+	runs := e.runsPerID()
+	want(t, "run requests of the cancelled run", runs[d.RunID], 0)
+	want(t, "run requests of the kept run", runs[other.RunID], 1)
+}

@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
@@ -149,5 +151,75 @@ func TestRuns_CancelOfARunQueuedDuringTheLookUpIsStoredOverThatQueuedOnly(t *tes
 	a.must(http.StatusAccepted, "POST", "/v1/runs/"+d.RunID+"/cancel", nil)
 	if st := a.must(http.StatusOK, "GET", "/v1/runs/"+d.RunID, nil).JSON()["status"]; st != message.StatusSucceeded {
 		t.Fatalf("status after the cancel: %v; want the executor's succeeded kept", st)
+	}
+}
+
+// A cancel of a run whose delivery no dispatcher has decided yet (the
+// dispatchers down, or behind a backlog) ends the run at once: its
+// "cancelled" is stored as the run's first status, with the delivery's id
+// and the webhook's callback, so it reads cancelled (not queued until a
+// dispatcher and an executor reach it), the callback is sent, and the
+// dispatcher that comes to the delivery finds the run ended. It was only a
+// mark, and the run read queued meanwhile.
+func TestRuns_CancelOfARunNotDispatchedYetEndsItAtOnce(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	a.must(201, "PUT", "/v1/webhooks/gh", webhookDoc("gh", map[string]any{"job": "report", "callback": map[string]any{"url": "https://cb.example.com/hook"}}))
+	d := newDelivery("default", "gh", "evt-cancel-early")
+	acceptDelivery(t, a, d)
+
+	got := a.must(http.StatusAccepted, "POST", "/v1/runs/"+d.RunID+"/cancel", nil).JSON()
+	if got["status"] != message.StatusCancelled || got["deliveryId"] != d.ID || got["finishedAt"] == nil {
+		t.Fatalf("cancel of a run not dispatched yet: %v", got)
+	}
+	m := a.must(http.StatusOK, "GET", "/v1/runs/"+d.RunID, nil).JSON()
+	if m["status"] != message.StatusCancelled || m["error"] != message.CancelledWhileQueued || m["deliveryId"] != d.ID || m["webhook_event_id"] != "evt-cancel-early" {
+		t.Fatalf("the run after its cancel: %v", m)
+	}
+	r, seq, err := runstatus.GetSeq(context.Background(), a.js, d.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Callback == nil || r.Callback.URL != "https://cb.example.com/hook" || r.Kind != message.KindRun || r.Attempt != 0 || r.StartedAt != nil {
+		t.Fatalf("the stored record: %+v (callback %+v)", r, r.Callback)
+	}
+	// It is the run's first status: a dispatcher's "queued", which
+	// expects none, is refused.
+	q := *r
+	q.Status, q.FinishedAt, q.Error, q.Callback = message.StatusQueued, nil, "", nil
+	if _, err := runstatus.PublishFirst(context.Background(), a.js, &q); !errors.Is(err, runstatus.ErrNotLatest) {
+		t.Fatalf("a dispatcher's queued after the cancel: %v; want it refused", err)
+	}
+	if _, after, _ := runstatus.GetSeq(context.Background(), a.js, d.RunID); after != seq {
+		t.Fatalf("the run's status moved from %d to %d", seq, after)
+	}
+	checkError(t, a.do("POST", "/v1/runs/"+d.RunID+"/cancel", nil), http.StatusConflict, "run_finished", "cancelled")
+}
+
+// A dispatcher that stores the run's "queued" between the look-up and the
+// cancel's store wins: the cancel is stored over that queued (keeping the
+// arguments the dispatcher resolved), not as a first status beside it.
+func TestRuns_CancelOfARunNotDispatchedYetThatADispatcherQueuesMeanwhile(t *testing.T) {
+	a := newTestAPI(t)
+	d := newDelivery("default", "gh", "evt-cancel-race")
+	acceptDelivery(t, a, d)
+	once := false
+	a.svc.beforeCancelStatus = func() {
+		if once {
+			return
+		}
+		once = true
+		publishRun(t, a, message.Run{Kind: message.KindRun, ID: d.RunID, Namespace: "default", Webhook: "gh", Job: "report", DeliveryID: d.ID, Status: message.StatusQueued, Args: map[string]string{"topic": "AI"}})
+	}
+	got := a.must(http.StatusAccepted, "POST", "/v1/runs/"+d.RunID+"/cancel", nil).JSON()
+	if got["status"] != message.StatusCancelled {
+		t.Fatalf("cancel: %v", got)
+	}
+	r, err := runstatus.Get(context.Background(), a.js, d.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != message.StatusCancelled || r.Args["topic"] != "AI" {
+		t.Fatalf("the run after its cancel: %+v; want cancelled over the dispatcher's queued", r)
 	}
 }

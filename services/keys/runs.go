@@ -151,16 +151,16 @@ func (s *Service) listRuns(c echo.Context) error {
 // running one wherever it runs. A queued run is stored "cancelled" here,
 // only over the "queued" read (an expected sequence): an executor that
 // started it in between has it tracked by then, gets the message and
-// stores how it ended, output and exit code included.
+// stores how it ended, output and exit code included. A run not dispatched
+// yet is stored "cancelled" as its first status (cancelPending).
 func (s *Service) cancelRun(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	r, seq, err := s.loadRunSeq(c, id)
 	pending := false
 	if err != nil {
-		// Not dispatched yet: the mark stops it when an executor takes
-		// it (it names the delivery). Its status is a dispatcher's to
-		// store first, so none is stored here.
+		// Not dispatched yet: found by its delivery, which a dispatcher
+		// has not decided.
 		if r, seq, pending, err = s.orPending(c, id, err); err != nil {
 			return err
 		}
@@ -178,7 +178,25 @@ func (s *Service) cancelRun(c echo.Context) error {
 	if err := s.nc.Publish(bus.CancelSubject(id), []byte(id)); err != nil {
 		return errUnavailable
 	}
-	if r.Status == message.StatusQueued && !pending {
+	if pending {
+		if s.beforeCancelStatus != nil {
+			s.beforeCancelStatus()
+		}
+		q, err := s.cancelPending(ctx, r)
+		switch {
+		case errors.Is(err, runstatus.ErrNotLatest):
+			// A dispatcher stored the run's first status meanwhile:
+			// cancel that, as any queued run.
+			if r, seq, err = s.loadRunSeq(c, id); err != nil {
+				return err
+			}
+		case err != nil:
+			return errUnavailable
+		default:
+			return c.JSON(http.StatusAccepted, viewOfRun(q))
+		}
+	}
+	if r.Status == message.StatusQueued {
 		if s.beforeCancelStatus != nil {
 			s.beforeCancelStatus()
 		}
@@ -204,6 +222,33 @@ func (s *Service) cancelRun(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusAccepted, viewOfRun(r))
+}
+
+// cancelPending stores "cancelled" as the first status of run p, whose
+// delivery no dispatcher has decided yet (pendingRun): the run reads
+// cancelled at once rather than queued until a dispatcher and an executor
+// reach it, which may be long behind a backlog. The dispatcher that comes
+// to the delivery finds the run's status taken (its "queued" expects none)
+// and, handed the delivery back, resumes it: the run has ended, so it only
+// acks; no run request is stored. The record carries the webhook's
+// callback, as a dispatcher's would, so the callback is sent. ErrNotLatest:
+// a dispatcher stored the run's first status meanwhile.
+func (s *Service) cancelPending(ctx context.Context, p *message.Run) (*message.Run, error) {
+	q := *p
+	now := s.now().UTC()
+	q.Status, q.FinishedAt, q.Error = message.StatusCancelled, &now, message.CancelledWhileQueued
+	w, _, found, err := s.webhooks.get(ctx, bus.ConfigKey(q.Namespace, q.Webhook))
+	if err != nil {
+		return nil, err
+	}
+	if found && w.Spec.Callback != nil {
+		cb := w.Spec.Callback
+		q.Callback = &message.Callback{URL: cb.URL, URLSecretRef: cb.URLSecretRef, SecretRef: cb.SecretRef}
+	}
+	if _, err := runstatus.PublishFirst(ctx, s.js, &q); err != nil {
+		return nil, err
+	}
+	return &q, nil
 }
 
 // deliveryView is a stored delivery with its outcome.
