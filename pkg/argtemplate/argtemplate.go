@@ -130,7 +130,8 @@ const MaxBodyBytes = 1 << 20
 // (.body, .header, .query, .method, .webhook, .eventId, and the header
 // function), plus extra fields (the run's .args, .payload, .run, .event).
 // The output is bounded by MaxBodyBytes, and the work by a budget sized
-// from the delivery and the extra fields (ErrTooMuchWork).
+// from the delivery and the extra fields (ErrTooMuchWork). A part with no
+// value prints nothing (printedInBody): a body has no default to take.
 func RenderBody(text string, d Data, extra map[string]any) ([]byte, error) {
 	limit := workFor(d.size + extraSize(extra))
 	work := &budget{left: limit}
@@ -142,7 +143,8 @@ func RenderBody(text string, d Data, extra map[string]any) ([]byte, error) {
 		return nil, err
 	}
 	meterRanges(t.Tree, t.Root)
-	t.Funcs(template.FuncMap{rangeFunc: work.rangeValue})
+	endPrinting(t.Tree, t.Root, bodyPrintedFunc, false)
+	t.Funcs(template.FuncMap{rangeFunc: work.rangeValue, bodyPrintedFunc: printedInBody})
 	root := d.root()
 	for k, v := range extra {
 		root[k] = v
@@ -355,32 +357,52 @@ const printedFunc = "_printed"
 // unchanged and tells execute when it has none. This finds a part with no
 // value from the value itself, not by searching the output for the
 // "<no value>" text/template prints for it, which a delivery may hold.
-func markPrinted(tree *parse.Tree, n parse.Node) {
+func markPrinted(tree *parse.Tree, n parse.Node) { endPrinting(tree, n, printedFunc, true) }
+
+// endPrinting ends the pipeline of every action that prints its value
+// with function fn; noValue: markNoValue it first.
+func endPrinting(tree *parse.Tree, n parse.Node, fn string, noValue bool) {
 	switch n := n.(type) {
 	case *parse.ListNode:
 		if n == nil {
 			return
 		}
 		for _, c := range n.Nodes {
-			markPrinted(tree, c)
+			endPrinting(tree, c, fn, noValue)
 		}
 	case *parse.ActionNode:
 		if len(n.Pipe.Decl) > 0 {
 			return // assigns, prints nothing
 		}
-		markNoValue(n.Pipe)
-		fn := parse.NewIdentifier(printedFunc).SetTree(tree).SetPos(n.Pipe.Position())
-		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: n.Pipe.Position(), Args: []parse.Node{fn}})
+		if noValue {
+			markNoValue(n.Pipe)
+		}
+		id := parse.NewIdentifier(fn).SetTree(tree).SetPos(n.Pipe.Position())
+		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: n.Pipe.Position(), Args: []parse.Node{id}})
 	case *parse.IfNode:
-		markPrinted(tree, n.List)
-		markPrinted(tree, n.ElseList)
+		endPrinting(tree, n.List, fn, noValue)
+		endPrinting(tree, n.ElseList, fn, noValue)
 	case *parse.RangeNode:
-		markPrinted(tree, n.List)
-		markPrinted(tree, n.ElseList)
+		endPrinting(tree, n.List, fn, noValue)
+		endPrinting(tree, n.ElseList, fn, noValue)
 	case *parse.WithNode:
-		markPrinted(tree, n.List)
-		markPrinted(tree, n.ElseList)
+		endPrinting(tree, n.List, fn, noValue)
+		endPrinting(tree, n.ElseList, fn, noValue)
 	}
+}
+
+// bodyPrintedFunc is the function an HTTP body template's printing actions
+// end with (endPrinting): a part with no value (a missing key, query
+// parameter or header, a JSON null) prints as "", not as the "<no value>"
+// text/template prints for it. Like printedFunc, a template cannot call it.
+const bodyPrintedFunc = "_printedBody"
+
+// printedInBody is bodyPrintedFunc.
+func printedInBody(val reflect.Value) reflect.Value {
+	if !val.IsValid() {
+		return reflect.ValueOf("")
+	}
+	return val
 }
 
 // markNoValue makes the text functions whose result pipe prints hand a

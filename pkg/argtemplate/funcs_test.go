@@ -166,6 +166,27 @@ func TestRenderBody_TextFunctionsRenderNoValueAsEmpty(t *testing.T) {
 	}
 }
 
+// A part of an HTTP job's body with no value (a missing body key, query
+// parameter or header, a JSON null, a variable holding one) prints as "",
+// as GitHub Actions or Helm render a missing value, not as text/template's
+// "<no value>", which reached the job's endpoint. A delivery's own
+// "<no value>" text is kept, and json of a missing value is still null.
+func TestRenderBody_APartWithNoValuePrintsNothing(t *testing.T) {
+	d := NewData([]byte(`{"count": 5, "draft": null, "note": "<no value>"}`), "application/json", nil, nil, "POST", "w", "evt")
+	for tmpl, want := range map[string]string{
+		`{"env": "{{ .query.env }}", "ref": "{{ .body.ref }}", "x": "{{ .header.X }}"}`: `{"env": "", "ref": "", "x": ""}`,
+		`[{{ .body.draft }}|{{ .body.count }}|{{ .body.note }}|{{ json .body.ref }}]`:   `[|5|<no value>|null]`,
+		`{{ $r := .body.ref }}[{{ $r }}]{{ with .body.ref }}x{{ else }}none{{ end }}`:   `[]none`,
+		`{{ range .body.items }}{{ . }}{{ else }}[{{ .body.ref }}]{{ end }}`:            `[]`,
+		`{{ if .body.count }}{{ .body.missing }}{{ end }}`:                              ``,
+	} {
+		got, err := RenderBody(tmpl, d, nil)
+		if err != nil || string(got) != want {
+			t.Errorf("RenderBody(%s) = %q, %v; want %q", tmpl, got, err, want)
+		}
+	}
+}
+
 // A sender's huge number costs a comparison little: a long one is
 // compared as a float64, not parsed exactly (which grows with the square of
 // its digits); one past float64's range is no number (the default).
