@@ -175,6 +175,12 @@ type Filter struct {
 	// After, when set, starts the page after the run it names: the
 	// previous page's Next.
 	After *Cursor
+	// WholeScan, when set, is called before ListPage reads the whole
+	// stream (a small stream, a deep page, a filter few recent runs
+	// match): it returns once the read may start, and release ends it; an
+	// error is ListPage's. A caller bounds with it how many such reads,
+	// each of every run retained, run at once.
+	WholeScan func(ctx context.Context) (release func(), err error)
 }
 
 // Cursor is a place in List's order (newest first: by queue time, then
@@ -283,6 +289,13 @@ func ListPage(ctx context.Context, js jetstream.JetStream, f Filter) (Page, erro
 		if p, ok, err := listRecent(ctx, s, subj, f, info.State); err != nil || ok {
 			return p, err
 		}
+	}
+	if f.WholeScan != nil {
+		release, err := f.WholeScan(ctx)
+		if err != nil {
+			return Page{}, err
+		}
+		defer release()
 	}
 	return listAll(ctx, s, subj, f)
 }

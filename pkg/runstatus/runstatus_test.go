@@ -487,6 +487,29 @@ func TestRunstatus_ListReadsRecentEventsFirstAndGivesTheSamePages(t *testing.T) 
 	if n, _ := compare(runstatus.Filter{Limit: 10}); n == 0 || n > 200 {
 		t.Fatalf("the first page of 10 read %d events of a stream of 1000; want those of the last runs only", n)
 	}
+	// Filter.WholeScan gates only a read of the whole stream: a first page
+	// the recent events fill does not wait for it; a filter no recent run
+	// matches reads the whole stream through it and releases it after; a
+	// gate's error is the list's.
+	func() {
+		defer runstatus.SetWindow(100, 50)()
+		defer runstatus.SetClockMargin(100 * time.Millisecond)()
+		var asked, released int
+		gate := func(context.Context) (func(), error) {
+			asked++
+			return func() { released++ }, nil
+		}
+		if p, err := runstatus.ListPage(ctx, js, runstatus.Filter{Limit: 10, WholeScan: gate}); err != nil || len(p.Runs) != 10 || asked != 0 {
+			t.Fatalf("a first page of recent runs: %d runs, %v; asked the gate %d times, want none", len(p.Runs), err, asked)
+		}
+		if p, err := runstatus.ListPage(ctx, js, runstatus.Filter{Limit: 10, Webhook: "none", WholeScan: gate}); err != nil || len(p.Runs) != 0 || asked != 1 || released != 1 {
+			t.Fatalf("a filter no run matches: %d runs, %v; asked the gate %d times and released it %d times, want 1 and 1", len(p.Runs), err, asked, released)
+		}
+		busy := errors.New("busy")
+		if _, err := runstatus.ListPage(ctx, js, runstatus.Filter{Limit: 10, Webhook: "none", WholeScan: func(context.Context) (func(), error) { return nil, busy }}); !errors.Is(err, busy) {
+			t.Fatalf("a gate's error: %v", err)
+		}
+	}()
 	compare(runstatus.Filter{Limit: 7, Status: message.StatusRunning})
 	compare(runstatus.Filter{Limit: 50, Status: message.StatusFailed})
 	compare(runstatus.Filter{Limit: 1000})
@@ -629,3 +652,4 @@ func TestRunstatus_ListHoldsFewRunsWholeAndReadsTheRestAgain(t *testing.T) {
 		t.Fatalf("%d runs held whole for a page of 2", peak)
 	}
 }
+

@@ -85,13 +85,16 @@ type Service struct {
 	// pendingScans bounds the run look-ups reading DELIVERIES at once
 	// (pendingRun).
 	pendingScans chan struct{}
-	nc           *nats.Conn
-	js           jetstream.JetStream
-	box          *secretbox.Box
-	health       *service.Health
-	echo         *echo.Echo
-	ops          *echo.Echo // the OpsAddr listener's routes, nil without one
-	now          func() time.Time
+	// wholeScans bounds the run lists reading the whole STATUS stream at
+	// once (wholeScan).
+	wholeScans chan struct{}
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	box        *secretbox.Box
+	health     *service.Health
+	echo       *echo.Echo
+	ops        *echo.Echo // the OpsAddr listener's routes, nil without one
+	now        func() time.Time
 	// beforeCancelStatus, when set (tests), runs between a cancel's read
 	// of a queued run and its store of the "cancelled" status.
 	beforeCancelStatus func()
@@ -114,7 +117,7 @@ type Service struct {
 // New builds the service.
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, box *secretbox.Box, health *service.Health, log *slog.Logger) *Service {
 	s := &Service{
-		cfg: cfg, log: log, nc: nc, js: js, box: box, health: health, now: time.Now, pendingScans: make(chan struct{}, 4),
+		cfg: cfg, log: log, nc: nc, js: js, box: box, health: health, now: time.Now, pendingScans: make(chan struct{}, 4), wholeScans: make(chan struct{}, 2),
 		jobs:     kvStore[resource.Job]{js, bus.BucketJobs, log},
 		webhooks: kvStore[resource.Webhook]{js, bus.BucketWebhooks, log},
 		secrets:  kvStore[resource.StoredSecret]{js, bus.BucketSecrets, log},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
@@ -129,7 +130,11 @@ func (s *Service) listRuns(c echo.Context) error {
 		}
 		f.After = &after
 	}
+	f.WholeScan = s.wholeScan
 	page, err := runstatus.ListPage(c.Request().Context(), s.js, f)
+	if errors.Is(err, errListsBusy) {
+		return errListsBusy
+	}
 	if err != nil {
 		return errUnavailable
 	}
@@ -144,6 +149,32 @@ func (s *Service) listRuns(c echo.Context) error {
 		out["next"] = page.Next.String()
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// wholeScanWait is how long a list that must read the whole STATUS stream
+// waits for one of the reads already running to end. A variable for tests.
+var wholeScanWait = 10 * time.Second
+
+// errListsBusy: every slot for a list reading the whole STATUS stream
+// stayed taken for wholeScanWait.
+var errListsBusy = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", RetryAfter: 5,
+	Message: "other run lists are reading the whole run history; retry in a few seconds (a first page of recent runs, or one filtered by webhook or job, is read from the newest runs and is cheaper)"}
+
+// wholeScan bounds the lists reading the whole STATUS stream at once
+// (runstatus.Filter.WholeScan): each reads every run retained, and holds a
+// little of each (about 100 bytes), so a few clients paging deep could
+// take keys' CPU and memory from everything else.
+func (s *Service) wholeScan(ctx context.Context) (func(), error) {
+	t := time.NewTimer(wholeScanWait)
+	defer t.Stop()
+	select {
+	case s.wholeScans <- struct{}{}:
+		return func() { <-s.wholeScans }, nil
+	case <-t.C:
+		return nil, errListsBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // cancelRun stops a queued or running run, or one not dispatched yet: a

@@ -521,3 +521,37 @@ func TestRuns_AnUnreadableRecordSaysToUpgradeKeys(t *testing.T) {
 	}
 	checkError(t, a.do("POST", "/v1/runs/run_garbled/cancel", nil), 500, "unreadable_record", "upgrade keys")
 }
+
+// Lists that read the whole STATUS stream (here a small one; on a large
+// stream a deep page or a filter few recent runs match) run two at a time:
+// a third waits for one of them, and past wholeScanWait answers 503 with
+// Retry-After rather than take keys' CPU and memory from everything else.
+// A list's slot is given back when it ends.
+func TestRuns_ListsReadingTheWholeHistoryAreBounded(t *testing.T) {
+	a := newTestAPI(t)
+	publishRun(t, a, message.Run{Kind: message.KindRun, ID: "run_bounded", Webhook: "gh", Job: "report", Status: message.StatusSucceeded})
+	old := wholeScanWait
+	wholeScanWait = 200 * time.Millisecond
+	defer func() { wholeScanWait = old }()
+	for range cap(a.svc.wholeScans) {
+		a.svc.wholeScans <- struct{}{} // two lists reading the whole stream
+	}
+	ans := a.do("GET", "/v1/runs", nil)
+	checkError(t, ans, http.StatusServiceUnavailable, "unavailable", "whole run history")
+	if ans.Header.Get("Retry-After") != "5" {
+		t.Fatalf("Retry-After %q", ans.Header.Get("Retry-After"))
+	}
+	// One ends: the next list runs, and gives its slot back.
+	<-a.svc.wholeScans
+	runs := a.must(http.StatusOK, "GET", "/v1/runs", nil).JSON()["runs"].([]any)
+	if len(runs) != 1 || runs[0].(map[string]any)["id"] != "run_bounded" {
+		t.Fatalf("runs: %v", runs)
+	}
+	if n := len(a.svc.wholeScans); n != cap(a.svc.wholeScans)-1 {
+		t.Fatalf("%d slots taken after the list ended; want %d", n, cap(a.svc.wholeScans)-1)
+	}
+	// A list waiting for a slot gets it when one is given back.
+	a.svc.wholeScans <- struct{}{}
+	time.AfterFunc(50*time.Millisecond, func() { <-a.svc.wholeScans })
+	a.must(http.StatusOK, "GET", "/v1/runs", nil)
+}
