@@ -164,9 +164,7 @@ func TestRuns_CancelOfARunQueuedDuringTheLookUpIsStoredOverThatQueuedOnly(t *tes
 func TestRuns_CancelOfARunNotDispatchedYetEndsItAtOnce(t *testing.T) {
 	a := newTestAPI(t)
 	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
-	a.must(201, "PUT", "/v1/webhooks/gh", webhookDoc("gh", map[string]any{"job": "report", "callback": map[string]any{"url": "https://cb.example.com/hook"}}))
-	d := newDelivery("default", "gh", "evt-cancel-early")
-	acceptDelivery(t, a, d)
+	d := deliveryToNewWebhook(t, a, "gh", "evt-cancel-early", nil)
 
 	got := a.must(http.StatusAccepted, "POST", "/v1/runs/"+d.RunID+"/cancel", nil).JSON()
 	if got["status"] != message.StatusCancelled || got["deliveryId"] != d.ID || got["finishedAt"] == nil {
@@ -221,5 +219,69 @@ func TestRuns_CancelOfARunNotDispatchedYetThatADispatcherQueuesMeanwhile(t *test
 	}
 	if r.Status != message.StatusCancelled || r.Args["topic"] != "AI" {
 		t.Fatalf("the run after its cancel: %+v; want cancelled over the dispatcher's queued", r)
+	}
+}
+
+// deliveryToNewWebhook makes webhook name (with a callback; mod shapes its
+// spec) and accepts a delivery of eventID to it, with the run id the
+// ingress gives it (of the webhook's uid).
+func deliveryToNewWebhook(t *testing.T, a *testAPI, name, eventID string, mod func(spec map[string]any)) message.Delivery {
+	t.Helper()
+	spec := map[string]any{"job": "report", "callback": map[string]any{"url": "https://cb.example.com/hook"}}
+	if mod != nil {
+		mod(spec)
+	}
+	w := a.must(201, "PUT", "/v1/webhooks/"+name, webhookDoc(name, spec)).JSON()
+	uid, _ := w["metadata"].(map[string]any)["uid"].(string)
+	if uid == "" {
+		t.Fatalf("webhook without a uid: %v", w)
+	}
+	d := newDelivery("default", name, eventID)
+	d.RunID = ident.RunID(uid, eventID, "")
+	acceptDelivery(t, a, d)
+	return d
+}
+
+// The callback of a run cancelled before it was dispatched is the
+// webhook's that took the delivery: none when that webhook was deleted and
+// made again under its name since (a new uid: its receiver must not get
+// the old webhook's run), or is disabled (the dispatcher would have
+// rejected the delivery, with no callback). The run is cancelled all the
+// same.
+func TestRuns_CancelOfARunNotDispatchedYetCallsBackOnlyItsOwnEnabledWebhook(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", nil))
+	again := deliveryToNewWebhook(t, a, "again", "evt-1", nil)
+	a.must(200, "DELETE", "/v1/webhooks/again", nil)
+	a.must(201, "PUT", "/v1/webhooks/again", webhookDoc("again", map[string]any{"job": "report", "callback": map[string]any{"url": "https://new.example.com/hook"}}))
+	disabled := deliveryToNewWebhook(t, a, "off", "evt-2", nil)
+	a.must(200, "PUT", "/v1/webhooks/off", webhookDoc("off", map[string]any{"job": "report", "disabled": true, "callback": map[string]any{"url": "https://cb.example.com/hook"}}))
+	for name, d := range map[string]message.Delivery{"made again": again, "disabled": disabled} {
+		if st := a.must(http.StatusAccepted, "POST", "/v1/runs/"+d.RunID+"/cancel", nil).JSON()["status"]; st != message.StatusCancelled {
+			t.Fatalf("%s: cancel answered %v", name, st)
+		}
+		r, err := runstatus.Get(context.Background(), a.js, d.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != message.StatusCancelled || r.Callback != nil {
+			t.Fatalf("%s: the stored record is %s with callback %+v; want cancelled without one", name, r.Status, r.Callback)
+		}
+	}
+}
+
+// A dispatcher that decides the delivery meanwhile as a run that will not
+// run (filtered) has ended it: the cancel answers 409 run_finished, not
+// 202 with the filtered run.
+func TestRuns_CancelOfARunADispatcherFiltersMeanwhileIsRunFinished(t *testing.T) {
+	a := newTestAPI(t)
+	d := newDelivery("default", "gh", "evt-filtered")
+	acceptDelivery(t, a, d)
+	a.svc.beforeCancelStatus = func() {
+		publishRun(t, a, message.Run{Kind: message.KindRun, ID: d.RunID, Namespace: "default", Webhook: "gh", Job: "report", DeliveryID: d.ID, Status: message.StatusFiltered})
+	}
+	checkError(t, a.do("POST", "/v1/runs/"+d.RunID+"/cancel", nil), http.StatusConflict, "run_finished", "filtered")
+	if st := a.must(http.StatusOK, "GET", "/v1/runs/"+d.RunID, nil).JSON()["status"]; st != message.StatusFiltered {
+		t.Fatalf("status after the cancel: %v; want filtered kept", st)
 	}
 }

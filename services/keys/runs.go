@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/runstatus"
@@ -151,6 +152,11 @@ func (s *Service) listRuns(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// runFinished is the 409 of a cancel of run r, which has ended.
+func runFinished(r *message.Run) *apiError {
+	return &apiError{Status: http.StatusConflict, Code: "run_finished", Message: "the run has already ended (" + r.Status + ")"}
+}
+
 // wholeScanWait is how long a list that must read the whole STATUS stream
 // waits for one of the reads already running to end. A variable for tests.
 var wholeScanWait = 10 * time.Second
@@ -158,7 +164,7 @@ var wholeScanWait = 10 * time.Second
 // errListsBusy: every slot for a list reading the whole STATUS stream
 // stayed taken for wholeScanWait.
 var errListsBusy = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", RetryAfter: 5,
-	Message: "other run lists are reading the whole run history; retry in a few seconds (a first page of recent runs, or one filtered by webhook or job, is read from the newest runs and is cheaper)"}
+	Message: "other run lists are reading the whole run history; retry in a few seconds (a first page of recent runs is read from the newest runs, and ?namespace= narrows what a list reads)"}
 
 // wholeScan bounds the lists reading the whole STATUS stream at once
 // (runstatus.Filter.WholeScan): each reads every run retained, and holds a
@@ -197,7 +203,7 @@ func (s *Service) cancelRun(c echo.Context) error {
 		}
 	}
 	if message.Final(r.Status) {
-		return &apiError{Status: http.StatusConflict, Code: "run_finished", Message: "the run has already ended (" + r.Status + ")"}
+		return runFinished(r)
 	}
 	kv, err := s.js.KeyValue(ctx, bus.BucketCancels)
 	if err != nil {
@@ -220,6 +226,11 @@ func (s *Service) cancelRun(c echo.Context) error {
 			// cancel that, as any queued run.
 			if r, seq, err = s.loadRunSeq(c, id); err != nil {
 				return err
+			}
+			if message.Final(r.Status) {
+				// Decided meanwhile as a run that will not run
+				// (filtered, rejected), or cancelled by another.
+				return runFinished(r)
 			}
 		case err != nil:
 			return errUnavailable
@@ -262,7 +273,8 @@ func (s *Service) cancelRun(c echo.Context) error {
 // to the delivery finds the run's status taken (its "queued" expects none)
 // and, handed the delivery back, resumes it: the run has ended, so it only
 // acks; no run request is stored. The record carries the webhook's
-// callback, as a dispatcher's would, so the callback is sent. ErrNotLatest:
+// callback, as a dispatcher's would, so the callback is sent (not when the
+// webhook is disabled or was made again since). ErrNotLatest:
 // a dispatcher stored the run's first status meanwhile.
 func (s *Service) cancelPending(ctx context.Context, p *message.Run) (*message.Run, error) {
 	q := *p
@@ -272,7 +284,10 @@ func (s *Service) cancelPending(ctx context.Context, p *message.Run) (*message.R
 	if err != nil {
 		return nil, err
 	}
-	if found && w.Spec.Callback != nil {
+	// The webhook the delivery came to, not one made again under its name
+	// since (another uid: the dispatcher would reject the delivery), and
+	// enabled (the dispatcher would reject it too): no callback otherwise.
+	if found && w.Spec.Callback != nil && !w.Spec.Disabled && ident.RunID(w.Metadata.UID, q.WebhookEventID, "") == q.ID {
 		cb := w.Spec.Callback
 		q.Callback = &message.Callback{URL: cb.URL, URLSecretRef: cb.URLSecretRef, SecretRef: cb.SecretRef}
 	}
