@@ -217,8 +217,11 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 }
 
 // alwaysStripped headers never reach the delivery log or a job, whatever
-// the webhook's auth mode.
-var alwaysStripped = [...]string{"Authorization", "Proxy-Authorization", "Cookie"}
+// the webhook's auth mode. X-API-KEY is where Janus' senders put their
+// key, and where most senders put one: a webhook that takes no key there
+// (its mode changed, or a sender sends one key everywhere) must not store
+// it either.
+var alwaysStripped = [...]string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key"}
 
 // minScrubLen is the shortest credential value searched for within other
 // headers and query parameters: shorter ones would match innocent values.
@@ -280,7 +283,7 @@ func isCredentialHeader(name string, named []string) bool {
 
 func holdsCredential(vs []string, cred credential) bool {
 	for _, v := range vs {
-		if v != "" && slices.Contains(cred.sent, v) {
+		if v != "" && slices.Contains(cred.sent, v) || holdsAPIKey(v) {
 			return true
 		}
 		for _, s := range cred.values {
@@ -290,6 +293,51 @@ func holdsCredential(vs []string, cred credential) bool {
 		}
 	}
 	return false
+}
+
+// holdsAPIKey reports whether v holds something shaped as a Hookrun API
+// key (hk_<id>_<secret>, a secret of 32 characters or more), as it is or
+// percent-encoded (hk%5F…, in a Referer or a proxy's X-Original-Uri): a
+// key sent where the webhook takes none is a credential all the same, of
+// another webhook perhaps. Keys are made by keys (apikey.New), so they
+// have this shape; the presented key itself is stripped by its value.
+func holdsAPIKey(v string) bool {
+	if keyShaped(v) {
+		return true
+	}
+	if strings.Contains(v, "%") {
+		if u, err := url.QueryUnescape(v); err == nil {
+			return keyShaped(u)
+		}
+	}
+	return false
+}
+
+// keyShaped reports whether v holds apikey.Prefix, an id of 1 to 64
+// base32 characters, "_" and 32 or more base32 characters.
+func keyShaped(v string) bool {
+	for {
+		i := strings.Index(v, apikey.Prefix)
+		if i < 0 {
+			return false
+		}
+		v = v[i+len(apikey.Prefix):]
+		id := base32Run(v)
+		if id >= 1 && id <= 64 && id < len(v) && v[id] == '_' && base32Run(v[id+1:]) >= 32 {
+			return true
+		}
+	}
+}
+
+// base32Run is how many of v's first bytes are lower-case base32 (the
+// alphabet of ident.Random).
+func base32Run(v string) int {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return i
+		}
+	}
+	return len(v)
 }
 
 // missingKey is missing_credentials naming where this webhook takes its

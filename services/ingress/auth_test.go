@@ -566,3 +566,27 @@ func (e *env) keyAndAWrongOne() (key, id, wrong string) {
 	id, _, _ = apikey.Parse(key)
 	return key, id, apikey.Prefix + id + "_" + strings.Repeat("a", 52)
 }
+
+// A value is stripped as an API key only when it holds one's whole shape,
+// as it is or percent-encoded: a header that merely mentions hk_ stays.
+func TestHoldsAPIKey_OnlyTheShapeOfAKey(t *testing.T) {
+	key, _, _ := apikey.New()
+	for v, want := range map[string]bool{
+		key:             true,
+		"Bearer " + key: true,
+		"/x?k=" + strings.ReplaceAll(key, "_", "%5F"): true,
+		"/x?k=" + strings.ReplaceAll(key, "_", "%5f"): true,
+		"hk_":                               false,
+		"hk_abc_def":                        false,
+		"hk_abc_" + strings.Repeat("a", 31): false,
+		"hk_abc_" + strings.Repeat("a", 32): true,
+		"HK_ABC_" + strings.Repeat("A", 40): false,
+		"hk__" + strings.Repeat("a", 40):    false,
+		"see hk_ and " + key[len(key)-40:]:  false,
+		"100%":                              false,
+	} {
+		if got := holdsAPIKey(v); got != want {
+			t.Errorf("holdsAPIKey(%q) = %v, want %v", v, got, want)
+		}
+	}
+}

@@ -37,8 +37,14 @@ func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
 		cookie = "session-cookie-0123456789"
 		proxy  = "proxy-credential-0123456789"
 	)
+	// A key of another webhook, sent where this one takes none: in
+	// X-API-KEY, in a header of any name, and percent-encoded in a
+	// proxy's header.
+	other := e.apiKey(nil, nil, nil)
+	_, otherSecret, _ := apikey.Parse(other)
 	extra := []string{"Authorization", "Bearer " + bearer, "Cookie", "sid=" + cookie, "Proxy-Authorization", "Basic " + proxy,
-		"X-Kept", "kept-value"}
+		"X-Kept", "kept-value", "X-Api-Key", other, "X-Sender-Note", "sent with " + other,
+		"X-Original-Uri", "/hooks?api_key=" + strings.ReplaceAll(other, "_", "%5F")}
 
 	type sent struct {
 		req     *http.Request
@@ -112,7 +118,7 @@ func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
 			if d.Header["X-Kept"] == nil || d.Query["kept"] == nil {
 				t.Fatalf("non-credential header or query lost: %v %v", d.Header, d.Query)
 			}
-			for _, h := range []string{"Authorization", "Cookie", "Proxy-Authorization"} {
+			for _, h := range []string{"Authorization", "Cookie", "Proxy-Authorization", "X-Api-Key", "X-Sender-Note", "X-Original-Uri"} {
 				if d.Header[h] != nil {
 					t.Fatalf("header %s stored", h)
 				}
@@ -122,7 +128,7 @@ func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
 				"body": string(d.Body), "headers": fmt.Sprint(d.Header), "query": fmt.Sprint(d.Query),
 				"logs": e.logs.String(),
 			}
-			for _, secret := range append(s.secrets, bearer, cookie, proxy) {
+			for _, secret := range append(s.secrets, bearer, cookie, proxy, other, otherSecret) {
 				for place, text := range where {
 					if secret != "" && strings.Contains(text, secret) {
 						t.Errorf("%s holds credential %q", place, secret)
