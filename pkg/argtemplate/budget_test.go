@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,30 @@ func TestCompile_RefusesCostlyMethodsWithinARange(t *testing.T) {
 		if _, err := Compile([]Arg{{Name: "a", Value: value}}); err != nil {
 			t.Errorf("Compile(%s) = %v", value, err)
 		}
+	}
+}
+
+// join charges its output before making it: a sender's long separator
+// between a sender's many parts (output growing with the square of the
+// body) runs out of work without the output being built. 60 MB were
+// allocated for a 28 KB body, then refused.
+func TestJoin_ChargesItsOutputBeforeMakingIt(t *testing.T) {
+	body := []byte(`{"list":[` + strings.TrimSuffix(strings.Repeat(`"a",`, 2000), ",") + `],"sep":"` + strings.Repeat("x", 20<<10) + `"}`)
+	d := NewData(body, "application/json", nil, nil, http.MethodPost, "w", "evt")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := RenderBody(`{{ join .body.list .body.sep }}`, d, nil)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooMuchWork) {
+		t.Fatalf("a 40 MB join: %v; want ErrTooMuchWork", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Fatalf("a join refused for its size allocated %d bytes first", alloc)
+	}
+	// A join within the budget still joins.
+	got, err := RenderBody(`{{ join .body.list "," | len }}`, d, nil)
+	if err != nil || string(got) != "3999" {
+		t.Fatalf("a small join: %q, %v", got, err)
 	}
 }

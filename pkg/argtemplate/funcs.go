@@ -405,15 +405,26 @@ func (b *budget) join(x, y any) (string, error) {
 	}
 	rv := reflect.ValueOf(list)
 	parts := make([]string, rv.Len())
+	size := 0
 	for i := range parts {
 		p, err := b.toString(rv.Index(i).Interface())
 		if err != nil {
 			return "", err
 		}
 		parts[i] = p
+		size += len(p)
 	}
-	out := strings.Join(parts, s)
-	return out, b.charge(len(out) + callWork)
+	// Charged before it is made: the separator is repeated once per
+	// part, and a sender's long separator between a sender's many parts
+	// grows with the square of the body (60 MB of output for a 28 KB
+	// body was made, then refused).
+	if len(parts) > 1 {
+		size += len(s) * (len(parts) - 1)
+	}
+	if err := b.charge(size + callWork); err != nil {
+		return "", err
+	}
+	return strings.Join(parts, s), nil
 }
 
 func isList(v any) bool {

@@ -129,6 +129,7 @@ func newProgram(ast *cel.Ast, limit uint64) (cel.Program, error) {
 	prg, err := e.Program(ast,
 		cel.CostLimit(limit),
 		cel.InterruptCheckFrequency(interruptCheckFrequency),
+		cel.CustomDecoratorV2(boundStrings(maxStringBytes(limit))),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("filter: %w", err)
