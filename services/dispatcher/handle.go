@@ -263,6 +263,9 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 	if it.claim == dedup.Duplicate && (errors.Is(err, runstatus.ErrNotFound) || err == nil && r.DeliveryID != it.d.ID) {
 		return // a duplicate that never got further than its claim
 	}
+	if err == nil && r.DeliveryID != it.d.ID && d.decidedBefore(ctx, it) {
+		return
+	}
 	switch {
 	case errors.Is(err, runstatus.ErrNotFound):
 		return
@@ -290,6 +293,13 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		// window, yet this one's claim went through: the dedup store lost
 		// the claim (a Redis flushed, failed over without its data). The
 		// run's record still says the event ran: this is its duplicate.
+		it.outcome = message.DeliveryDuplicate
+		return
+	case r.DeliveryID != it.d.ID && it.d.ReplayOf == "" && r.WebhookReceivedAt.After(it.d.ReceivedAt):
+		// A later delivery of the event holds the run: the event ran (or
+		// runs) after this delivery was received, so this one, come to a
+		// dispatcher only now (handed back, or handled again after its
+		// ack), is its duplicate; running it would run the event again.
 		it.outcome = message.DeliveryDuplicate
 		return
 	case r.DeliveryID != it.d.ID && r.Kind == message.KindRun && !message.Final(r.Status):
@@ -333,6 +343,31 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		it.err = errors.New(r.Error)
 	}
 	it.skip = true
+}
+
+// decidedBefore tells whether delivery it, whose run id holds another
+// delivery's run, was decided by an earlier attempt: it has a record of its
+// own (a duplicate, or rejected apart from the run). Only the ack is left
+// then. It is for a delivery handled again long after its ack, when its
+// dedup claim has expired: a consumer made again (after the ack floor,
+// above which deliveries acked out of order come back, or from the
+// stream's start) or a lost ack past a short dedupWindow. Without it such a
+// duplicate found the run ended and ran the event again. A record that
+// cannot be read hands it back (it.failed).
+func (d *Dispatcher) decidedBefore(ctx context.Context, it *item) bool {
+	own, err := runstatus.Get(ctx, d.js, it.d.ID)
+	switch {
+	case errors.Is(err, runstatus.ErrNotFound):
+		return false
+	case err != nil:
+		d.log.Warn("cannot read the delivery's own record to resume it", "delivery", it.d.ID, "run", it.d.RunID, "err", err)
+		it.failed, it.retryIn = true, bus.RedeliveryBackoff(it.msg)
+		return true
+	case own.Kind != message.KindDelivery:
+		return false
+	}
+	it.outcome, it.skip = own.Status, true
+	return true
 }
 
 // decide picks the outcome of one claimed delivery: duplicate, filtered,

@@ -190,7 +190,7 @@ func (d *Dispatcher) finish(ctx context.Context, items []*item) {
 	now := d.now().UTC()
 	var futs []pending
 	for _, it := range items {
-		if it.failed || (it.outcome != message.DeliveryDuplicate && !it.ownRecord) {
+		if it.failed || it.skip || (it.outcome != message.DeliveryDuplicate && !it.ownRecord) {
 			continue
 		}
 		rec := &message.Run{

@@ -151,3 +151,56 @@ func TestDispatcher_ARunCancelledBeforeItsDeliveryWasDecidedDoesNotRun(t *testin
 	want(t, "run requests of the cancelled run", runs[d.RunID], 0)
 	want(t, "run requests of the kept run", runs[other.RunID], 1)
 }
+
+// Deliveries acked long ago, handed over again by a consumer made afresh
+// (here from the stream's start: every dispatcher stopped while the
+// consumer was gone), whose dedup claims have expired, do not run their
+// event again: a duplicate has its own record, and a delivery whose run id
+// now holds a later delivery's run was decided before that one. Each was
+// found the run ended and ran it again.
+func TestDispatcher_DeliveriesHandledAgainAfterTheirWindowDoNotRunAgain(t *testing.T) {
+	e := newEnv(t, "redis")
+	window := 300 * time.Millisecond
+	w := e.hook("again", func(w *resource.Webhook) { w.Spec.DedupWindow = resource.Duration(window) })
+	first := e.start(nil)
+	ended := func(id string) {
+		t.Helper()
+		r := e.run(id)
+		now := time.Now().UTC()
+		r.Status, r.Attempt, r.StartedAt, r.FinishedAt = message.StatusSucceeded, 1, &now, &now
+		if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d1 := e.deliver(w, "evt-1", `{}`)
+	want(t, "first outcome", e.outcome(d1).Status, message.DeliveryDispatched)
+	dup := e.deliver(w, "evt-1", `{}`)
+	want(t, "a retry inside the window", e.outcome(dup).Status, message.DeliveryDuplicate)
+	ended(d1.RunID)
+	// The event sent again after its window: a run of its own, ended.
+	time.Sleep(2 * window)
+	d3 := e.deliver(w, "evt-1", `{}`)
+	want(t, "the event sent again after its window", e.outcome(d3).Status, message.DeliveryDispatched)
+	ended(d3.RunID)
+	e.allAcked()
+	want(t, "run requests before", len(e.runRequests()), 2)
+
+	first.stop()
+	if err := e.js.DeleteConsumer(context.Background(), bus.StreamDeliveries, bus.ConsumerDispatcher); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * window) // every claim has expired
+	e.start(nil)
+	e.allAcked()
+	time.Sleep(time.Second) // a delivery handed back comes again within a second
+	e.allAcked()
+	want(t, "run requests after the deliveries came again", len(e.runRequests()), 2)
+	r := e.run(d3.RunID)
+	want(t, "the run's delivery", r.DeliveryID, d3.ID)
+	want(t, "the run's status", r.Status, message.StatusSucceeded)
+	out, err := runstatus.DeliveryOutcome(context.Background(), e.js, &dup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "the duplicate's outcome", out.Status, message.DeliveryDuplicate)
+}
