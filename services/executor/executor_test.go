@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -766,4 +767,58 @@ func TestExecutor_RunRequestOfAnotherSchemaVersionWaitsCorruptOneIsTerminated(t 
 	}
 	want(t, "a later run", e.final(e.submit(job, `{}`), 10*time.Second).Status, message.StatusSucceeded)
 	e.waitRunsLeft(1, "the v2 one only waits")
+}
+
+// A cancel that comes as a failing attempt ends (keys read "running", so it
+// stored only its mark and sent its message, which found the command gone)
+// ends the run cancelled at once. It was scheduled for its retry, and shown
+// queued until the retry was due (here an hour) to be found cancelled.
+func TestExecutor_CancelAsAFailingAttemptEndsDoesNotWaitForTheRetry(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		message bool // the cancel message came too, or only the mark
+	}{{"mark and message", true}, {"mark only", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newXEnv(t)
+			var run atomic.Pointer[message.RunRequest]
+			e.startWith(e.nc, e.js, nil, func(x *Executor) {
+				x.beforeFinal = func(string) {
+					rr := run.Load()
+					kv, err := e.js.KeyValue(context.Background(), bus.BucketCancels)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if _, err := kv.Put(context.Background(), rr.ID, bus.CancelMark(rr.DeliveryID, time.Now())); err != nil {
+						t.Error(err)
+					}
+					if c.message {
+						_ = e.nc.Publish(bus.CancelSubject(rr.ID), []byte(rr.ID))
+						time.Sleep(300 * time.Millisecond) // the message reaches the run
+					}
+				}
+			})
+			job := e.script("failcancel", `exit 3`, func(j *resource.Job) {
+				j.Spec.Retries, j.Spec.RetryBackoff = 2, resource.Duration(time.Hour)
+			})
+			rr := e.submit(job, "{}")
+			run.Store(&rr)
+			r := e.final(rr, 15*time.Second)
+			want(t, "status", r.Status, message.StatusCancelled)
+			want(t, "attempt", r.Attempt, 1)
+			hist := e.history(rr)
+			want(t, "final statuses", finals(hist), 1)
+			// With the message, the attempt's end is cancelled at once;
+			// with the mark only, the retry's queued is stored first.
+			waited := 0
+			for _, h := range hist {
+				if h.Status == message.StatusQueued && h.RetryAt != nil {
+					waited++
+				}
+			}
+			want(t, "statuses waiting for a retry", waited, map[bool]int{true: 0, false: 1}[c.message])
+		})
+	}
 }

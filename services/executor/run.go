@@ -399,8 +399,13 @@ func (x *Executor) handleRun(ctx context.Context, c *jobConsumer, m jetstream.Ms
 	}
 
 	if (out.status == message.StatusFailed || out.status == message.StatusTimedOut) && failedAttempts(rec) <= job.Spec.Retries {
-		x.retry(ctx, m, job, rec, attempt, out, label, log, runningSeq)
-		return
+		if !errors.Is(context.Cause(runCtx), errCancelled) {
+			x.retry(ctx, m, job, rec, attempt, out, label, log, runningSeq)
+			return
+		}
+		// Cancelled as the attempt ended (the command had gone): the
+		// run ends here, cancelled, rather than wait for a retry.
+		rec.Status, rec.Error = message.StatusCancelled, fmt.Sprintf("cancelled as attempt %d ended (%s: %s)", attempt, out.status, out.err)
 	}
 	x.finishAfter(ctx, c, m, rec, label, log, runningSeq)
 	mAcceptToFinish.WithLabelValues(label).Observe(end.Sub(rr.ReceivedAt).Seconds())
@@ -483,7 +488,7 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 		rec.RetryAt = &at
 	}
 	sctx, cancel := context.WithTimeout(bg, 5*time.Second)
-	_, err := x.publishStatus(sctx, rec, runningSeq, log)
+	queuedSeq, err := x.publishStatus(sctx, rec, runningSeq, log)
 	cancel()
 	log.Info("run failed; retrying", "status", out.status, "in", delay, "scheduled", scheduled)
 	if errors.Is(err, runstatus.ErrNotLatest) {
@@ -501,6 +506,7 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 		_ = m.NakWithDelay(delay)
 		return
 	}
+	x.cancelIfMarked(bg, rec, queuedSeq, log)
 	if x.loseRetryAck {
 		return // a test's lost ack: JetStream redelivers the request
 	}
@@ -509,6 +515,28 @@ func (x *Executor) retry(ctx context.Context, m jetstream.Msg, job *resource.Job
 	if err := m.DoubleAck(actx); err != nil {
 		// The redelivery finds the retry scheduled and only acks.
 		log.Warn("ack failed after scheduling the retry", "err", err)
+	}
+}
+
+// cancelIfMarked ends run rec, just stored waiting for a retry at sequence
+// queuedSeq, as cancelled when a cancel of it is marked: keys, reading
+// "running" as the attempt ended, stored no status of its own, and its
+// cancel message found the command gone. The run would otherwise wait for
+// its retry, which may be hours away, to be found cancelled. The copy in
+// RETRIES, when due, finds the run ended and is only acked.
+func (x *Executor) cancelIfMarked(ctx context.Context, rec *message.Run, queuedSeq uint64, log *slog.Logger) {
+	if !x.cancelRequested(ctx, rec.ID, rec.DeliveryID, false) {
+		return
+	}
+	now := time.Now().UTC()
+	q := *rec
+	q.Status, q.FinishedAt, q.Error = message.StatusCancelled, &now, message.CancelledWhileQueued
+	q.StartedAt, q.ExitCode, q.RetryAt = nil, nil, nil
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := x.publishStatus(sctx, &q, queuedSeq, log); err != nil && !errors.Is(err, runstatus.ErrNotLatest) {
+		// The copy, when due, finds the mark and ends the run then.
+		log.Warn("cannot store the cancel of a run waiting for a retry", "err", err)
 	}
 }
 

@@ -98,6 +98,9 @@ type Service struct {
 	// beforeCancelStatus, when set (tests), runs between a cancel's read
 	// of a queued run and its store of the "cancelled" status.
 	beforeCancelStatus func()
+	// afterCancelMark, when set (tests), runs once a cancel's mark is
+	// stored and its message sent.
+	afterCancelMark func()
 	// afterPendingScan, when set (tests), runs between the look-up of a
 	// run's deliveries not dispatched yet and the second read of its
 	// status (orPending).

@@ -238,6 +238,19 @@ func (s *Service) cancelRun(c echo.Context) error {
 			return c.JSON(http.StatusAccepted, viewOfRun(q))
 		}
 	}
+	if s.afterCancelMark != nil {
+		s.afterCancelMark()
+	}
+	if r.Status == message.StatusRunning {
+		// An attempt that failed may have ended meanwhile, its run now
+		// waiting for a retry: the cancel message found the command gone
+		// and the mark is only read when the retry is due, perhaps hours
+		// away. That queued status is cancelled here. (The executor reads
+		// the mark once it has stored it, too: whichever comes second.)
+		if cur, cseq, err := s.loadRunSeq(c, id); err == nil && cur.Status == message.StatusQueued {
+			r, seq = cur, cseq
+		}
+	}
 	if r.Status == message.StatusQueued {
 		if s.beforeCancelStatus != nil {
 			s.beforeCancelStatus()

@@ -555,3 +555,31 @@ func TestRuns_ListsReadingTheWholeHistoryAreBounded(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, func() { <-a.svc.wholeScans })
 	a.must(http.StatusOK, "GET", "/v1/runs", nil)
 }
+
+// A cancel that reads the run running while its attempt fails and the
+// executor stores it waiting for a retry cancels that queued status: the
+// cancel message found the command gone, and the mark would only be read
+// when the retry is due, perhaps hours away.
+func TestRuns_CancelOfARunWhoseAttemptEndsForARetryCancelsTheRetry(t *testing.T) {
+	a := newTestAPI(t)
+	now := time.Now().UTC()
+	run := message.Run{Kind: message.KindRun, ID: "run_retrying", Webhook: "gh", Job: "report", DeliveryID: "dlv_1", Status: message.StatusRunning, Attempt: 1, StartedAt: &now}
+	publishRun(t, a, run)
+	a.svc.afterCancelMark = func() {
+		retryAt := time.Now().Add(time.Hour).UTC()
+		q := run
+		q.Status, q.RetryAt, q.Error = message.StatusQueued, &retryAt, "attempt 1 failed (exit status 3); retrying in 1h0m0s"
+		publishRun(t, a, q)
+	}
+	got := a.must(http.StatusAccepted, "POST", "/v1/runs/run_retrying/cancel", nil).JSON()
+	if got["status"] != message.StatusCancelled {
+		t.Fatalf("cancel: %v", got)
+	}
+	r, err := runstatus.Get(context.Background(), a.js, "run_retrying")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != message.StatusCancelled || r.RetryAt != nil || r.Attempt != 1 {
+		t.Fatalf("the run after its cancel: %+v; want cancelled, no retry", r)
+	}
+}
