@@ -79,3 +79,29 @@ func TestRemoveRunDir_RemovesReadOnlyDirectories(t *testing.T) {
 		t.Fatalf("the run directory is still there: %v", err)
 	}
 }
+
+// The walk that makes a run directory's directories writable runs only for
+// an executor not running as root, and only for a refusal for want of
+// permission: root removes whatever the modes, and its chmod would follow a
+// link a job's leftover process swaps in for a directory (a link to /:
+// every directory under it 0700). Entries written meanwhile are cured by
+// killing their writer, not by modes.
+func TestChmodMayHelp_OnlyAPermissionRefusalOfAnUnprivilegedExecutor(t *testing.T) {
+	perm := &os.PathError{Op: "unlinkat", Path: "/w/run/x", Err: syscall.EACCES}
+	notEmpty := &os.PathError{Op: "unlinkat", Path: "/w/run", Err: syscall.ENOTEMPTY}
+	for _, c := range []struct {
+		err  error
+		euid int
+		want bool
+	}{
+		{perm, 10001, true},
+		{perm, 0, false},
+		{notEmpty, 10001, false},
+		{notEmpty, 0, false},
+		{nil, 10001, false},
+	} {
+		if got := chmodMayHelp(c.err, c.euid); got != c.want {
+			t.Errorf("chmodMayHelp(%v, %d) = %v, want %v", c.err, c.euid, got, c.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -154,13 +155,14 @@ func digits(s string) bool {
 // payload file: then an unlink and an rmdir do, instead of RemoveAll's
 // walk, which takes the lock of WorkDir (shared by every concurrent run)
 // three times. Directories the job made read-only (a Go module cache, a
-// `chmod -R a-w`) are made writable again first: the executor does not run
-// as root, and such a directory would otherwise stay, filling WorkDir.
+// `chmod -R a-w`) are made writable again first when the executor does not
+// run as root (chmodMayHelp): such a directory would otherwise stay,
+// filling WorkDir.
 func removeRunDir(dir string, named bool) error {
 	_ = os.Remove(filepath.Join(dir, payloadName))
 	var err error
 	if syscall.Rmdir(dir) != nil {
-		if err = os.RemoveAll(dir); err != nil {
+		if err = os.RemoveAll(dir); chmodMayHelp(err, os.Geteuid()) {
 			makeDirsWritable(dir)
 			err = os.RemoveAll(dir)
 		}
@@ -169,6 +171,20 @@ func removeRunDir(dir string, named bool) error {
 		_ = os.Remove(dir + ownerSuffix)
 	}
 	return err
+}
+
+// chmodMayHelp tells whether making the run directory's directories
+// writable may let a removal that failed with err succeed: only a refusal
+// for want of permission, and only for an executor not running as root
+// (euid). Root (HOOKRUN_JOB_USER: it holds DAC_OVERRIDE) removes whatever
+// the modes, and its chmod would follow a symbolic link a job's leftover
+// process swapped in for a directory between the walk's read and the chmod
+// (chmod has no flag not to): with FOWNER, a link to / made every
+// directory under it 0700 to the jobs' user. A removal that failed on
+// entries made meanwhile (ENOTEMPTY: such a process writing) is cured by
+// killing the process (cleanUpRunDir), not by modes.
+func chmodMayHelp(err error, euid int) bool {
+	return err != nil && euid != 0 && errors.Is(err, fs.ErrPermission)
 }
 
 // makeDirsWritable gives the owner full access to every directory under
