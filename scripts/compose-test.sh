@@ -4,7 +4,8 @@
 #   scripts/compose-test.sh [--infra] [--cluster] [--keep]
 #   scripts/compose-test.sh init-env
 #
-# 1. builds the images (scripts/images.sh: offline, cached),
+# 1. builds the images (scripts/images.sh: offline, cached), and checks that the executor
+#    image run as PID 1 (no init) reaps the processes left behind in it,
 # 2. starts the stack as its own compose project (hookrun-compose-test; host ports chosen by
 #    Docker, so nothing on this machine is in the way) with two executors, waits until
 #    every container is healthy,
@@ -266,6 +267,23 @@ if [[ -n $INFRA ]]; then
 	scripts/images.sh infra || die "scripts/images.sh failed"
 else
 	scripts/images.sh || die "scripts/images.sh failed"
+fi
+
+if [[ -z $INFRA ]]; then
+	step "executor image: as PID 1 (no init), processes jobs leave behind are reaped"
+	EXECUTOR_IMAGE="$(env_value HOOKRUN_IMAGE_PREFIX)"
+	EXECUTOR_IMAGE="${EXECUTOR_IMAGE:-ghcr.io/hookrun}/executor:$(v=$(env_value HOOKRUN_VERSION); echo "${v:-dev}")"
+	# Under Kubernetes or a plain `docker run` nothing but the image's entrypoint reaps:
+	# an orphan (here one made by `docker exec`, re-parented to PID 1 as a job's would
+	# be) must not stay a zombie. The executor itself waits for a NATS that is not there.
+	cid=$(docker run -d --rm "$EXECUTOR_IMAGE") || die "docker run $EXECUTOR_IMAGE failed"
+	docker exec "$cid" /bin/sh -c '(sleep 0.2 &) ; exit 0' || { docker rm -f "$cid" >/dev/null; die "docker exec failed"; }
+	sleep 1.5
+	zombies=$(docker exec "$cid" /bin/bash -c 'n=0; for s in /proc/[0-9]*/status; do grep -q "^State:.*Z" "$s" 2>/dev/null && n=$((n+1)); done; echo $n')
+	pid1=$(docker exec "$cid" /bin/bash -c 'tr "\0" " " </proc/1/cmdline')
+	docker rm -f "$cid" >/dev/null
+	[[ $zombies == 0 ]] || die "$zombies zombie process(es) in the executor container as PID 1 is: $pid1"
+	info "PID 1 is: $pid1; no zombie left"
 fi
 
 step ".env"

@@ -3,12 +3,18 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/hookrun/hookrun/pkg/service"
 	"github.com/hookrun/hookrun/services/executor"
 )
 
 func main() {
+	// As a container's PID 1, the executor is its own init: it runs
+	// itself as a child and reaps what jobs leave behind.
+	if code, ran := executor.RunAsInit(); ran {
+		os.Exit(code)
+	}
 	service.Main("executor", "127.0.0.1:8083", func(ctx context.Context) error {
 		cfg, err := executor.ConfigFromEnv()
 		if err != nil {
