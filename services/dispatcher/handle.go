@@ -295,11 +295,11 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		// run's record still says the event ran: this is its duplicate.
 		it.outcome = message.DeliveryDuplicate
 		return
-	case r.DeliveryID != it.d.ID && it.d.ReplayOf == "" && r.WebhookReceivedAt.After(it.d.ReceivedAt):
-		// A later delivery of the event holds the run: the event ran (or
-		// runs) after this delivery was received, so this one, come to a
-		// dispatcher only now (handed back, or handled again after its
-		// ack), is its duplicate; running it would run the event again.
+	case r.DeliveryID != it.d.ID && it.d.ReplayOf == "" && ranLater(r, it.d.ReceivedAt):
+		// A later delivery of the event holds the run, and ran (or runs)
+		// it: this one, come to a dispatcher only now (handed back, or
+		// handled again after its ack), is its duplicate; running it
+		// would run the event again.
 		it.outcome = message.DeliveryDuplicate
 		return
 	case r.DeliveryID != it.d.ID && r.Kind == message.KindRun && !message.Final(r.Status):
@@ -343,6 +343,25 @@ func (d *Dispatcher) resume(ctx context.Context, it *item) {
 		it.err = errors.New(r.Error)
 	}
 	it.skip = true
+}
+
+// receivedSkew is how far apart the clocks of two ingress replicas may be:
+// a delivery received by one is later than one received by another only
+// when its receipt time is later by more.
+const receivedSkew = time.Minute
+
+// ranLater tells whether run r, of another delivery of an event, was
+// dispatched (not filtered or rejected: the event did not run under it) for
+// a delivery received later than at (by more than receivedSkew).
+func ranLater(r *message.Run, at time.Time) bool {
+	if r.Kind != message.KindRun || !r.WebhookReceivedAt.After(at.Add(receivedSkew)) {
+		return false
+	}
+	switch runstatus.OutcomeOf(r) {
+	case runstatus.OutcomeQueued, message.DeliveryDispatched:
+		return true
+	}
+	return false
 }
 
 // decidedBefore tells whether delivery it, whose run id holds another

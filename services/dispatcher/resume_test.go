@@ -172,9 +172,12 @@ func TestDispatcher_DeliveriesHandledAgainAfterTheirWindowDoNotRunAgain(t *testi
 			t.Fatal(err)
 		}
 	}
-	d1 := e.deliver(w, "evt-1", `{}`)
+	// Received minutes before the event was sent again (a delivery is
+	// later than another by its receipt time only past receivedSkew).
+	earlier := func(d *message.Delivery) { d.ReceivedAt = time.Now().UTC().Add(-5 * time.Minute) }
+	d1 := e.deliver(w, "evt-1", `{}`, earlier)
 	want(t, "first outcome", e.outcome(d1).Status, message.DeliveryDispatched)
-	dup := e.deliver(w, "evt-1", `{}`)
+	dup := e.deliver(w, "evt-1", `{}`, earlier)
 	want(t, "a retry inside the window", e.outcome(dup).Status, message.DeliveryDuplicate)
 	ended(d1.RunID)
 	// The event sent again after its window: a run of its own, ended.
@@ -203,4 +206,29 @@ func TestDispatcher_DeliveriesHandledAgainAfterTheirWindowDoNotRunAgain(t *testi
 		t.Fatal(err)
 	}
 	want(t, "the duplicate's outcome", out.Status, message.DeliveryDuplicate)
+}
+
+// Two ingress replicas' clocks differ: the event sent again after its
+// dedup window, received by a replica whose clock is behind the one that
+// received the first send, is still a new run, not the first's duplicate
+// (a delivery is later than another by its receipt time only past
+// receivedSkew).
+func TestDispatcher_AResendReceivedByAClockBehindRunsAgain(t *testing.T) {
+	e := newEnv(t, "redis")
+	window := 300 * time.Millisecond
+	w := e.hook("skew", func(w *resource.Webhook) { w.Spec.DedupWindow = resource.Duration(window) })
+	e.start(nil)
+	ahead := func(d *message.Delivery) { d.ReceivedAt = time.Now().UTC().Add(30 * time.Second) }
+	d1 := e.deliver(w, "evt-skew", `{}`, ahead)
+	want(t, "first outcome", e.outcome(d1).Status, message.DeliveryDispatched)
+	r := e.run(d1.RunID)
+	now := time.Now().UTC()
+	r.Status, r.Attempt, r.StartedAt, r.FinishedAt = message.StatusSucceeded, 1, &now, &now
+	if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * window)
+	d2 := e.deliver(w, "evt-skew", `{}`)
+	want(t, "the resend's outcome", e.outcome(d2).Status, message.DeliveryDispatched)
+	want(t, "the run's delivery", e.run(d1.RunID).DeliveryID, d2.ID)
 }

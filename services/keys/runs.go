@@ -247,7 +247,11 @@ func (s *Service) cancelRun(c echo.Context) error {
 		// and the mark is only read when the retry is due, perhaps hours
 		// away. That queued status is cancelled here. (The executor reads
 		// the mark once it has stored it, too: whichever comes second.)
-		if cur, cseq, err := s.loadRunSeq(c, id); err == nil && cur.Status == message.StatusQueued {
+		// Only this delivery's run, at this attempt or later: a later
+		// delivery of the event (sent again after its dedup window) may
+		// hold the run id by now, and the mark does not apply to it.
+		if cur, cseq, err := s.loadRunSeq(c, id); err == nil && cur.Status == message.StatusQueued &&
+			cur.DeliveryID == r.DeliveryID && cur.Attempt >= r.Attempt {
 			r, seq = cur, cseq
 		}
 	}

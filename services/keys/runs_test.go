@@ -583,3 +583,25 @@ func TestRuns_CancelOfARunWhoseAttemptEndsForARetryCancelsTheRetry(t *testing.T)
 		t.Fatalf("the run after its cancel: %+v; want cancelled, no retry", r)
 	}
 }
+
+// The queued status a cancel of a running run finds after its mark is
+// cancelled only when it is that delivery's: a later delivery of the event
+// (sent again after its dedup window) queued under the run id meanwhile is
+// not the run the cancel read, and its mark does not name it.
+func TestRuns_CancelOfARunningRunLeavesALaterDeliverysQueuedRun(t *testing.T) {
+	a := newTestAPI(t)
+	now := time.Now().UTC()
+	run := message.Run{Kind: message.KindRun, ID: "run_resent", Webhook: "gh", Job: "report", DeliveryID: "dlv_1", Status: message.StatusRunning, Attempt: 1, StartedAt: &now}
+	publishRun(t, a, run)
+	a.svc.afterCancelMark = func() {
+		publishRun(t, a, message.Run{Kind: message.KindRun, ID: "run_resent", Webhook: "gh", Job: "report", DeliveryID: "dlv_2", Status: message.StatusQueued})
+	}
+	a.must(http.StatusAccepted, "POST", "/v1/runs/run_resent/cancel", nil)
+	r, err := runstatus.Get(context.Background(), a.js, "run_resent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != message.StatusQueued || r.DeliveryID != "dlv_2" {
+		t.Fatalf("the later delivery's run after the cancel: %s of %s; want it queued still", r.Status, r.DeliveryID)
+	}
+}
