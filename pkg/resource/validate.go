@@ -472,7 +472,7 @@ func (w *Webhook) Validate() error {
 		}
 		// The event id is stored, answered and given to the job: never a
 		// credential.
-		for _, cred := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+		for _, cred := range CredentialHeaders {
 			if strings.EqualFold(h, cred) {
 				return fieldErr("spec.idempotencyHeader", "must not be %s: the event id is stored and shown with every run", cred)
 			}
@@ -647,3 +647,10 @@ func headerEventIDProfiles() []string {
 	}
 	return names
 }
+
+// CredentialHeaders are the request headers that carry a credential
+// whatever a webhook's auth mode: the ingress strips them from every
+// delivery, and none may be a webhook's spec.idempotencyHeader (the event
+// id is stored, answered and given to the job). X-API-KEY is where Janus'
+// senders put their key, and where most senders put one.
+var CredentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key"}

@@ -170,12 +170,12 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 // directory anew after it was removed is left to the scan, which removes
 // it again (leftovers.watchDir).
 func (x *Executor) cleanUpRunDir(dir string, named bool, leftMarkers []string, log *slog.Logger) {
-	err := removeRunDir(dir, named)
+	err := removeRunDir(dir, named, x.left.noChmod)
 	if writtenMeanwhile(err) {
 		if n := x.left.killNow(leftMarkers...); n > 0 {
 			log.Warn("killed processes the run left outside its process group, writing in its directory", "killed", n)
 		}
-		err = removeRunDir(dir, named)
+		err = removeRunDir(dir, named, x.left.noChmod)
 	}
 	if err != nil {
 		log.Error("cannot remove the run's directory", "dir", dir, "err", err)

@@ -233,6 +233,9 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 		status:         webhookstatus.NewWriter(js),
 		notes:          webhookstatus.NewNotes(),
 	}
+	// Jobs running as another user may swap a link in for a directory of
+	// their run's: no chmod walk then (chmodMayHelp).
+	x.left.noChmod = cfg.JobUser != nil
 	health.Add("config", func(context.Context) error {
 		select {
 		case <-cat.Ready():

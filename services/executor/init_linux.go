@@ -30,8 +30,12 @@ func RunAsInit() (code int, ran bool) {
 		return 0, false
 	}
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_DUMPABLE, 0, 0)
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs) // every signal: SIGCHLD to reap, the others to pass on
+	// SIGCHLD apart from the signals passed on: a burst of ended children
+	// must not crowd out a SIGTERM.
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, passedOn...)
 	self, err := os.Executable()
 	if err != nil {
 		self = "/proc/self/exe"
@@ -51,10 +55,10 @@ func RunAsInit() (code int, ran bool) {
 	for {
 		select {
 		case sig := <-sigs:
-			// SIGCHLD is the init's; SIGURG is Go's own (preemption).
-			if s, ok := sig.(syscall.Signal); ok && s != syscall.SIGCHLD && s != syscall.SIGURG {
+			if s, ok := sig.(syscall.Signal); ok {
 				_ = syscall.Kill(pid, s)
 			}
+		case <-chld:
 		case <-tick.C:
 		}
 		if code, exited := reap(pid); exited {
@@ -63,14 +67,25 @@ func RunAsInit() (code int, ran bool) {
 	}
 }
 
+// passedOn are the signals the init passes on to the executor.
+var passedOn = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM}
+
 // reap waits for every child that has ended; exited tells whether the
-// executor (pid) was among them, code how it ended.
+// executor (pid) was among them, code how it ended. An executor stopped
+// (SIGSTOP from a job running as its user: as PID 1 the kernel kept such
+// signals from it) is continued: stopped, it would hold its runs while
+// other executors took them over, and their jobs would run twice.
 func reap(pid int) (code int, exited bool) {
 	for {
 		var ws syscall.WaitStatus
-		p, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		p, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WUNTRACED, nil)
 		if p <= 0 || err != nil {
 			return 0, false
+		}
+		if p == pid && ws.Stopped() {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+			continue
 		}
 		if p == pid {
 			if ws.Signaled() {

@@ -72,6 +72,16 @@ func TestRunAsInit_ReapsOrphansAndPassesSignalsOn(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A job running as the executor's user stops it: the init continues it.
+	children, _ := childrenOf(init)
+	executor := children[0]
+	if err := syscall.Kill(executor, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // the init looks every second at least
+	if st := stateOf(executor); st == "T" || st == "" {
+		t.Fatalf("the executor 2.5s after a SIGSTOP: state %q; want it continued", st)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -107,4 +117,17 @@ func childrenOf(pid int) (children, zombies []int) {
 		}
 	}
 	return children, zombies
+}
+
+// stateOf is process pid's state letter (R, S, T, Z...), "" if it is gone.
+func stateOf(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }

@@ -53,3 +53,16 @@ func TestExecutor_JobAsAnotherUserCannotReadTheExecutorsEnvironment(t *testing.T
 		}
 	}
 }
+
+// An executor running jobs as another user removes their run directories
+// without a chmod walk (chmodMayHelp); one running them as itself keeps it.
+func TestExecutor_NoChmodWalkWhenJobsRunAsAnotherUser(t *testing.T) {
+	e := newXEnv(t)
+	for _, u := range []*JobUser{nil, {UID: 65534, GID: 65534}} {
+		var got bool
+		e.startWith(e.nc, e.js, func(c *Config) { c.JobUser = u }, func(x *Executor) { got = x.left.noChmod }).stop()
+		if want := u != nil; got != want {
+			t.Errorf("JobUser %v: noChmod %v, want %v", u, got, want)
+		}
+	}
+}

@@ -27,9 +27,12 @@ import (
 // that kills any leftover removes again the directories of the runs it
 // watches that are there again.
 type leftovers struct {
-	mu    sync.Mutex
-	ended map[string]*endedRun // by the run's markers, joined by NUL
-	live  map[int]struct{}     // process groups of the runs running here
+	// noChmod: jobs run as another user (HOOKRUN_JOB_USER), so run
+	// directories are removed without a chmod walk (removeRunDir).
+	noChmod bool
+	mu      sync.Mutex
+	ended   map[string]*endedRun // by the run's markers, joined by NUL
+	live    map[int]struct{}     // process groups of the runs running here
 }
 
 // endedRun is a run whose leftovers are watched.
@@ -158,7 +161,7 @@ func (l *leftovers) removeDirsAgain(killed bool) {
 		// Removed, the directory is looked at once more by the next scan:
 		// a process killed as it wrote may make it anew as it goes.
 		if _, err := os.Lstat(d.path); err == nil {
-			_ = removeRunDir(d.path, d.named)
+			_ = removeRunDir(d.path, d.named, l.noChmod)
 		} else if errors.Is(err, fs.ErrNotExist) {
 			l.mu.Lock()
 			d.r.again = false

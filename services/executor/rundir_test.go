@@ -14,7 +14,7 @@ import (
 // As root the test re-runs itself as nobody: root would remove them anyway.
 func TestRemoveRunDir_RemovesReadOnlyDirectories(t *testing.T) {
 	if dir := os.Getenv("HOOKRUN_TEST_REMOVE_RUN_DIR"); dir != "" {
-		if err := removeRunDir(dir, true); err != nil {
+		if err := removeRunDir(dir, true, false); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -41,7 +41,7 @@ func TestRemoveRunDir_RemovesReadOnlyDirectories(t *testing.T) {
 	_ = os.Chmod(filepath.Join(dir, "locked"), 0)
 
 	if os.Getuid() != 0 {
-		if err := removeRunDir(dir, true); err != nil {
+		if err := removeRunDir(dir, true, false); err != nil {
 			t.Fatal(err)
 		}
 	} else {
@@ -80,28 +80,29 @@ func TestRemoveRunDir_RemovesReadOnlyDirectories(t *testing.T) {
 	}
 }
 
-// The walk that makes a run directory's directories writable runs only for
-// an executor not running as root, and only for a refusal for want of
-// permission: root removes whatever the modes, and its chmod would follow a
-// link a job's leftover process swaps in for a directory (a link to /:
-// every directory under it 0700). Entries written meanwhile are cured by
-// killing their writer, not by modes.
-func TestChmodMayHelp_OnlyAPermissionRefusalOfAnUnprivilegedExecutor(t *testing.T) {
+// The walk that makes a run directory's directories writable runs only
+// when jobs run as the executor's own user, and only for a refusal for want
+// of permission: an executor running jobs as another user (root) removes
+// whatever the modes, and its chmod would follow a link a job's leftover
+// process swaps in for a directory (a link to /: every directory under it
+// 0700). Entries written meanwhile are cured by killing their writer, not
+// by modes.
+func TestChmodMayHelp_OnlyAPermissionRefusalWhenJobsRunAsTheExecutor(t *testing.T) {
 	perm := &os.PathError{Op: "unlinkat", Path: "/w/run/x", Err: syscall.EACCES}
 	notEmpty := &os.PathError{Op: "unlinkat", Path: "/w/run", Err: syscall.ENOTEMPTY}
 	for _, c := range []struct {
-		err  error
-		euid int
-		want bool
+		err     error
+		noChmod bool
+		want    bool
 	}{
-		{perm, 10001, true},
-		{perm, 0, false},
-		{notEmpty, 10001, false},
-		{notEmpty, 0, false},
-		{nil, 10001, false},
+		{perm, false, true},
+		{perm, true, false},
+		{notEmpty, false, false},
+		{notEmpty, true, false},
+		{nil, false, false},
 	} {
-		if got := chmodMayHelp(c.err, c.euid); got != c.want {
-			t.Errorf("chmodMayHelp(%v, %d) = %v, want %v", c.err, c.euid, got, c.want)
+		if got := chmodMayHelp(c.err, c.noChmod); got != c.want {
+			t.Errorf("chmodMayHelp(%v, %v) = %v, want %v", c.err, c.noChmod, got, c.want)
 		}
 	}
 }

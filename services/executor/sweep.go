@@ -157,12 +157,13 @@ func digits(s string) bool {
 // three times. Directories the job made read-only (a Go module cache, a
 // `chmod -R a-w`) are made writable again first when the executor does not
 // run as root (chmodMayHelp): such a directory would otherwise stay,
-// filling WorkDir.
-func removeRunDir(dir string, named bool) error {
+// filling WorkDir. noChmod: jobs run as another user, which the walk must
+// not trust (chmodMayHelp).
+func removeRunDir(dir string, named, noChmod bool) error {
 	_ = os.Remove(filepath.Join(dir, payloadName))
 	var err error
 	if syscall.Rmdir(dir) != nil {
-		if err = os.RemoveAll(dir); chmodMayHelp(err, os.Geteuid()) {
+		if err = os.RemoveAll(dir); chmodMayHelp(err, noChmod) {
 			makeDirsWritable(dir)
 			err = os.RemoveAll(dir)
 		}
@@ -175,16 +176,18 @@ func removeRunDir(dir string, named bool) error {
 
 // chmodMayHelp tells whether making the run directory's directories
 // writable may let a removal that failed with err succeed: only a refusal
-// for want of permission, and only for an executor not running as root
-// (euid). Root (HOOKRUN_JOB_USER: it holds DAC_OVERRIDE) removes whatever
-// the modes, and its chmod would follow a symbolic link a job's leftover
-// process swapped in for a directory between the walk's read and the chmod
-// (chmod has no flag not to): with FOWNER, a link to / made every
-// directory under it 0700 to the jobs' user. A removal that failed on
+// for want of permission, and only when jobs run as the executor's own
+// user (not noChmod). An executor running jobs as another user
+// (HOOKRUN_JOB_USER: root, with DAC_OVERRIDE) removes whatever the modes,
+// and its chmod would follow a symbolic link a job's leftover process
+// swapped in for a directory between the walk's read and the chmod (chmod
+// has no flag not to): with FOWNER, a link to / made every directory under
+// it 0700 to the jobs' user. Jobs running as the executor's user gain
+// nothing by it: they may chmod what it may. A removal that failed on
 // entries made meanwhile (ENOTEMPTY: such a process writing) is cured by
 // killing the process (cleanUpRunDir), not by modes.
-func chmodMayHelp(err error, euid int) bool {
-	return err != nil && euid != 0 && errors.Is(err, fs.ErrPermission)
+func chmodMayHelp(err error, noChmod bool) bool {
+	return err != nil && !noChmod && errors.Is(err, fs.ErrPermission)
 }
 
 // makeDirsWritable gives the owner full access to every directory under
@@ -238,7 +241,7 @@ func (x *Executor) sweep() {
 				continue
 			}
 			_, named := ownerFromName(filepath.Base(dir))
-			if err := removeRunDir(dir, named); err == nil {
+			if err := removeRunDir(dir, named, x.left.noChmod); err == nil {
 				x.log.Warn("removed a run directory another container's executor left over a day ago", "dir", dir)
 			}
 			continue
@@ -251,7 +254,7 @@ func (x *Executor) sweep() {
 			killed = killMarked(o.Markers)
 		}
 		_, named := ownerFromName(filepath.Base(dir))
-		if err := removeRunDir(dir, named); err != nil {
+		if err := removeRunDir(dir, named, x.left.noChmod); err != nil {
 			x.log.Error("cannot remove the run directory of a run whose executor died", "dir", dir, "killed", killed, "err", err)
 			continue
 		}

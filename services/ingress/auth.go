@@ -217,11 +217,10 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 }
 
 // alwaysStripped headers never reach the delivery log or a job, whatever
-// the webhook's auth mode. X-API-KEY is where Janus' senders put their
-// key, and where most senders put one: a webhook that takes no key there
-// (its mode changed, or a sender sends one key everywhere) must not store
-// it either.
-var alwaysStripped = [...]string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key"}
+// the webhook's auth mode: a webhook that takes no key in X-API-KEY (its
+// mode changed, or a sender sends one key everywhere) must not store it
+// either.
+var alwaysStripped = resource.CredentialHeaders
 
 // minScrubLen is the shortest credential value searched for within other
 // headers and query parameters: shorter ones would match innocent values.
@@ -305,13 +304,15 @@ func holdsAPIKey(v string) bool {
 	if keyShaped(v) {
 		return true
 	}
+	// A key's only character a sender encodes is "_" (the rest is
+	// lower-case base32); the rest of the value may not decode at all.
 	if strings.Contains(v, "%") {
-		if u, err := url.QueryUnescape(v); err == nil {
-			return keyShaped(u)
-		}
+		return keyShaped(underscores.Replace(v))
 	}
 	return false
 }
+
+var underscores = strings.NewReplacer("%5F", "_", "%5f", "_")
 
 // keyShaped reports whether v holds apikey.Prefix, an id of 1 to 64
 // base32 characters, "_" and 32 or more base32 characters.

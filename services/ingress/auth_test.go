@@ -576,14 +576,15 @@ func TestHoldsAPIKey_OnlyTheShapeOfAKey(t *testing.T) {
 		"Bearer " + key: true,
 		"/x?k=" + strings.ReplaceAll(key, "_", "%5F"): true,
 		"/x?k=" + strings.ReplaceAll(key, "_", "%5f"): true,
-		"hk_":                               false,
-		"hk_abc_def":                        false,
-		"hk_abc_" + strings.Repeat("a", 31): false,
-		"hk_abc_" + strings.Repeat("a", 32): true,
-		"HK_ABC_" + strings.Repeat("A", 40): false,
-		"hk__" + strings.Repeat("a", 40):    false,
-		"see hk_ and " + key[len(key)-40:]:  false,
-		"100%":                              false,
+		"hk_":                                           false,
+		"hk_abc_def":                                    false,
+		"hk_abc_" + strings.Repeat("a", 31):             false,
+		"hk_abc_" + strings.Repeat("a", 32):             true,
+		"HK_ABC_" + strings.Repeat("A", 40):             false,
+		"hk__" + strings.Repeat("a", 40):                false,
+		"see hk_ and " + key[len(key)-40:]:              false,
+		"100%":                                          false,
+		"100%&k=" + strings.ReplaceAll(key, "_", "%5F"): true,
 	} {
 		if got := holdsAPIKey(v); got != want {
 			t.Errorf("holdsAPIKey(%q) = %v, want %v", v, got, want)
