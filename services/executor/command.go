@@ -257,6 +257,7 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 	for _, k := range slices.Sorted(maps.Keys(secretEnv)) {
 		env = append(env, k+"="+secretEnv[k])
 	}
+	headersAt := len(env) + 4
 	env = append(env,
 		p+"_WEBHOOK_PAYLOAD_FILE="+payloadFile,
 		p+"_WEBHOOK_EVENT_ID="+noNUL(rr.EventID),
@@ -272,12 +273,43 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 		env = append(env, p+"_ARG_"+resource.EnvName(a.Name)+"="+noNUL(args[a.Name]))
 	}
 	// The limit is on the whole "name=value" string.
-	if payloadVar := p + "_ARG_WEBHOOK_PAYLOAD="; len(payloadVar)+len(rr.Payload) <= maxEnvPayload && bytes.IndexByte(rr.Payload, 0) < 0 {
+	payloadVar := p + "_ARG_WEBHOOK_PAYLOAD="
+	withPayload := len(payloadVar)+len(rr.Payload) <= maxEnvPayload && bytes.IndexByte(rr.Payload, 0) < 0
+	// All of it must fit what Linux starts a program with: many
+	// arguments filled from the body beside large variables of the job's
+	// may not. The payload variable goes first (the payload is in its file
+	// always), then the headers go to their file.
+	room := execRoom - execSize(job.Spec.Command)
+	if withPayload && execSize(env)+execSize([]string{payloadVar})+len(rr.Payload)+runMarkersSize > room {
+		withPayload = false
+	}
+	if headersFile == nil && execSize(env)+runMarkersSize > room {
+		env[headersAt], headersFile = p+"_WEBHOOK_HEADERS_FILE="+filepath.Join(dir, headersName), headers
+	}
+	if withPayload {
 		env = append(env, payloadVar+string(rr.Payload))
 	}
 	// The run markers last: nothing can replace them.
 	env = append(env, runMarkers(job, rr.ID, attempt)...)
 	return env, headersFile
+}
+
+// execRoom is what Linux lets a program start with, its arguments and
+// environment together, counted by execSize: 2 MiB (a quarter of the
+// default 8 MiB stack limit), less room for what is counted otherwise.
+const execRoom = 2<<20 - 16<<10
+
+// runMarkersSize bounds what the run markers add to an environment.
+const runMarkersSize = 1 << 10
+
+// execSize is what Linux counts of strs when it starts a program: each
+// string, its NUL and its pointer.
+func execSize(strs []string) int {
+	n := 0
+	for _, s := range strs {
+		n += len(s) + 1 + 8
+	}
+	return n
 }
 
 // argsOf is the run's arguments: those the dispatcher resolved, and for an

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -92,5 +93,51 @@ func TestEnvironment_PayloadVariableFitsWithALongPrefix(t *testing.T) {
 				t.Errorf("a variable of %d bytes: over %d", len(kv), maxEnvPayload)
 			}
 		}
+	}
+}
+
+// A run whose environment would pass what Linux starts a program with
+// (many arguments filled from the body, 64 KiB each, beside large variables
+// of the job's, a large payload and large headers) still starts: the
+// payload variable is left out (the payload is in its file), then the
+// headers go to their file. It failed to start ("argument list too long")
+// on every attempt.
+func TestEnvironment_ACrowdedEnvironmentStillStarts(t *testing.T) {
+	big := strings.Repeat("v", 60<<10)
+	job := &resource.Job{Spec: resource.JobSpec{Command: []string{"/bin/true"}, Env: map[string]string{}}}
+	args := map[string]string{}
+	for i := range 24 {
+		name := "arg" + string(rune('a'+i))
+		job.Spec.Args = append(job.Spec.Args, resource.Arg{Name: name})
+		args[name] = big
+	}
+	for i := range 8 { // 480 KiB of the job's own variables
+		job.Spec.Env["BIG"+string(rune('A'+i))] = big
+	}
+	header := map[string][]string{}
+	for i := range 10 { // about 120 KiB: a variable of its own still
+		header["X-Big-"+string(rune('a'+i))] = []string{strings.Repeat("h", 12<<10)}
+	}
+	rr := &message.RunRequest{ID: "run_crowded", Payload: []byte(strings.Repeat("p", 100<<10)), Args: args, Header: header}
+	env, headersFile := Environment(job, rr, 1, "/work/run", "/work/run/payload", nil)
+	if _, ok := lastValue(env, "HOOKRUN_ARG_WEBHOOK_PAYLOAD"); ok {
+		t.Error("the payload variable kept in a crowded environment")
+	}
+	if _, ok := lastValue(env, "HOOKRUN_WEBHOOK_HEADERS_FILE"); !ok || headersFile == nil {
+		t.Error("the headers kept in a variable in a crowded environment")
+	}
+	if v, _ := lastValue(env, "HOOKRUN_ARG_ARGT"); v != big {
+		t.Error("an argument lost")
+	}
+	cmd := exec.Command("/bin/true")
+	cmd.Env = env
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("a run's crowded environment (%d bytes): %v", execSize(env), err)
+	}
+	// An ordinary one keeps both variables.
+	rr = &message.RunRequest{ID: "run_small", Payload: []byte("{}"), Header: map[string][]string{"X-A": {"b"}}}
+	env, headersFile = Environment(&resource.Job{Spec: resource.JobSpec{Command: []string{"/bin/true"}}}, rr, 1, "/work/run", "/work/run/payload", nil)
+	if v, _ := lastValue(env, "HOOKRUN_ARG_WEBHOOK_PAYLOAD"); v != "{}" || headersFile != nil {
+		t.Errorf("an ordinary environment: payload %q, headers file %v", v, headersFile != nil)
 	}
 }
