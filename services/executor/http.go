@@ -121,7 +121,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	code := resp.StatusCode
 	var output []byte
 	if len(respBody) > x.cfg.MaxOutput {
-		output = append(maskCut(respBody[:x.cfg.MaxOutput], maskable(secrets...), false, true), "\n[…response truncated…]\n"...)
+		output = append(maskCut(respBody[:x.cfg.MaxOutput], nil, respBody[x.cfg.MaxOutput:], maskable(secrets...), false, true), "\n[…response truncated…]\n"...)
 	} else {
 		output = mask(respBody, maskable(secrets...))
 	}

@@ -266,7 +266,7 @@ func TestMaskCut_MasksThePartOfASecretAtACut(t *testing.T) {
 		{"jklmnopS3CR", true, true, "******"},
 		{"mnop", true, true, "***"},
 	} {
-		if got := string(maskCut([]byte(tc.in), secrets, tc.front, tc.back)); got != tc.want {
+		if got := string(maskCut([]byte(tc.in), nil, nil, secrets, tc.front, tc.back)); got != tc.want {
 			t.Errorf("maskCut(%q, front %v, back %v) = %q, want %q", tc.in, tc.front, tc.back, got, tc.want)
 		}
 	}

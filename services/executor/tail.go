@@ -217,11 +217,24 @@ func (t *tail) keep(p []byte) {
 		t.dropped = true
 	}
 	t.buf = append(t.buf, p...)
-	if len(t.buf) > 2*t.max {
-		n := copy(t.buf, t.buf[len(t.buf)-t.max:])
+	// Beyond the last max bytes, the line held back (up to about twice a
+	// piece and the longest secret) and the longest secret once more: what
+	// goes before the kept tail tells maskCut whether it starts inside a
+	// secret.
+	if keep := t.max + 2*maxLine + 3*longestOf(t.secrets); len(t.buf) > 2*keep {
+		n := copy(t.buf, t.buf[len(t.buf)-keep:])
 		t.buf = t.buf[:n]
 		t.dropped = true
 	}
+}
+
+// longestOf is the length of the longest of secrets.
+func longestOf(secrets []string) int {
+	n := 0
+	for _, s := range secrets {
+		n = max(n, len(s))
+	}
+	return n
 }
 
 // Flush publishes a last partial line.
@@ -255,16 +268,17 @@ func (t *tail) Published() (string, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := t.buf[:max(0, len(t.buf)-t.line.Len())] // without the line not yet published
-	dropped := t.dropped
+	dropped, before := t.dropped, []byte(nil)
 	if len(b) > t.max {
-		b, dropped = b[len(b)-t.max:], true
+		b, before, dropped = b[len(b)-t.max:], b[:len(b)-t.max], true
 	}
-	// Published up to inside a secret (pieceLen), b ends with part of it.
+	// Published up to inside a secret (pieceLen), b ends with part of it,
+	// and the line held goes on with the rest.
 	cut := t.head > 0
 	if dropped {
-		return message.OutputTruncated + string(maskCut(b, t.secrets, true, cut)), t.lines
+		return message.OutputTruncated + string(maskCut(b, before, t.line.Bytes(), t.secrets, true, cut)), t.lines
 	}
-	return string(maskCut(b, t.secrets, false, cut)), t.lines
+	return string(maskCut(b, nil, t.line.Bytes(), t.secrets, false, cut)), t.lines
 }
 
 // Lines returns the number of the last line published live.
@@ -278,15 +292,26 @@ func (t *tail) Lines() int {
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	b := t.buf
+	b, before := t.buf, []byte(nil)
 	if len(b) > t.max {
-		b = b[len(b)-t.max:]
+		b, before = b[len(b)-t.max:], b[:len(b)-t.max]
 		t.dropped = true
 	}
 	if t.dropped {
-		return message.OutputTruncated + string(maskCut(b, t.secrets, true, false))
+		return message.OutputTruncated + string(maskCut(b, before, nil, t.secrets, true, false))
 	}
 	return string(mask(b, t.secrets))
+}
+
+// meets tells whether the bytes known beside a cut (next: those after it,
+// else those before it) agree with part, the rest of a secret cut there:
+// as much of them as there is of part, or all of them when fewer.
+func meets(known []byte, part string, next bool) bool {
+	n := min(len(known), len(part))
+	if next {
+		return string(known[:n]) == part[:n]
+	}
+	return string(known[len(known)-n:]) == part[len(part)-n:]
 }
 
 // masked stands for a secret's value in output.
@@ -381,17 +406,25 @@ func coverOf(b []byte, secrets []string) []bool {
 // answer). A secret the cut went through is there only in part, which mask
 // would not find: the longest such part at a cut edge is masked too, down
 // to a single byte (what it hides at the edge of a cut is noise).
-func maskCut(b []byte, secrets []string, front, back bool) []byte {
+//
+// before and after are the bytes the cut left out next to b, as many as
+// are known (nil: none). A part at an edge counts only when the secret goes
+// on into them: output cut between two secrets end to end ends with a
+// whole one, whose last byte may also be the secret's first; masking that
+// byte as a part would shift what mask sees, and it would find none of the
+// secrets between (a 100-byte random secret shows in about 1 snapshot in 30
+// otherwise).
+func maskCut(b, before, after []byte, secrets []string, front, back bool) []byte {
 	head, tail := 0, 0 // bytes to mask at the start and at the end
 	for _, s := range secrets {
 		for k := min(len(s)-1, len(b)); k > head && front; k-- {
-			if bytes.HasPrefix(b, []byte(s[len(s)-k:])) {
+			if bytes.HasPrefix(b, []byte(s[len(s)-k:])) && meets(before, s[:len(s)-k], false) {
 				head = k
 				break
 			}
 		}
 		for k := min(len(s)-1, len(b)); k > tail && back; k-- {
-			if bytes.HasSuffix(b, []byte(s[:k])) {
+			if bytes.HasSuffix(b, []byte(s[:k])) && meets(after, s[k:], true) {
 				tail = k
 				break
 			}
