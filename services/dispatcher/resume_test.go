@@ -163,15 +163,6 @@ func TestDispatcher_DeliveriesHandledAgainAfterTheirWindowDoNotRunAgain(t *testi
 	window := 300 * time.Millisecond
 	w := e.hook("again", func(w *resource.Webhook) { w.Spec.DedupWindow = resource.Duration(window) })
 	first := e.start(nil)
-	ended := func(id string) {
-		t.Helper()
-		r := e.run(id)
-		now := time.Now().UTC()
-		r.Status, r.Attempt, r.StartedAt, r.FinishedAt = message.StatusSucceeded, 1, &now, &now
-		if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// Received minutes before the event was sent again (a delivery is
 	// later than another by its receipt time only past receivedSkew).
 	earlier := func(d *message.Delivery) { d.ReceivedAt = time.Now().UTC().Add(-5 * time.Minute) }
@@ -179,12 +170,12 @@ func TestDispatcher_DeliveriesHandledAgainAfterTheirWindowDoNotRunAgain(t *testi
 	want(t, "first outcome", e.outcome(d1).Status, message.DeliveryDispatched)
 	dup := e.deliver(w, "evt-1", `{}`, earlier)
 	want(t, "a retry inside the window", e.outcome(dup).Status, message.DeliveryDuplicate)
-	ended(d1.RunID)
+	e.succeeded(d1.RunID)
 	// The event sent again after its window: a run of its own, ended.
 	time.Sleep(2 * window)
 	d3 := e.deliver(w, "evt-1", `{}`)
 	want(t, "the event sent again after its window", e.outcome(d3).Status, message.DeliveryDispatched)
-	ended(d3.RunID)
+	e.succeeded(d3.RunID)
 	e.allAcked()
 	want(t, "run requests before", len(e.runRequests()), 2)
 
@@ -221,12 +212,7 @@ func TestDispatcher_AResendReceivedByAClockBehindRunsAgain(t *testing.T) {
 	ahead := func(d *message.Delivery) { d.ReceivedAt = time.Now().UTC().Add(30 * time.Second) }
 	d1 := e.deliver(w, "evt-skew", `{}`, ahead)
 	want(t, "first outcome", e.outcome(d1).Status, message.DeliveryDispatched)
-	r := e.run(d1.RunID)
-	now := time.Now().UTC()
-	r.Status, r.Attempt, r.StartedAt, r.FinishedAt = message.StatusSucceeded, 1, &now, &now
-	if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
-		t.Fatal(err)
-	}
+	e.succeeded(d1.RunID)
 	time.Sleep(2 * window)
 	d2 := e.deliver(w, "evt-skew", `{}`)
 	want(t, "the resend's outcome", e.outcome(d2).Status, message.DeliveryDispatched)
@@ -244,12 +230,7 @@ func TestDispatcher_AResendCancelledBeforeItWasDecidedDoesNotRun(t *testing.T) {
 	first := e.start(nil)
 	d1 := e.deliver(w, "evt-rc", `{}`)
 	want(t, "first outcome", e.outcome(d1).Status, message.DeliveryDispatched)
-	r := e.run(d1.RunID)
-	now := time.Now().UTC()
-	r.Status, r.Attempt, r.StartedAt, r.FinishedAt = message.StatusSucceeded, 1, &now, &now
-	if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
-		t.Fatal(err)
-	}
+	r := e.succeeded(d1.RunID)
 	e.allAcked()
 	first.stop()
 	time.Sleep(2 * window)
@@ -267,4 +248,17 @@ func TestDispatcher_AResendCancelledBeforeItWasDecidedDoesNotRun(t *testing.T) {
 	want(t, "the run's status", got.Status, message.StatusCancelled)
 	want(t, "the run's delivery", got.DeliveryID, d2.ID)
 	want(t, "run requests of the later delivery", len(e.runRequests()), 1)
+}
+
+// succeeded stores that run id's run (as it stands) ended succeeded, as an
+// executor would, and returns that record.
+func (e *env) succeeded(id string) *message.Run {
+	e.t.Helper()
+	r := e.run(id)
+	now := time.Now().UTC()
+	r.Status, r.Attempt, r.StartedAt, r.FinishedAt = message.StatusSucceeded, 1, &now, &now
+	if err := runstatus.Publish(context.Background(), e.js, r); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
 }
