@@ -219,37 +219,6 @@ func TestDispatcher_AResendReceivedByAClockBehindRunsAgain(t *testing.T) {
 	want(t, "the run's delivery", e.run(d1.RunID).DeliveryID, d2.ID)
 }
 
-// The event sent again after its dedup window, its run cancelled by keys
-// before a dispatcher decided the delivery (the cancel stored over the
-// earlier delivery's ended run, with this delivery's id): the dispatcher
-// does not run it, and the cancel stays.
-func TestDispatcher_AResendCancelledBeforeItWasDecidedDoesNotRun(t *testing.T) {
-	e := newEnv(t, "redis")
-	window := 300 * time.Millisecond
-	w := e.hook("resentcancel", func(w *resource.Webhook) { w.Spec.DedupWindow = resource.Duration(window) })
-	first := e.start(nil)
-	d1 := e.deliver(w, "evt-rc", `{}`)
-	want(t, "first outcome", e.outcome(d1).Status, message.DeliveryDispatched)
-	r := e.succeeded(d1.RunID)
-	e.allAcked()
-	first.stop()
-	time.Sleep(2 * window)
-	d2 := e.deliver(w, "evt-rc", `{}`)
-	c := *r
-	c.DeliveryID, c.Status, c.Attempt, c.StartedAt, c.ExitCode, c.Error = d2.ID, message.StatusCancelled, 0, nil, nil, message.CancelledWhileQueued
-	if err := runstatus.Publish(context.Background(), e.js, &c); err != nil {
-		t.Fatal(err)
-	}
-	e.start(nil)
-	e.allAcked()
-	time.Sleep(1500 * time.Millisecond) // a delivery handed back comes again within a second
-	e.allAcked()
-	got := e.run(d1.RunID)
-	want(t, "the run's status", got.Status, message.StatusCancelled)
-	want(t, "the run's delivery", got.DeliveryID, d2.ID)
-	want(t, "run requests of the later delivery", len(e.runRequests()), 1)
-}
-
 // succeeded stores that run id's run (as it stands) ended succeeded, as an
 // executor would, and returns that record.
 func (e *env) succeeded(id string) *message.Run {

@@ -285,36 +285,3 @@ func TestRuns_CancelOfARunADispatcherFiltersMeanwhileIsRunFinished(t *testing.T)
 		t.Fatalf("status after the cancel: %v; want filtered kept", st)
 	}
 }
-
-// The event sent again after its dedup window, its delivery not decided
-// yet: the run id still reads the earlier delivery's ended run, and a
-// cancel cancels the later delivery's run (it answered 409 run_finished
-// until a dispatcher queued it). Before the later delivery is accepted, the
-// cancel is 409.
-func TestRuns_CancelOfAnEventSentAgainAfterItsWindowCancelsTheLaterDelivery(t *testing.T) {
-	a := newTestAPI(t)
-	first := newDelivery("default", "gh", "evt-again")
-	first.ReceivedAt = time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
-	zero := 0
-	publishRun(t, a, message.Run{Kind: message.KindRun, ID: first.RunID, Namespace: "default", Webhook: "gh", Job: "report", DeliveryID: first.ID,
-		Status: message.StatusSucceeded, Attempt: 1, ExitCode: &zero, WebhookReceivedAt: first.ReceivedAt})
-	checkError(t, a.do("POST", "/v1/runs/"+first.RunID+"/cancel", nil), http.StatusConflict, "run_finished", "succeeded")
-
-	again := newDelivery("default", "gh", "evt-again")
-	acceptDelivery(t, a, again)
-	got := a.must(http.StatusAccepted, "POST", "/v1/runs/"+again.RunID+"/cancel", nil).JSON()
-	if got["status"] != message.StatusCancelled || got["deliveryId"] != again.ID {
-		t.Fatalf("cancel of the event sent again: %v", got)
-	}
-	r, err := runstatus.Get(context.Background(), a.js, again.RunID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Status != message.StatusCancelled || r.DeliveryID != again.ID {
-		t.Fatalf("the run after the cancel: %s of %s", r.Status, r.DeliveryID)
-	}
-	h, err := runstatus.History(context.Background(), a.js, "default", again.RunID)
-	if err != nil || len(h) != 2 || h[0].DeliveryID != first.ID {
-		t.Fatalf("history %+v, %v; want the first run's status, then the cancel", h, err)
-	}
-}

@@ -203,13 +203,7 @@ func (s *Service) cancelRun(c echo.Context) error {
 		}
 	}
 	if message.Final(r.Status) {
-		// The event sent again after its dedup window, its delivery not
-		// decided yet, has a run the id will name: that one is cancelled.
-		p, ok := s.resentPending(c, id, r)
-		if !ok {
-			return runFinished(r)
-		}
-		r, pending = p, true // seq: the ended run's status, which it follows
+		return runFinished(r)
 	}
 	kv, err := s.js.KeyValue(ctx, bus.BucketCancels)
 	if err != nil {
@@ -225,7 +219,7 @@ func (s *Service) cancelRun(c echo.Context) error {
 		if s.beforeCancelStatus != nil {
 			s.beforeCancelStatus()
 		}
-		q, err := s.cancelPending(ctx, r, seq)
+		q, err := s.cancelPending(ctx, r)
 		switch {
 		case errors.Is(err, runstatus.ErrNotLatest):
 			// A dispatcher stored the run's first status meanwhile:
@@ -297,11 +291,9 @@ func (s *Service) cancelRun(c echo.Context) error {
 // and, handed the delivery back, resumes it: the run has ended, so it only
 // acks; no run request is stored. The record carries the webhook's
 // callback, as a dispatcher's would, so the callback is sent (not when the
-// webhook is disabled or was made again since). after is the sequence of
-// the status it follows: an earlier delivery's run that has ended (the
-// event sent again after its dedup window), or 0 for none. ErrNotLatest:
-// a dispatcher stored the run's status meanwhile.
-func (s *Service) cancelPending(ctx context.Context, p *message.Run, after uint64) (*message.Run, error) {
+// webhook is disabled or was made again since). ErrNotLatest:
+// a dispatcher stored the run's first status meanwhile.
+func (s *Service) cancelPending(ctx context.Context, p *message.Run) (*message.Run, error) {
 	q := *p
 	now := s.now().UTC()
 	q.Status, q.FinishedAt, q.Error = message.StatusCancelled, &now, message.CancelledWhileQueued
@@ -316,27 +308,10 @@ func (s *Service) cancelPending(ctx context.Context, p *message.Run, after uint6
 		cb := w.Spec.Callback
 		q.Callback = &message.Callback{URL: cb.URL, URLSecretRef: cb.URLSecretRef, SecretRef: cb.SecretRef}
 	}
-	if after == 0 {
-		_, err = runstatus.PublishFirst(ctx, s.js, &q)
-	} else {
-		_, err = runstatus.PublishAfter(ctx, s.js, &q, after)
-	}
-	if err != nil {
+	if _, err := runstatus.PublishFirst(ctx, s.js, &q); err != nil {
 		return nil, err
 	}
 	return &q, nil
-}
-
-// resentPending is the run of a later delivery of ended run r's event (sent
-// again after its dedup window) that no dispatcher has decided yet, found as
-// pendingRun finds one; ok is false when there is none.
-func (s *Service) resentPending(c echo.Context, id string, r *message.Run) (*message.Run, bool) {
-	ns, _ := namespaceFilter(c) // read by loadRunSeq already
-	p, err := s.pendingRun(c.Request().Context(), id, ns)
-	if err != nil || p.DeliveryID == r.DeliveryID || !p.WebhookReceivedAt.After(r.WebhookReceivedAt) {
-		return nil, false
-	}
-	return p, true
 }
 
 // deliveryView is a stored delivery with its outcome.
