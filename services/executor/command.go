@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -68,6 +69,11 @@ func (x *Executor) runCommand(ctx context.Context, job *resource.Job, rr *messag
 	}
 
 	env, headers := Environment(job, rr, attempt, dir, payloadFile, secretEnv)
+	if n := execSize(env) + execSize(job.Spec.Command); n > execRoom {
+		// Linux would refuse the start ("argument list too long") on
+		// every attempt: say why instead.
+		return notStarted(fmt.Sprintf("the run's command and environment come to %d bytes even without the payload and headers variables, over the %d Linux starts a program with: the job's arguments (each a variable of up to 64 KiB) and variables are too large together; read large data from the payload file", n, execRoom))
+	}
 	if headers != nil {
 		if err := x.writeRunFile(filepath.Join(dir, headersName), headers); err != nil {
 			return notStarted("cannot write headers file: " + err.Error())
@@ -257,12 +263,14 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 	for _, k := range slices.Sorted(maps.Keys(secretEnv)) {
 		env = append(env, k+"="+secretEnv[k])
 	}
-	headersAt := len(env) + 4
 	env = append(env,
 		p+"_WEBHOOK_PAYLOAD_FILE="+payloadFile,
 		p+"_WEBHOOK_EVENT_ID="+noNUL(rr.EventID),
 		p+"_WEBHOOK_RECEIVED_AT="+rr.ReceivedAt.UTC().Format(time.RFC3339Nano),
 		p+"_WEBHOOK_SOURCE="+rr.Source,
+	)
+	headersAt := len(env)
+	env = append(env,
 		headersVar,
 		p+"_WEBHOOK_NAME="+rr.Webhook,
 		p+"_WEBHOOK_DELIVERY_ID="+rr.DeliveryID,
@@ -279,18 +287,19 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 	// arguments filled from the body beside large variables of the job's
 	// may not. The payload variable goes first (the payload is in its file
 	// always), then the headers go to their file.
-	room := execRoom - execSize(job.Spec.Command)
-	if withPayload && execSize(env)+execSize([]string{payloadVar})+len(rr.Payload)+runMarkersSize > room {
+	markers := runMarkers(job, rr.ID, attempt)
+	room := execRoom - execSize(job.Spec.Command) - execSize(markers)
+	if withPayload && execSize(env)+execSize([]string{payloadVar})+len(rr.Payload) > room {
 		withPayload = false
 	}
-	if headersFile == nil && execSize(env)+runMarkersSize > room {
+	if headersFile == nil && execSize(env) > room {
 		env[headersAt], headersFile = p+"_WEBHOOK_HEADERS_FILE="+filepath.Join(dir, headersName), headers
 	}
 	if withPayload {
 		env = append(env, payloadVar+string(rr.Payload))
 	}
 	// The run markers last: nothing can replace them.
-	env = append(env, runMarkers(job, rr.ID, attempt)...)
+	env = append(env, markers...)
 	return env, headersFile
 }
 
@@ -298,9 +307,6 @@ func Environment(job *resource.Job, rr *message.RunRequest, attempt int, dir, pa
 // environment together, counted by execSize: 2 MiB (a quarter of the
 // default 8 MiB stack limit), less room for what is counted otherwise.
 const execRoom = 2<<20 - 16<<10
-
-// runMarkersSize bounds what the run markers add to an environment.
-const runMarkersSize = 1 << 10
 
 // execSize is what Linux counts of strs when it starts a program: each
 // string, its NUL and its pointer.

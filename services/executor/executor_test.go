@@ -822,3 +822,29 @@ func TestExecutor_CancelAsAFailingAttemptEndsDoesNotWaitForTheRetry(t *testing.T
 		})
 	}
 }
+
+// A run whose arguments and variables together pass what Linux starts a
+// program with, even without the payload and headers variables, fails
+// saying so, rather than with exec's "argument list too long".
+func TestExecutor_ARunTooLargeToStartSaysWhy(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	big := strings.Repeat("v", 60<<10)
+	job := e.script("toolarge", `echo ran`, func(j *resource.Job) {
+		for i := range 40 {
+			j.Spec.Args = append(j.Spec.Args, resource.Arg{Name: fmt.Sprintf("a%d", i)})
+		}
+	})
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) {
+		rr.Args = map[string]string{}
+		for i := range 40 {
+			rr.Args[fmt.Sprintf("a%d", i)] = big
+		}
+	})
+	r := e.final(rr, 15*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	if !strings.Contains(r.Error, "even without the payload and headers variables") {
+		t.Fatalf("error %q; want why it could not start", r.Error)
+	}
+}

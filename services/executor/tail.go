@@ -212,16 +212,20 @@ func pieceEnd(line []byte) int {
 // keep appends p to the tail; the buffer is compacted only when it reaches
 // twice the bound, so chatty output does not copy the tail on every write.
 func (t *tail) keep(p []byte) {
-	if len(p) > t.max {
-		p = p[len(p)-t.max:]
-		t.dropped = true
-	}
-	t.buf = append(t.buf, p...)
 	// Beyond the last max bytes, the line held back (up to about twice a
 	// piece and the longest secret) and the longest secret once more: what
 	// goes before the kept tail tells maskCut whether it starts inside a
-	// secret.
-	if keep := t.max + 2*maxLine + 3*longestOf(t.secrets); len(t.buf) > 2*keep {
+	// secret. The bytes kept follow each other in the output.
+	keep := t.max + 2*maxLine + 3*longestOf(t.secrets)
+	if len(p) > t.max {
+		// What was kept, and what of p goes, is no longer kept.
+		t.dropped = t.dropped || len(t.buf) > 0 || len(p) > keep
+		p = p[max(0, len(p)-keep):]
+		t.buf = append(t.buf[:0], p...)
+		return
+	}
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*keep {
 		n := copy(t.buf, t.buf[len(t.buf)-keep:])
 		t.buf = t.buf[:n]
 		t.dropped = true
@@ -276,7 +280,7 @@ func (t *tail) Published() (string, int) {
 	// and the line held goes on with the rest.
 	cut := t.head > 0
 	if dropped {
-		return message.OutputTruncated + string(maskCut(b, before, t.line.Bytes(), t.secrets, true, cut)), t.lines
+		return message.OutputTruncated + string(maskEdges(b, before, t.line.Bytes(), !t.dropped, t.secrets, true, cut)), t.lines
 	}
 	return string(maskCut(b, nil, t.line.Bytes(), t.secrets, false, cut)), t.lines
 }
@@ -292,13 +296,13 @@ func (t *tail) Lines() int {
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	b, before := t.buf, []byte(nil)
+	b, before, wholeBefore := t.buf, []byte(nil), !t.dropped
 	if len(b) > t.max {
 		b, before = b[len(b)-t.max:], b[:len(b)-t.max]
 		t.dropped = true
 	}
 	if t.dropped {
-		return message.OutputTruncated + string(maskCut(b, before, nil, t.secrets, true, false))
+		return message.OutputTruncated + string(maskEdges(b, before, nil, wholeBefore, t.secrets, true, false))
 	}
 	return string(mask(b, t.secrets))
 }
@@ -415,10 +419,17 @@ func coverOf(b []byte, secrets []string) []bool {
 // secrets between (a 100-byte random secret shows in about 1 snapshot in 30
 // otherwise).
 func maskCut(b, before, after []byte, secrets []string, front, back bool) []byte {
+	return maskEdges(b, before, after, false, secrets, front, back)
+}
+
+// maskEdges is maskCut; wholeBefore says before is all the output before b:
+// a secret cut at b's start began in it, or not at all.
+func maskEdges(b, before, after []byte, wholeBefore bool, secrets []string, front, back bool) []byte {
 	head, tail := 0, 0 // bytes to mask at the start and at the end
 	for _, s := range secrets {
 		for k := min(len(s)-1, len(b)); k > head && front; k-- {
-			if bytes.HasPrefix(b, []byte(s[len(s)-k:])) && meets(before, s[:len(s)-k], false) {
+			if bytes.HasPrefix(b, []byte(s[len(s)-k:])) && meets(before, s[:len(s)-k], false) &&
+				(!wholeBefore || len(before) >= len(s)-k) {
 				head = k
 				break
 			}

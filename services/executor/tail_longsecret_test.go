@@ -329,3 +329,34 @@ func TestTail_AWholeSecretAtACutIsNotTakenForPartOfOne(t *testing.T) {
 		}
 	}
 }
+
+// The bytes kept before a run's kept tail are those the output had there:
+// a write longer than the tail (a line held back for a long secret, a
+// small EXECUTOR_MAX_OUTPUT) replaces what was kept rather than following
+// it, which maskCut would take for the bytes before the cut and then not
+// mask a secret cut at the tail's start. And output not dropped yet is all
+// there is before its cut: a secret cut there began in it, or the bytes at
+// the tail's start are no part of one.
+func TestTail_TheBytesBeforeTheKeptTailAreTheOutputs(t *testing.T) {
+	secret := randomSecret(t, 200)
+	tl := newTail(1010, nil, "", 1, "dlv_1")
+	tl.secrets = maskable(secret)
+	_, _ = tl.Write([]byte("hello\n"))
+	// One write of 25 secrets: the last 1010 bytes start 10 bytes before
+	// the end of one.
+	_, _ = tl.Write([]byte(strings.Repeat(secret, 25)))
+	if s := tl.String(); leakedPart(s, secret) != "" {
+		t.Fatalf("the stored output after one long write holds bytes of the secret: %q", leakedPart(s, secret))
+	}
+
+	// A secret whose last two bytes are its first: output of its last byte
+	// and then ten whole ones, one byte over the tail. That byte is all
+	// there is before the tail, and no secret is cut at its start.
+	bordered := "Q" + randomSecret(t, 97) + "QQ"
+	tl = newTail(1000, nil, "", 1, "dlv_1")
+	tl.secrets = maskable(bordered)
+	_, _ = tl.Write([]byte("Q" + strings.Repeat(bordered, 10)))
+	if s := tl.String(); leakedPart(s, bordered) != "" {
+		t.Fatalf("the stored output just over the tail holds bytes of the secret: %q", leakedPart(s, bordered))
+	}
+}
