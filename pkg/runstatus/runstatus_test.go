@@ -652,4 +652,3 @@ func TestRunstatus_ListHoldsFewRunsWholeAndReadsTheRestAgain(t *testing.T) {
 		t.Fatalf("%d runs held whole for a page of 2", peak)
 	}
 }
-
