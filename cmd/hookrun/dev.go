@@ -124,9 +124,15 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		return err
 	}
 	defer unlock()
-	secretKey, _, err := persisted("HOOKRUN_SECRET_KEY", o.dataDir, "secret.key", secretbox.NewKey)
+	common, err := service.CommonFromEnv("")
 	if err != nil {
 		return err
+	}
+	secretKey := common.SecretKey // HOOKRUN_SECRET_KEY or HOOKRUN_SECRET_KEY_FILE
+	if secretKey == "" {
+		if secretKey, _, err = persisted("HOOKRUN_SECRET_KEY", o.dataDir, "secret.key", secretbox.NewKey); err != nil {
+			return err
+		}
 	}
 	tokens, _, err := persisted("HOOKRUN_ADMIN_TOKENS", o.dataDir, "admin.token", newToken)
 	if err != nil {
@@ -147,10 +153,6 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 
-	common, err := service.CommonFromEnv("")
-	if err != nil {
-		return err
-	}
 	common.NATSURL, common.SecretKey = ns.ClientURL(), secretKey
 	common.OpsAddr = ""      // one address each: the four services would share it
 	common.OneProcess = true // each address serves its own service's metrics

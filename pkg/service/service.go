@@ -72,6 +72,37 @@ func Env(name, def string) string {
 	return def
 }
 
+// SecretFileVars are the credentials a service also takes from a file,
+// named by $HOOKRUN_<name>_FILE (a Docker or Kubernetes secret mounted as
+// a file), so that they need not sit in its environment, where `docker
+// inspect` and the orchestrator's API show them.
+var SecretFileVars = []string{"NATS_PASSWORD", "REDIS_URL", "REDIS_SENTINEL_PASSWORD", "SECRET_KEY", "NATS_URL"}
+
+// EnvSecret returns $HOOKRUN_<name>, or the content of the file named by
+// $HOOKRUN_<name>_FILE without its trailing line ends (as `echo` and
+// editors leave one). Both set, an unreadable file or an empty one is an
+// error: a credential silently missing would surface later as a refused
+// connection or a sealed secret that cannot be opened.
+func EnvSecret(name string) (string, error) {
+	v := Env(name, "")
+	f := Env(name+"_FILE", "")
+	if f == "" {
+		return v, nil
+	}
+	if v != "" {
+		return "", fmt.Errorf("HOOKRUN_%s and HOOKRUN_%s_FILE are both set: set one", name, name)
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return "", fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("HOOKRUN_%s_FILE=%s: the file is empty", name, f)
+	}
+	return s, nil
+}
+
 // EnvInt returns $HOOKRUN_<name> as an int, or def; a malformed value is an error.
 func EnvInt(name string, def int) (int, error) {
 	v := Env(name, "")
@@ -136,18 +167,30 @@ func CommonFromEnv(httpAddr string) (Common, error) {
 	if Env("RETENTION", "") != "" && retention < MinRetention {
 		return Common{}, fmt.Errorf("HOOKRUN_RETENTION=%s: must be at least %s (deliveries wait that long at least for a dispatcher; callbacks retry for about 22 h)", retention, MinRetention)
 	}
+	secrets := make(map[string]string, len(SecretFileVars))
+	for _, name := range SecretFileVars {
+		v, err := EnvSecret(name)
+		if err != nil {
+			return Common{}, err
+		}
+		secrets[name] = v
+	}
+	natsURL := secrets["NATS_URL"]
+	if natsURL == "" {
+		natsURL = "nats://127.0.0.1:4222"
+	}
 	return Common{
 		Retention:             retention,
 		HTTPAddr:              Env("HTTP_ADDR", httpAddr),
 		OpsAddr:               Env("OPS_ADDR", ""),
-		NATSURL:               Env("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSURL:               natsURL,
 		NATSUser:              Env("NATS_USER", ""),
-		NATSPassword:          Env("NATS_PASSWORD", ""),
-		RedisURL:              Env("REDIS_URL", ""),
-		RedisSentinelPassword: Env("REDIS_SENTINEL_PASSWORD", ""),
+		NATSPassword:          secrets["NATS_PASSWORD"],
+		RedisURL:              secrets["REDIS_URL"],
+		RedisSentinelPassword: secrets["REDIS_SENTINEL_PASSWORD"],
 		LogLevel:              level,
 		Replicas:              r,
-		SecretKey:             Env("SECRET_KEY", ""),
+		SecretKey:             secrets["SECRET_KEY"],
 	}, nil
 }
 

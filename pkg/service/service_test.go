@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -182,5 +183,44 @@ func TestLogger_WritesDurationsAsText(t *testing.T) {
 	newLogger(&out, "executor", "info").Info("handing the run back", "in", 1500*time.Millisecond)
 	if !strings.Contains(out.String(), `"in":"1.5s"`) {
 		t.Fatalf("log line %s: want \"in\":\"1.5s\"", out.String())
+	}
+}
+
+// A credential can come from a file (a mounted Docker or Kubernetes
+// secret) instead of the environment; both, or a file that holds nothing
+// or cannot be read, stop start-up naming the variable.
+func TestCommonFromEnv_CredentialsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Setenv("HOOKRUN_SECRET_KEY_FILE", write("key", "c2VjcmV0LWtleQ==\n"))
+	t.Setenv("HOOKRUN_NATS_PASSWORD_FILE", write("nats", "pa ss\r\n"))
+	t.Setenv("HOOKRUN_REDIS_URL_FILE", write("redis", "redis://:pw@redis:6379/0"))
+	t.Setenv("HOOKRUN_NATS_URL_FILE", write("natsurl", "nats://u:p@nats:4222\n"))
+	c, err := CommonFromEnv("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SecretKey != "c2VjcmV0LWtleQ==" || c.NATSPassword != "pa ss" || c.RedisURL != "redis://:pw@redis:6379/0" || c.NATSURL != "nats://u:p@nats:4222" {
+		t.Fatalf("from files: secret key %q, NATS password %q, Redis URL %q, NATS URL %q", c.SecretKey, c.NATSPassword, c.RedisURL, c.NATSURL)
+	}
+
+	for _, tc := range []struct {
+		name, env, file, want string
+	}{
+		{"both", "c2VjcmV0LWtleQ==", write("key2", "x\n"), "HOOKRUN_SECRET_KEY and HOOKRUN_SECRET_KEY_FILE are both set"},
+		{"empty", "", write("empty", "\n"), "HOOKRUN_SECRET_KEY_FILE=" + dir + "/empty: the file is empty"},
+		{"missing", "", dir + "/none", "HOOKRUN_SECRET_KEY_FILE: open " + dir + "/none"},
+	} {
+		t.Setenv("HOOKRUN_SECRET_KEY", tc.env)
+		t.Setenv("HOOKRUN_SECRET_KEY_FILE", tc.file)
+		if _, err := CommonFromEnv(""); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

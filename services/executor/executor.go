@@ -119,7 +119,40 @@ func ConfigFromEnv() (Config, error) {
 			return cfg, err
 		}
 	}
+	for _, name := range service.SecretFileVars {
+		if f := service.Env(name+"_FILE", ""); f != "" {
+			if err := secretFileHiddenFromJobs(name, f, cfg.JobUser); err != nil {
+				return cfg, err
+			}
+		}
+	}
 	return cfg, nil
+}
+
+// secretFileHiddenFromJobs refuses a credential file (HOOKRUN_<name>_FILE)
+// that the jobs could read: the point of a file is to keep the credential
+// out of reach, and jobs run untrusted commands. Jobs running as the
+// executor's own user read whatever it reads; jobs running as u read the
+// file when its mode lets u (as owner, group or other) read it.
+func secretFileHiddenFromJobs(name, path string, u *JobUser) error {
+	if u == nil {
+		return fmt.Errorf("HOOKRUN_%s_FILE: command jobs run as the executor's own user and could read %s: set HOOKRUN_JOB_USER (jobs as another user), or give HOOKRUN_%s instead", name, path, name)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
+	}
+	uid, gid, ok := fileOwner(fi)
+	if !ok {
+		return nil
+	}
+	perm := fi.Mode().Perm()
+	readable := perm&0o004 != 0 || u.UID == 0 ||
+		(uid == u.UID && perm&0o400 != 0) || (gid == u.GID && perm&0o040 != 0)
+	if readable {
+		return fmt.Errorf("HOOKRUN_%s_FILE: %s (mode %04o, owner %d:%d) is readable by the jobs' user %d:%d (HOOKRUN_JOB_USER): make it readable by the executor only (chmod 0400, owned by the executor's user; Kubernetes: defaultMode 0400)", name, path, perm, uid, gid, u.UID, u.GID)
+	}
+	return nil
 }
 
 // Executor is the service.

@@ -66,3 +66,55 @@ func TestExecutor_NoChmodWalkWhenJobsRunAsAnotherUser(t *testing.T) {
 		}
 	}
 }
+
+// A credential file (HOOKRUN_<name>_FILE) the jobs could read is refused
+// at start: jobs running as the executor's own user read all it reads,
+// and jobs running as HOOKRUN_JOB_USER read what its mode lets them.
+func TestConfigFromEnv_RefusesACredentialFileTheJobsCouldRead(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string, mode os.FileMode, uid, gid int) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("c2VjcmV0\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if uid >= 0 {
+			if err := os.Chown(p, uid, gid); err != nil {
+				t.Skipf("chown needs root: %v", err)
+			}
+		}
+		return p
+	}
+	mine := file("mine", 0o600, -1, -1)
+	cases := []struct {
+		name, jobUser, path, want string
+	}{
+		{"jobs as the executor", "", mine, "command jobs run as the executor's own user"},
+		{"readable by all", "65534", file("all", 0o644, -1, -1), "is readable by the jobs' user 65534:65534"},
+		{"the executor's alone", "65534", mine, ""},
+	}
+	if os.Geteuid() == 0 {
+		cases = append(cases,
+			struct{ name, jobUser, path, want string }{"the jobs' own", "65534", file("theirs", 0o400, 65534, 0), "readable by the jobs' user"},
+			struct{ name, jobUser, path, want string }{"the jobs' group", "1000:65534", file("group", 0o640, 0, 65534), "readable by the jobs' user 1000:65534"},
+			struct{ name, jobUser, path, want string }{"another group", "1000:65534", file("other-group", 0o640, 0, 4242), ""},
+			struct{ name, jobUser, path, want string }{"jobs as root", "0", file("elses", 0o600, 4242, 4242), "readable by the jobs' user 0:0"},
+		)
+	}
+	for _, tc := range cases {
+		t.Setenv("HOOKRUN_JOB_USER", tc.jobUser)
+		t.Setenv("HOOKRUN_SECRET_KEY", "")
+		t.Setenv("HOOKRUN_SECRET_KEY_FILE", tc.path)
+		cfg, err := ConfigFromEnv()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want == "" && cfg.SecretKey != "c2VjcmV0":
+			t.Errorf("%s: secret key %q, want the file's", tc.name, cfg.SecretKey)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

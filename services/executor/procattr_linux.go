@@ -1,6 +1,9 @@
 package executor
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
 
 // procAttr puts a command in its own process group, so that a timeout or a
 // cancel reaches everything it started, and has the kernel kill it should
@@ -24,4 +27,13 @@ func notDumpable() error {
 		return errno
 	}
 	return nil
+}
+
+// fileOwner is a file's owner and group.
+func fileOwner(fi os.FileInfo) (uid, gid uint32, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return st.Uid, st.Gid, true
 }
