@@ -57,9 +57,12 @@ The API never returns secret values, so pass the signing secret with
 HOOKRUN_API_KEY). The body is -d JSON, --data @file, or --data @- (stdin).
 
 Exit codes: 0 accepted, 1 the webhook cannot run (500 job_not_runnable: see its
-status.lastError), 2 usage, 3 endpoint not found, 4 refused (401/403/4xx), 5 ingress
-unavailable (no answer, 502/503/504: retry later); with --wait, 6 when the run did not
-succeed.`,
+status.lastError), 2 usage, 3 endpoint not found (the ingress' endpoint_not_found),
+4 refused (401, 403 and other 4xx but 404 and 429), 5 ingress unavailable: retry
+later (no answer, 429 rate_limited, 502/503/504, or a 404 that is not the ingress'
+own: is --ingress the ingress?); with --wait, 6 when the run did not succeed,
+7 when it was accepted but could not be followed to its end (do not send it
+again: hookrun runs watch RUN), 130 stopped by Ctrl-C while waiting.`,
 		Example: `  hookrun send report-github-push --secret "$GH_SECRET" -d '{"ref":"refs/heads/main"}' --event-id gh-1 --wait
   hookrun send janus-deploy --key "$KEY" --data @payload.json
   hookrun send workjet-tickets -d '{"event":"ticket.created"}' -o json`,

@@ -129,6 +129,26 @@ func EnvDuration(name string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// EnvPositiveInt is EnvInt for a setting whose zero or negative value
+// means nothing: set so, it is an error, not silently the default.
+func EnvPositiveInt(name string, def int) (int, error) {
+	n, err := EnvInt(name, def)
+	if err == nil && n <= 0 {
+		err = fmt.Errorf("HOOKRUN_%s=%d: must be positive (unset it for the default, %d)", name, n, def)
+	}
+	return n, err
+}
+
+// EnvPositiveDuration is EnvDuration for a setting whose zero or negative
+// value means nothing: set so, it is an error, not silently the default.
+func EnvPositiveDuration(name string, def time.Duration) (time.Duration, error) {
+	d, err := EnvDuration(name, def)
+	if err == nil && d <= 0 {
+		err = fmt.Errorf("HOOKRUN_%s=%s: must be positive (unset it for the default, %s)", name, Env(name, ""), def)
+	}
+	return d, err
+}
+
 // EnvBool returns $HOOKRUN_<name> as a boolean (true/false, 1/0, as
 // strconv.ParseBool reads them), or def.
 func EnvBool(name string, def bool) (bool, error) {
@@ -235,7 +255,7 @@ var (
 func connMetrics() {
 	connOnce.Do(func() {
 		natsGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "hookrun_nats_connected", Help: "1 when the service is connected to NATS."}, []string{"service"})
-		redisGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "hookrun_redis_connected", Help: "1 when the service's last Redis call succeeded."}, []string{"service"})
+		redisGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "hookrun_redis_connected", Help: "1 when the service's last readiness ping of Redis answered."}, []string{"service"})
 		readyGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{Name: "hookrun_ready", Help: "1 when the service's /readyz answers ready."}, []string{"service"})
 	})
 }

@@ -51,19 +51,19 @@ func ConfigFromEnv() (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{Common: c}
-	if cfg.BatchSize, err = service.EnvInt("DISPATCH_BATCH", 100); err != nil {
+	if cfg.BatchSize, err = service.EnvPositiveInt("DISPATCH_BATCH", 100); err != nil {
 		return cfg, err
 	}
-	if cfg.Concurrency, err = service.EnvInt("DISPATCH_CONCURRENCY", 2); err != nil {
+	if cfg.Concurrency, err = service.EnvPositiveInt("DISPATCH_CONCURRENCY", 2); err != nil {
 		return cfg, err
 	}
-	if cfg.AckWait, err = service.EnvDuration("DISPATCH_ACK_WAIT", 30*time.Second); err != nil {
+	if cfg.AckWait, err = service.EnvPositiveDuration("DISPATCH_ACK_WAIT", 30*time.Second); err != nil {
 		return cfg, err
 	}
-	if cfg.PauseDelay, err = service.EnvDuration("DISPATCH_PAUSE", 2*time.Second); err != nil {
+	if cfg.PauseDelay, err = service.EnvPositiveDuration("DISPATCH_PAUSE", 2*time.Second); err != nil {
 		return cfg, err
 	}
-	if cfg.DefaultWindow, err = service.EnvDuration("DEDUP_WINDOW", 24*time.Hour); err != nil {
+	if cfg.DefaultWindow, err = service.EnvPositiveDuration("DEDUP_WINDOW", 24*time.Hour); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

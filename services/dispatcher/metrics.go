@@ -21,7 +21,7 @@ var (
 	})
 	mHandedBack = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "hookrun_dispatcher_deliveries_handed_back_total",
-		Help: "Deliveries NAKed to come again: a publish failed, their batch ran out of time before they were decided, or their webhook or job is not in this dispatcher's configuration yet.",
+		Help: "Deliveries NAKed to come again: a publish failed, their batch ran out of time before they were decided, their webhook or job is not in this dispatcher's configuration yet, their run's status could not be read, or an earlier delivery of the same event still has its run in flight.",
 	})
 	mDedupErrors = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "hookrun_dispatcher_dedup_errors_total",

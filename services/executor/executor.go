@@ -93,25 +93,25 @@ func ConfigFromEnv() (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{Common: c, WorkDir: service.Env("WORK_DIR", os.TempDir())}
-	if cfg.MaxConcurrent, err = service.EnvInt("EXECUTOR_MAX_CONCURRENT", 32); err != nil {
+	if cfg.MaxConcurrent, err = service.EnvPositiveInt("EXECUTOR_MAX_CONCURRENT", 32); err != nil {
 		return cfg, err
 	}
-	if cfg.AckWait, err = service.EnvDuration("EXECUTOR_ACK_WAIT", 30*time.Second); err != nil {
+	if cfg.AckWait, err = service.EnvPositiveDuration("EXECUTOR_ACK_WAIT", 30*time.Second); err != nil {
 		return cfg, err
 	}
-	if cfg.ShutdownGrace, err = service.EnvDuration("EXECUTOR_SHUTDOWN_GRACE", 20*time.Second); err != nil {
+	if cfg.ShutdownGrace, err = service.EnvPositiveDuration("EXECUTOR_SHUTDOWN_GRACE", 20*time.Second); err != nil {
 		return cfg, err
 	}
-	if cfg.KillGrace, err = service.EnvDuration("EXECUTOR_KILL_GRACE", 5*time.Second); err != nil {
+	if cfg.KillGrace, err = service.EnvPositiveDuration("EXECUTOR_KILL_GRACE", 5*time.Second); err != nil {
 		return cfg, err
 	}
-	if cfg.MaxOutput, err = service.EnvInt("EXECUTOR_MAX_OUTPUT", 64<<10); err != nil {
+	if cfg.MaxOutput, err = service.EnvPositiveInt("EXECUTOR_MAX_OUTPUT", 64<<10); err != nil {
 		return cfg, err
 	}
-	if cfg.CallbackConcurrency, err = service.EnvInt("CALLBACK_CONCURRENCY", 16); err != nil {
+	if cfg.CallbackConcurrency, err = service.EnvPositiveInt("CALLBACK_CONCURRENCY", 16); err != nil {
 		return cfg, err
 	}
-	if cfg.CallbackTimeout, err = service.EnvDuration("CALLBACK_TIMEOUT", 15*time.Second); err != nil {
+	if cfg.CallbackTimeout, err = service.EnvPositiveDuration("CALLBACK_TIMEOUT", 15*time.Second); err != nil {
 		return cfg, err
 	}
 	if u := service.Env("JOB_USER", ""); u != "" {

@@ -118,3 +118,24 @@ func TestConfigFromEnv_RefusesACredentialFileTheJobsCouldRead(t *testing.T) {
 		}
 	}
 }
+
+// A setting given as zero or less is refused naming it, not silently
+// replaced by its default (HOOKRUN_EXECUTOR_MAX_CONCURRENT=0 ran 32 at once).
+func TestConfigFromEnv_RefusesSettingsThatMustBePositive(t *testing.T) {
+	for v, bad := range map[string]string{
+		"HOOKRUN_EXECUTOR_MAX_CONCURRENT": "0", "HOOKRUN_EXECUTOR_ACK_WAIT": "0s", "HOOKRUN_EXECUTOR_SHUTDOWN_GRACE": "-1s",
+		"HOOKRUN_EXECUTOR_KILL_GRACE": "0s", "HOOKRUN_EXECUTOR_MAX_OUTPUT": "-1", "HOOKRUN_CALLBACK_CONCURRENCY": "0",
+		"HOOKRUN_CALLBACK_TIMEOUT": "0s",
+	} {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv(v, bad)
+			if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), v+"="+bad+": must be positive") {
+				t.Fatalf("%s=%s: %v, want it refused naming the variable", v, bad, err)
+			}
+		})
+	}
+	t.Setenv("HOOKRUN_EXECUTOR_MAX_CONCURRENT", "3")
+	if c, err := ConfigFromEnv(); err != nil || c.MaxConcurrent != 3 {
+		t.Fatalf("HOOKRUN_EXECUTOR_MAX_CONCURRENT=3: %d, %v", c.MaxConcurrent, err)
+	}
+}

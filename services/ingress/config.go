@@ -71,6 +71,9 @@ func ConfigFromEnv() (Config, error) {
 	if cfg.PublishTimeout == 0 {
 		return Config{}, errors.New("HOOKRUN_PUBLISH_TIMEOUT: must be positive, e.g. 5s")
 	}
+	if cfg.DefaultWindow == 0 {
+		return Config{}, errors.New("HOOKRUN_DEDUP_WINDOW: must be positive, e.g. 24h (the same on the dispatcher)")
+	}
 	if cfg.MaxHeaderBytes, err = service.EnvInt("MAX_HEADER_BYTES", 0); err != nil {
 		return Config{}, err
 	}

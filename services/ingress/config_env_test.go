@@ -50,7 +50,7 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	}
 
 	for v, bad := range map[string]string{
-		"HOOKRUN_PUBLISH_TIMEOUT": "0s", "HOOKRUN_READ_TIMEOUT": "-1s", "HOOKRUN_IDLE_TIMEOUT": "soon", "HOOKRUN_MAX_HEADER_BYTES": "-5",
+		"HOOKRUN_PUBLISH_TIMEOUT": "0s", "HOOKRUN_DEDUP_WINDOW": "0", "HOOKRUN_READ_TIMEOUT": "-1s", "HOOKRUN_IDLE_TIMEOUT": "soon", "HOOKRUN_MAX_HEADER_BYTES": "-5",
 		// Typos that would silently leave a setting off (or logging at info).
 		"HOOKRUN_TRUST_PROXY": "yes", "HOOKRUN_PPROF": "on", "HOOKRUN_LOG_LEVEL": "verbose",
 	} {
