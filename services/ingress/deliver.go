@@ -182,6 +182,11 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 	if err := in.runnable(w); err != nil {
 		return 0, nil, err
 	}
+	if d.Profile == "slack" {
+		if rest, changed := stripSlackToken(d.Body, req.Header.Get("Content-Type")); changed {
+			d.Body, cred.bodyChanged = rest, true
+		}
+	}
 	if d.EventID == "" && w.Spec.IdempotencyHeader != "" {
 		if isCredentialHeader(w.Spec.IdempotencyHeader, cred.headers) {
 			// Stored before the keys service refused such a header.

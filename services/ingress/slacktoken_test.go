@@ -1,0 +1,60 @@
+package ingress
+
+import (
+	"bytes"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/signature"
+)
+
+// Slack still sends its deprecated verification token in every request
+// (an Events API body's "token", a slash command's token field, the
+// "token" of an interaction's payload JSON). It is a credential: it is
+// not stored, so no job, filter or run view sees it; the rest of the body
+// is kept as sent, and the delivery is still named by its event.
+func TestSlack_VerificationTokenIsNotStored(t *testing.T) {
+	t.Parallel()
+	const token = "xyzz0WbapA4vBCDEFasx0q6G"
+	e := newEnv(t)
+	e.job("report")
+	p, _ := signature.Lookup("slack")
+	secret, _ := p.GenerateSecret()
+	e.secret("sl", secret, "", 0)
+	w := e.webhook("slack", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "slack", SecretRef: "sl"}}})
+	payload := `{"type":"block_actions","token":"` + token + `","user":{"id":"U1"}}`
+	for _, tc := range []struct {
+		name, ct, body, want, eventID string
+	}{
+		{"events api", "application/json",
+			`{"token":"` + token + `","team_id":"T1","type":"event_callback","event_id":"Ev1","event":{"type":"app_mention"}}`,
+			`{"team_id":"T1","type":"event_callback","event_id":"Ev1","event":{"type":"app_mention"}}`, "Ev1"},
+		{"slash command", "application/x-www-form-urlencoded",
+			"team_id=T1&token=" + token + "&command=%2Fdeploy&text=prod+now",
+			"team_id=T1&command=%2Fdeploy&text=prod+now", ""},
+		{"interaction", "application/x-www-form-urlencoded; charset=utf-8",
+			"payload=" + url.QueryEscape(payload),
+			"payload=" + url.QueryEscape(`{"type":"block_actions","user":{"id":"U1"}}`), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.body)
+			r := e.do(signed(e.request("POST", hookPath(w), body, "Content-Type", tc.ct), "slack", body, secret, "", time.Now()))
+			wantAccepted(t, r, 202)
+			d := e.stored(r.Acc.DeliveryID)
+			if bytes.Contains(d.Body, []byte(token)) || string(d.Body) != tc.want {
+				t.Fatalf("stored body %q, want %q", d.Body, tc.want)
+			}
+			if tc.eventID != "" && r.Acc.EventID != tc.eventID {
+				t.Fatalf("event id %q, want %q", r.Acc.EventID, tc.eventID)
+			}
+			for k, vs := range d.Header {
+				if strings.EqualFold(k, "Content-Length") {
+					t.Fatalf("Content-Length %v stored for a body made shorter", vs)
+				}
+			}
+		})
+	}
+}
