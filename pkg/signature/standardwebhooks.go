@@ -45,12 +45,13 @@ var (
 	svixHeaders    = swHeaders{svixIDHeader, svixTimestampHeader, svixSignatureHeader}
 )
 
-// headersOf picks the naming a request uses: the webhook-* headers unless
-// none of them is there and svix-signature is. The three are never mixed,
-// so a request is verified against one sender's headers only.
+// headersOf picks the naming a request uses, by its signature header: the
+// webhook-* headers unless webhook-signature is absent and svix-signature
+// is there (a stray webhook-id beside Svix's three, as a proxy may add,
+// does not hide them: Svix's own library reads them too). The three are
+// never mixed, so a request is verified against one sender's headers only.
 func headersOf(h http.Header) swHeaders {
-	if h.Get(swSignatureHeader) == "" && h.Get(swTimestampHeader) == "" && h.Get(swIDHeader) == "" &&
-		h.Get(svixSignatureHeader) != "" {
+	if h.Get(swSignatureHeader) == "" && h.Get(svixSignatureHeader) != "" {
 		return svixHeaders
 	}
 	return webhookHeaders

@@ -60,7 +60,7 @@ func TestStandardWebhooks_AcceptsPublishedVector(t *testing.T) {
 
 // TestStandardWebhooks_ReadsSvixHeaders: Svix (and Clerk, Resend) send the
 // same scheme as svix-id, svix-timestamp and svix-signature; they are read
-// when no webhook-* header is there, and never mixed with webhook-* ones.
+// when there is no webhook-signature, and never mixed with webhook-* ones.
 func TestStandardWebhooks_ReadsSvixHeaders(t *testing.T) {
 	// The same example, as Svix's documentation gives it.
 	const (
@@ -89,10 +89,20 @@ func TestStandardWebhooks_ReadsSvixHeaders(t *testing.T) {
 	if _, err := verify(h); !errors.Is(err, ErrSignatureInvalid) {
 		t.Fatalf("Verify with a swapped svix-id = %v, want ErrSignatureInvalid", err)
 	}
+	// Stray webhook-* headers beside Svix's three (a proxy's) do not hide
+	// them, as in Svix's own library; they are not mixed in either.
 	h = svix()
-	h.Set("webhook-timestamp", "1614265330")
+	h.Set("webhook-id", "msg_stray")
+	h.Set("webhook-timestamp", "1")
+	if id, err := verify(h); err != nil || id != msgID {
+		t.Fatalf("Verify with svix-* and stray webhook-id, webhook-timestamp = (%q, %v), want (%s, nil)", id, err, msgID)
+	}
+	// A webhook-signature picks the webhook-* names: the svix-* ones are
+	// not read for what it lacks.
+	h = svix()
+	h.Set("webhook-signature", sig)
 	if _, err := verify(h); !errors.Is(err, ErrSignatureMissing) {
-		t.Fatalf("Verify with svix-* and a webhook-timestamp = %v, want ErrSignatureMissing (names not mixed)", err)
+		t.Fatalf("Verify with svix-* and a webhook-signature = %v, want ErrSignatureMissing (names not mixed)", err)
 	}
 	if !slices.Contains(p.CredentialHeaders(), "Svix-Signature") {
 		t.Fatalf("CredentialHeaders %v lack Svix-Signature", p.CredentialHeaders())

@@ -58,3 +58,15 @@ func TestSlack_VerificationTokenIsNotStored(t *testing.T) {
 		})
 	}
 }
+
+func TestSentSecret_OnlyAWholeSecret(t *testing.T) {
+	secrets := []string{"glpat-current-token", "glpat-previous"}
+	for v, want := range map[string]bool{"glpat-current-token": true, "glpat-previous": true, "glpat-current": false, "": false, "glpat-previous-x": false} {
+		if got := sentSecret(secrets, v); got != want {
+			t.Errorf("sentSecret(%q) = %v, want %v", v, got, want)
+		}
+	}
+	if sentSecret(nil, "x") {
+		t.Error("sentSecret of no secrets")
+	}
+}
