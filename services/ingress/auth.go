@@ -32,6 +32,10 @@ type credential struct {
 	// Content-Length no longer describes the stored body (and would tell
 	// the removed key's length).
 	bodyChanged bool
+	// eventIDErr is a signed delivery's unusable event id (missing, or a
+	// credential): answered after the rate limit is spent and the job is
+	// checked, the order API.md gives, since the sender is authenticated.
+	eventIDErr error
 }
 
 // authenticate verifies the request against the webhook's auth mode and
@@ -179,19 +183,19 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 	}
 	cred.values = secrets
 	eventID, err := p.Verify(signature.Request{Header: c.Request().Header, Body: d.Body}, secrets, now)
-	if idHeader != "" && isCredentialHeader(idHeader, cred.headers) &&
-		(err == nil || errors.Is(err, signature.ErrMissingEventID)) {
+	switch {
+	case idHeader != "" && isCredentialHeader(idHeader, cred.headers) &&
+		(err == nil || errors.Is(err, signature.ErrMissingEventID)):
 		// Stored before the keys service refused such a header: the event
 		// id would be the token or the signature, stored and shown with
 		// every run. Said only to an authenticated sender.
-		return cred, errCredentialEventID
-	}
-	switch {
+		cred.eventIDErr, eventID = errCredentialEventID, ""
 	case err == nil:
 	case errors.Is(err, signature.ErrTimestampOutOfTolerance):
 		return cred, errTimestampTolerance
 	case errors.Is(err, signature.ErrMissingEventID):
-		return cred, missingEventID(sa.Profile, p)
+		// The signature holds (profiles check it first).
+		cred.eventIDErr = missingEventID(sa.Profile, p)
 	case errors.Is(err, signature.ErrInvalidSecret):
 		in.recordError(w, "signing secret "+sa.SecretRef+" is not usable with profile "+sa.Profile)
 		return cred, errJobNotRunnable

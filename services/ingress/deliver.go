@@ -182,6 +182,9 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 	if err := in.runnable(w); err != nil {
 		return 0, nil, err
 	}
+	if cred.eventIDErr != nil {
+		return 0, nil, cred.eventIDErr
+	}
 	if d.Profile == "slack" {
 		if rest, changed := stripSlackToken(d.Body, req.Header.Get("Content-Type")); changed {
 			d.Body, cred.bodyChanged = rest, true

@@ -70,3 +70,29 @@ func TestSentSecret_OnlyAWholeSecret(t *testing.T) {
 		t.Error("sentSecret of no secrets")
 	}
 }
+
+// A signed delivery without its event id is answered in the order API.md
+// gives: the rate limit is spent and the job checked before the 400, as
+// for every authenticated request.
+func TestAuth_MissingEventIDComesAfterTheRateLimitAndTheJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	p, _ := signature.Lookup("github")
+	secret, _ := p.GenerateSecret()
+	e.secret("gh", secret, "", 0)
+	sig := resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	send := func(w *resource.Webhook, eventID string) reply {
+		return e.do(signed(e.request("POST", hookPath(w), body, "Content-Type", "application/json"), "github", body, secret, eventID, time.Now()))
+	}
+
+	orphan := e.webhook("orphan", resource.WebhookSpec{Job: "ghost", Auth: sig})
+	wantError(t, send(orphan, ""), 500, "job_not_runnable")
+
+	limited := e.webhook("limited", resource.WebhookSpec{Auth: sig, RateLimit: &resource.RateLimit{PerSecond: 0.01, Burst: 1}})
+	wantError(t, send(limited, ""), 400, "missing_event_id")
+	if r := send(limited, "gh-1"); r.Status != 429 {
+		t.Fatalf("after an authenticated delivery without its id spent the burst: %d %s, want 429", r.Status, r.Body)
+	}
+}
