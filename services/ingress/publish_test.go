@@ -290,11 +290,20 @@ func testDedupClaimMarksDuplicate(t *testing.T, e *env, store dedup.Store, def t
 	// run's (the event sent again after its window, the claiming delivery
 	// not queued yet), a duplicate is "queued", not that run's end; then
 	// it is the claiming delivery's run's status.
-	for _, c := range []struct{ delivery, status, want string }{
-		{"dlv_anearlierdelivery", message.StatusSucceeded, message.StatusQueued},
-		{"dlv_someotherdelivery", message.StatusRunning, message.StatusRunning},
+	// A run whose delivery came within the window is the event's run even
+	// without a claim naming it (claims kept in another store before).
+	window := dedup.Window(w, def)
+	for _, c := range []struct {
+		delivery, status string
+		received         time.Time
+		want             string
+	}{
+		{"dlv_anearlierdelivery", message.StatusSucceeded, time.Time{}, message.StatusQueued},
+		{"dlv_anearlierdelivery", message.StatusSucceeded, time.Now().Add(-window - time.Minute), message.StatusQueued},
+		{"dlv_unclaimedrecently", message.StatusSucceeded, time.Now().Add(-window / 2), message.StatusSucceeded},
+		{"dlv_someotherdelivery", message.StatusRunning, time.Time{}, message.StatusRunning},
 	} {
-		st := &message.Run{Kind: message.KindRun, ID: r.Acc.ExecutionID, DeliveryID: c.delivery, Namespace: "default", Webhook: w.Metadata.Name, Job: "report", Status: c.status}
+		st := &message.Run{Kind: message.KindRun, ID: r.Acc.ExecutionID, DeliveryID: c.delivery, Namespace: "default", Webhook: w.Metadata.Name, Job: "report", Status: c.status, WebhookReceivedAt: c.received}
 		if err := runstatus.Publish(ctx, e.js, st); err != nil {
 			t.Fatal(err)
 		}
