@@ -56,7 +56,8 @@
 //	shopify
 //	  signature        X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256>
 //	  signed           body (no timestamp)
-//	  event id         X-Shopify-Webhook-Id (required)
+//	  event id         X-Shopify-Event-Id and X-Shopify-Topic, else
+//	                   X-Shopify-Webhook-Id (required)
 //	  window           48h
 //
 //	gitlab

@@ -31,7 +31,12 @@ func (p gitlab) eventIDSource() string {
 	return "the Idempotency-Key header (GitLab 17.4 and later), else the X-Gitlab-Event-UUID header"
 }
 
-func (p shopify) eventIDSource() string { return headerSource(p.idHeader, "X-Shopify-Webhook-Id") }
+func (p shopify) eventIDSource() string {
+	if p.idHeader != "" {
+		return headerSource(p.idHeader, "")
+	}
+	return "the X-Shopify-Event-Id header (with X-Shopify-Topic), else the X-Shopify-Webhook-Id header"
+}
 
 func (standardWebhooks) eventIDSource() string {
 	return "the webhook-id header (svix-id when the svix-* headers are used)"

@@ -57,8 +57,9 @@ func TestGitLab_EventIDIsTheIdempotencyKeyWhereSent(t *testing.T) {
 		want   string
 	}{
 		{http.Header{"X-Gitlab-Token": {"tok-123456"}, "X-Gitlab-Event-Uuid": {"uuid-attempt-2"}, "Idempotency-Key": {"idem-1"}}, "idem-1"},
-		{http.Header{"X-Gitlab-Token": {"tok-123456"}, "X-Gitlab-Event-Uuid": {"uuid-1"}}, "uuid-1"},
-		{http.Header{"X-Gitlab-Token": {"tok-123456"}, "X-Gitlab-Event-Uuid": {"uuid-1"}, "Idempotency-Key": {""}}, "uuid-1"},
+		// sha256("{}")[:8]
+		{http.Header{"X-Gitlab-Token": {"tok-123456"}, "X-Gitlab-Event-Uuid": {"uuid-1"}}, "uuid-1:44136fa355b3678a"},
+		{http.Header{"X-Gitlab-Token": {"tok-123456"}, "X-Gitlab-Event-Uuid": {"uuid-1"}, "Idempotency-Key": {""}}, "uuid-1:44136fa355b3678a"},
 	} {
 		id, err := p.Verify(Request{Header: tc.header, Body: []byte(`{}`)}, []string{"tok-123456"}, now)
 		if err != nil || id != tc.want {
@@ -130,5 +131,62 @@ func TestSlack_EventIDWithoutEventIDFieldComesFromTheSignature(t *testing.T) {
 		if id := verify(t, sign(events, at), events); id != "Ev08MFMKH6" {
 			t.Fatalf("Events API delivery signed at %v: event id %q, want its event_id", at, id)
 		}
+	}
+}
+
+// GitLab sends the hooks it makes while handling one request under one
+// X-Gitlab-Event-UUID ("recursive webhooks have the same value"): without
+// an Idempotency-Key, two such hooks of other content are two events, and
+// the same delivery sent again is one.
+func TestGitLab_RecursiveHooksSharingAUUIDAreTwoEvents(t *testing.T) {
+	p, _ := Lookup("gitlab")
+	id := func(body string) string {
+		h := http.Header{"X-Gitlab-Token": {"tok-123456"}, "X-Gitlab-Event-Uuid": {"0e1b6d3c-2b6a-4f1e-9b8a-1c2d3e4f5a6b"}}
+		id, err := p.Verify(Request{Header: h, Body: []byte(body)}, []string{"tok-123456"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	push, note := id(`{"object_kind":"push"}`), id(`{"object_kind":"note"}`)
+	if push == note {
+		t.Fatalf("a push and a note under one UUID have one event id %q", push)
+	}
+	if again := id(`{"object_kind":"push"}`); again != push || !strings.HasPrefix(push, "0e1b6d3c-2b6a-4f1e-9b8a-1c2d3e4f5a6b:") {
+		t.Fatalf("the same delivery again: %q then %q", push, again)
+	}
+}
+
+// Shopify names X-Shopify-Event-Id for recognising duplicates: two
+// deliveries of one event (and topic) under two X-Shopify-Webhook-Id are
+// one event; X-Shopify-Webhook-Id is the id where no Event-Id comes, and a
+// webhook's own idempotency header replaces both.
+func TestShopify_EventIDIsTheEventsWithItsTopic(t *testing.T) {
+	p, _ := Lookup("shopify")
+	body := []byte(`{"id":820982911946154508}`)
+	verify := func(p Profile, h http.Header) string {
+		for k, v := range p.Sign(body, "shpss_secret", "", now) {
+			h[k] = v
+		}
+		id, err := p.Verify(Request{Header: h, Body: body}, []string{"shpss_secret"}, now)
+		if err != nil {
+			t.Fatalf("%v: %v", h, err)
+		}
+		return id
+	}
+	first := verify(p, http.Header{"X-Shopify-Webhook-Id": {"wh-1"}, "X-Shopify-Event-Id": {"ev-1"}, "X-Shopify-Topic": {"orders/create"}})
+	second := verify(p, http.Header{"X-Shopify-Webhook-Id": {"wh-2"}, "X-Shopify-Event-Id": {"ev-1"}, "X-Shopify-Topic": {"orders/create"}})
+	if first != second || first != "ev-1:orders/create" {
+		t.Fatalf("one event under two webhook ids: %q and %q, want ev-1:orders/create", first, second)
+	}
+	if other := verify(p, http.Header{"X-Shopify-Webhook-Id": {"wh-3"}, "X-Shopify-Event-Id": {"ev-1"}, "X-Shopify-Topic": {"orders/paid"}}); other == first {
+		t.Fatalf("one event's deliveries to two topics have one id %q", other)
+	}
+	if old := verify(p, http.Header{"X-Shopify-Webhook-Id": {"wh-4"}}); old != "wh-4" {
+		t.Fatalf("without X-Shopify-Event-Id: %q, want the webhook id", old)
+	}
+	named, _ := WithEventIDHeader(p, "X-Request-Id")
+	if got := verify(named, http.Header{"X-Request-Id": {"req-1"}, "X-Shopify-Event-Id": {"ev-1"}}); got != "req-1" {
+		t.Fatalf("a webhook's own idempotency header: %q, want req-1", got)
 	}
 }

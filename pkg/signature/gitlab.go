@@ -3,6 +3,7 @@ package signature
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"time"
@@ -64,7 +65,18 @@ func (p gitlab) Verify(req Request, secrets []string, _ time.Time) (string, erro
 	if id := req.Header.Get(gitlabIdemHeader); id != "" {
 		return id, nil
 	}
-	return requireEventID(req, gitlabEventIDHeader)
+	// X-Gitlab-Event-UUID is shared by the deliveries GitLab makes while
+	// handling one request ("recursive webhooks have the same value"): a
+	// job's API call that makes GitLab send another hook (a note, a
+	// pipeline) sends it under the UUID of the delivery that ran the job.
+	// With the body's digest, those are told apart; the same delivery
+	// captured and sent again is still one event.
+	uuid, err := requireEventID(req, gitlabEventIDHeader)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(req.Body)
+	return uuid + ":" + hex.EncodeToString(sum[:8]), nil
 }
 
 // Sign ignores body and now: the token does not depend on them.

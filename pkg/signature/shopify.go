@@ -12,12 +12,16 @@ const (
 	shopifyName            = "shopify"
 	shopifySignatureHeader = "X-Shopify-Hmac-Sha256"
 	shopifyEventIDHeader   = "X-Shopify-Webhook-Id"
+	shopifyEventHeader     = "X-Shopify-Event-Id"
+	shopifyTopicHeader     = "X-Shopify-Topic"
 )
 
 // shopify is Shopify's scheme: X-Shopify-Hmac-Sha256 is the base64
 // HMAC-SHA256 of the raw body, with no prefix and no timestamp, so replay
-// protection rests on deduplicating X-Shopify-Webhook-Id, or the header a
-// webhook names instead (WithEventIDHeader): idHeader.
+// protection rests on deduplicating the event: X-Shopify-Event-Id (with the
+// topic), which Shopify names for recognising duplicates, else
+// X-Shopify-Webhook-Id, or the header a webhook names instead
+// (WithEventIDHeader): idHeader.
 type shopify struct {
 	idHeader string
 }
@@ -35,6 +39,20 @@ func (p shopify) Verify(req Request, secrets []string, _ time.Time) (string, err
 	}
 	if err := verifyHMAC(secrets, rawKey, [][]byte{sig}, req.Body); err != nil {
 		return "", fmt.Errorf("shopify: %w", err)
+	}
+	if p.idHeader == "" {
+		// "The same X-Shopify-Event-Id across more than one webhook
+		// indicates a duplicate" (Shopify, "Ignore duplicate webhooks"):
+		// a webhook delivery's own X-Shopify-Webhook-Id is not promised to
+		// stay the same for every delivery of one event. The topic keeps
+		// apart deliveries of one event to several topics, should Shopify
+		// send such.
+		if id := req.Header.Get(shopifyEventHeader); id != "" {
+			if topic := req.Header.Get(shopifyTopicHeader); topic != "" {
+				return id + ":" + topic, nil
+			}
+			return id, nil
+		}
 	}
 	return requireEventID(req, p.eventIDHeader())
 }
