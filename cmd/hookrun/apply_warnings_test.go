@@ -21,6 +21,7 @@ kind: Webhook
 metadata: {name: big}
 spec:
   job: janus
+  auth: {none: {}}
   callback: {url: "https://example.internal/hooks/results"}
 ---
 apiVersion: hookrun.dev/v1
@@ -28,6 +29,7 @@ kind: Webhook
 metadata: {name: small}
 spec:
   job: janus
+  auth: {none: {}}
   maxBodyBytes: 1024
   callback: {url: "https://example.internal/hooks/results", secretRef: cb-secret}
 ---

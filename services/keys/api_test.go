@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -158,7 +159,14 @@ func jobDoc(name string, spec map[string]any) map[string]any {
 	return map[string]any{"apiVersion": "hookrun.dev/v1", "kind": "Job", "metadata": map[string]any{"name": name}, "spec": spec}
 }
 
+// webhookDoc is a webhook document; a spec without "auth" gets the
+// default written out (none), as a manifest should: one without any is
+// warned about (TestWebhooks_WarnWhenAuthIsNotGiven).
 func webhookDoc(name string, spec map[string]any) map[string]any {
+	if _, ok := spec["auth"]; !ok && spec != nil {
+		spec = maps.Clone(spec)
+		spec["auth"] = map[string]any{"none": map[string]any{}}
+	}
 	return map[string]any{"apiVersion": "hookrun.dev/v1", "kind": "Webhook", "metadata": map[string]any{"name": name}, "spec": spec}
 }
 

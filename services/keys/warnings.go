@@ -20,11 +20,16 @@ import (
 // and `hookrun apply` prints them; they never refuse a PUT.
 
 // webhookWarnings says what in webhook w, as stored, may not work as its
-// author expects. Best effort: the webhook is stored whatever happens
-// here, so a job it cannot read (or one deleted meanwhile) gives no
-// warning rather than an error.
-func (s *Service) webhookWarnings(ctx context.Context, w *resource.Webhook) []string {
+// author expects; authOmitted: the PUT gave no spec.auth. Best effort: the
+// webhook is stored whatever happens here, so a job it cannot read (or one
+// deleted meanwhile) gives no warning rather than an error.
+func (s *Service) webhookWarnings(ctx context.Context, w *resource.Webhook, authOmitted bool) []string {
 	var out []string
+	if authOmitted {
+		// The default is the secret URL (Janus', Workjet's), a real mode;
+		// but a manifest that forgot its auth gets it without a word.
+		out = append(out, "spec.auth is not given, so it is none: anyone who has the endpoint URL can deliver. Write auth: {none: {}} if the secret URL is meant to be the only credential, or choose signature or apiKey")
+	}
 	j, _, found, err := s.jobs.get(ctx, bus.ConfigKey(w.Metadata.Namespace, w.Spec.Job))
 	if err == nil && found {
 		if m := payloadWarning(w, j, false); m != "" {

@@ -153,3 +153,27 @@ func TestWebhooks_WarnThatACallbackWithoutASecretIsUnsigned(t *testing.T) {
 		})
 	}
 }
+
+// A webhook put without spec.auth is a secret-URL webhook (auth none), a
+// real mode; but a manifest that forgot its auth would get it without a
+// word: the answer warns, on each PUT of such a document, and not when
+// none is written out.
+func TestWebhooks_WarnWhenAuthIsNotGiven(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/report", jobDoc("report", map[string]any{"command": []string{"/bin/true"}}))
+	bare := map[string]any{"apiVersion": "hookrun.dev/v1", "kind": "Webhook", "metadata": map[string]any{"name": "bare"}, "spec": map[string]any{"job": "report"}}
+	created := a.must(201, "PUT", "/v1/webhooks/bare", bare)
+	again := a.must(200, "PUT", "/v1/webhooks/bare", bare)
+	for _, ans := range []answer{created, again} {
+		if got := warningsOf(t, ans); len(got) != 1 || !strings.Contains(got[0], "spec.auth is not given, so it is none: anyone who has the endpoint URL can deliver") {
+			t.Fatalf("%s: warnings %q, want the one about spec.auth", ans.Result(), got)
+		}
+	}
+	if got := path(created.JSON(), "spec", "auth", "none"); got == nil {
+		t.Fatalf("stored auth: %s, want none", created.Body)
+	}
+	explicit := a.must(200, "PUT", "/v1/webhooks/bare", webhookDoc("bare", map[string]any{"job": "report"}))
+	if got := warningsOf(t, explicit); got != nil {
+		t.Fatalf("auth none written out: warnings %q", got)
+	}
+}

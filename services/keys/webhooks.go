@@ -51,6 +51,7 @@ func (s *Service) putWebhook(c echo.Context) error {
 	}
 	w.Status = resource.WebhookStatus{} // the service's to fill, never the caller's
 	keyNameUnset := w.Spec.Auth.APIKey != nil && w.Spec.Auth.APIKey.Name == ""
+	authOmitted := w.Spec.Auth == (resource.Auth{})
 	if err := w.Validate(); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func (s *Service) putWebhook(c echo.Context) error {
 	}
 	if found {
 		if sameJSON(old.Spec, w.Spec) {
-			return respond(c, ResultUnchanged, webhookPut{Webhook: *s.withStatus(ctx, old), Warnings: s.webhookWarnings(ctx, old)})
+			return respond(c, ResultUnchanged, webhookPut{Webhook: *s.withStatus(ctx, old), Warnings: s.webhookWarnings(ctx, old, authOmitted)})
 		}
 		w.Metadata.UID, w.Metadata.CreatedAt, w.Metadata.Generation = old.Metadata.UID, old.Metadata.CreatedAt, old.Metadata.Generation
 		w.Status.EndpointID = old.Status.EndpointID
@@ -141,7 +142,7 @@ func (s *Service) putWebhook(c echo.Context) error {
 			s.log.Warn("cannot delete the keys an earlier webhook of this name generated; delete them by hand (hookrun keys list)", "webhook", key, "err", err)
 		}
 	}
-	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen, Warnings: s.webhookWarnings(ctx, &w)})
+	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen, Warnings: s.webhookWarnings(ctx, &w, authOmitted)})
 }
 
 // legacyKeyName is the name an API key in the query, path or body had
