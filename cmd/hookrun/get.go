@@ -256,8 +256,12 @@ func (g getter) table(coll string, raws []json.RawMessage) error {
 			if err := decode(r, &w); err != nil {
 				return err
 			}
+			ep := endpointURL(g.o, w)
+			if w.Spec.Disabled {
+				ep = "disabled (answers 404)"
+			}
 			t.row(w.Metadata.Name, w.Spec.Job, authSummary(w.Spec.Auth), strings.Join(w.Spec.Methods, ","),
-				endpointURL(g.o, w), agoText(w.Status.LastDeliveryAt, g.now), lastErrorText(w.Status, g.now, 48))
+				ep, agoText(w.Status.LastDeliveryAt, g.now), lastErrorText(w.Status, g.now, 48))
 		case "secrets":
 			if t == nil {
 				t = newTable(g.out, "NAME", "VERSION", "ROTATED", "PREVIOUS VALID", "CREATED")

@@ -132,6 +132,9 @@ func runSend(ctx context.Context, c *apiClient, ingress, name string, so *sendOp
 		return err
 	}
 	if status < 200 || status > 299 {
+		if w.Spec.Disabled && status == http.StatusNotFound && endpointNotFound(respBody) {
+			return failErr(codeNotFound, "webhook %s is disabled (spec.disabled): its endpoint answers 404 endpoint_not_found; apply it without disabled to take deliveries again", name)
+		}
 		return ingressError(status, respBody, retryAfter)
 	}
 	var a ingressAnswer
