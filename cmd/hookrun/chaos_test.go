@@ -261,6 +261,7 @@ func TestChaos_RedisStoppedAndStarted(t *testing.T) {
 	port := strconv.Itoa(freePortInt(t))
 	startRedis := func() *exec.Cmd {
 		cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		testenv.DieWithTest(cmd)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

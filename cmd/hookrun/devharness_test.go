@@ -48,6 +48,7 @@ func startDev(t *testing.T) *devServer {
 	}
 	logs := &testenv.Buffer{}
 	cmd.Stderr = logs
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

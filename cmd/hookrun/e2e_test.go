@@ -168,6 +168,7 @@ func (s *Stack) Start(name string, extraEnv ...string) {
 	cmd.Env = append(cmd.Env, extraEnv...)
 	p := &proc{name: name, cmd: cmd, addr: addr, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	cmd.Stdout, cmd.Stderr = lockedWriter{p.mu, p.logs}, lockedWriter{p.mu, p.logs}
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -563,6 +563,7 @@ func startPrometheus(t *testing.T, bin, root string, s *Stack) *promServer {
 	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = lockedWriter{&p.mu, &p.logs}, lockedWriter{&p.mu, &p.logs}
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ func startRedisServer(t *testing.T, password string, args ...string) int {
 	args = append(args, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,7 @@ func (r *redisProc) start() {
 	r.t.Helper()
 	r.cmd = exec.Command("redis-server", "--port", "0", "--unixsocket", r.addr(), "--unixsocketperm", "700", "--dir", r.dir,
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	testenv.DieWithTest(r.cmd)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}

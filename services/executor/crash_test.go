@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 var (
@@ -77,6 +78,7 @@ echo "attempt $HOOKRUN_RUN_ATTEMPT"`, func(j *resource.Job) { j.Spec.Concurrency
 		"HOOKRUN_LOG_LEVEL=warn",
 	}
 	proc.Stderr = os.Stderr
+	testenv.DieWithTest(proc)
 	if err := proc.Start(); err != nil {
 		t.Fatal(err)
 	}
