@@ -166,6 +166,9 @@ type Executor struct {
 	cat    *catalog.Catalog
 	health *service.Health
 	slots  chan struct{}
+	// idleRunners hands a run to a goroutine that ran one before and
+	// waits for another (goRun).
+	idleRunners chan func()
 	h      handles
 	// stopping is set once the shutdown has started: a run ending then
 	// has its leftovers killed before it is handed back (runCommand).
@@ -258,6 +261,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 	x := &Executor{
 		cfg: cfg, log: log, nc: nc, js: js, cat: cat, health: health,
 		slots:          make(chan struct{}, cfg.MaxConcurrent),
+		idleRunners:    make(chan func()),
 		jobClient:      &http.Client{CheckRedirect: sameOriginRedirect},
 		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout, CheckRedirect: noRedirect},
 		running:        map[string]context.CancelCauseFunc{},

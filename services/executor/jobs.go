@@ -362,11 +362,11 @@ func (x *Executor) fetchLoop(ctx, fetchCtx context.Context, cons *jobConsumer, c
 	defer runs.Wait()
 	run := func(m jetstream.Msg) { // m holds a slot, given back when it is done
 		runs.Add(1)
-		go func() {
+		x.goRun(func() {
 			defer runs.Done()
 			defer x.releaseSlots(1)
 			x.handleFrom(ctx, cons, m)
-		}()
+		})
 	}
 	pause := func() {
 		select {

@@ -1,6 +1,9 @@
 package executor
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The per-instance cap (MaxConcurrent) is a counting semaphore: x.slots
 // holds one token per run in hand. A slot is taken before a run is fetched
@@ -52,4 +55,37 @@ func (x *Executor) waitFreeSlot(ctx context.Context) bool {
 // freeSlots is the number of slots free now (at least 1: it sizes a poll).
 func (x *Executor) freeSlots() int {
 	return max(1, cap(x.slots)-len(x.slots))
+}
+
+// runnerIdle is how long a goroutine that ran a run waits for another
+// before it ends.
+const runnerIdle = 10 * time.Second
+
+// goRun runs f, a run's handling, on a goroutine that ran one before and
+// is waiting for another, else on a new one that then waits so. A run's
+// goroutine grows its stack (JSON encoding, the NATS client) to tens of
+// KiB: a fresh goroutine per run copied its stack up again every time,
+// about 4% of the executor's CPU at 800 runs/s (docs/BENCHMARKS.md).
+// Waiting goroutines are at most as many as runs went at once, and end
+// after runnerIdle without one.
+func (x *Executor) goRun(f func()) {
+	select {
+	case x.idleRunners <- f:
+	default:
+		go x.runner(f)
+	}
+}
+
+func (x *Executor) runner(f func()) {
+	idle := time.NewTimer(runnerIdle)
+	defer idle.Stop()
+	for {
+		f()
+		idle.Reset(runnerIdle)
+		select {
+		case f = <-x.idleRunners:
+		case <-idle.C:
+			return
+		}
+	}
 }
