@@ -119,21 +119,31 @@ func ConfigFromEnv() (Config, error) {
 			return cfg, err
 		}
 	}
-	for _, name := range service.SecretFileVars {
-		if f := service.Env(name+"_FILE", ""); f != "" {
-			if err := secretFileHiddenFromJobs(name, f, cfg.JobUser); err != nil {
-				return cfg, err
-			}
-		}
-	}
 	return cfg, nil
 }
 
-// secretFileHiddenFromJobs refuses a credential file (HOOKRUN_<name>_FILE)
-// that the jobs could read: the point of a file is to keep the credential
-// out of reach, and jobs run untrusted commands. Jobs running as the
-// executor's own user read whatever it reads; jobs running as u read the
-// file when its mode lets u (as owner, group or other) read it.
+// CheckCredentialFiles refuses a credential file (HOOKRUN_<name>_FILE)
+// that cfg's command jobs could read: the point of a file is to keep the
+// credential out of their reach, and jobs run untrusted commands. The
+// executor's own binary calls it; `hookrun dev`, whose jobs run as the
+// developer who holds those files anyway, does not.
+func CheckCredentialFiles(cfg Config) error {
+	for _, name := range service.SecretFileVars {
+		if f := service.Env(name+"_FILE", ""); f != "" {
+			if err := secretFileHiddenFromJobs(name, f, cfg.JobUser); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// secretFileHiddenFromJobs refuses a credential file that jobs running as
+// u could read, or make readable. Jobs running as the executor's own user
+// read whatever it reads. Jobs running as u: the file must not be u's (its
+// owner may chmod it), nor readable through its group or by others, nor
+// carry an ACL (which could grant u what the mode does not); where its
+// owner cannot be read, it is refused too.
 func secretFileHiddenFromJobs(name, path string, u *JobUser) error {
 	if u == nil {
 		return fmt.Errorf("HOOKRUN_%s_FILE: command jobs run as the executor's own user and could read %s: set HOOKRUN_JOB_USER (jobs as another user), or give HOOKRUN_%s instead", name, path, name)
@@ -144,13 +154,14 @@ func secretFileHiddenFromJobs(name, path string, u *JobUser) error {
 	}
 	uid, gid, ok := fileOwner(fi)
 	if !ok {
-		return nil
+		return fmt.Errorf("HOOKRUN_%s_FILE: cannot tell who may read %s here: give HOOKRUN_%s instead", name, path, name)
 	}
 	perm := fi.Mode().Perm()
-	readable := perm&0o004 != 0 || u.UID == 0 ||
-		(uid == u.UID && perm&0o400 != 0) || (gid == u.GID && perm&0o040 != 0)
-	if readable {
-		return fmt.Errorf("HOOKRUN_%s_FILE: %s (mode %04o, owner %d:%d) is readable by the jobs' user %d:%d (HOOKRUN_JOB_USER): make it readable by the executor only (chmod 0400, owned by the executor's user; Kubernetes: defaultMode 0400)", name, path, perm, uid, gid, u.UID, u.GID)
+	if perm&0o004 != 0 || u.UID == 0 || uid == u.UID || (gid == u.GID && perm&0o040 != 0) {
+		return fmt.Errorf("HOOKRUN_%s_FILE: %s (mode %04o, owner %d:%d) is readable by the jobs' user %d:%d (HOOKRUN_JOB_USER), or theirs: make it the executor's user's, readable by it only (chmod 0400; Kubernetes: defaultMode 0400)", name, path, perm, uid, gid, u.UID, u.GID)
+	}
+	if hasACL(path) {
+		return fmt.Errorf("HOOKRUN_%s_FILE: %s has an access control list, which may let the jobs' user %d:%d read it: remove it (setfacl -b)", name, path, u.UID, u.GID)
 	}
 	return nil
 }
@@ -169,7 +180,7 @@ type Executor struct {
 	// idleRunners hands a run to a goroutine that ran one before and
 	// waits for another (goRun).
 	idleRunners chan func()
-	h      handles
+	h           handles
 	// stopping is set once the shutdown has started: a run ending then
 	// has its leftovers killed before it is handed back (runCommand).
 	stopping atomic.Bool

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,7 +70,9 @@ func TestExecutor_NoChmodWalkWhenJobsRunAsAnotherUser(t *testing.T) {
 
 // A credential file (HOOKRUN_<name>_FILE) the jobs could read is refused
 // at start: jobs running as the executor's own user read all it reads,
-// and jobs running as HOOKRUN_JOB_USER read what its mode lets them.
+// and jobs running as HOOKRUN_JOB_USER read what its mode lets them, or
+// their own file, whose mode they may change; a file with an ACL, which
+// could grant them more than its mode, is refused too.
 func TestConfigFromEnv_RefusesACredentialFileTheJobsCouldRead(t *testing.T) {
 	dir := t.TempDir()
 	file := func(name string, mode os.FileMode, uid, gid int) string {
@@ -98,6 +101,8 @@ func TestConfigFromEnv_RefusesACredentialFileTheJobsCouldRead(t *testing.T) {
 	if os.Geteuid() == 0 {
 		cases = append(cases,
 			struct{ name, jobUser, path, want string }{"the jobs' own", "65534", file("theirs", 0o400, 65534, 0), "readable by the jobs' user"},
+			// Its owner may chmod it, whatever its mode now.
+			struct{ name, jobUser, path, want string }{"the jobs' own, mode 0", "65534", file("theirs-0", 0o000, 65534, 0), "readable by the jobs' user"},
 			struct{ name, jobUser, path, want string }{"the jobs' group", "1000:65534", file("group", 0o640, 0, 65534), "readable by the jobs' user 1000:65534"},
 			struct{ name, jobUser, path, want string }{"another group", "1000:65534", file("other-group", 0o640, 0, 4242), ""},
 			struct{ name, jobUser, path, want string }{"jobs as root", "0", file("elses", 0o600, 4242, 4242), "readable by the jobs' user 0:0"},
@@ -108,6 +113,9 @@ func TestConfigFromEnv_RefusesACredentialFileTheJobsCouldRead(t *testing.T) {
 		t.Setenv("HOOKRUN_SECRET_KEY", "")
 		t.Setenv("HOOKRUN_SECRET_KEY_FILE", tc.path)
 		cfg, err := ConfigFromEnv()
+		if err == nil {
+			err = CheckCredentialFiles(cfg)
+		}
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: %v", tc.name, err)
@@ -137,5 +145,46 @@ func TestConfigFromEnv_RefusesSettingsThatMustBePositive(t *testing.T) {
 	t.Setenv("HOOKRUN_EXECUTOR_MAX_CONCURRENT", "3")
 	if c, err := ConfigFromEnv(); err != nil || c.MaxConcurrent != 3 {
 		t.Fatalf("HOOKRUN_EXECUTOR_MAX_CONCURRENT=3: %d, %v", c.MaxConcurrent, err)
+	}
+}
+
+// hookrun dev's executor takes credential files: its jobs run as the
+// developer, who holds those files anyway; CheckCredentialFiles is the
+// executor binary's.
+func TestConfigFromEnv_TakesCredentialFilesItself(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, []byte("c2VjcmV0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOOKRUN_JOB_USER", "")
+	t.Setenv("HOOKRUN_SECRET_KEY", "")
+	t.Setenv("HOOKRUN_SECRET_KEY_FILE", p)
+	cfg, err := ConfigFromEnv()
+	if err != nil || cfg.SecretKey != "c2VjcmV0" {
+		t.Fatalf("ConfigFromEnv: %q, %v", cfg.SecretKey, err)
+	}
+	if err := CheckCredentialFiles(cfg); err == nil {
+		t.Fatal("CheckCredentialFiles took a file jobs running as the executor could read")
+	}
+}
+
+// An ACL may grant the jobs' user what the file's mode does not.
+func TestSecretFileHiddenFromJobs_RefusesAFileWithAnACL(t *testing.T) {
+	if _, err := exec.LookPath("setfacl"); err != nil {
+		t.Skip("setfacl not installed")
+	}
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, []byte("c2VjcmV0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := &JobUser{UID: 65534, GID: 65534}
+	if err := secretFileHiddenFromJobs("SECRET_KEY", p, u); err != nil {
+		t.Fatalf("without an ACL: %v", err)
+	}
+	if out, err := exec.Command("setfacl", "-m", "u:65534:r", p).CombinedOutput(); err != nil {
+		t.Skipf("setfacl: %v: %s", err, out)
+	}
+	if err := secretFileHiddenFromJobs("SECRET_KEY", p, u); err == nil || !strings.Contains(err.Error(), "access control list") {
+		t.Fatalf("with an ACL granting the jobs' user read: %v", err)
 	}
 }

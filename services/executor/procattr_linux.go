@@ -37,3 +37,9 @@ func fileOwner(fi os.FileInfo) (uid, gid uint32, ok bool) {
 	}
 	return st.Uid, st.Gid, true
 }
+
+// hasACL says whether path carries a POSIX access ACL (beyond its mode).
+func hasACL(path string) bool {
+	n, err := syscall.Getxattr(path, "system.posix_acl_access", nil)
+	return err == nil && n > 0
+}

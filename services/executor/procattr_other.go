@@ -19,3 +19,5 @@ func setCredential(*syscall.SysProcAttr, uint32, uint32) {}
 func notDumpable() error { return nil }
 
 func fileOwner(os.FileInfo) (uid, gid uint32, ok bool) { return 0, 0, false }
+
+func hasACL(string) bool { return false }
