@@ -158,3 +158,55 @@ func jsonString(raw []byte) (string, error) {
 	err := json.Unmarshal(raw, &s)
 	return s, err
 }
+
+// removeMembers returns body (a JSON object, maybe after a byte order
+// mark) without any of its top-level members called name, whatever their
+// values, and the string values it removed. The members kept are copied
+// byte for byte, joined by commas (the spacing between members is not
+// kept); a body without such a member, or that is not a JSON object, is
+// returned as it is, body itself. body is never written to.
+func removeMembers(sent []byte, name string) (rest []byte, removed []string) {
+	body := payload.TrimBOM(sent)
+	if !json.Valid(body) {
+		return sent, nil
+	}
+	i := skipSpace(body, 0)
+	if body[i] != '{' {
+		return sent, nil
+	}
+	open := i + 1
+	var kept [][]byte
+	found := false
+	for i = open; ; {
+		i = skipSpace(body, i)
+		if body[i] == '}' {
+			break
+		}
+		if body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+		keyStart := i
+		keyEnd := skipString(body, i)
+		valStart := skipSpace(body, skipSpace(body, keyEnd)+1) // past ':'
+		valEnd := skipValue(body, valStart)
+		if memberIs(body[keyStart:keyEnd], name) {
+			found = true
+			if body[valStart] == '"' {
+				if v, err := jsonString(body[valStart:valEnd]); err == nil && v != "" {
+					removed = append(removed, v)
+				}
+			}
+		} else {
+			kept = append(kept, body[keyStart:valEnd])
+		}
+		i = valEnd
+	}
+	if !found {
+		return sent, nil
+	}
+	out := make([]byte, 0, len(sent))
+	out = append(out, sent[:len(sent)-len(body)+open]...) // BOM, spacing, '{'
+	out = append(out, bytes.Join(kept, []byte(","))...)
+	out = append(out, body[i:]...) // '}' and what follows
+	return out, removed
+}

@@ -186,8 +186,10 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		return 0, nil, cred.eventIDErr
 	}
 	if d.Profile == "slack" {
-		if rest, changed := stripSlackToken(d.Body, req.Header.Get("Content-Type")); changed {
+		if rest, tokens, changed := stripSlackToken(d.Body, req.Header.Get("Content-Type")); changed {
 			d.Body, cred.bodyChanged = rest, true
+			cred.sent = append(cred.sent, tokens...)
+			cred.values = append(cred.values, tokens...)
 		}
 	}
 	if d.EventID == "" && w.Spec.IdempotencyHeader != "" {

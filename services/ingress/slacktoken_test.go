@@ -38,10 +38,21 @@ func TestSlack_VerificationTokenIsNotStored(t *testing.T) {
 		{"interaction", "application/x-www-form-urlencoded; charset=utf-8",
 			"payload=" + url.QueryEscape(payload),
 			"payload=" + url.QueryEscape(`{"type":"block_actions","user":{"id":"U1"}}`), ""},
+		// The body's bytes are not written over when the token is empty.
+		{"empty token", "application/json",
+			`{"token":"","team_id":"T1","event_id":"Ev2","event":{"type":"app_mention"}}`,
+			`{"team_id":"T1","event_id":"Ev2","event":{"type":"app_mention"}}`, "Ev2"},
+		{"token given twice", "application/json",
+			`{"token":"` + token + `","type":"event_callback","token":"` + token + `2","event_id":"Ev3"}`,
+			`{"type":"event_callback","event_id":"Ev3"}`, "Ev3"},
+		// Read as JSON whatever its content type, as filters read it.
+		{"JSON sent as a form", "application/x-www-form-urlencoded",
+			`{"token":"` + token + `","event_id":"Ev4"}`, `{"event_id":"Ev4"}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
-			r := e.do(signed(e.request("POST", hookPath(w), body, "Content-Type", tc.ct), "slack", body, secret, "", time.Now()))
+			// The token anywhere else the request carries it goes too.
+			r := e.do(signed(e.request("POST", hookPath(w), body, "Content-Type", tc.ct, "X-Forwarded-Slack-Token", token), "slack", body, secret, "", time.Now()))
 			wantAccepted(t, r, 202)
 			d := e.stored(r.Acc.DeliveryID)
 			if bytes.Contains(d.Body, []byte(token)) || string(d.Body) != tc.want {
@@ -53,6 +64,9 @@ func TestSlack_VerificationTokenIsNotStored(t *testing.T) {
 			for k, vs := range d.Header {
 				if strings.EqualFold(k, "Content-Length") {
 					t.Fatalf("Content-Length %v stored for a body made shorter", vs)
+				}
+				if strings.EqualFold(k, "X-Forwarded-Slack-Token") && tc.name != "empty token" {
+					t.Fatalf("the token stored in header %s: %v", k, vs)
 				}
 			}
 		})
@@ -94,5 +108,25 @@ func TestAuth_MissingEventIDComesAfterTheRateLimitAndTheJob(t *testing.T) {
 	wantError(t, send(limited, ""), 400, "missing_event_id")
 	if r := send(limited, "gh-1"); r.Status != 429 {
 		t.Fatalf("after an authenticated delivery without its id spent the burst: %d %s, want 429", r.Status, r.Body)
+	}
+}
+
+func TestRemoveMembers(t *testing.T) {
+	for _, tc := range []struct{ in, want, removed string }{
+		{`{"token":"a","b":1}`, `{"b":1}`, "a"},
+		{` { "b" : 1 , "token" : "a" } `, ` {"b" : 1} `, "a"},
+		{"\xef\xbb\xbf{\"token\":\"a\",\"b\":{\"token\":\"nested\"}}", "\xef\xbb\xbf{\"b\":{\"token\":\"nested\"}}", "a"},
+		{`{"token":"a","token":2,"c":[1,{"token":"x"}],"token":"b"}`, `{"c":[1,{"token":"x"}]}`, "a b"},
+		{`{"tok\u0065n":"a"}`, `{}`, "a"},
+		{`{"b":1}`, `{"b":1}`, ""},
+		{`["token","a"]`, `["token","a"]`, ""},
+		{`not json`, `not json`, ""},
+	} {
+		in := []byte(tc.in)
+		orig := string(in)
+		got, removed := removeMembers(in, "token")
+		if string(got) != tc.want || strings.Join(removed, " ") != tc.removed || string(in) != orig {
+			t.Errorf("removeMembers(%q) = %q, %q (input now %q); want %q, %q", orig, got, removed, in, tc.want, tc.removed)
+		}
 	}
 }
