@@ -32,13 +32,20 @@ spec: {job: quiet, auth: {none: {}}}
 	if r.Code != 0 {
 		t.Fatalf("get webhooks: %s", r)
 	}
+	rows := 0
 	for _, line := range strings.Split(r.Stdout, "\n") {
+		if strings.HasPrefix(line, "paused ") || strings.HasPrefix(line, "live ") {
+			rows++
+		}
 		switch {
 		case strings.HasPrefix(line, "paused ") && !strings.Contains(line, "disabled (answers 404)"):
 			t.Fatalf("the disabled webhook's row: %q", line)
 		case strings.HasPrefix(line, "live ") && (strings.Contains(line, "disabled") || !strings.Contains(line, "/v1/hooks/")):
 			t.Fatalf("an enabled webhook's row: %q", line)
 		}
+	}
+	if rows != 2 {
+		t.Fatalf("get webhooks: want the rows of paused and live:\n%s", r.Stdout)
 	}
 	args := []string{"send", "paused", "-d", "{}"}
 	checkCode(t, d.run(args...), codeNotFound, "webhook paused is disabled (spec.disabled)", args)

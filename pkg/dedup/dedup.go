@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"time"
 
+	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/signature"
 )
@@ -83,4 +84,17 @@ type Store interface {
 	Lookup(ctx context.Context, key string, window time.Duration) (owner string, found bool, err error)
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
+}
+
+// QueuedWithinWindow reports whether run record r was queued (received,
+// for a record without its queue time) within window of now: its
+// delivery's dedup claim, made when it was queued, would still be held,
+// so the event's deliveries now are that run's duplicates. The dispatcher
+// and the ingress (its answer to a duplicate) judge by it alike.
+func QueuedWithinWindow(r *message.Run, now time.Time, window time.Duration) bool {
+	at := r.WebhookReceivedAt
+	if r.QueuedAt != nil {
+		at = *r.QueuedAt
+	}
+	return !at.IsZero() && now.Sub(at) < window
 }

@@ -516,11 +516,7 @@ func runIDOf(w *resource.Webhook, d *message.Delivery) string {
 // of it's event) was queued within it's webhook's dedup window of now: its
 // claim would still be held.
 func (d *Dispatcher) queuedWithinWindow(it *item, r *message.Run) bool {
-	at := r.WebhookReceivedAt
-	if r.QueuedAt != nil {
-		at = *r.QueuedAt
-	}
-	return !at.IsZero() && d.now().Sub(at) < dedup.Window(it.w, d.cfg.DefaultWindow)
+	return dedup.QueuedWithinWindow(r, d.now(), dedup.Window(it.w, d.cfg.DefaultWindow))
 }
 
 // runRequestSize returns NATS' limit and the encoded size of it's run

@@ -548,7 +548,7 @@ func (x *Executor) attemptsBucket(ctx context.Context) jetstream.KeyValue {
 	}
 	kv, err := x.js.KeyValue(ctx, bus.BucketCallbackAttempts)
 	if err != nil {
-		if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil // stopping: nothing to say
 		}
 		x.log.Warn("callback attempts are counted by NATS deliveries for now (hand-backs at shutdown included)", "bucket", bus.BucketCallbackAttempts, "err", err)

@@ -268,15 +268,15 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		// run's (the event sent again after its dedup window, its new
 		// delivery not queued yet). That status is not this duplicate's.
 		// The run is the stored original's, or the claim owner's (of
-		// which the original may itself be a duplicate), or one whose
-		// delivery came within the webhook's dedup window: that run is
-		// the one this event's duplicates are dropped for, also when no
-		// claim is found for it (claims kept in another store before, as
-		// when HOOKRUN_REDIS_URL was added).
+		// which the original may itself be a duplicate), or one queued
+		// within the webhook's dedup window: the dispatcher drops this
+		// event's deliveries as that run's duplicates, also when no claim
+		// is found for it (claims kept in another store before, as when
+		// HOOKRUN_REDIS_URL was added).
 		window := dedup.Window(w, in.cfg.DefaultWindow)
-		status = in.runs.current(ctx, d.RunID, func(dlv string, received time.Time) bool {
-			return dlv == deliveryID || claim.found && dedup.IsOwner(claim.owner, dlv) ||
-				!received.IsZero() && now.Sub(received) < window
+		status = in.runs.current(ctx, d.RunID, func(run *message.Run) bool {
+			return run.DeliveryID == deliveryID || claim.found && dedup.IsOwner(claim.owner, run.DeliveryID) ||
+				dedup.QueuedWithinWindow(run, now, window)
 		})
 	}
 	return w.SuccessStatus(), &accepted{

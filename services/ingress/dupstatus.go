@@ -29,7 +29,7 @@ const dupStatusTimeout = 250 * time.Millisecond
 // time or is not stored yet (the dispatcher has not handled the original),
 // or is a delivery's for which ofOriginal is false (an earlier run under
 // the same id).
-func (r *statusReader) current(ctx context.Context, id string, ofOriginal func(deliveryID string, receivedAt time.Time) bool) string {
+func (r *statusReader) current(ctx context.Context, id string, ofOriginal func(run *message.Run) bool) string {
 	ctx, cancel := context.WithTimeout(ctx, dupStatusTimeout)
 	defer cancel()
 	s, err := r.statusStream(ctx)
@@ -37,7 +37,7 @@ func (r *statusReader) current(ctx context.Context, id string, ofOriginal func(d
 		return message.StatusQueued
 	}
 	run, err := runstatus.GetDirect(ctx, s, id)
-	if err != nil || run.Kind != message.KindRun && run.Kind != "" || run.DeliveryID != "" && !ofOriginal(run.DeliveryID, run.WebhookReceivedAt) {
+	if err != nil || run.Kind != message.KindRun && run.Kind != "" || run.DeliveryID != "" && !ofOriginal(run) {
 		return message.StatusQueued
 	}
 	return run.Status

@@ -290,20 +290,26 @@ func testDedupClaimMarksDuplicate(t *testing.T, e *env, store dedup.Store, def t
 	// run's (the event sent again after its window, the claiming delivery
 	// not queued yet), a duplicate is "queued", not that run's end; then
 	// it is the claiming delivery's run's status.
-	// A run whose delivery came within the window is the event's run even
-	// without a claim naming it (claims kept in another store before).
+	// A run queued within the window is the event's run even without a
+	// claim naming it (claims kept in another store before), as the
+	// dispatcher judges (dedup.QueuedWithinWindow): by when it was queued,
+	// which a backlog can put long after its delivery came.
 	window := dedup.Window(w, def)
+	longAgo, lately := time.Now().Add(-window-time.Hour), time.Now().Add(-window/2)
 	for _, c := range []struct {
 		delivery, status string
 		received         time.Time
+		queued           *time.Time
 		want             string
 	}{
-		{"dlv_anearlierdelivery", message.StatusSucceeded, time.Time{}, message.StatusQueued},
-		{"dlv_anearlierdelivery", message.StatusSucceeded, time.Now().Add(-window - time.Minute), message.StatusQueued},
-		{"dlv_unclaimedrecently", message.StatusSucceeded, time.Now().Add(-window / 2), message.StatusSucceeded},
-		{"dlv_someotherdelivery", message.StatusRunning, time.Time{}, message.StatusRunning},
+		{"dlv_anearlierdelivery", message.StatusSucceeded, time.Time{}, nil, message.StatusQueued},
+		{"dlv_anearlierdelivery", message.StatusSucceeded, longAgo, nil, message.StatusQueued},
+		{"dlv_anearlierdelivery", message.StatusSucceeded, longAgo, &longAgo, message.StatusQueued},
+		{"dlv_unclaimedrecently", message.StatusSucceeded, lately, nil, message.StatusSucceeded},
+		{"dlv_queuedafterabacklog", message.StatusSucceeded, longAgo, &lately, message.StatusSucceeded},
+		{"dlv_someotherdelivery", message.StatusRunning, time.Time{}, nil, message.StatusRunning},
 	} {
-		st := &message.Run{Kind: message.KindRun, ID: r.Acc.ExecutionID, DeliveryID: c.delivery, Namespace: "default", Webhook: w.Metadata.Name, Job: "report", Status: c.status, WebhookReceivedAt: c.received}
+		st := &message.Run{Kind: message.KindRun, ID: r.Acc.ExecutionID, DeliveryID: c.delivery, Namespace: "default", Webhook: w.Metadata.Name, Job: "report", Status: c.status, WebhookReceivedAt: c.received, QueuedAt: c.queued}
 		if err := runstatus.Publish(ctx, e.js, st); err != nil {
 			t.Fatal(err)
 		}

@@ -62,7 +62,7 @@ func ConfigFromEnv() (Config, error) {
 		return cfg, errors.New("set HOOKRUN_ADMIN_TOKENS (comma-separated bearer tokens) or HOOKRUN_ADMIN_TOKENS_FILE")
 	}
 	if cfg.SecretKey == "" {
-		return cfg, errors.New("set HOOKRUN_SECRET_KEY (32 bytes, base64: openssl rand -base64 32): secrets are encrypted at rest with it")
+		return cfg, errors.New("set HOOKRUN_SECRET_KEY (32 bytes, base64: openssl rand -base64 32), or HOOKRUN_SECRET_KEY_FILE naming a file that holds it: secrets are encrypted at rest with it")
 	}
 	return cfg, nil
 }
