@@ -3,7 +3,6 @@ package executor
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -570,7 +569,10 @@ type CallbackBody struct {
 func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	cb := r.Callback
 	r.Callback = nil
-	body, err := json.Marshal(CallbackBody{Type: "run." + r.Status, Run: *r})
+	// Not HTML-escaped: the record was fitted to its bounds so, and each
+	// of <, > and & escaped would take six bytes (a run printing HTML
+	// sent a body up to six times its output).
+	body, err := message.MarshalNoHTMLEscape(CallbackBody{Type: "run." + r.Status, Run: *r})
 	if err != nil {
 		return err
 	}
@@ -578,29 +580,29 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	if err != nil {
 		return err
 	}
-	secret := ""
+	var secrets []string // the current value first, then those in their grace
 	if cb.SecretRef != "" {
 		vals, err := x.cat.SecretValues(r.Namespace, cb.SecretRef, time.Now())
 		if err != nil {
 			return fmt.Errorf("callback secret: %w", err)
 		}
-		secret = vals[0]
+		secrets = vals
 	}
 	// The errors of the request name the receiver without the URL's
 	// credentials (a userinfo password, a token in the path or query):
 	// they are logged at every attempt. What Go's reason quotes of the
 	// receiver's answer (the request line, echoed) is masked as the URL's
 	// parts are in an HTTP job's output.
-	secrets := urlSecretParts(target)
+	urlParts := urlSecretParts(target)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return errors.New(maskedRequestError(err, "the callback URL", secrets))
+		return errors.New(maskedRequestError(err, "the callback URL", urlParts))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	Sign(req.Header, body, secret, callbackID(r), time.Now())
+	SignAll(req.Header, body, secrets, callbackID(r), time.Now())
 	resp, err := x.callbackClient.Do(req)
 	if err != nil {
-		return errors.New(maskedRequestError(err, "the callback URL", secrets))
+		return errors.New(maskedRequestError(err, "the callback URL", urlParts))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

@@ -80,13 +80,13 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	}
 	req.Header.Set("X-Hookrun-Run", rr.ID)
 	req.Header.Set("X-Hookrun-Attempt", strconv.Itoa(attempt))
-	secret := ""
+	var signing []string // the current value first, then those in their grace
 	if h.SecretRef != "" {
-		v, err := x.secretValue(rr.Namespace, h.SecretRef)
+		vals, err := x.cat.SecretValues(rr.Namespace, h.SecretRef, time.Now())
 		if err != nil {
-			return notStarted(err.Error())
+			return notStarted(fmt.Sprintf("secret %s: %v", h.SecretRef, err))
 		}
-		secret = v
+		signing = vals
 	}
 	// The id a receiver dedups by: the same for every attempt of this
 	// delivery's run, another for a later delivery of the event (which runs
@@ -95,7 +95,7 @@ func (x *Executor) runHTTP(ctx context.Context, job *resource.Job, rr *message.R
 	if rr.DeliveryID != "" {
 		id += "." + rr.DeliveryID
 	}
-	Sign(req.Header, body, secret, id, time.Now())
+	SignAll(req.Header, body, signing, id, time.Now())
 	resp, err := x.jobClient.Do(req)
 	if err == nil {
 		defer resp.Body.Close()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/signature"
@@ -33,19 +34,44 @@ var standardWebhooks, _ = signature.Lookup("standard-webhooks")
 // checks that signature and the timestamp's age, as Svix's and Standard
 // Webhooks' libraries do, refuses replays.
 func Sign(h http.Header, body []byte, secret, id string, now time.Time) {
+	SignAll(h, body, []string{secret}, id, now)
+}
+
+// SignAll is Sign with every value of a secret that is valid now, the
+// current first, then those replaced but still in their grace
+// (catalog.SecretValues). X-Hookrun-Signature is the current value's: a
+// header of one signature, as Workjet's and GitHub's are. Standard
+// Webhooks' webhook-signature carries one "v1,…" for each Standard
+// Webhooks value, space-separated, as their specification asks of a
+// sender whose secret is being rotated: a receiver that has not taken the
+// new value yet still verifies. The webhook-* headers are Hookrun's: an
+// HTTP job's own webhook-id or webhook-timestamp would not be what was
+// signed, so they are replaced.
+func SignAll(h http.Header, body []byte, secrets []string, id string, now time.Time) {
 	h.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 	h.Set(HeaderID, id)
-	if secret == "" {
+	if len(secrets) == 0 || secrets[0] == "" {
 		return
 	}
-	m := hmac.New(sha256.New, []byte(secret))
+	m := hmac.New(sha256.New, []byte(secrets[0]))
 	m.Write(body)
 	h.Set(HeaderSignature, "sha256="+hex.EncodeToString(m.Sum(nil)))
-	if signature.IsStandardSecret(secret) {
-		for k, vs := range standardWebhooks.Sign(body, secret, id, now) {
-			if _, set := h[k]; !set { // an HTTP job's own headers win
-				h[k] = vs
+	if !signature.IsStandardSecret(secrets[0]) {
+		return
+	}
+	var sigs []string
+	for _, s := range secrets {
+		if !signature.IsStandardSecret(s) {
+			continue
+		}
+		sh := standardWebhooks.Sign(body, s, id, now)
+		for k, vs := range sh {
+			if http.CanonicalHeaderKey(k) == "Webhook-Signature" {
+				sigs = append(sigs, vs...)
+			} else {
+				h[http.CanonicalHeaderKey(k)] = vs
 			}
 		}
 	}
+	h.Set("Webhook-Signature", strings.Join(sigs, " "))
 }
