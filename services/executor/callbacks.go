@@ -488,6 +488,16 @@ const callbackHandBacks = 50
 // callbackFailed ends a failed attempt of callback m: a retry after its
 // backoff, or, past the last, given up.
 func (x *Executor) callbackFailed(m jetstream.Msg, r *message.Run, err error) {
+	var refused *callbackRefused
+	errors.As(err, &refused)
+	if refused != nil && refused.status == http.StatusGone {
+		// The receiver says the endpoint is gone for good (Standard
+		// Webhooks, Svix): retrying for a day would only knock on it.
+		mCallbacks.WithLabelValues(callbackFailed).Inc()
+		x.log.Warn("callback given up: the receiver answered 410 Gone", "run", r.ID)
+		_ = m.Term()
+		return
+	}
 	attempt := x.callbackAttempt(m)
 	if attempt > len(x.cfg.CallbackBackoff) {
 		mCallbacks.WithLabelValues(callbackFailed).Inc()
@@ -497,6 +507,10 @@ func (x *Executor) callbackFailed(m jetstream.Msg, r *message.Run, err error) {
 	}
 	mCallbacks.WithLabelValues(callbackRetry).Inc()
 	delay := x.cfg.CallbackBackoff[attempt-1]
+	if refused != nil && refused.retryAfter > delay {
+		// A receiver throttling (429, 503) says when to come back.
+		delay = refused.retryAfter
+	}
 	x.log.Info("callback failed; retrying", "run", r.ID, "attempt", attempt, "in", delay, "err", err)
 	_ = m.NakWithDelay(delay)
 }
@@ -607,9 +621,38 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("callback answered %d", resp.StatusCode)
+		return &callbackRefused{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	return nil
+}
+
+// callbackRefused is a receiver's answer other than 2xx.
+type callbackRefused struct {
+	status     int
+	retryAfter time.Duration // its Retry-After, 0 without one
+}
+
+func (e *callbackRefused) Error() string { return fmt.Sprintf("callback answered %d", e.status) }
+
+// maxRetryAfter bounds the wait a receiver's Retry-After asks for.
+const maxRetryAfter = 6 * time.Hour
+
+// retryAfter reads a Retry-After value, seconds or an HTTP date, bounded
+// by maxRetryAfter; 0 when there is none or it cannot be read.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		d = time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return max(0, min(d, maxRetryAfter))
 }
 
 // callbackID is the id a receiver dedups a callback by: one per run, status

@@ -40,6 +40,7 @@ type recorder struct {
 	answers []int
 	delay   time.Duration
 	srv     *httptest.Server
+	retryAfter string // sent with a 429 answer
 }
 
 func newRecorder(t *testing.T, delay time.Duration, answers ...int) *recorder {
@@ -54,6 +55,9 @@ func newRecorder(t *testing.T, delay time.Duration, answers ...int) *recorder {
 		case <-time.After(r.delay):
 		case <-req.Context().Done():
 			return
+		}
+		if code == http.StatusTooManyRequests && r.retryAfter != "" {
+			w.Header().Set("Retry-After", r.retryAfter)
 		}
 		w.WriteHeader(code)
 		_, _ = w.Write([]byte("answer " + strconv.Itoa(code)))

@@ -86,3 +86,49 @@ func TestExecutor_CallbackBodyIsNotHTMLEscaped(t *testing.T) {
 		t.Fatalf("callback body %s: want the output as printed", reqs[0].body)
 	}
 }
+
+// A receiver's 410 Gone ends the callback at once (no day of retries);
+// its Retry-After on a 429 is waited for when longer than the backoff.
+func TestExecutor_CallbackHonoursGoneAndRetryAfter(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	gone := newRecorder(t, 0, http.StatusGone, 200)
+	throttling := newRecorder(t, 0, http.StatusTooManyRequests, 200)
+	throttling.retryAfter = "2"
+	e.start(nil)
+	job := e.script("cb", `true`)
+	for _, srv := range []*recorder{gone, throttling} {
+		rr := e.submit(job, "{}", func(rr *message.RunRequest) {
+			rr.Callback = &message.Callback{URL: srv.srv.URL + "/results"}
+		})
+		e.final(rr, 10*time.Second)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(throttling.got()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	reqs := throttling.got()
+	if len(reqs) != 2 {
+		t.Fatalf("throttling receiver: %d requests, want 2", len(reqs))
+	}
+	if gap := reqs[1].at.Sub(reqs[0].at); gap < 2*time.Second {
+		t.Fatalf("retried %s after a 429 with Retry-After: 2 (backoff %s)", gap, e.conf.CallbackBackoff[0])
+	}
+	// The gone receiver's retry would have come after 200 ms.
+	if n := len(gone.got()); n != 1 {
+		t.Fatalf("receiver answering 410: %d requests, want 1", n)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"": 0, "0": 0, "-5": 0, "soon": 0, "120": 2 * time.Minute, " 7 ": 7 * time.Second,
+		"99999999": maxRetryAfter, "Sun, 29 Nov 2026 12:01:00 GMT": time.Minute,
+		"Sun, 29 Nov 2026 11:00:00 GMT": 0, "Mon, 30 Nov 2026 12:00:00 GMT": maxRetryAfter,
+	} {
+		if got := retryAfter(v, now); got != want {
+			t.Errorf("retryAfter(%q) = %s, want %s", v, got, want)
+		}
+	}
+}
