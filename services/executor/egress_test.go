@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -125,4 +126,46 @@ func TestExecutor_HTTPBodyTemplateSeesHeadersAndIsBounded(t *testing.T) {
 		t.Fatalf("error %q, want the body bound", r.Error)
 	}
 	want(t, "requests", len(srv.got()), 1)
+}
+
+func TestPublicAddress(t *testing.T) {
+	for ip, want := range map[string]bool{
+		"8.8.8.8": true, "2001:4860:4860::8888": true, "93.184.216.34": true,
+		"127.0.0.1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false,
+		"169.254.169.254": false, "100.64.1.1": false, "0.0.0.0": false, "224.0.0.1": false,
+		"::1": false, "fe80::1": false, "fc00::1": false, "::": false, "::ffff:127.0.0.1": false,
+		"::ffff:10.0.0.1": false,
+	} {
+		if got := publicAddress(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("publicAddress(%s) = %v, want %v", ip, got, want)
+		}
+	}
+}
+
+// With HOOKRUN_DENY_PRIVATE_EGRESS an HTTP job or a callback aimed at a
+// non-public address (here a receiver on 127.0.0.1) is refused at
+// connect time: nothing reaches it, and the run says why.
+func TestExecutor_DenyPrivateEgressRefusesLoopback(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.conf.DenyPrivateEgress = true
+	e.start(nil)
+	internal := newRecorder(t, 0, 200)
+
+	job := e.cfg.Job(resource.Job{Metadata: resource.Meta{Name: "http-internal"}, Spec: resource.JobSpec{HTTP: &resource.HTTPAction{URL: internal.srv.URL + "/admin"}}})
+	r := e.final(e.submit(job, `{}`), 10*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	if !strings.Contains(r.Error, "not a public address") {
+		t.Fatalf("error %q: want it to say the address is not public", r.Error)
+	}
+
+	ok := e.script("cb-internal", `true`)
+	rr := e.submit(ok, "{}", func(rr *message.RunRequest) {
+		rr.Callback = &message.Callback{URL: internal.srv.URL + "/results"}
+	})
+	e.final(rr, 10*time.Second)
+	time.Sleep(time.Second) // past a first attempt and its 200 ms backoff
+	if n := len(internal.got()); n != 0 {
+		t.Fatalf("%d requests reached the receiver on 127.0.0.1", n)
+	}
 }

@@ -55,6 +55,10 @@ type Config struct {
 	CallbackConcurrency int
 	// CallbackTimeout bounds one callback request.
 	CallbackTimeout time.Duration
+	// DenyPrivateEgress refuses connections of HTTP jobs and callbacks to
+	// loopback, private, link-local and other non-public addresses,
+	// checked at connect time (HOOKRUN_DENY_PRIVATE_EGRESS).
+	DenyPrivateEgress bool
 	// JobUser, when set, is the user (and group) command jobs run as, and
 	// own their run directory: another user than the executor's cannot
 	// read its environment (HOOKRUN_SECRET_KEY, the NATS password) through
@@ -112,6 +116,9 @@ func ConfigFromEnv() (Config, error) {
 		return cfg, err
 	}
 	if cfg.CallbackTimeout, err = service.EnvPositiveDuration("CALLBACK_TIMEOUT", 15*time.Second); err != nil {
+		return cfg, err
+	}
+	if cfg.DenyPrivateEgress, err = service.EnvBool("DENY_PRIVATE_EGRESS", false); err != nil {
 		return cfg, err
 	}
 	if u := service.Env("JOB_USER", ""); u != "" {
@@ -273,8 +280,8 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, cat *catalog.Catalog
 		cfg: cfg, log: log, nc: nc, js: js, cat: cat, health: health,
 		slots:          make(chan struct{}, cfg.MaxConcurrent),
 		idleRunners:    make(chan func()),
-		jobClient:      &http.Client{CheckRedirect: sameOriginRedirect},
-		callbackClient: &http.Client{Timeout: cfg.CallbackTimeout, CheckRedirect: noRedirect},
+		jobClient:      &http.Client{Transport: egressTransport(cfg.DenyPrivateEgress), CheckRedirect: sameOriginRedirect},
+		callbackClient: &http.Client{Transport: egressTransport(cfg.DenyPrivateEgress), Timeout: cfg.CallbackTimeout, CheckRedirect: noRedirect},
 		running:        map[string]context.CancelCauseFunc{},
 		owned:          map[string]chan struct{}{},
 		outputs:        map[string]*tail{},
