@@ -469,6 +469,14 @@ func callbackOf(m jetstream.Msg) (*message.Run, bool) {
 // callback sends run r's final status (event m) to its callback URL, and
 // acks m, or NAKs it for a retry after the backoff.
 func (x *Executor) callback(ctx context.Context, m jetstream.Msg, r *message.Run) {
+	if w, ok := x.cat.Webhook(r.Namespace, r.Webhook); ok && w.Spec.Disabled {
+		// Disabling a webhook stops its callbacks too, those waiting for
+		// a retry among them, as disabling an endpoint does at Svix.
+		mCallbacks.WithLabelValues(callbackFailed).Inc()
+		x.log.Info("callback dropped: its webhook is disabled", "run", r.ID, "webhook", r.Namespace+"/"+r.Webhook)
+		_ = m.Term()
+		return
+	}
 	err := x.postCallback(ctx, r)
 	switch {
 	case err == nil:

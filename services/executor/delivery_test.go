@@ -35,11 +35,11 @@ type received struct {
 // recorder is an httptest server that answers with the statuses in
 // answers, one per request (the last one repeats), after delay.
 type recorder struct {
-	mu      sync.Mutex
-	reqs    []received
-	answers []int
-	delay   time.Duration
-	srv     *httptest.Server
+	mu         sync.Mutex
+	reqs       []received
+	answers    []int
+	delay      time.Duration
+	srv        *httptest.Server
 	retryAfter string // sent with a 429 answer
 }
 

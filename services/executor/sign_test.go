@@ -4,13 +4,17 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/signature"
+	"github.com/hookrun/hookrun/pkg/testenv"
 )
 
 // Only a Standard Webhooks secret (whsec_…) adds their headers: a hex
@@ -129,6 +133,46 @@ func TestRetryAfter(t *testing.T) {
 	} {
 		if got := retryAfter(v, now); got != want {
 			t.Errorf("retryAfter(%q) = %s, want %s", v, got, want)
+		}
+	}
+}
+
+// Disabling a webhook stops its callbacks, those of runs ending after it
+// and those waiting for a retry; an enabled webhook's are sent.
+func TestExecutor_ADisabledWebhooksCallbacksAreDropped(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	srv := newRecorder(t, 0, 200)
+	run := e.start(nil)
+	job := e.script("cb-disabled", `true`)
+	live := e.hookFor("live", job)
+	quiet := e.cfg.Webhook(resource.Webhook{Metadata: resource.Meta{Name: "quiet"}, Spec: resource.WebhookSpec{
+		Job: job.Metadata.Name, Auth: resource.Auth{None: &struct{}{}}, Disabled: true,
+	}})
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if w, ok := run.x.cat.Webhook("default", "quiet"); !ok || !w.Spec.Disabled {
+			return fmt.Errorf("the executor's catalog lacks the disabled webhook")
+		}
+		return nil
+	})
+	for _, w := range []*resource.Webhook{quiet, live} {
+		rr := e.submit(job, "{}", from(w), func(rr *message.RunRequest) {
+			rr.Callback = &message.Callback{URL: srv.srv.URL + "/" + w.Metadata.Name}
+		})
+		e.final(rr, 10*time.Second)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if len(srv.got()) == 0 {
+			return fmt.Errorf("no callback of the enabled webhook yet")
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond)
+	for _, q := range srv.got() {
+		var body CallbackBody
+		_ = json.Unmarshal(q.body, &body)
+		if body.Run.Webhook == "quiet" {
+			t.Fatalf("a callback of the disabled webhook was sent: %s", q.body)
 		}
 	}
 }
