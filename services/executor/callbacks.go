@@ -47,6 +47,14 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		// receiver's retries cannot stall every other callback.
 		MaxAckPending: 100_000,
 	}
+	// Callbacks read their secrets and their webhook (disabled ones send
+	// none) from the catalog: before it is loaded each would fail an
+	// attempt for a secret not found, or go out for a disabled webhook.
+	select {
+	case <-x.cat.Ready():
+	case <-ctx.Done():
+		return nil
+	}
 	x.attemptsBucket(ctx)
 	// A callback waits for a slot of its receiver's host, then for a
 	// sender, in a goroutine of its own that keeps the message alive: the
@@ -73,6 +81,16 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		r, ok := callbackOf(m)
 		if !ok {
 			_ = m.Ack()
+			return
+		}
+		if x.webhookDisabled(r) {
+			// Disabling a webhook stops its callbacks too, those waiting
+			// for a retry among them, as disabling an endpoint does at
+			// Svix; before any wait for its host (often why it was
+			// disabled: a receiver that hangs).
+			mCallbacks.WithLabelValues(callbackFailed).Inc()
+			x.log.Info("callback dropped: its webhook is disabled", "run", r.ID, "webhook", r.Namespace+"/"+r.Webhook)
+			_ = m.Term()
 			return
 		}
 		host := x.callbackHostOf(r)
@@ -469,14 +487,6 @@ func callbackOf(m jetstream.Msg) (*message.Run, bool) {
 // callback sends run r's final status (event m) to its callback URL, and
 // acks m, or NAKs it for a retry after the backoff.
 func (x *Executor) callback(ctx context.Context, m jetstream.Msg, r *message.Run) {
-	if w, ok := x.cat.Webhook(r.Namespace, r.Webhook); ok && w.Spec.Disabled {
-		// Disabling a webhook stops its callbacks too, those waiting for
-		// a retry among them, as disabling an endpoint does at Svix.
-		mCallbacks.WithLabelValues(callbackFailed).Inc()
-		x.log.Info("callback dropped: its webhook is disabled", "run", r.ID, "webhook", r.Namespace+"/"+r.Webhook)
-		_ = m.Term()
-		return
-	}
 	err := x.postCallback(ctx, r)
 	switch {
 	case err == nil:
@@ -634,6 +644,15 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	return nil
 }
 
+// webhookDisabled says whether run r's webhook is disabled now: the
+// webhook of that name, made before r's delivery came (one deleted and
+// made again since, disabled, is another webhook: its predecessor's runs
+// keep their callbacks, as a deleted webhook's do).
+func (x *Executor) webhookDisabled(r *message.Run) bool {
+	w, ok := x.cat.Webhook(r.Namespace, r.Webhook)
+	return ok && w.Spec.Disabled && !w.Metadata.CreatedAt.After(r.WebhookReceivedAt)
+}
+
 // callbackRefused is a receiver's answer other than 2xx.
 type callbackRefused struct {
 	status     int
@@ -657,7 +676,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 			return 0
 		}
 		d = time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
+	} else if t, err := http.ParseTime(strings.TrimSpace(v)); err == nil {
 		d = t.Sub(now)
 	}
 	return max(0, min(d, maxRetryAfter))

@@ -25,9 +25,7 @@ func egressTransport(denyPrivate bool) http.RoundTripper {
 }
 
 // denyPrivateAddress refuses a connection to an address that is not a
-// public unicast one: loopback, private (RFC 1918, fc00::/7), link-local
-// (cloud metadata at 169.254.169.254 among them), unspecified, multicast,
-// shared (100.64.0.0/10), and IPv4 reached through IPv6 (::ffff:…).
+// public unicast one (publicAddress).
 func denyPrivateAddress(network, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
@@ -43,10 +41,52 @@ func denyPrivateAddress(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+// nonPublic are IANA's special-purpose ranges (RFC 6890 and its
+// registries) no public service sits in, and the cloud providers' own
+// services at addresses that look public: loopback, private, shared,
+// link-local (AWS, GCP and Azure metadata at 169.254.169.254), Oracle's
+// 192.0.0.192 (192.0.0.0/24), Azure's WireServer 168.63.129.16,
+// documentation, benchmarking, reserved, multicast and broadcast.
+var nonPublic = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "168.63.129.16/32",
+		"169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24",
+		"192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
+		"240.0.0.0/4",
+		"::/128", "::1/128", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
+		"fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+	} {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}()
 
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96") // the IPv4 address in its last 32 bits
+	sixToFour = netip.MustParsePrefix("2002::/16")    // the IPv4 address in bits 16–47
+)
+
+// publicAddress says whether ip is a public unicast address. An IPv4
+// address reached through IPv6 (mapped ::ffff:…, NAT64's 64:ff9b::/96,
+// 6to4's 2002::/16) is judged by that IPv4 address.
 func publicAddress(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !sharedAddressSpace.Contains(ip) &&
-		!ip.IsLoopback() && !ip.IsLinkLocalUnicast()
+	ip = ip.Unmap().WithZone("")
+	switch {
+	case nat64.Contains(ip):
+		b := ip.As16()
+		ip = netip.AddrFrom4([4]byte(b[12:16]))
+	case sixToFour.Contains(ip):
+		b := ip.As16()
+		ip = netip.AddrFrom4([4]byte(b[2:6]))
+	}
+	if !ip.IsValid() || !ip.IsGlobalUnicast() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
 }

@@ -135,6 +135,12 @@ func TestPublicAddress(t *testing.T) {
 		"169.254.169.254": false, "100.64.1.1": false, "0.0.0.0": false, "224.0.0.1": false,
 		"::1": false, "fe80::1": false, "fc00::1": false, "::": false, "::ffff:127.0.0.1": false,
 		"::ffff:10.0.0.1": false,
+		// Cloud services at public-looking addresses, reserved ranges.
+		"192.0.0.192": false, "168.63.129.16": false, "198.18.0.1": false, "240.0.0.1": false,
+		"0.1.2.3": false, "255.255.255.255": false, "2001:db8::1": false, "fe80::1%eth0": false,
+		// IPv4 through IPv6: judged by the IPv4 address.
+		"64:ff9b::a00:5": false, "64:ff9b::808:808": true, "2002:a00:1::": false, "2002:808:808::1": true,
+		"2001::1": false,
 	} {
 		if got := publicAddress(netip.MustParseAddr(ip)); got != want {
 			t.Errorf("publicAddress(%s) = %v, want %v", ip, got, want)
@@ -167,5 +173,21 @@ func TestExecutor_DenyPrivateEgressRefusesLoopback(t *testing.T) {
 	time.Sleep(time.Second) // past a first attempt and its 200 ms backoff
 	if n := len(internal.got()); n != 0 {
 		t.Fatalf("%d requests reached the receiver on 127.0.0.1", n)
+	}
+}
+
+// Through a proxy the check would see the proxy's address alone: the
+// setting and a proxy together stop start-up.
+func TestConfigFromEnv_DenyPrivateEgressRefusesAProxy(t *testing.T) {
+	t.Setenv("HOOKRUN_DENY_PRIVATE_EGRESS", "true")
+	for _, v := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		t.Setenv(v, "")
+	}
+	if c, err := ConfigFromEnv(); err != nil || !c.DenyPrivateEgress {
+		t.Fatalf("without a proxy: %v, %v", c.DenyPrivateEgress, err)
+	}
+	t.Setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+	if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "HOOKRUN_DENY_PRIVATE_EGRESS with HTTPS_PROXY set") {
+		t.Fatalf("with a proxy: %v", err)
 	}
 }

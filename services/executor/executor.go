@@ -121,6 +121,15 @@ func ConfigFromEnv() (Config, error) {
 	if cfg.DenyPrivateEgress, err = service.EnvBool("DENY_PRIVATE_EGRESS", false); err != nil {
 		return cfg, err
 	}
+	if cfg.DenyPrivateEgress {
+		for _, v := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+			if os.Getenv(v) != "" {
+				// Through a proxy, the check would see the proxy's
+				// address only: every target would pass (or none).
+				return cfg, fmt.Errorf("HOOKRUN_DENY_PRIVATE_EGRESS with %s set: connections go to the proxy, whose address alone could be checked; filter at the proxy and unset HOOKRUN_DENY_PRIVATE_EGRESS, or unset %s", v, v)
+			}
+		}
+	}
 	if u := service.Env("JOB_USER", ""); u != "" {
 		if cfg.JobUser, err = ParseJobUser(u); err != nil {
 			return cfg, err

@@ -155,15 +155,27 @@ func TestExecutor_ADisabledWebhooksCallbacksAreDropped(t *testing.T) {
 		}
 		return nil
 	})
-	for _, w := range []*resource.Webhook{quiet, live} {
+	// A webhook deleted and made again (later than the run's delivery)
+	// disabled is another webhook: its predecessor's run keeps its
+	// callback.
+	again := e.cfg.Webhook(resource.Webhook{Metadata: resource.Meta{Name: "again", CreatedAt: time.Now().Add(time.Hour)}, Spec: resource.WebhookSpec{
+		Job: job.Metadata.Name, Auth: resource.Auth{None: &struct{}{}}, Disabled: true,
+	}})
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if _, ok := run.x.cat.Webhook("default", "again"); !ok {
+			return fmt.Errorf("the executor's catalog lacks webhook again")
+		}
+		return nil
+	})
+	for _, w := range []*resource.Webhook{quiet, live, again} {
 		rr := e.submit(job, "{}", from(w), func(rr *message.RunRequest) {
 			rr.Callback = &message.Callback{URL: srv.srv.URL + "/" + w.Metadata.Name}
 		})
 		e.final(rr, 10*time.Second)
 	}
 	testenv.Eventually(t, 5*time.Second, func() error {
-		if len(srv.got()) == 0 {
-			return fmt.Errorf("no callback of the enabled webhook yet")
+		if n := len(srv.got()); n < 2 {
+			return fmt.Errorf("%d callbacks, want live's and again's", n)
 		}
 		return nil
 	})

@@ -81,6 +81,7 @@ func (x *Executor) runner(f func()) {
 	defer idle.Stop()
 	for {
 		f()
+		f = nil // what the run held is not kept while waiting
 		idle.Reset(runnerIdle)
 		select {
 		case f = <-x.idleRunners:
