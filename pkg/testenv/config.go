@@ -74,6 +74,14 @@ func (c *Config) Webhook(w resource.Webhook) *resource.Webhook {
 	if err := w.Validate(); err != nil {
 		c.t.Fatal(err)
 	}
+	return c.WebhookUnchecked(w)
+}
+
+// WebhookUnchecked stores a webhook as Webhook does, but unvalidated: a
+// record keys no longer accepts, stored by an older release.
+func (c *Config) WebhookUnchecked(w resource.Webhook) *resource.Webhook {
+	c.t.Helper()
+	w.APIVersion, w.Kind = resource.APIVersion, resource.KindWebhook
 	if w.Metadata.UID == "" {
 		w.Metadata.UID = ident.NewUID()
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/catalog"
+	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 )
@@ -83,16 +85,19 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			_ = m.Ack()
 			return
 		}
-		if x.webhookDisabled(r) {
-			// Disabling a webhook stops its callbacks too, those waiting
-			// for a retry among them, as disabling an endpoint does at
-			// Svix; before any wait for its host (often why it was
-			// disabled: a receiver that hangs).
+		cb, dropped := x.currentCallback(ctx, r)
+		if cb == nil {
+			// A webhook disabled, deleted, or whose callback was removed,
+			// stops its callbacks too, those waiting for a retry among
+			// them, as disabling or deleting an endpoint does at Svix;
+			// before any wait for its host (often why it was disabled: a
+			// receiver that hangs).
 			mCallbacks.WithLabelValues(callbackFailed).Inc()
-			x.log.Info("callback dropped: its webhook is disabled", "run", r.ID, "webhook", r.Namespace+"/"+r.Webhook)
+			x.log.Info("callback dropped: "+dropped, "run", r.ID, "webhook", r.Namespace+"/"+r.Webhook)
 			_ = m.Term()
 			return
 		}
+		r.Callback = cb
 		host := x.callbackHostOf(r)
 		h, ok := hosts.join(host)
 		if !ok {
@@ -644,13 +649,58 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	return nil
 }
 
-// webhookDisabled says whether run r's webhook is disabled now: the
-// webhook of that name, made before r's delivery came (one deleted and
-// made again since, disabled, is another webhook: its predecessor's runs
-// keep their callbacks, as a deleted webhook's do).
-func (x *Executor) webhookDisabled(r *message.Run) bool {
+// currentCallback is where run r's final status goes now: its webhook's
+// spec.callback as it is at this attempt, so that a URL or secret changed
+// since the run was queued applies to its callback and to the retries of
+// one failing (as an endpoint's change does at Svix and GitHub). It is
+// nil, with the reason, when none is to be sent: the webhook disabled,
+// deleted (or deleted and made again since r's delivery: another
+// webhook), or its callback removed. A run of no webhook keeps the
+// callback it was queued with, as does one whose webhook cannot be read
+// (NATS trouble, a record of a newer release): a callback sent where it
+// was bound rather than lost.
+func (x *Executor) currentCallback(ctx context.Context, r *message.Run) (*message.Callback, string) {
+	if r.Webhook == "" {
+		return r.Callback, ""
+	}
 	w, ok := x.cat.Webhook(r.Namespace, r.Webhook)
-	return ok && w.Spec.Disabled && !w.Metadata.CreatedAt.After(r.WebhookReceivedAt)
+	if !ok {
+		// Deleted, or made a moment ago and not in this executor's
+		// catalog yet: only the bucket's leader tells which.
+		var lw resource.Webhook
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		found, readable, err := catalog.ReadLeader(rctx, x.js.Conn(), bus.BucketWebhooks, bus.ConfigKey(r.Namespace, r.Webhook), &lw)
+		cancel()
+		switch {
+		case err != nil || (found && !readable):
+			return r.Callback, ""
+		case !found:
+			return nil, "its webhook is deleted"
+		}
+		w = &lw
+	}
+	switch {
+	case !runOfWebhook(w, r):
+		return nil, "its webhook is deleted (one of its name was made since)"
+	case w.Spec.Disabled:
+		return nil, "its webhook is disabled"
+	case w.Spec.Callback == nil:
+		return nil, "its webhook has no callback any more"
+	}
+	c := w.Spec.Callback
+	return &message.Callback{URL: c.URL, URLSecretRef: c.URLSecretRef, SecretRef: c.SecretRef}, ""
+}
+
+// runOfWebhook tells whether run r is one of webhook w's, not of an
+// earlier webhook of its name: the ingress (keys, for a replay) derives
+// the run id from the webhook's uid. A record without its event id (an
+// older release's) is judged by the webhook's creation time instead.
+func runOfWebhook(w *resource.Webhook, r *message.Run) bool {
+	if r.WebhookEventID == "" {
+		return !w.Metadata.CreatedAt.After(r.WebhookReceivedAt)
+	}
+	return r.ID == ident.RunID(w.Metadata.UID, r.WebhookEventID, "") ||
+		(r.Replay && r.ID == ident.RunID(w.Metadata.UID, r.WebhookEventID, r.DeliveryID))
 }
 
 // callbackRefused is a receiver's answer other than 2xx.

@@ -30,6 +30,7 @@ type received struct {
 	at     time.Time
 	header http.Header
 	body   []byte
+	path   string
 }
 
 // recorder is an httptest server that answers with the statuses in
@@ -48,7 +49,7 @@ func newRecorder(t *testing.T, delay time.Duration, answers ...int) *recorder {
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
-		r.reqs = append(r.reqs, received{at: time.Now(), header: req.Header.Clone(), body: body})
+		r.reqs = append(r.reqs, received{at: time.Now(), header: req.Header.Clone(), body: body, path: req.URL.Path})
 		code := r.answers[min(len(r.reqs), len(r.answers))-1]
 		r.mu.Unlock()
 		select {
@@ -306,7 +307,7 @@ func TestExecutor_ManyCallbacksToAHangingReceiverDoNotHoldUpOthers(t *testing.T)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	final := func(id, url string) {
-		r := &message.Run{Kind: message.KindRun, ID: id, Namespace: "default", Webhook: "w", Job: "j", DeliveryID: "d-" + id,
+		r := &message.Run{Kind: message.KindRun, ID: id, Namespace: "default", Job: "j", DeliveryID: "d-" + id,
 			Status: message.StatusSucceeded, FinishedAt: &now, Callback: &message.Callback{URL: url}}
 		if err := runstatus.Publish(ctx, e.js, r); err != nil {
 			t.Fatal(err)

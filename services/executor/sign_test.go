@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/signature"
@@ -137,54 +139,95 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-// Disabling a webhook stops its callbacks, those of runs ending after it
-// and those waiting for a retry; an enabled webhook's are sent.
-func TestExecutor_ADisabledWebhooksCallbacksAreDropped(t *testing.T) {
+// A callback goes where its webhook's spec.callback says at each attempt:
+// a URL changed since the run was queued takes its retries; a webhook
+// disabled, deleted (or deleted and made again), or whose callback was
+// removed sends none, those waiting for a retry included.
+func TestExecutor_ACallbackFollowsItsWebhook(t *testing.T) {
 	t.Parallel()
 	e := newXEnv(t)
-	srv := newRecorder(t, 0, 200)
-	run := e.start(nil)
-	job := e.script("cb-disabled", `true`)
-	live := e.hookFor("live", job)
-	quiet := e.cfg.Webhook(resource.Webhook{Metadata: resource.Meta{Name: "quiet"}, Spec: resource.WebhookSpec{
-		Job: job.Metadata.Name, Auth: resource.Auth{None: &struct{}{}}, Disabled: true,
-	}})
+	ok := newRecorder(t, 0, 200)
+	failing := newRecorder(t, 0, 500)
+	run := e.start(func(c *Config) { c.CallbackBackoff = []time.Duration{300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond} })
+	job := e.script("cb-follows", `true`)
+	hook := func(name, url string, mod func(*resource.Webhook)) *resource.Webhook {
+		w := resource.Webhook{Metadata: resource.Meta{Name: name}, Spec: resource.WebhookSpec{
+			Job: job.Metadata.Name, Auth: resource.Auth{None: &struct{}{}}, Callback: &resource.Callback{URL: url + "/" + name},
+		}}
+		if mod != nil {
+			mod(&w)
+		}
+		return e.cfg.Webhook(w)
+	}
+	live := hook("live", ok.srv.URL, nil)
+	quiet := hook("quiet", ok.srv.URL, func(w *resource.Webhook) { w.Spec.Disabled = true })
+	// "again" was deleted and made again after its predecessor's run:
+	// the run (its id derived from the predecessor's uid) is not its.
+	again := hook("again", ok.srv.URL, nil)
+	predecessor := *again
+	predecessor.Metadata.UID = ident.NewUID()
+	// "gone" was deleted: no record at all.
+	gone := resource.Webhook{Metadata: resource.Meta{Name: "gone", Namespace: "default", UID: ident.NewUID()}}
+	// "moved" and "removed" fail their first attempt, then change.
+	moved := hook("moved", failing.srv.URL, nil)
+	removed := hook("removed", failing.srv.URL, nil)
 	testenv.Eventually(t, 5*time.Second, func() error {
-		if w, ok := run.x.cat.Webhook("default", "quiet"); !ok || !w.Spec.Disabled {
-			return fmt.Errorf("the executor's catalog lacks the disabled webhook")
+		for _, n := range []string{"live", "quiet", "again", "moved", "removed"} {
+			if _, ok := run.x.cat.Webhook("default", n); !ok {
+				return fmt.Errorf("the executor's catalog lacks webhook %s", n)
+			}
 		}
 		return nil
 	})
-	// A webhook deleted and made again (later than the run's delivery)
-	// disabled is another webhook: its predecessor's run keeps its
-	// callback.
-	again := e.cfg.Webhook(resource.Webhook{Metadata: resource.Meta{Name: "again", CreatedAt: time.Now().Add(time.Hour)}, Spec: resource.WebhookSpec{
-		Job: job.Metadata.Name, Auth: resource.Auth{None: &struct{}{}}, Disabled: true,
-	}})
-	testenv.Eventually(t, 5*time.Second, func() error {
-		if _, ok := run.x.cat.Webhook("default", "again"); !ok {
-			return fmt.Errorf("the executor's catalog lacks webhook again")
-		}
-		return nil
-	})
-	for _, w := range []*resource.Webhook{quiet, live, again} {
+	for _, w := range []*resource.Webhook{quiet, live, &predecessor, &gone, moved, removed} {
 		rr := e.submit(job, "{}", from(w), func(rr *message.RunRequest) {
-			rr.Callback = &message.Callback{URL: srv.srv.URL + "/" + w.Metadata.Name}
+			rr.Callback = &message.Callback{URL: ok.srv.URL + "/bound-" + w.Metadata.Name}
 		})
 		e.final(rr, 10*time.Second)
 	}
+	sentTo := func(r *recorder, name string) (n int) {
+		for _, q := range r.got() {
+			var body CallbackBody
+			_ = json.Unmarshal(q.body, &body)
+			if body.Run.Webhook == name {
+				n++
+			}
+		}
+		return n
+	}
 	testenv.Eventually(t, 5*time.Second, func() error {
-		if n := len(srv.got()); n < 2 {
-			return fmt.Errorf("%d callbacks, want live's and again's", n)
+		if sentTo(failing, "moved") == 0 || sentTo(failing, "removed") == 0 {
+			return errors.New("moved's and removed's first attempts have not come")
 		}
 		return nil
 	})
-	time.Sleep(500 * time.Millisecond)
-	for _, q := range srv.got() {
+	m := *moved
+	m.Spec.Callback = &resource.Callback{URL: ok.srv.URL + "/moved-here"}
+	e.cfg.Webhook(m)
+	r := *removed
+	r.Spec.Callback = nil
+	e.cfg.Webhook(r)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if sentTo(ok, "moved") == 0 {
+			return errors.New("moved's retry has not come to its new URL")
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // removed's retries were due meanwhile
+	if n := sentTo(failing, "removed"); n != 1 {
+		t.Errorf("removed's callback was attempted %d times, want once (before its callback was removed)", n)
+	}
+	want(t, "live's callbacks", sentTo(ok, "live"), 1)
+	for _, q := range ok.got() {
 		var body CallbackBody
 		_ = json.Unmarshal(q.body, &body)
-		if body.Run.Webhook == "quiet" {
-			t.Fatalf("a callback of the disabled webhook was sent: %s", q.body)
+		switch body.Run.Webhook {
+		case "quiet", "again", "gone", "removed":
+			t.Errorf("a callback of webhook %s was sent: %s", body.Run.Webhook, q.body)
+		case "moved":
+			want(t, "moved's callback's path", q.path, "/moved-here")
+		case "live":
+			want(t, "live's callback's path", q.path, "/live")
 		}
 	}
 }
