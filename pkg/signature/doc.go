@@ -55,9 +55,11 @@
 //
 //	shopify
 //	  signature        X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256>
+//	                   (Shopify-Hmac-Sha256 for an Events delivery)
 //	  signed           body (no timestamp)
 //	  event id         X-Shopify-Event-Id and X-Shopify-Topic, else
-//	                   X-Shopify-Webhook-Id (required)
+//	                   X-Shopify-Webhook-Id (required); an Events
+//	                   delivery's Shopify-Webhook-Id
 //	  window           48h
 //
 //	gitlab

@@ -35,7 +35,7 @@ func (p shopify) eventIDSource() string {
 	if p.idHeader != "" {
 		return headerSource(p.idHeader, "")
 	}
-	return "the X-Shopify-Event-Id header (with X-Shopify-Topic), else the X-Shopify-Webhook-Id header"
+	return "the X-Shopify-Event-Id header (with X-Shopify-Topic), else the X-Shopify-Webhook-Id header (Shopify-Webhook-Id for an Events delivery, its headers without X-)"
 }
 
 func (standardWebhooks) eventIDSource() string {

@@ -3,6 +3,7 @@ package signature
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,31 @@ func TestShopify_EventIDIsTheEventsWithItsTopic(t *testing.T) {
 	named, _ := WithEventIDHeader(p, "X-Request-Id")
 	if got := verify(named, http.Header{"X-Request-Id": {"req-1"}, "X-Shopify-Event-Id": {"ev-1"}}); got != "req-1" {
 		t.Fatalf("a webhook's own idempotency header: %q, want req-1", got)
+	}
+}
+
+// Shopify's Events deliveries name their headers without the X- prefix:
+// Shopify-Hmac-Sha256 is verified as X-Shopify-Hmac-Sha256 is, and the
+// delivery is named by Shopify-Webhook-Id, which Shopify names for
+// recognising an Events delivery's duplicates.
+func TestShopify_EventsDeliveriesWithoutThePrefix(t *testing.T) {
+	p, _ := Lookup("shopify")
+	body := []byte(`{"topic":"Product","action":"update","handle":"products"}`)
+	sig := p.Sign(body, "shpss_secret", "", now).Get("X-Shopify-Hmac-Sha256")
+	h := http.Header{"Shopify-Hmac-Sha256": {sig}, "Shopify-Webhook-Id": {"wh-events-1"}, "Shopify-Topic": {"products/update"}}
+	id, err := p.Verify(Request{Header: h, Body: body}, []string{"shpss_secret"}, now)
+	if err != nil || id != "wh-events-1" {
+		t.Fatalf("an Events delivery: id %q, err %v; want wh-events-1", id, err)
+	}
+	h.Set("Shopify-Hmac-Sha256", p.Sign([]byte("other"), "shpss_secret", "", now).Get("X-Shopify-Hmac-Sha256"))
+	if _, err := p.Verify(Request{Header: h, Body: body}, []string{"shpss_secret"}, now); !errors.Is(err, ErrSignatureInvalid) {
+		t.Fatalf("an Events delivery with another body's signature: %v, want %v", err, ErrSignatureInvalid)
+	}
+	h = http.Header{"Shopify-Hmac-Sha256": {sig}}
+	if _, err := p.Verify(Request{Header: h, Body: body}, []string{"shpss_secret"}, now); !errors.Is(err, ErrMissingEventID) {
+		t.Fatalf("an Events delivery without Shopify-Webhook-Id: %v, want %v", err, ErrMissingEventID)
+	}
+	if !slices.Contains(p.CredentialHeaders(), "Shopify-Hmac-Sha256") {
+		t.Fatalf("Shopify-Hmac-Sha256 is not among the credential headers (scrubbed from stored deliveries): %v", p.CredentialHeaders())
 	}
 }

@@ -14,6 +14,11 @@ const (
 	shopifyEventIDHeader   = "X-Shopify-Webhook-Id"
 	shopifyEventHeader     = "X-Shopify-Event-Id"
 	shopifyTopicHeader     = "X-Shopify-Topic"
+	// Shopify's Events deliveries (developer preview in 2026) name their
+	// headers without the X- prefix, and have their duplicates recognised
+	// by Shopify-Webhook-Id ("Verify Events deliveries").
+	shopifyEventsSignatureHeader = "Shopify-Hmac-Sha256"
+	shopifyEventsIDHeader        = "Shopify-Webhook-Id"
 )
 
 // shopify is Shopify's scheme: X-Shopify-Hmac-Sha256 is the base64
@@ -21,7 +26,8 @@ const (
 // protection rests on deduplicating the event: X-Shopify-Event-Id (with the
 // topic), which Shopify names for recognising duplicates, else
 // X-Shopify-Webhook-Id, or the header a webhook names instead
-// (WithEventIDHeader): idHeader.
+// (WithEventIDHeader): idHeader. An Events delivery (Shopify-Hmac-Sha256,
+// no X- prefix) is named by its Shopify-Webhook-Id.
 type shopify struct {
 	idHeader string
 }
@@ -29,16 +35,26 @@ type shopify struct {
 func (shopify) Name() string { return shopifyName }
 
 func (p shopify) Verify(req Request, secrets []string, _ time.Time) (string, error) {
-	sigValue := req.Header.Get(shopifySignatureHeader)
+	sigHeader := shopifySignatureHeader
+	sigValue := req.Header.Get(sigHeader)
+	events := false
 	if sigValue == "" {
-		return "", fmt.Errorf("%w: need header %s", ErrSignatureMissing, shopifySignatureHeader)
+		if v := req.Header.Get(shopifyEventsSignatureHeader); v != "" {
+			sigHeader, sigValue, events = shopifyEventsSignatureHeader, v, true
+		}
+	}
+	if sigValue == "" {
+		return "", fmt.Errorf("%w: need header %s (or %s)", ErrSignatureMissing, shopifySignatureHeader, shopifyEventsSignatureHeader)
 	}
 	sig, err := base64.StdEncoding.DecodeString(sigValue)
 	if err != nil {
-		return "", fmt.Errorf("%w: header %s is not base64", ErrSignatureInvalid, shopifySignatureHeader)
+		return "", fmt.Errorf("%w: header %s is not base64", ErrSignatureInvalid, sigHeader)
 	}
 	if err := verifyHMAC(secrets, rawKey, [][]byte{sig}, req.Body); err != nil {
 		return "", fmt.Errorf("shopify: %w", err)
+	}
+	if events && p.idHeader == "" {
+		return requireEventID(req, shopifyEventsIDHeader)
 	}
 	if p.idHeader == "" {
 		// "The same X-Shopify-Event-Id across more than one webhook
@@ -70,7 +86,9 @@ func (p shopify) Sign(body []byte, secret, eventID string, _ time.Time) http.Hea
 // in its older documentation, a few hours in the newer).
 func (shopify) DefaultWindow() time.Duration { return 48 * time.Hour }
 
-func (shopify) CredentialHeaders() []string { return []string{shopifySignatureHeader} }
+func (shopify) CredentialHeaders() []string {
+	return []string{shopifySignatureHeader, shopifyEventsSignatureHeader}
+}
 
 func (shopify) GenerateSecret() (string, error) { return generateHex("") }
 

@@ -75,7 +75,8 @@ func TestDispatcher_RejectedRetryOfADeletedWebhookKeepsTheRunsStatus(t *testing.
 
 // A delivery whose "queued" was stored before a crash, redelivered after its
 // webhook was deleted, publishes its run request with the callback the run
-// was queued with: the executor that ends the run must still call back.
+// was queued with: the run's record keeps it (the executor then reads the
+// webhook at each attempt, and sends none for a deleted one).
 func TestDispatcher_ResumedRunKeepsItsCallback(t *testing.T) {
 	e := newEnv(t, "kv")
 	w := e.hook("wcb", func(w *resource.Webhook) {

@@ -77,27 +77,8 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	failing := make(chan struct{}, x.cfg.CallbackConcurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait() // after consumeDurable: no handler adds to wg any more
-	return x.consumeDurable(ctx, bus.StreamStatus, cfg, true, func(m jetstream.Msg) {
-		// Most events need no callback (every status of every run and
-		// delivery passes here): they are acked at once, without a sender.
-		r, ok := callbackOf(m)
-		if !ok {
-			_ = m.Ack()
-			return
-		}
-		cb, dropped := x.currentCallback(ctx, r)
-		if cb == nil {
-			// A webhook disabled, deleted, or whose callback was removed,
-			// stops its callbacks too, those waiting for a retry among
-			// them, as disabling or deleting an endpoint does at Svix;
-			// before any wait for its host (often why it was disabled: a
-			// receiver that hangs).
-			mCallbacks.WithLabelValues(callbackFailed).Inc()
-			x.log.Info("callback dropped: "+dropped, "run", r.ID, "webhook", r.Namespace+"/"+r.Webhook)
-			_ = m.Term()
-			return
-		}
-		r.Callback = cb
+	// send takes callback m of run r (its callback current) to a sender.
+	send := func(m jetstream.Msg, r *message.Run) {
 		host := x.callbackHostOf(r)
 		h, ok := hosts.join(host)
 		if !ok {
@@ -149,6 +130,52 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			stop()
 			_ = m.InProgress() // a whole AckWait for the request from here
 			x.callback(ctx, m, r)
+		}()
+	}
+	// Whether to send a callback the catalog cannot tell alone is asked of
+	// the webhooks bucket's leader beside the handler, a few at a time.
+	confirming := make(chan struct{}, x.cfg.CallbackConcurrency)
+	return x.consumeDurable(ctx, bus.StreamStatus, cfg, true, func(m jetstream.Msg) {
+		// Most events need no callback (every status of every run and
+		// delivery passes here): they are acked at once, without a sender.
+		r, ok := callbackOf(m)
+		if !ok {
+			_ = m.Ack()
+			return
+		}
+		if cb, ok := x.catalogCallback(r); ok {
+			r.Callback = cb
+			send(m, r)
+			return
+		}
+		// The catalog lacks the webhook, or says to send nothing: a drop
+		// cannot be undone, and the catalog may lag behind the bucket (a
+		// webhook made, enabled or given a callback a moment ago).
+		select {
+		case confirming <- struct{}{}:
+		case <-ctx.Done():
+			_ = m.Nak() // shutting down: another executor sends it
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-confirming }()
+			_ = m.InProgress()
+			cb, dropped := x.confirmedCallback(ctx, r)
+			if cb == nil {
+				// A webhook disabled, deleted, or whose callback was
+				// removed, stops its callbacks too, those waiting for a
+				// retry among them, as disabling or deleting an endpoint
+				// does at Svix; before any wait for its host (often why it
+				// was disabled: a receiver that hangs).
+				mCallbacks.WithLabelValues(callbackDropped).Inc()
+				x.log.Info("callback dropped: "+dropped, "run", r.ID, "webhook", r.Namespace+"/"+r.Webhook)
+				_ = m.Term()
+				return
+			}
+			r.Callback = cb
+			send(m, r)
 		}()
 	}, jetstream.PullMaxMessages(2*x.cfg.CallbackConcurrency))
 }
@@ -649,36 +676,53 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	return nil
 }
 
-// currentCallback is where run r's final status goes now: its webhook's
-// spec.callback as it is at this attempt, so that a URL or secret changed
-// since the run was queued applies to its callback and to the retries of
-// one failing (as an endpoint's change does at Svix and GitHub). It is
-// nil, with the reason, when none is to be sent: the webhook disabled,
-// deleted (or deleted and made again since r's delivery: another
-// webhook), or its callback removed. A run of no webhook keeps the
-// callback it was queued with, as does one whose webhook cannot be read
-// (NATS trouble, a record of a newer release): a callback sent where it
-// was bound rather than lost.
-func (x *Executor) currentCallback(ctx context.Context, r *message.Run) (*message.Callback, string) {
-	if r.Webhook == "" {
-		return r.Callback, ""
+// Where run r's final status goes is its webhook's spec.callback as it is
+// at this attempt, so that a URL or secret changed since the run was
+// queued applies to its callback and to the retries of one failing (as an
+// endpoint's change does at Svix and GitHub). None is sent when the
+// webhook is disabled, deleted (or deleted and made again since r's
+// delivery: another webhook), or its callback was removed. A run of no
+// webhook keeps the callback it was queued with.
+
+// catalogCallback is r's callback when the catalog says to send one (ok);
+// otherwise only confirmedCallback can tell.
+func (x *Executor) catalogCallback(r *message.Run) (cb *message.Callback, ok bool) {
+	if r.Webhook == "" || r.Namespace == "" {
+		return r.Callback, true
 	}
-	w, ok := x.cat.Webhook(r.Namespace, r.Webhook)
-	if !ok {
-		// Deleted, or made a moment ago and not in this executor's
-		// catalog yet: only the bucket's leader tells which.
-		var lw resource.Webhook
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		found, readable, err := catalog.ReadLeader(rctx, x.js.Conn(), bus.BucketWebhooks, bus.ConfigKey(r.Namespace, r.Webhook), &lw)
-		cancel()
-		switch {
-		case err != nil || (found && !readable):
-			return r.Callback, ""
-		case !found:
-			return nil, "its webhook is deleted"
+	w, found := x.cat.Webhook(r.Namespace, r.Webhook)
+	if !found || x.catalogMisses {
+		return nil, false
+	}
+	cb, _ = webhookCallback(w, r)
+	return cb, cb != nil
+}
+
+// confirmedCallback is r's callback as the webhooks bucket's leader has
+// its webhook, or nil with the reason none is to be sent. When the leader
+// cannot be read (NATS trouble, a record of a newer release), the catalog
+// decides, and without the webhook there the callback bound when the run
+// was queued is sent: sent where it was bound rather than lost.
+func (x *Executor) confirmedCallback(ctx context.Context, r *message.Run) (*message.Callback, string) {
+	var lw resource.Webhook
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	found, readable, err := catalog.ReadLeader(rctx, x.js.Conn(), bus.BucketWebhooks, bus.ConfigKey(r.Namespace, r.Webhook), &lw)
+	cancel()
+	switch {
+	case err != nil || (found && !readable):
+		if w, ok := x.cat.Webhook(r.Namespace, r.Webhook); ok {
+			return webhookCallback(w, r)
 		}
-		w = &lw
+		return r.Callback, ""
+	case !found:
+		return nil, "its webhook is deleted"
 	}
+	return webhookCallback(&lw, r)
+}
+
+// webhookCallback is r's callback as webhook w has it, or nil with the
+// reason none is to be sent.
+func webhookCallback(w *resource.Webhook, r *message.Run) (*message.Callback, string) {
 	switch {
 	case !runOfWebhook(w, r):
 		return nil, "its webhook is deleted (one of its name was made since)"
@@ -693,11 +737,11 @@ func (x *Executor) currentCallback(ctx context.Context, r *message.Run) (*messag
 
 // runOfWebhook tells whether run r is one of webhook w's, not of an
 // earlier webhook of its name: the ingress (keys, for a replay) derives
-// the run id from the webhook's uid. A record without its event id (an
-// older release's) is judged by the webhook's creation time instead.
+// the run id from the webhook's uid. A record without its event id (none
+// written so is known) cannot be judged: it is taken as the webhook's.
 func runOfWebhook(w *resource.Webhook, r *message.Run) bool {
 	if r.WebhookEventID == "" {
-		return !w.Metadata.CreatedAt.After(r.WebhookReceivedAt)
+		return true
 	}
 	return r.ID == ident.RunID(w.Metadata.UID, r.WebhookEventID, "") ||
 		(r.Replay && r.ID == ident.RunID(w.Metadata.UID, r.WebhookEventID, r.DeliveryID))

@@ -210,7 +210,8 @@ func (e *xenv) trySubmit(job *resource.Job, payload string, mod ...func(*message
 	defer cancel()
 	q := rr.QueuedAt
 	if err := runstatus.Publish(ctx, e.js, &message.Run{Kind: message.KindRun, ID: rr.ID, Namespace: rr.Namespace, Webhook: rr.Webhook,
-		Job: rr.Job, DeliveryID: rr.DeliveryID, Status: message.StatusQueued, QueuedAt: &q, Callback: rr.Callback}); err != nil {
+		Job: rr.Job, DeliveryID: rr.DeliveryID, Status: message.StatusQueued, QueuedAt: &q, Callback: rr.Callback,
+		WebhookEventID: rr.EventID, WebhookReceivedAt: rr.ReceivedAt, Replay: rr.Replay}); err != nil {
 		return rr, err
 	}
 	b, _ := json.Marshal(rr)

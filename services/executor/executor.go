@@ -242,8 +242,9 @@ type Executor struct {
 	// ended, orphaned consumers drained): a test that checks nothing
 	// happened waits for passes, not for the clock.
 	afterJobsPass func()
-	// catalogMisses, a test seam, makes noteStartFailure find no webhook
-	// in the catalog, as for one made a moment before its first run.
+	// catalogMisses, a test seam, makes noteStartFailure and callbacks
+	// find no webhook in the catalog, as for one made a moment before
+	// its first run.
 	catalogMisses bool
 }
 

@@ -56,7 +56,7 @@ var (
 	}, []string{"job"})
 	mCallbacks = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookrun_executor_callbacks_total",
-		Help: "Callback deliveries, by outcome (success, retry, failed).",
+		Help: "Callback deliveries, by outcome (success, retry, failed, dropped).",
 	}, []string{"outcome"})
 )
 
@@ -65,13 +65,16 @@ const (
 	callbackSuccess = "success"
 	callbackRetry   = "retry"
 	callbackFailed  = "failed"
+	// callbackDropped: not sent, its webhook disabled, deleted or without
+	// a callback now; not a receiver's failure (HookrunCallbacksFailing).
+	callbackDropped = "dropped"
 )
 
 // initCallbackSeries creates every callbacks series at 0. A counter series
 // born at 1 has no earlier sample for increase() to grow from, so without
 // this the first callback given up would never fire HookrunCallbacksFailing.
 func initCallbackSeries() {
-	for _, outcome := range []string{callbackSuccess, callbackRetry, callbackFailed} {
+	for _, outcome := range []string{callbackSuccess, callbackRetry, callbackFailed, callbackDropped} {
 		mCallbacks.WithLabelValues(outcome)
 	}
 }

@@ -142,13 +142,26 @@ func TestRetryAfter(t *testing.T) {
 // A callback goes where its webhook's spec.callback says at each attempt:
 // a URL changed since the run was queued takes its retries; a webhook
 // disabled, deleted (or deleted and made again), or whose callback was
-// removed sends none, those waiting for a retry included.
+// removed sends none, those waiting for a retry included. Whether the
+// executor's catalog has the webhook or only the bucket's leader does (a
+// webhook made a moment ago), the same.
 func TestExecutor_ACallbackFollowsItsWebhook(t *testing.T) {
 	t.Parallel()
+	for _, misses := range []bool{false, true} {
+		t.Run(fmt.Sprintf("catalogMisses=%v", misses), func(t *testing.T) {
+			t.Parallel()
+			testCallbackFollowsItsWebhook(t, misses)
+		})
+	}
+}
+
+func testCallbackFollowsItsWebhook(t *testing.T, catalogMisses bool) {
 	e := newXEnv(t)
 	ok := newRecorder(t, 0, 200)
 	failing := newRecorder(t, 0, 500)
-	run := e.start(func(c *Config) { c.CallbackBackoff = []time.Duration{300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond} })
+	run := e.startWith(e.nc, e.js, func(c *Config) {
+		c.CallbackBackoff = []time.Duration{1500 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
+	}, func(x *Executor) { x.catalogMisses = catalogMisses })
 	job := e.script("cb-follows", `true`)
 	hook := func(name, url string, mod func(*resource.Webhook)) *resource.Webhook {
 		w := resource.Webhook{Metadata: resource.Meta{Name: name}, Spec: resource.WebhookSpec{
@@ -171,14 +184,18 @@ func TestExecutor_ACallbackFollowsItsWebhook(t *testing.T) {
 	// "moved" and "removed" fail their first attempt, then change.
 	moved := hook("moved", failing.srv.URL, nil)
 	removed := hook("removed", failing.srv.URL, nil)
-	testenv.Eventually(t, 5*time.Second, func() error {
-		for _, n := range []string{"live", "quiet", "again", "moved", "removed"} {
-			if _, ok := run.x.cat.Webhook("default", n); !ok {
-				return fmt.Errorf("the executor's catalog lacks webhook %s", n)
+	inCatalog := func(name string, check func(*resource.Webhook) bool) {
+		t.Helper()
+		testenv.Eventually(t, 5*time.Second, func() error {
+			if w, ok := run.x.cat.Webhook("default", name); !ok || !check(w) {
+				return fmt.Errorf("the executor's catalog lacks webhook %s as stored", name)
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	for _, n := range []string{"live", "quiet", "again", "moved", "removed"} {
+		inCatalog(n, func(*resource.Webhook) bool { return true })
+	}
 	for _, w := range []*resource.Webhook{quiet, live, &predecessor, &gone, moved, removed} {
 		rr := e.submit(job, "{}", from(w), func(rr *message.RunRequest) {
 			rr.Callback = &message.Callback{URL: ok.srv.URL + "/bound-" + w.Metadata.Name}
@@ -207,6 +224,10 @@ func TestExecutor_ACallbackFollowsItsWebhook(t *testing.T) {
 	r := *removed
 	r.Spec.Callback = nil
 	e.cfg.Webhook(r)
+	// Both changes are in the catalog well before the retries, due 1.5 s
+	// after the first attempts.
+	inCatalog("moved", func(w *resource.Webhook) bool { return w.Spec.Callback.URL == m.Spec.Callback.URL })
+	inCatalog("removed", func(w *resource.Webhook) bool { return w.Spec.Callback == nil })
 	testenv.Eventually(t, 10*time.Second, func() error {
 		if sentTo(ok, "moved") == 0 {
 			return errors.New("moved's retry has not come to its new URL")
@@ -216,6 +237,9 @@ func TestExecutor_ACallbackFollowsItsWebhook(t *testing.T) {
 	time.Sleep(time.Second) // removed's retries were due meanwhile
 	if n := sentTo(failing, "removed"); n != 1 {
 		t.Errorf("removed's callback was attempted %d times, want once (before its callback was removed)", n)
+	}
+	if n := sentTo(failing, "moved"); n != 1 {
+		t.Errorf("moved's callback was attempted %d times at its old URL, want once (before its URL changed)", n)
 	}
 	want(t, "live's callbacks", sentTo(ok, "live"), 1)
 	for _, q := range ok.got() {
@@ -229,5 +253,8 @@ func TestExecutor_ACallbackFollowsItsWebhook(t *testing.T) {
 		case "live":
 			want(t, "live's callback's path", q.path, "/live")
 		}
+	}
+	if v, _ := counter(t, "hookrun_executor_callbacks_total", map[string]string{"outcome": "dropped"}); v < 4 {
+		t.Errorf("hookrun_executor_callbacks_total{outcome=dropped} = %v, want at least this test's 4", v)
 	}
 }
