@@ -36,7 +36,7 @@ func TestAuth_MissingEventIDNamesTheWebhooksOwnProfile(t *testing.T) {
 			"missing event id: this webhook's standard-webhooks profile requires the webhook-id header (svix-id when the svix-* headers are used)",
 			[]string{"X-Event-Id", "X-GitHub-Delivery", "body"}},
 		{"shopify", `{"a":1}`,
-			"missing event id: this webhook's shopify profile requires the X-Shopify-Event-Id header (with X-Shopify-Topic), else the X-Shopify-Webhook-Id header",
+			"missing event id: this webhook's shopify profile requires the X-Shopify-Event-Id header (with X-Shopify-Topic), else the X-Shopify-Webhook-Id header (Shopify-Webhook-Id for an Events delivery, its headers without X-)",
 			[]string{"X-Event-Id", "X-GitHub-Delivery", "webhook-id"}},
 		{"gitlab", `{"a":1}`,
 			"missing event id: this webhook's gitlab profile requires the Idempotency-Key header (GitLab 17.4 and later), else the X-Gitlab-Event-UUID header",
