@@ -958,7 +958,9 @@ var quietWhenHealthy = []string{"HookrunServiceDown", "HookrunServiceNotReady", 
 
 // emptyParts are alert conditions the test cannot produce in a minute.
 var emptyParts = map[string]string{
-	"HookrunCallbacksFailing": "a callback is given up only after its whole retry schedule, about a day",
+	"HookrunCallbacksFailing":     "a callback is given up only after its whole retry schedule, about a day",
+	"HookrunRedisMemoryHigh":      "only with a Redis maxmemory, which the test's Redis (shared) does not set",
+	"HookrunJetStreamStorageHigh": "only with an account JetStream storage limit, which the test's NATS does not set",
 }
 
 var (

@@ -165,6 +165,10 @@ func FromDeps(ctx context.Context, cfg Config, d *service.Deps) (*Dispatcher, er
 	}
 	if d.Redis == nil {
 		d.Log.Warn("HOOKRUN_REDIS_URL is not set: dedup claims are kept in NATS KV")
+	} else {
+		// Redis' memory against its maxmemory, for the alert before
+		// claims are refused (noeviction) and dispatching pauses.
+		go func() { _ = service.ReportRedisMemory(ctx, d.Redis, 15*time.Second) }()
 	}
 	return New(cfg, d.JS, catalog.New(d.JS, d.Box, d.Log), store, d.Health, d.Log), nil
 }

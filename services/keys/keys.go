@@ -240,12 +240,19 @@ func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // Run serves until ctx ends.
+// storageEvery is how often keys reports what the streams hold.
+var storageEvery = 15 * time.Second
+
 func (s *Service) Run(ctx context.Context, ready func(net.Addr)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return service.ServeOps(gctx, s.cfg.OpsAddr, s.ops, s.log) })
 	g.Go(func() error {
 		return service.Serve(gctx, service.HTTPServer(s.cfg.HTTPAddr, s.echo), 10*time.Second, ready)
 	})
+	// What the streams hold, for sizing NATS and its alerts: keys, which
+	// lays the streams out, reports it (every replica: dashboards take the
+	// max).
+	g.Go(func() error { return service.ReportStreams(gctx, s.js, storageEvery) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil

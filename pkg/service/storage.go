@@ -1,0 +1,120 @@
+package service
+
+import (
+	"bufio"
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrun/hookrun/pkg/bus"
+)
+
+// What NATS and Redis hold for Hookrun, for sizing them and for alerts
+// before they run out ("Sizing NATS" in OPERATIONS.md): without a NATS or
+// Redis exporter, the services that already talk to them report it.
+var (
+	mStreamMessages = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hookrun_stream_messages",
+		Help: "Messages a Hookrun JetStream stream holds (stream info state.messages), from the keys service.",
+	}, []string{"stream"})
+	mStreamBytes = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hookrun_stream_bytes",
+		Help: "Bytes a Hookrun JetStream stream holds (state.bytes, one replica), from the keys service.",
+	}, []string{"stream"})
+	mStreamSubjects = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hookrun_stream_subjects",
+		Help: "Subjects a Hookrun JetStream stream holds (state.num_subjects): nats-server keeps an index entry in memory for each, from the keys service.",
+	}, []string{"stream"})
+	mJetStreamStorage = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "hookrun_jetstream_storage_bytes",
+		Help: "File storage the NATS account's JetStream streams use, every stream and bucket (account info storage), from the keys service.",
+	})
+	mJetStreamStorageLimit = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "hookrun_jetstream_storage_limit_bytes",
+		Help: "The NATS account's JetStream file storage limit (account info limits.max_storage); 0 when the account has none (the server's max_file_store then bounds it).",
+	})
+	mRedisUsedMemory = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "hookrun_redis_used_memory_bytes",
+		Help: "Memory Redis uses (INFO memory used_memory), from the dispatcher.",
+	})
+	mRedisMaxMemory = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "hookrun_redis_maxmemory_bytes",
+		Help: "Redis' maxmemory (INFO memory maxmemory); 0 when it has none.",
+	})
+)
+
+// ReportStreams exports, every interval until ctx ends, what Hookrun's
+// streams hold and the account's JetStream storage. A stream or account
+// info that does not answer leaves its series at their last values.
+func ReportStreams(ctx context.Context, js jetstream.JetStream, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		for _, name := range []string{bus.StreamDeliveries, bus.StreamStatus, bus.StreamRuns, bus.StreamRetries} {
+			s, err := js.Stream(cctx, name)
+			if err != nil {
+				continue
+			}
+			// Stream returned the info it read: no second request.
+			st := s.CachedInfo().State
+			mStreamMessages.WithLabelValues(name).Set(float64(st.Msgs))
+			mStreamBytes.WithLabelValues(name).Set(float64(st.Bytes))
+			mStreamSubjects.WithLabelValues(name).Set(float64(st.NumSubjects))
+		}
+		if ai, err := js.AccountInfo(cctx); err == nil {
+			mJetStreamStorage.Set(float64(ai.Store))
+			mJetStreamStorageLimit.Set(float64(max(ai.Limits.MaxStore, 0)))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// ReportRedisMemory exports Redis' used memory and maxmemory every
+// interval until ctx ends.
+func ReportRedisMemory(ctx context.Context, rdb redis.UniversalClient, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := rdb.Info(cctx, "memory").Result()
+		cancel()
+		if err == nil {
+			if v, ok := infoField(info, "used_memory"); ok {
+				mRedisUsedMemory.Set(v)
+			}
+			if v, ok := infoField(info, "maxmemory"); ok {
+				mRedisMaxMemory.Set(v)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// infoField reads a numeric field of a Redis INFO answer.
+func infoField(info, name string) (float64, bool) {
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
+		if ok && k == name {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
