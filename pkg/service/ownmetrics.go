@@ -18,7 +18,8 @@ var Names = []string{"ingress", "dispatcher", "executor", "keys"}
 // It drops the families of the other services (hookrun_<other>_…) and,
 // of a family with a "service" label (hookrun_ready, the connection
 // gauges), the series of the others. The process' own families (go_…,
-// process_…) and the consumer backlog gauges stay on every address:
+// process_…), the consumer backlog gauges and what NATS and Redis hold
+// (hookrun_stream_…, hookrun_jetstream_…, hookrun_redis_…_bytes) stay on every address:
 // they describe the one process, and the dashboards take the max of the
 // backlog gauges over the services that report them.
 func ownMetrics(g prometheus.Gatherer, name string) prometheus.Gatherer {

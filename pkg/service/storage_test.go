@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +32,10 @@ func TestReportStreams_WhatTheStreamsHold(t *testing.T) {
 		}
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); _ = ReportStreams(ctx, js, 20*time.Millisecond) }()
+	go func() {
+		defer close(done)
+		_ = ReportStreams(ctx, js, 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	}()
 	testenv.Eventually(t, 5*time.Second, func() error {
 		msgs := testutil.ToFloat64(mStreamMessages.WithLabelValues(bus.StreamDeliveries))
 		subjects := testutil.ToFloat64(mStreamSubjects.WithLabelValues(bus.StreamDeliveries))
@@ -38,7 +43,7 @@ func TestReportStreams_WhatTheStreamsHold(t *testing.T) {
 		if msgs != 3 || subjects != 2 || bytes < 3000 {
 			return fmt.Errorf("DELIVERIES: %v messages, %v subjects, %v bytes; want 3, 2, at least 3000", msgs, subjects, bytes)
 		}
-		if s := testutil.ToFloat64(mJetStreamStorage); s < bytes {
+		if s := testutil.ToFloat64(mJetStreamStorage.WithLabelValues()); s < bytes {
 			return fmt.Errorf("JetStream storage %v bytes, less than DELIVERIES' %v", s, bytes)
 		}
 		return nil
@@ -48,7 +53,7 @@ func TestReportStreams_WhatTheStreamsHold(t *testing.T) {
 			t.Errorf("%s: %v messages, want 0", st, got)
 		}
 	}
-	if got := testutil.ToFloat64(mJetStreamStorageLimit); got != 0 {
+	if got := testutil.ToFloat64(mJetStreamStorageLimit.WithLabelValues()); got != 0 {
 		t.Errorf("storage limit %v for an account without a limit, want 0", got)
 	}
 	cancel()
@@ -66,14 +71,40 @@ func TestReportRedisMemory_UsedAndMax(t *testing.T) {
 	defer rdb.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = ReportRedisMemory(ctx, rdb, 20*time.Millisecond) }()
+	go func() { _ = ReportRedisMemory(ctx, rdb, 20*time.Millisecond, slog.New(slog.DiscardHandler)) }()
 	testenv.Eventually(t, 5*time.Second, func() error {
-		used, maxm := testutil.ToFloat64(mRedisUsedMemory), testutil.ToFloat64(mRedisMaxMemory)
+		used, maxm := testutil.ToFloat64(mRedisUsedMemory.WithLabelValues()), testutil.ToFloat64(mRedisMaxMemory.WithLabelValues())
 		if used <= 0 || maxm != 64<<20 {
 			return fmt.Errorf("used %v, max %v; want used > 0, max %d", used, maxm, 64<<20)
 		}
 		return nil
 	})
+}
+
+// A reporter that cannot read (here: Redis refuses INFO to its user) says
+// so once, not at every interval, and again when the error changes.
+func TestReportRedisMemory_LogsAFailureOnce(t *testing.T) {
+	port := startRedisServer(t, "")
+	admin := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	defer admin.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "claims", "on", ">pw", "~*", "+@all", "-info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), Username: "claims", Password: "pw"})
+	defer rdb.Close()
+	var logs testenv.Buffer
+	go func() {
+		_ = ReportRedisMemory(ctx, rdb, 10*time.Millisecond, slog.New(slog.NewJSONHandler(&logs, nil)))
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if n := strings.Count(logs.String(), "cannot read Redis' memory"); n != 1 {
+		t.Fatalf("%d warnings in 300 ms of failed reads, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "NOPERM") {
+		t.Fatalf("the warning does not say why:\n%s", logs.String())
+	}
 }
 
 func TestInfoField(t *testing.T) {

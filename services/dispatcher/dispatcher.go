@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -95,6 +96,9 @@ type Dispatcher struct {
 	cache  *compiled
 	now    func() time.Time
 
+	// redis, when the dedup store is Redis, is reported on (its memory).
+	redis redis.UniversalClient
+
 	paused atomic.Bool
 	misses misses // see decideAll
 	// consumerUp is true while this dispatcher has the shared consumer to
@@ -165,12 +169,10 @@ func FromDeps(ctx context.Context, cfg Config, d *service.Deps) (*Dispatcher, er
 	}
 	if d.Redis == nil {
 		d.Log.Warn("HOOKRUN_REDIS_URL is not set: dedup claims are kept in NATS KV")
-	} else {
-		// Redis' memory against its maxmemory, for the alert before
-		// claims are refused (noeviction) and dispatching pauses.
-		go func() { _ = service.ReportRedisMemory(ctx, d.Redis, 15*time.Second) }()
 	}
-	return New(cfg, d.JS, catalog.New(d.JS, d.Box, d.Log), store, d.Health, d.Log), nil
+	disp := New(cfg, d.JS, catalog.New(d.JS, d.Box, d.Log), store, d.Health, d.Log)
+	disp.redis = d.Redis
+	return disp, nil
 }
 
 // ConsumerConfig is the durable pull consumer every dispatcher shares.
@@ -201,6 +203,11 @@ func (d *Dispatcher) Run(ctx context.Context, ready func(net.Addr)) error {
 	g.Go(func() error { return d.watchConsumer(gctx) })
 	g.Go(func() error { return d.consume(gctx) })
 	g.Go(func() error { return d.writeStatuses(gctx) })
+	if d.redis != nil {
+		// Redis' memory against its maxmemory, for the alert before
+		// claims are refused (noeviction) and dispatching pauses.
+		g.Go(func() error { return service.ReportRedisMemory(gctx, d.redis, 15*time.Second, d.log) })
+	}
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil

@@ -239,10 +239,10 @@ func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Run serves until ctx ends.
 // storageEvery is how often keys reports what the streams hold.
 var storageEvery = 15 * time.Second
 
+// Run serves until ctx ends.
 func (s *Service) Run(ctx context.Context, ready func(net.Addr)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return service.ServeOps(gctx, s.cfg.OpsAddr, s.ops, s.log) })
@@ -252,7 +252,7 @@ func (s *Service) Run(ctx context.Context, ready func(net.Addr)) error {
 	// What the streams hold, for sizing NATS and its alerts: keys, which
 	// lays the streams out, reports it (every replica: dashboards take the
 	// max).
-	g.Go(func() error { return service.ReportStreams(gctx, s.js, storageEvery) })
+	g.Go(func() error { return service.ReportStreams(gctx, s.js, storageEvery, s.log) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil
