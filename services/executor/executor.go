@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,6 +179,44 @@ func secretFileHiddenFromJobs(name, path string, u *JobUser) error {
 	}
 	if hasACL(path) {
 		return fmt.Errorf("HOOKRUN_%s_FILE: %s has an access control list, which may let the jobs' user %d:%d read it: remove it (setfacl -b)", name, path, u.UID, u.GID)
+	}
+	return dirsKeptFromJobs(name, path, u)
+}
+
+// dirsKeptFromJobs refuses a credential file in a directory the jobs' user
+// u could change, as OpenSSH's StrictModes does: a job could put a file of
+// its own (or a link to one) in its place, read at the executor's next
+// start. Every directory from the file up to / counts, of the path as given
+// and of the one its links lead to: none may be u's, nor writable by u
+// through its group or by others, unless sticky (as /tmp is: only a file's
+// owner may then replace it).
+func dirsKeptFromJobs(name, path string, u *JobUser) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
+	}
+	paths := []string{abs}
+	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+		paths = append(paths, real)
+	}
+	for _, p := range paths {
+		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+			fi, err := os.Stat(d)
+			if err != nil {
+				return fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
+			}
+			uid, gid, ok := fileOwner(fi)
+			if !ok {
+				return fmt.Errorf("HOOKRUN_%s_FILE: cannot tell who may change %s here: give HOOKRUN_%s instead", name, d, name)
+			}
+			perm, sticky := fi.Mode().Perm(), fi.Mode()&os.ModeSticky != 0
+			if uid == u.UID || (!sticky && (perm&0o002 != 0 || (gid == u.GID && perm&0o020 != 0))) {
+				return fmt.Errorf("HOOKRUN_%s_FILE: the directory %s (mode %04o, owner %d:%d) of %s could be changed by the jobs' user %d:%d (HOOKRUN_JOB_USER), who could put another file in its place: keep credential files in a directory only the executor's user (or root) may write, such as a Docker or Kubernetes secret mount", name, d, perm, uid, gid, path, u.UID, u.GID)
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
 	}
 	return nil
 }

@@ -91,6 +91,25 @@ func TestConfigFromEnv_RefusesACredentialFileTheJobsCouldRead(t *testing.T) {
 		return p
 	}
 	mine := file("mine", 0o600, -1, -1)
+	// inDir puts a file only root may read in a directory of its own of
+	// that mode and owner.
+	inDir := func(name string, mode os.FileMode, uid, gid int) string {
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(d, "key")
+		if err := os.WriteFile(p, []byte("c2VjcmV0\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, uid, gid); err != nil {
+			t.Skipf("chown needs root: %v", err)
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	cases := []struct {
 		name, jobUser, path, want string
 	}{
@@ -106,7 +125,29 @@ func TestConfigFromEnv_RefusesACredentialFileTheJobsCouldRead(t *testing.T) {
 			struct{ name, jobUser, path, want string }{"the jobs' group", "1000:65534", file("group", 0o640, 0, 65534), "readable by the jobs' user 1000:65534"},
 			struct{ name, jobUser, path, want string }{"another group", "1000:65534", file("other-group", 0o640, 0, 4242), ""},
 			struct{ name, jobUser, path, want string }{"jobs as root", "0", file("elses", 0o600, 4242, 4242), "readable by the jobs' user 0:0"},
+			// A directory the jobs' user may change: a job could put its
+			// own file in the credential's place.
+			struct{ name, jobUser, path, want string }{"the jobs' directory", "65534", inDir("d-theirs", 0o755, 65534, 65534), "could be changed by the jobs' user 65534:65534"},
+			struct{ name, jobUser, path, want string }{"a directory all may write", "65534", inDir("d-all", 0o777, 0, 0), "could be changed by the jobs' user"},
+			struct{ name, jobUser, path, want string }{"a directory the jobs' group may write", "1000:65534", inDir("d-group", 0o775, 0, 65534), "could be changed by the jobs' user 1000:65534"},
+			struct{ name, jobUser, path, want string }{"a sticky directory all may write", "65534", inDir("d-sticky", 0o777|os.ModeSticky, 0, 0), ""},
+			struct{ name, jobUser, path, want string }{"root's directory", "65534", inDir("d-root", 0o755, 0, 0), ""},
 		)
+		// A link in a directory the jobs' user may change, to a file in
+		// one it may not: the link could be replaced.
+		safe := inDir("d-target", 0o755, 0, 0)
+		linkDir := filepath.Join(dir, "d-links")
+		if err := os.Mkdir(linkDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(linkDir, "key")
+		if err := os.Symlink(safe, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(linkDir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, struct{ name, jobUser, path, want string }{"a link in the jobs' directory", "65534", link, "the directory " + linkDir})
 	}
 	for _, tc := range cases {
 		t.Setenv("HOOKRUN_JOB_USER", tc.jobUser)
