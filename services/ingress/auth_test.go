@@ -344,6 +344,24 @@ func TestAuth_VerifiesEverySignatureProfileOverHTTP(t *testing.T) {
 					t.Fatalf("url_verification stored a delivery (%d → %d messages)", before, after)
 				}
 				wantError(t, send(hello, hello, other, "", now), 401, "signature_invalid")
+			case "github":
+				// GitHub's ping: verified and answered, not stored nor run.
+				before := e.streamMsgs()
+				zen := []byte(`{"zen":"Design for failure.","hook_id":1}`)
+				ping := func(secret string) reply {
+					req := signed(e.request("POST", hookPath(w), zen, "Content-Type", "application/json"), name, zen, secret, "ping-1", now)
+					req.Header.Set("X-GitHub-Event", "ping")
+					return e.do(req)
+				}
+				r := ping(secret)
+				if r.Status != 200 || string(bytes.TrimSpace(r.Body)) != `{"received":true,"ping":true,"webhookId":"github-hook"}` {
+					t.Fatalf("ping: %d %s", r.Status, r.Body)
+				}
+				if after := e.streamMsgs(); after != before {
+					t.Fatalf("a ping stored a delivery (%d → %d messages)", before, after)
+				}
+				wantError(t, ping(other), 401, "signature_invalid")
+				wantError(t, send(body, body, secret, "", now), 400, "missing_event_id")
 			case "stripe":
 				noID := []byte(`{"type":"ping"}`)
 				wantError(t, send(noID, noID, secret, "", now), 400, "missing_event_id")

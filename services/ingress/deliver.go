@@ -33,6 +33,13 @@ type accepted struct {
 	Status      string `json:"status"`
 }
 
+// githubPong answers GitHub's ping: verified, not run.
+type githubPong struct {
+	Received  bool   `json:"received"`
+	Ping      bool   `json:"ping"`
+	WebhookID string `json:"webhookId"`
+}
+
 // defaultMaxBodyBytes applies when a stored webhook carries no limit (the
 // keys service always fills one in; this guards hand-written config).
 const defaultMaxBodyBytes = resource.DefaultMaxBodyBytes
@@ -178,6 +185,14 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 			// confirmed by echoing the challenge. It is not an event to run.
 			return http.StatusOK, map[string]string{"challenge": ch}, nil
 		}
+	}
+	if sa := w.Spec.Auth.Signature; sa != nil && sa.Profile == "github" && req.Header.Get("X-GitHub-Event") == "ping" {
+		// GitHub's ping, signed like any event, sent when a hook is made
+		// (and again from its "Recent Deliveries"): it checks the URL and
+		// the secret, and GitHub shows the answer. It is not an event to
+		// run: it has none of an event's fields, so a job's templates
+		// would fail on it (and HookrunDeliveriesNotBecomingRuns fire).
+		return http.StatusOK, githubPong{Received: true, Ping: true, WebhookID: w.Metadata.Name}, nil
 	}
 	if err := in.runnable(w); err != nil {
 		return 0, nil, err
