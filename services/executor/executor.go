@@ -184,41 +184,90 @@ func secretFileHiddenFromJobs(name, path string, u *JobUser) error {
 }
 
 // dirsKeptFromJobs refuses a credential file in a directory the jobs' user
-// u could change, as OpenSSH's StrictModes does: a job could put a file of
-// its own (or a link to one) in its place, read at the executor's next
-// start. Every directory from the file up to / counts, of the path as given
-// and of the one its links lead to: none may be u's, nor writable by u
-// through its group or by others, unless sticky (as /tmp is: only a file's
-// owner may then replace it).
+// u could change, much as OpenSSH's StrictModes does: a job could put a file
+// of its own (or a link to one) in its place, read at the executor's next
+// start. Every directory the path's resolution passes through counts, from
+// / to the file, through each link on the way (resolvedDirs): none may be
+// u's, nor writable by u through its group or by others unless sticky (as
+// /tmp is: only a file's owner may then replace it), nor carry an ACL; a
+// directory on a read-only mount cannot be changed and passes.
 func dirsKeptFromJobs(name, path string, u *JobUser) error {
-	abs, err := filepath.Abs(path)
+	dirs, err := resolvedDirs(path)
 	if err != nil {
 		return fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
 	}
-	paths := []string{abs}
-	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
-		paths = append(paths, real)
-	}
-	for _, p := range paths {
-		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
-			fi, err := os.Stat(d)
-			if err != nil {
-				return fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
-			}
-			uid, gid, ok := fileOwner(fi)
-			if !ok {
-				return fmt.Errorf("HOOKRUN_%s_FILE: cannot tell who may change %s here: give HOOKRUN_%s instead", name, d, name)
-			}
-			perm, sticky := fi.Mode().Perm(), fi.Mode()&os.ModeSticky != 0
-			if uid == u.UID || (!sticky && (perm&0o002 != 0 || (gid == u.GID && perm&0o020 != 0))) {
-				return fmt.Errorf("HOOKRUN_%s_FILE: the directory %s (mode %04o, owner %d:%d) of %s could be changed by the jobs' user %d:%d (HOOKRUN_JOB_USER), who could put another file in its place: keep credential files in a directory only the executor's user (or root) may write, such as a Docker or Kubernetes secret mount", name, d, perm, uid, gid, path, u.UID, u.GID)
-			}
-			if d == filepath.Dir(d) {
-				break
-			}
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
+		}
+		uid, gid, ok := fileOwner(fi)
+		if !ok {
+			return fmt.Errorf("HOOKRUN_%s_FILE: cannot tell who may change %s here: give HOOKRUN_%s instead", name, d, name)
+		}
+		if readOnlyMount(d) {
+			continue
+		}
+		perm, sticky := fi.Mode().Perm(), fi.Mode()&os.ModeSticky != 0
+		if uid == u.UID || (!sticky && (perm&0o002 != 0 || (gid == u.GID && perm&0o020 != 0))) || hasACL(d) {
+			return fmt.Errorf("HOOKRUN_%s_FILE: the directory %s (mode %s, owner %d:%d) on the way to %s could be changed by the jobs' user %d:%d (HOOKRUN_JOB_USER), who could put another file in its place: keep credential files where every directory is neither theirs nor writable by them (sticky ones aside), nor has an ACL, such as a Docker or Kubernetes secret mount", name, d, fi.Mode().String(), uid, gid, path, u.UID, u.GID)
 		}
 	}
 	return nil
+}
+
+// resolvedDirs returns every directory the resolution of path passes
+// through, link by link (a link is replaced by whoever may change the
+// directory it is in): the directories above each link, and above the file
+// it ends at. Each is a real directory (no link in it).
+func resolvedDirs(path string) ([]string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		if !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	for links := 0; ; {
+		comps := strings.Split(strings.TrimPrefix(filepath.Clean(abs), "/"), "/")
+		cur := "/"
+		add(cur)
+		next := ""
+		for i, c := range comps {
+			p := filepath.Join(cur, c)
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return nil, err
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				if links++; links > 40 {
+					return nil, fmt.Errorf("%s: too many links", path)
+				}
+				t, err := os.Readlink(p)
+				if err != nil {
+					return nil, err
+				}
+				if !filepath.IsAbs(t) {
+					t = filepath.Join(cur, t)
+				}
+				next = filepath.Join(append([]string{t}, comps[i+1:]...)...)
+				break
+			}
+			if i < len(comps)-1 {
+				cur = p
+				add(cur)
+			}
+		}
+		if next == "" {
+			return dirs, nil
+		}
+		abs = next
+	}
 }
 
 // Executor is the service.

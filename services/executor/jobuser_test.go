@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,17 @@ func TestConfigFromEnv_RefusesACredentialFileTheJobsCouldRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		cases = append(cases, struct{ name, jobUser, path, want string }{"a link in the jobs' directory", "65534", link, "the directory " + linkDir})
+		// A chain: a link in root's directory to a link in the jobs'
+		// directory to the file in root's: the middle link counts too.
+		chainDir := filepath.Join(dir, "d-chain")
+		if err := os.Mkdir(chainDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		chain := filepath.Join(chainDir, "key")
+		if err := os.Symlink(link, chain); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, struct{ name, jobUser, path, want string }{"a chain through the jobs' directory", "65534", chain, "the directory " + linkDir})
 	}
 	for _, tc := range cases {
 		t.Setenv("HOOKRUN_JOB_USER", tc.jobUser)
@@ -227,5 +239,69 @@ func TestSecretFileHiddenFromJobs_RefusesAFileWithAnACL(t *testing.T) {
 	}
 	if err := secretFileHiddenFromJobs("SECRET_KEY", p, u); err == nil || !strings.Contains(err.Error(), "access control list") {
 		t.Fatalf("with an ACL granting the jobs' user read: %v", err)
+	}
+}
+
+// A directory on the way to a credential file that carries an ACL could
+// let the jobs' user change it whatever its mode.
+func TestSecretFileHiddenFromJobs_RefusesADirectoryWithAnACL(t *testing.T) {
+	if _, err := exec.LookPath("setfacl"); err != nil {
+		t.Skip("setfacl not installed")
+	}
+	d := filepath.Join(t.TempDir(), "secrets")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(d, "key")
+	if err := os.WriteFile(p, []byte("c2VjcmV0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := &JobUser{UID: 65534, GID: 65534}
+	if err := secretFileHiddenFromJobs("SECRET_KEY", p, u); err != nil {
+		t.Fatalf("without an ACL: %v", err)
+	}
+	if out, err := exec.Command("setfacl", "-m", "u:65534:rwx", d).CombinedOutput(); err != nil {
+		t.Skipf("setfacl: %v: %s", err, out)
+	}
+	if err := secretFileHiddenFromJobs("SECRET_KEY", p, u); err == nil || !strings.Contains(err.Error(), "the directory "+d) {
+		t.Fatalf("with an ACL letting the jobs' user write its directory: %v", err)
+	}
+}
+
+// Every directory a path's resolution passes through, link by link: a link
+// in the middle of a chain lives in a directory that counts too.
+func TestResolvedDirs_EveryLinksDirectory(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a", "b", "c/real"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "c/real/key"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// a/key -> ../b/link (relative) -> c/real (a directory link) + /key
+	if err := os.Symlink(filepath.Join(root, "c/real"), filepath.Join(root, "b/dir")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../b/dir/key", filepath.Join(root, "a/key")); err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := resolvedDirs(filepath.Join(root, "a/key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"/", root, filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c"), filepath.Join(root, "c/real")} {
+		if !slices.Contains(dirs, want) {
+			t.Errorf("resolvedDirs lacks %s: %v", want, dirs)
+		}
+	}
+	for _, d := range dirs {
+		if fi, err := os.Lstat(d); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			t.Errorf("%s is not a real directory (%v)", d, err)
+		}
 	}
 }

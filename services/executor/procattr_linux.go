@@ -39,6 +39,13 @@ func fileOwner(fi os.FileInfo) (uid, gid uint32, ok bool) {
 }
 
 // hasACL says whether path carries a POSIX access ACL (beyond its mode).
+// readOnlyMount reports whether path is on a file system mounted read-only
+// (ST_RDONLY): nothing there can be changed, whatever its modes.
+func readOnlyMount(path string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(path, &st) == nil && st.Flags&1 != 0
+}
+
 func hasACL(path string) bool {
 	n, err := syscall.Getxattr(path, "system.posix_acl_access", nil)
 	return err == nil && n > 0

@@ -21,3 +21,5 @@ func notDumpable() error { return nil }
 func fileOwner(os.FileInfo) (uid, gid uint32, ok bool) { return 0, 0, false }
 
 func hasACL(string) bool { return false }
+
+func readOnlyMount(string) bool { return false }
