@@ -25,23 +25,24 @@ func newReplayCmd() *cobra.Command {
 	var out string
 	var fo failedReplay
 	cmd := &cobra.Command{
-		Use:   "replay DELIVERY | replay --failed [--webhook W] [--job J] [--since D]",
+		Use:   "replay DELIVERY | --failed [--webhook W] [--job J] [--since D]",
 		Short: "Deliver a stored delivery again, as a new run",
 		Long: `Store a new delivery with the same body and headers as DELIVERY (its id, as
 send and the ingress answer it: dlv_…), marked as its replay. A replay
 bypasses deduplication, so it always becomes a new run. With --wait, follow
 that run until it ends (exit 6 unless it succeeded).
 
-With --failed, replay the deliveries of the runs that failed or timed out,
-queued within --since (default 24h), of the namespace, a webhook (--webhook)
-or a job (--job): once per event (the newest of its failed runs), oldest
-first, as a sender's failed messages are recovered after a fix. Run it once
-the cause is fixed: a run that failed again is replayed again by the next
---failed, and so is a failed run whose event a replay since ran well (check
-with --dry-run, which lists what would be replayed). More than --max replays
-(default 100) are refused: narrow --since or the webhook, or raise --max.
-Exit 1 when some replays were refused (each is listed), 5 when the API did
-not answer.`,
+With --failed, replay, after a fix, the events whose newest run failed or
+timed out, of the runs queued within --since (default 24h) of the namespace,
+a webhook (--webhook) or a job (--job): each event's newest run's delivery,
+oldest first, as a sender's failed messages are recovered. An event whose
+replay has run well, or is queued or running, is left alone, so running it
+again replays only what failed since. Runs are taken by when they were queued
+(a run whose retries went on for long counts from its first queueing).
+--dry-run lists what would be replayed. More than --max replays (default 100)
+are refused (exit 2): narrow --since or the webhook, or raise --max. Exit 1
+when some replays were refused (each is listed), 5 when the API did not
+answer (what was replayed until then is listed).`,
 		Example: `  hookrun replay dlv_3x7…
   hookrun replay --failed --webhook report-github-push --since 2h --dry-run
   hookrun replay --failed --webhook report-github-push --since 2h`,
@@ -58,8 +59,8 @@ not answer.`,
 			if !fo.on && (fo.webhook != "" || fo.job != "" || fo.dryRun || cmd.Flags().Changed("since") || cmd.Flags().Changed("max")) {
 				return usageErr("--webhook, --job, --since, --max and --dry-run go with --failed")
 			}
-			if fo.on && wait {
-				return usageErr("--wait follows one replay: with --failed, follow the new runs with hookrun runs watch")
+			if fo.on && (wait || cmd.Flags().Changed("timeout")) {
+				return usageErr("--wait and --timeout follow one replay: with --failed, follow the new runs with hookrun runs watch")
 			}
 			c, err := o.client()
 			if err != nil {
@@ -139,6 +140,16 @@ type failedRun struct {
 	Status         string     `json:"status"`
 	QueuedAt       *time.Time `json:"queuedAt"`
 	WebhookEventID string     `json:"webhook_event_id"`
+	ReceivedAt     time.Time  `json:"webhook_received_at"`
+}
+
+// at is when r was queued, or its delivery came for a record never queued
+// (what the run list is ordered by).
+func (r failedRun) at() time.Time {
+	if r.QueuedAt != nil {
+		return *r.QueuedAt
+	}
+	return r.ReceivedAt
 }
 
 // replayedRun is a line of replay --failed's report.
@@ -164,25 +175,32 @@ func (f *failedReplay) run(ctx context.Context, c *apiClient, w io.Writer, out s
 	if err != nil {
 		return err
 	}
-	if len(runs) > f.max {
-		return usageErr("%d failed events to replay, more than --max %d: narrow --since, --webhook or --job, or raise --max", len(runs), f.max)
+	if len(runs) > f.max && !f.dryRun {
+		return usageErr("%d failed events to replay, more than --max %d: narrow --since, --webhook or --job, or raise --max (--dry-run lists them)", len(runs), f.max)
 	}
 	report := make([]replayedRun, 0, len(runs))
 	var refused []error
+	var away error // the API stopped answering: the rest is not replayed
 	for _, r := range runs {
 		line := replayedRun{Run: r.ID, Webhook: r.Webhook, EventID: r.WebhookEventID, Status: r.Status, DeliveryID: r.DeliveryID}
-		if !f.dryRun {
+		switch {
+		case f.dryRun:
+		case away != nil:
+			line.Error = "not replayed: the API stopped answering"
+		default:
 			a, _, err := replayDelivery(ctx, c, r.DeliveryID)
-			if err != nil {
-				var ee *exitError
-				if errors.As(err, &ee) && ee.code == codeUnavailable {
-					// The API is away: the rest would fail alike.
-					return err
-				}
+			var ee *exitError
+			switch {
+			case err == nil:
+				line.Replay, line.ExecutionID = a.DeliveryID, a.ExecutionID
+			case errors.As(err, &ee) && ee.code == codeUnavailable:
+				// The rest would fail alike; this one may have been
+				// stored before the answer was lost.
+				away = err
+				line.Error = "unknown (it may have been replayed): " + err.Error()
+			default:
 				line.Error = err.Error()
 				refused = append(refused, err)
-			} else {
-				line.Replay, line.ExecutionID = a.DeliveryID, a.ExecutionID
 			}
 		}
 		report = append(report, line)
@@ -202,59 +220,78 @@ func (f *failedReplay) run(ctx context.Context, c *apiClient, w io.Writer, out s
 		}
 		t.flush()
 		switch {
+		case f.dryRun && len(report) > f.max:
+			fmt.Fprintf(w, "would replay %d deliveries, more than --max %d (--dry-run: none replayed)\n", len(report), f.max)
 		case f.dryRun:
 			fmt.Fprintf(w, "would replay %d deliveries (--dry-run: none replayed)\n", len(report))
 		default:
-			fmt.Fprintf(w, "replayed %d of %d deliveries\n", len(report)-len(refused), len(report))
+			done := 0
+			for _, l := range report {
+				if l.Replay != "" {
+					done++
+				}
+			}
+			fmt.Fprintf(w, "replayed %d of %d deliveries\n", done, len(report))
 		}
 	}
-	if len(refused) > 0 {
+	switch {
+	case away != nil:
+		return failErr(codeUnavailable, "the API stopped answering during the replays (listed above): %s; run replay --failed again once it answers", strings.TrimPrefix(away.Error(), "hookrun: "))
+	case len(refused) > 0:
 		return failErr(codeError, "%d of %d replays were refused (listed above)", len(refused), len(report))
 	}
 	return nil
 }
 
-// candidates lists the runs to replay: failed or timed out, queued after
-// since, one per event (its newest failed run), oldest first.
+// maxRunsScanned bounds the runs replay --failed reads.
+const maxRunsScanned = 200_000
+
+// candidates lists the runs to replay: of the events whose newest run,
+// queued after since, failed or timed out, that run; oldest first. An
+// event whose replay has run well since, or is still queued or running,
+// is not one.
 func (f *failedReplay) candidates(ctx context.Context, c *apiClient, since time.Time) ([]failedRun, error) {
 	newest := map[string]failedRun{} // by webhook and event
-	for _, status := range []string{"failed", "timed_out"} {
-		q := runFilter{webhook: f.webhook, job: f.job, status: status, limit: 1000}.query(c.ns)
-		for done := false; !done; {
-			var page struct {
-				Runs []failedRun `json:"runs"`
-				Next string      `json:"next"`
-			}
-			if err := c.getJSON(ctx, "/v1/runs", q, &page); err != nil {
-				return nil, err
-			}
-			for _, r := range page.Runs {
-				// Pages come newest first by queue time: the first run
-				// queued before since ends the list.
-				if r.QueuedAt == nil || r.QueuedAt.Before(since) {
-					done = true
-					break
-				}
-				if r.DeliveryID == "" {
-					continue
-				}
-				key := r.Webhook + "\x00" + cmp.Or(r.WebhookEventID, r.ID)
-				if had, ok := newest[key]; !ok || had.QueuedAt.Before(*r.QueuedAt) {
-					newest[key] = r
-				}
-			}
-			if page.Next == "" || len(page.Runs) == 0 {
+	q := runFilter{webhook: f.webhook, job: f.job, limit: 1000}.query(c.ns)
+	scanned := 0
+	for done := false; !done; {
+		var page struct {
+			Runs []failedRun `json:"runs"`
+			Next string      `json:"next"`
+		}
+		if err := c.getJSON(ctx, "/v1/runs", q, &page); err != nil {
+			return nil, err
+		}
+		for _, r := range page.Runs {
+			// Pages come newest first by queue time (the delivery's
+			// arrival for a record never queued): the first run queued
+			// before since ends the list.
+			at := r.at()
+			if at.Before(since) {
 				done = true
+				break
 			}
-			q.Set("cursor", page.Next)
+			key := r.Webhook + "\x00" + cmp.Or(r.WebhookEventID, r.ID)
+			if had, ok := newest[key]; !ok || had.at().Before(at) {
+				newest[key] = r
+			}
+		}
+		if scanned += len(page.Runs); scanned > maxRunsScanned && !done {
+			return nil, usageErr("more than %d runs since %s: narrow --since, --webhook or --job", maxRunsScanned, since.UTC().Format(time.RFC3339))
+		}
+		if page.Next == "" || len(page.Runs) == 0 {
+			done = true
+		}
+		q.Set("cursor", page.Next)
+	}
+	var runs []failedRun
+	for _, r := range newest {
+		if (r.Status == "failed" || r.Status == "timed_out") && r.DeliveryID != "" {
+			runs = append(runs, r)
 		}
 	}
-	runs := make([]failedRun, 0, len(newest))
-	for _, r := range newest {
-		runs = append(runs, r)
-	}
 	slices.SortFunc(runs, func(a, b failedRun) int {
-		return cmp.Or(a.QueuedAt.Compare(*b.QueuedAt), strings.Compare(a.ID, b.ID))
+		return cmp.Or(a.at().Compare(b.at()), strings.Compare(a.ID, b.ID))
 	})
 	return runs, nil
 }

@@ -24,9 +24,9 @@ metadata: {name: flaky-hook}
 spec: {job: flaky, auth: {none: {}}}
 `
 
-// replay --failed replays the deliveries of the runs that failed, once per
-// event (its newest failed run), oldest first; --dry-run lists them only;
-// more than --max are refused.
+// replay --failed replays the events whose newest run failed (that run's
+// delivery), oldest first, and leaves those a replay has run well since;
+// --dry-run lists them only; more than --max are refused.
 func TestCLI_ReplayFailedRecoversTheFailedEvents(t *testing.T) {
 	d := startDev(t)
 	d.ok("apply", "-f", writeFile(t, t.TempDir(), "flaky.yaml", flakyManifest))
@@ -62,6 +62,10 @@ func TestCLI_ReplayFailedRecoversTheFailedEvents(t *testing.T) {
 	d.expectCode(codeUsage, "2 failed events to replay, more than --max 1", "replay", "--failed", "--webhook", "flaky-hook", "--max", "1")
 	d.expectCode(codeUsage, "go with --failed", "replay", firstDelivery, "--webhook", "flaky-hook")
 	d.expectCode(codeUsage, "", "replay", firstDelivery, "--failed")
+	d.expectCode(codeUsage, "follow one replay", "replay", "--failed", "--timeout", "1m")
+	if out := d.ok("replay", "--failed", "--webhook", "flaky-hook", "--max", "1", "--dry-run"); !strings.Contains(out, "would replay 2 deliveries, more than --max 1") {
+		t.Fatalf("--dry-run over --max:\n%s", out)
+	}
 	if out := d.ok("replay", "--failed", "--webhook", "flaky-hook", "--since", "1ms", "--dry-run"); !strings.Contains(out, "would replay 0 deliveries") {
 		t.Fatalf("--since 1ms:\n%s", out)
 	}
@@ -80,4 +84,9 @@ func TestCLI_ReplayFailedRecoversTheFailedEvents(t *testing.T) {
 		}
 		return nil
 	})
+	// Their events' newest runs succeeded: nothing is left to replay,
+	// though their earlier runs still read failed.
+	if out := d.ok("replay", "--failed", "--webhook", "flaky-hook", "--dry-run"); !strings.Contains(out, "would replay 0 deliveries") {
+		t.Fatalf("replay --failed after the replays ran well:\n%s", out)
+	}
 }

@@ -133,18 +133,25 @@ func ReportRedisMemory(ctx context.Context, rdb redis.UniversalClient, every tim
 	}
 }
 
-// reportWarning logs a reporter's failure when it starts or its error
-// changes, and once when it ends.
-type reportWarning struct{ last string }
+// reportWarning logs a reporter's failure when it starts, again when its
+// error changes (at most every warnAgain: errors that alternate, a
+// timeout and a refusal, would otherwise log at every interval), and once
+// when it ends.
+type reportWarning struct {
+	last string
+	at   time.Time
+}
+
+const warnAgain = 10 * time.Minute
 
 func (w *reportWarning) report(log *slog.Logger, what, metrics string, err error) {
 	switch {
 	case err == nil && w.last != "":
 		log.Info("read again: " + what)
 		w.last = ""
-	case err != nil && err.Error() != w.last:
+	case err != nil && (w.last == "" || (err.Error() != w.last && time.Since(w.at) >= warnAgain)):
 		log.Warn("cannot read "+what+": "+metrics+" keep their last values", "err", redact.URLs(err.Error()))
-		w.last = err.Error()
+		w.last, w.at = err.Error(), time.Now()
 	}
 }
 

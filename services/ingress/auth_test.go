@@ -609,3 +609,17 @@ func TestHoldsAPIKey_OnlyTheShapeOfAKey(t *testing.T) {
 		}
 	}
 }
+
+// GitHub's ping to a webhook whose job is missing is answered as any of its
+// deliveries would be (500 job_not_runnable, which GitHub shows red), not
+// with a pong that would show the hook as working.
+func TestAuth_GitHubPingOfAWebhookWhoseJobIsMissing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.secret("gh-ping-secret", "s3cret-for-pings", "", 0)
+	w := e.webhook("orphan-hook", resource.WebhookSpec{Job: "missing", Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh-ping-secret"}}})
+	zen := []byte(`{"zen":"Keep it logically awesome.","hook_id":2}`)
+	req := signed(e.request("POST", hookPath(w), zen, "Content-Type", "application/json"), "github", zen, "s3cret-for-pings", "ping-2", time.Now())
+	req.Header.Set("X-GitHub-Event", "ping")
+	wantError(t, e.do(req), 500, "job_not_runnable")
+}

@@ -186,16 +186,18 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 			return http.StatusOK, map[string]string{"challenge": ch}, nil
 		}
 	}
+	if err := in.runnable(w); err != nil {
+		return 0, nil, err
+	}
 	if sa := w.Spec.Auth.Signature; sa != nil && sa.Profile == "github" && req.Header.Get("X-GitHub-Event") == "ping" {
 		// GitHub's ping, signed like any event, sent when a hook is made
 		// (and again from its "Recent Deliveries"): it checks the URL and
 		// the secret, and GitHub shows the answer. It is not an event to
 		// run: it has none of an event's fields, so a job's templates
 		// would fail on it (and HookrunDeliveriesNotBecomingRuns fire).
+		// After the job check: a webhook whose job is missing answers its
+		// ping 500, which GitHub shows red.
 		return http.StatusOK, githubPong{Received: true, Ping: true, WebhookID: w.Metadata.Name}, nil
-	}
-	if err := in.runnable(w); err != nil {
-		return 0, nil, err
 	}
 	if cred.eventIDErr != nil {
 		return 0, nil, cred.eventIDErr
