@@ -540,7 +540,7 @@ const callbackHandBacks = 50
 func (x *Executor) callbackFailed(m jetstream.Msg, r *message.Run, err error) {
 	var refused *callbackRefused
 	errors.As(err, &refused)
-	if refused != nil && refused.status == http.StatusGone {
+	if refused != nil && refused.status == http.StatusGone && !x.callbackMoved(r, refused.target) {
 		// The receiver says the endpoint is gone for good (Standard
 		// Webhooks, Svix): retrying for a day would only knock on it.
 		mCallbacks.WithLabelValues(callbackFailed).Inc()
@@ -671,7 +671,7 @@ func (x *Executor) postCallback(ctx context.Context, r *message.Run) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &callbackRefused{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		return &callbackRefused{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()), target: target}
 	}
 	return nil
 }
@@ -751,6 +751,21 @@ func runOfWebhook(w *resource.Webhook, r *message.Run) bool {
 type callbackRefused struct {
 	status     int
 	retryAfter time.Duration // its Retry-After, 0 without one
+	target     string        // the URL that answered
+}
+
+// callbackMoved reports whether run r's callback now goes elsewhere than
+// target, the URL that just answered: its webhook's spec.callback or the
+// secret holding its URL changed during the attempt (a rotation moving the
+// receiver, whose old address says 410 Gone). Such a callback is retried at
+// the new URL, not given up.
+func (x *Executor) callbackMoved(r *message.Run, target string) bool {
+	cb, ok := x.catalogCallback(r)
+	if !ok {
+		return false
+	}
+	u, err := x.callbackURL(r.Namespace, cb)
+	return err == nil && u != target
 }
 
 func (e *callbackRefused) Error() string { return fmt.Sprintf("callback answered %d", e.status) }

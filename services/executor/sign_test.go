@@ -258,3 +258,37 @@ func testCallbackFollowsItsWebhook(t *testing.T, catalogMisses bool) {
 		t.Errorf("hookrun_executor_callbacks_total{outcome=dropped} = %v, want at least this test's 4", v)
 	}
 }
+
+// A 410 Gone from a URL the callback no longer goes to (the secret holding
+// its URL was rotated while the receiver answered) is no reason to give
+// up: the callback is retried at the new URL.
+func TestExecutor_AGoneFromAMovedCallbackURLIsRetriedThere(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	old := newRecorder(t, 1500*time.Millisecond, http.StatusGone)
+	moved := newRecorder(t, 0, 200)
+	e.cfg.Secret("default", "cb-url", old.srv.URL+"/results", "", 0)
+	e.start(func(c *Config) { c.CallbackBackoff = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond} })
+	job := e.script("cb-moved", `true`)
+	rr := e.submit(job, "{}", func(rr *message.RunRequest) {
+		rr.Callback = &message.Callback{URLSecretRef: "cb-url"}
+	})
+	e.final(rr, 10*time.Second)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if len(old.got()) == 0 {
+			return errors.New("the callback has not reached its first URL")
+		}
+		return nil
+	})
+	// The receiver holds its answer; the URL moves meanwhile.
+	e.cfg.Secret("default", "cb-url", moved.srv.URL+"/results", "", 0)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if len(moved.got()) == 0 {
+			return errors.New("the callback was not retried at its new URL after the old one answered 410")
+		}
+		return nil
+	})
+	if n := len(old.got()); n != 1 {
+		t.Fatalf("the old URL got %d requests, want 1", n)
+	}
+}
