@@ -77,6 +77,22 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 	failing := make(chan struct{}, x.cfg.CallbackConcurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait() // after consumeDurable: no handler adds to wg any more
+	// beside runs f for callback m in a goroutine of its own once one of
+	// sem's slots is free, or hands m back when the executor stops first.
+	beside := func(sem chan struct{}, m jetstream.Msg, f func()) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			_ = m.Nak() // shutting down: another executor sends it
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f()
+		}()
+	}
 	// send takes callback m of run r (its callback current) to a sender.
 	send := func(m jetstream.Msg, r *message.Run) {
 		host := x.callbackHostOf(r)
@@ -86,18 +102,9 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 				_ = m.Nak() // shutting down: another executor sends it
 				return
 			}
-			select {
-			case failing <- struct{}{}:
-			case <-ctx.Done():
-				_ = m.Nak() // shutting down: another executor sends it
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-failing }()
+			beside(failing, m, func() {
 				x.callbackFailed(m, r, fmt.Errorf("%d callbacks to its host are waiting already", hosts.waitMax))
-			}()
+			})
 			return
 		}
 		select {
@@ -151,16 +158,7 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 		// The catalog lacks the webhook, or says to send nothing: a drop
 		// cannot be undone, and the catalog may lag behind the bucket (a
 		// webhook made, enabled or given a callback a moment ago).
-		select {
-		case confirming <- struct{}{}:
-		case <-ctx.Done():
-			_ = m.Nak() // shutting down: another executor sends it
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-confirming }()
+		beside(confirming, m, func() {
 			_ = m.InProgress()
 			cb, dropped := x.confirmedCallback(ctx, r)
 			if cb == nil {
@@ -176,7 +174,7 @@ func (x *Executor) deliverCallbacks(ctx context.Context) error {
 			}
 			r.Callback = cb
 			send(m, r)
-		}()
+		})
 	}, jetstream.PullMaxMessages(2*x.cfg.CallbackConcurrency))
 }
 
