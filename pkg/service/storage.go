@@ -59,7 +59,7 @@ var (
 // ReportStreams exports, every interval until ctx ends, what Hookrun's
 // streams hold and the account's JetStream storage. A stream that is gone
 // loses its series; one whose info does not answer keeps its last values,
-// and the failure is logged (once, and again when the error changes).
+// and the failure is logged (see reportWarning).
 func ReportStreams(ctx context.Context, js jetstream.JetStream, every time.Duration, log *slog.Logger) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -105,7 +105,7 @@ func ReportStreams(ctx context.Context, js jetstream.JetStream, every time.Durat
 
 // ReportRedisMemory exports Redis' used memory and maxmemory every
 // interval until ctx ends; a failure (an ACL without +info, Redis away)
-// is logged once, and again when the error changes.
+// is logged (see reportWarning).
 func ReportRedisMemory(ctx context.Context, rdb redis.UniversalClient, every time.Duration, log *slog.Logger) error {
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -18,7 +18,6 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/catalog"
-	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/resource"
 )
@@ -738,11 +737,7 @@ func webhookCallback(w *resource.Webhook, r *message.Run) (*message.Callback, st
 // the run id from the webhook's uid. A record without its event id (none
 // written so is known) cannot be judged: it is taken as the webhook's.
 func runOfWebhook(w *resource.Webhook, r *message.Run) bool {
-	if r.WebhookEventID == "" {
-		return true
-	}
-	return r.ID == ident.RunID(w.Metadata.UID, r.WebhookEventID, "") ||
-		(r.Replay && r.ID == ident.RunID(w.Metadata.UID, r.WebhookEventID, r.DeliveryID))
+	return r.WebhookEventID == "" || isRunOf(w, r.ID, r.WebhookEventID, r.Replay, r.DeliveryID)
 }
 
 // callbackRefused is a receiver's answer other than 2xx.

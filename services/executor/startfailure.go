@@ -68,8 +68,12 @@ func (x *Executor) noteStartFailure(rr *message.RunRequest, why string) {
 // the replay's delivery id) derives the run id from the webhook's uid
 // (ident.RunID), which a run request does not carry itself.
 func cameFrom(w *resource.Webhook, rr *message.RunRequest) bool {
-	if rr.ID == ident.RunID(w.Metadata.UID, rr.EventID, "") {
-		return true
-	}
-	return rr.Replay && rr.ID == ident.RunID(w.Metadata.UID, rr.EventID, rr.DeliveryID)
+	return isRunOf(w, rr.ID, rr.EventID, rr.Replay, rr.DeliveryID)
+}
+
+// isRunOf tells whether run id, of event (a replay: of its own delivery),
+// is one of webhook w's: its id derived from w's uid.
+func isRunOf(w *resource.Webhook, id, event string, replay bool, delivery string) bool {
+	return id == ident.RunID(w.Metadata.UID, event, "") ||
+		(replay && id == ident.RunID(w.Metadata.UID, event, delivery))
 }
