@@ -32,8 +32,9 @@ send and the ingress answer it: dlv_…), marked as its replay. A replay
 bypasses deduplication, so it always becomes a new run. With --wait, follow
 that run until it ends (exit 6 unless it succeeded).
 
-With --failed, replay, after a fix, the events whose newest run failed or
-timed out, of the runs queued within --since (default 24h) of the namespace,
+With --failed, replay, after a fix, the events whose newest run failed,
+timed out or was rejected (its webhook disabled, its job missing: the
+dispatcher's error names the fix), of the runs queued within --since (default 24h) of the namespace,
 a webhook (--webhook) or a job (--job): each event's newest run's delivery,
 oldest first, as a sender's failed messages are recovered. An event whose
 replay has run well, or is queued or running, is left alone, so running it
@@ -90,7 +91,7 @@ answer (what was replayed until then is listed).`,
 	addClientFlags(cmd, o)
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the new run until it ends (its progress goes to stderr with -o json|yaml); exit 6 unless it succeeded")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "with --wait, give up after this long (0: never)")
-	cmd.Flags().BoolVar(&fo.on, "failed", false, "replay the deliveries of runs that failed or timed out (see --since, --webhook, --job)")
+	cmd.Flags().BoolVar(&fo.on, "failed", false, "replay the deliveries of runs that failed, timed out or were rejected (see --since, --webhook, --job)")
 	cmd.Flags().StringVar(&fo.webhook, "webhook", "", "with --failed: only runs of this webhook")
 	cmd.Flags().StringVar(&fo.job, "job", "", "with --failed: only runs of this job")
 	cmd.Flags().DurationVar(&fo.since, "since", 24*time.Hour, "with --failed: runs queued within this long")
@@ -243,11 +244,21 @@ func (f *failedReplay) run(ctx context.Context, c *apiClient, w io.Writer, out s
 	return nil
 }
 
+// replayable reports whether a run that ended with status should be
+// replayed by replay --failed.
+func replayable(status string) bool {
+	return status == "failed" || status == "timed_out" || status == "rejected"
+}
+
 // maxRunsScanned bounds the runs replay --failed reads.
 const maxRunsScanned = 200_000
 
 // candidates lists the runs to replay: of the events whose newest run,
-// queued after since, failed or timed out, that run; oldest first. An
+// queued after since, failed, timed out or was rejected, that run; oldest
+// first. A rejected run's delivery waited for a fix as a failed one does
+// (the dispatcher's error says to replay it once its webhook is enabled
+// or its job is there); the API refuses the replay of one whose webhook is
+// still disabled or gone, and says why. An
 // event whose replay has run well since, or is still queued or running,
 // is not one.
 func (f *failedReplay) candidates(ctx context.Context, c *apiClient, since time.Time) ([]failedRun, error) {
@@ -286,7 +297,7 @@ func (f *failedReplay) candidates(ctx context.Context, c *apiClient, since time.
 	}
 	var runs []failedRun
 	for _, r := range newest {
-		if (r.Status == "failed" || r.Status == "timed_out") && r.DeliveryID != "" {
+		if replayable(r.Status) && r.DeliveryID != "" {
 			runs = append(runs, r)
 		}
 	}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,5 +93,66 @@ func TestCLI_ReplayFailedRecoversTheFailedEvents(t *testing.T) {
 	// though their earlier runs still read failed.
 	if out := d.ok("replay", "--failed", "--webhook", "flaky-hook", "--dry-run"); !strings.Contains(out, "would replay 0 deliveries") {
 		t.Fatalf("replay --failed after the replays ran well:\n%s", out)
+	}
+}
+
+// A rejected run (its webhook disabled, its job missing when the
+// dispatcher came to it) waits for a fix as a failed one does: replay
+// --failed replays it, and a replay the API refuses (the webhook still
+// disabled) is listed with the API's reason.
+func TestCLI_ReplayFailedTakesRejectedRuns(t *testing.T) {
+	now := time.Now().UTC()
+	at := func(ago time.Duration) string { return now.Add(-ago).Format(time.RFC3339Nano) }
+	runs := []map[string]any{ // newest first, as the API lists them
+		{"id": "run_ok", "webhook": "w", "deliveryId": "dlv_ok", "status": "succeeded", "queuedAt": at(1 * time.Minute), "webhook_event_id": "e-ok"},
+		{"id": "run_disabled", "webhook": "off", "deliveryId": "dlv_disabled", "status": "rejected", "webhook_received_at": at(2 * time.Minute), "webhook_event_id": "e-off"},
+		{"id": "run_nojob", "webhook": "w", "deliveryId": "dlv_nojob", "status": "rejected", "webhook_received_at": at(3 * time.Minute), "webhook_event_id": "e-nojob"},
+		{"id": "run_filtered", "webhook": "w", "deliveryId": "dlv_filtered", "status": "filtered", "webhook_received_at": at(4 * time.Minute), "webhook_event_id": "e-filtered"},
+		{"id": "run_failed", "webhook": "w", "deliveryId": "dlv_failed", "status": "failed", "queuedAt": at(5 * time.Minute), "webhook_event_id": "e-failed"},
+	}
+	var mu sync.Mutex
+	var replayed []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"runs": runs})
+	})
+	mux.HandleFunc("POST /v1/deliveries/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if id == "dlv_disabled" {
+			writeJSON(w, 409, map[string]any{"error": map[string]string{"code": "webhook_disabled", "message": "webhook default/off is disabled (spec.disabled): its deliveries cannot be replayed until it is enabled again"}})
+			return
+		}
+		mu.Lock()
+		replayed = append(replayed, id)
+		mu.Unlock()
+		writeJSON(w, 202, map[string]any{"replayOf": id, "deliveryId": "dlv_new_" + id, "executionId": "run_new_" + id, "status": "queued"})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	cli := func(args ...string) cliResult {
+		return runCLI(append(args, "--api-url", srv.URL, "--token", "tok")...)
+	}
+
+	r := cli("replay", "--failed", "--dry-run", "-o", "json")
+	var listed []replayedRun
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &listed) != nil {
+		t.Fatalf("--dry-run: %s", r)
+	}
+	var ids []string
+	for _, l := range listed {
+		ids = append(ids, l.Run)
+	}
+	if want := []string{"run_failed", "run_nojob", "run_disabled"}; !slices.Equal(ids, want) {
+		t.Fatalf("--dry-run listed %v, want %v (failed and rejected, oldest first; not filtered or succeeded)", ids, want)
+	}
+
+	r = cli("replay", "--failed")
+	if r.Code != codeError || !strings.Contains(r.Stdout, "replayed 2 of 3 deliveries") || !strings.Contains(r.Stdout, "until it is enabled again") {
+		t.Fatalf("replay --failed with one webhook still disabled: %s", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"dlv_failed", "dlv_nojob"}; !slices.Equal(replayed, want) {
+		t.Fatalf("replayed %v, want %v", replayed, want)
 	}
 }
