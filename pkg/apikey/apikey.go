@@ -54,3 +54,18 @@ func Match(secret, storedHash string) bool {
 
 // DisplayPrefix is the part of a key safe to show in lists ("hk_<id>").
 func DisplayPrefix(id string) string { return Prefix + id }
+
+// Hide returns word, a word of a message that may hold a key, with the key
+// shortened to its public part ("hk_<id>_…"), wherever in the word it
+// starts (an id may begin with a tab or a quote it was sent with:
+// %09hk_…). A word holding no key's shape is returned as it is.
+func Hide(word string) string {
+	at := strings.Index(word, Prefix)
+	if at < 0 {
+		return word
+	}
+	if id, _, ok := Parse(word[at:]); ok {
+		return word[:at] + DisplayPrefix(id) + "_…"
+	}
+	return word
+}

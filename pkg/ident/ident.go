@@ -23,7 +23,10 @@ func NewDeliveryID() string { return Random("dlv_", 12) }
 
 // NewEndpointID returns a new endpoint id: 160 random bits, unguessable, so
 // the URL alone can be the credential (Workjet's secret URL).
-func NewEndpointID() string { return Random("ep_", 20) }
+func NewEndpointID() string { return Random(EndpointPrefix, 20) }
+
+// EndpointPrefix starts every endpoint id.
+const EndpointPrefix = "ep_"
 
 // NewUID returns a resource uid.
 func NewUID() string { return Random("", 10) }

@@ -5,6 +5,7 @@ package resource
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"slices"
 	"time"
@@ -61,7 +62,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		if err2 := json.Unmarshal(b, &n); err2 != nil {
 			return &json.UnmarshalTypeError{Value: string(b), Type: durationType}
 		}
-		*d = Duration(n * float64(time.Second))
+		ns := n * float64(time.Second)
+		if ns >= math.MaxInt64 || ns <= math.MinInt64 {
+			// Past ±292 years: the conversion would wrap (to a negative
+			// on amd64), and the error would blame the sign.
+			return &json.UnmarshalTypeError{Value: "number " + string(b) + " (seconds, out of range)", Type: durationType}
+		}
+		*d = Duration(ns)
 		return nil
 	}
 	v, err := time.ParseDuration(s)

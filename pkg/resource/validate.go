@@ -423,6 +423,8 @@ func (w *Webhook) Validate() error {
 		switch n := a.APIKey.Name; {
 		case a.APIKey.In == "header" && !httpguts.ValidHeaderFieldName(n):
 			return fieldErr("spec.auth.apiKey.name", "must be a header name: letters, digits and !#$%%&'*+-.^_`|~, no spaces or colons")
+		case a.APIKey.In == "header" && slices.ContainsFunc(notAKeyHeader, func(h string) bool { return strings.EqualFold(h, n) }):
+			return fieldErr("spec.auth.apiKey.name", "must not be %s: HTTP servers and proxies read that header themselves (no delivery could carry the key in it); name another, such as X-API-KEY", n)
 		case strings.ContainsAny(n, " \t\r\n/"):
 			return fieldErr("spec.auth.apiKey.name", "must not contain spaces or slashes")
 		case strings.IndexFunc(n, unicode.IsControl) >= 0:
@@ -439,6 +441,11 @@ func (w *Webhook) Validate() error {
 		}
 		if a.Signature.Tolerance < 0 {
 			return fieldErr("spec.auth.signature.tolerance", "must be positive")
+		}
+		if a.Signature.Tolerance > 0 && a.Signature.Tolerance.D() < time.Second {
+			// Signed timestamps are whole seconds: every delivery but one
+			// sent on the second would be refused.
+			return fieldErr("spec.auth.signature.tolerance", "must be at least 1s (signed timestamps are whole seconds; 0 or absent: the profile's default, 5m)")
 		}
 		if a.Signature.Tolerance.D() > maxTolerance {
 			return fieldErr("spec.auth.signature.tolerance", "must be at most 24h")
@@ -619,6 +626,15 @@ func checkProfileEventIDHeader(sa *SignatureAuth, h string) error {
 		}
 	}
 	return nil
+}
+
+// notAKeyHeader are headers no delivery can carry an API key in: the
+// request's framing and hop-by-hop headers, which Go's server (and any
+// proxy before it) reads, moves or refuses (Host is taken out of the
+// header map; a Transfer-Encoding holding a key is answered 501).
+var notAKeyHeader = []string{
+	"Host", "Transfer-Encoding", "Connection", "Content-Length", "Keep-Alive", "Proxy-Connection",
+	"Te", "Trailer", "Upgrade", "Expect",
 }
 
 // notAnEventID are headers that can be mistaken for an event id header

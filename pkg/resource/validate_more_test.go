@@ -131,6 +131,12 @@ func TestWebhookValidate_APIKeyNameTheSenderCanSend(t *testing.T) {
 		{"query", "api:key", true}, // a query name may hold a colon
 		{"body", "apiKey", true},
 		{"path", "key", true},
+		// Read by the server itself: no delivery can carry a key there.
+		{"header", "Host", false},
+		{"header", "transfer-encoding", false},
+		{"header", "Connection", false},
+		{"header", "Content-Length", false},
+		{"header", "Authorization", true},
 	}
 	for _, tc := range cases {
 		w := validWebhook()
@@ -162,6 +168,31 @@ func TestWebhookValidate_GETCannotCarryTheKeyInTheBody(t *testing.T) {
 		err := w.Validate()
 		if tc.ok != (err == nil) || (err != nil && fieldOf(err) != "spec.methods") {
 			t.Errorf("key in %s, methods %v: %v (field %q), want ok=%v", tc.in, tc.methods, err, fieldOf(err), tc.ok)
+		}
+	}
+}
+
+// Signed timestamps are whole seconds: a tolerance under a second would
+// refuse every delivery but the odd one sent on the second.
+func TestWebhookValidate_SignatureToleranceOfAtLeastASecond(t *testing.T) {
+	for _, tc := range []struct {
+		tolerance time.Duration
+		ok        bool
+	}{
+		{0, true}, // the profile's default
+		{time.Second, true},
+		{10 * time.Minute, true},
+		{24 * time.Hour, true},
+		{time.Nanosecond, false},
+		{999 * time.Millisecond, false},
+		{-time.Second, false},
+		{25 * time.Hour, false},
+	} {
+		w := validWebhook()
+		w.Spec.Auth.Signature = &SignatureAuth{Profile: "standard-webhooks", SecretRef: "s", Tolerance: Duration(tc.tolerance)}
+		err := w.Validate()
+		if tc.ok != (err == nil) || (err != nil && fieldOf(err) != "spec.auth.signature.tolerance") {
+			t.Errorf("tolerance %s: %v (field %q), want ok=%v", tc.tolerance, err, fieldOf(err), tc.ok)
 		}
 	}
 }

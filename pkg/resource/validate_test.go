@@ -326,6 +326,14 @@ func TestDuration_JSON(t *testing.T) {
 	if !errors.As(err, &te) || te.Field != "spec.timeout" {
 		t.Fatalf("malformed duration: %v", err)
 	}
+	// A number of seconds past what a duration holds (±292 years) is out
+	// of range, not wrapped to a negative the validation would blame.
+	for _, in := range []string{`1e10`, `-1e10`, `1e300`} {
+		err := json.Unmarshal([]byte(`{"spec":{"timeout":`+in+`}}`), &v)
+		if !errors.As(err, &te) || te.Field != "spec.timeout" || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("%s seconds: %v (%v), want an out-of-range type error", in, err, v.Spec.Timeout.D())
+		}
+	}
 	b, _ := json.Marshal(Duration(5 * time.Minute))
 	if string(b) != `"5m0s"` {
 		t.Fatalf("marshal: %s", b)

@@ -26,6 +26,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrun/hookrun/pkg/apikey"
+	"github.com/hookrun/hookrun/pkg/ident"
 )
 
 // Common is the configuration every service reads.
@@ -500,14 +503,31 @@ const NothingServedAt = "nothing is served at "
 func HTTPErrorMessage(he *echo.HTTPError, r *http.Request) string {
 	switch he {
 	case echo.ErrNotFound:
-		return NothingServedAt + r.URL.Path
+		return NothingServedAt + PathShown(r.URL.Path)
 	case echo.ErrMethodNotAllowed:
-		return "method " + r.Method + " is not allowed on " + r.URL.Path
+		return "method " + r.Method + " is not allowed on " + PathShown(r.URL.Path)
 	}
 	if m, ok := he.Message.(string); ok {
 		return m
 	}
 	return http.StatusText(he.Code)
+}
+
+// PathShown is a request's path as an error message may say it: an API key
+// in it (an ingress URL's /v1/hooks/<endpoint>/<key>, or a key pasted where
+// an id goes) shortened to its public part, and an endpoint id (for a
+// secret-URL webhook, the credential itself) to its prefix. The answer
+// goes to whoever sent the path, but also to the proxies and logs between.
+func PathShown(path string) string {
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if strings.HasPrefix(s, ident.EndpointPrefix) {
+			segs[i] = ident.EndpointPrefix + "…"
+			continue
+		}
+		segs[i] = apikey.Hide(s)
+	}
+	return strings.Join(segs, "/")
 }
 
 // HTTPServer returns an http.Server with the timeouts every service uses.

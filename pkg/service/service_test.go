@@ -144,6 +144,12 @@ func TestNewEcho_ErrorsHaveTheAPIShape(t *testing.T) {
 	}{
 		{http.MethodGet, "/nope", 404, "not_found", "nothing is served at /nope"},
 		{http.MethodPost, "/healthz", 405, "method_not_allowed", "method POST is not allowed on /healthz"},
+		// A credential in the path is not said back whole: an API key
+		// (an ingress URL sent to the wrong port, a key pasted where an
+		// id goes) nor an endpoint id, a secret-URL webhook's credential.
+		{http.MethodPost, "/v1/hooks/ep_0123456789abcdefghij/hk_k1d_s3cr3tv4lu3", 404, "not_found", "nothing is served at /v1/hooks/ep_…/hk_k1d_…"},
+		{http.MethodPost, "/healthz/%09hk_k1d_s3cr3tv4lu3", 404, "not_found", "nothing is served at /healthz/\thk_k1d_…"},
+		{http.MethodGet, "/nope/hk_notakey", 404, "not_found", "nothing is served at /nope/hk_notakey"},
 	} {
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))

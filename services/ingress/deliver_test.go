@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/ident"
 	"github.com/hookrun/hookrun/pkg/resource"
@@ -346,5 +348,19 @@ func TestReadBody_DeclaredLengthIsNotAllocatedUpFront(t *testing.T) {
 	req = httptest.NewRequest("POST", "/v1/hooks/x", strings.NewReader(body))
 	if b, err := readBody(req, 1<<20); err != nil || string(b) != body {
 		t.Fatalf("a 200 KiB body: %d bytes, %v", len(b), err)
+	}
+}
+
+// A tiny rate asks the sender to wait a day at most: the seconds left to
+// the next token would overflow Retry-After's int (it came out as 1).
+func TestLimiter_RetryAfterOfATinyRateIsADayAtMost(t *testing.T) {
+	for _, perSecond := range []float64{1e-30, 1e-6} {
+		l := &limiter{perSecond: perSecond, burst: 1, l: rate.NewLimiter(rate.Limit(perSecond), 1)}
+		if ok, _ := l.check(l.l.Allow()); !ok {
+			t.Fatalf("%g/s: the first request refused", perSecond)
+		}
+		if ok, secs := l.check(l.l.Allow()); ok || secs != maxRetryAfter {
+			t.Fatalf("%g/s: allowed %v, Retry-After %d, want refused with %d", perSecond, ok, secs, maxRetryAfter)
+		}
 	}
 }

@@ -64,8 +64,12 @@ func (l *limiter) check(ok bool) (bool, int) {
 		return true, 0
 	}
 	missing := 1 - l.l.Tokens()
-	return false, int(math.Ceil(missing / l.perSecond))
+	// At most a day: a tiny perSecond would make it overflow the int.
+	return false, int(min(math.Ceil(missing/l.perSecond), maxRetryAfter))
 }
+
+// maxRetryAfter bounds the seconds a rate-limited sender is asked to wait.
+const maxRetryAfter = 24 * 60 * 60
 
 // claimedElsewhere reads the answer of the read-only look-up of the
 // dispatcher's dedup claim (lookupBatcher.start): the event was claimed by

@@ -68,17 +68,28 @@ func nonNil(xs []string) []string {
 // looked up at create, and every service holds the key in memory.
 const maxKeyScopes = 1000
 
+// notPrintable is a character a key's name may not hold: printed in lists
+// and terminals, a control, a line or paragraph separator or a
+// bidirectional control (U+202E turns the rest of a line around) would
+// make it read as another name or break the list.
+func notPrintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Bidi_Control)
+}
+
 func (s *Service) createKey(c echo.Context) error {
 	var r keyRequest
 	if err := decode(c, &r); err != nil {
 		return err
 	}
 	r.Name = strings.TrimSpace(r.Name)
-	if r.Name == "" || len(r.Name) > 128 {
+	if r.Name == "" {
 		return &resource.FieldError{Field: "name", Msg: "is required (at most 128 characters)"}
 	}
-	if strings.ContainsFunc(r.Name, unicode.IsControl) || !utf8.ValidString(r.Name) {
-		return &resource.FieldError{Field: "name", Msg: "must be text without control characters (it is printed in lists)"}
+	if !utf8.ValidString(r.Name) || strings.ContainsFunc(r.Name, notPrintable) {
+		return &resource.FieldError{Field: "name", Msg: "must be text without control characters, line separators or bidirectional controls (it is printed in lists)"}
+	}
+	if n := utf8.RuneCountInString(r.Name); n > 128 {
+		return &resource.FieldError{Field: "name", Msg: fmt.Sprintf("is %d characters: at most 128", n)}
 	}
 	for field, list := range map[string][]string{"webhooks": r.Webhooks, "jobs": r.Jobs} {
 		if len(list) > maxKeyScopes {

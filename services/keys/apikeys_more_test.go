@@ -37,11 +37,15 @@ func TestKeys_ConcurrentCreatesOfOneNameMakeOneKey(t *testing.T) {
 // are refused, spaces around it trimmed; its scope lists are bounded.
 func TestKeys_NameIsPrintableAndScopesBounded(t *testing.T) {
 	a := newTestAPI(t)
-	for _, name := range []string{"   ", "a\nb", "\x00x", "tab\there"} {
+	for _, name := range []string{"   ", "a\nb", "\x00x", "tab\there", "deploy\u202eyek", "line\u2028two", strings.Repeat("é", 129)} {
 		ans := a.do("POST", "/v1/keys", map[string]any{"name": name})
 		if ans.Code != http.StatusBadRequest || ans.ErrField() != "name" {
 			t.Fatalf("name %q: HTTP %d %s, want 400 on name", name, ans.Code, ans.Body)
 		}
+	}
+	// At most 128 characters, not bytes.
+	if got := a.must(http.StatusCreated, "POST", "/v1/keys", map[string]any{"name": strings.Repeat("é", 128)}).JSON(); got["name"] != strings.Repeat("é", 128) {
+		t.Fatalf("a name of 128 two-byte characters stored as %q", got["name"])
 	}
 	got := a.must(http.StatusCreated, "POST", "/v1/keys", map[string]any{"name": "  ci deploy  "}).JSON()
 	if got["name"] != "ci deploy" {

@@ -59,13 +59,7 @@ func badRequest(msg string) *apiError {
 func notFound(what string) *apiError {
 	words := strings.Split(what, " ")
 	for i, w := range words {
-		// Wherever in the word it starts: an id may begin with a tab or a
-		// quote it was sent with (%09hk_…).
-		if at := strings.Index(w, apikey.Prefix); at >= 0 {
-			if id, _, ok := apikey.Parse(w[at:]); ok {
-				words[i] = w[:at] + apikey.DisplayPrefix(id) + "_…"
-			}
-		}
+		words[i] = apikey.Hide(w)
 	}
 	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: strings.Join(words, " ") + " not found"}
 }
