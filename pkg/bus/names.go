@@ -126,6 +126,20 @@ func DeliveryByIDFilter(delivery string) string {
 // RunSubject is the subject of run requests of one job in RUNS.
 func RunSubject(ns, job string) string { return join(prefixRuns, ns, job) }
 
+// ParseRunSubject returns the namespace and job of a RunSubject; ok is
+// false for another subject.
+func ParseRunSubject(subject string) (ns, job string, ok bool) {
+	rest, found := strings.CutPrefix(subject, prefixRuns+".")
+	if !found {
+		return "", "", false
+	}
+	ns, job, found = strings.Cut(rest, ".")
+	if !found || ns == "" || job == "" || strings.Contains(job, ".") {
+		return "", "", false
+	}
+	return ns, job, true
+}
+
 // StatusSubject is the subject of status events of a run or delivery id.
 func StatusSubject(ns, id string) string { return join(prefixStatus, ns, id) }
 

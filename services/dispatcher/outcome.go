@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -380,52 +379,17 @@ func (d *Dispatcher) wait(ctx context.Context, ps []pending) {
 	}
 }
 
-// runCopies bounds the message ids a run request is stored under: its own,
-// then "#2" .. "#runCopies" (see confirmDuplicate).
-const runCopies = 4
-
 // confirmDuplicate checks a run request that JetStream answered as a
-// duplicate. A clustered JetStream can answer so for the message id of a
-// write that never committed (its leader lost mid-write): then no executor
-// will ever see the run, and acking the delivery loses it. The message at
-// the answer's sequence must carry the id. If it does not, the request is
-// stored under the next id of a fixed series ("#2", "#3", ...) — the same
-// series on every attempt, so a copy stored by an earlier attempt is found
-// again rather than stored twice. A copy of a request that an executor has
-// already consumed finds the run ended and is acked without running. When
-// the check cannot be made, the delivery is handed back.
+// duplicate (bus.ConfirmDuplicate): acking the delivery of a request that
+// no write holds would lose its run. When the check cannot be made, or no
+// copy is confirmed, the delivery is handed back.
 func (d *Dispatcher) confirmDuplicate(ctx context.Context, p pending, ack *jetstream.PubAck) {
-	msgID := p.msgID
-	for n := 2; ; n++ {
-		stored, found, err := bus.MsgIDAt(ctx, d.js.Conn(), ack.Stream, ack.Sequence)
-		if err != nil {
-			d.log.Warn("cannot confirm a duplicate run request; handing the delivery back", "delivery", p.it.d.ID, "run", p.it.d.RunID, "msg_id", msgID, "err", err)
-			p.it.failed = true
-			return
-		}
-		if found && stored == msgID {
-			return
-		}
+	err := bus.ConfirmDuplicate(ctx, d.js, p.f.Msg(), p.msgID, ack, func(msgID string, seq uint64) {
 		mUnconfirmedDuplicates.Inc()
-		if n > runCopies {
-			d.log.Warn("run request duplicates not confirmed under any id; handing the delivery back", "delivery", p.it.d.ID, "run", p.it.d.RunID)
-			p.it.failed = true
-			return
-		}
-		d.log.Warn("duplicate run request not confirmed: storing it under the next message id", "delivery", p.it.d.ID, "run", p.it.d.RunID, "msg_id", msgID, "seq", ack.Sequence)
-		msgID = p.msgID + "#" + strconv.Itoa(n)
-		orig := p.f.Msg()
-		m := &nats.Msg{Subject: orig.Subject, Data: orig.Data, Header: nats.Header{}}
-		for k, v := range orig.Header {
-			m.Header[k] = v
-		}
-		if ack, err = d.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
-			d.log.Warn("publish not acknowledged", "delivery", p.it.d.ID, "err", err)
-			p.it.failed = true
-			return
-		}
-		if !ack.Duplicate {
-			return
-		}
+		d.log.Warn("duplicate run request not confirmed: storing it under the next message id", "delivery", p.it.d.ID, "run", p.it.d.RunID, "msg_id", msgID, "seq", seq)
+	})
+	if err != nil {
+		d.log.Warn("cannot confirm a duplicate run request; handing the delivery back", "delivery", p.it.d.ID, "run", p.it.d.RunID, "err", err)
+		p.it.failed = true
 	}
 }

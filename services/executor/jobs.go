@@ -216,6 +216,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			}
 			x.endDrained(workers, infos)
 			x.drainOrphans(ctx, workers, want, infos, start)
+			x.keepConsumersOfWaitingRuns(ctx, want, infos)
 			if x.afterJobsPass != nil {
 				x.afterJobsPass()
 			}
@@ -503,6 +504,46 @@ func (x *Executor) drainOrphans(ctx context.Context, workers map[string]*jobWork
 			x.log.Info("draining the runs of a deleted job", "job", ns+"/"+job, "queued", info.NumPending)
 			start(name, &jobWorkers{concurrency: 1, job: ns + "/" + job, cons: newJobConsumer(cons), draining: true})
 		}()
+	}
+}
+
+// keepConsumersOfWaitingRuns gives a consumer to the run requests waiting
+// in RUNS on the subject of a job that no longer exists and never had one:
+// the job was created, a delivery queued its run, and the job was deleted
+// before any executor made its consumer (none running, or each one's
+// catalog behind). RUNS is a work queue with no age limit: without a
+// consumer, the run would stay queued for ever. Made, the consumer is
+// drained by the next pass (drainOrphans), which fails the runs as of a
+// job that no longer exists. A job the bucket's leader still holds is left
+// to the pass that creates its consumer from the catalog.
+func (x *Executor) keepConsumersOfWaitingRuns(ctx context.Context, want map[string]*resource.Job, infos map[string]*jetstream.ConsumerInfo) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := x.js.Stream(lctx, bus.StreamRuns)
+	if err != nil {
+		return
+	}
+	info, err := s.Info(lctx, jetstream.WithSubjectFilter(bus.RunSubject("*", "*")))
+	if err != nil {
+		return
+	}
+	for subject, n := range info.State.Subjects {
+		ns, job, ok := bus.ParseRunSubject(subject)
+		name := bus.JobConsumer(ns, job)
+		if !ok || n == 0 || infos[name] != nil || want[name] != nil {
+			continue
+		}
+		if _, found := x.cat.Job(ns, job); found {
+			continue
+		}
+		if found, _, err := x.jobRecord(lctx, ns+"/"+job); found || err != nil {
+			continue
+		}
+		if err := x.keepJobConsumer(lctx, ns, job); err != nil {
+			x.log.Warn("cannot create the consumer of a deleted job's waiting runs; will retry", "job", ns+"/"+job, "err", err)
+			continue
+		}
+		x.log.Info("runs of a deleted job were waiting with no consumer: made one, to end them", "job", ns+"/"+job, "queued", n)
 	}
 }
 

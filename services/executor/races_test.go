@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -183,6 +184,26 @@ func TestExecutor_DeletedJobsQueueIsDrainedByALaterExecutor(t *testing.T) {
 	}
 	e.start(nil)
 	r := e.final(rr, 20*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	want(t, "why", strings.Contains(r.Error, "no longer exists"), true)
+}
+
+// A job deleted before any executor made its consumer (none was running,
+// or each one's catalog was behind) leaves its queued run on a subject no
+// consumer reads: an executor starting later gives it one, and the run
+// ends failed as of a job that no longer exists, instead of staying
+// queued for ever.
+func TestExecutor_RunOfAJobDeletedBeforeItHadAConsumerEnds(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	job := e.script("never-fetched", `true`)
+	rr := e.submit(job, `{}`)
+	e.deleteJob(job)
+	if _, err := e.js.Consumer(context.Background(), bus.StreamRuns, bus.JobConsumer("default", "never-fetched")); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the job's consumer: %v, want none before an executor starts", err)
+	}
+	e.start(nil)
+	r := e.final(rr, 30*time.Second)
 	want(t, "status", r.Status, message.StatusFailed)
 	want(t, "why", strings.Contains(r.Error, "no longer exists"), true)
 }

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
+	"github.com/hookrun/hookrun/pkg/resource"
 )
 
 // fakeMsg is a run request message as far as the retry helpers read it.
@@ -75,4 +77,39 @@ func TestRedeliveryBackoff_GrowsToAMinute(t *testing.T) {
 			t.Errorf("after %d deliveries: %s, want %s", delivered, got, want)
 		}
 	}
+}
+
+// A due retry whose move into RUNS is answered "duplicate" while RUNS holds
+// no such message (a write a clustered JetStream lost with its leader: its
+// message id stays in the duplicate window) is stored under the next id of
+// its series, not acked as moved: the run, whose status says that copy
+// owns it, would wait for it for ever.
+func TestExecutor_DueRetryAnsweredAsADuplicateNotHeldIsStoredAgain(t *testing.T) {
+	t.Parallel()
+	e := newXEnv(t)
+	e.start(nil)
+	job := e.script("dup-retry", `exit 3`, func(j *resource.Job) {
+		j.Spec.Retries, j.Spec.RetryBackoff = 1, resource.Duration(3*time.Second)
+	})
+	rr := e.submit(job, "{}")
+	e.waitStatus(rr, message.StatusQueued, 1) // attempt 1 failed, attempt 2 scheduled
+	// The lost write: the id of attempt 2's copy in RUNS' duplicate
+	// window, no message holding it.
+	ctx := context.Background()
+	m := nats.NewMsg(bus.RunSubject("default", "nobody"))
+	m.Data = []byte("lost")
+	ack, err := e.js.PublishMsg(ctx, m, jetstream.WithMsgID(retryMsgID(rr.ID, rr.DeliveryID, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.js.Stream(ctx, bus.StreamRuns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, ack.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	r := e.final(rr, 30*time.Second)
+	want(t, "status", r.Status, message.StatusFailed)
+	want(t, "attempt", r.Attempt, 2)
 }

@@ -609,7 +609,18 @@ func (x *Executor) moveDueRetries(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		attempt := retryAttempt(m)
-		if _, err := x.js.PublishMsg(pctx, out, jetstream.WithMsgID(retryMsgID(rr.ID, rr.DeliveryID, attempt)), jetstream.WithExpectStream(bus.StreamRuns)); err != nil {
+		msgID := retryMsgID(rr.ID, rr.DeliveryID, attempt)
+		ack, err := x.js.PublishMsg(pctx, out, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.StreamRuns))
+		if err == nil && ack.Duplicate {
+			// A second move of this copy (the first one's ack lost), or a
+			// write a clustered JetStream lost with its leader and still
+			// answers as held: acked then, the run, whose status says this
+			// copy owns it (ownedElsewhere), would wait for ever.
+			err = bus.ConfirmDuplicate(pctx, x.js, out, msgID, ack, func(id string, seq uint64) {
+				x.log.Warn("due retry answered as a duplicate not held in RUNS: storing it under the next message id", "run", rr.ID, "attempt", attempt, "msg_id", id, "seq", seq)
+			}, jetstream.WithExpectStream(bus.StreamRuns))
+		}
+		if err != nil {
 			x.log.Warn("cannot move a due retry into RUNS; trying again", "run", rr.ID, "attempt", attempt, "err", err)
 			_ = m.NakWithDelay(time.Second)
 			return
