@@ -63,7 +63,7 @@ later (no answer, 429 rate_limited, 502/503/504, or a 404 that is not the ingres
 own: is --ingress the ingress?); with --wait, 6 when the run did not succeed,
 7 when it was accepted but could not be followed to its end (do not send it
 again: hookrun runs watch RUN), 130 stopped by Ctrl-C while waiting.`,
-		Example: `  hookrun send report-github-push --secret "$GH_SECRET" -d '{"ref":"refs/heads/main"}' --event-id gh-1 --wait
+		Example: `  hookrun send report-github-push --secret "$GH_SECRET" -H 'X-GitHub-Event: push' -d '{"ref":"refs/heads/main"}' --event-id gh-1 --wait
   hookrun send janus-deploy --key "$KEY" --data @payload.json
   hookrun send workjet-tickets -d '{"event":"ticket.created"}' -o json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -235,7 +235,7 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 	query := url.Values{}
 	hdr := http.Header{}
 	a := w.Spec.Auth
-	var signedIDHeader string // a signed webhook's spec.idempotencyHeader, which Sign fills
+	var idHeaders []string // the headers a signed webhook's event id goes in, which Sign fills
 	switch {
 	case a.APIKey != nil:
 		key := so.key
@@ -284,14 +284,19 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 			// The webhook names the header its event id is read from (as
 			// the ingress does: only profiles whose id header is unsigned).
 			if q, ok := signature.WithEventIDHeader(p, h); ok {
-				p, signedIDHeader = q, h
+				p = q
 			}
 		}
+		idHeaders = eventIDHeaders(p, secret, now)
 		eventID := so.eventID
-		if v, ok := headerValue(so.headers, signedIDHeader); ok && eventID == "" {
-			// --header gave it, as a sender repeating its delivery id
-			// does: the same id, not a random one beside it.
-			eventID = v
+		for _, h := range idHeaders {
+			if v, ok := headerValue(so.headers, h); ok && eventID == "" {
+				// --header gave it (the webhook's spec.idempotencyHeader,
+				// or the profile's own: X-GitHub-Delivery, webhook-id…),
+				// as a sender repeating its delivery id does: the same id,
+				// not a random one beside it.
+				eventID = v
+			}
 		}
 		if eventID == "" {
 			eventID = randomEventID()
@@ -332,7 +337,7 @@ func buildDelivery(ctx context.Context, ingress string, w *resource.Webhook, bod
 			// Not printed: the value may be a credential.
 			return nil, usageErr("--header %s: holds a control character, such as a newline, that no header can carry", strconv.Quote(strings.TrimSpace(k)))
 		}
-		if signedIDHeader != "" && strings.EqualFold(strings.TrimSpace(k), signedIDHeader) {
+		if slices.ContainsFunc(idHeaders, func(h string) bool { return strings.EqualFold(strings.TrimSpace(k), h) }) {
 			continue // signed in already: the event id
 		}
 		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
@@ -486,6 +491,20 @@ func deliver(ctx context.Context, req *http.Request, retryNotFound bool) (int, [
 
 // headerValue is the value --header lines give header name (the first),
 // and whether one does; none for an empty name.
+// eventIDHeaders are the headers p's Sign puts the event id in (none for a
+// profile that carries it in the body), found by signing with a marker id.
+func eventIDHeaders(p signature.Profile, secret string, now time.Time) []string {
+	const marker = "hookrun-send-event-id-marker"
+	var names []string
+	for k, vs := range p.Sign(nil, secret, marker, now) {
+		if slices.Contains(vs, marker) {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 func headerValue(lines []string, name string) (string, bool) {
 	if name == "" {
 		return "", false

@@ -332,3 +332,35 @@ func TestBuildDelivery_AHeaderNamingTheIdempotencyHeaderIsTheEventID(t *testing.
 		}
 	}
 }
+
+// A --header naming the profile's own event id header (X-GitHub-Delivery,
+// webhook-id, …) is the event id, as the webhook's spec.idempotencyHeader
+// is: sent twice, the delivery is the same event, its header sent once.
+func TestBuildDelivery_AHeaderNamingTheProfilesEventIDHeaderIsTheEventID(t *testing.T) {
+	now := time.Now()
+	for profile, header := range map[string]string{
+		"generic":           "X-Event-Id",
+		"github":            "x-github-delivery",
+		"gitlab":            "Idempotency-Key",
+		"shopify":           "X-Shopify-Webhook-Id",
+		"standard-webhooks": "webhook-id",
+	} {
+		p, _ := signature.Lookup(profile)
+		secret, err := p.GenerateSecret()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := testWebhook(resource.Auth{Signature: &resource.SignatureAuth{Profile: profile, SecretRef: "s"}})
+		for range 2 {
+			req, err := buildDelivery(context.Background(), "http://ingress", w, []byte(`{}`), &sendOptions{secret: secret, headers: []string{header + ": same-1"}}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent, _ := io.ReadAll(req.Body)
+			id, err := p.Verify(signature.Request{Header: req.Header, Body: sent}, []string{secret}, now)
+			if err != nil || id != "same-1" || len(req.Header.Values(header)) != 1 {
+				t.Fatalf("%s: event id %q (err %v), %s %q: want same-1, once", profile, id, err, header, req.Header.Values(header))
+			}
+		}
+	}
+}

@@ -406,7 +406,7 @@ func TestProfiles_DefaultWindows(t *testing.T) {
 		"github":            72 * time.Hour,
 		"stripe":            72 * time.Hour,
 		"slack":             time.Hour,
-		"standard-webhooks": 24 * time.Hour,
+		"standard-webhooks": 76 * time.Hour, // the spec's example retry schedule: 75h35m
 		"shopify":           48 * time.Hour,
 		"gitlab":            72 * time.Hour,
 	}
