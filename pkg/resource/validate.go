@@ -481,7 +481,7 @@ func (w *Webhook) Validate() error {
 		// credential.
 		for _, cred := range CredentialHeaders {
 			if strings.EqualFold(h, cred) {
-				return fieldErr("spec.idempotencyHeader", "must not be %s: the event id is stored and shown with every run", cred)
+				return fieldErr("spec.idempotencyHeader", "must not be %s: the event id is stored and shown with every run", h)
 			}
 		}
 		if k := a.APIKey; k != nil && (k.In == "header" || k.In == "") && strings.EqualFold(h, cmp.Or(k.Name, "X-API-KEY")) {
@@ -668,5 +668,8 @@ func headerEventIDProfiles() []string {
 // whatever a webhook's auth mode: the ingress strips them from every
 // delivery, and none may be a webhook's spec.idempotencyHeader (the event
 // id is stored, answered and given to the job). X-API-KEY is where Janus'
-// senders put their key, and where most senders put one.
-var CredentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key"}
+// senders put their key, and where most senders put one. X-Gitlab-Token is
+// GitLab's secret token, which GitLab sends beside its signed deliveries
+// (webhook-signature, verified by the standard-webhooks profile) when both
+// are set, and which a webhook of any profile must not store.
+var CredentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "X-Gitlab-Token"}

@@ -36,6 +36,7 @@ func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
 		bearer = "bearer-token-0123456789"
 		cookie = "session-cookie-0123456789"
 		proxy  = "proxy-credential-0123456789"
+		gitlab = "gitlab-secret-token-0123456789" // GitLab sends it whatever the profile
 	)
 	// A key of another webhook, sent where this one takes none: in
 	// X-API-KEY, in a header of any name, and percent-encoded in a
@@ -43,7 +44,7 @@ func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
 	other := e.apiKey(nil, nil, nil)
 	_, otherSecret, _ := apikey.Parse(other)
 	extra := []string{"Authorization", "Bearer " + bearer, "Cookie", "sid=" + cookie, "Proxy-Authorization", "Basic " + proxy,
-		"X-Kept", "kept-value", "X-Api-Key", other, "X-Sender-Note", "sent with " + other,
+		"X-Kept", "kept-value", "X-Api-Key", other, "X-Gitlab-Token", gitlab, "X-Sender-Note", "sent with " + other,
 		"X-Original-Uri", "/hooks?api_key=" + strings.ReplaceAll(other, "_", "%5F")}
 
 	type sent struct {
@@ -118,7 +119,7 @@ func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
 			if d.Header["X-Kept"] == nil || d.Query["kept"] == nil {
 				t.Fatalf("non-credential header or query lost: %v %v", d.Header, d.Query)
 			}
-			for _, h := range []string{"Authorization", "Cookie", "Proxy-Authorization", "X-Api-Key", "X-Sender-Note", "X-Original-Uri"} {
+			for _, h := range []string{"Authorization", "Cookie", "Proxy-Authorization", "X-Api-Key", "X-Gitlab-Token", "X-Sender-Note", "X-Original-Uri"} {
 				if d.Header[h] != nil {
 					t.Fatalf("header %s stored", h)
 				}
@@ -128,7 +129,7 @@ func TestPublish_StoresNoCredentialOfAnyAuthMode(t *testing.T) {
 				"body": string(d.Body), "headers": fmt.Sprint(d.Header), "query": fmt.Sprint(d.Query),
 				"logs": e.logs.String(),
 			}
-			for _, secret := range append(s.secrets, bearer, cookie, proxy, other, otherSecret) {
+			for _, secret := range append(s.secrets, bearer, cookie, proxy, gitlab, other, otherSecret) {
 				for place, text := range where {
 					if secret != "" && strings.Contains(text, secret) {
 						t.Errorf("%s holds credential %q", place, secret)
