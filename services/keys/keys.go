@@ -11,10 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hookrun/hookrun/pkg/apikey"
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/secretbox"
@@ -207,14 +211,34 @@ var bodyLimit = middleware.BodyLimit("4M")
 // wholeQuery refuses a query string Go cannot read whole: it drops the
 // pairs it cannot parse (`namespace=ns2;x`, `%zz`), and a dropped
 // ?namespace= would read as "default" (a DELETE in another namespace than
-// the one asked) or as every namespace.
+// the one asked) or as every namespace. It refuses as well a parameter the
+// route does not read, as Stripe's API does: a misspelt one would be
+// ignored, and ?namespce=prod on a DELETE delete in "default", a
+// ?stauts=failed list every run.
 func wholeQuery(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+		q, err := url.ParseQuery(c.Request().URL.RawQuery)
+		if err != nil {
 			return badRequest("the query string is malformed (a \";\" or a bad %-escape): " + err.Error())
+		}
+		takes := append([]string{"namespace"}, routeQuery[c.Path()]...)
+		for _, k := range slices.Sorted(maps.Keys(q)) {
+			if !slices.Contains(takes, k) {
+				if len(k) > 64 {
+					k = k[:64] + "…"
+				}
+				return badRequest(fmt.Sprintf("unknown query parameter %s: %s %s takes %s", strconv.Quote(apikey.Hide(k)), c.Request().Method, c.Path(), strings.Join(takes, ", ")))
+			}
 		}
 		return next(c)
 	}
+}
+
+// routeQuery are the query parameters a route reads beside ?namespace=,
+// which every route takes.
+var routeQuery = map[string][]string{
+	"/v1/runs":            {"webhook", "job", "status", "limit", "cursor"},
+	"/v1/runs/:id/events": {"delivery", "lastEventId"},
 }
 
 // requireAdmin checks the bearer token against every admin token in
