@@ -97,7 +97,7 @@ valid in -n's namespace (its own and those valid in every namespace).`,
 				return err
 			}
 			for _, warning := range k.Warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", warning)
+				fmt.Fprintln(cmd.ErrOrStderr(), "Warning: key/"+k.Name+":", warning)
 			}
 			w := cmd.OutOrStdout()
 			if out != outTable {
@@ -119,7 +119,7 @@ valid in -n's namespace (its own and those valid in every namespace).`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List keys (never their secrets; the same as get keys)",
-		Args:  usageArgs(cobra.NoArgs),
+		Args:  usageArgs(noArgs("one key: hookrun get key NAME|ID")),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(listOut); err != nil {
 				return err

@@ -49,7 +49,7 @@ exit code is the first error's.`,
 		Example: `  hookrun apply -f examples/janus.yaml
   hookrun apply -f examples/
   cat hooks.yaml | hookrun apply -f -`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: usageArgs(noArgs("name the manifests with -f: hookrun apply -f FILE|DIR (or -f - for stdin)")),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(files) == 0 {
 				return usageErr("name the manifests with -f FILE|DIR (or -f - for stdin)")

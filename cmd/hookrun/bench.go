@@ -84,6 +84,8 @@ to this executable (make build puts them in bin/).`,
 	f.Float64Var(&o.rate, "rate", 500, "deliveries/s of the accept→run-started phase")
 	f.IntVar(&o.runs, "runs", 3000, "runs of the runs/s phase")
 	f.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for dedup (REDIS_URL)")
+	// --help shows the default: a REDIS_URL's password is not printed.
+	f.Lookup("redis").DefValue = redact.URL(f.Lookup("redis").DefValue)
 	f.StringVar(&o.binDir, "bin", "", "directory of the hookrun-* binaries (default: next to this executable)")
 	f.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ingress during its closed-loop phase (DIR/ingress.pprof) of the dispatcher for 2s of draining the backlog (DIR/dispatcher.pprof) of the executor for the first runs/1500 seconds of the runs phase (DIR/executor.pprof), of nats-server in the ingress and runs phases (DIR/nats-ingress.pprof, DIR/nats-executor.pprof), execution traces of the ingress for 3s of its half-rate phase (DIR/ingress-half.trace) and of the dispatcher and executor for 3s of the end-to-end phase (DIR/dispatcher-e2e.trace, DIR/executor-e2e.trace), and CPU profiles of nats-server and the executor for 4s of the end-to-end phase (DIR/nats-e2e.pprof, DIR/executor-e2e.pprof)")
 	f.StringVar(&o.workDir, "work-dir", "", "the executor's HOOKRUN_WORK_DIR (default: on /dev/shm when it is a tmpfs, as docker-compose.yml puts run directories on a tmpfs; else beside the bench's nats store)")

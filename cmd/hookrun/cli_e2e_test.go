@@ -414,7 +414,7 @@ spec: {job: deploy, methods: [GET, POST], auth: {apiKey: {}}, response: {status:
 	var other map[string]any
 	d.okJSON(&other, "keys", "create", "other", "--webhook", "elsewhere", "-o", "json")
 	// elsewhere does not exist: the key is made, with a warning on stderr.
-	if r := d.run("keys", "create", "third", "--webhook", "elsewhere"); r.Code != 0 || !strings.Contains(r.Stderr, `warning: no webhook "elsewhere"`) {
+	if r := d.run("keys", "create", "third", "--webhook", "elsewhere"); r.Code != 0 || !strings.Contains(r.Stderr, `Warning: key/third: no webhook "elsewhere"`) {
 		t.Fatalf("keys create for a webhook that does not exist: %s", r)
 	}
 	checkCode(t, d.run("send", "deploy", "--key", other["key"].(string), "-d", `{}`), codeRefused, "key_not_allowed", nil)

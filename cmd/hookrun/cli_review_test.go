@@ -97,6 +97,30 @@ func TestCLI_HelpMasksTheURLsCredentials(t *testing.T) {
 	if r.Code != codeOK || strings.Contains(r.Stdout, "s3cretPW") || strings.Contains(r.Stdout, "abc123") || strings.Contains(r.Stdout, "ingressPW") || !strings.Contains(r.Stdout, "api.example.com") {
 		t.Fatalf("--help: %s", r)
 	}
+	// bench's --redis default is REDIS_URL.
+	t.Setenv("REDIS_URL", "redis://:redisPW@cache.example.com:6379/0")
+	if r := runCLI("bench", "--help"); r.Code != codeOK || strings.Contains(r.Stdout, "redisPW") || !strings.Contains(r.Stdout, "cache.example.com") {
+		t.Fatalf("bench --help: %s", r)
+	}
+}
+
+// A command that takes no arguments, given one, says what to do instead of
+// cobra's `unknown command`.
+func TestCLI_AnArgumentWhereNoneIsTakenSaysWhatToDo(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply", "examples/janus.yaml"}, "hookrun apply -f FILE"},
+		{[]string{"runs", "list", "run_x"}, "hookrun get run RUN"},
+		{[]string{"keys", "list", "ci"}, "hookrun get key NAME"},
+		{[]string{"replay", "--failed", "dlv_x"}, "hookrun replay DELIVERY, without --failed"},
+	} {
+		r := runCLI(append(tc.args, "--api-url", "http://127.0.0.1:1", "--token", "tok")...)
+		if r.Code != codeUsage || !strings.Contains(r.Stderr, tc.want) || strings.Contains(r.Stderr, "unknown command") {
+			t.Errorf("%v: %s", tc.args, r)
+		}
+	}
 }
 
 // What may be a credential is not echoed in an error: a --header without
@@ -216,5 +240,70 @@ func TestCLI_SendWaitAfterAcceptanceNeverSaysRetry(t *testing.T) {
 	f.webhooks["prod/w"] = string(b)
 	if r := f.execCLI("send", "w", "-d", `{}`, "--wait", "--timeout", "0", "-n", "prod"); r.Code != codeOK || !strings.Contains(r.Stdout, "succeeded") {
 		t.Fatalf("send --wait --timeout 0: %s", r)
+	}
+}
+
+// get key NAME -o json|yaml prints one key, an object: a name two keys
+// share is refused there (exit 4, naming their ids), not answered with a
+// list in the object's place; the table lists both.
+func TestCLI_GetKeyOfASharedNameAsJSONIsRefused(t *testing.T) {
+	f := newFakeAPI(t)
+	f.keys = append(f.keys, keyInfo{ID: "key_everywhere", Name: "deploy", Namespace: "*"})
+	r := f.execCLI("get", "key", "deploy", "-o", "json")
+	if r.Code != codeRefused || !strings.Contains(r.Stderr, "key_default, key_everywhere") || r.Stdout != "" {
+		t.Fatalf("-o json of a shared name: %s", r)
+	}
+	r = f.execCLI("get", "key", "deploy")
+	if r.Code != codeOK || !strings.Contains(r.Stdout, "key_default") || !strings.Contains(r.Stdout, "key_everywhere") {
+		t.Fatalf("the table of a shared name: %s", r)
+	}
+	r = f.execCLI("get", "key", "key_everywhere", "-o", "json")
+	if r.Code != codeOK || !strings.HasPrefix(strings.TrimSpace(r.Stdout), "{") {
+		t.Fatalf("-o json by id: %s", r)
+	}
+}
+
+// A wrong admin token says where the right one is.
+func TestCLI_AWrongTokenSaysWhereTheTokenIs(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 401, map[string]any{"error": map[string]string{"code": "unauthorized", "message": "a valid admin token is required: Authorization: Bearer <token>"}})
+	}))
+	defer srv.Close()
+	r := runCLI("get", "jobs", "--api-url", srv.URL, "--token", "wrong")
+	if r.Code != codeRefused || !strings.Contains(r.Stderr, "HOOKRUN_ADMIN_TOKEN") || strings.Contains(r.Stderr, "wrong") {
+		t.Fatalf("a wrong token: %s", r)
+	}
+}
+
+// replay given a run id says it takes a delivery id, and where to find it.
+func TestCLI_ReplayOfARunIDSaysItTakesADeliveryID(t *testing.T) {
+	f := newFakeAPI(t)
+	r := f.execCLI("replay", "run_prod")
+	if r.Code != codeNotFound || !strings.Contains(r.Stderr, "replay takes a delivery id (dlv_…): hookrun get run run_prod -o yaml") {
+		t.Fatalf("replay of a run id: %s", r)
+	}
+}
+
+// send --data @FILE of a file that cannot be read is a usage error (2):
+// exit 1 means the webhook cannot run.
+func TestCLI_SendOfAnUnreadableDataFileIsAUsageError(t *testing.T) {
+	f := newFakeAPI(t)
+	f.webhooks["default/w"] = `{"metadata":{"name":"w","namespace":"default"},"spec":{"job":"j"},"status":{"endpointPath":"/v1/hooks/ep_w"}}`
+	r := f.execCLI("send", "w", "--data", "@"+t.TempDir()+"/missing.json")
+	if r.Code != codeUsage || !strings.Contains(r.Stderr, "missing.json") {
+		t.Fatalf("send --data @missing: %s", r)
+	}
+}
+
+// -o json prints the answer and one line end, not the answer's own line
+// end and another (a blank line).
+func TestCLI_JSONOutputEndsWithOneLineEnd(t *testing.T) {
+	f := newFakeAPI(t)
+	f.webhooks["default/w"] = `{"metadata":{"name":"w","namespace":"default"},"spec":{"job":"j"},"status":{"endpointPath":"/v1/hooks/ep_w"}}`
+	for _, args := range [][]string{{"send", "w", "-d", "{}", "-o", "json"}, {"replay", "dlv_prod", "-n", "prod", "-o", "json"}} {
+		r := f.execCLI(args...)
+		if r.Code != codeOK || !strings.HasSuffix(r.Stdout, "}\n") || strings.HasSuffix(r.Stdout, "\n\n") {
+			t.Fatalf("%v: %q (%s)", args, r.Stdout, r)
+		}
 	}
 }

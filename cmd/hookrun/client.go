@@ -89,6 +89,18 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
+// noArgs refuses positional arguments with a word on what to do instead
+// (hint), where cobra would say `unknown command "x"` of a command that
+// has no subcommand of that name.
+func noArgs(hint string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%s takes no arguments (%q given): %s", cmd.CommandPath(), args[0], hint)
+	}
+}
+
 // clientOptions are the flags every API client command shares.
 type clientOptions struct {
 	apiURL     string
@@ -391,6 +403,10 @@ func answerError(status int, statusText string, body []byte) error {
 // that the resource does not exist. It is 5, as an answer that is not JSON.
 func (c *apiClient) answerError(path string, status int, statusText string, body []byte) error {
 	err := answerError(status, statusText, body)
+	if status == http.StatusUnauthorized {
+		// The keys API's one 401: the admin token.
+		return withSuffix(err, ": check --token or HOOKRUN_ADMIN_TOKEN (hookrun dev prints its token and keeps it in its data directory's admin.token; docker compose in .env)")
+	}
 	if status != http.StatusNotFound {
 		return err
 	}

@@ -288,7 +288,7 @@ func ensureSample(ctx context.Context, api, token string) (string, error) {
 	}
 	if _, err := put("/v1/jobs/hello", map[string]any{
 		"apiVersion": "hookrun.dev/v1", "kind": "Job", "metadata": map[string]any{"name": "hello"},
-		"spec": map[string]any{"command": []string{"/bin/sh", "-c", `echo "hello job got: $HOOKRUN_ARG_WEBHOOK_PAYLOAD"`}, "timeout": "1m"},
+		"spec": map[string]any{"command": []string{"/bin/sh", "-c", `echo "hello job got: $(cat "$HOOKRUN_WEBHOOK_PAYLOAD_FILE")"`}, "timeout": "1m"},
 	}); err != nil {
 		return "", err
 	}

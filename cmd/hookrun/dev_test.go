@@ -99,6 +99,15 @@ wait:
 	if r.Code != codeOK || !strings.Contains(r.Stdout, "hello job got") {
 		t.Fatalf("send with only the exported variables: %s", r)
 	}
+	// The sample applies again without a warning (its job reads the
+	// payload file, not the variable a large body would leave unset).
+	for _, kind := range []string{"job", "webhook"} {
+		got := runCLI("get", kind, "hello", "-o", "yaml")
+		applied := runCLI("apply", "-f", writeFile(t, t.TempDir(), kind+".yaml", got.Stdout))
+		if got.Code != codeOK || applied.Code != codeOK || strings.Contains(applied.Stderr, "Warning") {
+			t.Fatalf("the sample %s applied again: %s\n%s", kind, got, applied)
+		}
+	}
 	checkDevMetricsAreEachServicesOwn(t, metricsAt)
 }
 

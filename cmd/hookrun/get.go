@@ -139,6 +139,18 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 				return failErr(codeNotFound, "API key %s not found", name)
 			}
 			single = len(raws) == 1
+			if !single && g.format != outTable {
+				// -o json|yaml of one key is an object: a list in its
+				// place would break the script that reads it.
+				var ids []string
+				for _, r := range raws {
+					var k keyInfo
+					if json.Unmarshal(r, &k) == nil {
+						ids = append(ids, k.ID)
+					}
+				}
+				return failErr(codeRefused, "%d keys are named %s: name one by id (%s), or list them: hookrun get keys %s", len(raws), name, strings.Join(ids, ", "), name)
+			}
 		}
 	case coll == "runs" && single:
 		resp, err := g.c.do(ctx, "GET", "/v1/runs/"+url.PathEscape(name), g.c.nsQuery(), nil)

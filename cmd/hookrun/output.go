@@ -44,7 +44,8 @@ func printRaw(w io.Writer, format string, raw []byte) error {
 		return err
 	default:
 		var buf bytes.Buffer
-		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		// An answer's own line end is dropped: one follows the value.
+		if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
 			return err
 		}
 		buf.WriteByte('\n')

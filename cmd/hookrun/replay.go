@@ -49,7 +49,7 @@ answer (what was replayed until then is listed).`,
   hookrun replay --failed --webhook report-github-push --since 2h`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if fo.on {
-				return usageArgs(cobra.NoArgs)(cmd, args)
+				return usageArgs(noArgs("--failed finds the deliveries itself; one delivery: hookrun replay DELIVERY, without --failed"))(cmd, args)
 			}
 			return usageArgs(cobra.ExactArgs(1))(cmd, args)
 		},
@@ -114,6 +114,10 @@ type replayAnswer struct {
 func replayDelivery(ctx context.Context, c *apiClient, delivery string) (replayAnswer, []byte, error) {
 	var a replayAnswer
 	resp, err := c.do(ctx, http.MethodPost, "/v1/deliveries/"+url.PathEscape(delivery)+"/replay", c.nsQuery(), nil)
+	if err != nil && exitCode(err) == codeNotFound && strings.HasPrefix(delivery, "run_") {
+		// A run id is the likeliest mix-up: runs are what lists show.
+		return a, nil, withSuffix(c.inNamespace(err), "; replay takes a delivery id (dlv_…): hookrun get run "+delivery+" -o yaml shows the run's deliveryId")
+	}
 	if err != nil {
 		return a, nil, c.inNamespace(err)
 	}

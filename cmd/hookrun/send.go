@@ -57,8 +57,8 @@ The API never returns secret values, so pass the signing secret with
 HOOKRUN_API_KEY). The body is -d JSON, --data @file, or --data @- (stdin).
 
 Exit codes: 0 accepted, 1 the webhook cannot run (500 job_not_runnable: see its
-status.lastError), 2 usage, 3 endpoint not found (the ingress' endpoint_not_found),
-4 refused (401, 403 and other 4xx but 404 and 429), 5 ingress unavailable: retry
+status.lastError), 2 usage (a flag, or a --data file that cannot be read),
+3 endpoint not found (the ingress' endpoint_not_found), 4 refused (401, 403 and other 4xx but 404 and 429), 5 ingress unavailable: retry
 later (no answer, 429 rate_limited, 502/503/504, or a 404 that is not the ingress'
 own: is --ingress the ingress?); with --wait, 6 when the run did not succeed,
 7 when it was accepted but could not be followed to its end (do not send it
@@ -212,7 +212,8 @@ func readData(data string, stdin io.Reader) ([]byte, error) {
 	case strings.HasPrefix(data, "@"):
 		b, err := os.ReadFile(data[1:])
 		if err != nil {
-			return nil, failErr(codeError, "--data %s: %v", data, err)
+			// A usage error: exit 1 means the webhook cannot run.
+			return nil, usageErr("--data %s: %v", data, err)
 		}
 		return b, nil
 	}

@@ -87,7 +87,7 @@ and print a line whenever one appears or changes status, until Ctrl-C or
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the newest runs (the same as get runs)",
-		Args:  usageArgs(cobra.NoArgs),
+		Args:  usageArgs(noArgs("narrow with --webhook, --job or --status; one run: hookrun get run RUN")),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out); err != nil {
 				return err
@@ -200,6 +200,7 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 	p := &runPrinter{out: out, seen: map[string]bool{}, printed: map[string]*attemptOutput{}, delivery: delivery}
 	deadline := time.Now().Add(appear)
 	failures := 0
+	var lastErr error // what the last try met, when it ended before ctx
 	for {
 		before := p.progress()
 		final, err := p.follow(ctx, c, id)
@@ -207,8 +208,16 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 			p.finish(final)
 			return final, nil
 		}
+		if ctx.Err() == nil {
+			lastErr = err
+		}
 		if ctx.Err() != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				if p.progress() == 0 && lastErr != nil {
+					// Nothing of the run was ever read: not a run still
+					// going, but one not found or an API not answering.
+					return nil, failErr(exitCode(lastErr), "%s (gave up at --timeout)", errMessage(lastErr))
+				}
 				return nil, failErr(codeError, "run %s has not ended yet (timed out)", id)
 			}
 			return nil, failErr(codeInterrupted, "stopped watching run %s", id)

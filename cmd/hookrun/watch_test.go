@@ -151,3 +151,18 @@ data: {"schema":"hookrun.run.v1","kind":"run","id":"run_x","deliveryId":"dlv_2",
 		t.Fatalf("printed:\n%s\nwant the second delivery's run only", out.String())
 	}
 }
+
+// runs watch RUN --timeout that never read anything of the run says what
+// it met, not that the run is still going: a run not found exits 3, an
+// API that never answered 5.
+func TestCLI_WatchTimeoutOfARunNeverReadSaysWhy(t *testing.T) {
+	f := newFakeAPI(t)
+	r := f.execCLI("runs", "watch", "run_nope", "--timeout", "1s", "--start-timeout", "1m")
+	if r.Code != codeNotFound || !strings.Contains(r.Stderr, "run_nope not found") || strings.Contains(r.Stderr, "has not ended") {
+		t.Fatalf("a run not found: %s", r)
+	}
+	r = runCLI("runs", "watch", "run_prod", "--timeout", "1s", "--api-url", "http://127.0.0.1:1", "--token", "tok")
+	if r.Code != codeUnavailable || strings.Contains(r.Stderr, "has not ended") {
+		t.Fatalf("an API that does not answer: %s", r)
+	}
+}
