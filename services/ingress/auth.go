@@ -271,7 +271,9 @@ func stripCredentials(h http.Header, rawQuery string, c echo.Context, cred crede
 	}
 	qc := make(map[string][]string, len(q))
 	for name, vs := range q {
-		if name == cred.query || holdsCredential(vs, cred) {
+		// A parameter's name too: a key or an endpoint id sent bare
+		// (?hk_…, ?ep_…&x=1) is a name with an empty value.
+		if name == cred.query || holds(name, cred) || holdsCredential(vs, cred) {
 			continue
 		}
 		qc[name] = vs
@@ -298,13 +300,21 @@ func isCredentialHeader(name string, named []string) bool {
 
 func holdsCredential(vs []string, cred credential) bool {
 	for _, v := range vs {
-		if v != "" && slices.Contains(cred.sent, v) || holdsAPIKey(v) {
+		if holds(v, cred) {
 			return true
 		}
-		for _, s := range cred.values {
-			if len(s) >= minScrubLen && strings.Contains(v, s) {
-				return true
-			}
+	}
+	return false
+}
+
+// holds is holdsCredential of one value.
+func holds(v string, cred credential) bool {
+	if v != "" && slices.Contains(cred.sent, v) || holdsAPIKey(v) {
+		return true
+	}
+	for _, s := range cred.values {
+		if len(s) >= minScrubLen && strings.Contains(v, s) {
+			return true
 		}
 	}
 	return false

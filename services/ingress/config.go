@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/hookrun/hookrun/pkg/service"
 )
 
@@ -36,6 +39,10 @@ type Config struct {
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+
+	// publishWithin publishes a delivery (bus.PublishWithin; a test's
+	// stand-in loses an ack).
+	publishWithin func(*nats.Conn, *nats.Msg, time.Duration) (*jetstream.PubAck, error)
 }
 
 // ConfigFromEnv reads the ingress configuration.
@@ -84,11 +91,23 @@ func ConfigFromEnv() (Config, error) {
 }
 
 // handleWithin bounds a delivery's handling once its body is read: a
-// duplicate JetStream cannot confirm is published twice, around a read of
-// its original bounded by the publish timeout too (deliver.go), and the
-// dedup look-up and status read add at most 250 ms each.
+// publish whose ack did not come in time is published again (publish.go),
+// a duplicate JetStream cannot confirm is published once more, around a
+// read of its original bounded by the publish timeout too (deliver.go),
+// and the dedup look-up and status read add at most 250 ms each.
 func (cfg Config) handleWithin() time.Duration {
-	return 3*cfg.PublishTimeout + time.Second
+	return 4*cfg.PublishTimeout + time.Second
+}
+
+// requestWithin bounds a request from its first byte to its answer: its
+// body may take ReadTimeout to arrive and handleWithin to be stored, with
+// a margin to answer. It is the server's write timeout (a 202 the write
+// deadline cut off would tell the sender nothing) and the shutdown's
+// grace: a delivery whose body was still arriving when the stop came is
+// stored and answered, not cut off after its write (the sender, told
+// nothing, would send it again).
+func (cfg Config) requestWithin(srv *http.Server) time.Duration {
+	return srv.ReadTimeout + cfg.handleWithin() + 5*time.Second
 }
 
 // server returns the HTTP server with Hookrun's timeouts and this
@@ -110,6 +129,6 @@ func (cfg Config) server(h http.Handler) *http.Server {
 	if cfg.MaxHeaderBytes > 0 {
 		srv.MaxHeaderBytes = cfg.MaxHeaderBytes
 	}
-	srv.WriteTimeout = srv.ReadTimeout + cfg.handleWithin() + 5*time.Second
+	srv.WriteTimeout = cfg.requestWithin(srv)
 	return srv
 }

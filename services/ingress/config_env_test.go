@@ -31,7 +31,7 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	}
 	srv := c.server(http.NotFoundHandler())
 	if c.PublishTimeout != 750*time.Millisecond || srv.ReadHeaderTimeout != 2*time.Second || srv.ReadTimeout != 10*time.Second ||
-		srv.IdleTimeout != time.Minute || srv.MaxHeaderBytes != 16384 || srv.WriteTimeout != 10*time.Second+3*750*time.Millisecond+time.Second+5*time.Second {
+		srv.IdleTimeout != time.Minute || srv.MaxHeaderBytes != 16384 || srv.WriteTimeout != 10*time.Second+4*750*time.Millisecond+time.Second+5*time.Second {
 		t.Fatalf("config %+v gives server %+v", c, srv)
 	}
 

@@ -256,7 +256,10 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		// message id of its own instead; the dispatcher's dedup still runs
 		// the event once if the first write does turn up.
 		if orig, ok, read := in.originalDeliveryID(ctx, res.seq, res.msgID, res.size); ok {
-			deliveryID = orig
+			// The original is this delivery when its first publish's ack
+			// was lost and publish sent it again: accepted, not a
+			// duplicate.
+			deliveryID, res.duplicate = orig, orig != d.ID
 		} else {
 			if read {
 				in.log.Warn("duplicate not confirmed (the stream does not hold its original): storing the delivery again under its own message id", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "seq", res.seq)

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/catalog"
 	"github.com/hookrun/hookrun/pkg/dedup"
 	"github.com/hookrun/hookrun/pkg/service"
@@ -54,6 +55,9 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 	}
 	if cfg.DefaultWindow <= 0 {
 		cfg.DefaultWindow = 24 * time.Hour
+	}
+	if cfg.publishWithin == nil {
+		cfg.publishWithin = bus.PublishWithin
 	}
 	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), runs: &statusReader{js: js}, health: health, refusals: newRefusalLog(log)}
 	if dd != nil {
@@ -157,7 +161,8 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 		g.Go(func() error { return in.lookups.run(gctx) })
 	}
 	g.Go(func() error {
-		return service.Serve(gctx, in.cfg.server(in.echo), in.cfg.handleWithin()+5*time.Second, ready)
+		srv := in.cfg.server(in.echo)
+		return service.Serve(gctx, srv, in.cfg.requestWithin(srv), ready)
 	})
 	g.Go(func() error { return service.ServeOps(gctx, in.cfg.OpsAddr, in.ops, in.log) })
 	err := g.Wait()

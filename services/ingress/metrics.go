@@ -22,6 +22,10 @@ var (
 		Name: "hookrun_ingress_duplicates_total",
 		Help: "Accepted deliveries answered duplicate=true, by webhook.",
 	}, []string{"webhook"})
+	mPublishRetries = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrun_ingress_publish_retries_total",
+		Help: "Deliveries published a second time under the same message id because JetStream's ack did not come in time (a write that landed is then answered as a duplicate of itself).",
+	})
 	mUnconfirmedDuplicates = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "hookrun_ingress_unconfirmed_duplicates_total",
 		Help: "Publishes JetStream answered as duplicates of a message it does not hold (a clustered write lost mid-way), stored again under their own message id.",

@@ -24,9 +24,14 @@ type published struct {
 
 // publish stores the delivery in DELIVERIES and waits for the ack. The
 // message id is webhook + event id, so JetStream's duplicate window drops a
-// fast retry and tells us so. Any failure to get an ack in time is
-// errUnavailable: the sender retries, and if the write did land after all,
-// a retry with the same event id is answered as a duplicate of it.
+// fast retry and tells us so. An ack that does not come in time (lost with
+// the connection to the stream's leader, or late) may be of a write that
+// landed: the message is published once more under the same id, and a
+// "duplicate" then names the write that did (this delivery's own, which
+// handle answers as accepted, not as a duplicate). Only when that fails
+// too is it errUnavailable: the sender retries, and if a write did land
+// after all, a retry with the same event id is answered as a duplicate of
+// it (without an event id, the retry is a delivery of its own).
 //
 // Nothing is published while the connection is down: the NATS client would
 // hold the message in its reconnect buffer and store it after the 503 had
@@ -58,7 +63,12 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 		},
 	}
 	start := time.Now()
-	ack, err := bus.PublishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)
+	ack, err := in.cfg.publishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)
+	if errors.Is(err, nats.ErrTimeout) && in.js.Conn().IsConnected() {
+		in.log.Info("no ack in time: publishing the delivery again under the same message id (a write that landed is answered as a duplicate)", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook)
+		mPublishRetries.Inc()
+		ack, err = in.cfg.publishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)
+	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Within the webhook's limit (set before the limit was capped, or
 		// NATS configured smaller) but over what one NATS message holds:

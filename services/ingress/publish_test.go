@@ -7,8 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/apikey"
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -520,5 +524,61 @@ func TestConfirmWithin_GrowsWithTheMessage(t *testing.T) {
 	}
 	if got := confirmWithin(64<<20, 2*time.Second); got != 2*time.Second {
 		t.Errorf("the read may take %v, over the publish timeout", got)
+	}
+}
+
+// A credential sent as a query parameter's name (a key or the endpoint id
+// put in the URL bare, ?hk_…) is not stored either: it is a name with an
+// empty value.
+func TestPublish_StoresNoCredentialSentAsAParameterName(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	key := e.apiKey(nil, nil, nil)
+	w := e.webhook("bare-params", resource.WebhookSpec{})
+	ep := strings.TrimPrefix(hookPath(w), "/v1/hooks/")
+	r := e.post(hookPath(w)+"?"+key+"&"+ep+"&kept=1", `{}`)
+	wantAccepted(t, r, 202)
+	d := e.stored(r.Acc.DeliveryID)
+	if len(d.Query) != 1 || d.Query["kept"] == nil {
+		t.Fatalf("stored query %v, want only kept", d.Query)
+	}
+	raw := e.storedMsg(r.Acc.DeliveryID)
+	for _, secret := range []string{key, ep} {
+		if strings.Contains(string(raw.Data), secret) {
+			t.Fatalf("the stored delivery holds %q", secret)
+		}
+	}
+}
+
+// A publish whose ack does not come in time (lost with the connection to
+// the stream's leader, or late) may be of a write that landed: the
+// delivery is published once more under the same message id, and the
+// "duplicate" that names its own write is answered 202, as this delivery
+// accepted (not a duplicate), stored once. Without the second publish the
+// sender got 503 for a stored delivery, and its retry (of a webhook with
+// no event id) ran the job a second time.
+func TestPublish_AnAckLostAfterTheWriteIsAnsweredAccepted(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	e := newEnv(t, func(c *Config) {
+		c.publishWithin = func(nc *nats.Conn, m *nats.Msg, timeout time.Duration) (*jetstream.PubAck, error) {
+			ack, err := bus.PublishWithin(nc, m, timeout)
+			if calls.Add(1) == 1 && err == nil {
+				return nil, nats.ErrTimeout // stored, its ack lost
+			}
+			return ack, err
+		}
+	})
+	e.job("report")
+	w := e.webhook("lost-ack", resource.WebhookSpec{})
+	r := e.post(hookPath(w), "{}")
+	wantAccepted(t, r, 202)
+	if r.Acc.Duplicate || calls.Load() != 2 {
+		t.Fatalf("answer %s after %d publishes: want this delivery accepted, not a duplicate, after 2", r.Body, calls.Load())
+	}
+	stored := e.storedFor(w)
+	if len(stored) != 1 || stored[0].ID != r.Acc.DeliveryID {
+		t.Fatalf("%d deliveries stored, want the one answered (%s)", len(stored), r.Acc.DeliveryID)
 	}
 }

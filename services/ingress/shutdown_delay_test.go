@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,65 @@ func TestRun_ShutdownDelayKeepsTakingDeliveriesWhileNotReady(t *testing.T) {
 	}
 	if _, _, err := get("/readyz"); err == nil {
 		t.Error("still listening after the delay")
+	}
+}
+
+// A delivery whose body is still arriving when the ingress is told to stop
+// (within ReadTimeout, past the publish's own bound) is read, stored and
+// answered before the server closes: the shutdown's grace counts the time
+// a body may take. It was the publish's bound alone: the connection was
+// closed mid-body, or after the write with no answer (and the sender,
+// told nothing, sent it again).
+func TestRun_StopWaitsForABodyStillArriving(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("slow-body", resource.WebhookSpec{})
+	log := slog.New(slog.DiscardHandler)
+	// The publish's bound alone: 4 × 100 ms + 1 s + 5 s = 6.4 s.
+	in := New(Config{Common: service.Common{HTTPAddr: "127.0.0.1:0"}, PublishTimeout: 100 * time.Millisecond, ReadTimeout: 20 * time.Second},
+		e.js, catalog.New(e.js, e.cfg.Box, log), nil, service.NewHealth("ingress"), log)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	addr := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, func(a net.Addr) { addr <- a }) }()
+	a := (<-addr).String()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + a + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ingress never became ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := net.Dial("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"pad":"` + strings.Repeat("x", 66) + `"}` // 76 bytes, one each 100 ms: 7.6 s
+	if _, err := io.WriteString(c, "POST "+hookPath(w)+" HTTP/1.1\r\nHost: ingress\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	dribble(c, body, 100*time.Millisecond)
+	got, _ := waitClosed(t, c, 30*time.Second)
+	if !strings.Contains(got, " 202 ") {
+		t.Fatalf("a delivery whose body was arriving at the stop: answered %q, want 202", got)
+	}
+	if n := len(e.storedFor(w)); n != 1 {
+		t.Fatalf("%d deliveries stored, want 1", n)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
 	}
 }
