@@ -291,7 +291,9 @@ func hadTheEnd(r, ownRec *message.Run, only string, resume resumePoint) bool {
 	case ownRec != nil:
 		return resume.delivery == only
 	case only != "" && only != r.DeliveryID:
-		return resume.delivery == only && resume.attempt > 0
+		// Attempt 0 too: a run that ended before it ran (filtered,
+		// cancelled while queued) ends "0.end.<delivery>".
+		return resume.delivery == only
 	}
 	return message.Final(r.Status) && r.DeliveryID == resume.delivery && r.Attempt == resume.attempt
 }
@@ -350,6 +352,11 @@ type runStream struct {
 	seen    int    // the number of its last line sent
 	sent    []byte // its output sent so far
 	done    int    // the last attempt whose output was sent in full
+	// gap: a live line of the attempt in progress was lost on its way (a
+	// slow reader's full buffer): no more of its lines go live, and the
+	// record that ends it sends what follows seen, the lost lines first,
+	// so that every line comes once and in order.
+	gap bool
 
 	pending []outputLine // live lines that came before their attempt's "running"
 
@@ -488,7 +495,7 @@ func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
 		if st.running && ev.Attempt == st.attempt {
 			return // the same attempt stored again: its output goes on
 		}
-		st.running, st.attempt, st.seen, st.sent, st.fromStart = true, ev.Attempt, 0, st.sent[:0], true
+		st.running, st.attempt, st.seen, st.sent, st.fromStart, st.gap = true, ev.Attempt, 0, st.sent[:0], true, false
 		if !st.live() {
 			return // replayed history: its output comes with the status that ended it
 		}
@@ -532,7 +539,7 @@ func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
 		}
 		// A later record of an attempt already ended (a queued retry
 		// cancelled) repeats its tail: not sent again.
-		st.running, st.seen, st.sent = false, 0, st.sent[:0]
+		st.running, st.seen, st.sent, st.gap = false, 0, st.sent[:0], false
 		st.writeStatus(ev)
 	default:
 		st.writeStatus(ev)
@@ -565,6 +572,14 @@ func (st *runStream) line(l outputLine) {
 	}
 	if !st.live() {
 		st.hold(l)
+		return
+	}
+	if l.n > st.seen+1 && (st.seen > 0 || st.fromStart) {
+		// Lines seen+1 .. l.n-1 were lost (the first line is 1 when the
+		// attempt is followed from its start).
+		st.gap = true
+	}
+	if st.gap {
 		return
 	}
 	if l.n == 0 || l.n > st.seen {

@@ -253,6 +253,22 @@ func TestRuns_EventsReconnectAfterTheEndOfOneDeliveryGetsNoContent(t *testing.T)
 	// A later delivery of the event reuses the run id once the first ended.
 	publishRun(t, a, message.Run{ID: id, DeliveryID: "dlv_next", Webhook: "gh", Job: "report", Status: message.StatusQueued})
 	check("dlv_first", "1.end.dlv_first")
+
+	// A run that ended before it ran (cancelled while queued: attempt 0),
+	// followed by a later delivery of its event.
+	const zero = "run_ends_queued"
+	for _, d := range []string{"dlv_cancelled", "dlv_after"} {
+		storeDelivery(t, a, message.Delivery{ID: d, Namespace: "default", Webhook: "gh", Job: "report", EventID: "evt-zero", RunID: zero, ReceivedAt: now})
+	}
+	publishRun(t, a, message.Run{ID: zero, DeliveryID: "dlv_cancelled", Webhook: "gh", Job: "report", Status: message.StatusCancelled, FinishedAt: &now})
+	publishRun(t, a, message.Run{ID: zero, DeliveryID: "dlv_after", Webhook: "gh", Job: "report", Status: message.StatusQueued})
+	path := "/v1/runs/" + zero + "/events?delivery=dlv_cancelled"
+	if last := lastIDOf(path); last != "0.end.dlv_cancelled" {
+		t.Fatalf("dlv_cancelled: the stream's last id is %q, want 0.end.dlv_cancelled", last)
+	}
+	if code := reconnect(path, "0.end.dlv_cancelled"); code != http.StatusNoContent {
+		t.Errorf("dlv_cancelled: reconnecting after the end: HTTP %d, want 204", code)
+	}
 }
 
 // followRun failing (NATS answering nothing) hands back a stop function
