@@ -378,16 +378,20 @@ func listRecent(ctx context.Context, s jetstream.Stream, subj string, f Filter, 
 	}
 	// Each wider window reads only what the narrower ones did not (the
 	// events before the first one read), into the same map of each
-	// subject's latest event. A window that would hold more than a
-	// quarter of the stream's events gives way to listAll: a filter that
-	// few runs match reads little more than the stream once.
+	// subject's latest event, and on to the stream's end: a run's latest
+	// event may be after the cursor. A read that would hold more than a
+	// quarter of the stream's events (from the window's start to the
+	// end, for a deep page far more than the window) gives way to
+	// listAll, which the caller's WholeScan gates: a filter that few runs
+	// match reads little more than the stream once, and a deep page no
+	// more than the stream.
 	latest := map[string]ranked{} // by subject; id "": not a run, or unreadable
 	whole := newWholeRuns(f.Limit)
 	var ahead time.Duration
 	var readFrom uint64 // the first sequence read so far; 0: none yet
 	for ; ; w *= 4 {
 		from := top.Add(-w)
-		if !from.After(st.FirstTime) || perSecond*w.Seconds() > float64(st.Msgs)/4 {
+		if !from.After(st.FirstTime) || perSecond*st.LastTime.Sub(from).Seconds() > float64(st.Msgs)/4 {
 			return Page{}, false, nil
 		}
 		end := st.LastSeq

@@ -535,6 +535,51 @@ func TestRunstatus_ListReadsRecentEventsFirstAndGivesTheSamePages(t *testing.T) 
 	}
 }
 
+// A deep page (a cursor far back) reads from its window to the stream's
+// end, where a run's latest event may be: one that would read more than a
+// quarter of the stream reads it whole, through Filter.WholeScan (the gate
+// that bounds such reads), rather than more than the whole outside it.
+func TestRunstatus_DeepPagesReadTheStreamWholeThroughTheGate(t *testing.T) {
+	_, js := testenv.StartNATS(t).Connect()
+	ctx := context.Background()
+	// Runs at a steady rate, so that the stream's time is its events'.
+	for b := range 30 {
+		var futs []jetstream.PubAckFuture
+		for i := range 20 {
+			q := time.Now().UTC()
+			for _, st := range []string{message.StatusQueued, message.StatusRunning, message.StatusSucceeded} {
+				futs = append(futs, storeAsync(t, js, message.Run{ID: fmt.Sprintf("run_s%02d%02d", b, i), Namespace: "default", Webhook: "w", Job: "j", Status: st, QueuedAt: &q}))
+			}
+		}
+		waitAcks(t, futs)
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer runstatus.SetWindow(100, 50)()
+	defer runstatus.SetClockMargin(50 * time.Millisecond)()
+	const total = 30 * 20 * 3
+	var asked int
+	f := runstatus.Filter{Limit: 10, WholeScan: func(context.Context) (func(), error) { asked++; return func() {}, nil }}
+	runs := 0
+	for page := 0; ; page++ {
+		before, askedBefore := runstatus.EventsRead(), asked
+		p, err := runstatus.ListPage(ctx, js, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read := runstatus.EventsRead() - before; asked == askedBefore && read > total/3 {
+			t.Fatalf("page %d read %d events of %d without the gate", page, read, total)
+		}
+		runs += len(p.Runs)
+		if p.Next == nil || page > 100 {
+			break
+		}
+		f.After = p.Next
+	}
+	if runs != 600 || asked == 0 {
+		t.Fatalf("%d runs listed, the gate asked %d times; want 600, and the deep pages through it", runs, asked)
+	}
+}
+
 // storeAsync stores r as a status event without waiting for its ack (a
 // record as the services write it, without runstatus.Publish's checks).
 func storeAsync(tb testing.TB, js jetstream.JetStream, r message.Run) jetstream.PubAckFuture {
