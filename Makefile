@@ -4,7 +4,7 @@ MODULES = $(shell go list -f '{{.Dir}}/...' -m)
 BIN := bin
 SERVICES := ingress dispatcher executor keys
 
-.PHONY: help run test build lint bench images compose-test fuzz clean
+.PHONY: help run test race build lint bench images compose-test fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ run: ## Run the whole system in one process (embedded NATS, no other service nee
 
 test: ## Run every test (unit, integration, end-to-end); needs Redis (REDIS_URL or 127.0.0.1:6379)
 	go test -count=1 -timeout 9m $(MODULES)
+
+race: ## Every test under the race detector (needs gcc; ~15 min on 2 cores; timing-bound tests may fail there, races print DATA RACE)
+	CGO_ENABLED=1 go test -race -count=1 -timeout 25m $(MODULES)
 
 build: ## Build static binaries of the four services and the CLI into bin/
 	@mkdir -p $(BIN)
