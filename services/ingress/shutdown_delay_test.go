@@ -27,15 +27,8 @@ func TestRun_ShutdownDelayKeepsTakingDeliveriesWhileNotReady(t *testing.T) {
 	w := e.webhook("drained", resource.WebhookSpec{})
 
 	const delay = 2 * time.Second
-	log := slog.New(slog.DiscardHandler)
-	in := New(Config{Common: service.Common{HTTPAddr: "127.0.0.1:0"}, PublishTimeout: 2 * time.Second, ShutdownDelay: delay},
-		e.js, catalog.New(e.js, e.cfg.Box, log), nil, service.NewHealth("ingress"), log)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	addr := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx, func(a net.Addr) { addr <- a }) }()
-	base := "http://" + (<-addr).String()
+	a, stop, done := runIngress(t, e, Config{PublishTimeout: 2 * time.Second, ShutdownDelay: delay})
+	base := "http://" + a
 	get := func(path string) (int, string, error) {
 		resp, err := http.Get(base + path)
 		if err != nil {
@@ -94,16 +87,8 @@ func TestRun_StopWaitsForABodyStillArriving(t *testing.T) {
 	e := newEnv(t)
 	e.job("report")
 	w := e.webhook("slow-body", resource.WebhookSpec{})
-	log := slog.New(slog.DiscardHandler)
 	// The publish's bound alone: 4 × 100 ms + 1 s + 5 s = 6.4 s.
-	in := New(Config{Common: service.Common{HTTPAddr: "127.0.0.1:0"}, PublishTimeout: 100 * time.Millisecond, ReadTimeout: 20 * time.Second},
-		e.js, catalog.New(e.js, e.cfg.Box, log), nil, service.NewHealth("ingress"), log)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	addr := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx, func(a net.Addr) { addr <- a }) }()
-	a := (<-addr).String()
+	a, stop, done := runIngress(t, e, Config{PublishTimeout: 100 * time.Millisecond, ReadTimeout: 20 * time.Second})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get("http://" + a + "/readyz")
@@ -141,4 +126,19 @@ func TestRun_StopWaitsForABodyStillArriving(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return")
 	}
+}
+
+// runIngress runs an ingress of cfg (on a free port) beside e's, on e's
+// NATS, and returns its address, what stops it and Run's result.
+func runIngress(t *testing.T, e *env, cfg Config) (string, context.CancelFunc, <-chan error) {
+	t.Helper()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	log := slog.New(slog.DiscardHandler)
+	in := New(cfg, e.js, catalog.New(e.js, e.cfg.Box, log), nil, service.NewHealth("ingress"), log)
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	addr := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, func(a net.Addr) { addr <- a }) }()
+	return (<-addr).String(), stop, done
 }
