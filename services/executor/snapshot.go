@@ -50,7 +50,9 @@ func (x *Executor) onSnapshot(m *nats.Msg) {
 	if limit := x.nc.MaxPayload() - snapshotHeaderRoom; limit > 0 && int64(len(out)) > limit {
 		out = keepEnd(out, int(limit))
 	}
-	r := &nats.Msg{Subject: m.Reply, Data: []byte(out), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(last)}}}
+	// Its attempt too: keys fills lines a slow reader lost from it, only
+	// for the attempt they are of.
+	r := &nats.Msg{Subject: m.Reply, Data: []byte(out), Header: nats.Header{bus.HeaderLine: []string{strconv.Itoa(last)}, bus.HeaderAttempt: []string{t.attempt}}}
 	_ = x.nc.PublishMsg(r)
 }
 

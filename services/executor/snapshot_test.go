@@ -27,8 +27,8 @@ func TestExecutor_AnswersForTheOutputSoFar(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if string(m.Data) != "start\nstep 2\n" || m.Header.Get(bus.HeaderLine) != "2" {
-			return fmt.Errorf("snapshot %q, last line %q", m.Data, m.Header.Get(bus.HeaderLine))
+		if string(m.Data) != "start\nstep 2\n" || m.Header.Get(bus.HeaderLine) != "2" || m.Header.Get(bus.HeaderAttempt) != "1" {
+			return fmt.Errorf("snapshot %q, last line %q, attempt %q", m.Data, m.Header.Get(bus.HeaderLine), m.Header.Get(bus.HeaderAttempt))
 		}
 		return nil
 	})

@@ -259,6 +259,10 @@ func (s *Service) followRun(ctx context.Context, w *echo.Response, r *message.Ru
 		resume = resumePoint{}
 	}
 	st := &runStream{w: w, liveFrom: liveFrom(r), only: only, resume: resume}
+	st.snapshotNow = func(attempt int) (string, int, bool) {
+		out, n, of, ok := s.outputSoFarOf(id)
+		return out, n, ok && of == attempt
+	}
 	if only != "" && r.DeliveryID != only {
 		// Another delivery's status is the run id's last: the one asked
 		// for has not started yet (or ended before that one came, and
@@ -352,11 +356,11 @@ type runStream struct {
 	seen    int    // the number of its last line sent
 	sent    []byte // its output sent so far
 	done    int    // the last attempt whose output was sent in full
-	// gap: a live line of the attempt in progress was lost on its way (a
-	// slow reader's full buffer): no more of its lines go live, and the
-	// record that ends it sends what follows seen, the lost lines first,
-	// so that every line comes once and in order.
-	gap bool
+	// snapshotNow, when set, asks the executor running the run for its
+	// output so far (Service.outputSoFar): live lines lost on their way
+	// (a slow reader's full buffer) are sent from it, in order, before
+	// the line after them.
+	snapshotNow func(attempt int) (string, int, bool)
 
 	pending []outputLine // live lines that came before their attempt's "running"
 
@@ -495,7 +499,7 @@ func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
 		if st.running && ev.Attempt == st.attempt {
 			return // the same attempt stored again: its output goes on
 		}
-		st.running, st.attempt, st.seen, st.sent, st.fromStart, st.gap = true, ev.Attempt, 0, st.sent[:0], true, false
+		st.running, st.attempt, st.seen, st.sent, st.fromStart = true, ev.Attempt, 0, st.sent[:0], true
 		if !st.live() {
 			return // replayed history: its output comes with the status that ended it
 		}
@@ -539,7 +543,7 @@ func (st *runStream) status(ev *message.Run, lines <-chan outputLine) {
 		}
 		// A later record of an attempt already ended (a queued retry
 		// cancelled) repeats its tail: not sent again.
-		st.running, st.seen, st.sent, st.gap = false, 0, st.sent[:0], false
+		st.running, st.seen, st.sent = false, 0, st.sent[:0]
 		st.writeStatus(ev)
 	default:
 		st.writeStatus(ev)
@@ -574,13 +578,16 @@ func (st *runStream) line(l outputLine) {
 		st.hold(l)
 		return
 	}
-	if l.n > st.seen+1 && (st.seen > 0 || st.fromStart) {
-		// Lines seen+1 .. l.n-1 were lost (the first line is 1 when the
-		// attempt is followed from its start).
-		st.gap = true
-	}
-	if st.gap {
-		return
+	if l.n > st.seen+1 && (st.seen > 0 || st.fromStart) && st.snapshotNow != nil {
+		// Lines seen+1 .. l.n-1 were lost on their way (the first line is
+		// 1 when the attempt is followed from its start): sent from the
+		// executor's output so far when it holds them whole; else the
+		// stream goes on after them (the record that ends the attempt
+		// has them in its output).
+		if out, n, ok := st.snapshotNow(st.attempt); ok && n >= l.n-1 && exactTail(out, n) {
+			st.writeTail(out, st.attempt, n, st.seen)
+			st.seen = max(st.seen, n)
+		}
 	}
 	if l.n == 0 || l.n > st.seen {
 		st.writeOutputNumbered(string(l.text), st.attempt, l.n)
@@ -725,15 +732,23 @@ const snapshotTimeout = 250 * time.Millisecond
 // outputSoFar asks the executor running run id for the output it has
 // published so far, and the number of its last line.
 func (s *Service) outputSoFar(id string) (string, int, bool) {
+	out, n, _, ok := s.outputSoFarOf(id)
+	return out, n, ok
+}
+
+// outputSoFarOf is outputSoFar with the attempt the output is of (0 from
+// an executor before its answer said).
+func (s *Service) outputSoFarOf(id string) (string, int, int, bool) {
 	m, err := s.nc.Request(bus.OutputSnapshotSubject(id), nil, snapshotTimeout)
 	if err != nil {
-		return "", 0, false
+		return "", 0, 0, false
 	}
 	n, err := strconv.Atoi(m.Header.Get(bus.HeaderLine))
 	if err != nil {
-		return "", 0, false
+		return "", 0, 0, false
 	}
-	return string(m.Data), n, true
+	attempt, _ := strconv.Atoi(m.Header.Get(bus.HeaderAttempt))
+	return string(m.Data), n, attempt, true
 }
 
 // unsent returns the part of a run's output (its tail) that follows what
