@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -284,50 +283,5 @@ func TestRuns_CancelOfARunADispatcherFiltersMeanwhileIsRunFinished(t *testing.T)
 	checkError(t, a.do("POST", "/v1/runs/"+d.RunID+"/cancel", nil), http.StatusConflict, "run_finished", "filtered")
 	if st := a.must(http.StatusOK, "GET", "/v1/runs/"+d.RunID, nil).JSON()["status"]; st != message.StatusFiltered {
 		t.Fatalf("status after the cancel: %v; want filtered kept", st)
-	}
-}
-
-// An event sent again after its dedup window runs again under the same run
-// id: before a dispatcher has stored anything of the new delivery, the run
-// reads queued as that delivery's (as the ingress answered it), not as the
-// earlier delivery's end, and its events stream follows it.
-func TestRuns_ARunEndedAndSentAgainReadsQueuedBeforeItIsDispatched(t *testing.T) {
-	a := newTestAPI(t)
-	first := newDelivery("default", "gh", "evt-again")
-	first.ReceivedAt = first.ReceivedAt.Add(-25 * time.Hour)
-	acceptDelivery(t, a, first)
-	// The dispatchers are past it: it was dispatched, and has run.
-	ctx := context.Background()
-	cons, err := a.js.CreateOrUpdateConsumer(ctx, bus.StreamDeliveries, jetstream.ConsumerConfig{Durable: bus.ConsumerDispatcher, AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.FetchNoWait(10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for msg := range batch.Messages() {
-		_ = msg.DoubleAck(ctx)
-	}
-	publishRun(t, a, message.Run{Kind: message.KindRun, ID: first.RunID, Namespace: "default", Webhook: "gh", Job: "report", DeliveryID: first.ID,
-		Status: message.StatusSucceeded, WebhookReceivedAt: first.ReceivedAt})
-	if m := a.must(200, "GET", "/v1/runs/"+first.RunID, nil).JSON(); m["status"] != "succeeded" || m["deliveryId"] != first.ID {
-		t.Fatalf("the run before the event came again: %v", m)
-	}
-	// The same event, so the same run id. Its message id is the form the
-	// ingress stores a delivery under when its own is taken (…#<delivery>):
-	// the test cannot wait out JetStream's 2-minute duplicate window,
-	// after which a sender's re-send is stored under the plain one.
-	again := newDelivery("default", "gh", "evt-again")
-	again.Schema = message.SchemaDelivery
-	data, _ := json.Marshal(again)
-	m := nats.NewMsg(bus.DeliverySubject(again.Namespace, again.Webhook, again.ID))
-	m.Data = data
-	m.Header.Set(bus.HeaderSchema, message.SchemaDelivery)
-	if _, err := a.js.PublishMsg(ctx, m, jetstream.WithMsgID(bus.DeliveryMsgID(again.Namespace, again.Webhook, again.RunID, again.ID, false)+"#"+again.ID)); err != nil {
-		t.Fatal(err)
-	}
-	if m := a.must(200, "GET", "/v1/runs/"+first.RunID, nil).JSON(); m["status"] != "queued" || m["deliveryId"] != again.ID {
-		t.Fatalf("the run sent again, not dispatched yet: %v; want queued as delivery %s", m, again.ID)
 	}
 }

@@ -39,32 +39,13 @@ func (s *Service) getRun(c echo.Context) error {
 // namespace is not found), as it does for lists.
 // A run whose delivery a dispatcher has not decided yet is found queued
 // (pendingRun), as the ingress' answer said.
-//
-// A run that has ended may have been started again: its event sent again
-// after its dedup window is a delivery of the same run id, which reads
-// queued (as the ingress answered it) before a dispatcher stores anything,
-// rather than as the earlier delivery's end.
 func (s *Service) loadRun(c echo.Context, id string) (*message.Run, error) {
 	r, _, err := s.loadRunSeq(c, id)
 	if err != nil {
 		r, _, _, err = s.orPending(c, id, err)
-		return r, err
 	}
-	if message.Final(r.Status) && s.now().Sub(r.WebhookReceivedAt) >= resentAfter {
-		ns, _ := namespaceFilter(c)
-		if p, perr := s.pendingRun(c.Request().Context(), id, ns); perr == nil && p.DeliveryID != r.DeliveryID && p.WebhookReceivedAt.After(r.WebhookReceivedAt) {
-			return p, nil
-		}
-	}
-	return r, nil
+	return r, err
 }
-
-// resentAfter is the least time after a delivery before another delivery
-// of its event can be stored as a run's (JetStream's duplicate window, 2
-// minutes, drops it before; the webhook's dedup window, at least that
-// long in effect, after): a run that ended sooner after its delivery came
-// is not looked for among the deliveries not dispatched yet.
-const resentAfter = time.Minute
 
 // orPending follows a failed loadRunSeq of run id: a run not found may be
 // one whose delivery no dispatcher has decided yet (pendingRun), returned
