@@ -270,6 +270,13 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 			if res, err = in.publish(d, "#"+d.ID); err != nil {
 				return 0, nil, err
 			}
+			if res.duplicate {
+				// An id of this delivery's own, published once: no write
+				// of it can be held. A 202 would tell the sender an event
+				// nothing holds was accepted.
+				in.log.Warn("a delivery stored under its own message id was answered as a duplicate: answering 503", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "seq", res.seq)
+				return 0, nil, errUnavailable
+			}
 		}
 	}
 	var claim lookupRes

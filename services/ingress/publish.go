@@ -41,7 +41,9 @@ type published struct {
 // the delivery may be stored all the same, and its ack is counted.
 //
 // msgIDSuffix, when set, makes the message id this delivery's own (see
-// confirmDuplicate).
+// handle's unconfirmed duplicate): that publish is not tried again, which
+// keeps a delivery's handling within handleWithin, and a "duplicate" of
+// an id no write has used before is not one (see handle).
 func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, error) {
 	if !in.js.Conn().IsConnected() {
 		in.log.Warn("publish refused: not connected to NATS", "delivery", d.ID)
@@ -64,7 +66,7 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 	}
 	start := time.Now()
 	ack, err := in.cfg.publishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)
-	if errors.Is(err, nats.ErrTimeout) && in.js.Conn().IsConnected() {
+	if errors.Is(err, nats.ErrTimeout) && msgIDSuffix == "" && in.js.Conn().IsConnected() {
 		in.log.Info("no ack in time: publishing the delivery again under the same message id (a write that landed is answered as a duplicate)", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook)
 		mPublishRetries.Inc()
 		ack, err = in.cfg.publishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/hookrun/hookrun/pkg/apikey"
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -572,13 +573,61 @@ func TestPublish_AnAckLostAfterTheWriteIsAnsweredAccepted(t *testing.T) {
 	})
 	e.job("report")
 	w := e.webhook("lost-ack", resource.WebhookSpec{})
+	retries := testutil.ToFloat64(mPublishRetries)
 	r := e.post(hookPath(w), "{}")
 	wantAccepted(t, r, 202)
+	if testutil.ToFloat64(mPublishRetries) <= retries {
+		t.Fatal("hookrun_ingress_publish_retries_total did not count the second publish")
+	}
 	if r.Acc.Duplicate || calls.Load() != 2 {
 		t.Fatalf("answer %s after %d publishes: want this delivery accepted, not a duplicate, after 2", r.Body, calls.Load())
 	}
 	stored := e.storedFor(w)
 	if len(stored) != 1 || stored[0].ID != r.Acc.DeliveryID {
 		t.Fatalf("%d deliveries stored, want the one answered (%s)", len(stored), r.Acc.DeliveryID)
+	}
+}
+
+// A delivery stored again under its own message id (its event's id
+// answered as a duplicate of a write the stream does not hold) is
+// published once: its ack lost, the answer is 503, not a second publish
+// answered "duplicate" of its own write and a 202 calling it a duplicate;
+// so a delivery's handling stays within handleWithin.
+func TestPublish_ADeliveryStoredAgainUnderItsOwnIDIsPublishedOnce(t *testing.T) {
+	t.Parallel()
+	var ownID atomic.Int32
+	e := newEnv(t, func(c *Config) {
+		c.publishWithin = func(nc *nats.Conn, m *nats.Msg, timeout time.Duration) (*jetstream.PubAck, error) {
+			ack, err := bus.PublishWithin(nc, m, timeout)
+			if strings.Contains(m.Header.Get(bus.HeaderMsgID), "#") {
+				ownID.Add(1)
+				if err == nil {
+					return nil, nats.ErrTimeout // stored, its ack lost
+				}
+			}
+			return ack, err
+		}
+	})
+	e.job("report")
+	e.secret("gh", "replace-me", "", 0)
+	w := e.webhook("gh", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}})
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	send := func() reply {
+		return e.do(signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", "gh-own-1", time.Now()))
+	}
+	first := send()
+	wantAccepted(t, first, 202)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, e.storedMsg(first.Acc.DeliveryID).Sequence); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, send(), 503, "unavailable")
+	if n := ownID.Load(); n != 1 {
+		t.Fatalf("the delivery was published %d times under its own id, want once", n)
 	}
 }
