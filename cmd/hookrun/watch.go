@@ -213,7 +213,7 @@ func watchRun(ctx context.Context, c *apiClient, id, delivery string, out io.Wri
 		}
 		if ctx.Err() != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				if p.progress() == 0 && lastErr != nil {
+				if p.progress() == 0 && lastErr != nil && !p.connected {
 					// Nothing of the run was ever read: not a run still
 					// going, but one not found or an API not answering.
 					return nil, failErr(exitCode(lastErr), "%s (gave up at --timeout)", errMessage(lastErr))
@@ -277,6 +277,7 @@ type runPrinter struct {
 	liveOutput bool
 	delivery   string // the delivery whose run is followed ("": the run id's current)
 	pinNext    bool   // the delivery followed was a duplicate: follow the next run status' delivery
+	connected  bool   // the last follow got the run's stream (it exists, though nothing came yet)
 
 	printed    map[string]*attemptOutput // delivery+attempt → its output printed
 	cur        *outputCursor             // the attempt the stream is at (nil: none yet in this stream)
@@ -299,6 +300,7 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "text/event-stream")
 	stream := &http.Client{} // no timeout: the stream lasts as long as the run
+	p.connected = false
 	resp, err := stream.Do(req)
 	if err != nil {
 		return nil, failErr(codeUnavailable, "cannot reach the API at %s: %v", redactedURL(c.base), unwrapURLError(err))
@@ -308,6 +310,7 @@ func (p *runPrinter) follow(ctx context.Context, c *apiClient, id string) (*mess
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return nil, c.answerError("/v1/runs/"+url.PathEscape(id)+"/events", resp.StatusCode, resp.Status, b)
 	}
+	p.connected = true
 	var final *message.Run
 	p.cur, p.curKey = nil, "" // the stream starts from the run's first status
 	err = readEvents(resp.Body, func(ev sseEvent) bool {

@@ -166,3 +166,25 @@ func TestCLI_WatchTimeoutOfARunNeverReadSaysWhy(t *testing.T) {
 		t.Fatalf("an API that does not answer: %s", r)
 	}
 }
+
+// A watch whose first try found no run but whose later try got the run's
+// stream (the run exists, nothing has come yet) says at --timeout that the
+// run has not ended, not that it was not found.
+func TestCLI_WatchTimeoutAfterTheStreamCameSaysNotEnded(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			writeJSON(w, 404, map[string]any{"error": map[string]string{"code": "not_found", "message": "run run_x not found"}})
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, ": waiting\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	r := runCLI("runs", "watch", "run_x", "--timeout", "2s", "--start-timeout", "1m", "--api-url", srv.URL, "--token", "tok")
+	if r.Code != codeError || !strings.Contains(r.Stderr, "has not ended yet") {
+		t.Fatalf("a run whose stream came after a 404: %s", r)
+	}
+}
