@@ -26,3 +26,29 @@ func TestAPI_RefusesAQueryParameterTheRouteDoesNotRead(t *testing.T) {
 	a.must(http.StatusOK, "GET", "/v1/jobs?namespace=default", nil)
 	a.must(http.StatusOK, "DELETE", "/v1/jobs/keep?namespace=default", nil)
 }
+
+// A query string Go cannot read whole is refused: Go drops the pairs it
+// cannot parse, and a ?namespace= dropped so read as "default" (a DELETE
+// of another namespace's resource) or as every namespace (a list).
+func TestAPI_MalformedQueryIsRefusedNotReadAsDefault(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(http.StatusCreated, "PUT", "/v1/jobs/dj", jobDoc("dj", nil))
+	a.must(http.StatusCreated, "PUT", "/v1/jobs/dj?namespace=ns2", jobDoc("dj", nil))
+	for _, q := range []string{"namespace=ns2;x", "namespace=%zz", "namespace=ns2&x=%"} {
+		checkError(t, a.do("DELETE", "/v1/jobs/dj?"+q, nil), http.StatusBadRequest, "invalid_request", "query string")
+		checkError(t, a.do("GET", "/v1/runs?"+q, nil), http.StatusBadRequest, "invalid_request", "query string")
+	}
+	a.must(http.StatusOK, "GET", "/v1/jobs/dj", nil)
+	a.must(http.StatusOK, "GET", "/v1/jobs/dj?namespace=ns2", nil)
+	// Without a token, still 401 first.
+	if ans := a.doAuth("GET", "/v1/jobs/dj?namespace=%zz", nil, ""); ans.Code != http.StatusUnauthorized {
+		t.Fatalf("no token: HTTP %d, want 401", ans.Code)
+	}
+}
+
+// A run id not found says why it may not be there yet: clients poll the
+// executionId of a 202 at once, before a dispatcher has queued its run.
+func TestRuns_NotFoundSaysARunComesOnceQueued(t *testing.T) {
+	a := newTestAPI(t)
+	checkError(t, a.do("GET", "/v1/runs/run_nope", nil), http.StatusNotFound, "not_found", "run run_nope not found (a run accepted a moment ago may not be queued yet: retry shortly")
+}
