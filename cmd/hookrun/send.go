@@ -85,7 +85,7 @@ again: hookrun runs watch RUN), 130 stopped by Ctrl-C while waiting.`,
 	addClientFlags(cmd, o)
 	f := cmd.Flags()
 	f.StringVarP(&so.data, "data", "d", "", "body: JSON text, @file, or @- for stdin (default: empty)")
-	f.StringVar(&so.eventID, "event-id", "", `event id (signature profiles: default a random one, or a --header naming spec.idempotencyHeader; stripe: the body's "id", added when it has none; slack: the body's "event_id", added only with --event-id, else the ingress names the delivery by its signature; sent in spec.idempotencyHeader when the webhook names one; an unsigned webhook takes one only with spec.idempotencyHeader)`)
+	f.StringVar(&so.eventID, "event-id", "", `event id (signature profiles: default a random one, or the value of a --header naming the id's header: spec.idempotencyHeader, else the profile's own, such as X-GitHub-Delivery or webhook-id; --event-id wins over such a --header, which is then not sent; stripe: the body's "id", added when it has none; slack: the body's "event_id", added only with --event-id, else the ingress names the delivery by its signature; sent in spec.idempotencyHeader when the webhook names one; an unsigned webhook takes one only with spec.idempotencyHeader)`)
 	f.StringVar(&so.secret, "secret", "", "signing secret of a signed webhook (default $HOOKRUN_WEBHOOK_SECRET)")
 	f.StringVar(&so.key, "key", "", "API key of an api-key webhook (default $HOOKRUN_API_KEY)")
 	f.StringVarP(&so.method, "method", "X", "", "HTTP method (default POST when the webhook allows it)")

@@ -22,14 +22,15 @@ const MsgCopies = 4
 // fixed series ("#2", "#3", ... up to MsgCopies) — the same series on
 // every attempt, so a copy stored by an earlier attempt is found again
 // rather than stored twice; unconfirmed, if not nil, is told of each id
-// not confirmed. A run request's copy that an executor finds already
+// not confirmed, and of the id msg is stored under next ("" when the
+// series is spent and it gives up). A run request's copy that an executor finds already
 // consumed finds its run ended (or owned by the copy running it) and is
 // acked without running.
 //
 // It returns nil once a copy is held, and an error when the check cannot
 // be made or no id of the series is confirmed: the caller hands its own
 // message back, to try again later.
-func ConfirmDuplicate(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgID string, ack *jetstream.PubAck, unconfirmed func(msgID string, seq uint64), opts ...jetstream.PublishOpt) error {
+func ConfirmDuplicate(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgID string, ack *jetstream.PubAck, unconfirmed func(msgID string, seq uint64, next string), opts ...jetstream.PublishOpt) error {
 	id := msgID
 	for n := 2; ; n++ {
 		stored, found, err := MsgIDAt(ctx, js.Conn(), ack.Stream, ack.Sequence)
@@ -39,13 +40,17 @@ func ConfirmDuplicate(ctx context.Context, js jetstream.JetStream, msg *nats.Msg
 		if found && stored == id {
 			return nil
 		}
-		if unconfirmed != nil {
-			unconfirmed(id, ack.Sequence)
+		next := ""
+		if n <= MsgCopies {
+			next = msgID + "#" + strconv.Itoa(n)
 		}
-		if n > MsgCopies {
+		if unconfirmed != nil {
+			unconfirmed(id, ack.Sequence, next)
+		}
+		if next == "" {
 			return fmt.Errorf("duplicates of %s not confirmed under any of its %d ids", msgID, MsgCopies)
 		}
-		id = msgID + "#" + strconv.Itoa(n)
+		id = next
 		m := &nats.Msg{Subject: msg.Subject, Data: msg.Data, Header: nats.Header{}}
 		for k, v := range msg.Header {
 			m.Header[k] = v

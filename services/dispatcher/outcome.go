@@ -384,9 +384,11 @@ func (d *Dispatcher) wait(ctx context.Context, ps []pending) {
 // no write holds would lose its run. When the check cannot be made, or no
 // copy is confirmed, the delivery is handed back.
 func (d *Dispatcher) confirmDuplicate(ctx context.Context, p pending, ack *jetstream.PubAck) {
-	err := bus.ConfirmDuplicate(ctx, d.js, p.f.Msg(), p.msgID, ack, func(msgID string, seq uint64) {
+	err := bus.ConfirmDuplicate(ctx, d.js, p.f.Msg(), p.msgID, ack, func(msgID string, seq uint64, next string) {
 		mUnconfirmedDuplicates.Inc()
-		d.log.Warn("duplicate run request not confirmed: storing it under the next message id", "delivery", p.it.d.ID, "run", p.it.d.RunID, "msg_id", msgID, "seq", seq)
+		if next != "" {
+			d.log.Warn("duplicate run request not confirmed: storing it under the next message id", "delivery", p.it.d.ID, "run", p.it.d.RunID, "msg_id", msgID, "seq", seq, "next", next)
+		}
 	})
 	if err != nil {
 		d.log.Warn("cannot confirm a duplicate run request; handing the delivery back", "delivery", p.it.d.ID, "run", p.it.d.RunID, "err", err)

@@ -616,8 +616,10 @@ func (x *Executor) moveDueRetries(ctx context.Context) error {
 			// write a clustered JetStream lost with its leader and still
 			// answers as held: acked then, the run, whose status says this
 			// copy owns it (ownedElsewhere), would wait for ever.
-			err = bus.ConfirmDuplicate(pctx, x.js, out, msgID, ack, func(id string, seq uint64) {
-				x.log.Warn("due retry answered as a duplicate not held in RUNS: storing it under the next message id", "run", rr.ID, "attempt", attempt, "msg_id", id, "seq", seq)
+			err = bus.ConfirmDuplicate(pctx, x.js, out, msgID, ack, func(id string, seq uint64, next string) {
+				if next != "" {
+					x.log.Warn("due retry answered as a duplicate not held in RUNS: storing it under the next message id", "run", rr.ID, "attempt", attempt, "msg_id", id, "seq", seq, "next", next)
+				}
 			}, jetstream.WithExpectStream(bus.StreamRuns))
 		}
 		if err != nil {
