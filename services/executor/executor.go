@@ -7,6 +7,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -155,6 +156,59 @@ func CheckCredentialFiles(cfg Config) error {
 	return nil
 }
 
+// CheckWorkDir refuses, when command jobs run as another user
+// (HOOKRUN_JOB_USER), a work directory that user could change: the
+// executor (root) makes each run's directory there and writes and chowns
+// in it by name, so a job able to rename entries in it (its owner, or
+// anyone who may write to it unless it is sticky) could swap another run's
+// new directory for a link, and have the executor write the sender's
+// payload into, or give the jobs' user, any file it points at. The same
+// holds for every directory on the way to it. The executor's own binary
+// calls it; `hookrun dev`, whose jobs run as the developer, does not.
+func CheckWorkDir(cfg Config) error {
+	u := cfg.JobUser
+	if u == nil {
+		return nil // jobs run as the executor's user: they can do all it does
+	}
+	dir := cmp.Or(cfg.WorkDir, os.TempDir())
+	dirs, err := resolvedDirs(dir)
+	if err != nil {
+		return fmt.Errorf("HOOKRUN_WORK_DIR: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("HOOKRUN_WORK_DIR: %w", err)
+	}
+	for _, d := range append(dirs, real) {
+		if err := keptFromJobs(d, u); err != nil {
+			return fmt.Errorf("HOOKRUN_WORK_DIR %s: %w: make it (and the directories above it) root's, or the executor's user's, with mode 0711 (the jobs' user needs only to pass through it to its run's directory); a sticky directory such as /tmp passes", dir, err)
+		}
+	}
+	return nil
+}
+
+// keptFromJobs refuses directory d when the jobs' user u could change what
+// is in it: it is u's, u may write to it (through its group or as others)
+// and it is not sticky, or it has an ACL. One on a read-only mount passes.
+func keptFromJobs(d string, u *JobUser) error {
+	fi, err := os.Stat(d)
+	if err != nil {
+		return err
+	}
+	uid, gid, ok := fileOwner(fi)
+	if !ok {
+		return fmt.Errorf("cannot tell who may change %s here", d)
+	}
+	if readOnlyMount(d) {
+		return nil
+	}
+	perm, sticky := fi.Mode().Perm(), fi.Mode()&os.ModeSticky != 0
+	if uid == u.UID || (!sticky && (perm&0o002 != 0 || (gid == u.GID && perm&0o020 != 0))) || hasACL(d) {
+		return fmt.Errorf("the directory %s (mode %s, owner %d:%d) could be changed by the jobs' user %d:%d (HOOKRUN_JOB_USER)", d, fi.Mode().String(), uid, gid, u.UID, u.GID)
+	}
+	return nil
+}
+
 // secretFileHiddenFromJobs refuses a credential file that jobs running as
 // u could read, or make readable. Jobs running as the executor's own user
 // read whatever it reads. Jobs running as u: the file must not be u's (its
@@ -197,20 +251,8 @@ func dirsKeptFromJobs(name, path string, u *JobUser) error {
 		return fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
 	}
 	for _, d := range dirs {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return fmt.Errorf("HOOKRUN_%s_FILE: %w", name, err)
-		}
-		uid, gid, ok := fileOwner(fi)
-		if !ok {
-			return fmt.Errorf("HOOKRUN_%s_FILE: cannot tell who may change %s here: give HOOKRUN_%s instead", name, d, name)
-		}
-		if readOnlyMount(d) {
-			continue
-		}
-		perm, sticky := fi.Mode().Perm(), fi.Mode()&os.ModeSticky != 0
-		if uid == u.UID || (!sticky && (perm&0o002 != 0 || (gid == u.GID && perm&0o020 != 0))) || hasACL(d) {
-			return fmt.Errorf("HOOKRUN_%s_FILE: the directory %s (mode %s, owner %d:%d) on the way to %s could be changed by the jobs' user %d:%d (HOOKRUN_JOB_USER), who could put another file in its place: keep credential files where every directory is neither theirs nor writable by them (sticky ones aside), nor has an ACL, such as a Docker or Kubernetes secret mount", name, d, fi.Mode().String(), uid, gid, path, u.UID, u.GID)
+		if err := keptFromJobs(d, u); err != nil {
+			return fmt.Errorf("HOOKRUN_%s_FILE: %w, on the way to %s: they could put another file in its place; keep credential files where every directory is neither theirs nor writable by them (sticky ones aside), nor has an ACL, such as a Docker or Kubernetes secret mount (or give HOOKRUN_%s instead)", name, err, path, name)
 		}
 	}
 	return nil

@@ -305,3 +305,57 @@ func TestResolvedDirs_EveryLinksDirectory(t *testing.T) {
 		}
 	}
 }
+
+// With jobs as another user, a work directory that user could change is
+// refused at start: a job could swap another run's new directory for a
+// link, and have the root executor write the payload into, or chown to the
+// jobs' user, what it points at. Root's (0711) and sticky ones pass.
+func TestCheckWorkDir_RefusesADirectoryTheJobsCouldChange(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	u := &JobUser{UID: 65534, GID: 65534}
+	workDir := func(name string, mode os.FileMode, uid, gid int) string {
+		d := filepath.Join(t.TempDir(), name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name string
+		dir  string
+		user *JobUser
+		want string // "" when accepted
+	}{
+		{"root's, 0711", workDir("runs", 0o711, 0, 0), u, ""},
+		{"sticky, all may write", workDir("tmp", 0o777|os.ModeSticky, 0, 0), u, ""},
+		{"the jobs' own", workDir("runs", 0o700, 65534, 65534), u, "could be changed by the jobs' user 65534:65534"},
+		{"all may write", workDir("runs", 0o777, 0, 0), u, "could be changed by the jobs' user"},
+		{"the jobs' group may write", workDir("runs", 0o770, 0, 65534), u, "could be changed by the jobs' user"},
+		{"the jobs' own, jobs as the executor", workDir("runs", 0o700, 65534, 65534), nil, ""},
+	} {
+		err := CheckWorkDir(Config{WorkDir: tc.dir, JobUser: tc.user})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+	// A directory above it the jobs' user may change counts too.
+	parent := workDir("parent", 0o755, 65534, 65534)
+	inside := filepath.Join(parent, "runs")
+	if err := os.Mkdir(inside, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckWorkDir(Config{WorkDir: inside, JobUser: u}); err == nil || !strings.Contains(err.Error(), "the directory "+parent) {
+		t.Errorf("a work directory in the jobs' directory: %v", err)
+	}
+}

@@ -86,7 +86,12 @@ func makeRunDir(workDir string, markers []string) (dir string, named bool, err e
 		return "", false, err
 	}
 	b, _ := json.Marshal(o)
-	_ = os.WriteFile(dir+ownerSuffix, b, 0o600)
+	// A new file, never through a link: in a work directory others may
+	// write to (a sticky /tmp), one could be put at this name first.
+	if f, err := os.OpenFile(dir+ownerSuffix, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600); err == nil {
+		_, _ = f.Write(b)
+		_ = f.Close()
+	}
 	return dir, false, nil
 }
 

@@ -23,6 +23,9 @@ func main() {
 		if err := executor.CheckCredentialFiles(cfg); err != nil {
 			return err
 		}
+		if err := executor.CheckWorkDir(cfg); err != nil {
+			return err
+		}
 		log := service.Logger("executor", cfg.LogLevel)
 		deps, err := service.Open(ctx, "executor", cfg.Common, log)
 		if err != nil {
