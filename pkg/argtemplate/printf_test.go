@@ -77,3 +77,21 @@ func TestRenderBody_PrintfFormatsJSONNumbers(t *testing.T) {
 		t.Fatalf("RenderBody of a bad format: %v, want an error", err)
 	}
 }
+
+// A number too long to parse cheaply (big.Int's parsing grows with the
+// square of its digits: a sender's megabyte of them took seconds of a
+// dispatcher's CPU per printf) is refused at once, and takes the default;
+// %s and %v still print its text.
+func TestPrintf_ANumberOfTooManyDigitsIsRefusedAtOnce(t *testing.T) {
+	long := strings.Repeat("7", 1<<20) // a 1 MiB body of digits
+	data := NewData([]byte(`{"id":`+long+`}`), "application/json", http.Header{}, url.Values{}, http.MethodPost, "w", "evt-1")
+	for _, verb := range []string{"%d", "%x", "%.2f", "%e"} {
+		got, err := resolveOne(t, Arg{Value: `{{ printf "` + verb + `" .body.id }}`, Default: ptr("D")}, data)
+		if err != nil || got != "D" {
+			t.Errorf("%s of %d digits = %.20q, %v; want the default", verb, len(long), got, err)
+		}
+	}
+	if got, err := resolveOne(t, Arg{Value: `{{ printf "%.5s" .body.id }}`}, data); err != nil || got != "77777" {
+		t.Errorf("%%.5s = %q, %v", got, err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -35,9 +37,68 @@ func boundStrings(max int) interpreter.InterpretableDecoratorV2 {
 		case "list_join", "list_join_string", "string_replace_string_string", "string_replace_string_string_int":
 			return &boundedCall{InterpretableCall: call, max: max}, nil
 		}
+		if call.Function() == "bytes" && (call.OverloadID() == "" || call.OverloadID() == overloads.StringToBytes) && len(call.Args()) == 1 {
+			// bytes() of a dyn value (body.x) is dispatched at run time,
+			// with no overload id for the cost tracker to charge by size.
+			return &bytesCall{InterpretableCall: call}, nil
+		}
 		return i, nil
 	}
 }
+
+// chargedBySize charges the calls that make a string or bytes from a
+// sender's values by the size of what they made: cel-go charges format by
+// its format string and bytes() by a constant, so a comprehension
+// formatting a megabyte of a sender's text once per element of a list of
+// theirs allocated gigabytes, unstopped by the cost limit. Charged by
+// size, the cost limit stops such a filter once it has made about the
+// limit's worth.
+var chargedBySize = []cost.TrackerOption{
+	cost.OverloadTracker(overloads.ExtFormatString, bySize),
+	cost.OverloadTracker(overloads.StringToBytes, bySize),
+}
+
+// bySize is the cost of a call that made result: a unit a byte.
+func bySize(_ []ref.Val, result ref.Val) *uint64 {
+	var n uint64 = 1
+	switch r := result.(type) {
+	case types.String:
+		n += uint64(len(r))
+	case types.Bytes:
+		n += uint64(len(r))
+	}
+	return &n
+}
+
+// bytesCall is bytes(x), charged as string_to_bytes (bySize) whichever way
+// it was dispatched.
+type bytesCall struct {
+	interpreter.InterpretableCall
+}
+
+func (c *bytesCall) Eval(act interpreter.Activation) ref.Val {
+	return interpreter.EvalActivation(act, c.Exec)
+}
+
+func (c *bytesCall) Exec(f *interpreter.ExecutionFrame) ref.Val {
+	v := c.Args()[0].Exec(f)
+	if types.IsUnknownOrError(v) {
+		return v
+	}
+	res := v.ConvertToType(types.BytesType)
+	if costs := f.CostTracker(); costs != nil {
+		costs.EvalUnary(f, c.ID(), chargedAs{c.InterpretableCall, overloads.StringToBytes}, v, res)
+	}
+	return res
+}
+
+// chargedAs is a call as the cost tracker should see it: under overload id.
+type chargedAs struct {
+	interpreter.InterpretableCall
+	id string
+}
+
+func (c chargedAs) OverloadID() string { return c.id }
 
 // boundedCall is a join or replace call that refuses to make a string over
 // max bytes. It evaluates its arguments once and makes the result itself,

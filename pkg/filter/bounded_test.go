@@ -64,3 +64,39 @@ func TestMatch_JoinAndReplaceRefuseAHugeResultBeforeMakingIt(t *testing.T) {
 		t.Errorf("a join per element: %v, %v; want the cost limit", ok, err)
 	}
 }
+
+// format and bytes() are charged by what they make (quote is, by cel-go):
+// cel-go charged format by its format string and bytes() by a constant, and a
+// comprehension formatting a sender's text once per element of a sender's
+// list allocated gigabytes before it ended, unstopped by the cost limit.
+func TestMatch_FormatQuoteAndBytesAreChargedByWhatTheyMake(t *testing.T) {
+	body := []byte(`{"note":"` + strings.Repeat("n", 256<<10) + `","items":[` + strings.TrimSuffix(strings.Repeat(`1,`, 200), ",") + `]}`)
+	in := Input{Body: body, ContentType: "application/json"}
+	for _, expr := range []string{
+		`body.items.map(i, "%s".format([body.note])).exists(s, s.startsWith("deploy"))`,
+		`body.items.map(i, strings.quote(body.note)).exists(s, s.startsWith("deploy"))`,
+		`body.items.map(i, bytes(body.note)).exists(s, size(s) == 0)`,
+	} {
+		p, err := Compile(expr)
+		if err != nil {
+			t.Fatal(expr, err)
+		}
+		if ok, err := p.Match(context.Background(), in); ok || err == nil || !strings.Contains(err.Error(), "cost limit") {
+			t.Errorf("%s: %v, %v; want stopped by the cost limit", expr, ok, err)
+		}
+	}
+	// Used on a delivery's own fields, they still work.
+	for _, expr := range []string{
+		`"%s-%d".format(["a", 5]) == "a-5"`,
+		`strings.quote("x") == "\"x\""`,
+		`size(bytes(body.note)) == 262144`,
+	} {
+		p, err := Compile(expr)
+		if err != nil {
+			t.Fatal(expr, err)
+		}
+		if ok, err := p.Match(context.Background(), in); !ok || err != nil {
+			t.Errorf("%s: %v, %v; want true", expr, ok, err)
+		}
+	}
+}

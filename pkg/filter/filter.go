@@ -130,6 +130,7 @@ func newProgram(ast *cel.Ast, limit uint64) (cel.Program, error) {
 		cel.CostLimit(limit),
 		cel.InterruptCheckFrequency(interruptCheckFrequency),
 		cel.CustomDecoratorV2(boundStrings(maxStringBytes(limit))),
+		cel.CostTrackerOptions(chargedBySize...),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("filter: %w", err)
