@@ -65,6 +65,12 @@ var nonPublic = func() []netip.Prefix {
 var (
 	nat64     = netip.MustParsePrefix("64:ff9b::/96") // the IPv4 address in its last 32 bits
 	sixToFour = netip.MustParsePrefix("2002::/16")    // the IPv4 address in bits 16–47
+	// Two older forms of an IPv4 address in its last 32 bits: the
+	// IPv4-compatible ::a.b.c.d (RFC 4291, deprecated) and SIIT's
+	// IPv4-translated ::ffff:0:a.b.c.d (RFC 2765), which a translator may
+	// still route to the IPv4 address.
+	v4Compatible = netip.MustParsePrefix("::/96")
+	v4Translated = netip.MustParsePrefix("::ffff:0:0:0/96")
 )
 
 // publicAddress says whether ip is a public unicast address. An IPv4
@@ -73,7 +79,7 @@ var (
 func publicAddress(ip netip.Addr) bool {
 	ip = ip.Unmap().WithZone("")
 	switch {
-	case nat64.Contains(ip):
+	case nat64.Contains(ip), v4Compatible.Contains(ip), v4Translated.Contains(ip):
 		b := ip.As16()
 		ip = netip.AddrFrom4([4]byte(b[12:16]))
 	case sixToFour.Contains(ip):

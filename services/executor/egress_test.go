@@ -141,6 +141,9 @@ func TestPublicAddress(t *testing.T) {
 		// IPv4 through IPv6: judged by the IPv4 address.
 		"64:ff9b::a00:5": false, "64:ff9b::808:808": true, "2002:a00:1::": false, "2002:808:808::1": true,
 		"2001::1": false,
+		// The older forms of an IPv4 address in IPv6.
+		"::127.0.0.1": false, "::10.0.0.1": false, "::ffff:0:169.254.169.254": false, "::ffff:0:10.1.2.3": false,
+		"::8.8.8.8": true, "::ffff:0:8.8.8.8": true,
 	} {
 		if got := publicAddress(netip.MustParseAddr(ip)); got != want {
 			t.Errorf("publicAddress(%s) = %v, want %v", ip, got, want)
