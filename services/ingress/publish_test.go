@@ -420,15 +420,7 @@ func TestPublish_DuplicateOfAMessageNotHeldIsStoredAgain(t *testing.T) {
 	first := send()
 	wantAccepted(t, first, 202)
 	// The first write disappears; its message id stays in the duplicate window.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteMsg(ctx, e.storedMsg(first.Acc.DeliveryID).Sequence); err != nil {
-		t.Fatal(err)
-	}
+	e.deleteStored(first.Acc.DeliveryID)
 	retry := send()
 	wantAccepted(t, retry, 202)
 	if retry.Acc.Duplicate || retry.Acc.DeliveryID == first.Acc.DeliveryID {
@@ -452,10 +444,27 @@ func TestPublish_DuplicateOfAMessageNotHeldIsStoredAgain(t *testing.T) {
 	}
 }
 
-// githubEvent starts an ingress with a GitHub-signed webhook and returns a
-// sender of one event (the same delivery id every time, like a retry).
-func githubEvent(t *testing.T, eventID string) (*env, *resource.Webhook, func() reply) {
-	e := newEnv(t)
+// deleteStored deletes the stored message of delivery id from DELIVERIES
+// (its message id stays in the duplicate window, as a write lost with its
+// leader's does).
+func (e *env) deleteStored(id string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, e.storedMsg(id).Sequence); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// githubEvent starts an ingress (mods adjust its configuration) with a
+// GitHub-signed webhook and returns a sender of one event (the same
+// delivery id every time, like a retry).
+func githubEvent(t *testing.T, eventID string, mods ...func(*Config)) (*env, *resource.Webhook, func() reply) {
+	e := newEnv(t, mods...)
 	e.job("report")
 	e.secret("gh", "replace-me", "", 0)
 	w := e.webhook("gh", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}})
@@ -596,7 +605,7 @@ func TestPublish_AnAckLostAfterTheWriteIsAnsweredAccepted(t *testing.T) {
 func TestPublish_ADeliveryStoredAgainUnderItsOwnIDIsPublishedOnce(t *testing.T) {
 	t.Parallel()
 	var ownID atomic.Int32
-	e := newEnv(t, func(c *Config) {
+	e, _, send := githubEvent(t, "gh-own-1", func(c *Config) {
 		c.publishWithin = func(nc *nats.Conn, m *nats.Msg, timeout time.Duration) (*jetstream.PubAck, error) {
 			ack, err := bus.PublishWithin(nc, m, timeout)
 			if strings.Contains(m.Header.Get(bus.HeaderMsgID), "#") {
@@ -608,24 +617,9 @@ func TestPublish_ADeliveryStoredAgainUnderItsOwnIDIsPublishedOnce(t *testing.T) 
 			return ack, err
 		}
 	})
-	e.job("report")
-	e.secret("gh", "replace-me", "", 0)
-	w := e.webhook("gh", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "github", SecretRef: "gh"}}})
-	body := []byte(`{"ref":"refs/heads/main"}`)
-	send := func() reply {
-		return e.do(signed(e.request("POST", hookPath(w), body), "github", body, "replace-me", "gh-own-1", time.Now()))
-	}
 	first := send()
 	wantAccepted(t, first, 202)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteMsg(ctx, e.storedMsg(first.Acc.DeliveryID).Sequence); err != nil {
-		t.Fatal(err)
-	}
+	e.deleteStored(first.Acc.DeliveryID)
 	wantError(t, send(), 503, "unavailable")
 	if n := ownID.Load(); n != 1 {
 		t.Fatalf("the delivery was published %d times under its own id, want once", n)
