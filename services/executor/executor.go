@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,12 +134,20 @@ func ConfigFromEnv() (Config, error) {
 		}
 	}
 	if u := service.Env("JOB_USER", ""); u != "" {
+		if !jobUserSupported {
+			// Jobs would run as the executor's user, unsaid.
+			return cfg, fmt.Errorf("HOOKRUN_JOB_USER is set, but jobs can run as another user on Linux only (this is %s): unset it, or run the executor on Linux", runtime.GOOS)
+		}
 		if cfg.JobUser, err = ParseJobUser(u); err != nil {
 			return cfg, err
 		}
 	}
 	return cfg, nil
 }
+
+// jobUserSupported: command jobs can run as another user (setCredential)
+// here. A variable for tests.
+var jobUserSupported = runtime.GOOS == "linux"
 
 // CheckCredentialFiles refuses a credential file (HOOKRUN_<name>_FILE)
 // that cfg's command jobs could read: the point of a file is to keep the

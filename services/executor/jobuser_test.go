@@ -359,3 +359,19 @@ func TestCheckWorkDir_RefusesADirectoryTheJobsCouldChange(t *testing.T) {
 		t.Errorf("a work directory in the jobs' directory: %v", err)
 	}
 }
+
+// Where jobs cannot run as another user (not Linux), HOOKRUN_JOB_USER is
+// refused at start rather than ignored: jobs would run as the executor's
+// user, root in a container, without a word.
+func TestConfigFromEnv_RefusesAJobUserWhereItCannotApply(t *testing.T) {
+	t.Setenv("HOOKRUN_JOB_USER", "65534")
+	defer func(was bool) { jobUserSupported = was }(jobUserSupported)
+	jobUserSupported = false
+	if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "on Linux only") {
+		t.Fatalf("HOOKRUN_JOB_USER where it cannot apply: %v", err)
+	}
+	jobUserSupported = true
+	if cfg, err := ConfigFromEnv(); err != nil || cfg.JobUser == nil || cfg.JobUser.UID != 65534 {
+		t.Fatalf("HOOKRUN_JOB_USER on Linux: %+v, %v", cfg.JobUser, err)
+	}
+}

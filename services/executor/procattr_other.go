@@ -13,7 +13,8 @@ func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
 
-// setCredential is Linux only: HOOKRUN_JOB_USER is ignored elsewhere.
+// setCredential is Linux only: HOOKRUN_JOB_USER is refused elsewhere
+// (ConfigFromEnv).
 func setCredential(*syscall.SysProcAttr, uint32, uint32) {}
 
 func notDumpable() error { return nil }
