@@ -65,10 +65,7 @@ func (e *env) streamMsgs() uint64 {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	s := e.deliveries(ctx)
 	info, err := s.Info(ctx)
 	if err != nil {
 		e.t.Fatal(err)

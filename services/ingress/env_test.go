@@ -293,15 +293,22 @@ func (e *env) post(path string, body any, headers ...string) reply {
 	return e.do(e.request(http.MethodPost, path, body, headers...))
 }
 
+// deliveries is the DELIVERIES stream.
+func (e *env) deliveries(ctx context.Context) jetstream.Stream {
+	e.t.Helper()
+	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
 // storedMsg returns the raw message of a delivery in DELIVERIES.
 func (e *env) storedMsg(deliveryID string) *jetstream.RawStreamMsg {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	s := e.deliveries(ctx)
 	m, err := s.GetLastMsgForSubject(ctx, bus.DeliveryByIDFilter(deliveryID))
 	if err != nil {
 		e.t.Fatalf("delivery %s not stored: %v", deliveryID, err)

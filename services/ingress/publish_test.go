@@ -451,10 +451,7 @@ func (e *env) deleteStored(id string) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := e.js.Stream(ctx, bus.StreamDeliveries)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	s := e.deliveries(ctx)
 	if err := s.DeleteMsg(ctx, e.storedMsg(id).Sequence); err != nil {
 		e.t.Fatal(err)
 	}
