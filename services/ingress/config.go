@@ -29,6 +29,10 @@ type Config struct {
 	// load balancer (Kubernetes' endpoints) takes it out meanwhile, so
 	// senders are not refused connections (HOOKRUN_SHUTDOWN_DELAY).
 	ShutdownDelay time.Duration
+	// MaxPendingBytes bounds the bytes of authenticated deliveries' bodies
+	// held while they are stored; past it deliveries are answered 503
+	// (HOOKRUN_MAX_PENDING_BYTES, default 128 MiB; 0: no bound).
+	MaxPendingBytes int64
 
 	// The HTTP server's limits; zero keeps service.HTTPServer's defaults.
 	// ReadHeaderTimeout cuts off senders that dribble their headers
@@ -81,6 +85,14 @@ func ConfigFromEnv() (Config, error) {
 	if cfg.DefaultWindow == 0 {
 		return Config{}, errors.New("HOOKRUN_DEDUP_WINDOW: must be positive, e.g. 24h (the same on the dispatcher)")
 	}
+	pending, err := service.EnvInt("MAX_PENDING_BYTES", DefaultMaxPendingBytes)
+	if err != nil {
+		return Config{}, err
+	}
+	if pending < 0 {
+		return Config{}, errors.New("HOOKRUN_MAX_PENDING_BYTES: must not be negative (0: no bound)")
+	}
+	cfg.MaxPendingBytes = int64(pending)
 	if cfg.MaxHeaderBytes, err = service.EnvInt("MAX_HEADER_BYTES", 0); err != nil {
 		return Config{}, err
 	}
@@ -89,6 +101,10 @@ func ConfigFromEnv() (Config, error) {
 	}
 	return cfg, nil
 }
+
+// DefaultMaxPendingBytes is HOOKRUN_MAX_PENDING_BYTES' default: 128
+// deliveries of the default 1 MiB limit, tens of thousands of common ones.
+const DefaultMaxPendingBytes = 128 << 20
 
 // handleWithin bounds a delivery's handling once its body is read: a
 // publish whose ack did not come in time is published again (publish.go),

@@ -16,6 +16,7 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	t.Setenv("HOOKRUN_READ_TIMEOUT", "10s")
 	t.Setenv("HOOKRUN_IDLE_TIMEOUT", "1m")
 	t.Setenv("HOOKRUN_MAX_HEADER_BYTES", "16384")
+	t.Setenv("HOOKRUN_MAX_PENDING_BYTES", "1048576")
 	t.Setenv("HOOKRUN_DEDUP_WINDOW", "90m")
 	t.Setenv("HOOKRUN_TRUST_PROXY", "1")
 	t.Setenv("HOOKRUN_LOG_LEVEL", "WARN")
@@ -26,6 +27,9 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	if !c.TrustProxy || c.LogLevel != "WARN" {
 		t.Fatalf("HOOKRUN_TRUST_PROXY=1 HOOKRUN_LOG_LEVEL=WARN gave trust %v level %q", c.TrustProxy, c.LogLevel)
 	}
+	if c.MaxPendingBytes != 1<<20 {
+		t.Fatalf("pending bytes %d, want the 1048576 of HOOKRUN_MAX_PENDING_BYTES", c.MaxPendingBytes)
+	}
 	if c.DefaultWindow != 90*time.Minute {
 		t.Fatalf("dedup window %s, want the 90m of HOOKRUN_DEDUP_WINDOW", c.DefaultWindow)
 	}
@@ -35,22 +39,22 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 		t.Fatalf("config %+v gives server %+v", c, srv)
 	}
 
-	for _, v := range []string{"HOOKRUN_READ_HEADER_TIMEOUT", "HOOKRUN_READ_TIMEOUT", "HOOKRUN_IDLE_TIMEOUT", "HOOKRUN_MAX_HEADER_BYTES", "HOOKRUN_DEDUP_WINDOW"} {
+	for _, v := range []string{"HOOKRUN_READ_HEADER_TIMEOUT", "HOOKRUN_READ_TIMEOUT", "HOOKRUN_IDLE_TIMEOUT", "HOOKRUN_MAX_HEADER_BYTES", "HOOKRUN_MAX_PENDING_BYTES", "HOOKRUN_DEDUP_WINDOW"} {
 		t.Setenv(v, "")
 	}
 	c, err = ConfigFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DefaultWindow != 24*time.Hour {
-		t.Fatalf("default dedup window %s, want 24h", c.DefaultWindow)
+	if c.DefaultWindow != 24*time.Hour || c.MaxPendingBytes != DefaultMaxPendingBytes {
+		t.Fatalf("default dedup window %s and pending bytes %d, want 24h and %d", c.DefaultWindow, c.MaxPendingBytes, DefaultMaxPendingBytes)
 	}
 	if srv := c.server(http.NotFoundHandler()); srv.ReadHeaderTimeout == 0 || srv.ReadTimeout == 0 || srv.IdleTimeout == 0 || srv.MaxHeaderBytes == 0 {
 		t.Fatalf("defaults lost: %+v", srv)
 	}
 
 	for v, bad := range map[string]string{
-		"HOOKRUN_PUBLISH_TIMEOUT": "0s", "HOOKRUN_DEDUP_WINDOW": "0", "HOOKRUN_READ_TIMEOUT": "-1s", "HOOKRUN_IDLE_TIMEOUT": "soon", "HOOKRUN_MAX_HEADER_BYTES": "-5",
+		"HOOKRUN_PUBLISH_TIMEOUT": "0s", "HOOKRUN_DEDUP_WINDOW": "0", "HOOKRUN_READ_TIMEOUT": "-1s", "HOOKRUN_IDLE_TIMEOUT": "soon", "HOOKRUN_MAX_HEADER_BYTES": "-5", "HOOKRUN_MAX_PENDING_BYTES": "-1",
 		// Typos that would silently leave a setting off (or logging at info).
 		"HOOKRUN_TRUST_PROXY": "yes", "HOOKRUN_PPROF": "on", "HOOKRUN_LOG_LEVEL": "verbose",
 	} {

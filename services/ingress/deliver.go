@@ -176,6 +176,15 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		}
 		return 0, nil, err
 	}
+	// Past authentication the body waits for the publish: bounded in
+	// bytes, so that a JetStream stall does not pile up bodies until the
+	// ingress runs out of memory (pending.go).
+	held := int64(len(body))
+	if !in.pending.take(held) {
+		mOverloaded.Inc()
+		return 0, nil, errOverloaded
+	}
+	defer in.pending.give(held)
 	if ok, wait := in.spendToken(w); !ok {
 		return 0, nil, errRateLimited.retryAfter(wait)
 	}

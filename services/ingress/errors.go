@@ -42,6 +42,7 @@ var (
 	errRateLimited        = &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many deliveries for this webhook; retry later", RetryAfter: 1}
 	errJobNotRunnable     = &apiError{Status: http.StatusInternalServerError, Code: "job_not_runnable", Message: "webhook task creation failed: the webhook cannot run: its job, or a secret it names, is missing or unusable (see the webhook's status.lastError)"}
 	errUnavailable        = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the delivery could not be stored in time; retry later (with the same event id, a retry of a write that landed after all is answered as its duplicate)", RetryAfter: 5}
+	errOverloaded         = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the ingress holds too many deliveries waiting to be stored; nothing was accepted; retry later", RetryAfter: 5}
 	errNotReady           = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the ingress is starting and has not loaded its configuration; nothing was accepted; retry later", RetryAfter: 1}
 	errInternal           = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 )

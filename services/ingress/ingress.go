@@ -44,8 +44,9 @@ type Ingress struct {
 	echo    *echo.Echo
 	ops     *echo.Echo // the OpsAddr listener's routes, nil without one
 
-	limiters   sync.Map // config key -> *limiter
-	lastErrors sync.Map // config key -> recordedError
+	pending    pendingBodies // bodies being stored
+	limiters   sync.Map      // config key -> *limiter
+	lastErrors sync.Map      // config key -> recordedError
 }
 
 // New builds the ingress. dd may be nil (no read-only duplicate look-up).
@@ -60,6 +61,7 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 		cfg.publishWithin = bus.PublishWithin
 	}
 	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), runs: &statusReader{js: js}, health: health, refusals: newRefusalLog(log)}
+	in.pending.max = cfg.MaxPendingBytes
 	if dd != nil {
 		in.lookups = newLookupBatcher(dd)
 	}

@@ -44,6 +44,14 @@ var (
 		Name: "hookrun_ingress_inflight_requests",
 		Help: "Deliveries being handled now.",
 	})
+	mPendingBodyBytes = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "hookrun_ingress_pending_body_bytes",
+		Help: "Bytes of authenticated deliveries' bodies being stored now (bounded by HOOKRUN_MAX_PENDING_BYTES).",
+	})
+	mOverloaded = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "hookrun_ingress_overloaded_total",
+		Help: "Deliveries answered 503 because the bodies being stored had reached HOOKRUN_MAX_PENDING_BYTES (JetStream slow or stalled, or more load than it takes).",
+	})
 	mBodyBytes = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hookrun_ingress_body_bytes",
 		Help:    "Size of accepted delivery bodies.",
