@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Creates of one key name racing (a client retrying a create that timed
@@ -55,5 +56,34 @@ func TestKeys_NameIsPrintableAndScopesBounded(t *testing.T) {
 	ans := a.do("POST", "/v1/keys", map[string]any{"name": "wide", "jobs": many})
 	if ans.Code != http.StatusBadRequest || ans.ErrField() != "jobs" {
 		t.Fatalf("1001 jobs: HTTP %d %s, want 400 on jobs", ans.Code, ans.Body)
+	}
+}
+
+// A key created by name while a webhook makes its generated key of that
+// name waits for it and is refused (409 name_taken): the webhook chose
+// its key's name and made the key outside keyNames, and the two both
+// made "deploy-key" in one namespace.
+func TestKeys_ACreateRacingAWebhooksGeneratedKeyDoesNotTakeItsName(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(http.StatusCreated, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
+	created := 0
+	done := make(chan struct{})
+	a.svc.beforeWebhookKey = func() {
+		go func() {
+			defer close(done)
+			created = a.do("POST", "/v1/keys", map[string]any{"name": "deploy-key"}).Code
+		}()
+		// Time for the create to get in first, if it can.
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+	}
+	doc := webhookDoc("deploy", map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{}}})
+	gen := path(a.must(http.StatusCreated, "PUT", "/v1/webhooks/deploy", doc).JSON(), "generatedKey", "id")
+	<-done
+	keys := a.must(http.StatusOK, "GET", "/v1/keys", nil).JSON()["keys"].([]any)
+	if created != http.StatusConflict || len(keys) != 1 || path(keys[0], "id") != gen || path(keys[0], "name") != "deploy-key" {
+		t.Fatalf("the create answered %d beside the webhook's key %v; keys %v, want only the webhook's, named deploy-key", created, gen, keys)
 	}
 }

@@ -109,6 +109,15 @@ type Service struct {
 	// run's deliveries not dispatched yet and the second read of its
 	// status (orPending).
 	afterPendingScan func()
+	// beforeRotateStore, when set (tests), runs between a secret
+	// rotation's read of the secret and its store of the new value.
+	beforeRotateStore func()
+	// beforeWebhookDelete, when set (tests), runs between a webhook
+	// delete's read of the webhook and its delete.
+	beforeWebhookDelete func()
+	// beforeWebhookKey, when set (tests), runs between the choice of the
+	// name of the key a webhook generates and the key's creation.
+	beforeWebhookKey func()
 
 	jobs     kvStore[resource.Job]
 	webhooks kvStore[resource.Webhook]
@@ -116,8 +125,9 @@ type Service struct {
 	apiKeys  kvStore[resource.APIKey]
 	tokens   [][32]byte
 	// keyNames makes an API key's name check and its creation one step
-	// in this process: a client retrying a create that timed out made
-	// two keys of one name.
+	// in this process, for POST /v1/keys and a webhook's generated key
+	// alike: a client retrying a create that timed out made two keys of
+	// one name.
 	keyNames sync.Mutex
 }
 

@@ -78,7 +78,7 @@ func (s *Service) putSecret(c echo.Context) error {
 			return &resource.FieldError{Field: "spec.value", Msg: "not a valid " + sec.Spec.Format + " secret"}
 		}
 	}
-	return s.storeSecret(c, &sec, false, sec.Spec.Grace())
+	return s.storeSecret(c, &sec, false, sec.Spec.Grace(), nil)
 }
 
 func (s *Service) rotateSecret(c echo.Context) error {
@@ -90,7 +90,7 @@ func (s *Service) rotateSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, _, found, err := s.secrets.get(c.Request().Context(), bus.ConfigKey(ns, name))
+	st, rev, found, err := s.secrets.get(c.Request().Context(), bus.ConfigKey(ns, name))
 	if err != nil {
 		return err
 	}
@@ -120,16 +120,37 @@ func (s *Service) rotateSecret(c echo.Context) error {
 			return &resource.FieldError{Field: "previousValidFor", Msg: "must not be negative"}
 		}
 	}
-	return s.storeSecret(c, &sec, true, grace)
+	if s.beforeRotateStore != nil {
+		s.beforeRotateStore()
+	}
+	// The rotation is of the secret read above, and stored only over it:
+	// read again, a secret deleted meanwhile was made anew (201, version
+	// 1), and one replaced meanwhile lost its new spec to this one's.
+	return s.storeSecret(c, &sec, true, grace, &secretRead{st: st, rev: rev})
 }
 
-// storeSecret stores sec; a value it replaces stays valid for grace.
-func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate bool, grace time.Duration) error {
+// secretRead is a secret as read, with its revision.
+type secretRead struct {
+	st  *resource.StoredSecret
+	rev uint64
+}
+
+// storeSecret stores sec; a value it replaces stays valid for grace. read
+// is the stored secret sec was made from, which the write must still find
+// (else 409 conflict); nil reads it here.
+func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate bool, grace time.Duration, read *secretRead) error {
 	ctx := c.Request().Context()
 	key := bus.ConfigKey(sec.Metadata.Namespace, sec.Metadata.Name)
 	aad := []byte(key)
-	old, rev, found, err := s.secrets.get(ctx, key)
-	if err != nil {
+	var (
+		old   *resource.StoredSecret
+		rev   uint64
+		found bool
+		err   error
+	)
+	if read != nil {
+		old, rev, found = read.st, read.rev, true
+	} else if old, rev, found, err = s.secrets.get(ctx, key); err != nil {
 		return err
 	}
 	now := s.now().UTC()
@@ -167,6 +188,18 @@ func (s *Service) storeSecret(c echo.Context, sec *resource.Secret, forceRotate 
 			st.SetPreviousValues(old.PreviousValues())
 			if sameJSON(old.Secret.Spec, st.Secret.Spec) {
 				return respond(c, ResultUnchanged, secretView{Secret: view(old)})
+			}
+			// A lower previousValidFor (0s once a replaced value leaked)
+			// holds for the values already in their grace too, as a
+			// rotation's does: none stays valid past now+grace. One left
+			// as it is or raised leaves them: a rotation's body may have
+			// given them a longer grace than the spec's.
+			if grace < old.Secret.Spec.Grace() {
+				limit := now.Add(grace)
+				st.SetPreviousValues(previousUntil(old.PreviousValues(), now, limit))
+				if e := st.Secret.Status.PreviousExpiresAt; e != nil && e.After(limit) {
+					st.Secret.Status.PreviousExpiresAt = &limit
+				}
 			}
 		default:
 			exp := now.Add(grace)
@@ -287,9 +320,16 @@ func (s *Service) checkSecretUsable(ctx context.Context, sec *resource.Secret, v
 // (after a leak) revokes them all.
 func previousAfterRotation(old *resource.StoredSecret, now, exp time.Time) []resource.PreviousValue {
 	out := []resource.PreviousValue{{Value: old.Current, ExpiresAt: exp}}
-	for _, p := range old.PreviousValues() {
-		if p.ExpiresAt.After(exp) {
-			p.ExpiresAt = exp
+	return append(out, previousUntil(old.PreviousValues(), now, exp)...)
+}
+
+// previousUntil is vs with no grace past limit, less the values whose
+// grace has ended by now.
+func previousUntil(vs []resource.PreviousValue, now, limit time.Time) []resource.PreviousValue {
+	var out []resource.PreviousValue
+	for _, p := range vs {
+		if p.ExpiresAt.After(limit) {
+			p.ExpiresAt = limit
 		}
 		if p.ExpiresAt.After(now) {
 			out = append(out, p)

@@ -319,3 +319,55 @@ func TestSecrets_RotateTakesItsGraceFromTheBody(t *testing.T) {
 		a.must(400, "POST", "/v1/secrets/leak/rotate", bad)
 	}
 }
+
+// A rotation is of the secret it read, stored only over it: one deleted
+// between its read and its write stays deleted. Read again before the
+// write, it was made anew (201 created, version 1).
+func TestSecrets_RotateDoesNotMakeASecretDeletedMeanwhileAgain(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/secrets/gone", secretDoc("gone", map[string]any{"value": "first-value"}))
+	deleted := 0
+	a.svc.beforeRotateStore = func() { deleted = a.do("DELETE", "/v1/secrets/gone", nil).Code }
+	ans := a.do("POST", "/v1/secrets/gone/rotate", nil)
+	if deleted != 200 {
+		t.Fatalf("the delete between the rotation's read and write answered %d", deleted)
+	}
+	if ans.Code != 404 && ans.Code != 409 {
+		t.Fatalf("a rotation of a secret deleted meanwhile answered %d %s, want 404 or 409", ans.Code, ans.Body)
+	}
+	checkError(t, a.do("GET", "/v1/secrets/gone", nil), 404, "not_found", "")
+}
+
+// Applying a secret again with its value and a lower previousValidFor (0s
+// once a replaced value leaked) holds for the values already in their
+// grace, as a rotation with that grace does: they kept their expiry, a
+// day away.
+func TestSecrets_LoweringTheGraceShortensTheReplacedValues(t *testing.T) {
+	a := newTestAPI(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	at := t0
+	a.svc.now = func() time.Time { return at }
+	a.must(201, "PUT", "/v1/secrets/leak", secretDoc("leak", map[string]any{"value": "leaked-value", "previousValidFor": "24h"}))
+	cur, _ := a.must(200, "POST", "/v1/secrets/leak/rotate", nil).JSON()["generatedValue"].(string)
+	if _, prev, exp := storedSecret(t, a, "leak"); !slices.Equal(prev, []string{"leaked-value"}) || !exp[0].Equal(t0.Add(24*time.Hour)) {
+		t.Fatalf("after the rotation: previous %q until %v", prev, exp)
+	}
+	for _, tc := range []struct {
+		grace string
+		want  []string // previous values still valid
+		until time.Time
+	}{
+		{"1h", []string{"leaked-value"}, t0.Add(time.Minute + time.Hour)},
+		{"0s", nil, t0.Add(2 * time.Minute)},
+	} {
+		at = at.Add(time.Minute)
+		ans := a.must(200, "PUT", "/v1/secrets/leak", secretDoc("leak", map[string]any{"value": cur, "previousValidFor": tc.grace}))
+		if got := parseTime(t, path(ans.JSON(), "status", "previousExpiresAt")); ans.Result() != ResultConfigured || !got.Equal(tc.until) {
+			t.Fatalf("previousValidFor %s: %s, status.previousExpiresAt %v, want %v", tc.grace, ans.Result(), got, tc.until)
+		}
+		c, prev, exp := storedSecret(t, a, "leak")
+		if c != cur || !slices.Equal(prev, tc.want) || len(exp) > 0 && !exp[0].Equal(tc.until) {
+			t.Fatalf("previousValidFor %s: current changed (%v), previous %q until %v; want %q until %v", tc.grace, c != cur, prev, exp, tc.want, tc.until)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/runstatus"
 )
 
 // kvStore reads and writes one bucket of JSON values.
@@ -92,10 +93,11 @@ func encodeValue(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-func isWrongSeq(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+// isWrongSeq tells whether err is JetStream refusing a write against a
+// revision that is no longer the key's last: a conflict, not an outage. A
+// replicated bucket refuses a write racing another one in flight to the
+// same key with its own code (10164), not 10071; runstatus checks both.
+func isWrongSeq(err error) bool { return runstatus.IsNotLatest(err) }
 
 // del removes key; found=false when it was absent. The purge is of the
 // revision read: of several deletes at once one finds it (the others 404,
@@ -105,6 +107,13 @@ func (s kvStore[T]) del(ctx context.Context, key string) (bool, error) {
 	if err != nil || !found {
 		return false, err
 	}
+	return s.delAt(ctx, key, rev)
+}
+
+// delAt removes key if revision rev is still its last: a caller that
+// decided on what it read deletes that version, not whatever is there
+// now. A change since answers 409 conflict, a delete since found=false.
+func (s kvStore[T]) delAt(ctx context.Context, key string, rev uint64) (bool, error) {
 	kv, err := s.kv(ctx)
 	if err != nil {
 		return false, err

@@ -2,10 +2,13 @@ package keys
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/embednats"
 	"github.com/hookrun/hookrun/pkg/testenv"
@@ -82,6 +85,31 @@ func TestAPI_ConcurrentDeletesDeleteOnce(t *testing.T) {
 		}
 		if deleted != 1 {
 			t.Errorf("round %d: %d of %d deletes of one webhook answered deleted", round, deleted, n)
+		}
+	}
+}
+
+// A write against a revision that is no longer the key's last is a
+// conflict (409, retry) whichever code JetStream gives it: a replicated
+// bucket refuses one racing another write in flight to the key with 10164,
+// not 10071, and that came back 503 unavailable.
+func TestStore_AWriteAgainstAStaleRevisionIsAConflict(t *testing.T) {
+	apiErr := func(code jetstream.ErrorCode) error {
+		return &jetstream.APIError{Code: 400, ErrorCode: code, Description: "wrong last sequence"}
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"wrong last sequence", apiErr(jetstream.JSErrCodeStreamWrongLastSequence), true},
+		{"wrong last sequence, clustered", apiErr(jetstream.JSErrCodeStreamWrongLastSequenceConstant), true},
+		{"wrapped", fmt.Errorf("update: %w", apiErr(jetstream.JSErrCodeStreamWrongLastSequenceConstant)), true},
+		{"another API error", apiErr(jetstream.JSErrCodeStreamNotFound), false},
+		{"no API error", jetstream.ErrKeyNotFound, false},
+	} {
+		if got := isWrongSeq(tc.err); got != tc.want {
+			t.Errorf("%s: isWrongSeq %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -92,23 +93,19 @@ func (s *Service) putWebhook(c echo.Context) error {
 	w.Status.EndpointPath = EndpointPath(&w)
 	var gen *generatedKey
 	if w.Spec.Auth.APIKey != nil && (!found || old.Spec.Auth.APIKey == nil) {
-		// Key names are unique in a namespace, as POST /v1/keys enforces; a
-		// key someone made with this name already does not block the webhook.
-		name, err := s.freeKeyName(ctx, w.Metadata.Namespace, w.Metadata.Name+"-key")
-		if err != nil {
+		if gen, err = s.newWebhookKey(ctx, &w, key); err != nil {
 			return err
 		}
-		k, secret, err := s.newKey(ctx, keySpec{
-			name: name, namespace: w.Metadata.Namespace,
-			webhooks: []string{w.Metadata.Name}, owner: key,
-		})
-		if err != nil {
-			return err
-		}
-		gen = &generatedKey{ID: k.ID, Key: secret}
 	}
 	if err := s.webhooks.put(ctx, key, &w, rev); err != nil {
-		if gen != nil { // nobody has seen this key: do not leave it behind
+		// Nobody has seen the generated key: it goes when the webhook is
+		// surely not stored (a conflict, or too large). After a time-out
+		// it may be, and then the key is its senders' only one; kept
+		// beside a webhook that was not stored, it is owned by the
+		// webhook's config key and goes when the name next enters
+		// API-key auth.
+		var ae *apiError
+		if gen != nil && errors.As(err, &ae) && (ae.Status == http.StatusConflict || ae.Status == http.StatusRequestEntityTooLarge) {
 			_, _ = s.apiKeys.del(ctx, gen.ID)
 		}
 		return err
@@ -143,6 +140,32 @@ func (s *Service) putWebhook(c echo.Context) error {
 		}
 	}
 	return respond(c, result, webhookPut{Webhook: *s.withStatus(ctx, &w), GeneratedKey: gen, Warnings: s.webhookWarnings(ctx, &w, authOmitted)})
+}
+
+// newWebhookKey makes the API key webhook w generates on entering API-key
+// auth, owned by its config key owner. Key names are unique in a
+// namespace, as POST /v1/keys enforces; a key someone made with this name
+// already does not block the webhook, which takes the next free one. The
+// name is chosen and taken under keyNames, as createKey's: else a POST
+// /v1/keys of that name at the same time made a second key of it.
+func (s *Service) newWebhookKey(ctx context.Context, w *resource.Webhook, owner string) (*generatedKey, error) {
+	s.keyNames.Lock()
+	defer s.keyNames.Unlock()
+	name, err := s.freeKeyName(ctx, w.Metadata.Namespace, w.Metadata.Name+"-key")
+	if err != nil {
+		return nil, err
+	}
+	if s.beforeWebhookKey != nil {
+		s.beforeWebhookKey()
+	}
+	k, secret, err := s.newKey(ctx, keySpec{
+		name: name, namespace: w.Metadata.Namespace,
+		webhooks: []string{w.Metadata.Name}, owner: owner,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &generatedKey{ID: k.ID, Key: secret}, nil
 }
 
 // legacyKeyName is the name an API key in the query, path or body had
@@ -341,24 +364,38 @@ func (s *Service) deleteWebhook(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	key := bus.ConfigKey(ns, name)
-	if _, _, found, err := s.webhooks.get(ctx, key); err != nil || !found {
-		if err != nil {
-			return err
-		}
-		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
-	}
-	// Its generated keys first: a delete that fails after them is
-	// retried (the webhook is still there), while keys left behind by
-	// one that failed after the webhook went would be found by nobody.
-	if err := s.deleteOwnedKeys(ctx, key, ""); err != nil {
-		return err
-	}
-	found, err := s.webhooks.del(ctx, key)
+	_, rev, found, err := s.webhooks.get(ctx, key)
 	if err != nil {
 		return err
 	}
 	if !found {
 		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
+	}
+	// Its generated keys are listed now, to go once the webhook has gone:
+	// a key generated later is a webhook's of this name created since.
+	owned, err := s.ownedKeys(ctx, key, "")
+	if err != nil {
+		return err
+	}
+	if s.beforeWebhookDelete != nil {
+		s.beforeWebhookDelete()
+	}
+	// The version read is deleted, or none (409 on a change since). The
+	// keys only after it: deleted first, a delete then refused left the
+	// webhook in API-key auth with no key, which applying its YAML again
+	// ("unchanged") does not generate, and every sender got 401. Keys a
+	// failure below leaves behind are owned by the webhook's config key:
+	// a webhook of this name entering API-key auth deletes them
+	// (putWebhook).
+	found, err = s.webhooks.delAt(ctx, key, rev)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
+	}
+	if err := s.deleteKeyIDs(ctx, owned); err != nil {
+		s.log.Warn("cannot delete the keys the deleted webhook generated; delete them by hand (hookrun keys list)", "webhook", key, "err", err)
 	}
 	_ = webhookstatus.Clear(ctx, s.js, ns, name)
 	return c.JSON(http.StatusOK, map[string]any{"deleted": 1})
@@ -368,15 +405,34 @@ func (s *Service) deleteWebhook(c echo.Context) error {
 // except), so a webhook created later under the same name does not accept
 // them.
 func (s *Service) deleteOwnedKeys(ctx context.Context, owner, except string) error {
-	all, err := s.apiKeys.list(ctx, "")
+	ids, err := s.ownedKeys(ctx, owner, except)
 	if err != nil {
 		return err
 	}
+	return s.deleteKeyIDs(ctx, ids)
+}
+
+// ownedKeys lists the ids of the API keys webhook owner (a config key)
+// generated, but except.
+func (s *Service) ownedKeys(ctx context.Context, owner, except string) ([]string, error) {
+	all, err := s.apiKeys.list(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
 	for _, k := range all {
 		if k.OwnerWebhook == owner && k.ID != except {
-			if _, err := s.apiKeys.del(ctx, k.ID); err != nil {
-				return err
-			}
+			ids = append(ids, k.ID)
+		}
+	}
+	return ids, nil
+}
+
+// deleteKeyIDs deletes the API keys ids; one already gone is no error.
+func (s *Service) deleteKeyIDs(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		if _, err := s.apiKeys.del(ctx, id); err != nil {
+			return err
 		}
 	}
 	return nil

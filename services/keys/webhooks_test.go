@@ -2,6 +2,8 @@ package keys
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -299,7 +301,7 @@ func TestWebhooks_IgnoreStatusAndServerFieldsInTheBody(t *testing.T) {
 // Keys a webhook generated and a failed clean-up left behind (the webhook
 // gone, or moved off API-key auth, with its keys still stored) do not work
 // beside the key its name generates next; and a delete removes the keys
-// before the webhook, so a failure leaves something to retry.
+// with the webhook.
 func TestWebhooks_LeftoverGeneratedKeysAreRemovedOnReturnToAPIKeyAuth(t *testing.T) {
 	a := newTestAPI(t)
 	a.must(201, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
@@ -321,5 +323,73 @@ func TestWebhooks_LeftoverGeneratedKeysAreRemovedOnReturnToAPIKeyAuth(t *testing
 	a.must(200, "DELETE", "/v1/webhooks/deploy", nil)
 	if keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any); len(keys) != 0 {
 		t.Fatalf("keys left after the webhook's delete: %v", keys)
+	}
+}
+
+// keyIDs lists the ids of every API key.
+func keyIDs(a *testAPI) []string {
+	a.t.Helper()
+	var ids []string
+	keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any)
+	for _, k := range keys {
+		ids = append(ids, path(k, "id").(string))
+	}
+	return ids
+}
+
+// A delete of a webhook changed since the delete read it is refused (409)
+// and leaves the webhook and the key it generated. Before, the keys went
+// first and the delete then removed whatever version was there: a delete
+// refused after the keys left the webhook in API-key auth with no key,
+// which applying it again ("unchanged") does not generate.
+func TestWebhooks_ARefusedDeleteLeavesTheGeneratedKey(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
+	spec := map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{}}}
+	id, _ := path(a.must(201, "PUT", "/v1/webhooks/deploy", webhookDoc("deploy", spec)).JSON(), "generatedKey", "id").(string)
+	disabled := maps.Clone(spec)
+	disabled["disabled"] = true
+	changed := 0
+	a.svc.beforeWebhookDelete = func() { changed = a.do("PUT", "/v1/webhooks/deploy", webhookDoc("deploy", disabled)).Code }
+	checkError(t, a.do("DELETE", "/v1/webhooks/deploy", nil), 409, "conflict", "")
+	a.svc.beforeWebhookDelete = nil
+	if changed != 200 {
+		t.Fatalf("the change between the delete's read and its delete answered %d", changed)
+	}
+	if got := a.must(200, "GET", "/v1/webhooks/deploy", nil).JSON(); path(got, "spec", "disabled") != true {
+		t.Fatalf("the webhook after a refused delete: %v", got)
+	}
+	if ids := keyIDs(a); !slices.Equal(ids, []string{id}) {
+		t.Fatalf("keys after a refused delete: %q, want the webhook's %q", ids, id)
+	}
+	a.must(200, "DELETE", "/v1/webhooks/deploy", nil)
+	if ids := keyIDs(a); len(ids) != 0 {
+		t.Fatalf("keys after the delete: %q", ids)
+	}
+}
+
+// A webhook whose store fails other than by a refusal (a time-out, after
+// which it may be stored; here a sealed bucket, which answers alike) keeps
+// the key generated for it: deleted, a webhook stored all the same was
+// left in API-key auth with no key. A conflict or a webhook too large to
+// store is surely not stored, and its key goes.
+func TestWebhooks_AKeyGeneratedForAStoreThatMayHaveHappenedIsKept(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
+	ctx := context.Background()
+	stream, err := a.js.Stream(ctx, "KV_"+bus.BucketWebhooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.Sealed = true
+	if _, err := a.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	doc := webhookDoc("deploy", map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{}}})
+	checkError(t, a.do("PUT", "/v1/webhooks/deploy", doc), 503, "unavailable", "")
+	keys, _ := a.must(200, "GET", "/v1/keys", nil).JSON()["keys"].([]any)
+	if len(keys) != 1 || path(keys[0], "name") != "deploy-key" {
+		t.Fatalf("keys after a store that may have happened: %v, want the webhook's", keys)
 	}
 }
