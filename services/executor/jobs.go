@@ -198,6 +198,7 @@ func (x *Executor) manageJobs(ctx context.Context) error {
 			}
 			missing.set(name, "")
 			x.log.Info("fetching runs of job", "job", j.Metadata.Namespace+"/"+j.Metadata.Name, "concurrency", j.Spec.Concurrency)
+			countEndsOf(j.Metadata.Namespace + "/" + j.Metadata.Name)
 			start(name, &jobWorkers{concurrency: j.Spec.Concurrency, job: j.Metadata.Namespace + "/" + j.Metadata.Name, cons: newJobConsumer(cons)})
 		}
 		missing.retain(func(name string) bool { return want[name] != nil })

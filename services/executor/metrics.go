@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hookrun/hookrun/pkg/bus"
+	"github.com/hookrun/hookrun/pkg/message"
 	"github.com/hookrun/hookrun/pkg/service"
 )
 
@@ -130,5 +131,15 @@ func sweepRunning(live map[string]bool) {
 			mRunning.DeleteLabelValues(job)
 			delete(goneJobs.m, job)
 		}
+	}
+}
+
+// countEndsOf makes the job's series of every final status, at 0, before
+// its first run ends: a series created by its first increment starts at 1,
+// and increase() has no earlier sample to see it grow from, so a job's
+// first failure on each executor went uncounted by HookrunRunsFailing.
+func countEndsOf(job string) {
+	for _, s := range []string{message.StatusSucceeded, message.StatusFailed, message.StatusTimedOut, message.StatusCancelled} {
+		mRuns.WithLabelValues(job, s)
 	}
 }

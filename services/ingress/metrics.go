@@ -9,6 +9,12 @@ import (
 // scan of random ids cannot blow up label cardinality.
 const unknownWebhook = "_unknown"
 
+// slowBuckets serve the answer and publish times: fine below a second,
+// and past the publish timeout (5 s by default; an answer after two of them
+// and a duplicate's confirmation can take up to 4 of them and 1 s), so
+// that a p99 in a JetStream stall reads its length, not the last bucket's.
+var slowBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30}
+
 var (
 	mRequests = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookrun_ingress_requests_total",
@@ -33,12 +39,12 @@ var (
 	mRequestSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "hookrun_ingress_request_duration_seconds",
 		Help:    "Time to answer a delivery, by webhook.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		Buckets: slowBuckets,
 	}, []string{"webhook"})
 	mPublishSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hookrun_ingress_publish_duration_seconds",
-		Help:    "Time from publishing a delivery to JetStream's ack.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		Help:    "Time from publishing a delivery to JetStream's ack, or to giving up on it (HOOKRUN_PUBLISH_TIMEOUT).",
+		Buckets: slowBuckets,
 	})
 	mInflight = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "hookrun_ingress_inflight_requests",

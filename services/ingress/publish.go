@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookrun/hookrun/pkg/bus"
 	"github.com/hookrun/hookrun/pkg/message"
@@ -64,12 +65,21 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 			bus.HeaderExpectedStream: {bus.StreamDeliveries},
 		},
 	}
-	start := time.Now()
-	ack, err := in.cfg.publishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)
+	var took time.Duration
+	publishOnce := func() (*jetstream.PubAck, error) {
+		start := time.Now()
+		ack, err := in.cfg.publishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)
+		// Failed publishes count too: in a stall they are what the
+		// histogram has to show.
+		took = time.Since(start)
+		mPublishSeconds.Observe(took.Seconds())
+		return ack, err
+	}
+	ack, err := publishOnce()
 	if errors.Is(err, nats.ErrTimeout) && msgIDSuffix == "" && in.js.Conn().IsConnected() {
 		in.log.Info("no ack in time: publishing the delivery again under the same message id (a write that landed is answered as a duplicate)", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook)
 		mPublishRetries.Inc()
-		ack, err = in.cfg.publishWithin(in.js.Conn(), m, in.cfg.PublishTimeout)
+		ack, err = publishOnce()
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Within the webhook's limit (set before the limit was capped, or
@@ -82,8 +92,6 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 		in.log.Warn("publish failed: answering 503", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "err", err)
 		return published{}, errUnavailable
 	}
-	took := time.Since(start)
-	mPublishSeconds.Observe(took.Seconds())
 	if in.lookups != nil {
 		in.lookups.observePublish(took)
 	}

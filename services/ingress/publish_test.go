@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hookrun/hookrun/pkg/apikey"
 	"github.com/hookrun/hookrun/pkg/bus"
@@ -621,4 +622,34 @@ func TestPublish_ADeliveryStoredAgainUnderItsOwnIDIsPublishedOnce(t *testing.T) 
 	if n := ownID.Load(); n != 1 {
 		t.Fatalf("the delivery was published %d times under its own id, want once", n)
 	}
+}
+
+// A publish that failed is timed as well as one that was acked: in a
+// JetStream stall the failures are what the publish histogram must show.
+// Not parallel: no other test's publishes are counted beside these.
+func TestPublish_FailedPublishesAreTimed(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(c *Config) {
+		c.publishWithin = func(nc *nats.Conn, m *nats.Msg, timeout time.Duration) (*jetstream.PubAck, error) {
+			calls.Add(1)
+			return nil, nats.ErrTimeout // never acked
+		}
+	})
+	e.job("report")
+	w := e.webhook("never-acked", resource.WebhookSpec{})
+	timed := publishesTimed(t)
+	wantError(t, e.post(hookPath(w), "{}"), 503, "unavailable")
+	if n := publishesTimed(t) - timed; n != 2 || calls.Load() != 2 {
+		t.Fatalf("hookrun_ingress_publish_duration_seconds timed %d of %d failed publishes, want both", n, calls.Load())
+	}
+}
+
+// publishesTimed is hookrun_ingress_publish_duration_seconds' count.
+func publishesTimed(t *testing.T) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := mPublishSeconds.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
