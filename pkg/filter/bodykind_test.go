@@ -13,6 +13,8 @@ func TestMatch_ErrorSaysWhenTheBodyIsNotAnObject(t *testing.T) {
 	}{
 		{"text body", `body.ref == "x"`, http.MethodPost, "text/plain", "hello",
 			"no such key: ref (the body is text, not a JSON object (Content-Type text/plain, 5 bytes))"},
+		{"broken JSON", `body.ref == "x"`, http.MethodPost, "application/json", `{"ref": "refs/heads/ma`,
+			"no such key: ref (the body is text: it is not valid JSON (unexpected end of JSON input), not a JSON object (Content-Type application/json, 22 bytes))"},
 		{"empty body", `body.ref == "x"`, http.MethodPost, "application/json", "",
 			"no such key: ref (the body is empty, not a JSON object (Content-Type application/json, 0 bytes))"},
 		{"GET", `body.ref == "x"`, http.MethodGet, "", "",

@@ -116,6 +116,14 @@ func TextKind(raw []byte) string {
 	case json.Valid(raw):
 		return "the body is a JSON string"
 	}
+	if t := bytes.TrimSpace(raw); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		// Meant as JSON and broken (cut short, a stray comma): "text"
+		// alone sent senders looking at their Content-Type.
+		var v any
+		if err := json.Unmarshal(t, &v); err != nil {
+			return "the body is text: it is not valid JSON (" + err.Error() + ")"
+		}
+	}
 	return "the body is text"
 }
 

@@ -22,6 +22,12 @@ var (
 	// signed timestamp is further from now than the profile's tolerance.
 	ErrTimestampOutOfTolerance = errors.New("timestamp out of tolerance")
 
+	// ErrTimestampInMilliseconds comes wrapped beside
+	// ErrTimestampOutOfTolerance when the signed timestamp, read as
+	// milliseconds, would have been within the tolerance: a sender's
+	// usual mistake, worth saying.
+	ErrTimestampInMilliseconds = errors.New("the timestamp looks like milliseconds since the epoch, not seconds")
+
 	// ErrMissingEventID means the request is authentic but lacks the event id
 	// the profile requires for deduplication.
 	ErrMissingEventID = errors.New("missing event id")

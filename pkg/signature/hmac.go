@@ -95,6 +95,9 @@ func parseUnix(s string) (int64, bool) {
 // than tol away from now in either direction.
 func checkSkew(ts int64, now time.Time, tol time.Duration) error {
 	if skew := now.Sub(time.Unix(ts, 0)).Abs(); skew > tol {
+		if now.Sub(time.UnixMilli(ts)).Abs() <= tol {
+			return fmt.Errorf("%w: %w", ErrTimestampOutOfTolerance, ErrTimestampInMilliseconds)
+		}
 		return fmt.Errorf("%w: signed timestamp is %s from now, tolerance %s",
 			ErrTimestampOutOfTolerance, skew.Round(time.Second), tol)
 	}

@@ -1,7 +1,10 @@
 package signature
 
 import (
+	"encoding/hex"
 	"errors"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -73,5 +76,26 @@ func TestWithTolerance_LeavesUntimedProfilesUnchanged(t *testing.T) {
 		if Tolerance(p) != 0 {
 			t.Errorf("%s: Tolerance = %s, want 0", name, Tolerance(p))
 		}
+	}
+}
+
+// A signed timestamp in milliseconds (a sender's usual mistake) is out of
+// tolerance, and said to look like milliseconds; one merely old is not.
+func TestVerify_ATimestampInMillisecondsIsNamedSo(t *testing.T) {
+	p, _ := Lookup("generic")
+	secret, _ := p.GenerateSecret()
+	body := []byte(`{"a":1}`)
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	h := http.Header{}
+	h.Set(genericTimestampHeader, ms)
+	h.Set("X-Event-Id", "evt-ms")
+	h.Set(genericSignatureHeader, sha256Prefix+hex.EncodeToString(sumSHA256([]byte(secret), []byte(ms), dot, body)))
+	_, err := p.Verify(Request{Header: h, Body: body}, []string{secret}, now)
+	if !errors.Is(err, ErrTimestampOutOfTolerance) || !errors.Is(err, ErrTimestampInMilliseconds) {
+		t.Fatalf("milliseconds: Verify = %v, want out of tolerance, in milliseconds", err)
+	}
+	old := Request{Header: p.Sign(body, secret, "evt-old", now.Add(-8*time.Minute)), Body: body}
+	if _, err := p.Verify(old, []string{secret}, now); !errors.Is(err, ErrTimestampOutOfTolerance) || errors.Is(err, ErrTimestampInMilliseconds) {
+		t.Fatalf("8 minutes old: Verify = %v, want out of tolerance, not milliseconds", err)
 	}
 }

@@ -9,10 +9,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -323,4 +327,26 @@ func TestAbuse_ReplayedSignaturesOutsideTolerance(t *testing.T) {
 		}
 	}
 	e.requireReady()
+}
+
+// TestAbuse_ATimestampInMillisecondsIsNamed: an authentic delivery whose
+// signed timestamp is in milliseconds gets the 401 with a hint that says
+// so, not only "outside the tolerance".
+func TestAbuse_ATimestampInMillisecondsIsNamed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	secret := "ms-secret-0123456789abcdef"
+	e.secret("ms", secret, "", 0)
+	w := e.webhook("ms", resource.WebhookSpec{Auth: resource.Auth{Signature: &resource.SignatureAuth{Profile: "generic", SecretRef: "ms"}}})
+	body := []byte(`{"a":1}`)
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	r := e.post(hookPath(w), body, "X-Timestamp", ts, "X-Event-Id", "evt-ms", "X-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	wantError(t, r, 401, "timestamp_out_of_tolerance")
+	if !strings.Contains(r.Err.Message, "milliseconds") {
+		t.Fatalf("message %q does not say the timestamp looks like milliseconds", r.Err.Message)
+	}
 }

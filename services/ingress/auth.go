@@ -191,6 +191,8 @@ func (in *Ingress) authSignature(c echo.Context, w *resource.Webhook, d *message
 		// every run. Said only to an authenticated sender.
 		cred.eventIDErr, eventID = errCredentialEventID, ""
 	case err == nil:
+	case errors.Is(err, signature.ErrTimestampInMilliseconds):
+		return cred, errTimestampTolerance.withMessage(errTimestampTolerance.Message + ": it looks like milliseconds; send seconds since the Unix epoch")
 	case errors.Is(err, signature.ErrTimestampOutOfTolerance):
 		return cred, errTimestampTolerance
 	case errors.Is(err, signature.ErrMissingEventID):

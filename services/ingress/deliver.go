@@ -136,6 +136,13 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		if isMultipart(ct) {
 			return 0, nil, errUnsupportedMedia
 		}
+		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(strings.TrimSpace(ce), "identity") {
+			// A compressed body would be stored, signed-checked and handed
+			// to the job as compressed bytes (and shown as mangled text in
+			// the run's webhook_payload): refused, as no provider we
+			// take compresses its deliveries.
+			return 0, nil, errEncodedBody
+		}
 		if req.ContentLength > limit {
 			return 0, nil, errPayloadTooLarge
 		}

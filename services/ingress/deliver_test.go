@@ -212,6 +212,30 @@ func TestDeliver_RefusesMultipart(t *testing.T) {
 	}
 }
 
+// TestDeliver_RefusesCompressedBodies: a body with a Content-Encoding
+// (gzip, …) is 415, not stored as compressed bytes a job and the run's
+// webhook_payload would get mangled; "identity" is no encoding.
+func TestDeliver_RefusesCompressedBodies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("compressed", resource.WebhookSpec{})
+	gz := []byte{0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03, 0xab, 0x56, 0x4a, 0x54, 0xb2, 0x32, 0xac, 0xe5, 0x02, 0}
+	for _, ce := range []string{"gzip", "deflate", "br", "GZIP", "gzip, identity"} {
+		r := e.post(hookPath(w), gz, "Content-Type", "application/json", "Content-Encoding", ce)
+		wantError(t, r, 415, "unsupported_media_type")
+		if !strings.Contains(r.Err.Message, "Content-Encoding") {
+			t.Fatalf("Content-Encoding %s: message %q does not say what to change", ce, r.Err.Message)
+		}
+	}
+	for _, ce := range []string{"identity", " Identity "} {
+		wantAccepted(t, e.post(hookPath(w), `{"a":1}`, "Content-Type", "application/json", "Content-Encoding", ce), 202)
+	}
+	if got := e.storedFor(w); len(got) != 2 {
+		t.Fatalf("%d deliveries stored, want the two uncompressed ones", len(got))
+	}
+}
+
 // TestDeliver_RateLimitsWithRetryAfter: over the webhook's token bucket →
 // 429 with a Retry-After that says when a token is back; nothing stored.
 func TestDeliver_RateLimitsWithRetryAfter(t *testing.T) {

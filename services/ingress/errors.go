@@ -39,6 +39,7 @@ var (
 	errMethodNotAllowed   = &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed for this webhook"}
 	errPayloadTooLarge    = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: "the body exceeds this webhook's size limit"}
 	errUnsupportedMedia   = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "multipart bodies and file uploads are not accepted"}
+	errEncodedBody        = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "compressed bodies (Content-Encoding) are not accepted: send the body uncompressed"}
 	errRateLimited        = &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many deliveries for this webhook; retry later", RetryAfter: 1}
 	errJobNotRunnable     = &apiError{Status: http.StatusInternalServerError, Code: "job_not_runnable", Message: "webhook task creation failed: the webhook cannot run: its job, or a secret it names, is missing or unusable (see the webhook's status.lastError)"}
 	errUnavailable        = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the delivery could not be stored in time; retry later (with the same event id, a retry of a write that landed after all is answered as its duplicate)", RetryAfter: 5}

@@ -144,6 +144,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, box *secretbox.Box, 
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
 	e := service.NewEcho()
+	e.JSONSerializer = plainJSON{}
 	e.Use(recordRequests) // outermost: counts the status finally written
 	e.Use(middleware.Recover())
 	e.HTTPErrorHandler = s.httpError

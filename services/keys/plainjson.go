@@ -1,0 +1,22 @@
+package keys
+
+import (
+	"encoding/json"
+
+	"github.com/labstack/echo/v4"
+)
+
+// plainJSON is Echo's JSON serializer without HTML escaping: the API's
+// answers are JSON read by programs and people with curl, never HTML, and
+// escaped they showed a filter's "&&" as "\u0026\u0026" and the 401's
+// "Bearer <token>" as "\u003ctoken\u003e". Decoding is Echo's.
+type plainJSON struct{ echo.DefaultJSONSerializer }
+
+func (plainJSON) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
+}
