@@ -139,6 +139,9 @@ func Final(status string) bool {
 // body stays in the delivery.
 const MaxStatusPayload = 64 << 10
 
+// PayloadTruncated reports whether StatusPayload cuts body.
+func PayloadTruncated(body []byte) bool { return len(body) > MaxStatusPayload }
+
 // StatusPayload is the webhook_payload of a status event: the body, or its
 // first MaxStatusPayload bytes cut back to the start of a UTF-8 character,
 // so that a multi-byte character cut in two does not end it as U+FFFD.
@@ -216,11 +219,15 @@ type Run struct {
 	Args        map[string]string `json:"args,omitempty"`
 	Replay      bool              `json:"replay,omitempty"`
 
-	WebhookPayload    string    `json:"webhook_payload,omitempty"`
-	WebhookEventID    string    `json:"webhook_event_id,omitempty"`
-	WebhookReceivedAt time.Time `json:"webhook_received_at"`
-	WebhookSource     string    `json:"webhook_source,omitempty"`
-	Callback          *Callback `json:"callback,omitempty"`
+	WebhookPayload string `json:"webhook_payload,omitempty"`
+	// WebhookPayloadTruncated: WebhookPayload is the body's first
+	// MaxStatusPayload bytes only (StatusPayload); the delivery holds it
+	// whole. Cut, a JSON body is no longer JSON: this says why.
+	WebhookPayloadTruncated bool      `json:"webhook_payload_truncated,omitempty"`
+	WebhookEventID          string    `json:"webhook_event_id,omitempty"`
+	WebhookReceivedAt       time.Time `json:"webhook_received_at"`
+	WebhookSource           string    `json:"webhook_source,omitempty"`
+	Callback                *Callback `json:"callback,omitempty"`
 }
 
 // Kinds of status records.

@@ -385,6 +385,24 @@ func TestDispatcher_FilterThatDoesNotCompileRejectsAndSetsLastError(t *testing.T
 	want(t, "run requests", len(e.runRequests()), 0)
 }
 
+// A run's webhook_payload is the body's first 64 KiB; a cut one says so
+// (webhook_payload_truncated), as a cut JSON body is no longer JSON.
+func TestDispatcher_ACutWebhookPayloadIsMarked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "redis")
+	w := e.hook("big-body", nil, resource.Job{Metadata: resource.Meta{Name: "report"}, Spec: resource.JobSpec{Command: []string{"true"}}})
+	e.start(nil)
+	big := `{"pad":"` + strings.Repeat("x", message.MaxStatusPayload) + `"}`
+	d := e.deliver(w, "evt-big", big)
+	want(t, "outcome", e.outcome(d).Status, message.DeliveryDispatched)
+	r := e.run(d.RunID)
+	want(t, "payload bytes", len(r.WebhookPayload), message.MaxStatusPayload)
+	want(t, "webhook_payload_truncated", r.WebhookPayloadTruncated, true)
+	small := e.deliver(w, "evt-small", `{"a":1}`)
+	want(t, "outcome", e.outcome(small).Status, message.DeliveryDispatched)
+	want(t, "small payload not marked", e.run(small.RunID).WebhookPayloadTruncated, false)
+}
+
 func TestDispatcher_TemplatesResolveIntoTheRunRequest(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "redis")

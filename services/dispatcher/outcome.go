@@ -86,6 +86,7 @@ func fitRecord(r *message.Run, limit int64) ([]byte, error) {
 	}
 	if r.WebhookPayload != "" {
 		r.WebhookPayload = message.PayloadLeftOut
+		r.WebhookPayloadTruncated = false // the marker says more
 		if data, err = message.MarshalNoHTMLEscape(r); err != nil || int64(len(data))+headerRoom <= limit {
 			return data, err
 		}
@@ -257,7 +258,7 @@ func (d *Dispatcher) record(it *item, status string, now time.Time) *message.Run
 		Schema: message.SchemaRun, Kind: message.KindRun, ID: it.d.RunID, Namespace: it.d.Namespace,
 		Webhook: it.d.Webhook, Job: job, DeliveryID: it.d.ID, Status: status, QueuedAt: &now,
 		Args: it.args, Replay: it.d.ReplayOf != "",
-		WebhookPayload: message.StatusPayload(it.d.Body), WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: it.d.Source(),
+		WebhookPayload: message.StatusPayload(it.d.Body), WebhookPayloadTruncated: message.PayloadTruncated(it.d.Body), WebhookEventID: it.d.EventID, WebhookReceivedAt: it.d.ReceivedAt, WebhookSource: it.d.Source(),
 	}
 	// The callback travels with the record so that whoever stores the
 	// final status — the executor, keys cancelling a queued run, or this

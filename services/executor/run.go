@@ -848,7 +848,7 @@ func (x *Executor) record(rr *message.RunRequest, attempt int) *message.Run {
 	return &message.Run{
 		Kind: message.KindRun, ID: rr.ID, Namespace: rr.Namespace, Webhook: rr.Webhook, Job: rr.Job,
 		DeliveryID: rr.DeliveryID, Attempt: attempt, QueuedAt: &q, Args: rr.Args, Replay: rr.Replay,
-		WebhookPayload: message.StatusPayload(rr.Payload), WebhookEventID: rr.EventID, WebhookReceivedAt: rr.ReceivedAt,
+		WebhookPayload: message.StatusPayload(rr.Payload), WebhookPayloadTruncated: message.PayloadTruncated(rr.Payload), WebhookEventID: rr.EventID, WebhookReceivedAt: rr.ReceivedAt,
 		WebhookSource: rr.Source, Callback: rr.Callback,
 	}
 }

@@ -63,6 +63,7 @@ func fitStatus(r *message.Run, limit int64) error {
 	}
 	if r.WebhookPayload != "" && r.WebhookPayload != message.PayloadLeftOut {
 		r.WebhookPayload = message.PayloadLeftOut
+		r.WebhookPayloadTruncated = false // the marker says more
 		if n, err = over(); err != nil || n <= 0 {
 			return err
 		}

@@ -84,7 +84,7 @@ func (s *Service) pendingRun(ctx context.Context, id, ns string) (*message.Run, 
 	return &message.Run{
 		Schema: message.SchemaRun, Kind: message.KindRun, ID: id, Namespace: d.Namespace,
 		Webhook: d.Webhook, Job: d.Job, DeliveryID: d.ID, Status: message.StatusQueued, QueuedAt: &at,
-		WebhookPayload: message.StatusPayload(d.Body), WebhookEventID: d.EventID,
+		WebhookPayload: message.StatusPayload(d.Body), WebhookPayloadTruncated: message.PayloadTruncated(d.Body), WebhookEventID: d.EventID,
 		WebhookReceivedAt: d.ReceivedAt, WebhookSource: d.Source(),
 	}, nil
 }
