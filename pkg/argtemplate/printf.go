@@ -131,6 +131,17 @@ func printfError(format string, args []any, out string) error {
 			n -= strings.Count(s, "%!")
 		}
 	}
+	if n > 0 {
+		// A JSON object or list argument may hold "%!" in its values
+		// too ({{ printf "%v" .body }}): what it prints alone is not
+		// fmt's complaint. Only reached when "%!" is left over, so the
+		// second formatting is rare.
+		for _, a := range args {
+			if _, ok := a.(string); !ok {
+				n -= strings.Count(fmt.Sprint(a), "%!")
+			}
+		}
+	}
 	if n <= 0 {
 		return nil
 	}

@@ -95,3 +95,22 @@ func TestPrintf_ANumberOfTooManyDigitsIsRefusedAtOnce(t *testing.T) {
 		t.Errorf("%%.5s = %q, %v", got, err)
 	}
 }
+
+// A JSON object or list argument that holds "%!" in its values prints it
+// as it is: that is not fmt complaining of the format.
+func TestPrintf_AnObjectHoldingPercentBangIsNoError(t *testing.T) {
+	d := NewData([]byte(`{"m": {"note": "100%!"}, "l": ["50%!", "x"]}`), "application/json", http.Header{}, url.Values{}, http.MethodPost, "w", "evt-1")
+	for value, want := range map[string]string{
+		`{{ printf "%v" .body.m }}`:          `{"note":"100%!"}`,
+		`{{ printf "%v and %v" .body.l 1 }}`: `["50%!","x"] and 1`,
+	} {
+		got, err := resolveOne(t, Arg{Value: value}, d)
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
+		}
+	}
+	// A real misfit beside such an object is still one.
+	if _, err := resolveOne(t, Arg{Value: `{{ printf "%v %d" .body.m "x" }}`}, d); err == nil || !strings.Contains(err.Error(), "%!d(string=x)") {
+		t.Errorf("misfit beside an object: %v, want an error naming %%!d(string=x)", err)
+	}
+}

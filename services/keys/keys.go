@@ -233,8 +233,11 @@ func wholeQuery(next echo.HandlerFunc) echo.HandlerFunc {
 			return badRequest("the query string is malformed (a \";\" or a bad %-escape): " + err.Error())
 		}
 		takes := append([]string{"namespace"}, routeQuery[c.Path()]...)
+		read := c.Request().Method == http.MethodGet || c.Request().Method == http.MethodHead
 		for _, k := range slices.Sorted(maps.Keys(q)) {
-			if !slices.Contains(takes, k) {
+			// "_" on a read is a cache buster (jQuery's cache: false, EventSource
+			// polyfills, dashboards' HTTP panels): it names no setting to lose.
+			if !slices.Contains(takes, k) && !(read && k == "_") {
 				if len(k) > 64 {
 					k = k[:64] + "…"
 				}

@@ -24,6 +24,10 @@ func TestAPI_RefusesAQueryParameterTheRouteDoesNotRead(t *testing.T) {
 	// What each route reads is taken.
 	a.must(http.StatusOK, "GET", "/v1/runs?namespace=default&webhook=w&job=keep&status=failed&limit=5", nil)
 	a.must(http.StatusOK, "GET", "/v1/jobs?namespace=default", nil)
+	// A cache buster on a read is no setting: taken; on a write it is refused.
+	a.must(http.StatusOK, "GET", "/v1/runs?status=failed&_=1732900000000", nil)
+	a.must(http.StatusOK, "GET", "/v1/jobs/keep?_=1", nil)
+	checkError(t, a.do("DELETE", "/v1/jobs/keep?_=1", nil), 400, "invalid_request", `unknown query parameter "_"`)
 	a.must(http.StatusOK, "DELETE", "/v1/jobs/keep?namespace=default", nil)
 }
 
