@@ -135,6 +135,20 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 		}
 		return nil
 	}
+	// createAndDelete makes a durable consumer and deletes it: a consumer
+	// whose files nats-server lost is deleted and made again from its ack
+	// floor by the service that owns it (bus.DropBrokenConsumer).
+	createAndDelete := func(js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) error {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if _, err := js.CreateOrUpdateConsumer(ctx, stream, cfg); err != nil {
+			return fmt.Errorf("making consumer %s on %s: %w", cfg.Durable, stream, err)
+		}
+		if err := js.DeleteConsumer(ctx, stream, cfg.Durable); err != nil {
+			return fmt.Errorf("deleting consumer %s on %s: %w", cfg.Durable, stream, err)
+		}
+		return nil
+	}
 	cases := map[string]want{
 		"ingress": {
 			allowed: func(js jetstream.JetStream) error {
@@ -176,13 +190,16 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 				if err := statusNotFound(js, true); err != nil {
 					return err
 				}
+				if err := createAndDelete(js, bus.StreamDeliveries, jetstream.ConsumerConfig{Durable: bus.ConsumerDispatcher, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+					return err
+				}
 				return kvPut(bus.BucketDedup)(js)
 			},
 			pub: []string{
 				bus.DeliverySubject("default", "hook", "dlv_1"), bus.CancelSubject("run_1"), bus.OutputSubject("run_1"), bus.RetryScheduleSubject("run_1"),
 				"$KV.hookrun_secrets.default.evil", "$KV.hookrun_keys.default.evil", "$KV.hookrun_cancels.run_1", "$KV.hookrun_callback_attempts.1",
 				"$JS.API.CONSUMER.MSG.NEXT.RUNS.job_default_job", "$JS.API.CONSUMER.MSG.NEXT.STATUS.callbacks",
-				"$JS.API.STREAM.DELETE.RUNS", "$JS.API.CONSUMER.DELETE.DELIVERIES.dispatcher",
+				"$JS.API.STREAM.DELETE.RUNS", "$JS.API.CONSUMER.DELETE.RUNS.job_default_job", "$JS.API.CONSUMER.DELETE.STATUS.callbacks",
 				"$JS.API.STREAM.UPDATE.KV_hookrun_jobs", "$JS.API.STREAM.UPDATE.RUNS", "$JS.API.STREAM.CREATE.KV_hookrun_webhooks",
 			},
 			sub: []string{bus.OutputSubject("*"), bus.InboxPrefix("executor") + ".>", bus.DeliveryByIDFilter("*")},
@@ -219,6 +236,18 @@ func TestNATSUsers_EachServiceRefusedOutsideItsSubjects(t *testing.T) {
 					return err
 				} else if _, err := kv.Get(ctx, "default.permtest"); err != nil {
 					return fmt.Errorf("reading a callback's attempts: %w", err)
+				}
+				for _, c := range []struct {
+					stream string
+					cfg    jetstream.ConsumerConfig
+				}{
+					{bus.StreamRetries, jetstream.ConsumerConfig{Durable: bus.ConsumerRetries, FilterSubject: bus.RetriesDue, AckPolicy: jetstream.AckExplicitPolicy}},
+					{bus.StreamRuns, jetstream.ConsumerConfig{Durable: bus.JobConsumer("default", "permprobe"), FilterSubject: bus.RunSubject("default", "permprobe"), AckPolicy: jetstream.AckExplicitPolicy}},
+					{bus.StreamStatus, jetstream.ConsumerConfig{Durable: bus.ConsumerCallbacks, FilterSubject: bus.StatusAll, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy}},
+				} {
+					if err := createAndDelete(js, c.stream, c.cfg); err != nil {
+						return err
+					}
 				}
 				// A run's status, by direct get or from the leader.
 				if err := statusNotFound(js, false); err != nil {
