@@ -24,7 +24,7 @@ race: ## Every test under the race detector (needs gcc; ~15 min on 2 cores; timi
 build: ## Build static binaries of the four services and the CLI into bin/
 	@mkdir -p $(BIN)
 	@for s in $(SERVICES); do CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/hookrun-$$s ./services/$$s/cmd/hookrun-$$s || exit 1; done
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/hookrun ./cmd/hookrun
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o $(BIN)/hookrun ./cmd/hookrun
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

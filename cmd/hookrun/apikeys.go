@@ -135,8 +135,12 @@ valid in -n's namespace (its own and those valid in every namespace).`,
 
 	var ext expirationFlags
 	extend := &cobra.Command{
-		Use:     "extend ID|NAME --count N [--interval days]",
-		Short:   "Push a key's expiry out (from now or its current expiry, whichever is later)",
+		Use:   "extend ID|NAME --count N [--interval days]",
+		Short: "Push a key's expiry out (from now or its current expiry, whichever is later)",
+		Long: `Push a key's expiry out by --count --interval units, from now or its
+current expiry, whichever is later. A key that never expires is left as it
+is (exit 4): it cannot be given an expiry, only replaced by one created with
+--count.`,
 		Example: `  hookrun keys extend ci --count 30 --interval days`,
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -158,6 +162,15 @@ valid in -n's namespace (its own and those valid in every namespace).`,
 			var k keyInfo
 			if err := decodeAnswer(resp.Body, &k); err != nil {
 				return err
+			}
+			if k.ExpiresAt == nil {
+				// The API leaves such a key as it is and answers 200
+				// (extending must not shorten a key's life): "extended",
+				// exit 0, would have a script take it that the key now
+				// expires. Refused (4), as an invalid request: the command
+				// line is well formed, what it asks cannot be done to
+				// this key.
+				return failErr(codeRefused, "key/%s never expires, so there is nothing to extend (nothing changed); for a key that expires, create one with hookrun keys create NAME --count N [--interval seconds|minutes|hours|days]", k.ID)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "key/%s extended: expires %s\n", k.ID, expiryText(k.ExpiresAt))
 			return nil
@@ -195,7 +208,7 @@ command deletes nothing and exits 3.`,
 			if err := decodeAnswer(resp.Body, &d); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %d key(s)\n", d.Deleted)
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %d %s\n", d.Deleted, plural(d.Deleted, "key", "keys"))
 			return nil
 		},
 	}

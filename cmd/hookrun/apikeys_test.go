@@ -32,3 +32,20 @@ func TestCLI_KeysCreateIntervalWithoutCountIsAUsageError(t *testing.T) {
 		}
 	}
 }
+
+// Extending a key that never expires changes nothing (the API answers it
+// unchanged): it said "extended: expires never" and exited 0. It is
+// refused (4), saying how to get a key that expires; a key that expires
+// is still extended.
+func TestCLI_KeysExtendOfAKeyThatNeverExpiresIsRefused(t *testing.T) {
+	f := newFakeAPI(t)
+	r := f.execCLI("keys", "extend", "deploy", "--count", "30")
+	if r.Code != codeRefused || r.Stdout != "" || !strings.Contains(r.Stderr, "key/key_default never expires, so there is nothing to extend") ||
+		!strings.Contains(r.Stderr, "hookrun keys create NAME --count N") {
+		t.Fatalf("extend of a key that never expires: want exit %d saying so and how to create one that expires, got %s", codeRefused, r)
+	}
+	r = f.execCLI("keys", "extend", "deploy", "-n", "prod", "--count", "30")
+	if r.Code != codeOK || !strings.Contains(r.Stdout, "key/key_prod extended: expires 20") {
+		t.Fatalf("extend of a key that expires: %s", r)
+	}
+}

@@ -254,7 +254,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 			o.redisURL, rdb, token = u, c, tok
 			redisNote = "a database empty at start, emptied at the end"
 		} else {
-			redisNote = fmt.Sprintf("the given database, which held %d keys: memory per key is skewed", n)
+			redisNote = fmt.Sprintf("the given database, which held %d %s: memory per key is skewed", n, plural(n, "key", "keys"))
 		}
 	}
 	defer func() {
@@ -568,7 +568,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 				logf("profile: %v", err)
 			}
 		}
-		rep.add("dispatcher: deliveries/s (draining the backlog)", f0(dispRate), fmt.Sprintf("%d deliveries, includes start-up", backlog))
+		rep.add("dispatcher: deliveries/s (draining the backlog)", f0(dispRate), fmt.Sprintf("%d %s, includes start-up", backlog, plural(backlog, "delivery", "deliveries")))
 		rep.add("dispatcher: CPU µs per delivery", cpu.per(int(backlog)), "draining")
 		// Its rate is measured alone, the ingress' beside the load
 		// generator on the same cores: by CPU per delivery, the load
@@ -578,7 +578,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 		keysAfter, memAfter := redisKeysMem(ctx, rdb)
 		if backlog > 0 {
 			// Every delivery drained has an event id of its own: one claim each.
-			rep.add("Redis memory per dedup claim", fmt.Sprintf("%.0f B", float64(memAfter-memBefore)/float64(backlog)), fmt.Sprintf("%d claims in %d Redis keys (used_memory delta), %s", backlog, keysAfter-keysBefore, redisNote))
+			rep.add("Redis memory per dedup claim", fmt.Sprintf("%.0f B", float64(memAfter-memBefore)/float64(backlog)), fmt.Sprintf("%d %s in %d Redis %s (used_memory delta), %s", backlog, plural(backlog, "claim", "claims"), keysAfter-keysBefore, plural(keysAfter-keysBefore, "key", "keys"), redisNote))
 		}
 		purge(ctx, js, bus.StreamRuns)
 
@@ -597,10 +597,10 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	spawnRate := spawnLoop(o.runs, 64)
 	rep.add("bare os/exec spawn loop: /bin/true per s", f0(spawnRate), "64 concurrent")
 	rep.add("bare os/exec spawn loop: CPU µs per run", cpu.per(o.runs), "")
-	logf("executor: %d runs of /bin/true (job concurrency 64), run directories on %s", o.runs, fsType(workDir))
+	logf("executor: %d %s of /bin/true (job concurrency 64), run directories on %s", o.runs, plural(o.runs, "run", "runs"), fsType(workDir))
 	pre := closedLoopN(ctx, 32, o.runs, signedDeliveries(ingress+spawnPath, secret, "spawn-", 256))
 	if pre != o.runs {
-		return fmt.Errorf("only %d of %d spawn deliveries accepted", pre, o.runs)
+		return fmt.Errorf("only %d of %d spawn %s accepted", pre, o.runs, plural(o.runs, "delivery", "deliveries"))
 	}
 	if err := waitDrained(ctx, js, bus.StreamDeliveries, bus.ConsumerDispatcher, 2*time.Minute); err != nil {
 		return err
@@ -631,7 +631,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 			logf("profile: %v", err)
 		}
 	}
-	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d runs, includes start-up (first run finished after %s); statuses %s", o.runs, ms(finals.firstAfter(t1)), finals.summary()))
+	rep.add("executor: runs finished/s", f0(runRate), fmt.Sprintf("%d %s, includes start-up (first run finished after %s); statuses %s", o.runs, plural(o.runs, "run", "runs"), ms(finals.firstAfter(t1)), finals.summary()))
 	rep.add("executor: CPU µs per run", cpu.per(o.runs), "")
 
 	// 7. Accept → run started at a fixed rate, everything running.
@@ -686,7 +686,7 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	stages := fmt.Sprintf("accept → queued p50 / p99 %s / %s, queued → started %s / %s", ms(percentile(lat.queued, .5)), ms(percentile(lat.queued, .99)), ms(percentile(lat.picked, .5)), ms(percentile(lat.picked, .99)))
 	restarts, repeated := lat.restarts, lat.repeated
 	lat.mu.Unlock()
-	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d runs started (their first attempt; %d \"running\" of one stored twice), %d started again as a later attempt, %d accepted not started within 30 s of the load's end (not in the percentiles), ingress codes %s; %s", len(starts), repeated, restarts, missing, e2e.codes(), stages))
+	rep.add(fmt.Sprintf("accept → run started p50 / p99 at %.0f/s", o.rate), fmt.Sprintf("%s / %s", ms(percentile(starts, .5)), ms(percentile(starts, .99))), fmt.Sprintf("%d %s started (their first attempt; %d \"running\" of one stored twice), %d started again as a later attempt, %d accepted not started within 30 s of the load's end (not in the percentiles), ingress codes %s; %s", len(starts), plural(len(starts), "run", "runs"), repeated, restarts, missing, e2e.codes(), stages))
 
 	for _, s := range []string{"ingress", "dispatcher", "executor", "keys"} {
 		rep.add("peak RSS "+s, fmt.Sprintf("%.1f MiB", procs[s].peakRSS()), "VmHWM")
@@ -1081,7 +1081,7 @@ func (f *finalCounter) wait(n int, total time.Duration) error {
 	deadline := time.Now().Add(total)
 	for f.count.Load() < int64(n) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d runs finished after %s", f.count.Load(), n, total)
+			return fmt.Errorf("only %d of %d %s finished after %s", f.count.Load(), n, plural(n, "run", "runs"), total)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

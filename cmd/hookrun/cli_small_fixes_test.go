@@ -198,3 +198,66 @@ func TestShortDur_RoundsToTheNearestUnit(t *testing.T) {
 		}
 	}
 }
+
+// The root help names HOOKRUN_INGRESS_URL beside HOOKRUN_API_URL: send and
+// endpoint URLs read it, and hookrun dev's export line sets it.
+func TestCLI_RootHelpNamesTheIngressURLVariable(t *testing.T) {
+	r := runCLI("--help")
+	if r.Code != codeOK || !strings.Contains(r.Stdout, "HOOKRUN_API_URL (default "+defaultAPIURL+")") ||
+		!strings.Contains(r.Stdout, "HOOKRUN_INGRESS_URL (default "+defaultIngressURL+")") {
+		t.Fatalf("want both URL variables with their defaults in the help, got %s", r)
+	}
+}
+
+// A count of one is singular: "would replay 1 delivery", not "1
+// deliveries"; the refused count agrees with its verb.
+func TestCLI_CountsOfOneAreSingular(t *testing.T) {
+	var runs []map[string]any
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"runs": runs})
+	})
+	mux.HandleFunc("POST /v1/deliveries/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.PathValue("id"), "dlv_refused") {
+			writeJSON(w, 409, map[string]any{"error": map[string]string{"code": "webhook_disabled", "message": "the webhook is disabled"}})
+			return
+		}
+		writeJSON(w, 202, map[string]any{"replayOf": r.PathValue("id"), "deliveryId": "dlv_new", "executionId": "run_new", "status": "queued"})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	failed := func(n int, delivery string) []map[string]any {
+		var l []map[string]any
+		for i := range n {
+			l = append(l, map[string]any{"id": fmt.Sprintf("run_%d", i), "webhook": "w", "status": "failed",
+				"deliveryId": fmt.Sprintf("%s%d", delivery, i), "webhook_event_id": fmt.Sprintf("evt_%d", i),
+				"queuedAt": time.Now().Add(-time.Duration(i+1) * time.Minute)})
+		}
+		return l
+	}
+	for _, tc := range []struct {
+		runs   []map[string]any
+		args   []string
+		stdout string // the last line
+		stderr string
+	}{
+		{failed(1, "dlv_"), []string{"--dry-run"}, "would replay 1 delivery (--dry-run: none replayed)", ""},
+		{failed(2, "dlv_"), []string{"--dry-run"}, "would replay 2 deliveries (--dry-run: none replayed)", ""},
+		{failed(1, "dlv_"), nil, "replayed 1 of 1 delivery", ""},
+		{failed(1, "dlv_refused"), nil, "replayed 0 of 1 delivery", "1 of 1 replay was refused"},
+		{failed(3, "dlv_refused"), nil, "replayed 0 of 3 deliveries", "3 of 3 replays were refused"},
+	} {
+		runs = tc.runs
+		args := append([]string{"replay", "--failed", "--api-url", srv.URL, "--token", "tok"}, tc.args...)
+		r := runCLI(args...)
+		lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+		if lines[len(lines)-1] != tc.stdout || !strings.Contains(r.Stderr, tc.stderr) {
+			t.Errorf("failed runs: %d, %v: want %q and %q on stderr, got %s", len(tc.runs), tc.args, tc.stdout, tc.stderr, r)
+		}
+	}
+
+	f := newFakeAPI(t)
+	if r := f.execCLI("keys", "delete", "deploy"); r.Code != codeOK || r.Stdout != "deleted 1 key\n" {
+		t.Errorf("keys delete of one key: %s", r)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeAPI is the keys API and an ingress in memory, for the CLI's own
@@ -31,10 +32,14 @@ type fakeAPI struct {
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
+	// extend answers a key as it is, as the keys service answers one that
+	// never expires (key_default); key_prod expires, so extending it
+	// reads as done.
+	prodExpires := time.Now().Add(24 * time.Hour).UTC()
 	f := &fakeAPI{
 		keys: []keyInfo{
 			{ID: "key_default", Name: "deploy", Namespace: "default"},
-			{ID: "key_prod", Name: "deploy", Namespace: "prod"},
+			{ID: "key_prod", Name: "deploy", Namespace: "prod", ExpiresAt: &prodExpires},
 		},
 		runs:       map[string]string{"run_prod": "prod", "run_default": "default"},
 		deliveries: map[string]string{"dlv_prod": "prod"},

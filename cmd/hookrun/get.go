@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,7 +66,9 @@ func newGetCmd() *cobra.Command {
 		Long: `List jobs, webhooks, secrets, API keys or runs of a namespace, or show one
 by name (a key by id or name, a run by id). -o json prints the API's
 objects (a list as a JSON array); -o yaml the same as YAML, which
-"hookrun apply -f" reads back. Secret values and API keys are never shown.`,
+"hookrun apply -f" reads back. Secret values and API keys are never shown,
+nor, in -o json|yaml, the endpoint of a webhook with auth none, whose URL
+is its credential (stderr says so): the table and describe show it.`,
 		Example: `  hookrun get webhooks
   hookrun get webhook report-github-push -o yaml
   hookrun get runs --webhook report-github-push --status failed
@@ -87,7 +90,7 @@ objects (a list as a JSON array); -o yaml the same as YAML, which
 			if len(args) == 2 {
 				name = args[1]
 			}
-			g := getter{c: c, o: o, out: cmd.OutOrStdout(), format: out, now: time.Now()}
+			g := getter{c: c, o: o, out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), format: out, now: time.Now()}
 			return g.get(cmd.Context(), coll, name, rf)
 		},
 	}
@@ -102,6 +105,7 @@ type getter struct {
 	c      *apiClient
 	o      *clientOptions
 	out    io.Writer
+	errOut io.Writer // notes on what -o json|yaml leaves out
 	format string
 	now    time.Time
 }
@@ -197,6 +201,12 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 		raws = l.Items
 	}
 	if g.format != outTable {
+		if coll == "webhooks" {
+			var err error
+			if raws, err = g.withoutSecretURLs(raws); err != nil {
+				return err
+			}
+		}
 		if single {
 			return printRaw(g.out, g.format, raws[0])
 		}
@@ -214,6 +224,84 @@ func (g getter) get(ctx context.Context, coll, name string, rf runFilter) error 
 		return nil
 	}
 	return g.table(coll, raws)
+}
+
+// withoutSecretURLs leaves the endpoint (status.endpointId and
+// endpointPath) out of the webhooks with auth none, for -o json|yaml, and
+// says so on stderr. Their URL is their credential (Workjet: "Webhook URLs
+// are secret … do not commit them to source control"), and this output is
+// what apply -f reads back, so what gets saved to a file and committed; a
+// key or a signature guards the others, whose URL alone lets nobody in.
+// The status is the API's to fill, so apply never needs it.
+func (g getter) withoutSecretURLs(raws []json.RawMessage) ([]json.RawMessage, error) {
+	var names []string
+	out := make([]json.RawMessage, len(raws))
+	for i, r := range raws {
+		var w resource.Webhook
+		if err := json.Unmarshal(r, &w); err != nil {
+			return nil, failErr(codeUnavailable, "the API answered an unexpected webhooks: %v", err)
+		}
+		out[i] = r
+		if w.Spec.Auth.Mode() != "none" || (w.Status.EndpointID == "" && w.Status.EndpointPath == "") {
+			continue
+		}
+		b, err := withoutEndpoint(r)
+		if err != nil {
+			return nil, failErr(codeUnavailable, "the API answered an unexpected webhooks: %v", err)
+		}
+		out[i] = b
+		names = append(names, "webhook/"+w.Metadata.Name)
+	}
+	if len(names) > 0 {
+		ns := ""
+		if g.c.ns != defaultNamespace {
+			ns = " -n " + g.c.ns
+		}
+		name := "NAME"
+		if len(names) == 1 {
+			name = strings.TrimPrefix(names[0], "webhook/")
+		}
+		fmt.Fprintf(g.errOut, "Note: %s: status.endpointId and status.endpointPath left out: with auth none the endpoint URL is the webhook's credential, to keep out of files and source control; hookrun describe webhook %s%s shows it, as does hookrun get webhooks%s\n",
+			strings.Join(names, ", "), name, ns, ns)
+	}
+	return out, nil
+}
+
+// withoutEndpoint is a webhook as the API answered it less its
+// status.endpointId and endpointPath (and a status left empty). Only the
+// status is taken apart: metadata and spec go out as they came.
+func withoutEndpoint(raw json.RawMessage) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, err
+	}
+	var status map[string]json.RawMessage
+	if err := json.Unmarshal(obj["status"], &status); err != nil {
+		return nil, err
+	}
+	delete(status, "endpointId")
+	delete(status, "endpointPath")
+	delete(obj, "status")
+	if len(status) > 0 {
+		b, err := marshalNoEscape(status)
+		if err != nil {
+			return nil, err
+		}
+		obj["status"] = b
+	}
+	return marshalNoEscape(obj)
+}
+
+// marshalNoEscape is json.Marshal without its escaping of <, > and &,
+// which would print a filter's "payload.n > 3" as "payload.n \u003e 3".
+func marshalNoEscape(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(buf.Bytes()), nil
 }
 
 // listKeys lists the keys valid in the client's namespace (its own and

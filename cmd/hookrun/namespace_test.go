@@ -20,7 +20,7 @@ func TestCLI_KeysRunsAndReplayActInTheNamespaceOfN(t *testing.T) {
 		{[]string{"keys", "list", "-n", "prod", "-o", "json"}, codeOK, `"key_prod"`, nil},
 		{[]string{"get", "key", "deploy", "-n", "prod", "-o", "json"}, codeOK, `"key_prod"`, nil},
 		{[]string{"keys", "extend", "deploy", "-n", "prod", "--count", "1"}, codeOK, "key/key_prod extended", []string{"extend key_prod"}},
-		{[]string{"keys", "delete", "deploy", "-n", "prod"}, codeOK, "deleted 1 key(s)", []string{"delete key_prod"}},
+		{[]string{"keys", "delete", "deploy", "-n", "prod"}, codeOK, "deleted 1 key", []string{"delete key_prod"}},
 		{[]string{"keys", "delete", "key_prod", "key_default", "-n", "prod"}, codeNotFound, "", nil},
 		{[]string{"keys", "delete", "key_default", "-n", "prod"}, codeNotFound, "", nil},
 		{[]string{"keys", "extend", "key_default", "-n", "prod", "--count", "1"}, codeNotFound, "", nil},

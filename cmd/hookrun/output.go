@@ -125,6 +125,15 @@ func shortDur(d time.Duration) string {
 	return fmt.Sprintf("%dd", d.Round(day)/day)
 }
 
+// plural is one when n is 1, else many, for counts in output: "would
+// replay 1 delivery", "deleted 0 keys".
+func plural[N ~int | ~int64 | ~uint64](n N, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // truncateText shortens s to n runes with an ellipsis.
 func truncateText(s string, n int) string {
 	r := []rune(s)

@@ -228,7 +228,7 @@ func (f *failedReplay) run(ctx context.Context, c *apiClient, w io.Writer, out s
 		case f.dryRun && len(report) > f.max:
 			fmt.Fprintf(w, "would replay %d deliveries, more than --max %d (--dry-run: none replayed)\n", len(report), f.max)
 		case f.dryRun:
-			fmt.Fprintf(w, "would replay %d deliveries (--dry-run: none replayed)\n", len(report))
+			fmt.Fprintf(w, "would replay %d %s (--dry-run: none replayed)\n", len(report), plural(len(report), "delivery", "deliveries"))
 		default:
 			done := 0
 			for _, l := range report {
@@ -236,14 +236,14 @@ func (f *failedReplay) run(ctx context.Context, c *apiClient, w io.Writer, out s
 					done++
 				}
 			}
-			fmt.Fprintf(w, "replayed %d of %d deliveries\n", done, len(report))
+			fmt.Fprintf(w, "replayed %d of %d %s\n", done, len(report), plural(len(report), "delivery", "deliveries"))
 		}
 	}
 	switch {
 	case away != nil:
 		return failErr(codeUnavailable, "the API stopped answering during the replays (listed above): %s; run replay --failed again once it answers", strings.TrimPrefix(away.Error(), "hookrun: "))
 	case len(refused) > 0:
-		return failErr(codeError, "%d of %d replays were refused (listed above)", len(refused), len(report))
+		return failErr(codeError, "%d of %d %s %s refused (listed above)", len(refused), len(report), plural(len(report), "replay", "replays"), plural(len(refused), "was", "were"))
 	}
 	return nil
 }

@@ -19,9 +19,11 @@ const rootHelp = `hookrun turns webhook calls into job runs.
   hookrun runs list|watch [RUN]|cancel RUN
   hookrun replay DELIVERY
   hookrun bench                    load-test the stack beside bare baselines
+  hookrun version                  the CLI's version, Go version and platform
 
 The API is found in HOOKRUN_API_URL (default http://127.0.0.1:8081), its
-token in HOOKRUN_ADMIN_TOKEN.
+token in HOOKRUN_ADMIN_TOKEN; the ingress, for endpoint URLs and send, in
+HOOKRUN_INGRESS_URL (default http://127.0.0.1:8080).
 
 Exit codes: 0 ok, 1 error (also a 500 with the API's or ingress' own error
 code, such as job_not_runnable: sending again fails the same way until the
@@ -44,8 +46,13 @@ func newRoot() *cobra.Command {
 		Long:          rootHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
-	root.AddCommand(newDevCmd(), newProbeCmd())
+	// --version prints the line `hookrun version` does, not cobra's
+	// "hookrun version …"; declared here so that cobra adds no -v.
+	root.Flags().Bool("version", false, "print the version and exit")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(newDevCmd(), newProbeCmd(), newVersionCmd())
 	// Usage errors (unknown command or flag) exit 2, as the help promises.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, msg: err.Error()} })
 	addClientCommands(root)
