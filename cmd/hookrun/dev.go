@@ -243,22 +243,27 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		}
 	}
 	token := keys.ParseTokens(tokens)[0]
-	fmt.Fprintf(out, "Hookrun is running (all-in-one).\n\n")
-	fmt.Fprintf(out, "  ingress     %s\n  keys API    %s\n  dispatcher  %s/metrics\n  executor    %s/metrics\n  nats        %s (embedded, data in %s)\n\n",
+	// The banner goes out in one write: the services log beside it (the
+	// executor picks up the sample job as it is made), and a log line in
+	// the middle split the export line from what follows.
+	var banner strings.Builder
+	fmt.Fprintf(&banner, "Hookrun is running (all-in-one).\n\n")
+	fmt.Fprintf(&banner, "  ingress     %s\n  keys API    %s\n  dispatcher  %s/metrics\n  executor    %s/metrics\n  nats        %s (embedded, data in %s)\n\n",
 		got["ingress"], got["keys"], got["dispatcher"], got["executor"], ns.ClientURL(), o.dataDir)
 	// The export line carries every URL the CLI needs: with only the API's,
 	// hookrun send would post to the default ingress address, not this one.
-	fmt.Fprintf(out, "Admin token: %s\n\n  export HOOKRUN_API_URL=%s HOOKRUN_INGRESS_URL=%s HOOKRUN_ADMIN_TOKEN=%s\n\n", token, got["keys"], got["ingress"], token)
+	fmt.Fprintf(&banner, "Admin token: %s\n\n  export HOOKRUN_API_URL=%s HOOKRUN_INGRESS_URL=%s HOOKRUN_ADMIN_TOKEN=%s\n\n", token, got["keys"], got["ingress"], token)
 	if !o.noSample {
 		path, err := ensureSample(gctx, got["keys"], token)
 		if err != nil {
-			fmt.Fprintf(out, "(could not create the sample job: %v)\n", err)
+			fmt.Fprintf(&banner, "(could not create the sample job: %v)\n", err)
 		} else {
-			fmt.Fprintf(out, "Trigger the sample job:\n\n  curl -sS -X POST %s%s -H 'Content-Type: application/json' -d '{\"message\": \"hello from curl\"}'\n\n", got["ingress"], path)
-			fmt.Fprintf(out, "then, with the export line pasted, see the run (executionId from the answer):\n\n  curl -sS -H \"Authorization: Bearer $HOOKRUN_ADMIN_TOKEN\" %s/v1/runs/<executionId>\n\n", got["keys"])
+			fmt.Fprintf(&banner, "Trigger the sample job:\n\n  curl -sS -X POST %s%s -H 'Content-Type: application/json' -d '{\"message\": \"hello from curl\"}'\n\n", got["ingress"], path)
+			fmt.Fprintf(&banner, "then, with the export line pasted, see the run (executionId from the answer):\n\n  curl -sS -H \"Authorization: Bearer $HOOKRUN_ADMIN_TOKEN\" %s/v1/runs/<executionId>\n\n", got["keys"])
 		}
 	}
-	fmt.Fprintln(out, "Ready. Ctrl-C stops.")
+	fmt.Fprintln(&banner, "Ready. Ctrl-C stops.")
+	_, _ = io.WriteString(out, banner.String())
 	err = g.Wait()
 	if ctx.Err() != nil {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,10 +26,11 @@ func TestDev_ExportLineSetsEveryURLTheCLINeeds(t *testing.T) {
 	t.Setenv("HOOKRUN_LOG_LEVEL", "warn")
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
+	writes := &writeLog{w: pw}
 	done := make(chan error, 1)
 	go func() {
 		done <- runDev(ctx, devOptions{dataDir: t.TempDir(), ingressAddr: "127.0.0.1:0", keysAddr: "127.0.0.1:0",
-			dispatcherAddr: "127.0.0.1:0", executorAddr: "127.0.0.1:0", natsPort: -1}, pw)
+			dispatcherAddr: "127.0.0.1:0", executorAddr: "127.0.0.1:0", natsPort: -1}, writes)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
@@ -81,6 +83,10 @@ wait:
 		for range lines { // keep the pipe flowing
 		}
 	}()
+	// The banner is one write: a service's log line cannot split it.
+	if !writes.oneHolds("Hookrun is running", "export HOOKRUN_API_URL", "Trigger the sample job", "Ready. Ctrl-C stops.") {
+		t.Fatal("the banner was written in pieces")
+	}
 	if ingress == "" || ingress == defaultIngressURL {
 		t.Fatalf("ingress %q: want one on a random port", ingress)
 	}
@@ -200,4 +206,34 @@ func TestDev_NoAdminTokenIsMadeOrRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no admin token in HOOKRUN_ADMIN_TOKENS") {
 		t.Fatalf("HOOKRUN_ADMIN_TOKENS naming no token: %v", err)
 	}
+}
+
+// writeLog passes writes on and keeps each one.
+type writeLog struct {
+	w      io.Writer
+	mu     sync.Mutex
+	writes []string
+}
+
+func (l *writeLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.writes = append(l.writes, string(p))
+	l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// oneHolds reports whether a single write held every one of parts.
+func (l *writeLog) oneHolds(parts ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.writes {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(w, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
