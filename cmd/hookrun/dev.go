@@ -254,7 +254,10 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	// hookrun send would post to the default ingress address, not this one.
 	fmt.Fprintf(&banner, "Admin token: %s\n\n  export HOOKRUN_API_URL=%s HOOKRUN_INGRESS_URL=%s HOOKRUN_ADMIN_TOKEN=%s\n\n", token, got["keys"], got["ingress"], token)
 	if !o.noSample {
-		path, err := ensureSample(gctx, got["keys"], token)
+		// Bounded: the banner, token and URLs included, waits for it.
+		sctx, cancel := context.WithTimeout(gctx, 15*time.Second)
+		path, err := ensureSample(sctx, got["keys"], token)
+		cancel()
 		if err != nil {
 			fmt.Fprintf(&banner, "(could not create the sample job: %v)\n", err)
 		} else {

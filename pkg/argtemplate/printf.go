@@ -119,29 +119,19 @@ func printfArgs(args []any) []any {
 // printfError reports a format that did not suit its arguments: fmt
 // prints %!d(string=x), %!d(MISSING) or %!(EXTRA ...) in the text instead
 // of failing, which would pass for a value. Those printed by the format
-// itself or by a text argument (a delivery may hold "%!") are not errors.
+// itself or by an argument (a delivery may hold "%!", in a text or deep in
+// an object) are not errors: the arguments are formatted again with their
+// "%!" made "%?", and what is left is fmt's. Only a text holding "%!" pays
+// for the second formatting, no more than the first.
 func printfError(format string, args []any, out string) error {
-	n := strings.Count(out, "%!")
-	if n == 0 {
+	if !strings.Contains(out, "%!") {
 		return nil
 	}
-	n -= strings.Count(strings.ReplaceAll(format, "%%", "%"), "%!")
-	for _, a := range args {
-		if s, ok := a.(string); ok {
-			n -= strings.Count(s, "%!")
-		}
+	clean := out
+	if cleaned, changed := withoutPercentBang(args); changed {
+		clean = fmt.Sprintf(format, printfArgs(cleaned)...)
 	}
-	if n > 0 {
-		// A JSON object or list argument may hold "%!" in its values
-		// too ({{ printf "%v" .body }}): what it prints alone is not
-		// fmt's complaint. Only reached when "%!" is left over, so the
-		// second formatting is rare.
-		for _, a := range args {
-			if _, ok := a.(string); !ok {
-				n -= strings.Count(fmt.Sprint(a), "%!")
-			}
-		}
-	}
+	n := strings.Count(clean, "%!") - strings.Count(strings.ReplaceAll(format, "%%", "%"), "%!")
 	if n <= 0 {
 		return nil
 	}
@@ -163,4 +153,62 @@ func printfError(format string, args []any, out string) error {
 		bad = bad[:end+1]
 	}
 	return fmt.Errorf("format %q does not suit its arguments: %s", format, bad)
+}
+
+// withoutPercentBang is args with every "%!" in their texts, object keys
+// and values made "%?", and whether any was.
+func withoutPercentBang(args []any) ([]any, bool) {
+	changed := false
+	var clean func(v any) any
+	clean = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			if strings.Contains(v, "%!") {
+				changed = true
+				return strings.ReplaceAll(v, "%!", "%?")
+			}
+		case jsonObject:
+			o := make(jsonObject, len(v))
+			for k, x := range v {
+				o[clean(k).(string)] = clean(x)
+			}
+			return o
+		case jsonList:
+			l := make(jsonList, len(v))
+			for i, x := range v {
+				l[i] = clean(x)
+			}
+			return l
+		case map[string]any:
+			o := make(map[string]any, len(v))
+			for k, x := range v {
+				o[clean(k).(string)] = clean(x)
+			}
+			return o
+		case []any:
+			l := make([]any, len(v))
+			for i, x := range v {
+				l[i] = clean(x)
+			}
+			return l
+		case map[string]string: // headers and query parameters
+			o := make(map[string]string, len(v))
+			for k, x := range v {
+				o[clean(k).(string)] = clean(x).(string)
+			}
+			return o
+		case []string:
+			l := make([]string, len(v))
+			for i, x := range v {
+				l[i] = clean(x).(string)
+			}
+			return l
+		}
+		return v
+	}
+	out := make([]any, len(args))
+	for i, a := range args {
+		out[i] = clean(a)
+	}
+	return out, changed
 }

@@ -109,8 +109,11 @@ func TestPrintf_AnObjectHoldingPercentBangIsNoError(t *testing.T) {
 			t.Errorf("%s = %q, %v; want %q", value, got, err, want)
 		}
 	}
-	// A real misfit beside such an object is still one.
-	if _, err := resolveOne(t, Arg{Value: `{{ printf "%v %d" .body.m "x" }}`}, d); err == nil || !strings.Contains(err.Error(), "%!d(string=x)") {
-		t.Errorf("misfit beside an object: %v, want an error naming %%!d(string=x)", err)
+	// A real misfit beside such an object is still one, however the
+	// object prints (%T and %x do not print its "%!").
+	for _, value := range []string{`{{ printf "%v %d" .body.m "x" }}`, `{{ printf "%T %d" .body.m "x" }}`, `{{ printf "%x %d" .body.l "x" }}`, `{{ printf "%x %d" "50%!" "x" }}`} {
+		if _, err := resolveOne(t, Arg{Value: value}, d); err == nil || !strings.Contains(err.Error(), "%!d(string=x)") {
+			t.Errorf("%s: %v, want an error naming %%!d(string=x)", value, err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hookrun/hookrun/pkg/resource"
 	"github.com/hookrun/hookrun/pkg/service"
 )
 
@@ -89,8 +90,10 @@ func ConfigFromEnv() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	if pending < 0 {
-		return Config{}, errors.New("HOOKRUN_MAX_PENDING_BYTES: must not be negative (0: no bound)")
+	if pending < 0 || pending > 0 && pending < minPendingBytes {
+		// Below twice the largest body a webhook may take, a large
+		// delivery would be refused whenever others were being stored.
+		return Config{}, fmt.Errorf("HOOKRUN_MAX_PENDING_BYTES: must be 0 (no bound) or at least %d (twice the largest body a webhook may take)", minPendingBytes)
 	}
 	cfg.MaxPendingBytes = int64(pending)
 	if cfg.MaxHeaderBytes, err = service.EnvInt("MAX_HEADER_BYTES", 0); err != nil {
@@ -105,6 +108,9 @@ func ConfigFromEnv() (Config, error) {
 // DefaultMaxPendingBytes is HOOKRUN_MAX_PENDING_BYTES' default: 128
 // deliveries of the default 1 MiB limit, tens of thousands of common ones.
 const DefaultMaxPendingBytes = 128 << 20
+
+// minPendingBytes is the least bound HOOKRUN_MAX_PENDING_BYTES may set.
+const minPendingBytes = 2 * resource.MaxBodyBytes
 
 // handleWithin bounds a delivery's handling once its body is read: a
 // publish whose ack did not come in time is published again (publish.go),

@@ -16,7 +16,7 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	t.Setenv("HOOKRUN_READ_TIMEOUT", "10s")
 	t.Setenv("HOOKRUN_IDLE_TIMEOUT", "1m")
 	t.Setenv("HOOKRUN_MAX_HEADER_BYTES", "16384")
-	t.Setenv("HOOKRUN_MAX_PENDING_BYTES", "1048576")
+	t.Setenv("HOOKRUN_MAX_PENDING_BYTES", "16777216")
 	t.Setenv("HOOKRUN_DEDUP_WINDOW", "90m")
 	t.Setenv("HOOKRUN_TRUST_PROXY", "1")
 	t.Setenv("HOOKRUN_LOG_LEVEL", "WARN")
@@ -27,8 +27,8 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	if !c.TrustProxy || c.LogLevel != "WARN" {
 		t.Fatalf("HOOKRUN_TRUST_PROXY=1 HOOKRUN_LOG_LEVEL=WARN gave trust %v level %q", c.TrustProxy, c.LogLevel)
 	}
-	if c.MaxPendingBytes != 1<<20 {
-		t.Fatalf("pending bytes %d, want the 1048576 of HOOKRUN_MAX_PENDING_BYTES", c.MaxPendingBytes)
+	if c.MaxPendingBytes != 16<<20 {
+		t.Fatalf("pending bytes %d, want the 16777216 of HOOKRUN_MAX_PENDING_BYTES", c.MaxPendingBytes)
 	}
 	if c.DefaultWindow != 90*time.Minute {
 		t.Fatalf("dedup window %s, want the 90m of HOOKRUN_DEDUP_WINDOW", c.DefaultWindow)
@@ -65,4 +65,16 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 			}
 		})
 	}
+	// Under twice the largest body a webhook may take: a large one would
+	// starve beside others.
+	t.Run("HOOKRUN_MAX_PENDING_BYTES under twice the largest body", func(t *testing.T) {
+		t.Setenv("HOOKRUN_MAX_PENDING_BYTES", "1048576")
+		if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "HOOKRUN_MAX_PENDING_BYTES") {
+			t.Fatalf("1 MiB: %v, want an error naming the variable", err)
+		}
+		t.Setenv("HOOKRUN_MAX_PENDING_BYTES", "0")
+		if c, err := ConfigFromEnv(); err != nil || c.MaxPendingBytes != 0 {
+			t.Fatalf("0: %+v, %v; want no bound", c.MaxPendingBytes, err)
+		}
+	})
 }

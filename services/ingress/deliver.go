@@ -136,7 +136,7 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		if isMultipart(ct) {
 			return 0, nil, errUnsupportedMedia
 		}
-		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(strings.TrimSpace(ce), "identity") {
+		if encoded(req.Header) {
 			// A compressed body would be stored, signed-checked and handed
 			// to the job as compressed bytes (and shown as mangled text in
 			// the run's webhook_payload): refused, as no provider we
@@ -351,6 +351,20 @@ func isMultipart(ct string) bool {
 	const prefix = "multipart"
 	ct = strings.TrimLeft(ct, " \t")
 	return len(ct) >= len(prefix) && strings.EqualFold(ct[:len(prefix)], prefix)
+}
+
+// encoded reports whether the request says its body is encoded: any
+// Content-Encoding (on any of its lines, in any of a list's entries) but
+// identity.
+func encoded(h http.Header) bool {
+	for _, line := range h.Values("Content-Encoding") {
+		for _, ce := range strings.Split(line, ",") {
+			if ce = strings.TrimSpace(ce); ce != "" && !strings.EqualFold(ce, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // initialBodyBuffer bounds the buffer a declared Content-Length gets

@@ -228,11 +228,13 @@ func TestDeliver_RefusesCompressedBodies(t *testing.T) {
 			t.Fatalf("Content-Encoding %s: message %q does not say what to change", ce, r.Err.Message)
 		}
 	}
-	for _, ce := range []string{"identity", " Identity "} {
+	// A second Content-Encoding line counts as much as the first.
+	wantError(t, e.post(hookPath(w), gz, "Content-Type", "application/json", "Content-Encoding", "identity", "Content-Encoding", "gzip"), 415, "unsupported_media_type")
+	for _, ce := range []string{"identity", " Identity ", "identity, identity"} {
 		wantAccepted(t, e.post(hookPath(w), `{"a":1}`, "Content-Type", "application/json", "Content-Encoding", ce), 202)
 	}
-	if got := e.storedFor(w); len(got) != 2 {
-		t.Fatalf("%d deliveries stored, want the two uncompressed ones", len(got))
+	if got := e.storedFor(w); len(got) != 3 {
+		t.Fatalf("%d deliveries stored, want the three uncompressed ones", len(got))
 	}
 }
 

@@ -9,8 +9,9 @@ import "sync/atomic"
 // ingress' memory (each body is held twice, as read and encoded) until the
 // kernel kills it. Past the bound a delivery is refused 503 with
 // Retry-After and its body dropped at once; nothing is accepted that is
-// not stored, and the sender retries (as GitHub, Stripe and Svix senders
-// do on a 503). Bodies still arriving are not counted: a sender that
+// not stored. Stripe and Svix senders retry a 503; GitHub does not (its
+// delivery is redelivered by hand), so operators watch
+// hookrun_ingress_overloaded_total. Bodies still arriving are not counted: a sender that
 // declares a large body and trickles it would hold the bound for others;
 // their memory grows with what arrives (readBody) and ReadTimeout ends it.
 type pendingBodies struct {

@@ -3,7 +3,6 @@ package keys
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -655,7 +654,7 @@ func (st *runStream) writeStatus(ev *message.Run) {
 	if st.alive != nil {
 		st.alive()
 	}
-	b, _ := json.Marshal(viewOfRun(ev))
+	b := marshalPlain(viewOfRun(ev))
 	if ev.Kind == message.KindRun && message.Final(ev.Status) && ev.DeliveryID != "" {
 		// The end of the delivery's run: an EventSource reconnecting with
 		// this id gets 204, which stops it (lastEventID, runEvents).
@@ -703,7 +702,7 @@ func (st *runStream) writeOutputNumbered(line string, attempt, n int) {
 	if len(st.sent) > 2*maxSentKept {
 		st.sent = append(st.sent[:0], st.sent[len(st.sent)-maxSentKept:]...)
 	}
-	b, _ := json.Marshal(line)
+	b := marshalPlain(line)
 	if n > 0 && attempt > 0 {
 		if d := cmp.Or(st.delivery, st.only); d != "" {
 			fmt.Fprintf(st.w, "event: output\nid: %d.%d.%s\ndata: %s\n\n", attempt, n, d, b)

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/labstack/echo/v4"
@@ -19,4 +20,16 @@ func (plainJSON) Serialize(c echo.Context, i any, indent string) error {
 		enc.SetIndent("", indent)
 	}
 	return enc.Encode(i)
+}
+
+// marshalPlain is v's JSON as plainJSON writes it, for the run event
+// stream's data lines (nil for what encoding/json cannot encode).
+func marshalPlain(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return nil
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

@@ -20,3 +20,11 @@ func TestAPI_AnswersAreNotHTMLEscaped(t *testing.T) {
 		t.Fatalf("webhook body %s: want the filter as written", got.Body)
 	}
 }
+
+// The run event stream's data lines are not HTML-escaped either.
+func TestMarshalPlain_DoesNotEscapeHTML(t *testing.T) {
+	got := marshalPlain(map[string]string{"webhook_payload": `<a href="x">&</a>`})
+	if string(got) != `{"webhook_payload":"<a href=\"x\">&</a>"}` {
+		t.Fatalf("marshalPlain = %s", got)
+	}
+}

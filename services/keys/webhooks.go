@@ -2,11 +2,11 @@ package keys
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -98,14 +98,12 @@ func (s *Service) putWebhook(c echo.Context) error {
 		}
 	}
 	if err := s.webhooks.put(ctx, key, &w, rev); err != nil {
-		// Nobody has seen the generated key: it goes when the webhook is
-		// surely not stored (a conflict, or too large). After a time-out
-		// it may be, and then the key is its senders' only one; kept
-		// beside a webhook that was not stored, it is owned by the
-		// webhook's config key and goes when the name next enters
-		// API-key auth.
-		var ae *apiError
-		if gen != nil && errors.As(err, &ae) && (ae.Status == http.StatusConflict || ae.Status == http.StatusRequestEntityTooLarge) {
+		// Nobody has seen the generated key (the answer that would show it
+		// is this error): it goes, whatever the write did. Kept after a
+		// time-out that stored the webhook all the same, it would be a
+		// key no sender holds; an operator makes one (hookrun keys
+		// create) for such a webhook.
+		if gen != nil {
 			_, _ = s.apiKeys.del(ctx, gen.ID)
 		}
 		return err
@@ -394,11 +392,16 @@ func (s *Service) deleteWebhook(c echo.Context) error {
 	if !found {
 		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
 	}
+	answer := map[string]any{"deleted": 1}
 	if err := s.deleteKeyIDs(ctx, owned); err != nil {
+		// The webhook is gone: a retry would answer 404. The caller is
+		// told which keys are left, valid for a webhook given this name
+		// later until deleted.
 		s.log.Warn("cannot delete the keys the deleted webhook generated; delete them by hand (hookrun keys list)", "webhook", key, "err", err)
+		answer["warnings"] = []string{fmt.Sprintf("the webhook is deleted, but the API keys it generated could not be (%s): delete them (hookrun keys delete ID), or they work for a webhook given this name later", strings.Join(owned, ", "))}
 	}
 	_ = webhookstatus.Clear(ctx, s.js, ns, name)
-	return c.JSON(http.StatusOK, map[string]any{"deleted": 1})
+	return c.JSON(http.StatusOK, answer)
 }
 
 // deleteOwnedKeys deletes the API keys a webhook's creation generated (but
