@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -622,4 +623,32 @@ func TestAuth_GitHubPingOfAWebhookWhoseJobIsMissing(t *testing.T) {
 	req := signed(e.request("POST", hookPath(w), zen, "Content-Type", "application/json"), "github", zen, "s3cret-for-pings", "ping-2", time.Now())
 	req.Header.Set("X-GitHub-Event", "ping")
 	wantError(t, e.do(req), 500, "job_not_runnable")
+}
+
+// An API key outside the body is checked before the body is read: a wrong
+// one is answered 401 while its body has not come (a sender waiting on
+// Expect: 100-continue uploads nothing), and no body is held for it. A
+// right one still has its body read and stored.
+func TestAuth_AKeyOutsideTheBodyIsCheckedBeforeTheBodyIsRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("early", resource.WebhookSpec{Auth: resource.Auth{APIKey: &resource.APIKeyAuth{In: "header", Name: "X-API-KEY"}}})
+	key := e.apiKey([]string{"early"}, nil, nil)
+
+	never, open := io.Pipe() // a body that never comes
+	t.Cleanup(func() { open.Close() })
+	req := e.request("POST", hookPath(w), io.Reader(never), "X-API-KEY", "hk_nope_"+strings.Repeat("x", 20), "Expect", "100-continue")
+	answered := make(chan reply, 1)
+	go func() { answered <- e.do(req) }()
+	select {
+	case r := <-answered:
+		wantError(t, r, 401, "invalid_credentials")
+	case <-time.After(10 * time.Second):
+		t.Fatal("a wrong key was not answered before its body came")
+	}
+	wantAccepted(t, e.post(hookPath(w), `{"a":1}`, "X-API-KEY", key), 202)
+	if got := e.storedFor(w); len(got) != 1 || string(got[0].Body) != `{"a":1}` {
+		t.Fatalf("stored %d deliveries, want the keyed one with its body", len(got))
+	}
 }

@@ -155,14 +155,6 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 	if ok, wait := in.hasToken(w); !ok {
 		return 0, nil, errRateLimited.retryAfter(wait)
 	}
-	var body []byte
-	if hasBody {
-		var err error
-		if body, err = readBody(req, limit); err != nil {
-			return 0, nil, err
-		}
-	}
-
 	d := &message.Delivery{
 		Schema:      message.SchemaDelivery,
 		ID:          ident.NewDeliveryID(),
@@ -171,17 +163,41 @@ func (in *Ingress) handle(c echo.Context, now time.Time, label *string) (int, an
 		Job:         w.Spec.Job,
 		Method:      req.Method,
 		ContentType: ct,
-		Body:        body,
 		ReceivedAt:  now.UTC(),
 		SourceIP:    c.RealIP(),
 	}
-	cred, err := in.authenticate(c, t, w, d, now)
-	if err != nil {
+	authenticate := func() (credential, error) {
+		cred, err := in.authenticate(c, t, w, d, now)
 		var ae *apiError
-		if errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden) {
+		if err != nil && errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden) {
 			mAuthFailures.WithLabelValues(*label, ae.Code).Inc()
 		}
-		return 0, nil, err
+		return cred, err
+	}
+	// An API key outside the body is checked before the body is read: a
+	// wrong one uploads nothing (Expect: 100-continue is answered 401) and
+	// holds no body. A key in the body, and a signature, need the body.
+	var cred credential
+	early := w.Spec.Auth.APIKey != nil && w.Spec.Auth.APIKey.In != "body"
+	if early {
+		var err error
+		if cred, err = authenticate(); err != nil {
+			return 0, nil, err
+		}
+	}
+	var body []byte
+	if hasBody {
+		var err error
+		if body, err = readBody(req, limit); err != nil {
+			return 0, nil, err
+		}
+	}
+	d.Body = body
+	if !early {
+		var err error
+		if cred, err = authenticate(); err != nil {
+			return 0, nil, err
+		}
 	}
 	// Past authentication the body waits for the publish: bounded in
 	// bytes, so that a JetStream stall does not pile up bodies until the

@@ -238,6 +238,27 @@ func TestDeliver_RefusesCompressedBodies(t *testing.T) {
 	}
 }
 
+// TestDeliver_AnswersAreNotCached: every answer says Cache-Control:
+// no-store (a GET trigger's 200, a 404 of an endpoint that may come back),
+// for a CDN or proxy in front.
+func TestDeliver_AnswersAreNotCached(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.job("report")
+	w := e.webhook("uncached", resource.WebhookSpec{Methods: []string{"GET", "POST"}})
+	for _, r := range []reply{
+		e.post(hookPath(w), `{}`),
+		e.do(e.request("GET", hookPath(w), nil)),
+		e.post("/v1/hooks/ep_"+strings.Repeat("b", 32), `{}`),
+		e.do(e.request("PUT", hookPath(w), nil)),
+		e.post("/elsewhere", `{}`),
+	} {
+		if got := r.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("answer %d: Cache-Control %q, want no-store", r.Status, got)
+		}
+	}
+}
+
 // TestDeliver_RateLimitsWithRetryAfter: over the webhook's token bucket →
 // 429 with a Retry-After that says when a token is back; nothing stored.
 func TestDeliver_RateLimitsWithRetryAfter(t *testing.T) {

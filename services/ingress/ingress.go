@@ -77,6 +77,14 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 			return err
 		},
 	}))
+	// No answer is to be cached: a 200 to a GET trigger, a 404 of an
+	// endpoint that comes back, a 503 (a CDN in front, link unfurlers).
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "no-store")
+			return next(c)
+		}
+	})
 	in.ops = health.MountOn(e, cfg.OpsAddr)
 	health.Add("config", func(context.Context) error {
 		if !in.configLoaded() {
@@ -129,6 +137,7 @@ func (in *Ingress) Handler() http.Handler { return in.echo }
 // answering 503 "shutting down", for a load balancer to take it out.
 func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 	runCtx := ctx
+	srv := in.cfg.server(in.echo)
 	if in.cfg.ShutdownDelay > 0 {
 		var stop context.CancelFunc
 		runCtx, stop = context.WithCancel(context.WithoutCancel(ctx))
@@ -147,6 +156,12 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 				return // a part failed: no delay
 			}
 			draining.Store(true)
+			// Answers say Connection: close from now on: a sender that
+			// keeps its connection (past the load balancer, or behind
+			// one that does not pool) opens a new one, which reaches a
+			// ready instance, rather than having it cut when the delay
+			// ends, maybe under a POST it would not send again.
+			srv.SetKeepAlivesEnabled(false)
 			in.log.Info("stopping: answering not ready, still taking deliveries", "for", in.cfg.ShutdownDelay.String())
 			select {
 			case <-time.After(in.cfg.ShutdownDelay):
@@ -162,10 +177,7 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 	if in.lookups != nil {
 		g.Go(func() error { return in.lookups.run(gctx) })
 	}
-	g.Go(func() error {
-		srv := in.cfg.server(in.echo)
-		return service.Serve(gctx, srv, in.cfg.requestWithin(srv), ready)
-	})
+	g.Go(func() error { return service.Serve(gctx, srv, in.cfg.requestWithin(srv), ready) })
 	g.Go(func() error { return service.ServeOps(gctx, in.cfg.OpsAddr, in.ops, in.log) })
 	err := g.Wait()
 	if ctx.Err() != nil {

@@ -47,7 +47,9 @@ type published struct {
 // an id no write has used before is not one (see handle).
 func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, error) {
 	if !in.js.Conn().IsConnected() {
-		in.log.Warn("publish refused: not connected to NATS", "delivery", d.ID)
+		if n, ok := in.refusals.due(d.Namespace+"/"+d.Webhook, "not_connected"); ok {
+			in.log.Warn("publish refused: not connected to NATS", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "suppressed", n)
+		}
 		return published{}, errUnavailable
 	}
 	buf := getBuffer()
@@ -77,7 +79,9 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 	}
 	ack, err := publishOnce()
 	if errors.Is(err, nats.ErrTimeout) && msgIDSuffix == "" && in.js.Conn().IsConnected() {
-		in.log.Info("no ack in time: publishing the delivery again under the same message id (a write that landed is answered as a duplicate)", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook)
+		if n, ok := in.refusals.due(d.Namespace+"/"+d.Webhook, "publish_retry"); ok {
+			in.log.Info("no ack in time: publishing the delivery again under the same message id (a write that landed is answered as a duplicate)", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "suppressed", n)
+		}
 		mPublishRetries.Inc()
 		ack, err = publishOnce()
 	}
@@ -89,7 +93,9 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 		return published{}, errPayloadTooLarge
 	}
 	if err != nil {
-		in.log.Warn("publish failed: answering 503", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "err", err)
+		if n, ok := in.refusals.due(d.Namespace+"/"+d.Webhook, "publish_failed"); ok {
+			in.log.Warn("publish failed: answering 503", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "err", err, "suppressed", n)
+		}
 		return published{}, errUnavailable
 	}
 	if in.lookups != nil {

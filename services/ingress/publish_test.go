@@ -644,6 +644,30 @@ func TestPublish_FailedPublishesAreTimed(t *testing.T) {
 	}
 }
 
+// While publishes fail alike (JetStream away), the ingress logs one line
+// per webhook and kind every refusalLogEvery, with the count suppressed,
+// not one per delivery.
+func TestPublish_FailuresAreLoggedAFewAtATime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) {
+		c.publishWithin = func(nc *nats.Conn, m *nats.Msg, timeout time.Duration) (*jetstream.PubAck, error) {
+			return nil, nats.ErrTimeout
+		}
+	})
+	e.job("report")
+	w := e.webhook("failing", resource.WebhookSpec{})
+	for range 4 {
+		wantError(t, e.post(hookPath(w), "{}"), 503, "unavailable")
+	}
+	count := func(msg string) int { return strings.Count(e.logs.String(), `"msg":"`+msg) }
+	if n := count("publish failed: answering 503"); n != 1 {
+		t.Fatalf("%d 'publish failed' lines for 4 deliveries, want 1", n)
+	}
+	if n := count("no ack in time"); n != 1 {
+		t.Fatalf("%d 'no ack in time' lines for 4 deliveries, want 1", n)
+	}
+}
+
 // publishesTimed is hookrun_ingress_publish_duration_seconds' count.
 func publishesTimed(t *testing.T) uint64 {
 	t.Helper()

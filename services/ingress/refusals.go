@@ -45,35 +45,45 @@ func newRefusalLog(log *slog.Logger) *refusalLog {
 // refused notes one refusal, and logs it unless one of its webhook and
 // code was logged within refusalLogEvery.
 func (r *refusalLog) refused(webhook string, e *apiError, method, sourceIP string) {
-	now := r.now()
-	k := refusalKey{webhook, e.Code}
-	r.mu.Lock()
-	s, ok := r.seen[k]
-	if ok && now.Sub(s.at) < refusalLogEvery {
-		s.suppressed++
-		r.mu.Unlock()
+	suppressed, ok := r.due(webhook, e.Code)
+	if !ok {
 		return
 	}
-	suppressed := 0
-	if ok {
-		suppressed, s.at, s.suppressed = s.suppressed, now, 0
-	} else {
-		if len(r.seen) >= maxRefusalKeys {
-			for k, s := range r.seen {
-				if now.Sub(s.at) >= refusalLogEvery {
-					delete(r.seen, k)
-				}
-			}
-		}
-		if len(r.seen) < maxRefusalKeys {
-			r.seen[k] = &refusalSeen{at: now}
-		}
-	}
-	r.mu.Unlock()
 	level := slog.LevelInfo
 	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
 		level = slog.LevelWarn
 	}
 	r.log.Log(context.Background(), level, "delivery refused", "webhook", webhook, "status", e.Status, "code", e.Code,
 		"message", e.Message, "method", method, "source_ip", sourceIP, "suppressed", suppressed)
+}
+
+// due reports whether a line of webhook and kind is due (none logged
+// within refusalLogEvery), and how many were suppressed since the last.
+// The publish paths use it too: while JetStream is away every delivery
+// fails alike, thousands a second.
+func (r *refusalLog) due(webhook, kind string) (suppressed int, ok bool) {
+	now := r.now()
+	k := refusalKey{webhook, kind}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, found := r.seen[k]
+	if found && now.Sub(s.at) < refusalLogEvery {
+		s.suppressed++
+		return 0, false
+	}
+	if found {
+		suppressed, s.at, s.suppressed = s.suppressed, now, 0
+		return suppressed, true
+	}
+	if len(r.seen) >= maxRefusalKeys {
+		for k, s := range r.seen {
+			if now.Sub(s.at) >= refusalLogEvery {
+				delete(r.seen, k)
+			}
+		}
+	}
+	if len(r.seen) < maxRefusalKeys {
+		r.seen[k] = &refusalSeen{at: now}
+	}
+	return 0, true
 }

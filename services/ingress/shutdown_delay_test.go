@@ -60,6 +60,12 @@ func TestRun_ShutdownDelayKeepsTakingDeliveriesWhileNotReady(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Errorf("a delivery while stopping: %d, want 202", resp.StatusCode)
 	}
+	// Kept-alive connections are let go while draining: the sender's next
+	// delivery goes over a new one (to a ready instance), not over one
+	// cut when the delay ends.
+	if !resp.Close {
+		t.Error("a delivery while stopping was answered without Connection: close")
+	}
 	select {
 	case err := <-done:
 		if err != nil {
