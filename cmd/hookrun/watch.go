@@ -46,9 +46,10 @@ status change and the job's output lines, and end when the run ends — exit
 0 when it succeeded, 6 when it ended otherwise. A run that does not exist
 yet (a delivery still on its way) is waited for --start-timeout, then exit 3.
 
-Without RUN, poll the newest runs (filtered by --webhook, --job, --status)
-and print a line whenever one appears or changes status, until Ctrl-C or
---timeout.`,
+Without RUN, poll the newest runs (filtered by --webhook, --job, --status):
+print them as they are first (--limit, 20 by default, as kubectl get --watch lists
+before it follows), then a line whenever one appears or changes status,
+until Ctrl-C or --timeout.`,
 		Example: `  hookrun runs watch run_k3x...
   hookrun runs watch --webhook report-github-push`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
