@@ -3,6 +3,7 @@ package ingress
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -21,6 +22,10 @@ type Config struct {
 	// TrustProxy takes the source IP from X-Forwarded-For (X-Real-IP is
 	// not read).
 	TrustProxy bool
+	// TrustedProxies are proxies' addresses trusted beside loopback,
+	// link-local and private ones (HOOKRUN_TRUSTED_PROXIES): a cloud load
+	// balancer on public addresses.
+	TrustedProxies []*net.IPNet
 	// DefaultWindow is the dedup window of webhooks without a profile or an
 	// explicit dedupWindow (HOOKRUN_DEDUP_WINDOW, as the dispatcher's): a
 	// duplicate is answered as one where the dispatcher's claim is looked for.
@@ -61,6 +66,14 @@ func ConfigFromEnv() (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{Common: c, TrustProxy: trust}
+	if v := service.Env("TRUSTED_PROXIES", ""); v != "" {
+		if !trust {
+			return Config{}, errors.New("HOOKRUN_TRUSTED_PROXIES: set HOOKRUN_TRUST_PROXY=true as well (without it X-Forwarded-For is not read)")
+		}
+		if cfg.TrustedProxies, err = parseRanges(v); err != nil {
+			return Config{}, fmt.Errorf("HOOKRUN_TRUSTED_PROXIES: %w", err)
+		}
+	}
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration

@@ -77,4 +77,19 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 			t.Fatalf("0: %+v, %v; want no bound", c.MaxPendingBytes, err)
 		}
 	})
+	t.Run("HOOKRUN_TRUSTED_PROXIES", func(t *testing.T) {
+		t.Setenv("HOOKRUN_TRUSTED_PROXIES", "35.191.0.0/16,130.211.0.0/22")
+		t.Setenv("HOOKRUN_TRUST_PROXY", "")
+		if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "HOOKRUN_TRUST_PROXY") {
+			t.Fatalf("without HOOKRUN_TRUST_PROXY: %v, want an error saying to set it", err)
+		}
+		t.Setenv("HOOKRUN_TRUST_PROXY", "true")
+		if c, err := ConfigFromEnv(); err != nil || len(c.TrustedProxies) != 2 {
+			t.Fatalf("two ranges: %v, %v", c.TrustedProxies, err)
+		}
+		t.Setenv("HOOKRUN_TRUSTED_PROXIES", "35.191.0.0/99")
+		if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "HOOKRUN_TRUSTED_PROXIES") {
+			t.Fatalf("a bad range: %v, want an error naming the variable", err)
+		}
+	})
 }

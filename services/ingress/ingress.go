@@ -67,7 +67,7 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 	}
 	e := service.NewEcho()
 	if cfg.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+		e.IPExtractor = forwardedFor(cfg.TrustedProxies)
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
