@@ -90,6 +90,11 @@ func parseRanges(v string) ([]*net.IPNet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is not an address or CIDR range", s)
 		}
+		if ones, _ := r.Mask.Size(); ones == 0 {
+			// Every address a proxy: the sender's own leftmost entry
+			// would be taken, whatever it wrote.
+			return nil, fmt.Errorf("%q trusts every address: name the proxies' ranges", s)
+		}
 		out = append(out, r)
 	}
 	return out, nil

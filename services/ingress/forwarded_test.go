@@ -43,9 +43,9 @@ func TestForwardedFor_ReadsEntriesWithPortsAndTrustedPublicProxies(t *testing.T)
 			t.Errorf("the request's header became %q", req.Header.Get("X-Forwarded-For"))
 		}
 	}
-	for _, bad := range []string{"35.191.0.0/33", "not-an-ip", "1.2.3.4/x"} {
-		if _, err := parseRanges(bad); err == nil || !strings.Contains(err.Error(), "CIDR") {
-			t.Errorf("parseRanges(%q): %v, want an error", bad, err)
+	for _, bad := range []string{"35.191.0.0/33", "not-an-ip", "1.2.3.4/x", "0.0.0.0/0", "::/0"} {
+		if _, err := parseRanges(bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("parseRanges(%q): %v, want an error naming it", bad, err)
 		}
 	}
 }

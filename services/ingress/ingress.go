@@ -45,6 +45,8 @@ type Ingress struct {
 	ops     *echo.Echo // the OpsAddr listener's routes, nil without one
 
 	pending    pendingBodies // bodies being stored
+	draining   atomic.Bool   // stopping: /readyz answers 503, connections are let go
+	publishLog *refusalLog   // publish failures, logged a few at a time
 	limiters   sync.Map      // config key -> *limiter
 	lastErrors sync.Map      // config key -> recordedError
 }
@@ -62,6 +64,7 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 	}
 	in := &Ingress{cfg: cfg, log: log, js: js, cat: cat, dedup: dd, status: webhookstatus.NewWriter(js), runs: &statusReader{js: js}, health: health, refusals: newRefusalLog(log)}
 	in.pending.max = cfg.MaxPendingBytes
+	in.publishLog = newRefusalLog(log)
 	if dd != nil {
 		in.lookups = newLookupBatcher(dd)
 	}
@@ -79,9 +82,19 @@ func New(cfg Config, js jetstream.JetStream, cat *catalog.Catalog, dd dedup.Stor
 	}))
 	// No answer is to be cached: a 200 to a GET trigger, a 404 of an
 	// endpoint that comes back, a 503 (a CDN in front, link unfurlers).
+	// While draining, answers say Connection: close: a sender (or proxy)
+	// that keeps its connection opens a new one, to a ready instance,
+	// after its answer, rather than having it cut when the delay ends,
+	// maybe under a POST it would not send again. Idle connections are
+	// left alone until then (SetKeepAlivesEnabled(false) would close
+	// them at once, under requests already on their way).
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			c.Response().Header().Set("Cache-Control", "no-store")
+			h := c.Response().Header()
+			h.Set("Cache-Control", "no-store")
+			if in.draining.Load() {
+				h.Set("Connection", "close")
+			}
 			return next(c)
 		}
 	})
@@ -142,9 +155,8 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 		var stop context.CancelFunc
 		runCtx, stop = context.WithCancel(context.WithoutCancel(ctx))
 		defer stop()
-		var draining atomic.Bool
 		in.health.Add("shutdown", func(context.Context) error {
-			if draining.Load() {
+			if in.draining.Load() {
 				return errShuttingDown
 			}
 			return nil
@@ -155,13 +167,7 @@ func (in *Ingress) Run(ctx context.Context, ready func(net.Addr)) error {
 			case <-runCtx.Done():
 				return // a part failed: no delay
 			}
-			draining.Store(true)
-			// Answers say Connection: close from now on: a sender that
-			// keeps its connection (past the load balancer, or behind
-			// one that does not pool) opens a new one, which reaches a
-			// ready instance, rather than having it cut when the delay
-			// ends, maybe under a POST it would not send again.
-			srv.SetKeepAlivesEnabled(false)
+			in.draining.Store(true)
 			in.log.Info("stopping: answering not ready, still taking deliveries", "for", in.cfg.ShutdownDelay.String())
 			select {
 			case <-time.After(in.cfg.ShutdownDelay):

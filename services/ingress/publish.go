@@ -47,7 +47,7 @@ type published struct {
 // an id no write has used before is not one (see handle).
 func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, error) {
 	if !in.js.Conn().IsConnected() {
-		if n, ok := in.refusals.due(d.Namespace+"/"+d.Webhook, "not_connected"); ok {
+		if n, ok := in.publishLog.due(d.Namespace+"/"+d.Webhook, "not_connected"); ok {
 			in.log.Warn("publish refused: not connected to NATS", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "suppressed", n)
 		}
 		return published{}, errUnavailable
@@ -79,7 +79,7 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 	}
 	ack, err := publishOnce()
 	if errors.Is(err, nats.ErrTimeout) && msgIDSuffix == "" && in.js.Conn().IsConnected() {
-		if n, ok := in.refusals.due(d.Namespace+"/"+d.Webhook, "publish_retry"); ok {
+		if n, ok := in.publishLog.due(d.Namespace+"/"+d.Webhook, "publish_retry"); ok {
 			in.log.Info("no ack in time: publishing the delivery again under the same message id (a write that landed is answered as a duplicate)", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "suppressed", n)
 		}
 		mPublishRetries.Inc()
@@ -93,7 +93,7 @@ func (in *Ingress) publish(d *message.Delivery, msgIDSuffix string) (published, 
 		return published{}, errPayloadTooLarge
 	}
 	if err != nil {
-		if n, ok := in.refusals.due(d.Namespace+"/"+d.Webhook, "publish_failed"); ok {
+		if n, ok := in.publishLog.due(d.Namespace+"/"+d.Webhook, "publish_failed"); ok {
 			in.log.Warn("publish failed: answering 503", "delivery", d.ID, "webhook", d.Namespace+"/"+d.Webhook, "err", err, "suppressed", n)
 		}
 		return published{}, errUnavailable

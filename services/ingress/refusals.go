@@ -82,8 +82,19 @@ func (r *refusalLog) due(webhook, kind string) (suppressed int, ok bool) {
 			}
 		}
 	}
-	if len(r.seen) < maxRefusalKeys {
-		r.seen[k] = &refusalSeen{at: now}
+	if len(r.seen) >= maxRefusalKeys {
+		// Full of recent ones: the rest share one line per window,
+		// rather than each getting one (a flood is when it fills).
+		k = refusalKey{"*", "*"}
+		if s, found := r.seen[k]; found {
+			if now.Sub(s.at) < refusalLogEvery {
+				s.suppressed++
+				return 0, false
+			}
+			suppressed, s.at, s.suppressed = s.suppressed, now, 0
+			return suppressed, true
+		}
 	}
+	r.seen[k] = &refusalSeen{at: now}
 	return 0, true
 }

@@ -2,6 +2,9 @@ package ingress
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +66,30 @@ func TestDeliver_RefusalsAreLoggedAFewAtATime(t *testing.T) {
 	lines = refusalLines(t, e)
 	if len(lines) != 3 || lines[2]["suppressed"] != float64(4) {
 		t.Fatalf("after the window: %v", lines)
+	}
+}
+
+// Once the table of recent lines is full, new webhooks and kinds share one
+// line per window instead of each being logged: a flood is when it fills.
+func TestRefusalLog_AFullTableSharesOneLine(t *testing.T) {
+	r := newRefusalLog(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	now := time.Now()
+	r.now = func() time.Time { return now }
+	for i := range maxRefusalKeys {
+		if _, ok := r.due(fmt.Sprint("ns/w", i), "publish_failed"); !ok {
+			t.Fatalf("line %d not due", i)
+		}
+	}
+	if _, ok := r.due("ns/new-1", "publish_failed"); !ok {
+		t.Fatal("the first line past a full table was not logged")
+	}
+	for i := range 5 {
+		if _, ok := r.due(fmt.Sprint("ns/new-x", i), "not_connected"); ok {
+			t.Fatalf("line %d past a full table logged on its own", i)
+		}
+	}
+	now = now.Add(refusalLogEvery) // the table empties of old lines
+	if _, ok := r.due("ns/new-2", "publish_failed"); !ok {
+		t.Fatal("after the window a line was not due")
 	}
 }

@@ -39,7 +39,31 @@ func (s *Service) webhookWarnings(ctx context.Context, w *resource.Webhook, auth
 	if m := callbackWarning(w); m != "" {
 		out = append(out, m)
 	}
+	if w.Spec.Auth.APIKey != nil && !s.someKeyTriggers(ctx, w) {
+		// Its generated key deleted (by hand, or after a store that timed
+		// out): applying it again says "unchanged", and senders get 401.
+		out = append(out, fmt.Sprintf("no API key can trigger this webhook (none valid in namespace %s is scoped to it and unexpired): create one, e.g. hookrun keys create %s-key --webhook %s", w.Metadata.Namespace, w.Metadata.Name, w.Metadata.Name))
+	}
 	return out
+}
+
+// someKeyTriggers reports whether an unexpired API key of w's namespace (or
+// of every namespace) allows w and its job; true when the keys cannot be
+// listed (a warning is best effort).
+func (s *Service) someKeyTriggers(ctx context.Context, w *resource.Webhook) bool {
+	keys, err := s.apiKeys.list(ctx, "")
+	if err != nil {
+		return true
+	}
+	now := s.now()
+	for _, k := range keys {
+		if k.AllowsNamespace(w.Metadata.Namespace) && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt)) &&
+			(len(k.Webhooks) == 0 || slices.Contains(k.Webhooks, w.Metadata.Name)) &&
+			(len(k.Jobs) == 0 || slices.Contains(k.Jobs, w.Spec.Job)) {
+			return true
+		}
+	}
+	return false
 }
 
 // jobWarnings says, for each webhook that triggers job j, what may not

@@ -393,12 +393,13 @@ func (s *Service) deleteWebhook(c echo.Context) error {
 		return notFound(fmt.Sprintf("webhook %s/%s", ns, name))
 	}
 	answer := map[string]any{"deleted": 1}
-	if err := s.deleteKeyIDs(ctx, owned); err != nil {
+	if left, err := s.deleteKeyIDs(ctx, owned); err != nil {
 		// The webhook is gone: a retry would answer 404. The caller is
-		// told which keys are left, valid for a webhook given this name
-		// later until deleted.
+		// told which keys are left: scoped to this name, they would work
+		// for a webhook given it later should its own clean-up of them
+		// (on entering API-key auth) fail too.
 		s.log.Warn("cannot delete the keys the deleted webhook generated; delete them by hand (hookrun keys list)", "webhook", key, "err", err)
-		answer["warnings"] = []string{fmt.Sprintf("the webhook is deleted, but the API keys it generated could not be (%s): delete them (hookrun keys delete ID), or they work for a webhook given this name later", strings.Join(owned, ", "))}
+		answer["warnings"] = []string{fmt.Sprintf("the webhook is deleted, but API keys it generated could not be (%s): delete them (hookrun keys delete ID)", strings.Join(left, ", "))}
 	}
 	_ = webhookstatus.Clear(ctx, s.js, ns, name)
 	return c.JSON(http.StatusOK, answer)
@@ -412,7 +413,8 @@ func (s *Service) deleteOwnedKeys(ctx context.Context, owner, except string) err
 	if err != nil {
 		return err
 	}
-	return s.deleteKeyIDs(ctx, ids)
+	_, err = s.deleteKeyIDs(ctx, ids)
+	return err
 }
 
 // ownedKeys lists the ids of the API keys webhook owner (a config key)
@@ -432,13 +434,14 @@ func (s *Service) ownedKeys(ctx context.Context, owner, except string) ([]string
 }
 
 // deleteKeyIDs deletes the API keys ids; one already gone is no error.
-func (s *Service) deleteKeyIDs(ctx context.Context, ids []string) error {
-	for _, id := range ids {
+// On a failure, left is the ids from the one that failed on.
+func (s *Service) deleteKeyIDs(ctx context.Context, ids []string) (left []string, err error) {
+	for i, id := range ids {
 		if _, err := s.apiKeys.del(ctx, id); err != nil {
-			return err
+			return ids[i:], err
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // rotateEndpoint gives the webhook a new endpoint id; the old URL answers

@@ -423,3 +423,35 @@ func TestWebhooks_AKeyGeneratedForAFailedStoreIsDeleted(t *testing.T) {
 		t.Fatalf("keys after a failed store: %v, want none", keys)
 	}
 }
+
+// An API-key webhook no key can trigger (its generated key deleted) is
+// applied with a warning saying so: applied again it is "unchanged", and
+// its senders get 401 with no other sign.
+func TestWebhooks_AnAPIKeyWebhookNoKeyCanTriggerIsWarnedOf(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(201, "PUT", "/v1/jobs/deploy", jobDoc("deploy", nil))
+	doc := webhookDoc("deploy", map[string]any{"job": "deploy", "auth": map[string]any{"apiKey": map[string]any{}}})
+	created := a.must(201, "PUT", "/v1/webhooks/deploy", doc)
+	warned := func(ans answer) bool {
+		ws, _ := ans.JSON()["warnings"].([]any)
+		for _, w := range ws {
+			if strings.Contains(fmt.Sprint(w), "no API key can trigger this webhook") {
+				return true
+			}
+		}
+		return false
+	}
+	if warned(created) {
+		t.Fatalf("warned at creation, beside its generated key: %s", created.Body)
+	}
+	id, _ := path(created.JSON(), "generatedKey", "id").(string)
+	a.must(200, "DELETE", "/v1/keys/"+id, nil)
+	again := a.must(200, "PUT", "/v1/webhooks/deploy", doc)
+	if again.Result() != ResultUnchanged || !warned(again) {
+		t.Fatalf("applied again without a key: %s %s, want unchanged with the warning", again.Result(), again.Body)
+	}
+	a.must(201, "POST", "/v1/keys", map[string]any{"name": "other", "webhooks": []string{"deploy"}})
+	if warned(a.must(200, "PUT", "/v1/webhooks/deploy", doc)) {
+		t.Fatal("warned with a key scoped to it")
+	}
+}
