@@ -26,6 +26,10 @@ type Config struct {
 	// link-local and private ones (HOOKRUN_TRUSTED_PROXIES): a cloud load
 	// balancer on public addresses.
 	TrustedProxies []*net.IPNet
+	// H2C serves HTTP/2 without TLS beside HTTP/1.1 (HOOKRUN_H2C), for a
+	// proxy that speaks HTTP/2 to its upstreams (Envoy and Istio with
+	// appProtocol http2, Cloud Run's end-to-end HTTP/2).
+	H2C bool
 	// DefaultWindow is the dedup window of webhooks without a profile or an
 	// explicit dedupWindow (HOOKRUN_DEDUP_WINDOW, as the dispatcher's): a
 	// duplicate is answered as one where the dispatcher's claim is looked for.
@@ -65,7 +69,11 @@ func ConfigFromEnv() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Common: c, TrustProxy: trust}
+	h2c, err := service.EnvBool("H2C", false)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{Common: c, TrustProxy: trust, H2C: h2c}
 	if v := service.Env("TRUSTED_PROXIES", ""); v != "" {
 		if !trust {
 			return Config{}, errors.New("HOOKRUN_TRUSTED_PROXIES: set HOOKRUN_TRUST_PROXY=true as well (without it X-Forwarded-For is not read)")
@@ -152,6 +160,12 @@ func (cfg Config) requestWithin(srv *http.Server) time.Duration {
 // the write deadline cut off would tell the sender nothing).
 func (cfg Config) server(h http.Handler) *http.Server {
 	srv := service.HTTPServer(cfg.HTTPAddr, h)
+	if cfg.H2C {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		srv.Protocols = &p
+	}
 	if cfg.ReadHeaderTimeout > 0 {
 		srv.ReadHeaderTimeout = cfg.ReadHeaderTimeout
 	}

@@ -19,12 +19,13 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	t.Setenv("HOOKRUN_MAX_PENDING_BYTES", "16777216")
 	t.Setenv("HOOKRUN_DEDUP_WINDOW", "90m")
 	t.Setenv("HOOKRUN_TRUST_PROXY", "1")
+	t.Setenv("HOOKRUN_H2C", "true")
 	t.Setenv("HOOKRUN_LOG_LEVEL", "WARN")
 	c, err := ConfigFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.TrustProxy || c.LogLevel != "WARN" {
+	if !c.TrustProxy || !c.H2C || c.LogLevel != "WARN" {
 		t.Fatalf("HOOKRUN_TRUST_PROXY=1 HOOKRUN_LOG_LEVEL=WARN gave trust %v level %q", c.TrustProxy, c.LogLevel)
 	}
 	if c.MaxPendingBytes != 16<<20 {
@@ -56,7 +57,7 @@ func TestConfigFromEnv_ReadsServerLimits(t *testing.T) {
 	for v, bad := range map[string]string{
 		"HOOKRUN_PUBLISH_TIMEOUT": "0s", "HOOKRUN_DEDUP_WINDOW": "0", "HOOKRUN_READ_TIMEOUT": "-1s", "HOOKRUN_IDLE_TIMEOUT": "soon", "HOOKRUN_MAX_HEADER_BYTES": "-5", "HOOKRUN_MAX_PENDING_BYTES": "-1",
 		// Typos that would silently leave a setting off (or logging at info).
-		"HOOKRUN_TRUST_PROXY": "yes", "HOOKRUN_PPROF": "on", "HOOKRUN_LOG_LEVEL": "verbose",
+		"HOOKRUN_TRUST_PROXY": "yes", "HOOKRUN_H2C": "on", "HOOKRUN_PPROF": "on", "HOOKRUN_LOG_LEVEL": "verbose",
 	} {
 		t.Run(v, func(t *testing.T) {
 			t.Setenv(v, bad)
