@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 
 	"github.com/labstack/echo/v4"
 )
@@ -14,22 +15,25 @@ import (
 type plainJSON struct{ echo.DefaultJSONSerializer }
 
 func (plainJSON) Serialize(c echo.Context, i any, indent string) error {
-	enc := json.NewEncoder(c.Response())
-	enc.SetEscapeHTML(false)
-	if indent != "" {
-		enc.SetIndent("", indent)
-	}
-	return enc.Encode(i)
+	return encodePlain(c.Response(), i, indent)
 }
 
 // marshalPlain is v's JSON as plainJSON writes it, for the run event
 // stream's data lines (nil for what encoding/json cannot encode).
 func marshalPlain(v any) []byte {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if enc.Encode(v) != nil {
+	if encodePlain(&buf, v, "") != nil {
 		return nil
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// encodePlain writes v's JSON, a line, without HTML escaping.
+func encodePlain(w io.Writer, v any, indent string) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(v)
 }
